@@ -1,0 +1,18 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	commands = append(commands, &cobra.Command{
+		Use:   "version",
+		Short: "Print unipool's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "unipool 0.1.0")
+		},
+	})
+}

@@ -1,0 +1,35 @@
+/* Guest ABI: the boot-info structure the monitor passes in %rdi.
+ * Mirrors internal/abi/abi.go (BootInfo) byte for byte. */
+#ifndef UK_BOOTINFO_H
+#define UK_BOOTINFO_H
+#include <stdint.h>
+
+#define UK_BOOTINFO_MAGIC   0x314c4f4f50494e55ULL /* "UNIPOOL1" */
+#define UK_BOOTINFO_VERSION 1
+#define UK_PORT_COM1        0x3f8
+#define UK_PORT_EXIT        0x501
+#define UK_MONITOR_KVM      1
+#define UK_MONITOR_PROCESS  2
+
+struct uk_bootinfo {
+	uint64_t magic;       /*   0 */
+	uint32_t version;     /*   8 */
+	uint32_t flags;       /*  12 */
+	uint64_t cmdline;     /*  16: NUL-terminated command line */
+	uint64_t cmdline_len; /*  24 */
+	uint64_t heap_start;  /*  32 */
+	uint64_t heap_size;   /*  40 */
+	uint64_t stack_start; /*  48: lowest stack address */
+	uint64_t stack_size;  /*  56 */
+	uint64_t instance_id; /*  64 */
+	uint64_t seed;        /*  72 */
+	uint64_t tsc_khz;     /*  80: 0 if unknown */
+	uint64_t monitor;     /*  88: UK_MONITOR_* */
+	uint64_t tls_image;   /*  96: PT_TLS init image, 0 if none */
+	uint64_t tls_filesz;  /* 104 */
+	uint64_t tls_memsz;   /* 112 */
+	uint64_t tls_align;   /* 120 */
+};                        /* 128 bytes */
+
+_Static_assert(sizeof(struct uk_bootinfo) == 128, "bootinfo layout");
+#endif

@@ -1,0 +1,97 @@
+// Package abi holds the guest ABI shared by the guest (guest/plat), the
+// toolchain and both monitors: fixed guest addresses, I/O ports and the
+// boot-info structure. guest/plat/include/uk/bootinfo.h mirrors BootInfo
+// byte for byte; change both together.
+package abi
+
+import (
+	"encoding/binary"
+)
+
+// I/O ports the guest writes to. Both monitors trap them.
+const (
+	// PortCOM1 receives console bytes (outb).
+	PortCOM1 = 0x3f8
+	// PortExit ends the guest: the value written (outl, or outb) is the exit code.
+	// QEMU's isa-debug-exit uses the same port.
+	PortExit = 0x501
+)
+
+// Guest virtual address layout. Monitors and the linker agree on these.
+const (
+	// PackedBase is where ld's default script puts packed/dce images.
+	// Packed images must fit below AppRegionBase.
+	PackedBase = 0x0040_0000
+	// AppRegionBase is the region of an aligned image's own code (its app):
+	// every image puts its app here, because no other image shares it, so it
+	// needs no slot in the global library map.
+	AppRegionBase = 0x1000_0000
+	// PrivateBase is the start of per-instance guest memory: the boot-info
+	// page, then the stack, then the heap.
+	PrivateBase = 0x2000_0000
+	// MapBase is the first address the global library map hands out.
+	MapBase = 0x4000_0000
+	// MapLimit bounds the library map (the map refuses to grow past it).
+	MapLimit = 0x1_0000_0000
+	// ASLRBase and ASLRSize bound the window where --aslr places library
+	// regions (page granular: 2^24 page slots, 24 bits of entropy).
+	ASLRBase = 0x1_0000_0000
+	ASLRSize = 0x10_0000_0000
+	// PageSize is the only page size unipool uses for layout.
+	PageSize = 0x1000
+	// DefaultStackSize is the guest stack the monitors give.
+	DefaultStackSize = 256 << 10
+)
+
+// BootInfoMagic is "UNIPOOL1" read as a little-endian uint64.
+const BootInfoMagic = 0x314c4f4f50494e55
+
+// BootInfoVersion is the layout version of BootInfo.
+const BootInfoVersion = 1
+
+// Monitor identifies who started the guest (BootInfo.Monitor).
+const (
+	MonitorKVM     = 1
+	MonitorProcess = 2
+)
+
+// BootInfo is what the monitor hands the guest in %rdi at entry. All
+// addresses are guest virtual addresses. The struct is 8-byte aligned and
+// little-endian; see guest/plat/include/uk/bootinfo.h.
+type BootInfo struct {
+	Magic      uint64 // BootInfoMagic
+	Version    uint32 // BootInfoVersion
+	Flags      uint32 // reserved, 0
+	Cmdline    uint64 // address of the NUL-terminated command line
+	CmdlineLen uint64 // its length without the NUL
+	HeapStart  uint64
+	HeapSize   uint64
+	StackStart uint64 // lowest address of the stack
+	StackSize  uint64
+	InstanceID uint64
+	Seed       uint64 // per-instance random seed (ukrand seeds from it)
+	TSCKHz     uint64 // TSC frequency in kHz, 0 if unknown
+	Monitor    uint64 // MonitorKVM or MonitorProcess
+	TLSImage   uint64 // address of the PT_TLS initialisation image, 0 if none
+	TLSFileSz  uint64
+	TLSMemSz   uint64
+	TLSAlign   uint64
+}
+
+// BootInfoSize is the encoded size of BootInfo.
+const BootInfoSize = 128
+
+// Marshal encodes b in the guest's layout.
+func (b *BootInfo) Marshal() []byte {
+	out := make([]byte, 0, BootInfoSize)
+	le := binary.LittleEndian
+	out = le.AppendUint64(out, b.Magic)
+	out = le.AppendUint32(out, b.Version)
+	out = le.AppendUint32(out, b.Flags)
+	for _, v := range []uint64{b.Cmdline, b.CmdlineLen, b.HeapStart, b.HeapSize,
+		b.StackStart, b.StackSize, b.InstanceID, b.Seed, b.TSCKHz, b.Monitor,
+		b.TLSImage, b.TLSFileSz, b.TLSMemSz, b.TLSAlign} {
+		out = le.AppendUint64(out, v)
+	}
+	return out
+}

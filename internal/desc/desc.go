@@ -1,0 +1,161 @@
+// Package desc defines the unikernel description: what an aligned image
+// carries in its ".unipool" section (written by the linker) and, with blob
+// digests filled in, the config blob of a pooled unikernel (written by the
+// pool, read by the monitors). It is the one contract between the
+// toolchain, the pool and the monitors.
+//
+// A library region is laid out as
+//
+//	Region.Start                                   tramp table  (private, per instance)
+//	Region.Start+TrampSize                         shared part  (code + rodata: one pool blob)
+//	Region.Start+TrampSize+SharedSize              private part (data + bss)
+//
+// Every address a loader must compute is an Addr: an offset from the start
+// of some library's region, so a loader that moves regions (ASLR) only needs
+// each region's base.
+package desc
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Media types of the pool (an OCI image layout).
+const (
+	ArtifactType     = "application/vnd.unipool.unikernel.v1"
+	MediaTypeConfig  = "application/vnd.unipool.unikernel.config.v1+json"
+	MediaTypeShared  = "application/vnd.unipool.library.shared.v1"
+	MediaTypePrivate = "application/vnd.unipool.image.private.v1"
+	SectionName      = ".unipool" // the image section holding a Config
+	SchemaVersion    = 1
+	ProtRX           = "r-x"
+	ProtR            = "r--"
+	ProtRW           = "rw-"
+)
+
+// Config describes one unikernel.
+type Config struct {
+	SchemaVersion int       `json:"schema_version"`
+	Name          string    `json:"name,omitempty"`    // set by the pool
+	Layout        string    `json:"layout"`            // "aligned"
+	Cmdline       string    `json:"cmdline,omitempty"` // default command line
+	MemSize       uint64    `json:"mem_size"`          // default guest heap+stack bytes
+	Entry         Addr      `json:"entry"`
+	TLS           *TLS      `json:"tls,omitempty"`
+	Libraries     []Library `json:"libraries"`
+	// Private is the image's private blob: every library's tramp table
+	// (pre-filled for the map's addresses) and initialised data. Set by the pool.
+	Private *BlobRef `json:"private,omitempty"`
+	// Image names the image file the description was made from (pool only).
+	Image *BlobRef `json:"image,omitempty"`
+}
+
+// Addr is an address relative to the region of library Lib (an index into
+// Config.Libraries).
+type Addr struct {
+	Lib int    `json:"lib"`
+	Off uint64 `json:"off"`
+}
+
+// BlobRef names a content-addressed blob.
+type BlobRef struct {
+	Digest string `json:"digest"` // "sha256:<hex>"
+	Size   int64  `json:"size"`
+}
+
+// Region is a library's address range. Sizes are capacities (page multiples).
+type Region struct {
+	Start       uint64 `json:"start"`
+	TrampSize   uint64 `json:"tramp_size"`
+	SharedSize  uint64 `json:"shared_size"`
+	PrivateSize uint64 `json:"private_size"`
+}
+
+// TrampAddr, SharedAddr and PrivateAddr are the parts' link-time addresses.
+func (r Region) TrampAddr() uint64   { return r.Start }
+func (r Region) SharedAddr() uint64  { return r.Start + r.TrampSize }
+func (r Region) PrivateAddr() uint64 { return r.Start + r.TrampSize + r.SharedSize }
+
+// End is the first address after the region.
+func (r Region) End() uint64 { return r.Start + r.TrampSize + r.SharedSize + r.PrivateSize }
+
+// Library is one library (or the image's app) inside a unikernel.
+type Library struct {
+	Name         string `json:"name"`
+	Version      string `json:"version,omitempty"`
+	Origin       string `json:"origin,omitempty"` // "unipool" or a Debian package
+	ObjectSHA256 string `json:"object_sha256,omitempty"`
+	App          bool   `json:"app,omitempty"` // lives at abi.AppRegionBase, not in the map
+	Region       Region `json:"region"`
+	Tramp        Tramp  `json:"tramp"`
+	Shared       Shared `json:"shared"`
+	Private      Part   `json:"private"`
+	// Relocs are the absolute addresses stored in the private part.
+	Relocs []Reloc `json:"relocs,omitempty"`
+	// NoASLR, when set, says why this library cannot be moved (the loader
+	// then keeps it at Region.Start even under --aslr).
+	NoASLR string `json:"no_aslr,omitempty"`
+}
+
+// Tramp is a library's trampoline table: constant stubs plus 8-byte slots
+// holding absolute addresses that the loader fills per instance.
+type Tramp struct {
+	Size    uint64 `json:"size"`               // used bytes (<= Region.TrampSize)
+	BlobOff uint64 `json:"blob_off,omitempty"` // offset in the private blob (pool only)
+	Slots   []Slot `json:"slots,omitempty"`
+}
+
+// Slot is an 8-byte absolute address at Off in the tramp table.
+type Slot struct {
+	Off    uint64 `json:"off"`
+	Target Addr   `json:"target"`
+}
+
+// Shared is the code + read-only data part: one pool blob, mapped read-only.
+type Shared struct {
+	Size     uint64    `json:"size"`             // page multiple; 0 if the library has none
+	Digest   string    `json:"digest,omitempty"` // pool only
+	Segments []Segment `json:"segments,omitempty"`
+}
+
+// Segment is a page-aligned piece of a part with one protection.
+type Segment struct {
+	Off  uint64 `json:"off"` // from the part's start
+	Size uint64 `json:"size"`
+	Prot string `json:"prot"` // ProtRX, ProtR, ProtRW
+}
+
+// Part is the private data + bss part.
+type Part struct {
+	FileSize uint64 `json:"file_size"`          // initialised bytes
+	MemSize  uint64 `json:"mem_size"`           // with bss, page multiple
+	BlobOff  uint64 `json:"blob_off,omitempty"` // offset in the private blob (pool only)
+}
+
+// Reloc stores Target's absolute address (8 bytes, little-endian) at Off
+// from the start of the library's private part.
+type Reloc struct {
+	Off    uint64 `json:"off"`
+	Target Addr   `json:"target"`
+}
+
+// TLS is the PT_TLS template: the guest copies it per instance (boot info).
+type TLS struct {
+	Image    Addr   `json:"image"`
+	FileSize uint64 `json:"file_size"`
+	MemSize  uint64 `json:"mem_size"`
+	Align    uint64 `json:"align"`
+}
+
+// Parse decodes and validates a Config. Errors say what is wrong; callers
+// add the file name.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("description: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

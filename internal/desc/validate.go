@@ -1,0 +1,76 @@
+package desc
+
+import "fmt"
+
+const pageMask = 0xfff
+
+// Validate checks the invariants a loader relies on: page-aligned regions
+// that do not overlap, parts that fit their capacities, and addresses that
+// name an existing library and fall inside its region.
+func (c *Config) Validate() error {
+	if c.SchemaVersion != SchemaVersion {
+		return fmt.Errorf("description: schema_version %d, want %d", c.SchemaVersion, SchemaVersion)
+	}
+	if len(c.Libraries) == 0 {
+		return fmt.Errorf("description: no libraries")
+	}
+	for i, l := range c.Libraries {
+		r := l.Region
+		if r.Start&pageMask != 0 || r.TrampSize&pageMask != 0 || r.SharedSize&pageMask != 0 || r.PrivateSize&pageMask != 0 {
+			return fmt.Errorf("description: library %q: region not page-aligned", l.Name)
+		}
+		if r.End() < r.Start {
+			return fmt.Errorf("description: library %q: region wraps", l.Name)
+		}
+		if l.Tramp.Size > r.TrampSize || l.Shared.Size > r.SharedSize || l.Private.MemSize > r.PrivateSize || l.Private.FileSize > l.Private.MemSize {
+			return fmt.Errorf("description: library %q: a part exceeds its region", l.Name)
+		}
+		for j := 0; j < i; j++ {
+			o := c.Libraries[j].Region
+			if r.Start < o.End() && o.Start < r.End() {
+				return fmt.Errorf("description: libraries %q and %q overlap", c.Libraries[j].Name, l.Name)
+			}
+		}
+		for _, s := range l.Shared.Segments {
+			if s.Off&pageMask != 0 || s.Off+s.Size > l.Shared.Size || s.Off+s.Size < s.Off {
+				return fmt.Errorf("description: library %q: bad shared segment", l.Name)
+			}
+		}
+		for _, s := range l.Tramp.Slots {
+			if s.Off+8 > l.Tramp.Size || s.Off+8 < s.Off {
+				return fmt.Errorf("description: library %q: tramp slot at %#x outside table", l.Name, s.Off)
+			}
+			if err := c.checkAddr(s.Target); err != nil {
+				return fmt.Errorf("description: library %q: slot: %w", l.Name, err)
+			}
+		}
+		for _, rl := range l.Relocs {
+			if rl.Off+8 > l.Private.MemSize || rl.Off+8 < rl.Off {
+				return fmt.Errorf("description: library %q: reloc at %#x outside private part", l.Name, rl.Off)
+			}
+			if err := c.checkAddr(rl.Target); err != nil {
+				return fmt.Errorf("description: library %q: reloc: %w", l.Name, err)
+			}
+		}
+	}
+	if err := c.checkAddr(c.Entry); err != nil {
+		return fmt.Errorf("description: entry: %w", err)
+	}
+	if c.TLS != nil {
+		if err := c.checkAddr(c.TLS.Image); err != nil {
+			return fmt.Errorf("description: tls: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkAddr(a Addr) error {
+	if a.Lib < 0 || a.Lib >= len(c.Libraries) {
+		return fmt.Errorf("library index %d out of range", a.Lib)
+	}
+	r := c.Libraries[a.Lib].Region
+	if a.Off > r.End()-r.Start {
+		return fmt.Errorf("offset %#x outside library %q", a.Off, c.Libraries[a.Lib].Name)
+	}
+	return nil
+}
