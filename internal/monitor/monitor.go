@@ -1,0 +1,91 @@
+// Package monitor is what `unipool run` asks of a monitor: start instances
+// of pooled unikernels (or plain images) and report on each. The process
+// and kvm monitors implement it in their own packages and register here.
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// Load modes.
+const (
+	LoadShared = "shared" // map pool blobs read-only, shared (the product)
+	LoadNaive  = "naive"  // copy every blob into private memory (the baseline)
+)
+
+// Unikernel is one thing to run: a pooled description whose blobs are files
+// (BlobPath), or, when Image is set, a plain ELF image loaded naively
+// segment by segment (packed/dce baselines).
+type Unikernel struct {
+	Name   string
+	Config *desc.Config
+	// BlobPath returns the file of a blob digest ("sha256:..."); the monitor
+	// maps it. Verified by the caller before the monitor sees it.
+	BlobPath func(digest string) string
+	// Image is the path of a plain ELF image (instead of Config).
+	Image   string
+	Cmdline string // the guest's command line
+}
+
+// Options are run's flags.
+type Options struct {
+	N       int           // instances per unikernel
+	MemSize uint64        // guest heap+stack bytes (0: the description's)
+	Timeout time.Duration // kill an instance running longer (0: none)
+	Hold    time.Duration // keep instances resident this long after they finish
+	Load    string        // LoadShared or LoadNaive
+	KSM     bool          // madvise(MADV_MERGEABLE) private/naive memory
+	ASLR    bool          // random region base per library per instance
+	Seed    uint64        // base of per-instance seeds (0: random)
+	// Resident, if set, is called once every instance has finished and is
+	// being held (Hold > 0), with the PIDs that hold their memory; the bench
+	// measures then. Returning ends the hold early.
+	Resident func(pids []int)
+}
+
+// Result is one instance's report (run --json prints a list of these).
+type Result struct {
+	Unikernel string            `json:"unikernel"`
+	Instance  int               `json:"instance"`
+	ExitCode  int               `json:"exit_code"`
+	Output    string            `json:"output"`
+	LoadTime  time.Duration     `json:"load_time_ns"`
+	RunTime   time.Duration     `json:"run_time_ns"`
+	Bases     map[string]uint64 `json:"bases,omitempty"` // library name -> region base
+	PID       int               `json:"pid,omitempty"`
+	Error     string            `json:"error,omitempty"` // fault, timeout, ...
+}
+
+// Monitor runs unikernels.
+type Monitor interface {
+	Run(ctx context.Context, uks []Unikernel, opt Options) ([]Result, error)
+}
+
+var registry = map[string]func() (Monitor, error){}
+
+// Register makes a monitor available to `run --monitor NAME`.
+func Register(name string, open func() (Monitor, error)) { registry[name] = open }
+
+// Open returns the named monitor.
+func Open(name string) (Monitor, error) {
+	open, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown monitor %q (have %v)", name, Names())
+	}
+	return open()
+}
+
+// Names lists the registered monitors.
+func Names() []string {
+	var n []string
+	for k := range registry {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
