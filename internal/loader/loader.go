@@ -1,0 +1,418 @@
+// Package loader turns a unikernel (a pooled description, or a plain ELF
+// image) into the memory layout of one instance: which guest addresses map
+// which pool blob, which hold private copies, where the tramp tables and
+// relocations land under the chosen region bases, and the boot info. Both
+// monitors make exactly these mappings, so one image runs the same on both.
+package loader
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// Protections, with Linux's PROT_* values.
+const (
+	ProtRead  = 1
+	ProtWrite = 2
+	ProtExec  = 4
+)
+
+// Parts of a mapping, for fault reports and measurements.
+const (
+	PartTramp    = "tramp"
+	PartShared   = "shared"
+	PartPrivate  = "private"
+	PartBootInfo = "bootinfo"
+	PartStack    = "stack"
+	PartHeap     = "heap"
+	PartImage    = "image" // a segment of a plain ELF image
+)
+
+// DefaultMemSize is the guest heap + stack when neither the description
+// nor the caller names one.
+const DefaultMemSize = 8 << 20
+
+// Mapping is one page-aligned range of guest memory.
+type Mapping struct {
+	Addr uint64
+	Size uint64 // page multiple
+	Prot int
+	// File, when set, is a pool blob mapped read-only and shared at Offset.
+	// Digest names it, so a monitor can map each blob once per process.
+	File   string
+	Digest string
+	Offset uint64
+	// Data is copied to Addr when File is empty; the rest up to Size is zero.
+	Data []byte
+	// Library and Part say what the range holds.
+	Library string
+	Part    string
+}
+
+// Layout is one instance's memory and entry state.
+type Layout struct {
+	Mappings []Mapping // sorted by Addr, non-overlapping
+	Entry    uint64
+	StackTop uint64
+	BootInfo uint64            // address of struct uk_bootinfo (%rdi)
+	Bases    map[string]uint64 // region base per library (descriptions only)
+}
+
+// Options choose how an instance is laid out.
+type Options struct {
+	MemSize    uint64 // heap + stack; 0: the description's, else DefaultMemSize
+	Load       string // monitor.LoadShared or monitor.LoadNaive
+	ASLR       bool
+	Rand       *rand.Rand // source of ASLR bases; nil: a fresh random one
+	InstanceID uint64
+	Seed       uint64
+	Monitor    uint64 // abi.MonitorKVM or abi.MonitorProcess
+	TSCKHz     uint64
+	Cmdline    string
+}
+
+// Prepared is a unikernel whose files have been read once, so that planning
+// many instances costs no I/O.
+type Prepared struct {
+	u       monitor.Unikernel
+	cfg     *desc.Config
+	private []byte            // the private blob
+	blobs   map[string][]byte // shared blob contents, for naive loading only
+	image   *plainImage
+}
+
+// Prepare reads what every instance of u needs. Shared blobs are only read
+// when naive is true (naive loading copies them).
+func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
+	p := &Prepared{u: u, blobs: map[string][]byte{}}
+	if u.Image != "" {
+		img, err := readPlainImage(u.Image)
+		if err != nil {
+			return nil, err
+		}
+		p.image = img
+		return p, nil
+	}
+	if u.Config == nil {
+		return nil, fmt.Errorf("unikernel %q: no description and no image", u.Name)
+	}
+	if err := u.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("unikernel %q: %w", u.Name, err)
+	}
+	p.cfg = u.Config
+	if u.Config.Private != nil {
+		data, err := os.ReadFile(u.BlobPath(u.Config.Private.Digest))
+		if err != nil {
+			return nil, fmt.Errorf("unikernel %q: private blob: %w", u.Name, err)
+		}
+		p.private = data
+	}
+	for _, l := range u.Config.Libraries {
+		if l.Shared.Size == 0 {
+			continue
+		}
+		if l.Shared.Digest == "" {
+			return nil, fmt.Errorf("unikernel %q: library %q: shared part has no blob", u.Name, l.Name)
+		}
+		path := u.BlobPath(l.Shared.Digest)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("unikernel %q: library %q: %w", u.Name, l.Name, err)
+		}
+		if uint64(fi.Size()) < l.Shared.Size {
+			return nil, fmt.Errorf("unikernel %q: library %q: blob %s is %d bytes, description says %d",
+				u.Name, l.Name, path, fi.Size(), l.Shared.Size)
+		}
+		if naive {
+			if _, ok := p.blobs[l.Shared.Digest]; !ok {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return nil, fmt.Errorf("unikernel %q: library %q: %w", u.Name, l.Name, err)
+				}
+				p.blobs[l.Shared.Digest] = data
+			}
+		}
+	}
+	return p, nil
+}
+
+// Plan lays out one instance of u (Prepare + Plan in one step).
+func Plan(u monitor.Unikernel, opt Options) (*Layout, error) {
+	p, err := Prepare(u, opt.Load == monitor.LoadNaive)
+	if err != nil {
+		return nil, err
+	}
+	return p.Plan(opt)
+}
+
+// Plan lays out one instance.
+func (p *Prepared) Plan(opt Options) (*Layout, error) {
+	if opt.Load == "" {
+		opt.Load = monitor.LoadShared
+	}
+	if opt.Load != monitor.LoadShared && opt.Load != monitor.LoadNaive {
+		return nil, fmt.Errorf("unknown load mode %q (want %s or %s)", opt.Load, monitor.LoadShared, monitor.LoadNaive)
+	}
+	if opt.Cmdline == "" {
+		opt.Cmdline = p.u.Cmdline
+	}
+	if p.image != nil {
+		return p.planImage(opt)
+	}
+	if opt.Cmdline == "" {
+		opt.Cmdline = p.cfg.Cmdline
+	}
+	if opt.MemSize == 0 {
+		opt.MemSize = p.cfg.MemSize
+	}
+	bases, err := p.bases(opt)
+	if err != nil {
+		return nil, err
+	}
+	lay := &Layout{Bases: map[string]uint64{}}
+	addr := func(a desc.Addr) uint64 { return bases[a.Lib] + a.Off }
+	for i, l := range p.cfg.Libraries {
+		base := bases[i]
+		lay.Bases[l.Name] = base
+		r := l.Region
+		if l.Tramp.Size > 0 {
+			table, err := p.slice(l.Tramp.BlobOff, l.Tramp.Size, l.Name, "tramp table")
+			if err != nil {
+				return nil, err
+			}
+			table = append([]byte(nil), table...)
+			for _, s := range l.Tramp.Slots {
+				binary.LittleEndian.PutUint64(table[s.Off:], addr(s.Target))
+			}
+			lay.Mappings = append(lay.Mappings, Mapping{Addr: base, Size: pageUp(l.Tramp.Size),
+				Prot: ProtRead | ProtExec, Data: table, Library: l.Name, Part: PartTramp})
+		}
+		if l.Shared.Size > 0 {
+			shared := base + r.TrampSize
+			segs := l.Shared.Segments
+			if len(segs) == 0 {
+				segs = []desc.Segment{{Off: 0, Size: l.Shared.Size, Prot: desc.ProtRX}}
+			}
+			for _, s := range segs {
+				m := Mapping{Addr: shared + s.Off, Size: pageUp(s.Size), Prot: parseProt(s.Prot),
+					Library: l.Name, Part: PartShared, Digest: l.Shared.Digest}
+				if m.Prot&ProtWrite != 0 {
+					return nil, fmt.Errorf("unikernel %q: library %q: writable shared segment", p.u.Name, l.Name)
+				}
+				if opt.Load == monitor.LoadNaive {
+					blob := p.blobs[l.Shared.Digest]
+					m.Data = blob[s.Off:min(uint64(len(blob)), s.Off+s.Size)]
+				} else {
+					m.File = p.u.BlobPath(l.Shared.Digest)
+					m.Offset = s.Off
+				}
+				lay.Mappings = append(lay.Mappings, m)
+			}
+		}
+		if l.Private.MemSize > 0 {
+			init, err := p.slice(l.Private.BlobOff, l.Private.FileSize, l.Name, "private part")
+			if err != nil {
+				return nil, err
+			}
+			data := make([]byte, l.Private.FileSize, max(l.Private.FileSize, 8))
+			copy(data, init)
+			for _, rl := range l.Relocs {
+				if rl.Off+8 > uint64(len(data)) {
+					data = append(data, make([]byte, rl.Off+8-uint64(len(data)))...)
+				}
+				binary.LittleEndian.PutUint64(data[rl.Off:], addr(rl.Target))
+			}
+			lay.Mappings = append(lay.Mappings, Mapping{Addr: base + r.TrampSize + r.SharedSize,
+				Size: pageUp(l.Private.MemSize), Prot: ProtRead | ProtWrite, Data: data,
+				Library: l.Name, Part: PartPrivate})
+		}
+	}
+	lay.Entry = addr(p.cfg.Entry)
+	bi := abi.BootInfo{}
+	if t := p.cfg.TLS; t != nil {
+		bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = addr(t.Image), t.FileSize, t.MemSize, t.Align
+	}
+	if err := lay.addPrivateMemory(bi, opt); err != nil {
+		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+	}
+	if err := lay.check(); err != nil {
+		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+	}
+	return lay, nil
+}
+
+func (p *Prepared) slice(off, n uint64, lib, what string) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	if off+n < off || off+n > uint64(len(p.private)) {
+		return nil, fmt.Errorf("unikernel %q: library %q: %s [%#x,+%#x) outside the private blob (%d bytes)",
+			p.u.Name, lib, what, off, n, len(p.private))
+	}
+	return p.private[off : off+n], nil
+}
+
+// bases picks each library's region base: the map's address, or under ASLR
+// a random page in the ASLR window that overlaps no other region.
+func (p *Prepared) bases(opt Options) ([]uint64, error) {
+	libs := p.cfg.Libraries
+	b := make([]uint64, len(libs))
+	for i, l := range libs {
+		b[i] = l.Region.Start
+	}
+	if !opt.ASLR {
+		return b, nil
+	}
+	rng := opt.Rand
+	if rng == nil {
+		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	type span struct{ lo, hi uint64 }
+	var taken []span
+	for i, l := range libs {
+		if l.NoASLR != "" {
+			taken = append(taken, span{l.Region.Start, l.Region.End()})
+		}
+		_ = i
+	}
+	const slots = abi.ASLRSize / abi.PageSize
+	for i, l := range libs {
+		if l.NoASLR != "" {
+			continue
+		}
+		size := l.Region.End() - l.Region.Start
+		for try := 0; ; try++ {
+			if try == 1000 {
+				return nil, fmt.Errorf("unikernel %q: no room for library %q in the ASLR window", p.u.Name, l.Name)
+			}
+			lo := abi.ASLRBase + rng.Uint64N(slots)*abi.PageSize
+			hi := lo + size
+			if hi > abi.ASLRBase+abi.ASLRSize {
+				continue
+			}
+			free := true
+			for _, t := range taken {
+				if lo < t.hi && t.lo < hi {
+					free = false
+					break
+				}
+			}
+			if free {
+				b[i] = lo
+				taken = append(taken, span{lo, hi})
+				break
+			}
+		}
+	}
+	return b, nil
+}
+
+// addPrivateMemory lays out the per-instance area at abi.PrivateBase: the
+// boot-info page(s) with the command line, a guard page, the stack, a guard
+// page, the heap.
+func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options) error {
+	mem := opt.MemSize
+	if mem == 0 {
+		mem = DefaultMemSize
+	}
+	stack := uint64(abi.DefaultStackSize)
+	if mem < stack+abi.PageSize*16 {
+		return fmt.Errorf("memory size %d too small (need at least %d)", mem, stack+abi.PageSize*16)
+	}
+	heapSize := pageDown(mem - stack)
+	bootAddr := uint64(abi.PrivateBase)
+	cmdAddr := bootAddr + abi.BootInfoSize
+	bootSize := pageUp(abi.BootInfoSize + uint64(len(opt.Cmdline)) + 1)
+	stackAddr := bootAddr + bootSize + abi.PageSize
+	heapAddr := stackAddr + stack + abi.PageSize
+
+	bi.Magic, bi.Version = abi.BootInfoMagic, abi.BootInfoVersion
+	bi.Cmdline, bi.CmdlineLen = cmdAddr, uint64(len(opt.Cmdline))
+	bi.HeapStart, bi.HeapSize = heapAddr, heapSize
+	bi.StackStart, bi.StackSize = stackAddr, stack
+	bi.InstanceID, bi.Seed, bi.TSCKHz, bi.Monitor = opt.InstanceID, opt.Seed, opt.TSCKHz, opt.Monitor
+	page := append(bi.Marshal(), opt.Cmdline...)
+	page = append(page, 0)
+
+	lay.BootInfo = bootAddr
+	lay.StackTop = stackAddr + stack
+	lay.Mappings = append(lay.Mappings,
+		Mapping{Addr: bootAddr, Size: bootSize, Prot: ProtRead | ProtWrite, Data: page, Part: PartBootInfo},
+		Mapping{Addr: stackAddr, Size: stack, Prot: ProtRead | ProtWrite, Part: PartStack},
+		Mapping{Addr: heapAddr, Size: heapSize, Prot: ProtRead | ProtWrite, Part: PartHeap},
+	)
+	return nil
+}
+
+// check sorts the mappings and refuses overlaps and unaligned ranges, so a
+// monitor can map them blindly.
+func (lay *Layout) check() error {
+	sort.Slice(lay.Mappings, func(i, j int) bool { return lay.Mappings[i].Addr < lay.Mappings[j].Addr })
+	for i, m := range lay.Mappings {
+		if m.Addr%abi.PageSize != 0 || m.Size%abi.PageSize != 0 || m.Size == 0 {
+			return fmt.Errorf("mapping %s/%s at %#x+%#x not page-aligned", m.Library, m.Part, m.Addr, m.Size)
+		}
+		if uint64(len(m.Data)) > m.Size {
+			return fmt.Errorf("mapping %s/%s: %d bytes of data for %d bytes", m.Library, m.Part, len(m.Data), m.Size)
+		}
+		if i > 0 {
+			prev := lay.Mappings[i-1]
+			if prev.Addr+prev.Size > m.Addr {
+				return fmt.Errorf("mappings %s/%s and %s/%s overlap at %#x", prev.Library, prev.Part, m.Library, m.Part, m.Addr)
+			}
+		}
+	}
+	return nil
+}
+
+// Find returns the mapping holding addr, or nil: monitors name the library
+// a fault falls in with it.
+func (lay *Layout) Find(addr uint64) *Mapping {
+	i := sort.Search(len(lay.Mappings), func(i int) bool {
+		m := lay.Mappings[i]
+		return m.Addr+m.Size > addr
+	})
+	if i < len(lay.Mappings) && lay.Mappings[i].Addr <= addr {
+		return &lay.Mappings[i]
+	}
+	return nil
+}
+
+// Describe names what addr falls in, for fault reports.
+func (lay *Layout) Describe(addr uint64) string {
+	m := lay.Find(addr)
+	switch {
+	case m == nil:
+		return "unmapped memory"
+	case m.Library != "":
+		return fmt.Sprintf("library %s, %s part", m.Library, m.Part)
+	default:
+		return m.Part
+	}
+}
+
+func parseProt(s string) int {
+	p := 0
+	if len(s) == 3 {
+		if s[0] == 'r' {
+			p |= ProtRead
+		}
+		if s[1] == 'w' {
+			p |= ProtWrite
+		}
+		if s[2] == 'x' {
+			p |= ProtExec
+		}
+	}
+	return p
+}
+
+func pageUp(n uint64) uint64   { return (n + abi.PageSize - 1) &^ (abi.PageSize - 1) }
+func pageDown(n uint64) uint64 { return n &^ (abi.PageSize - 1) }

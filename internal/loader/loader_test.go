@@ -1,0 +1,196 @@
+package loader
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// testUnikernel builds a two-library description (lib "a" in the map, an
+// app) whose tramp slot and data reloc point at each other.
+func testUnikernel(t *testing.T) monitor.Unikernel {
+	t.Helper()
+	dir := t.TempDir()
+	shared := make([]byte, 2*abi.PageSize)
+	shared[0] = 0xc3
+	private := make([]byte, 3*abi.PageSize)
+	copy(private[abi.PageSize:], "data")
+	os.WriteFile(filepath.Join(dir, "shared"), shared, 0o644)
+	os.WriteFile(filepath.Join(dir, "private"), private, 0o644)
+	reg := func(start uint64) desc.Region {
+		return desc.Region{Start: start, TrampSize: abi.PageSize, SharedSize: 4 * abi.PageSize, PrivateSize: 2 * abi.PageSize}
+	}
+	cfg := &desc.Config{
+		SchemaVersion: desc.SchemaVersion, Layout: "aligned",
+		Entry: desc.Addr{Lib: 0, Off: abi.PageSize},
+		Libraries: []desc.Library{
+			{Name: "a", Region: reg(abi.MapBase),
+				Tramp:   desc.Tramp{Size: 16, BlobOff: 0, Slots: []desc.Slot{{Off: 8, Target: desc.Addr{Lib: 1, Off: abi.PageSize + 0x10}}}},
+				Shared:  desc.Shared{Size: 2 * abi.PageSize, Digest: "sha256:s", Segments: []desc.Segment{{Off: 0, Size: abi.PageSize, Prot: desc.ProtRX}, {Off: abi.PageSize, Size: abi.PageSize, Prot: desc.ProtR}}},
+				Private: desc.Part{FileSize: 4, MemSize: abi.PageSize, BlobOff: abi.PageSize}},
+			{Name: "app", App: true, Region: reg(abi.AppRegionBase),
+				Private: desc.Part{FileSize: 16, MemSize: abi.PageSize, BlobOff: 2 * abi.PageSize},
+				Relocs:  []desc.Reloc{{Off: 8, Target: desc.Addr{Lib: 0, Off: abi.PageSize}}}},
+		},
+		Private: &desc.BlobRef{Digest: "sha256:p", Size: int64(len(private))},
+	}
+	paths := map[string]string{"sha256:s": filepath.Join(dir, "shared"), "sha256:p": filepath.Join(dir, "private")}
+	return monitor.Unikernel{Name: "t", Config: cfg, BlobPath: func(d string) string { return paths[d] }, Cmdline: "hello world"}
+}
+
+func TestSharedLoadMapsBlobFileAndFillsTablesAtMapAddresses(t *testing.T) {
+	lay, err := Plan(testUnikernel(t), Options{Load: monitor.LoadShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lay.Entry != abi.MapBase+abi.PageSize {
+		t.Errorf("entry %#x", lay.Entry)
+	}
+	var files, tramp int
+	for _, m := range lay.Mappings {
+		if m.Part == PartShared {
+			files++
+			if m.File == "" || m.Data != nil || m.Prot&ProtWrite != 0 {
+				t.Errorf("shared mapping %+v not a read-only file mapping", m)
+			}
+		}
+		if m.Part == PartTramp {
+			tramp++
+			if got := binary.LittleEndian.Uint64(m.Data[8:]); got != abi.AppRegionBase+abi.PageSize+0x10 {
+				t.Errorf("slot holds %#x", got)
+			}
+		}
+		if m.Library == "app" && m.Part == PartPrivate {
+			if got := binary.LittleEndian.Uint64(m.Data[8:]); got != abi.MapBase+abi.PageSize {
+				t.Errorf("reloc holds %#x", got)
+			}
+		}
+	}
+	if files != 2 || tramp != 1 {
+		t.Errorf("%d shared mappings, %d tables", files, tramp)
+	}
+	if d := lay.Describe(abi.MapBase + abi.PageSize + 5); d != "library a, shared part" {
+		t.Errorf("Describe: %q", d)
+	}
+}
+
+func TestNaiveLoadCopiesBlobs(t *testing.T) {
+	lay, err := Plan(testUnikernel(t), Options{Load: monitor.LoadNaive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range lay.Mappings {
+		if m.File != "" {
+			t.Fatalf("naive load maps a file: %+v", m)
+		}
+		if m.Part == PartShared && m.Addr == abi.MapBase+abi.PageSize && m.Data[0] != 0xc3 {
+			t.Fatalf("code not copied")
+		}
+	}
+}
+
+func TestASLRGivesEachInstanceOwnBasesAndRefillsSlots(t *testing.T) {
+	p, err := Prepare(testUnikernel(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	a, err := p.Plan(Options{ASLR: true, Rand: rng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Plan(Options{ASLR: true, Rand: rng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Bases["a"] == b.Bases["a"] || a.Bases["app"] == b.Bases["app"] {
+		t.Fatalf("same bases: %v %v", a.Bases, b.Bases)
+	}
+	for _, lay := range []*Layout{a, b} {
+		for name, base := range lay.Bases {
+			if base < abi.ASLRBase || base >= abi.ASLRBase+abi.ASLRSize || base%abi.PageSize != 0 {
+				t.Errorf("%s at %#x outside the window", name, base)
+			}
+		}
+		if lay.Entry != lay.Bases["a"]+abi.PageSize {
+			t.Errorf("entry %#x not relative to a's base %#x", lay.Entry, lay.Bases["a"])
+		}
+		tr := lay.Find(lay.Bases["a"])
+		if got := binary.LittleEndian.Uint64(tr.Data[8:]); got != lay.Bases["app"]+abi.PageSize+0x10 {
+			t.Errorf("slot %#x, app base %#x", got, lay.Bases["app"])
+		}
+	}
+}
+
+func TestBootInfoCarriesCommandLineAndMemory(t *testing.T) {
+	lay, err := Plan(testUnikernel(t), Options{MemSize: 1 << 20, InstanceID: 7, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := lay.Find(lay.BootInfo)
+	le := binary.LittleEndian
+	if le.Uint64(m.Data) != abi.BootInfoMagic || le.Uint64(m.Data[64:]) != 7 || le.Uint64(m.Data[72:]) != 9 {
+		t.Fatalf("boot info header wrong")
+	}
+	cmd := le.Uint64(m.Data[16:]) - lay.BootInfo
+	if string(m.Data[cmd:cmd+11]) != "hello world" || m.Data[cmd+11] != 0 {
+		t.Fatalf("command line wrong")
+	}
+	heap := lay.Find(le.Uint64(m.Data[32:]))
+	if heap == nil || heap.Part != PartHeap || le.Uint64(m.Data[40:])+abi.DefaultStackSize != 1<<20 {
+		t.Fatalf("heap wrong")
+	}
+	if lay.Find(lay.StackTop-8).Part != PartStack {
+		t.Fatalf("stack top not in the stack")
+	}
+}
+
+func TestCorruptDescriptionIsRefused(t *testing.T) {
+	u := testUnikernel(t)
+	u.Config.Libraries[0].Tramp.BlobOff = 1 << 40
+	if _, err := Plan(u, Options{}); err == nil {
+		t.Fatal("tramp table outside the private blob accepted")
+	}
+	u = testUnikernel(t)
+	u.Config.Libraries[1].Region.Start = abi.MapBase
+	if _, err := Plan(u, Options{}); err == nil {
+		t.Fatal("overlapping regions accepted")
+	}
+}
+
+func TestPlainImageSegmentsAreCopied(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.c")
+	os.WriteFile(src, []byte("const char msg[] = \"hi\"; int counter = 5; void _start(void) { for (;;) ; }\n"), 0o644)
+	img := filepath.Join(dir, "img")
+	out, err := exec.Command("gcc", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-O2", "-o", img, src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	lay, err := Plan(monitor.Unikernel{Name: "img", Image: img}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	for _, m := range lay.Mappings {
+		if m.Part == PartImage && m.Addr <= lay.Entry && lay.Entry < m.Addr+m.Size {
+			seen = m.Prot&ProtExec != 0
+		}
+	}
+	if !seen {
+		t.Fatalf("entry %#x not in an executable image mapping", lay.Entry)
+	}
+	if _, err := Plan(monitor.Unikernel{Name: "x", Image: src}, Options{}); err == nil {
+		t.Fatal("a C file accepted as image")
+	}
+}
