@@ -1,0 +1,151 @@
+// Package memstat reads what Linux says a set of processes costs: PSS from
+// /proc/PID/smaps_rollup, the system's MemAvailable, and a task's CPU time.
+// PSS splits every shared page among its sharers, so summing it over a
+// mode's processes gives that mode's physical memory without counting a
+// shared library page twice.
+package memstat
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Rollup is the part of smaps_rollup unipool reports, in bytes.
+type Rollup struct {
+	RSS          uint64
+	PSS          uint64
+	PSSAnon      uint64
+	PSSFile      uint64
+	SharedClean  uint64
+	PrivateDirty uint64
+}
+
+// ReadRollup reads /proc/PID/smaps_rollup.
+func ReadRollup(pid int) (Rollup, error) {
+	path := fmt.Sprintf("/proc/%d/smaps_rollup", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Rollup{}, fmt.Errorf("memstat: %w", err)
+	}
+	return parseRollup(data, path)
+}
+
+func parseRollup(data []byte, path string) (Rollup, error) {
+	var r Rollup
+	fields := map[string]*uint64{
+		"Rss:": &r.RSS, "Pss:": &r.PSS, "Pss_Anon:": &r.PSSAnon, "Pss_File:": &r.PSSFile,
+		"Shared_Clean:": &r.SharedClean, "Private_Dirty:": &r.PrivateDirty,
+	}
+	found := false
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		if p, ok := fields[f[0]]; ok {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return r, fmt.Errorf("memstat: %s: field %s: %w", path, f[0], err)
+			}
+			*p = kb << 10
+			found = found || f[0] == "Pss:"
+		}
+	}
+	if !found {
+		return r, fmt.Errorf("memstat: %s: no Pss line", path)
+	}
+	return r, nil
+}
+
+// SumPSS adds the PSS of pids; processes that have gone are skipped and
+// counted in missing.
+func SumPSS(pids []int) (total uint64, missing int) {
+	for _, pid := range pids {
+		r, err := ReadRollup(pid)
+		if err != nil {
+			missing++
+			continue
+		}
+		total += r.PSS
+	}
+	return total, missing
+}
+
+// MemAvailable returns /proc/meminfo's MemAvailable in bytes. Its drop over
+// a run also holds kernel-side costs (page tables, KVM's structures) that
+// no process's PSS shows.
+func MemAvailable() (uint64, error) {
+	return meminfoField("MemAvailable:")
+}
+
+func meminfoField(name string) (uint64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("memstat: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == name {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("memstat: /proc/meminfo %s: %w", name, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("memstat: /proc/meminfo has no %s", name)
+}
+
+// CPUTime returns the user+system CPU time of a task in clock ticks
+// converted to seconds (USER_HZ is 100 on Linux/x86-64).
+func CPUTime(pid int) (float64, error) {
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("memstat: %w", err)
+	}
+	return parseStatCPU(data, path)
+}
+
+func parseStatCPU(data []byte, path string) (float64, error) {
+	// The command name may hold spaces and parentheses: fields start after
+	// the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("memstat: %s: malformed", path)
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("memstat: %s: too few fields", path)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("memstat: %s: bad utime/stime", path)
+	}
+	return float64(utime+stime) / 100, nil
+}
+
+// FindTask returns the PID of the first task whose comm is name (e.g. "ksmd").
+func FindTask(name string) (int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("memstat: %w", err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.TrimSpace(string(comm)) == name {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("memstat: no task named %q", name)
+}

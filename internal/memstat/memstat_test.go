@@ -1,0 +1,45 @@
+package memstat
+
+import (
+	"os"
+	"testing"
+)
+
+func TestOwnRollupHasPSS(t *testing.T) {
+	r, err := ReadRollup(os.Getpid())
+	if err != nil {
+		t.Skipf("no smaps_rollup here: %v", err)
+	}
+	if r.PSS == 0 || r.RSS < r.PSS {
+		t.Fatalf("implausible rollup %+v", r)
+	}
+}
+
+func TestParseRollupRejectsGarbage(t *testing.T) {
+	if _, err := parseRollup([]byte("hello\n"), "x"); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	r, err := parseRollup([]byte("Rss: 8 kB\nPss: 4 kB\nPss_Anon: 1 kB\n"), "x")
+	if err != nil || r.PSS != 4096 || r.PSSAnon != 1024 {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+func TestStatCPUWithParenthesesInName(t *testing.T) {
+	line := "12 (a) b) S 1 1 1 0 -1 0 0 0 0 0 250 50 0 0 20 0 1 0 1 1 1"
+	s, err := parseStatCPU([]byte(line), "x")
+	if err != nil || s != 3 {
+		t.Fatalf("%v %v", s, err)
+	}
+}
+
+func TestMemAvailableReads(t *testing.T) {
+	if v, err := MemAvailable(); err != nil || v == 0 {
+		t.Fatalf("%v %v", v, err)
+	}
+}
+
+func FuzzParseRollup(f *testing.F) {
+	f.Add([]byte("Rss: 8 kB\nPss: 4 kB\n"))
+	f.Fuzz(func(t *testing.T, data []byte) { parseRollup(data, "fuzz") })
+}
