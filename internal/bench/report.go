@@ -1,0 +1,127 @@
+package bench
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+)
+
+// ModeResult is one mode's outcome in results.json.
+type ModeResult struct {
+	Mode         string            `json:"mode"`
+	Instances    int               `json:"instances"`
+	Failed       int               `json:"failed"` // instances that did not print their expect line
+	FinalBytes   uint64            `json:"final_bytes"`
+	PeakBytes    uint64            `json:"peak_bytes"`
+	FirstBytes   uint64            `json:"first_bytes"`
+	AvailDelta   int64             `json:"avail_delta_bytes"`
+	TimeToStable float64           `json:"time_to_stable_s"`
+	KsmdCPU      float64           `json:"ksmd_cpu_s"`
+	TLBFlushes   map[string]uint64 `json:"tlb_flushes"` // issuer -> count
+	LoadMeanMs   float64           `json:"load_time_mean_ms"`
+	LoadP95Ms    float64           `json:"load_time_p95_ms"`
+	Samples      []Sample          `json:"samples"`
+	FinalKSM     any               `json:"final_ksm,omitempty"`
+}
+
+// Results is results.json.
+type Results struct {
+	Count      int           `json:"count"`
+	Seed       uint64        `json:"seed"`
+	Monitor    string        `json:"monitor"`
+	IdealBytes uint64        `json:"ideal_bytes"`
+	IdealNote  string        `json:"ideal_note"`
+	Modes      []ModeResult  `json:"modes"`
+	Layouts    []LayoutPages `json:"layouts,omitempty"`
+}
+
+// LayoutPages is, for one layout over the corpus, how many loaded pages
+// are unique to one image and how many have a twin in another image.
+type LayoutPages struct {
+	Layout     string `json:"layout"`
+	Unique     uint64 `json:"unique_pages"`
+	Shareable  uint64 `json:"shareable_pages"`
+	SameAddr   uint64 `json:"shareable_same_address_pages"`
+	TotalBytes uint64 `json:"total_bytes"`
+}
+
+// Write stores results.json and one CSV time series per mode in dir.
+func (r *Results) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "memory.csv"))
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer f.Close()
+	w := csv.NewWriter(f)
+	w.Write([]string{"mode", "t_s", "pss_bytes", "avail_delta_bytes", "ksm_pages_sharing"})
+	for _, m := range r.Modes {
+		for _, s := range m.Samples {
+			sharing := ""
+			if s.KSM != nil {
+				sharing = strconv.FormatUint(s.KSM.PagesSharing, 10)
+			}
+			w.Write([]string{m.Mode, strconv.FormatFloat(s.T, 'f', 2, 64), strconv.FormatUint(s.PSS, 10),
+				strconv.FormatInt(s.AvailDelta, 10), sharing})
+		}
+	}
+	w.Flush()
+	return w.Error()
+}
+
+// Table prints the short terminal summary.
+func (r *Results) Table(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "mode\tfinal MiB\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tTLB flushes\tload ms\tfailed\t\n")
+	for _, m := range r.Modes {
+		var tlb uint64
+		for _, v := range m.TLBFlushes {
+			tlb += v
+		}
+		ratio := "-"
+		if r.IdealBytes > 0 {
+			ratio = fmt.Sprintf("%.2fx", float64(m.FinalBytes)/float64(r.IdealBytes))
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.2f\t%d\t%.2f\t%d\t\n", m.Mode, mib(m.FinalBytes), mib(m.FirstBytes),
+			mib(m.PeakBytes), ratio, m.TimeToStable, m.KsmdCPU, tlb, m.LoadMeanMs, m.Failed)
+	}
+	if r.IdealBytes > 0 {
+		fmt.Fprintf(tw, "ideal\t%.1f\t\t\t1.00x\t\t\t\t\t\t\n", mib(r.IdealBytes))
+	}
+	tw.Flush()
+	if len(r.Modes) > 0 {
+		by := map[string]uint64{}
+		for _, m := range r.Modes {
+			by[m.Mode] = m.FinalBytes
+		}
+		if s, ok := by["shared"]; ok && s > 0 {
+			var names []string
+			for k := range by {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			for _, k := range names {
+				if k != "shared" {
+					fmt.Fprintf(out, "%s / shared = %.2f\n", k, float64(by[k])/float64(s))
+				}
+			}
+		}
+	}
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }

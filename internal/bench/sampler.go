@@ -1,0 +1,110 @@
+// Package bench measures what the poster claims: the memory N different
+// unikernels use under each way of running them (stock images, KSM over
+// stock/dce/aligned images, load-time sharing, with ASLR), over time, with
+// ksmd's CPU, TLB flushes per issuer and load times, side by side in one run.
+package bench
+
+import (
+	"context"
+	"math"
+	"os"
+	"time"
+
+	"github.com/unipool/unipool/internal/ksm"
+	"github.com/unipool/unipool/internal/memstat"
+)
+
+// Sample is one point of a mode's memory over time.
+type Sample struct {
+	T          float64       `json:"t_s"`               // seconds since the mode's instances were resident
+	PSS        uint64        `json:"pss_bytes"`         // sum of PSS over the mode's processes
+	AvailDelta int64         `json:"avail_delta_bytes"` // MemAvailable drop since before the mode started
+	KSM        *ksm.Counters `json:"ksm,omitempty"`
+	Missing    int           `json:"missing,omitempty"` // processes that had gone
+}
+
+// Sampler samples the memory of a set of processes once a period until the
+// memory is stable or the deadline passes.
+type Sampler struct {
+	Period    time.Duration
+	Window    int     // samples that must agree for "stable"
+	Tolerance float64 // relative change allowed within the window
+	MinTime   time.Duration
+	MaxTime   time.Duration
+	KSM       bool
+	Baseline  uint64 // MemAvailable before the mode started
+}
+
+// Run samples pids until stable (after MinTime) or MaxTime; it returns the
+// samples and the time at which the memory became (and stayed) stable.
+func (s Sampler) Run(ctx context.Context, pids func() []int) ([]Sample, float64) {
+	if s.Period == 0 {
+		s.Period = time.Second
+	}
+	if s.Window == 0 {
+		s.Window = 5
+	}
+	if s.Tolerance == 0 {
+		s.Tolerance = 0.01
+	}
+	start := time.Now()
+	var out []Sample
+	tick := time.NewTicker(s.Period)
+	defer tick.Stop()
+	for {
+		pss, missing := memstat.SumPSS(pids())
+		smp := Sample{T: time.Since(start).Seconds(), PSS: pss, Missing: missing}
+		if avail, err := memstat.MemAvailable(); err == nil && s.Baseline > 0 {
+			smp.AvailDelta = int64(s.Baseline) - int64(avail)
+		}
+		if s.KSM {
+			if c, err := ksm.Read(); err == nil {
+				smp.KSM = &c
+			}
+		}
+		out = append(out, smp)
+		elapsed := time.Since(start)
+		if elapsed >= s.MaxTime || (elapsed >= s.MinTime && stable(out, s.Window, s.Tolerance)) {
+			return out, stableSince(out, s.Tolerance)
+		}
+		select {
+		case <-ctx.Done():
+			return out, stableSince(out, s.Tolerance)
+		case <-tick.C:
+		}
+	}
+}
+
+// stable: the last window samples are within tol of the last one.
+func stable(ss []Sample, window int, tol float64) bool {
+	if len(ss) < window {
+		return false
+	}
+	last := float64(ss[len(ss)-1].PSS)
+	for _, x := range ss[len(ss)-window:] {
+		if math.Abs(float64(x.PSS)-last) > tol*last {
+			return false
+		}
+	}
+	return true
+}
+
+// stableSince is the time of the first sample from which every later
+// sample stays within tol of the final value: the time to converge.
+func stableSince(ss []Sample, tol float64) float64 {
+	if len(ss) == 0 {
+		return 0
+	}
+	final := float64(ss[len(ss)-1].PSS)
+	t := ss[len(ss)-1].T
+	for i := len(ss) - 1; i >= 0; i-- {
+		if math.Abs(float64(ss[i].PSS)-final) > tol*final {
+			break
+		}
+		t = ss[i].T
+	}
+	return t
+}
+
+// selfPID is the benchmark's own process (the monitor, when in-process).
+var selfPID = os.Getpid()
