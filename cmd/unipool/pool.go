@@ -1,0 +1,370 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/unipool/unipool/internal/pool"
+)
+
+func init() {
+	var dir string
+	poolCmd := &cobra.Command{
+		Use:   "pool",
+		Short: "Manage the library pool (an OCI image layout of library blobs and unikernel descriptions)",
+		Long: "The pool holds one blob per distinct library part and one description per unikernel.\n" +
+			"Its directory is --pool, else $" + pool.EnvPool + ", else $XDG_DATA_HOME/unipool/pool\n" +
+			"(~/.local/share/unipool/pool).",
+	}
+	poolCmd.PersistentFlags().StringVar(&dir, "pool", "", "pool directory")
+	poolDir := func() (string, error) {
+		if dir != "" {
+			return dir, nil
+		}
+		return pool.DefaultDir()
+	}
+	open := func() (*pool.Pool, error) {
+		d, err := poolDir()
+		if err != nil {
+			return nil, err
+		}
+		return pool.Open(d)
+	}
+
+	var opt pool.AddOptions
+	var mem string
+	var addJSON bool
+	add := &cobra.Command{
+		Use:   "add IMAGE",
+		Short: "Take an aligned image apart into the pool (creating the pool if needed)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := poolDir()
+			if err != nil {
+				return err
+			}
+			o := opt
+			if mem != "" {
+				if o.MemSize, err = poolParseSize(mem); err != nil {
+					return fmt.Errorf("--mem: %w", err)
+				}
+			}
+			res, err := pool.Add(d, args[0], o)
+			if err != nil {
+				return err
+			}
+			if addJSON {
+				return poolJSON(cmd.OutOrStdout(), res)
+			}
+			verb := "added"
+			if res.Replaced {
+				verb = "replaced"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s, %d blobs (%d new, %s new)\n",
+				verb, res.Name, res.Manifest, res.Blobs, res.NewBlobs, poolBytes(res.NewBytes))
+			return nil
+		},
+	}
+	add.Flags().StringVar(&opt.Name, "name", "", "unikernel name (default: the image file's base name)")
+	add.Flags().StringVar(&opt.Cmdline, "cmdline", "", "default command line (default: the image's)")
+	add.Flags().StringVar(&mem, "mem", "", "default guest memory, e.g. 64M (default: the image's)")
+	add.Flags().BoolVar(&addJSON, "json", false, "print the result as JSON")
+
+	var lsJSON bool
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the pooled unikernels",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			ents, err := p.List()
+			if err != nil {
+				return err
+			}
+			type row struct {
+				pool.Entry
+				Libraries int    `json:"libraries"`
+				Bytes     int64  `json:"bytes"`
+				Error     string `json:"error,omitempty"`
+			}
+			rows := make([]row, 0, len(ents))
+			var bad error
+			for _, e := range ents {
+				r := row{Entry: e}
+				if d, err := p.Inspect(e.Name); err != nil {
+					r.Error = err.Error()
+					bad = errors.New("some descriptions cannot be read: run `unipool pool verify`")
+				} else {
+					r.Libraries = len(d.Config.Libraries)
+					for _, b := range d.Blobs {
+						r.Bytes += b.Size
+					}
+				}
+				rows = append(rows, r)
+			}
+			if lsJSON {
+				if err := poolJSON(cmd.OutOrStdout(), rows); err != nil {
+					return err
+				}
+				return bad
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tLIBRARIES\tSIZE\tMANIFEST")
+			for _, r := range rows {
+				if r.Error != "" {
+					fmt.Fprintf(w, "%s\t?\t?\t%s\n", r.Name, r.Error)
+					continue
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", r.Name, r.Libraries, poolBytes(r.Bytes), poolShort(string(r.Manifest)))
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return bad
+		},
+	}
+	ls.Flags().BoolVar(&lsJSON, "json", false, "print JSON")
+
+	var inspectJSON bool
+	inspect := &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Show a pooled unikernel's description: libraries, regions, blobs, sizes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			d, err := p.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			if inspectJSON {
+				return poolJSON(cmd.OutOrStdout(), d)
+			}
+			return poolPrintDescription(cmd.OutOrStdout(), d)
+		},
+	}
+	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
+
+	rm := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove unikernels from the pool (their blobs stay until gc)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			for _, n := range args {
+				if err := p.Remove(n); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove blobs no unikernel references, and temporary files of killed commands",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			res, err := p.GC()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d blobs (%s) and %d temporary files; %d blobs kept\n",
+				res.Blobs, poolBytes(res.Bytes), res.TempFiles, res.Kept)
+			return nil
+		},
+	}
+
+	var verifyJSON bool
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Re-hash every blob and check every description; exit non-zero on any problem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			r, err := p.Verify()
+			if err != nil {
+				return err
+			}
+			if verifyJSON {
+				if err := poolJSON(cmd.OutOrStdout(), r); err != nil {
+					return err
+				}
+			} else {
+				for _, pr := range r.Problems {
+					fmt.Fprintln(cmd.OutOrStdout(), "BAD", pr)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d blobs, %d unikernels, %d problems\n", r.Blobs, r.Unikernels, len(r.Problems))
+			}
+			if !r.OK() {
+				return fmt.Errorf("pool %s: verify found %d problems", p.Dir(), len(r.Problems))
+			}
+			return nil
+		},
+	}
+	verify.Flags().BoolVar(&verifyJSON, "json", false, "print JSON")
+
+	var statsJSON bool
+	stats := &cobra.Command{
+		Use:   "stats",
+		Short: "Blobs, bytes stored, bytes the descriptions reference, dedup ratio",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			s, err := p.Stats()
+			if err != nil {
+				return err
+			}
+			if statsJSON {
+				return poolJSON(cmd.OutOrStdout(), s)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintf(w, "unikernels\t%d\n", s.Unikernels)
+			fmt.Fprintf(w, "blobs\t%d\n", s.Blobs)
+			fmt.Fprintf(w, "bytes stored\t%s\t(%d)\n", poolBytes(s.BytesStored), s.BytesStored)
+			fmt.Fprintf(w, "bytes referenced\t%s\t(%d)\n", poolBytes(s.BytesReferenced), s.BytesReferenced)
+			fmt.Fprintf(w, "dedup ratio\t%.2f\n", s.DedupRatio)
+			fmt.Fprintf(w, "image bytes\t%s\t(%d; stored/images %s)\n", poolBytes(s.ImageBytes), s.ImageBytes, poolRatio(s.BytesStored, s.ImageBytes))
+			fmt.Fprintf(w, "library uses\t%d\t(shared blobs %d; %s used, %s stored)\n", s.LibraryUses, s.SharedBlobs, poolBytes(s.SharedBytesUsed), poolBytes(s.SharedBytesStored))
+			fmt.Fprintf(w, "unreferenced\t%d blobs\t(%s; `pool gc` removes them)\n", s.UnreferencedBlobs, poolBytes(s.UnreferencedBytes))
+			return w.Flush()
+		},
+	}
+	stats.Flags().BoolVar(&statsJSON, "json", false, "print JSON")
+
+	poolCmd.AddCommand(add, ls, inspect, rm, gc, verify, stats)
+	commands = append(commands, poolCmd)
+}
+
+func poolJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func poolPrintDescription(out io.Writer, d *pool.Description) error {
+	c := d.Config
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "name:\t%s\n", d.Name)
+	fmt.Fprintf(w, "manifest:\t%s\n", d.Manifest)
+	if c.Image != nil {
+		fmt.Fprintf(w, "image:\t%s (%s)\n", c.Image.Digest, poolBytes(c.Image.Size))
+	}
+	fmt.Fprintf(w, "entry:\t%s+%#x (%#x)\n", c.Libraries[c.Entry.Lib].Name, c.Entry.Off, c.Libraries[c.Entry.Lib].Region.Start+c.Entry.Off)
+	fmt.Fprintf(w, "memory:\t%s\n", poolBytes(int64(c.MemSize)))
+	fmt.Fprintf(w, "cmdline:\t%q\n", c.Cmdline)
+	if c.TLS != nil {
+		fmt.Fprintf(w, "tls:\t%s+%#x, %#x file, %#x memory, align %d\n", c.Libraries[c.TLS.Image.Lib].Name, c.TLS.Image.Off, c.TLS.FileSize, c.TLS.MemSize, c.TLS.Align)
+	}
+	fmt.Fprintf(w, "private blob:\t%s (%s)\n", c.Private.Digest, poolBytes(c.Private.Size))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nlibraries:")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tVERSION\tREGION\tTRAMP\tSHARED\tPRIVATE\tRELOCS\tSLOTS\tSHARED BLOB")
+	for _, l := range c.Libraries {
+		name := l.Name
+		if l.App {
+			name += " (app)"
+		}
+		if l.NoASLR != "" {
+			name += " (no aslr)"
+		}
+		r := l.Region
+		fmt.Fprintf(w, "%s\t%s\t%#x-%#x\t%#x/%#x\t%#x/%#x\t%#x+%#x/%#x\t%d\t%d\t%s\n",
+			name, l.Version, r.Start, r.End(),
+			l.Tramp.Size, r.TrampSize,
+			l.Shared.Size, r.SharedSize,
+			l.Private.FileSize, l.Private.MemSize-l.Private.FileSize, r.PrivateSize,
+			len(l.Relocs), len(l.Tramp.Slots), poolShort(l.Shared.Digest))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nblobs:")
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, b := range d.Blobs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", b.Role, b.Library, b.Digest, poolBytes(b.Size))
+	}
+	return w.Flush()
+}
+
+// poolShort abbreviates a digest for tables.
+func poolShort(d string) string {
+	if d == "" {
+		return "-"
+	}
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+func poolBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func poolRatio(a, b int64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", float64(a)/float64(b))
+}
+
+// poolParseSize reads a byte count: a number with an optional K, M, G
+// suffix (powers of 1024; "KiB", "MB"... read the same).
+func poolParseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	mult := uint64(1)
+	upper := strings.ToUpper(t)
+	for _, suf := range []struct {
+		s string
+		m uint64
+	}{{"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(upper, suf.s) {
+			mult, t = suf.m, strings.TrimSpace(t[:len(t)-len(suf.s)])
+			break
+		}
+	}
+	n, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a size (like 64M or 1G)", s)
+	}
+	if n > (1<<64-1)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n * mult, nil
+}

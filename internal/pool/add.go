@@ -1,0 +1,244 @@
+package pool
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// Annotations the pool puts on its manifests and layers.
+const (
+	// AnnotationLibrary names the library a shared layer holds.
+	AnnotationLibrary = "org.unipool.library"
+	// AnnotationImage is the base name of the image file a unikernel came from.
+	AnnotationImage = "org.unipool.image"
+)
+
+// AddOptions are the choices of Add.
+type AddOptions struct {
+	Name    string // the unikernel's name; "" means the image file's base name
+	Cmdline string // default command line; "" keeps the image's
+	MemSize uint64 // default guest memory; 0 keeps the image's
+}
+
+// AddResult says what Add stored.
+type AddResult struct {
+	Name     string        `json:"name"`
+	Manifest digest.Digest `json:"manifest"`
+	Replaced bool          `json:"replaced"`  // the name named another unikernel before
+	Blobs    int           `json:"blobs"`     // blobs the unikernel references
+	NewBlobs int           `json:"new_blobs"` // of those, not in the pool before
+	NewBytes int64         `json:"new_bytes"`
+}
+
+// Add takes an aligned image apart and stores it under a name (creating
+// the pool if needed). A name already in the pool is replaced; the blobs it
+// alone used stay until GC.
+func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
+	name := opt.Name
+	if name == "" {
+		name = filepath.Base(imagePath)
+	}
+	if err := checkName(name); err != nil {
+		if opt.Name == "" {
+			return nil, fmt.Errorf("image %s: %w; give one with --name", imagePath, err)
+		}
+		return nil, err
+	}
+	im, err := openImage(imagePath)
+	if err != nil {
+		return nil, err
+	}
+	defer im.Close()
+
+	p, err := Init(dir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := p.lock(true)
+	if err != nil {
+		return nil, err
+	}
+	defer l.unlock()
+	// Read the index before writing anything: a corrupt one stops add
+	// before it stores blobs nothing will reference.
+	idx, err := p.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.checkMap(im); err != nil {
+		return nil, err
+	}
+
+	res := &AddResult{Name: name}
+	c := im.config
+	c.Name = name
+	if opt.Cmdline != "" {
+		c.Cmdline = opt.Cmdline
+	}
+	if opt.MemSize != 0 {
+		c.MemSize = opt.MemSize
+	}
+	c.Image = &desc.BlobRef{Digest: string(im.digest), Size: im.size}
+
+	// Blobs first: the shared parts, then the private blob, then the
+	// config, then the manifest; index.json last.
+	var layers []ocispec.Descriptor
+	seen := map[digest.Digest]bool{}
+	for i := range c.Libraries {
+		lib := &c.Libraries[i]
+		lib.Shared.Size = pageUp(lib.Shared.Size)
+		lib.Shared.Digest = ""
+		if lib.Shared.Size == 0 {
+			continue
+		}
+		data, err := im.read(lib.Region.SharedAddr(), lib.Shared.Size, false)
+		if err != nil {
+			return nil, fmt.Errorf("library %q: shared part: %w", lib.Name, err)
+		}
+		d, err := p.storeBlob(data, res)
+		if err != nil {
+			return nil, err
+		}
+		lib.Shared.Digest = string(d)
+		if !seen[d] {
+			// Two libraries of one image with identical shared parts (rare)
+			// are one layer: a manifest names each blob once.
+			seen[d] = true
+			layers = append(layers, ocispec.Descriptor{
+				MediaType:   desc.MediaTypeShared,
+				Digest:      d,
+				Size:        int64(lib.Shared.Size),
+				Annotations: map[string]string{AnnotationLibrary: lib.Name},
+			})
+		}
+	}
+
+	priv, err := privateBlob(im, c)
+	if err != nil {
+		return nil, err
+	}
+	pd, err := p.storeBlob(priv, res)
+	if err != nil {
+		return nil, err
+	}
+	c.Private = &desc.BlobRef{Digest: string(pd), Size: int64(len(priv))}
+	layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypePrivate, Digest: pd, Size: int64(len(priv))})
+
+	cfgData, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("image %s: description: %w", imagePath, err)
+	}
+	if _, err := desc.Parse(cfgData); err != nil {
+		return nil, fmt.Errorf("image %s: the pooled description does not validate: %w", imagePath, err)
+	}
+	cd, err := p.storeBlob(cfgData, res)
+	if err != nil {
+		return nil, err
+	}
+	m := ocispec.Manifest{
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: desc.ArtifactType,
+		Config:       ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: cd, Size: int64(len(cfgData))},
+		Layers:       layers,
+		Annotations: map[string]string{
+			ocispec.AnnotationTitle: name,
+			AnnotationImage:         filepath.Base(imagePath),
+		},
+	}
+	m.SchemaVersion = 2
+	if err := checkDescription(&m, c); err != nil {
+		return nil, fmt.Errorf("image %s: the pooled description is inconsistent: %w", imagePath, err)
+	}
+	mData, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("image %s: manifest: %w", imagePath, err)
+	}
+	md, err := p.storeBlob(mData, res)
+	if err != nil {
+		return nil, err
+	}
+	res.Manifest = md
+	res.Blobs = len(layers) + 2
+
+	ent := ocispec.Descriptor{
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: desc.ArtifactType,
+		Digest:       md,
+		Size:         int64(len(mData)),
+		Annotations:  map[string]string{ocispec.AnnotationRefName: name},
+	}
+	replaced := false
+	for i, e := range idx.Manifests {
+		if e.Annotations[ocispec.AnnotationRefName] == name {
+			idx.Manifests[i] = ent
+			replaced = true
+		}
+	}
+	if !replaced {
+		idx.Manifests = append(idx.Manifests, ent)
+	}
+	res.Replaced = replaced
+	if err := p.writeIndex(idx); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// privateBlob lays out the image's private blob: per library its tramp
+// table, then its initialised data, each at a page-aligned offset (so a
+// loader may map a piece copy-on-write), recorded in the description.
+func privateBlob(im *image, c *desc.Config) ([]byte, error) {
+	var buf []byte
+	put := func(data []byte) uint64 {
+		off := uint64(len(buf))
+		buf = append(buf, data...)
+		buf = append(buf, make([]byte, pageUp(uint64(len(buf)))-uint64(len(buf)))...)
+		return off
+	}
+	for i := range c.Libraries {
+		lib := &c.Libraries[i]
+		lib.Tramp.BlobOff, lib.Private.BlobOff = 0, 0
+		if lib.Tramp.Size > 0 {
+			data, err := im.read(lib.Region.TrampAddr(), lib.Tramp.Size, true)
+			if err != nil {
+				return nil, fmt.Errorf("library %q: tramp table: %w", lib.Name, err)
+			}
+			lib.Tramp.BlobOff = put(data)
+		}
+		if lib.Private.FileSize > 0 {
+			data, err := im.read(lib.Region.PrivateAddr(), lib.Private.FileSize, true)
+			if err != nil {
+				return nil, fmt.Errorf("library %q: private data: %w", lib.Name, err)
+			}
+			lib.Private.BlobOff = put(data)
+		}
+	}
+	if buf == nil {
+		buf = []byte{}
+	}
+	return buf, nil
+}
+
+// storeBlob writes a blob unless the pool already holds it intact. A blob
+// file of that name whose content does not match (a damaged copy) is
+// replaced, so adding the same library again repairs it.
+func (p *Pool) storeBlob(data []byte, res *AddResult) (digest.Digest, error) {
+	d := digest.SHA256.FromBytes(data)
+	path := p.BlobPath(string(d))
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return d, nil
+	}
+	if err := writeAtomic(path, data); err != nil {
+		return "", fmt.Errorf("pool %s: blob %s: %w", p.dir, d, err)
+	}
+	res.NewBlobs++
+	res.NewBytes += int64(len(data))
+	return d, nil
+}

@@ -1,0 +1,324 @@
+package pool
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// maxMetaSize bounds the JSON files the pool reads whole (index.json,
+// manifests, configs), so a corrupt or hostile pool cannot make a reader
+// allocate without limit.
+const maxMetaSize = 64 << 20
+
+// decodeStrict decodes one JSON value into v and refuses trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// parseLayout checks the oci-layout file.
+func parseLayout(data []byte) error {
+	var l ocispec.ImageLayout
+	if err := decodeStrict(data, &l); err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	if l.Version != ocispec.ImageLayoutVersion {
+		return fmt.Errorf("imageLayoutVersion %q, want %q", l.Version, ocispec.ImageLayoutVersion)
+	}
+	return nil
+}
+
+// checkDescriptor checks what every descriptor the pool follows must hold:
+// a sha256 digest of the right form (so it names a file in blobs/sha256)
+// and a size that is not negative.
+func checkDescriptor(d ocispec.Descriptor) error {
+	if err := d.Digest.Validate(); err != nil {
+		return fmt.Errorf("digest %q: %w", d.Digest, err)
+	}
+	if d.Digest.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("digest %q: only sha256 is used", d.Digest)
+	}
+	if d.Size < 0 {
+		return fmt.Errorf("digest %s: negative size %d", d.Digest, d.Size)
+	}
+	return nil
+}
+
+// parseIndex decodes index.json and checks every entry names a unikernel
+// manifest: an image manifest with a sha256 digest and a unique ref name.
+func parseIndex(data []byte) (*ocispec.Index, error) {
+	var idx ocispec.Index
+	if err := decodeStrict(data, &idx); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("schemaVersion %d, want 2", idx.SchemaVersion)
+	}
+	if idx.MediaType != "" && idx.MediaType != ocispec.MediaTypeImageIndex {
+		return nil, fmt.Errorf("mediaType %q, want %q", idx.MediaType, ocispec.MediaTypeImageIndex)
+	}
+	seen := map[string]bool{}
+	for i, m := range idx.Manifests {
+		if err := checkDescriptor(m); err != nil {
+			return nil, fmt.Errorf("manifests[%d]: %w", i, err)
+		}
+		if m.MediaType != ocispec.MediaTypeImageManifest {
+			return nil, fmt.Errorf("manifests[%d]: mediaType %q, want %q", i, m.MediaType, ocispec.MediaTypeImageManifest)
+		}
+		name := m.Annotations[ocispec.AnnotationRefName]
+		if err := checkName(name); err != nil {
+			return nil, fmt.Errorf("manifests[%d]: %w", i, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("manifests[%d]: name %q appears twice", i, name)
+		}
+		seen[name] = true
+	}
+	return &idx, nil
+}
+
+// checkName restricts unikernel names to what reads well on a command line
+// and in a file listing, and what OCI allows as a ref name.
+func checkName(name string) error {
+	if name == "" {
+		return fmt.Errorf("no name (annotation %s)", ocispec.AnnotationRefName)
+	}
+	if len(name) > 128 {
+		return fmt.Errorf("name %.20q...: longer than 128 bytes", name)
+	}
+	for _, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == '+' || c == ':' || c == '@' || c == '/'
+		if !ok {
+			return fmt.Errorf("name %q: character %q not allowed (letters, digits and . _ - + : @ /)", name, c)
+		}
+	}
+	return nil
+}
+
+// parseManifest decodes a unikernel manifest and checks its shape: an image
+// manifest of artifactType desc.ArtifactType whose config is a description
+// and whose layers are shared blobs plus exactly one private blob.
+func parseManifest(data []byte) (*ocispec.Manifest, error) {
+	var m ocispec.Manifest
+	if err := decodeStrict(data, &m); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if m.SchemaVersion != 2 {
+		return nil, fmt.Errorf("schemaVersion %d, want 2", m.SchemaVersion)
+	}
+	if m.MediaType != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("mediaType %q, want %q", m.MediaType, ocispec.MediaTypeImageManifest)
+	}
+	if m.ArtifactType != desc.ArtifactType {
+		return nil, fmt.Errorf("artifactType %q, want %q", m.ArtifactType, desc.ArtifactType)
+	}
+	if m.Config.MediaType != desc.MediaTypeConfig {
+		return nil, fmt.Errorf("config: mediaType %q, want %q", m.Config.MediaType, desc.MediaTypeConfig)
+	}
+	if err := checkDescriptor(m.Config); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	private := 0
+	for i, l := range m.Layers {
+		if err := checkDescriptor(l); err != nil {
+			return nil, fmt.Errorf("layers[%d]: %w", i, err)
+		}
+		switch l.MediaType {
+		case desc.MediaTypeShared:
+		case desc.MediaTypePrivate:
+			private++
+		default:
+			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypePrivate)
+		}
+	}
+	if private != 1 {
+		return nil, fmt.Errorf("%d private layers, want 1", private)
+	}
+	return &m, nil
+}
+
+// checkDescription checks that a description and its manifest agree: every
+// library's shared part is a shared layer of exactly its size, the private
+// blob is the manifest's private layer, every part placed in the private
+// blob lies inside it at a page-aligned offset, and no layer goes unused.
+func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
+	if c.Layout != "aligned" {
+		return fmt.Errorf("layout %q, want \"aligned\"", c.Layout)
+	}
+	layers := map[digest.Digest]ocispec.Descriptor{}
+	used := map[digest.Digest]bool{}
+	var priv ocispec.Descriptor
+	for _, l := range m.Layers {
+		if l.MediaType == desc.MediaTypePrivate {
+			priv = l
+		} else {
+			layers[l.Digest] = l
+		}
+	}
+	if c.Private == nil {
+		return errors.New("no private blob")
+	}
+	if digest.Digest(c.Private.Digest) != priv.Digest || c.Private.Size != priv.Size {
+		return fmt.Errorf("private blob %s (%d bytes) is not the manifest's private layer %s (%d bytes)", c.Private.Digest, c.Private.Size, priv.Digest, priv.Size)
+	}
+	within := func(what, lib string, off, size uint64) error {
+		if size == 0 {
+			return nil
+		}
+		if off&pageMask != 0 {
+			return fmt.Errorf("library %q: %s at private blob offset %#x, not page-aligned", lib, what, off)
+		}
+		if off+size < off || off+size > uint64(priv.Size) {
+			return fmt.Errorf("library %q: %s (%#x bytes at %#x) outside the private blob (%#x bytes)", lib, what, size, off, priv.Size)
+		}
+		return nil
+	}
+	for _, l := range c.Libraries {
+		if l.Shared.Size&pageMask != 0 {
+			return fmt.Errorf("library %q: shared size %#x is not a page multiple", l.Name, l.Shared.Size)
+		}
+		if l.Shared.Size == 0 {
+			if l.Shared.Digest != "" {
+				return fmt.Errorf("library %q: empty shared part has a blob %s", l.Name, l.Shared.Digest)
+			}
+		} else {
+			ld, ok := layers[digest.Digest(l.Shared.Digest)]
+			if !ok {
+				return fmt.Errorf("library %q: shared blob %q is not a layer of the manifest", l.Name, l.Shared.Digest)
+			}
+			if uint64(ld.Size) != l.Shared.Size {
+				return fmt.Errorf("library %q: shared part is %#x bytes, its layer %s %#x", l.Name, l.Shared.Size, ld.Digest, ld.Size)
+			}
+			used[ld.Digest] = true
+		}
+		if err := within("tramp table", l.Name, l.Tramp.BlobOff, l.Tramp.Size); err != nil {
+			return err
+		}
+		if err := within("private data", l.Name, l.Private.BlobOff, l.Private.FileSize); err != nil {
+			return err
+		}
+	}
+	for d := range layers {
+		if !used[d] {
+			return fmt.Errorf("shared layer %s belongs to no library", d)
+		}
+	}
+	return nil
+}
+
+const pageMask = 0xfff
+
+func pageUp(n uint64) uint64 { return (n + pageMask) &^ pageMask }
+
+// readIndex reads and parses index.json.
+func (p *Pool) readIndex() (*ocispec.Index, error) {
+	data, err := readLimited(p.indexPath())
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", p.dir, err)
+	}
+	idx, err := parseIndex(data)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %s: %w", p.dir, p.indexPath(), err)
+	}
+	return idx, nil
+}
+
+func (p *Pool) writeIndex(idx *ocispec.Index) error {
+	idx.SchemaVersion = 2
+	idx.MediaType = ocispec.MediaTypeImageIndex
+	if idx.Manifests == nil {
+		idx.Manifests = []ocispec.Descriptor{}
+	}
+	data, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return fmt.Errorf("pool %s: index: %w", p.dir, err)
+	}
+	return writeAtomic(p.indexPath(), append(data, '\n'))
+}
+
+// readLimited reads a metadata file whole, refusing one past maxMetaSize.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > maxMetaSize {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d a description file may have", path, st.Size(), maxMetaSize)
+	}
+	data := make([]byte, st.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
+// readBlob reads a small blob named by a descriptor and checks its size and
+// digest, so what the pool parses is what the index promised.
+func (p *Pool) readBlob(d ocispec.Descriptor) ([]byte, error) {
+	path := p.BlobPath(string(d.Digest))
+	if d.Size > maxMetaSize {
+		return nil, fmt.Errorf("blob %s (%s): %d bytes, too large for a description", d.Digest, path, d.Size)
+	}
+	data, err := readLimited(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s missing (no %s)", d.Digest, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	if int64(len(data)) != d.Size {
+		return nil, fmt.Errorf("blob %s (%s): %d bytes, want %d", d.Digest, path, len(data), d.Size)
+	}
+	if got := digest.SHA256.FromBytes(data); got != d.Digest {
+		return nil, fmt.Errorf("blob %s (%s): content does not match its digest (it hashes to %s)", d.Digest, path, got)
+	}
+	return data, nil
+}
+
+// loadDescription reads a unikernel's manifest and description and checks
+// they agree.
+func (p *Pool) loadDescription(md ocispec.Descriptor) (*ocispec.Manifest, *desc.Config, error) {
+	data, err := p.readBlob(md)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest: %w", err)
+	}
+	m, err := parseManifest(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest %s (%s): %w", md.Digest, p.BlobPath(string(md.Digest)), err)
+	}
+	data, err = p.readBlob(m.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := desc.Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config %s (%s): %w", m.Config.Digest, p.BlobPath(string(m.Config.Digest)), err)
+	}
+	if err := checkDescription(m, c); err != nil {
+		return nil, nil, fmt.Errorf("config %s (%s): description: %w", m.Config.Digest, p.BlobPath(string(m.Config.Digest)), err)
+	}
+	return m, c, nil
+}

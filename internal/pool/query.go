@@ -1,0 +1,132 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// Entry is one pooled unikernel as index.json names it.
+type Entry struct {
+	Name     string        `json:"name"`
+	Manifest digest.Digest `json:"manifest"`
+}
+
+// List returns the pooled unikernels in index order.
+func (p *Pool) List() ([]Entry, error) {
+	l, err := p.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.unlock()
+	idx, err := p.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(idx.Manifests))
+	for _, m := range idx.Manifests {
+		out = append(out, Entry{Name: m.Annotations[ocispec.AnnotationRefName], Manifest: m.Digest})
+	}
+	return out, nil
+}
+
+// ErrNotFound is wrapped by Resolve's error when no unikernel has the name.
+var ErrNotFound = errors.New("no such unikernel")
+
+// Resolve returns the description of the unikernel called name, with its
+// manifest and config checked against their digests and each other. The
+// blobs it names (Shared.Digest, Private) are files at BlobPath; a caller
+// that maps one checks it first with VerifyBlob.
+func (p *Pool) Resolve(name string) (*desc.Config, error) {
+	_, _, c, err := p.resolve(name)
+	return c, err
+}
+
+func (p *Pool) resolve(name string) (*ocispec.Descriptor, *ocispec.Manifest, *desc.Config, error) {
+	l, err := p.lock(false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer l.unlock()
+	idx, err := p.readIndex()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, md := range idx.Manifests {
+		if md.Annotations[ocispec.AnnotationRefName] != name {
+			continue
+		}
+		m, c, err := p.loadDescription(md)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("pool %s: unikernel %q: %w", p.dir, name, err)
+		}
+		return &md, m, c, nil
+	}
+	return nil, nil, nil, fmt.Errorf("pool %s: %w %q", p.dir, ErrNotFound, name)
+}
+
+// VerifyBlob re-hashes a blob's file and fails, naming the digest and the
+// file, unless its content matches its digest.
+func (p *Pool) VerifyBlob(dgst string) error {
+	d := digest.Digest(dgst)
+	if err := d.Validate(); err != nil || d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("pool %s: blob %q: not a sha256 digest", p.dir, dgst)
+	}
+	path := p.BlobPath(dgst)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pool %s: blob %s missing (no %s)", p.dir, d, path)
+	}
+	if err != nil {
+		return fmt.Errorf("pool %s: blob %s: %w", p.dir, d, err)
+	}
+	defer f.Close()
+	v := d.Verifier()
+	if _, err := io.Copy(v, f); err != nil {
+		return fmt.Errorf("pool %s: blob %s (%s): %w", p.dir, d, path, err)
+	}
+	if !v.Verified() {
+		return fmt.Errorf("pool %s: blob %s (%s): content does not match its digest", p.dir, d, path)
+	}
+	return nil
+}
+
+// Blob is one blob a description references.
+type Blob struct {
+	Role    string        `json:"role"` // "manifest", "config", "shared", "private"
+	Library string        `json:"library,omitempty"`
+	Digest  digest.Digest `json:"digest"`
+	Size    int64         `json:"size"`
+}
+
+// Description is what Inspect shows of a pooled unikernel.
+type Description struct {
+	Name     string        `json:"name"`
+	Manifest digest.Digest `json:"manifest"`
+	Config   *desc.Config  `json:"config"`
+	Blobs    []Blob        `json:"blobs"`
+}
+
+// Inspect returns a unikernel's description and the blobs it references.
+func (p *Pool) Inspect(name string) (*Description, error) {
+	md, m, c, err := p.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	d := &Description{Name: name, Manifest: md.Digest, Config: c}
+	d.Blobs = append(d.Blobs, Blob{Role: "manifest", Digest: md.Digest, Size: md.Size})
+	d.Blobs = append(d.Blobs, Blob{Role: "config", Digest: m.Config.Digest, Size: m.Config.Size})
+	for _, l := range c.Libraries {
+		if l.Shared.Digest != "" {
+			d.Blobs = append(d.Blobs, Blob{Role: "shared", Library: l.Name, Digest: digest.Digest(l.Shared.Digest), Size: int64(l.Shared.Size)})
+		}
+	}
+	d.Blobs = append(d.Blobs, Blob{Role: "private", Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
+	return d, nil
+}
