@@ -1,0 +1,246 @@
+package process
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/unipool/unipool/internal/loader"
+)
+
+// Building an instance: fork the stub, strip its address space to the
+// stub page, make the layout's mappings, confine it, enter the guest.
+
+// spawn forks and execs the stub with files as fds 0..n-1 and returns the
+// pid of the child, stopped at its exec. It must run on the tracer thread.
+func spawn(files []uintptr) (int, error) {
+	path, err := stubExecutable()
+	if err != nil {
+		return 0, err
+	}
+	pid, err := syscall.ForkExec(path, []string{"unipool-instance"}, &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   []string{},
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Ptrace: true},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start instance process: %w", err)
+	}
+	_, ws, err := waitPid(pid, false)
+	if err != nil {
+		return pid, err
+	}
+	if !ws.Stopped() || ws.StopSignal() != unix.SIGTRAP {
+		return pid, fmt.Errorf("instance process %d: expected the exec stop, got %s", pid, describeStatus(ws))
+	}
+	// EXITKILL: if the monitor dies, its instances die with it rather than
+	// run on untraced (their traps would then kill them anyway, but a
+	// runaway loop would not). TRACEEXIT: a process killed by seccomp
+	// stops once more, so the report can say which system call it made.
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACEEXIT); err != nil {
+		return pid, fmt.Errorf("ptrace(SETOPTIONS, %d): %w", pid, err)
+	}
+	return pid, nil
+}
+
+// buildOptions are the per-run choices build needs.
+type buildOptions struct {
+	ksm  bool
+	name string // the process name (comm), at most 15 bytes
+}
+
+// build makes lay's address space in the stopped child pid, whose fds
+// 0..len(fds)-1 are the files named in fds, and leaves it ready to enter
+// the guest: regs is the register state to resume with.
+func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*unix.PtraceRegs, error) {
+	r, err := newRemote(pid)
+	if err != nil {
+		return nil, err
+	}
+	// Drop everything exec left besides the stub page: the initial stack,
+	// the vDSO and its data pages. The guest has no use for them and the
+	// measurements should not count them.
+	extra, err := foreignMappings(pid)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range extra {
+		if err := r.munmap(m[0], m[1]-m[0]); err != nil {
+			return nil, err
+		}
+	}
+	var writes []memWrite
+	var anon []loader.Mapping
+	for _, m := range lay.Mappings {
+		if m.File != "" {
+			fd, ok := fds[m.File]
+			if !ok {
+				return nil, fmt.Errorf("mapping %s: file %s not passed to the instance", what(m), m.File)
+			}
+			// Shared and read-only, straight from the pool file: every
+			// instance maps the same page-cache pages.
+			if err := r.mmap(m.Addr, m.Size, m.Prot, unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, fd, m.Offset); err != nil {
+				return nil, fmt.Errorf("mapping %s: %w", what(m), err)
+			}
+			continue
+		}
+		if err := r.mmap(m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, -1, 0); err != nil {
+			return nil, fmt.Errorf("mapping %s: %w", what(m), err)
+		}
+		anon = append(anon, m)
+		if len(m.Data) > 0 {
+			writes = append(writes, memWrite{m.Addr, m.Data})
+		}
+	}
+	if err := writeMem(pid, writes); err != nil {
+		return nil, err
+	}
+	for _, m := range anon {
+		if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
+			if err := r.mprotect(m.Addr, m.Size, m.Prot); err != nil {
+				return nil, fmt.Errorf("mapping %s: %w", what(m), err)
+			}
+		}
+		if opt.ksm {
+			if err := r.madvise(m.Addr, m.Size, unix.MADV_MERGEABLE); err != nil {
+				return nil, fmt.Errorf("mapping %s: %w", what(m), err)
+			}
+		}
+	}
+	if err := r.closeAll(len(fds)); err != nil {
+		return nil, err
+	}
+	if err := confine(r, lay, opt.name); err != nil {
+		return nil, err
+	}
+	// Enter the guest as the ABI says: %rip at the entry, %rsp at the top
+	// of the stack (16-byte aligned), %rdi at the boot info, all else zero.
+	regs := r.base
+	regs.Rax, regs.Rbx, regs.Rcx, regs.Rdx, regs.Rsi, regs.Rbp = 0, 0, 0, 0, 0, 0
+	regs.R8, regs.R9, regs.R10, regs.R11, regs.R12, regs.R13, regs.R14, regs.R15 = 0, 0, 0, 0, 0, 0, 0, 0
+	regs.Orig_rax = ^uint64(0)
+	regs.Rip, regs.Rsp, regs.Rdi = lay.Entry, lay.StackTop, lay.BootInfo
+	regs.Fs_base, regs.Gs_base = 0, 0
+	regs.Eflags = 0x202 // IF and the always-one bit; DF clear
+	return &regs, nil
+}
+
+// confine makes the child's last system calls: no core dumps, a name for
+// ps, no new privileges, and the seccomp filter that kills on any call.
+func confine(r *remote, lay *loader.Layout, name string) error {
+	scratch, err := scratchArea(lay)
+	if err != nil {
+		return err
+	}
+	// Scratch layout: sock_fprog, the filter, the name, a zero rlimit.
+	filter := seccompFilter()
+	fprogAddr, filterAddr, nameAddr, rlimAddr := scratch, scratch+16, scratch+24, scratch+48
+	comm := append([]byte(name)[:min(len(name), 15)], 0)
+	if err := writeMem(r.pid, []memWrite{
+		{fprogAddr, sockFprog(len(filter)/8, filterAddr)},
+		{filterAddr, filter},
+		{nameAddr, comm},
+		{rlimAddr, make([]byte, 16)},
+	}); err != nil {
+		return err
+	}
+	// No core files: a guest killed by seccomp would otherwise dump its
+	// whole memory into the monitor's working directory.
+	if _, err := r.call(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_CORE, rlimAddr, 0); err != nil {
+		return fmt.Errorf("prlimit(RLIMIT_CORE): %w", err)
+	}
+	if _, err := r.call(unix.SYS_PRCTL, unix.PR_SET_NAME, nameAddr); err != nil {
+		return fmt.Errorf("prctl(PR_SET_NAME): %w", err)
+	}
+	if _, err := r.call(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	}
+	if _, err := r.call(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, fprogAddr); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	// The guest finds its stack as zeroed as the rest of its memory.
+	return writeMem(r.pid, []memWrite{{scratch, make([]byte, 64)}})
+}
+
+// scratchArea picks 64 bytes of writable guest memory (the top of the
+// stack) to hold the arguments of the confining system calls.
+func scratchArea(lay *loader.Layout) (uint64, error) {
+	for _, m := range lay.Mappings {
+		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Addr < lay.StackTop && lay.StackTop <= m.Addr+m.Size && lay.StackTop-m.Addr >= 64 {
+			return lay.StackTop - 64, nil
+		}
+	}
+	for _, m := range lay.Mappings {
+		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Size >= 64 {
+			return m.Addr + m.Size - 64, nil
+		}
+	}
+	return 0, fmt.Errorf("layout has no writable private memory for the stack")
+}
+
+// foreignMappings lists the child's mappings other than the stub page,
+// from /proc/PID/maps, as [start, end) pairs. [vsyscall] is not a real
+// mapping and cannot be unmapped; seccomp stops any use of it.
+func foreignMappings(pid int) ([][2]uint64, error) {
+	path := fmt.Sprintf("/proc/%d/maps", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return parseMaps(data, path)
+}
+
+func parseMaps(data []byte, path string) ([][2]uint64, error) {
+	var out [][2]uint64
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasSuffix(line, "[vsyscall]") {
+			continue
+		}
+		rng, _, _ := strings.Cut(line, " ")
+		lo, hi, ok := strings.Cut(rng, "-")
+		if !ok {
+			return nil, fmt.Errorf("%s: bad line %q", path, line)
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			return nil, fmt.Errorf("%s: bad range in %q", path, line)
+		}
+		if start <= stubAddr && stubAddr < end {
+			continue
+		}
+		out = append(out, [2]uint64{start, end})
+	}
+	return out, nil
+}
+
+// what names a mapping in messages.
+func what(m loader.Mapping) string {
+	if m.Library != "" {
+		return fmt.Sprintf("%s/%s at %#x", m.Library, m.Part, m.Addr)
+	}
+	return fmt.Sprintf("%s at %#x", m.Part, m.Addr)
+}
+
+// describeStatus renders a wait status for messages.
+func describeStatus(ws unix.WaitStatus) string {
+	switch {
+	case ws.Exited():
+		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return fmt.Sprintf("killed by %v", ws.Signal())
+	case ws.Stopped():
+		return fmt.Sprintf("stopped by %v", ws.StopSignal())
+	}
+	return fmt.Sprintf("wait status %#x", uint32(ws))
+}

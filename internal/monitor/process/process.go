@@ -1,0 +1,205 @@
+// Package process is the process monitor: every instance is a Linux
+// process whose address space holds little but the guest. Pool blobs are
+// mapped into it read-only and shared, straight from the pool files, so
+// all instances use the same physical pages; private parts, the boot info,
+// the stack and the heap are private anonymous memory.
+//
+// The guest runs unchanged in ring 3. Its port I/O, hlt and wrmsr fault,
+// and the monitor, the instance's ptrace tracer, emulates them (trap and
+// emulate); a seccomp filter kills the process on any system call, since
+// the guest ABI has none. No KVM is needed.
+package process
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// Name is the monitor's name for `run --monitor`.
+const Name = "process"
+
+func init() {
+	monitor.Register(Name, func() (monitor.Monitor, error) { return &Monitor{}, nil })
+}
+
+// Monitor runs instances as traced processes.
+type Monitor struct {
+	// Threads is the number of tracer threads (0: one per CPU, at most one
+	// per instance).
+	Threads int
+}
+
+// job is one instance to run, with its layout still to be planned.
+type job struct {
+	uk    string
+	index int
+	plan  func() (*loader.Layout, error)
+}
+
+// Run starts opt.N instances of each unikernel and reports on each.
+func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options) ([]monitor.Result, error) {
+	if opt.N <= 0 {
+		opt.N = 1
+	}
+	if opt.Load == "" {
+		opt.Load = monitor.LoadShared
+	}
+	if opt.Load != monitor.LoadShared && opt.Load != monitor.LoadNaive {
+		return nil, fmt.Errorf("process monitor: unknown load mode %q (want %s or %s)", opt.Load, monitor.LoadShared, monitor.LoadNaive)
+	}
+	seed := opt.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var jobs []job
+	global := uint64(0)
+	for _, u := range uks {
+		p, err := loader.Prepare(u, opt.Load == monitor.LoadNaive)
+		if err != nil {
+			return nil, fmt.Errorf("process monitor: %w", err)
+		}
+		if opt.Load == monitor.LoadShared && u.Config != nil {
+			for _, l := range u.Config.Libraries {
+				if l.Shared.Size == 0 {
+					continue
+				}
+				path := u.BlobPath(l.Shared.Digest)
+				if files[path] != nil {
+					continue
+				}
+				f, err := os.Open(path)
+				if err != nil {
+					return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
+				}
+				files[path] = f
+			}
+		}
+		for i := 0; i < opt.N; i++ {
+			instSeed := seed + global
+			lo := loader.Options{
+				MemSize:    opt.MemSize,
+				Load:       opt.Load,
+				ASLR:       opt.ASLR,
+				InstanceID: uint64(i),
+				Seed:       instSeed,
+				Monitor:    abi.MonitorProcess,
+			}
+			jobs = append(jobs, job{uk: u.Name, index: i, plan: func() (*loader.Layout, error) {
+				lo := lo
+				if lo.ASLR {
+					lo.Rand = rand.New(rand.NewPCG(instSeed, aslrStream))
+				}
+				return p.Plan(lo)
+			}})
+			global++
+		}
+	}
+	return m.run(ctx, jobs, files, opt), nil
+}
+
+// aslrStream separates the ASLR random stream from the guest's own seed.
+const aslrStream = 0x756e69706f6f6c // "unipool"
+
+// run executes jobs on the tracer threads and returns their results in
+// job order.
+func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options) []monitor.Result {
+	insts := make([]*instance, len(jobs))
+	for i, j := range jobs {
+		insts[i] = &instance{uk: j.uk, index: j.index, plan: j.plan, hold: opt.Hold > 0, syscallNr: -1}
+	}
+	n := m.Threads
+	if n <= 0 {
+		n = tracerThreads(len(insts))
+	}
+	n = max(1, min(n, len(insts)))
+	idle := make(chan struct{}, n)
+	release := make(chan struct{})
+	tracers := make([]*tracer, n)
+	for i := range tracers {
+		tracers[i] = &tracer{
+			files: files, timeout: opt.Timeout, ksm: opt.KSM, hold: opt.Hold > 0,
+			stopped: func() bool { return ctx.Err() != nil },
+			idle:    idle, release: release,
+		}
+	}
+	for i, in := range insts {
+		t := tracers[i%n]
+		t.insts = append(t.insts, in)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			for _, in := range insts {
+				in.killIf(func(in *instance) { in.cancelled = true })
+			}
+		case <-done:
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, t := range tracers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.run()
+		}()
+	}
+	if opt.Hold > 0 {
+		for range tracers {
+			<-idle
+		}
+		holdResident(ctx, insts, opt)
+		close(release)
+	}
+	wg.Wait()
+	close(done)
+	results := make([]monitor.Result, len(insts))
+	for i, in := range insts {
+		results[i] = in.result()
+	}
+	return results
+}
+
+// holdResident keeps the finished instances stopped, memory intact, for
+// opt.Hold, or until opt.Resident has measured them.
+func holdResident(ctx context.Context, insts []*instance, opt monitor.Options) {
+	var pids []int
+	for _, in := range insts {
+		if in.state() == stFinished && in.err == "" {
+			pids = append(pids, in.pid)
+		}
+	}
+	if len(pids) == 0 {
+		return
+	}
+	sort.Ints(pids)
+	measured := make(chan struct{})
+	if opt.Resident != nil {
+		go func() {
+			defer close(measured)
+			opt.Resident(pids)
+		}()
+	}
+	timer := time.NewTimer(opt.Hold)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-measured:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,99 @@
+package process
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every instance starts as the stub: a static executable whose whole image
+// is one page holding `syscall; int3`. The monitor points the stopped
+// child's %rip at the syscall to make a system call on its behalf, and the
+// int3 hands control back. Nothing else of the stub ever runs.
+
+// stubAddr is where the stub's page lives in every instance. It must stay
+// clear of all guest addresses (below abi.ASLRBase+abi.ASLRSize, 68 GiB)
+// and of the initial stack the kernel puts near the top of the user address
+// space (at most 16 GiB below 0x7fff_ffff_f000), which exec maps first.
+const stubAddr = 0x7f00_0000_0000
+
+const (
+	stubCodeOff   = 64 + 56 // ELF header, one program header, then the code
+	stubSyscall   = stubAddr + stubCodeOff
+	stubAfterTrap = stubSyscall + 3 // %rip after the int3 trapped
+)
+
+var stubCode = []byte{0x0f, 0x05, 0xcc} // syscall; int3
+
+// stubELF returns the stub executable's bytes.
+func stubELF() []byte {
+	le := binary.LittleEndian
+	b := make([]byte, stubCodeOff+len(stubCode))
+	copy(b, elf.ELFMAG)
+	b[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	b[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	b[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	b[elf.EI_OSABI] = byte(elf.ELFOSABI_NONE)
+	le.PutUint16(b[16:], uint16(elf.ET_EXEC))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
+	le.PutUint64(b[24:], stubSyscall) // e_entry
+	le.PutUint64(b[32:], 64)          // e_phoff
+	le.PutUint16(b[52:], 64)          // e_ehsize
+	le.PutUint16(b[54:], 56)          // e_phentsize
+	le.PutUint16(b[56:], 1)           // e_phnum
+	ph := b[64:]
+	le.PutUint32(ph[0:], uint32(elf.PT_LOAD))
+	le.PutUint32(ph[4:], uint32(elf.PF_R|elf.PF_X))
+	le.PutUint64(ph[8:], 0)         // p_offset
+	le.PutUint64(ph[16:], stubAddr) // p_vaddr
+	le.PutUint64(ph[24:], stubAddr) // p_paddr
+	le.PutUint64(ph[32:], uint64(len(b)))
+	le.PutUint64(ph[40:], uint64(len(b)))
+	le.PutUint64(ph[48:], 0x1000) // p_align
+	copy(b[stubCodeOff:], stubCode)
+	return b
+}
+
+var (
+	stubOnce sync.Once
+	stubPath string
+	stubErr  error
+)
+
+// stubExecutable returns a path that execs the stub. The stub lives in a
+// sealed memfd, so there is no file on disk to go stale or be tampered
+// with. The path names the fd through the monitor's own /proc entry: a
+// child's /proc/self/fd/N could already be a blob fd that ForkExec moved
+// into slot N.
+func stubExecutable() (string, error) {
+	stubOnce.Do(func() {
+		fd, err := unix.MemfdCreate("unipool-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		if err != nil {
+			stubErr = fmt.Errorf("process monitor: memfd for the stub: %w", err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), "unipool-stub")
+		if _, err := f.Write(stubELF()); err != nil {
+			f.Close()
+			stubErr = fmt.Errorf("process monitor: write the stub: %w", err)
+			return
+		}
+		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+			f.Close()
+			stubErr = fmt.Errorf("process monitor: seal the stub: %w", err)
+			return
+		}
+		// f stays open for the life of the process: its fd is the stub.
+		stubKeep = f
+		stubPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
+	})
+	return stubPath, stubErr
+}
+
+var stubKeep *os.File

@@ -1,0 +1,197 @@
+package process
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// tracer is one OS thread that forks and traces a set of instances. Linux
+// ties a tracee to the thread that traced it, so each tracer locks its
+// goroutine to its thread for good and makes every fork, ptrace and wait
+// call of its instances there.
+type tracer struct {
+	insts   []*instance
+	files   map[string]*os.File // pool blobs, opened once per run
+	timeout time.Duration
+	ksm     bool
+	hold    bool
+	stopped func() bool // reports cancellation: start no more instances
+
+	live   map[int]*instance // processes not yet reaped, by pid
+	active int               // instances building or running
+
+	idle    chan<- struct{} // hold: told once no instance is active
+	release <-chan struct{} // hold: closed when held instances may go
+}
+
+func (t *tracer) run() {
+	// Never unlocked: when the goroutine ends the thread ends with it, and
+	// with it any ptrace link that a bug might have left behind.
+	runtime.LockOSThread()
+	t.live = map[int]*instance{}
+	for _, in := range t.insts {
+		if t.stopped() {
+			in.fail("cancelled before it started")
+			in.setState(stReaped)
+			continue
+		}
+		t.start(in)
+		// Serve the running instances between starts, so that an early
+		// instance's run time does not include later instances' loading.
+		for t.poll(true) {
+		}
+	}
+	for t.active > 0 && t.poll(false) {
+	}
+	if t.hold {
+		t.idle <- struct{}{}
+		<-t.release
+	}
+	for _, in := range t.live {
+		in.kill()
+	}
+	for len(t.live) > 0 && t.poll(false) {
+	}
+}
+
+// start builds one instance and enters its guest.
+func (t *tracer) start(in *instance) {
+	in.started = time.Now()
+	lay, err := in.plan()
+	if err != nil {
+		in.fail("load: %v", err)
+		in.setState(stReaped)
+		return
+	}
+	in.lay = lay
+	var fds []uintptr
+	fdOf := map[string]int{}
+	for _, m := range lay.Mappings {
+		if m.File == "" {
+			continue
+		}
+		if _, ok := fdOf[m.File]; ok {
+			continue
+		}
+		f, ok := t.files[m.File]
+		if !ok {
+			in.fail("load: blob file %s was not opened for this run", m.File)
+			in.setState(stReaped)
+			return
+		}
+		fdOf[m.File] = len(fds)
+		fds = append(fds, f.Fd())
+	}
+	pid, err := spawn(fds)
+	if pid > 0 {
+		in.mu.Lock()
+		in.pid, in.st = pid, stBuilding
+		in.mu.Unlock()
+		t.live[pid] = in
+		in.active = true
+		t.active++
+	}
+	if err != nil {
+		in.fail("load: %v", err)
+		t.end(in)
+		return
+	}
+	regs, err := build(pid, lay, fdOf, buildOptions{ksm: t.ksm, name: "uk:" + in.uk})
+	if err == nil {
+		in.entered = time.Now()
+		in.loadTime = in.entered.Sub(in.started)
+		in.setState(stRunning)
+		if t.timeout > 0 {
+			d := t.timeout
+			in.timer = time.AfterFunc(d, func() { in.killIf(func(in *instance) { in.timedOut = d }) })
+		}
+		err = setRegs(pid, regs)
+		if err == nil {
+			err = cont(pid, 0)
+		}
+	}
+	if err != nil {
+		if !in.killed() {
+			in.fail("load: %v", err)
+		}
+		t.end(in)
+	}
+}
+
+// end finishes an instance the tracer gave up on.
+func (t *tracer) end(in *instance) {
+	in.finish()
+	t.settle(in)
+}
+
+// settle keeps the count of active instances.
+func (t *tracer) settle(in *instance) {
+	if in.active && in.state() >= stFinished {
+		in.active = false
+		t.active--
+	}
+}
+
+// poll handles one event of any of this thread's tracees. It reports
+// false when there was none (nohang) or nothing is left to wait for.
+func (t *tracer) poll(nohang bool) bool {
+	pid, ws, err := waitPid(-1, nohang)
+	if errors.Is(err, unix.ECHILD) {
+		// Nothing left to wait for: whatever is still listed is lost.
+		for pid, in := range t.live {
+			in.fail("monitor lost track of process %d", pid)
+			in.setState(stReaped)
+			delete(t.live, pid)
+			t.settle(in)
+		}
+		return false
+	}
+	if err != nil || pid == 0 {
+		return false
+	}
+	in := t.live[pid]
+	if in == nil {
+		return true
+	}
+	switch {
+	case ws.Exited() || ws.Signaled():
+		delete(t.live, pid)
+		in.reaped(ws)
+	case ws.Stopped():
+		if st := in.state(); st != stRunning {
+			// Held, or killed and on its way out: only let a dying
+			// process finish dying.
+			if ws.TrapCause() == unix.PTRACE_EVENT_EXIT {
+				cont(pid, 0)
+			}
+			break
+		}
+		if err := in.onStop(ws); err != nil {
+			// A failing ptrace call usually means the process was just
+			// killed (timeout, cancellation); its exit tells why.
+			if !in.killed() {
+				in.fail("monitor: %v", err)
+				in.finish()
+			}
+		}
+	}
+	t.settle(in)
+	return true
+}
+
+// killed reports whether the timeout or a cancellation killed in.
+func (in *instance) killed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.timedOut > 0 || in.cancelled
+}
+
+// tracerThreads picks how many tracer threads serve n instances.
+func tracerThreads(n int) int {
+	t := runtime.GOMAXPROCS(0)
+	return max(1, min(n, t))
+}
