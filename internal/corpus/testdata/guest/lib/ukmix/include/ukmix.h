@@ -1,0 +1,1 @@
+unsigned long uk_mix(unsigned long x);

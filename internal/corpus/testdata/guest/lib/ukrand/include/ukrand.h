@@ -1,0 +1,1 @@
+unsigned long uk_rand(void);
