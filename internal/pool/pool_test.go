@@ -1,17 +1,515 @@
 package pool
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/unipool/unipool/internal/desc"
 )
 
-func TestBuildImage(t *testing.T) {
-	dir := t.TempDir()
-	img := buildImage(t, dir, "hello", []testLib{testApp("hello", "a_len(); b_sum(3);"), testLibA, testLibB})
-	pd := t.TempDir()
-	writeMap(t, pd, testLibA, testLibB)
-	res, err := Add(pd, img, AddOptions{})
+func jsonMarshal(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
+
+func mustAdd(t *testing.T, dir, image string, opt AddOptions) *AddResult {
+	t.Helper()
+	res, err := Add(dir, image, opt)
+	if err != nil {
+		t.Fatalf("add %s: %v", image, err)
+	}
+	return res
+}
+
+func mustOpen(t *testing.T, dir string) *Pool {
+	t.Helper()
+	p, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%+v", res)
+	return p
+}
+
+func mustVerify(t *testing.T, p *Pool) {
+	t.Helper()
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range r.Problems {
+		t.Errorf("verify: %s", pr)
+	}
+}
+
+// imageBytes reads n bytes the image loads at vaddr (zeros where only
+// memory, no file, backs it), independently of the pool's reader.
+func imageBytes(t *testing.T, path string, vaddr, n uint64) []byte {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := make([]byte, n)
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD {
+			continue
+		}
+		lo, hi := max(vaddr, p.Vaddr), min(vaddr+n, p.Vaddr+p.Filesz)
+		if lo < hi {
+			if _, err := p.ReadAt(out[lo-vaddr:hi-vaddr], int64(lo-p.Vaddr)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return out
+}
+
+func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.world, AddOptions{Name: "w", Cmdline: "x=1", MemSize: 8 << 20})
+	p := mustOpen(t, dir)
+	c, err := p.Resolve("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "w" || c.Cmdline != "x=1" || c.MemSize != 8<<20 {
+		t.Errorf("name/cmdline/mem = %q %q %d, want w x=1 8MiB", c.Name, c.Cmdline, c.MemSize)
+	}
+	st, _ := os.Stat(f.world)
+	if c.Image == nil || c.Image.Size != st.Size() {
+		t.Errorf("image ref %+v, want size %d", c.Image, st.Size())
+	}
+	priv, err := os.ReadFile(p.BlobPath(c.Private.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(priv)%0x1000 != 0 {
+		t.Errorf("private blob is %#x bytes, not whole pages", len(priv))
+	}
+	for _, l := range c.Libraries {
+		r := l.Region
+		blob, err := os.ReadFile(p.BlobPath(l.Shared.Digest))
+		if err != nil {
+			t.Fatalf("library %s: %v", l.Name, err)
+		}
+		if uint64(len(blob)) != l.Shared.Size || len(blob)%0x1000 != 0 {
+			t.Errorf("library %s: shared blob %#x bytes, description %#x, want equal whole pages", l.Name, len(blob), l.Shared.Size)
+		}
+		if want := imageBytes(t, f.world, r.SharedAddr(), l.Shared.Size); !bytes.Equal(blob, want) {
+			t.Errorf("library %s: shared blob differs from the image's bytes at %#x", l.Name, r.SharedAddr())
+		}
+		if l.Tramp.BlobOff%0x1000 != 0 || l.Private.BlobOff%0x1000 != 0 {
+			t.Errorf("library %s: private blob offsets %#x %#x not page-aligned", l.Name, l.Tramp.BlobOff, l.Private.BlobOff)
+		}
+		if got, want := priv[l.Tramp.BlobOff:l.Tramp.BlobOff+l.Tramp.Size], imageBytes(t, f.world, r.TrampAddr(), l.Tramp.Size); !bytes.Equal(got, want) {
+			t.Errorf("library %s: tramp table in the private blob differs from the image", l.Name)
+		}
+		if got, want := priv[l.Private.BlobOff:l.Private.BlobOff+l.Private.FileSize], imageBytes(t, f.world, r.PrivateAddr(), l.Private.FileSize); !bytes.Equal(got, want) {
+			t.Errorf("library %s: private data in the private blob differs from the image", l.Name)
+		}
+	}
+	// The tramp table of libA is non-zero in the test source: make sure the
+	// comparison above compared something.
+	if a := c.Libraries[1]; a.Tramp.Size == 0 || bytes.Equal(priv[a.Tramp.BlobOff:a.Tramp.BlobOff+a.Tramp.Size], make([]byte, a.Tramp.Size)) {
+		t.Errorf("libA's tramp table is empty or zero in the private blob")
+	}
+	mustVerify(t, p)
+}
+
+func TestImagesSharingLibrariesStoreThemOnce(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	r1 := mustAdd(t, dir, f.hello, AddOptions{})
+	r2 := mustAdd(t, dir, f.world, AddOptions{})
+	// hello: app, libA, libB shared + private + config + manifest = 6 new.
+	// world: libA and libB are already there: app, libC, private, config,
+	// manifest = 5 new.
+	if r1.NewBlobs != 6 || r2.NewBlobs != 5 {
+		t.Errorf("new blobs %d then %d, want 6 then 5", r1.NewBlobs, r2.NewBlobs)
+	}
+	p := mustOpen(t, dir)
+	h, _ := p.Resolve("hello")
+	w, _ := p.Resolve("world")
+	for i := 1; i <= 2; i++ {
+		if h.Libraries[i].Shared.Digest != w.Libraries[i].Shared.Digest {
+			t.Errorf("%s: digests differ between images: %s vs %s", h.Libraries[i].Name, h.Libraries[i].Shared.Digest, w.Libraries[i].Shared.Digest)
+		}
+	}
+	ents, _ := os.ReadDir(p.blobDir())
+	if len(ents) != 11 {
+		t.Errorf("%d blob files, want 11", len(ents))
+	}
+	s, err := p.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Unikernels != 2 || s.Blobs != 11 || s.LibraryUses != 7 || s.SharedBlobs != 5 {
+		t.Errorf("stats %+v: want 2 unikernels, 11 blobs, 7 library uses, 5 shared blobs", s)
+	}
+	if s.BytesReferenced-s.BytesStored != 2*0x1000 || s.DedupRatio <= 1 {
+		t.Errorf("stats: referenced %d - stored %d, want the two shared pages of libA and libB; ratio %.2f", s.BytesReferenced, s.BytesStored, s.DedupRatio)
+	}
+	// Adding the same image again stores nothing new but the index.
+	if r := mustAdd(t, dir, f.world, AddOptions{}); r.NewBlobs != 0 || !r.Replaced {
+		t.Errorf("re-add: %+v, want no new blobs, replaced", r)
+	}
+}
+
+func TestListInspectRemoveAndGC(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	mustAdd(t, dir, f.solo, AddOptions{Name: "solo-1"})
+	p := mustOpen(t, dir)
+	ents, err := p.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name)
+	}
+	if strings.Join(names, ",") != "hello,world,solo-1" {
+		t.Errorf("list %v, want hello, world, solo-1", names)
+	}
+	d, err := p.Inspect("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Config.Libraries) != 4 || len(d.Blobs) != 7 || d.Blobs[0].Role != "manifest" || d.Blobs[0].Digest != ents[1].Manifest {
+		t.Errorf("inspect world: %d libraries, blobs %+v", len(d.Config.Libraries), d.Blobs)
+	}
+
+	if err := p.Remove("world"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Resolve("world"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("resolve after rm: %v, want ErrNotFound", err)
+	}
+	if err := p.Remove("world"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second rm: %v, want ErrNotFound", err)
+	}
+	w := d.Config
+	// Before gc the removed unikernel's blobs are still there.
+	if _, err := os.Stat(p.BlobPath(w.Libraries[3].Shared.Digest)); err != nil {
+		t.Errorf("libC blob gone before gc: %v", err)
+	}
+	os.WriteFile(filepath.Join(p.blobDir(), tmpPrefix+"leftover"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, tmpPrefix+"index.json-dead"), []byte("x"), 0o644)
+	res, err := p.GC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// world alone had: app shared, libC shared, private, config, manifest.
+	if res.Blobs != 5 || res.TempFiles != 2 {
+		t.Errorf("gc %+v, want 5 blobs and 2 temporary files removed", res)
+	}
+	for _, dg := range []string{w.Libraries[3].Shared.Digest, w.Private.Digest, string(d.Manifest)} {
+		if _, err := os.Stat(p.BlobPath(dg)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("blob %s of the removed unikernel survived gc", dg)
+		}
+	}
+	for _, n := range []string{"hello", "solo-1"} {
+		c, err := p.Resolve(n)
+		if err != nil {
+			t.Fatalf("after gc: %v", err)
+		}
+		for _, l := range c.Libraries {
+			if err := p.VerifyBlob(l.Shared.Digest); err != nil {
+				t.Errorf("after gc: %v", err)
+			}
+		}
+	}
+	mustVerify(t, p)
+}
+
+func TestReaddingANameReplacesIt(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{Name: "u"})
+	res := mustAdd(t, dir, f.world, AddOptions{Name: "u"})
+	if !res.Replaced {
+		t.Error("second add under the same name did not say it replaced")
+	}
+	p := mustOpen(t, dir)
+	ents, _ := p.List()
+	if len(ents) != 1 || ents[0].Manifest != res.Manifest {
+		t.Errorf("list %+v, want only u -> %s", ents, res.Manifest)
+	}
+	if c, _ := p.Resolve("u"); len(c.Libraries) != 4 {
+		t.Errorf("u resolves to %d libraries, want world's 4", len(c.Libraries))
+	}
+}
+
+func TestAddRefusesRegionsTheMapDisagreesWith(t *testing.T) {
+	f := images(t)
+	dir := filepath.Join(t.TempDir(), "pool")
+	moved := testLibB
+	moved.region.Start += 0x10_0000
+	writeMap(t, dir, testLibA, moved)
+	_, err := Add(dir, f.hello, AddOptions{})
+	if err == nil || !strings.Contains(err.Error(), `"libB"`) || !strings.Contains(err.Error(), filepath.Join(dir, MapFile)) || !strings.Contains(err.Error(), f.hello) {
+		t.Errorf("add with libB moved in the map: %v; want an error naming the image, libB and the map", err)
+	}
+	writeMap(t, dir, testLibA)
+	if _, err := Add(dir, f.hello, AddOptions{}); err == nil || !strings.Contains(err.Error(), "no region") {
+		t.Errorf("add with libB missing from the map: %v", err)
+	}
+	os.Remove(filepath.Join(dir, MapFile))
+	if _, err := Add(dir, f.hello, AddOptions{}); err == nil || !strings.Contains(err.Error(), "no library map") {
+		t.Errorf("add with no map: %v", err)
+	}
+	// An image of only its app needs no map.
+	mustAdd(t, dir, f.solo, AddOptions{})
+	p := mustOpen(t, dir)
+	if ents, _ := p.List(); len(ents) != 1 {
+		t.Errorf("refused adds left entries: %+v", ents)
+	}
+	mustVerify(t, p)
+}
+
+// withSection rewrites an image's .unipool section.
+func withSection(t *testing.T, image string, content []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	sec := filepath.Join(dir, "sec")
+	os.WriteFile(sec, content, 0o644)
+	out := filepath.Join(dir, filepath.Base(image))
+	run(t, "objcopy", "--update-section", desc.SectionName+"="+sec, image, out)
+	return out
+}
+
+func sectionConfig(t *testing.T, image string) *desc.Config {
+	t.Helper()
+	ef, err := elf.Open(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	data, err := ef.Section(desc.SectionName).Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := desc.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestAddRejectsBadImagesNamingTheFile(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	tmp := t.TempDir()
+	notELF := filepath.Join(tmp, "notelf")
+	os.WriteFile(notELF, []byte("#!/bin/sh\necho hi\n"), 0o644)
+	noSection := filepath.Join(tmp, "nosection")
+	run(t, "objcopy", "--remove-section", desc.SectionName, f.hello, noSection)
+	data, _ := os.ReadFile(f.hello)
+	truncated := filepath.Join(tmp, "truncated")
+	os.WriteFile(truncated, data[:0x4800], 0o644)
+	badJSON := withSection(t, f.hello, []byte(`{"schema_version": 1, "libraries": [`))
+	c := sectionConfig(t, f.hello)
+	c.Libraries[2].Region = c.Libraries[1].Region
+	overlap, _ := jsonMarshal(c)
+	invalid := withSection(t, f.hello, overlap)
+	c = sectionConfig(t, f.hello)
+	c.Libraries[1].Shared.Size = 0 // libA's code would be lost
+	c.Libraries[1].Shared.Segments = nil
+	lossy, _ := jsonMarshal(c)
+	lost := withSection(t, f.hello, lossy)
+	c = sectionConfig(t, f.hello)
+	c.Entry.Off += 4
+	wrongEntry, _ := jsonMarshal(c)
+	entry := withSection(t, f.hello, wrongEntry)
+
+	for _, tc := range []struct{ name, path, want string }{
+		{"missing", filepath.Join(tmp, "nope"), "no such file"},
+		{"not ELF", notELF, "not an ELF file"},
+		{"no section", noSection, "no .unipool section"},
+		{"truncated", truncated, "truncated"},
+		{"bad JSON", badJSON, "description"},
+		{"invalid description", invalid, "overlap"},
+		{"content outside the description", lost, "lies in no library part"},
+		{"wrong entry", entry, "entry"},
+	} {
+		_, err := Add(dir, tc.path, AddOptions{})
+		if err == nil || !strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: add: %v; want an error naming %s and saying %q", tc.name, err, tc.path, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err == nil {
+		p := mustOpen(t, dir)
+		if ents, _ := p.List(); len(ents) != 0 {
+			t.Errorf("bad images were added: %+v", ents)
+		}
+	}
+}
+
+func TestCorruptIndexIsReportedAndBlocksWrites(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	p := mustOpen(t, dir)
+	index := filepath.Join(dir, "index.json")
+	os.WriteFile(index, []byte(`{"schemaVersion": 2, "manifests": [{"mediaType": "appli`), 0o644)
+	blobsBefore, _ := os.ReadDir(p.blobDir())
+	for name, err := range map[string]error{
+		"resolve": func() error { _, err := p.Resolve("hello"); return err }(),
+		"list":    func() error { _, err := p.List(); return err }(),
+		"add":     func() error { _, err := Add(dir, f.world, AddOptions{}); return err }(),
+		"gc":      func() error { _, err := p.GC(); return err }(),
+		"rm":      p.Remove("hello"),
+	} {
+		if err == nil || !strings.Contains(err.Error(), index) || !strings.Contains(err.Error(), "not valid JSON") {
+			t.Errorf("%s with a corrupt index: %v; want an error naming %s", name, err, index)
+		}
+	}
+	if after, _ := os.ReadDir(p.blobDir()); len(after) != len(blobsBefore) {
+		t.Errorf("blob files %d -> %d: add or gc wrote or removed blobs despite the corrupt index", len(blobsBefore), len(after))
+	}
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() || r.Problems[0].File != index {
+		t.Errorf("verify: %+v, want a problem naming %s", r.Problems, index)
+	}
+}
+
+func TestVerifyNamesABlobWithOneFlippedByte(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	p := mustOpen(t, dir)
+	c, _ := p.Resolve("world")
+	bad := c.Libraries[1].Shared.Digest // libA: both unikernels use it
+	path := p.BlobPath(bad)
+	data, _ := os.ReadFile(path)
+	data[0x123] ^= 0x10
+	os.WriteFile(path, data, 0o644)
+
+	err := p.VerifyBlob(bad)
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "does not match its digest") {
+		t.Errorf("VerifyBlob: %v; want an error naming %s and %s", err, bad, path)
+	}
+	for _, l := range c.Libraries[2:] {
+		if err := p.VerifyBlob(l.Shared.Digest); err != nil {
+			t.Errorf("VerifyBlob of an intact blob: %v", err)
+		}
+	}
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One problem for the file itself, one per unikernel using it.
+	var onFile, users int
+	for _, pr := range r.Problems {
+		if pr.Blob != bad {
+			t.Errorf("verify blames %s, want only %s", pr, bad)
+		}
+		if pr.Unikernel == "" {
+			onFile++
+		} else {
+			users++
+		}
+	}
+	if onFile != 1 || users != 2 {
+		t.Errorf("verify problems %v: want the damaged blob once and each of its 2 users", r.Problems)
+	}
+	// Adding an image that has the same library repairs the blob.
+	mustAdd(t, dir, f.hello, AddOptions{Name: "again"})
+	mustVerify(t, p)
+}
+
+func TestVerifyNamesMissingBlobsAndBadDescriptions(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	p := mustOpen(t, dir)
+	h, _ := p.Inspect("hello")
+	w, _ := p.Inspect("world")
+	// hello loses its private blob; world's config is replaced by a
+	// description that does not validate, stored under its true digest.
+	os.Remove(p.BlobPath(h.Config.Private.Digest))
+	bad := []byte(`{"schema_version": 1, "layout": "aligned", "libraries": []}`)
+	bd := digest.SHA256.FromBytes(bad)
+	os.WriteFile(p.BlobPath(string(bd)), bad, 0o644)
+	mdata, _ := os.ReadFile(p.BlobPath(string(w.Manifest)))
+	m, _ := parseManifest(mdata)
+	m.Config.Digest, m.Config.Size = bd, int64(len(bad))
+	mdata, _ = jsonMarshal(m)
+	md := digest.SHA256.FromBytes(mdata)
+	os.WriteFile(p.BlobPath(string(md)), mdata, 0o644)
+	idx, _ := p.readIndex()
+	idx.Manifests[1].Digest, idx.Manifests[1].Size = md, int64(len(mdata))
+	p.writeIndex(idx)
+
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawMissing, sawInvalid bool
+	for _, pr := range r.Problems {
+		sawMissing = sawMissing || pr.Unikernel == "hello" && pr.Blob == h.Config.Private.Digest && strings.Contains(pr.What, "missing")
+		sawInvalid = sawInvalid || pr.Unikernel == "world" && pr.Blob == string(bd) && strings.Contains(pr.What, "no libraries")
+	}
+	if !sawMissing || !sawInvalid || len(r.Problems) != 2 {
+		t.Errorf("verify problems %v: want hello's missing private blob and world's invalid description", r.Problems)
+	}
+	if _, err := p.Resolve("world"); err == nil || !strings.Contains(err.Error(), string(bd)) {
+		t.Errorf("resolve of an invalid description: %v", err)
+	}
+	// gc cannot know what an unreadable manifest references: it must refuse
+	// rather than delete. (world's is readable; break hello's.)
+	os.WriteFile(p.BlobPath(string(h.Manifest)), []byte("{}"), 0o644)
+	if _, err := p.GC(); err == nil || !strings.Contains(err.Error(), "nothing removed") {
+		t.Errorf("gc with a damaged manifest: %v, want a refusal", err)
+	}
+}
+
+func TestOpenRefusesADirectoryThatIsNoPool(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "not a pool") {
+		t.Errorf("open of an empty directory: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion": "9"}`), 0o644)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "oci-layout") {
+		t.Errorf("open of a pool of another layout version: %v", err)
+	}
+}
+
+func TestDefaultDirFollowsEnvironment(t *testing.T) {
+	t.Setenv(EnvPool, "/srv/pool")
+	if d, _ := DefaultDir(); d != "/srv/pool" {
+		t.Errorf("with $%s: %s", EnvPool, d)
+	}
+	t.Setenv(EnvPool, "")
+	t.Setenv("XDG_DATA_HOME", "/data")
+	if d, _ := DefaultDir(); d != "/data/unipool/pool" {
+		t.Errorf("with $XDG_DATA_HOME: %s", d)
+	}
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("HOME", "/home/u")
+	if d, _ := DefaultDir(); d != "/home/u/.local/share/unipool/pool" {
+		t.Errorf("with only $HOME: %s", d)
+	}
+}
+
+func TestBlobPathStaysInsideThePool(t *testing.T) {
+	p := &Pool{dir: "/pool"}
+	for _, d := range []string{"sha256:../../etc/passwd", "sha512:" + strings.Repeat("a", 128), "", "sha256:" + strings.Repeat("A", 64)} {
+		if got := p.BlobPath(d); filepath.Dir(got) != "/pool/blobs/sha256" || isBlobName(filepath.Base(got)) {
+			t.Errorf("BlobPath(%q) = %s", d, got)
+		}
+	}
 }

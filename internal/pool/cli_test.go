@@ -1,0 +1,300 @@
+package pool
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// unipool runs the CLI on a pool and returns its stdout, failing the test
+// if it exits non-zero.
+func unipool(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := unipoolErr(t, dir, args...)
+	if err != nil {
+		t.Fatalf("unipool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func unipoolErr(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(cli(t), append([]string{"pool", "--pool", dir}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestCLICommandsEndToEnd(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	out := unipool(t, dir, "add", f.hello)
+	if !strings.HasPrefix(out, "added hello: sha256:") {
+		t.Errorf("add: %q", out)
+	}
+	unipool(t, dir, "add", f.world, "--name", "w", "--cmdline", "a b", "--mem", "16M")
+	if out := unipool(t, dir, "ls"); !strings.Contains(out, "hello") || !strings.Contains(out, "w ") {
+		t.Errorf("ls: %q", out)
+	}
+	var rows []struct {
+		Name      string `json:"name"`
+		Libraries int    `json:"libraries"`
+	}
+	if err := json.Unmarshal([]byte(unipool(t, dir, "ls", "--json")), &rows); err != nil || len(rows) != 2 || rows[1].Name != "w" || rows[1].Libraries != 4 {
+		t.Errorf("ls --json: %+v %v", rows, err)
+	}
+	out = unipool(t, dir, "inspect", "w")
+	for _, want := range []string{"libC", "0x40020000", `"a b"`, "16.0 MiB", "private"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect w lacks %q:\n%s", want, out)
+		}
+	}
+	var d Description
+	if err := json.Unmarshal([]byte(unipool(t, dir, "inspect", "w", "--json")), &d); err != nil || d.Config.MemSize != 16<<20 || d.Config.Cmdline != "a b" {
+		t.Errorf("inspect --json: %+v %v", d.Config, err)
+	}
+	var s Stats
+	if err := json.Unmarshal([]byte(unipool(t, dir, "stats", "--json")), &s); err != nil || s.Unikernels != 2 || s.SharedBlobs != 5 {
+		t.Errorf("stats --json: %+v %v", s, err)
+	}
+	if out := unipool(t, dir, "verify"); !strings.Contains(out, "0 problems") {
+		t.Errorf("verify: %q", out)
+	}
+	unipool(t, dir, "rm", "w")
+	if out, err := unipoolErr(t, dir, "inspect", "w"); err == nil || !strings.Contains(out, `no such unikernel "w"`) {
+		t.Errorf("inspect after rm: %v %q", err, out)
+	}
+	if out := unipool(t, dir, "gc"); !strings.HasPrefix(out, "removed 5 blobs") {
+		t.Errorf("gc: %q", out)
+	}
+	// A flipped byte: verify names the blob and exits non-zero.
+	p := mustOpen(t, dir)
+	c, _ := p.Resolve("hello")
+	path := p.BlobPath(c.Libraries[2].Shared.Digest)
+	data, _ := os.ReadFile(path)
+	data[7] ^= 1
+	os.WriteFile(path, data, 0o644)
+	out, err := unipoolErr(t, dir, "verify")
+	if err == nil || !strings.Contains(out, c.Libraries[2].Shared.Digest) || !strings.Contains(out, "does not match its digest") {
+		t.Errorf("verify of a damaged pool: %v\n%s", err, out)
+	}
+	if out, err := unipoolErr(t, dir, "add", f.hello, "--mem", "lots"); err == nil || !strings.Contains(out, "--mem") {
+		t.Errorf("add --mem lots: %v %q", err, out)
+	}
+}
+
+func TestCLIUsesEnvironmentPool(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	cmd := exec.Command(cli(t), "pool", "add", f.solo)
+	cmd.Env = append(os.Environ(), EnvPool+"="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("add with $%s: %v\n%s", EnvPool, err, out)
+	}
+	if _, err := mustOpen(t, dir).Resolve("solo"); err != nil {
+		t.Error(err)
+	}
+}
+
+// checkPool verifies the pool and that every name in want resolves with
+// intact blobs.
+func checkPool(t *testing.T, dir string, want map[string]int) {
+	t.Helper()
+	p := mustOpen(t, dir)
+	mustVerify(t, p)
+	for name, libs := range want {
+		c, err := p.Resolve(name)
+		if err != nil {
+			t.Errorf("lost %s: %v", name, err)
+			continue
+		}
+		if len(c.Libraries) != libs {
+			t.Errorf("%s resolves to %d libraries, want %d", name, len(c.Libraries), libs)
+		}
+		if err := p.VerifyBlob(c.Private.Digest); err != nil {
+			t.Error(err)
+		}
+		for _, l := range c.Libraries {
+			if err := p.VerifyBlob(l.Shared.Digest); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+func TestConcurrentAddsLeaveConsistentPool(t *testing.T) {
+	f := images(t)
+	cli(t)
+	// No pool yet (only the map the linker wrote): the adds race to create it.
+	dir := newPool(t)
+	imgs := []string{f.hello, f.world, f.solo, f.big}
+	libs := map[string]int{f.hello: 3, f.world: 4, f.solo: 1, f.big: 3}
+	want := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	outs := make([]string, 8)
+	for i := range 8 {
+		img := imgs[i%len(imgs)]
+		name := fmt.Sprintf("u%d", i)
+		want[name] = libs[img]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = unipoolErr(t, dir, "add", img, "--name", name)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("add u%d: %v\n%s", i, err, outs[i])
+		}
+	}
+	checkPool(t, dir, want)
+	ents, _ := mustOpen(t, dir).List()
+	if len(ents) != 8 {
+		t.Errorf("%d unikernels in the index, want 8: %+v", len(ents), ents)
+	}
+	// Every distinct blob once: 4 images, libA shared by three of them.
+	s, err := mustOpen(t, dir).Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.SharedBlobs != 8 || s.UnreferencedBlobs != 0 {
+		t.Errorf("stats %+v: want 8 shared blobs (4 apps, libA, libB, libC, libBig), none unreferenced", s)
+	}
+}
+
+// killAtRandom runs the CLI with args, sends SIGKILL after a random delay
+// in [0, limit) and reports whether the command finished before the kill.
+func killAtRandom(t *testing.T, limit time.Duration, args ...string) bool {
+	t.Helper()
+	cmd := exec.Command(cli(t), args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(mrand.Int64N(int64(limit))))
+	cmd.Process.Signal(syscall.SIGKILL)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return false
+		}
+		t.Fatalf("unipool %s: %v", strings.Join(args, " "), err)
+	}
+	return err == nil
+}
+
+func timed(t *testing.T, args ...string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if out, err := exec.Command(cli(t), args...).CombinedOutput(); err != nil {
+		t.Fatalf("unipool %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return time.Since(start)
+}
+
+func TestKillDuringAddLeavesConsistentPool(t *testing.T) {
+	f := images(t)
+	cli(t)
+	dir := newPool(t)
+	want := map[string]int{"hello": 3, "world": 4}
+	unipool(t, dir, "add", f.hello)
+	unipool(t, dir, "add", f.world)
+	// The big image takes long enough (hashing, writing and fsyncing 6 MiB)
+	// for random kills to land inside it.
+	d := timed(t, "pool", "--pool", dir, "add", f.big, "--name", "big-warm")
+	want["big-warm"] = 3
+	unipool(t, dir, "rm", "big-warm")
+	unipool(t, dir, "gc")
+	delete(want, "big-warm")
+	killed := 0
+	for i := range 20 {
+		img, libs := f.big, 3
+		if i%4 == 3 {
+			img, libs = f.world, 4
+		}
+		name := fmt.Sprintf("k%d", i%3) // some adds replace an earlier one
+		if killAtRandom(t, d*3/2, "pool", "--pool", dir, "add", img, "--name", name) {
+			want[name] = libs
+		} else {
+			killed++
+		}
+		checkPool(t, dir, want)
+		if t.Failed() {
+			t.Fatalf("after iteration %d", i)
+		}
+	}
+	t.Logf("add took %v; %d of 20 adds were killed before they finished", d, killed)
+	if killed == 0 {
+		t.Error("no add was killed: the test exercised nothing")
+	}
+	unipool(t, dir, "gc")
+	checkPool(t, dir, want)
+}
+
+// garbage writes n unreferenced blobs (and a temporary file) for gc.
+func garbage(t *testing.T, dir string, n int) {
+	t.Helper()
+	bd := filepath.Join(dir, "blobs", "sha256")
+	for range n {
+		b := make([]byte, 512)
+		rand.Read(b)
+		if err := os.WriteFile(filepath.Join(bd, digest.SHA256.FromBytes(b).Encoded()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(bd, tmpPrefix+"killed-add"), []byte("partial"), 0o644)
+}
+
+func TestKillDuringGCLeavesConsistentPool(t *testing.T) {
+	f := images(t)
+	cli(t)
+	dir := newPool(t)
+	want := map[string]int{"hello": 3, "world": 4, "big": 3}
+	unipool(t, dir, "add", f.hello)
+	unipool(t, dir, "add", f.world)
+	unipool(t, dir, "add", f.big)
+	garbage(t, dir, 400)
+	d := timed(t, "pool", "--pool", dir, "gc")
+	killed := 0
+	for i := range 20 {
+		// Real unreferenced blobs too: a replaced and a removed unikernel.
+		unipool(t, dir, "add", f.solo, "--name", "tmp")
+		unipool(t, dir, "add", f.hello, "--name", "tmp")
+		unipool(t, dir, "add", f.solo, "--name", "gone")
+		unipool(t, dir, "rm", "gone")
+		garbage(t, dir, 400)
+		want["tmp"] = 3
+		if !killAtRandom(t, d*3/2, "pool", "--pool", dir, "gc") {
+			killed++
+		}
+		checkPool(t, dir, want)
+		if t.Failed() {
+			t.Fatalf("after iteration %d", i)
+		}
+	}
+	t.Logf("gc took %v; %d of 20 were killed before they finished", d, killed)
+	if killed == 0 {
+		t.Error("no gc was killed: the test exercised nothing")
+	}
+	unipool(t, dir, "gc")
+	s, err := mustOpen(t, dir).Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.UnreferencedBlobs != 0 {
+		t.Errorf("after a full gc: %d unreferenced blobs", s.UnreferencedBlobs)
+	}
+}
