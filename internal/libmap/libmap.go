@@ -1,0 +1,289 @@
+// Package libmap is the global library map: the one place that decides
+// where each library lives in every aligned unikernel. Each library name
+// owns a region [tramp table][shared: code + rodata][private: data + bss],
+// every part page-aligned, handed out upwards from abi.MapBase with slack
+// for growth. The map only appends: a region, once handed out, never moves
+// or shrinks, so an image linked against an old map stays valid forever.
+// Every version of a library goes into that library's region; a version
+// too large for it gets a new region (recorded; the old one stays for the
+// images that use it).
+//
+// The app of an image has no region here: its code is in no other image,
+// so a global address would buy no sharing and only consume address space
+// (thousands of apps × their slack). Every image puts its app at
+// abi.AppRegionBase instead, with the same [tramp][shared][private] layout.
+//
+// The map is a JSON file (map.json in the pool); Update is the only writer:
+// it takes an flock on "<file>.lock", re-reads the file under the lock and
+// replaces it atomically (temporary file, fsync, rename, fsync of the
+// directory), so concurrent writers serialize and a reader never sees half
+// a map.
+package libmap
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// SchemaVersion is the map file's format version.
+const SchemaVersion = 1
+
+// Default slack policy: a part gets half its size again, and at least
+// 16 KiB, before a new version must move to a new region. Slack costs
+// address space only: no file bytes and no memory.
+const (
+	DefaultSlackPercent = 50
+	DefaultMinSlack     = 16 << 10
+)
+
+// Map is the decoded map file.
+type Map struct {
+	SchemaVersion int    `json:"schema_version"`
+	Policy        Policy `json:"policy"`
+	// Libraries in the order they first got a region.
+	Libraries []Library `json:"libraries"`
+}
+
+// Policy is how much room a new region leaves each part to grow:
+// used + max(used*SlackPercent/100, MinSlack), rounded up to a page.
+type Policy struct {
+	SlackPercent uint64 `json:"slack_percent"`
+	MinSlack     uint64 `json:"min_slack"`
+}
+
+// Library is one library name and its regions, oldest first.
+type Library struct {
+	Name    string   `json:"name"`
+	Regions []Region `json:"regions"`
+}
+
+// Region is an address range owned by one library and the versions
+// placed in it.
+type Region struct {
+	desc.Region
+	Versions []Version `json:"versions"`
+}
+
+// Version is one build of a library (one object), identified by its
+// object's sha256 when known, else by its version label.
+type Version struct {
+	Version      string `json:"version"`
+	ObjectSHA256 string `json:"object_sha256,omitempty"`
+	Origin       string `json:"origin,omitempty"`
+	Need         Need   `json:"need"`
+}
+
+// Need is the room a version needs in each part (bytes, not rounded).
+type Need struct {
+	Tramp   uint64 `json:"tramp"`
+	Shared  uint64 `json:"shared"`
+	Private uint64 `json:"private"`
+}
+
+// New returns an empty map with the default policy.
+func New() *Map {
+	return &Map{SchemaVersion: SchemaVersion, Policy: Policy{SlackPercent: DefaultSlackPercent, MinSlack: DefaultMinSlack}}
+}
+
+// nameRE is what a library name may be: it ends up in linker scripts and
+// section names.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_+-]{0,127}$`)
+
+// ValidName reports whether name can be a library name.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
+// Parse decodes and validates a map file's bytes. Errors say what is
+// wrong; callers add the file name.
+func Parse(data []byte) (*Map, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Map
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("corrupted library map: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("corrupted library map: trailing data after the JSON object")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate checks the invariants everyone relies on: known schema, valid
+// unique names, page-aligned regions inside [abi.MapBase, abi.MapLimit)
+// that overlap no other, versions that fit their region.
+func (m *Map) Validate() error {
+	if m.SchemaVersion != SchemaVersion {
+		return fmt.Errorf("library map: schema_version %d, want %d", m.SchemaVersion, SchemaVersion)
+	}
+	if m.Policy.SlackPercent > 10000 || m.Policy.MinSlack > abi.MapLimit-abi.MapBase {
+		return fmt.Errorf("library map: policy %+v out of range", m.Policy)
+	}
+	type span struct {
+		start, end uint64
+		name       string
+	}
+	var spans []span
+	seen := map[string]bool{}
+	for _, l := range m.Libraries {
+		if !ValidName(l.Name) {
+			return fmt.Errorf("library map: invalid library name %q", l.Name)
+		}
+		if seen[l.Name] {
+			return fmt.Errorf("library map: library %q listed twice", l.Name)
+		}
+		seen[l.Name] = true
+		if len(l.Regions) == 0 {
+			return fmt.Errorf("library map: library %q has no region", l.Name)
+		}
+		for _, r := range l.Regions {
+			d := r.Region
+			if d.Start%abi.PageSize != 0 || d.TrampSize%abi.PageSize != 0 || d.SharedSize%abi.PageSize != 0 || d.PrivateSize%abi.PageSize != 0 {
+				return fmt.Errorf("library map: library %q: region at %#x is not page-aligned", l.Name, d.Start)
+			}
+			size := d.TrampSize + d.SharedSize + d.PrivateSize
+			if size == 0 || size < d.TrampSize || d.Start < abi.MapBase || d.Start >= abi.MapLimit || size > abi.MapLimit-d.Start {
+				return fmt.Errorf("library map: library %q: region [%#x,+%#x) outside [%#x,%#x)", l.Name, d.Start, size, uint64(abi.MapBase), uint64(abi.MapLimit))
+			}
+			for _, v := range r.Versions {
+				if !v.Need.fits(d) {
+					return fmt.Errorf("library map: library %q version %q needs %+v, more than its region at %#x holds", l.Name, v.Version, v.Need, d.Start)
+				}
+			}
+			spans = append(spans, span{d.Start, d.End(), l.Name})
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].start < spans[i-1].end {
+			return fmt.Errorf("library map: regions of %q at %#x and %q at %#x overlap", spans[i-1].name, spans[i-1].start, spans[i].name, spans[i].start)
+		}
+	}
+	return nil
+}
+
+func (n Need) fits(r desc.Region) bool {
+	return n.Tramp <= r.TrampSize && n.Shared <= r.SharedSize && n.Private <= r.PrivateSize
+}
+
+// Marshal encodes the map the way it is stored (indented, stable order).
+func (m *Map) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Library returns the named library's entry, or nil.
+func (m *Map) Library(name string) *Library {
+	for i := range m.Libraries {
+		if m.Libraries[i].Name == name {
+			return &m.Libraries[i]
+		}
+	}
+	return nil
+}
+
+// End is the first address no region uses yet (abi.MapBase for an empty map).
+func (m *Map) End() uint64 {
+	end := uint64(abi.MapBase)
+	for _, l := range m.Libraries {
+		for _, r := range l.Regions {
+			end = max(end, r.End())
+		}
+	}
+	return end
+}
+
+// Placement is where Place put a version.
+type Placement struct {
+	Region desc.Region
+	// New says the region was handed out by this call (a new library, or
+	// a version that outgrew the library's previous regions).
+	New bool
+	// Added says the version was not in the map before.
+	Added bool
+}
+
+// Place returns the region for version v of library name, recording it:
+//   - a version already placed goes where it went before (the newest such
+//     region it still fits);
+//   - else the library's newest region that has room for it;
+//   - else a new region at the end of the map, sized by the map's policy.
+//
+// Existing regions are never moved or resized.
+func (m *Map) Place(name string, v Version) (Placement, error) {
+	if !ValidName(name) {
+		return Placement{}, fmt.Errorf("library map: invalid library name %q", name)
+	}
+	lib := m.Library(name)
+	if lib != nil {
+		for i := len(lib.Regions) - 1; i >= 0; i-- {
+			r := &lib.Regions[i]
+			if r.has(v) && v.Need.fits(r.Region) {
+				return Placement{Region: r.Region}, nil
+			}
+		}
+		for i := len(lib.Regions) - 1; i >= 0; i-- {
+			r := &lib.Regions[i]
+			if v.Need.fits(r.Region) {
+				r.Versions = append(r.Versions, v)
+				return Placement{Region: r.Region, Added: true}, nil
+			}
+		}
+	}
+	reg, err := m.newRegion(v.Need)
+	if err != nil {
+		return Placement{}, fmt.Errorf("library map: library %q: %w", name, err)
+	}
+	if lib == nil {
+		m.Libraries = append(m.Libraries, Library{Name: name})
+		lib = &m.Libraries[len(m.Libraries)-1]
+	}
+	lib.Regions = append(lib.Regions, Region{Region: reg, Versions: []Version{v}})
+	return Placement{Region: reg, New: true, Added: true}, nil
+}
+
+func (r *Region) has(v Version) bool {
+	for _, o := range r.Versions {
+		if v.ObjectSHA256 != "" && o.ObjectSHA256 == v.ObjectSHA256 {
+			return true
+		}
+		if v.ObjectSHA256 == "" && o.ObjectSHA256 == "" && o.Version == v.Version {
+			return true
+		}
+	}
+	return false
+}
+
+// Capacity is the room the policy gives a part that needs used bytes.
+func (p Policy) Capacity(used uint64) uint64 {
+	slack := uint64(math.Ceil(float64(used) * float64(p.SlackPercent) / 100))
+	return pageUp(used + max(slack, p.MinSlack))
+}
+
+func (m *Map) newRegion(n Need) (desc.Region, error) {
+	r := desc.Region{
+		Start:       m.End(),
+		TrampSize:   m.Policy.Capacity(n.Tramp),
+		SharedSize:  m.Policy.Capacity(n.Shared),
+		PrivateSize: m.Policy.Capacity(n.Private),
+	}
+	if r.Start > abi.MapLimit || r.TrampSize+r.SharedSize+r.PrivateSize > abi.MapLimit-r.Start {
+		return desc.Region{}, fmt.Errorf("map is full: a region of %#x bytes at %#x would pass its limit %#x",
+			r.TrampSize+r.SharedSize+r.PrivateSize, r.Start, uint64(abi.MapLimit))
+	}
+	return r, nil
+}
+
+func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 1) }

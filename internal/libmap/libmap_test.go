@@ -1,0 +1,314 @@
+package libmap
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+)
+
+func ver(label string, shared, private uint64) Version {
+	return Version{Version: label, ObjectSHA256: fmt.Sprintf("%064x", len(label)*1000+int(shared)), Need: Need{Tramp: 100, Shared: shared, Private: private}}
+}
+
+func TestNewLibrariesAppendAndNeverMoveExistingRegions(t *testing.T) {
+	m := New()
+	a, err := m.Place("ukboot", ver("a1", 10000, 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.New || a.Region.Start != abi.MapBase {
+		t.Fatalf("first region %+v, want new at MapBase", a)
+	}
+	before := m.Library("ukboot").Regions[0].Region
+	b, err := m.Place("ukrand", ver("b1", 3000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Region.Start != a.Region.End() {
+		t.Errorf("second region at %#x, want right after the first (%#x)", b.Region.Start, a.Region.End())
+	}
+	if got := m.Library("ukboot").Regions[0].Region; got != before {
+		t.Errorf("placing ukrand moved ukboot: %+v -> %+v", before, got)
+	}
+	for _, r := range []desc.Region{a.Region, b.Region} {
+		for _, v := range []uint64{r.Start, r.TrampSize, r.SharedSize, r.PrivateSize} {
+			if v%abi.PageSize != 0 {
+				t.Errorf("region %+v not page-aligned", r)
+			}
+		}
+	}
+	// Slack: 50% and at least 16 KiB per part.
+	if a.Region.SharedSize != pageUp(10000+16384) || a.Region.PrivateSize != pageUp(500+16384) {
+		t.Errorf("capacities %+v", a.Region)
+	}
+}
+
+func TestVersionsOfALibraryShareItsRegion(t *testing.T) {
+	m := New()
+	p1, _ := m.Place("libc", ver("v1", 20000, 4000))
+	p2, err := m.Place("libc", ver("v2", 21000, 4100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.New || p2.Region != p1.Region || !p2.Added {
+		t.Errorf("v2 placed %+v, want v1's region %+v", p2, p1.Region)
+	}
+	again, _ := m.Place("libc", ver("v1", 20000, 4000))
+	if again.Added || again.Region != p1.Region {
+		t.Errorf("placing v1 again: %+v", again)
+	}
+	if n := len(m.Library("libc").Regions[0].Versions); n != 2 {
+		t.Errorf("%d versions recorded, want 2", n)
+	}
+}
+
+func TestVersionThatOutgrowsItsRegionGetsANewOneAndTheOldStays(t *testing.T) {
+	m := New()
+	old, _ := m.Place("zlib", ver("1.2", 40000, 1000))
+	other, _ := m.Place("lz4", ver("1.9", 8000, 100))
+	big, err := m.Place("zlib", ver("1.3", 200000, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !big.New || big.Region.Start < other.Region.End() {
+		t.Errorf("grown version at %+v, want a new region after lz4 (%#x)", big.Region, other.Region.End())
+	}
+	regs := m.Library("zlib").Regions
+	if len(regs) != 2 || regs[0].Region != old.Region || regs[0].Versions[0].Version != "1.2" || regs[1].Versions[0].Version != "1.3" {
+		t.Errorf("zlib regions %+v", regs)
+	}
+	// The old version still goes to its old region.
+	p, _ := m.Place("zlib", ver("1.2", 40000, 1000))
+	if p.Region != old.Region {
+		t.Errorf("old version now at %+v, want %+v", p.Region, old.Region)
+	}
+	// A new small version goes to the newest region with room.
+	p, _ = m.Place("zlib", ver("1.4", 39000, 1000))
+	if p.Region != big.Region {
+		t.Errorf("new small version at %+v, want newest region %+v", p.Region, big.Region)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMapRefusesToGrowPastItsLimit(t *testing.T) {
+	m := New()
+	if _, err := m.Place("huge", ver("1", (abi.MapLimit-abi.MapBase)/2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Place("more", ver("1", 1<<20, 0))
+	if err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("placing past the limit: %v", err)
+	}
+}
+
+func TestUpdateWritesAtomicallyAndOnlyOnSuccess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map.json")
+	if err := Update(path, func(m *Map) error { _, err := m.Place("a", ver("1", 10, 10)); return err }); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("link failed")
+	err = Update(path, func(m *Map) error {
+		m.Place("b", ver("1", 10, 10))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Error("a failed update changed the map")
+	}
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+	m, err := Load(path)
+	if err != nil || m.Library("a") == nil || m.Library("b") != nil {
+		t.Fatalf("reloaded map %+v, %v", m, err)
+	}
+}
+
+func TestCorruptedMapIsAClearErrorNamingTheFile(t *testing.T) {
+	dir := t.TempDir()
+	good := New()
+	good.Place("a", ver("1", 10, 10))
+	goodJSON, _ := good.Marshal()
+	overlap := New()
+	overlap.Place("a", ver("1", 10, 10))
+	overlap.Place("b", ver("1", 10, 10))
+	overlap.Libraries[1].Regions[0].Start = overlap.Libraries[0].Regions[0].Start + abi.PageSize
+	overlapJSON, _ := overlap.Marshal()
+	cases := map[string][]byte{
+		"truncated":  goodJSON[:len(goodJSON)/2],
+		"garbage":    []byte("\x00\x01\x02not json"),
+		"overlap":    overlapJSON,
+		"unaligned":  []byte(strings.Replace(string(goodJSON), `"start": 1073741824`, `"start": 1073741825`, 1)),
+		"schema":     []byte(`{"schema_version": 99, "libraries": []}`),
+		"trailing":   append(append([]byte(nil), goodJSON...), []byte("{}")...),
+		"below base": []byte(strings.Replace(string(goodJSON), `"start": 1073741824`, `"start": 4096`, 1)),
+	}
+	for name, data := range cases {
+		path := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: Load error %v, want one naming %s", name, err, path)
+		}
+		err = Update(path, func(m *Map) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: Update error %v, want one naming %s", name, err, path)
+		}
+		if got, _ := os.ReadFile(path); string(got) != string(data) {
+			t.Errorf("%s: Update rewrote a corrupted map", name)
+		}
+	}
+}
+
+// Concurrent writers each add a library; all must land, in distinct
+// regions, whatever the interleaving.
+func TestConcurrentWritersAllLandWithoutOverlap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map.json")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- Update(path, func(m *Map) error {
+				_, err := m.Place(fmt.Sprintf("lib%d", i), ver("1", uint64(1000*(i+1)), 10))
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkAllLanded(t, path, "lib", 8)
+}
+
+func TestConcurrentWriterProcessesAllLandWithoutOverlap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map.json")
+	var cmds []*exec.Cmd
+	for i := range 8 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriterProcess$")
+		cmd.Env = append(os.Environ(), "LIBMAP_HELPER_MAP="+path, fmt.Sprintf("LIBMAP_HELPER_LIB=proc%d", i))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("writer process: %v", err)
+		}
+	}
+	checkAllLanded(t, path, "proc", 8)
+}
+
+// TestHelperWriterProcess is the body of one writer process of
+// TestConcurrentWriterProcessesAllLandWithoutOverlap.
+func TestHelperWriterProcess(t *testing.T) {
+	path := os.Getenv("LIBMAP_HELPER_MAP")
+	if path == "" {
+		t.Skip("helper process only")
+	}
+	for j := range 5 {
+		err := Update(path, func(m *Map) error {
+			_, err := m.Place(os.Getenv("LIBMAP_HELPER_LIB"), ver(fmt.Sprint(j), uint64(1000+j*30000), 10))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func checkAllLanded(t *testing.T, path, prefix string, n int) {
+	t.Helper()
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if m.Library(fmt.Sprintf("%s%d", prefix, i)) == nil {
+			t.Errorf("%s%d lost", prefix, i)
+		}
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMarshalParseRoundTrips(t *testing.T) {
+	m := New()
+	m.Place("a", ver("1", 10, 10))
+	m.Place("b", ver("2", 100000, 0))
+	m.Place("a", ver("3", 1000000, 0))
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, back) {
+		t.Errorf("round trip changed the map:\n%+v\n%+v", m, back)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	m := New()
+	m.Place("a", ver("1", 10, 10))
+	m.Place("b", ver("2", 100000, 0))
+	data, _ := m.Marshal()
+	f.Add(data)
+	f.Add([]byte(`{"schema_version":1,"libraries":[]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data)
+		if err != nil {
+			return
+		}
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out)
+		if err != nil {
+			t.Fatalf("a valid map does not re-parse: %v", err)
+		}
+		if !reflect.DeepEqual(m, back) {
+			t.Fatal("round trip changed the map")
+		}
+		// Placing into any valid map keeps it valid.
+		if _, err := m.Place("fuzzlib", ver("x", 12345, 678)); err == nil {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("placement broke the map: %v", err)
+			}
+		}
+	})
+}
