@@ -106,7 +106,7 @@ func TestMapRefusesToGrowPastItsLimit(t *testing.T) {
 	if _, err := m.Place("huge", ver("1", (abi.MapLimit-abi.MapBase)/2, 0)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.Place("more", ver("1", 1<<20, 0))
+	_, err := m.Place("more", ver("1", (abi.MapLimit-abi.MapBase)/4, 0))
 	if err == nil || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("placing past the limit: %v", err)
 	}
