@@ -67,4 +67,6 @@ var (
 	reqSetMSRs             = iow(0x89, sizeOf[msrsHeader]())
 	reqSetCPUID2           = iow(0x90, sizeOf[cpuid2Header]())
 	reqGetTSCKHz           = io(0xa3)
+	reqGetXCRs             = ior(0xa6, sizeOf[XCRs]())
+	reqSetXCRs             = iow(0xa7, sizeOf[XCRs]())
 )

@@ -130,3 +130,21 @@ const (
 	ExitIOIn  = 0
 	ExitIOOut = 1
 )
+
+// XCR is struct kvm_xcr: one extended control register.
+type XCR struct {
+	XCR      uint32
+	Reserved uint32
+	Value    uint64
+}
+
+// XCRs is struct kvm_xcrs.
+type XCRs struct {
+	NrXCRs  uint32
+	Flags   uint32
+	XCRs    [16]XCR // KVM_MAX_XCRS
+	Padding [16]uint64
+}
+
+// CapXCRs is KVM_CAP_XCRS.
+const CapXCRs = 56

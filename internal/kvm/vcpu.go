@@ -129,6 +129,23 @@ func (c *VCPU) TSCKHz() (uint64, error) {
 	return uint64(r), nil
 }
 
+// XCRs is KVM_GET_XCRS.
+func (c *VCPU) XCRs() (XCRs, error) {
+	var x XCRs
+	if err := ioctlArg(c.fd, reqGetXCRs, ptr(&x)); err != nil {
+		return x, fmt.Errorf("KVM_GET_XCRS: %w", err)
+	}
+	return x, nil
+}
+
+// SetXCRs is KVM_SET_XCRS.
+func (c *VCPU) SetXCRs(x XCRs) error {
+	if err := ioctlArg(c.fd, reqSetXCRs, ptr(&x)); err != nil {
+		return fmt.Errorf("KVM_SET_XCRS: %w", err)
+	}
+	return nil
+}
+
 // cpuid2 is a struct kvm_cpuid2 with its entries, in one buffer.
 type cpuid2 []byte
 

@@ -1,0 +1,146 @@
+package kvm
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/unipool/unipool/internal/abi"
+)
+
+// outcome ends a VM: its exit code, or why it was stopped.
+type outcome struct {
+	exitCode int
+	err      string
+}
+
+// console is COM1 as the guest ABI has it: a byte sink at abi.PortCOM1.
+type console struct {
+	buf       []byte
+	truncated bool
+}
+
+func (c *console) write(b []byte) {
+	room := maxOutput - len(c.buf)
+	if len(b) > room {
+		b = b[:max(room, 0)]
+		c.truncated = true
+	}
+	c.buf = append(c.buf, b...)
+}
+
+// 16550 UART registers a guest's serial driver may poll.
+const (
+	com1LSR        = abi.PortCOM1 + 5
+	lsrTHREmpty    = 0x20
+	lsrTransmitter = 0x40
+)
+
+// out handles a guest write of data (count accesses of size bytes) to port.
+func (m *machine) out(port uint16, size int, data []byte) *outcome {
+	switch port {
+	case abi.PortCOM1:
+		m.console.write(data)
+	case abi.PortExit:
+		return &outcome{exitCode: exitValue(data[:size])}
+	case portFault:
+		return &outcome{exitCode: -1, err: m.faultReport()}
+	}
+	// Other ports (the rest of the UART, ...) are ignored, as on a bus
+	// with nothing behind them.
+	return nil
+}
+
+// in answers a guest read: the UART says it is always ready to send;
+// every other port reads as a floating bus.
+func (m *machine) in(port uint16, data []byte) {
+	for i := range data {
+		data[i] = 0xff
+	}
+	if port == com1LSR {
+		data[0] = lsrTHREmpty | lsrTransmitter
+	}
+}
+
+// exitValue decodes the exit code written with outb, outw or outl; a
+// 32-bit write is a C int (so -1 stays -1).
+func exitValue(b []byte) int {
+	switch len(b) {
+	case 1:
+		return int(b[0])
+	case 2:
+		return int(binary.LittleEndian.Uint16(b))
+	default:
+		return int(int32(binary.LittleEndian.Uint32(b)))
+	}
+}
+
+// Exception names (Intel SDM vol. 3, table 6-1).
+var vectorNames = map[uint64]string{
+	0: "divide error (#DE)", 1: "debug exception (#DB)", 2: "NMI", 3: "breakpoint (#BP)",
+	4: "overflow (#OF)", 5: "bound range exceeded (#BR)", 6: "invalid opcode (#UD)",
+	7: "device not available (#NM)", 8: "double fault (#DF)", 10: "invalid TSS (#TS)",
+	11: "segment not present (#NP)", 12: "stack-segment fault (#SS)",
+	13: "general protection fault (#GP)", 14: "page fault (#PF)", 16: "x87 FPU error (#MF)",
+	17: "alignment check (#AC)", 18: "machine check (#MC)", 19: "SIMD floating-point exception (#XM)",
+	20: "virtualization exception (#VE)", 21: "control protection exception (#CP)",
+}
+
+// Page-fault error code bits (SDM 4.7).
+const (
+	pfPresent = 1 << 0
+	pfWrite   = 1 << 1
+	pfFetch   = 1 << 4
+)
+
+// faultReport describes the exception whose frame the stub left on IST1.
+func (m *machine) faultReport() string {
+	f := readFaultFrame(m.priv.mem)
+	name, ok := vectorNames[f.Vector]
+	if !ok {
+		name = fmt.Sprintf("exception %d", f.Vector)
+	}
+	at := fmt.Sprintf("rip %#x (%s)", f.RIP, m.layout.Describe(f.RIP))
+	if f.Vector != 14 {
+		if errorCodeVectors[int(f.Vector)] {
+			return fmt.Sprintf("guest fault: %s, error code %#x, at %s", name, f.ErrorCode, at)
+		}
+		return fmt.Sprintf("guest fault: %s at %s", name, at)
+	}
+	s, err := m.cpu.Sregs()
+	if err != nil {
+		return fmt.Sprintf("guest fault: page fault at %s (address unknown: %v)", at, err)
+	}
+	access := "read of"
+	switch {
+	case f.ErrorCode&pfFetch != 0:
+		access = "instruction fetch from"
+	case f.ErrorCode&pfWrite != 0:
+		access = "write to"
+	}
+	kind := "unmapped"
+	if f.ErrorCode&pfPresent != 0 {
+		kind = "protected"
+		if f.ErrorCode&pfWrite != 0 {
+			kind = "read-only"
+		}
+	}
+	return fmt.Sprintf("guest fault: page fault: %s %s address %#x (%s) at %s",
+		access, kind, s.CR2, m.layout.Describe(s.CR2), at)
+}
+
+// readOnlyWrite describes a guest write that KVM refused because it hit a
+// read-only slot: a pool blob.
+func (m *machine) readOnlyWrite(gpa uint64) string {
+	rip := "rip unknown"
+	if r, err := m.cpu.Regs(); err == nil {
+		rip = fmt.Sprintf("rip %#x (%s)", r.RIP, m.layout.Describe(r.RIP))
+	}
+	if gva, mp, ok := m.gvaOfBlobGPA(gpa); ok {
+		return fmt.Sprintf("write to read-only library %s at GVA %#x (GPA %#x, blob %s) by %s",
+			mp.Library, gva, gpa, mp.Digest, rip)
+	}
+	if b := m.blobs.find(gpa); b != nil {
+		return fmt.Sprintf("write to read-only blob %s at GPA %#x by %s", b.path, gpa, rip)
+	}
+	return fmt.Sprintf("write to unbacked guest-physical address %#x by %s", gpa, rip)
+}

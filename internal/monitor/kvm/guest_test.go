@@ -1,0 +1,144 @@
+package kvm
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// Hand-assembled guests, built with the system's gcc and objcopy. Each is
+// position-independent code run as the shared part of one library.
+var guests = map[string]string{
+	// Checks the boot info, SSE, the FS base, prints and exits with 7.
+	"hello": `
+	movabs $0x314c4f4f50494e55, %rax
+	cmp %rax, (%rdi)
+	jne bad
+	pxor %xmm0, %xmm0
+	movdqu %xmm0, -32(%rsp)
+	mov %rsp, %rax
+	sub $64, %rax
+	mov %rax, %rdx
+	shr $32, %rdx
+	mov $0xc0000100, %ecx
+	wrmsr
+	movq $42, %fs:0
+	cmpq $42, -64(%rsp)
+	jne bad
+	lea msg(%rip), %rsi
+	mov $msglen, %ecx
+	mov $0x3f8, %dx
+	rep outsb
+	mov $7, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+bad:
+	mov $99, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+msg:	.ascii "hello from kvm\n"
+	msglen = . - msg
+`,
+	// Writes into its own (shared, read-only) code.
+	"writer": `
+	mov $'w', %al
+	mov $0x3f8, %dx
+	out %al, (%dx)
+	lea target(%rip), %rax
+	movb $0x90, (%rax)
+target:	nop
+	mov $0, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+`,
+	"spin": `
+1:	jmp 1b
+`,
+	"ud2": `
+	ud2
+`,
+	"null": `
+	mov 8, %rax
+	hlt
+`,
+	"halt": `
+	hlt
+`,
+}
+
+// assemble builds a guest's flat code with gcc and objcopy.
+func assemble(t testing.TB, name string) []byte {
+	t.Helper()
+	src, ok := guests[name]
+	if !ok {
+		t.Fatalf("no guest %q", name)
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not found (scripts/deps.sh installs it)")
+	}
+	dir := t.TempDir()
+	s := filepath.Join(dir, name+".S")
+	if err := os.WriteFile(s, []byte(".text\n.globl _start\n_start:\n"+src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, bin := filepath.Join(dir, name+".o"), filepath.Join(dir, name+".bin")
+	for _, cmd := range [][]string{{"gcc", "-c", "-o", o, s}, {"objcopy", "-O", "binary", "-j", ".text", o, bin}} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd, err, out)
+		}
+	}
+	code, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// pooled makes a one-library unikernel whose shared part is the guest's
+// code, stored as a content-addressed blob file in dir.
+func pooled(t testing.TB, dir, name string) monitor.Unikernel {
+	t.Helper()
+	code := assemble(t, name)
+	// Pool blobs are whole pages (Shared.Size is a page multiple).
+	code = append(code, make([]byte, pageUp(uint64(len(code)))-uint64(len(code)))...)
+	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(code))
+	path := filepath.Join(dir, digest[len("sha256:"):])
+	if err := os.WriteFile(path, code, 0o444); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	size := pageUp(uint64(len(code)))
+	cfg := &desc.Config{
+		SchemaVersion: desc.SchemaVersion,
+		Name:          name,
+		Layout:        "aligned",
+		MemSize:       1 << 20,
+		Entry:         desc.Addr{Lib: 0, Off: 0},
+		Libraries: []desc.Library{{
+			Name:    "uk" + name,
+			Region:  desc.Region{Start: abi.MapBase, SharedSize: size, PrivateSize: pageSize},
+			Shared:  desc.Shared{Size: size, Digest: digest},
+			Private: desc.Part{MemSize: pageSize},
+		}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return monitor.Unikernel{Name: name, Config: cfg, BlobPath: func(string) string { return path }}
+}
+
+func needKVM(t testing.TB) {
+	t.Helper()
+	if err := Usable(); err != nil {
+		t.Skipf("no usable KVM (%v); scripts/test.sh runs this inside scripts/kvmhost", err)
+	}
+}

@@ -1,0 +1,225 @@
+package kvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/kvm"
+	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+func init() {
+	monitor.Register("kvm", func() (monitor.Monitor, error) {
+		if err := Usable(); err != nil {
+			return nil, fmt.Errorf("%w; use --monitor process, or run inside the emulated KVM host: scripts/kvmhost -- unipool run --monitor kvm ...", err)
+		}
+		return Monitor{}, nil
+	})
+}
+
+// Monitor runs every instance of a call as a microVM in this process.
+type Monitor struct{}
+
+// instance is one VM to start and what became of it.
+type instance struct {
+	uk     int
+	prep   *loader.Prepared
+	result monitor.Result
+	m      *machine
+}
+
+// Run starts opt.N instances of each unikernel, one vCPU thread each, and
+// returns when all have finished (and the hold, if any, is over). A setup
+// error of any VM stops the call before any guest runs.
+func (Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options) ([]monitor.Result, error) {
+	if opt.N <= 0 {
+		opt.N = 1
+	}
+	if opt.Load == "" {
+		opt.Load = monitor.LoadShared
+	}
+	if opt.Load != monitor.LoadShared && opt.Load != monitor.LoadNaive {
+		return nil, fmt.Errorf("kvm monitor: unknown load mode %q (want %s or %s)", opt.Load, monitor.LoadShared, monitor.LoadNaive)
+	}
+	h, err := openHost(opt.KSM)
+	if err != nil {
+		return nil, err
+	}
+	defer h.close()
+
+	// Read every description and check every blob before any VM exists.
+	var insts []*instance
+	for i, u := range uks {
+		p, err := loader.Prepare(u, opt.Load == monitor.LoadNaive)
+		if err != nil {
+			return nil, fmt.Errorf("kvm monitor: %w", err)
+		}
+		for n := 0; n < opt.N; n++ {
+			insts = append(insts, &instance{uk: i, prep: p,
+				result: monitor.Result{Unikernel: u.Name, Instance: n, PID: os.Getpid()}})
+		}
+	}
+	seed := opt.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+
+	// Build every VM on its own locked thread, then start them together.
+	start := make(chan struct{})
+	abort := make(chan struct{})
+	built := make(chan error, len(insts))
+	var done sync.WaitGroup
+	for k, in := range insts {
+		done.Add(1)
+		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR,
+			InstanceID: uint64(k), Seed: instanceSeed(seed, k), Monitor: abi.MonitorKVM,
+			Cmdline: uks[in.uk].Cmdline}
+		lo.Rand = rand.New(rand.NewPCG(lo.Seed, uint64(k)))
+		go func() {
+			defer done.Done()
+			// The thread stays locked until the goroutine ends, so it exits
+			// with it and a held VM keeps no thread.
+			runtime.LockOSThread()
+			t0 := time.Now()
+			m, err := h.newMachine(in.result.Unikernel, in.result.Instance, func(tsc uint64) (*loader.Layout, error) {
+				lo.TSCKHz = tsc
+				return in.prep.Plan(lo)
+			})
+			if err != nil {
+				built <- fmt.Errorf("kvm monitor: %s instance %d: %w", in.result.Unikernel, in.result.Instance, err)
+				return
+			}
+			in.m = m
+			in.result.LoadTime = time.Since(t0)
+			in.result.Bases = m.layout.Bases
+			built <- nil
+			select {
+			case <-start:
+			case <-abort:
+				return
+			}
+			in.run(opt.Timeout)
+		}()
+	}
+	var buildErrs []error
+	for range insts {
+		if err := <-built; err != nil {
+			buildErrs = append(buildErrs, err)
+		}
+	}
+	if len(buildErrs) > 0 {
+		close(abort)
+		done.Wait()
+		closeAll(insts)
+		return nil, errors.Join(buildErrs...)
+	}
+	close(start)
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		for _, in := range insts {
+			in.m.stop(fmt.Sprintf("stopped: %v", ctx.Err()))
+		}
+		<-finished
+	}
+
+	hold(ctx, opt)
+	closeAll(insts)
+	results := make([]monitor.Result, len(insts))
+	for i, in := range insts {
+		results[i] = in.result
+	}
+	return results, nil
+}
+
+// run runs the VM to its end, stopping it at the timeout.
+func (in *instance) run(timeout time.Duration) {
+	if timeout > 0 {
+		t := time.AfterFunc(timeout, func() {
+			in.m.stop(fmt.Sprintf("timeout: still running after %v", timeout))
+		})
+		defer t.Stop()
+	}
+	t0 := time.Now()
+	o := in.m.run()
+	in.result.RunTime = time.Since(t0)
+	in.result.ExitCode = o.exitCode
+	in.result.Error = o.err
+	in.result.Output = string(in.m.console.buf)
+	if in.m.console.truncated {
+		in.result.Output += fmt.Sprintf("\n[kvm monitor: console output cut at %d bytes]\n", maxOutput)
+	}
+}
+
+// hold keeps the finished VMs resident for opt.Hold, or until
+// opt.Resident returns: their memory stays mapped, their threads are gone.
+func hold(ctx context.Context, opt monitor.Options) {
+	if opt.Hold <= 0 {
+		return
+	}
+	t := time.NewTimer(opt.Hold)
+	defer t.Stop()
+	measured := make(chan struct{})
+	if opt.Resident != nil {
+		go func() { opt.Resident([]int{os.Getpid()}); close(measured) }()
+	}
+	select {
+	case <-t.C:
+	case <-measured:
+	case <-ctx.Done():
+	}
+}
+
+func closeAll(insts []*instance) {
+	for _, in := range insts {
+		if in.m != nil {
+			in.m.close()
+		}
+	}
+}
+
+// instanceSeed derives instance k's seed from the call's (splitmix64), so
+// instances differ and a given --seed reproduces them.
+func instanceSeed(seed uint64, k int) uint64 {
+	z := seed + uint64(k+1)*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+// openHost opens /dev/kvm and reads what every VM of the call shares.
+func openHost(ksm bool) (*host, error) {
+	sys, err := kvm.Open()
+	if err != nil {
+		return nil, fmt.Errorf("kvm monitor: %w", err)
+	}
+	h := &host{sys: sys, blobs: newBlobs(), ksm: ksm}
+	fail := func(err error) (*host, error) { sys.Close(); return nil, fmt.Errorf("kvm monitor: %w", err) }
+	if h.runSize, err = sys.VCPUMmapSize(); err != nil {
+		return fail(err)
+	}
+	if h.cpuid, err = sys.SupportedCPUID(); err != nil {
+		return fail(err)
+	}
+	ro, err := sys.CheckExtension(kvm.CapReadonlyMem)
+	if err != nil {
+		return fail(err)
+	}
+	h.readonly = ro > 0
+	return h, nil
+}
+
+func (h *host) close() {
+	h.blobs.close()
+	h.sys.Close()
+}

@@ -1,0 +1,154 @@
+package kvm
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+func run(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.Result {
+	t.Helper()
+	res, err := Monitor{}.Run(context.Background(), uks, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(uks)*max(opt.N, 1) {
+		t.Fatalf("%d results, want %d", len(res), len(uks)*max(opt.N, 1))
+	}
+	return res
+}
+
+func TestLongModeGuestPrintsAndExitsWithItsCode(t *testing.T) {
+	needKVM(t)
+	for _, load := range []string{monitor.LoadShared, monitor.LoadNaive} {
+		res := run(t, []monitor.Unikernel{pooled(t, t.TempDir(), "hello")}, monitor.Options{N: 1, Load: load})
+		r := res[0]
+		if r.Error != "" || r.ExitCode != 7 || r.Output != "hello from kvm\n" {
+			t.Errorf("%s: exit %d, output %q, error %q; want exit 7, %q", load, r.ExitCode, r.Output, r.Error, "hello from kvm\n")
+		}
+	}
+}
+
+func TestWriteToSharedLibraryStopsOnlyThatVM(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	res := run(t, []monitor.Unikernel{pooled(t, dir, "writer"), pooled(t, dir, "hello")}, monitor.Options{N: 3})
+	for _, r := range res {
+		switch r.Unikernel {
+		case "writer":
+			if r.ExitCode != -1 || !strings.Contains(r.Error, "write to read-only library ukwriter at GVA 0x40000") || r.Output != "w" {
+				t.Errorf("writer %d: exit %d, error %q, output %q", r.Instance, r.ExitCode, r.Error, r.Output)
+			}
+		case "hello":
+			if r.ExitCode != 7 || r.Error != "" {
+				t.Errorf("hello %d next to the writers: exit %d, error %q", r.Instance, r.ExitCode, r.Error)
+			}
+		}
+	}
+}
+
+func TestWriteToNaiveCopyOfLibraryFaultsWithItsAddress(t *testing.T) {
+	needKVM(t)
+	res := run(t, []monitor.Unikernel{pooled(t, t.TempDir(), "writer")}, monitor.Options{N: 1, Load: monitor.LoadNaive})
+	if want := "page fault: write to read-only address 0x4000"; !strings.Contains(res[0].Error, want) ||
+		!strings.Contains(res[0].Error, "library ukwriter, shared part") {
+		t.Errorf("error %q, want it to contain %q and the library", res[0].Error, want)
+	}
+}
+
+func TestGuestFaultsAreReportedWithVectorAndAddress(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	res := run(t, []monitor.Unikernel{pooled(t, dir, "ud2"), pooled(t, dir, "null"), pooled(t, dir, "halt")}, monitor.Options{N: 1})
+	want := map[string]string{
+		"ud2":  "guest fault: invalid opcode (#UD) at rip 0x40000000 (library ukud2, shared part)",
+		"null": "page fault: read of unmapped address 0x8 (unmapped memory)",
+		"halt": "guest halted",
+	}
+	for _, r := range res {
+		if !strings.Contains(r.Error, want[r.Unikernel]) || r.ExitCode != -1 {
+			t.Errorf("%s: exit %d, error %q, want %q", r.Unikernel, r.ExitCode, r.Error, want[r.Unikernel])
+		}
+	}
+}
+
+func TestTimeoutStopsRunawayVMAndNotItsNeighbours(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	t0 := time.Now()
+	res := run(t, []monitor.Unikernel{pooled(t, dir, "spin"), pooled(t, dir, "hello")}, monitor.Options{N: 2, Timeout: 300 * time.Millisecond})
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("run took %v with a 300ms timeout", d)
+	}
+	for _, r := range res {
+		switch r.Unikernel {
+		case "spin":
+			if !strings.HasPrefix(r.Error, "timeout") {
+				t.Errorf("spin %d: error %q, want a timeout", r.Instance, r.Error)
+			}
+		case "hello":
+			if r.ExitCode != 7 || r.Error != "" {
+				t.Errorf("hello %d: exit %d, error %q", r.Instance, r.ExitCode, r.Error)
+			}
+		}
+	}
+}
+
+// blobMappings counts this process's mappings of path.
+func blobMappings(t *testing.T, path string) int {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(maps), path)
+}
+
+func TestFiftyVMsShareOneMappingOfTheirBlob(t *testing.T) {
+	needKVM(t)
+	uk := pooled(t, t.TempDir(), "hello")
+	path := uk.BlobPath("")
+	for _, c := range []struct {
+		load string
+		want int
+	}{{monitor.LoadShared, 1}, {monitor.LoadNaive, 0}} {
+		mappings := -1
+		res := run(t, []monitor.Unikernel{uk}, monitor.Options{N: 50, Load: c.load, Hold: time.Minute,
+			Resident: func(pids []int) {
+				if len(pids) != 1 || pids[0] != os.Getpid() {
+					t.Errorf("resident pids %v, want this process %d", pids, os.Getpid())
+				}
+				mappings = blobMappings(t, path)
+			}})
+		if mappings != c.want {
+			t.Errorf("%s: 50 resident VMs map the blob %d times, want %d", c.load, mappings, c.want)
+		}
+		for _, r := range res {
+			if r.ExitCode != 7 || r.Output != "hello from kvm\n" {
+				t.Fatalf("%s: instance %d: exit %d, output %q, error %q", c.load, r.Instance, r.ExitCode, r.Output, r.Error)
+			}
+		}
+	}
+	if n := blobMappings(t, path); n != 0 {
+		t.Errorf("blob still mapped %d times after the call", n)
+	}
+}
+
+func TestMissingBlobStopsTheCallBeforeAnyVMStarts(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	good := pooled(t, dir, "hello")
+	bad := pooled(t, dir, "spin")
+	bad.BlobPath = func(string) string { return dir + "/missing" }
+	res, err := Monitor{}.Run(context.Background(), []monitor.Unikernel{good, bad}, monitor.Options{N: 1})
+	if err == nil || !strings.Contains(err.Error(), dir+"/missing") {
+		t.Fatalf("err %v, want one naming the missing blob", err)
+	}
+	if res != nil {
+		t.Errorf("results %v from a call that should not have started", res)
+	}
+}
