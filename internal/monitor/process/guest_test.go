@@ -5,6 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -58,7 +61,7 @@ func codeLayout(code []byte) *loader.Layout {
 	return &loader.Layout{
 		Mappings: []loader.Mapping{
 			{Addr: testCodeAddr, Size: pageUp(uint64(len(code))), Prot: loader.ProtRead | loader.ProtExec,
-				Data: code, Library: "app", Part: loader.PartImage},
+				Data: code, Part: loader.PartImage},
 			{Addr: boot, Size: abi.PageSize, Prot: loader.ProtRead | loader.ProtWrite, Data: bi.Marshal(), Part: loader.PartBootInfo},
 			{Addr: stack, Size: testStackSize, Prot: loader.ProtRead | loader.ProtWrite, Part: loader.PartStack},
 		},
@@ -118,3 +121,136 @@ func TestGuestPrintsAndExitsWithItsCode(t *testing.T) {
 		t.Errorf("pid %d load time %v: want both positive", r.PID, r.LoadTime)
 	}
 }
+
+// The guest exercises every trapped form the ABI allows and exits 7 only
+// if each behaved; any mismatch exits 99.
+func TestEveryTrappedInstructionFormIsEmulated(t *testing.T) {
+	r := runCode(t, `
+	mov $0x3f8, %dx
+	mov $'a', %al
+	out %al, %dx            # outb %dx
+	mov $'b', %ax
+	out %ax, %dx            # outw %dx
+	mov $'c', %eax
+	out %eax, %dx           # outl %dx
+	lea msg(%rip), %rsi
+	mov $3, %ecx
+	rep outsb               # "def"
+	cmp $0, %ecx
+	jne fail
+	mov $0x3fd, %dx
+	in %dx, %al             # line status: ready to send
+	cmp $0x60, %al
+	jne fail
+	mov $0x12345678, %eax
+	in $0x80, %al           # no device: reads all ones, low byte only
+	cmp $0x123456ff, %eax
+	jne fail
+	in $0x80, %eax
+	cmp $0xffffffff, %eax
+	jne fail
+	out %al, $0x80          # a port nobody owns: ignored
+	cli
+	sti
+	mov $0xc0000100, %ecx
+	mov $0x20000000, %eax
+	xor %edx, %edx
+	wrmsr                   # FS base: the boot info page
+	mov %fs:8, %eax         # BootInfo.Version
+	cmp $1, %eax
+	jne fail
+	xor %eax, %eax
+	rdmsr
+	cmp $0x20000000, %eax
+	jne fail
+	test %edx, %edx
+	jne fail
+	mov $0x3f8, %dx
+	mov $'g', %al
+	out %al, %dx
+`+exitSeven+`
+fail:
+	mov $0x501, %dx
+	mov $99, %eax
+	out %eax, %dx
+msg:
+	.ascii "def"
+`, monitor.Options{})
+	if r.Error != "" || r.ExitCode != 7 || r.Output != "abcdefg" {
+		t.Fatalf("got exit %d output %q error %q, want 7 \"abcdefg\" \"\"", r.ExitCode, r.Output, r.Error)
+	}
+}
+
+func TestExitCodeIsTheValueWrittenToTheExitPort(t *testing.T) {
+	for _, code := range []int{0, 1, 255} {
+		r := runCode(t, "mov $0x501, %dx\nmov $"+itoa(code)+", %al\nout %al, %dx\nhlt", monitor.Options{})
+		if r.Error != "" || r.ExitCode != code {
+			t.Errorf("outb %d: got exit %d error %q", code, r.ExitCode, r.Error)
+		}
+	}
+}
+
+func TestHaltWithoutExitCodeIsReported(t *testing.T) {
+	r := runCode(t, "hlt", monitor.Options{})
+	if !strings.Contains(r.Error, "halted at 0x400000") || r.ExitCode != -1 {
+		t.Fatalf("got exit %d error %q, want a halt report", r.ExitCode, r.Error)
+	}
+}
+
+func TestSeccompKillsAGuestSystemCall(t *testing.T) {
+	r := runCode(t, `
+	mov $39, %eax           # getpid
+	syscall
+`+exitSeven, monitor.Options{})
+	if !strings.Contains(r.Error, "system call 39") || !strings.Contains(r.Error, "seccomp") || r.ExitCode != -1 {
+		t.Fatalf("got exit %d error %q, want a seccomp kill of system call 39", r.ExitCode, r.Error)
+	}
+}
+
+func TestOutputIsKeptPerInstance(t *testing.T) {
+	var lays []*loader.Layout
+	for _, c := range []string{"x", "y", "z"} {
+		lays = append(lays, codeLayout(assemble(t, "mov $0x3f8, %dx\nmov $'"+c+"', %al\nout %al, %dx\nout %al, %dx\n"+exitSeven)))
+	}
+	rs := runLayouts(t, monitor.Options{}, lays...)
+	for i, want := range []string{"xx", "yy", "zz"} {
+		if rs[i].Output != want || rs[i].ExitCode != 7 {
+			t.Errorf("instance %d: output %q exit %d, want %q 7", i, rs[i].Output, rs[i].ExitCode, want)
+		}
+	}
+}
+
+func TestRunawayInstanceDiesAtItsTimeoutAndOthersFinish(t *testing.T) {
+	spin := codeLayout(assemble(t, "1: jmp 1b"))
+	ok := codeLayout(assemble(t, exitSeven))
+	start := time.Now()
+	rs := runLayouts(t, monitor.Options{Timeout: 300 * time.Millisecond}, spin, ok)
+	if !strings.Contains(rs[0].Error, "timeout") || rs[0].ExitCode != -1 {
+		t.Errorf("runaway: exit %d error %q, want a timeout", rs[0].ExitCode, rs[0].Error)
+	}
+	if rs[1].Error != "" || rs[1].ExitCode != 7 {
+		t.Errorf("other: exit %d error %q, want 7", rs[1].ExitCode, rs[1].Error)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 10*time.Second {
+		t.Errorf("run took %v, want about the timeout", d)
+	}
+}
+
+func TestFaultsNameTheAddressAndWhatHoldsIt(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"movb $1, 0x400000", "write to read-only code at 0x400000 (image)"},
+		{"mov 0x30000000, %rax", "access to unmapped memory at 0x30000000"},
+		{"ud2", "invalid instruction by `ud2` at 0x400000"},
+		{"int3", "breakpoint"},
+		{"mov %cr0, %rax", "general protection fault: mov %cr0,%rax at 0x400000"},
+		{"mov $0xc0000080, %ecx\nwrmsr", "wrmsr to unsupported MSR 0xc0000080"},
+		{"lea -8(%rsp), %rax\njmp *%rax", "execution of non-executable memory at 0x20011ff8 (stack)"},
+	} {
+		r := runCode(t, c.src+"\n"+exitSeven, monitor.Options{})
+		if !strings.Contains(r.Error, c.want) || r.ExitCode != -1 {
+			t.Errorf("%q: got exit %d error %q, want it to contain %q", c.src, r.ExitCode, r.Error, c.want)
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

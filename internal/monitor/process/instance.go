@@ -234,14 +234,16 @@ func (in *instance) faultReport(sig unix.Signal, si siginfo, rip uint64, code []
 		switch {
 		case si.Code == segvMapErr || m == nil:
 			return fmt.Sprintf("access to unmapped memory at %#x %s", si.Addr, at)
-		case si.Addr == rip || (m.Prot&unix.PROT_EXEC == 0 && si.Addr>>12 == rip>>12):
+		case m.Prot&unix.PROT_EXEC == 0 && si.Addr >= rip && si.Addr < rip+maxInsnLen:
+			// An instruction fetch: the fault address is where it began,
+			// or the page it ran into.
 			return fmt.Sprintf("execution of non-executable memory at %#x (%s)", si.Addr, in.lay.Describe(si.Addr))
 		case m.Prot&unix.PROT_WRITE == 0:
 			kind := "read-only data"
 			if m.Prot&unix.PROT_EXEC != 0 {
 				kind = "code"
 			}
-			if m.Library != "" {
+			if m.Part == loader.PartShared || m.Part == loader.PartTramp {
 				kind = "library " + kind
 			}
 			return fmt.Sprintf("write to read-only %s at %#x (%s) %s", kind, si.Addr, in.lay.Describe(si.Addr), at)

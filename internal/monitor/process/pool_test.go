@@ -1,0 +1,261 @@
+package process
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// Pooled guests: a description with a library "libc" and an app, each
+// shared part a blob file, run through Monitor.Run and the loader.
+
+const libcAddr = abi.MapBase
+
+// libcSrc is libc's one function at its region start: print 'L', return.
+const libcSrc = `
+	mov $0x3f8, %dx
+	mov $'L', %al
+	out %al, %dx
+	ret
+`
+
+// callLibc calls libc's function at its fixed address.
+const callLibc = `
+	mov $0x40000000, %rax
+	call *%rax
+`
+
+// pooled builds a unikernel from app (entry at its first byte) and libc
+// sources, writing their blobs into dir.
+func pooled(t *testing.T, dir, name, appSrc string) monitor.Unikernel {
+	t.Helper()
+	blobs := map[string]string{}
+	blob := func(code []byte) string {
+		page := make([]byte, abi.PageSize)
+		copy(page, code)
+		sum := sha256.Sum256(page)
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		path := filepath.Join(dir, hex.EncodeToString(sum[:]))
+		if err := os.WriteFile(path, page, 0o444); err != nil && !os.IsPermission(err) {
+			t.Fatal(err)
+		}
+		blobs[d] = path
+		return d
+	}
+	lib := func(name string, start uint64, app bool, code []byte) desc.Library {
+		return desc.Library{
+			Name: name, App: app,
+			Region: desc.Region{Start: start, SharedSize: abi.PageSize, PrivateSize: abi.PageSize},
+			Shared: desc.Shared{Size: abi.PageSize, Digest: blob(code),
+				Segments: []desc.Segment{{Off: 0, Size: abi.PageSize, Prot: desc.ProtRX}}},
+			Private: desc.Part{MemSize: abi.PageSize},
+		}
+	}
+	cfg := &desc.Config{
+		SchemaVersion: desc.SchemaVersion, Name: name, Layout: "aligned", MemSize: 2 << 20,
+		Entry: desc.Addr{Lib: 1, Off: 0},
+		Libraries: []desc.Library{
+			lib("libc", libcAddr, false, assemble(t, libcSrc)),
+			lib(name, abi.AppRegionBase, true, assemble(t, appSrc)),
+		},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return monitor.Unikernel{Name: name, Config: cfg, BlobPath: func(d string) string { return blobs[d] }}
+}
+
+func runPooled(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.Result {
+	t.Helper()
+	rs, err := (&Monitor{}).Run(context.Background(), uks, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestWriteToSharedLibraryCodeStopsOnlyThatInstance(t *testing.T) {
+	dir := t.TempDir()
+	bad := pooled(t, dir, "bad", callLibc+"movb $0x90, 0x40000010\n"+exitSeven)
+	good := pooled(t, dir, "good", callLibc+exitSeven)
+	rs := runPooled(t, []monitor.Unikernel{bad, good}, monitor.Options{N: 3})
+	for _, r := range rs {
+		switch r.Unikernel {
+		case "bad":
+			want := "write to read-only library code at 0x40000010 (library libc, shared part)"
+			if !strings.Contains(r.Error, want) || r.Output != "L" || r.ExitCode != -1 {
+				t.Errorf("bad %d: exit %d output %q error %q, want %q", r.Instance, r.ExitCode, r.Output, r.Error, want)
+			}
+		case "good":
+			if r.Error != "" || r.Output != "L" || r.ExitCode != 7 {
+				t.Errorf("good %d: exit %d output %q error %q", r.Instance, r.ExitCode, r.Output, r.Error)
+			}
+		}
+	}
+}
+
+// mappingStat sums one smaps field over the mappings of pid that start at addr.
+func mappingStat(t *testing.T, pid int, addr uint64, field string) (uint64, string) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := fmt.Sprintf("%x-", addr)
+	in, line := false, ""
+	var kb uint64
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") { // a mapping's header line: "lo-hi perms ..."
+			in = strings.HasPrefix(l, head)
+			if in {
+				line = l
+			}
+			continue
+		}
+		if in && f[0] == field+":" && len(f) > 1 {
+			v, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				t.Fatalf("smaps of %d: %q: %v", pid, l, err)
+			}
+			kb += v
+		}
+	}
+	return kb, line
+}
+
+func TestSharedLoadMapsOnePoolFileIntoEveryInstanceAndNaiveCopies(t *testing.T) {
+	dir := t.TempDir()
+	uk := pooled(t, dir, "app", callLibc+exitSeven)
+	libcBlob := uk.BlobPath(uk.Config.Libraries[0].Shared.Digest)
+	for _, mode := range []string{monitor.LoadShared, monitor.LoadNaive} {
+		var pssKB uint64
+		var lines []string
+		measured := false
+		rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 2, Load: mode, Hold: time.Minute,
+			Resident: func(pids []int) {
+				measured = true
+				for _, pid := range pids {
+					kb, line := mappingStat(t, pid, libcAddr, "Pss")
+					pssKB += kb
+					lines = append(lines, line)
+				}
+			}})
+		if !measured || len(lines) != 2 {
+			t.Fatalf("%s: Resident saw %d instances, want 2", mode, len(lines))
+		}
+		for i, r := range rs {
+			if r.Error != "" || r.ExitCode != 7 || r.Output != "L" {
+				t.Fatalf("%s %d: exit %d output %q error %q", mode, i, r.ExitCode, r.Output, r.Error)
+			}
+		}
+		for _, l := range lines {
+			fromPool := strings.HasSuffix(l, libcBlob)
+			if fromPool != (mode == monitor.LoadShared) {
+				t.Errorf("%s: libc mapping %q; want the pool file %s only when shared", mode, l, libcBlob)
+			}
+			if mode == monitor.LoadShared && !strings.Contains(l, " r-xs ") {
+				t.Errorf("shared: libc mapping %q is not read-only shared", l)
+			}
+		}
+		// One 4 KiB page: split between the two instances when shared,
+		// one copy each when naive.
+		want := map[string]uint64{monitor.LoadShared: 4, monitor.LoadNaive: 8}[mode]
+		t.Logf("%s: libc PSS over both instances %d KiB; mappings %q", mode, pssKB, lines)
+		if pssKB != want {
+			t.Errorf("%s: libc PSS over both instances %d KiB, want %d", mode, pssKB, want)
+		}
+	}
+}
+
+func TestHoldKeepsFinishedInstancesResident(t *testing.T) {
+	// Touch 1 MiB of heap (BootInfo.HeapStart is at offset 32), then exit.
+	uk := pooled(t, t.TempDir(), "toucher", `
+	mov 32(%rdi), %rbx
+	mov $256, %ecx
+1:	movb $1, (%rbx)
+	add $4096, %rbx
+	loop 1b
+`+exitSeven)
+	var pss uint64
+	var pids []int
+	start := time.Now()
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
+		pids = p
+		r, err := memstat.ReadRollup(p[0])
+		if err != nil {
+			t.Error(err)
+		}
+		pss = r.PSS
+	}})
+	if rs[0].Error != "" || rs[0].ExitCode != 7 {
+		t.Fatalf("exit %d error %q", rs[0].ExitCode, rs[0].Error)
+	}
+	if pss < 1<<20 {
+		t.Errorf("held instance PSS %d bytes, want at least the 1 MiB it touched", pss)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("hold did not end when Resident returned")
+	}
+	if err := syscall.Kill(pids[0], 0); err != syscall.ESRCH {
+		t.Errorf("instance process %d still exists after Run (kill: %v)", pids[0], err)
+	}
+}
+
+func TestKSMMarksPrivateMemoryMergeable(t *testing.T) {
+	uk := pooled(t, t.TempDir(), "app", exitSeven)
+	for _, ksm := range []bool{false, true} {
+		var line string
+		runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: monitor.LoadNaive, KSM: ksm, Hold: time.Minute,
+			Resident: func(pids []int) {
+				data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pids[0]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, rest, _ := strings.Cut(string(data), fmt.Sprintf("%x-", libcAddr))
+				_, rest, _ = strings.Cut(rest, "VmFlags:")
+				line, _, _ = strings.Cut(rest, "\n")
+			}})
+		if got := strings.Contains(line, " mg"); got != ksm {
+			t.Errorf("ksm=%v: naive libc copy VmFlags %q", ksm, line)
+		}
+	}
+}
+
+func TestASLRGivesEachInstanceItsOwnBasesAndSeedRepeatsThem(t *testing.T) {
+	uk := pooled(t, t.TempDir(), "app", exitSeven)
+	run := func() []monitor.Result {
+		return runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 3, ASLR: true, Seed: 42})
+	}
+	a, b := run(), run()
+	seen := map[uint64]bool{}
+	for i, r := range a {
+		if r.Error != "" || r.ExitCode != 7 {
+			t.Fatalf("instance %d: exit %d error %q", i, r.ExitCode, r.Error)
+		}
+		base := r.Bases["libc"]
+		if base < abi.ASLRBase || seen[base] {
+			t.Errorf("instance %d: libc at %#x: want a fresh base in the ASLR window", i, base)
+		}
+		seen[base] = true
+		if b[i].Bases["libc"] != base {
+			t.Errorf("instance %d: seed 42 gave libc %#x then %#x", i, base, b[i].Bases["libc"])
+		}
+	}
+}
