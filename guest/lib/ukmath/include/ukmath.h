@@ -1,0 +1,2 @@
+/* ukmath: the guest libm; the declarations are in <math.h>. */
+#include <math.h>
