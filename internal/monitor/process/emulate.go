@@ -112,6 +112,9 @@ opcode:
 	default:
 		return in, false
 	}
+	if i > maxInsnLen {
+		return in, false // the CPU raises #GP for it, not for the opcode
+	}
 	if in.kind != opOuts {
 		in.rep = false
 	}
@@ -147,10 +150,11 @@ const (
 )
 
 // portIn is the value an `in` from port returns: this serial port is
-// always ready, and no other device exists (reads as nothing there).
+// always ready to send, and every other port reads as a floating bus (all
+// ones), as under the kvm monitor.
 func portIn(port int) uint32 {
 	if port == portCOM1LSR {
-		return lsrTHREmpty | lsrTxIdle
+		return 0xffffff00 | lsrTHREmpty | lsrTxIdle
 	}
 	return 0xffffffff
 }

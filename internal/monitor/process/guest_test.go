@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/loader"
@@ -142,6 +142,9 @@ func TestEveryTrappedInstructionFormIsEmulated(t *testing.T) {
 	in %dx, %al             # line status: ready to send
 	cmp $0x60, %al
 	jne fail
+	in %dx, %eax            # only the status register is there
+	cmp $0xffffff60, %eax
+	jne fail
 	mov $0x12345678, %eax
 	in $0x80, %al           # no device: reads all ones, low byte only
 	cmp $0x123456ff, %eax
@@ -182,8 +185,13 @@ msg:
 }
 
 func TestExitCodeIsTheValueWrittenToTheExitPort(t *testing.T) {
-	for _, code := range []int{0, 1, 255} {
-		r := runCode(t, "mov $0x501, %dx\nmov $"+itoa(code)+", %al\nout %al, %dx\nhlt", monitor.Options{})
+	for _, c := range []struct {
+		src  string
+		want int
+	}{{"mov $0, %al\nout %al, %dx", 0}, {"mov $255, %al\nout %al, %dx", 255},
+		{"mov $-1, %ax\nout %ax, %dx", 0xffff}, {"mov $-1, %eax\nout %eax, %dx", -1}} {
+		code := c.want
+		r := runCode(t, "mov $0x501, %dx\n"+c.src+"\nhlt", monitor.Options{})
 		if r.Error != "" || r.ExitCode != code {
 			t.Errorf("outb %d: got exit %d error %q", code, r.ExitCode, r.Error)
 		}

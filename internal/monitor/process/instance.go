@@ -366,7 +366,9 @@ func (in *instance) portOut(port int, val uint32) bool {
 			in.output = append(in.output, byte(val))
 		}
 	case abi.PortExit:
-		in.exitCode, in.exited = int(val), true
+		// A 32-bit write is a C int: -1 stays -1 (as under kvm); byte
+		// and word writes are masked to their width, so stay unsigned.
+		in.exitCode, in.exited = int(int32(val)), true
 		return true
 	}
 	// Writes to other ports (the UART's setup registers) change nothing.
