@@ -26,6 +26,21 @@ func needArchive(t *testing.T, p string) {
 	}
 }
 
+// sharedCache is one object cache for the package's tests, so that only
+// the tests that need a cold cache pay for one.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "corpus-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	sharedCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // fixture is the small guest tree in testdata: it builds and links like
 // the real one, in a fraction of the time.
 func fixture(t *testing.T) Options {
@@ -36,7 +51,7 @@ func fixture(t *testing.T) Options {
 		Count:    12,
 		Seed:     7,
 		Out:      t.TempDir(),
-		CacheDir: t.TempDir(),
+		CacheDir: sharedCache,
 		Guest:    os.DirFS("testdata/guest"),
 	}
 }
@@ -64,6 +79,7 @@ func readCorpusJSON(t *testing.T, dir string) []byte {
 func TestSameSeedBuildsIdenticalCorpusAndObjects(t *testing.T) {
 	a := fixture(t)
 	b := a
+	a.CacheDir = t.TempDir()
 	b.Out, b.CacheDir = t.TempDir(), t.TempDir() // cold both times: the compiler must be deterministic
 	ca, _ := build(t, a)
 	cb, _ := build(t, b)
@@ -133,6 +149,7 @@ func libSet(u Unikernel) string {
 
 func TestRebuildTakesEveryObjectFromCache(t *testing.T) {
 	o := fixture(t)
+	o.CacheDir = t.TempDir()
 	_, cold := build(t, o)
 	if cold.Built == 0 || cold.Cached != 0 {
 		t.Fatalf("cold build: %+v, want everything built", cold)

@@ -296,7 +296,7 @@ func loadLibrary(fsys fs.FS, dir string, files []string) (*Library, error) {
 	file := path.Join(dir, "lib.json")
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, err // a *fs.PathError, naming the file
 	}
 	var j libJSON
 	if err := decodeStrict(data, &j); err != nil {
@@ -391,7 +391,7 @@ func loadApp(fsys fs.FS, dir string, files []string) (*App, error) {
 	file := path.Join(dir, "app.json")
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, err // a *fs.PathError, naming the file
 	}
 	var j appJSON
 	if err := decodeStrict(data, &j); err != nil {
@@ -438,11 +438,14 @@ func loadApp(fsys fs.FS, dir string, files []string) (*App, error) {
 func readExports(fsys fs.FS, dir string, required bool) ([]string, error) {
 	file := path.Join(dir, "exportsyms.uk")
 	data, err := fs.ReadFile(fsys, file)
-	if errors.Is(err, fs.ErrNotExist) && !required {
-		return nil, nil
+	if errors.Is(err, fs.ErrNotExist) {
+		if !required {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s: missing: a library lists the symbols it exports, one a line", file)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, err // a *fs.PathError, naming the file
 	}
 	return parseExports(file, data)
 }

@@ -1,0 +1,150 @@
+package corpus
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+	"testing/fstest"
+)
+
+func fixtureTree(t *testing.T) *Tree {
+	t.Helper()
+	tr, err := LoadTree(os.DirFS("testdata/guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func summary(p planned) string {
+	s := p.Name + ":" + p.Case.Input + ":"
+	for _, l := range p.Libs {
+		s += l.Lib.Name + "@" + l.Variant.ID + ","
+	}
+	return s + fmt.Sprint(p.GenSeed)
+}
+
+func TestSmallerCorpusIsPrefixOfLargerOne(t *testing.T) {
+	tr := fixtureTree(t)
+	small, err := plan(tr, 7, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := plan(tr, 50, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range small {
+		if summary(small[i]) != summary(big[i]) {
+			t.Fatalf("unikernel %d: %s in a corpus of 7, %s in one of 50", i, summary(small[i]), summary(big[i]))
+		}
+	}
+}
+
+func TestEveryAppIsUsedEvenly(t *testing.T) {
+	tr := fixtureTree(t)
+	ps, err := plan(tr, 101, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, p := range ps {
+		n[p.App.Name]++
+	}
+	for _, a := range tr.Apps {
+		if n[a.Name] < 101/len(tr.Apps) {
+			t.Errorf("app %s in %d of 101 unikernels, want at least %d", a.Name, n[a.Name], 101/len(tr.Apps))
+		}
+	}
+}
+
+func TestPopularLibrariesInMostLongTailInFew(t *testing.T) {
+	tr := fixtureTree(t)
+	const count = 2000
+	ps, err := plan(tr, count, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, p := range ps {
+		for _, l := range p.Libs {
+			n[l.Lib.Name]++
+		}
+	}
+	// ukrand: popularity 0.5, also pulled in by ukmix (0.05, and every
+	// crc app): about 0.5 + 0.5*0.5*... of the fleet.
+	if f := float64(n["ukrand"]) / count; f < 0.45 || f > 0.8 {
+		t.Errorf("ukrand in %.2f of the fleet", f)
+	}
+	// ukmix: 0.05 on its own, plus the crc half of the fleet.
+	if f := float64(n["ukmix"]) / count; f < 0.45 || f > 0.6 {
+		t.Errorf("ukmix in %.2f of the fleet", f)
+	}
+	if n["ukplat"] != count || n["libc"] != count {
+		t.Errorf("core libraries in %d and %d of %d", n["ukplat"], n["libc"], count)
+	}
+	bump, first := n["ukallocbump"], n["ukallocfirst"]
+	if bump+first != count || bump < first*3/2 {
+		t.Errorf("allocators: bump %d (popularity 0.7), first %d (0.3)", bump, first)
+	}
+}
+
+func TestDefaultVariantIsMostCommon(t *testing.T) {
+	tr := fixtureTree(t)
+	ps, err := plan(tr, 2000, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, p := range ps {
+		for _, l := range p.Libs {
+			if l.Lib.Name == "ukmix" {
+				n[l.Variant.ID]++
+			}
+		}
+	}
+	if !(n["fast"] > n["slow"] && n["slow"] > n["tiny"] && n["tiny"] > 0) {
+		t.Errorf("ukmix variants %v: want default (fast) > slow > tiny > 0", n)
+	}
+}
+
+func TestLibraryNamesInLinkOrder(t *testing.T) {
+	tr := fixtureTree(t)
+	got := linkOrder(tr, map[string]bool{"zlib": true, "ukrand": true, "libc": true, "ukplat": true, "ukallocfirst": true, "ukboot": true, "ukmix": true})
+	want := []string{"ukplat", "ukboot", "libc", "ukallocfirst", "ukmix", "ukrand", "zlib"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("link order %v, want %v", got, want)
+	}
+}
+
+func TestAppDependencyPinsTheAllocator(t *testing.T) {
+	fsys := minimalTree()
+	fsys["lib/ukalloc2/lib.json"] = &fstest.MapFile{Data: []byte(`{"name": "ukalloc2", "provides": "allocator", "popularity": 1}`)}
+	fsys["lib/ukalloc2/exportsyms.uk"] = &fstest.MapFile{Data: []byte("malloc\n")}
+	fsys["apps/hello/app.json"] = &fstest.MapFile{Data: []byte(`{"name": "hello", "deps": ["ukalloc"], "cases": [{"expect": "x"}]}`)}
+	tr, err := LoadTree(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := plan(tr, 50, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Libs[2].Lib.Name != "ukalloc" {
+			t.Fatalf("%s: allocator %s, but its app depends on ukalloc", p.Name, p.Libs[2].Lib.Name)
+		}
+	}
+}
+
+func TestGeneratedSourcesDiffer(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		s := genSource("x", uint64(i))
+		if seen[s] {
+			t.Fatalf("seed %d repeats a generated source", i)
+		}
+		seen[s] = true
+	}
+}
