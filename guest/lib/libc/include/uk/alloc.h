@@ -1,0 +1,32 @@
+/* The allocator interface. Exactly one allocator library (ukallocbuddy or
+ * ukalloctlsf: "provides": "allocator" in lib.json) is linked into each
+ * unikernel and defines all of these; libc's malloc family calls them and
+ * ukboot calls uk_alloc_init with the boot-info heap. */
+#ifndef UK_ALLOC_H
+#define UK_ALLOC_H
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Hands the allocator [base, base+len). Called once, before any other. */
+void uk_alloc_init(void *base, size_t len);
+/* malloc semantics; blocks are 16-byte aligned. NULL when out of memory. */
+void *uk_alloc_malloc(size_t size);
+void uk_alloc_free(void *ptr);
+void *uk_alloc_realloc(void *ptr, size_t size);
+/* align must be a power of two. */
+void *uk_alloc_memalign(size_t align, size_t size);
+/* Bytes usable at ptr (>= the size asked for). */
+size_t uk_alloc_usable_size(void *ptr);
+/* Walks the allocator's structures; 0 if consistent, else a negative code
+ * naming the first broken invariant (tests and debugging). */
+int uk_alloc_check(void);
+/* Bytes currently free (includes fragmentation). */
+size_t uk_alloc_free_bytes(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

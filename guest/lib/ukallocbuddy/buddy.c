@@ -1,0 +1,275 @@
+/* ukallocbuddy: a binary buddy allocator.
+ *
+ * Blocks are powers of two, from 2^BUDDY_MIN_ORDER bytes up, each aligned
+ * to its own size in absolute terms, so a block's buddy is addr ^ size and
+ * memalign is just a bigger order. A side table holds one byte per
+ * minimum-size block: nonzero only where a block starts, giving its order
+ * and whether it is free. Nothing is stored in front of a payload, so a
+ * 4 KiB request takes exactly a 4 KiB block. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <uk/alloc.h>
+
+#ifndef BUDDY_MIN_ORDER
+#define BUDDY_MIN_ORDER 5
+#endif
+#if BUDDY_MIN_ORDER < 4 || BUDDY_MIN_ORDER > 12
+#error "BUDDY_MIN_ORDER must be in [4, 12]: blocks hold two list pointers and are 16-aligned"
+#endif
+#define MIN_SIZE ((uintptr_t)1 << BUDDY_MIN_ORDER)
+#define MAX_ORDER 46 /* 64 TiB */
+
+#define META_FREE 0x80
+#define META_ORDER(m) (((m) & 0x3f) - 1)
+#define META(k, free) ((uint8_t)(((k) + 1) | ((free) ? META_FREE : 0)))
+
+struct free_block {
+	struct free_block *next, *prev;
+};
+
+static struct {
+	uintptr_t start, end;  /* managed bytes, MIN_SIZE aligned */
+	uint8_t *meta;         /* one byte per MIN_SIZE block of [start, end) */
+	struct free_block *free[MAX_ORDER + 1];
+	size_t free_bytes;
+} B;
+
+static size_t idx(uintptr_t a)
+{
+	return (a - B.start) >> BUDDY_MIN_ORDER;
+}
+
+static void list_push(int k, uintptr_t a)
+{
+	struct free_block *b = (struct free_block *)a;
+	b->prev = NULL;
+	b->next = B.free[k];
+	if (b->next)
+		b->next->prev = b;
+	B.free[k] = b;
+	B.meta[idx(a)] = META(k, 1);
+	B.free_bytes += (size_t)1 << k;
+}
+
+static void list_remove(int k, uintptr_t a)
+{
+	struct free_block *b = (struct free_block *)a;
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		B.free[k] = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	B.meta[idx(a)] = 0;
+	B.free_bytes -= (size_t)1 << k;
+}
+
+static int order_for(size_t size)
+{
+	if (size <= MIN_SIZE)
+		return BUDDY_MIN_ORDER;
+	if (size > ((size_t)1 << MAX_ORDER))
+		return -1;
+	return 64 - __builtin_clzll((unsigned long long)size - 1);
+}
+
+void uk_alloc_init(void *base, size_t len)
+{
+	memset(&B, 0, sizeof B);
+	uintptr_t lo = (uintptr_t)base, hi = lo + len;
+	if (hi < lo || len < 4 * MIN_SIZE)
+		return;
+	/* The table comes first; it needs a byte per block of what follows,
+	 * so len / (MIN_SIZE + 1) bytes suffice. */
+	size_t nmeta = len / (MIN_SIZE + 1) + 1;
+	B.meta = (uint8_t *)lo;
+	B.start = (lo + nmeta + MIN_SIZE - 1) & ~(MIN_SIZE - 1);
+	B.end = hi & ~(MIN_SIZE - 1);
+	if (B.start >= B.end) {
+		B.start = B.end = 0;
+		return;
+	}
+	memset(B.meta, 0, idx(B.end));
+	/* Cut the range into the largest self-aligned blocks that fit. */
+	for (uintptr_t a = B.start; a < B.end;) {
+		int k = __builtin_ctzll(a);
+		if (k > MAX_ORDER)
+			k = MAX_ORDER;
+		while (a + ((uintptr_t)1 << k) > B.end)
+			k--;
+		list_push(k, a);
+		a += (uintptr_t)1 << k;
+	}
+}
+
+/* The free buddy of the order-k block at a, or 0. */
+static uintptr_t free_buddy(uintptr_t a, int k)
+{
+	if (k >= MAX_ORDER)
+		return 0;
+	uintptr_t b = a ^ ((uintptr_t)1 << k);
+	if (b < B.start || b + ((uintptr_t)1 << k) > B.end)
+		return 0;
+	return B.meta[idx(b)] == META(k, 1) ? b : 0;
+}
+
+static void *alloc_order(int k)
+{
+	int j = k;
+	while (j <= MAX_ORDER && !B.free[j])
+		j++;
+	if (j > MAX_ORDER)
+		return NULL;
+	uintptr_t a = (uintptr_t)B.free[j];
+	list_remove(j, a);
+	while (j > k) {
+		j--;
+		list_push(j, a + ((uintptr_t)1 << j));
+	}
+	B.meta[idx(a)] = META(k, 0);
+	return (void *)a;
+}
+
+void *uk_alloc_malloc(size_t size)
+{
+	int k = order_for(size);
+	return k < 0 ? NULL : alloc_order(k);
+}
+
+/* The order of the allocated block at p; traps on anything else, since
+ * freeing a pointer the allocator did not hand out corrupts the heap. */
+static int block_order(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a < B.start || a >= B.end || (a & (MIN_SIZE - 1)))
+		__builtin_trap();
+	uint8_t m = B.meta[idx(a)];
+	if (!m || (m & META_FREE))
+		__builtin_trap();
+	return META_ORDER(m);
+}
+
+static void free_block(uintptr_t a, int k)
+{
+	uintptr_t b;
+	while ((b = free_buddy(a, k))) {
+		list_remove(k, b);
+		B.meta[idx(a > b ? a : b)] = 0;
+		a = a < b ? a : b;
+		k++;
+	}
+	list_push(k, a);
+}
+
+void uk_alloc_free(void *p)
+{
+	if (!p)
+		return;
+	int k = block_order(p);
+	B.meta[idx((uintptr_t)p)] = 0;
+	free_block((uintptr_t)p, k);
+}
+
+size_t uk_alloc_usable_size(void *p)
+{
+	return p ? (size_t)1 << block_order(p) : 0;
+}
+
+void *uk_alloc_realloc(void *p, size_t size)
+{
+	if (!p)
+		return uk_alloc_malloc(size);
+	if (!size) {
+		uk_alloc_free(p);
+		return NULL;
+	}
+	uintptr_t a = (uintptr_t)p;
+	int k = block_order(p), want = order_for(size);
+	if (want < 0)
+		return NULL;
+	if (want <= k) {
+		/* Shrink: hand the upper halves back. */
+		while (k > want) {
+			k--;
+			list_push(k, a + ((uintptr_t)1 << k));
+		}
+		B.meta[idx(a)] = META(k, 0);
+		return p;
+	}
+	/* Grow in place while we are the lower buddy and the upper is free. */
+	int g = k;
+	while (g < want && !(a & ((uintptr_t)1 << g))) {
+		uintptr_t b = free_buddy(a, g);
+		if (!b)
+			break;
+		list_remove(g, b);
+		g++;
+	}
+	B.meta[idx(a)] = META(g, 0);
+	if (g == want)
+		return p;
+	void *q = alloc_order(want);
+	if (!q)
+		return NULL; /* p stays valid (possibly larger now) */
+	memcpy(q, p, (size_t)1 << k);
+	uk_alloc_free(p);
+	return q;
+}
+
+void *uk_alloc_memalign(size_t align, size_t size)
+{
+	if (!align || (align & (align - 1)))
+		return NULL;
+	int k = order_for(size);
+	if (k < 0)
+		return NULL;
+	int ka = __builtin_ctzll(align);
+	return alloc_order(k > ka ? k : ka);
+}
+
+size_t uk_alloc_free_bytes(void)
+{
+	return B.free_bytes;
+}
+
+int uk_alloc_check(void)
+{
+	size_t free_seen = 0, nfree[MAX_ORDER + 1] = {0};
+	for (uintptr_t a = B.start; a < B.end;) {
+		uint8_t m = B.meta[idx(a)];
+		if (!m)
+			return -1; /* a gap between blocks */
+		int k = META_ORDER(m);
+		uintptr_t sz = (uintptr_t)1 << k;
+		if (k < BUDDY_MIN_ORDER || k > MAX_ORDER || (a & (sz - 1)))
+			return -2; /* bad order or misaligned block */
+		if (a + sz > B.end)
+			return -3;
+		for (uintptr_t i = a + MIN_SIZE; i < a + sz; i += MIN_SIZE)
+			if (B.meta[idx(i)])
+				return -4; /* a block start inside a block */
+		if (m & META_FREE) {
+			if (free_buddy(a, k))
+				return -5; /* two free buddies left unmerged */
+			free_seen += sz;
+			nfree[k]++;
+		}
+		a += sz;
+	}
+	for (int k = 0; k <= MAX_ORDER; k++) {
+		size_t n = 0;
+		for (struct free_block *b = B.free[k], *prev = NULL; b; prev = b, b = b->next) {
+			if (b->prev != prev)
+				return -8;
+			if ((uintptr_t)b < B.start || (uintptr_t)b >= B.end ||
+			    B.meta[idx((uintptr_t)b)] != META(k, 1))
+				return -6; /* listed but not a free block of this order */
+			if (++n > nfree[k])
+				return -7;
+		}
+		if (n != nfree[k])
+			return -7; /* a free block missing from its list */
+	}
+	return free_seen == B.free_bytes ? 0 : -9;
+}

@@ -1,0 +1,374 @@
+/* ukalloctlsf: a Two-Level Segregated Fit allocator (Masmano et al., 2004).
+ *
+ * Free blocks sit in lists indexed by a first level (power of two of the
+ * size) and a second level (2^TLSF_SL_LOG2 linear steps inside it); two
+ * bitmap levels find a fitting list in O(1). Every block starts with a
+ * 16-byte header (previous physical block, payload size | FREE) so
+ * payloads stay 16-byte aligned; free blocks keep their list links in the
+ * payload. Neighbouring free blocks are always merged, and a zero-size used
+ * sentinel ends the pool. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <uk/alloc.h>
+
+#ifndef TLSF_SL_LOG2
+#define TLSF_SL_LOG2 5
+#endif
+#if TLSF_SL_LOG2 < 2 || TLSF_SL_LOG2 > 6
+#error "TLSF_SL_LOG2 must be in [2, 6]"
+#endif
+#define SL_COUNT (1 << TLSF_SL_LOG2)
+#define ALIGN_LOG2 4
+#define ALIGN ((size_t)1 << ALIGN_LOG2)
+/* Sizes below SMALL fall in first level 0, in SL_COUNT steps of ALIGN. */
+#define FL_SHIFT (TLSF_SL_LOG2 + ALIGN_LOG2)
+#define SMALL ((size_t)1 << FL_SHIFT)
+#define FL_MAX 40 /* largest block: under 2^40 bytes */
+#define FL_COUNT (FL_MAX - FL_SHIFT + 1)
+#define MAX_SIZE (((size_t)1 << FL_MAX) - 1)
+
+#define HDR 16
+#define MIN_PAYLOAD 16 /* room for the two list links */
+#define F_FREE ((size_t)1)
+
+struct block {
+	struct block *prev_phys;
+	size_t size; /* payload bytes, a multiple of ALIGN, | F_FREE */
+	struct block *next_free, *prev_free; /* free blocks only */
+};
+
+static struct {
+	uint64_t fl_bitmap;
+	uint64_t sl_bitmap[FL_COUNT];
+	struct block *heads[FL_COUNT][SL_COUNT];
+	struct block *first;
+	size_t free_bytes;
+} T;
+
+static size_t bsize(const struct block *b)
+{
+	return b->size & ~F_FREE;
+}
+
+static int is_free(const struct block *b)
+{
+	return (b->size & F_FREE) != 0;
+}
+
+static void *payload(struct block *b)
+{
+	return (char *)b + HDR;
+}
+
+static struct block *from_payload(void *p)
+{
+	return (struct block *)((char *)p - HDR);
+}
+
+static struct block *next_phys(struct block *b)
+{
+	return (struct block *)((char *)b + HDR + bsize(b));
+}
+
+static int fls64(size_t x)
+{
+	return 63 - __builtin_clzll((unsigned long long)x);
+}
+
+static void mapping(size_t s, int *fl, int *sl)
+{
+	if (s < SMALL) {
+		*fl = 0;
+		*sl = (int)(s >> ALIGN_LOG2);
+	} else {
+		int f = fls64(s);
+		*sl = (int)((s >> (f - TLSF_SL_LOG2)) ^ SL_COUNT);
+		*fl = f - FL_SHIFT + 1;
+	}
+}
+
+/* Rounds s up to the next list boundary, so that any block of the list
+ * found is big enough. */
+static size_t round_for_search(size_t s)
+{
+	if (s >= SMALL)
+		s += ((size_t)1 << (fls64(s) - TLSF_SL_LOG2)) - 1;
+	return s;
+}
+
+static void insert_free(struct block *b)
+{
+	int fl, sl;
+	mapping(bsize(b), &fl, &sl);
+	struct block *h = T.heads[fl][sl];
+	b->size |= F_FREE;
+	b->prev_free = NULL;
+	b->next_free = h;
+	if (h)
+		h->prev_free = b;
+	T.heads[fl][sl] = b;
+	T.fl_bitmap |= 1ULL << fl;
+	T.sl_bitmap[fl] |= 1ULL << sl;
+	T.free_bytes += bsize(b);
+}
+
+static void remove_free(struct block *b)
+{
+	int fl, sl;
+	mapping(bsize(b), &fl, &sl);
+	if (b->prev_free)
+		b->prev_free->next_free = b->next_free;
+	else
+		T.heads[fl][sl] = b->next_free;
+	if (b->next_free)
+		b->next_free->prev_free = b->prev_free;
+	if (!T.heads[fl][sl]) {
+		T.sl_bitmap[fl] &= ~(1ULL << sl);
+		if (!T.sl_bitmap[fl])
+			T.fl_bitmap &= ~(1ULL << fl);
+	}
+	b->size &= ~F_FREE;
+	T.free_bytes -= bsize(b);
+}
+
+static struct block *find_free(size_t s)
+{
+	int fl, sl;
+	mapping(round_for_search(s), &fl, &sl);
+	if (fl >= FL_COUNT)
+		return NULL;
+	uint64_t slmap = T.sl_bitmap[fl] & (~0ULL << sl);
+	if (!slmap) {
+		uint64_t flmap = fl + 1 < 64 ? T.fl_bitmap & (~0ULL << (fl + 1)) : 0;
+		if (!flmap)
+			return NULL;
+		fl = __builtin_ctzll(flmap);
+		slmap = T.sl_bitmap[fl];
+	}
+	return T.heads[fl][__builtin_ctzll(slmap)];
+}
+
+/* Frees the unlisted block b: merges it with free neighbours and lists
+ * the result. */
+static void release(struct block *b)
+{
+	struct block *n = next_phys(b);
+	if (is_free(n)) {
+		remove_free(n);
+		b->size += HDR + bsize(n);
+		next_phys(b)->prev_phys = b;
+	}
+	struct block *p = b->prev_phys;
+	if (p && is_free(p)) {
+		remove_free(p);
+		p->size += HDR + bsize(b);
+		next_phys(p)->prev_phys = p;
+		b = p;
+	}
+	insert_free(b);
+}
+
+/* Trims the used block b to s payload bytes, releasing the rest. */
+static void trim(struct block *b, size_t s)
+{
+	if (bsize(b) < s + HDR + MIN_PAYLOAD)
+		return;
+	struct block *r = (struct block *)((char *)payload(b) + s);
+	r->size = bsize(b) - s - HDR;
+	r->prev_phys = b;
+	b->size = s;
+	next_phys(r)->prev_phys = r;
+	release(r);
+}
+
+static size_t adjust(size_t size)
+{
+	if (size > MAX_SIZE)
+		return 0;
+	size_t s = (size + ALIGN - 1) & ~(ALIGN - 1);
+	return s < MIN_PAYLOAD ? MIN_PAYLOAD : s;
+}
+
+void uk_alloc_init(void *base, size_t len)
+{
+	memset(&T, 0, sizeof T);
+	uintptr_t lo = ((uintptr_t)base + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+	uintptr_t hi = ((uintptr_t)base + len) & ~(uintptr_t)(ALIGN - 1);
+	if (hi < lo || hi - lo < 2 * HDR + MIN_PAYLOAD)
+		return;
+	size_t s = hi - lo - 2 * HDR;
+	if (s > MAX_SIZE)
+		s = MAX_SIZE & ~(ALIGN - 1);
+	struct block *b = (struct block *)lo;
+	b->prev_phys = NULL;
+	b->size = s;
+	struct block *sentinel = next_phys(b);
+	sentinel->prev_phys = b;
+	sentinel->size = 0;
+	T.first = b;
+	insert_free(b);
+}
+
+void *uk_alloc_malloc(size_t size)
+{
+	size_t s = adjust(size);
+	if (!s)
+		return NULL;
+	struct block *b = find_free(s);
+	if (!b)
+		return NULL;
+	remove_free(b);
+	trim(b, s);
+	return payload(b);
+}
+
+/* The header of an allocated payload; traps on pointers the allocator did
+ * not hand out (or already took back), which would corrupt the heap. */
+static struct block *used_block(void *p)
+{
+	if (((uintptr_t)p & (ALIGN - 1)) || !T.first || (uintptr_t)p <= (uintptr_t)T.first)
+		__builtin_trap();
+	struct block *b = from_payload(p);
+	if (is_free(b) || !bsize(b) || next_phys(b)->prev_phys != b)
+		__builtin_trap();
+	return b;
+}
+
+void uk_alloc_free(void *p)
+{
+	if (!p)
+		return;
+	release(used_block(p));
+}
+
+size_t uk_alloc_usable_size(void *p)
+{
+	return p ? bsize(used_block(p)) : 0;
+}
+
+void *uk_alloc_realloc(void *p, size_t size)
+{
+	if (!p)
+		return uk_alloc_malloc(size);
+	if (!size) {
+		uk_alloc_free(p);
+		return NULL;
+	}
+	struct block *b = used_block(p);
+	size_t s = adjust(size);
+	if (!s)
+		return NULL;
+	if (s <= bsize(b)) {
+		trim(b, s);
+		return p;
+	}
+	struct block *n = next_phys(b);
+	if (is_free(n) && bsize(b) + HDR + bsize(n) >= s) {
+		remove_free(n);
+		b->size += HDR + bsize(n);
+		next_phys(b)->prev_phys = b;
+		trim(b, s);
+		return p;
+	}
+	void *q = uk_alloc_malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, bsize(b));
+	release(b);
+	return q;
+}
+
+void *uk_alloc_memalign(size_t align, size_t size)
+{
+	if (!align || (align & (align - 1)))
+		return NULL;
+	if (align <= ALIGN)
+		return uk_alloc_malloc(size);
+	size_t s = adjust(size);
+	if (!s || align > MAX_SIZE / 4)
+		return NULL;
+	/* Room for the aligned payload plus a leading gap that can become a
+	 * free block of its own. */
+	size_t need = s + align + HDR + MIN_PAYLOAD;
+	struct block *b = find_free(need);
+	if (!b)
+		return NULL;
+	remove_free(b);
+	uintptr_t p = (uintptr_t)payload(b);
+	uintptr_t a = (p + align - 1) & ~(uintptr_t)(align - 1);
+	if (a != p && a - p < HDR + MIN_PAYLOAD)
+		a += align;
+	if (a != p) {
+		/* Split off the gap; b's previous block is used (free blocks
+		 * are always merged), so the gap is listed as is. */
+		struct block *nb = from_payload((void *)a);
+		nb->size = bsize(b) - (a - p);
+		nb->prev_phys = b;
+		next_phys(nb)->prev_phys = nb;
+		b->size = a - p - HDR;
+		insert_free(b);
+		b = nb;
+	}
+	trim(b, s);
+	return payload(b);
+}
+
+size_t uk_alloc_free_bytes(void)
+{
+	return T.free_bytes;
+}
+
+int uk_alloc_check(void)
+{
+	if (!T.first)
+		return T.fl_bitmap ? -1 : 0;
+	size_t free_seen = 0, nfree = 0;
+	struct block *prev = NULL;
+	for (struct block *b = T.first;; b = next_phys(b)) {
+		if (b->prev_phys != prev)
+			return -2; /* broken physical chain */
+		if (((uintptr_t)payload(b)) & (ALIGN - 1) || bsize(b) & (ALIGN - 1))
+			return -3;
+		if (!bsize(b)) {
+			if (is_free(b))
+				return -6; /* the sentinel must stay used */
+			break;
+		}
+		if (is_free(b)) {
+			if (prev && is_free(prev))
+				return -4; /* two free neighbours left unmerged */
+			int fl, sl, found = 0;
+			mapping(bsize(b), &fl, &sl);
+			for (struct block *f = T.heads[fl][sl]; f; f = f->next_free)
+				if (f == b)
+					found = 1;
+			if (!found)
+				return -5; /* a free block missing from its list */
+			free_seen += bsize(b);
+			nfree++;
+		}
+		prev = b;
+	}
+	size_t listed = 0;
+	for (int fl = 0; fl < FL_COUNT; fl++) {
+		if (!!(T.fl_bitmap & (1ULL << fl)) != !!T.sl_bitmap[fl])
+			return -7;
+		for (int sl = 0; sl < SL_COUNT; sl++) {
+			struct block *h = T.heads[fl][sl];
+			if (!!(T.sl_bitmap[fl] & (1ULL << sl)) != !!h)
+				return -8; /* bitmap disagrees with the list */
+			for (struct block *f = h, *pf = NULL; f; pf = f, f = f->next_free) {
+				int rfl, rsl;
+				mapping(bsize(f), &rfl, &rsl);
+				if (!is_free(f) || rfl != fl || rsl != sl || f->prev_free != pf)
+					return -9;
+				if (++listed > nfree)
+					return -10;
+			}
+		}
+	}
+	if (listed != nfree)
+		return -10;
+	return free_seen == T.free_bytes ? 0 : -11;
+}

@@ -1,0 +1,45 @@
+/* ukplat: the platform layer every unikernel links (guest ABI in
+ * ARCHITECTURE.md and uk/bootinfo.h). Only the instructions the guest ABI
+ * allows are used here (outb/outl, hlt, wrmsr): under the process monitor
+ * they trap to the monitor, which emulates them. */
+#ifndef UK_PLAT_H
+#define UK_PLAT_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uk/bootinfo.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The boot info the monitor passed to _start. Never NULL once C runs. */
+const struct uk_bootinfo *ukplat_bootinfo(void);
+
+/* The NUL-terminated command line ("" when the monitor gave none). */
+const char *ukplat_cmdline(void);
+
+/* The heap left for the allocator: the boot-info heap minus what the
+ * platform took for a TLS block too big for its static reserve. */
+void ukplat_heap(uintptr_t *start, size_t *len);
+
+/* Console output on COM1, one outb per byte. */
+void ukplat_console_putc(char c);
+void ukplat_console_write(const char *buf, size_t len);
+
+/* Ends the guest with code (outl to port 0x501); never returns. */
+__attribute__((noreturn)) void ukplat_exit(int code);
+
+/* Waits for the next event (hlt). */
+void ukplat_idle(void);
+
+/* The current thread pointer (the FS base _start set). */
+void *ukplat_tlsp(void);
+
+/* Called by the platform once the thread pointer and stack canary are set;
+ * provided by ukboot. */
+__attribute__((noreturn)) void ukboot_entry(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

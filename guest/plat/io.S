@@ -1,0 +1,46 @@
+/* The privileged instructions of the guest ABI, one small function each.
+ * Under the process monitor they run in ring 3, fault, and the monitor
+ * emulates them; under KVM they exit to the monitor. Keeping them out of
+ * plat.c lets host-side tests of plat.c substitute them. */
+
+	.section .text.ukplat_outb,"ax",@progbits
+	.globl	ukplat_outb		/* void ukplat_outb(uint16_t port, uint8_t v) */
+	.type	ukplat_outb,@function
+ukplat_outb:
+	movl	%edi, %edx
+	movl	%esi, %eax
+	outb	%al, %dx
+	ret
+	.size	ukplat_outb, .-ukplat_outb
+
+	.section .text.ukplat_outl,"ax",@progbits
+	.globl	ukplat_outl		/* void ukplat_outl(uint16_t port, uint32_t v) */
+	.type	ukplat_outl,@function
+ukplat_outl:
+	movl	%edi, %edx
+	movl	%esi, %eax
+	outl	%eax, %dx
+	ret
+	.size	ukplat_outl, .-ukplat_outl
+
+	.section .text.ukplat_hlt,"ax",@progbits
+	.globl	ukplat_hlt		/* void ukplat_hlt(void) */
+	.type	ukplat_hlt,@function
+ukplat_hlt:
+	hlt
+	ret
+	.size	ukplat_hlt, .-ukplat_hlt
+
+	.section .text.ukplat_wrmsr,"ax",@progbits
+	.globl	ukplat_wrmsr		/* void ukplat_wrmsr(uint32_t msr, uint64_t v) */
+	.type	ukplat_wrmsr,@function
+ukplat_wrmsr:
+	movl	%edi, %ecx
+	movq	%rsi, %rax
+	movq	%rsi, %rdx
+	shrq	$32, %rdx
+	wrmsr
+	ret
+	.size	ukplat_wrmsr, .-ukplat_wrmsr
+
+	.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,149 @@
+/* ukplat: boot-info validation, TLS setup, console, exit, idle. */
+#include <stddef.h>
+#include <stdint.h>
+#include <uk/bootinfo.h>
+#include <uk/plat.h>
+#include "tls.h"
+
+/* io.S */
+void ukplat_outb(uint16_t port, uint8_t v);
+void ukplat_outl(uint16_t port, uint32_t v);
+void ukplat_hlt(void);
+void ukplat_wrmsr(uint32_t msr, uint64_t v);
+/* start.S: the static TLS reserve, immediately followed by the TCB. */
+extern unsigned char ukplat_tls_reserve[UKPLAT_TLS_RESERVE];
+extern unsigned char ukplat_tcb0[UKPLAT_TCB_SIZE];
+
+/* Exit codes of the platform itself, above what apps normally use. */
+#define UKPLAT_EXIT_BADBOOT 125
+
+/* ukplat_entry runs while the TCB may still move (a large TLS image moves it
+ * to the heap), so it and its helpers must not check the canary. */
+#define NOSSP __attribute__((no_stack_protector, noinline))
+
+static const struct uk_bootinfo *bootinfo;
+static uintptr_t heap_start;
+static size_t heap_len;
+
+void ukplat_console_putc(char c)
+{
+	ukplat_outb(UK_PORT_COM1, (uint8_t)c);
+}
+
+void ukplat_console_write(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		ukplat_outb(UK_PORT_COM1, (uint8_t)buf[i]);
+}
+
+void ukplat_exit(int code)
+{
+	ukplat_outl(UK_PORT_EXIT, (uint32_t)code);
+	/* A monitor stops the guest at the exit port; if one does not, the
+	 * guest must still not run on. */
+	for (;;)
+		ukplat_hlt();
+}
+
+void ukplat_idle(void)
+{
+	ukplat_hlt();
+}
+
+const struct uk_bootinfo *ukplat_bootinfo(void)
+{
+	return bootinfo;
+}
+
+const char *ukplat_cmdline(void)
+{
+	if (!bootinfo || !bootinfo->cmdline)
+		return "";
+	return (const char *)(uintptr_t)bootinfo->cmdline;
+}
+
+void ukplat_heap(uintptr_t *start, size_t *len)
+{
+	*start = heap_start;
+	*len = heap_len;
+}
+
+void *ukplat_tlsp(void)
+{
+	void *p;
+	__asm__ volatile("movq %%fs:0, %0" : "=r"(p));
+	return p;
+}
+
+NOSSP static void puts_early(const char *s)
+{
+	while (*s)
+		ukplat_outb(UK_PORT_COM1, (uint8_t)*s++);
+}
+
+NOSSP static void bytecopy(unsigned char *dst, const unsigned char *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = src[i];
+}
+
+NOSSP static void bytezero(unsigned char *dst, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = 0;
+}
+
+/* Copies the PT_TLS image into a block below a TCB (variant II: the
+ * linker computed every TLS offset as off - round_up(memsz, align) from the
+ * thread pointer) and, if the block cannot be the static one, moves the
+ * TCB to the heap and points FS at it. Returns 0 or an error message. */
+NOSSP static const char *setup_tls(const struct uk_bootinfo *bi)
+{
+	uint64_t align = bi->tls_align ? bi->tls_align : 1;
+	if (align & (align - 1))
+		return "ukplat: TLS alignment is not a power of two\n";
+	if (bi->tls_filesz > bi->tls_memsz)
+		return "ukplat: TLS file size exceeds its memory size\n";
+	if (bi->tls_filesz && !bi->tls_image)
+		return "ukplat: TLS image has no address\n";
+	uint64_t size = (bi->tls_memsz + align - 1) & ~(align - 1);
+	unsigned char *tp = ukplat_tcb0;
+	if (size > UKPLAT_TLS_RESERVE || align > UKPLAT_TLS_ALIGN) {
+		uint64_t a = align > UKPLAT_TLS_ALIGN ? align : UKPLAT_TLS_ALIGN;
+		uintptr_t base = (heap_start + a - 1) & ~(uintptr_t)(a - 1);
+		uintptr_t end = base + size + UKPLAT_TCB_SIZE;
+		if (base < heap_start || end > heap_start + heap_len)
+			return "ukplat: heap too small for the TLS block\n";
+		tp = (unsigned char *)(base + size);
+		heap_len -= end - heap_start;
+		heap_start = end;
+		bytecopy(tp, ukplat_tcb0, UKPLAT_TCB_SIZE);
+		*(uintptr_t *)(tp + UKPLAT_TCB_SELF) = (uintptr_t)tp;
+		*(uintptr_t *)(tp + UKPLAT_TCB_SELF2) = (uintptr_t)tp;
+		ukplat_wrmsr(UKPLAT_MSR_FS_BASE, (uintptr_t)tp);
+	}
+	unsigned char *block = tp - size;
+	bytecopy(block, (const unsigned char *)(uintptr_t)bi->tls_image, bi->tls_filesz);
+	bytezero(block + bi->tls_filesz, size - bi->tls_filesz);
+	return 0;
+}
+
+/* Called by _start once FS points at the static TCB with its canary set. */
+NOSSP __attribute__((noreturn)) void ukplat_entry(const struct uk_bootinfo *bi)
+{
+	if (!bi || bi->magic != UK_BOOTINFO_MAGIC || bi->version != UK_BOOTINFO_VERSION) {
+		puts_early("ukplat: bad boot info (magic or version)\n");
+		ukplat_exit(UKPLAT_EXIT_BADBOOT);
+	}
+	bootinfo = bi;
+	heap_start = bi->heap_start;
+	heap_len = bi->heap_size;
+	if (bi->tls_memsz) {
+		const char *err = setup_tls(bi);
+		if (err) {
+			puts_early(err);
+			ukplat_exit(UKPLAT_EXIT_BADBOOT);
+		}
+	}
+	ukboot_entry();
+}
