@@ -53,7 +53,10 @@ type Map struct {
 }
 
 // Policy is how much room a new region leaves each part to grow:
-// used + max(used*SlackPercent/100, MinSlack), rounded up to a page.
+// used + max(used*SlackPercent/100, MinSlack), rounded up to a page. The
+// tramp part gets the percentage only: an image carries its tramp area's
+// whole capacity as file bytes for the trampoline pass to fill, whereas
+// slack in the other parts costs address space only.
 type Policy struct {
 	SlackPercent uint64 `json:"slack_percent"`
 	MinSlack     uint64 `json:"min_slack"`
@@ -272,10 +275,15 @@ func (p Policy) Capacity(used uint64) uint64 {
 	return pageUp(used + max(slack, p.MinSlack))
 }
 
+// TrampCapacity is the room the policy gives a tramp table of used bytes.
+func (p Policy) TrampCapacity(used uint64) uint64 {
+	return pageUp(used + uint64(math.Ceil(float64(used)*float64(p.SlackPercent)/100)))
+}
+
 func (m *Map) newRegion(n Need) (desc.Region, error) {
 	r := desc.Region{
 		Start:       m.End(),
-		TrampSize:   m.Policy.Capacity(n.Tramp),
+		TrampSize:   m.Policy.TrampCapacity(n.Tramp),
 		SharedSize:  m.Policy.Capacity(n.Shared),
 		PrivateSize: m.Policy.Capacity(n.Private),
 	}

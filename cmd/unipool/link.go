@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/unipool/unipool/internal/libmap"
+	"github.com/unipool/unipool/internal/link"
+	"github.com/unipool/unipool/internal/pool"
+)
+
+func init() {
+	var (
+		opt                      link.Options
+		poolDir, mapFile         string
+		slack, minSlack, mem     string
+		nameMap, libHints        []string
+		app, corpusDir, uk       string
+		noTramp, jsonOut, script bool
+	)
+	cmd := &cobra.Command{
+		Use:   "link --layout aligned|packed|dce [--pool DIR | --map FILE] -o IMAGE OBJ...",
+		Short: "Link library objects into a unikernel image (aligned to the library map, or packed)",
+		Long: `Link library objects (one ELF relocatable object per library, e.g. Unikraft's
+build/libNAME.o) into a static x86-64 image with GNU ld.
+
+  packed   ld's stock layout at 0x400000 (the baseline)
+  dce      packed with --gc-sections
+  aligned  every library at its region in the global library map, so the same
+           library object gives the same pages at the same address in every
+           image; the app goes to the app region. The image keeps its
+           relocations and carries its description in a .unipool section.
+
+A library's name is its file name without "lib" and ".o" (libukboot.o is
+ukboot) unless --name-map says otherwise; its version defaults to the first 12
+hex digits of the object's sha256. With --corpus DIR --unikernel NAME the
+objects, their order, names, versions and origins come from DIR/corpus.json.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opt.Output == "" {
+				return errors.New("link: -o IMAGE is required")
+			}
+			var err error
+			switch {
+			case corpusDir != "" || uk != "":
+				if corpusDir == "" || uk == "" {
+					return errors.New("link: --corpus and --unikernel go together")
+				}
+				if len(args) > 0 || len(nameMap) > 0 || len(libHints) > 0 || app != "" {
+					return errors.New("link: with --corpus, objects, names, versions and the app come from corpus.json (no OBJ, --name-map, --lib or --app)")
+				}
+				opt.Objects, opt.SHA256, err = link.ObjectsFromCorpus(corpusDir, uk)
+			default:
+				if len(args) == 0 {
+					return errors.New("link: no objects")
+				}
+				names := map[string]string{}
+				for _, nm := range nameMap {
+					obj, name, ok := strings.Cut(nm, "=")
+					if !ok {
+						return fmt.Errorf("--name-map %q: want OBJ=NAME", nm)
+					}
+					names[obj] = name
+				}
+				var hints []link.Hint
+				for _, h := range libHints {
+					hint, err := link.ParseHint(h)
+					if err != nil {
+						return err
+					}
+					hints = append(hints, hint)
+				}
+				opt.Objects, err = link.ObjectsFromPaths(args, names, hints, app)
+			}
+			if err != nil {
+				return err
+			}
+			if opt.Layout == link.LayoutAligned {
+				if opt.MapPath, err = linkMapPath(poolDir, mapFile); err != nil {
+					return err
+				}
+				if cmd.Flags().Changed("slack") || cmd.Flags().Changed("min-slack") {
+					p := libmap.Policy{SlackPercent: libmap.DefaultSlackPercent, MinSlack: libmap.DefaultMinSlack}
+					if p.SlackPercent, err = linkParsePercent(slack); err != nil {
+						return fmt.Errorf("--slack: %w", err)
+					}
+					if p.MinSlack, err = linkParseSize(minSlack); err != nil {
+						return fmt.Errorf("--min-slack: %w", err)
+					}
+					opt.Policy = &p
+				}
+			} else if poolDir != "" || mapFile != "" {
+				return fmt.Errorf("link: --pool and --map are for --layout aligned, not %s", opt.Layout)
+			}
+			if mem != "" {
+				if opt.MemSize, err = linkParseSize(mem); err != nil {
+					return fmt.Errorf("--mem: %w", err)
+				}
+			}
+			if noTramp {
+				opt.Tramp = link.NoRewrite{Trampoliner: link.DefaultTrampoliner}
+			}
+			res, err := link.Link(cmd.Context(), opt)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if script {
+				fmt.Fprint(w, res.Script)
+				return nil
+			}
+			if jsonOut {
+				enc := json.NewEncoder(w)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			for _, warn := range res.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "ld:", warn)
+			}
+			fmt.Fprintf(w, "linked %s (%s, %s, %d objects)\n", opt.Output, opt.Layout, res.Mode, len(opt.Objects))
+			if len(res.NewRegions) > 0 {
+				fmt.Fprintf(w, "new regions in %s: %s\n", opt.MapPath, strings.Join(res.NewRegions, ", "))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opt.Layout, "layout", link.LayoutAligned, "aligned, packed or dce")
+	f.StringVarP(&opt.Output, "output", "o", "", "the image to write")
+	f.StringVar(&poolDir, "pool", "", "pool whose library map to use (default: the default pool)")
+	f.StringVar(&mapFile, "map", "", "library map file to use instead of a pool's")
+	f.StringVar(&slack, "slack", "50%", "growth room of new regions, as a share of each part")
+	f.StringVar(&minSlack, "min-slack", "16KiB", "least growth room of a new region's shared and private parts")
+	f.StringArrayVar(&nameMap, "name-map", nil, "OBJ=NAME: library name of an object (repeatable)")
+	f.StringArrayVar(&libHints, "lib", nil, "NAME=VERSION[:ORIGIN]: version and origin of a library (repeatable)")
+	f.StringVar(&app, "app", "", "the library that is the image's app (default: origin app, else a name starting with app)")
+	f.StringVar(&corpusDir, "corpus", "", "corpus folder (with --unikernel)")
+	f.StringVar(&uk, "unikernel", "", "unikernel of the corpus to link")
+	f.StringVar(&opt.Entry, "entry", "_start", "entry symbol")
+	f.StringVar(&mem, "mem", "", "guest heap+stack the description asks for (default 16MiB)")
+	f.StringVar(&opt.Cmdline, "cmdline", "", "default guest command line")
+	f.BoolVar(&noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
+	f.BoolVar(&jsonOut, "json", false, "print the result (description, script, map changes) as JSON")
+	f.BoolVar(&script, "print-script", false, "aligned: print the generated linker script")
+	commands = append(commands, cmd)
+	linkCmd = cmd
+}
+
+// linkCmd is the link command; link subcommands (bench) attach to it.
+var linkCmd *cobra.Command
+
+// linkMapPath is the map file: --map, else the map of --pool (or of the
+// default pool), which is created if missing.
+func linkMapPath(poolDir, mapFile string) (string, error) {
+	if mapFile != "" {
+		if poolDir != "" {
+			return "", errors.New("link: give --pool or --map, not both")
+		}
+		return mapFile, nil
+	}
+	if poolDir == "" {
+		d, err := pool.DefaultDir()
+		if err != nil {
+			return "", err
+		}
+		poolDir = d
+	}
+	p, err := pool.Init(poolDir)
+	if err != nil {
+		return "", err
+	}
+	return p.MapPath(), nil
+}
+
+// linkParseSize reads a byte count: 4096, 16K, 16KiB, 2M, 1GiB.
+func linkParseSize(s string) (uint64, error) {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "iB"), "B")
+	mult := uint64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K', 'k':
+			mult, t = 1<<10, t[:n-1]
+		case 'M', 'm':
+			mult, t = 1<<20, t[:n-1]
+		case 'G', 'g':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || v > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (e.g. 16KiB)", s)
+	}
+	return v * mult, nil
+}
+
+// linkParsePercent reads "50%" or "50".
+func linkParsePercent(s string) (uint64, error) {
+	v, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(s), "%"), 10, 64)
+	if err != nil || v > 10000 {
+		return 0, fmt.Errorf("%q is not a percentage (e.g. 50%%)", s)
+	}
+	return v, nil
+}

@@ -1,0 +1,289 @@
+package link
+
+import (
+	"context"
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/elfimage"
+	"github.com/unipool/unipool/internal/libmap"
+)
+
+// linkAligned places every library in m, links them at their regions and
+// finishes the image (trampolines, description). It runs under the map's
+// lock; returning nil commits the placements.
+func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) error {
+	libs, err := l.place(m, res)
+	if err != nil {
+		return err
+	}
+	var collections, nonAlloc []string
+	seen := map[string]bool{}
+	for _, o := range l.objs {
+		for _, g := range o.globals {
+			if !seen[g] {
+				seen[g] = true
+				collections = append(collections, g)
+			}
+		}
+		for _, n := range o.nonAlloc {
+			if !seen[n] {
+				seen[n] = true
+				nonAlloc = append(nonAlloc, n)
+			}
+		}
+	}
+	sort.Strings(collections)
+	sort.Strings(nonAlloc)
+	res.Script = alignedScript(libs, collections, nonAlloc, l.opt.Entry)
+	l.script = res.Script
+	if err := os.WriteFile(filepath.Join(l.work, "image.ld"), []byte(res.Script), 0o644); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	out := filepath.Join(l.work, "image")
+	args := append(l.commonArgs(), "-z", "norelro", "--orphan-handling=error", "-T", "image.ld", "-o", out)
+	args = append(args, l.file...)
+	warns, err := l.ld(ctx, args)
+	if err != nil {
+		return err
+	}
+	res.Warnings = warns
+	if err := l.dropUnloaded(ctx, out); err != nil {
+		return err
+	}
+	cfg, err := l.describe(out, libs)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	if err := l.opt.Tramp.Rewrite(out, cfg); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	js, err := marshalConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	secFile := filepath.Join(l.work, "unipool.json")
+	if err := os.WriteFile(secFile, js, 0o644); err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	if err := l.objcopy(ctx, out, "--add-section", desc.SectionName+"="+secFile, "--set-section-flags", desc.SectionName+"=readonly"); err != nil {
+		return err
+	}
+	im, err := elfimage.Open(out)
+	if err != nil {
+		return fmt.Errorf("link %s: the finished image does not read back: %w", l.opt.Output, err)
+	}
+	if res.Config, err = im.Config(); err != nil {
+		return fmt.Errorf("link %s: the finished image does not read back: %w", l.opt.Output, err)
+	}
+	return publish(out, l.opt.Output)
+}
+
+// place gives every library its region: map libraries from m (recording
+// new versions and regions), the app at abi.AppRegionBase.
+func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
+	var libs []*placed
+	var app *placed
+	for i, o := range l.objs {
+		tramp, err := l.opt.Tramp.Estimate(o.Path)
+		if err != nil {
+			return nil, fmt.Errorf("link %s: %w", l.opt.Output, err)
+		}
+		p := &placed{obj: o, file: l.file[i], name: o.Name, app: o.App}
+		if o.App {
+			p.region = desc.Region{Start: abi.AppRegionBase, TrampSize: pageUp(tramp)}
+			app = p
+		} else {
+			need := libmap.Need{Tramp: tramp, Shared: pageUp(o.text) + o.rodata, Private: o.private}
+			pl, err := m.Place(o.Name, libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need})
+			if err != nil {
+				return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
+			}
+			if pl.New {
+				res.NewRegions = append(res.NewRegions, o.Name)
+			}
+			p.region = pl.Region
+		}
+		p.trampFile = p.region.TrampSize
+		libs = append(libs, p)
+	}
+	if app == nil {
+		// No object is the app: the image-wide sections still need
+		// the app region.
+		name := "app"
+		for _, o := range l.objs {
+			if o.Name == name {
+				name = "image"
+			}
+		}
+		libs = append(libs, &placed{name: name, app: true, region: desc.Region{Start: abi.AppRegionBase}})
+	}
+	return libs, nil
+}
+
+// dropUnloaded removes what a position-independent link creates but the
+// image does not load (see alignedScript).
+func (l *linker) dropUnloaded(ctx context.Context, out string) error {
+	f, err := elf.Open(out)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	plt := f.Section(".plt")
+	f.Close()
+	if plt != nil && plt.Size > 0 {
+		return fmt.Errorf("link %s: the image needs PLT entries (ifuncs?), which unipool images cannot have", l.opt.Output)
+	}
+	return l.objcopy(ctx, out, "--remove-section=.rela.dyn", "--remove-section=.plt")
+}
+
+// describe reads the linked image back and says, per library, what it
+// occupies of its region: the description the image will carry. It
+// also checks that every loaded byte lies in some library's part, which
+// catches a section the script put in the wrong place.
+func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
+	im, err := elfimage.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: LayoutAligned, Cmdline: l.opt.Cmdline, MemSize: l.opt.MemSize}
+	segs := im.Segments()
+	used := make([]bool, len(segs))
+	for _, p := range libs {
+		lib, err := describeLibrary(p, segs, used)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Libraries = append(cfg.Libraries, lib)
+	}
+	for i, s := range segs {
+		if !used[i] {
+			return nil, fmt.Errorf("loaded segment [%#x,%#x) lies in no library's region", s.Vaddr, s.End())
+		}
+	}
+	var ok bool
+	if cfg.Entry, ok = addrOf(cfg, im.Entry()); !ok {
+		return nil, fmt.Errorf("entry %#x lies in no library's region", im.Entry())
+	}
+	if t := im.TLS(); t != nil && t.MemSize > 0 {
+		a, ok := addrOf(cfg, t.Vaddr)
+		if !ok {
+			return nil, fmt.Errorf("TLS template %#x lies in no library's region", t.Vaddr)
+		}
+		cfg.TLS = &desc.TLS{Image: a, FileSize: t.FileSize, MemSize: t.MemSize, Align: t.Align}
+	}
+	return cfg, nil
+}
+
+func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Library, error) {
+	lib := desc.Library{Name: p.name, App: p.app, Region: p.region}
+	if p.obj != nil {
+		lib.Version, lib.Origin, lib.ObjectSHA256 = p.obj.Version, p.obj.Origin, p.obj.sha256
+	}
+	r := p.region
+	limit := r.End()
+	if p.app {
+		limit = abi.PrivateBase
+	}
+	var sharedEnd, privStart, privFile, privEnd uint64
+	for i, s := range segs {
+		if s.Vaddr < r.Start || s.Vaddr >= limit {
+			continue
+		}
+		if s.End() > limit {
+			return lib, fmt.Errorf("library %q: segment [%#x,%#x) passes its region's end %#x", p.name, s.Vaddr, s.End(), limit)
+		}
+		used[i] = true
+		switch {
+		case s.Vaddr < r.SharedAddr():
+			if s.Vaddr != r.TrampAddr() || s.Flags&elf.PF_W != 0 || s.End() > r.SharedAddr() {
+				return lib, fmt.Errorf("library %q: segment [%#x,%#x) is not its tramp area [%#x,%#x)", p.name, s.Vaddr, s.End(), r.TrampAddr(), r.SharedAddr())
+			}
+		case s.Flags&elf.PF_W == 0:
+			if privStart != 0 {
+				return lib, fmt.Errorf("library %q: read-only segment at %#x after its private part", p.name, s.Vaddr)
+			}
+			prot := desc.ProtR
+			if s.Flags&elf.PF_X != 0 {
+				prot = desc.ProtRX
+			}
+			lib.Shared.Segments = append(lib.Shared.Segments, desc.Segment{Off: s.Vaddr - r.SharedAddr(), Size: pageUp(s.MemSize), Prot: prot})
+			sharedEnd = pageUp(s.End())
+		default:
+			if s.Flags&elf.PF_X != 0 {
+				return lib, fmt.Errorf("library %q: segment at %#x is writable and executable", p.name, s.Vaddr)
+			}
+			if privStart == 0 {
+				privStart = s.Vaddr
+			}
+			if s.FileSize > 0 {
+				privFile = s.Vaddr + s.FileSize
+			}
+			privEnd = pageUp(s.End())
+		}
+	}
+	if sharedEnd > 0 {
+		lib.Shared.Size = sharedEnd - r.SharedAddr()
+	}
+	if p.app {
+		// The app's parts are as large as they came out.
+		lib.Region.SharedSize = lib.Shared.Size
+		r = lib.Region
+		if privEnd > 0 {
+			lib.Region.PrivateSize = privEnd - r.PrivateAddr()
+		}
+		if lib.Region.End() == lib.Region.Start {
+			// An empty app region still needs a page to be a region.
+			lib.Region.PrivateSize = abi.PageSize
+		}
+		r = lib.Region
+	}
+	if privStart != 0 {
+		if privStart < r.PrivateAddr() {
+			return lib, fmt.Errorf("library %q: writable segment at %#x inside its shared part", p.name, privStart)
+		}
+		if privFile > 0 {
+			lib.Private.FileSize = privFile - r.PrivateAddr()
+		}
+		lib.Private.MemSize = privEnd - r.PrivateAddr()
+	}
+	if lib.Shared.Size > r.SharedSize || lib.Private.MemSize > r.PrivateSize {
+		return lib, fmt.Errorf("library %q: parts (shared %#x, private %#x) exceed the region's capacity (%#x, %#x)",
+			p.name, lib.Shared.Size, lib.Private.MemSize, r.SharedSize, r.PrivateSize)
+	}
+	return lib, nil
+}
+
+// addrOf expresses a virtual address relative to its library's region.
+func addrOf(cfg *desc.Config, va uint64) (desc.Addr, bool) {
+	for i, l := range cfg.Libraries {
+		if va >= l.Region.Start && va < l.Region.End() {
+			return desc.Addr{Lib: i, Off: va - l.Region.Start}, true
+		}
+	}
+	return desc.Addr{}, false
+}
+
+// checkPacked checks a packed or dce image reads back and stays below the
+// app region, where the guest address-space layout wants it.
+func checkPacked(path string) error {
+	im, err := elfimage.Open(path)
+	if err != nil {
+		return err
+	}
+	for _, s := range im.Segments() {
+		if s.End() > abi.AppRegionBase {
+			return fmt.Errorf("packed image reaches %#x, past the app region base %#x", s.End(), uint64(abi.AppRegionBase))
+		}
+	}
+	return nil
+}
+
+func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 1) }

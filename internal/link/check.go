@@ -1,0 +1,73 @@
+package link
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// linkerDefined are the symbols every layout's script defines (ld's
+// default script and the aligned script alike), so objects may reference
+// them without defining them.
+var linkerDefined = map[string]bool{
+	"__preinit_array_start": true, "__preinit_array_end": true,
+	"__init_array_start": true, "__init_array_end": true,
+	"__fini_array_start": true, "__fini_array_end": true,
+	"_GLOBAL_OFFSET_TABLE_": true, "__executable_start": true,
+	"_etext": true, "etext": true, "__etext": true,
+	"_edata": true, "edata": true, "__bss_start": true, "_end": true, "end": true,
+}
+
+// checkSymbols fails, naming the symbol and the objects, on what ld would
+// report less clearly: a global symbol defined by two objects, and a
+// strong reference that no object and no linker script defines.
+func checkSymbols(objs []*object) error {
+	definedBy := map[string][]string{}
+	common := map[string]bool{}
+	collections := map[string]bool{}
+	for _, o := range objs {
+		for s := range o.defined {
+			definedBy[s] = append(definedBy[s], o.Path)
+		}
+		for s := range o.common {
+			common[s] = true
+		}
+		for _, g := range o.globals {
+			collections["__start_"+g] = true
+			collections["__stop_"+g] = true
+		}
+	}
+	var problems []string
+	for _, s := range sortedKeys(definedBy) {
+		if by := definedBy[s]; len(by) > 1 {
+			problems = append(problems, fmt.Sprintf("duplicate symbol %q: defined in %s", s, strings.Join(by, " and ")))
+		}
+	}
+	refs := map[string][]string{}
+	for _, o := range objs {
+		for s := range o.undefined {
+			if len(definedBy[s]) == 0 && !common[s] && !linkerDefined[s] && !collections[s] {
+				refs[s] = append(refs[s], o.Path)
+			}
+		}
+	}
+	for _, s := range sortedKeys(refs) {
+		problems = append(problems, fmt.Sprintf("undefined symbol %q: referenced by %s, defined by no object", s, strings.Join(refs[s], ", ")))
+	}
+	if len(problems) > 10 {
+		problems = append(problems[:10], fmt.Sprintf("... and %d more", len(problems)-10))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,331 @@
+// Package link links library objects into a unikernel image with GNU ld,
+// in one of three layouts:
+//
+//   - packed: ld's stock layout at abi.PackedBase, the libraries one after
+//     another (what every unikernel toolchain does);
+//   - dce: packed with --gc-sections (the dead-code-eliminated baseline);
+//   - aligned: every library at its region in the global library map
+//     (internal/libmap), through a generated linker script, so identical
+//     library objects become identical pages at identical addresses in
+//     every image. The image keeps its relocations (--emit-relocs) and
+//     carries its description (desc.Config) in a ".unipool" section.
+//
+// All three use the same link mode (see linkMode), so they differ only by
+// layout and their code is compared like for like.
+package link
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/libmap"
+)
+
+// Layouts.
+const (
+	LayoutAligned = "aligned"
+	LayoutPacked  = "packed"
+	LayoutDCE     = "dce"
+)
+
+// Layouts lists the layouts Link knows.
+var Layouts = []string{LayoutAligned, LayoutPacked, LayoutDCE}
+
+// DefaultMemSize is the guest heap+stack an aligned image's description
+// asks for unless told otherwise.
+const DefaultMemSize = 16 << 20
+
+// Options say what to link.
+type Options struct {
+	Layout  string
+	Objects []Object // link order
+	Output  string
+	// MapPath is the library map file (aligned only; created if missing).
+	MapPath string
+	// Policy, if set, replaces the map's slack policy for regions handed
+	// out from now on (existing regions never change).
+	Policy *libmap.Policy
+	// SHA256 optionally gives each object's expected digest by path (from
+	// corpus.json): a mismatch is an error naming the file.
+	SHA256 map[string]string
+	// Tramp is the trampoline pass; nil uses DefaultTrampoliner.
+	Tramp Trampoliner
+	// Entry is the entry symbol (default _start).
+	Entry   string
+	MemSize uint64 // default DefaultMemSize
+	Cmdline string
+	LD      string // the ld binary (default "ld")
+	Objcopy string // the objcopy binary (default "objcopy")
+}
+
+// Result tells what Link did.
+type Result struct {
+	Layout string
+	// Mode is the link mode and why it was chosen.
+	Mode string
+	// Config is the aligned image's description (nil for packed and dce).
+	Config *desc.Config
+	// Script is the generated linker script (aligned only).
+	Script string
+	// NewRegions names the libraries that got a new region in the map.
+	NewRegions []string
+	// Warnings are ld's warnings, with object names restored.
+	Warnings []string
+}
+
+// Link links opt.Objects into opt.Output. The output appears only if the
+// link succeeds (written to a temporary file, then renamed). For an
+// aligned link the map is locked for the whole link and written only
+// after the image is complete, so a failed link leaves the map untouched
+// and concurrent links serialize on it.
+func Link(ctx context.Context, opt Options) (*Result, error) {
+	if opt.Output == "" {
+		return nil, errors.New("link: no output file")
+	}
+	if len(opt.Objects) == 0 {
+		return nil, errors.New("link: no objects")
+	}
+	if opt.Entry == "" {
+		opt.Entry = "_start"
+	}
+	if opt.MemSize == 0 {
+		opt.MemSize = DefaultMemSize
+	}
+	if opt.LD == "" {
+		opt.LD = "ld"
+	}
+	if opt.Objcopy == "" {
+		opt.Objcopy = "objcopy"
+	}
+	if opt.Tramp == nil {
+		opt.Tramp = DefaultTrampoliner
+	}
+	objs, err := readObjects(opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSymbols(objs); err != nil {
+		return nil, fmt.Errorf("link %s: %w", opt.Output, err)
+	}
+	if !definesEntry(objs, opt.Entry) {
+		return nil, fmt.Errorf("link %s: no object defines the entry symbol %q", opt.Output, opt.Entry)
+	}
+	work, err := os.MkdirTemp("", "unipool-link-")
+	if err != nil {
+		return nil, fmt.Errorf("link: %w", err)
+	}
+	defer os.RemoveAll(work)
+	l := &linker{opt: opt, objs: objs, work: work}
+	if err := l.stage(); err != nil {
+		return nil, err
+	}
+	res := &Result{Layout: opt.Layout, Mode: l.mode.describe()}
+	switch opt.Layout {
+	case LayoutPacked, LayoutDCE:
+		err = l.linkPacked(ctx, res)
+	case LayoutAligned:
+		if opt.MapPath == "" {
+			return nil, errors.New("link: an aligned link needs a library map (--pool DIR or --map FILE)")
+		}
+		err = libmap.Update(opt.MapPath, func(m *libmap.Map) error {
+			if opt.Policy != nil {
+				m.Policy = *opt.Policy
+			}
+			return l.linkAligned(ctx, m, res)
+		})
+	default:
+		return nil, fmt.Errorf("link: unknown layout %q (want %s)", opt.Layout, strings.Join(Layouts, ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func readObjects(opt Options) ([]*object, error) {
+	var objs []*object
+	names := map[string]string{}
+	apps := 0
+	for _, in := range opt.Objects {
+		if in.Name == "" {
+			in.Name = NameFromPath(in.Path)
+		}
+		if !libmap.ValidName(in.Name) {
+			return nil, fmt.Errorf("object %s: invalid library name %q", in.Path, in.Name)
+		}
+		if prev, dup := names[in.Name]; dup {
+			return nil, fmt.Errorf("objects %s and %s are both library %q", prev, in.Path, in.Name)
+		}
+		names[in.Name] = in.Path
+		if in.App {
+			apps++
+		}
+		o, err := readObject(in)
+		if err != nil {
+			return nil, err
+		}
+		if want := opt.SHA256[in.Path]; want != "" && want != o.sha256 {
+			return nil, fmt.Errorf("object %s: sha256 %s, but the corpus says %s (stale corpus?)", in.Path, o.sha256, want)
+		}
+		if o.Version == "" {
+			o.Version = o.sha256[:12]
+		}
+		objs = append(objs, o)
+	}
+	if apps > 1 {
+		return nil, errors.New("link: more than one object is marked as the app")
+	}
+	return objs, nil
+}
+
+func definesEntry(objs []*object, entry string) bool {
+	for _, o := range objs {
+		if o.defined[entry] {
+			return true
+		}
+	}
+	return false
+}
+
+// linker is one link in progress.
+type linker struct {
+	opt  Options
+	objs []*object
+	work string   // temporary directory; ld runs there
+	file []string // per object: its name in work
+	// script is the generated linker script (aligned).
+	script string
+	mode linkMode
+}
+
+// stage links each object into the work directory under a short,
+// script-safe name (o0001.o): linker scripts select input files by name,
+// and real paths may hold characters a script cannot quote.
+func (l *linker) stage() error {
+	for i, o := range l.objs {
+		abs, err := filepath.Abs(o.Path)
+		if err != nil {
+			return fmt.Errorf("object %s: %w", o.Path, err)
+		}
+		name := fmt.Sprintf("o%04d.o", i+1)
+		if err := os.Symlink(abs, filepath.Join(l.work, name)); err != nil {
+			return fmt.Errorf("link: %w", err)
+		}
+		l.file = append(l.file, name)
+	}
+	l.mode = chooseMode(l.objs)
+	return nil
+}
+
+// linkMode is how ld is asked to treat the code.
+type linkMode struct {
+	pie    bool
+	reason string
+}
+
+// chooseMode prefers a position-independent link (-pie
+// --no-dynamic-linker): ld then relaxes GOT loads of PIE objects
+// (R_X86_64_REX_GOTPCRELX, as Debian's archives and our guest have) into
+// RIP-relative lea and never into absolute immediates, so code holds no
+// absolute addresses and stays valid when the loader moves a region. A
+// position-dependent link (-no-pie) turns the same loads into `mov
+// $addr, %reg` and `cmp $addr, ...`: absolute addresses in shared code.
+// Since the script puts the image at a non-zero address, ld still makes
+// an ET_EXEC. Objects with absolute 32-bit relocations (non-PIC code, e.g.
+// Unikraft's default build) cannot be linked position-independently; then
+// the whole link is -no-pie.
+func chooseMode(objs []*object) linkMode {
+	for _, o := range objs {
+		if o.absolute != "" {
+			return linkMode{pie: false, reason: fmt.Sprintf("%s has non-PIC code (%s)", o.Path, o.absolute)}
+		}
+	}
+	return linkMode{pie: true, reason: "every object is position-independent"}
+}
+
+func (m linkMode) describe() string {
+	if m.pie {
+		return "pie (" + m.reason + ")"
+	}
+	return "no-pie (" + m.reason + ")"
+}
+
+func (m linkMode) args() []string {
+	if m.pie {
+		return []string{"-pie", "--no-dynamic-linker"}
+	}
+	return []string{"-no-pie"}
+}
+
+// commonArgs are ld's flags for every layout.
+func (l *linker) commonArgs() []string {
+	args := append([]string{}, l.mode.args()...)
+	return append(args, "-static", "-z", "noexecstack", "-z", "max-page-size=4096", "-z", "common-page-size=4096",
+		"--emit-relocs", "--build-id=none", "-e", l.opt.Entry)
+}
+
+// linkPacked links with ld's own script, only moving its base.
+func (l *linker) linkPacked(ctx context.Context, res *Result) error {
+	out := filepath.Join(l.work, "image")
+	args := append(l.commonArgs(), "-z", "norelro", "-Ttext-segment="+fmt.Sprintf("%#x", abi.PackedBase))
+	if l.opt.Layout == LayoutDCE {
+		args = append(args, "--gc-sections")
+	}
+	args = append(args, "-o", out)
+	args = append(args, l.file...)
+	warn, err := l.ld(ctx, args)
+	if err != nil {
+		return err
+	}
+	res.Warnings = warn
+	if l.mode.pie {
+		if err := l.objcopy(ctx, out, "--remove-section=.rela.dyn"); err != nil {
+			return err
+		}
+	}
+	if err := checkPacked(out); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	return publish(out, l.opt.Output)
+}
+
+// publish copies the finished image to dst through a temporary file in
+// dst's directory and a rename, so dst is either absent, the old file, or
+// the complete new image.
+func publish(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("link: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("link %s: %w", dst, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("link %s: %w", dst, err)
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return fmt.Errorf("link %s: %w", dst, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("link %s: %w", dst, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("link %s: %w", dst, err)
+	}
+	return nil
+}
+
+func marshalConfig(c *desc.Config) ([]byte, error) {
+	return json.Marshal(c)
+}

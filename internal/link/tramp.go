@@ -1,0 +1,41 @@
+package link
+
+import (
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/trampoline"
+)
+
+// Trampoliner is the trampoline pass as the linker uses it: the linker
+// sizes each region's tramp part with Estimate before the link and lets
+// Rewrite fill the tables after it.
+type Trampoliner interface {
+	// Estimate bounds the tramp table a library object can need.
+	Estimate(objPath string) (uint64, error)
+	// Rewrite patches the aligned image in place and fills cfg's Tramp,
+	// Relocs and NoASLR.
+	Rewrite(imagePath string, cfg *desc.Config) error
+}
+
+// DefaultTrampoliner is internal/trampoline.
+var DefaultTrampoliner Trampoliner = trampolinePass{}
+
+type trampolinePass struct{}
+
+func (trampolinePass) Estimate(obj string) (uint64, error) { return trampoline.Estimate(obj) }
+func (trampolinePass) Rewrite(img string, cfg *desc.Config) error {
+	return trampoline.Rewrite(img, cfg)
+}
+
+// NoRewrite sizes tramp areas like the real pass but leaves them unfilled
+// and the code untouched: an image exactly as ld laid it out, whose
+// libraries cannot move (NoASLR). Measurements use it to tell what
+// alignment alone achieves from what the trampolines add.
+type NoRewrite struct{ Trampoliner }
+
+// Rewrite marks every library as pinned.
+func (NoRewrite) Rewrite(_ string, cfg *desc.Config) error {
+	for i := range cfg.Libraries {
+		cfg.Libraries[i].NoASLR = "linked without the trampoline pass"
+	}
+	return nil
+}
