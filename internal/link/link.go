@@ -202,7 +202,7 @@ type linker struct {
 	file []string // per object: its name in work
 	// script is the generated linker script (aligned).
 	script string
-	mode linkMode
+	mode   linkMode
 }
 
 // stage links each object into the work directory under a short,

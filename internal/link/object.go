@@ -285,4 +285,3 @@ func (o *object) scanRelocs(f *elf.File) error {
 	}
 	return nil
 }
-
