@@ -1,0 +1,11 @@
+/* Library b: the target of every cross-library reference in the tests. */
+int b_counter = 5;
+int b_array[4] = {1, 2, 3, 4};
+long b_wide = 1000;
+double b_half = 0.5;
+
+int b_add(int x, int y) { return x + y; }
+int b_mul(int x, int y) { return x * y; }
+
+/* A function pointer in b's data: an absolute address in a private part. */
+int (*b_hook)(int, int) = b_add;
