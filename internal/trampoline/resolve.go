@@ -11,11 +11,11 @@ import (
 type relClass int
 
 const (
-	relIgnore  relClass = iota // holds nothing that depends on placement
-	relPC32                    // 4-byte PC-relative: S + A - P (or via the GOT)
-	relAbs64                   // 8-byte absolute: S + A
-	relAbs32                   // 4-byte absolute (zero- or sign-extended)
-	relOther                   // anything else: not rewritable
+	relIgnore relClass = iota // holds nothing that depends on placement
+	relPC32                   // 4-byte PC-relative: S + A - P (or via the GOT)
+	relAbs64                  // 8-byte absolute: S + A
+	relAbs32                  // 4-byte absolute (zero- or sign-extended)
+	relOther                  // anything else: not rewritable
 )
 
 // Relocation types binutils 2.41+ emits for APX instructions; debug/elf

@@ -250,10 +250,10 @@ func (t *table) build(s *site) ([]byte, error) {
 		c.push(scr)
 		c.rm(true, []byte{0x8b}, scr, rip(slot))
 		m := t.retarget(s, scr, adj)
-		c.rm(true, []byte{0x8b}, scr, m)                                        // mov (m),%scr
-		c.rm(true, []byte{0x89}, scr, memOp{base: rSP, index: noReg})           // mov %scr,(%rsp)
+		c.rm(true, []byte{0x8b}, scr, m)                                       // mov (m),%scr
+		c.rm(true, []byte{0x89}, scr, memOp{base: rSP, index: noReg})          // mov %scr,(%rsp)
 		c.rm(true, []byte{0x8b}, scr, memOp{base: rSP, index: noReg, disp: 8}) // mov 8(%rsp),%scr
-		c.emit(0xc2, byte(drop), byte(drop>>8))                                 // ret $drop
+		c.emit(0xc2, byte(drop), byte(drop>>8))                                // ret $drop
 		if call {
 			site.emit(nops(n - 5)...)
 			site.rel32(stub, 0xe8)
