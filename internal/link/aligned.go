@@ -66,6 +66,9 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
+	if err := zeroUnusedTramp(out, cfg); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
 	js, err := marshalConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
@@ -259,6 +262,36 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 			p.name, lib.Shared.Size, lib.Private.MemSize, r.SharedSize, r.PrivateSize)
 	}
 	return lib, nil
+}
+
+// zeroUnusedTramp clears each tramp area past the table the trampoline
+// pass built. The 0xcc filler was for the pass (it refuses to overwrite
+// anything else); a loader gives the unused rest of the area zeroed
+// memory, and the image now holds exactly those bytes, so a plain run of
+// the image and a pooled run see the same memory.
+func zeroUnusedTramp(path string, cfg *desc.Config) error {
+	im, err := elfimage.Open(path)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, l := range cfg.Libraries {
+		from, to := l.Region.TrampAddr()+l.Tramp.Size, l.Region.SharedAddr()
+		for _, s := range im.Segments() {
+			lo, hi := max(from, s.Vaddr), min(to, s.Vaddr+s.FileSize)
+			if lo >= hi {
+				continue
+			}
+			if _, err := f.WriteAt(make([]byte, hi-lo), int64(s.Offset+(lo-s.Vaddr))); err != nil {
+				return err
+			}
+		}
+	}
+	return f.Close()
 }
 
 // addrOf expresses a virtual address relative to its library's region.
