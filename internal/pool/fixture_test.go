@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 type fixture struct {
 	hello, world, solo, big string // image paths
-	bigLib                      testLib
+	bigLib                  testLib
 }
 
 var (

@@ -92,6 +92,15 @@ func readImage(path string, f *os.File) (*image, error) {
 		return nil, fmt.Errorf("image %s: section %s: layout %q, only aligned images can be pooled", path, desc.SectionName, c.Layout)
 	}
 	im.config = c
+	// Every part the pool copies out is file-backed (shared parts up to
+	// their last page), so none can be larger than the file: a description
+	// claiming more is wrong, and would make the pool allocate its claim.
+	limit := pageUp(uint64(im.size))
+	for _, l := range c.Libraries {
+		if l.Tramp.Size > limit || l.Shared.Size > limit || l.Private.FileSize > limit {
+			return nil, fmt.Errorf("image %s: section %s: library %q has parts larger than the whole file (%d bytes)", path, desc.SectionName, l.Name, im.size)
+		}
+	}
 	if entry := c.Libraries[c.Entry.Lib].Region.Start + c.Entry.Off; entry != ef.Entry {
 		return nil, fmt.Errorf("image %s: ELF entry %#x, but its description says %#x (library %q + %#x)", path, ef.Entry, entry, c.Libraries[c.Entry.Lib].Name, c.Entry.Off)
 	}

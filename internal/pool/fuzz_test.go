@@ -1,0 +1,175 @@
+package pool
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// seedPool returns the index, a manifest and a config of a real pool, for
+// seeding the fuzzers with valid inputs to mutate (nil if gcc is missing).
+func seedPool(f *testing.F) (index, manifest, config []byte) {
+	fx := images(f)
+	dir := filepath.Join(f.TempDir(), "pool")
+	writeMap(f, dir, testLibA, testLibB, testLibC, fx.bigLib)
+	if _, err := Add(dir, fx.world, AddOptions{}); err != nil {
+		f.Fatal(err)
+	}
+	p := &Pool{dir: dir}
+	index, _ = os.ReadFile(p.indexPath())
+	idx, err := parseIndex(index)
+	if err != nil {
+		f.Fatal(err)
+	}
+	manifest, _ = os.ReadFile(p.BlobPath(string(idx.Manifests[0].Digest)))
+	m, err := parseManifest(manifest)
+	if err != nil {
+		f.Fatal(err)
+	}
+	config, _ = os.ReadFile(p.BlobPath(string(m.Config.Digest)))
+	return index, manifest, config
+}
+
+func FuzzParseIndex(f *testing.F) {
+	index, _, _ := seedPool(f)
+	f.Add(index)
+	f.Add([]byte(`{"schemaVersion":2,"manifests":[]}`))
+	f.Add([]byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../x","size":-1}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		idx, err := parseIndex(data)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, m := range idx.Manifests {
+			name := m.Annotations[ocispec.AnnotationRefName]
+			if checkName(name) != nil || seen[name] || m.Digest.Validate() != nil || m.Size < 0 {
+				t.Fatalf("accepted a bad entry %+v", m)
+			}
+			seen[name] = true
+			if !isBlobName(m.Digest.Encoded()) {
+				t.Fatalf("accepted digest %s that names no blob file", m.Digest)
+			}
+		}
+		// What the pool writes back must read the same.
+		out, err := json.Marshal(idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := parseIndex(out)
+		if err != nil || len(again.Manifests) != len(idx.Manifests) {
+			t.Fatalf("re-encoded index does not parse: %v", err)
+		}
+	})
+}
+
+func FuzzParseManifest(f *testing.F) {
+	_, manifest, _ := seedPool(f)
+	f.Add(manifest)
+	f.Add([]byte(`{"schemaVersion":2}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := parseManifest(data)
+		if err != nil {
+			return
+		}
+		private := 0
+		for _, l := range m.Layers {
+			if l.MediaType == desc.MediaTypePrivate {
+				private++
+			}
+			if !isBlobName(l.Digest.Encoded()) || l.Size < 0 {
+				t.Fatalf("accepted layer %+v", l)
+			}
+		}
+		if private != 1 || m.ArtifactType != desc.ArtifactType {
+			t.Fatalf("accepted a manifest with %d private layers, artifactType %q", private, m.ArtifactType)
+		}
+	})
+}
+
+// FuzzDescription feeds config blobs to desc.Parse and the pool's check of a
+// description against its manifest, which a monitor trusts once they pass.
+func FuzzDescription(f *testing.F) {
+	_, manifest, config := seedPool(f)
+	f.Add(config)
+	f.Add([]byte(`{"schema_version":1,"layout":"aligned","libraries":[{"name":"a","region":{"start":4096,"shared_size":4096},"shared":{"size":4096}}],"entry":{"lib":0,"off":8192}}`))
+	m, err := parseManifest(manifest)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := desc.Parse(data)
+		if err != nil {
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted what Validate rejects: %v", err)
+		}
+		out, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := desc.Parse(out); err != nil {
+			t.Fatalf("re-encoded description does not parse: %v", err)
+		}
+		// Against the seed's manifest and one made to match c.
+		checkDescription(m, c)
+		mm := *m
+		mm.Layers = nil
+		for _, l := range c.Libraries {
+			if d := digest.Digest(l.Shared.Digest); d.Validate() == nil {
+				mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypeShared, Digest: d, Size: int64(l.Shared.Size)})
+			}
+		}
+		if c.Private != nil {
+			mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypePrivate, Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
+		}
+		if checkDescription(&mm, c) == nil {
+			for _, l := range c.Libraries {
+				if l.Tramp.Size > 0 && l.Tramp.BlobOff+l.Tramp.Size > uint64(c.Private.Size) {
+					t.Fatalf("library %q: tramp table outside the private blob accepted", l.Name)
+				}
+				if l.Private.FileSize > 0 && l.Private.BlobOff+l.Private.FileSize > uint64(c.Private.Size) {
+					t.Fatalf("library %q: private data outside the private blob accepted", l.Name)
+				}
+			}
+		}
+	})
+}
+
+// FuzzReadImage feeds files to the image reader add uses, and splits
+// what it accepts as add would.
+func FuzzReadImage(f *testing.F) {
+	fx := images(f)
+	for _, p := range []string{fx.hello, fx.solo} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("\x7fELF"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "image")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		im, err := openImage(path)
+		if err != nil {
+			return
+		}
+		defer im.Close()
+		for _, l := range im.config.Libraries {
+			if _, err := im.read(l.Region.SharedAddr(), pageUp(l.Shared.Size), false); err != nil {
+				return
+			}
+		}
+		privateBlob(im, im.config)
+	})
+}
