@@ -43,8 +43,10 @@ func parseImage(name string, data []byte) (*image, error) {
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Data != elf.ELFDATA2LSB {
 		return nil, fmt.Errorf("%s: not a little-endian x86-64 ELF64 file", name)
 	}
-	if f.Type != elf.ET_EXEC {
-		return nil, fmt.Errorf("%s: ELF type %v, want an executable (ET_EXEC)", name, f.Type)
+	// A static PIE (ET_DYN) linked at its final addresses is as good as
+	// an ET_EXEC: ld kept the same relocations with the same addresses.
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return nil, fmt.Errorf("%s: ELF type %v, want an executable", name, f.Type)
 	}
 	im := &image{name: name, data: data}
 	for _, p := range f.Progs {
