@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/unipool/unipool/internal/link"
+)
+
+func init() {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE",
+		Short: "Show how an image is laid out: each library's region, part sizes against capacity, padding",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := link.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(in)
+			}
+			inspectText(cmd.OutOrStdout(), in)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print as JSON")
+	commands = append(commands, cmd)
+}
+
+func inspectText(out io.Writer, in *link.Inspection) {
+	fmt.Fprintf(out, "%s: %s image (%s), entry %#x\n", in.Path, in.Layout, in.Type, in.Entry)
+	fmt.Fprintf(out, "file %s, loaded %s in %d segments (%s of it page padding)\n",
+		linkSize(uint64(in.FileSize)), linkSize(in.LoadedSize), len(in.Segments), linkSize(in.Padding))
+	if len(in.Libraries) == 0 {
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEGMENT\tPROT\tFILE\tMEMORY")
+		for _, s := range in.Segments {
+			fmt.Fprintf(tw, "%#x\t%s\t%#x\t%#x\n", s.Vaddr, s.Prot, s.FileSize, s.MemSize)
+		}
+		tw.Flush()
+		return
+	}
+	if in.TLS != nil {
+		fmt.Fprintf(out, "TLS template: %d bytes (%d with tbss), align %d\n", in.TLS.FileSize, in.TLS.MemSize, in.TLS.Align)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "LIBRARY\tVERSION\tREGION\tTRAMP used/cap\tCODE\tRODATA\tSHARED pages/cap\tPRIVATE data/mem/cap\tPADDING\t")
+	var pad uint64
+	for _, l := range in.Libraries {
+		name := l.Name
+		if l.App {
+			name += " (app)"
+		}
+		r := l.Region
+		fmt.Fprintf(tw, "%s\t%s\t%#x\t%s/%s\t%s\t%s\t%s/%s\t%s/%s/%s\t%s\t\n", name, l.Version, r.Start,
+			linkSize(l.Tramp), linkSize(r.TrampSize), linkSize(l.Code), linkSize(l.Rodata), linkSize(l.SharedPages), linkSize(r.SharedSize),
+			linkSize(l.Data), linkSize(l.Private), linkSize(r.PrivateSize), linkSize(l.Padding))
+		pad += l.Padding
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "alignment padding over all libraries: %s\n", linkSize(pad))
+}
+
+// linkSize formats a byte count compactly.
+func linkSize(n uint64) string {
+	switch {
+	case n < 10<<10:
+		return fmt.Sprintf("%dB", n)
+	case n < 10<<20:
+		return fmt.Sprintf("%.1fK", float64(n)/1024)
+	default:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	}
+}

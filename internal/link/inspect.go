@@ -1,0 +1,143 @@
+package link
+
+import (
+	"debug/elf"
+	"errors"
+	"os"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/elfimage"
+)
+
+// Inspection is what `unipool inspect` reports about an image.
+type Inspection struct {
+	Path   string `json:"path"`
+	Layout string `json:"layout"` // "aligned", or "packed" for any image without a description
+	Type   string `json:"elf_type"`
+	Entry  uint64 `json:"entry"`
+	// FileSize is the file's size; LoadedSize the memory its segments
+	// occupy (distinct pages), LoadedBytes the bytes they hold.
+	FileSize    int64               `json:"file_size"`
+	LoadedSize  uint64              `json:"loaded_size"`
+	LoadedBytes uint64              `json:"loaded_bytes"`
+	Segments    []InspectSegment    `json:"segments"`
+	Libraries   []LibraryInspection `json:"libraries,omitempty"` // aligned only
+	TLS         *desc.TLS           `json:"tls,omitempty"`
+	Padding     uint64              `json:"padding"` // LoadedSize - LoadedBytes
+	Config      *desc.Config        `json:"-"`
+}
+
+// InspectSegment is one PT_LOAD.
+type InspectSegment struct {
+	Vaddr    uint64 `json:"vaddr"`
+	FileSize uint64 `json:"file_size"`
+	MemSize  uint64 `json:"mem_size"`
+	Prot     string `json:"prot"`
+	Library  string `json:"library,omitempty"`
+	Part     string `json:"part,omitempty"` // tramp, code, rodata, private
+}
+
+// LibraryInspection is one library of an aligned image: what it uses of
+// each part against the part's capacity, and what page alignment cost it.
+type LibraryInspection struct {
+	Name    string      `json:"name"`
+	Version string      `json:"version,omitempty"`
+	Origin  string      `json:"origin,omitempty"`
+	App     bool        `json:"app,omitempty"`
+	Region  desc.Region `json:"region"`
+	// Bytes used (not page-rounded).
+	Tramp   uint64 `json:"tramp"`
+	Code    uint64 `json:"code"`
+	Rodata  uint64 `json:"rodata"`
+	Data    uint64 `json:"data"`    // initialised private bytes
+	Private uint64 `json:"private"` // with bss
+	// Pages the library's parts occupy, in bytes: tramp table, shared
+	// part, private part.
+	TrampPages   uint64 `json:"tramp_pages"`
+	SharedPages  uint64 `json:"shared_pages"`
+	PrivatePages uint64 `json:"private_pages"`
+	// Padding is the bytes of those pages that hold nothing: the cost of
+	// page-aligning each part.
+	Padding uint64 `json:"padding"`
+	NoASLR  string `json:"no_aslr,omitempty"`
+}
+
+// Inspect reads an image (aligned or not) and says how it is laid out.
+func Inspect(path string) (*Inspection, error) {
+	im, err := elfimage.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inspection{Path: path, Layout: LayoutPacked, Type: im.Type().String(), Entry: im.Entry(), FileSize: st.Size()}
+	segs := im.Segments()
+	pages := map[uint64]bool{}
+	for _, s := range segs {
+		for p := s.Vaddr &^ (abi.PageSize - 1); p < s.End(); p += abi.PageSize {
+			pages[p] = true
+		}
+		in.LoadedBytes += s.MemSize
+		in.Segments = append(in.Segments, InspectSegment{Vaddr: s.Vaddr, FileSize: s.FileSize, MemSize: s.MemSize, Prot: prot(s.Flags)})
+	}
+	in.LoadedSize = uint64(len(pages)) * abi.PageSize
+	in.Padding = in.LoadedSize - in.LoadedBytes
+	cfg, err := im.Config()
+	if errors.Is(err, elfimage.ErrNoConfig) {
+		return in, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	in.Layout, in.Config, in.TLS = cfg.Layout, cfg, cfg.TLS
+	for _, l := range cfg.Libraries {
+		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
+			Tramp: l.Tramp.Size, NoASLR: l.NoASLR}
+		r := l.Region
+		for i, s := range segs {
+			if s.Vaddr < r.Start || s.Vaddr >= r.End() {
+				continue
+			}
+			part := ""
+			switch {
+			case s.Vaddr < r.SharedAddr():
+				part = "tramp"
+				li.TrampPages += pageUp(s.MemSize)
+			case s.Vaddr < r.PrivateAddr() && s.Flags&elf.PF_X != 0:
+				part = "code"
+				li.Code += s.MemSize
+				li.SharedPages += pageUp(s.MemSize)
+			case s.Vaddr < r.PrivateAddr():
+				part = "rodata"
+				li.Rodata += s.MemSize
+				li.SharedPages += pageUp(s.MemSize)
+			default:
+				part = "private"
+				li.Data += s.FileSize
+				li.Private += s.MemSize
+				li.PrivatePages += pageUp(s.MemSize)
+			}
+			in.Segments[i].Library, in.Segments[i].Part = l.Name, part
+		}
+		li.Padding = li.TrampPages + li.SharedPages + li.PrivatePages - li.Tramp - li.Code - li.Rodata - li.Private
+		in.Libraries = append(in.Libraries, li)
+	}
+	return in, nil
+}
+
+func prot(f elf.ProgFlag) string {
+	b := []byte("---")
+	if f&elf.PF_R != 0 {
+		b[0] = 'r'
+	}
+	if f&elf.PF_W != 0 {
+		b[1] = 'w'
+	}
+	if f&elf.PF_X != 0 {
+		b[2] = 'x'
+	}
+	return string(b)
+}
