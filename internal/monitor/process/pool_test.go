@@ -259,3 +259,34 @@ func TestASLRGivesEachInstanceItsOwnBasesAndSeedRepeatsThem(t *testing.T) {
 		}
 	}
 }
+
+func TestMeasureFindsSharedAtTheIdealAndNaivePayingLibrariesPerInstance(t *testing.T) {
+	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
+	const n = 4
+	rep, err := (&Monitor{}).Measure(context.Background(), []monitor.Unikernel{uk}, monitor.Options{N: n},
+		[]string{monitor.LoadShared, monitor.LoadNaive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, naive := rep.Modes[0], rep.Modes[1]
+	if shared.Instances != n || naive.Instances != n || shared.Failed+naive.Failed != 0 {
+		t.Fatalf("instances %d/%d failed %d/%d, want %d each, none failed", shared.Instances, naive.Instances, shared.Failed, naive.Failed, n)
+	}
+	// Both blobs (libc's function, the app's code) were executed: one page
+	// each, plus the stub's page; naive mode maps only the stub's.
+	if shared.Shared != 3*abi.PageSize || naive.Shared != abi.PageSize {
+		t.Errorf("file mappings resident: shared %d, naive %d; want %d and %d", shared.Shared, naive.Shared, 3*abi.PageSize, abi.PageSize)
+	}
+	if naive.Private != shared.Private+2*abi.PageSize {
+		t.Errorf("private per instance: naive %d, shared %d; want naive to hold the two library pages more", naive.Private, shared.Private)
+	}
+	if shared.PSS != rep.Ideal {
+		t.Errorf("shared PSS %d, want the ideal %d", shared.PSS, rep.Ideal)
+	}
+	if naive.PSS != naive.Shared+n*naive.Private {
+		t.Errorf("naive PSS %d, want stub %d + %d instances × private %d", naive.PSS, naive.Shared, n, naive.Private)
+	}
+	if shared.LoadMean <= 0 || naive.LoadMedian <= 0 {
+		t.Errorf("load times %v %v, want positive", shared.LoadMean, naive.LoadMedian)
+	}
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unipool/unipool/internal/monitor"
+	_ "github.com/unipool/unipool/internal/monitor/kvm"
+	"github.com/unipool/unipool/internal/monitor/process"
+	"github.com/unipool/unipool/internal/pool"
+)
+
+func init() {
+	var (
+		dir, monName, mem, load, cmdline string
+		images                           []string
+		opt                              monitor.Options
+		asJSON, measure                  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] NAME...",
+		Short: "Run pooled unikernels (or plain images), N instances each",
+		Long: `Run starts -n instances of each named unikernel from the pool, or of each
+--image (a plain packed/dce ELF image, loaded by copying its segments).
+
+With the process monitor (the default) every instance is a Linux process that
+maps each library blob read-only and shared straight from the pool file; its
+port I/O, hlt and wrmsr are trapped and emulated, and seccomp kills it on any
+system call. The kvm monitor runs every instance as a microVM of one process.
+
+Output: each instance's console output, its lines prefixed with NAME/I when
+more than one instance runs; --json prints instead the list of per-instance
+results (exit code, output, load and run time, library bases, pid, error).
+
+Exit status: 0 when every instance wrote exit code 0 to port 0x501; 1 when
+any instance exited with another code or failed (a fault, a system call, a
+timeout, a halt without an exit code, a load error, a blob that does not
+match its digest), each failure reported on stderr.
+
+--measure (process monitor) runs the instances twice, loaded shared and then
+naive, holds each set resident once all have finished, and prints the sum of
+PSS over their processes against the ideal (one copy of the libraries plus
+each instance's private memory) and the load time per instance.`,
+		RunE: func(cmd *cobra.Command, names []string) error {
+			if len(names) == 0 && len(images) == 0 {
+				return fmt.Errorf("name a unikernel (`unipool pool ls` lists them) or give --image FILE")
+			}
+			if mem != "" {
+				n, err := poolParseSize(mem)
+				if err != nil {
+					return fmt.Errorf("--mem: %w", err)
+				}
+				opt.MemSize = n
+			}
+			opt.Load = load
+			var uks []monitor.Unikernel
+			if len(names) > 0 {
+				d := dir
+				if d == "" {
+					var err error
+					if d, err = pool.DefaultDir(); err != nil {
+						return err
+					}
+				}
+				var err error
+				if uks, err = resolveUnikernels(d, names, cmdline); err != nil {
+					return err
+				}
+			}
+			for _, img := range images {
+				uks = append(uks, monitor.Unikernel{Name: filepath.Base(img), Image: img, Cmdline: cmdline})
+			}
+			mon, err := monitor.Open(monName)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if measure {
+				return runMeasure(ctx, cmd.OutOrStdout(), monName, uks, opt, asJSON)
+			}
+			results, err := mon.Run(ctx, uks, opt)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(results); err != nil {
+					return err
+				}
+			} else {
+				printOutputs(cmd.OutOrStdout(), results)
+			}
+			return runFailures(cmd.ErrOrStderr(), results)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "pool", "", "pool directory (default $"+pool.EnvPool+", else ~/.local/share/unipool/pool)")
+	f.StringVar(&monName, "monitor", process.Name, "monitor: process or kvm")
+	f.IntVarP(&opt.N, "instances", "n", 1, "instances of each unikernel")
+	f.StringVar(&mem, "mem", "", "guest heap+stack per instance, e.g. 16M (default: the description's)")
+	f.DurationVar(&opt.Timeout, "timeout", 0, "kill an instance still running after this long (0: never)")
+	f.DurationVar(&opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring)")
+	f.StringVar(&load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline)")
+	f.BoolVar(&opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
+	f.BoolVar(&opt.ASLR, "aslr", false, "a random base for every library region of every instance")
+	f.Uint64Var(&opt.Seed, "seed", 0, "base of the per-instance seeds, and of --aslr bases (0: random)")
+	f.StringVar(&cmdline, "cmdline", "", "the guests' command line (default: the description's)")
+	f.StringArrayVar(&images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
+	f.BoolVar(&asJSON, "json", false, "print the per-instance results as JSON")
+	f.BoolVar(&measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
+		"print the sum of PSS of each against the ideal, and load times (process monitor)")
+	commands = append(commands, cmd)
+}
+
+// resolveUnikernels finds each name in the pool and checks every blob it
+// will map against its digest: a corrupt pool file is refused, never run.
+func resolveUnikernels(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
+	p, err := pool.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	verified := map[string]bool{}
+	verify := func(name, what, dgst string) error {
+		if dgst == "" || verified[dgst] {
+			return nil
+		}
+		if err := p.VerifyBlob(dgst); err != nil {
+			return fmt.Errorf("unikernel %q: %s: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, what, err)
+		}
+		verified[dgst] = true
+		return nil
+	}
+	var uks []monitor.Unikernel
+	for _, name := range names {
+		cfg, err := p.Resolve(name)
+		if errors.Is(err, pool.ErrNotFound) {
+			return nil, fmt.Errorf("no unikernel %q in pool %s (`unipool pool ls` lists what is there)", name, dir)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range cfg.Libraries {
+			if err := verify(name, "library "+l.Name, l.Shared.Digest); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.Private != nil {
+			if err := verify(name, "private blob", cfg.Private.Digest); err != nil {
+				return nil, err
+			}
+		}
+		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Cmdline: cmdline})
+	}
+	return uks, nil
+}
+
+// printOutputs writes each instance's console output; with several
+// instances every line carries NAME/I, so interleaved logs stay readable.
+func printOutputs(w io.Writer, results []monitor.Result) {
+	if len(results) == 1 {
+		io.WriteString(w, results[0].Output)
+		return
+	}
+	for _, r := range results {
+		prefix := fmt.Sprintf("%s/%d: ", r.Unikernel, r.Instance)
+		out := strings.TrimSuffix(r.Output, "\n")
+		if out == "" {
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			fmt.Fprintf(w, "%s%s\n", prefix, line)
+		}
+	}
+}
+
+// runFailures reports on w every instance that failed or exited non-zero,
+// and returns an error (exit status 1) if there was any.
+func runFailures(w io.Writer, results []monitor.Result) error {
+	failed, nonzero := 0, 0
+	for _, r := range results {
+		switch {
+		case r.Error != "":
+			failed++
+			fmt.Fprintf(w, "unipool: instance %d of %s: %s\n", r.Instance, r.Unikernel, r.Error)
+		case r.ExitCode != 0:
+			nonzero++
+			fmt.Fprintf(w, "unipool: instance %d of %s: exit code %d\n", r.Instance, r.Unikernel, r.ExitCode)
+		}
+	}
+	if failed+nonzero == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d instances failed, %d exited non-zero", failed, len(results), nonzero)
+}
+
+// runMeasure prints the memory and load time of the instances loaded
+// shared and naive, side by side.
+func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool) error {
+	if monName != process.Name {
+		return fmt.Errorf("--measure: only the %s monitor's instances are processes whose PSS can be read", process.Name)
+	}
+	rep, err := (&process.Monitor{}).Measure(ctx, uks, opt, []string{monitor.LoadShared, monitor.LoadNaive})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\tinstances\tfailed\tPSS sum\tper instance\tshared once\tprivate each\tMemAvailable drop\tload mean\tload median\t")
+	for _, m := range rep.Modes {
+		per := uint64(0)
+		if m.Instances > 0 {
+			per = m.PSS / uint64(m.Instances)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t\n", m.Load, m.Instances, m.Failed,
+			mib(m.PSS), kib(per), kib(m.Shared), kib(m.Private), mib(uint64(max(m.MemAvailableDrop, 0))),
+			m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond))
+	}
+	fmt.Fprintf(tw, "ideal\t\t\t%s\t\t\t\t\t\t\t\n", mib(rep.Ideal))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rep.Modes) == 2 && rep.Modes[0].PSS > 0 && rep.Ideal > 0 {
+		s, n := rep.Modes[0], rep.Modes[1]
+		fmt.Fprintf(w, "naive/shared PSS %.2fx; shared/ideal %.2fx; naive/shared load time %.2fx\n",
+			float64(n.PSS)/float64(s.PSS), float64(s.PSS)/float64(rep.Ideal), float64(n.LoadMean)/float64(max(s.LoadMean, 1)))
+	}
+	for _, m := range rep.Modes {
+		if m.Failed > 0 {
+			return fmt.Errorf("%d %s instances failed (run without --measure to see why)", m.Failed, m.Load)
+		}
+	}
+	return nil
+}
+
+func kib(b uint64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
+func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// End-to-end tests of `unipool run`: the real CLI, images and objects
+// built with the system's gcc and ld, the pool on disk.
+
+// runTestBinary compiles unipool into the test's temporary folder.
+func runTestBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "unipool")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runCLI runs the unipool binary and returns stdout, stderr and its exit status.
+func runCLI(t *testing.T, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return stdout.String(), stderr.String(), 0
+}
+
+func runNeedTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+}
+
+// Guest-side port I/O for the test programs (the guest ABI).
+const runGuestIO = `
+static inline void outb(unsigned short p, unsigned char v) { __asm__ volatile("outb %0,%1" :: "a"(v), "Nd"(p)); }
+static inline void outl(unsigned short p, unsigned v) { __asm__ volatile("outl %0,%1" :: "a"(v), "Nd"(p)); }
+static void puts_(const char *s) { while (*s) outb(0x3f8, *s++); }
+static void exit_(int code) { outl(0x501, code); for (;;) __asm__ volatile("hlt"); }
+`
+
+// runPlainImage compiles a static image (ld's default layout at 0x400000)
+// whose _start runs body.
+func runPlainImage(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	src, img := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
+	if err := os.WriteFile(src, []byte(runGuestIO+"void _start(void) {"+body+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("gcc", "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-pie", "-no-pie",
+		"-fno-stack-protector", "-o", img, src).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return img
+}
+
+func TestRunPrintsAnImagesOutputAndExitsZero(t *testing.T) {
+	runNeedTools(t, "gcc")
+	bin := runTestBinary(t)
+	img := runPlainImage(t, t.TempDir(), "hello", `puts_("hello from an image\n"); exit_(0);`)
+	stdout, stderr, code := runCLI(t, bin, "run", "--image", img)
+	if code != 0 || stdout != "hello from an image\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = runCLI(t, bin, "run", "-n", "3", "--image", img)
+	want := "hello/0: hello from an image\nhello/1: hello from an image\nhello/2: hello from an image\n"
+	if code != 0 || stdout != want {
+		t.Fatalf("-n 3: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
+	}
+}
+
+func TestRunExitsNonZeroWhenAnInstanceDoesAndSaysWhich(t *testing.T) {
+	runNeedTools(t, "gcc")
+	bin := runTestBinary(t)
+	dir := t.TempDir()
+	three := runPlainImage(t, dir, "three", `exit_(3);`)
+	scribble := runPlainImage(t, dir, "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
+	_, stderr, code := runCLI(t, bin, "run", "--image", three)
+	if code != 1 || !strings.Contains(stderr, "instance 0 of three: exit code 3") {
+		t.Errorf("exit 3 guest: status %d, stderr %q", code, stderr)
+	}
+	_, stderr, code = runCLI(t, bin, "run", "--image", scribble)
+	if code != 1 || !strings.Contains(stderr, "instance 0 of scribble: write to read-only code at 0x40") {
+		t.Errorf("self-writing guest: status %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRunJSONReportsEachInstance(t *testing.T) {
+	runNeedTools(t, "gcc")
+	bin := runTestBinary(t)
+	img := runPlainImage(t, t.TempDir(), "hi", `puts_("hi\n"); exit_(0);`)
+	stdout, stderr, code := runCLI(t, bin, "run", "--json", "-n", "2", "--image", img)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rs []monitor.Result
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatalf("--json output %q: %v", stdout, err)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("%d results, want 2", len(rs))
+	}
+	for i, r := range rs {
+		if r.Instance != i || r.Output != "hi\n" || r.ExitCode != 0 || r.PID <= 0 || r.LoadTime <= 0 {
+			t.Errorf("result %d: %+v", i, r)
+		}
+	}
+}
+
+func TestRunUnknownNameSaysHowToListThePool(t *testing.T) {
+	runNeedTools(t, "gcc", "ld")
+	bin := runTestBinary(t)
+	pool := runPooledDemo(t, bin)
+	_, stderr, code := runCLI(t, bin, "run", "--pool", pool, "nosuch")
+	if code != 1 || !strings.Contains(stderr, `no unikernel "nosuch"`) || !strings.Contains(stderr, "unipool pool ls") {
+		t.Fatalf("status %d, stderr %q", code, stderr)
+	}
+}
+
+// runPooledDemo links a two-library unikernel "demo" (the app calls
+// libgreet) aligned to a new pool's map and adds it, all through the CLI.
+func runPooledDemo(t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pool := filepath.Join(dir, "pool")
+	srcs := map[string]string{
+		"libgreet": runGuestIO + `int greet_count;
+void greet(void) { puts_("hello from libgreet\n"); greet_count++; }
+`,
+		"appdemo": runGuestIO + `void greet(void); extern int greet_count;
+void _start(void) { greet(); greet(); exit_(greet_count == 2 ? 0 : 1); }
+`,
+	}
+	var objs []string
+	for _, name := range []string{"libgreet", "appdemo"} {
+		src, o, obj := filepath.Join(dir, name+".c"), filepath.Join(dir, name+"-cc.o"), filepath.Join(dir, name+".o")
+		if err := os.WriteFile(src, []byte(srcs[name]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][]string{
+			{"gcc", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
+				"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-c", "-o", o, src},
+			{"ld", "-r", "-o", obj, o},
+		} {
+			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", c, err, out)
+			}
+		}
+		objs = append(objs, obj)
+	}
+	img := filepath.Join(dir, "demo.elf")
+	if _, stderr, code := runCLI(t, bin, append([]string{"link", "--layout", "aligned", "--pool", pool, "-o", img}, objs...)...); code != 0 {
+		t.Fatalf("unipool link: status %d: %s", code, stderr)
+	}
+	if _, stderr, code := runCLI(t, bin, "pool", "add", "--pool", pool, "--name", "demo", img); code != 0 {
+		t.Fatalf("unipool pool add: status %d: %s", code, stderr)
+	}
+	return pool
+}
+
+func TestRunPooledUnikernelSharedNaiveAndASLR(t *testing.T) {
+	runNeedTools(t, "gcc", "ld")
+	bin := runTestBinary(t)
+	pool := runPooledDemo(t, bin)
+	want := "hello from libgreet\nhello from libgreet\n"
+	for _, flags := range [][]string{{}, {"--load", "naive"}, {"--load", "naive", "--ksm"}, {"--aslr"}} {
+		args := append([]string{"run", "--pool", pool, "--json", "-n", "2"}, flags...)
+		stdout, stderr, code := runCLI(t, bin, append(args, "demo")...)
+		if code != 0 {
+			t.Fatalf("%v: status %d, stderr %q", flags, code, stderr)
+		}
+		var rs []monitor.Result
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+			t.Fatalf("%v: %v", flags, err)
+		}
+		for _, r := range rs {
+			if r.Output != want || r.Bases["greet"] == 0 {
+				t.Errorf("%v: instance %d: output %q, bases %v", flags, r.Instance, r.Output, r.Bases)
+			}
+		}
+		if len(flags) == 1 && rs[0].Bases["greet"] == rs[1].Bases["greet"] {
+			t.Errorf("--aslr: both instances have greet at %#x", rs[0].Bases["greet"])
+		}
+	}
+}
+
+func TestRunRefusesACorruptPoolBlobNamingIt(t *testing.T) {
+	runNeedTools(t, "gcc", "ld")
+	bin := runTestBinary(t)
+	pool := runPooledDemo(t, bin)
+	stdout, stderr, code := runCLI(t, bin, "pool", "inspect", "--pool", pool, "--json", "demo")
+	if code != 0 {
+		t.Fatalf("pool inspect: %d %s", code, stderr)
+	}
+	var d struct {
+		Blobs []struct {
+			Role, Library, Digest string
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &d); err != nil {
+		t.Fatal(err)
+	}
+	var greet string
+	for _, b := range d.Blobs {
+		if b.Role == "shared" && b.Library == "greet" {
+			greet = b.Digest
+		}
+	}
+	if greet == "" {
+		t.Fatalf("no shared blob of greet in %s", stdout)
+	}
+	file := filepath.Join(pool, "blobs", "sha256", strings.TrimPrefix(greet, "sha256:"))
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[0] ^= 0xff
+	os.Chmod(file, 0o644)
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runCLI(t, bin, "run", "--pool", pool, "demo")
+	if code != 1 || !strings.Contains(stderr, "library greet") || !strings.Contains(stderr, greet) ||
+		!strings.Contains(stderr, "does not match its digest") {
+		t.Fatalf("status %d, stderr %q", code, stderr)
+	}
+}
