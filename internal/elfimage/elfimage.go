@@ -264,3 +264,26 @@ func (im *Image) Config() (*desc.Config, error) {
 	}
 	return cfg, nil
 }
+
+// Page returns the abi.PageSize bytes of memory at the page containing
+// vaddr as a page-granular loader presents them: each segment's bytes
+// (zeros past its file size), zeros where no segment is. ok is false if
+// no segment touches the page.
+func (im *Image) Page(vaddr uint64) (page []byte, ok bool) {
+	const size = 0x1000
+	base := vaddr &^ (size - 1)
+	page = make([]byte, size)
+	for _, s := range im.segs {
+		lo, hi := max(base, s.Vaddr), min(base+size, s.End())
+		if lo >= hi {
+			continue
+		}
+		ok = true
+		if fileEnd := s.Vaddr + s.FileSize; lo < fileEnd {
+			stop := min(hi, fileEnd)
+			off := s.Offset + (lo - s.Vaddr)
+			copy(page[lo-base:], im.data[off:off+(stop-lo)])
+		}
+	}
+	return page, ok
+}
