@@ -40,7 +40,12 @@ func (rw *rewriter) report() *Report {
 			Failed: lw.failed, Residual: lw.residual, SharedIdentical: lw.residual == 0,
 			NoASLR: pinReason(lw.pins), Pins: lw.pins}
 		if lw.tab != nil {
-			lr.TableSize, lr.Slots = lw.tab.size(), len(lw.tab.slots)
+			lr.TableSize = lw.tab.size()
+			for _, w := range lw.tab.slots {
+				if !w.konst {
+					lr.Slots++
+				}
+			}
 		}
 		for _, s := range lw.sites {
 			if lr.Sites == nil {

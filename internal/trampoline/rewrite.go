@@ -396,8 +396,12 @@ func (rw *rewriter) apply() error {
 		if !ok {
 			return fmt.Errorf("trampoline: %s: library %q: table not in the file", rw.im.name, rw.cfg.Libraries[i].Name)
 		}
-		for k, a := range t.slots {
-			binary.LittleEndian.PutUint64(area[8*k:], rw.absAddr(a))
+		for k, w := range t.slots {
+			v := w.val
+			if !w.konst {
+				v = rw.absAddr(w.addr)
+			}
+			binary.LittleEndian.PutUint64(area[8*k:], v)
 		}
 		copy(area[8*len(t.slots):], t.code.b)
 		for _, p := range t.patches {
@@ -414,8 +418,10 @@ func (rw *rewriter) fill(cfg *desc.Config) {
 		l.Tramp = desc.Tramp{}
 		if lw.tab != nil {
 			l.Tramp.Size = lw.tab.size()
-			for k, a := range lw.tab.slots {
-				l.Tramp.Slots = append(l.Tramp.Slots, desc.Slot{Off: 8 * uint64(k), Target: a})
+			for k, w := range lw.tab.slots {
+				if !w.konst {
+					l.Tramp.Slots = append(l.Tramp.Slots, desc.Slot{Off: 8 * uint64(k), Target: w.addr})
+				}
 			}
 		}
 		l.Relocs = append([]desc.Reloc(nil), lw.relocs...)

@@ -81,6 +81,7 @@ sse=5
 gotadd=8
 gotcall=42
 gotcmp=1
+weak=3
 local=100
 `
 
@@ -248,6 +249,7 @@ func TestEveryPatchedSiteIsOneJumpOrSlotReferenceIntoTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	patched := map[uint64]bool{}
+	konst := 0
 	for li, lw := range rw.libs {
 		if lw.tab == nil {
 			continue
@@ -301,7 +303,13 @@ func TestEveryPatchedSiteIsOneJumpOrSlotReferenceIntoTheTable(t *testing.T) {
 			for a := s.addr; a < s.addr+uint64(s.inst.Len); a++ {
 				patched[a] = true
 			}
+			if s.konst {
+				konst++
+			}
 		}
+	}
+	if konst != 2 {
+		t.Errorf("%d sites read a constant word of the table, want 2 (a_weak's GOT loads)", konst)
 	}
 	// Outside the patched sites and the tables, no byte changed.
 	for li, l := range cfg.Libraries {

@@ -45,7 +45,11 @@ type site struct {
 	inst   x86asm.Inst
 	raw    []byte // the instruction's bytes in the image (aliased)
 	kind   Kind
-	target desc.Addr // what the slot holds
+	target desc.Addr // what the slot holds (unless konst)
+	// konst: the table word holds the constant val, the same in every
+	// instance (what a GOT entry of an undefined weak symbol holds)
+	konst bool
+	val   uint64
 	parts  *insnParts
 	reloc  reloc // the relocation of the dependent field
 	pcrel  bool  // the field was PC-relative
@@ -70,6 +74,8 @@ type field struct {
 	role   role
 	va     uint64 // the address the field encodes
 	got    bool   // a GOT load: the instruction reads the address held at va
+	konst  bool   // ... which is a constant
+	val    uint64 // (the constant)
 	dep    bool   // depends on placement
 	lib    int    // library of the target (-1: fixed address)
 	target desc.Addr
@@ -194,8 +200,17 @@ func (rw *rewriter) understand(siteLib int, addr uint64, inst x86asm.Inst, raw [
 			f.got, f.dep, f.lib, f.target = true, true, lib, a
 			return f, nil
 		}
-		// A constant in the GOT (an undefined weak symbol): only where
-		// the GOT lies matters, as for any other data.
+		// A constant in the GOT (an undefined weak symbol): a word of
+		// the table can hold it as well, if the GOT lies elsewhere.
+		glib, ga, err := rw.resolve(reloc{}, f.va)
+		if err != nil {
+			return f, err
+		}
+		if glib == siteLib {
+			return f, nil
+		}
+		f.got, f.konst, f.val, f.dep, f.lib, f.target = true, true, val, true, glib, ga
+		return f, nil
 	}
 
 	lib, a, err := rw.resolve(r, f.va)
@@ -228,7 +243,7 @@ var aluToRM = map[x86asm.Op]byte{
 
 // plan decides how to rewrite an instruction with one dependent field.
 func (rw *rewriter) plan(siteLib int, addr uint64, inst x86asm.Inst, raw []byte, f field) (*site, error) {
-	s := &site{lib: siteLib, addr: addr, inst: inst, raw: raw, target: f.target}
+	s := &site{lib: siteLib, addr: addr, inst: inst, raw: raw, target: f.target, konst: f.konst, val: f.val}
 	if inst.AddrSize != 64 && f.role != roleRel {
 		// (ld's "addr32 call" is a plain call: the prefix means nothing
 		// to a near branch in 64-bit mode.)

@@ -80,11 +80,26 @@ type table struct {
 	rw      *rewriter
 	lib     int
 	base    uint64
-	slots   []desc.Addr
-	slotIdx map[desc.Addr]int
+	slots   []word
+	slotIdx map[word]int
 	code    asm
-	branch  map[desc.Addr]uint64 // target -> its shared "jmp *slot" stub
+	branch  map[word]uint64 // target -> its shared "jmp *slot" stub
 	patches []patch
+}
+
+// word is what an 8-byte word of the table holds: a slot (an address the
+// loader fills per instance) or a constant.
+type word struct {
+	addr  desc.Addr
+	konst bool
+	val   uint64
+}
+
+func (s *site) word() word {
+	if s.konst {
+		return word{konst: true, val: s.val}
+	}
+	return word{addr: s.target}
 }
 
 // patch is the new bytes of one site.
@@ -95,20 +110,20 @@ type patch struct {
 
 func newTable(rw *rewriter, lib int, sites []*site) *table {
 	t := &table{rw: rw, lib: lib, base: rw.cfg.Libraries[lib].Region.TrampAddr(),
-		slotIdx: map[desc.Addr]int{}, branch: map[desc.Addr]uint64{}}
+		slotIdx: map[word]int{}, branch: map[word]uint64{}}
 	// Slots in order of first use: the order, and so every offset the
 	// shared code encodes, depends only on this library's own code.
 	for _, s := range sites {
-		if _, ok := t.slotIdx[s.target]; !ok {
-			t.slotIdx[s.target] = len(t.slots)
-			t.slots = append(t.slots, s.target)
+		if _, ok := t.slotIdx[s.word()]; !ok {
+			t.slotIdx[s.word()] = len(t.slots)
+			t.slots = append(t.slots, s.word())
 		}
 	}
 	t.code.pc0 = t.base + 8*uint64(len(t.slots))
 	return t
 }
 
-func (t *table) slot(a desc.Addr) uint64 { return t.base + 8*uint64(t.slotIdx[a]) }
+func (t *table) slot(w word) uint64 { return t.base + 8*uint64(t.slotIdx[w]) }
 
 // size is the table's used bytes.
 func (t *table) size() uint64 { return t.code.pc() - t.base }
@@ -128,7 +143,7 @@ func (t *table) add(s *site) error {
 	if err != nil {
 		t.code.b, t.code.err = t.code.b[:mark], nil
 		if len(t.branch) != branchMark {
-			delete(t.branch, s.target)
+			delete(t.branch, s.word())
 		}
 		return err
 	}
@@ -137,17 +152,17 @@ func (t *table) add(s *site) error {
 }
 
 func (t *table) build(s *site) ([]byte, error) {
-	slot := t.slot(s.target)
+	slot := t.slot(s.word())
 	n := s.inst.Len
 	back := s.addr + uint64(n)
 	site := asm{pc0: s.addr}
 	switch s.kind {
 	case KindCall, KindJmp, KindJcc:
-		stub, ok := t.branch[s.target]
+		stub, ok := t.branch[s.word()]
 		if !ok {
 			stub = t.code.pc()
 			t.code.rm(false, []byte{0xff}, 4, rip(slot)) // jmp *slot(%rip)
-			t.branch[s.target] = stub
+			t.branch[s.word()] = stub
 		}
 		switch s.kind {
 		case KindCall:
@@ -343,7 +358,7 @@ func (t *table) checkPatch(s *site, b []byte) error {
 					to = end + uint64(m.Disp)
 				}
 			}
-			if to != t.slot(s.target) {
+			if to != t.slot(s.word()) {
 				return fmt.Errorf("patched site %#x: %v addresses %#x, not its slot", s.addr, in, to)
 			}
 		default:

@@ -9,7 +9,7 @@ long a_jcc(long, long), a_plaincall(long, long), a_dsjmp(long, long), a_abs32(vo
     a_absdisp(void), a_absbase(long), a_absbi(long, long), a_pushabs(void),
     a_storeabs(long, long), a_cmpflags(void), a_addmem(long), a_callmem(long), a_jmpmem(long),
     a_jmptab(long), a_leaext(long, long), a_redzone(void), a_aluimm(void *), a_aluimm_rax(void *),
-    a_sse(long), a_gotadd(void), a_gotcall(long), a_gotcmp(void), a_local(void);
+    a_sse(long), a_gotadd(void), a_gotcall(long), a_gotcmp(void), a_weak(void), a_local(void);
 extern int b_counter, b_array[];
 
 long app_cb(long x) { return x * 7; }
@@ -92,6 +92,7 @@ void app_main(void) {
 	SHOW("gotadd", a_gotadd());
 	SHOW("gotcall", a_gotcall(2));
 	SHOW("gotcmp", a_gotcmp());
+	SHOW("weak", a_weak());
 	SHOW("local", a_local());
 	sys(1, 1, (long)buf, pos);
 	sys(231, 0, 0, 0);

@@ -22,3 +22,13 @@ a_gotcmp: xor %eax,%eax
 	setne %al
 	ret
 
+
+	.weak a_missing		/* an undefined weak function: its GOT entry holds 0 */
+	.globl a_weak
+a_weak:	sub $8,%rsp
+	mov $3,%eax
+	cmpq $0,a_missing@GOTPCREL(%rip)
+	je 1f
+	call *a_missing@GOTPCREL(%rip)
+1:	add $8,%rsp
+	ret
