@@ -50,9 +50,9 @@ type site struct {
 	// instance (what a GOT entry of an undefined weak symbol holds)
 	konst bool
 	val   uint64
-	parts  *insnParts
-	reloc  reloc // the relocation of the dependent field
-	pcrel  bool  // the field was PC-relative
+	parts *insnParts
+	reloc reloc // the relocation of the dependent field
+	pcrel bool  // the field was PC-relative
 	// for KindImm: the operation re-targeted at the slot
 	immOp  []byte // opcode of "op slot(%rip), reg" (8b: mov)
 	immReg int
