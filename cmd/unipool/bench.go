@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unipool/unipool/internal/bench"
+)
+
+func init() {
+	root := &cobra.Command{Use: "bench", Short: "Measure memory, TLB flushes, CPU and load time of N unikernels per approach"}
+	var o bench.MemoryOptions
+	var modes string
+	mem := &cobra.Command{
+		Use:   "memory --count N --out DIR",
+		Short: "Memory of N different FaaS unikernels over time, per mode (needs root for KSM and tracefs)",
+		Long: `Builds a corpus of N unikernels, links it packed, dce and aligned, pools the aligned
+images, then for each mode starts all N (held resident) and samples every second the
+sum of PSS over the mode's processes, the drop of MemAvailable and KSM's counters, until
+memory is stable or --ksm-wait runs out. Also counts ksmd's CPU time, TLB flushes per
+issuer (tlb:tlb_flush tracepoint) and load times, computes the ideal (distinct page
+contents over all instances), and writes DIR/results.json, DIR/memory.csv,
+DIR/memory.png (memory over time, one line per mode) and DIR/pages.png (unique against
+shareable pages per layout). KSM settings are restored afterwards, also on failure
+or interrupt.
+
+Modes: ` + modeNames(),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd, o, modes)
+		},
+	}
+	addBenchFlags(mem, &o, &modes, 100, 3*time.Minute)
+	var t bench.MemoryOptions
+	var tmodes string
+	tlb := &cobra.Command{
+		Use:   "tlb --out DIR",
+		Short: "TLB flushes per approach and per issuer for 20 heterogeneous unikernels",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd, t, tmodes)
+		},
+	}
+	addBenchFlags(tlb, &t, &tmodes, 20, 90*time.Second)
+	root.AddCommand(mem, tlb)
+	commands = append(commands, root)
+}
+
+func modeNames() string {
+	var n []string
+	for _, m := range bench.Modes {
+		n = append(n, m.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, count int, wait time.Duration) {
+	c.Flags().IntVar(&o.Count, "count", count, "unikernels in the fleet")
+	c.Flags().Uint64Var(&o.Seed, "seed", 1, "corpus seed")
+	c.Flags().StringVar(&o.Monitor, "monitor", "process", "monitor: process or kvm")
+	c.Flags().StringVar(modes, "modes", modeNames(), "comma-separated modes to run, in order")
+	c.Flags().DurationVar(&o.KSMWait, "ksm-wait", wait, "longest a KSM mode waits for memory to be stable")
+	c.Flags().IntVar(&o.PagesToScan, "ksm-pages-to-scan", 0, "ksmd pages_to_scan during KSM modes (0: keep the kernel's)")
+	c.Flags().StringVar(&o.Out, "out", "bench-out", "output folder")
+	c.Flags().StringVar(&o.Work, "work", "", "folder for the corpus, images and pool (default OUT/work)")
+	c.Flags().IntVar(&o.Jobs, "jobs", 2, "parallel builds and links")
+}
+
+func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
+	for _, name := range strings.Split(modes, ",") {
+		m, err := bench.ModeByName(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		o.Modes = append(o.Modes, m)
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), "bench: not root: KSM modes, tracefs and other processes' PSS need root; expect errors")
+	}
+	// Interrupts cancel the run so that KSM settings are restored.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o.Log = cmd.ErrOrStderr()
+	res, err := bench.Memory(ctx, o)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	res.Table(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(out, "\nTLB flushes by issuer:")
+	fmt.Fprintf(tw, "mode\tksmd\tmonitor\tinstances\tother\t\n")
+	for _, m := range res.Modes {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", m.Mode, m.TLBFlushes["ksmd"], m.TLBFlushes["monitor"], m.TLBFlushes["instances"], m.TLBFlushes["other"])
+	}
+	tw.Flush()
+	if len(res.Layouts) > 0 {
+		fmt.Fprintln(out, "\nloaded pages per layout:")
+		sort.Slice(res.Layouts, func(i, j int) bool { return res.Layouts[i].Layout < res.Layouts[j].Layout })
+		for _, l := range res.Layouts {
+			fmt.Fprintf(out, "  %-8s unique %6d  shareable %6d (same address %6d)  total %.1f MiB\n", l.Layout, l.Unique, l.Shareable, l.SameAddr, float64(l.TotalBytes)/(1<<20))
+		}
+	}
+	fmt.Fprintf(out, "\nwrote %s/results.json, memory.csv, memory.png, pages.png\n", o.Out)
+	return nil
+}

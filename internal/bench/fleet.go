@@ -1,0 +1,138 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/unipool/unipool/internal/corpus"
+	"github.com/unipool/unipool/internal/link"
+	"github.com/unipool/unipool/internal/pool"
+)
+
+// Fleet is a built corpus, linked in some layouts, its aligned images pooled.
+type Fleet struct {
+	Corpus  *corpus.Corpus
+	Images  map[string][]string // layout -> image path per unikernel (corpus order)
+	PoolDir string
+	Names   []string // pool names, corpus order
+}
+
+// FleetOptions say what to build.
+type FleetOptions struct {
+	Count   int
+	Seed    uint64
+	Work    string   // working folder: corpus/, images/, pool/
+	Layouts []string // layouts to link; aligned is always linked (the pool needs it)
+	Jobs    int
+	Log     io.Writer // progress and steps (stderr)
+}
+
+// BuildFleet builds the corpus, links every unikernel in every layout
+// (in parallel) and adds the aligned images to a fresh pool.
+func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 2
+	}
+	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d)\n", o.Count, o.Seed)
+	bar := newBar(o.Log, -1, "compiling objects")
+	c, err := corpus.Build(ctx, corpus.Options{Count: o.Count, Seed: o.Seed, Out: filepath.Join(o.Work, "corpus"), Jobs: o.Jobs,
+		Progress: func(done, total int) { bar.ChangeMax(total); bar.Set(done) }})
+	bar.Finish()
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{Corpus: c, Images: map[string][]string{}, PoolDir: filepath.Join(o.Work, "pool")}
+	// A fresh pool and map each time: the measurement must not depend on
+	// what an earlier run left.
+	os.RemoveAll(f.PoolDir)
+	p, err := pool.Init(f.PoolDir)
+	if err != nil {
+		return nil, err
+	}
+	layouts := []string{link.LayoutAligned}
+	for _, l := range o.Layouts {
+		if l != link.LayoutAligned {
+			layouts = append(layouts, l)
+		}
+	}
+	for _, layout := range layouts {
+		dir := filepath.Join(o.Work, "images", layout)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		paths := make([]string, len(c.Unikernels))
+		bar := newBar(o.Log, len(c.Unikernels), "linking "+layout)
+		work := make(chan int)
+		var mu sync.Mutex
+		var firstErr error
+		var wg sync.WaitGroup
+		for w := 0; w < o.Jobs; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					u := c.Unikernels[i]
+					objs, sums, err := link.ObjectsFromCorpus(c.Dir, u.Name)
+					out := filepath.Join(dir, u.Name+".img")
+					if err == nil {
+						_, err = link.Link(ctx, link.Options{Layout: layout, Objects: objs, SHA256: sums, Output: out,
+							MapPath: p.MapPath(), Cmdline: u.Input})
+					}
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = fmt.Errorf("bench: link %s (%s): %w", u.Name, layout, err)
+					}
+					paths[i] = out
+					bar.Add(1)
+					mu.Unlock()
+				}
+			}()
+		}
+		for i := range c.Unikernels {
+			if ctx.Err() != nil {
+				break
+			}
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		bar.Finish()
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f.Images[layout] = paths
+	}
+	bar = newBar(o.Log, len(c.Unikernels), "pooling")
+	for i, u := range c.Unikernels {
+		if _, err := pool.Add(f.PoolDir, f.Images[link.LayoutAligned][i], pool.AddOptions{Name: u.Name, Cmdline: u.Input}); err != nil {
+			return nil, fmt.Errorf("bench: pool add %s: %w", u.Name, err)
+		}
+		f.Names = append(f.Names, u.Name)
+		bar.Add(1)
+	}
+	bar.Finish()
+	return f, nil
+}
+
+func newBar(w io.Writer, max int, what string) *progressbar.ProgressBar {
+	return progressbar.NewOptions(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(200e6),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		progressbar.OptionSetWidth(30),
+	)
+}
