@@ -1,15 +1,13 @@
 package pool
 
 import (
-	"crypto/sha256"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/elfimage"
 )
 
 // image is an aligned image opened to be taken apart.
@@ -17,76 +15,29 @@ type image struct {
 	path   string
 	size   int64
 	digest digest.Digest
-	f      *os.File
-	loads  []*elf.Prog
+	el     *elfimage.Image
+	loads  []elfimage.Segment
 	config *desc.Config
 }
 
 // openImage opens an aligned image and reads its description. Errors name
 // the file and what is wrong with it.
 func openImage(path string) (*image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
+	el, err := elfimage.Open(path)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("%w (truncated: the file ends before what its headers describe)", err)
 	}
-	im, err := readImage(path, f)
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
-	return im, nil
-}
-
-func readImage(path string, f *os.File) (*image, error) {
-	st, err := f.Stat()
+	data := el.Bytes()
+	im := &image{path: path, size: int64(len(data)), digest: digest.SHA256.FromBytes(data), el: el, loads: el.Segments()}
+	c, err := el.Config()
+	if errors.Is(err, elfimage.ErrNoConfig) {
+		return nil, fmt.Errorf("%w: not an aligned image (link it with `unipool link --layout aligned`)", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	im := &image{path: path, size: st.Size(), f: f, digest: digest.NewDigest(digest.SHA256, h)}
-
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: not an ELF file (%v)", path, err)
-	}
-	if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 {
-		return nil, fmt.Errorf("image %s: %v %v, want an x86-64 ELF64 executable", path, ef.Class, ef.Machine)
-	}
-	if ef.Type != elf.ET_EXEC {
-		return nil, fmt.Errorf("image %s: ELF type %v, want an executable (ET_EXEC)", path, ef.Type)
-	}
-	for i, p := range ef.Progs {
-		if p.Type != elf.PT_LOAD {
-			continue
-		}
-		if p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(im.size) {
-			return nil, fmt.Errorf("image %s: truncated: segment %d (file bytes %#x-%#x) ends past the end of the file (%d bytes)", path, i, p.Off, p.Off+p.Filesz, im.size)
-		}
-		if p.Filesz > p.Memsz || p.Vaddr+p.Memsz < p.Vaddr {
-			return nil, fmt.Errorf("image %s: segment %d: bad sizes (file %#x, memory %#x at %#x)", path, i, p.Filesz, p.Memsz, p.Vaddr)
-		}
-		im.loads = append(im.loads, p)
-	}
-	sec := ef.Section(desc.SectionName)
-	if sec == nil {
-		return nil, fmt.Errorf("image %s: no %s section: not an aligned image (link it with `unipool link --layout aligned`)", path, desc.SectionName)
-	}
-	if sec.Type == elf.SHT_NOBITS || sec.Offset+sec.Size < sec.Offset || sec.Offset+sec.Size > uint64(im.size) {
-		return nil, fmt.Errorf("image %s: truncated: section %s (file bytes %#x-%#x) ends past the end of the file (%d bytes)", path, desc.SectionName, sec.Offset, sec.Offset+sec.Size, im.size)
-	}
-	if sec.Size > maxMetaSize {
-		return nil, fmt.Errorf("image %s: section %s: %d bytes, too large for a description", path, desc.SectionName, sec.Size)
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("image %s: section %s: %w", path, desc.SectionName, err)
-	}
-	c, err := desc.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: section %s: %w", path, desc.SectionName, err)
+		return nil, err
 	}
 	if c.Layout != "aligned" {
 		return nil, fmt.Errorf("image %s: section %s: layout %q, only aligned images can be pooled", path, desc.SectionName, c.Layout)
@@ -101,16 +52,15 @@ func readImage(path string, f *os.File) (*image, error) {
 			return nil, fmt.Errorf("image %s: section %s: library %q has parts larger than the whole file (%d bytes)", path, desc.SectionName, l.Name, im.size)
 		}
 	}
-	if entry := c.Libraries[c.Entry.Lib].Region.Start + c.Entry.Off; entry != ef.Entry {
-		return nil, fmt.Errorf("image %s: ELF entry %#x, but its description says %#x (library %q + %#x)", path, ef.Entry, entry, c.Libraries[c.Entry.Lib].Name, c.Entry.Off)
-	}
 	if err := im.checkCovered(); err != nil {
 		return nil, err
 	}
 	return im, nil
 }
 
-func (im *image) Close() error { return im.f.Close() }
+// Close releases the image (it is held in memory; nothing to close yet,
+// but callers keep the habit in case it becomes a mapping).
+func (im *image) Close() error { return nil }
 
 // read returns the n bytes the image loads at vaddr. Bytes no segment
 // gives from the file (bss, padding between sections or past the last one)
@@ -122,22 +72,20 @@ func (im *image) read(vaddr, n uint64, whole bool) ([]byte, error) {
 		return nil, fmt.Errorf("image %s: range %#x+%#x wraps", im.path, vaddr, n)
 	}
 	buf := make([]byte, n)
+	data := im.el.Bytes()
 	var inside uint64
 	for _, p := range im.loads {
-		lo, hi := max(vaddr, p.Vaddr), min(vaddr+n, p.Vaddr+p.Memsz)
+		lo, hi := max(vaddr, p.Vaddr), min(vaddr+n, p.End())
 		if lo < hi {
 			inside += hi - lo
 		}
-		hi = min(hi, p.Vaddr+p.Filesz)
+		hi = min(hi, p.Vaddr+p.FileSize)
 		if lo >= hi {
 			continue
 		}
-		if _, err := im.f.ReadAt(buf[lo-vaddr:hi-vaddr], int64(p.Off+(lo-p.Vaddr))); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("image %s: truncated at vaddr %#x", im.path, lo)
-			}
-			return nil, fmt.Errorf("image %s: %w", im.path, err)
-		}
+		// elfimage checked every segment's file range lies in the file.
+		off := p.Offset + (lo - p.Vaddr)
+		copy(buf[lo-vaddr:hi-vaddr], data[off:off+(hi-lo)])
 	}
 	if whole && inside < n {
 		return nil, fmt.Errorf("image %s: %#x bytes at %#x are not all loaded by the image's segments", im.path, n, vaddr)
@@ -159,7 +107,7 @@ func (im *image) checkCovered() error {
 			span{r.PrivateAddr(), r.PrivateAddr() + l.Private.FileSize})
 	}
 	for _, p := range im.loads {
-		lo, hi := p.Vaddr, p.Vaddr+p.Filesz
+		lo, hi := p.Vaddr, p.Vaddr+p.FileSize
 		for lo < hi {
 			// Skip to the end of a part covering lo, else check the bytes up
 			// to the next part's start.

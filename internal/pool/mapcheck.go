@@ -1,40 +1,14 @@
 package pool
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/libmap"
 )
-
-// mapRegions reads the library map and returns every region it records per
-// library name (a library that outgrew its slack has several).
-//
-// internal/libmap owns the map's format; until it lands this reads the
-// shape it is expected to have. Only this function knows that shape.
-func mapRegions(path string) (map[string][]desc.Region, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var m struct {
-		Libraries []struct {
-			Name    string        `json:"name"`
-			Regions []desc.Region `json:"regions"`
-		} `json:"libraries"`
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("library map %s: %w", path, err)
-	}
-	out := map[string][]desc.Region{}
-	for _, l := range m.Libraries {
-		out[l.Name] = append(out[l.Name], l.Regions...)
-	}
-	return out, nil
-}
 
 // checkMap refuses an image whose libraries are not where the pool's map
 // put them: a blob is shared only among images that agree on its address.
@@ -46,10 +20,12 @@ func (p *Pool) checkMap(im *image) error {
 	if !needMap {
 		return nil
 	}
-	regions, err := mapRegions(p.MapPath())
-	if errors.Is(err, fs.ErrNotExist) {
+	// libmap.Load reads a missing map as an empty one (for the linker's
+	// first link); here a missing map is worth its own message.
+	if _, err := os.Stat(p.MapPath()); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("image %s: pool %s has no library map (%s): link the image with `--pool %s` so its regions are recorded there", im.path, p.dir, p.MapPath(), p.dir)
 	}
+	m, err := libmap.Load(p.MapPath())
 	if err != nil {
 		return fmt.Errorf("image %s: %w", im.path, err)
 	}
@@ -57,14 +33,20 @@ func (p *Pool) checkMap(im *image) error {
 		if l.App {
 			continue
 		}
+		var regions []desc.Region
+		if ml := m.Library(l.Name); ml != nil {
+			for _, r := range ml.Regions {
+				regions = append(regions, r.Region)
+			}
+		}
 		found := false
-		for _, r := range regions[l.Name] {
+		for _, r := range regions {
 			found = found || r == l.Region
 		}
 		if !found {
 			r := l.Region
 			return fmt.Errorf("image %s: library %q at %#x (tramp %#x, shared %#x, private %#x) disagrees with the library map %s, which has %s",
-				im.path, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, p.MapPath(), describeRegions(regions[l.Name]))
+				im.path, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, p.MapPath(), describeRegions(regions))
 		}
 	}
 	return nil

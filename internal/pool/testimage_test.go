@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/libmap"
 )
 
 // testLib is one library of a test image: C source compiled with gcc and
@@ -150,17 +151,14 @@ func buildImage(t testing.TB, dir, name string, libs []testLib) string {
 // writeMap records libs' regions as the pool's library map.
 func writeMap(t testing.TB, poolDir string, libs ...testLib) {
 	t.Helper()
-	type ent struct {
-		Name    string        `json:"name"`
-		Regions []desc.Region `json:"regions"`
-	}
-	var m struct {
-		Libraries []ent `json:"libraries"`
-	}
+	m := libmap.New()
 	for _, l := range libs {
-		m.Libraries = append(m.Libraries, ent{Name: l.name, Regions: []desc.Region{l.region}})
+		m.Libraries = append(m.Libraries, libmap.Library{Name: l.name, Regions: []libmap.Region{{Region: l.region}}})
 	}
-	data, err := json.Marshal(m)
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
