@@ -38,10 +38,14 @@ var Modes = []Mode{
 	{Name: "shared-aslr", Load: monitor.LoadShared, ASLR: true},
 }
 
+// NaiveMode loads the pooled (aligned) unikernels by copying every blob:
+// the same images as "shared", without sharing. The demo compares the two.
+var NaiveMode = Mode{Name: "naive", Load: monitor.LoadNaive}
+
 // ModeByName finds a mode.
 func ModeByName(name string) (Mode, error) {
 	var names []string
-	for _, m := range Modes {
+	for _, m := range append(Modes, NaiveMode) {
 		if m.Name == name {
 			return m, nil
 		}
@@ -62,6 +66,9 @@ type MemoryOptions struct {
 	Work        string // corpus, images and pool (default Out/work)
 	Jobs        int
 	Log         io.Writer
+	// Fleet, if set, is used as built (its layouts must cover the modes'),
+	// instead of building one.
+	Fleet *Fleet
 }
 
 // Memory runs the memory benchmark: build the fleet, then for each mode
@@ -99,22 +106,33 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		// Off until a KSM mode runs: the others must not be merged.
 		os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("2"), 0)
 	}
-	var lay []string
-	for l := range layouts {
-		lay = append(lay, l)
-	}
-	for _, l := range []string{link.LayoutPacked, link.LayoutDCE} {
-		if !layouts[l] {
-			lay = append(lay, l) // the page analysis compares all three
+	fleet := o.Fleet
+	if fleet == nil {
+		lay := []string{link.LayoutPacked, link.LayoutDCE} // the page analysis compares all three
+		for l := range layouts {
+			lay = append(lay, l)
+		}
+		var err error
+		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log})
+		if err != nil {
+			return nil, err
 		}
 	}
-	sort.Strings(lay)
-	fleet, err := BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log})
-	if err != nil {
-		return nil, err
+	for l := range layouts {
+		if fleet.Images[l] == nil {
+			return nil, fmt.Errorf("bench: the fleet has no %s images", l)
+		}
 	}
-	res := &Results{Count: o.Count, Seed: o.Seed, Monitor: o.Monitor}
+	apps := map[string]bool{}
+	for _, u := range fleet.Corpus.Unikernels {
+		apps[u.App] = true
+	}
+	res := &Results{Count: len(fleet.Names), Apps: len(apps), Seed: o.Seed, Monitor: o.Monitor}
 	for _, l := range []string{link.LayoutPacked, link.LayoutDCE, link.LayoutAligned} {
+		if fleet.Images[l] == nil {
+			continue
+		}
+		fmt.Fprintf(o.Log, "analysing the pages of the %s images\n", l)
 		lp, err := AnalyzeImages(l, fleet.Images[l])
 		if err != nil {
 			return nil, err

@@ -33,6 +33,7 @@ type ModeResult struct {
 // Results is results.json.
 type Results struct {
 	Count      int           `json:"count"`
+	Apps       int           `json:"apps"`
 	Seed       uint64        `json:"seed"`
 	Monitor    string        `json:"monitor"`
 	IdealBytes uint64        `json:"ideal_bytes"`
