@@ -15,7 +15,10 @@ import (
 // missed. A pattern that matches nothing fails the Go build, so a kind
 // that disappears from the tree must leave this list too.
 //
-//go:embed plat/include
+//go:embed plat/lib.json plat/exportsyms.uk plat/*.c plat/*.h plat/*.S plat/include
+//go:embed lib/*/lib.json lib/*/exportsyms.uk lib/*/*.c lib/*/*.h lib/*/*.S lib/*/include
+//go:embed apps/*/*.c
+//go:embed third_party/*/lib.json
 var files embed.FS
 
 // FS is the embedded guest tree, rooted at guest/ (paths like

@@ -38,9 +38,13 @@ type Options struct {
 // Stats counts what a Build did.
 type Stats struct {
 	Unikernels int
-	Objects    int // distinct objects the corpus uses
-	Built      int // objects compiled by this build (intermediates too)
-	Cached     int // objects found in the cache
+	Objects    int // distinct objects the corpus uses: Built + Cached
+	Built      int // of those, built by this build
+	Cached     int // of those, found in the cache
+	// Intermediates counts the other objects built: an app's own
+	// sources, which each unikernel's app object links with its
+	// generated code.
+	Intermediates int
 }
 
 // Build makes a corpus: it plans Count unikernels from the seed, builds
@@ -375,8 +379,9 @@ func (b *builder) build(ctx context.Context, plans []planned, o Options) (*Corpu
 	distinct := len(libOrder) + len(apps)
 	b.total = distinct + len(needBase)
 	b.stats.Objects = distinct
-	b.stats.Built = len(phase1) + len(phase2)
-	b.stats.Cached = b.total - b.stats.Built
+	b.stats.Intermediates = len(needBase)
+	b.stats.Built = len(phase1) + len(phase2) - len(needBase)
+	b.stats.Cached = distinct - b.stats.Built
 	b.tick(b.stats.Cached)
 
 	if err := b.runAll(ctx, phase1); err != nil {

@@ -173,7 +173,7 @@ func LoadTree(fsys fs.FS) (*Tree, error) {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasSuffix(p, ".h") {
+		if !d.IsDir() && strings.HasSuffix(p, ".h") && IsGuestFile(p) {
 			t.Headers = append(t.Headers, p)
 		}
 		return nil
@@ -227,20 +227,54 @@ func findUnits(fsys fs.FS) ([]unit, error) {
 	return units, nil
 }
 
-// unitFiles lists the files of a unit's folder, recursively, leaving out
-// folders that are units of their own, Go files (tests of the guest's
-// logic live beside it) and dot files.
+// IsGuestFile tells whether the corpus build reads a file of the guest
+// tree (p is a slash path relative to guest/): descriptions, export lists,
+// C and assembly sources, headers, and anything under an include folder;
+// never Go files (tests of the guest's logic live beside it), nor dot or
+// underscore files. Package guest embeds exactly these.
+func IsGuestFile(p string) bool {
+	parts := strings.Split(p, "/")
+	if len(parts) < 2 {
+		return false
+	}
+	top := false
+	for _, r := range append(append([]string{}, libraryRoots...), appsRoot) {
+		top = top || parts[0] == r
+	}
+	if !top {
+		return false
+	}
+	for _, part := range parts {
+		if strings.HasPrefix(part, ".") || strings.HasPrefix(part, "_") {
+			return false
+		}
+	}
+	base := parts[len(parts)-1]
+	switch {
+	case strings.HasSuffix(base, ".go"):
+		return false
+	case base == "lib.json" || base == "app.json" || base == "exportsyms.uk":
+		return true
+	}
+	switch path.Ext(base) {
+	case ".c", ".h", ".S", ".s":
+		return true
+	}
+	for _, part := range parts[1 : len(parts)-1] {
+		if part == "include" {
+			return true
+		}
+	}
+	return false
+}
+
+// unitFiles lists the guest files of a unit's folder, recursively,
+// leaving out folders that are units of their own.
 func unitFiles(fsys fs.FS, dir string, units map[string]bool) ([]string, error) {
 	var files []string
 	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
-		}
-		if strings.HasPrefix(d.Name(), ".") && p != dir {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
 		}
 		if d.IsDir() {
 			if p != dir && units[p] {
@@ -248,10 +282,9 @@ func unitFiles(fsys fs.FS, dir string, units map[string]bool) ([]string, error) 
 			}
 			return nil
 		}
-		if strings.HasSuffix(p, ".go") || strings.HasPrefix(d.Name(), "_") {
-			return nil
+		if IsGuestFile(p) {
+			files = append(files, p)
 		}
-		files = append(files, p)
 		return nil
 	})
 	if err != nil {

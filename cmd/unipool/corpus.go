@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/unipool/unipool/internal/corpus"
+)
+
+func init() {
+	group := &cobra.Command{
+		Use:   "corpus",
+		Short: "Build a fleet of FaaS unikernels as per-library objects (corpus.json)",
+	}
+	group.AddCommand(corpusBuildCmd(), corpusBenchCmd(), corpusVerifyCmd())
+	commands = append(commands, group)
+}
+
+// corpusFlags are the options build and bench share.
+type corpusFlags struct {
+	count int
+	seed  uint64
+	jobs  int
+	cache string
+	guest string
+}
+
+func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
+	cmd.Flags().IntVar(&f.count, "count", defaultCount, "number of unikernels")
+	cmd.Flags().Uint64Var(&f.seed, "seed", 1, "seed every choice follows from")
+	cmd.Flags().IntVar(&f.jobs, "jobs", runtime.NumCPU(), "parallel builds")
+	cmd.Flags().StringVar(&f.cache, "cache", "", "object cache (default $XDG_CACHE_HOME/unipool/corpus)")
+	cmd.Flags().StringVar(&f.guest, "guest", "", "guest source tree to build from (default: the one built into unipool)")
+}
+
+func (f *corpusFlags) options(stderr io.Writer) corpus.Options {
+	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache}
+	if f.guest != "" {
+		o.Guest = os.DirFS(f.guest)
+	}
+	o.Progress = progress(stderr)
+	return o
+}
+
+func corpusBuildCmd() *cobra.Command {
+	var f corpusFlags
+	var out string
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build N different unikernels from a seed into DIR/<name>/*.o and DIR/corpus.json",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o := f.options(cmd.ErrOrStderr())
+			o.Out = out
+			var st corpus.Stats
+			o.Stats = &st
+			start := time.Now()
+			c, err := corpus.Build(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "corpus: %d unikernels in %s (%d distinct objects: %d built, %d from the cache) in %.1fs\n",
+				len(c.Unikernels), out, st.Objects, st.Built, st.Cached, time.Since(start).Seconds())
+			return nil
+		},
+	}
+	f.register(cmd, 100)
+	cmd.Flags().StringVar(&out, "out", "corpus", "output folder")
+	return cmd
+}
+
+func corpusBenchCmd() *cobra.Command {
+	var f corpusFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Time a corpus build from a cold cache and again warm, and check the result",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o := f.options(cmd.ErrOrStderr())
+			r, err := corpus.Bench(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "corpus bench: --count %d --seed %d --jobs %d\n", f.count, f.seed, f.jobs)
+			fmt.Fprintf(w, "cold: %8.1fs  (%d objects built)\n", r.Cold.Seconds(), r.ColdStats.Built)
+			fmt.Fprintf(w, "warm: %8.1fs  (%d objects from the cache, %d built)\n", r.Warm.Seconds(), r.WarmStats.Cached, r.WarmStats.Built)
+			fmt.Fprintf(w, "checked: %d unikernels, %d distinct app objects, %d distinct objects all ELF64 x86-64 ET_REL, cold and warm corpus.json identical\n",
+				r.Unikernels, r.DistinctApps, r.Objects)
+			return nil
+		},
+	}
+	f.register(cmd, 1000)
+	return cmd
+}
+
+func corpusVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify DIR",
+		Short: "Check a corpus: corpus.json valid, every object present with its sha256 and ELF64 x86-64 relocatable",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := corpus.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.Verify(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "corpus %s: %d unikernels, all objects verified\n", args[0], len(c.Unikernels))
+			return nil
+		},
+	}
+}
+
+// progress draws a bar on a terminal; elsewhere (CI logs, pipes) it prints
+// a plain line every tenth of the way, so logs stay short but show life.
+func progress(w io.Writer) func(done, total int) {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		var bar *progressbar.ProgressBar
+		return func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total,
+					progressbar.OptionSetWriter(w),
+					progressbar.OptionSetDescription("corpus objects"),
+					progressbar.OptionShowCount(),
+					progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish())
+			}
+			bar.Set(done)
+			if done == total {
+				bar.Finish()
+			}
+		}
+	}
+	var mu sync.Mutex
+	last := -1
+	return func(done, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		step := done * 10 / max(total, 1)
+		if step != last {
+			last = step
+			fmt.Fprintf(w, "corpus: %d/%d objects\n", done, total)
+		}
+	}
+}
