@@ -17,7 +17,7 @@ import (
 //
 //go:embed plat/lib.json plat/exportsyms.uk plat/*.c plat/*.h plat/*.S plat/include
 //go:embed lib/*/lib.json lib/*/exportsyms.uk lib/*/*.c lib/*/*.h lib/*/*.S lib/*/include
-//go:embed apps/*/*.c
+//go:embed apps/*/app.json apps/*/*.c
 //go:embed third_party/*/lib.json
 var files embed.FS
 
