@@ -1,0 +1,129 @@
+// Package e2e drives the real CLI through the whole pipeline — corpus
+// build, link, pool add, run — on a sample of the corpus, and checks that
+// every unikernel prints its expected line under every load mode.
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type corpusFile struct {
+	Unikernels []struct {
+		Name, App, Input, Expect string
+	}
+}
+
+type result struct {
+	Unikernel string            `json:"unikernel"`
+	ExitCode  int               `json:"exit_code"`
+	Output    string            `json:"output"`
+	Error     string            `json:"error"`
+	Bases     map[string]uint64 `json:"bases"`
+}
+
+func build(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"gcc", "ld", "objcopy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/deps.sh installs it)", tool)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "unipool")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/unipool").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func cli(t *testing.T, bin string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("unipool %s: %v\n%s\n%s", strings.Join(args, " "), err, out, stderr)
+	}
+	return string(out)
+}
+
+// TestCorpusSamplePrintsExpectedLinesInEveryMode is the pipeline's claim:
+// the same unikernel, linked aligned and pooled, prints what its app
+// computes natively — shared, naive and with ASLR — and so does its
+// packed image.
+func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	env := []string{"UNIPOOL_POOL=" + filepath.Join(dir, "pool"), "XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
+	count := "24"
+	if testing.Short() {
+		count = "8"
+	}
+	cdir := filepath.Join(dir, "corpus")
+	cli(t, bin, env, "corpus", "build", "--count", count, "--seed", "7", "--out", cdir)
+	data, err := os.ReadFile(filepath.Join(cdir, "corpus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c corpusFile
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	expect := map[string]string{}
+	var names, packed []string
+	for _, u := range c.Unikernels {
+		expect[u.Name] = u.Expect
+		img := filepath.Join(dir, u.Name+".img")
+		cli(t, bin, env, "link", "--layout", "aligned", "--corpus", cdir, "--unikernel", u.Name, "-o", img)
+		cli(t, bin, env, "pool", "add", img, "--name", u.Name, "--cmdline", u.Input)
+		p := filepath.Join(dir, u.Name+".packed")
+		cli(t, bin, env, "link", "--layout", "packed", "--corpus", cdir, "--unikernel", u.Name, "-o", p)
+		names = append(names, u.Name)
+		packed = append(packed, p)
+	}
+	cli(t, bin, env, "pool", "verify")
+	check := func(mode string, out string, images bool) {
+		var rs []result
+		if err := json.Unmarshal([]byte(out), &rs); err != nil {
+			t.Fatalf("%s: run --json: %v\n%s", mode, err, out)
+		}
+		if len(rs) != len(names) {
+			t.Fatalf("%s: %d results for %d unikernels", mode, len(rs), len(names))
+		}
+		for i, r := range rs {
+			name := r.Unikernel
+			if images {
+				name = names[i]
+			}
+			got := strings.TrimSpace(r.Output)
+			if r.ExitCode != 0 || r.Error != "" || got != expect[name] {
+				t.Errorf("%s: %s: exit %d, error %q, printed %q, want %q", mode, name, r.ExitCode, r.Error, got, expect[name])
+			}
+		}
+	}
+	for _, mode := range [][]string{{"--load", "shared"}, {"--load", "naive"}, {"--aslr"}} {
+		args := append(append([]string{"run", "--json", "--timeout", "60s"}, mode...), names...)
+		check(strings.Join(mode, " "), cli(t, bin, env, args...), false)
+	}
+	// Packed images take the command line from the run (they have no description).
+	var rs []result
+	for i, p := range packed {
+		out := cli(t, bin, env, "run", "--json", "--timeout", "60s", "--image", p, "--cmdline", c.Unikernels[i].Input)
+		var one []result
+		if err := json.Unmarshal([]byte(out), &one); err != nil {
+			t.Fatalf("packed %s: %v", p, err)
+		}
+		rs = append(rs, one...)
+	}
+	js, _ := json.Marshal(rs)
+	check("packed", string(js), true)
+}
