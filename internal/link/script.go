@@ -159,7 +159,7 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry string)
 	// at its link addresses and ld has applied them. They are placed
 	// outside every segment and removed after the link. .plt would only
 	// be filled by ifuncs, which the check after the link refuses.
-	w("  .rela.dyn : { *(.rela.*) } :NONE\n")
+	w("  .rela.dyn : { *(.rela*) } :NONE\n")
 	w("  .plt : { *(.plt) *(.plt.got) *(.plt.sec) *(.iplt) } :NONE\n")
 	w("  /DISCARD/ : { *(.note.GNU-stack) *(.note.gnu.property) *(.note.*) *(.interp) *(.dynsym) *(.dynstr) *(.hash) *(.gnu.hash) *(.dynamic) *(.gnu.version*) *(.sframe) *(.eh_frame_hdr) }\n")
 	w("}\n")
