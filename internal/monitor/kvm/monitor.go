@@ -79,10 +79,13 @@ func (Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Opt
 	var done sync.WaitGroup
 	for k, in := range insts {
 		done.Add(1)
+		// Seeds and ASLR bases follow the process monitor's rule, so a
+		// given --seed gives the same guests under both monitors.
 		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR,
-			InstanceID: uint64(k), Seed: instanceSeed(seed, k), Monitor: abi.MonitorKVM,
-			Cmdline: uks[in.uk].Cmdline}
-		lo.Rand = rand.New(rand.NewPCG(lo.Seed, uint64(k)))
+			InstanceID: uint64(in.result.Instance), Seed: seed + uint64(k), Monitor: abi.MonitorKVM}
+		if opt.ASLR {
+			lo.Rand = rand.New(rand.NewPCG(lo.Seed, aslrStream))
+		}
 		go func() {
 			defer done.Done()
 			// The thread stays locked until the goroutine ends, so it exits
@@ -188,14 +191,9 @@ func closeAll(insts []*instance) {
 	}
 }
 
-// instanceSeed derives instance k's seed from the call's (splitmix64), so
-// instances differ and a given --seed reproduces them.
-func instanceSeed(seed uint64, k int) uint64 {
-	z := seed + uint64(k+1)*0x9e3779b97f4a7c15
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
-}
+// aslrStream separates the ASLR random stream from the guest's own seed
+// (the process monitor's constant).
+const aslrStream = 0x756e69706f6f6c // "unipool"
 
 // openHost opens /dev/kvm and reads what every VM of the call shares.
 func openHost(ksm bool) (*host, error) {
