@@ -1,0 +1,121 @@
+package link
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildCLI builds cmd/unipool into a temporary directory.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go toolchain to build the CLI")
+	}
+	bin := filepath.Join(t.TempDir(), "unipool")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/unipool/unipool/cmd/unipool")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type runResult struct {
+	ExitCode int    `json:"exit_code"`
+	Output   string `json:"output"`
+	Error    string `json:"error"`
+}
+
+// cli runs the CLI and returns stdout; a non-zero exit fails the test
+// unless allowFail.
+func cli(t *testing.T, bin string, allowFail bool, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil && !allowFail {
+		t.Fatalf("unipool %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func runJSON(t *testing.T, bin string, args ...string) runResult {
+	t.Helper()
+	out := cli(t, bin, true, append([]string{"run", "--json", "--timeout", "20s"}, args...)...)
+	var rs []runResult
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 {
+		t.Fatalf("unipool run %v: output %q: %v", args, out, err)
+	}
+	return rs[0]
+}
+
+// Aligned images behave exactly like packed and dce ones: the same
+// objects, run by the process monitor, print the same and exit the same,
+// also with every library at a random base (--aslr). The objects include
+// Debian's zlib (ld -r of libz.a members, PIE code).
+func TestAlignedImagesRunLikePackedOnes(t *testing.T) {
+	needToolchain(t)
+	const libz = "/usr/lib/x86_64-linux-gnu/libz.a"
+	if _, err := os.Stat(libz); err != nil {
+		t.Skipf("%s missing (zlib1g-dev): %v", libz, err)
+	}
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	zlib := filepath.Join(dir, "libzlib.o")
+	run(t, dir, "ld", "-r", "-u", "crc32", "-o", zlib, libz)
+	app := buildLib(t, filepath.Join(dir), "appcrc", `
+extern void put_hex(unsigned long);
+extern int puts(const char *);
+extern unsigned long crc32(unsigned long, const unsigned char *, unsigned);
+extern const char *libc_names[];
+int main(void) {
+	puts(libc_names[1]);
+	put_hex(crc32(0, (const unsigned char *)"unipool", 7));
+	return 3;
+}
+`)
+	objs := []string{g.plat, g.boot, g.libc, g.rand, g.alloc, zlib, app}
+	pool := filepath.Join(dir, "pool")
+
+	var want runResult
+	for i, layout := range []string{"packed", "dce"} {
+		img := filepath.Join(dir, "crc."+layout)
+		cli(t, bin, false, append([]string{"link", "--layout", layout, "-o", img, "--lib", "zlib=1.2.13:zlib1g-dev"}, objs...)...)
+		got := runJSON(t, bin, "--image", img)
+		if got.Error != "" && strings.Contains(got.Error, "ptrace") {
+			t.Skipf("the process monitor cannot run here: %s", got.Error)
+		}
+		if i == 0 {
+			want = got
+			// crc32("unipool"), computed by Debian's zlib in the guest.
+			if want.ExitCode != 3 || want.Output != "one\n"+fmt.Sprintf("%x\n", crc32.ChecksumIEEE([]byte("unipool"))) {
+				t.Fatalf("packed image: %+v", want)
+			}
+		} else if got != want {
+			t.Errorf("%s image: %+v, packed: %+v", layout, got, want)
+		}
+	}
+	img := filepath.Join(dir, "crc")
+	cli(t, bin, false, append([]string{"link", "--layout", "aligned", "--pool", pool, "-o", img, "--lib", "zlib=1.2.13:zlib1g-dev"}, objs...)...)
+	insp := cli(t, bin, false, "inspect", img)
+	if !strings.Contains(insp, "zlib") || !strings.Contains(insp, "appcrc (app)") {
+		t.Errorf("inspect output:\n%s", insp)
+	}
+	if out := cli(t, bin, false, "map", "show", "--pool", pool); !strings.Contains(out, "1.2.13") {
+		t.Errorf("map show does not list zlib 1.2.13:\n%s", out)
+	}
+	cli(t, bin, false, "pool", "add", "--pool", pool, img)
+	for _, extra := range [][]string{nil, {"--aslr"}} {
+		got := runJSON(t, bin, append([]string{"--pool", pool, "crc"}, extra...)...)
+		if got != want {
+			t.Errorf("aligned image %v: %+v, packed: %+v", extra, got, want)
+		}
+	}
+}
