@@ -71,7 +71,7 @@ func init() {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&opt.Name, "name", "", "unikernel name (default: the image file's base name)")
+	add.Flags().StringVar(&opt.Name, "name", "", "unikernel name (default: the image file's base name less .elf)")
 	add.Flags().StringVar(&opt.Cmdline, "cmdline", "", "default command line (default: the image's)")
 	add.Flags().StringVar(&mem, "mem", "", "default guest memory, e.g. 64M (default: the image's)")
 	add.Flags().BoolVar(&addJSON, "json", false, "print the result as JSON")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -22,7 +23,7 @@ const (
 
 // AddOptions are the choices of Add.
 type AddOptions struct {
-	Name    string // the unikernel's name; "" means the image file's base name
+	Name    string // the unikernel's name; "" means the image file's base name less ".elf"
 	Cmdline string // default command line; "" keeps the image's
 	MemSize uint64 // default guest memory; 0 keeps the image's
 }
@@ -43,7 +44,7 @@ type AddResult struct {
 func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 	name := opt.Name
 	if name == "" {
-		name = filepath.Base(imagePath)
+		name = strings.TrimSuffix(filepath.Base(imagePath), ".elf")
 	}
 	if err := checkName(name); err != nil {
 		if opt.Name == "" {

@@ -1,0 +1,75 @@
+package pool
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The poster's case through the real toolchain: two unikernels linked by
+// `unipool link --layout aligned` against the pool's map, one with a library
+// (ukc) inserted in the middle of the link order. Added to the pool, the
+// libraries they share are the same blobs; only the apps and ukc differ.
+func TestLinkedImagesShareLibraryBlobsInThePool(t *testing.T) {
+	images(t) // skips without gcc/binutils
+	bin := cli(t)
+	work := t.TempDir()
+	srcs := map[string]string{
+		"libuka.o": `static const char greeting[] = "hello from uka";
+int a_counter = 42;
+int a_len(void) { int n = 0; while (greeting[n]) n++; return n + a_counter; }`,
+		"libukb.o": `static const unsigned int table[64] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
+int a_len(void);
+unsigned int b_sum(int n) { unsigned s = a_len(); for (int i = 0; i < n && i < 64; i++) s += table[i]; return s; }`,
+		"libukc.o": `long c_state = 7;
+long c_next(void) { c_state = c_state * 6364136223846793005L + 1; return c_state; }`,
+		"apphello.o": `int a_len(void); unsigned int b_sum(int);
+void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm__ volatile("hlt"); }`,
+		"appworld.o": `int a_len(void); unsigned int b_sum(int); long c_next(void);
+void _start(void) { volatile long x = a_len() + b_sum(4) + c_next(); (void)x; for (;;) __asm__ volatile("hlt"); }`,
+	}
+	for obj, src := range srcs {
+		c := filepath.Join(work, obj+".c")
+		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "gcc", "-c", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
+			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-o", filepath.Join(work, obj), c)
+	}
+	dir := filepath.Join(work, "pool")
+	o := func(n string) string { return filepath.Join(work, n) }
+	run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
+	run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("world.elf"), o("appworld.o"), o("libuka.o"), o("libukc.o"), o("libukb.o"))
+	unipool(t, dir, "add", o("hello.elf"))
+	unipool(t, dir, "add", o("world.elf"))
+
+	p := mustOpen(t, dir)
+	mustVerify(t, p)
+	digests := func(name string) map[string]string {
+		c, err := p.Resolve(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, l := range c.Libraries {
+			m[l.Name] = l.Shared.Digest
+		}
+		return m
+	}
+	h, w := digests("hello"), digests("world")
+	for _, lib := range []string{"uka", "ukb"} {
+		if h[lib] == "" || h[lib] != w[lib] {
+			t.Errorf("library %s: blob %q in hello, %q in world; want one blob", lib, h[lib], w[lib])
+		}
+	}
+	if w["ukc"] == "" || h["apphello"] == w["appworld"] {
+		t.Errorf("ukc %q, apps %q %q: want ukc pooled and the apps distinct", w["ukc"], h["apphello"], w["appworld"])
+	}
+	s, err := p.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LibraryUses != 7 || s.SharedBlobs != 5 {
+		t.Errorf("stats %+v: want 7 library uses in 5 shared blobs", s)
+	}
+}
