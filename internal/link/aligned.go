@@ -46,13 +46,21 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 		return fmt.Errorf("link: %w", err)
 	}
 	out := filepath.Join(l.work, "image")
-	args := append(l.commonArgs(), "-z", "norelro", "--orphan-handling=error", "-T", "image.ld", "-o", out)
+	// Segment file offsets need not be page-aligned: nobody maps an
+	// aligned image's file directly (the pool copies each part into its
+	// own blob, elfimage.ReadAt reads bytes), so ld may pack segments
+	// back to back in the file instead of padding each to a page. The
+	// addresses, set by the script, are page-aligned all the same.
+	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error", "-T", "image.ld", "-o", out)
 	args = append(args, l.file...)
 	warns, err := l.ld(ctx, args)
 	if err != nil {
 		return err
 	}
 	res.Warnings = warns
+	if err := l.readTrace(res); err != nil {
+		return err
+	}
 	if err := l.dropUnloaded(ctx, out); err != nil {
 		return err
 	}

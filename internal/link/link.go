@@ -61,6 +61,8 @@ type Options struct {
 	Entry   string
 	MemSize uint64 // default DefaultMemSize
 	Cmdline string
+	// Trace asks for Result.Inputs (ld's link map, parsed).
+	Trace   bool
 	LD      string // the ld binary (default "ld")
 	Objcopy string // the objcopy binary (default "objcopy")
 }
@@ -78,6 +80,8 @@ type Result struct {
 	NewRegions []string
 	// Warnings are ld's warnings, with object names restored.
 	Warnings []string
+	// Inputs is where ld put every input section (with Options.Trace).
+	Inputs []InputSection `json:",omitempty"`
 }
 
 // Link links opt.Objects into opt.Output. The output appears only if the
@@ -267,6 +271,9 @@ func (m linkMode) args() []string {
 // commonArgs are ld's flags for every layout.
 func (l *linker) commonArgs() []string {
 	args := append([]string{}, l.mode.args()...)
+	if l.opt.Trace {
+		args = append(args, "-Map=ld.map")
+	}
 	return append(args, "-static", "-z", "noexecstack", "-z", "max-page-size=4096", "-z", "common-page-size=4096",
 		"--emit-relocs", "--build-id=none", "-e", l.opt.Entry)
 }
@@ -285,6 +292,9 @@ func (l *linker) linkPacked(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.Warnings = warn
+	if err := l.readTrace(res); err != nil {
+		return err
+	}
 	if l.mode.pie {
 		if err := l.objcopy(ctx, out, "--remove-section=.rela.dyn"); err != nil {
 			return err
@@ -328,4 +338,17 @@ func publish(src, dst string) error {
 
 func marshalConfig(c *desc.Config) ([]byte, error) {
 	return json.Marshal(c)
+}
+
+// readTrace fills res.Inputs from ld's map, if asked for.
+func (l *linker) readTrace(res *Result) error {
+	if !l.opt.Trace {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(l.work, "ld.map"))
+	if err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	res.Inputs = l.parseLDMap(string(data))
+	return nil
 }

@@ -1,0 +1,334 @@
+package link
+
+import (
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/corpus"
+	"github.com/unipool/unipool/internal/elfimage"
+)
+
+// Bench layouts: the three layouts, and aligned without the trampoline
+// pass, which shows what alignment alone achieves.
+const LayoutAlignedAlone = "aligned-alone"
+
+// BenchLayouts are the layouts Bench links, in report order.
+var BenchLayouts = []string{LayoutPacked, LayoutDCE, LayoutAlignedAlone, LayoutAligned}
+
+// BenchOptions say what Bench measures.
+type BenchOptions struct {
+	Corpus string // corpus folder (corpus.json)
+	// Out receives the images and the library map (a fresh one: Bench
+	// refuses an Out that already has a map). Default: a temporary
+	// folder, removed afterwards.
+	Out   string
+	Limit int // link only the first Limit unikernels (0: all)
+	Jobs  int // parallel links (0: 2)
+	// Progress, if set, is called after each link, never concurrently.
+	Progress func(done, total int)
+}
+
+// BenchReport is what Bench found.
+type BenchReport struct {
+	Corpus     string        `json:"corpus"`
+	Unikernels int           `json:"unikernels"`
+	Layouts    []LayoutBench `json:"layouts"`
+	// Overhead of aligned over packed and dce, as ratios of totals.
+	FileOverPacked   float64 `json:"file_over_packed"`
+	FileOverDCE      float64 `json:"file_over_dce"`
+	LoadedOverPacked float64 `json:"loaded_over_packed"`
+	LoadedOverDCE    float64 `json:"loaded_over_dce"`
+}
+
+// LayoutBench is one layout's figures over the corpus.
+type LayoutBench struct {
+	Layout string `json:"layout"`
+	// SharablePages counts, over all images, the code and read-only pages
+	// of libraries whose object (byte-identical) is in another image too;
+	// IdenticalPages those of them that another image with that object
+	// holds identically at the same address.
+	SharablePages  int     `json:"sharable_pages"`
+	IdenticalPages int     `json:"identical_pages"`
+	Share          float64 `json:"share"`
+	// Sizes, summed over all images, and the median per image.
+	FileBytes        uint64        `json:"file_bytes"`
+	LoadedBytes      uint64        `json:"loaded_bytes"`
+	MedianFileBytes  uint64        `json:"median_file_bytes"`
+	MedianLoaded     uint64        `json:"median_loaded_bytes"`
+	LinkTime         time.Duration `json:"link_time_ns"`
+	Images           []ImageBench  `json:"images"`
+	MaxLoadedOverPkd float64       `json:"max_loaded_over_packed,omitempty"`
+}
+
+// ImageBench is one image of one layout.
+type ImageBench struct {
+	Unikernel string `json:"unikernel"`
+	FileBytes uint64 `json:"file_bytes"`
+	Loaded    uint64 `json:"loaded_bytes"`
+}
+
+// benchImage is one linked image and what the page census needs of it.
+type benchImage struct {
+	uk     string
+	path   string
+	res    *Result
+	pages  map[uint64][32]byte // page address -> content digest
+	libSHA map[string]string   // library name -> object sha256
+	size   ImageBench
+}
+
+// Bench links every unikernel of a corpus in every layout and measures
+// how many library pages end up identical at the same address across
+// images, and what each layout costs in file and memory size.
+func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
+	c, err := corpus.Load(opt.Corpus)
+	if err != nil {
+		return nil, err
+	}
+	uks := c.Unikernels
+	if opt.Limit > 0 && opt.Limit < len(uks) {
+		uks = uks[:opt.Limit]
+	}
+	if opt.Jobs <= 0 {
+		opt.Jobs = 2
+	}
+	out := opt.Out
+	if out == "" {
+		if out, err = os.MkdirTemp("", "unipool-link-bench-"); err != nil {
+			return nil, fmt.Errorf("link bench: %w", err)
+		}
+		defer os.RemoveAll(out)
+	}
+	mapPath := filepath.Join(out, "map.json")
+	if _, err := os.Stat(mapPath); err == nil {
+		return nil, fmt.Errorf("link bench: %s exists; give an --out without a map (Bench measures from an empty map)", mapPath)
+	}
+	for _, l := range BenchLayouts {
+		if err := os.MkdirAll(filepath.Join(out, l), 0o755); err != nil {
+			return nil, fmt.Errorf("link bench: %w", err)
+		}
+	}
+
+	type job struct {
+		uk     corpus.Unikernel
+		layout string
+	}
+	var jobs []job
+	for _, u := range uks {
+		for _, l := range BenchLayouts {
+			jobs = append(jobs, job{u, l})
+		}
+	}
+	images := map[string][]*benchImage{}
+	times := map[string]time.Duration{}
+	var mu sync.Mutex
+	var firstErr error
+	done := 0
+	next := make(chan job)
+	var wg sync.WaitGroup
+	for range opt.Jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				start := time.Now()
+				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout)
+				mu.Lock()
+				times[j.layout] += time.Since(start)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if im != nil {
+					images[j.layout] = append(images[j.layout], im)
+				}
+				done++
+				if opt.Progress != nil {
+					opt.Progress(done, len(jobs))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			break
+		}
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep := &BenchReport{Corpus: opt.Corpus, Unikernels: len(uks)}
+	for _, l := range BenchLayouts {
+		ims := images[l]
+		sort.Slice(ims, func(i, j int) bool { return ims[i].uk < ims[j].uk })
+		lb := census(l, ims)
+		lb.LinkTime = times[l]
+		rep.Layouts = append(rep.Layouts, lb)
+	}
+	get := func(l string) LayoutBench {
+		for _, x := range rep.Layouts {
+			if x.Layout == l {
+				return x
+			}
+		}
+		return LayoutBench{}
+	}
+	al, pk, dce := get(LayoutAligned), get(LayoutPacked), get(LayoutDCE)
+	rep.FileOverPacked = ratio(al.FileBytes, pk.FileBytes)
+	rep.FileOverDCE = ratio(al.FileBytes, dce.FileBytes)
+	rep.LoadedOverPacked = ratio(al.LoadedBytes, pk.LoadedBytes)
+	rep.LoadedOverDCE = ratio(al.LoadedBytes, dce.LoadedBytes)
+	for i := range rep.Layouts {
+		var worst float64
+		for k, im := range rep.Layouts[i].Images {
+			if k < len(pk.Images) && pk.Images[k].Unikernel == im.Unikernel {
+				worst = max(worst, ratio(im.Loaded, pk.Images[k].Loaded))
+			}
+		}
+		rep.Layouts[i].MaxLoadedOverPkd = worst
+	}
+	return rep, nil
+}
+
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// benchLink links one unikernel in one layout and reads what the census
+// needs.
+func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string) (*benchImage, error) {
+	objs, sums, err := ObjectsFromCorpus(corpusDir, u.Name)
+	if err != nil {
+		return nil, err
+	}
+	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Trace: true, Output: filepath.Join(out, layout, u.Name)}
+	if layout == LayoutAligned || layout == LayoutAlignedAlone {
+		opt.Layout, opt.MapPath = LayoutAligned, mapPath
+	}
+	if layout == LayoutAlignedAlone {
+		opt.Tramp = NoRewrite{DefaultTrampoliner}
+	}
+	res, err := Link(ctx, opt)
+	if err != nil {
+		return nil, fmt.Errorf("link bench: unikernel %s, %s: %w", u.Name, layout, err)
+	}
+	bi := &benchImage{uk: u.Name, path: opt.Output, res: res, pages: map[uint64][32]byte{}, libSHA: map[string]string{}}
+	for _, o := range objs {
+		bi.libSHA[o.Name] = sums[o.Path]
+	}
+	in, err := Inspect(opt.Output)
+	if err != nil {
+		return nil, err
+	}
+	bi.size = ImageBench{Unikernel: u.Name, FileBytes: uint64(in.FileSize), Loaded: in.LoadedSize}
+	im, err := elfimage.Open(opt.Output)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range im.Segments() {
+		if s.Flags&elf.PF_W != 0 {
+			continue
+		}
+		for p := s.Vaddr &^ (abi.PageSize - 1); p < s.End(); p += abi.PageSize {
+			if page, ok := im.Page(p); ok {
+				bi.pages[p] = sha256.Sum256(page)
+			}
+		}
+	}
+	// The census needs only page digests and where each library's
+	// read-only input sections went; keep the rest out of memory.
+	ro := map[string]bool{}
+	for _, sec := range im.ELF().Sections {
+		ro[sec.Name] = sec.Flags&elf.SHF_ALLOC != 0 && sec.Flags&elf.SHF_WRITE == 0 && sec.Flags&elf.SHF_TLS == 0
+	}
+	var keep []InputSection
+	for _, s := range res.Inputs {
+		if ro[s.Output] {
+			keep = append(keep, s)
+		}
+	}
+	res.Inputs, res.Script, res.Config = keep, "", nil
+	return bi, nil
+}
+
+// census computes a layout's page-identity share and size totals.
+func census(layout string, ims []*benchImage) LayoutBench {
+	lb := LayoutBench{Layout: layout}
+	// Which images hold each object.
+	holders := map[string][]*benchImage{}
+	for _, im := range ims {
+		for _, sha := range im.libSHA {
+			holders[sha] = append(holders[sha], im)
+		}
+	}
+	for _, im := range ims {
+		lb.FileBytes += im.size.FileBytes
+		lb.LoadedBytes += im.size.Loaded
+		lb.Images = append(lb.Images, im.size)
+		pages := map[string]map[uint64]bool{} // library -> its read-only pages
+		for _, s := range im.res.Inputs {
+			if pages[s.Library] == nil {
+				pages[s.Library] = map[uint64]bool{}
+			}
+			for p := s.Addr &^ (abi.PageSize - 1); p < s.Addr+s.Size; p += abi.PageSize {
+				pages[s.Library][p] = true
+			}
+		}
+		for lib, ps := range pages {
+			sha := im.libSHA[lib]
+			others := holders[sha]
+			if len(others) < 2 {
+				continue // no other image has this object: nothing to share
+			}
+			for p := range ps {
+				lb.SharablePages++
+				for _, o := range others {
+					if o != im && o.pages[p] == im.pages[p] {
+						if _, ok := o.pages[p]; ok {
+							lb.IdenticalPages++
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+	if lb.SharablePages > 0 {
+		lb.Share = float64(lb.IdenticalPages) / float64(lb.SharablePages)
+	}
+	lb.MedianFileBytes = median(lb.Images, func(i ImageBench) uint64 { return i.FileBytes })
+	lb.MedianLoaded = median(lb.Images, func(i ImageBench) uint64 { return i.Loaded })
+	return lb
+}
+
+func median(ims []ImageBench, f func(ImageBench) uint64) uint64 {
+	if len(ims) == 0 {
+		return 0
+	}
+	v := make([]uint64, len(ims))
+	for i, im := range ims {
+		v[i] = f(im)
+	}
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	return v[len(v)/2]
+}
