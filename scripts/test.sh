@@ -9,3 +9,31 @@ echo "test: go vet"
 go vet ./...
 echo "test: go test ./..."
 go test -count=1 -timeout 40m ./... 2>&1 | tee /tmp/unipool-test.log
+
+# --- KVM tests in the emulated KVM host (owner: the kvm monitor) -----------
+# go test ./... above ran the KVM tests if this machine's KVM runs guests;
+# otherwise they skipped, and here they run inside scripts/kvmhost, with
+# UNIPOOL_REQUIRE_KVM=1 so that they fail there instead of skipping.
+kvm_tmp=$(mktemp -d)
+trap 'rm -rf "$kvm_tmp"' EXIT
+go test -c -o "$kvm_tmp/monitor-kvm.test" ./internal/monitor/kvm
+go test -c -o "$kvm_tmp/kvm.test" ./internal/kvm
+if UNIPOOL_REQUIRE_KVM=1 "$kvm_tmp/monitor-kvm.test" -test.run '^TestThisHostRunsKVMGuests$' >/dev/null 2>&1; then
+	echo "test: this machine's KVM runs guests: the KVM tests ran in go test ./... above"
+else
+	echo "test: no usable KVM here: running the KVM tests inside scripts/kvmhost"
+	set +e
+	./scripts/kvmhost -- sh -c "
+		export UNIPOOL_REQUIRE_KVM=1
+		cd '$PWD/internal/kvm' && '$kvm_tmp/kvm.test' -test.v -test.timeout 20m || exit 1
+		cd '$PWD/internal/monitor/kvm' && '$kvm_tmp/monitor-kvm.test' -test.v -test.timeout 20m" 2>&1 |
+		tee /tmp/unipool-test-kvm.log | grep -E '^(--- |ok|PASS|FAIL|panic)'
+	kvm_status=${PIPESTATUS[0]}
+	set -e
+	if [ "$kvm_status" != 0 ]; then
+		echo "test: KVM tests FAILED in the emulated KVM host (status $kvm_status); the end of /tmp/unipool-test-kvm.log:"
+		tail -n 40 /tmp/unipool-test-kvm.log
+		exit 1
+	fi
+	echo "test: KVM tests passed in the emulated KVM host (log: /tmp/unipool-test-kvm.log)"
+fi

@@ -136,9 +136,21 @@ func pooled(t testing.TB, dir, name string) monitor.Unikernel {
 	return monitor.Unikernel{Name: name, Config: cfg, BlobPath: func(string) string { return path }}
 }
 
+// needKVM skips t where KVM cannot run guests, unless
+// UNIPOOL_REQUIRE_KVM=1 (scripts/test.sh sets it inside scripts/kvmhost, so
+// a broken KVM there fails instead of skipping).
 func needKVM(t testing.TB) {
 	t.Helper()
 	if err := Usable(); err != nil {
+		if os.Getenv("UNIPOOL_REQUIRE_KVM") == "1" {
+			t.Fatalf("UNIPOOL_REQUIRE_KVM=1 but %v", err)
+		}
 		t.Skipf("no usable KVM (%v); scripts/test.sh runs this inside scripts/kvmhost", err)
 	}
+}
+
+// TestThisHostRunsKVMGuests is how scripts/test.sh decides where the KVM
+// tests run: with UNIPOOL_REQUIRE_KVM=1 it fails unless KVM runs guests here.
+func TestThisHostRunsKVMGuests(t *testing.T) {
+	needKVM(t)
 }

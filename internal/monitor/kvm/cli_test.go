@@ -1,0 +1,195 @@
+package kvm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// End-to-end tests of `unipool run --monitor kvm`: the real CLI, guests
+// built with the system's gcc and ld, a pool on disk.
+
+// cliBinary is the unipool CLI: inside scripts/kvmhost the one it built
+// fresh from this repo (on PATH; the host's Go cache is read-only there),
+// elsewhere built now.
+func cliBinary(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("UNIPOOL_KVMHOST") == "1" {
+		bin, err := exec.LookPath("unipool")
+		if err != nil {
+			t.Fatalf("inside kvmhost but no unipool on PATH: %v", err)
+		}
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "unipool")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/unipool").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func cli(t *testing.T, bin string, args ...string) (stdout, stderr string, status int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return o.String(), e.String(), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+}
+
+const guestIO = `
+static inline void outb(unsigned short p, unsigned char v) { __asm__ volatile("outb %0,%1" :: "a"(v), "Nd"(p)); }
+static inline void outl(unsigned short p, unsigned v) { __asm__ volatile("outl %0,%1" :: "a"(v), "Nd"(p)); }
+static void puts_(const char *s) { while (*s) outb(0x3f8, *s++); }
+static void exit_(int code) { outl(0x501, code); for (;;) __asm__ volatile("hlt"); }
+`
+
+// plainImage compiles a static image at ld's default 0x400000 whose
+// _start runs body.
+func plainImage(t *testing.T, name, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src, img := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
+	if err := os.WriteFile(src, []byte(guestIO+"void _start(void) {"+body+"}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("gcc", "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-pie", "-no-pie",
+		"-fno-stack-protector", "-o", img, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return img
+}
+
+// pooledDemo links a two-library unikernel "demo" (the app calls libgreet,
+// which keeps a counter in its private data) aligned to a new pool's map
+// and adds it, through the CLI.
+func pooledDemo(t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pool := filepath.Join(dir, "pool")
+	srcs := map[string]string{
+		"libgreet": guestIO + `int greet_count;
+void greet(void) { puts_("hello from libgreet\n"); greet_count++; }
+`,
+		"appdemo": guestIO + `void greet(void); extern int greet_count;
+void _start(void) { greet(); greet(); exit_(greet_count == 2 ? 0 : 1); }
+`,
+	}
+	var objs []string
+	for _, name := range []string{"libgreet", "appdemo"} {
+		src, o, obj := filepath.Join(dir, name+".c"), filepath.Join(dir, name+"-cc.o"), filepath.Join(dir, name+".o")
+		if err := os.WriteFile(src, []byte(srcs[name]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][]string{
+			{"gcc", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
+				"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-c", "-o", o, src},
+			{"ld", "-r", "-o", obj, o},
+		} {
+			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", c, err, out)
+			}
+		}
+		objs = append(objs, obj)
+	}
+	img := filepath.Join(dir, "demo.elf")
+	if _, stderr, code := cli(t, bin, append([]string{"link", "--layout", "aligned", "--pool", pool, "-o", img}, objs...)...); code != 0 {
+		t.Fatalf("unipool link: status %d: %s", code, stderr)
+	}
+	if _, stderr, code := cli(t, bin, "pool", "add", "--pool", pool, "--name", "demo", img); code != 0 {
+		t.Fatalf("unipool pool add: status %d: %s", code, stderr)
+	}
+	return pool
+}
+
+func TestCLISaysToUseKVMHostWhereKVMCannotRunGuests(t *testing.T) {
+	if Usable() == nil {
+		t.Skip("this host's KVM runs guests")
+	}
+	needTools(t, "gcc")
+	bin := cliBinary(t)
+	img := plainImage(t, "hi", `puts_("hi\n"); exit_(0);`)
+	_, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--image", img)
+	if code != 1 || !strings.Contains(stderr, "scripts/kvmhost") {
+		t.Fatalf("status %d, stderr %q; want 1 and a pointer to scripts/kvmhost", code, stderr)
+	}
+}
+
+func TestCLIRunsPooledUnikernelInOneLoaderProcessSharedNaiveAndASLR(t *testing.T) {
+	needKVM(t)
+	needTools(t, "gcc", "ld")
+	bin := cliBinary(t)
+	pool := pooledDemo(t, bin)
+	want := "hello from libgreet\nhello from libgreet\n"
+	for _, flags := range [][]string{{}, {"--load", "naive"}, {"--load", "naive", "--ksm"}, {"--aslr"}} {
+		args := append([]string{"run", "--monitor", "kvm", "--pool", pool, "--json", "-n", "3"}, flags...)
+		stdout, stderr, code := cli(t, bin, append(args, "demo")...)
+		if code != 0 {
+			t.Fatalf("%v: status %d, stderr %q", flags, code, stderr)
+		}
+		var rs []monitor.Result
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+			t.Fatalf("%v: %v", flags, err)
+		}
+		if len(rs) != 3 {
+			t.Fatalf("%v: %d results, want 3", flags, len(rs))
+		}
+		bases := map[uint64]bool{}
+		for _, r := range rs {
+			if r.Output != want || r.ExitCode != 0 || r.Error != "" || r.Bases["greet"] == 0 {
+				t.Errorf("%v: instance %d: exit %d, output %q, error %q, bases %v", flags, r.Instance, r.ExitCode, r.Output, r.Error, r.Bases)
+			}
+			if r.PID != rs[0].PID {
+				t.Errorf("%v: instance %d ran in pid %d, instance 0 in %d: want one loader process", flags, r.Instance, r.PID, rs[0].PID)
+			}
+			bases[r.Bases["greet"]] = true
+		}
+		if aslr := len(flags) == 1 && flags[0] == "--aslr"; aslr && len(bases) < 2 {
+			t.Errorf("--aslr: every instance got greet at the same base %v", bases)
+		}
+	}
+}
+
+func TestCLIRunsImageUnderKVMAndReportsItsExitCodeAndFaults(t *testing.T) {
+	needKVM(t)
+	needTools(t, "gcc")
+	bin := cliBinary(t)
+	three := plainImage(t, "three", `puts_("three\n"); exit_(3);`)
+	stdout, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--image", three)
+	if code != 1 || stdout != "three\n" || !strings.Contains(stderr, "instance 0 of three: exit code 3") {
+		t.Errorf("exit-3 guest: status %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	scribble := plainImage(t, "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
+	_, stderr, code = cli(t, bin, "run", "--monitor", "kvm", "--image", scribble)
+	if code != 1 || !strings.Contains(stderr, "page fault: write to read-only address 0x40") {
+		t.Errorf("self-writing guest: status %d, stderr %q", code, stderr)
+	}
+	spin := plainImage(t, "spin", `for (;;) ;`)
+	_, stderr, code = cli(t, bin, "run", "--monitor", "kvm", "--timeout", "500ms", "--image", spin)
+	if code != 1 || !strings.Contains(stderr, "timeout") {
+		t.Errorf("spinning guest: status %d, stderr %q", code, stderr)
+	}
+}
