@@ -256,7 +256,66 @@ func init() {
 	}
 	stats.Flags().BoolVar(&statsJSON, "json", false, "print JSON")
 
-	poolCmd.AddCommand(add, ls, inspect, rm, gc, verify, stats)
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create an empty pool (add creates one too)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := poolDir()
+			if err != nil {
+				return err
+			}
+			p, err := pool.Init(d)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "pool", p.Dir())
+			return nil
+		},
+	}
+
+	var remote pool.RemoteOptions
+	push := &cobra.Command{
+		Use:   "push REPOSITORY [NAME...]",
+		Short: "Push unikernels (default: all) and the library map to an OCI registry, tagged by name",
+		Long: "Push copies each unikernel's manifest and blobs to REPOSITORY (host[:port]/path),\n" +
+			"tagged with its name, and the library map tagged " + pool.MapTag + ".",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := open()
+			if err != nil {
+				return err
+			}
+			if err := p.Push(cmd.Context(), args[0], args[1:], remote); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "pushed to", args[0])
+			return nil
+		},
+	}
+	push.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+	pull := &cobra.Command{
+		Use:   "pull REPOSITORY [NAME...]",
+		Short: "Pull unikernels (default: every tag) from an OCI registry into the pool",
+		Long: "Pull checks every description as add does and refuses one whose libraries disagree\n" +
+			"with the pool's map; a pool without a map takes the registry's.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := poolDir()
+			if err != nil {
+				return err
+			}
+			res, err := pool.Pull(cmd.Context(), d, args[0], args[1:], remote)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (%d new blobs, %s)\n", strings.Join(res.Names, ", "), res.NewBlobs, poolBytes(res.NewBytes))
+			return nil
+		},
+	}
+	pull.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+
+	poolCmd.AddCommand(initCmd, add, ls, inspect, rm, gc, verify, stats, push, pull)
 	commands = append(commands, poolCmd)
 }
 

@@ -13,8 +13,14 @@ import (
 // checkMap refuses an image whose libraries are not where the pool's map
 // put them: a blob is shared only among images that agree on its address.
 func (p *Pool) checkMap(im *image) error {
+	return p.checkMapConfig("image "+im.path, im.config)
+}
+
+// checkMapConfig checks c's libraries against the map; what names the
+// image or unikernel c describes, for errors.
+func (p *Pool) checkMapConfig(what string, c *desc.Config) error {
 	needMap := false
-	for _, l := range im.config.Libraries {
+	for _, l := range c.Libraries {
 		needMap = needMap || !l.App
 	}
 	if !needMap {
@@ -23,13 +29,13 @@ func (p *Pool) checkMap(im *image) error {
 	// libmap.Load reads a missing map as an empty one (for the linker's
 	// first link); here a missing map is worth its own message.
 	if _, err := os.Stat(p.MapPath()); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("image %s: pool %s has no library map (%s): link the image with `--pool %s` so its regions are recorded there", im.path, p.dir, p.MapPath(), p.dir)
+		return fmt.Errorf("%s: pool %s has no library map (%s): link the image with `--pool %s` so its regions are recorded there", what, p.dir, p.MapPath(), p.dir)
 	}
 	m, err := libmap.Load(p.MapPath())
 	if err != nil {
-		return fmt.Errorf("image %s: %w", im.path, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	for _, l := range im.config.Libraries {
+	for _, l := range c.Libraries {
 		if l.App {
 			continue
 		}
@@ -45,8 +51,8 @@ func (p *Pool) checkMap(im *image) error {
 		}
 		if !found {
 			r := l.Region
-			return fmt.Errorf("image %s: library %q at %#x (tramp %#x, shared %#x, private %#x) disagrees with the library map %s, which has %s",
-				im.path, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, p.MapPath(), describeRegions(regions))
+			return fmt.Errorf("%s: library %q at %#x (tramp %#x, shared %#x, private %#x) disagrees with the library map %s, which has %s",
+				what, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, p.MapPath(), describeRegions(regions))
 		}
 	}
 	return nil
