@@ -153,6 +153,22 @@ static double make_double(struct big *num, struct big *den, long b2)
 		round = (int)((q >> (drop - 1)) & 1);
 		sticky = (q & ((1ULL << (drop - 1)) - 1)) != 0 || rest;
 	}
+	/* Underflow as glibc (and IEEE 754 on x86) reports it: inexact, and
+	 * tiny after rounding, i.e. below 2^-1022 even when rounded to 53 bits
+	 * with an unbounded exponent. */
+	if (top < -1022 && (round || sticky)) {
+		int tiny = 1;
+		if (top == -1023) {
+			int d = len - 53;
+			uint64_t m = q >> d;
+			int r = (int)((q >> (d - 1)) & 1);
+			int st = (q & ((1ULL << (d - 1)) - 1)) != 0 || rest;
+			if (r && (st || (m & 1)) && m + 1 == 1ULL << 53)
+				tiny = 0;
+		}
+		if (tiny)
+			errno = ERANGE;
+	}
 	if (round && (sticky || (mant & 1)))
 		mant++;
 	if (mant >> 53) {
@@ -163,11 +179,8 @@ static double make_double(struct big *num, struct big *den, long b2)
 		errno = ERANGE;
 		return 0.0;
 	}
-	if (mant < (1ULL << 52)) { /* subnormal: lsb is -1074 */
-		if (round || sticky)
-			errno = ERANGE;
+	if (mant < (1ULL << 52)) /* subnormal: lsb is -1074 */
 		return from_bits(mant);
-	}
 	long biased = lsb + 52 + 1023;
 	if (biased >= 2047) {
 		errno = ERANGE;
