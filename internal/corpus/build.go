@@ -257,8 +257,10 @@ func (b *builder) libObject(l *Library, v Variant) (*object, error) {
 	return o, nil
 }
 
-// appBase is an app's own sources compiled and partially linked, not yet
-// localised: each unikernel's app object is this plus its generated file.
+// appBase is an app's own sources compiled, partially linked and
+// localised to its exports: each unikernel's app object is this plus its
+// generated file, whose symbols are all static, so that step needs only
+// gcc and ld -r (it runs once per unikernel: its cost is the cold build's).
 func (b *builder) appBase(a *App) *object {
 	appJSON := path.Join(a.Dir, "app.json")
 	o := &object{key: keyOf(b.unitKey("app-base", a.Name, a.Cflags, nil, a.Files, a.Exports)...), what: "app " + a.Name}
@@ -272,9 +274,16 @@ func (b *builder) appBase(a *App) *object {
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", appJSON, err)
 		}
-		out := filepath.Join(work, "base.o")
-		if err := b.tc.partialLink(ctx, work, out, objs, nil, ""); err != nil {
+		combined := filepath.Join(work, "combined.o")
+		if err := b.tc.partialLink(ctx, work, combined, objs, nil, ""); err != nil {
 			return "", fmt.Errorf("%s: %w", appJSON, err)
+		}
+		out := filepath.Join(work, "base.o")
+		if err := b.tc.localize(ctx, work, combined, out, a.Exports); err != nil {
+			return "", fmt.Errorf("%s: %w", appJSON, err)
+		}
+		if err := checkExports(out, a.Exports); err != nil {
+			return "", fmt.Errorf("%s: exportsyms.uk: %w", appJSON, err)
 		}
 		return out, nil
 	}
@@ -302,16 +311,14 @@ func (b *builder) appObject(p *planned, base *object) *object {
 		if err != nil {
 			return "", fmt.Errorf("%s: generated code: %w", p.Name, err)
 		}
-		combined := filepath.Join(work, "combined.o")
-		if err := b.tc.partialLink(ctx, work, combined, append([]string{b.cache.object(base.key)}, objs...), nil, ""); err != nil {
-			return "", fmt.Errorf("%s: %w", path.Join(a.Dir, "app.json"), err)
-		}
 		out := filepath.Join(work, "app.o")
-		if err := b.tc.localize(ctx, work, combined, out, a.Exports); err != nil {
+		if err := b.tc.partialLink(ctx, work, out, append([]string{b.cache.object(base.key)}, objs...), nil, ""); err != nil {
 			return "", fmt.Errorf("%s: %w", path.Join(a.Dir, "app.json"), err)
 		}
-		if err := checkExports(out, a.Exports); err != nil {
-			return "", fmt.Errorf("%s: exportsyms.uk: %w", path.Join(a.Dir, "app.json"), err)
+		// The generated file must add no global symbol: the app's
+		// boundary stays its export list.
+		if err := checkOnlyExports(out, a.Exports); err != nil {
+			return "", fmt.Errorf("%s: generated code: %w", p.Name, err)
 		}
 		return out, nil
 	}

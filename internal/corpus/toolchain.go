@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -103,7 +104,7 @@ type compileSpec struct {
 }
 
 func (tc *toolchain) compileArgs(s compileSpec, src, out string) []string {
-	args := append([]string{}, BaseCflags...)
+	args := append([]string{"-pipe"}, BaseCflags...)
 	args = append(args, s.cflags...)
 	for _, d := range s.defines {
 		args = append(args, "-D"+d)
@@ -164,18 +165,42 @@ func (tc *toolchain) localize(ctx context.Context, work, in, out string, exports
 	return run(ctx, work, tc.objcopy, "--keep-global-symbols="+list, in, out)
 }
 
-// checkExports reports the exported symbols the object does not define:
-// objcopy keeps a missing name quietly, and the link would fail far from
-// the cause.
-func checkExports(file string, exports []string) error {
-	f, err := elf.Open(file)
+// checkOnlyExports is checkExports, and also refuses any other defined
+// global symbol.
+func checkOnlyExports(file string, exports []string) error {
+	if err := checkExports(file, exports); err != nil {
+		return err
+	}
+	defined, err := definedGlobals(file)
 	if err != nil {
 		return err
+	}
+	want := map[string]bool{}
+	for _, e := range exports {
+		want[e] = true
+	}
+	var extra []string
+	for name := range defined {
+		if !want[name] {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fmt.Errorf("defines global symbols it does not export: %s", strings.Join(extra, ", "))
+	}
+	return nil
+}
+
+func definedGlobals(file string) (map[string]bool, error) {
+	f, err := elf.Open(file)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	syms, err := f.Symbols()
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
-		return err
+		return nil, err
 	}
 	defined := map[string]bool{}
 	for _, s := range syms {
@@ -183,6 +208,17 @@ func checkExports(file string, exports []string) error {
 		if s.Section != elf.SHN_UNDEF && (b == elf.STB_GLOBAL || b == elf.STB_WEAK) {
 			defined[s.Name] = true
 		}
+	}
+	return defined, nil
+}
+
+// checkExports reports the exported symbols the object does not define:
+// objcopy keeps a missing name quietly, and the link would fail far from
+// the cause.
+func checkExports(file string, exports []string) error {
+	defined, err := definedGlobals(file)
+	if err != nil {
+		return err
 	}
 	var missing []string
 	for _, e := range exports {
