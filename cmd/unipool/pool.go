@@ -86,30 +86,15 @@ func init() {
 			if err != nil {
 				return err
 			}
-			ents, err := p.List()
+			rows, err := p.Summaries()
 			if err != nil {
 				return err
 			}
-			type row struct {
-				pool.Entry
-				Libraries int    `json:"libraries"`
-				Bytes     int64  `json:"bytes"`
-				Error     string `json:"error,omitempty"`
-			}
-			rows := make([]row, 0, len(ents))
 			var bad error
-			for _, e := range ents {
-				r := row{Entry: e}
-				if d, err := p.Inspect(e.Name); err != nil {
-					r.Error = err.Error()
+			for _, r := range rows {
+				if r.Error != "" {
 					bad = errors.New("some descriptions cannot be read: run `unipool pool verify`")
-				} else {
-					r.Libraries = len(d.Config.Libraries)
-					for _, b := range d.Blobs {
-						r.Bytes += b.Size
-					}
 				}
-				rows = append(rows, r)
 			}
 			if lsJSON {
 				if err := poolJSON(cmd.OutOrStdout(), rows); err != nil {

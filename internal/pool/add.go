@@ -56,7 +56,6 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer im.Close()
 
 	p, err := Init(dir)
 	if err != nil {

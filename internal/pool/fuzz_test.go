@@ -164,7 +164,6 @@ func FuzzReadImage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer im.Close()
 		for _, l := range im.config.Libraries {
 			if _, err := im.read(l.Region.SharedAddr(), pageUp(l.Shared.Size), false); err != nil {
 				return

@@ -58,10 +58,6 @@ func openImage(path string) (*image, error) {
 	return im, nil
 }
 
-// Close releases the image (it is held in memory; nothing to close yet,
-// but callers keep the habit in case it becomes a mapping).
-func (im *image) Close() error { return nil }
-
 // read returns the n bytes the image loads at vaddr. Bytes no segment
 // gives from the file (bss, padding between sections or past the last one)
 // read as zero. If whole is set, every byte must lie inside some segment:

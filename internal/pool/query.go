@@ -36,6 +36,46 @@ func (p *Pool) List() ([]Entry, error) {
 	return out, nil
 }
 
+// Summary is a line of `pool ls`: a unikernel, how many libraries it has
+// and how many bytes of blobs it references, or why its description
+// cannot be read.
+type Summary struct {
+	Entry
+	Libraries int    `json:"libraries"`
+	Bytes     int64  `json:"bytes"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Summaries describes every pooled unikernel in one pass over the index.
+// A description that cannot be read is reported in its Summary, not as an
+// error, so one bad entry does not hide the others.
+func (p *Pool) Summaries() ([]Summary, error) {
+	l, err := p.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer l.unlock()
+	idx, err := p.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, 0, len(idx.Manifests))
+	for _, md := range idx.Manifests {
+		s := Summary{Entry: Entry{Name: md.Annotations[ocispec.AnnotationRefName], Manifest: md.Digest}}
+		if m, c, err := p.loadDescription(md); err != nil {
+			s.Error = err.Error()
+		} else {
+			s.Libraries = len(c.Libraries)
+			s.Bytes = md.Size + m.Config.Size
+			for _, l := range m.Layers {
+				s.Bytes += l.Size
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // ErrNotFound is wrapped by Resolve's error when no unikernel has the name.
 var ErrNotFound = errors.New("no such unikernel")
 
