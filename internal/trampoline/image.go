@@ -22,6 +22,8 @@ type image struct {
 	// starts are addresses where decoding can begin in executable
 	// sections (function symbols, labels, section starts), sorted.
 	starts []uint64
+	// alloc are the indexes of allocated sections, sorted by address
+	alloc []int
 }
 
 // reloc is one relocation of the image, in the psABI's terms:
@@ -130,16 +132,28 @@ func parseImage(name string, data []byte) (*image, error) {
 		}
 	}
 	sort.Slice(im.starts, func(i, j int) bool { return im.starts[i] < im.starts[j] })
+	for i, s := range im.sections {
+		tbss := s.Flags&elf.SHF_TLS != 0 && s.Type == elf.SHT_NOBITS // takes no address space
+		if s.Flags&elf.SHF_ALLOC != 0 && !tbss && s.Size > 0 && s.Addr+s.Size > s.Addr {
+			im.alloc = append(im.alloc, i)
+		}
+	}
+	sort.SliceStable(im.alloc, func(i, j int) bool { return im.sections[im.alloc[i]].Addr < im.sections[im.alloc[j]].Addr })
 	return im, nil
 }
 
 // fileOff returns the file offset of n bytes at virtual address va, if
 // they are all file-backed by one PT_LOAD.
 func (im *image) fileOff(va, n uint64) (uint64, bool) {
-	for _, p := range im.loads {
-		if va >= p.Vaddr && va-p.Vaddr < p.Filesz && n <= p.Filesz-(va-p.Vaddr) {
-			return p.Off + (va - p.Vaddr), true
-		}
+	// The last segment starting at or below va (segments do not overlap
+	// in a sane image; in another one, this finds one of them).
+	i := sort.Search(len(im.loads), func(i int) bool { return im.loads[i].Vaddr > va })
+	if i == 0 {
+		return 0, false
+	}
+	p := im.loads[i-1]
+	if va-p.Vaddr < p.Filesz && n <= p.Filesz-(va-p.Vaddr) {
+		return p.Off + (va - p.Vaddr), true
 	}
 	return 0, false
 }
@@ -155,9 +169,16 @@ func (im *image) bytesAt(va, n uint64) ([]byte, bool) {
 
 // section returns the index of the allocated section holding va, or -1.
 func (im *image) section(va uint64) int {
-	for i, s := range im.sections {
-		if s.Flags&elf.SHF_ALLOC != 0 && va >= s.Addr && va-s.Addr < s.Size {
-			return i
+	k := sort.Search(len(im.alloc), func(k int) bool { return im.sections[im.alloc[k]].Addr > va })
+	if k == 0 {
+		return -1
+	}
+	// Empty and overlapping (.tbss) sections share addresses: look back
+	// over the few that start at or below va.
+	for j := k - 1; j >= 0 && j >= k-8; j-- {
+		s := im.sections[im.alloc[j]]
+		if va-s.Addr < s.Size {
+			return im.alloc[j]
 		}
 	}
 	return -1

@@ -203,6 +203,9 @@ func splitInsn(raw []byte, inst x86asm.Inst) (*insnParts, error) {
 	if len(raw) != inst.Len || inst.Len == 0 {
 		return nil, errors.New("instruction length mismatch")
 	}
+	if inst.AddrSize != 64 {
+		return nil, errors.New("memory operand is not a 64-bit register")
+	}
 	p := &insnParts{inst: inst}
 	i := 0
 	for i < len(raw) {
