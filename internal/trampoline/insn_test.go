@@ -171,8 +171,8 @@ func TestSplitRefusesWhatItCannotReencode(t *testing.T) {
 		raw  []byte
 		want string
 	}{
-		{[]byte{0xa1, 0x00, 0x10, 0, 0x40, 0, 0, 0, 0}, "moffs"},    // movabs 0x40001000,%eax
-		{[]byte{0x89, 0xc8}, "no ModRM memory"},                       // mov %ecx,%eax
+		{[]byte{0xa1, 0x00, 0x10, 0, 0x40, 0, 0, 0, 0}, "moffs"},        // movabs 0x40001000,%eax
+		{[]byte{0x89, 0xc8}, "no ModRM memory"},                         // mov %ecx,%eax
 		{[]byte{0x67, 0x8b, 0x05, 0, 0, 0, 0}, "not a 64-bit register"}, // mov 0(%eip),%eax
 	} {
 		inst, err := x86asm.Decode(c.raw, 64)
@@ -254,4 +254,3 @@ func TestStubInstructionsDecodeAsWritten(t *testing.T) {
 		t.Error("a rel32 out of reach was accepted")
 	}
 }
-
