@@ -234,7 +234,10 @@ func init() {
 			fmt.Fprintf(w, "bytes referenced\t%s\t(%d)\n", poolBytes(s.BytesReferenced), s.BytesReferenced)
 			fmt.Fprintf(w, "dedup ratio\t%.2f\n", s.DedupRatio)
 			fmt.Fprintf(w, "image bytes\t%s\t(%d; stored/images %s)\n", poolBytes(s.ImageBytes), s.ImageBytes, poolRatio(s.BytesStored, s.ImageBytes))
-			fmt.Fprintf(w, "library uses\t%d\t(shared blobs %d; %s used, %s stored)\n", s.LibraryUses, s.SharedBlobs, poolBytes(s.SharedBytesUsed), poolBytes(s.SharedBytesStored))
+			fmt.Fprintf(w, "library uses\t%d\t(%s)\n", s.LibraryUses, poolBytes(s.LibraryBytesUsed))
+			fmt.Fprintf(w, "library blobs\t%d\t(%s; uses per blob %s)\n", s.LibraryBlobs, poolBytes(s.LibraryBytesStored), poolRatio(int64(s.LibraryUses), int64(s.LibraryBlobs)))
+			fmt.Fprintf(w, "app blobs\t%d\t(%s)\n", s.AppBlobs, poolBytes(s.AppBytes))
+			fmt.Fprintf(w, "private blobs\t%s\n", poolBytes(s.PrivateBytes))
 			fmt.Fprintf(w, "unreferenced\t%d blobs\t(%s; `pool gc` removes them)\n", s.UnreferencedBlobs, poolBytes(s.UnreferencedBytes))
 			return w.Flush()
 		},

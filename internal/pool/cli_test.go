@@ -65,7 +65,7 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 		t.Errorf("inspect --json: %+v %v", d.Config, err)
 	}
 	var s Stats
-	if err := json.Unmarshal([]byte(unipool(t, dir, "stats", "--json")), &s); err != nil || s.Unikernels != 2 || s.SharedBlobs != 5 {
+	if err := json.Unmarshal([]byte(unipool(t, dir, "stats", "--json")), &s); err != nil || s.Unikernels != 2 || s.LibraryBlobs != 3 {
 		t.Errorf("stats --json: %+v %v", s, err)
 	}
 	if out := unipool(t, dir, "verify"); !strings.Contains(out, "0 problems") {
@@ -170,8 +170,8 @@ func TestConcurrentAddsLeaveConsistentPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.SharedBlobs != 8 || s.UnreferencedBlobs != 0 {
-		t.Errorf("stats %+v: want 8 shared blobs (4 apps, libA, libB, libC, libBig), none unreferenced", s)
+	if s.LibraryBlobs != 4 || s.AppBlobs != 4 || s.UnreferencedBlobs != 0 {
+		t.Errorf("stats %+v: want 4 library blobs (libA, libB, libC, libBig), 4 app blobs, none unreferenced", s)
 	}
 }
 

@@ -69,7 +69,7 @@ void _start(void) { volatile long x = a_len() + b_sum(4) + c_next(); (void)x; fo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.LibraryUses != 7 || s.SharedBlobs != 5 {
-		t.Errorf("stats %+v: want 7 library uses in 5 shared blobs", s)
+	if s.LibraryUses != 5 || s.LibraryBlobs != 3 || s.AppBlobs != 2 {
+		t.Errorf("stats %+v: want 5 library uses in 3 blobs, and 2 app blobs", s)
 	}
 }

@@ -310,12 +310,18 @@ type Stats struct {
 	// ImageBytes is the sum of the sizes of the images the unikernels were
 	// added from.
 	ImageBytes int64 `json:"image_bytes"`
-	// LibraryUses counts (unikernel, library with a shared part) pairs;
-	// SharedBlobs the distinct shared blobs they use.
-	LibraryUses       int   `json:"library_uses"`
-	SharedBlobs       int   `json:"shared_blobs"`
-	SharedBytesUsed   int64 `json:"shared_bytes_used"`
-	SharedBytesStored int64 `json:"shared_bytes_stored"`
+	// LibraryUses counts (unikernel, library with a shared part) pairs,
+	// apps excluded; LibraryBlobs the distinct shared blobs they use, and
+	// the bytes of those uses and of those blobs.
+	LibraryUses        int   `json:"library_uses"`
+	LibraryBlobs       int   `json:"library_blobs"`
+	LibraryBytesUsed   int64 `json:"library_bytes_used"`
+	LibraryBytesStored int64 `json:"library_bytes_stored"`
+	// AppBlobs and AppBytes are the apps' shared parts (code no other
+	// unikernel has); PrivateBytes the private blobs.
+	AppBlobs     int   `json:"app_blobs"`
+	AppBytes     int64 `json:"app_bytes"`
+	PrivateBytes int64 `json:"private_bytes"`
 	// Unreferenced blobs are what GC would remove.
 	UnreferencedBlobs int   `json:"unreferenced_blobs"`
 	UnreferencedBytes int64 `json:"unreferenced_bytes"`
@@ -352,7 +358,9 @@ func (p *Pool) Stats() (*Stats, error) {
 		return nil, err
 	}
 	refs := map[digest.Digest]int64{}
-	shared := map[digest.Digest]int64{}
+	libs := map[digest.Digest]int64{}
+	apps := map[digest.Digest]int64{}
+	privs := map[digest.Digest]int64{}
 	for _, md := range idx.Manifests {
 		m, c, err := p.loadDescription(md)
 		if err != nil {
@@ -364,12 +372,17 @@ func (p *Pool) Stats() (*Stats, error) {
 			refs[d.Digest] = d.Size
 		}
 		for _, l := range c.Libraries {
-			if l.Shared.Digest != "" {
+			switch {
+			case l.Shared.Digest == "":
+			case l.App:
+				apps[digest.Digest(l.Shared.Digest)] = int64(l.Shared.Size)
+			default:
 				s.LibraryUses++
-				s.SharedBytesUsed += int64(l.Shared.Size)
-				shared[digest.Digest(l.Shared.Digest)] = int64(l.Shared.Size)
+				s.LibraryBytesUsed += int64(l.Shared.Size)
+				libs[digest.Digest(l.Shared.Digest)] = int64(l.Shared.Size)
 			}
 		}
+		privs[digest.Digest(c.Private.Digest)] = c.Private.Size
 		if c.Image != nil {
 			s.ImageBytes += c.Image.Size
 		}
@@ -381,9 +394,15 @@ func (p *Pool) Stats() (*Stats, error) {
 	if distinct > 0 {
 		s.DedupRatio = float64(s.BytesReferenced) / float64(distinct)
 	}
-	s.SharedBlobs = len(shared)
-	for _, n := range shared {
-		s.SharedBytesStored += n
+	s.LibraryBlobs, s.AppBlobs = len(libs), len(apps)
+	for _, n := range libs {
+		s.LibraryBytesStored += n
+	}
+	for _, n := range apps {
+		s.AppBytes += n
+	}
+	for _, n := range privs {
+		s.PrivateBytes += n
 	}
 	for d, n := range sizes {
 		if _, ok := refs[d]; !ok {

@@ -149,8 +149,8 @@ func TestImagesSharingLibrariesStoreThemOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Unikernels != 2 || s.Blobs != 11 || s.LibraryUses != 7 || s.SharedBlobs != 5 {
-		t.Errorf("stats %+v: want 2 unikernels, 11 blobs, 7 library uses, 5 shared blobs", s)
+	if s.Unikernels != 2 || s.Blobs != 11 || s.LibraryUses != 5 || s.LibraryBlobs != 3 || s.AppBlobs != 2 {
+		t.Errorf("stats %+v: want 2 unikernels, 11 blobs, 5 library uses in 3 blobs, 2 app blobs", s)
 	}
 	if s.BytesReferenced-s.BytesStored != 2*0x1000 || s.DedupRatio <= 1 {
 		t.Errorf("stats: referenced %d - stored %d, want the two shared pages of libA and libB; ratio %.2f", s.BytesReferenced, s.BytesStored, s.DedupRatio)
