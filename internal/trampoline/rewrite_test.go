@@ -65,6 +65,7 @@ absbase=3
 absbi=4
 pushabs=9
 storeabs=42
+loadr10=14
 cmpflags=0
 cmpflags5=1
 addmem=8
@@ -287,7 +288,7 @@ func TestEveryPatchedSiteIsOneJumpOrSlotReferenceIntoTheTable(t *testing.T) {
 				}
 			}
 			want := map[Kind]x86asm.Op{KindCall: x86asm.CALL, KindJmp: x86asm.JMP, KindCallSlot: x86asm.CALL,
-				KindJmpSlot: x86asm.JMP, KindLea: x86asm.MOV, KindMem: x86asm.JMP, KindBranchMem: x86asm.JMP}
+				KindJmpSlot: x86asm.JMP, KindLea: x86asm.MOV, KindMem: x86asm.JMP, KindLoad: x86asm.JMP, KindBranchMem: x86asm.JMP}
 			if s.kind == KindBranchMem && s.inst.Op == x86asm.CALL {
 				want[KindBranchMem] = x86asm.CALL
 			}

@@ -26,10 +26,11 @@ const (
 	KindImm                   // absolute immediate -> the slot (in place or via a stub)
 	KindMem                   // memory operand elsewhere -> stub via a scratch register
 	KindBranchMem             // call/jmp *mem elsewhere -> stub ending in ret $n
+	KindLoad                  // a load into a GPR from elsewhere -> stub using the GPR itself
 	numKinds
 )
 
-var kindNames = [numKinds]string{"call", "jmp", "jcc", "call-slot", "jmp-slot", "lea", "got", "imm", "mem", "branch-mem"}
+var kindNames = [numKinds]string{"call", "jmp", "jcc", "call-slot", "jmp-slot", "lea", "got", "imm", "mem", "branch-mem", "load"}
 
 func (k Kind) String() string {
 	if k >= 0 && k < numKinds {
@@ -304,6 +305,9 @@ func (rw *rewriter) plan(siteLib int, addr uint64, inst x86asm.Inst, raw []byte,
 		return nil, fmt.Errorf("%v: uses the stack or fixed registers", inst)
 	default:
 		s.kind = KindMem
+		if r, ok := loadDest(inst, p); ok {
+			s.kind, s.immReg = KindLoad, r
+		}
 	}
 	for _, a := range inst.Args {
 		if r, ok := a.(x86asm.Reg); ok {
@@ -414,4 +418,28 @@ func hasPrefix(raw []byte, p byte) bool {
 		return false
 	}
 	return false
+}
+
+// loadDest returns the destination of a plain load into a general
+// register that the memory operand does not use: the register can hold
+// the slot's address first, so the stub needs no scratch and no stack.
+// Narrower than 32 bits, the load would keep the address's upper bits.
+func loadDest(inst x86asm.Inst, p *insnParts) (int, bool) {
+	switch inst.Op {
+	case x86asm.MOV, x86asm.MOVZX, x86asm.MOVSX, x86asm.MOVSXD:
+	default:
+		return 0, false
+	}
+	dst, ok := inst.Args[0].(x86asm.Reg)
+	if !ok || inst.DataSize < 32 || highByte(dst) {
+		return 0, false
+	}
+	if _, ok := inst.Args[1].(x86asm.Mem); !ok {
+		return 0, false
+	}
+	n, ok := gpr(dst)
+	if !ok || n == rSP || n == p.mem.base || n == p.mem.index {
+		return 0, false
+	}
+	return n, true
 }

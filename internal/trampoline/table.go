@@ -246,6 +246,23 @@ func (t *table) build(s *site) ([]byte, error) {
 		c.leaRSP(redZone)
 		c.rel32(back, 0xe9)
 		site.rel32(stub, 0xe9)
+	case KindLoad:
+		// mov slot(%rip),%dst; <the load, from (%dst)>; jmp back
+		stub := t.code.pc()
+		c := &t.code
+		c.rm(true, []byte{0x8b}, s.immReg, rip(slot))
+		m := t.retarget(s, s.immReg, 0)
+		at := c.pc()
+		insn, err := s.parts.withMem(at, m)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", s.inst, err)
+		}
+		if err := checkSameBut(insn, at, s.inst, m); err != nil {
+			return nil, err
+		}
+		c.emit(insn...)
+		c.rel32(back, 0xe9)
+		site.rel32(stub, 0xe9)
 	case KindBranchMem:
 		// Load the pointer, put it on the stack, restore everything and
 		// "return" to it: ret $n also drops what the stub pushed.

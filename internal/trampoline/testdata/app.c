@@ -7,7 +7,7 @@ void a_store(int);
 long a_wide(long), a_half(long), a_app(long);
 long a_jcc(long, long), a_plaincall(long, long), a_dsjmp(long, long), a_abs32(void), a_abs64(void), a_abs32s(void), a_absidx(long),
     a_absdisp(void), a_absbase(long), a_absbi(long, long), a_pushabs(void),
-    a_storeabs(long, long), a_cmpflags(void), a_addmem(long), a_callmem(long), a_jmpmem(long),
+    a_storeabs(long, long), a_cmpflags(void), a_loadr10(void), a_addmem(long), a_callmem(long), a_jmpmem(long),
     a_jmptab(long), a_leaext(long, long), a_redzone(void), a_aluimm(void *), a_aluimm_rax(void *),
     a_sse(long), a_gotadd(void), a_gotcall(long), a_gotcmp(void), a_weak(void), a_local(void);
 extern int b_counter, b_array[];
@@ -75,6 +75,7 @@ void app_main(void) {
 	SHOW("absbi", a_absbi(4, 2));
 	SHOW("pushabs", a_pushabs());
 	SHOW("storeabs", a_storeabs(20, 22));
+	SHOW("loadr10", a_loadr10());
 	SHOW("cmpflags", a_cmpflags());
 	a_store(5);
 	SHOW("cmpflags5", a_cmpflags());

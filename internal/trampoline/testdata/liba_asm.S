@@ -60,6 +60,15 @@ a_storeabs: movq $b_add,a_fnptr(%rip)
 	mov a_fnptr(%rip),%rax
 	jmp *%rax
 
+	.globl a_loadr10	/* loads into an extended register, narrow sizes */
+a_loadr10: mov $-1,%r10
+	mov b_counter(%rip),%r10d	/* 32-bit load: clears the upper half */
+	movzbq b_array+4(%rip),%r11
+	movswl b_array+8(%rip),%eax
+	lea (%r10,%r11),%r10
+	add %r10,%rax
+	ret
+
 	.globl a_cmpflags	/* flags set by the moved instruction survive */
 a_cmpflags: xor %eax,%eax
 	cmpl $5,b_counter(%rip)
