@@ -263,3 +263,40 @@ func TestDebianArchivesRunInTheGuest(t *testing.T) {
 		t.Errorf("exit code %d", res.ExitCode)
 	}
 }
+
+// runtimeImage links a testdata app with the runtime (TLSF allocator).
+func runtimeImage(t *testing.T, app string) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), strings.TrimSuffix(app, ".c")+".elf")
+	if out, err := linkImage(t, img, append([]string{compileApp(t, app)}, runtimeObjects(t, "ukalloctlsf")...)...); err != nil {
+		t.Fatalf("ld: %v\n%s", err, out)
+	}
+	return img
+}
+
+func TestThreadLocalVariablesStartFromTheTemplateInTheGuest(t *testing.T) {
+	res := runImage(t, runtimeImage(t, "tls.c"), "")
+	want := "tls counter=6 big0=0 big99=x aligned=77 aligned-ok=1\n"
+	if res.Output != want || res.ExitCode != 0 {
+		t.Fatalf("exit %d, output %q; want exit 0, %q", res.ExitCode, res.Output, want)
+	}
+}
+
+func TestFailuresInTheGuestExitWithTheirCodesAndMessages(t *testing.T) {
+	img := runtimeImage(t, "faults.c")
+	for _, c := range []struct {
+		cmdline, want string
+		code          int
+	}{
+		{"smash " + strings.Repeat("A", 40), "*** stack smashing detected ***: terminated", 134},
+		{"smash short", "survived", 0},
+		{"assert", "faults.c:25: main: Assertion `argc == 0' failed.", 134},
+		{"abort", "mode abort", 134},
+		{"exit 7", "mode exit\nunterminated line", 7},
+	} {
+		res := runImage(t, img, c.cmdline)
+		if res.ExitCode != c.code || !strings.Contains(res.Output, c.want) {
+			t.Errorf("%q: exit %d, output:\n%s\nwant exit %d and %q", c.cmdline, res.ExitCode, res.Output, c.code, c.want)
+		}
+	}
+}
