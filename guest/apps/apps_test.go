@@ -241,6 +241,10 @@ func TestLibraryDescriptionsAreComplete(t *testing.T) {
 		if _, err := gt.closure(gt.apps[name].Deps); err != nil {
 			t.Errorf("%s: %v", gt.apps[name].dir, err)
 		}
+		// an app is linked as a library object of its own name
+		if _, clash := gt.libs[name]; clash || platformLibs[name] {
+			t.Errorf("%s: app name %q is also a library name", gt.apps[name].dir, name)
+		}
 	}
 }
 

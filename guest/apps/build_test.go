@@ -279,10 +279,23 @@ func (b *builder) compileDir(gt *guestTree, dir string, defines []string, extra 
 	return run("ld", append([]string{"-r", "-o", out}, objs...)...)
 }
 
+// sanitizeFlags instrument builds that parse untrusted input, so an
+// out-of-bounds access or undefined behaviour fails the test run.
+var sanitizeFlags = []string{"-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"}
+
 // libObject builds library name in variant v, before localisation.
 func (b *builder) libObject(gt *guestTree, name string, v variant) (string, error) {
+	return b.libObjectFlavour(gt, name, v, false)
+}
+
+func (b *builder) libObjectFlavour(gt *guestTree, name string, v variant, sanitize bool) (string, error) {
 	l := gt.libs[name]
 	key := "lib:" + name + ":" + v.ID
+	extra := l.Cflags
+	if sanitize && !l.thirdParty {
+		key += ":san"
+		extra = append(append([]string{}, l.Cflags...), sanitizeFlags...)
+	}
 	return b.once(key, func(out string) error {
 		if l.thirdParty {
 			args := []string{"-r", "-o", out}
@@ -291,22 +304,27 @@ func (b *builder) libObject(gt *guestTree, name string, v variant) (string, erro
 			}
 			return run("ld", append(args, l.Archive)...)
 		}
-		return b.compileDir(gt, l.dir, v.Defines, l.Cflags, out)
+		return b.compileDir(gt, l.dir, v.Defines, extra, out)
 	})
 }
 
 // localObject is libObject with every symbol not in exportsyms.uk made
 // local, as the corpus builder does, so apps can only reach exports.
 func (b *builder) localObject(gt *guestTree, name string, v variant) (string, error) {
+	return b.localObjectFlavour(gt, name, v, false)
+}
+
+func (b *builder) localObjectFlavour(gt *guestTree, name string, v variant, sanitize bool) (string, error) {
 	l := gt.libs[name]
-	if l.thirdParty {
-		return b.libObject(gt, name, v)
+	obj, err := b.libObjectFlavour(gt, name, v, sanitize)
+	if err != nil || l.thirdParty {
+		return obj, err
 	}
-	obj, err := b.libObject(gt, name, v)
-	if err != nil {
-		return "", err
+	key := "local:" + name + ":" + v.ID
+	if sanitize {
+		key += ":san"
 	}
-	return b.once("local:"+name+":"+v.ID, func(out string) error {
+	return b.once(key, func(out string) error {
 		return run("objcopy", "--keep-global-symbols="+filepath.Join(l.dir, "exportsyms.uk"), obj, out)
 	})
 }
@@ -368,30 +386,37 @@ func (b *builder) appBinary(gt *guestTree, a *app, cfg config) (string, error) {
 	})
 }
 
-// driverBinary links a C test driver from testdata/drivers with libs.
-func (b *builder) driverBinary(gt *guestTree, driver string, cfg config, libs ...string) (string, error) {
+// driverBinary links a C test driver from testdata/drivers with libs (and
+// what they need), each in its cfg variant, optionally sanitized.
+func (b *builder) driverBinary(gt *guestTree, driver string, cfg config, sanitize bool, libs ...string) (string, error) {
 	closure, err := gt.closure(libs)
 	if err != nil {
 		return "", err
 	}
-	return b.once("driver:"+driver+":"+cfg.key(), func(out string) error {
+	key := "driver:" + driver + ":" + cfg.key()
+	var extra []string
+	if sanitize {
+		key += ":san"
+		extra = sanitizeFlags
+	}
+	return b.once(key, func(out string) error {
 		src, err := filepath.Abs(filepath.Join("testdata", "drivers", driver+".c"))
 		if err != nil {
 			return err
 		}
 		obj := out + ".o"
-		args := append([]string{}, guestCFlags...)
+		args := append(append([]string{}, guestCFlags...), extra...)
 		args = append(args, gt.includeFlags()...)
 		if err := run("gcc", append(args, "-c", src, "-o", obj)...); err != nil {
 			return err
 		}
-		link := []string{"-o", out, obj}
+		link := append([]string{"-o", out, obj}, extra...)
 		for _, n := range closure {
 			v, ok := cfg[n]
 			if !ok {
 				v = defaultVariant(gt.libs[n])
 			}
-			o, err := b.localObject(gt, n, v)
+			o, err := b.localObjectFlavour(gt, n, v, sanitize)
 			if err != nil {
 				return err
 			}

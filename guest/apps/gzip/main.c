@@ -1,4 +1,4 @@
-/* zlib: "<text>": builds an 8 KiB buffer from the text (repeated with a
+/* gzip: "<text>": builds an 8 KiB buffer from the text (repeated with a
  * running counter), compresses it with zlib (compress2 at levels 1 and 9,
  * and a raw deflate stream), inflates each back and verifies; prints the
  * sizes, CRC-32 and Adler-32. Uses Debian's libz.a as shipped. */

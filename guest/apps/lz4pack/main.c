@@ -1,4 +1,4 @@
-/* lz4: "<text>": builds a 16 KiB buffer from the text, compresses it with
+/* lz4pack: "<text>": builds a 16 KiB buffer from the text, compresses it with
  * LZ4 (fast and HC level 9), decompresses each and verifies; prints sizes
  * and the CRC-32. Uses Debian's liblz4.a as shipped. */
 #include <lz4.h>

@@ -1,4 +1,4 @@
-/* zstd: "<level> <text>": builds a 16 KiB buffer from the text, compresses
+/* zstdpack: "<level> <text>": builds a 16 KiB buffer from the text, compresses
  * it with Zstandard's single-shot API at the level, decompresses and
  * verifies; prints sizes and the CRC-32. Uses Debian's libzstd.a as
  * shipped (single-shot entry points only: no threads, no files). */

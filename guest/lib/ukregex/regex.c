@@ -509,21 +509,60 @@ static int emit(struct cstate *cs, uint8_t op, int c, int x, int y)
 
 static void compile_node(struct cstate *cs, int i, int depth);
 
+static int nullable(const struct node *nodes, int i)
+{
+	const struct node *nd = &nodes[i];
+
+	switch (nd->kind) {
+	case N_EMPTY:
+	case N_BOL:
+	case N_EOL:
+		return 1;
+	case N_CAT:
+		return nullable(nodes, nd->a) && nullable(nodes, nd->b);
+	case N_ALT:
+		return nullable(nodes, nd->a) || nullable(nodes, nd->b);
+	case N_REPEAT:
+		return nd->min == 0 || nullable(nodes, nd->a);
+	default:
+		return 0;
+	}
+}
+
+/* set_split points a SPLIT at body (taken first unless lazy) and out. */
+static void set_split(struct cstate *cs, int split, int body, int out, int lazy)
+{
+	cs->prog[split].x = lazy ? out : body;
+	cs->prog[split].y = lazy ? body : out;
+}
+
+/* compile_plus: L: x; SPLIT L, out. Looping back into the same code (not
+ * "x x*") keeps Go's priority order when x can match empty. */
+static void compile_plus(struct cstate *cs, const struct node *nd, int depth)
+{
+	int start = cs->n, split;
+
+	compile_node(cs, nd->a, depth + 1);
+	split = emit(cs, OP_SPLIT, 0, 0, 0);
+	if (!cs->err)
+		set_split(cs, split, start, cs->n, nd->lazy);
+}
+
+/* compile_star: L: SPLIT body, out; body: x; JMP L. When x can match
+ * empty, x* is compiled as (x+)? instead, as Go does (golang.org/issue/46123),
+ * so that both give the same leftmost-first match. */
 static void compile_star(struct cstate *cs, const struct node *nd, int depth)
 {
 	int split = emit(cs, OP_SPLIT, 0, 0, 0);
 
-	compile_node(cs, nd->a, depth + 1);
-	emit(cs, OP_JMP, 0, split, 0);
-	if (cs->err)
-		return;
-	if (nd->lazy) {
-		cs->prog[split].x = cs->n;
-		cs->prog[split].y = split + 1;
+	if (nullable(cs->nodes, nd->a)) {
+		compile_plus(cs, nd, depth);
 	} else {
-		cs->prog[split].x = split + 1;
-		cs->prog[split].y = cs->n;
+		compile_node(cs, nd->a, depth + 1);
+		emit(cs, OP_JMP, 0, split, 0);
 	}
+	if (!cs->err)
+		set_split(cs, split, split + 1, cs->n, nd->lazy);
 }
 
 static void compile_node(struct cstate *cs, int i, int depth)
@@ -574,12 +613,18 @@ static void compile_node(struct cstate *cs, int i, int depth)
 		cs->prog[jmp].x = cs->n;
 		break;
 	case N_REPEAT:
-		for (k = 0; k < nd->min; k++)
-			compile_node(cs, nd->a, depth + 1);
 		if (nd->max < 0) {
-			compile_star(cs, nd, depth);
+			/* x{n,} = n-1 copies of x, then x+ (x* when n is 0) */
+			for (k = 0; k + 1 < nd->min; k++)
+				compile_node(cs, nd->a, depth + 1);
+			if (nd->min == 0)
+				compile_star(cs, nd, depth);
+			else
+				compile_plus(cs, nd, depth);
 			break;
 		}
+		for (k = 0; k < nd->min; k++)
+			compile_node(cs, nd->a, depth + 1);
 		/* (x(x(x)?)?)? for the optional copies: each split may leave
 		 * to the common end */
 		if (nd->max == nd->min)
