@@ -44,7 +44,7 @@ type testLib struct {
 	fileFlags map[string][]string
 }
 
-func needTools(t *testing.T) {
+func needTools(t testing.TB) {
 	t.Helper()
 	if runtime.GOARCH != "amd64" || runtime.GOOS != "linux" {
 		t.Skip("needs an x86-64 Linux host to run the test programs")
@@ -56,7 +56,7 @@ func needTools(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, dir string, name string, args ...string) {
+func run(t testing.TB, dir string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
@@ -67,7 +67,7 @@ func run(t *testing.T, dir string, name string, args ...string) {
 
 // buildObjects compiles every library into dir/lib<name>.o (ld -r, as the
 // corpus does).
-func buildObjects(t *testing.T, dir string, libs []testLib) {
+func buildObjects(t testing.TB, dir string, libs []testLib) {
 	t.Helper()
 	for _, l := range libs {
 		var objs []string
@@ -96,7 +96,7 @@ func buildObjects(t *testing.T, dir string, libs []testLib) {
 
 // linkImage links the objects with each library's region at starts[name]
 // and returns the description a linker would hand to Rewrite.
-func linkImage(t *testing.T, dir string, libs []testLib, starts map[string]uint64, out string) *desc.Config {
+func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint64, out string) *desc.Config {
 	t.Helper()
 	var s strings.Builder
 	s.WriteString("ENTRY(_start)\nPHDRS {\n")

@@ -162,9 +162,14 @@ func (rw *rewriter) understand(siteLib int, addr uint64, inst x86asm.Inst, raw [
 		v := uint64(*immArg)
 		if size == 4 {
 			v32 := binary.LittleEndian.Uint32(raw[off:])
-			// Sign- or zero-extended, as the decoder says.
 			if uint64(*immArg) != uint64(v32) && uint64(*immArg) != uint64(int64(int32(v32))) {
 				return f, fmt.Errorf("%v: immediate %#x does not match its field", inst, uint64(*immArg))
+			}
+			// What the CPU makes of it: a 32-bit operation zero-extends
+			// into the register, a 64-bit one (and push) sign-extends.
+			v = uint64(v32)
+			if inst.DataSize == 64 || inst.Op == x86asm.PUSH {
+				v = uint64(int64(int32(v32)))
 			}
 		} else if v != binary.LittleEndian.Uint64(raw[off:]) {
 			return f, fmt.Errorf("%v: immediate %#x does not match its field", inst, v)
