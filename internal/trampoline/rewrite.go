@@ -160,10 +160,11 @@ func (rw *rewriter) cannot(siteLib int, inShared, pcrel bool, targetLib int, r r
 		}
 	}
 	if targetLib >= 0 && targetLib != siteLib {
-		rw.pin(targetLib, fmt.Sprintf("library %q keeps its address: %s", rw.cfg.Libraries[max(siteLib, 0)].Name, msg))
-		if siteLib < 0 {
-			rw.libs[targetLib].pins[len(rw.libs[targetLib].pins)-1] = "referenced from outside every region: " + msg
+		who := "memory outside every region"
+		if siteLib >= 0 {
+			who = fmt.Sprintf("library %q", rw.cfg.Libraries[siteLib].Name)
 		}
+		rw.pin(targetLib, fmt.Sprintf("its address is fixed in %s: %s", who, msg))
 	}
 }
 
@@ -195,7 +196,7 @@ func (rw *rewriter) scan() {
 		}
 		siteLib := regionOf(rw.cfg, r.Off)
 		if siteLib < 0 {
-			if lib := rw.symLib(r); lib >= 0 && cls != relIgnore {
+			if lib := rw.symLib(r); lib >= 0 {
 				rw.cannot(-1, false, false, lib, r, fmt.Errorf("holds an address of a region"))
 			}
 			continue
@@ -235,10 +236,11 @@ func (rw *rewriter) scan() {
 				dep = append(dep, f)
 			}
 		}
-		if bad || len(dep) == 0 {
+		if len(dep) == 0 {
 			continue
 		}
-		if len(dep) > 1 {
+		if bad || len(dep) > 1 {
+			// The instruction stays as it is: so do what its fields name.
 			for _, f := range dep {
 				rw.cannot(g.lib, true, f.role == roleRel || f.role == roleRIP, f.lib, f.r, fmt.Errorf("%v: more than one placement-dependent field", g.inst))
 			}

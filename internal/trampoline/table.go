@@ -15,8 +15,9 @@ import (
 const redZone = 128
 
 // maxStub bounds the bytes one site adds to a table besides its slot
-// (KindMem: lea, push, mov, lea, the instruction, pop, lea, jmp).
-const maxStub = 48
+// (KindMem at worst: lea 5, push 1, mov 7, lea 8, the instruction 15,
+// pop 1, lea 8, jmp 5). Estimate relies on it; add enforces it.
+const maxStub = 56
 
 // asm appends instructions at a known address.
 type asm struct {
@@ -136,6 +137,9 @@ func (t *table) add(s *site) error {
 	p, err := t.build(s)
 	if err == nil {
 		err = t.code.err
+	}
+	if err == nil && len(t.code.b)-mark > maxStub {
+		err = fmt.Errorf("%v: stub of %d bytes", s.inst, len(t.code.b)-mark)
 	}
 	if err == nil {
 		err = t.checkPatch(s, p)
