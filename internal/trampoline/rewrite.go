@@ -12,6 +12,27 @@
 // that end by jumping back. Absolute addresses in private data become
 // desc.Reloc entries. What cannot be rewritten safely pins the libraries
 // it depends on (desc.Library.NoASLR) instead of producing wrong code.
+//
+// A table is 8-byte words, then stubs. A word is a slot (listed in
+// desc.Tramp.Slots: the loader stores the target's address for the
+// instance) or a constant (what a GOT entry of an undefined weak symbol
+// holds). Words come in order of first use and stubs in site order, so
+// every offset the shared code encodes depends on the library's own code
+// only. The rewrites, by Kind:
+//
+//	call ext            call T            T: jmp *slot(%rip)   (T shared per target)
+//	jmp ext, jcc ext    jmp T, jcc T
+//	addr32 call ext     call *slot(%rip)                       (in place)
+//	lea ext(%rip),%r    mov slot(%rip),%r                      (in place)
+//	op ext@GOT(%rip)    op slot(%rip)                          (in place)
+//	mov $ext,%r         mov slot(%rip),%r                      (in place, or via a stub)
+//	mov ext(%rip),%r    jmp T             T: mov slot,%r; mov (%r),%r; jmp back
+//	op ext(%rip)        jmp T             T: skip the red zone; push scratch;
+//	                                         mov slot,scratch; op (scratch); pop; jmp back
+//	call/jmp *ext(%rip) call/jmp T        T: load the pointer, ret $n to it
+//
+// Every rewritten instruction is decoded again (x86asm) and compared with
+// the original before anything is written.
 package trampoline
 
 import (
