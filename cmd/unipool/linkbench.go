@@ -50,12 +50,18 @@ func init() {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%d unikernels of %s\n", rep.Unikernels, rep.Corpus)
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "LAYOUT\tIDENTICAL PAGES\tSHARE\tFILE total\tmedian\tLOADED total\tmedian\tmax/packed\tLINK TIME\t")
+			fmt.Fprintln(tw, "LAYOUT\tIDENTICAL PAGES\tSHARE\tFILE total\tmedian\tLOADED total\tmedian\tmax/packed\tREAD-ONLY\tdistinct\tLINK TIME\t")
 			for _, l := range rep.Layouts {
-				fmt.Fprintf(tw, "%s\t%d/%d\t%.2f%%\t%s\t%s\t%s\t%s\t%.2fx\t%.1fs\t\n", l.Layout, l.IdenticalPages, l.SharablePages, 100*l.Share,
-					linkSize(l.FileBytes), linkSize(l.MedianFileBytes), linkSize(l.LoadedBytes), linkSize(l.MedianLoaded), l.MaxLoadedOverPkd, l.LinkTime.Seconds())
+				fmt.Fprintf(tw, "%s\t%d/%d\t%.2f%%\t%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\t%.1fs\t\n", l.Layout, l.IdenticalPages, l.SharablePages, 100*l.Share,
+					linkSize(l.FileBytes), linkSize(l.MedianFileBytes), linkSize(l.LoadedBytes), linkSize(l.MedianLoaded), l.MaxLoadedOverPkd,
+					linkSize(l.ReadOnlyBytes), linkSize(l.DistinctReadOnlyBytes), l.LinkTime.Seconds())
 			}
 			tw.Flush()
+			for _, l := range rep.Layouts {
+				if len(l.Misses) > 0 && l.Share > 0.5 {
+					fmt.Fprintf(w, "%s: pages found in no other image, by library: %v\n", l.Layout, l.Misses)
+				}
+			}
 			fmt.Fprintf(w, "aligned over packed: file %.2fx, loaded %.2fx; over dce: file %.2fx, loaded %.2fx\n",
 				rep.FileOverPacked, rep.LoadedOverPacked, rep.FileOverDCE, rep.LoadedOverDCE)
 			return nil

@@ -58,6 +58,15 @@ type LayoutBench struct {
 	SharablePages  int     `json:"sharable_pages"`
 	IdenticalPages int     `json:"identical_pages"`
 	Share          float64 `json:"share"`
+	// Misses counts, per library, its sharable pages no other image
+	// holds identically.
+	Misses map[string]int `json:"misses,omitempty"`
+	// ReadOnlyBytes is the read-only (code, rodata, tramp) memory of all
+	// images, DistinctReadOnlyBytes the part of it with distinct contents:
+	// what one instance of every image needs once identical pages are
+	// merged, wherever they are.
+	ReadOnlyBytes         uint64 `json:"read_only_bytes"`
+	DistinctReadOnlyBytes uint64 `json:"distinct_read_only_bytes"`
 	// Sizes, summed over all images, and the median per image.
 	FileBytes        uint64        `json:"file_bytes"`
 	LoadedBytes      uint64        `json:"loaded_bytes"`
@@ -281,7 +290,12 @@ func census(layout string, ims []*benchImage) LayoutBench {
 			holders[sha] = append(holders[sha], im)
 		}
 	}
+	distinct := map[[32]byte]bool{}
 	for _, im := range ims {
+		for _, h := range im.pages {
+			distinct[h] = true
+		}
+		lb.ReadOnlyBytes += uint64(len(im.pages)) * abi.PageSize
 		lb.FileBytes += im.size.FileBytes
 		lb.LoadedBytes += im.size.Loaded
 		lb.Images = append(lb.Images, im.size)
@@ -302,17 +316,25 @@ func census(layout string, ims []*benchImage) LayoutBench {
 			}
 			for p := range ps {
 				lb.SharablePages++
+				found := false
 				for _, o := range others {
-					if o != im && o.pages[p] == im.pages[p] {
-						if _, ok := o.pages[p]; ok {
-							lb.IdenticalPages++
-							break
-						}
+					if h, ok := o.pages[p]; ok && o != im && h == im.pages[p] {
+						found = true
+						break
 					}
+				}
+				if found {
+					lb.IdenticalPages++
+				} else {
+					if lb.Misses == nil {
+						lb.Misses = map[string]int{}
+					}
+					lb.Misses[lib]++
 				}
 			}
 		}
 	}
+	lb.DistinctReadOnlyBytes = uint64(len(distinct)) * abi.PageSize
 	if lb.SharablePages > 0 {
 		lb.Share = float64(lb.IdenticalPages) / float64(lb.SharablePages)
 	}

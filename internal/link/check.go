@@ -71,3 +71,44 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// weakZeros lists the weak references no object and no script defines.
+// They are defined as 0 (--defsym), which is what an undefined weak
+// symbol is in a static link anyway, because a position-independent
+// link would otherwise route calls to them through a PLT (the symbol
+// might be found at run time) that an aligned image cannot have; as an
+// absolute 0, ld resolves calls and GOT loads to it directly.
+func weakZeros(objs []*object) []string {
+	provided := map[string]bool{}
+	for _, o := range objs {
+		for s := range o.defined {
+			provided[s] = true
+		}
+		for s := range o.common {
+			provided[s] = true
+		}
+		for _, g := range o.globals {
+			provided["__start_"+g] = true
+			provided["__stop_"+g] = true
+		}
+	}
+	for _, o := range objs {
+		for s := range o.undefined {
+			provided[s] = true // a strong reference: checkSymbols decides
+		}
+	}
+	zeros := map[string]bool{}
+	for _, o := range objs {
+		for s := range o.weak {
+			if !provided[s] && !linkerDefined[s] && !weakDefinedByScript(s) {
+				zeros[s] = true
+			}
+		}
+	}
+	return sortedKeys(zeros)
+}
+
+// weakDefinedByScript: symbols ld's scripts define on demand.
+func weakDefinedByScript(s string) bool {
+	return s == "__ehdr_start" || s == "__dso_handle" || s == "_DYNAMIC" || s == "__tls_get_addr"
+}

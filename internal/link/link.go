@@ -15,6 +15,7 @@
 package link
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -156,10 +157,23 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 func readObjects(opt Options) ([]*object, error) {
 	var objs []*object
 	names := map[string]string{}
+	libNames := map[string]bool{}
+	for _, in := range opt.Objects {
+		if !in.App {
+			libNames[cmp.Or(in.Name, NameFromPath(in.Path))] = true
+		}
+	}
 	apps := 0
 	for _, in := range opt.Objects {
 		if in.Name == "" {
 			in.Name = NameFromPath(in.Path)
+		}
+		// An app may be called like a library (corpus app "zlib" using
+		// library zlib). Names must be unique in a description, and the
+		// app's name is only a label (it has no map region), so the app
+		// gives way.
+		if in.App && libNames[in.Name] {
+			in.Name = "app-" + in.Name
 		}
 		if !libmap.ValidName(in.Name) {
 			return nil, fmt.Errorf("object %s: invalid library name %q", in.Path, in.Name)
@@ -274,7 +288,10 @@ func (l *linker) commonArgs() []string {
 	if l.opt.Trace {
 		args = append(args, "-Map=ld.map")
 	}
-	return append(args, "-static", "-z", "noexecstack", "-z", "max-page-size=4096", "-z", "common-page-size=4096",
+	for _, s := range weakZeros(l.objs) {
+		args = append(args, "--defsym="+s+"=0")
+	}
+	return append(args, "-static", "-z", "noexecstack", "-z", "nodynamic-undefined-weak", "-z", "max-page-size=4096", "-z", "common-page-size=4096",
 		"--emit-relocs", "--build-id=none", "-e", l.opt.Entry)
 }
 

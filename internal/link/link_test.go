@@ -259,7 +259,8 @@ extern const struct item __start_unipool_items[], __stop_unipool_items[];
 const char *const relro_a[] = {"x", "y"};
 __attribute__((constructor)) static void ctor_a(void) { common_a++; }
 void shared_helper(void);
-int count_items(void) { shared_helper(); return (int)(__stop_unipool_items - __start_unipool_items) + tls_a + tls_a_zero; }
+extern void maybe_hook(void) __attribute__((weak));  /* defined nowhere: no PLT for it */
+int count_items(void) { if (maybe_hook) maybe_hook(); shared_helper(); return (int)(__stop_unipool_items - __start_unipool_items) + tls_a + tls_a_zero; }
 `)
 	b := buildLib(t, dir, "tlsb", comdat+`
 __thread long tls_b = 5;

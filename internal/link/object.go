@@ -68,6 +68,8 @@ type object struct {
 	// defined global symbols (not COMMON), common symbols, and undefined
 	// global (non-weak) symbols it references.
 	defined, common, undefined map[string]bool
+	// weak lists the weak references to symbols it does not define.
+	weak map[string]bool
 	// absolute is the first relocation that a position-independent link
 	// refuses (an absolute 32-bit address in a loaded section), if any.
 	absolute string
@@ -105,7 +107,7 @@ func parseObject(in Object, data []byte) (*object, error) {
 	}
 	sum := sha256.Sum256(data)
 	o := &object{Object: in, sha256: hex.EncodeToString(sum[:]), extra: map[class][]string{},
-		defined: map[string]bool{}, common: map[string]bool{}, undefined: map[string]bool{}}
+		defined: map[string]bool{}, common: map[string]bool{}, undefined: map[string]bool{}, weak: map[string]bool{}}
 	seenExtra := map[string]bool{}
 	for _, s := range f.Sections {
 		c, err := classify(s)
@@ -165,6 +167,9 @@ func parseObject(in Object, data []byte) (*object, error) {
 		case s.Section == elf.SHN_UNDEF:
 			if bind == elf.STB_GLOBAL && s.Name != "" {
 				o.undefined[s.Name] = true
+			}
+			if bind == elf.STB_WEAK && s.Name != "" {
+				o.weak[s.Name] = true
 			}
 		case s.Section == elf.SHN_COMMON:
 			o.common[s.Name] = true
