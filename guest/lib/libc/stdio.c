@@ -1,7 +1,8 @@
 /* Streams. stdout and stderr go to the console; stdout is line buffered
- * (LIBC_STDOUT_UNBUFFERED=1: unbuffered, one console write per call),
- * stderr is unbuffered. stdin is always at end of file. Memory streams
- * (fmemopen, and the ones sscanf builds) read or write a buffer. */
+ * (LIBC_STDOUT_UNBUFFERED: no buffering code at all, every write goes
+ * straight to the console, and setvbuf cannot change that), stderr is
+ * unbuffered. stdin is always at end of file. Memory streams (fmemopen,
+ * and the ones sscanf builds) read or write a buffer. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -11,11 +12,10 @@
 #include <uk/plat.h>
 #include "libc_impl.h"
 
-#ifndef LIBC_STDOUT_BUFSIZE
-#define LIBC_STDOUT_BUFSIZE 1024
+#ifndef LIBC_STDOUT_UNBUFFERED
+#define STDOUT_BUFSIZE 1024
+static unsigned char stdout_buf[STDOUT_BUFSIZE];
 #endif
-
-static unsigned char stdout_buf[LIBC_STDOUT_BUFSIZE];
 
 static struct _uk_file file_stdin = {.kind = UKF_EOF, .fd = 0, .flags = UKF_READ, .unget = EOF};
 static struct _uk_file file_stdout = {
@@ -26,9 +26,9 @@ static struct _uk_file file_stdout = {
 	.bufmode = _IONBF,
 #else
 	.bufmode = _IOLBF,
-#endif
 	.buf = stdout_buf,
 	.bufsize = sizeof stdout_buf,
+#endif
 	.unget = EOF,
 };
 static struct _uk_file file_stderr = {
@@ -47,10 +47,14 @@ void uk_console_write(const char *s, size_t n)
 
 static int console_flush(FILE *f)
 {
+#ifndef LIBC_STDOUT_UNBUFFERED
 	if (f->pos) {
 		uk_console_write((const char *)f->buf, f->pos);
 		f->pos = 0;
 	}
+#else
+	(void)f;
+#endif
 	return 0;
 }
 
@@ -82,6 +86,10 @@ static size_t stream_write(FILE *f, const char *s, size_t n)
 		errno = EBADF;
 		return 0;
 	}
+#ifdef LIBC_STDOUT_UNBUFFERED
+	uk_console_write(s, n);
+	return n;
+#else
 	if (f->bufmode == _IONBF || !f->buf || !f->bufsize) {
 		uk_console_write(s, n);
 		return n;
@@ -99,6 +107,7 @@ static size_t stream_write(FILE *f, const char *s, size_t n)
 	if (f->bufmode == _IOLBF && memchr(s, '\n', n))
 		console_flush(f);
 	return n;
+#endif
 }
 
 int fflush(FILE *f)

@@ -1,6 +1,7 @@
-/* Memory and string functions. LIBC_STRING_SMALL selects the byte-at-a-time
- * versions (smaller code); the default uses `rep movsb/stosb` and
- * word-at-a-time scans. Both are exercised by the host tests. */
+/* Memory and string functions. The default uses `rep movsb/stosb` and
+ * word-at-a-time scans; LIBC_STRING_BYTEWISE selects plain byte loops
+ * (which gcc then unrolls and vectorises its own way). Both are exercised
+ * by the host tests. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 
 void *memcpy(void *restrict d, const void *restrict s, size_t n)
 {
-#ifdef LIBC_STRING_SMALL
+#ifdef LIBC_STRING_BYTEWISE
 	unsigned char *dp = d;
 	const unsigned char *sp = s;
 	while (n--)
@@ -38,7 +39,7 @@ void *memmove(void *d, const void *s, size_t n)
 	if (dp < sp || dp >= sp + n)
 		return memcpy(d, s, n);
 	/* Overlapping with d above s: copy from the end. */
-#ifndef LIBC_STRING_SMALL
+#ifndef LIBC_STRING_BYTEWISE
 	while (n >= 8 && ((uintptr_t)(dp + n) & 7)) {
 		n--;
 		dp[n] = sp[n];
@@ -59,7 +60,7 @@ void *memmove(void *d, const void *s, size_t n)
 
 void *memset(void *d, int c, size_t n)
 {
-#ifdef LIBC_STRING_SMALL
+#ifdef LIBC_STRING_BYTEWISE
 	unsigned char *dp = d;
 	while (n--)
 		*dp++ = (unsigned char)c;
@@ -74,7 +75,7 @@ void *memset(void *d, int c, size_t n)
 int memcmp(const void *a, const void *b, size_t n)
 {
 	const unsigned char *x = a, *y = b;
-#ifndef LIBC_STRING_SMALL
+#ifndef LIBC_STRING_BYTEWISE
 	while (n >= 8) {
 		uint64_t u, v;
 		__builtin_memcpy(&u, x, 8);
@@ -101,7 +102,7 @@ void *memchr(const void *s, int c, size_t n)
 {
 	const unsigned char *p = s;
 	unsigned char ch = (unsigned char)c;
-#ifndef LIBC_STRING_SMALL
+#ifndef LIBC_STRING_BYTEWISE
 	for (; n && ((uintptr_t)p & 7); n--, p++)
 		if (*p == ch)
 			return (void *)p;
@@ -182,7 +183,7 @@ void bcopy(const void *s, void *d, size_t n)
 size_t strlen(const char *s)
 {
 	const char *p = s;
-#ifndef LIBC_STRING_SMALL
+#ifndef LIBC_STRING_BYTEWISE
 	for (; (uintptr_t)p & 7; p++)
 		if (!*p)
 			return (size_t)(p - s);
