@@ -42,6 +42,22 @@ type testLib struct {
 	cflags []string          // replaces guestCFlags when set
 	// fileFlags are added for one source file
 	fileFlags map[string][]string
+	// ldr, when set, makes the library from existing objects or
+	// archives: ld -r <ldr...> (e.g. -u sym /usr/lib/.../libz.a)
+	ldr []string
+	// shared and private override the region's part sizes
+	shared, private uint64
+}
+
+func (l testLib) sizes() (shared, private uint64) {
+	shared, private = testShared, testPrivate
+	if l.shared != 0 {
+		shared = l.shared
+	}
+	if l.private != 0 {
+		private = l.private
+	}
+	return shared, private
 }
 
 func needTools(t testing.TB) {
@@ -90,7 +106,7 @@ func buildObjects(t testing.TB, dir string, libs []testLib) {
 			run(t, dir, "gcc", args...)
 			objs = append(objs, obj)
 		}
-		run(t, dir, "ld", append([]string{"-r", "-o", "lib" + l.name + ".o"}, objs...)...)
+		run(t, dir, "ld", append(append([]string{"-r", "-o", "lib" + l.name + ".o"}, objs...), l.ldr...)...)
 	}
 }
 
@@ -107,12 +123,13 @@ func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint6
 	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: "aligned", MemSize: 1 << 20}
 	for i, l := range libs {
 		st := starts[l.name]
+		shared, private := l.sizes()
 		n, o := l.name, "lib"+l.name+".o"
 		fmt.Fprintf(&s, "  . = %#x;\n", st)
 		fmt.Fprintf(&s, "  .tramp.%s : { BYTE(0xcc); . = ALIGN(0x1000); } :%s_t =0xcccccccc\n", n, n)
 		fmt.Fprintf(&s, "  .text.%s %#x : { %s(.text .text.*) } :%s_s\n", n, st+testTramp, o, n)
 		fmt.Fprintf(&s, "  .rodata.%s : { %s(.rodata .rodata.*) } :%s_s\n", n, o, n)
-		fmt.Fprintf(&s, "  .data.%s %#x : { %s(.data .data.* .data.rel.ro .data.rel.ro.*) } :%s_p\n", n, st+testTramp+testShared, o, n)
+		fmt.Fprintf(&s, "  .data.%s %#x : { %s(.data .data.* .data.rel.ro .data.rel.ro.*) } :%s_p\n", n, st+testTramp+shared, o, n)
 		fmt.Fprintf(&s, "  .got.%s : { %s(.got) } :%s_p\n", n, o, n)
 		fmt.Fprintf(&s, "  .bss.%s : { %s(.bss .bss.* COMMON) } :%s_p\n", n, o, n)
 		if i == len(libs)-1 {
@@ -120,7 +137,7 @@ func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint6
 			fmt.Fprintf(&s, "  .got : { *(.got) } :%s_p\n  .got.plt : { *(.got.plt) } :%s_p\n", n, n)
 		}
 		cfg.Libraries = append(cfg.Libraries, desc.Library{Name: l.name, App: l.app,
-			Region: desc.Region{Start: st, TrampSize: testTramp, SharedSize: testShared, PrivateSize: testPrivate}})
+			Region: desc.Region{Start: st, TrampSize: testTramp, SharedSize: shared, PrivateSize: private}})
 	}
 	s.WriteString("  /DISCARD/ : { *(.comment) *(.note.*) *(.eh_frame) }\n}\n")
 	script := filepath.Join(dir, out+".ld")
@@ -156,7 +173,7 @@ func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint6
 					l.Private.FileSize = max(l.Private.FileSize, end)
 				}
 			} else if sec.Addr >= r.SharedAddr() {
-				l.Shared.Size = testShared
+				l.Shared.Size = r.SharedSize
 			}
 		}
 		l.Private.MemSize = (l.Private.MemSize + 0xfff) &^ 0xfff

@@ -22,7 +22,7 @@ func readTestdata(t *testing.T, names ...string) map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m[n] = string(b)
+		m[filepath.Base(n)] = string(b)
 	}
 	return m
 }
@@ -431,5 +431,51 @@ func TestRewriteRejectsBadImagesNamingTheFile(t *testing.T) {
 	}
 	if err := Rewrite(img, &again); err == nil || !strings.Contains(err.Error(), "already rewritten") {
 		t.Errorf("second rewrite: %v", err)
+	}
+}
+
+func TestDebianZlibRunsAnywhereOnceRewritten(t *testing.T) {
+	needTools(t)
+	const archive = "/usr/lib/x86_64-linux-gnu/libz.a"
+	if _, err := os.Stat(archive); err != nil {
+		t.Skipf("%s not installed (zlib1g-dev)", archive)
+	}
+	dir := t.TempDir()
+	libs := []testLib{
+		{name: "app", app: true, srcs: readTestdata(t, "zlib/app.c", "zlib/app_start.S"), private: 0x120000,
+			cflags: append(append([]string{}, guestCFlags...), "-fno-tree-loop-distribute-patterns")},
+		{name: "z", ldr: []string{"-u", "compress2", "-u", "uncompress", archive}, shared: 0x20000},
+	}
+	buildObjects(t, dir, libs)
+	cfg := linkImage(t, dir, libs, map[string]uint64{"app": 0x1000_0000, "z": 0x4000_0000}, "img")
+	img := filepath.Join(dir, "img")
+	want := runProgram(t, img)
+	// compress2 and uncompress return Z_OK, all 20000 bytes come back, equal.
+	if f := strings.Fields(want); len(f) != 5 || f[0] != "0" || f[2] != "0" || f[3] != "20000" || f[4] != "0" {
+		t.Fatalf("the zlib program itself fails: %q", want)
+	}
+	rep, err := RewriteReport(img, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := rep.Libraries[1]
+	t.Logf("zlib: table %d bytes, sites %v, relocs %d", z.TableSize, z.Sites, z.Relocs)
+	for _, l := range rep.Libraries {
+		for _, p := range l.Pins {
+			t.Errorf("library %q pinned: %s", l.Name, p)
+		}
+	}
+	if z.Sites["call"] == 0 || z.Relocs == 0 {
+		t.Errorf("zlib: no calls out or no private relocations rewritten: %+v", z)
+	}
+	if got := runProgram(t, img); got != want {
+		t.Fatalf("rewritten: %q, want %q", got, want)
+	}
+	moved := filepath.Join(dir, "moved")
+	if err := os.WriteFile(moved, placeAt(t, img, cfg, []uint64{0x3_0000_0000, 0x6_789a_b000}), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := runProgram(t, moved); got != want {
+		t.Errorf("moved: %q, want %q", got, want)
 	}
 }
