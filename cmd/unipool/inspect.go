@@ -35,7 +35,11 @@ func init() {
 }
 
 func inspectText(out io.Writer, in *link.Inspection) {
-	fmt.Fprintf(out, "%s: %s image (%s), entry %#x\n", in.Path, in.Layout, in.Type, in.Entry)
+	entry := fmt.Sprintf("%#x", in.Entry)
+	if c := in.Config; c != nil {
+		entry += fmt.Sprintf(" (%s+%#x)", c.Libraries[c.Entry.Lib].Name, c.Entry.Off)
+	}
+	fmt.Fprintf(out, "%s: %s image (%s), entry %s\n", in.Path, in.Layout, in.Type, entry)
 	fmt.Fprintf(out, "file %s, loaded %s in %d segments (%s of it page padding)\n",
 		linkSize(uint64(in.FileSize)), linkSize(in.LoadedSize), len(in.Segments), linkSize(in.Padding))
 	if len(in.Libraries) == 0 {
@@ -52,7 +56,6 @@ func inspectText(out io.Writer, in *link.Inspection) {
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "LIBRARY\tVERSION\tREGION\tTRAMP used/cap\tCODE\tRODATA\tSHARED pages/cap\tPRIVATE data/mem/cap\tPADDING\t")
-	var pad uint64
 	for _, l := range in.Libraries {
 		name := l.Name
 		if l.App {
@@ -62,10 +65,8 @@ func inspectText(out io.Writer, in *link.Inspection) {
 		fmt.Fprintf(tw, "%s\t%s\t%#x\t%s/%s\t%s\t%s\t%s/%s\t%s/%s/%s\t%s\t\n", name, l.Version, r.Start,
 			linkSize(l.Tramp), linkSize(r.TrampSize), linkSize(l.Code), linkSize(l.Rodata), linkSize(l.SharedPages), linkSize(r.SharedSize),
 			linkSize(l.Data), linkSize(l.Private), linkSize(r.PrivateSize), linkSize(l.Padding))
-		pad += l.Padding
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "alignment padding over all libraries: %s\n", linkSize(pad))
 }
 
 // linkSize formats a byte count compactly.

@@ -93,6 +93,10 @@ func Inspect(path string) (*Inspection, error) {
 		return nil, err
 	}
 	in.Layout, in.Config, in.TLS = cfg.Layout, cfg, cfg.TLS
+	// For an aligned image, padding counts what the libraries' parts
+	// hold against the pages they take (an unused tramp area is padding,
+	// though its file bytes are loaded).
+	in.Padding = 0
 	for _, l := range cfg.Libraries {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
 			Tramp: l.Tramp.Size, NoASLR: l.NoASLR}
@@ -123,6 +127,7 @@ func Inspect(path string) (*Inspection, error) {
 			in.Segments[i].Library, in.Segments[i].Part = l.Name, part
 		}
 		li.Padding = li.TrampPages + li.SharedPages + li.PrivatePages - li.Tramp - li.Code - li.Rodata - li.Private
+		in.Padding += li.Padding
 		in.Libraries = append(in.Libraries, li)
 	}
 	return in, nil
