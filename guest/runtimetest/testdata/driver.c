@@ -935,6 +935,8 @@ static void cmd_alloc(int n, size_t heaplen)
 	/* A misaligned heap start: the allocator must align by itself. */
 	unsigned char *mem = malloc(heaplen + 64);
 	unsigned char *heap = mem + 1 + below(15);
+	/* Not zero: the allocator may not assume fresh memory. */
+	memset(mem, 0xa5, heaplen + 64);
 	g_uk_alloc_init(heap, heaplen);
 	size_t initial = g_uk_alloc_free_bytes();
 	if (g_uk_alloc_check())
