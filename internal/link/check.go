@@ -23,13 +23,16 @@ var linkerDefined = map[string]bool{
 // strong reference that no object and no linker script defines.
 func checkSymbols(objs []*object) error {
 	definedBy := map[string][]string{}
-	common := map[string]bool{}
+	common := map[string]bool{} // COMMON or weak definitions: satisfy, never clash
 	collections := map[string]bool{}
 	for _, o := range objs {
 		for s := range o.defined {
 			definedBy[s] = append(definedBy[s], o.Path)
 		}
 		for s := range o.common {
+			common[s] = true
+		}
+		for s := range o.weakDefined {
 			common[s] = true
 		}
 		for _, g := range o.globals {
@@ -85,6 +88,9 @@ func weakZeros(objs []*object) []string {
 			provided[s] = true
 		}
 		for s := range o.common {
+			provided[s] = true
+		}
+		for s := range o.weakDefined {
 			provided[s] = true
 		}
 		for _, g := range o.globals {

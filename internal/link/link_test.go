@@ -260,7 +260,8 @@ const char *const relro_a[] = {"x", "y"};
 __attribute__((constructor)) static void ctor_a(void) { common_a++; }
 void shared_helper(void);
 extern void maybe_hook(void) __attribute__((weak));  /* defined nowhere: no PLT for it */
-int count_items(void) { if (maybe_hook) maybe_hook(); shared_helper(); return (int)(__stop_unipool_items - __start_unipool_items) + tls_a + tls_a_zero; }
+extern int weak_default(void) __attribute__((weak));  /* weakly defined in tlsb */
+int count_items(void) { if (maybe_hook) maybe_hook(); shared_helper(); weak_default(); return (int)(__stop_unipool_items - __start_unipool_items) + tls_a + tls_a_zero; }
 `)
 	b := buildLib(t, dir, "tlsb", comdat+`
 __thread long tls_b = 5;
@@ -270,6 +271,7 @@ long ctor_b_ran;
 __attribute__((constructor)) static void ctor_b(void) { ctor_b_ran = 1; }
 void shared_helper(void);
 long use_b(void) { shared_helper(); return tls_b; }
+__attribute__((weak)) int weak_default(void) { return 11; }
 `)
 	objs := append(g.objects(false), Object{Path: a, Name: "tlsa"}, Object{Path: b, Name: "tlsb"})
 	out := filepath.Join(dir, "image")
@@ -349,6 +351,9 @@ long use_b(void) { shared_helper(); return tls_b; }
 	}
 	if !strings.HasPrefix(res.Mode, "pie") {
 		t.Errorf("mode %q, want pie for PIE objects", res.Mode)
+	}
+	if a, ok := im.Symbol("weak_default"); !ok || a == 0 {
+		t.Errorf("weak_default at %#x: its weak definition was lost", a)
 	}
 }
 

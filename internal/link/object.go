@@ -68,8 +68,9 @@ type object struct {
 	// defined global symbols (not COMMON), common symbols, and undefined
 	// global (non-weak) symbols it references.
 	defined, common, undefined map[string]bool
-	// weak lists the weak references to symbols it does not define.
-	weak map[string]bool
+	// weak lists the weak references to symbols it does not define;
+	// weakDefined its weak definitions (which never clash).
+	weak, weakDefined map[string]bool
 	// absolute is the first relocation that a position-independent link
 	// refuses (an absolute 32-bit address in a loaded section), if any.
 	absolute string
@@ -107,7 +108,7 @@ func parseObject(in Object, data []byte) (*object, error) {
 	}
 	sum := sha256.Sum256(data)
 	o := &object{Object: in, sha256: hex.EncodeToString(sum[:]), extra: map[class][]string{},
-		defined: map[string]bool{}, common: map[string]bool{}, undefined: map[string]bool{}, weak: map[string]bool{}}
+		defined: map[string]bool{}, common: map[string]bool{}, undefined: map[string]bool{}, weak: map[string]bool{}, weakDefined: map[string]bool{}}
 	seenExtra := map[string]bool{}
 	for _, s := range f.Sections {
 		c, err := classify(s)
@@ -177,6 +178,8 @@ func parseObject(in Object, data []byte) (*object, error) {
 			o.private += s.Size + max(s.Value, 1) - 1
 		case bind == elf.STB_GLOBAL || bind == elf.STB_LOOS:
 			o.defined[s.Name] = true
+		default:
+			o.weakDefined[s.Name] = true
 		}
 	}
 	if err := o.scanRelocs(f); err != nil {
