@@ -119,7 +119,7 @@ func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint6
 	for _, l := range libs {
 		fmt.Fprintf(&s, "  %s_t PT_LOAD FLAGS(5);\n  %s_s PT_LOAD FLAGS(5);\n  %s_p PT_LOAD FLAGS(6);\n", l.name, l.name, l.name)
 	}
-	s.WriteString("}\nSECTIONS {\n")
+	s.WriteString("  tls PT_TLS;\n}\nSECTIONS {\n")
 	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: "aligned", MemSize: 1 << 20}
 	for i, l := range libs {
 		st := starts[l.name]
@@ -131,6 +131,9 @@ func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint6
 		fmt.Fprintf(&s, "  .rodata.%s : { %s(.rodata .rodata.*) } :%s_s\n", n, o, n)
 		fmt.Fprintf(&s, "  .data.%s %#x : { %s(.data .data.* .data.rel.ro .data.rel.ro.*) } :%s_p\n", n, st+testTramp+shared, o, n)
 		fmt.Fprintf(&s, "  .got.%s : { %s(.got) } :%s_p\n", n, o, n)
+		if l.app {
+			fmt.Fprintf(&s, "  .tdata : { *(.tdata .tdata.*) } :%s_p :tls\n  .tbss : { *(.tbss .tbss.*) } :%s_p :tls\n", n, n)
+		}
 		fmt.Fprintf(&s, "  .bss.%s : { %s(.bss .bss.* COMMON) } :%s_p\n", n, o, n)
 		if i == len(libs)-1 {
 			// ld's own sections (the GOT it makes) land in the last private part.

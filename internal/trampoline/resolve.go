@@ -44,6 +44,7 @@ func classify(t elf.R_X86_64) relClass {
 	case elf.R_X86_64_PC32, elf.R_X86_64_PLT32,
 		elf.R_X86_64_GOTPCREL, elf.R_X86_64_GOTPCRELX, elf.R_X86_64_REX_GOTPCRELX,
 		elf.R_X86_64_GOTPC32, elf.R_X86_64_GOTTPOFF, elf.R_X86_64_GOTPC32_TLSDESC,
+		elf.R_X86_64_TLSGD, elf.R_X86_64_TLSLD,
 		rCode4GOTPCRELX, rCode4GOTTPOFF, rCode4TLSDESC, rCode5GOTPCRELX, rCode6GOTPCRELX:
 		return relPC32
 	case elf.R_X86_64_64:
@@ -52,6 +53,19 @@ func classify(t elf.R_X86_64) relClass {
 		return relAbs32
 	}
 	return relOther
+}
+
+// tlsAccess reports whether t starts a thread-local access sequence. In
+// a static image ld relaxes such sequences to thread-pointer offsets
+// (which do not depend on any placement) but --emit-relocs keeps the
+// original relocation, on bytes that now hold something else.
+func tlsAccess(t elf.R_X86_64) bool {
+	switch t {
+	case elf.R_X86_64_TLSGD, elf.R_X86_64_TLSLD, elf.R_X86_64_GOTTPOFF, elf.R_X86_64_GOTPC32_TLSDESC,
+		rCode4GOTTPOFF, rCode4TLSDESC:
+		return true
+	}
+	return false
 }
 
 // viaGOT reports whether t addresses a GOT entry holding S (unless ld

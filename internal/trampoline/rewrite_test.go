@@ -31,11 +31,26 @@ func readTestdata(t *testing.T, names ...string) map[string]string {
 // in every way the rewriter handles.
 func threeLibs(t *testing.T) []testLib {
 	return []testLib{
-		{name: "app", app: true, srcs: readTestdata(t, "app.c", "app_start.S")},
-		{name: "a", srcs: readTestdata(t, "liba.c", "liba_asm.S", "liba_got.S"),
-			fileFlags: map[string][]string{"liba_got.S": {"-Wa,-mrelax-relocations=no"}}},
+		{name: "app", app: true, srcs: readTestdata(t, "app.c", "app_start.S"), private: 0x4000},
+		{name: "a", srcs: tlsVariants(readTestdata(t, "liba.c", "liba_asm.S", "liba_got.S", "liba_tls.c")),
+			fileFlags: map[string][]string{
+				"liba_got.S": {"-Wa,-mrelax-relocations=no"},
+				"tls_gd.c":   {"-fPIC", "-DNAME=a_tls_gd"},
+				"tls_ie.c":   {"-DNAME=a_tls_ie"},
+				"tls_desc.c": {"-fPIC", "-mtls-dialect=gnu2", "-DNAME=a_tls_desc"},
+			}},
 		{name: "b", srcs: readTestdata(t, "libb.c")},
 	}
+}
+
+// tlsVariants builds liba_tls.c three ways (see fileFlags).
+func tlsVariants(m map[string]string) map[string]string {
+	src := m["liba_tls.c"]
+	delete(m, "liba_tls.c")
+	for _, n := range []string{"tls_gd.c", "tls_ie.c", "tls_desc.c"} {
+		m[n] = src
+	}
+	return m
 }
 
 var layout1 = map[string]uint64{"app": 0x1000_0000, "a": 0x4000_0000, "b": 0x4010_0000}
@@ -83,6 +98,9 @@ gotadd=8
 gotcall=42
 gotcmp=1
 weak=3
+tls_gd=5
+tls_ie=12
+tls_desc=21
 local=100
 `
 

@@ -148,8 +148,14 @@ func (rw *rewriter) understand(siteLib int, addr uint64, inst x86asm.Inst, raw [
 			relArg = true
 		}
 	}
+	ripField := inst.PCRel == 4 && inst.PCRelOff == off
+	if !ripField && (tlsAccess(r.Type) || rw.staleTLSCall(r)) {
+		// A relaxed thread-local access: the field is a thread-pointer
+		// offset now. (Unrelaxed, it reads a GOT entry: data, below.)
+		return f, nil
+	}
 	switch {
-	case inst.PCRel == 4 && inst.PCRelOff == off:
+	case ripField:
 		if cls != relPC32 {
 			return f, fmt.Errorf("%v on the PC-relative field of %v", r.Type, inst)
 		}
@@ -447,4 +453,12 @@ func loadDest(inst x86asm.Inst, p *insnParts) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// staleTLSCall reports whether r names __tls_get_addr: the caller has
+// found that its field is not the rel32 of a call, so it is the call that
+// ended a general- or local-dynamic TLS sequence ld relaxed, whose
+// relocation stays on what is now "lea off(%rax),%rax".
+func (rw *rewriter) staleTLSCall(r reloc) bool {
+	return r.Sym != 0 && rw.im.symbols[r.Sym].Name == "__tls_get_addr"
 }

@@ -11,6 +11,7 @@ long a_jcc(long, long), a_plaincall(long, long), a_dsjmp(long, long), a_abs32(vo
     a_jmptab(long), a_leaext(long, long), a_redzone(void), a_aluimm(void *), a_aluimm_rax(void *),
     a_sse(long), a_gotadd(void), a_gotcall(long), a_gotcmp(void), a_weak(void), a_local(void);
 extern int b_counter, b_array[];
+long a_tls_gd(long), a_tls_ie(long), a_tls_desc(long);
 
 long app_cb(long x) { return x * 7; }
 
@@ -94,6 +95,9 @@ void app_main(void) {
 	SHOW("gotcall", a_gotcall(2));
 	SHOW("gotcmp", a_gotcmp());
 	SHOW("weak", a_weak());
+	SHOW("tls_gd", a_tls_gd(5));
+	SHOW("tls_ie", a_tls_ie(7));
+	SHOW("tls_desc", a_tls_desc(9));
 	SHOW("local", a_local());
 	sys(1, 1, (long)buf, pos);
 	sys(231, 0, 0, 0);

@@ -9,3 +9,6 @@ int b_mul(int x, int y) { return x * y; }
 
 /* A function pointer in b's data: an absolute address in a private part. */
 int (*b_hook)(int, int) = b_add;
+
+/* Thread-local: a's accesses are relaxed by ld to thread-pointer offsets. */
+__thread long b_tls;
