@@ -2,6 +2,7 @@ package trampoline
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -124,6 +125,25 @@ func TestRewrittenProgramPrintsTheSame(t *testing.T) {
 	before := runProgram(t, img)
 	if before != wantOutput {
 		t.Fatalf("the test program itself is wrong: got\n%s\nwant\n%s", before, wantOutput)
+	}
+	// The program holds relaxed thread-local accesses with their stale
+	// relocations: the rewrite must leave them be.
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := parseImage(img, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := map[elf.R_X86_64]bool{}
+	for _, r := range im.relocs {
+		stale[r.Type] = true
+	}
+	for _, typ := range []elf.R_X86_64{elf.R_X86_64_TLSGD, elf.R_X86_64_GOTTPOFF, elf.R_X86_64_GOTPC32_TLSDESC} {
+		if !stale[typ] {
+			t.Errorf("no %v relocation in the test program", typ)
+		}
 	}
 	rep, err := RewriteReport(img, cfg, Options{})
 	if err != nil {
