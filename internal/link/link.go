@@ -97,6 +97,15 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 	if len(opt.Objects) == 0 {
 		return nil, errors.New("link: no objects")
 	}
+	switch opt.Layout {
+	case LayoutPacked, LayoutDCE:
+	case LayoutAligned:
+		if opt.MapPath == "" {
+			return nil, errors.New("link: an aligned link needs a library map (--pool DIR or --map FILE)")
+		}
+	default:
+		return nil, fmt.Errorf("link: unknown layout %q (want %s)", opt.Layout, strings.Join(Layouts, ", "))
+	}
 	if opt.Entry == "" {
 		opt.Entry = "_start"
 	}
@@ -132,21 +141,15 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Layout: opt.Layout, Mode: l.mode.describe()}
-	switch opt.Layout {
-	case LayoutPacked, LayoutDCE:
-		err = l.linkPacked(ctx, res)
-	case LayoutAligned:
-		if opt.MapPath == "" {
-			return nil, errors.New("link: an aligned link needs a library map (--pool DIR or --map FILE)")
-		}
+	if opt.Layout == LayoutAligned {
 		err = libmap.Update(opt.MapPath, func(m *libmap.Map) error {
 			if opt.Policy != nil {
 				m.Policy = *opt.Policy
 			}
 			return l.linkAligned(ctx, m, res)
 		})
-	default:
-		return nil, fmt.Errorf("link: unknown layout %q (want %s)", opt.Layout, strings.Join(Layouts, ", "))
+	} else {
+		err = l.linkPacked(ctx, res)
 	}
 	if err != nil {
 		return nil, err
