@@ -189,11 +189,14 @@ func (b *builder) includes(root string) []string {
 // unitKey is the key material every compiled unit shares: tools, flags,
 // include path, every header, and the unit's own files.
 func (b *builder) unitKey(kind, name string, cflags, defines, files, exports []string) []string {
+	// The command lines themselves, with placeholder paths, so that any
+	// change to how gcc is called changes the key.
+	spec := compileSpec{srcRoot: "<src>", includes: b.tree.Includes, cflags: cflags, defines: defines}
 	lines := []string{
 		"kind " + kind, "name " + name, b.tc.identity,
-		"base " + strings.Join(BaseCflags, " "), "asm " + strings.Join(asmFlags, " "),
-		"cflags " + strings.Join(cflags, " "), "defines " + strings.Join(defines, " "),
-		"includes " + strings.Join(b.tree.Includes, " "), "headers " + b.headers,
+		"cc " + strings.Join(b.tc.compileArgs(spec, "<src>/x.c", "<out>"), " "),
+		"as " + strings.Join(b.tc.compileArgs(spec, "<src>/x.S", "<out>"), " "),
+		"headers " + b.headers,
 		"exports " + strings.Join(exports, " "),
 	}
 	for _, f := range files {
@@ -294,11 +297,18 @@ func (b *builder) appBase(a *App) *object {
 // STT_FILE symbol); the same for every unikernel.
 const genFileName = "unipool_gen.c"
 
+// genSpec compiles a generated file: the app's flags, no include path
+// (the file includes nothing).
+func genSpec(a *App) compileSpec {
+	return compileSpec{genDir: "<gen>", cflags: a.Cflags}
+}
+
 func (b *builder) appObject(p *planned, base *object) *object {
 	src := genSource(p.Name, p.GenSeed)
 	a := p.App
 	o := &object{
-		key:  keyOf("kind app", "base "+base.key, "gen "+sha256Hex([]byte(src)), "exports "+strings.Join(a.Exports, " ")),
+		key: keyOf("kind app", "base "+base.key, "gen "+sha256Hex([]byte(src)), "exports "+strings.Join(a.Exports, " "),
+			"cc "+strings.Join(b.tc.compileArgs(genSpec(a), "<gen>/"+genFileName, "<out>"), " ")),
 		what: "app " + a.Name + " of " + p.Name,
 	}
 	o.build = func(ctx context.Context, work string) (string, error) {
@@ -306,7 +316,8 @@ func (b *builder) appObject(p *planned, base *object) *object {
 		if err := os.WriteFile(gen, []byte(src), 0o644); err != nil {
 			return "", err
 		}
-		spec := compileSpec{srcRoot: work, cflags: a.Cflags}
+		spec := genSpec(a)
+		spec.genDir = work
 		objs, err := b.tc.compile(ctx, spec, []string{gen}, work)
 		if err != nil {
 			return "", fmt.Errorf("%s: generated code: %w", p.Name, err)

@@ -332,3 +332,37 @@ func copyTree(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+func TestBuildErrorsNameTheGuestFile(t *testing.T) {
+	cases := []struct {
+		name, file, data, want string
+	}{
+		{"missing archive", "third_party/zlib/lib.json",
+			`{"name": "zlib", "origin": "zlib1g-dev", "archive": "/nonexistent/libz.a", "symbols": ["crc32"], "deps": ["libc"]}`,
+			"third_party/zlib/lib.json: archive: open /nonexistent/libz.a"},
+		{"symbol the archive lacks", "third_party/zlib/lib.json",
+			`{"name": "zlib", "origin": "zlib1g-dev", "archive": "/usr/lib/x86_64-linux-gnu/libz.a", "symbols": ["crc32", "no_such_fn"], "deps": ["libc"]}`,
+			"third_party/zlib/lib.json: variant default: symbols (or exportsyms.uk): exported but not defined: no_such_fn"},
+		{"export not defined", "lib/ukrand/exportsyms.uk", "uk_rand\nuk_rand_bytes\n",
+			"lib/ukrand/lib.json: variant default: exportsyms.uk: exported but not defined: uk_rand_bytes"},
+		{"compile error", "lib/ukrand/rand.c", "int broken(void) { return }\n",
+			"lib/ukrand/lib.json: gcc"},
+		{"app compile error", "apps/hello/main.c", "int main(void) { syntax error }\n",
+			"apps/hello/app.json: gcc"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := fixture(t)
+			src := copyTree(t, "testdata/guest")
+			if err := os.WriteFile(filepath.Join(src, filepath.FromSlash(c.file)), []byte(c.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			o.Guest = os.DirFS(src)
+			o.Count = 2 // one of each app
+			_, err := Build(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}

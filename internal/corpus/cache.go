@@ -14,7 +14,7 @@ import (
 
 // keyVersion changes when the way objects are built changes in a way the
 // other key inputs do not show.
-const keyVersion = "unipool-corpus-object-v2"
+const keyVersion = "unipool-corpus-object-v3"
 
 // DefaultCacheDir is where built objects are kept unless told otherwise:
 // $XDG_CACHE_HOME/unipool/corpus (or ~/.cache/unipool/corpus).

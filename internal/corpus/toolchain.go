@@ -75,28 +75,42 @@ func findToolchain(ctx context.Context) (*toolchain, error) {
 	return tc, nil
 }
 
+// toolError is a tool that failed: its command line and what it said.
+type toolError struct {
+	tool   string
+	args   []string
+	err    error
+	output string
+}
+
+func (e *toolError) Error() string {
+	return fmt.Sprintf("%s %s: %v\n%s", e.tool, strings.Join(e.args, " "), e.err, e.output)
+}
+
+func (e *toolError) Unwrap() error { return e.err }
+
 // run runs one tool; its error carries the tool's own message.
 func run(ctx context.Context, dir, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	cmd.Stdout = &out
 	// Fixed locale: messages (and nothing else) would vary with it.
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+		msg := strings.TrimSpace(out.String())
 		if len(msg) > 4000 {
 			msg = msg[:4000] + "\n..."
 		}
-		return fmt.Errorf("%s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, msg)
+		return &toolError{tool: filepath.Base(name), args: args, err: err, output: msg}
 	}
 	return nil
 }
 
 // compileSpec is what one compile step needs.
 type compileSpec struct {
-	srcRoot  string   // the extracted guest tree
+	srcRoot  string   // the extracted guest tree, "" if not used
 	genDir   string   // where generated sources live, "" if none
 	includes []string // absolute include dirs
 	cflags   []string // lib.json/app.json cflags
@@ -112,7 +126,9 @@ func (tc *toolchain) compileArgs(s compileSpec, src, out string) []string {
 	for _, inc := range s.includes {
 		args = append(args, "-I"+inc)
 	}
-	args = append(args, "-ffile-prefix-map="+s.srcRoot+"="+prefixGuest)
+	if s.srcRoot != "" {
+		args = append(args, "-ffile-prefix-map="+s.srcRoot+"="+prefixGuest)
+	}
 	if s.genDir != "" {
 		args = append(args, "-ffile-prefix-map="+s.genDir+"="+prefixGen)
 	}
@@ -122,6 +138,24 @@ func (tc *toolchain) compileArgs(s compileSpec, src, out string) []string {
 	return append(args, "-c", src, "-o", out)
 }
 
+// compileError says which source failed and what gcc said, with the
+// scratch paths shown as the guest tree's own (guest/lib/..., gen/...).
+func (s compileSpec) compileError(src string, err error) error {
+	var te *toolError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var pairs []string
+	if s.srcRoot != "" {
+		pairs = append(pairs, s.srcRoot+"/", prefixGuest+"/")
+	}
+	if s.genDir != "" {
+		pairs = append(pairs, s.genDir+"/", prefixGen+"/")
+	}
+	r := strings.NewReplacer(pairs...)
+	return fmt.Errorf("gcc %s: %w\n%s", r.Replace(src), te.err, r.Replace(te.output))
+}
+
 // compile compiles sources (absolute paths) into work, one object each,
 // named by position so equal base names never collide.
 func (tc *toolchain) compile(ctx context.Context, s compileSpec, sources []string, work string) ([]string, error) {
@@ -129,7 +163,7 @@ func (tc *toolchain) compile(ctx context.Context, s compileSpec, sources []strin
 	for i, src := range sources {
 		out := filepath.Join(work, fmt.Sprintf("%03d-%s.o", i, strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))))
 		if err := run(ctx, work, tc.gcc, tc.compileArgs(s, src, out)...); err != nil {
-			return nil, err
+			return nil, s.compileError(src, err)
 		}
 		objs = append(objs, out)
 	}
