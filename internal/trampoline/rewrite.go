@@ -15,8 +15,8 @@
 //
 // A table is 8-byte words, then stubs. A word is a slot (listed in
 // desc.Tramp.Slots: the loader stores the target's address for the
-// instance) or a constant (what a GOT entry of an undefined weak symbol
-// holds). Words come in order of first use and stubs in site order, so
+// instance) or a constant (a fixed address such as an undefined weak
+// symbol's 0, or what a GOT entry holds for one). Words come in order of first use and stubs in site order, so
 // every offset the shared code encodes depends on the library's own code
 // only. The rewrites, by Kind:
 //

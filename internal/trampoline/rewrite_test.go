@@ -472,39 +472,42 @@ func TestRewriteRejectsBadImagesNamingTheFile(t *testing.T) {
 	}
 }
 
-func TestDebianZlibRunsAnywhereOnceRewritten(t *testing.T) {
+// debianLibrary links an app over one of Debian's static archives, checks
+// the program works, rewrites it, and runs it again at its link addresses
+// and moved above 4 GiB.
+func debianLibrary(t *testing.T, archive string, syms []string, app string, appPrivate, shared uint64, ok func(string) bool) *LibraryReport {
+	t.Helper()
 	needTools(t)
-	const archive = "/usr/lib/x86_64-linux-gnu/libz.a"
 	if _, err := os.Stat(archive); err != nil {
-		t.Skipf("%s not installed (zlib1g-dev)", archive)
+		t.Skipf("%s not installed", archive)
 	}
 	dir := t.TempDir()
+	var ldr []string
+	for _, s := range syms {
+		ldr = append(ldr, "-u", s)
+	}
 	libs := []testLib{
-		{name: "app", app: true, srcs: readTestdata(t, "zlib/app.c", "zlib/app_start.S"), private: 0x120000,
+		{name: "app", app: true, srcs: readTestdata(t, app, "zlib/app_start.S"), private: appPrivate,
 			cflags: append(append([]string{}, guestCFlags...), "-fno-tree-loop-distribute-patterns")},
-		{name: "z", ldr: []string{"-u", "compress2", "-u", "uncompress", archive}, shared: 0x20000},
+		{name: "lib", ldr: append(ldr, archive), shared: shared, private: 0x10000},
 	}
 	buildObjects(t, dir, libs)
-	cfg := linkImage(t, dir, libs, map[string]uint64{"app": 0x1000_0000, "z": 0x4000_0000}, "img")
+	cfg := linkImage(t, dir, libs, map[string]uint64{"app": 0x1000_0000, "lib": 0x4000_0000}, "img")
 	img := filepath.Join(dir, "img")
 	want := runProgram(t, img)
-	// compress2 and uncompress return Z_OK, all 20000 bytes come back, equal.
-	if f := strings.Fields(want); len(f) != 5 || f[0] != "0" || f[2] != "0" || f[3] != "20000" || f[4] != "0" {
-		t.Fatalf("the zlib program itself fails: %q", want)
+	if !ok(want) {
+		t.Fatalf("the program itself fails: %q", want)
 	}
 	rep, err := RewriteReport(img, cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	z := rep.Libraries[1]
-	t.Logf("zlib: table %d bytes, sites %v, relocs %d", z.TableSize, z.Sites, z.Relocs)
+	lib := rep.Libraries[1]
+	t.Logf("%s: table %d bytes, sites %v, relocs %d", archive, lib.TableSize, lib.Sites, lib.Relocs)
 	for _, l := range rep.Libraries {
 		for _, p := range l.Pins {
 			t.Errorf("library %q pinned: %s", l.Name, p)
 		}
-	}
-	if z.Sites["call"] == 0 || z.Relocs == 0 {
-		t.Errorf("zlib: no calls out or no private relocations rewritten: %+v", z)
 	}
 	if got := runProgram(t, img); got != want {
 		t.Fatalf("rewritten: %q, want %q", got, want)
@@ -515,5 +518,26 @@ func TestDebianZlibRunsAnywhereOnceRewritten(t *testing.T) {
 	}
 	if got := runProgram(t, moved); got != want {
 		t.Errorf("moved: %q, want %q", got, want)
+	}
+	return &lib
+}
+
+func TestDebianZlibRunsAnywhereOnceRewritten(t *testing.T) {
+	lib := debianLibrary(t, "/usr/lib/x86_64-linux-gnu/libz.a", []string{"compress2", "uncompress"}, "zlib/app.c", 0x120000, 0x20000,
+		func(out string) bool {
+			// compress2 and uncompress return Z_OK, all 20000 bytes come back, equal.
+			f := strings.Fields(out)
+			return len(f) == 5 && f[0] == "0" && f[2] == "0" && f[3] == "20000" && f[4] == "0"
+		})
+	if lib.Sites["call"] == 0 || lib.Relocs == 0 {
+		t.Errorf("zlib: no calls out or no private relocations rewritten: %+v", lib)
+	}
+}
+
+func TestDebianZstdRunsAnywhereOnceRewritten(t *testing.T) {
+	lib := debianLibrary(t, "/usr/lib/x86_64-linux-gnu/libzstd.a", []string{"ZSTD_compress", "ZSTD_decompress"}, "zstd/app.c", 0x900000, 0x100000,
+		func(out string) bool { return out == "11\n" })
+	if lib.Sites["call"] == 0 {
+		t.Errorf("zstd: no calls rewritten: %+v", lib)
 	}
 }

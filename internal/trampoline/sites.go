@@ -48,7 +48,8 @@ type site struct {
 	kind   Kind
 	target desc.Addr // what the slot holds (unless konst)
 	// konst: the table word holds the constant val, the same in every
-	// instance (what a GOT entry of an undefined weak symbol holds)
+	// instance (a fixed address, or what the GOT entry of an undefined
+	// weak symbol holds)
 	konst bool
 	val   uint64
 	parts *insnParts
@@ -235,10 +236,13 @@ func (rw *rewriter) understand(siteLib int, addr uint64, inst x86asm.Inst, raw [
 		if lib == siteLib {
 			return f, nil
 		}
-		if lib < 0 {
-			return f, fmt.Errorf("%v: PC-relative reference to %#x, which is in no library region", inst, f.va)
-		}
 		f.dep = true
+		if lib < 0 {
+			// A fixed address (0 for an undefined weak symbol, an
+			// absolute symbol): the same in every instance, so a
+			// constant word of the table can hold it.
+			f.konst, f.val = true, f.va
+		}
 	default:
 		f.dep = lib >= 0
 	}
