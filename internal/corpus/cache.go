@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // keyVersion changes when the way objects are built changes in a way the
@@ -41,7 +42,27 @@ func openCache(dir string) (*cache, error) {
 			return nil, fmt.Errorf("cache %s: %w", dir, err)
 		}
 	}
-	return &cache{dir: dir}, nil
+	c := &cache{dir: dir}
+	c.sweep()
+	return c, nil
+}
+
+// staleAfter is how old a scratch folder must be before it counts as left
+// behind by a killed build rather than in use by a running one.
+const staleAfter = 6 * time.Hour
+
+// sweep removes scratch folders that killed builds left behind.
+func (c *cache) sweep() {
+	tmp := filepath.Join(c.dir, "tmp")
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleAfter {
+			os.RemoveAll(filepath.Join(tmp, e.Name()))
+		}
+	}
 }
 
 func (c *cache) object(key string) string {
