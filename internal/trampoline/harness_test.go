@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,6 +109,46 @@ func buildObjects(t testing.TB, dir string, libs []testLib) {
 		}
 		run(t, dir, "ld", append(append([]string{"-r", "-o", "lib" + l.name + ".o"}, objs...), l.ldr...)...)
 	}
+}
+
+// The objects of threeLibs, built once per test binary.
+var (
+	sharedOnce sync.Once
+	sharedDir  string
+)
+
+// copyObjects puts the objects of libs (threeLibs) into dir, building them
+// on first use.
+func copyObjects(t testing.TB, dir string, libs []testLib) {
+	t.Helper()
+	sharedOnce.Do(func() {
+		d, err := os.MkdirTemp("", "trampoline-objects-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildObjects(t, d, libs)
+		sharedDir = d
+	})
+	if sharedDir == "" {
+		t.Fatal("building the shared test objects failed")
+	}
+	for _, l := range libs {
+		b, err := os.ReadFile(filepath.Join(sharedDir, "lib"+l.name+".o"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "lib"+l.name+".o"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
 }
 
 // linkImage links the objects with each library's region at starts[name]
