@@ -43,9 +43,10 @@ type instance struct {
 	runTime  time.Duration
 	output   []byte
 	exitCode int
-	exited   bool   // the guest wrote an exit code
-	err      string // why the instance failed, if it did
-	kgsBase  uint64 // IA32_KERNEL_GS_BASE, kept for rdmsr
+	exited   bool                // the guest wrote an exit code
+	err      string              // why the instance failed, if it did
+	kgsBase  uint64              // IA32_KERNEL_GS_BASE, kept for rdmsr
+	traps    map[uint64]trapInsn // decoded trapping instructions by %rip
 	timer    *time.Timer
 	active   bool // counted in its tracer's active instances
 
@@ -168,6 +169,11 @@ func (in *instance) onStop(ws unix.WaitStatus) error {
 		return in.onExitEvent()
 	}
 	sig := ws.StopSignal()
+	if sig == unix.SIGSEGV {
+		if done, err := in.fastTrap(); done || err != nil {
+			return err
+		}
+	}
 	switch sig {
 	case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE, unix.SIGTRAP:
 		si, err := getSiginfo(pid)
@@ -213,6 +219,7 @@ func (in *instance) onFault(sig unix.Signal, si siginfo) error {
 	code := in.code(regs.Rip)
 	if sig == unix.SIGSEGV && si.Code == siKernel {
 		if insn, ok := decodeTrap(code); ok {
+			in.remember(regs.Rip, insn)
 			return in.emulate(&regs, insn)
 		}
 		in.fail("general protection fault: %s at %#x (%s)", disasm(code), regs.Rip, in.lay.Describe(regs.Rip))
@@ -222,6 +229,47 @@ func (in *instance) onFault(sig unix.Signal, si siginfo) error {
 	in.fail("%s", in.faultReport(sig, si, regs.Rip, code))
 	in.finish()
 	return nil
+}
+
+// Console output traps once per byte, so the common trap takes a short
+// path: an instruction already decoded at a %rip in memory the guest cannot
+// write (it has no system call to change that) is emulated again without
+// reading the signal info or the code. Only instructions without a memory
+// operand qualify, so the SIGSEGV can only be their #GP.
+
+// remember caches insn at rip if the code there cannot change.
+func (in *instance) remember(rip uint64, insn trapInsn) {
+	if insn.kind == opOuts {
+		return
+	}
+	m := in.lay.Find(rip)
+	if m == nil || m.Prot&unix.PROT_WRITE != 0 {
+		return
+	}
+	if end := m.Addr + m.Size; rip+uint64(insn.len) > end {
+		return
+	}
+	if in.traps == nil {
+		in.traps = map[uint64]trapInsn{}
+	}
+	in.traps[rip] = insn
+}
+
+// fastTrap emulates a remembered instruction; it reports false when %rip
+// holds none, and the stop takes the full path.
+func (in *instance) fastTrap() (bool, error) {
+	if len(in.traps) == 0 {
+		return false, nil
+	}
+	var regs unix.PtraceRegs
+	if err := getRegs(in.pid, &regs); err != nil {
+		return false, err
+	}
+	insn, ok := in.traps[regs.Rip]
+	if !ok {
+		return false, nil
+	}
+	return true, in.emulate(&regs, insn)
 }
 
 // faultReport says what the guest did wrong and where, naming the library
