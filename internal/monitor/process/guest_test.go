@@ -262,3 +262,22 @@ func TestFaultsNameTheAddressAndWhatHoldsIt(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestRepeatedTrapAtOneSiteIsEmulatedEveryTime(t *testing.T) {
+	r := runCode(t, `
+	mov $0x3f8, %dx
+	mov $1000, %ecx
+1:	mov %cl, %al
+	and $7, %al
+	add $'0', %al
+	out %al, %dx
+	loop 1b
+`+exitSeven, monitor.Options{})
+	var want strings.Builder
+	for c := 1000; c > 0; c-- {
+		want.WriteByte(byte('0' + c&7))
+	}
+	if r.Error != "" || r.ExitCode != 7 || r.Output != want.String() {
+		t.Fatalf("exit %d error %q output %d bytes (want 1000 in order)", r.ExitCode, r.Error, len(r.Output))
+	}
+}
