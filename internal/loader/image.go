@@ -88,10 +88,15 @@ func readPlainImage(path string) (*plainImage, error) {
 	if len(img.segments) == 0 {
 		return nil, fmt.Errorf("image %s: no loadable segments", path)
 	}
-	last := img.segments[len(img.segments)-1]
-	if last.Addr+last.Size > abi.AppRegionBase || img.segments[0].Addr < abi.PageSize*16 {
-		return nil, fmt.Errorf("image %s: segments [%#x,%#x) outside the image area [%#x,%#x)",
-			path, img.segments[0].Addr, last.Addr+last.Size, abi.PageSize*16, abi.AppRegionBase)
+	// Packed images live below the app region, aligned images (run as
+	// plain images by the KSM baselines) in the app region and the map:
+	// anything but the per-instance area and the ASLR window.
+	for _, s := range img.segments {
+		end := s.Addr + s.Size
+		if s.Addr < abi.PageSize*16 || end > abi.MapLimit || (s.Addr < abi.MapBase && end > abi.PrivateBase) {
+			return nil, fmt.Errorf("image %s: segment [%#x,%#x) overlaps the per-instance area [%#x,%#x) or lies outside [%#x,%#x)",
+				path, s.Addr, end, abi.PrivateBase, abi.MapBase, abi.PageSize*16, abi.MapLimit)
+		}
 	}
 	return img, nil
 }
