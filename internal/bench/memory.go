@@ -209,7 +209,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 		Resident: func(p []int) {
 			pids = p
 			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,
-				KSM: m.KSM, Baseline: avail0}
+				KSM: m.KSM, MinScans: 3, Baseline: avail0}
 			self := os.Getpid()
 			samples, stableAt := s.Run(ctx, func() []int { return p })
 			for i := range samples {

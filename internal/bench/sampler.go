@@ -32,7 +32,11 @@ type Sampler struct {
 	MinTime   time.Duration
 	MaxTime   time.Duration
 	KSM       bool
-	Baseline  uint64 // MemAvailable before the mode started
+	// MinScans, with KSM, is how many full scans ksmd must finish before
+	// memory may be called stable: KSM merges a page only once it has seen
+	// it unchanged over two scans, so early samples look stable but are not.
+	MinScans uint64
+	Baseline uint64 // MemAvailable before the mode started
 }
 
 // Run samples pids until stable (after MinTime) or MaxTime; it returns the
@@ -49,6 +53,12 @@ func (s Sampler) Run(ctx context.Context, pids func() []int) ([]Sample, float64)
 	}
 	start := time.Now()
 	var out []Sample
+	var scans0 uint64
+	if s.KSM {
+		if c, err := ksm.Read(); err == nil {
+			scans0 = c.FullScans
+		}
+	}
 	tick := time.NewTicker(s.Period)
 	defer tick.Stop()
 	for {
@@ -64,7 +74,8 @@ func (s Sampler) Run(ctx context.Context, pids func() []int) ([]Sample, float64)
 		}
 		out = append(out, smp)
 		elapsed := time.Since(start)
-		if elapsed >= s.MaxTime || (elapsed >= s.MinTime && stable(out, s.Window, s.Tolerance)) {
+		scanned := !s.KSM || (smp.KSM != nil && smp.KSM.FullScans >= scans0+s.MinScans)
+		if elapsed >= s.MaxTime || (elapsed >= s.MinTime && scanned && stable(out, s.Window, s.Tolerance)) {
 			return out, stableSince(out, s.Tolerance)
 		}
 		select {
