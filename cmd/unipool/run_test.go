@@ -247,3 +247,53 @@ func TestRunRefusesACorruptPoolBlobNamingIt(t *testing.T) {
 		t.Fatalf("status %d, stderr %q", code, stderr)
 	}
 }
+
+// TestCorpusUnikernelsPrintTheirExpectedLine is the whole pipeline through
+// the CLI: corpus build, aligned link into a pool, pool add, then run each
+// unikernel with its input (plain, and with --aslr) and find its expect
+// line in the output.
+func TestCorpusUnikernelsPrintTheirExpectedLine(t *testing.T) {
+	runNeedTools(t, "gcc", "ld", "objcopy")
+	bin := runTestBinary(t)
+	dir := t.TempDir()
+	corpusDir, pool := filepath.Join(dir, "corpus"), filepath.Join(dir, "pool")
+	if _, stderr, code := runCLI(t, bin, "corpus", "build", "--count", "3", "--seed", "5", "--out", corpusDir); code != 0 {
+		t.Fatalf("corpus build: status %d: %s", code, stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(corpusDir, "corpus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Unikernels []struct{ Name, Input, Expect string }
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range c.Unikernels {
+		img := filepath.Join(dir, u.Name+".elf")
+		if _, stderr, code := runCLI(t, bin, "link", "--layout", "aligned", "--pool", pool, "--corpus", corpusDir, "--unikernel", u.Name, "-o", img); code != 0 {
+			t.Fatalf("link %s: status %d: %s", u.Name, code, stderr)
+		}
+		if _, stderr, code := runCLI(t, bin, "pool", "add", "--pool", pool, "--name", u.Name, img); code != 0 {
+			t.Fatalf("pool add %s: status %d: %s", u.Name, code, stderr)
+		}
+		for _, c := range []struct {
+			flags []string
+			n     int
+		}{{nil, 1}, {[]string{"--aslr", "-n", "2"}, 2}} {
+			flags := c.flags
+			args := append([]string{"run", "--pool", pool, "--timeout", "60s", "--cmdline", u.Input}, flags...)
+			stdout, stderr, code := runCLI(t, bin, append(args, u.Name)...)
+			found := 0
+			for _, line := range strings.Split(stdout, "\n") {
+				if strings.HasSuffix(line, u.Expect) && u.Expect != "" {
+					found++
+				}
+			}
+			if code != 0 || found != c.n {
+				t.Errorf("%s %v: status %d, %d lines end with %q\nstdout %q\nstderr %q", u.Name, flags, code, found, u.Expect, stdout, stderr)
+			}
+		}
+	}
+}
