@@ -281,3 +281,14 @@ func TestRepeatedTrapAtOneSiteIsEmulatedEveryTime(t *testing.T) {
 		t.Fatalf("exit %d error %q output %d bytes (want 1000 in order)", r.ExitCode, r.Error, len(r.Output))
 	}
 }
+
+func TestHostTSCRateIsMeasuredWhenConstant(t *testing.T) {
+	info, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil || !strings.Contains(string(info), " constant_tsc") {
+		t.Skip("no constant TSC here: the boot info says 0 (unknown)")
+	}
+	// Any x86 host of the last 20 years ticks between 500 MHz and 10 GHz.
+	if khz := hostTSCKHz(); khz < 500_000 || khz > 10_000_000 {
+		t.Fatalf("TSC measured at %d kHz", khz)
+	}
+}

@@ -290,3 +290,25 @@ func TestMeasureFindsSharedAtTheIdealAndNaivePayingLibrariesPerInstance(t *testi
 		t.Errorf("load times %v %v, want positive", shared.LoadMean, naive.LoadMedian)
 	}
 }
+
+func TestBootInfoCarriesInstanceIDSeedAndMonitor(t *testing.T) {
+	// Exit code = instance id; a zero seed or another monitor exits 99.
+	uk := pooled(t, t.TempDir(), "app", `
+	cmpq $0, 72(%rdi)       # Seed
+	je 1f
+	cmpq $2, 88(%rdi)       # Monitor: abi.MonitorProcess
+	jne 1f
+	mov 64(%rdi), %eax      # InstanceID
+	mov $0x501, %dx
+	out %eax, %dx
+1:	mov $99, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+`)
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 3})
+	for i, r := range rs {
+		if r.Error != "" || r.ExitCode != i {
+			t.Errorf("instance %d: exit %d error %q", i, r.ExitCode, r.Error)
+		}
+	}
+}

@@ -68,6 +68,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	}()
 	var jobs []job
 	global := uint64(0)
+	tsc := hostTSCKHz()
 	for _, u := range uks {
 		p, err := loader.Prepare(u, opt.Load == monitor.LoadNaive)
 		if err != nil {
@@ -98,6 +99,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 				InstanceID: uint64(i),
 				Seed:       instSeed,
 				Monitor:    abi.MonitorProcess,
+				TSCKHz:     tsc,
 			}
 			jobs = append(jobs, job{uk: u.Name, index: i, plan: func() (*loader.Layout, error) {
 				lo := lo
