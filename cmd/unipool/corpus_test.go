@@ -35,9 +35,9 @@ func TestCorpusBuildCLIMakesLinkableUnikernelsFromTheEmbeddedTree(t *testing.T) 
 		}
 		return stdout.String(), stderr.String()
 	}
-	build := []string{"corpus", "build", "--count", "8", "--seed", "3", "--out", out, "--cache", cache}
+	build := []string{"corpus", "build", "--count", "5", "--seed", "3", "--out", out, "--cache", cache}
 	stdout, stderr := run(build...)
-	if !strings.Contains(stdout, "corpus: 8 unikernels") {
+	if !strings.Contains(stdout, "corpus: 5 unikernels") {
 		t.Errorf("build said %q", stdout)
 	}
 	if !strings.Contains(stderr, "objects") {
