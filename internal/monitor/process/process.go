@@ -120,6 +120,11 @@ const aslrStream = 0x756e69706f6f6c // "unipool"
 // run executes jobs on the tracer threads and returns their results in
 // job order.
 func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options) []monitor.Result {
+	// Raw fds, taken once here: every tracer passes them to its children.
+	fds := make(map[string]uintptr, len(files))
+	for path, f := range files {
+		fds[path] = f.Fd()
+	}
 	insts := make([]*instance, len(jobs))
 	for i, j := range jobs {
 		insts[i] = &instance{uk: j.uk, index: j.index, plan: j.plan, hold: opt.Hold > 0, syscallNr: -1}
@@ -134,7 +139,7 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File
 	tracers := make([]*tracer, n)
 	for i := range tracers {
 		tracers[i] = &tracer{
-			files: files, timeout: opt.Timeout, ksm: opt.KSM, hold: opt.Hold > 0,
+			files: fds, timeout: opt.Timeout, ksm: opt.KSM, hold: opt.Hold > 0,
 			stopped: func() bool { return ctx.Err() != nil },
 			idle:    idle, release: release,
 		}

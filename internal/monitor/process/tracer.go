@@ -2,7 +2,6 @@ package process
 
 import (
 	"errors"
-	"os"
 	"runtime"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 // call of its instances there.
 type tracer struct {
 	insts   []*instance
-	files   map[string]*os.File // pool blobs, opened once per run
+	files   map[string]uintptr // fds of the pool blobs, opened once per run
 	timeout time.Duration
 	ksm     bool
 	hold    bool
@@ -77,14 +76,14 @@ func (t *tracer) start(in *instance) {
 		if _, ok := fdOf[m.File]; ok {
 			continue
 		}
-		f, ok := t.files[m.File]
+		fd, ok := t.files[m.File]
 		if !ok {
 			in.fail("load: blob file %s was not opened for this run", m.File)
 			in.setState(stReaped)
 			return
 		}
 		fdOf[m.File] = len(fds)
-		fds = append(fds, f.Fd())
+		fds = append(fds, fd)
 	}
 	pid, err := spawn(fds)
 	if pid > 0 {
