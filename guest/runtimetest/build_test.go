@@ -290,13 +290,19 @@ func runtimeSets(t testing.TB) []runtimeSet {
 }
 
 var (
-	driversOnce sync.Once
-	drivers     map[string]string // set name -> driver executable
-	driversErr  error
-	workDir     string // every object and driver of this test process
-	workErr     error
-	workOnce    sync.Once
+	driversMu sync.Mutex
+	drivers   = map[string]*driverEntry{} // by set name
+
+	workDir  string // every object and driver of this test process
+	workErr  error
+	workOnce sync.Once
 )
+
+type driverEntry struct {
+	once sync.Once
+	exe  string
+	err  error
+}
 
 // work returns the folder all builds of this test process share.
 func work(t testing.TB) string {
@@ -345,14 +351,21 @@ func (f *fatalRecorder) record(msg string) {
 }
 
 // driverFor returns the host test driver linked with set's variants,
-// building every set's driver on first use.
-func driverFor(t *testing.T, set runtimeSet) string {
+// building it on first use.
+func driverFor(t testing.TB, set runtimeSet) string {
 	t.Helper()
-	driversOnce.Do(func() { drivers, driversErr = buildDrivers(t, work(t)) })
-	if driversErr != nil {
-		t.Fatalf("building the test drivers: %v", driversErr)
+	driversMu.Lock()
+	e := drivers[set.name]
+	if e == nil {
+		e = &driverEntry{}
+		drivers[set.name] = e
 	}
-	return drivers[set.name]
+	driversMu.Unlock()
+	e.once.Do(func() { e.exe, e.err = buildDriver(t, work(t), set) })
+	if e.err != nil {
+		t.Fatalf("building the test driver for %s: %v", set.name, e.err)
+	}
+	return e.exe
 }
 
 type unit struct{ dir, variant string }
@@ -362,61 +375,50 @@ func (s runtimeSet) units() []unit {
 		{"lib/libc", s.libc}, {"lib/" + s.alloc, s.allocV}, {"lib/ukrand", s.randV}}
 }
 
-func buildDrivers(t *testing.T, work string) (map[string]string, error) {
+// buildDriver compiles set's libraries (every source in parallel, each
+// compiled once per process), joins them, renames their symbols and links
+// the driver.
+func buildDriver(t testing.TB, work string, set runtimeSet) (string, error) {
 	rec := &fatalRecorder{TB: t}
-	sets := runtimeSets(t)
-	// Every (source, variant) compile first, all CPUs busy.
 	type job struct {
 		u   unit
 		src string
 	}
 	var jobs []job
-	seen := map[unit]bool{}
-	for _, s := range sets {
-		for _, u := range s.units() {
-			if !seen[u] {
-				seen[u] = true
-				for _, src := range sources(t, u.dir, u.dir != "plat") {
-					jobs = append(jobs, job{u, src})
-				}
-			}
+	for _, u := range set.units() {
+		for _, src := range sources(t, u.dir, u.dir != "plat") {
+			jobs = append(jobs, job{u, src})
 		}
 	}
 	parallel(rec, len(jobs), func(i int) { compileObject(rec, work, jobs[i].u.dir, jobs[i].src, jobs[i].u.variant) })
 	if rec.err != nil {
-		return nil, rec.err
+		return "", rec.err
 	}
 	driverSrc, err := filepath.Abs("testdata/driver.c")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	platInc, err := filepath.Abs(filepath.Join(guestRoot, "plat/include"))
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	var mu sync.Mutex
-	out := map[string]string{}
-	parallel(rec, len(sets), func(i int) {
-		s := sets[i]
-		dir := filepath.Join(work, fmt.Sprintf("set%d", i))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			rec.Fatal(err)
-		}
+	dir, err := os.MkdirTemp(work, "set-")
+	if err != nil {
+		return "", err
+	}
+	exe := filepath.Join(dir, "driver")
+	parallel(rec, 1, func(int) {
 		var objs []string
-		for _, u := range s.units() {
+		for _, u := range set.units() {
 			objs = append(objs, buildLib(rec, dir, u.dir, u.variant, u.dir != "plat"))
 		}
 		combined := filepath.Join(dir, "guest.o")
 		run(rec, dir, "ld", append([]string{"-r", "-o", combined}, objs...)...)
 		renamed := renameSymbols(rec, dir, combined)
-		exe := filepath.Join(dir, "driver")
 		run(rec, dir, "gcc", "-O1", "-g", "-Wall", "-Wno-format-truncation", "-I"+platInc,
 			driverSrc, renamed, "-o", exe, "-lm")
-		mu.Lock()
-		out[s.name] = exe
-		mu.Unlock()
 	})
-	return out, rec.err
+	return exe, rec.err
 }
 
 // parallel runs f(0..n-1) on all CPUs; a Fatal in f ends that goroutine.

@@ -241,7 +241,9 @@ int uk_vscan(FILE *f, const char *fmt, va_list ap0)
 			collect_float(&r, buf, w);
 			char *end;
 			double v = strtod(buf, &end);
-			if (end == buf || *end)
+			/* Like glibc: "1e" converts as 1 (C11 would fail), but "0x"
+			 * without hex digits fails. */
+			if (end == buf || *end == 'x' || *end == 'X')
 				goto done;
 			if (!suppress) {
 				if (len == 'l')

@@ -1179,6 +1179,45 @@ static void cmd_split(void)
 	}
 }
 
+/* One input from a Go fuzz test: the number parsers against glibc. */
+static void cmd_parse1(const char *s)
+{
+	check_strtod(s);
+	static const int bases[] = {0, 2, 8, 10, 16, 36};
+	for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++)
+		check_strtol(s, bases[b]);
+	int gi = -1, hi = -1, gn = -1, hn = -1;
+	double gd = -1, hd = -1;
+	char gs[256] = "", hs[256] = "";
+	if (strlen(s) < 200) {
+		int rg = g_sscanf(s, "%d %lf %255s%n", &gi, &gd, gs, &gn);
+		int rh = sscanf(s, "%d %lf %255s%n", &hi, &hd, hs, &hn);
+		if (rg != rh || gi != hi || (gd != hd && !(isnan(gd) && isnan(hd))) || strcmp(gs, hs) ||
+		    (rg == 3 && gn != hn))
+			fail("sscanf(\"%s\", \"%%d %%lf %%s%%n\"): guest %d %d %g %s %d, glibc %d %d %g %s %d",
+			     s, rg, gi, gd, gs, gn, rh, hi, hd, hs, hn);
+	}
+}
+
+/* One command line from a Go fuzz test: the arguments, hex-encoded. */
+static void cmd_split1(const char *line)
+{
+	char *buf = strdup(line);
+	int n = g_ukboot_split_args(buf, NULL, 0);
+	strcpy(buf, line);
+	char **argv = calloc((size_t)n + 1, sizeof *argv);
+	if (g_ukboot_split_args(buf, argv, n) != n)
+		fail("the counting and the storing pass disagree");
+	printf("%d\n", n);
+	for (int i = 0; i < n; i++) {
+		for (const unsigned char *p = (const unsigned char *)argv[i]; *p; p++)
+			printf("%02x", *p);
+		printf("\n");
+	}
+	free(argv);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1217,6 +1256,10 @@ int main(int argc, char **argv)
 		cmd_badboot();
 	else if (!strcmp(cmd, "split"))
 		cmd_split();
+	else if (!strcmp(cmd, "parse1") && argc > 2)
+		cmd_parse1(argv[2]);
+	else if (!strcmp(cmd, "split1") && argc > 2)
+		cmd_split1(argv[2]);
 	else {
 		fprintf(stderr, "unknown command %s\n", cmd);
 		return 2;
