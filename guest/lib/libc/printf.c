@@ -146,8 +146,6 @@ static void fmt_str(struct sink *o, const struct spec *sp, const char *s, size_t
 	put_field(o, sp, &f, 0);
 }
 
-#ifndef LIBC_PRINTF_NOFLOAT
-
 /* A double's exact decimal expansion: value = 0.dig[0..n) * 10^dexp, no
  * leading or trailing zeros; n == 0 means zero. The largest expansion,
  * that of the smallest subnormal times a 53-bit mantissa, has 767 digits. */
@@ -451,7 +449,6 @@ static void fmt_float(struct sink *o, const struct spec *sp, double v)
 	}
 	put_field(o, sp, &f, (sp->flags & F_ZERO) != 0);
 }
-#endif /* LIBC_PRINTF_NOFLOAT */
 
 int uk_vformat(uk_out_fn out, void *ctx, const char *fmt, va_list ap0)
 {
@@ -629,12 +626,7 @@ int uk_vformat(uk_out_fn out, void *ctx, const char *fmt, va_list ap0)
 		case 'a':
 		case 'A': {
 			double v = len == 'D' ? (double)va_arg(ap, long double) : va_arg(ap, double);
-#ifndef LIBC_PRINTF_NOFLOAT
 			fmt_float(&o, &sp, v);
-#else
-			(void)v;
-			fmt_str(&o, &sp, "?", 1);
-#endif
 			break;
 		}
 		case '%':
