@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/loader"
 )
 
@@ -56,9 +57,16 @@ type buildOptions struct {
 	name string // the process name (comm), at most 15 bytes
 }
 
+// batchAddr is where build maps a scratch area for the tables of system
+// calls it injects; it is unmapped before the guest runs. Like the stub, it
+// stays clear of every guest address.
+const batchAddr = stubAddr + 0x10_0000
+
 // build makes lay's address space in the stopped child pid, whose fds
 // 0..len(fds)-1 are the files named in fds, and leaves it ready to enter
-// the guest: regs is the register state to resume with.
+// the guest: regs is the register state to resume with. The system calls
+// go in two batches, one round trip each, around the copy of the private
+// bytes; a dozen mappings would otherwise cost a hundred round trips.
 func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*unix.PtraceRegs, error) {
 	r, err := newRemote(pid)
 	if err != nil {
@@ -71,54 +79,77 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	var first, second []batchCall
+	add := func(calls *[]batchCall, what string, ret uint64, nr uintptr, args ...uint64) {
+		c := batchCall{nr: nr, what: what, ret: ret}
+		copy(c.args[:], args)
+		*calls = append(*calls, c)
+	}
 	for _, m := range extra {
-		if err := r.munmap(m[0], m[1]-m[0]); err != nil {
-			return nil, err
-		}
+		add(&first, fmt.Sprintf("munmap %#x-%#x", m[0], m[1]), 0, unix.SYS_MUNMAP, m[0], m[1]-m[0])
 	}
 	var writes []memWrite
-	var anon []loader.Mapping
 	for _, m := range lay.Mappings {
+		what := "mapping " + what(m)
 		if m.File != "" {
 			fd, ok := fds[m.File]
 			if !ok {
-				return nil, fmt.Errorf("mapping %s: file %s not passed to the instance", what(m), m.File)
+				return nil, fmt.Errorf("%s: file %s not passed to the instance", what, m.File)
 			}
 			// Shared and read-only, straight from the pool file: every
 			// instance maps the same page-cache pages.
-			if err := r.mmap(m.Addr, m.Size, m.Prot, unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, fd, m.Offset); err != nil {
-				return nil, fmt.Errorf("mapping %s: %w", what(m), err)
-			}
+			add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, uint64(m.Prot),
+				unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, uint64(fd), m.Offset)
 			continue
 		}
-		if err := r.mmap(m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
-			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, -1, 0); err != nil {
-			return nil, fmt.Errorf("mapping %s: %w", what(m), err)
-		}
-		anon = append(anon, m)
+		// Private memory is mapped writable, filled, then given its
+		// protection.
+		add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0)
 		if len(m.Data) > 0 {
 			writes = append(writes, memWrite{m.Addr, m.Data})
 		}
+		if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
+			add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, m.Size, uint64(m.Prot))
+		}
+		if opt.ksm {
+			add(&second, what, 0, unix.SYS_MADVISE, m.Addr, m.Size, unix.MADV_MERGEABLE)
+		}
 	}
+	// The blob fds are no longer needed once mapped, and a guest that
+	// could make system calls should find none.
+	for fd := range len(fds) {
+		add(&second, fmt.Sprintf("close fd %d", fd), 0, unix.SYS_CLOSE, uint64(fd))
+	}
+	// The scratch area: a zero rlimit, the name, then the call tables.
+	rlimAddr, nameAddr, tableAddr := uint64(batchAddr), uint64(batchAddr+16), uint64(batchAddr+64)
+	comm := append([]byte(opt.name)[:min(len(opt.name), 15)], 0)
+	// No core files: a guest killed by seccomp would otherwise dump its
+	// whole memory into the monitor's working directory.
+	add(&second, "prlimit(RLIMIT_CORE)", 0, unix.SYS_PRLIMIT64, 0, unix.RLIMIT_CORE, rlimAddr, 0)
+	add(&second, "prctl(PR_SET_NAME)", 0, unix.SYS_PRCTL, unix.PR_SET_NAME, nameAddr)
+	add(&second, "prctl(PR_SET_NO_NEW_PRIVS)", 0, unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1)
+	tableSize := uint64(max(len(first), len(second))) * batchEntrySize
+	size := (tableAddr + tableSize - batchAddr + abi.PageSize - 1) &^ (abi.PageSize - 1)
+
+	if err := r.mmap(batchAddr, size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, -1, 0); err != nil {
+		return nil, fmt.Errorf("scratch area: %w", err)
+	}
+	if err := r.batch(tableAddr, first); err != nil {
+		return nil, err
+	}
+	writes = append(writes, memWrite{rlimAddr, make([]byte, 16)}, memWrite{nameAddr, comm})
 	if err := writeMem(pid, writes); err != nil {
 		return nil, err
 	}
-	for _, m := range anon {
-		if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
-			if err := r.mprotect(m.Addr, m.Size, m.Prot); err != nil {
-				return nil, fmt.Errorf("mapping %s: %w", what(m), err)
-			}
-		}
-		if opt.ksm {
-			if err := r.madvise(m.Addr, m.Size, unix.MADV_MERGEABLE); err != nil {
-				return nil, fmt.Errorf("mapping %s: %w", what(m), err)
-			}
-		}
-	}
-	if err := r.closeAll(len(fds)); err != nil {
+	if err := r.batch(tableAddr, second); err != nil {
 		return nil, err
 	}
-	if err := confine(r, lay, opt.name); err != nil {
+	if _, err := r.call(unix.SYS_MUNMAP, batchAddr, size); err != nil {
+		return nil, fmt.Errorf("scratch area: munmap: %w", err)
+	}
+	if err := confine(r, lay); err != nil {
 		return nil, err
 	}
 	// Enter the guest as the ABI says: %rip at the entry, %rsp at the top
@@ -133,40 +164,25 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	return &regs, nil
 }
 
-// confine makes the child's last system calls: no core dumps, a name for
-// ps, no new privileges, and the seccomp filter that kills on any call.
-func confine(r *remote, lay *loader.Layout, name string) error {
+// confine makes the child's last system call: the seccomp filter that
+// kills it on any further one. Its arguments go at the top of the guest's
+// stack, which is cleared again before the guest runs.
+func confine(r *remote, lay *loader.Layout) error {
 	scratch, err := scratchArea(lay)
 	if err != nil {
 		return err
 	}
-	// Scratch layout: sock_fprog, the filter, the name, a zero rlimit.
 	filter := seccompFilter()
-	fprogAddr, filterAddr, nameAddr, rlimAddr := scratch, scratch+16, scratch+24, scratch+48
-	comm := append([]byte(name)[:min(len(name), 15)], 0)
+	fprogAddr, filterAddr := scratch, scratch+16
 	if err := writeMem(r.pid, []memWrite{
 		{fprogAddr, sockFprog(len(filter)/8, filterAddr)},
 		{filterAddr, filter},
-		{nameAddr, comm},
-		{rlimAddr, make([]byte, 16)},
 	}); err != nil {
 		return err
-	}
-	// No core files: a guest killed by seccomp would otherwise dump its
-	// whole memory into the monitor's working directory.
-	if _, err := r.call(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_CORE, rlimAddr, 0); err != nil {
-		return fmt.Errorf("prlimit(RLIMIT_CORE): %w", err)
-	}
-	if _, err := r.call(unix.SYS_PRCTL, unix.PR_SET_NAME, nameAddr); err != nil {
-		return fmt.Errorf("prctl(PR_SET_NAME): %w", err)
-	}
-	if _, err := r.call(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
 	}
 	if _, err := r.call(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, fprogAddr); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
-	// The guest finds its stack as zeroed as the rest of its memory.
 	return writeMem(r.pid, []memWrite{{scratch, make([]byte, 64)}})
 }
 

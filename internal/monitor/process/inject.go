@@ -1,6 +1,7 @@
 package process
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -30,22 +31,35 @@ func (r *remote) call(nr uintptr, args ...uint64) (uint64, error) {
 	copy(a[:], args)
 	r.regs = r.base
 	r.regs.Rax = uint64(nr)
-	r.regs.Orig_rax = ^uint64(0) // not in a system call: no restart logic
 	r.regs.Rdi, r.regs.Rsi, r.regs.Rdx, r.regs.R10, r.regs.R8, r.regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
-	r.regs.Rip = stubSyscall
+	if err := r.runStub(stubSyscall, stubAfterTrap); err != nil {
+		return 0, fmt.Errorf("injected system call %d: %w", nr, err)
+	}
+	ret := r.regs.Rax
+	if int64(ret) < 0 && int64(ret) > -4096 {
+		return 0, unix.Errno(-int64(ret))
+	}
+	return ret, nil
+}
+
+// runStub resumes the child at entry with r.regs and waits until it traps
+// at done, leaving its registers in r.regs.
+func (r *remote) runStub(entry, done uint64) error {
+	r.regs.Orig_rax = ^uint64(0) // not in a system call: no restart logic
+	r.regs.Rip = entry
 	if err := setRegs(r.pid, &r.regs); err != nil {
-		return 0, err
+		return err
 	}
 	if err := cont(r.pid, 0); err != nil {
-		return 0, err
+		return err
 	}
 	for {
 		_, ws, err := waitPid(r.pid, false)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if ws.Exited() || ws.Signaled() {
-			return 0, fmt.Errorf("instance process died while being built (%s)", describeStatus(ws))
+			return fmt.Errorf("instance process died while being built (%s)", describeStatus(ws))
 		}
 		if ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() <= 0 {
 			break
@@ -53,20 +67,67 @@ func (r *remote) call(nr uintptr, args ...uint64) (uint64, error) {
 		// Any other stop (a signal from outside, the exit event of a
 		// process being killed) is not ours: suppress it and go on.
 		if err := cont(r.pid, 0); err != nil {
-			return 0, err
+			return err
 		}
 	}
 	if err := getRegs(r.pid, &r.regs); err != nil {
-		return 0, err
+		return err
 	}
-	if r.regs.Rip != stubAfterTrap {
-		return 0, fmt.Errorf("injected syscall %d: child stopped at %#x, not after the stub", nr, r.regs.Rip)
+	if r.regs.Rip != done {
+		return fmt.Errorf("child stopped at %#x, not after the stub", r.regs.Rip)
 	}
-	ret := r.regs.Rax
-	if int64(ret) < 0 && int64(ret) > -4096 {
-		return 0, unix.Errno(-int64(ret))
+	return nil
+}
+
+// batchCall is one system call of a batch. In the child's table each is
+// 64 bytes: the number, six arguments, and the result the stub stores.
+type batchCall struct {
+	nr   uintptr
+	args [6]uint64
+	what string // for errors: what the call was for
+	// ret, if not zero, is the result the call must return (mmap's
+	// address: a kernel older than MAP_FIXED_NOREPLACE ignores the flag).
+	ret uint64
+}
+
+const batchEntrySize = 64
+
+// batch runs calls in the child in one round trip, from a table written at
+// table (writable child memory, len(calls)*batchEntrySize bytes). It stops
+// at the first call that fails and says which.
+func (r *remote) batch(table uint64, calls []batchCall) error {
+	if len(calls) == 0 {
+		return nil
 	}
-	return ret, nil
+	buf := make([]byte, len(calls)*batchEntrySize)
+	for i, c := range calls {
+		e := buf[i*batchEntrySize:]
+		binary.LittleEndian.PutUint64(e, uint64(c.nr))
+		for j, a := range c.args {
+			binary.LittleEndian.PutUint64(e[8+8*j:], a)
+		}
+	}
+	if err := writeMem(r.pid, []memWrite{{table, buf}}); err != nil {
+		return err
+	}
+	r.regs = r.base
+	r.regs.Rbx, r.regs.R12 = table, uint64(len(calls))
+	if err := r.runStub(stubBatch, stubBatchDone); err != nil {
+		return fmt.Errorf("injected system calls: %w", err)
+	}
+	if left := r.regs.R12; left != 0 {
+		c := calls[len(calls)-int(left)]
+		return fmt.Errorf("%s: system call %d: %w", c.what, c.nr, unix.Errno(-int64(r.regs.Rax)))
+	}
+	if n, err := readMem(r.pid, table, buf); err != nil || n != len(buf) {
+		return fmt.Errorf("injected system calls: read their results: %v", err)
+	}
+	for i, c := range calls {
+		if got := binary.LittleEndian.Uint64(buf[i*batchEntrySize+56:]); c.ret != 0 && got != c.ret {
+			return fmt.Errorf("%s: system call %d returned %#x, want %#x", c.what, c.nr, got, c.ret)
+		}
+	}
+	return nil
 }
 
 func (r *remote) mmap(addr, size uint64, prot, flags int, fd int, off uint64) error {
@@ -76,45 +137,6 @@ func (r *remote) mmap(addr, size uint64, prot, flags int, fd int, off uint64) er
 	}
 	if got != addr {
 		return fmt.Errorf("mmap %#x+%#x: landed at %#x", addr, size, got)
-	}
-	return nil
-}
-
-func (r *remote) mprotect(addr, size uint64, prot int) error {
-	if _, err := r.call(unix.SYS_MPROTECT, addr, size, uint64(prot)); err != nil {
-		return fmt.Errorf("mprotect %#x+%#x: %w", addr, size, err)
-	}
-	return nil
-}
-
-func (r *remote) madvise(addr, size uint64, advice int) error {
-	if _, err := r.call(unix.SYS_MADVISE, addr, size, uint64(advice)); err != nil {
-		return fmt.Errorf("madvise %#x+%#x %d: %w", addr, size, advice, err)
-	}
-	return nil
-}
-
-func (r *remote) munmap(addr, size uint64) error {
-	if _, err := r.call(unix.SYS_MUNMAP, addr, size); err != nil {
-		return fmt.Errorf("munmap %#x+%#x: %w", addr, size, err)
-	}
-	return nil
-}
-
-// closeAll closes every fd of the child: the blob fds are no longer needed
-// once mapped, and a guest that could make system calls should find none.
-func (r *remote) closeAll(nfds int) error {
-	_, err := r.call(unix.SYS_CLOSE_RANGE, 0, ^uint64(0)>>32, 0)
-	if err == unix.ENOSYS { // before Linux 5.9
-		for fd := 0; fd < nfds; fd++ {
-			if _, err := r.call(unix.SYS_CLOSE, uint64(fd)); err != nil && err != unix.EBADF {
-				return fmt.Errorf("close %d: %w", fd, err)
-			}
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("close_range: %w", err)
 	}
 	return nil
 }

@@ -222,7 +222,7 @@ func TestKSMMarksPrivateMemoryMergeable(t *testing.T) {
 	uk := pooled(t, t.TempDir(), "app", exitSeven)
 	for _, ksm := range []bool{false, true} {
 		var line string
-		runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: monitor.LoadNaive, KSM: ksm, Hold: time.Minute,
+		rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: monitor.LoadNaive, KSM: ksm, Hold: time.Minute,
 			Resident: func(pids []int) {
 				data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pids[0]))
 				if err != nil {
@@ -232,6 +232,9 @@ func TestKSMMarksPrivateMemoryMergeable(t *testing.T) {
 				_, rest, _ = strings.Cut(rest, "VmFlags:")
 				line, _, _ = strings.Cut(rest, "\n")
 			}})
+		if rs[0].Error != "" || rs[0].ExitCode != 7 {
+			t.Fatalf("ksm=%v: exit %d error %q", ksm, rs[0].ExitCode, rs[0].Error)
+		}
 		if got := strings.Contains(line, " mg"); got != ksm {
 			t.Errorf("ksm=%v: naive libc copy VmFlags %q", ksm, line)
 		}

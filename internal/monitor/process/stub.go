@@ -11,9 +11,10 @@ import (
 )
 
 // Every instance starts as the stub: a static executable whose whole image
-// is one page holding `syscall; int3`. The monitor points the stopped
-// child's %rip at the syscall to make a system call on its behalf, and the
-// int3 hands control back. Nothing else of the stub ever runs.
+// is one page holding `syscall; int3` and a loop that makes a table of
+// system calls. The monitor points the stopped child's %rip at one or the
+// other to make system calls on its behalf, and the int3 hands control
+// back. Nothing else of the stub ever runs.
 
 // stubAddr is where the stub's page lives in every instance. It must stay
 // clear of all guest addresses (below abi.ASLRBase+abi.ASLRSize, 68 GiB)
@@ -22,12 +23,51 @@ import (
 const stubAddr = 0x7f00_0000_0000
 
 const (
-	stubCodeOff   = 64 + 56 // ELF header, one program header, then the code
+	stubCodeOff = 64 + 56 // ELF header, one program header, then the code
+	// stubSyscall is `syscall; int3`: one system call.
 	stubSyscall   = stubAddr + stubCodeOff
-	stubAfterTrap = stubSyscall + 3 // %rip after the int3 trapped
+	stubAfterTrap = stubSyscall + 3 // %rip after its int3 trapped
+	// stubBatch runs %r12 system calls from a table at %rbx (see batchCall)
+	// and traps after the last one or the first that fails.
+	stubBatch     = stubSyscall + 3
+	stubBatchDone = stubSyscall + 0x3b // %rip after its int3 trapped
 )
 
-var stubCode = []byte{0x0f, 0x05, 0xcc} // syscall; int3
+// stubSource is stubCode in assembly (stub_test.go assembles it and
+// compares).
+const stubSource = `
+	syscall
+	int3
+batch:
+	test %r12, %r12
+	jz 2f
+	mov (%rbx), %rax
+	mov 8(%rbx), %rdi
+	mov 16(%rbx), %rsi
+	mov 24(%rbx), %rdx
+	mov 32(%rbx), %r10
+	mov 40(%rbx), %r8
+	mov 48(%rbx), %r9
+	syscall
+	mov %rax, 56(%rbx)
+	cmp $-4095, %rax
+	jae 2f
+	add $64, %rbx
+	dec %r12
+	jmp batch
+2:	int3`
+
+// stubCode is stubSource, assembled.
+var stubCode = []byte{
+	0x0f, 0x05, 0xcc,
+	0x4d, 0x85, 0xe4, 0x74, 0x32,
+	0x48, 0x8b, 0x03, 0x48, 0x8b, 0x7b, 0x08, 0x48, 0x8b, 0x73, 0x10, 0x48, 0x8b, 0x53, 0x18,
+	0x4c, 0x8b, 0x53, 0x20, 0x4c, 0x8b, 0x43, 0x28, 0x4c, 0x8b, 0x4b, 0x30,
+	0x0f, 0x05, 0x48, 0x89, 0x43, 0x38,
+	0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, 0x73, 0x09,
+	0x48, 0x83, 0xc3, 0x40, 0x49, 0xff, 0xcc, 0xeb, 0xc9,
+	0xcc,
+}
 
 // stubELF returns the stub executable's bytes.
 func stubELF() []byte {
