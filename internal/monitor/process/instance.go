@@ -99,17 +99,39 @@ func (in *instance) fail(format string, args ...any) {
 // finish ends the guest: it has exited, halted or faulted. A finished
 // guest is killed at once, or kept stopped with its memory when held.
 func (in *instance) finish() {
+	// Once the state says finished, the timeout and cancellation leave
+	// the process alone; if one of them got to it first, that is why it
+	// ended.
+	in.mu.Lock()
+	in.st = stFinished
+	in.mu.Unlock()
 	if in.timer != nil {
 		in.timer.Stop()
 	}
 	if !in.entered.IsZero() && in.runTime == 0 {
 		in.runTime = time.Since(in.entered)
 	}
-	keep := in.hold && in.err == ""
-	in.setState(stFinished)
-	if !keep {
+	if why := in.killReason(); why != "" {
+		in.fail("%s", why)
+	}
+	if !in.hold || in.err != "" {
 		in.kill()
 	}
+}
+
+// killReason says why the monitor killed a running instance, if it did.
+func (in *instance) killReason() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case in.syscallNr >= 0:
+		return fmt.Sprintf("made system call %d; the seccomp filter killed it (the guest ABI has no system calls)", in.syscallNr)
+	case in.timedOut > 0:
+		return fmt.Sprintf("still running after the %v timeout: killed", in.timedOut)
+	case in.cancelled:
+		return "cancelled: killed"
+	}
+	return ""
 }
 
 // reaped records the end of the process.
@@ -117,7 +139,6 @@ func (in *instance) reaped(ws unix.WaitStatus) {
 	in.mu.Lock()
 	prev := in.st
 	in.st = stReaped
-	timedOut, cancelled, nr := in.timedOut, in.cancelled, in.syscallNr
 	in.mu.Unlock()
 	if in.timer != nil {
 		in.timer.Stop()
@@ -128,16 +149,10 @@ func (in *instance) reaped(ws unix.WaitStatus) {
 	if !in.entered.IsZero() && in.runTime == 0 {
 		in.runTime = time.Since(in.entered)
 	}
-	switch {
-	case nr >= 0:
-		in.fail("made system call %d; the seccomp filter killed it (the guest ABI has no system calls)", nr)
-	case timedOut > 0:
-		in.fail("still running after the %v timeout: killed", timedOut)
-	case cancelled:
-		in.fail("cancelled: killed")
-	default:
-		in.fail("instance process %s", describeStatus(ws))
+	if why := in.killReason(); why != "" {
+		in.fail("%s", why)
 	}
+	in.fail("instance process %s", describeStatus(ws))
 }
 
 // result reports the instance.
