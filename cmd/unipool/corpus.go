@@ -56,7 +56,19 @@ func corpusBuildCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build",
 		Short: "Build N different unikernels from a seed into DIR/<name>/*.o and DIR/corpus.json",
-		Args:  cobra.NoArgs,
+		Long: `Build makes a fleet of N different FaaS unikernels, deterministically from the
+seed. Each one gets an app (every app in turn), its dependencies, the core
+libraries, one allocator, extra libraries drawn by their lib.json popularity,
+a compile-time variant of each library (the default the most common), an input
+case from its app.json, and generated code of its own in its app object, so
+that no two app objects are the same.
+
+Link order: ukplat, ukboot, libc, the allocator, the rest by name, the app.
+Objects are compiled once per configuration into a content-keyed cache and
+hard-linked (or copied) into DIR/<name>/lib<library>.o and app-<app>.o;
+DIR/corpus.json lists each unikernel's libraries in link order with their
+version, origin (unipool, the Debian package, or app) and sha256.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := f.options(cmd.ErrOrStderr())
 			o.Out = out
