@@ -26,6 +26,7 @@ const (
 	MediaTypeConfig  = "application/vnd.unipool.unikernel.config.v1+json"
 	MediaTypeShared  = "application/vnd.unipool.library.shared.v1"
 	MediaTypePrivate = "application/vnd.unipool.image.private.v1"
+	MediaTypeInit    = "application/vnd.unipool.library.init.v1"
 	SectionName      = ".unipool" // the image section holding a Config
 	SchemaVersion    = 1
 	ProtRX           = "r-x"
@@ -92,10 +93,19 @@ type Library struct {
 	Private      Part   `json:"private"`
 	// Relocs are the absolute addresses stored in the private part.
 	Relocs []Reloc `json:"relocs,omitempty"`
+	// Init, when set (pool only), is the library's initial private memory
+	// as a blob of its own: the tramp table at offset 0, the initialised
+	// data at InitDataOff(). Identical libraries of different images share
+	// it, and a loader maps it copy-on-write, so an instance's table and
+	// data pages stay one physical copy until the guest writes them.
+	Init *BlobRef `json:"init,omitempty"`
 	// NoASLR, when set, says why this library cannot be moved (the loader
 	// then keeps it at Region.Start even under --aslr).
 	NoASLR string `json:"no_aslr,omitempty"`
 }
+
+// InitDataOff is where the initialised data starts in the Init blob.
+func (l *Library) InitDataOff() uint64 { return (l.Tramp.Size + 0xfff) &^ 0xfff }
 
 // Tramp is a library's trampoline table: constant stubs plus 8-byte slots
 // holding absolute addresses that the loader fills per instance.

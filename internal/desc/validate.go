@@ -31,6 +31,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("description: libraries %q and %q overlap", c.Libraries[j].Name, l.Name)
 			}
 		}
+		if l.Init != nil && (l.Init.Size < 0 || uint64(l.Init.Size) < l.InitDataOff()+l.Private.FileSize) {
+			return fmt.Errorf("description: library %q: init blob of %d bytes cannot hold its table and data", l.Name, l.Init.Size)
+		}
 		for _, s := range l.Shared.Segments {
 			if s.Off&pageMask != 0 || s.Off+s.Size > l.Shared.Size || s.Off+s.Size < s.Off {
 				return fmt.Errorf("description: library %q: bad shared segment", l.Name)

@@ -51,9 +51,23 @@ type Mapping struct {
 	Offset uint64
 	// Data is copied to Addr when File is empty; the rest up to Size is zero.
 	Data []byte
+	// COW marks a File mapped private (copy-on-write) instead of shared:
+	// a library's tramp table and initialised data from its init blob.
+	// Patches are the 8-byte words where this instance differs from the
+	// file (slots and relocations under ASLR); writing them copies only
+	// their pages. Data then holds the same bytes with the patches
+	// applied, for a monitor that copies instead.
+	COW     bool
+	Patches []Patch
 	// Library and Part say what the range holds.
 	Library string
 	Part    string
+}
+
+// Patch is an 8-byte little-endian word to store at Off in a mapping.
+type Patch struct {
+	Off   uint64
+	Value uint64
 }
 
 // Layout is one instance's memory and entry state.
@@ -188,11 +202,20 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 				return nil, err
 			}
 			table = append([]byte(nil), table...)
+			var patches []Patch
 			for _, s := range l.Tramp.Slots {
-				binary.LittleEndian.PutUint64(table[s.Off:], addr(s.Target))
+				v := addr(s.Target)
+				if binary.LittleEndian.Uint64(table[s.Off:]) != v {
+					patches = append(patches, Patch{s.Off, v})
+				}
+				binary.LittleEndian.PutUint64(table[s.Off:], v)
 			}
-			lay.Mappings = append(lay.Mappings, Mapping{Addr: base, Size: pageUp(l.Tramp.Size),
-				Prot: ProtRead | ProtExec, Data: table, Library: l.Name, Part: PartTramp})
+			m := Mapping{Addr: base, Size: pageUp(l.Tramp.Size),
+				Prot: ProtRead | ProtExec, Data: table, Library: l.Name, Part: PartTramp}
+			if l.Init != nil && opt.Load == monitor.LoadShared {
+				m.File, m.Digest, m.COW, m.Patches = p.u.BlobPath(l.Init.Digest), l.Init.Digest, true, patches
+			}
+			lay.Mappings = append(lay.Mappings, m)
 		}
 		if l.Shared.Size > 0 {
 			shared := base + r.TrampSize
@@ -223,15 +246,44 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 			}
 			data := make([]byte, l.Private.FileSize, max(l.Private.FileSize, 8))
 			copy(data, init)
+			var patches []Patch
 			for _, rl := range l.Relocs {
 				if rl.Off+8 > uint64(len(data)) {
 					data = append(data, make([]byte, rl.Off+8-uint64(len(data)))...)
 				}
-				binary.LittleEndian.PutUint64(data[rl.Off:], addr(rl.Target))
+				v := addr(rl.Target)
+				if binary.LittleEndian.Uint64(data[rl.Off:]) != v {
+					patches = append(patches, Patch{rl.Off, v})
+				}
+				binary.LittleEndian.PutUint64(data[rl.Off:], v)
 			}
-			lay.Mappings = append(lay.Mappings, Mapping{Addr: base + r.TrampSize + r.SharedSize,
-				Size: pageUp(l.Private.MemSize), Prot: ProtRead | ProtWrite, Data: data,
-				Library: l.Name, Part: PartPrivate})
+			at := base + r.TrampSize + r.SharedSize
+			size := pageUp(l.Private.MemSize)
+			if l.Init != nil && opt.Load == monitor.LoadShared && l.Private.FileSize > 0 {
+				// The initialised pages come from the init blob,
+				// copy-on-write; the bss beyond them is anonymous.
+				fsize := pageUp(l.Private.FileSize)
+				var fp []Patch
+				for _, pt := range patches {
+					if pt.Off < fsize {
+						fp = append(fp, pt)
+					}
+				}
+				lay.Mappings = append(lay.Mappings, Mapping{Addr: at, Size: fsize, Prot: ProtRead | ProtWrite,
+					Data: data[:min(uint64(len(data)), fsize)], File: p.u.BlobPath(l.Init.Digest), Digest: l.Init.Digest,
+					Offset: l.InitDataOff(), COW: true, Patches: fp, Library: l.Name, Part: PartPrivate})
+				if size > fsize {
+					var rest []byte
+					if uint64(len(data)) > fsize {
+						rest = data[fsize:] // relocations in the bss (none in practice)
+					}
+					lay.Mappings = append(lay.Mappings, Mapping{Addr: at + fsize, Size: size - fsize, Prot: ProtRead | ProtWrite,
+						Data: rest, Library: l.Name, Part: PartPrivate})
+				}
+			} else {
+				lay.Mappings = append(lay.Mappings, Mapping{Addr: at, Size: size, Prot: ProtRead | ProtWrite, Data: data,
+					Library: l.Name, Part: PartPrivate})
+			}
 		}
 	}
 	lay.Entry = addr(p.cfg.Entry)

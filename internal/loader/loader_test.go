@@ -194,3 +194,63 @@ func TestPlainImageSegmentsAreCopied(t *testing.T) {
 		t.Fatal("a C file accepted as image")
 	}
 }
+
+func TestInitBlobIsMappedCopyOnWriteAndPatchedOnlyUnderASLR(t *testing.T) {
+	u := testUnikernel(t)
+	dir := t.TempDir()
+	// The init blob of library a: its table at 0, its data at the next page.
+	init := make([]byte, 2*abi.PageSize)
+	binary.LittleEndian.PutUint64(init[8:], abi.AppRegionBase+abi.PageSize+0x10)
+	copy(init[abi.PageSize:], "data")
+	path := filepath.Join(dir, "init")
+	os.WriteFile(path, init, 0o644)
+	u.Config.Libraries[0].Init = &desc.BlobRef{Digest: "sha256:i", Size: int64(len(init))}
+	blob := u.BlobPath
+	// The pool writes the same pre-filled table into the private blob.
+	priv, _ := os.ReadFile(blob("sha256:p"))
+	copy(priv, init[:16])
+	os.WriteFile(blob("sha256:p"), priv, 0o644)
+	u.BlobPath = func(d string) string {
+		if d == "sha256:i" {
+			return path
+		}
+		return blob(d)
+	}
+	p, err := Prepare(u, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := p.Plan(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cow int
+	for _, m := range plain.Mappings {
+		if m.Library == "a" && (m.Part == PartTramp || m.Part == PartPrivate) {
+			if !m.COW || m.File != path || len(m.Patches) != 0 {
+				t.Errorf("%s: COW %v file %q patches %v", m.Part, m.COW, m.File, m.Patches)
+			}
+			cow++
+		}
+	}
+	if cow != 2 {
+		t.Fatalf("%d copy-on-write mappings, want 2", cow)
+	}
+	aslr, err := p.Plan(Options{ASLR: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := aslr.Find(aslr.Bases["a"])
+	if !tr.COW || len(tr.Patches) != 1 || tr.Patches[0].Value != aslr.Bases["app"]+abi.PageSize+0x10 {
+		t.Fatalf("ASLR table: %+v", tr.Patches)
+	}
+	naive, err := Plan(u, Options{Load: monitor.LoadNaive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range naive.Mappings {
+		if m.COW || m.File != "" {
+			t.Fatalf("naive load maps a file: %+v", m)
+		}
+	}
+}
