@@ -169,23 +169,30 @@ func LoadTree(fsys fs.FS) (*Tree, error) {
 	}
 	sort.Slice(t.Apps, func(i, j int) bool { return t.Apps[i].Name < t.Apps[j].Name })
 	sort.Strings(t.Includes)
-	err = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && strings.HasSuffix(p, ".h") && IsGuestFile(p) {
-			t.Headers = append(t.Headers, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("guest tree: %w", err)
+	// Any unit may include any header of another (every include folder
+	// is on the path, and a private header can be reached by a relative
+	// name), so every unit's key covers them all.
+	for _, l := range t.Libraries {
+		t.Headers = append(t.Headers, headersOf(l.Files)...)
+	}
+	for _, a := range t.Apps {
+		t.Headers = append(t.Headers, headersOf(a.Files)...)
 	}
 	sort.Strings(t.Headers)
 	if err := t.check(); err != nil {
 		return nil, err
 	}
 	return t, nil
+}
+
+func headersOf(files []string) []string {
+	var out []string
+	for _, f := range files {
+		if strings.HasSuffix(f, ".h") {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 type unit struct {
@@ -211,7 +218,7 @@ func findUnits(fsys fs.FS) ([]unit, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && d.Name() == "include" {
+			if d.IsDir() && (d.Name() == "include" || d.Name() == "testdata") {
 				return fs.SkipDir
 			}
 			if !d.IsDir() && d.Name() == marker {
@@ -230,8 +237,8 @@ func findUnits(fsys fs.FS) ([]unit, error) {
 // IsGuestFile tells whether the corpus build reads a file of the guest
 // tree (p is a slash path relative to guest/): descriptions, export lists,
 // C and assembly sources, headers, and anything under an include folder;
-// never Go files (tests of the guest's logic live beside it), nor dot or
-// underscore files. Package guest embeds exactly these.
+// never Go files (tests of the guest's logic live beside it), testdata
+// folders, nor dot or underscore files. Package guest embeds exactly these.
 func IsGuestFile(p string) bool {
 	parts := strings.Split(p, "/")
 	if len(parts) < 2 {
@@ -245,7 +252,8 @@ func IsGuestFile(p string) bool {
 		return false
 	}
 	for _, part := range parts {
-		if strings.HasPrefix(part, ".") || strings.HasPrefix(part, "_") {
+		// testdata holds host-side test inputs, as everywhere in Go.
+		if strings.HasPrefix(part, ".") || strings.HasPrefix(part, "_") || part == "testdata" {
 			return false
 		}
 	}

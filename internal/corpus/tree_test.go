@@ -126,3 +126,38 @@ func TestFixtureTreeLoads(t *testing.T) {
 		t.Errorf("ukplat sources %v, want plat.c and start.S", got)
 	}
 }
+
+func TestTestdataAndGoFilesAreNotGuestSources(t *testing.T) {
+	for p, want := range map[string]bool{
+		"lib/libc/string.c":                true,
+		"lib/libc/include/sys/types.h":     true,
+		"lib/libc/include/README":          true,
+		"plat/lib.json":                    true,
+		"apps/hello/app.json":              true,
+		"apps/testdata/drivers/common.h":   false,
+		"apps/hello/testdata/x/app.json":   false,
+		"apps/hello/hello_test.go":         false,
+		"lib/libc/.hidden.c":               false,
+		"lib/libc/README.md":               false,
+		"runtimetest/boot.c":               false,
+		"embed.go":                         false,
+		"third_party/zlib/lib.json":        true,
+		"third_party/zlib/include/glue.go": false,
+	} {
+		if got := IsGuestFile(p); got != want {
+			t.Errorf("IsGuestFile(%q) = %v, want %v", p, got, want)
+		}
+	}
+	fsys := minimalTree()
+	fsys["apps/testdata/x/app.json"] = &fstest.MapFile{Data: []byte(`not even JSON`)}
+	fsys["apps/testdata/x/common.h"] = &fstest.MapFile{Data: []byte(``)}
+	tr, err := LoadTree(fsys)
+	if err != nil {
+		t.Fatalf("a testdata folder was read as an app: %v", err)
+	}
+	for _, h := range tr.Headers {
+		if strings.Contains(h, "testdata") {
+			t.Errorf("header %s from testdata keys the build", h)
+		}
+	}
+}
