@@ -235,14 +235,16 @@ func privateBlob(im *image, c *desc.Config) ([]byte, error) {
 
 // storeBlob writes a blob unless the pool already holds it intact. A blob
 // file of that name whose content does not match (a damaged copy) is
-// replaced, so adding the same library again repairs it.
+// replaced, so adding the same library again repairs it. The blob
+// directory is not fsynced here: writeIndex does it once, before the index
+// can name any of the blobs.
 func (p *Pool) storeBlob(data []byte, res *AddResult) (digest.Digest, error) {
 	d := digest.SHA256.FromBytes(data)
 	path := p.BlobPath(string(d))
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return d, nil
 	}
-	if err := writeAtomic(path, data); err != nil {
+	if err := writeRenamed(path, data); err != nil {
 		return "", fmt.Errorf("pool %s: blob %s: %w", p.dir, d, err)
 	}
 	res.NewBlobs++

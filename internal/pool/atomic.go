@@ -20,6 +20,16 @@ func isTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
 // a temporary file beside it, are fsynced, renamed over path, and the
 // directory is fsynced so the rename itself survives a crash.
 func writeAtomic(path string, data []byte) error {
+	if err := writeRenamed(path, data); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeRenamed is writeAtomic without the directory fsync, for a writer
+// that puts many files in one directory and fsyncs it once before anything
+// refers to them (add: every blob, then one fsync, then index.json).
+func writeRenamed(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	var suffix [8]byte
 	if _, err := rand.Read(suffix[:]); err != nil {
@@ -49,7 +59,7 @@ func writeAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // syncDir makes the directory entries of dir (renames, removals) durable.

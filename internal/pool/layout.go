@@ -254,6 +254,11 @@ func (p *Pool) writeIndex(idx *ocispec.Index) error {
 	if err != nil {
 		return fmt.Errorf("pool %s: index: %w", p.dir, err)
 	}
+	// The blobs the new index names were renamed into place without a
+	// directory fsync each (storeBlob): make them durable before it.
+	if err := syncDir(p.blobDir()); err != nil {
+		return err
+	}
 	return writeAtomic(p.indexPath(), append(data, '\n'))
 }
 
