@@ -344,6 +344,9 @@ static int parse_count(struct pstate *ps, int *min, int *max)
 
 	if (!(*q >= '0' && *q <= '9'))
 		return 1;
+	/* as in Go, a number with a leading zero makes the brace a literal */
+	if (q[0] == '0' && q[1] >= '0' && q[1] <= '9')
+		return 1;
 	while (*q >= '0' && *q <= '9') {
 		lo = lo * 10 + (*q++ - '0');
 		if (lo > MAX_REPEAT)
@@ -355,7 +358,8 @@ static int parse_count(struct pstate *ps, int *min, int *max)
 		if (*q == '}') {
 			hi = -1;
 		} else {
-			if (!(*q >= '0' && *q <= '9'))
+			if (!(*q >= '0' && *q <= '9') ||
+			    (q[0] == '0' && q[1] >= '0' && q[1] <= '9'))
 				return 1;
 			hi = 0;
 			while (*q >= '0' && *q <= '9') {
