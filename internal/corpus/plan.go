@@ -70,14 +70,9 @@ func plan(t *Tree, count int, seed uint64) ([]planned, error) {
 func planOne(t *Tree, app *App, r *rand.Rand) (planned, error) {
 	p := planned{App: app}
 	chosen := map[string]bool{}
-	var add func(name string)
-	add = func(name string) {
-		if chosen[name] {
-			return
-		}
-		chosen[name] = true
-		for _, d := range t.Libraries[name].Deps {
-			add(d)
+	add := func(name string) {
+		for n := range closure(t, name) {
+			chosen[n] = true
 		}
 	}
 	names := sortedKeys(t.Libraries)
@@ -98,7 +93,7 @@ func planOne(t *Tree, app *App, r *rand.Rand) (planned, error) {
 			r.Float64()
 			continue
 		}
-		if r.Float64() < l.Popularity {
+		if r.Float64() < l.Popularity && !bringsOtherAllocator(t, chosen, n) {
 			add(n)
 		}
 	}
@@ -117,6 +112,41 @@ func planOne(t *Tree, app *App, r *rand.Rand) (planned, error) {
 	p.Case = app.Cases[r.IntN(len(app.Cases))]
 	p.GenSeed = r.Uint64()
 	return p, nil
+}
+
+// closure is a library and everything it depends on, transitively.
+func closure(t *Tree, name string) map[string]bool {
+	set := map[string]bool{}
+	var walk func(string)
+	walk = func(n string) {
+		if set[n] {
+			return
+		}
+		set[n] = true
+		for _, d := range t.Libraries[n].Deps {
+			walk(d)
+		}
+	}
+	walk(name)
+	return set
+}
+
+// bringsOtherAllocator tells whether adding an extra library would bring
+// in a second allocator; such an extra is left out rather than the
+// unikernel failing, since extras are optional.
+func bringsOtherAllocator(t *Tree, chosen map[string]bool, name string) bool {
+	var have, adds []string
+	for _, a := range t.allocators() {
+		if chosen[a.Name] {
+			have = append(have, a.Name)
+		}
+	}
+	for n := range closure(t, name) {
+		if t.Libraries[n].Provides == ProvidesAllocator && !chosen[n] {
+			adds = append(adds, n)
+		}
+	}
+	return len(adds) > 1 || len(adds) == 1 && len(have) > 0
 }
 
 // chooseAllocator keeps the allocator the dependencies already pulled in,
@@ -155,7 +185,7 @@ func checkOneAllocator(t *Tree, app *App, chosen map[string]bool) error {
 		}
 	}
 	if len(got) != 1 {
-		return fmt.Errorf("%s: its dependencies pull in %d allocators (%s); a unikernel links exactly one",
+		return fmt.Errorf("%s: the app's and core libraries' dependencies pull in %d allocators (%s); a unikernel links exactly one",
 			path.Join(app.Dir, "app.json"), len(got), strings.Join(got, ", "))
 	}
 	return nil

@@ -148,3 +148,27 @@ func TestGeneratedSourcesDiffer(t *testing.T) {
 		seen[s] = true
 	}
 }
+
+func TestExtraNeedingAnotherAllocatorIsLeftOut(t *testing.T) {
+	fsys := minimalTree()
+	fsys["lib/ukalloc2/lib.json"] = &fstest.MapFile{Data: []byte(`{"name": "ukalloc2", "provides": "allocator"}`)}
+	fsys["lib/ukalloc2/exportsyms.uk"] = &fstest.MapFile{Data: []byte("malloc\n")}
+	fsys["lib/ukgc/lib.json"] = &fstest.MapFile{Data: []byte(`{"name": "ukgc", "popularity": 1, "deps": ["ukalloc2"]}`)}
+	fsys["lib/ukgc/exportsyms.uk"] = &fstest.MapFile{Data: []byte("gc\n")}
+	fsys["apps/hello/app.json"] = &fstest.MapFile{Data: []byte(`{"name": "hello", "deps": ["ukalloc"], "cases": [{"expect": "x"}]}`)}
+	tr, err := LoadTree(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := plan(tr, 20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		for _, l := range p.Libs {
+			if l.Lib.Name == "ukgc" || l.Lib.Name == "ukalloc2" {
+				t.Fatalf("%s links %s although its app pins ukalloc", p.Name, l.Lib.Name)
+			}
+		}
+	}
+}
