@@ -87,7 +87,7 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 	}
 	c.Image = &desc.BlobRef{Digest: string(im.digest), Size: im.size}
 
-	// Blobs first: the shared parts, then the private blob, then the
+	// Blobs first: the shared parts, the init blobs, the private blob, the
 	// config, then the manifest; index.json last.
 	var layers []ocispec.Descriptor
 	seen := map[digest.Digest]bool{}
@@ -115,6 +115,33 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 				MediaType:   desc.MediaTypeShared,
 				Digest:      d,
 				Size:        int64(lib.Shared.Size),
+				Annotations: map[string]string{AnnotationLibrary: lib.Name},
+			})
+		}
+	}
+
+	seenInit := map[digest.Digest]bool{}
+	for i := range c.Libraries {
+		lib := &c.Libraries[i]
+		lib.Init = nil
+		data, err := initBlob(im, lib)
+		if err != nil {
+			return nil, err
+		}
+		if data == nil {
+			continue
+		}
+		d, err := p.storeBlob(data, res)
+		if err != nil {
+			return nil, err
+		}
+		lib.Init = &desc.BlobRef{Digest: string(d), Size: int64(len(data))}
+		if !seenInit[d] {
+			seenInit[d] = true
+			layers = append(layers, ocispec.Descriptor{
+				MediaType:   desc.MediaTypeInit,
+				Digest:      d,
+				Size:        int64(len(data)),
 				Annotations: map[string]string{AnnotationLibrary: lib.Name},
 			})
 		}
@@ -191,6 +218,31 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// initBlob is a library's initial private memory as its own blob, for a
+// loader to map copy-on-write: the tramp table (pre-filled for the map's
+// addresses) from offset 0, the initialised data from InitDataOff(), each
+// padded to whole pages so every page mapped lies inside the file. Images
+// that link the same library version at its map region have the same init
+// blob, so the pool stores it once and instances share its pages until
+// they write them. nil when the library has neither table nor data.
+func initBlob(im *image, lib *desc.Library) ([]byte, error) {
+	if lib.Tramp.Size == 0 && lib.Private.FileSize == 0 {
+		return nil, nil
+	}
+	tramp, err := im.read(lib.Region.TrampAddr(), lib.Tramp.Size, true)
+	if err != nil {
+		return nil, fmt.Errorf("library %q: tramp table: %w", lib.Name, err)
+	}
+	data, err := im.read(lib.Region.PrivateAddr(), lib.Private.FileSize, true)
+	if err != nil {
+		return nil, fmt.Errorf("library %q: private data: %w", lib.Name, err)
+	}
+	buf := make([]byte, lib.InitDataOff()+pageUp(lib.Private.FileSize))
+	copy(buf, tramp)
+	copy(buf[lib.InitDataOff():], data)
+	return buf, nil
 }
 
 // privateBlob lays out the image's private blob: per library its tramp

@@ -125,6 +125,9 @@ func FuzzDescription(f *testing.F) {
 			if d := digest.Digest(l.Shared.Digest); d.Validate() == nil {
 				mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypeShared, Digest: d, Size: int64(l.Shared.Size)})
 			}
+			if l.Init != nil {
+				mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypeInit, Digest: digest.Digest(l.Init.Digest), Size: l.Init.Size})
+			}
 		}
 		if c.Private != nil {
 			mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypePrivate, Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
@@ -136,6 +139,9 @@ func FuzzDescription(f *testing.F) {
 				}
 				if l.Private.FileSize > 0 && l.Private.BlobOff+l.Private.FileSize > uint64(c.Private.Size) {
 					t.Fatalf("library %q: private data outside the private blob accepted", l.Name)
+				}
+				if l.Init != nil && (l.Init.Size%4096 != 0 || uint64(l.Init.Size) < l.InitDataOff()+l.Private.FileSize) {
+					t.Fatalf("library %q: init blob of %d bytes accepted", l.Name, l.Init.Size)
 				}
 			}
 		}

@@ -142,11 +142,11 @@ func parseManifest(data []byte) (*ocispec.Manifest, error) {
 			return nil, fmt.Errorf("layers[%d]: %w", i, err)
 		}
 		switch l.MediaType {
-		case desc.MediaTypeShared:
+		case desc.MediaTypeShared, desc.MediaTypeInit:
 		case desc.MediaTypePrivate:
 			private++
 		default:
-			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypePrivate)
+			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate)
 		}
 	}
 	if private != 1 {
@@ -156,21 +156,28 @@ func parseManifest(data []byte) (*ocispec.Manifest, error) {
 }
 
 // checkDescription checks that a description and its manifest agree: every
-// library's shared part is a shared layer of exactly its size, the private
-// blob is the manifest's private layer, every part placed in the private
-// blob lies inside it, and no layer goes unused.
+// library's shared part is a shared layer of exactly its size, its init
+// blob (if any) an init layer of whole pages, the private blob is the
+// manifest's private layer, every part placed in the private blob lies
+// inside it, and no layer goes unused.
 func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 	if c.Layout != "aligned" {
 		return fmt.Errorf("layout %q, want \"aligned\"", c.Layout)
 	}
-	layers := map[digest.Digest]ocispec.Descriptor{}
-	used := map[digest.Digest]bool{}
+	// By media type and digest: the same bytes may be a shared part of one
+	// library and the init blob of another.
+	type key struct {
+		mediaType string
+		digest    digest.Digest
+	}
+	layers := map[key]ocispec.Descriptor{}
+	used := map[key]bool{}
 	var priv ocispec.Descriptor
 	for _, l := range m.Layers {
 		if l.MediaType == desc.MediaTypePrivate {
 			priv = l
 		} else {
-			layers[l.Digest] = l
+			layers[key{l.MediaType, l.Digest}] = l
 		}
 	}
 	if c.Private == nil {
@@ -197,14 +204,28 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 				return fmt.Errorf("library %q: empty shared part has a blob %s", l.Name, l.Shared.Digest)
 			}
 		} else {
-			ld, ok := layers[digest.Digest(l.Shared.Digest)]
+			k := key{desc.MediaTypeShared, digest.Digest(l.Shared.Digest)}
+			ld, ok := layers[k]
 			if !ok {
 				return fmt.Errorf("library %q: shared blob %q is not a layer of the manifest", l.Name, l.Shared.Digest)
 			}
 			if uint64(ld.Size) != l.Shared.Size {
 				return fmt.Errorf("library %q: shared part is %#x bytes, its layer %s %#x", l.Name, l.Shared.Size, ld.Digest, ld.Size)
 			}
-			used[ld.Digest] = true
+			used[k] = true
+		}
+		if l.Init != nil {
+			k := key{desc.MediaTypeInit, digest.Digest(l.Init.Digest)}
+			ld, ok := layers[k]
+			if !ok {
+				return fmt.Errorf("library %q: init blob %q is not a layer of the manifest", l.Name, l.Init.Digest)
+			}
+			// A loader maps the table's and the data's pages from it.
+			need := l.InitDataOff() + pageUp(l.Private.FileSize)
+			if ld.Size != l.Init.Size || uint64(l.Init.Size) < need || l.Init.Size&pageMask != 0 {
+				return fmt.Errorf("library %q: init blob %s is %#x bytes (layer %#x), want whole pages holding %#x", l.Name, l.Init.Digest, l.Init.Size, ld.Size, need)
+			}
+			used[k] = true
 		}
 		if err := within("tramp table", l.Name, l.Tramp.BlobOff, l.Tramp.Size); err != nil {
 			return err
@@ -213,9 +234,9 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 			return err
 		}
 	}
-	for d := range layers {
-		if !used[d] {
-			return fmt.Errorf("shared layer %s belongs to no library", d)
+	for k := range layers {
+		if !used[k] {
+			return fmt.Errorf("%s layer %s belongs to no library", k.mediaType, k.digest)
 		}
 	}
 	return nil

@@ -258,8 +258,11 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 		ok := need(u, m.Config, "config")
 		for _, l := range m.Layers {
 			role := "private"
-			if l.MediaType == desc.MediaTypeShared {
+			switch l.MediaType {
+			case desc.MediaTypeShared:
 				role = "shared (" + l.Annotations[AnnotationLibrary] + ")"
+			case desc.MediaTypeInit:
+				role = "init (" + l.Annotations[AnnotationLibrary] + ")"
 			}
 			need(u, l, role)
 		}

@@ -139,7 +139,7 @@ func (p *Pool) VerifyBlob(dgst string) error {
 
 // Blob is one blob a description references.
 type Blob struct {
-	Role    string        `json:"role"` // "manifest", "config", "shared", "private"
+	Role    string        `json:"role"` // "manifest", "config", "shared", "init", "private"
 	Library string        `json:"library,omitempty"`
 	Digest  digest.Digest `json:"digest"`
 	Size    int64         `json:"size"`
@@ -165,6 +165,11 @@ func (p *Pool) Inspect(name string) (*Description, error) {
 	for _, l := range c.Libraries {
 		if l.Shared.Digest != "" {
 			d.Blobs = append(d.Blobs, Blob{Role: "shared", Library: l.Name, Digest: digest.Digest(l.Shared.Digest), Size: int64(l.Shared.Size)})
+		}
+	}
+	for _, l := range c.Libraries {
+		if l.Init != nil {
+			d.Blobs = append(d.Blobs, Blob{Role: "init", Library: l.Name, Digest: digest.Digest(l.Init.Digest), Size: l.Init.Size})
 		}
 	}
 	d.Blobs = append(d.Blobs, Blob{Role: "private", Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
