@@ -320,11 +320,21 @@ func TestExportedNamesAreUniqueAcrossLibraries(t *testing.T) {
 			owner[s] = name
 		}
 	}
-	// the guest libc's exports too, when it is there to compare against
-	if libc, err := readLines(filepath.Join(gt.root, "lib", "libc", "exportsyms.uk")); err == nil {
-		for _, s := range libc {
-			if o, ok := owner[s]; ok && !gt.libs[o].thirdParty {
-				t.Errorf("symbol %s exported by both libc and %s", s, o)
+	// and the platform's exports (libc, boot, allocators...), where present
+	platform, _ := filepath.Glob(filepath.Join(gt.root, "lib", "*", "exportsyms.uk"))
+	platform = append(platform, filepath.Join(gt.root, "plat", "exportsyms.uk"))
+	for _, p := range platform {
+		lib := filepath.Base(filepath.Dir(p))
+		if _, ours := gt.libs[lib]; ours {
+			continue
+		}
+		syms, err := readLines(p)
+		if err != nil {
+			continue
+		}
+		for _, s := range syms {
+			if o, ok := owner[s]; ok {
+				t.Errorf("symbol %s exported by both %s and %s", s, lib, o)
 			}
 		}
 	}
