@@ -49,7 +49,7 @@ any instance exited with another code or failed (a fault, a system call, a
 timeout, a halt without an exit code, a load error, a blob that does not
 match its digest), each failure reported on stderr.
 
---measure (process monitor) runs the instances twice, loaded shared and then
+--measure runs the instances twice, loaded shared and then
 naive, holds each set resident once all have finished, and prints the sum of
 PSS over their processes against the ideal (one copy of the libraries plus
 each instance's private memory) and the load time per instance.`,
@@ -122,7 +122,7 @@ each instance's private memory) and the load time per instance.`,
 	f.StringArrayVar(&images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
 	f.BoolVar(&asJSON, "json", false, "print the per-instance results as JSON")
 	f.BoolVar(&measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
-		"print the sum of PSS of each against the ideal, and load times (process monitor)")
+		"print the memory of each against the ideal, and load times")
 	commands = append(commands, cmd)
 }
 
@@ -210,8 +210,15 @@ func runFailures(w io.Writer, results []monitor.Result) error {
 // runMeasure prints the memory and load time of the instances loaded
 // shared and naive, side by side.
 func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool) error {
-	if monName != process.Name {
-		return fmt.Errorf("--measure: only the %s monitor's instances are processes whose PSS can be read", process.Name)
+	if monName == "kvm" {
+		return runKVMMeasure(ctx, w, uks, opt, asJSON)
+	}
+	switch monName {
+	case process.Name:
+	case "kvm":
+		return runKVMMeasure(ctx, w, uks, opt, asJSON)
+	default:
+		return fmt.Errorf("--measure: monitor %q cannot be measured", monName)
 	}
 	rep, err := (&process.Monitor{}).Measure(ctx, uks, opt, []string{monitor.LoadShared, monitor.LoadNaive})
 	if err != nil {

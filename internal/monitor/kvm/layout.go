@@ -20,20 +20,24 @@ package kvm
 // layout may use (it starts at loaderLowest), so it never collides with an
 // image or a library region.
 const (
-	// gpaGDT holds the flat GDT; the 64-bit TSS follows in the same page.
-	gpaGDT = 0x1000
-	gpaTSS = gpaGDT + 0x80
+	// gpaSystem is one page holding the GDT, the 64-bit TSS, the IDT and
+	// the exception stubs, mapped read-only and executable: the CPU only
+	// reads them (descriptors come pre-accessed, TR pre-loaded busy), and a
+	// single page keeps the per-VM cost down.
+	gpaSystem = 0x1000
+	gpaGDT    = gpaSystem
+	gpaTSS    = gpaSystem + 0x80
 	// gpaIDT holds the IDT: 32 exception gates, all on IST1.
-	gpaIDT = 0x2000
+	gpaIDT = gpaSystem + 0x200
 	// gpaStubs holds the exception stubs: each reports its vector on
 	// portFault, so a guest fault becomes a readable report, not a triple
 	// fault.
-	gpaStubs = 0x3000
+	gpaStubs = gpaSystem + 0x400
 	// gpaFaultStack..gpaFaultStackTop is IST1: exceptions switch to it, so
 	// the frame the monitor reads sits at a fixed address even when the
-	// guest's own stack overflowed.
-	gpaFaultStack    = 0x4000
-	gpaFaultStackTop = 0x6000
+	// guest's own stack overflowed. Untouched (not resident) until a fault.
+	gpaFaultStack    = 0x2000
+	gpaFaultStackTop = 0x4000
 	// gpaPrivateData is where the layout's private mappings (tramp tables,
 	// data, boot info, stack, heap) start; the page tables follow them.
 	gpaPrivateData = 0x10000

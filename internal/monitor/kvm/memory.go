@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -106,6 +107,12 @@ func newPrivateMemory(size uint64, ksm bool) (*privateMemory, error) {
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, fmt.Errorf("private guest memory (%d MiB): mmap: %w", size>>20, err)
+	}
+	// Transparent huge pages would back a guest's first touch of a 2 MiB
+	// range with 2 MiB of host memory; small guests touch a few pages.
+	if err := unix.Madvise(mem, unix.MADV_NOHUGEPAGE); err != nil && !errors.Is(err, unix.EINVAL) {
+		unix.Munmap(mem)
+		return nil, fmt.Errorf("private guest memory: madvise(MADV_NOHUGEPAGE): %w", err)
 	}
 	if ksm {
 		if err := unix.Madvise(mem, unix.MADV_MERGEABLE); err != nil {

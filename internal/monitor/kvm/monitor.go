@@ -40,6 +40,12 @@ type instance struct {
 // returns when all have finished (and the hold, if any, is over). A setup
 // error of any VM stops the call before any guest runs.
 func (Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options) ([]monitor.Result, error) {
+	return run(ctx, uks, opt, nil)
+}
+
+// run is Run; held, if set, is called with the finished VMs while they are
+// held resident (Measure reads their memory then).
+func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held func([]*instance)) ([]monitor.Result, error) {
 	if opt.N <= 0 {
 		opt.N = 1
 	}
@@ -136,6 +142,9 @@ func (Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Opt
 		<-finished
 	}
 
+	if held != nil {
+		held(insts)
+	}
 	hold(ctx, opt)
 	closeAll(insts)
 	results := make([]monitor.Result, len(insts))

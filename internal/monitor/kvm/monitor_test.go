@@ -10,7 +10,7 @@ import (
 	"github.com/unipool/unipool/internal/monitor"
 )
 
-func run(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.Result {
+func runVMs(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.Result {
 	t.Helper()
 	res, err := Monitor{}.Run(context.Background(), uks, opt)
 	if err != nil {
@@ -25,7 +25,7 @@ func run(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.R
 func TestLongModeGuestPrintsAndExitsWithItsCode(t *testing.T) {
 	needKVM(t)
 	for _, load := range []string{monitor.LoadShared, monitor.LoadNaive} {
-		res := run(t, []monitor.Unikernel{pooled(t, t.TempDir(), "hello")}, monitor.Options{N: 1, Load: load})
+		res := runVMs(t, []monitor.Unikernel{pooled(t, t.TempDir(), "hello")}, monitor.Options{N: 1, Load: load})
 		r := res[0]
 		if r.Error != "" || r.ExitCode != 7 || r.Output != "hello from kvm\n" {
 			t.Errorf("%s: exit %d, output %q, error %q; want exit 7, %q", load, r.ExitCode, r.Output, r.Error, "hello from kvm\n")
@@ -36,7 +36,7 @@ func TestLongModeGuestPrintsAndExitsWithItsCode(t *testing.T) {
 func TestWriteToSharedLibraryStopsOnlyThatVM(t *testing.T) {
 	needKVM(t)
 	dir := t.TempDir()
-	res := run(t, []monitor.Unikernel{pooled(t, dir, "writer"), pooled(t, dir, "hello")}, monitor.Options{N: 3})
+	res := runVMs(t, []monitor.Unikernel{pooled(t, dir, "writer"), pooled(t, dir, "hello")}, monitor.Options{N: 3})
 	for _, r := range res {
 		switch r.Unikernel {
 		case "writer":
@@ -53,7 +53,7 @@ func TestWriteToSharedLibraryStopsOnlyThatVM(t *testing.T) {
 
 func TestWriteToNaiveCopyOfLibraryFaultsWithItsAddress(t *testing.T) {
 	needKVM(t)
-	res := run(t, []monitor.Unikernel{pooled(t, t.TempDir(), "writer")}, monitor.Options{N: 1, Load: monitor.LoadNaive})
+	res := runVMs(t, []monitor.Unikernel{pooled(t, t.TempDir(), "writer")}, monitor.Options{N: 1, Load: monitor.LoadNaive})
 	if want := "page fault: write to read-only address 0x4000"; !strings.Contains(res[0].Error, want) ||
 		!strings.Contains(res[0].Error, "library ukwriter, shared part") {
 		t.Errorf("error %q, want it to contain %q and the library", res[0].Error, want)
@@ -63,7 +63,7 @@ func TestWriteToNaiveCopyOfLibraryFaultsWithItsAddress(t *testing.T) {
 func TestGuestFaultsAreReportedWithVectorAndAddress(t *testing.T) {
 	needKVM(t)
 	dir := t.TempDir()
-	res := run(t, []monitor.Unikernel{pooled(t, dir, "ud2"), pooled(t, dir, "null"), pooled(t, dir, "halt")}, monitor.Options{N: 1})
+	res := runVMs(t, []monitor.Unikernel{pooled(t, dir, "ud2"), pooled(t, dir, "null"), pooled(t, dir, "halt")}, monitor.Options{N: 1})
 	want := map[string]string{
 		"ud2":  "guest fault: invalid opcode (#UD) at rip 0x40000000 (library ukud2, shared part)",
 		"null": "page fault: read of unmapped address 0x8 (unmapped memory)",
@@ -80,7 +80,7 @@ func TestTimeoutStopsRunawayVMAndNotItsNeighbours(t *testing.T) {
 	needKVM(t)
 	dir := t.TempDir()
 	t0 := time.Now()
-	res := run(t, []monitor.Unikernel{pooled(t, dir, "spin"), pooled(t, dir, "hello")}, monitor.Options{N: 2, Timeout: 300 * time.Millisecond})
+	res := runVMs(t, []monitor.Unikernel{pooled(t, dir, "spin"), pooled(t, dir, "hello")}, monitor.Options{N: 2, Timeout: 300 * time.Millisecond})
 	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("run took %v with a 300ms timeout", d)
 	}
@@ -117,7 +117,7 @@ func TestFiftyVMsShareOneMappingOfTheirBlob(t *testing.T) {
 		want int
 	}{{monitor.LoadShared, 1}, {monitor.LoadNaive, 0}} {
 		mappings := -1
-		res := run(t, []monitor.Unikernel{uk}, monitor.Options{N: 50, Load: c.load, Hold: time.Minute,
+		res := runVMs(t, []monitor.Unikernel{uk}, monitor.Options{N: 50, Load: c.load, Hold: time.Minute,
 			Resident: func(pids []int) {
 				if len(pids) != 1 || pids[0] != os.Getpid() {
 					t.Errorf("resident pids %v, want this process %d", pids, os.Getpid())

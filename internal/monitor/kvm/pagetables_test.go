@@ -43,6 +43,9 @@ func TestSystemAreaIsBelowEveryLoaderAddress(t *testing.T) {
 	if gpaFaultStackTop > loaderLowest || gpaPrivateData < gpaFaultStackTop {
 		t.Fatalf("system area [%#x,%#x) overlaps loader addresses from %#x", gpaGDT, gpaFaultStackTop, loaderLowest)
 	}
+	if gpaStubs+numVectors*stubSize > gpaSystem+pageSize || gpaIDT+numVectors*16 > gpaStubs || gpaTSS+tssSize > gpaIDT {
+		t.Fatal("GDT, TSS, IDT and stubs do not fit one page without overlapping")
+	}
 	mem := make([]byte, loaderLowest)
 	writeSystemArea(mem)
 	// Every stub ends in "out %al,(%dx); hlt; jmp" and fits its slot.

@@ -23,6 +23,7 @@ type machine struct {
 	blobs    *blobs // the process's, for naming a faulting GPA
 	placed   []placement
 	cr3      uint64
+	ptBase   uint64 // GPA of the page tables (they end the private slot)
 	console  console
 
 	// mu guards the thread the vCPU runs on, so a timeout never signals a
@@ -138,9 +139,7 @@ func (h *host) buildMemory(m *machine) error {
 
 	pt := newPageTables(cursor)
 	system := []struct{ gpa, size, flags uint64 }{
-		{gpaGDT, pageSize, pteWritable | pteNX}, // GDT + TSS
-		{gpaIDT, pageSize, pteNX},
-		{gpaStubs, pageSize, 0},
+		{gpaSystem, pageSize, 0},
 		{gpaFaultStack, gpaFaultStackTop - gpaFaultStack, pteWritable | pteNX},
 	}
 	for _, s := range system {
@@ -162,7 +161,7 @@ func (h *host) buildMemory(m *machine) error {
 			return fmt.Errorf("mapping %s: %w", what(p.m), err)
 		}
 	}
-	m.cr3 = pt.CR3()
+	m.cr3, m.ptBase = pt.CR3(), pt.base
 
 	priv, err := newPrivateMemory(pt.base+pt.Size(), h.ksm)
 	if err != nil {
@@ -175,6 +174,8 @@ func (h *host) buildMemory(m *machine) error {
 		if p.blob == nil && len(p.m.Data) > 0 {
 			copy(priv.mem[p.gpa:p.gpa+p.m.Size], p.m.Data)
 		}
+		// The guest has its copy; the layout stays only to name addresses.
+		p.m.Data = nil
 	}
 	return addSlots(m.vm, priv, used)
 }

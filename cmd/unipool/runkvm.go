@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/unipool/unipool/internal/monitor"
+	kvmmon "github.com/unipool/unipool/internal/monitor/kvm"
+)
+
+// runKVMMeasure is `run --monitor kvm --measure`: every VM of a mode runs
+// in this one process, so the report is this process's PSS, the guests'
+// own pages, and what each VM costs the loader and the kernel beyond them.
+func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, opt monitor.Options, asJSON bool) error {
+	rep, err := kvmmon.Monitor{}.Measure(ctx, uks, opt, []string{monitor.LoadShared, monitor.LoadNaive})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\tVMs\tfailed\tloader PSS\tMemAvailable drop\tshared once\tguest private\tpage tables\tloader/VM\t(accounted)\tkernel/VM\tload mean\tload median\t")
+	for _, m := range rep.Modes {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t\n", m.Load, m.VMs, m.Failed,
+			mib(m.LoaderPSS-min(m.LoaderPSS, m.LoaderPSSAfter)), mib(uint64(max(m.MemAvailableDrop, 0))), kib(m.Shared),
+			mib(m.GuestPrivate), kib(m.PageTables), kibSigned(m.LoaderPerVM), kibSigned(m.LoaderAccountedPerVM), kibSigned(m.KernelPerVM),
+			m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond))
+	}
+	fmt.Fprintf(tw, "ideal\t\t\t%s\t\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, m := range rep.Modes {
+		fmt.Fprintf(w, "%s: kernel deltas per VM:", m.Load)
+		for _, f := range []string{"SUnreclaim", "SecPageTables", "PageTables", "KernelStack", "VmallocUsed", "Percpu"} {
+			if m.VMs > 0 {
+				fmt.Fprintf(w, " %s %s", f, kibSigned(m.Kernel[f]/int64(m.VMs)))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if len(rep.Modes) == 2 && rep.Modes[0].LoaderPSS > rep.Modes[0].LoaderPSSAfter && rep.Ideal > 0 {
+		s, n := rep.Modes[0], rep.Modes[1]
+		sg, ng := s.LoaderPSS-s.LoaderPSSAfter, n.LoaderPSS-n.LoaderPSSAfter
+		fmt.Fprintf(w, "naive/shared loader PSS %.2fx; shared/ideal %.2fx; naive/shared MemAvailable drop %.2fx\n",
+			float64(ng)/float64(sg), float64(sg)/float64(rep.Ideal), float64(n.MemAvailableDrop)/float64(max(s.MemAvailableDrop, 1)))
+	}
+	for _, m := range rep.Modes {
+		if m.Failed > 0 {
+			return fmt.Errorf("%d %s VMs failed (run without --measure to see why)", m.Failed, m.Load)
+		}
+	}
+	return nil
+}
+
+func kibSigned(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
