@@ -210,9 +210,6 @@ func runFailures(w io.Writer, results []monitor.Result) error {
 // runMeasure prints the memory and load time of the instances loaded
 // shared and naive, side by side.
 func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool) error {
-	if monName == "kvm" {
-		return runKVMMeasure(ctx, w, uks, opt, asJSON)
-	}
 	switch monName {
 	case process.Name:
 	case "kvm":
