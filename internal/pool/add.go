@@ -26,6 +26,11 @@ type AddOptions struct {
 	Name    string // the unikernel's name; "" means the image file's base name less ".elf"
 	Cmdline string // default command line; "" keeps the image's
 	MemSize uint64 // default guest memory; 0 keeps the image's
+	// InitBlobs also stores each library's tramp table and initialised
+	// data as a blob of its own (desc.Library.Init), which a loader maps
+	// copy-on-write. Off by default: the loader then hands the monitor
+	// copy-on-write file mappings, which the monitors do not make yet.
+	InitBlobs bool
 }
 
 // AddResult says what Add stored.
@@ -124,6 +129,9 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 	for i := range c.Libraries {
 		lib := &c.Libraries[i]
 		lib.Init = nil
+		if !opt.InitBlobs {
+			continue
+		}
 		data, err := initBlob(im, lib)
 		if err != nil {
 			return nil, err

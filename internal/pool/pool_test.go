@@ -111,33 +111,6 @@ func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
 			t.Errorf("library %s: private data in the private blob differs from the image", l.Name)
 		}
 	}
-	// Each init blob holds the table from 0 and the data from
-	// InitDataOff, in whole pages.
-	for _, l := range c.Libraries {
-		if l.Tramp.Size == 0 && l.Private.FileSize == 0 {
-			if l.Init != nil {
-				t.Errorf("library %s: init blob without table or data", l.Name)
-			}
-			continue
-		}
-		if l.Init == nil {
-			t.Errorf("library %s: no init blob", l.Name)
-			continue
-		}
-		ib, err := os.ReadFile(p.BlobPath(l.Init.Digest))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := l.Region
-		if int64(len(ib)) != l.Init.Size || len(ib)%0x1000 != 0 || uint64(len(ib)) < l.InitDataOff()+l.Private.FileSize {
-			t.Errorf("library %s: init blob %#x bytes (description %#x)", l.Name, len(ib), l.Init.Size)
-			continue
-		}
-		if !bytes.Equal(ib[:l.Tramp.Size], imageBytes(t, f.world, r.TrampAddr(), l.Tramp.Size)) ||
-			!bytes.Equal(ib[l.InitDataOff():l.InitDataOff()+l.Private.FileSize], imageBytes(t, f.world, r.PrivateAddr(), l.Private.FileSize)) {
-			t.Errorf("library %s: init blob differs from the image's table or data", l.Name)
-		}
-	}
 	// The tramp table of libA is non-zero in the test source: make sure the
 	// comparison above compared something.
 	if a := c.Libraries[1]; a.Tramp.Size == 0 || bytes.Equal(priv[a.Tramp.BlobOff:a.Tramp.BlobOff+a.Tramp.Size], make([]byte, a.Tramp.Size)) {
@@ -151,13 +124,11 @@ func TestImagesSharingLibrariesStoreThemOnce(t *testing.T) {
 	dir := newPool(t)
 	r1 := mustAdd(t, dir, f.hello, AddOptions{})
 	r2 := mustAdd(t, dir, f.world, AddOptions{})
-	// hello: app, libA, libB shared; app and libA init (libB has neither
-	// table nor data); private, config, manifest = 8 new.
-	// world: libA and libB are there, and its app's init blob is hello's
-	// (same data, no table): app and libC shared, libC init, private,
-	// config, manifest = 6 new.
-	if r1.NewBlobs != 8 || r2.NewBlobs != 6 {
-		t.Errorf("new blobs %d then %d, want 8 then 6", r1.NewBlobs, r2.NewBlobs)
+	// hello: app, libA, libB shared + private + config + manifest = 6 new.
+	// world: libA and libB are already there: app, libC, private, config,
+	// manifest = 5 new.
+	if r1.NewBlobs != 6 || r2.NewBlobs != 5 {
+		t.Errorf("new blobs %d then %d, want 6 then 5", r1.NewBlobs, r2.NewBlobs)
 	}
 	p := mustOpen(t, dir)
 	h, _ := p.Resolve("hello")
@@ -168,23 +139,18 @@ func TestImagesSharingLibrariesStoreThemOnce(t *testing.T) {
 		}
 	}
 	ents, _ := os.ReadDir(p.blobDir())
-	if len(ents) != 14 {
-		t.Errorf("%d blob files, want 14", len(ents))
+	if len(ents) != 11 {
+		t.Errorf("%d blob files, want 11", len(ents))
 	}
 	s, err := p.Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Unikernels != 2 || s.Blobs != 14 || s.LibraryUses != 5 || s.LibraryBlobs != 3 || s.AppBlobs != 2 {
-		t.Errorf("stats %+v: want 2 unikernels, 14 blobs, 5 library uses in 3 blobs, 2 app blobs", s)
+	if s.Unikernels != 2 || s.Blobs != 11 || s.LibraryUses != 5 || s.LibraryBlobs != 3 || s.AppBlobs != 2 {
+		t.Errorf("stats %+v: want 2 unikernels, 11 blobs, 5 library uses in 3 blobs, 2 app blobs", s)
 	}
-	// Stored once, referenced twice: the shared pages of libA and libB,
-	// libA's init blob (table page + data page) and the apps' init page.
-	if s.BytesReferenced-s.BytesStored != 5*0x1000 || s.DedupRatio <= 1 {
-		t.Errorf("stats: referenced %d - stored %d, want 5 pages saved; ratio %.2f", s.BytesReferenced, s.BytesStored, s.DedupRatio)
-	}
-	if h.Libraries[1].Init == nil || h.Libraries[1].Init.Digest != w.Libraries[1].Init.Digest {
-		t.Errorf("libA's init blob differs between images: %+v vs %+v", h.Libraries[1].Init, w.Libraries[1].Init)
+	if s.BytesReferenced-s.BytesStored != 2*0x1000 || s.DedupRatio <= 1 {
+		t.Errorf("stats: referenced %d - stored %d, want the two shared pages of libA and libB; ratio %.2f", s.BytesReferenced, s.BytesStored, s.DedupRatio)
 	}
 	// Adding the same image again stores nothing new but the index.
 	if r := mustAdd(t, dir, f.world, AddOptions{}); r.NewBlobs != 0 || !r.Replaced {
@@ -214,7 +180,7 @@ func TestListInspectRemoveAndGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Config.Libraries) != 4 || len(d.Blobs) != 10 || d.Blobs[0].Role != "manifest" || d.Blobs[0].Digest != ents[1].Manifest {
+	if len(d.Config.Libraries) != 4 || len(d.Blobs) != 7 || d.Blobs[0].Role != "manifest" || d.Blobs[0].Digest != ents[1].Manifest {
 		t.Errorf("inspect world: %d libraries, blobs %+v", len(d.Config.Libraries), d.Blobs)
 	}
 
@@ -238,10 +204,9 @@ func TestListInspectRemoveAndGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// world alone had: app and libC shared, libC init, private, config,
-	// manifest (its app's init blob is hello's too).
-	if res.Blobs != 6 || res.TempFiles != 2 {
-		t.Errorf("gc %+v, want 6 blobs and 2 temporary files removed", res)
+	// world alone had: app shared, libC shared, private, config, manifest.
+	if res.Blobs != 5 || res.TempFiles != 2 {
+		t.Errorf("gc %+v, want 5 blobs and 2 temporary files removed", res)
 	}
 	for _, dg := range []string{w.Libraries[3].Shared.Digest, w.Private.Digest, string(d.Manifest)} {
 		if _, err := os.Stat(p.BlobPath(dg)); !errors.Is(err, os.ErrNotExist) {
@@ -544,4 +509,72 @@ func TestBlobPathStaysInsideThePool(t *testing.T) {
 			t.Errorf("BlobPath(%q) = %s", d, got)
 		}
 	}
+}
+
+func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	r1 := mustAdd(t, dir, f.hello, AddOptions{InitBlobs: true})
+	r2 := mustAdd(t, dir, f.world, AddOptions{InitBlobs: true})
+	// hello: app, libA, libB shared; app and libA init (libB has neither
+	// table nor data); private, config, manifest = 8 new.
+	// world: libA and libB are there, and its app's init blob is hello's
+	// (same data, no table): app and libC shared, libC init, private,
+	// config, manifest = 6 new.
+	if r1.NewBlobs != 8 || r2.NewBlobs != 6 {
+		t.Errorf("new blobs %d then %d, want 8 then 6", r1.NewBlobs, r2.NewBlobs)
+	}
+	p := mustOpen(t, dir)
+	mustVerify(t, p)
+	h, _ := p.Resolve("hello")
+	c, _ := p.Resolve("world")
+	if h.Libraries[1].Init == nil || h.Libraries[1].Init.Digest != c.Libraries[1].Init.Digest {
+		t.Errorf("libA's init blob differs between images: %+v vs %+v", h.Libraries[1].Init, c.Libraries[1].Init)
+	}
+	// Each init blob holds the table from 0 and the data from
+	// InitDataOff, in whole pages.
+	for _, l := range c.Libraries {
+		if l.Tramp.Size == 0 && l.Private.FileSize == 0 {
+			if l.Init != nil {
+				t.Errorf("library %s: init blob without table or data", l.Name)
+			}
+			continue
+		}
+		if l.Init == nil {
+			t.Errorf("library %s: no init blob", l.Name)
+			continue
+		}
+		ib, err := os.ReadFile(p.BlobPath(l.Init.Digest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := l.Region
+		if int64(len(ib)) != l.Init.Size || len(ib)%0x1000 != 0 || uint64(len(ib)) < l.InitDataOff()+l.Private.FileSize {
+			t.Errorf("library %s: init blob %#x bytes (description %#x)", l.Name, len(ib), l.Init.Size)
+			continue
+		}
+		if !bytes.Equal(ib[:l.Tramp.Size], imageBytes(t, f.world, r.TrampAddr(), l.Tramp.Size)) ||
+			!bytes.Equal(ib[l.InitDataOff():l.InitDataOff()+l.Private.FileSize], imageBytes(t, f.world, r.PrivateAddr(), l.Private.FileSize)) {
+			t.Errorf("library %s: init blob differs from the image's table or data", l.Name)
+		}
+	}
+	d, err := p.Inspect("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inits := 0
+	for _, b := range d.Blobs {
+		if b.Role == "init" {
+			inits++
+		}
+	}
+	if inits != 3 {
+		t.Errorf("inspect world lists %d init blobs, want 3 (app, libA, libC)", inits)
+	}
+	// Without the option the same image has none.
+	mustAdd(t, dir, f.world, AddOptions{Name: "plain"})
+	if c, _ := p.Resolve("plain"); c.Libraries[1].Init != nil {
+		t.Error("init blob stored without InitBlobs")
+	}
+	mustVerify(t, p)
 }

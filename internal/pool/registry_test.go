@@ -140,10 +140,10 @@ func TestPushThenPullRecreatesUnikernelsAndMapElsewhere(t *testing.T) {
 	if len(reg.tags) != 3 || reg.tags[MapTag] == "" {
 		t.Errorf("registry tags %v, want hello, world and %s", reg.tags, MapTag)
 	}
-	// 14 blobs in the pool: 12 non-manifest blobs go to the registry as
+	// 11 blobs in the pool: 9 non-manifest blobs go to the registry as
 	// blobs, the 2 manifests as manifests, plus the map's layer and config.
-	if len(reg.blobs) != 12+2 || len(reg.manifests) != 3 {
-		t.Errorf("registry holds %d blobs and %d manifests, want 14 and 3", len(reg.blobs), len(reg.manifests))
+	if len(reg.blobs) != 9+2 || len(reg.manifests) != 3 {
+		t.Errorf("registry holds %d blobs and %d manifests, want 11 and 3", len(reg.blobs), len(reg.manifests))
 	}
 
 	other := filepath.Join(t.TempDir(), "other")
@@ -151,19 +151,18 @@ func TestPushThenPullRecreatesUnikernelsAndMapElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.MapLoaded || res.NewBlobs != 8 {
-		t.Errorf("pull hello: %+v, want the map loaded and 8 new blobs", res)
+	if !res.MapLoaded || res.NewBlobs != 6 {
+		t.Errorf("pull hello: %+v, want the map loaded and 6 new blobs", res)
 	}
 	gets := reg.blobGets
 	res, err = Pull(ctx, other, repo, nil, RemoteOptions{PlainHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// world needs only its app's and libC's shared parts, libC's init
-	// blob, its private blob and config: what hello brought (libA, libB,
-	// the apps' common init blob) is not downloaded again.
-	if fetched := reg.blobGets - gets; fetched != 5 || res.NewBlobs != 6 {
-		t.Errorf("pull of all: fetched %d blobs, stored %d new; want 5 fetched, 6 new (with its manifest)", fetched, res.NewBlobs)
+	// world needs only its own app, libC, private blob and config: libA
+	// and libB are not downloaded again.
+	if fetched := reg.blobGets - gets; fetched != 4 || res.NewBlobs != 5 {
+		t.Errorf("pull of all: fetched %d blobs, stored %d new; want 4 fetched, 5 new (with its manifest)", fetched, res.NewBlobs)
 	}
 	q := mustOpen(t, other)
 	mustVerify(t, q)
@@ -219,7 +218,7 @@ func TestCLIPushPull(t *testing.T) {
 	repo := host + "/fleet"
 	unipool(t, dir, "push", "--plain-http", repo)
 	other := filepath.Join(t.TempDir(), "other")
-	if out := unipool(t, other, "pull", "--plain-http", repo); !strings.HasPrefix(out, "pulled world (10 new blobs") {
+	if out := unipool(t, other, "pull", "--plain-http", repo); !strings.HasPrefix(out, "pulled world (7 new blobs") {
 		t.Errorf("pull: %q", out)
 	}
 	if out := unipool(t, other, "verify"); !strings.Contains(out, "0 problems") {
