@@ -91,6 +91,17 @@ each instance's private memory) and the load time per instance.`,
 			if measure {
 				return runMeasure(ctx, cmd.OutOrStdout(), monName, uks, opt, asJSON)
 			}
+			if opt.Hold > 0 {
+				// Say what is held, so other tools can measure it meanwhile.
+				stderr, hold := cmd.ErrOrStderr(), opt.Hold
+				opt.Resident = func(pids []int) {
+					fmt.Fprintf(stderr, "unipool: holding %d finished instances resident for %v (pids %s)\n", len(pids), hold, pidList(pids))
+					select {
+					case <-time.After(hold):
+					case <-ctx.Done():
+					}
+				}
+			}
 			results, err := mon.Run(ctx, uks, opt)
 			if err != nil {
 				return err
@@ -256,3 +267,24 @@ func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.
 
 func kib(b uint64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
 func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
+
+// pidList renders pids compactly: runs of consecutive pids as ranges.
+func pidList(pids []int) string {
+	var b strings.Builder
+	for i := 0; i < len(pids); {
+		j := i
+		for j+1 < len(pids) && pids[j+1] == pids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", pids[i], pids[j])
+		} else {
+			fmt.Fprintf(&b, "%d", pids[i])
+		}
+		i = j + 1
+	}
+	return b.String()
+}

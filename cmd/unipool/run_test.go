@@ -84,6 +84,10 @@ func TestRunPrintsAnImagesOutputAndExitsZero(t *testing.T) {
 	if code != 0 || stdout != "hello from an image\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	stdout, stderr, code = runCLI(t, bin, "run", "--hold", "100ms", "--image", img)
+	if code != 0 || stdout != "hello from an image\n" || !strings.Contains(stderr, "holding 1 finished instances resident for 100ms (pids ") {
+		t.Fatalf("--hold: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 	stdout, stderr, code = runCLI(t, bin, "run", "-n", "3", "--image", img)
 	want := "hello/0: hello from an image\nhello/1: hello from an image\nhello/2: hello from an image\n"
 	if code != 0 || stdout != want {
