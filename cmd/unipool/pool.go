@@ -239,6 +239,9 @@ func init() {
 			fmt.Fprintf(w, "library blobs\t%d\t(%s; uses per blob %s)\n", s.LibraryBlobs, poolBytes(s.LibraryBytesStored), poolRatio(int64(s.LibraryUses), int64(s.LibraryBlobs)))
 			fmt.Fprintf(w, "app blobs\t%d\t(%s)\n", s.AppBlobs, poolBytes(s.AppBytes))
 			fmt.Fprintf(w, "private blobs\t%s\n", poolBytes(s.PrivateBytes))
+			if s.InitUses > 0 {
+				fmt.Fprintf(w, "init blobs\t%d\t(%s; %d uses)\n", s.InitBlobs, poolBytes(s.InitBytes), s.InitUses)
+			}
 			fmt.Fprintf(w, "unreferenced\t%d blobs\t(%s; `pool gc` removes them)\n", s.UnreferencedBlobs, poolBytes(s.UnreferencedBytes))
 			return w.Flush()
 		},

@@ -325,6 +325,11 @@ type Stats struct {
 	AppBlobs     int   `json:"app_blobs"`
 	AppBytes     int64 `json:"app_bytes"`
 	PrivateBytes int64 `json:"private_bytes"`
+	// InitUses counts libraries with an init blob (add --init-blobs);
+	// InitBlobs and InitBytes the distinct init blobs.
+	InitUses  int   `json:"init_uses"`
+	InitBlobs int   `json:"init_blobs"`
+	InitBytes int64 `json:"init_bytes"`
 	// Unreferenced blobs are what GC would remove.
 	UnreferencedBlobs int   `json:"unreferenced_blobs"`
 	UnreferencedBytes int64 `json:"unreferenced_bytes"`
@@ -364,6 +369,7 @@ func (p *Pool) Stats() (*Stats, error) {
 	libs := map[digest.Digest]int64{}
 	apps := map[digest.Digest]int64{}
 	privs := map[digest.Digest]int64{}
+	inits := map[digest.Digest]int64{}
 	for _, md := range idx.Manifests {
 		m, c, err := p.loadDescription(md)
 		if err != nil {
@@ -386,6 +392,12 @@ func (p *Pool) Stats() (*Stats, error) {
 			}
 		}
 		privs[digest.Digest(c.Private.Digest)] = c.Private.Size
+		for _, l := range c.Libraries {
+			if l.Init != nil {
+				s.InitUses++
+				inits[digest.Digest(l.Init.Digest)] = l.Init.Size
+			}
+		}
 		if c.Image != nil {
 			s.ImageBytes += c.Image.Size
 		}
@@ -406,6 +418,10 @@ func (p *Pool) Stats() (*Stats, error) {
 	}
 	for _, n := range privs {
 		s.PrivateBytes += n
+	}
+	s.InitBlobs = len(inits)
+	for _, n := range inits {
+		s.InitBytes += n
 	}
 	for d, n := range sizes {
 		if _, ok := refs[d]; !ok {

@@ -571,6 +571,9 @@ func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
 	if inits != 3 {
 		t.Errorf("inspect world lists %d init blobs, want 3 (app, libA, libC)", inits)
 	}
+	if s, err := p.Stats(); err != nil || s.InitUses != 5 || s.InitBlobs != 3 || s.InitBytes != 4*0x1000 {
+		t.Errorf("stats %+v, %v: want 5 init uses in 3 blobs of 4 pages", s, err)
+	}
 	// Without the option the same image has none.
 	mustAdd(t, dir, f.world, AddOptions{Name: "plain"})
 	if c, _ := p.Resolve("plain"); c.Libraries[1].Init != nil {
