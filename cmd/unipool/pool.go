@@ -75,7 +75,7 @@ func init() {
 	add.Flags().StringVar(&opt.Cmdline, "cmdline", "", "default command line (default: the image's)")
 	add.Flags().StringVar(&mem, "mem", "", "default guest memory, e.g. 64M (default: the image's)")
 	add.Flags().BoolVar(&addJSON, "json", false, "print the result as JSON")
-	add.Flags().BoolVar(&opt.InitBlobs, "init-blobs", false, "also store each library's tramp table and data as a blob for copy-on-write loading (needs a monitor that maps them)")
+	add.Flags().BoolVar(&opt.InitBlobs, "init-blobs", true, "also store each library's tramp table and data as a blob of its own, which the monitors map copy-on-write (shared until written); --init-blobs=false stores them only in the private blob")
 
 	var lsJSON bool
 	ls := &cobra.Command{

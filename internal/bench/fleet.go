@@ -116,7 +116,7 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	}
 	bar = newBar(o.Log, len(c.Unikernels), "pooling")
 	for i, u := range c.Unikernels {
-		if _, err := pool.Add(f.PoolDir, f.Images[link.LayoutAligned][i], pool.AddOptions{Name: u.Name, Cmdline: u.Input}); err != nil {
+		if _, err := pool.Add(f.PoolDir, f.Images[link.LayoutAligned][i], pool.AddOptions{Name: u.Name, Cmdline: u.Input, InitBlobs: true}); err != nil {
 			return nil, fmt.Errorf("bench: pool add %s: %w", u.Name, err)
 		}
 		f.Names = append(f.Names, u.Name)

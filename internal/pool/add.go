@@ -28,8 +28,8 @@ type AddOptions struct {
 	MemSize uint64 // default guest memory; 0 keeps the image's
 	// InitBlobs also stores each library's tramp table and initialised
 	// data as a blob of its own (desc.Library.Init), which a loader maps
-	// copy-on-write. Off by default: the loader then hands the monitor
-	// copy-on-write file mappings, which the monitors do not make yet.
+	// copy-on-write, so instances share those pages until they write
+	// them. The CLI turns it on by default.
 	InitBlobs bool
 }
 

@@ -3,6 +3,7 @@ package process
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -95,6 +96,22 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			fd, ok := fds[m.File]
 			if !ok {
 				return nil, fmt.Errorf("%s: file %s not passed to the instance", what, m.File)
+			}
+			if m.COW {
+				// A library's tramp table or data from its init blob,
+				// copy-on-write: its pages stay the page cache's, shared
+				// with every instance of any image using that library,
+				// until this instance writes them. Only ASLR patches do
+				// so at load time.
+				add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
+					unix.MAP_PRIVATE|unix.MAP_FIXED_NOREPLACE, uint64(fd), m.Offset)
+				for _, pt := range m.Patches {
+					writes = append(writes, memWrite{m.Addr + pt.Off, binary.LittleEndian.AppendUint64(nil, pt.Value)})
+				}
+				if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
+					add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, m.Size, uint64(m.Prot))
+				}
+				continue
 			}
 			// Shared and read-only, straight from the pool file: every
 			// instance maps the same page-cache pages.

@@ -315,3 +315,59 @@ func TestBootInfoCarriesInstanceIDSeedAndMonitor(t *testing.T) {
 		}
 	}
 }
+
+// TestInitBlobDataStaysSharedUntilWritten: a library's initialised data
+// comes from its init blob copy-on-write, so two instances that never
+// write it hold one physical page between them.
+func TestInitBlobDataStaysSharedUntilWritten(t *testing.T) {
+	dir := t.TempDir()
+	uk := pooled(t, dir, "app", callLibc+exitSeven)
+	init := make([]byte, abi.PageSize)
+	copy(init, "initialised data")
+	initPath := filepath.Join(dir, "init")
+	if err := os.WriteFile(initPath, init, 0o444); err != nil && !os.IsPermission(err) {
+		t.Fatal(err)
+	}
+	libc := &uk.Config.Libraries[0]
+	libc.Private.FileSize = 16
+	libc.Init = &desc.BlobRef{Digest: "sha256:init", Size: abi.PageSize}
+	// The image-level private blob holds the same bytes (the loader reads
+	// an instance's copy from it).
+	privPath := filepath.Join(dir, "private")
+	os.WriteFile(privPath, init, 0o444)
+	uk.Config.Private = &desc.BlobRef{Digest: "sha256:private", Size: abi.PageSize}
+	blobs := uk.BlobPath
+	uk.BlobPath = func(d string) string {
+		switch d {
+		case "sha256:init":
+			return initPath
+		case "sha256:private":
+			return privPath
+		}
+		return blobs(d)
+	}
+	dataAddr := uint64(libcAddr + abi.PageSize)
+	var pssKB uint64
+	var lines []string
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 2, Load: monitor.LoadShared, Hold: time.Minute,
+		Resident: func(pids []int) {
+			for _, pid := range pids {
+				kb, line := mappingStat(t, pid, dataAddr, "Pss")
+				pssKB += kb
+				lines = append(lines, line)
+			}
+		}})
+	for i, r := range rs {
+		if r.Error != "" || r.ExitCode != 7 {
+			t.Fatalf("instance %d: exit %d error %q", i, r.ExitCode, r.Error)
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasSuffix(l, initPath) || !strings.Contains(l, " rw-p ") {
+			t.Errorf("libc data mapping %q: want the init blob %s mapped private (copy-on-write)", l, initPath)
+		}
+	}
+	if pssKB > 4 {
+		t.Errorf("libc data PSS over both instances %d KiB, want at most one page", pssKB)
+	}
+}

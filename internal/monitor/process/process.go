@@ -76,18 +76,24 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 		}
 		if opt.Load == monitor.LoadShared && u.Config != nil {
 			for _, l := range u.Config.Libraries {
-				if l.Shared.Size == 0 {
-					continue
+				var digests []string
+				if l.Shared.Size > 0 {
+					digests = append(digests, l.Shared.Digest)
 				}
-				path := u.BlobPath(l.Shared.Digest)
-				if files[path] != nil {
-					continue
+				if l.Init != nil {
+					digests = append(digests, l.Init.Digest)
 				}
-				f, err := os.Open(path)
-				if err != nil {
-					return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
+				for _, d := range digests {
+					path := u.BlobPath(d)
+					if files[path] != nil {
+						continue
+					}
+					f, err := os.Open(path)
+					if err != nil {
+						return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
+					}
+					files[path] = f
 				}
-				files[path] = f
 			}
 		}
 		for i := 0; i < opt.N; i++ {
