@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -252,17 +253,50 @@ const privateAlign = 16
 
 func alignUp(n, a uint64) uint64 { return (n + a - 1) &^ (a - 1) }
 
-// readIndex reads and parses index.json.
+// indexKey identifies one version of index.json. Writers replace the file
+// by rename, so a new version is a new inode.
+type indexKey struct {
+	ino, size    uint64
+	mtime, ctime syscall.Timespec
+}
+
+// readIndex reads and parses index.json, or returns the parsed copy of the
+// same file version read before: a monitor resolving a thousand names
+// would otherwise parse a 300 KiB index a thousand times. The caller owns
+// the returned index (its manifest list is a copy).
 func (p *Pool) readIndex() (*ocispec.Index, error) {
-	data, err := readLimited(p.indexPath())
-	if err != nil {
-		return nil, fmt.Errorf("pool %s: %w", p.dir, err)
+	var st syscall.Stat_t
+	if err := syscall.Stat(p.indexPath(), &st); err != nil {
+		return nil, fmt.Errorf("pool %s: %w", p.dir, &fs.PathError{Op: "stat", Path: p.indexPath(), Err: err})
 	}
-	idx, err := parseIndex(data)
-	if err != nil {
-		return nil, fmt.Errorf("pool %s: %s: %w", p.dir, p.indexPath(), err)
+	key := indexKey{ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim}
+	p.mu.Lock()
+	cached := p.idxCache
+	if p.idxKey != key {
+		cached = nil
 	}
-	return idx, nil
+	p.mu.Unlock()
+	if cached == nil {
+		data, err := readLimited(p.indexPath())
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", p.dir, err)
+		}
+		idx, err := parseIndex(data)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %s: %w", p.dir, p.indexPath(), err)
+		}
+		// Cache it only if the file did not change while it was read.
+		var after syscall.Stat_t
+		if syscall.Stat(p.indexPath(), &after) == nil && (indexKey{ino: after.Ino, size: uint64(after.Size), mtime: after.Mtim, ctime: after.Ctim}) == key {
+			p.mu.Lock()
+			p.idxKey, p.idxCache = key, idx
+			p.mu.Unlock()
+		}
+		cached = idx
+	}
+	out := *cached
+	out.Manifests = append([]ocispec.Descriptor(nil), cached.Manifests...)
+	return &out, nil
 }
 
 func (p *Pool) writeIndex(idx *ocispec.Index) error {

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -31,9 +32,14 @@ const (
 // EnvPool names the environment variable that overrides DefaultDir.
 const EnvPool = "UNIPOOL_POOL"
 
-// Pool is an opened pool directory.
+// Pool is an opened pool directory. Its methods may be called from
+// several goroutines.
 type Pool struct {
 	dir string
+
+	mu       sync.Mutex
+	idxKey   indexKey // identifies the index.json file cached in idx
+	idxCache *ocispec.Index
 }
 
 // DefaultDir is where the pool lives when no --pool flag is given:

@@ -581,3 +581,30 @@ func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
 	}
 	mustVerify(t, p)
 }
+
+func TestAnOpenPoolSeesWhatOtherWritersAdd(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	p := mustOpen(t, dir)
+	if _, err := p.Resolve("hello"); err != nil {
+		t.Fatal(err)
+	}
+	// Another process (here: another Pool value) adds and removes.
+	mustAdd(t, dir, f.world, AddOptions{})
+	if _, err := p.Resolve("world"); err != nil {
+		t.Errorf("resolve after another writer added world: %v", err)
+	}
+	if err := mustOpen(t, dir).Remove("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Resolve("hello"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("resolve after another writer removed hello: %v", err)
+	}
+	// The caller owns what List returns: changing it changes nothing.
+	ents, _ := p.List()
+	ents[0].Name = "changed"
+	if again, _ := p.List(); again[0].Name != "world" {
+		t.Errorf("list after a caller changed its copy: %+v", again)
+	}
+}
