@@ -135,12 +135,12 @@ func (m *machine) readOnlyWrite(gpa uint64) string {
 	if r, err := m.cpu.Regs(); err == nil {
 		rip = fmt.Sprintf("rip %#x (%s)", r.RIP, m.layout.Describe(r.RIP))
 	}
-	if gva, mp, ok := m.gvaOfBlobGPA(gpa); ok {
+	if gva, p, ok := m.gvaOfBlobGPA(gpa); ok {
 		return fmt.Sprintf("write to read-only library %s at GVA %#x (GPA %#x, blob %s) by %s",
-			mp.Library, gva, gpa, mp.Digest, rip)
+			p.library, gva, gpa, p.digest, rip)
 	}
-	if b := m.blobs.find(gpa); b != nil {
-		return fmt.Sprintf("write to read-only blob %s at GPA %#x by %s", b.path, gpa, rip)
+	if _, part, ok := m.blobs.find(gpa); ok {
+		return fmt.Sprintf("write to read-only blob %s at GPA %#x by %s", part.path, gpa, rip)
 	}
 	return fmt.Sprintf("write to unbacked guest-physical address %#x by %s", gpa, rip)
 }

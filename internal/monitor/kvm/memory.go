@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -12,83 +13,131 @@ import (
 	"github.com/unipool/unipool/internal/kvm"
 )
 
-// blob is one pool blob mapped into this process: read-only and shared,
-// from its pool file, once, whatever the number of VMs using it.
-type blob struct {
-	path string
-	mem  []byte // the host mapping, page-rounded
-	gpa  uint64 // where every VM sees it
+// blobSet is the pool blobs of one unikernel, mapped into this process
+// read-only and shared straight from their pool files, back to back in one
+// host range, once per process. Every VM of that unikernel gets the whole
+// range as a single read-only memory slot: one slot instead of one per
+// library keeps KVM's per-VM cost (memslot metadata, slot updates) at that
+// of a VM without libraries, and a VM sees exactly its own blobs. Two
+// unikernels that share a library map its file once each; the pages are
+// the same page-cache pages, so memory holds one copy.
+type blobSet struct {
+	mem   []byte // the host range
+	gpa   uint64 // where every VM of the set sees it
+	parts []setPart
 }
 
-// size is the blob's slot size (a page multiple).
-func (b *blob) size() uint64 { return uint64(len(b.mem)) }
-
-// blobs is the process-wide set of mapped blobs, keyed by digest (or path
-// when a mapping has no digest).
-type blobs struct {
-	mu   sync.Mutex
-	byID map[string]*blob
-	next uint64 // next free GPA
+// setPart is one blob within a set.
+type setPart struct {
+	id, path  string
+	off, size uint64 // in the set; size is page-rounded
 }
 
-func newBlobs() *blobs { return &blobs{byID: map[string]*blob{}, next: gpaSharedBase} }
+// blobFile names a blob a layout maps: its digest (id) and its pool file.
+type blobFile struct{ id, path string }
 
-// get maps the blob on first use and returns the process's one mapping.
-func (bs *blobs) get(id, path string) (*blob, error) {
-	if id == "" {
-		id = path
-	}
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	if b, ok := bs.byID[id]; ok {
-		return b, nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", path, err)
-	}
-	if fi.Size() == 0 {
-		return nil, fmt.Errorf("blob %s: empty file", path)
-	}
-	size := pageUp(uint64(fi.Size()))
-	if bs.next+size > gpaSharedLimit {
-		return nil, fmt.Errorf("blob %s: the blobs of this call exceed %d GiB of guest-physical space",
-			path, (gpaSharedLimit-gpaSharedBase)>>30)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: mmap: %w", path, err)
-	}
-	b := &blob{path: path, mem: mem, gpa: bs.next}
-	bs.byID[id] = b
-	bs.next += size + gpaSharedGap
-	return b, nil
-}
+func (s *blobSet) size() uint64 { return uint64(len(s.mem)) }
 
-// find returns the blob holding gpa, or nil.
-func (bs *blobs) find(gpa uint64) *blob {
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	for _, b := range bs.byID {
-		if gpa >= b.gpa && gpa < b.gpa+b.size() {
-			return b
+// part returns the blob id within the set.
+func (s *blobSet) part(id string) (setPart, bool) {
+	for _, p := range s.parts {
+		if p.id == id {
+			return p, true
 		}
 	}
-	return nil
+	return setPart{}, false
 }
 
-// close unmaps every blob; no VM may use them afterwards.
-func (bs *blobs) close() {
+// blobSets is the process's blob sets, keyed by their ordered blob ids.
+type blobSets struct {
+	mu    sync.Mutex
+	byKey map[string]*blobSet
+	next  uint64 // next free GPA
+}
+
+func newBlobSets() *blobSets { return &blobSets{byKey: map[string]*blobSet{}, next: gpaSharedBase} }
+
+// get maps the set on first use and returns the process's one mapping.
+func (bs *blobSets) get(files []blobFile) (*blobSet, error) {
+	ids := make([]string, len(files))
+	for i, f := range files {
+		ids[i] = f.id
+	}
+	key := strings.Join(ids, "\x00")
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	for id, b := range bs.byID {
-		unix.Munmap(b.mem)
-		delete(bs.byID, id)
+	if s, ok := bs.byKey[key]; ok {
+		return s, nil
+	}
+	set := &blobSet{gpa: bs.next}
+	var fds []*os.File
+	defer func() {
+		for _, f := range fds {
+			f.Close()
+		}
+	}()
+	var total uint64
+	for _, bf := range files {
+		f, err := os.Open(bf.path)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", bf.path, err)
+		}
+		fds = append(fds, f)
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", bf.path, err)
+		}
+		if fi.Size() == 0 {
+			return nil, fmt.Errorf("blob %s: empty file", bf.path)
+		}
+		size := pageUp(uint64(fi.Size()))
+		set.parts = append(set.parts, setPart{id: bf.id, path: bf.path, off: total, size: size})
+		total += size
+	}
+	if bs.next+total > gpaSharedLimit {
+		return nil, fmt.Errorf("the blobs of this call exceed %d GiB of guest-physical space", (gpaSharedLimit-gpaSharedBase)>>30)
+	}
+	// Reserve the range, then map each file over its part of it.
+	mem, err := unix.Mmap(-1, 0, int(total), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("reserving %d bytes for %d blobs: %w", total, len(files), err)
+	}
+	for i, p := range set.parts {
+		if _, err := unix.MmapPtr(int(fds[i].Fd()), 0, unsafe.Pointer(&mem[p.off]), uintptr(p.size),
+			unix.PROT_READ, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
+			unix.Munmap(mem)
+			return nil, fmt.Errorf("blob %s: mmap: %w", p.path, err)
+		}
+	}
+	set.mem = mem
+	bs.byKey[key] = set
+	bs.next += total + gpaSharedGap
+	return set, nil
+}
+
+// find returns the set and blob holding gpa.
+func (bs *blobSets) find(gpa uint64) (*blobSet, setPart, bool) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for _, s := range bs.byKey {
+		if gpa >= s.gpa && gpa < s.gpa+s.size() {
+			for _, p := range s.parts {
+				if gpa-s.gpa >= p.off && gpa-s.gpa < p.off+p.size {
+					return s, p, true
+				}
+			}
+		}
+	}
+	return nil, setPart{}, false
+}
+
+// close unmaps every set; no VM may use them afterwards.
+func (bs *blobSets) close() {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for k, s := range bs.byKey {
+		unix.Munmap(s.mem)
+		delete(bs.byKey, k)
 	}
 }
 
@@ -130,21 +179,25 @@ func (p *privateMemory) close() {
 	}
 }
 
-// Memory slots of a VM: the private slot first, then one per blob.
-const slotPrivate = 0
+// Memory slots of a VM: the private slot, and the unikernel's blob set.
+const (
+	slotPrivate = 0
+	slotBlobs   = 1
+)
 
-// addSlots registers the private slot and one read-only slot per blob.
-func addSlots(vm *kvm.VM, priv *privateMemory, used []*blob) error {
+// addSlots registers the private slot and, if the VM maps blobs, their
+// set as one read-only slot.
+func addSlots(vm *kvm.VM, priv *privateMemory, set *blobSet) error {
 	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{Slot: slotPrivate, GuestPhysAddr: 0,
 		MemorySize: uint64(len(priv.mem)), UserspaceAddr: hostAddr(priv.mem)}); err != nil {
 		return fmt.Errorf("private memory: %w", err)
 	}
-	for i, b := range used {
-		if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{Slot: uint32(slotPrivate + 1 + i),
-			Flags: kvm.MemReadonly, GuestPhysAddr: b.gpa, MemorySize: b.size(),
-			UserspaceAddr: hostAddr(b.mem)}); err != nil {
-			return fmt.Errorf("blob %s: %w", b.path, err)
-		}
+	if set == nil {
+		return nil
+	}
+	if err := vm.SetUserMemoryRegion(kvm.UserspaceMemoryRegion{Slot: slotBlobs, Flags: kvm.MemReadonly,
+		GuestPhysAddr: set.gpa, MemorySize: set.size(), UserspaceAddr: hostAddr(set.mem)}); err != nil {
+		return fmt.Errorf("library blobs: %w", err)
 	}
 	return nil
 }

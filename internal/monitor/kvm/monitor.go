@@ -168,6 +168,10 @@ func (in *instance) run(timeout time.Duration) {
 	in.result.ExitCode = o.exitCode
 	in.result.Error = o.err
 	in.result.Output = string(in.m.console.buf)
+	in.m.console.buf = nil
+	// Addresses are named only while the guest runs; a held VM keeps no
+	// layout.
+	in.m.layout = nil
 	if in.m.console.truncated {
 		in.result.Output += fmt.Sprintf("\n[kvm monitor: console output cut at %d bytes]\n", maxOutput)
 	}
@@ -210,7 +214,7 @@ func openHost(ksm bool) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvm monitor: %w", err)
 	}
-	h := &host{sys: sys, blobs: newBlobs(), ksm: ksm}
+	h := &host{sys: sys, blobs: newBlobSets(), ksm: ksm}
 	fail := func(err error) (*host, error) { sys.Close(); return nil, fmt.Errorf("kvm monitor: %w", err) }
 	if h.runSize, err = sys.VCPUMmapSize(); err != nil {
 		return fail(err)

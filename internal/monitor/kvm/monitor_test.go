@@ -152,3 +152,63 @@ func TestMissingBlobStopsTheCallBeforeAnyVMStarts(t *testing.T) {
 		t.Errorf("results %v from a call that should not have started", res)
 	}
 }
+
+func TestEveryVMOfAUnikernelSharesOneSlotHoldingExactlyItsBlobs(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	uks := []monitor.Unikernel{pooled(t, dir, "hello"), pooled(t, dir, "ud2")}
+	checked := false
+	_, err := run(context.Background(), uks, monitor.Options{N: 3}, func(insts []*instance) {
+		checked = true
+		sets := map[string]*blobSet{}
+		for _, in := range insts {
+			uk := uks[in.uk]
+			want := uk.Config.Libraries[0].Shared.Digest
+			set := in.m.set
+			if set == nil || len(set.parts) != 1 || set.parts[0].id != want {
+				t.Errorf("%s/%d: slot holds %+v, want only blob %s", uk.Name, in.result.Instance, set, want)
+				continue
+			}
+			if prev, ok := sets[uk.Name]; ok && prev != set {
+				t.Errorf("%s/%d: a second host mapping of the same blobs", uk.Name, in.result.Instance)
+			}
+			sets[uk.Name] = set
+		}
+		if sets["hello"] == sets["ud2"] {
+			t.Error("two unikernels with different blobs share one slot")
+		}
+	})
+	if err != nil || !checked {
+		t.Fatalf("run: %v (held callback called: %v)", err, checked)
+	}
+}
+
+func TestMeasureSplitsGuestPagesSharedBlobsAndPageTables(t *testing.T) {
+	needKVM(t)
+	uk := pooled(t, t.TempDir(), "hello")
+	rep, err := Monitor{}.Measure(context.Background(), []monitor.Unikernel{uk}, monitor.Options{N: 4},
+		[]string{monitor.LoadShared, monitor.LoadNaive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Modes) != 2 {
+		t.Fatalf("%d modes, want 2", len(rep.Modes))
+	}
+	shared, naive := rep.Modes[0], rep.Modes[1]
+	for _, m := range rep.Modes {
+		if m.VMs != 4 || m.Failed != 0 || m.GuestPrivate == 0 || m.PageTables < 4*2*pageSize || m.LoaderPSS == 0 {
+			t.Errorf("%s: %+v", m.Load, m)
+		}
+	}
+	// The hello guest runs its one code page: shared, it is one page of
+	// the blob; naive, a private copy per VM.
+	if shared.Shared != pageSize || naive.Shared != 0 {
+		t.Errorf("resident blob bytes: shared %d, naive %d; want %d and 0", shared.Shared, naive.Shared, pageSize)
+	}
+	if naive.GuestPrivate-shared.GuestPrivate != 4*pageSize {
+		t.Errorf("guest private: naive %d, shared %d; want naive to hold one more page per VM", naive.GuestPrivate, shared.GuestPrivate)
+	}
+	if rep.Ideal != shared.Shared+shared.GuestPrivate {
+		t.Errorf("ideal %d, want %d", rep.Ideal, shared.Shared+shared.GuestPrivate)
+	}
+}

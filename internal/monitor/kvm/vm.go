@@ -20,7 +20,8 @@ type machine struct {
 	vm       *kvm.VM
 	cpu      *kvm.VCPU
 	priv     *privateMemory
-	blobs    *blobs // the process's, for naming a faulting GPA
+	blobs    *blobSets // the process's, for naming a faulting GPA
+	set      *blobSet  // this VM's blobs, nil if none
 	placed   []placement
 	cr3      uint64
 	ptBase   uint64 // GPA of the page tables (they end the private slot)
@@ -34,11 +35,13 @@ type machine struct {
 	stopped string // why the monitor stopped the VM ("" while it may run)
 }
 
-// placement records where a layout mapping sits in guest-physical memory.
+// placement records where a layout mapping sits in guest-physical memory;
+// it outlives the layout (Measure reads it after the run).
 type placement struct {
-	m    *loader.Mapping
-	gpa  uint64
-	blob *blob // nil for private memory
+	addr, size, gpa uint64
+	blob            bool // in the blob set, else in private memory
+	library, part   string
+	digest          string
 }
 
 // host is what every VM of the process shares: /dev/kvm and its answers,
@@ -47,7 +50,7 @@ type host struct {
 	sys      *kvm.System
 	runSize  int
 	cpuid    []kvm.CPUIDEntry2
-	blobs    *blobs
+	blobs    *blobSets
 	ksm      bool
 	readonly bool // KVM_CAP_READONLY_MEM
 }
@@ -102,30 +105,43 @@ func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*
 // private slot, followed by the page tables that give each its guest
 // virtual address.
 func (h *host) buildMemory(m *machine) error {
-	cursor := uint64(gpaPrivateData)
-	var used []*blob
-	seen := map[*blob]bool{}
+	var files []blobFile
+	seen := map[string]bool{}
 	for i := range m.layout.Mappings {
 		mp := &m.layout.Mappings[i]
 		if mp.Addr < loaderLowest {
 			return fmt.Errorf("mapping %s at %#x is below %#x, which the monitor keeps for itself", what(mp), mp.Addr, loaderLowest)
 		}
-		if mp.File != "" {
-			if !h.readonly {
-				return fmt.Errorf("this KVM lacks read-only memory slots (KVM_CAP_READONLY_MEM); use --load naive")
+		if id := blobID(mp); mp.File != "" && !mp.COW && !seen[id] {
+			seen[id] = true
+			files = append(files, blobFile{id: id, path: mp.File})
+		}
+	}
+	if len(files) > 0 {
+		if !h.readonly {
+			return fmt.Errorf("this KVM lacks read-only memory slots (KVM_CAP_READONLY_MEM); use --load naive")
+		}
+		set, err := h.blobs.get(files)
+		if err != nil {
+			return err
+		}
+		m.set = set
+	}
+
+	cursor := uint64(gpaPrivateData)
+	for i := range m.layout.Mappings {
+		mp := &m.layout.Mappings[i]
+		p := placement{addr: mp.Addr, size: mp.Size, library: mp.Library, part: mp.Part, digest: mp.Digest}
+		// Copy-on-write mappings (a library's tramp table and data from its
+		// init blob) are copied into the private slot from their Data: a
+		// memory slot cannot be copy-on-write per VM.
+		if mp.File != "" && !mp.COW {
+			part, _ := m.set.part(blobID(mp))
+			if mp.Offset&pageMask != 0 || mp.Offset+mp.Size > part.size {
+				return fmt.Errorf("mapping %s: [%#x,+%#x) outside blob %s (%d bytes)", what(mp), mp.Offset, mp.Size, part.path, part.size)
 			}
-			b, err := h.blobs.get(mp.Digest, mp.File)
-			if err != nil {
-				return err
-			}
-			if mp.Offset&pageMask != 0 || mp.Offset+mp.Size > b.size() {
-				return fmt.Errorf("mapping %s: [%#x,+%#x) outside blob %s (%d bytes)", what(mp), mp.Offset, mp.Size, b.path, b.size())
-			}
-			if !seen[b] {
-				seen[b] = true
-				used = append(used, b)
-			}
-			m.placed = append(m.placed, placement{m: mp, gpa: b.gpa + mp.Offset, blob: b})
+			p.gpa, p.blob = m.set.gpa+part.off+mp.Offset, true
+			m.placed = append(m.placed, p)
 			continue
 		}
 		if mp.Size >= hugeSize {
@@ -133,7 +149,8 @@ func (h *host) buildMemory(m *machine) error {
 			// tables can use 2 MiB pages for big ranges (the heap).
 			cursor += (mp.Addr - cursor) & hugeMask
 		}
-		m.placed = append(m.placed, placement{m: mp, gpa: cursor})
+		p.gpa = cursor
+		m.placed = append(m.placed, p)
 		cursor += mp.Size
 	}
 
@@ -147,18 +164,19 @@ func (h *host) buildMemory(m *machine) error {
 			return err
 		}
 	}
-	for _, p := range m.placed {
+	for i, p := range m.placed {
+		prot := m.layout.Mappings[i].Prot
 		var flags uint64
 		// A blob is mapped writable on purpose: a guest write then reaches
 		// KVM, which refuses it (read-only slot) and reports it to us.
-		if p.m.Prot&loader.ProtWrite != 0 || p.blob != nil {
+		if prot&loader.ProtWrite != 0 || p.blob {
 			flags |= pteWritable
 		}
-		if p.m.Prot&loader.ProtExec == 0 {
+		if prot&loader.ProtExec == 0 {
 			flags |= pteNX
 		}
-		if err := pt.Map(p.m.Addr, p.gpa, p.m.Size, flags); err != nil {
-			return fmt.Errorf("mapping %s: %w", what(p.m), err)
+		if err := pt.Map(p.addr, p.gpa, p.size, flags); err != nil {
+			return fmt.Errorf("mapping %s: %w", what(&m.layout.Mappings[i]), err)
 		}
 	}
 	m.cr3, m.ptBase = pt.CR3(), pt.base
@@ -170,14 +188,23 @@ func (h *host) buildMemory(m *machine) error {
 	m.priv = priv
 	writeSystemArea(priv.mem)
 	pt.Encode(priv.mem[pt.base:])
-	for _, p := range m.placed {
-		if p.blob == nil && len(p.m.Data) > 0 {
-			copy(priv.mem[p.gpa:p.gpa+p.m.Size], p.m.Data)
+	for i, p := range m.placed {
+		mp := &m.layout.Mappings[i]
+		if !p.blob && len(mp.Data) > 0 {
+			copy(priv.mem[p.gpa:p.gpa+p.size], mp.Data)
 		}
 		// The guest has its copy; the layout stays only to name addresses.
-		p.m.Data = nil
+		mp.Data = nil
 	}
-	return addSlots(m.vm, priv, used)
+	return addSlots(m.vm, priv, m.set)
+}
+
+// blobID names a mapping's blob: its digest, or its file.
+func blobID(m *loader.Mapping) string {
+	if m.Digest != "" {
+		return m.Digest
+	}
+	return m.File
 }
 
 // close releases the VM; the blobs stay (other VMs use them).
@@ -208,13 +235,13 @@ func what(m *loader.Mapping) string {
 	return m.Part
 }
 
-// gvaOfBlobGPA names the guest virtual address and mapping of a GPA in a
-// blob, as this VM's page tables were built.
-func (m *machine) gvaOfBlobGPA(gpa uint64) (uint64, *loader.Mapping, bool) {
+// gvaOfBlobGPA names the guest virtual address and mapping of a GPA in
+// the blob set, as this VM's page tables were built.
+func (m *machine) gvaOfBlobGPA(gpa uint64) (uint64, placement, bool) {
 	for _, p := range m.placed {
-		if p.blob != nil && gpa >= p.gpa && gpa < p.gpa+p.m.Size {
-			return p.m.Addr + gpa - p.gpa, p.m, true
+		if p.blob && gpa >= p.gpa && gpa < p.gpa+p.size {
+			return p.addr + gpa - p.gpa, p, true
 		}
 	}
-	return 0, nil, false
+	return 0, placement{}, false
 }
