@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -51,7 +53,36 @@ Modes: ` + modeNames(),
 		},
 	}
 	addBenchFlags(tlb, &t, &tmodes, 20, 90*time.Second)
-	root.AddCommand(mem, tlb)
+	var ao struct {
+		count, reps, jobs int
+		seed              uint64
+		out               string
+	}
+	aslr := &cobra.Command{
+		Use:   "aslr",
+		Short: "Run time of compute-heavy apps with and without --aslr, side by side, and every trampoline table's size",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			fleet, err := bench.BuildFleet(ctx, bench.FleetOptions{Count: ao.count, Seed: ao.seed, Work: ao.out, Jobs: ao.jobs, Log: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			res, err := bench.ASLR(ctx, fleet, ao.reps, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			res.Print(cmd.OutOrStdout())
+			return writeJSON(filepath.Join(ao.out, "aslr.json"), res)
+		},
+	}
+	aslr.Flags().IntVar(&ao.count, "count", 42, "unikernels in the fleet (each compute-heavy app once)")
+	aslr.Flags().Uint64Var(&ao.seed, "seed", 1, "corpus seed")
+	aslr.Flags().IntVar(&ao.reps, "reps", 7, "runs of each app per mode (alternating)")
+	aslr.Flags().IntVar(&ao.jobs, "jobs", 2, "parallel builds and links")
+	aslr.Flags().StringVar(&ao.out, "out", "bench-aslr", "output folder (fleet and aslr.json)")
+	root.AddCommand(mem, tlb, aslr)
 	commands = append(commands, root)
 }
 
@@ -112,4 +143,12 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	}
 	fmt.Fprintf(out, "\nwrote %s/results.json, memory.csv, memory.png, pages.png\n", o.Out)
 	return nil
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
