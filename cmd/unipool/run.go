@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/kvm"
 	"github.com/unipool/unipool/internal/monitor/process"
@@ -75,7 +75,7 @@ each instance's private memory) and the load time per instance.`,
 					}
 				}
 				var err error
-				if uks, err = resolveUnikernels(d, names, cmdline); err != nil {
+				if uks, err = launch.Resolve(d, names, cmdline); err != nil {
 					return err
 				}
 			}
@@ -135,48 +135,6 @@ each instance's private memory) and the load time per instance.`,
 	f.BoolVar(&measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
 		"print the memory of each against the ideal, and load times")
 	commands = append(commands, cmd)
-}
-
-// resolveUnikernels finds each name in the pool and checks every blob it
-// will map against its digest: a corrupt pool file is refused, never run.
-func resolveUnikernels(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
-	p, err := pool.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	verified := map[string]bool{}
-	verify := func(name, what, dgst string) error {
-		if dgst == "" || verified[dgst] {
-			return nil
-		}
-		if err := p.VerifyBlob(dgst); err != nil {
-			return fmt.Errorf("unikernel %q: %s: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, what, err)
-		}
-		verified[dgst] = true
-		return nil
-	}
-	var uks []monitor.Unikernel
-	for _, name := range names {
-		cfg, err := p.Resolve(name)
-		if errors.Is(err, pool.ErrNotFound) {
-			return nil, fmt.Errorf("no unikernel %q in pool %s (`unipool pool ls` lists what is there)", name, dir)
-		}
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range cfg.Libraries {
-			if err := verify(name, "library "+l.Name, l.Shared.Digest); err != nil {
-				return nil, err
-			}
-		}
-		if cfg.Private != nil {
-			if err := verify(name, "private blob", cfg.Private.Digest); err != nil {
-				return nil, err
-			}
-		}
-		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Cmdline: cmdline})
-	}
-	return uks, nil
 }
 
 // printOutputs writes each instance's console output; with several

@@ -43,6 +43,11 @@ func Resolve(dir string, names []string, cmdline string) ([]monitor.Unikernel, e
 			if err := verify(name, "library "+l.Name, l.Shared.Digest); err != nil {
 				return nil, err
 			}
+			if l.Init != nil {
+				if err := verify(name, "library "+l.Name+" init blob", l.Init.Digest); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if cfg.Private != nil {
 			if err := verify(name, "private blob", cfg.Private.Digest); err != nil {
