@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/schollz/progressbar/v3"
@@ -60,7 +61,7 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	}
 	layouts := []string{link.LayoutAligned}
 	for _, l := range o.Layouts {
-		if l != link.LayoutAligned {
+		if !slices.Contains(layouts, l) {
 			layouts = append(layouts, l)
 		}
 	}
