@@ -220,6 +220,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 				}
 			}
 			mr.Samples, mr.TimeToStable = samples, stableAt
+			mr.SharedBytes = memstat.SumShared(p)
 			if m.Name == "shared" && o.Monitor == "process" {
 				census = NewPageCensus()
 				for _, pid := range p {

@@ -21,6 +21,7 @@ type ModeResult struct {
 	PeakBytes    uint64            `json:"peak_bytes"`
 	FirstBytes   uint64            `json:"first_bytes"`
 	AvailDelta   int64             `json:"avail_delta_bytes"`
+	SharedBytes  uint64            `json:"shared_resident_bytes"` // over the instances: resident bytes shared with another process
 	TimeToStable float64           `json:"time_to_stable_s"`
 	KsmdCPU      float64           `json:"ksmd_cpu_s"`
 	TLBFlushes   map[string]uint64 `json:"tlb_flushes"` // issuer -> count
@@ -88,7 +89,7 @@ func (r *Results) Write(dir string) error {
 // Table prints the short terminal summary.
 func (r *Results) Table(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mode\tfinal MiB\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tTLB flushes\tload ms\tfailed\t\n")
+	fmt.Fprintf(tw, "mode\tfinal MiB\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tTLB flushes\tload ms\tshared RSS MiB\tfailed\t\n")
 	for _, m := range r.Modes {
 		var tlb uint64
 		for _, v := range m.TLBFlushes {
@@ -98,11 +99,11 @@ func (r *Results) Table(out io.Writer) {
 		if r.IdealBytes > 0 {
 			ratio = fmt.Sprintf("%.2fx", float64(m.FinalBytes)/float64(r.IdealBytes))
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.2f\t%d\t%.2f\t%d\t\n", m.Mode, mib(m.FinalBytes), mib(m.FirstBytes),
-			mib(m.PeakBytes), ratio, m.TimeToStable, m.KsmdCPU, tlb, m.LoadMeanMs, m.Failed)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.2f\t%d\t%.2f\t%.1f\t%d\t\n", m.Mode, mib(m.FinalBytes), mib(m.FirstBytes),
+			mib(m.PeakBytes), ratio, m.TimeToStable, m.KsmdCPU, tlb, m.LoadMeanMs, mib(m.SharedBytes), m.Failed)
 	}
 	if r.IdealBytes > 0 {
-		fmt.Fprintf(tw, "ideal\t%.1f\t\t\t1.00x\t\t\t\t\t\t\n", mib(r.IdealBytes))
+		fmt.Fprintf(tw, "ideal\t%.1f\t\t\t1.00x\t\t\t\t\t\t\t\n", mib(r.IdealBytes))
 	}
 	tw.Flush()
 	if len(r.Modes) > 0 {

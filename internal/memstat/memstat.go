@@ -21,6 +21,7 @@ type Rollup struct {
 	PSSAnon      uint64
 	PSSFile      uint64
 	SharedClean  uint64
+	SharedDirty  uint64
 	PrivateDirty uint64
 }
 
@@ -38,7 +39,7 @@ func parseRollup(data []byte, path string) (Rollup, error) {
 	var r Rollup
 	fields := map[string]*uint64{
 		"Rss:": &r.RSS, "Pss:": &r.PSS, "Pss_Anon:": &r.PSSAnon, "Pss_File:": &r.PSSFile,
-		"Shared_Clean:": &r.SharedClean, "Private_Dirty:": &r.PrivateDirty,
+		"Shared_Clean:": &r.SharedClean, "Shared_Dirty:": &r.SharedDirty, "Private_Dirty:": &r.PrivateDirty,
 	}
 	found := false
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -74,6 +75,19 @@ func SumPSS(pids []int) (total uint64, missing int) {
 		total += r.PSS
 	}
 	return total, missing
+}
+
+// SumShared adds, over pids, the resident bytes each shares with another
+// process (Shared_Clean + Shared_Dirty): pool pages and copy-on-write
+// pages nobody has written yet.
+func SumShared(pids []int) uint64 {
+	var total uint64
+	for _, pid := range pids {
+		if r, err := ReadRollup(pid); err == nil {
+			total += r.SharedClean + r.SharedDirty
+		}
+	}
+	return total
 }
 
 // MemAvailable returns /proc/meminfo's MemAvailable in bytes. Its drop over
