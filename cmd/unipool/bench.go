@@ -128,10 +128,11 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	out := cmd.OutOrStdout()
 	res.Table(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(out, "\nTLB flushes by issuer:")
-	fmt.Fprintf(tw, "mode\tksmd\tmonitor\tinstances\tother\t\n")
+	fmt.Fprintln(out, "\nTLB shootdowns by issuer (tlb:tlb_flush, every reason but task switch), and task-switch flushes of all tasks:")
+	fmt.Fprintf(tw, "mode\tksmd\tmonitor\tinstances\tother\ttask-switch\t\n")
 	for _, m := range res.Modes {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", m.Mode, m.TLBFlushes["ksmd"], m.TLBFlushes["monitor"], m.TLBFlushes["instances"], m.TLBFlushes["other"])
+		f := m.TLBFlushes
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", m.Mode, f["ksmd"], f["monitor"], f["instances"], f["other"], f["task-switch"])
 	}
 	tw.Flush()
 	if len(res.Layouts) > 0 {

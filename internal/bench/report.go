@@ -89,11 +89,13 @@ func (r *Results) Write(dir string) error {
 // Table prints the short terminal summary.
 func (r *Results) Table(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mode\tfinal MiB\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tTLB flushes\tload ms\tshared RSS MiB\tfailed\t\n")
+	fmt.Fprintf(tw, "mode\tfinal MiB\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tTLB shootdowns\tload ms\tshared RSS MiB\tfailed\t\n")
 	for _, m := range r.Modes {
 		var tlb uint64
-		for _, v := range m.TLBFlushes {
-			tlb += v
+		for k, v := range m.TLBFlushes {
+			if k != "task-switch" {
+				tlb += v
+			}
 		}
 		ratio := "-"
 		if r.IdealBytes > 0 {

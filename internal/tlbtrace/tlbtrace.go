@@ -27,7 +27,14 @@ type Counts struct {
 	ByPID    map[int]uint64               `json:"by_pid"`
 	ByComm   map[string]uint64            `json:"by_comm"`
 	ByReason map[string]map[string]uint64 `json:"by_comm_reason"` // comm -> reason -> n
+	// Shootdowns counts, by PID, the flushes that are not the routine
+	// "flush on task switch": the ones page merging and unmapping cause.
+	Shootdowns map[int]uint64 `json:"shootdowns_by_pid"`
 }
+
+// TaskSwitch is the reason of the flushes every context switch between
+// address spaces makes; they say nothing of page sharing.
+const TaskSwitch = "flush on task switch"
 
 // Tracer is a running count.
 type Tracer struct {
@@ -54,7 +61,7 @@ func Start() (*Tracer, error) {
 		return nil, fmt.Errorf("tlbtrace: %w", err)
 	}
 	t := &Tracer{dir: dir, done: make(chan struct{}), counts: Counts{
-		ByPID: map[int]uint64{}, ByComm: map[string]uint64{}, ByReason: map[string]map[string]uint64{}}}
+		ByPID: map[int]uint64{}, ByComm: map[string]uint64{}, ByReason: map[string]map[string]uint64{}, Shootdowns: map[int]uint64{}}}
 	// A large buffer: ksmd can issue tens of thousands of flushes a minute.
 	os.WriteFile(filepath.Join(dir, "buffer_size_kb"), []byte("16384"), 0)
 	if err := os.WriteFile(filepath.Join(dir, "events/tlb/tlb_flush/enable"), []byte("1"), 0); err != nil {
@@ -90,6 +97,9 @@ func (t *Tracer) add(line string) {
 	t.counts.Total++
 	t.counts.ByPID[pid]++
 	t.counts.ByComm[comm]++
+	if reason != TaskSwitch {
+		t.counts.Shootdowns[pid]++
+	}
 	m := t.counts.ByReason[comm]
 	if m == nil {
 		m = map[string]uint64{}
@@ -135,9 +145,12 @@ func ParseLine(line string) (comm string, pid int, reason string, ok bool) {
 func (t *Tracer) Snapshot() Counts {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := Counts{Total: t.counts.Total, ByPID: map[int]uint64{}, ByComm: map[string]uint64{}, ByReason: map[string]map[string]uint64{}}
+	c := Counts{Total: t.counts.Total, ByPID: map[int]uint64{}, ByComm: map[string]uint64{}, ByReason: map[string]map[string]uint64{}, Shootdowns: map[int]uint64{}}
 	for k, v := range t.counts.ByPID {
 		c.ByPID[k] = v
+	}
+	for k, v := range t.counts.Shootdowns {
+		c.Shootdowns[k] = v
 	}
 	for k, v := range t.counts.ByComm {
 		c.ByComm[k] = v
