@@ -82,7 +82,24 @@ Modes: ` + modeNames(),
 	aslr.Flags().IntVar(&ao.reps, "reps", 7, "runs of each app per mode (alternating)")
 	aslr.Flags().IntVar(&ao.jobs, "jobs", 2, "parallel builds and links")
 	aslr.Flags().StringVar(&ao.out, "out", "bench-aslr", "output folder (fleet and aslr.json)")
-	root.AddCommand(mem, tlb, aslr)
+	plot := &cobra.Command{
+		Use:   "plot DIR",
+		Short: "Draw DIR/memory.png and DIR/pages.png again from DIR/results.json",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := bench.ReadResults(filepath.Join(args[0], "results.json"))
+			if err != nil {
+				return err
+			}
+			files, err := res.Plots(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), strings.Join(files, "\n"))
+			return nil
+		},
+	}
+	root.AddCommand(mem, tlb, aslr, plot)
 	commands = append(commands, root)
 }
 

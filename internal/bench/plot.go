@@ -20,13 +20,21 @@ func (r *Results) PlotMemory(path string) error {
 	p.Y.Label.Text = "physical memory, sum of PSS (MiB)"
 	p.Legend.Top = true
 	p.Y.Min = 0
+	// A mode that became stable early holds its final value to the end of
+	// the longest mode, so every line spans the same time axis.
+	xmax := 1.0
+	for _, m := range r.Modes {
+		if n := len(m.Samples); n > 0 && m.Samples[n-1].T > xmax {
+			xmax = m.Samples[n-1].T
+		}
+	}
 	for i, m := range r.Modes {
 		pts := make(plotter.XYs, len(m.Samples))
 		for j, s := range m.Samples {
 			pts[j].X, pts[j].Y = s.T, mib(s.PSS)
 		}
-		if len(pts) == 1 { // a line needs two points
-			pts = append(pts, plotter.XY{X: pts[0].X + 1, Y: pts[0].Y})
+		if n := len(pts); n > 0 && pts[n-1].X < xmax {
+			pts = append(pts, plotter.XY{X: xmax, Y: pts[n-1].Y})
 		}
 		l, err := plotter.NewLine(pts)
 		if err != nil {
@@ -34,16 +42,11 @@ func (r *Results) PlotMemory(path string) error {
 		}
 		l.Color = plotutil.Color(i)
 		l.Width = vg.Points(2)
+		l.Dashes = plotutil.Dashes(i / 7)
 		p.Add(l)
 		p.Legend.Add(m.Mode, l)
 	}
 	if r.IdealBytes > 0 {
-		xmax := 1.0
-		for _, m := range r.Modes {
-			if n := len(m.Samples); n > 0 && m.Samples[n-1].T > xmax {
-				xmax = m.Samples[n-1].T
-			}
-		}
 		l, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: mib(r.IdealBytes)}, {X: xmax, Y: mib(r.IdealBytes)}})
 		l.Color = color.Gray{Y: 80}
 		l.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}

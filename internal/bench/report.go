@@ -53,6 +53,19 @@ type LayoutPages struct {
 	TotalBytes uint64 `json:"total_bytes"`
 }
 
+// ReadResults reads a results.json that Write stored.
+func ReadResults(path string) (*Results, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", path, err)
+	}
+	return &r, nil
+}
+
 // Write stores results.json and one CSV time series per mode in dir.
 func (r *Results) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
