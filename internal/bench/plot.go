@@ -53,6 +53,13 @@ func (r *Results) PlotMemory(path string) error {
 		p.Add(l)
 		p.Legend.Add("ideal", l)
 	}
+	if r.IdealLoadBytes > 0 {
+		l, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: mib(r.IdealLoadBytes)}, {X: xmax, Y: mib(r.IdealLoadBytes)}})
+		l.Color = color.Gray{Y: 140}
+		l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		p.Add(l)
+		p.Legend.Add("ideal, load-time sharing", l)
+	}
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }
 
@@ -94,6 +101,14 @@ func (r *Results) PlotLayoutPages(path string) error {
 	p.Legend.Add("shareable, same address", bs)
 	p.Legend.Add("shareable, other address", bo)
 	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(10)
+	top := 0.0
+	for i := range unique {
+		top = max(top, unique[i]+same[i]+other[i])
+	}
+	p.Y.Max = top * 1.3 // room for the legend above the bars
+	p.Y.Tick.Marker = integerTicks{}
 	p.NominalX(names...)
 	return p.Save(6*vg.Inch, 5*vg.Inch, path)
 }
@@ -113,4 +128,17 @@ func (r *Results) Plots(dir string) ([]string, error) {
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// integerTicks labels page counts without decimals.
+type integerTicks struct{}
+
+func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = fmt.Sprintf("%.0f", ts[i].Value)
+		}
+	}
+	return ts
 }

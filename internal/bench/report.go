@@ -14,6 +14,7 @@ import (
 
 // ModeResult is one mode's outcome in results.json.
 type ModeResult struct {
+	census       *censusResult     // shared mode only: its page census
 	Mode         string            `json:"mode"`
 	Instances    int               `json:"instances"`
 	Failed       int               `json:"failed"` // instances that did not print their expect line
@@ -33,14 +34,17 @@ type ModeResult struct {
 
 // Results is results.json.
 type Results struct {
-	Count      int           `json:"count"`
-	Apps       int           `json:"apps"`
-	Seed       uint64        `json:"seed"`
-	Monitor    string        `json:"monitor"`
-	IdealBytes uint64        `json:"ideal_bytes"`
-	IdealNote  string        `json:"ideal_note"`
-	Modes      []ModeResult  `json:"modes"`
-	Layouts    []LayoutPages `json:"layouts,omitempty"`
+	Count      int    `json:"count"`
+	Apps       int    `json:"apps"`
+	Seed       uint64 `json:"seed"`
+	Monitor    string `json:"monitor"`
+	IdealBytes uint64 `json:"ideal_bytes"`
+	IdealNote  string `json:"ideal_note"`
+	// IdealLoadBytes is the ideal of load-time sharing: every image page
+	// content once, every page written at run time counted in full.
+	IdealLoadBytes uint64        `json:"ideal_load_time_bytes"`
+	Modes          []ModeResult  `json:"modes"`
+	Layouts        []LayoutPages `json:"layouts,omitempty"`
 }
 
 // LayoutPages is, for one layout over the corpus, how many loaded pages
@@ -116,6 +120,9 @@ func (r *Results) Table(out io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.2f\t%d\t%.2f\t%.1f\t%d\t\n", m.Mode, mib(m.FinalBytes), mib(m.FirstBytes),
 			mib(m.PeakBytes), ratio, m.TimeToStable, m.KsmdCPU, tlb, m.LoadMeanMs, mib(m.SharedBytes), m.Failed)
+	}
+	if r.IdealLoadBytes > 0 {
+		fmt.Fprintf(tw, "ideal (load time)\t%.1f\t\t\t%.2fx\t\t\t\t\t\t\t\n", mib(r.IdealLoadBytes), float64(r.IdealLoadBytes)/float64(max(r.IdealBytes, 1)))
 	}
 	if r.IdealBytes > 0 {
 		fmt.Fprintf(tw, "ideal\t%.1f\t\t\t1.00x\t\t\t\t\t\t\t\n", mib(r.IdealBytes))
