@@ -23,7 +23,7 @@ if UNIPOOL_REQUIRE_KVM=1 "$kvm_tmp/monitor-kvm.test" -test.run '^TestThisHostRun
 else
 	echo "test: no usable KVM here: running the KVM tests inside scripts/kvmhost"
 	set +e
-	./scripts/kvmhost -- sh -c "
+	./scripts/kvmhost --timeout 2400 -- sh -c "
 		export UNIPOOL_REQUIRE_KVM=1
 		cd '$PWD/internal/kvm' && '$kvm_tmp/kvm.test' -test.v -test.timeout 20m || exit 1
 		cd '$PWD/internal/monitor/kvm' && '$kvm_tmp/monitor-kvm.test' -test.v -test.timeout 20m" 2>&1 |

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -14,7 +15,8 @@ import (
 )
 
 // Hand-assembled guests, built with the system's gcc and objcopy. Each is
-// position-independent code run as the shared part of one library.
+// position-independent code run as the shared part of one library; it may
+// only refer to local labels (objcopy applies no relocations).
 var guests = map[string]string{
 	// Checks the boot info, SSE, the FS base, prints and exits with 7.
 	"hello": `
@@ -74,6 +76,39 @@ target:	nop
 	"halt": `
 	hlt
 `,
+	// Read the library's initialised data (the page after the code):
+	// exit 0 if it holds the init blob's word, 1 if not.
+	"initread": `
+here:	lea here(%rip), %rbx
+	add $0x1000, %rbx
+	movabs $0x1122334455667788, %rax
+	xor %ecx, %ecx
+	cmp %rax, (%rbx)
+	setne %cl
+	mov %ecx, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+`,
+	// The same, then write the data and read the write back.
+	"initwrite": `
+here:	lea here(%rip), %rbx
+	add $0x1000, %rbx
+	movabs $0x1122334455667788, %rax
+	cmp %rax, (%rbx)
+	jne 1f
+	movq $5, (%rbx)
+	cmpq $5, (%rbx)
+	jne 1f
+	xor %eax, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+1:	mov $1, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+`,
 }
 
 // assemble builds a guest's flat code with gcc and objcopy.
@@ -109,13 +144,7 @@ func assemble(t testing.TB, name string) []byte {
 func pooled(t testing.TB, dir, name string) monitor.Unikernel {
 	t.Helper()
 	code := assemble(t, name)
-	// Pool blobs are whole pages (Shared.Size is a page multiple).
-	code = append(code, make([]byte, pageUp(uint64(len(code)))-uint64(len(code)))...)
-	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(code))
-	path := filepath.Join(dir, digest[len("sha256:"):])
-	if err := os.WriteFile(path, code, 0o444); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
+	digest := writeBlob(t, dir, code)
 	size := pageUp(uint64(len(code)))
 	cfg := &desc.Config{
 		SchemaVersion: desc.SchemaVersion,
@@ -133,7 +162,34 @@ func pooled(t testing.TB, dir, name string) monitor.Unikernel {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return monitor.Unikernel{Name: name, Config: cfg, BlobPath: func(string) string { return path }}
+	return monitor.Unikernel{Name: name, Config: cfg, BlobPath: func(d string) string {
+		return filepath.Join(dir, strings.TrimPrefix(d, "sha256:"))
+	}}
+}
+
+// withInit gives uk's library initialised private data from an init blob
+// (the pool's copy-on-write form of a library's private part).
+func withInit(t testing.TB, dir string, uk monitor.Unikernel, data []byte) monitor.Unikernel {
+	t.Helper()
+	l := &uk.Config.Libraries[0]
+	l.Private.FileSize = uint64(len(data))
+	l.Init = &desc.BlobRef{Digest: writeBlob(t, dir, data), Size: int64(pageUp(uint64(len(data))))}
+	// The private blob holds the same bytes, for loaders that copy.
+	uk.Config.Private = &desc.BlobRef{Digest: l.Init.Digest, Size: l.Init.Size}
+	return uk
+}
+
+// writeBlob stores data, padded to whole pages as pool blobs are, under
+// its digest in dir.
+func writeBlob(t testing.TB, dir string, data []byte) string {
+	t.Helper()
+	data = append(data, make([]byte, pageUp(uint64(len(data)))-uint64(len(data)))...)
+	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(data))
+	path := filepath.Join(dir, strings.TrimPrefix(digest, "sha256:"))
+	if err := os.WriteFile(path, data, 0o444); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	return digest
 }
 
 // needKVM skips t where KVM cannot run guests, unless

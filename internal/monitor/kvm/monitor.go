@@ -214,7 +214,7 @@ func openHost(ksm bool) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvm monitor: %w", err)
 	}
-	h := &host{sys: sys, blobs: newBlobSets(), ksm: ksm}
+	h := &host{sys: sys, blobs: newBlobSets(), inits: map[string]*os.File{}, ksm: ksm}
 	fail := func(err error) (*host, error) { sys.Close(); return nil, fmt.Errorf("kvm monitor: %w", err) }
 	if h.runSize, err = sys.VCPUMmapSize(); err != nil {
 		return fail(err)
@@ -232,5 +232,8 @@ func openHost(ksm bool) (*host, error) {
 
 func (h *host) close() {
 	h.blobs.close()
+	for _, f := range h.inits {
+		f.Close()
+	}
 	h.sys.Close()
 }

@@ -212,3 +212,32 @@ func TestMeasureSplitsGuestPagesSharedBlobsAndPageTables(t *testing.T) {
 		t.Errorf("ideal %d, want %d", rep.Ideal, shared.Shared+shared.GuestPrivate)
 	}
 }
+
+func TestInitDataStaysOneSharedPageUntilAVMWritesIt(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	word := []byte{0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11}
+	uks := []monitor.Unikernel{
+		withInit(t, dir, pooled(t, dir, "initread"), word),
+		withInit(t, dir, pooled(t, dir, "initwrite"), word),
+	}
+	rep, err := Monitor{}.Measure(context.Background(), uks, monitor.Options{N: 3}, []string{monitor.LoadShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := rep.Modes[0]
+	if m.Failed != 0 {
+		t.Fatalf("%d VMs failed", m.Failed)
+	}
+	// Shared: two code pages and the init page the readers share (the
+	// writers copied theirs). Compare with the readers alone.
+	if m.Shared != 3*pageSize {
+		t.Errorf("shared resident %d bytes, want 3 pages (2 code, 1 init page for 3 readers)", m.Shared)
+	}
+	res := runVMs(t, uks, monitor.Options{N: 2})
+	for _, r := range res {
+		if r.ExitCode != 0 || r.Error != "" {
+			t.Errorf("%s/%d: exit %d, error %q: init data not as the blob has it", r.Unikernel, r.Instance, r.ExitCode, r.Error)
+		}
+	}
+}

@@ -1,9 +1,12 @@
 package kvm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -42,6 +45,10 @@ type placement struct {
 	blob            bool // in the blob set, else in private memory
 	library, part   string
 	digest          string
+	// cowFile and cowOff name the init blob a copy-on-write mapping
+	// comes from.
+	cowFile string
+	cowOff  uint64
 }
 
 // host is what every VM of the process shares: /dev/kvm and its answers,
@@ -51,6 +58,8 @@ type host struct {
 	runSize  int
 	cpuid    []kvm.CPUIDEntry2
 	blobs    *blobSets
+	mu       sync.Mutex
+	inits    map[string]*os.File // init blobs, mapped copy-on-write
 	ksm      bool
 	readonly bool // KVM_CAP_READONLY_MEM
 }
@@ -190,13 +199,68 @@ func (h *host) buildMemory(m *machine) error {
 	pt.Encode(priv.mem[pt.base:])
 	for i, p := range m.placed {
 		mp := &m.layout.Mappings[i]
-		if !p.blob && len(mp.Data) > 0 {
+		if mp.COW {
+			mapped, err := h.mapCOW(priv.mem[p.gpa:p.gpa+p.size], mp)
+			if err != nil {
+				return err
+			}
+			if mapped {
+				m.placed[i].cowFile, m.placed[i].cowOff = mp.File, mp.Offset
+			}
+		} else if !p.blob && len(mp.Data) > 0 {
 			copy(priv.mem[p.gpa:p.gpa+p.size], mp.Data)
 		}
 		// The guest has its copy; the layout stays only to name addresses.
 		mp.Data = nil
 	}
 	return addSlots(m.vm, priv, m.set)
+}
+
+// mapCOW backs dst, a range of the private slot, with the mapping's init
+// blob mapped private (copy-on-write) and writes the instance's patches:
+// pages the guest only reads stay one page-cache copy for every VM, and
+// only the pages written (patched, or by the guest) become its own.
+// It reports whether the range is file-backed (false: copied instead).
+func (h *host) mapCOW(dst []byte, mp *loader.Mapping) (bool, error) {
+	f, size, err := h.initFile(mp.File)
+	if err != nil {
+		return false, err
+	}
+	if mp.Offset&pageMask != 0 || mp.Offset+uint64(len(dst)) > pageUp(size) {
+		// Not mappable page for page: copy, as a naive loader would.
+		copy(dst, mp.Data)
+		return false, nil
+	}
+	if _, err := unix.MmapPtr(int(f.Fd()), int64(mp.Offset), unsafe.Pointer(&dst[0]), uintptr(len(dst)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
+		return false, fmt.Errorf("init blob %s: mmap: %w", mp.File, err)
+	}
+	for _, pt := range mp.Patches {
+		if pt.Off+8 > uint64(len(dst)) {
+			return false, fmt.Errorf("init blob %s: patch at %#x outside %s", mp.File, pt.Off, what(mp))
+		}
+		binary.LittleEndian.PutUint64(dst[pt.Off:], pt.Value)
+	}
+	return true, nil
+}
+
+// initFile opens an init blob once per call.
+func (h *host) initFile(path string) (*os.File, uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.inits[path]
+	if !ok {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, 0, fmt.Errorf("init blob: %w", err)
+		}
+		h.inits[path] = f
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("init blob %s: %w", path, err)
+	}
+	return f, uint64(fi.Size()), nil
 }
 
 // blobID names a mapping's blob: its digest, or its file.
