@@ -1,0 +1,317 @@
+package kvm
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// Measurement is the memory of one load mode's VMs, all held resident at
+// once in this one loader process, and what each VM costs beyond its
+// guest's own pages.
+type Measurement struct {
+	Load   string `json:"load"`
+	VMs    int    `json:"vms"`
+	Failed int    `json:"failed"`
+	// LoaderPSS is this process's PSS with every VM held, LoaderPSSAfter
+	// once they are closed again: the difference is what the VMs held
+	// (the baseline is taken after, so the Go runtime, the binary's
+	// pages and the caches are warm in both).
+	LoaderPSS      uint64 `json:"loader_pss_bytes"`
+	LoaderPSSAfter uint64 `json:"loader_pss_after_bytes"`
+	// MemAvailableDrop is how much MemAvailable is lower with the VMs held
+	// than after they are closed: the loader's part plus the kernel's
+	// (KVM's structures, the guests' second-level page tables). Other
+	// activity on the host adds noise.
+	MemAvailableDrop int64 `json:"mem_available_drop_bytes"`
+	// GuestPrivate is the resident bytes of every VM's private guest
+	// memory (tramp tables, data, boot info, stack, heap; and, loaded
+	// naive, the copies of the libraries).
+	GuestPrivate uint64 `json:"guest_private_bytes"`
+	// Shared is the resident bytes of the blob mappings: one copy, mapped
+	// once in this process, read by every VM.
+	Shared uint64 `json:"shared_bytes"`
+	// PageTables is the resident bytes of the guests' page tables and
+	// system pages over all VMs: the loader builds them, so they are
+	// counted in the loader's share, not the guest's.
+	PageTables uint64 `json:"page_tables_bytes"`
+	// LoaderPerVM is (LoaderPSS - LoaderPSSAfter - GuestPrivate - Shared)
+	// / VMs: the loader's own cost of a VM (page tables, kvm_run, Go
+	// structures).
+	LoaderPerVM int64 `json:"loader_per_vm_bytes"`
+	// VCPUMaps is the PSS of the vCPUs' kvm_run mappings, all VMs; GoHeap
+	// is how much more memory the Go runtime holds with the VMs than
+	// after (heap, goroutine stacks, runtime structures).
+	VCPUMaps uint64 `json:"vcpu_maps_bytes"`
+	GoHeap   int64  `json:"go_heap_bytes"`
+	// LoaderAccountedPerVM is (PageTables + VCPUMaps + GoHeap) / VMs: the
+	// loader's share added up from its parts, a cross-check of
+	// LoaderPerVM that other noise in the process's PSS cannot move.
+	LoaderAccountedPerVM int64 `json:"loader_accounted_per_vm_bytes"`
+	// KernelPerVM is (MemAvailableDrop - (LoaderPSS - LoaderPSSAfter)) /
+	// VMs: what the kernel spends per VM, outside this process.
+	KernelPerVM int64 `json:"kernel_per_vm_bytes"`
+	// Kernel is how much higher the /proc/meminfo fields where KVM's cost
+	// shows are with the VMs held than after, in bytes.
+	Kernel map[string]int64 `json:"kernel_delta_bytes"`
+	// LoadMean and LoadMedian are the time to build one VM: create it,
+	// plan its layout, map and fill its memory, set up its vCPU.
+	LoadMean   time.Duration `json:"load_mean_ns"`
+	LoadMedian time.Duration `json:"load_median_ns"`
+}
+
+// Report compares load modes.
+type Report struct {
+	Modes []Measurement `json:"modes"`
+	// Ideal is one copy of the libraries plus every VM's private guest
+	// memory, from the shared run: what no loader can go below.
+	Ideal uint64 `json:"ideal_bytes"`
+}
+
+// kernelFields are the /proc/meminfo lines where a VM's kernel-side cost
+// lands: KVM's vCPU and VM structures (slab), its second-level page tables
+// (SecPageTables, Linux 6.0+), host page tables, thread stacks.
+var kernelFields = []string{"SUnreclaim", "SecPageTables", "PageTables", "KernelStack", "VmallocUsed", "Percpu"}
+
+// Measure runs opt.N VMs of each unikernel once per load mode, one mode
+// after the other, in this process; it measures each mode while its VMs
+// are held resident, then ends them.
+func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, modes []string) (*Report, error) {
+	rep := &Report{}
+	for _, mode := range modes {
+		o := opt
+		o.Load = mode
+		o.Hold = 0 // measuring happens while held; no need to wait after
+		meas := Measurement{Load: mode, Kernel: map[string]int64{}}
+		var held map[string]int64
+		var merr error
+		results, err := run(ctx, uks, o, func(insts []*instance) {
+			settle()
+			if held, merr = readMeminfo(); merr != nil {
+				return
+			}
+			r, err := memstat.ReadRollup(os.Getpid())
+			if err != nil {
+				merr = err
+				return
+			}
+			meas.LoaderPSS = r.PSS
+			meas.VCPUMaps = mappingPSS("anon_inode:kvm-vcpu")
+			meas.GoHeap = goHeld()
+			// A file page (a blob's, or an init blob's page not yet
+			// copied) is one page-cache page however many VMs map it:
+			// count each once.
+			filePages := map[string]bool{}
+			seenSet := map[*blobSet]bool{}
+			for _, in := range insts {
+				g, pt := in.m.residentPrivate(filePages)
+				meas.GuestPrivate += g
+				meas.PageTables += pt
+				if set := in.m.set; set != nil && !seenSet[set] {
+					seenSet[set] = true
+					for _, p := range set.parts {
+						filePresent(set.mem[p.off:p.off+p.size], p.path, 0, filePages)
+					}
+				}
+			}
+			meas.Shared = uint64(len(filePages)) * pageSize
+		})
+		if err != nil {
+			return nil, err
+		}
+		if merr != nil {
+			return nil, fmt.Errorf("kvm monitor: measuring %s: %w", mode, merr)
+		}
+		// The baseline: the same process with the VMs gone. KVM frees a
+		// VM's memory via RCU; give it a moment.
+		time.Sleep(200 * time.Millisecond)
+		settle()
+		after, err := readMeminfo()
+		if err != nil {
+			return nil, err
+		}
+		r, err := memstat.ReadRollup(os.Getpid())
+		if err != nil {
+			return nil, err
+		}
+		meas.LoaderPSSAfter = r.PSS
+		meas.GoHeap -= goHeld()
+		meas.MemAvailableDrop = after["MemAvailable"] - held["MemAvailable"]
+		for _, f := range kernelFields {
+			meas.Kernel[f] = held[f] - after[f]
+		}
+		var loads []time.Duration
+		for _, r := range results {
+			meas.VMs++
+			if r.Error != "" {
+				meas.Failed++
+			}
+			loads = append(loads, r.LoadTime)
+		}
+		if meas.VMs > 0 {
+			n := int64(meas.VMs)
+			grew := int64(meas.LoaderPSS) - int64(meas.LoaderPSSAfter)
+			meas.LoaderPerVM = (grew - int64(meas.GuestPrivate) - int64(meas.Shared)) / n
+			meas.KernelPerVM = (meas.MemAvailableDrop - grew) / n
+			meas.LoaderAccountedPerVM = (int64(meas.PageTables+meas.VCPUMaps) + meas.GoHeap) / n
+			sort.Slice(loads, func(i, j int) bool { return loads[i] < loads[j] })
+			var sum time.Duration
+			for _, l := range loads {
+				sum += l
+			}
+			meas.LoadMean, meas.LoadMedian = sum/time.Duration(len(loads)), loads[len(loads)/2]
+		}
+		if mode == monitor.LoadShared {
+			rep.Ideal = meas.Shared + meas.GuestPrivate
+		}
+		rep.Modes = append(rep.Modes, meas)
+	}
+	return rep, nil
+}
+
+// settle returns the Go heap's garbage to the OS, so PSS shows what is
+// live.
+func settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
+// goHeld is the memory the Go runtime holds from the OS.
+func goHeld() int64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.Sys - ms.HeapReleased)
+}
+
+// mappingPSS sums the PSS of this process's mappings whose name starts
+// with prefix, from /proc/self/smaps.
+func mappingPSS(prefix string) uint64 {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var total uint64
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 {
+			continue
+		}
+		if strings.Contains(fields[0], "-") && len(fields) >= 5 {
+			in = len(fields) >= 6 && strings.HasPrefix(fields[5], prefix)
+			continue
+		}
+		if in && fields[0] == "Pss:" && len(fields) >= 2 {
+			kb, _ := strconv.ParseUint(fields[1], 10, 64)
+			total += kb << 10
+		}
+	}
+	return total
+}
+
+// residentPrivate adds up the VM's private slot: the guest's own pages
+// (anonymous, present) and the loader-built page tables and system area;
+// file pages still shared with the init blobs go to filePages.
+func (m *machine) residentPrivate(filePages map[string]bool) (guest, tables uint64) {
+	for _, p := range m.placed {
+		if p.blob {
+			continue
+		}
+		r := m.priv.mem[p.gpa : p.gpa+p.size]
+		guest += anonPresent(r)
+		if p.cowFile != "" {
+			filePresent(r, p.cowFile, p.cowOff, filePages)
+		}
+	}
+	tables = anonPresent(m.priv.mem[:gpaPrivateData]) + anonPresent(m.priv.mem[m.ptBase:])
+	return guest, tables
+}
+
+// Bits of a /proc/self/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	pagemapPresent = 1 << 63
+	pagemapFile    = 1 << 61 // file page or shared anonymous
+)
+
+// pagemap reads the pagemap entries of b's pages.
+func pagemap(b []byte) []uint64 {
+	if len(b) == 0 {
+		return nil
+	}
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	n := (len(b) + pageSize - 1) / pageSize
+	buf := make([]byte, 8*n)
+	off := int64(uintptr(unsafe.Pointer(&b[0])) / pageSize * 8)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return nil
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(buf[8*i:])
+	}
+	return out
+}
+
+// anonPresent counts the bytes of b's present private (anonymous) pages.
+func anonPresent(b []byte) uint64 {
+	var n uint64
+	for _, e := range pagemap(b) {
+		if e&pagemapPresent != 0 && e&pagemapFile == 0 {
+			n += pageSize
+		}
+	}
+	return n
+}
+
+// filePresent records b's present file pages, b mapping path from off.
+func filePresent(b []byte, path string, off uint64, pages map[string]bool) {
+	for i, e := range pagemap(b) {
+		if e&pagemapPresent != 0 && e&pagemapFile != 0 {
+			pages[fmt.Sprintf("%s:%d", path, off/pageSize+uint64(i))] = true
+		}
+	}
+}
+
+// readMeminfo reads /proc/meminfo in bytes.
+func readMeminfo() (map[string]int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return nil, fmt.Errorf("kvm monitor: %w", err)
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		out[strings.TrimSuffix(fields[0], ":")] = kb << 10
+	}
+	if _, ok := out["MemAvailable"]; !ok {
+		return nil, fmt.Errorf("kvm monitor: /proc/meminfo has no MemAvailable")
+	}
+	return out, sc.Err()
+}
