@@ -81,7 +81,9 @@ func TestTimeoutStopsRunawayVMAndNotItsNeighbours(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Now()
 	res := runVMs(t, []monitor.Unikernel{pooled(t, dir, "spin"), pooled(t, dir, "hello")}, monitor.Options{N: 2, Timeout: 300 * time.Millisecond})
-	if d := time.Since(t0); d > 5*time.Second {
+	// Generous: under the emulated KVM host creating the VMs alone takes
+	// seconds; the claim is that the spinning VM does not run on.
+	if d := time.Since(t0); d > 60*time.Second {
 		t.Errorf("run took %v with a 300ms timeout", d)
 	}
 	for _, r := range res {
