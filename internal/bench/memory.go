@@ -159,11 +159,11 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		}
 		if c := mr.census; c != nil {
 			res.IdealBytes = (c.imageDistinct + c.runtimeDistinct) * 4096
-			res.IdealLoadBytes = (c.imageDistinct + c.runtimePages) * 4096
-			res.IdealNote = fmt.Sprintf("ideal: distinct contents of the %d resident pages of all instances in mode %s "+
-				"(%d image pages, %d distinct; %d run-time pages, %d distinct); ideal_load_time: image pages once each "+
-				"plus every run-time page (what no load-time approach can share)",
-				c.imagePages+c.runtimePages, m.Name, c.imagePages, c.imageDistinct, c.runtimePages, c.runtimeDistinct)
+			res.IdealLoadBytes = c.imageDistinct*4096 + c.anonBytes
+			res.IdealNote = fmt.Sprintf("ideal: distinct contents of the %d present pages of all instances in mode %s "+
+				"(%d image pages, %d distinct; %d run-time pages, %d distinct); ideal_load_time: every image page content once "+
+				"plus all memory the instances wrote (Pss_Anon %d bytes), which no load-time approach can share",
+				c.imagePages+c.runtimePages, m.Name, c.imagePages, c.imageDistinct, c.runtimePages, c.runtimeDistinct, c.anonBytes)
 		}
 		res.Modes = append(res.Modes, *mr)
 		fmt.Fprintf(o.Log, "mode %s: %.1f MiB final, %.1f MiB first sample, stable after %.0f s, %d failed\n",
@@ -209,7 +209,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 	}
 	mr := &ModeResult{Mode: m.Name}
 	var census *PageCensus
-	var runtimePages, runtimeDistinct uint64
+	var runtimePages, runtimeDistinct, anon uint64
 	var pids []int
 	maxWait := 10 * time.Second
 	if m.KSM {
@@ -231,6 +231,11 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 			}
 			mr.Samples, mr.TimeToStable = samples, stableAt
 			mr.SharedBytes = memstat.SumShared(p)
+			for _, pid := range p {
+				if b, err := memstat.SharedMappingRSS(pid); err == nil {
+					mr.PoolBytes += b
+				}
+			}
 			if m.Name == "shared" && o.Monitor == "process" {
 				// Image pages (libraries, apps, the stub) apart from
 				// run-time pages (boot info, stack, heap): the latter no
@@ -241,6 +246,12 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 					census.AddProcess(pid, abi.AppRegionBase, abi.PrivateBase)
 					census.AddProcess(pid, abi.MapBase, 1<<47)
 					runtime.AddProcess(pid, abi.PrivateBase, abi.MapBase)
+					// What the instance wrote (anonymous memory, including
+					// copied-on-write init pages): pagemap also calls pages
+					// that only map the shared zero page present, PSS does not.
+					if r, err := memstat.ReadRollup(pid); err == nil {
+						anon += r.PSSAnon
+					}
 				}
 				runtimePages, runtimeDistinct = runtime.Pages, runtime.Distinct
 			}
@@ -285,7 +296,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 	}
 	if census != nil {
 		mr.census = &censusResult{imagePages: census.Pages, imageDistinct: census.Distinct,
-			runtimePages: runtimePages, runtimeDistinct: runtimeDistinct}
+			runtimePages: runtimePages, runtimeDistinct: runtimeDistinct, anonBytes: anon}
 	}
 	return mr, census, nil
 }
@@ -295,6 +306,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 type censusResult struct {
 	imagePages, imageDistinct     uint64
 	runtimePages, runtimeDistinct uint64
+	anonBytes                     uint64 // sum of Pss_Anon: what the instances wrote
 }
 
 // classifyFlushes attributes TLB flushes to ksmd, the monitor (this

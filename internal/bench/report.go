@@ -14,14 +14,17 @@ import (
 
 // ModeResult is one mode's outcome in results.json.
 type ModeResult struct {
-	census       *censusResult     // shared mode only: its page census
-	Mode         string            `json:"mode"`
-	Instances    int               `json:"instances"`
-	Failed       int               `json:"failed"` // instances that did not print their expect line
-	FinalBytes   uint64            `json:"final_bytes"`
-	PeakBytes    uint64            `json:"peak_bytes"`
-	FirstBytes   uint64            `json:"first_bytes"`
-	AvailDelta   int64             `json:"avail_delta_bytes"`
+	census     *censusResult // shared mode only: its page census
+	Mode       string        `json:"mode"`
+	Instances  int           `json:"instances"`
+	Failed     int           `json:"failed"` // instances that did not print their expect line
+	FinalBytes uint64        `json:"final_bytes"`
+	PeakBytes  uint64        `json:"peak_bytes"`
+	FirstBytes uint64        `json:"first_bytes"`
+	AvailDelta int64         `json:"avail_delta_bytes"`
+	// PoolBytes: over the instances, resident bytes of pool blobs mapped
+	// shared (the library code and rodata load-time sharing shares).
+	PoolBytes    uint64            `json:"pool_mapped_resident_bytes"`
 	SharedBytes  uint64            `json:"shared_resident_bytes"` // over the instances: resident bytes shared with another process
 	TimeToStable float64           `json:"time_to_stable_s"`
 	KsmdCPU      float64           `json:"ksmd_cpu_s"`
@@ -132,6 +135,20 @@ func (r *Results) Table(out io.Writer) {
 		by := map[string]uint64{}
 		for _, m := range r.Modes {
 			by[m.Mode] = m.FinalBytes
+		}
+		var sh, sa *ModeResult
+		for i := range r.Modes {
+			switch r.Modes[i].Mode {
+			case "shared":
+				sh = &r.Modes[i]
+			case "shared-aslr":
+				sa = &r.Modes[i]
+			}
+		}
+		if sh != nil && sa != nil && sh.PoolBytes > 0 && sh.SharedBytes > 0 {
+			fmt.Fprintf(out, "with --aslr: %.1f%% of the pool pages and %.1f%% of all shared pages stay shared (%.1f / %.1f MiB pool, %.1f / %.1f MiB shared)\n",
+				100*float64(sa.PoolBytes)/float64(sh.PoolBytes), 100*float64(sa.SharedBytes)/float64(sh.SharedBytes),
+				mib(sa.PoolBytes), mib(sh.PoolBytes), mib(sa.SharedBytes), mib(sh.SharedBytes))
 		}
 		if s, ok := by["shared"]; ok && s > 0 {
 			var names []string

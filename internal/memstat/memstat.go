@@ -90,6 +90,36 @@ func SumShared(pids []int) uint64 {
 	return total
 }
 
+// SharedMappingRSS returns the resident bytes of pid's MAP_SHARED file
+// mappings (perms "...s"): for a unikernel instance, its pool blobs.
+func SharedMappingRSS(pid int) (uint64, error) {
+	path := fmt.Sprintf("/proc/%d/smaps", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("memstat: %w", err)
+	}
+	var total uint64
+	shared := false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") { // a mapping's header: "lo-hi perms offset dev inode path"
+			shared = len(f) >= 6 && len(f[1]) == 4 && f[1][3] == 's'
+			continue
+		}
+		if shared && f[0] == "Rss:" && len(f) > 1 {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("memstat: %s: %q: %w", path, line, err)
+			}
+			total += kb << 10
+		}
+	}
+	return total, nil
+}
+
 // MemAvailable returns /proc/meminfo's MemAvailable in bytes. Its drop over
 // a run also holds kernel-side costs (page tables, KVM's structures) that
 // no process's PSS shows.

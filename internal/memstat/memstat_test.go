@@ -43,3 +43,9 @@ func FuzzParseRollup(f *testing.F) {
 	f.Add([]byte("Rss: 8 kB\nPss: 4 kB\n"))
 	f.Fuzz(func(t *testing.T, data []byte) { parseRollup(data, "fuzz") })
 }
+
+func TestSharedMappingRSSReadsOwnProcess(t *testing.T) {
+	if _, err := SharedMappingRSS(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+}
