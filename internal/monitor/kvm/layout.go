@@ -1,15 +1,21 @@
 // Package kvm is the kvm monitor: it runs every instance of a `unipool run`
 // call as a microVM over /dev/kvm, all in this one process, each VM with
-// one vCPU on its own locked OS thread. Pool blobs are mmapped once per
-// process and handed to every VM that uses them as the same read-only
-// memory slot, so the host holds one copy of each library however many
-// VMs run it.
+// one vCPU on its own locked OS thread.
+//
+// Memory: the pool blobs of a unikernel are mmapped from their pool files
+// read-only and shared, back to back in one host range, once per process,
+// and every VM of that unikernel gets that range as one KVM_MEM_READONLY
+// slot; the guest's page tables map it writable, so a guest write reaches
+// KVM, which refuses it, and the VM is stopped with a report. Everything
+// else (tramp tables, data, boot info, stack, heap, page tables) is one
+// private slot per VM; init blobs are mapped into it copy-on-write.
 //
 // One file per concern: layout.go (fixed guest addresses), memory.go
 // (slots and blob mappings), pagetables.go, cpu.go (long-mode state),
 // devices.go (console, exit port, fault port), vcpu.go (the run loop),
 // vm.go (builds one VM from a loader.Layout), monitor.go (the
-// monitor.Monitor: threads, timeouts, hold).
+// monitor.Monitor: threads, timeouts, hold), measure.go (memory per VM),
+// probe.go (does this host's KVM run guests at all).
 package kvm
 
 // Guest-physical layout of a VM. Everything the guest may write lives in

@@ -79,8 +79,9 @@ func TestGuestFaultsAreReportedWithVectorAndAddress(t *testing.T) {
 func TestTimeoutStopsRunawayVMAndNotItsNeighbours(t *testing.T) {
 	needKVM(t)
 	dir := t.TempDir()
+	uks := []monitor.Unikernel{pooled(t, dir, "spin"), pooled(t, dir, "hello")}
 	t0 := time.Now()
-	res := runVMs(t, []monitor.Unikernel{pooled(t, dir, "spin"), pooled(t, dir, "hello")}, monitor.Options{N: 2, Timeout: 300 * time.Millisecond})
+	res := runVMs(t, uks, monitor.Options{N: 2, Timeout: 300 * time.Millisecond})
 	// Generous: under the emulated KVM host creating the VMs alone takes
 	// seconds; the claim is that the spinning VM does not run on.
 	if d := time.Since(t0); d > 60*time.Second {
