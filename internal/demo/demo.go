@@ -49,8 +49,9 @@ func Run(ctx context.Context, o Options, out, log io.Writer) error {
 	fmt.Fprintln(out, "\nmemory (sum of PSS over the instance processes, all resident):")
 	res.Table(out)
 	if len(res.Modes) == 2 && res.Modes[0].FinalBytes > 0 {
-		fmt.Fprintf(out, "\nsharing at load time uses %.1fx less memory than naive loading (ideal: %.1f MiB)\n",
-			float64(res.Modes[1].FinalBytes)/float64(res.Modes[0].FinalBytes), float64(res.IdealBytes)/(1<<20))
+		fmt.Fprintf(out, "\nsharing at load time uses %.1fx less memory than naive loading; the ideal for load-time sharing is %.1f MiB "+
+			"(every image page once, every page the instances wrote in full), %.1f MiB if identical run-time pages were merged too\n",
+			float64(res.Modes[1].FinalBytes)/float64(res.Modes[0].FinalBytes), float64(res.IdealLoadBytes)/(1<<20), float64(res.IdealBytes)/(1<<20))
 	}
 	if o.KVM != "off" {
 		if err := kvm.Usable(); err != nil {
