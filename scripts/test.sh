@@ -33,18 +33,30 @@ if UNIPOOL_REQUIRE_KVM=1 "$kvm_tmp/monitor-kvm.test" -test.run '^TestThisHostRun
 	(cd internal/monitor/kvm && "$kvm_tmp/monitor-kvm.test" -test.run 'TestCorpusSample' -test.v) | grep -E '^(--- |ok|PASS|FAIL|panic)'
 else
 	echo "test: no usable KVM here: running the KVM tests inside scripts/kvmhost"
-	set +e
-	./scripts/kvmhost --timeout 2400 -- sh -c "
-		export UNIPOOL_REQUIRE_KVM=1 UNIPOOL_KVM_SAMPLE='$kvm_tmp/sample'
-		cd '$PWD/internal/kvm' && '$kvm_tmp/kvm.test' -test.v -test.timeout 20m || exit 1
-		cd '$PWD/internal/monitor/kvm' && '$kvm_tmp/monitor-kvm.test' -test.v -test.timeout 20m" 2>&1 |
-		tee /tmp/unipool-test-kvm.log | grep -E '^(--- |ok|PASS|FAIL|panic)'
-	kvm_status=${PIPESTATUS[0]}
-	set -e
-	if [ "$kvm_status" != 0 ]; then
+	# Nested SVM under TCG emulation now and then wedges the emulated
+	# host's kernel ("soft lockup" on its console) or runs past the
+	# deadline; that is the emulator, not the code under test, so such a
+	# run (and only such a run) is tried again, at most twice more. A run
+	# that completes keeps its verdict.
+	for kvm_try in 1 2 3; do
+		set +e
+		./scripts/kvmhost --timeout 900 -- sh -c "
+			export UNIPOOL_REQUIRE_KVM=1 UNIPOOL_KVM_SAMPLE='$kvm_tmp/sample'
+			cd '$PWD/internal/kvm' && '$kvm_tmp/kvm.test' -test.v -test.timeout 10m || exit 1
+			cd '$PWD/internal/monitor/kvm' && '$kvm_tmp/monitor-kvm.test' -test.v -test.timeout 10m" 2>&1 |
+			tee /tmp/unipool-test-kvm.log | grep -E '^(--- |ok|PASS|FAIL|panic)'
+		kvm_status=${PIPESTATUS[0]}
+		set -e
+		if [ "$kvm_status" = 0 ]; then
+			break
+		fi
+		if [ "$kvm_try" -lt 3 ] && { [ "$kvm_status" = 124 ] || grep -qE 'soft lockup|test timed out' /tmp/unipool-test-kvm.log; }; then
+			echo "test: the emulated KVM host wedged (status $kvm_status, attempt $kvm_try); trying again"
+			continue
+		fi
 		echo "test: KVM tests FAILED in the emulated KVM host (status $kvm_status); the end of /tmp/unipool-test-kvm.log:"
 		tail -n 40 /tmp/unipool-test-kvm.log
 		exit 1
-	fi
+	done
 	echo "test: KVM tests passed in the emulated KVM host (log: /tmp/unipool-test-kvm.log)"
 fi
