@@ -172,6 +172,16 @@ func (t *Tracer) Stop() Counts {
 	t.pipe.SetReadDeadline(timeNowPlus())
 	t.pipe.Close()
 	<-t.done
+	// What the reader had not consumed is still in the ring buffer: the
+	// non-consuming "trace" file shows exactly those events.
+	if f, err := os.Open(filepath.Join(t.dir, "trace")); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			t.add(sc.Text())
+		}
+		f.Close()
+	}
 	t.cleanup()
 	return t.Snapshot()
 }
