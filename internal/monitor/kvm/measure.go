@@ -52,8 +52,8 @@ type Measurement struct {
 	// structures).
 	LoaderPerVM int64 `json:"loader_per_vm_bytes"`
 	// VCPUMaps is the PSS of the vCPUs' kvm_run mappings, all VMs; GoHeap
-	// is how much more memory the Go runtime holds with the VMs than
-	// after (heap, goroutine stacks, runtime structures).
+	// is how much more the Go runtime's live objects and goroutine stacks
+	// take with the VMs than after.
 	VCPUMaps uint64 `json:"vcpu_maps_bytes"`
 	GoHeap   int64  `json:"go_heap_bytes"`
 	// LoaderAccountedPerVM is (PageTables + VCPUMaps + GoHeap) / VMs: the
@@ -188,11 +188,12 @@ func settle() {
 	debug.FreeOSMemory()
 }
 
-// goHeld is the memory the Go runtime holds from the OS.
+// goHeld is the memory the Go runtime's live objects and goroutine stacks
+// take (after a GC): what the VMs keep alive on the Go side.
 func goHeld() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return int64(ms.Sys - ms.HeapReleased)
+	return int64(ms.HeapAlloc + ms.StackInuse)
 }
 
 // mappingPSS sums the PSS of this process's mappings whose name starts
@@ -243,8 +244,9 @@ func (m *machine) residentPrivate(filePages map[string]bool) (guest, tables uint
 
 // Bits of a /proc/self/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
 const (
-	pagemapPresent = 1 << 63
-	pagemapFile    = 1 << 61 // file page or shared anonymous
+	pagemapPresent   = 1 << 63
+	pagemapFile      = 1 << 61 // file page or shared anonymous
+	pagemapExclusive = 1 << 56 // mapped only here: not the zero page, not KSM-merged
 )
 
 // pagemap reads the pagemap entries of b's pages.
@@ -271,10 +273,11 @@ func pagemap(b []byte) []uint64 {
 }
 
 // anonPresent counts the bytes of b's present private (anonymous) pages.
+// Pages a guest only read are the kernel's one zero page: not counted.
 func anonPresent(b []byte) uint64 {
 	var n uint64
 	for _, e := range pagemap(b) {
-		if e&pagemapPresent != 0 && e&pagemapFile == 0 {
+		if e&pagemapPresent != 0 && e&pagemapFile == 0 && e&pagemapExclusive != 0 {
 			n += pageSize
 		}
 	}
