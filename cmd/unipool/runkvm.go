@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -54,7 +55,7 @@ func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, op
 	}
 	for _, m := range rep.Modes {
 		if m.Failed > 0 {
-			return fmt.Errorf("%d %s VMs failed (run without --measure to see why)", m.Failed, m.Load)
+			return fmt.Errorf("%d %s VMs failed, e.g. %s", m.Failed, m.Load, strings.Join(m.Errors, "; "))
 		}
 	}
 	return nil

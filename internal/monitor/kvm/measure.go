@@ -25,6 +25,8 @@ type Measurement struct {
 	Load   string `json:"load"`
 	VMs    int    `json:"vms"`
 	Failed int    `json:"failed"`
+	// Errors are the first failed VMs' reports.
+	Errors []string `json:"errors,omitempty"`
 	// LoaderPSS is this process's PSS with every VM held, LoaderPSSAfter
 	// once they are closed again: the difference is what the VMs held
 	// (the baseline is taken after, so the Go runtime, the binary's
@@ -157,6 +159,9 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 			meas.VMs++
 			if r.Error != "" {
 				meas.Failed++
+				if len(meas.Errors) < 3 {
+					meas.Errors = append(meas.Errors, fmt.Sprintf("%s/%d: %s", r.Unikernel, r.Instance, r.Error))
+				}
 			}
 			loads = append(loads, r.LoadTime)
 		}
