@@ -169,9 +169,7 @@ func (in *instance) run(timeout time.Duration) {
 	in.result.Error = o.err
 	in.result.Output = string(in.m.console.buf)
 	in.m.console.buf = nil
-	// Addresses are named only while the guest runs; a held VM keeps no
-	// layout.
-	in.m.layout = nil
+	in.m.forgetLayout()
 	if in.m.console.truncated {
 		in.result.Output += fmt.Sprintf("\n[kvm monitor: console output cut at %d bytes]\n", maxOutput)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -269,6 +270,25 @@ func blobID(m *loader.Mapping) string {
 		return m.Digest
 	}
 	return m.File
+}
+
+// forgetLayout drops what only the run needed (addresses are named only
+// while the guest runs): a held VM keeps its private ranges, merged, for
+// Measure, and nothing else.
+func (m *machine) forgetLayout() {
+	var kept []placement
+	for _, p := range m.placed {
+		if p.blob {
+			continue
+		}
+		if n := len(kept); n > 0 && p.cowFile == "" && kept[n-1].cowFile == "" && kept[n-1].gpa+kept[n-1].size == p.gpa {
+			kept[n-1].size += p.size
+			continue
+		}
+		kept = append(kept, placement{gpa: p.gpa, size: p.size, cowFile: p.cowFile, cowOff: p.cowOff})
+	}
+	m.placed = slices.Clip(kept)
+	m.layout = nil
 }
 
 // close releases the VM; the blobs stay (other VMs use them).
