@@ -46,7 +46,23 @@ type Options struct {
 	// being held (Hold > 0), with the PIDs that hold their memory; the bench
 	// measures then. Returning ends the hold early.
 	Resident func(pids []int)
+	// MaxOutput caps the console bytes kept per instance (0: the
+	// monitor's default). Bytes past it are consumed and dropped.
+	MaxOutput int
+	// Started, if set, hears of each instance as its guest is about to
+	// run: its index in the result list, the pid that holds it, and a
+	// function that stops it (safe from any goroutine, any number of
+	// times; the instance then fails with "stopped by request").
+	// It is called on the monitor's thread: it must return quickly.
+	Started func(i int, pid int, stop func())
+	// Finished, if set, hears of each instance's result as soon as it is
+	// final, before Run returns; like Started, it must return quickly.
+	Finished func(i int, r Result)
 }
+
+// StoppedByRequest is the error of an instance stopped through
+// Options.Started's stop function.
+const StoppedByRequest = "stopped by request"
 
 // Result is one instance's report (run --json prints a list of these).
 type Result struct {

@@ -16,11 +16,12 @@ type outcome struct {
 // console is COM1 as the guest ABI has it: a byte sink at abi.PortCOM1.
 type console struct {
 	buf       []byte
+	max       int // bytes kept; the rest is dropped
 	truncated bool
 }
 
 func (c *console) write(b []byte) {
-	room := maxOutput - len(c.buf)
+	room := c.max - len(c.buf)
 	if len(b) > room {
 		b = b[:max(room, 0)]
 		c.truncated = true

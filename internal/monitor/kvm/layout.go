@@ -82,7 +82,7 @@ const (
 	hugeSize  = 0x20_0000 // a 2 MiB page
 	pageMask  = pageSize - 1
 	hugeMask  = hugeSize - 1
-	maxOutput = 1 << 20 // console bytes kept per VM
+	maxOutput = 1 << 20 // console bytes kept per VM by default
 )
 
 func pageUp(n uint64) uint64 { return (n + pageMask) &^ pageMask }

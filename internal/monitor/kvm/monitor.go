@@ -107,6 +107,9 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 				return
 			}
 			in.m = m
+			if opt.MaxOutput > 0 {
+				m.console.max = opt.MaxOutput
+			}
 			in.result.LoadTime = time.Since(t0)
 			in.result.Bases = m.layout.Bases
 			built <- nil
@@ -115,7 +118,13 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			case <-abort:
 				return
 			}
+			if opt.Started != nil {
+				opt.Started(k, in.result.PID, func() { in.m.stop(monitor.StoppedByRequest) })
+			}
 			in.run(opt.Timeout)
+			if opt.Finished != nil {
+				opt.Finished(k, in.result)
+			}
 		}()
 	}
 	var buildErrs []error
@@ -171,7 +180,7 @@ func (in *instance) run(timeout time.Duration) {
 	in.m.console.buf = nil
 	in.m.forgetLayout()
 	if in.m.console.truncated {
-		in.result.Output += fmt.Sprintf("\n[kvm monitor: console output cut at %d bytes]\n", maxOutput)
+		in.result.Output += fmt.Sprintf("\n[kvm monitor: console output cut at %d bytes]\n", in.m.console.max)
 	}
 }
 

@@ -68,7 +68,7 @@ type host struct {
 // newMachine creates the VM and its vCPU. It runs on the thread that will
 // run the vCPU. plan is called once the TSC frequency is known.
 func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*loader.Layout, error)) (_ *machine, err error) {
-	m := &machine{name: name, instance: instance, blobs: h.blobs, tid: unix.Gettid()}
+	m := &machine{name: name, instance: instance, blobs: h.blobs, tid: unix.Gettid(), console: console{max: maxOutput}}
 	defer func() {
 		if err != nil {
 			m.close()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +291,66 @@ func TestHostTSCRateIsMeasuredWhenConstant(t *testing.T) {
 	// Any x86 host of the last 20 years ticks between 500 MHz and 10 GHz.
 	if khz := hostTSCKHz(); khz < 500_000 || khz > 10_000_000 {
 		t.Fatalf("TSC measured at %d kHz", khz)
+	}
+}
+
+// A `rep outsb` longer than one trap's chunk runs to its end: %rcx reaches
+// zero and %rsi moves past the whole string, while the console keeps only
+// its cap.
+func TestLongRepOutsIsDoneCompletelyAndTheConsoleCapped(t *testing.T) {
+	const n = 3*outsChunk + 123
+	lay := codeLayout(assemble(t, `
+	mov $0x3f8, %dx
+	mov $0x20100000, %rsi
+	mov $`+itoa(n)+`, %rcx
+	rep outsb
+	test %rcx, %rcx
+	jnz 1f
+	cmp $0x20100000+`+itoa(n)+`, %rsi
+	jne 1f
+`+exitSeven+`
+1:	mov $0x501, %dx
+	mov $99, %eax
+	out %eax, %dx
+	hlt`))
+	lay.Mappings = append(lay.Mappings, loader.Mapping{Addr: 0x20100000, Size: pageUp(n),
+		Prot: loader.ProtRead | loader.ProtWrite, Data: []byte(strings.Repeat("abcd", n/4)), Part: loader.PartHeap})
+	r := runLayouts(t, monitor.Options{MaxOutput: 1000}, lay)[0]
+	if r.Error != "" || r.ExitCode != 7 || r.Output != strings.Repeat("abcd", 250) {
+		t.Fatalf("exit %d error %q output %d bytes, want 7 and the first 1000 bytes", r.ExitCode, r.Error, len(r.Output))
+	}
+}
+
+// Started hands out a stop for each instance, Finished reports each one
+// as it ends: stopping the spinning guest ends it alone.
+func TestStartedStopsOneInstanceAndFinishedReportsEach(t *testing.T) {
+	spin := codeLayout(assemble(t, "1: jmp 1b"))
+	ok := codeLayout(assemble(t, exitSeven))
+	var mu sync.Mutex
+	pids := map[int]int{}
+	finished := map[int]monitor.Result{}
+	opt := monitor.Options{
+		Started: func(i, pid int, stop func()) {
+			mu.Lock()
+			pids[i] = pid
+			mu.Unlock()
+			if i == 0 {
+				time.AfterFunc(100*time.Millisecond, stop)
+			}
+		},
+		Finished: func(i int, r monitor.Result) {
+			mu.Lock()
+			finished[i] = r
+			mu.Unlock()
+		},
+	}
+	rs := runLayouts(t, opt, spin, ok)
+	if rs[0].Error != monitor.StoppedByRequest || rs[1].ExitCode != 7 || rs[1].Error != "" {
+		t.Fatalf("results %+v", rs)
+	}
+	for i := range rs {
+		if pids[i] != rs[i].PID || finished[i].Error != rs[i].Error || finished[i].ExitCode != rs[i].ExitCode {
+			t.Errorf("instance %d: started pid %d, finished %+v, result %+v", i, pids[i], finished[i], rs[i])
+		}
 	}
 }

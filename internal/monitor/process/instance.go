@@ -29,6 +29,7 @@ const (
 type instance struct {
 	uk    string
 	index int
+	idx   int // in the run's result list
 	// plan lays out the instance; it runs on the tracer thread, so the
 	// layout's copies are made where the load time is measured.
 	plan  func() (*loader.Layout, error)
@@ -49,11 +50,15 @@ type instance struct {
 	traps    map[uint64]trapInsn // decoded trapping instructions by %rip
 	timer    *time.Timer
 	active   bool // counted in its tracer's active instances
+	reported bool // its tracer has passed on its final result
+	// maxOutput caps the console bytes kept.
+	maxOutput int
 
 	mu        sync.Mutex
 	st        state
 	timedOut  time.Duration // set when the timeout killed it
 	cancelled bool
+	stopped   bool  // stopped through Options.Started's stop
 	syscallNr int64 // the system call seccomp killed it for, -1 if none
 }
 
@@ -128,6 +133,8 @@ func (in *instance) killReason() string {
 		return fmt.Sprintf("made system call %d; the seccomp filter killed it (the guest ABI has no system calls)", in.syscallNr)
 	case in.timedOut > 0:
 		return fmt.Sprintf("still running after the %v timeout: killed", in.timedOut)
+	case in.stopped:
+		return monitor.StoppedByRequest
 	case in.cancelled:
 		return "cancelled: killed"
 	}
@@ -351,7 +358,7 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 			return nil
 		}
 	case opOuts:
-		done, err := in.outs(regs, port, insn)
+		done, more, err := in.outs(regs, port, insn)
 		if err != nil {
 			in.fail("%v", err)
 			in.finish()
@@ -360,6 +367,15 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 		if done {
 			in.finish()
 			return nil
+		}
+		if more {
+			// The rest of a long `rep outs`: run the instruction again
+			// with what is left in %rcx, as the CPU would after an
+			// interrupt.
+			if err := setRegs(in.pid, regs); err != nil {
+				return err
+			}
+			return cont(in.pid, 0)
 		}
 	case opIn:
 		v := uint64(portIn(port)) & mask
@@ -425,7 +441,7 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 func (in *instance) portOut(port int, val uint32) bool {
 	switch port {
 	case abi.PortCOM1:
-		if len(in.output) < maxOutput {
+		if len(in.output) < in.maxOutput {
 			in.output = append(in.output, byte(val))
 		}
 	case abi.PortExit:
@@ -438,20 +454,27 @@ func (in *instance) portOut(port int, val uint32) bool {
 	return false
 }
 
-// maxOutput bounds the console output kept per instance, so a guest that
-// prints forever cannot exhaust the monitor's memory before its timeout.
+// maxOutput bounds the console output kept per instance by default, so a
+// guest that prints forever cannot exhaust the monitor's memory before its
+// timeout (Options.MaxOutput sets another cap).
 const maxOutput = 16 << 20
 
-// outs emulates [rep] outs{b,w,d}: the values come from guest memory at %rsi.
-func (in *instance) outs(regs *unix.PtraceRegs, port int, insn trapInsn) (bool, error) {
+// outs emulates [rep] outs{b,w,d}: the values come from guest memory at
+// %rsi. A `rep outs` is done completely, at most outsChunk bytes per trap:
+// more reports that %rcx still counts some, and the instruction is to run
+// again (it traps again), so a huge count costs the monitor no memory and
+// the guest's timeout still applies.
+func (in *instance) outs(regs *unix.PtraceRegs, port int, insn trapInsn) (exited, more bool, err error) {
 	count := uint64(1)
 	if insn.rep {
 		count = regs.Rcx
 	}
 	if count == 0 {
-		return false, nil
+		return false, false, nil
 	}
-	count = min(count, 1<<20)
+	if max := uint64(outsChunk / insn.size); count > max {
+		count, more = max, true
+	}
 	n := count * uint64(insn.size)
 	src := regs.Rsi
 	down := regs.Eflags&(1<<10) != 0 // DF: the string runs downwards
@@ -460,9 +483,8 @@ func (in *instance) outs(regs *unix.PtraceRegs, port int, insn trapInsn) (bool, 
 	}
 	buf := make([]byte, n)
 	if got, err := readMem(in.pid, src, buf); err != nil || uint64(got) != n {
-		return false, fmt.Errorf("outs from unreadable memory at %#x (%s)", src, in.lay.Describe(src))
+		return false, false, fmt.Errorf("outs from unreadable memory at %#x (%s)", src, in.lay.Describe(src))
 	}
-	exited := false
 	for i := uint64(0); i < count; i++ {
 		k := i
 		if down {
@@ -473,8 +495,8 @@ func (in *instance) outs(regs *unix.PtraceRegs, port int, insn trapInsn) (bool, 
 			v |= uint32(buf[k*uint64(insn.size)+uint64(b)]) << (8 * b)
 		}
 		if in.portOut(port, v) {
-			exited = true
-			break
+			// The exit port ends the guest: the rest is never written.
+			return true, false, nil
 		}
 	}
 	if down {
@@ -485,5 +507,8 @@ func (in *instance) outs(regs *unix.PtraceRegs, port int, insn trapInsn) (bool, 
 	if insn.rep {
 		regs.Rcx -= count
 	}
-	return exited, nil
+	return false, more, nil
 }
+
+// outsChunk is the most bytes one trap of `rep outs` emulates.
+const outsChunk = 64 << 10

@@ -133,7 +133,11 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File
 	}
 	insts := make([]*instance, len(jobs))
 	for i, j := range jobs {
-		insts[i] = &instance{uk: j.uk, index: j.index, plan: j.plan, hold: opt.Hold > 0, syscallNr: -1}
+		insts[i] = &instance{uk: j.uk, index: j.index, idx: i, plan: j.plan, hold: opt.Hold > 0, syscallNr: -1,
+			maxOutput: opt.MaxOutput}
+		if insts[i].maxOutput <= 0 {
+			insts[i].maxOutput = maxOutput
+		}
 	}
 	n := m.Threads
 	if n <= 0 {
@@ -148,6 +152,7 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File
 			files: fds, timeout: opt.Timeout, ksm: opt.KSM, hold: opt.Hold > 0,
 			stopped: func() bool { return ctx.Err() != nil },
 			idle:    idle, release: release,
+			started: opt.Started, finished: opt.Finished,
 		}
 	}
 	for i, in := range insts {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/unipool/unipool/internal/monitor"
 )
 
 // tracer is one OS thread that forks and traces a set of instances. Linux
@@ -25,6 +27,20 @@ type tracer struct {
 
 	idle    chan<- struct{} // hold: told once no instance is active
 	release <-chan struct{} // hold: closed when held instances may go
+
+	started  func(i, pid int, stop func()) // Options.Started
+	finished func(i int, r monitor.Result) // Options.Finished
+}
+
+// report passes an instance's final result on, once.
+func (t *tracer) report(in *instance) {
+	if in.reported {
+		return
+	}
+	in.reported = true
+	if t.finished != nil {
+		t.finished(in.idx, in.result())
+	}
 }
 
 func (t *tracer) run() {
@@ -36,6 +52,7 @@ func (t *tracer) run() {
 		if t.stopped() {
 			in.fail("cancelled before it started")
 			in.setState(stReaped)
+			t.report(in)
 			continue
 		}
 		t.start(in)
@@ -55,6 +72,9 @@ func (t *tracer) run() {
 	}
 	for len(t.live) > 0 && t.poll(false) {
 	}
+	for _, in := range t.insts {
+		t.report(in)
+	}
 }
 
 // start builds one instance and enters its guest.
@@ -64,6 +84,7 @@ func (t *tracer) start(in *instance) {
 	if err != nil {
 		in.fail("load: %v", err)
 		in.setState(stReaped)
+		t.report(in)
 		return
 	}
 	in.lay = lay
@@ -80,6 +101,7 @@ func (t *tracer) start(in *instance) {
 		if !ok {
 			in.fail("load: blob file %s was not opened for this run", m.File)
 			in.setState(stReaped)
+			t.report(in)
 			return
 		}
 		fdOf[m.File] = len(fds)
@@ -109,6 +131,9 @@ func (t *tracer) start(in *instance) {
 			in.timer = time.AfterFunc(d, func() { in.killIf(func(in *instance) { in.timedOut = d }) })
 		}
 		err = setRegs(pid, regs)
+		if err == nil && t.started != nil {
+			t.started(in.idx, pid, func() { in.killIf(func(in *instance) { in.stopped = true }) })
+		}
 		if err == nil {
 			err = cont(pid, 0)
 		}
@@ -146,6 +171,7 @@ func (t *tracer) poll(nohang bool) bool {
 			in.setState(stReaped)
 			delete(t.live, pid)
 			t.settle(in)
+			t.report(in)
 		}
 		return false
 	}
@@ -160,6 +186,7 @@ func (t *tracer) poll(nohang bool) bool {
 	case ws.Exited() || ws.Signaled():
 		delete(t.live, pid)
 		in.reaped(ws)
+		t.report(in)
 	case ws.Stopped():
 		if st := in.state(); st != stRunning {
 			// Held, or killed and on its way out: only let a dying
