@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/unipool/unipool/internal/api"
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/kvm"
@@ -25,6 +26,7 @@ import (
 func init() {
 	var (
 		dir, monName, mem, load, cmdline string
+		host                             string
 		images                           []string
 		opt                              monitor.Options
 		asJSON, measure                  bool
@@ -65,6 +67,21 @@ each instance's private memory) and the load time per instance.`,
 				opt.MemSize = n
 			}
 			opt.Load = load
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if host != "" {
+				for _, fl := range []string{"pool", "monitor", "image", "measure", "hold"} {
+					if cmd.Flags().Changed(fl) {
+						return fmt.Errorf("--%s does not go with --host: the daemon has its own pool and monitor", fl)
+					}
+				}
+				req := api.StartRequest{Unikernels: names, Count: opt.N, Cmdline: cmdline, MemSize: opt.MemSize,
+					TimeoutMS: opt.Timeout.Milliseconds(), Load: load, ASLR: opt.ASLR, KSM: opt.KSM, Seed: opt.Seed}
+				if opt.Timeout > 0 && req.TimeoutMS == 0 {
+					req.TimeoutMS = 1
+				}
+				return runOnHost(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), host, req, asJSON)
+			}
 			var uks []monitor.Unikernel
 			if len(names) > 0 {
 				d := dir
@@ -86,8 +103,6 @@ each instance's private memory) and the load time per instance.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			if measure {
 				return runMeasure(ctx, cmd.OutOrStdout(), monName, uks, opt, asJSON)
 			}
@@ -132,6 +147,7 @@ each instance's private memory) and the load time per instance.`,
 	f.StringVar(&cmdline, "cmdline", "", "the guests' command line (default: the description's)")
 	f.StringArrayVar(&images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
 	f.BoolVar(&asJSON, "json", false, "print the per-instance results as JSON")
+	f.StringVar(&host, "host", "", "start the instances through the daemon on this socket (`unipool serve`); output and status as without")
 	f.BoolVar(&measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
 		"print the memory of each against the ideal, and load times")
 	commands = append(commands, cmd)

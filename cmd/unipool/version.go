@@ -12,7 +12,10 @@ func init() {
 		Short: "Print unipool's version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "unipool 0.1.0")
+			fmt.Fprintln(cmd.OutOrStdout(), "unipool "+version)
 		},
 	})
 }
+
+// version is unipool's version (the daemon reports it too).
+const version = "0.1.0"

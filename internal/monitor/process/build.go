@@ -271,9 +271,17 @@ func describeStatus(ws unix.WaitStatus) string {
 	case ws.Exited():
 		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
 	case ws.Signaled():
-		return fmt.Sprintf("killed by %v", ws.Signal())
+		return fmt.Sprintf("killed by %s", signalName(ws.Signal()))
 	case ws.Stopped():
-		return fmt.Sprintf("stopped by %v", ws.StopSignal())
+		return fmt.Sprintf("stopped by %s", signalName(ws.StopSignal()))
 	}
 	return fmt.Sprintf("wait status %#x", uint32(ws))
+}
+
+// signalName names a signal as kill(1) does: SIGKILL, not "killed".
+func signalName(s unix.Signal) string {
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(s))
 }

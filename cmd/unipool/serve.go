@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/serve"
+)
+
+func init() {
+	var (
+		cfg                 serve.Config
+		socket, cap, budget string
+		grace               time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the host daemon: start, list and stop instances through an HTTP/JSON API on a Unix socket",
+		Long: `Serve runs until SIGTERM or SIGINT, answering the API of internal/api on a
+Unix socket (mode 0600): start instances of pooled unikernels, list them
+with their state, stop one, fetch one's console output and exit status, and
+the host's metrics. ` + "`unipool run --host`, `unipool ps`, `unipool stop` and `unipool logs`" + ` are
+its clients.
+
+Each instance's console output is kept up to --console-cap bytes, and the
+caps of all live and retained instances count against --console-budget: a
+start that would overrun it is refused. An instance started without a
+timeout gets --default-timeout. On SIGTERM the daemon starts nothing new,
+gives running instances --grace to finish, stops the rest, and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Pool == "" {
+				if cfg.Pool, err = pool.DefaultDir(); err != nil {
+					return err
+				}
+			}
+			n, err := poolParseSize(cap)
+			if err != nil {
+				return fmt.Errorf("--console-cap: %w", err)
+			}
+			cfg.ConsoleCap = int(n)
+			if n, err = poolParseSize(budget); err != nil {
+				return fmt.Errorf("--console-budget: %w", err)
+			}
+			cfg.ConsoleBudget = int64(n)
+			cfg.Version = version
+			d, err := serve.New(cfg)
+			if err != nil {
+				return err
+			}
+			l, err := serve.Listen(socket)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			fmt.Fprintf(cmd.ErrOrStderr(), "unipool: serving %s monitor, pool %s, on %s\n", cfg.Monitor, cfg.Pool, socket)
+			err = d.Serve(ctx, l, grace)
+			fmt.Fprintf(cmd.ErrOrStderr(), "unipool: daemon on %s stopped\n", socket)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&socket, "socket", serve.DefaultSocket(), "the API's Unix socket ($UNIPOOL_SOCKET)")
+	f.StringVar(&cfg.Monitor, "monitor", "process", "monitor: process or kvm")
+	f.StringVar(&cfg.Pool, "pool", "", "pool directory (default $"+pool.EnvPool+", else ~/.local/share/unipool/pool)")
+	f.DurationVar(&cfg.DefaultTimeout, "default-timeout", 5*time.Minute, "timeout of an instance started without one")
+	f.StringVar(&cap, "console-cap", "1M", "console output kept per instance")
+	f.StringVar(&budget, "console-budget", "1G", "console output kept over all live and retained instances")
+	f.IntVar(&cfg.MaxLive, "max-instances", 20000, "instances pending or running at once")
+	f.IntVar(&cfg.Retain, "retain", 20000, "finished instances kept for ps and logs (oldest forgotten first)")
+	f.DurationVar(&grace, "grace", 10*time.Second, "on SIGTERM, how long running instances may go on before they are stopped")
+	commands = append(commands, cmd)
+}

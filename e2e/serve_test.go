@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Guest-side port I/O for the hand-made unikernels (the guest ABI).
+const guestIO = `
+static inline void outb(unsigned short p, unsigned char v) { __asm__ volatile("outb %0,%1" :: "a"(v), "Nd"(p)); }
+static inline void outl(unsigned short p, unsigned v) { __asm__ volatile("outl %0,%1" :: "a"(v), "Nd"(p)); }
+static void puts_(const char *s) { while (*s) outb(0x3f8, *s++); }
+static void putn_(unsigned long n) { char b[24]; int i = 23; b[i] = 0; do { b[--i] = '0' + n % 10; n /= 10; } while (n); puts_(b + i); }
+static void exit_(int code) { outl(0x501, code); for (;;) __asm__ volatile("hlt"); }
+static inline unsigned long rdtsc_(void) { unsigned lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return (unsigned long)hi << 32 | lo; }
+`
+
+// compile builds a relocatable guest object from C source.
+func compile(t *testing.T, dir, name, src string) string {
+	t.Helper()
+	c, o, obj := filepath.Join(dir, name+".c"), filepath.Join(dir, name+"-cc.o"), filepath.Join(dir, name+".o")
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{
+		{"gcc", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
+			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-c", "-o", o, c},
+		{"ld", "-r", "-o", obj, o},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd, err, out)
+		}
+	}
+	return obj
+}
+
+// serveFleet pools count small unikernels app0..app(count-1) sharing the
+// library libcount: appK prints "appK: N" (N computed through the
+// library) and exits 0; app0 first spins for about spin of wall time
+// (rdtsc), so that it can be caught running. It returns the pool and each
+// name's expected output.
+func serveFleet(t *testing.T, bin, dir string, count int) (string, map[string]string) {
+	t.Helper()
+	pool := filepath.Join(dir, "pool")
+	lib := compile(t, dir, "libcount", guestIO+`
+unsigned long count_calls;
+unsigned long count_square(unsigned long k) { count_calls++; return k * k + count_calls; }
+`)
+	want := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, count)
+	objs := make([]string, count)
+	for k := range count {
+		spin := ""
+		if k == 0 {
+			// About 3 s at 2.5 GHz, whatever the load.
+			spin = `unsigned long t0 = rdtsc_(); while (rdtsc_() - t0 < 8000000000UL) ;`
+		}
+		objs[k] = compile(t, dir, fmt.Sprintf("app%d", k), guestIO+fmt.Sprintf(`
+unsigned long count_square(unsigned long k);
+void _start(void) { %s puts_("app%d: "); putn_(count_square(%d)); puts_("\n"); exit_(0); }
+`, spin, k, k))
+		want[fmt.Sprintf("app%d", k)] = fmt.Sprintf("app%d: %d\n", k, k*k+1)
+	}
+	// Links of one pool hold its map lock in turn; two at a time keep
+	// both cores busy.
+	sem := make(chan struct{}, 2)
+	for k := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			name := fmt.Sprintf("app%d", k)
+			img := filepath.Join(dir, name+".elf")
+			for _, args := range [][]string{
+				{"link", "--layout", "aligned", "--pool", pool, "-o", img, lib, objs[k]},
+				{"pool", "add", "--pool", pool, "--name", name, img},
+			} {
+				if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+					errs <- fmt.Errorf("unipool %v: %v\n%s", args, err, out)
+					return
+				}
+			}
+			mu.Lock()
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return pool, want
+}
+
+type instance struct {
+	ID        uint64 `json:"id"`
+	State     string `json:"state"`
+	Unikernel string `json:"unikernel"`
+	Instance  int    `json:"instance"`
+	PID       int    `json:"pid"`
+	ExitCode  int    `json:"exit_code"`
+	Output    string `json:"output"`
+	Error     string `json:"error"`
+}
+
+// startDaemon runs `unipool serve` on a socket in dir and waits until it
+// answers.
+func startDaemon(t *testing.T, bin, pool, sock string, args ...string) *exec.Cmd {
+	t.Helper()
+	d := exec.Command(bin, append([]string{"serve", "--socket", sock, "--pool", pool}, args...)...)
+	var stderr bytes.Buffer
+	d.Stderr = &stderr
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Process.Kill()
+		d.Wait()
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := exec.Command(bin, "ps", "--host", sock).Run(); err == nil {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon never answered on %s: %s", sock, stderr.String())
+		}
+	}
+}
+
+func ps(t *testing.T, bin, sock string) []instance {
+	t.Helper()
+	out := cli(t, bin, nil, "ps", "--host", sock, "--json")
+	var is []instance
+	if err := json.Unmarshal([]byte(out), &is); err != nil {
+		t.Fatalf("ps --json: %v\n%s", err, out)
+	}
+	return is
+}
+
+// TestDaemonRuns200InstancesAndOneKilledProcessHurtsNoOther is the
+// daemon's claim: through the API (the CLI as its client), 200 instances
+// of 20 unikernels start; SIGKILL to one instance's process fails that
+// instance alone; the other 199 print what they should, the daemon goes
+// on serving (logs, stop, metrics), and SIGTERM ends it cleanly.
+func TestDaemonRuns200InstancesAndOneKilledProcessHurtsNoOther(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	pool, want := serveFleet(t, bin, dir, 20)
+	sock := filepath.Join(dir, "api.sock")
+	daemon := startDaemon(t, bin, pool, sock)
+
+	names := make([]string, 20)
+	for k := range names {
+		names[k] = fmt.Sprintf("app%d", k)
+	}
+	run := exec.Command(bin, append([]string{"run", "--host", sock, "--json", "-n", "10", "--timeout", "2m"}, names...)...)
+	var stdout, stderr bytes.Buffer
+	run.Stdout, run.Stderr = &stdout, &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Catch a spinning app0 instance running and kill its process.
+	var victim instance
+	for deadline := time.Now().Add(60 * time.Second); victim.PID == 0; time.Sleep(20 * time.Millisecond) {
+		for _, in := range ps(t, bin, sock) {
+			if in.Unikernel == "app0" && in.State == "running" && in.PID > 0 {
+				victim = in
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no app0 instance seen running")
+		}
+	}
+	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill %d: %v", victim.PID, err)
+	}
+	err := run.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("run --host: %v (want exit status 1: one instance failed)\n%s", err, stderr.String())
+	}
+	var rs []instance
+	if err := json.Unmarshal(stdout.Bytes(), &rs); err != nil {
+		t.Fatalf("run --host --json: %v\n%s", err, stdout.String())
+	}
+	if len(rs) != 200 {
+		t.Fatalf("%d results, want 200", len(rs))
+	}
+	failed := 0
+	for _, r := range rs {
+		if r.Unikernel == "app0" && r.Instance == victim.Instance {
+			failed++
+			if !strings.Contains(r.Error, "SIGKILL") || r.ExitCode != -1 {
+				t.Errorf("killed instance: exit %d, error %q; want a SIGKILL report", r.ExitCode, r.Error)
+			}
+			continue
+		}
+		if r.ExitCode != 0 || r.Error != "" || r.Output != want[r.Unikernel] {
+			t.Errorf("%s/%d: exit %d error %q output %q, want %q", r.Unikernel, r.Instance, r.ExitCode, r.Error, r.Output, want[r.Unikernel])
+		}
+	}
+	if failed != 1 || !strings.Contains(stderr.String(), fmt.Sprintf("instance %d of app0", victim.Instance)) {
+		t.Errorf("%d killed instances reported; stderr %q", failed, stderr.String())
+	}
+
+	// The daemon serves on: logs of the victim, a stop, the metrics.
+	cmd := exec.Command(bin, "logs", "--host", sock, fmt.Sprint(victim.ID))
+	var logErr bytes.Buffer
+	cmd.Stderr = &logErr
+	if err := cmd.Run(); err != nil || !strings.Contains(logErr.String(), "failed") || !strings.Contains(logErr.String(), "SIGKILL") {
+		t.Errorf("logs %d: %v, stderr %q", victim.ID, err, logErr.String())
+	}
+	if out := cli(t, bin, nil, "logs", "--host", sock, fmt.Sprint(victim.ID+1)); out != want["app0"] {
+		t.Errorf("logs of the next app0 instance: %q, want %q", out, want["app0"])
+	}
+	spin := exec.Command(bin, "run", "--host", sock, "--json", "app0")
+	var spinOut bytes.Buffer
+	spin.Stdout = &spinOut
+	if err := spin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var spinner instance
+	for deadline := time.Now().Add(30 * time.Second); spinner.ID == 0; time.Sleep(20 * time.Millisecond) {
+		for _, in := range ps(t, bin, sock) {
+			if in.ID > rs[len(rs)-1].ID && in.State == "running" {
+				spinner = in
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new app0 instance never ran")
+		}
+	}
+	cli(t, bin, nil, "stop", "--host", sock, fmt.Sprint(spinner.ID))
+	spin.Wait()
+	if !strings.Contains(spinOut.String(), "stopped by request") {
+		t.Errorf("stopped instance: %s", spinOut.String())
+	}
+	var m struct {
+		Instances struct {
+			Exited, Failed, Stopped int
+			Started                 uint64 `json:"started_total"`
+		}
+		LoadTime struct{ Count int } `json:"load_time"`
+	}
+	if err := json.Unmarshal([]byte(cli(t, bin, nil, "metrics", "--host", sock)), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Instances.Exited != 199 || m.Instances.Failed != 1 || m.Instances.Stopped != 1 || m.Instances.Started != 201 || m.LoadTime.Count != 201 {
+		t.Errorf("metrics: %+v", m)
+	}
+
+	daemon.Process.Signal(syscall.SIGTERM)
+	if err := daemon.Wait(); err != nil {
+		t.Errorf("daemon after SIGTERM: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket %s left behind: %v", sock, err)
+	}
+}
