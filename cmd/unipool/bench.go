@@ -10,8 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"time"
+		"time"
 
 	"github.com/spf13/cobra"
 
@@ -144,19 +143,13 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	}
 	out := cmd.OutOrStdout()
 	res.Table(out)
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(out, "\nTLB shootdowns by issuer (tlb:tlb_flush, every reason but task switch), and task-switch flushes of all tasks:")
-	fmt.Fprintf(tw, "mode\tksmd\tmonitor\tinstances\tother\ttask-switch\t\n")
-	for _, m := range res.Modes {
-		f := m.TLBFlushes
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", m.Mode, f["ksmd"], f["monitor"], f["instances"], f["other"], f["task-switch"])
-	}
-	tw.Flush()
+	fmt.Fprintln(out)
+	res.TLBTable(out)
 	if len(res.Layouts) > 0 {
 		fmt.Fprintln(out, "\nloaded pages per layout:")
 		sort.Slice(res.Layouts, func(i, j int) bool { return res.Layouts[i].Layout < res.Layouts[j].Layout })
 		for _, l := range res.Layouts {
-			fmt.Fprintf(out, "  %-8s unique %6d  shareable %6d (same address %6d)  total %.1f MiB\n", l.Layout, l.Unique, l.Shareable, l.SameAddr, float64(l.TotalBytes)/(1<<20))
+			fmt.Fprintf(out, "  %-8s unique %6d  shareable %6d (same address %6d)  all-zero %6d  total %.1f MiB\n", l.Layout, l.Unique, l.Shareable, l.SameAddr, l.Zero, float64(l.TotalBytes)/(1<<20))
 		}
 	}
 	fmt.Fprintf(out, "\nwrote %s/results.json, memory.csv, memory.png, pages.png\n", o.Out)

@@ -34,7 +34,27 @@ func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, op
 			mib(m.GuestPrivate), kib(m.PageTables), kibSigned(m.LoaderPerVM), kibSigned(m.LoaderAccountedPerVM), kibSigned(m.KernelPerVM),
 			m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond))
 	}
+	fmt.Fprintf(tw, "ideal, load-time sharing\t\t\t%s\t\t\t\t\t\t\t\t\t\t\n", mib(rep.IdealLoadTime))
 	fmt.Fprintf(tw, "ideal\t\t\t%s\t\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nwhat the host pays (internal/measure: guests = instances; the loader's other growth = monitor; kernel = page tables, stacks, slab, KVM's second-level page tables):")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\thost total\tinstances\tmonitor\tkernel\tper VM: monitor + kernel\tMemAvailable drop\tzero pages\t")
+	for _, m := range rep.Modes {
+		h := m.Host
+		zero := "-"
+		if m.Ideals != nil {
+			zero = mib(m.Ideals.Zero)
+		}
+		per := uint64(0)
+		if m.VMs > 0 {
+			per = (h.Monitor + h.Kernel.Total) / uint64(m.VMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.Load, mib(h.Total), mib(h.Instances), mib(h.Monitor), mib(h.Kernel.Total),
+			kib(per), mib(uint64(max(h.AvailDrop, 0))), zero)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 // another image also has (shareable — what KSM could merge), and among
 // those, the ones found at the same address in another image (what
 // load-time sharing of an aligned layout shares without scanning).
+// All-zero pages (bss, padding, table slack) are counted apart: they
+// share nothing worth the name.
 func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
 	type key struct {
 		h    [32]byte
@@ -24,6 +26,7 @@ func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
 		h    [32]byte
 		addr uint64
 	}
+	zero := sha256.Sum256(make([]byte, 4096))
 	var all []page
 	res := LayoutPages{Layout: layout}
 	for _, path := range paths {
@@ -64,6 +67,8 @@ func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
 	}
 	for _, pg := range all {
 		switch {
+		case pg.h == zero: // bss, padding, table slack: no content to share
+			res.Zero++
 		case byContent[pg.h] < 2:
 			res.Unique++
 		default:

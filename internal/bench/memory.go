@@ -7,15 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/ksm"
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/link"
-	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/tlbtrace"
 )
@@ -30,7 +29,14 @@ type Mode struct {
 }
 
 // Modes are the approaches compared, in the order they run.
+//
+// A new mode is one entry here (and, if it needs one, a load mode in
+// internal/monitor): the bench measures every mode the same way.
 var Modes = []Mode{
+	// Stock images loaded as Linux loads an ELF executable: the file
+	// mapped private, demand-paged. packed-naive copies every byte
+	// eagerly instead, as a copying unikernel loader does.
+	{Name: "packed-stock", Layout: link.LayoutPacked, Load: monitor.LoadStock},
 	{Name: "packed-naive", Layout: link.LayoutPacked, Load: monitor.LoadNaive},
 	{Name: "packed-ksm", Layout: link.LayoutPacked, Load: monitor.LoadNaive, KSM: true},
 	{Name: "dce-ksm", Layout: link.LayoutDCE, Load: monitor.LoadNaive, KSM: true},
@@ -148,27 +154,35 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
+	expect := map[string]string{}
+	for _, u := range fleet.Corpus.Unikernels {
+		expect[u.Name] = u.Expect
+	}
+	loaded := map[string]*measure.Census{} // layout ("" the pool) -> contents its images have at load
 	for _, m := range o.Modes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(o.Log, "mode %s: starting %d unikernels\n", m.Name, len(fleet.Names))
-		mr, _, err := runMode(ctx, mon, fleet, m, o, session)
+		uks, err := fleetUnikernels(fleet, m)
+		if err != nil {
+			return nil, err
+		}
+		if o.Monitor == "process" && loaded[m.Layout] == nil {
+			if loaded[m.Layout], err = loadedContents(uks); err != nil {
+				return nil, err
+			}
+		}
+		mr, err := runMode(ctx, mon, uks, m, o, session, loaded[m.Layout], expect)
 		if err != nil {
 			return nil, fmt.Errorf("bench: mode %s: %w", m.Name, err)
 		}
-		if c := mr.census; c != nil {
-			res.IdealBytes = (c.imageDistinct + c.runtimeDistinct) * 4096
-			res.IdealLoadBytes = c.imageDistinct*4096 + c.anonBytes
-			res.IdealNote = fmt.Sprintf("ideal: distinct contents of the %d present pages of all instances in mode %s "+
-				"(%d image pages, %d distinct; %d run-time pages, %d distinct); ideal_load_time: every image page content once "+
-				"plus all memory the instances wrote (Pss_Anon %d bytes), which no load-time approach can share",
-				c.imagePages+c.runtimePages, m.Name, c.imagePages, c.imageDistinct, c.runtimePages, c.runtimeDistinct, c.anonBytes)
-		}
 		res.Modes = append(res.Modes, *mr)
-		fmt.Fprintf(o.Log, "mode %s: %.1f MiB final, %.1f MiB first sample, stable after %.0f s, %d failed\n",
-			m.Name, mib(mr.FinalBytes), mib(mr.FirstBytes), mr.TimeToStable, mr.Failed)
+		fmt.Fprintf(o.Log, "mode %s: %.1f MiB final (instances %.1f, monitor %.1f, kernel %.1f), %.1f MiB first sample, stable after %.0f s, %d failed\n",
+			m.Name, mib(mr.FinalBytes), mib(mr.Final.Instances), mib(mr.Final.Monitor), mib(mr.Final.Kernel.Total),
+			mib(mr.FirstBytes), mr.TimeToStable, mr.Failed)
 	}
+	res.setIdeals()
 	if err := res.Write(o.Out); err != nil {
 		return nil, err
 	}
@@ -178,19 +192,75 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 	return res, nil
 }
 
-// runMode starts the fleet in one mode and measures it while it is held.
-func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o MemoryOptions, session *ksm.Session) (*ModeResult, *PageCensus, error) {
-	var uks []monitor.Unikernel
-	if m.Layout == "" {
-		var err error
-		if uks, err = launch.Resolve(fleet.PoolDir, fleet.Names, ""); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		for i, u := range fleet.Corpus.Unikernels {
-			uks = append(uks, monitor.Unikernel{Name: u.Name, Image: fleet.Images[m.Layout][i], Cmdline: u.Input})
+// IdealModes are the modes whose census gives the fleet's ideals, in order
+// of preference: load-time sharing maps pages on demand, so its instances
+// hold the pages they used, and no copies.
+var IdealModes = []string{"shared", "shared-ksm", "packed-stock"}
+
+// setIdeals takes the fleet's ideals from the first census of IdealModes
+// (else of any mode).
+func (r *Results) setIdeals() {
+	pick := -1
+	for _, name := range IdealModes {
+		for i, m := range r.Modes {
+			if pick < 0 && m.Mode == name && m.Ideals != nil {
+				pick = i
+			}
 		}
 	}
+	for i, m := range r.Modes {
+		if pick < 0 && m.Ideals != nil {
+			pick = i
+		}
+	}
+	if pick < 0 {
+		return
+	}
+	m := r.Modes[pick]
+	c := m.Census
+	r.IdealBytes, r.IdealLoadBytes, r.ZeroBytes, r.IdealMode = m.Ideals.Ideal, m.Ideals.LoadTime, m.Ideals.Zero, m.Mode
+	r.IdealNote = fmt.Sprintf("ideals from the page census of mode %s (%d present pages: %d all-zero, counted in neither ideal; "+
+		"%d image pages as loaded, %d distinct; %d image pages written; %d run-time pages). "+
+		"ideal = every distinct non-zero content once (%d pages); "+
+		"ideal, load-time sharing = the distinct as-loaded image contents once, every written and run-time page in full (%d pages)",
+		m.Mode, c.Pages, c.ZeroPages, c.ImageLoaded, c.LoadedDistinct, c.ImageWritten, c.Runtime,
+		c.Distinct, c.LoadedDistinct+c.ImageWritten+c.Runtime)
+}
+
+// fleetUnikernels is what the monitor runs in mode m: the pooled names, or
+// the images of m's layout.
+func fleetUnikernels(fleet *Fleet, m Mode) ([]monitor.Unikernel, error) {
+	if m.Layout == "" {
+		return launch.Resolve(fleet.PoolDir, fleet.Names, "")
+	}
+	var uks []monitor.Unikernel
+	for i, u := range fleet.Corpus.Unikernels {
+		uks = append(uks, monitor.Unikernel{Name: u.Name, Image: fleet.Images[m.Layout][i], Cmdline: u.Input})
+	}
+	return uks, nil
+}
+
+// loadedContents records every image page of uks as a loader lays it out
+// (no ASLR): the census calls an instance's image page "as loaded" when an
+// image had its content.
+func loadedContents(uks []monitor.Unikernel) (*measure.Census, error) {
+	c := measure.NewCensus()
+	for _, u := range uks {
+		lay, err := loader.Plan(u, loader.Options{Load: monitor.LoadNaive})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		if err := c.AddLoadedLayout(lay); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// runMode starts uks in one mode and measures what the host pays while
+// they are held: samples until stable, then the page census.
+func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, m Mode, o MemoryOptions, session *ksm.Session,
+	loaded *measure.Census, expect map[string]string) (*ModeResult, error) {
 	if session != nil {
 		// A clean slate: unmerge what an earlier mode merged, then run
 		// ksmd only for KSM modes.
@@ -199,17 +269,29 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 			os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
 		}
 	}
-	ksmdPID, _ := memstat.FindTask("ksmd")
-	ksmdCPU0, _ := memstat.CPUTime(ksmdPID)
-	selfPSS0, _ := memstat.ReadRollup(os.Getpid())
-	avail0, _ := memstat.MemAvailable()
+	ksmdPID := -1
+	var ksmdCPU0 float64
+	if m.KSM {
+		pid, err := measure.FindTask("ksmd")
+		if err != nil {
+			return nil, fmt.Errorf("a KSM mode without ksmd: %w", err)
+		}
+		ksmdPID = pid
+		ksmdCPU0, _ = measure.CPUTime(ksmdPID)
+	} else if pid, err := measure.FindTask("ksmd"); err == nil {
+		ksmdPID = pid // charged to ksmd even where ksmd should be idle
+	}
+	self := os.Getpid()
+	base, err := measure.TakeBaseline([]int{self})
+	if err != nil {
+		return nil, err
+	}
 	tr, trErr := tlbtrace.Start()
 	if trErr != nil {
 		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
 	}
+	t0 := time.Now()
 	mr := &ModeResult{Mode: m.Name}
-	var census *PageCensus
-	var runtimePages, runtimeDistinct, anon uint64
 	var pids []int
 	maxWait := 10 * time.Second
 	if m.KSM {
@@ -218,59 +300,46 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
 		Resident: func(p []int) {
 			pids = p
-			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,
-				KSM: m.KSM, MinScans: 3, Baseline: avail0}
-			self := os.Getpid()
-			samples, stableAt := s.Run(ctx, func() []int { return p })
-			for i := range samples {
-				for _, pid := range p {
-					if pid == self { // the kvm monitor's VMs live in this process
-						samples[i].PSS -= min(samples[i].PSS, selfPSS0.PSS)
-					}
-				}
+			fl := measure.Fleet{Instances: p, Monitors: []int{self}, MonitorGrowth: true}
+			if len(p) == 1 && p[0] == self { // the kvm monitor: the VMs live in this process
+				fl.Instances = nil
 			}
-			mr.Samples, mr.TimeToStable = samples, stableAt
-			mr.SharedBytes = memstat.SumShared(p)
-			for _, pid := range p {
-				if b, err := memstat.SharedMappingRSS(pid); err == nil {
+			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,
+				KSM: m.KSM, MinScans: 3}
+			mr.Samples, mr.TimeToStable = s.Run(ctx, func() (measure.Host, int) {
+				h, missing, _ := measure.TakeHost(fl, base)
+				return h, missing
+			})
+			mr.SharedBytes = measure.SumShared(fl.Instances)
+			for _, pid := range fl.Instances {
+				if b, err := measure.SharedMappingRSS(pid); err == nil {
 					mr.PoolBytes += b
 				}
 			}
-			if m.Name == "shared" && o.Monitor == "process" {
-				// Image pages (libraries, apps, the stub) apart from
-				// run-time pages (boot info, stack, heap): the latter no
-				// load-time approach can share, whatever their content.
-				census = NewPageCensus()
-				runtime := NewPageCensus()
-				for _, pid := range p {
-					census.AddProcess(pid, abi.AppRegionBase, abi.PrivateBase)
-					census.AddProcess(pid, abi.MapBase, 1<<47)
-					runtime.AddProcess(pid, abi.PrivateBase, abi.MapBase)
-					// What the instance wrote (anonymous memory, including
-					// copied-on-write init pages): pagemap also calls pages
-					// that only map the shared zero page present, PSS does not.
-					if r, err := memstat.ReadRollup(pid); err == nil {
-						anon += r.PSSAnon
+			if loaded != nil && len(fl.Instances) > 0 {
+				c := loaded.Fork()
+				for _, pid := range fl.Instances {
+					if err := c.AddProcess(pid, measure.InstanceArea); err != nil {
+						fmt.Fprintf(o.Log, "mode %s: census of %d: %v\n", m.Name, pid, err)
 					}
 				}
-				runtimePages, runtimeDistinct = runtime.Pages, runtime.Distinct
+				id := c.Ideals()
+				mr.Census, mr.Ideals = &c.Counts, &id
 			}
 		}}
 	results, err := mon.Run(ctx, uks, opt)
+	mr.Seconds = time.Since(t0).Seconds()
 	if tr != nil {
-		counts := tr.Stop()
-		mr.TLBFlushes = classifyFlushes(counts, ksmdPID, pids)
+		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID, self, pids, mr.Seconds)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ksmdCPU1, _ := memstat.CPUTime(ksmdPID)
-	mr.KsmdCPU = ksmdCPU1 - ksmdCPU0
+	if ksmdPID > 0 && m.KSM {
+		ksmdCPU1, _ := measure.CPUTime(ksmdPID)
+		mr.KsmdCPU = ksmdCPU1 - ksmdCPU0
+	}
 	mr.Instances = len(results)
-	expect := map[string]string{}
-	for _, u := range fleet.Corpus.Unikernels {
-		expect[u.Name] = u.Expect
-	}
 	var loads []float64
 	for _, r := range results {
 		if r.ExitCode != 0 || r.Error != "" || !strings.Contains(r.Output, expect[r.Unikernel]) {
@@ -287,60 +356,59 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 		mr.LoadMeanMs, mr.LoadP95Ms = sum/float64(n), loads[min(n-1, n*95/100)]
 	}
 	if n := len(mr.Samples); n > 0 {
-		mr.FirstBytes, mr.FinalBytes = mr.Samples[0].PSS, mr.Samples[n-1].PSS
+		mr.FirstBytes, mr.FinalBytes = mr.Samples[0].Bytes(), mr.Samples[n-1].Bytes()
+		mr.Final = mr.Samples[n-1].Host
 		mr.AvailDelta = mr.Samples[n-1].AvailDelta
 		for _, s := range mr.Samples {
-			mr.PeakBytes = max(mr.PeakBytes, s.PSS)
+			mr.PeakBytes = max(mr.PeakBytes, s.Bytes())
 		}
 		mr.FinalKSM = mr.Samples[n-1].KSM
 	}
-	if census != nil {
-		mr.census = &censusResult{imagePages: census.Pages, imageDistinct: census.Distinct,
-			runtimePages: runtimePages, runtimeDistinct: runtimeDistinct, anonBytes: anon}
-	}
-	return mr, census, nil
+	return mr, nil
 }
 
-// censusResult is the page census of the shared mode, split into pages
-// that come from images and pages the instances made at run time.
-type censusResult struct {
-	imagePages, imageDistinct     uint64
-	runtimePages, runtimeDistinct uint64
-	anonBytes                     uint64 // sum of Pss_Anon: what the instances wrote
-}
-
-// classifyFlushes attributes TLB flushes to ksmd, the monitor (this
-// process's threads), the instances, or anything else on the machine.
-// Shootdowns (every reason but the routine flush on task switch) are
-// counted under the issuer; task-switch flushes of all tasks go in
-// "task-switch" apart, since they measure scheduling, not sharing.
-func classifyFlushes(c tlbtrace.Counts, ksmdPID int, instances []int) map[string]uint64 {
+// classifyFlushes charges TLB flushes to ksmd, the monitor (this
+// process, every thread of it: the kernel recorded each flush's thread
+// group), the instances, or anything else on the machine. Remote
+// shootdowns are counted in the task that issued them ("remote IPI
+// send"); the flushes other CPUs then make are counted as received,
+// without an issuer, and task-switch flushes apart.
+func classifyFlushes(c tlbtrace.Counts, ksmdPID, self int, instances []int, seconds float64) TLB {
 	inst := map[int]bool{}
 	for _, p := range instances {
-		inst[p] = true
+		if p != self {
+			inst[p] = true
+		}
 	}
-	self := map[int]bool{}
-	if ents, err := os.ReadDir("/proc/self/task"); err == nil {
-		for _, e := range ents {
-			if tid, err := strconv.Atoi(e.Name()); err == nil {
-				self[tid] = true
+	t := TLB{Remote: map[string]uint64{"ksmd": 0, "monitor": 0, "instances": 0, "other": 0},
+		Local: map[string]uint64{"ksmd": 0, "monitor": 0, "instances": 0, "other": 0}, RemotePerSecond: map[string]float64{}}
+	for tgid, reasons := range c.ByTGID {
+		who := "other"
+		switch {
+		case tgid == ksmdPID:
+			who = "ksmd"
+		case tgid == self:
+			who = "monitor"
+		case inst[tgid]:
+			who = "instances"
+		}
+		for reason, n := range reasons {
+			switch tlbtrace.Kind(reason) {
+			case "remote":
+				t.Remote[who] += n
+			case "local":
+				t.Local[who] += n
+			case "received":
+				t.Received += n
+			default:
+				t.TaskSwitch += n
 			}
 		}
 	}
-	out := map[string]uint64{"ksmd": 0, "monitor": 0, "instances": 0, "other": 0, "task-switch": 0}
-	for pid, n := range c.ByPID {
-		shoot := c.Shootdowns[pid]
-		out["task-switch"] += n - shoot
-		switch {
-		case pid == ksmdPID:
-			out["ksmd"] += shoot
-		case self[pid]:
-			out["monitor"] += shoot
-		case inst[pid]:
-			out["instances"] += shoot
-		default:
-			out["other"] += shoot
+	for k, v := range t.Remote {
+		if seconds > 0 {
+			t.RemotePerSecond[k] = float64(v) / seconds
 		}
 	}
-	return out
+	return t
 }

@@ -12,28 +12,36 @@ import (
 )
 
 // PlotMemory draws every mode's memory over time in one chart (the
-// poster's figure) with the ideal as a dashed line.
+// poster's figure): what the host pays (instances + monitor + kernel),
+// with the two ideals as dashed lines drawn over the modes, and room above
+// the lines for the legend.
 func (r *Results) PlotMemory(path string) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Memory of %d unikernels (%s monitor)", r.Count, r.Monitor)
 	p.X.Label.Text = "time since all instances resident (s)"
-	p.Y.Label.Text = "physical memory, sum of PSS (MiB)"
+	if r.Churn != nil {
+		p.X.Label.Text = "time since the first arrival (s)"
+	}
+	p.Y.Label.Text = "host memory: instances + monitor + kernel (MiB)"
 	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(8)
 	p.Y.Min = 0
 	// A mode that became stable early holds its final value to the end of
 	// the longest mode, so every line spans the same time axis.
-	xmax := 1.0
+	xmax, ymax := 1.0, 1.0
 	for _, m := range r.Modes {
-		if n := len(m.Samples); n > 0 && m.Samples[n-1].T > xmax {
-			xmax = m.Samples[n-1].T
+		for _, s := range m.Samples {
+			xmax, ymax = max(xmax, s.T), max(ymax, mib(s.Bytes()))
 		}
 	}
+	ymax = max(ymax, mib(r.IdealLoadBytes), mib(r.IdealBytes))
 	for i, m := range r.Modes {
 		pts := make(plotter.XYs, len(m.Samples))
 		for j, s := range m.Samples {
-			pts[j].X, pts[j].Y = s.T, mib(s.PSS)
+			pts[j].X, pts[j].Y = s.T, mib(s.Bytes())
 		}
-		if n := len(pts); n > 0 && pts[n-1].X < xmax {
+		if n := len(pts); n > 0 && pts[n-1].X < xmax && r.Churn == nil {
 			pts = append(pts, plotter.XY{X: xmax, Y: pts[n-1].Y})
 		}
 		l, err := plotter.NewLine(pts)
@@ -44,23 +52,33 @@ func (r *Results) PlotMemory(path string) error {
 		l.Width = vg.Points(2)
 		l.Dashes = plotutil.Dashes(i / 7)
 		p.Add(l)
-		p.Legend.Add(m.Mode, l)
+		p.Legend.Add(fmt.Sprintf("%s (%.0f MiB)", m.Mode, mib(m.FinalBytes)), l)
 	}
-	if r.IdealBytes > 0 {
-		l, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: mib(r.IdealBytes)}, {X: xmax, Y: mib(r.IdealBytes)}})
-		l.Color = color.Gray{Y: 80}
-		l.Dashes = []vg.Length{vg.Points(4), vg.Points(4)}
+	entries := len(r.Modes)
+	for _, id := range []struct {
+		name  string
+		bytes uint64
+		gray  uint8
+		dash  []vg.Length
+	}{
+		{"ideal, load-time sharing", r.IdealLoadBytes, 0, []vg.Length{vg.Points(6), vg.Points(3)}},
+		{"ideal", r.IdealBytes, 90, []vg.Length{vg.Points(2), vg.Points(3)}},
+	} {
+		if id.bytes == 0 {
+			continue
+		}
+		l, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: mib(id.bytes)}, {X: xmax, Y: mib(id.bytes)}})
+		l.Color = color.Gray{Y: id.gray}
+		l.Width = vg.Points(1.5)
+		l.Dashes = id.dash
 		p.Add(l)
-		p.Legend.Add("ideal", l)
+		p.Legend.Add(fmt.Sprintf("%s (%.0f MiB)", id.name, mib(id.bytes)), l)
+		entries++
 	}
-	if r.IdealLoadBytes > 0 {
-		l, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: mib(r.IdealLoadBytes)}, {X: xmax, Y: mib(r.IdealLoadBytes)}})
-		l.Color = color.Gray{Y: 140}
-		l.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
-		p.Add(l)
-		p.Legend.Add("ideal, load-time sharing", l)
-	}
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+	// The legend takes the top of the chart: lift the axis so that no
+	// line runs under it (one legend row is about 5% of the height).
+	p.Y.Max = ymax / max(0.3, 1-0.055*float64(entries))
+	return p.Save(8*vg.Inch, 5.5*vg.Inch, path)
 }
 
 // PlotLayoutPages draws unique against shareable pages per layout as
@@ -72,13 +90,14 @@ func (r *Results) PlotLayoutPages(path string) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Loaded pages of %d unikernels per layout", r.Count)
 	p.Y.Label.Text = "pages (4 KiB)"
-	var unique, same, other plotter.Values
+	var unique, same, other, zero plotter.Values
 	var names []string
 	for _, l := range r.Layouts {
 		names = append(names, l.Layout)
 		unique = append(unique, float64(l.Unique))
 		same = append(same, float64(l.SameAddr))
 		other = append(other, float64(l.Shareable-l.SameAddr))
+		zero = append(zero, float64(l.Zero))
 	}
 	w := vg.Points(40)
 	bu, err := plotter.NewBarChart(unique, w)
@@ -93,24 +112,30 @@ func (r *Results) PlotLayoutPages(path string) error {
 	if err != nil {
 		return err
 	}
-	bu.Color, bs.Color, bo.Color = plotutil.Color(1), plotutil.Color(2), plotutil.Color(0)
+	bz, err := plotter.NewBarChart(zero, w)
+	if err != nil {
+		return err
+	}
+	bu.Color, bs.Color, bo.Color, bz.Color = plotutil.Color(1), plotutil.Color(2), plotutil.Color(0), color.Gray{Y: 200}
 	bs.StackOn(bu)
 	bo.StackOn(bs)
-	p.Add(bu, bs, bo)
+	bz.StackOn(bo)
+	p.Add(bu, bs, bo, bz)
 	p.Legend.Add("unique to one image", bu)
 	p.Legend.Add("shareable, same address", bs)
 	p.Legend.Add("shareable, other address", bo)
+	p.Legend.Add("all-zero (bss, padding, slack)", bz)
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Points(10)
 	top := 0.0
 	for i := range unique {
-		top = max(top, unique[i]+same[i]+other[i])
+		top = max(top, unique[i]+same[i]+other[i]+zero[i])
 	}
-	p.Y.Max = top * 1.3 // room for the legend above the bars
+	p.Y.Max = top * 1.35 // room for the legend above the bars
 	p.Y.Tick.Marker = integerTicks{}
 	p.NominalX(names...)
-	return p.Save(6*vg.Inch, 5*vg.Inch, path)
+	return p.Save(vg.Length(2.5+1.2*float64(len(names)))*vg.Inch, 5*vg.Inch, path)
 }
 
 // Plots writes both charts into dir.

@@ -7,56 +7,98 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"text/tabwriter"
+
+	"github.com/unipool/unipool/internal/measure"
 )
 
 // ModeResult is one mode's outcome in results.json.
 type ModeResult struct {
-	census     *censusResult // shared mode only: its page census
-	Mode       string        `json:"mode"`
-	Instances  int           `json:"instances"`
-	Failed     int           `json:"failed"` // instances that did not print their expect line
-	FinalBytes uint64        `json:"final_bytes"`
-	PeakBytes  uint64        `json:"peak_bytes"`
-	FirstBytes uint64        `json:"first_bytes"`
-	AvailDelta int64         `json:"avail_delta_bytes"`
+	Mode      string `json:"mode"`
+	Instances int    `json:"instances"`
+	Failed    int    `json:"failed"` // instances that did not print their expect line
+	// FinalBytes, FirstBytes and PeakBytes are what the host pays
+	// (Host.Total of the samples); Final is the last sample's split.
+	FinalBytes uint64       `json:"final_bytes"`
+	PeakBytes  uint64       `json:"peak_bytes"`
+	FirstBytes uint64       `json:"first_bytes"`
+	Final      measure.Host `json:"final"`
+	AvailDelta int64        `json:"avail_delta_bytes"`
 	// PoolBytes: over the instances, resident bytes of pool blobs mapped
 	// shared (the library code and rodata load-time sharing shares).
-	PoolBytes    uint64            `json:"pool_mapped_resident_bytes"`
-	SharedBytes  uint64            `json:"shared_resident_bytes"` // over the instances: resident bytes shared with another process
-	TimeToStable float64           `json:"time_to_stable_s"`
-	KsmdCPU      float64           `json:"ksmd_cpu_s"`
-	TLBFlushes   map[string]uint64 `json:"tlb_flushes"` // issuer -> count
-	LoadMeanMs   float64           `json:"load_time_mean_ms"`
-	LoadP95Ms    float64           `json:"load_time_p95_ms"`
-	Samples      []Sample          `json:"samples"`
-	FinalKSM     any               `json:"final_ksm,omitempty"`
+	PoolBytes    uint64  `json:"pool_mapped_resident_bytes"`
+	SharedBytes  uint64  `json:"shared_resident_bytes"` // over the instances: resident bytes shared with another process
+	TimeToStable float64 `json:"time_to_stable_s"`
+	Seconds      float64 `json:"seconds"` // the mode's wall time, start to end
+	KsmdCPU      float64 `json:"ksmd_cpu_s"`
+	TLB          TLB     `json:"tlb"`
+	LoadMeanMs   float64 `json:"load_time_mean_ms"`
+	LoadP95Ms    float64 `json:"load_time_p95_ms"`
+	// Census is the page census of the instances once stable (process
+	// monitor), and Ideals what follows from it.
+	Census   *measure.Counts `json:"census,omitempty"`
+	Ideals   *measure.Ideals `json:"ideals,omitempty"`
+	Samples  []Sample        `json:"samples"`
+	FinalKSM any             `json:"final_ksm,omitempty"`
+}
+
+// TLB is a mode's TLB flushes (tlb:tlb_flush), from the start of its
+// instances to their end.
+type TLB struct {
+	// Remote are the remote shootdowns by issuer (ksmd, monitor,
+	// instances, other): the "remote IPI send" events, traced in the task
+	// that sends the flush to other CPUs.
+	Remote map[string]uint64 `json:"remote_by_issuer"`
+	// RemotePerSecond is Remote over the mode's wall time.
+	RemotePerSecond map[string]float64 `json:"remote_per_s_by_issuer"`
+	// Local are the shootdowns that flush only the issuing CPU, by issuer.
+	Local map[string]uint64 `json:"local_by_issuer"`
+	// Received counts remote flushes as the receiving CPUs trace them (in
+	// whatever task they ran), TaskSwitch the flushes of every context
+	// switch: neither names an issuer.
+	Received   uint64 `json:"received"`
+	TaskSwitch uint64 `json:"task_switch"`
+}
+
+// RemoteTotal is every remote shootdown issued, all issuers.
+func (t TLB) RemoteTotal() uint64 {
+	var n uint64
+	for _, v := range t.Remote {
+		n += v
+	}
+	return n
 }
 
 // Results is results.json.
 type Results struct {
-	Count      int    `json:"count"`
-	Apps       int    `json:"apps"`
-	Seed       uint64 `json:"seed"`
-	Monitor    string `json:"monitor"`
-	IdealBytes uint64 `json:"ideal_bytes"`
-	IdealNote  string `json:"ideal_note"`
-	// IdealLoadBytes is the ideal of load-time sharing: every image page
-	// content once, every page written at run time counted in full.
-	IdealLoadBytes uint64        `json:"ideal_load_time_bytes"`
-	Modes          []ModeResult  `json:"modes"`
-	Layouts        []LayoutPages `json:"layouts,omitempty"`
+	Count   int    `json:"count"`
+	Apps    int    `json:"apps"`
+	Seed    uint64 `json:"seed"`
+	Inputs  string `json:"inputs,omitempty"`
+	Monitor string `json:"monitor"`
+	// The fleet's ideals (measure.Ideals), from the census of IdealMode.
+	IdealBytes     uint64 `json:"ideal_bytes"`
+	IdealLoadBytes uint64 `json:"ideal_load_time_bytes"`
+	ZeroBytes      uint64 `json:"zero_bytes"`
+	IdealMode      string `json:"ideal_mode,omitempty"`
+	IdealNote      string `json:"ideal_note"`
+	// Churn, for `bench memory --arrivals`, says how instances came and went.
+	Churn   *Churn        `json:"churn,omitempty"`
+	Modes   []ModeResult  `json:"modes"`
+	Layouts []LayoutPages `json:"layouts,omitempty"`
 }
 
 // LayoutPages is, for one layout over the corpus, how many loaded pages
-// are unique to one image and how many have a twin in another image.
+// are unique to one image and how many have a twin in another image; the
+// all-zero pages (bss, padding, table slack) are counted apart, in none
+// of the others.
 type LayoutPages struct {
 	Layout     string `json:"layout"`
 	Unique     uint64 `json:"unique_pages"`
 	Shareable  uint64 `json:"shareable_pages"`
 	SameAddr   uint64 `json:"shareable_same_address_pages"`
+	Zero       uint64 `json:"zero_pages"`
 	TotalBytes uint64 `json:"total_bytes"`
 }
 
@@ -91,78 +133,97 @@ func (r *Results) Write(dir string) error {
 	}
 	defer f.Close()
 	w := csv.NewWriter(f)
-	w.Write([]string{"mode", "t_s", "pss_bytes", "avail_delta_bytes", "ksm_pages_sharing"})
+	w.Write([]string{"mode", "t_s", "host_bytes", "instances_bytes", "monitor_bytes", "kernel_bytes", "page_tables_bytes",
+		"avail_delta_bytes", "ksm_pages_sharing", "resident"})
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	for _, m := range r.Modes {
 		for _, s := range m.Samples {
 			sharing := ""
 			if s.KSM != nil {
-				sharing = strconv.FormatUint(s.KSM.PagesSharing, 10)
+				sharing = u(s.KSM.PagesSharing)
 			}
-			w.Write([]string{m.Mode, strconv.FormatFloat(s.T, 'f', 2, 64), strconv.FormatUint(s.PSS, 10),
-				strconv.FormatInt(s.AvailDelta, 10), sharing})
+			w.Write([]string{m.Mode, strconv.FormatFloat(s.T, 'f', 2, 64), u(s.Bytes()), u(s.Host.Instances), u(s.Host.Monitor),
+				u(s.Host.Kernel.Total), u(s.Host.Kernel.PageTables), strconv.FormatInt(s.AvailDelta, 10), sharing, strconv.Itoa(s.Resident)})
 		}
 	}
 	w.Flush()
 	return w.Error()
 }
 
-// Table prints the short terminal summary.
+// Table prints the terminal summary: what the host pays per mode, split
+// into instances, monitor and kernel, against the ideals.
 func (r *Results) Table(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mode\tfinal MiB\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tTLB shootdowns\tload ms\tshared RSS MiB\tfailed\t\n")
+	fmt.Fprintf(tw, "mode\thost MiB\tinstances\tmonitor\tkernel\tfirst MiB\tpeak MiB\tvs ideal\tstable s\tksmd CPU s\tremote TLB\t/s\tzero MiB\tload ms\tfailed\t\n")
 	for _, m := range r.Modes {
-		var tlb uint64
-		for k, v := range m.TLBFlushes {
-			if k != "task-switch" {
-				tlb += v
-			}
-		}
 		ratio := "-"
 		if r.IdealBytes > 0 {
 			ratio = fmt.Sprintf("%.2fx", float64(m.FinalBytes)/float64(r.IdealBytes))
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.2f\t%d\t%.2f\t%.1f\t%d\t\n", m.Mode, mib(m.FinalBytes), mib(m.FirstBytes),
-			mib(m.PeakBytes), ratio, m.TimeToStable, m.KsmdCPU, tlb, m.LoadMeanMs, mib(m.SharedBytes), m.Failed)
+		zero := "-"
+		if m.Ideals != nil {
+			zero = fmt.Sprintf("%.1f", mib(m.Ideals.Zero))
+		}
+		var perS float64
+		if m.Seconds > 0 {
+			perS = float64(m.TLB.RemoteTotal()) / m.Seconds
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.2f\t%d\t%.0f\t%s\t%.2f\t%d\t\n", m.Mode,
+			mib(m.FinalBytes), mib(m.Final.Instances), mib(m.Final.Monitor), mib(m.Final.Kernel.Total), mib(m.FirstBytes),
+			mib(m.PeakBytes), ratio, m.TimeToStable, m.KsmdCPU, m.TLB.RemoteTotal(), perS, zero, m.LoadMeanMs, m.Failed)
 	}
 	if r.IdealLoadBytes > 0 {
-		fmt.Fprintf(tw, "ideal (load time)\t%.1f\t\t\t%.2fx\t\t\t\t\t\t\t\n", mib(r.IdealLoadBytes), float64(r.IdealLoadBytes)/float64(max(r.IdealBytes, 1)))
+		fmt.Fprintf(tw, "ideal, load-time sharing\t%.1f\t\t\t\t\t\t%.2fx\t\t\t\t\t\t\t\t\n", mib(r.IdealLoadBytes), float64(r.IdealLoadBytes)/float64(max(r.IdealBytes, 1)))
 	}
 	if r.IdealBytes > 0 {
-		fmt.Fprintf(tw, "ideal\t%.1f\t\t\t1.00x\t\t\t\t\t\t\t\n", mib(r.IdealBytes))
+		fmt.Fprintf(tw, "ideal\t%.1f\t\t\t\t\t\t1.00x\t\t\t\t\t%.1f\t\t\t\n", mib(r.IdealBytes), mib(r.ZeroBytes))
 	}
 	tw.Flush()
-	if len(r.Modes) > 0 {
-		by := map[string]uint64{}
+	if r.IdealNote != "" {
+		fmt.Fprintln(out, r.IdealNote)
+	}
+	var sh, sa *ModeResult
+	for i := range r.Modes {
+		switch r.Modes[i].Mode {
+		case "shared":
+			sh = &r.Modes[i]
+		case "shared-aslr":
+			sa = &r.Modes[i]
+		}
+	}
+	if sh != nil && sa != nil && sh.PoolBytes > 0 && sh.SharedBytes > 0 {
+		fmt.Fprintf(out, "with --aslr: %.1f%% of the pool pages and %.1f%% of all shared pages stay shared (%.1f / %.1f MiB pool, %.1f / %.1f MiB shared)\n",
+			100*float64(sa.PoolBytes)/float64(sh.PoolBytes), 100*float64(sa.SharedBytes)/float64(sh.SharedBytes),
+			mib(sa.PoolBytes), mib(sh.PoolBytes), mib(sa.SharedBytes), mib(sh.SharedBytes))
+	}
+	if sh != nil && sh.FinalBytes > 0 {
 		for _, m := range r.Modes {
-			by[m.Mode] = m.FinalBytes
-		}
-		var sh, sa *ModeResult
-		for i := range r.Modes {
-			switch r.Modes[i].Mode {
-			case "shared":
-				sh = &r.Modes[i]
-			case "shared-aslr":
-				sa = &r.Modes[i]
-			}
-		}
-		if sh != nil && sa != nil && sh.PoolBytes > 0 && sh.SharedBytes > 0 {
-			fmt.Fprintf(out, "with --aslr: %.1f%% of the pool pages and %.1f%% of all shared pages stay shared (%.1f / %.1f MiB pool, %.1f / %.1f MiB shared)\n",
-				100*float64(sa.PoolBytes)/float64(sh.PoolBytes), 100*float64(sa.SharedBytes)/float64(sh.SharedBytes),
-				mib(sa.PoolBytes), mib(sh.PoolBytes), mib(sa.SharedBytes), mib(sh.SharedBytes))
-		}
-		if s, ok := by["shared"]; ok && s > 0 {
-			var names []string
-			for k := range by {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			for _, k := range names {
-				if k != "shared" {
-					fmt.Fprintf(out, "%s / shared = %.2f\n", k, float64(by[k])/float64(s))
-				}
+			if m.Mode != "shared" {
+				fmt.Fprintf(out, "%s / shared = %.2f\n", m.Mode, float64(m.FinalBytes)/float64(sh.FinalBytes))
 			}
 		}
 	}
+}
+
+// TLBTable prints the remote shootdowns by issuer, in all and per second,
+// with the flushes that name no issuer apart.
+func (r *Results) TLBTable(out io.Writer) {
+	fmt.Fprintln(out, "remote TLB shootdowns by issuer (tlb:tlb_flush \"remote IPI send\", traced in the issuing task), total and per second;")
+	fmt.Fprintln(out, "local shootdowns (all issuers), flushes received from other CPUs and task-switch flushes apart:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "mode\tseconds\tksmd\tmonitor\tinstances\tother\tksmd/s\tmonitor/s\tinstances/s\tother/s\tlocal\treceived\ttask-switch\t\n")
+	for _, m := range r.Modes {
+		t := m.TLB
+		var local uint64
+		for _, v := range t.Local {
+			local += v
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t\n", m.Mode, m.Seconds,
+			t.Remote["ksmd"], t.Remote["monitor"], t.Remote["instances"], t.Remote["other"],
+			t.RemotePerSecond["ksmd"], t.RemotePerSecond["monitor"], t.RemotePerSecond["instances"], t.RemotePerSecond["other"],
+			local, t.Received, t.TaskSwitch)
+	}
+	tw.Flush()
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

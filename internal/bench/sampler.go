@@ -7,20 +7,34 @@ package bench
 import (
 	"context"
 	"math"
-	"os"
 	"time"
 
 	"github.com/unipool/unipool/internal/ksm"
-	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/measure"
 )
 
 // Sample is one point of a mode's memory over time.
 type Sample struct {
-	T          float64       `json:"t_s"`               // seconds since the mode's instances were resident
-	PSS        uint64        `json:"pss_bytes"`         // sum of PSS over the mode's processes
+	T float64 `json:"t_s"` // seconds since the mode's instances were resident
+	// Host is what the host pays: instances, monitor, kernel.
+	Host measure.Host `json:"host"`
+	// PSS is the instances' part alone (Host.Instances), as older
+	// results.json files have it.
+	PSS        uint64        `json:"pss_bytes"`
 	AvailDelta int64         `json:"avail_delta_bytes"` // MemAvailable drop since before the mode started
 	KSM        *ksm.Counters `json:"ksm,omitempty"`
 	Missing    int           `json:"missing,omitempty"` // processes that had gone
+	Resident   int           `json:"resident,omitempty"` // instances resident (churn)
+}
+
+// Bytes is the sample's memory as charts and stability see it: what the
+// host pays, or the instances' PSS for results written before the host
+// was measured.
+func (s Sample) Bytes() uint64 {
+	if s.Host.Total > 0 {
+		return s.Host.Total
+	}
+	return s.PSS
 }
 
 // Sampler samples the memory of a set of processes once a period until the
@@ -36,12 +50,12 @@ type Sampler struct {
 	// memory may be called stable: KSM merges a page only once it has seen
 	// it unchanged over two scans, so early samples look stable but are not.
 	MinScans uint64
-	Baseline uint64 // MemAvailable before the mode started
 }
 
-// Run samples pids until stable (after MinTime) or MaxTime; it returns the
-// samples and the time at which the memory became (and stayed) stable.
-func (s Sampler) Run(ctx context.Context, pids func() []int) ([]Sample, float64) {
+// Run samples with take until stable (after MinTime) or MaxTime; it
+// returns the samples and the time at which the memory became (and
+// stayed) stable.
+func (s Sampler) Run(ctx context.Context, take func() (measure.Host, int)) ([]Sample, float64) {
 	if s.Period == 0 {
 		s.Period = time.Second
 	}
@@ -62,11 +76,8 @@ func (s Sampler) Run(ctx context.Context, pids func() []int) ([]Sample, float64)
 	tick := time.NewTicker(s.Period)
 	defer tick.Stop()
 	for {
-		pss, missing := memstat.SumPSS(pids())
-		smp := Sample{T: time.Since(start).Seconds(), PSS: pss, Missing: missing}
-		if avail, err := memstat.MemAvailable(); err == nil && s.Baseline > 0 {
-			smp.AvailDelta = int64(s.Baseline) - int64(avail)
-		}
+		h, missing := take()
+		smp := Sample{T: time.Since(start).Seconds(), Host: h, PSS: h.Instances, AvailDelta: h.AvailDrop, Missing: missing}
 		if s.KSM {
 			if c, err := ksm.Read(); err == nil {
 				smp.KSM = &c
@@ -91,9 +102,9 @@ func stable(ss []Sample, window int, tol float64) bool {
 	if len(ss) < window {
 		return false
 	}
-	last := float64(ss[len(ss)-1].PSS)
+	last := float64(ss[len(ss)-1].Bytes())
 	for _, x := range ss[len(ss)-window:] {
-		if math.Abs(float64(x.PSS)-last) > tol*last {
+		if math.Abs(float64(x.Bytes())-last) > tol*last {
 			return false
 		}
 	}
@@ -106,16 +117,13 @@ func stableSince(ss []Sample, tol float64) float64 {
 	if len(ss) == 0 {
 		return 0
 	}
-	final := float64(ss[len(ss)-1].PSS)
+	final := float64(ss[len(ss)-1].Bytes())
 	t := ss[len(ss)-1].T
 	for i := len(ss) - 1; i >= 0; i-- {
-		if math.Abs(float64(ss[i].PSS)-final) > tol*final {
+		if math.Abs(float64(ss[i].Bytes())-final) > tol*final {
 			break
 		}
 		t = ss[i].T
 	}
 	return t
 }
-
-// selfPID is the benchmark's own process (the monitor, when in-process).
-var selfPID = os.Getpid()

@@ -7,14 +7,24 @@ import (
 	"sort"
 
 	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/monitor"
 )
 
 // plainImage is a packed or dce image: loaded by copying its PT_LOAD
 // segments, the way a stock unikernel loader does.
 type plainImage struct {
+	path     string
 	entry    uint64
 	segments []Mapping // page-aligned, merged, with their bytes
+	loads    []load    // the PT_LOAD headers as they are, for stock loading
 	tls      *elf.Prog
+}
+
+// load is one PT_LOAD segment.
+type load struct {
+	vaddr, off, filesz, memsz uint64
+	prot                      int
+	data                      []byte
 }
 
 func readPlainImage(path string) (*plainImage, error) {
@@ -29,7 +39,7 @@ func readPlainImage(path string) (*plainImage, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{entry: f.Entry}
+	img := &plainImage{path: path, entry: f.Entry}
 	type seg struct {
 		lo, hi, vaddr uint64
 		prot          int
@@ -63,6 +73,7 @@ func readPlainImage(path string) (*plainImage, error) {
 			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, err)
 		}
 		segs = append(segs, seg{lo: lo, hi: hi, vaddr: p.Vaddr, prot: prot, data: data})
+		img.loads = append(img.loads, load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: prot, data: data})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].vaddr < segs[j].vaddr })
 	// Segments that share a page become one mapping with the union of
@@ -103,9 +114,15 @@ func readPlainImage(path string) (*plainImage, error) {
 
 func (p *Prepared) planImage(opt Options) (*Layout, error) {
 	lay := &Layout{Entry: p.image.entry}
-	for _, s := range p.image.segments {
-		s.Data = append([]byte(nil), s.Data...)
-		lay.Mappings = append(lay.Mappings, s)
+	if opt.Load == monitor.LoadStock {
+		if err := p.image.stockMappings(lay); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, s := range p.image.segments {
+			s.Data = append([]byte(nil), s.Data...)
+			lay.Mappings = append(lay.Mappings, s)
+		}
 	}
 	bi := abi.BootInfo{}
 	if t := p.image.tls; t != nil {
@@ -118,4 +135,51 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 		return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 	}
 	return lay, nil
+}
+
+// stockMappings lays the image out as Linux's ELF loader does
+// (binfmt_elf): each PT_LOAD's file pages mapped from the image file
+// MAP_PRIVATE, demand-paged; the rest of the last file page zeroed (a
+// write, so that page becomes the instance's own); anonymous zero pages
+// for the bss beyond.
+func (img *plainImage) stockMappings(lay *Layout) error {
+	end := uint64(0)
+	for _, l := range img.loads {
+		if (l.vaddr-l.off)%abi.PageSize != 0 {
+			return fmt.Errorf("image %s: segment at %#x: file offset %#x not congruent with its address modulo the page size; "+
+				"it cannot be mapped from the file", img.path, l.vaddr, l.off)
+		}
+		lo := pageDown(l.vaddr)
+		if lo < end {
+			return fmt.Errorf("image %s: segment at %#x shares a page with the one before; it cannot be mapped from the file", img.path, l.vaddr)
+		}
+		fileEnd := l.vaddr + l.filesz
+		fileHi := pageUp(fileEnd)
+		memHi := pageUp(l.vaddr + l.memsz)
+		end = memHi
+		if l.filesz > 0 {
+			m := Mapping{Addr: lo, Size: fileHi - lo, Prot: l.prot, File: img.path, Offset: pageDown(l.off), COW: true, Part: PartImage}
+			// Data: what the range holds once loaded, for a monitor that
+			// copies. The file bytes before the segment in its first page
+			// are mapped too, as Linux maps them.
+			m.Data = make([]byte, fileEnd-lo)
+			copy(m.Data[l.vaddr-lo:], l.data)
+			if l.memsz > l.filesz && fileEnd < fileHi {
+				// padzero: the tail of the last file page is cleared,
+				// word by word from the word holding the first bss byte.
+				for w := fileEnd &^ 7; w < fileHi; w += 8 {
+					var v uint64
+					for b := w; b < fileEnd; b++ {
+						v |= uint64(m.Data[b-lo]) << (8 * (b - w))
+					}
+					m.Patches = append(m.Patches, Patch{Off: w - lo, Value: v})
+				}
+			}
+			lay.Mappings = append(lay.Mappings, m)
+		}
+		if memHi > fileHi {
+			lay.Mappings = append(lay.Mappings, Mapping{Addr: fileHi, Size: memHi - fileHi, Prot: l.prot, Part: PartImage})
+		}
+	}
+	return nil
 }

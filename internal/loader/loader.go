@@ -171,8 +171,8 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 	if opt.Load == "" {
 		opt.Load = monitor.LoadShared
 	}
-	if opt.Load != monitor.LoadShared && opt.Load != monitor.LoadNaive {
-		return nil, fmt.Errorf("unknown load mode %q (want %s or %s)", opt.Load, monitor.LoadShared, monitor.LoadNaive)
+	if err := monitor.CheckLoad(opt.Load, p.image != nil); err != nil {
+		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 	}
 	if opt.Cmdline == "" {
 		opt.Cmdline = p.u.Cmdline

@@ -254,3 +254,77 @@ func TestInitBlobIsMappedCopyOnWriteAndPatchedOnlyUnderASLR(t *testing.T) {
 		}
 	}
 }
+
+func TestStockLoadMapsEachSegmentFromTheFileAndClearsTheBssTail(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.c")
+	os.WriteFile(src, []byte("int counter = 5; char big[10000]; void _start(void) { big[counter] = 1; for (;;) ; }\n"), 0o644)
+	img := filepath.Join(dir, "img")
+	if out, err := exec.Command("gcc", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-O2", "-o", img, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	file, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := monitor.Unikernel{Name: "img", Image: img}
+	stock, err := Plan(u, Options{Load: monitor.LoadStock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	naive, err := Plan(u, Options{Load: monitor.LoadNaive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What each image address holds once loaded, both ways.
+	loaded := func(lay *Layout, patched bool) map[uint64]byte {
+		mem := map[uint64]byte{}
+		for _, m := range lay.Mappings {
+			if m.Part != PartImage {
+				continue
+			}
+			buf := make([]byte, m.Size)
+			if m.File != "" {
+				if m.File != img || !m.COW || m.Offset%abi.PageSize != 0 {
+					t.Fatalf("mapping at %#x: file %s offset %#x cow %v: want the image file, private, page-aligned", m.Addr, m.File, m.Offset, m.COW)
+				}
+				copy(buf, file[m.Offset:])
+				if patched {
+					for _, p := range m.Patches {
+						binary.LittleEndian.PutUint64(buf[p.Off:], p.Value)
+					}
+				}
+			} else {
+				copy(buf, m.Data)
+			}
+			for i, b := range buf {
+				mem[m.Addr+uint64(i)] = b
+			}
+		}
+		return mem
+	}
+	want, got, unpatched := loaded(naive, false), loaded(stock, true), loaded(stock, false)
+	if len(got) != len(want) {
+		t.Fatalf("stock maps %d image bytes, naive %d", len(got), len(want))
+	}
+	differ := 0
+	for a, b := range want {
+		if got[a] != b {
+			t.Fatalf("%#x: stock %#x, naive %#x", a, got[a], b)
+		}
+		if unpatched[a] != b {
+			differ++
+		}
+	}
+	// The file bytes past the data segment (the symbol table) would show
+	// in the bss without the patches.
+	if differ == 0 {
+		t.Error("the patches change nothing: the test image's bss tail was already zero in the file")
+	}
+	if _, err := Plan(testUnikernel(t), Options{Load: monitor.LoadStock}); err == nil {
+		t.Error("stock loading of a pooled unikernel accepted")
+	}
+}

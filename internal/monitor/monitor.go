@@ -16,7 +16,26 @@ import (
 const (
 	LoadShared = "shared" // map pool blobs read-only, shared (the product)
 	LoadNaive  = "naive"  // copy every blob into private memory (the baseline)
+	// LoadStock maps a plain image's file MAP_PRIVATE, demand-paged, the
+	// way Linux's ELF loader does (plain images only): the baseline that
+	// pays nothing for pages an instance never touches.
+	LoadStock = "stock"
 )
+
+// CheckLoad says whether load is a load mode, and one a unikernel of this
+// kind (a plain image, or a pooled description) can be loaded with.
+func CheckLoad(load string, plainImage bool) error {
+	switch load {
+	case LoadShared, LoadNaive:
+		return nil
+	case LoadStock:
+		if !plainImage {
+			return fmt.Errorf("load mode %s maps a plain image's file; pooled unikernels load %s or %s", LoadStock, LoadShared, LoadNaive)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown load mode %q (want %s, %s or %s)", load, LoadShared, LoadNaive, LoadStock)
+}
 
 // Unikernel is one thing to run: a pooled description whose blobs are files
 // (BlobPath), or, when Image is set, a plain ELF image loaded naively

@@ -8,11 +8,15 @@ import (
 )
 
 func TestParseLine(t *testing.T) {
-	comm, pid, reason, ok := ParseLine("   kworker/u4:1-37   [001] d..2.  1234.5678: tlb_flush: pages:1 reason:remote shootdown (1)")
-	if !ok || comm != "kworker/u4:1" || pid != 37 || reason != "remote shootdown" {
-		t.Fatalf("%q %d %q %v", comm, pid, reason, ok)
+	comm, pid, tgid, reason, ok := ParseLine("   kworker/u4:1-37   [001] d..2.  1234.5678: tlb_flush: pages:1 reason:remote shootdown (1)")
+	if !ok || comm != "kworker/u4:1" || pid != 37 || tgid != -1 || reason != "remote shootdown" {
+		t.Fatalf("%q %d %d %q %v", comm, pid, tgid, reason, ok)
 	}
-	if _, _, _, ok := ParseLine("# tracer: nop"); ok {
+	comm, pid, tgid, reason, ok = ParseLine("     unipool (x)-10602   (  10588) [001] d..1.   258.970088: tlb_flush: pages:-1 reason:remote IPI send (4)")
+	if !ok || comm != "unipool (x)" || pid != 10602 || tgid != 10588 || Kind(reason) != "remote" {
+		t.Fatalf("%q %d %d %q %v", comm, pid, tgid, reason, ok)
+	}
+	if _, _, _, _, ok := ParseLine("# tracer: nop"); ok {
 		t.Fatal("comment parsed")
 	}
 }
@@ -34,6 +38,15 @@ func TestCountsFlushesOfThisMachine(t *testing.T) {
 	c := tr.Stop()
 	if c.Total == 0 {
 		t.Fatal("no flush counted")
+	}
+	// This process's flushes are charged to it by its TGID, whichever of
+	// its threads ran the munmaps.
+	var own uint64
+	for _, n := range c.ByTGID[os.Getpid()] {
+		own += n
+	}
+	if own == 0 {
+		t.Fatalf("no flush charged to this process (%d); by tgid: %v", os.Getpid(), c.ByTGID)
 	}
 }
 

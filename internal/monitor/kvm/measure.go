@@ -3,18 +3,15 @@ package kvm
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
-	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -68,6 +65,16 @@ type Measurement struct {
 	// Kernel is how much higher the /proc/meminfo fields where KVM's cost
 	// shows are with the VMs held than after, in bytes.
 	Kernel map[string]int64 `json:"kernel_delta_bytes"`
+	// Host is what the host pays, split as internal/measure splits it:
+	// instances = the guests' memory (GuestPrivate + Shared), monitor =
+	// what else the loader grew by, kernel = page tables (the loader's
+	// VmPTE rise) and the rise of kernel stacks, slab and KVM's
+	// second-level page tables. All against the baseline with the VMs
+	// closed.
+	Host measure.Host `json:"host"`
+	// Census and Ideals are the page census of the guests' memory.
+	Census *measure.Counts `json:"census,omitempty"`
+	Ideals *measure.Ideals `json:"ideals,omitempty"`
 	// LoadMean and LoadMedian are the time to build one VM: create it,
 	// plan its layout, map and fill its memory, set up its vCPU.
 	LoadMean   time.Duration `json:"load_mean_ns"`
@@ -77,9 +84,10 @@ type Measurement struct {
 // Report compares load modes.
 type Report struct {
 	Modes []Measurement `json:"modes"`
-	// Ideal is one copy of the libraries plus every VM's private guest
-	// memory, from the shared run: what no loader can go below.
-	Ideal uint64 `json:"ideal_bytes"`
+	// Ideal and IdealLoadTime are measure.Ideals from the census of the
+	// shared run (else the first).
+	Ideal         uint64 `json:"ideal_bytes"`
+	IdealLoadTime uint64 `json:"ideal_load_time_bytes"`
 }
 
 // kernelFields are the /proc/meminfo lines where a VM's kernel-side cost
@@ -91,6 +99,10 @@ var kernelFields = []string{"SUnreclaim", "SecPageTables", "PageTables", "Kernel
 // after the other, in this process; it measures each mode while its VMs
 // are held resident, then ends them.
 func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, modes []string) (*Report, error) {
+	loaded, err := measure.LoadedContents(uks)
+	if err != nil {
+		return nil, err
+	}
 	rep := &Report{}
 	for _, mode := range modes {
 		o := opt
@@ -98,18 +110,26 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 		o.Hold = 0 // measuring happens while held; no need to wait after
 		meas := Measurement{Load: mode, Kernel: map[string]int64{}}
 		var held map[string]int64
+		var heldPTE uint64
 		var merr error
 		results, err := run(ctx, uks, o, func(insts []*instance) {
 			settle()
 			if held, merr = readMeminfo(); merr != nil {
 				return
 			}
-			r, err := memstat.ReadRollup(os.Getpid())
+			r, err := measure.ReadRollup(os.Getpid())
 			if err != nil {
 				merr = err
 				return
 			}
 			meas.LoaderPSS = r.PSS
+			heldPTE, _ = measure.PageTables(os.Getpid())
+			c := loaded.Fork()
+			for _, in := range insts {
+				in.m.census(c)
+			}
+			id := c.Ideals()
+			meas.Census, meas.Ideals = &c.Counts, &id
 			meas.VCPUMaps = mappingPSS("anon_inode:kvm-vcpu")
 			meas.GoHeap = goHeld()
 			// A file page (a blob's, or an init blob's page not yet
@@ -144,11 +164,12 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 		if err != nil {
 			return nil, err
 		}
-		r, err := memstat.ReadRollup(os.Getpid())
+		r, err := measure.ReadRollup(os.Getpid())
 		if err != nil {
 			return nil, err
 		}
 		meas.LoaderPSSAfter = r.PSS
+		afterPTE, _ := measure.PageTables(os.Getpid())
 		meas.GoHeap -= goHeld()
 		meas.MemAvailableDrop = after["MemAvailable"] - held["MemAvailable"]
 		for _, f := range kernelFields {
@@ -178,8 +199,11 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 			}
 			meas.LoadMean, meas.LoadMedian = sum/time.Duration(len(loads)), loads[len(loads)/2]
 		}
-		if mode == monitor.LoadShared {
-			rep.Ideal = meas.Shared + meas.GuestPrivate
+		guest := meas.GuestPrivate + meas.Shared
+		grew := meas.LoaderPSS - min(meas.LoaderPSS, meas.LoaderPSSAfter)
+		meas.Host = measure.HostOf(guest, grew-min(grew, guest), heldPTE-min(heldPTE, afterPTE), held, after)
+		if meas.Ideals != nil && (mode == monitor.LoadShared || rep.Ideal == 0) {
+			rep.Ideal, rep.IdealLoadTime = meas.Ideals.Ideal, meas.Ideals.LoadTime
 		}
 		rep.Modes = append(rep.Modes, meas)
 	}
@@ -188,9 +212,26 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 
 // settle returns the Go heap's garbage to the OS, so PSS shows what is
 // live.
-func settle() {
-	runtime.GC()
-	debug.FreeOSMemory()
+func settle() { measure.Settle() }
+
+// census adds the VM's guest memory to c: its private ranges (image parts
+// and run-time parts apart) and the blobs it maps.
+func (m *machine) census(c *measure.Census) {
+	for _, p := range m.placed {
+		if p.blob {
+			continue
+		}
+		a := measure.Image
+		if p.runtime {
+			a = measure.Runtime
+		}
+		c.AddMemory(m.priv.mem[p.gpa:p.gpa+p.size], a)
+	}
+	if set := m.set; set != nil {
+		for _, p := range set.parts {
+			c.AddMemory(set.mem[p.off:p.off+p.size], measure.Image)
+		}
+	}
 }
 
 // goHeld is the memory the Go runtime's live objects and goroutine stacks
@@ -247,35 +288,13 @@ func (m *machine) residentPrivate(filePages map[string]bool) (guest, tables uint
 	return guest, tables
 }
 
-// Bits of a /proc/self/pagemap entry (Documentation/admin-guide/mm/pagemap.rst).
 const (
-	pagemapPresent   = 1 << 63
-	pagemapFile      = 1 << 61 // file page or shared anonymous
-	pagemapExclusive = 1 << 56 // mapped only here: not the zero page, not KSM-merged
+	pagemapPresent   = measure.PagemapPresent
+	pagemapFile      = measure.PagemapFile
+	pagemapExclusive = measure.PagemapExclusive
 )
 
-// pagemap reads the pagemap entries of b's pages.
-func pagemap(b []byte) []uint64 {
-	if len(b) == 0 {
-		return nil
-	}
-	f, err := os.Open("/proc/self/pagemap")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	n := (len(b) + pageSize - 1) / pageSize
-	buf := make([]byte, 8*n)
-	off := int64(uintptr(unsafe.Pointer(&b[0])) / pageSize * 8)
-	if _, err := f.ReadAt(buf, off); err != nil {
-		return nil
-	}
-	out := make([]uint64, n)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint64(buf[8*i:])
-	}
-	return out
-}
+func pagemap(b []byte) []uint64 { return measure.SelfPagemap(b) }
 
 // anonPresent counts the bytes of b's present private (anonymous) pages.
 // Pages a guest only read are the kernel's one zero page: not counted.
@@ -299,27 +318,4 @@ func filePresent(b []byte, path string, off uint64, pages map[string]bool) {
 }
 
 // readMeminfo reads /proc/meminfo in bytes.
-func readMeminfo() (map[string]int64, error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return nil, fmt.Errorf("kvm monitor: %w", err)
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, err := strconv.ParseInt(fields[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		out[strings.TrimSuffix(fields[0], ":")] = kb << 10
-	}
-	if _, ok := out["MemAvailable"]; !ok {
-		return nil, fmt.Errorf("kvm monitor: /proc/meminfo has no MemAvailable")
-	}
-	return out, sc.Err()
-}
+func readMeminfo() (map[string]int64, error) { return measure.Meminfo() }

@@ -52,8 +52,8 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 	if opt.Load == "" {
 		opt.Load = monitor.LoadShared
 	}
-	if opt.Load != monitor.LoadShared && opt.Load != monitor.LoadNaive {
-		return nil, fmt.Errorf("kvm monitor: unknown load mode %q (want %s or %s)", opt.Load, monitor.LoadShared, monitor.LoadNaive)
+	if err := monitor.CheckLoad(opt.Load, true); err != nil {
+		return nil, fmt.Errorf("kvm monitor: %w", err)
 	}
 	h, err := openHost(opt.KSM)
 	if err != nil {

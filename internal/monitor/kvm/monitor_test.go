@@ -211,8 +211,19 @@ func TestMeasureSplitsGuestPagesSharedBlobsAndPageTables(t *testing.T) {
 	if naive.GuestPrivate-shared.GuestPrivate != 4*pageSize {
 		t.Errorf("guest private: naive %d, shared %d; want naive to hold one more page per VM", naive.GuestPrivate, shared.GuestPrivate)
 	}
-	if rep.Ideal != shared.Shared+shared.GuestPrivate {
-		t.Errorf("ideal %d, want %d", rep.Ideal, shared.Shared+shared.GuestPrivate)
+	for _, m := range rep.Modes {
+		h, c := m.Host, m.Census
+		if h.Instances != m.GuestPrivate+m.Shared || h.Total != h.Instances+h.Monitor+h.Kernel.Total {
+			t.Errorf("%s: host %+v: want the guests' memory as the instances' part, parts adding up", m.Load, h)
+		}
+		// Four VMs of one image: the hello code page is one as-loaded
+		// content however many VMs hold it; the guest writes no image page.
+		if c == nil || c.ImageWritten != 0 || c.LoadedDistinct == 0 || c.Runtime < 4 {
+			t.Errorf("%s: census %+v", m.Load, c)
+		}
+	}
+	if rep.Ideal != shared.Ideals.Ideal || rep.IdealLoadTime != shared.Ideals.LoadTime {
+		t.Errorf("report ideals %d/%d, want the shared census's %+v", rep.Ideal, rep.IdealLoadTime, shared.Ideals)
 	}
 }
 

@@ -50,6 +50,8 @@ type placement struct {
 	// comes from.
 	cowFile string
 	cowOff  uint64
+	// runtime: boot info, stack or heap (measure.Runtime), not an image part.
+	runtime bool
 }
 
 // host is what every VM of the process shares: /dev/kvm and its answers,
@@ -141,7 +143,8 @@ func (h *host) buildMemory(m *machine) error {
 	cursor := uint64(gpaPrivateData)
 	for i := range m.layout.Mappings {
 		mp := &m.layout.Mappings[i]
-		p := placement{addr: mp.Addr, size: mp.Size, library: mp.Library, part: mp.Part, digest: mp.Digest}
+		p := placement{addr: mp.Addr, size: mp.Size, library: mp.Library, part: mp.Part, digest: mp.Digest,
+			runtime: mp.Part == loader.PartBootInfo || mp.Part == loader.PartStack || mp.Part == loader.PartHeap}
 		// Copy-on-write mappings (a library's tramp table and data from its
 		// init blob) are copied into the private slot from their Data: a
 		// memory slot cannot be copy-on-write per VM.
@@ -281,11 +284,12 @@ func (m *machine) forgetLayout() {
 		if p.blob {
 			continue
 		}
-		if n := len(kept); n > 0 && p.cowFile == "" && kept[n-1].cowFile == "" && kept[n-1].gpa+kept[n-1].size == p.gpa {
+		if n := len(kept); n > 0 && p.cowFile == "" && kept[n-1].cowFile == "" && kept[n-1].gpa+kept[n-1].size == p.gpa &&
+			kept[n-1].runtime == p.runtime {
 			kept[n-1].size += p.size
 			continue
 		}
-		kept = append(kept, placement{gpa: p.gpa, size: p.size, cowFile: p.cowFile, cowOff: p.cowOff})
+		kept = append(kept, placement{gpa: p.gpa, size: p.size, cowFile: p.cowFile, cowOff: p.cowOff, runtime: p.runtime})
 	}
 	m.placed = slices.Clip(kept)
 	m.layout = nil

@@ -114,24 +114,3 @@ func FuzzParseMaps(f *testing.F) {
 	})
 }
 
-func TestParseSmapsRSSSplitsFileBackedFromPrivate(t *testing.T) {
-	smaps := `40000000-40001000 r-xs 00000000 fe:00 9985987                    /pool/blobs/sha256/aa
-Size:                  4 kB
-Rss:                   4 kB
-Pss:                   2 kB
-VmFlags: rd ex sh mr mw me ms
-40001000-40003000 rw-p 00000000 00:00 0
-Size:                  8 kB
-Rss:                   8 kB
-VmFlags: rd wr mr mw me ac
-7f0000000000-7f0000001000 r-xp 00000000 00:01 1053                       /memfd:unipool-stub (deleted)
-Rss:                   4 kB
-`
-	file, anon, err := parseSmapsRSS([]byte(smaps), "smaps")
-	if err != nil || file != 8<<10 || anon != 8<<10 {
-		t.Fatalf("file %d anon %d err %v, want 8 KiB each", file, anon, err)
-	}
-	if _, _, err := parseSmapsRSS([]byte("0-1000 r-xp 0 0:0 0\nRss: lots kB\n"), "smaps"); err == nil {
-		t.Fatal("bad Rss accepted")
-	}
-}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
-	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -198,7 +198,7 @@ func TestHoldKeepsFinishedInstancesResident(t *testing.T) {
 	start := time.Now()
 	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
 		pids = p
-		r, err := memstat.ReadRollup(p[0])
+		r, err := measure.ReadRollup(p[0])
 		if err != nil {
 			t.Error(err)
 		}
@@ -263,7 +263,7 @@ func TestASLRGivesEachInstanceItsOwnBasesAndSeedRepeatsThem(t *testing.T) {
 	}
 }
 
-func TestMeasureFindsSharedAtTheIdealAndNaivePayingLibrariesPerInstance(t *testing.T) {
+func TestMeasureChargesInstancesMonitorAndKernelAndCountsImagePagesOnce(t *testing.T) {
 	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
 	const n = 4
 	rep, err := (&Monitor{}).Measure(context.Background(), []monitor.Unikernel{uk}, monitor.Options{N: n},
@@ -275,19 +275,32 @@ func TestMeasureFindsSharedAtTheIdealAndNaivePayingLibrariesPerInstance(t *testi
 	if shared.Instances != n || naive.Instances != n || shared.Failed+naive.Failed != 0 {
 		t.Fatalf("instances %d/%d failed %d/%d, want %d each, none failed", shared.Instances, naive.Instances, shared.Failed, naive.Failed, n)
 	}
-	// Both blobs (libc's function, the app's code) were executed: one page
-	// each, plus the stub's page; naive mode maps only the stub's.
-	if shared.Shared != 3*abi.PageSize || naive.Shared != abi.PageSize {
-		t.Errorf("file mappings resident: shared %d, naive %d; want %d and %d", shared.Shared, naive.Shared, 3*abi.PageSize, abi.PageSize)
+	for _, m := range rep.Modes {
+		h := m.Host
+		// Every instance process has page tables of its own; the monitor
+		// (this process) has its Go runtime.
+		if h.Monitor < 1<<20 || h.Kernel.PageTables < n*abi.PageSize || h.Total != h.Instances+h.Monitor+h.Kernel.Total {
+			t.Errorf("%s: host %+v: want the monitor's MiBs, page tables of every instance, parts adding up", m.Load, h)
+		}
+		c := m.Census
+		if c == nil || c.ImageWritten != 0 || c.ImageLoaded < 2*n || c.Runtime < n {
+			t.Fatalf("%s: census %+v: want libc's and the app's code in every instance, nothing written over an image", m.Load, c)
+		}
+		// n instances of one image: each as-loaded content is one page
+		// however many instances hold it.
+		if c.LoadedDistinct*n != c.ImageLoaded {
+			t.Errorf("%s: %d as-loaded image pages, %d distinct: want one in %d", m.Load, c.ImageLoaded, c.LoadedDistinct, n)
+		}
+		if m.Ideals.LoadTime != (c.LoadedDistinct+c.Runtime)*abi.PageSize {
+			t.Errorf("%s: load-time ideal %d", m.Load, m.Ideals.LoadTime)
+		}
 	}
-	if naive.Private != shared.Private+2*abi.PageSize {
-		t.Errorf("private per instance: naive %d, shared %d; want naive to hold the two library pages more", naive.Private, shared.Private)
+	// Naive loading pays libc's and the app's code page once per instance.
+	if naive.Host.Instances < shared.Host.Instances+2*(n-1)*abi.PageSize {
+		t.Errorf("instances' PSS: naive %d, shared %d; want naive to hold the two code pages %d times more", naive.Host.Instances, shared.Host.Instances, n-1)
 	}
-	if shared.PSS != rep.Ideal {
-		t.Errorf("shared PSS %d, want the ideal %d", shared.PSS, rep.Ideal)
-	}
-	if naive.PSS != naive.Shared+n*naive.Private {
-		t.Errorf("naive PSS %d, want stub %d + %d instances × private %d", naive.PSS, naive.Shared, n, naive.Private)
+	if rep.Ideal != shared.Ideals.Ideal || rep.IdealLoadTime != shared.Ideals.LoadTime {
+		t.Errorf("report ideals %d/%d, want the shared census's", rep.Ideal, rep.IdealLoadTime)
 	}
 	if shared.LoadMean <= 0 || naive.LoadMedian <= 0 {
 		t.Errorf("load times %v %v, want positive", shared.LoadMean, naive.LoadMedian)

@@ -53,8 +53,8 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	if opt.Load == "" {
 		opt.Load = monitor.LoadShared
 	}
-	if opt.Load != monitor.LoadShared && opt.Load != monitor.LoadNaive {
-		return nil, fmt.Errorf("process monitor: unknown load mode %q (want %s or %s)", opt.Load, monitor.LoadShared, monitor.LoadNaive)
+	if err := monitor.CheckLoad(opt.Load, true); err != nil {
+		return nil, fmt.Errorf("process monitor: %w", err)
 	}
 	seed := opt.Seed
 	if seed == 0 {
@@ -73,6 +73,14 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 		p, err := loader.Prepare(u, opt.Load == monitor.LoadNaive)
 		if err != nil {
 			return nil, fmt.Errorf("process monitor: %w", err)
+		}
+		if opt.Load == monitor.LoadStock && u.Image != "" && files[u.Image] == nil {
+			// Stock loading maps the image file itself, as Linux does.
+			f, err := os.Open(u.Image)
+			if err != nil {
+				return nil, fmt.Errorf("process monitor: unikernel %q: %w", u.Name, err)
+			}
+			files[u.Image] = f
 		}
 		if opt.Load == monitor.LoadShared && u.Config != nil {
 			for _, l := range u.Config.Libraries {

@@ -1,4 +1,4 @@
-package memstat
+package measure
 
 import (
 	"os"

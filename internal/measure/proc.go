@@ -1,9 +1,10 @@
-// Package memstat reads what Linux says a set of processes costs: PSS from
-// /proc/PID/smaps_rollup, the system's MemAvailable, and a task's CPU time.
+package measure
+
+// What Linux says a set of processes costs: PSS from /proc/PID/smaps_rollup,
+// page tables from /proc/PID/status, /proc/meminfo, a task's CPU time.
 // PSS splits every shared page among its sharers, so summing it over a
 // mode's processes gives that mode's physical memory without counting a
 // shared library page twice.
-package memstat
 
 import (
 	"bufio"
@@ -30,7 +31,7 @@ func ReadRollup(pid int) (Rollup, error) {
 	path := fmt.Sprintf("/proc/%d/smaps_rollup", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Rollup{}, fmt.Errorf("memstat: %w", err)
+		return Rollup{}, fmt.Errorf("measure: %w", err)
 	}
 	return parseRollup(data, path)
 }
@@ -51,14 +52,14 @@ func parseRollup(data []byte, path string) (Rollup, error) {
 		if p, ok := fields[f[0]]; ok {
 			kb, err := strconv.ParseUint(f[1], 10, 64)
 			if err != nil {
-				return r, fmt.Errorf("memstat: %s: field %s: %w", path, f[0], err)
+				return r, fmt.Errorf("measure: %s: field %s: %w", path, f[0], err)
 			}
 			*p = kb << 10
 			found = found || f[0] == "Pss:"
 		}
 	}
 	if !found {
-		return r, fmt.Errorf("memstat: %s: no Pss line", path)
+		return r, fmt.Errorf("measure: %s: no Pss line", path)
 	}
 	return r, nil
 }
@@ -96,7 +97,7 @@ func SharedMappingRSS(pid int) (uint64, error) {
 	path := fmt.Sprintf("/proc/%d/smaps", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("memstat: %w", err)
+		return 0, fmt.Errorf("measure: %w", err)
 	}
 	var total uint64
 	shared := false
@@ -112,12 +113,61 @@ func SharedMappingRSS(pid int) (uint64, error) {
 		if shared && f[0] == "Rss:" && len(f) > 1 {
 			kb, err := strconv.ParseUint(f[1], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("memstat: %s: %q: %w", path, line, err)
+				return 0, fmt.Errorf("measure: %s: %q: %w", path, line, err)
 			}
 			total += kb << 10
 		}
 	}
 	return total, nil
+}
+
+// PageTables returns pid's VmPTE (/proc/PID/status): the kernel memory of
+// its page tables, which no PSS shows.
+func PageTables(pid int) (uint64, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("measure: %w", err)
+	}
+	return parseStatusField(data, "VmPTE:", path)
+}
+
+func parseStatusField(data []byte, name, path string) (uint64, error) {
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == name {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("measure: %s: %s: %w", path, name, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("measure: %s has no %s line", path, name)
+}
+
+// Meminfo reads every /proc/meminfo field, in bytes.
+func Meminfo() (map[string]int64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return nil, fmt.Errorf("measure: %w", err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		out[strings.TrimSuffix(f[0], ":")] = kb << 10
+	}
+	if _, ok := out["MemAvailable"]; !ok {
+		return nil, fmt.Errorf("measure: /proc/meminfo has no MemAvailable")
+	}
+	return out, nil
 }
 
 // MemAvailable returns /proc/meminfo's MemAvailable in bytes. Its drop over
@@ -130,19 +180,19 @@ func MemAvailable() (uint64, error) {
 func meminfoField(name string) (uint64, error) {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
-		return 0, fmt.Errorf("memstat: %w", err)
+		return 0, fmt.Errorf("measure: %w", err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == name {
 			kb, err := strconv.ParseUint(f[1], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("memstat: /proc/meminfo %s: %w", name, err)
+				return 0, fmt.Errorf("measure: /proc/meminfo %s: %w", name, err)
 			}
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("memstat: /proc/meminfo has no %s", name)
+	return 0, fmt.Errorf("measure: /proc/meminfo has no %s", name)
 }
 
 // CPUTime returns the user+system CPU time of a task in clock ticks
@@ -151,7 +201,7 @@ func CPUTime(pid int) (float64, error) {
 	path := fmt.Sprintf("/proc/%d/stat", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("memstat: %w", err)
+		return 0, fmt.Errorf("measure: %w", err)
 	}
 	return parseStatCPU(data, path)
 }
@@ -161,16 +211,16 @@ func parseStatCPU(data []byte, path string) (float64, error) {
 	// the last ')'.
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("memstat: %s: malformed", path)
+		return 0, fmt.Errorf("measure: %s: malformed", path)
 	}
 	f := strings.Fields(string(data[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("memstat: %s: too few fields", path)
+		return 0, fmt.Errorf("measure: %s: too few fields", path)
 	}
 	utime, err1 := strconv.ParseUint(f[11], 10, 64)
 	stime, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("memstat: %s: bad utime/stime", path)
+		return 0, fmt.Errorf("measure: %s: bad utime/stime", path)
 	}
 	return float64(utime+stime) / 100, nil
 }
@@ -179,7 +229,7 @@ func parseStatCPU(data []byte, path string) (float64, error) {
 func FindTask(name string) (int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, fmt.Errorf("memstat: %w", err)
+		return 0, fmt.Errorf("measure: %w", err)
 	}
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -191,5 +241,5 @@ func FindTask(name string) (int, error) {
 			return pid, nil
 		}
 	}
-	return 0, fmt.Errorf("memstat: no task named %q", name)
+	return 0, fmt.Errorf("measure: no task named %q", name)
 }

@@ -1,0 +1,369 @@
+package measure
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// PageSize is the page the census counts.
+const PageSize = abi.PageSize
+
+// Area says what a guest page holds.
+type Area uint8
+
+const (
+	// Outside is not guest memory (the stub, the vDSO): not counted.
+	Outside Area = iota
+	// Image pages come from an image: code, rodata, data, tramp tables,
+	// bss.
+	Image
+	// Runtime pages are made per instance: boot info, stack, heap.
+	Runtime
+)
+
+// InstanceArea classifies an address of a process monitor's instance (the
+// guest address space of internal/abi).
+func InstanceArea(addr uint64) Area {
+	switch {
+	case addr >= abi.PrivateBase && addr < abi.MapBase:
+		return Runtime
+	case addr >= 16*abi.PageSize && addr < abi.PrivateBase, addr >= abi.MapBase && addr < abi.ASLRBase+abi.ASLRSize:
+		return Image
+	}
+	return Outside
+}
+
+// LayoutArea classifies a loader mapping by its part.
+func LayoutArea(m loader.Mapping) Area {
+	switch m.Part {
+	case loader.PartBootInfo, loader.PartStack, loader.PartHeap:
+		return Runtime
+	}
+	return Image
+}
+
+// Census counts the present pages of a fleet's instances by what they
+// hold. Every page falls in exactly one class:
+//
+//   - all-zero pages (ZeroPages), whatever their area: they need no memory
+//     of their own (the kernel's zero page; KSM's use_zero_pages);
+//   - image pages whose content an image had at load time (ImageLoaded):
+//     what sharing at load time can share;
+//   - image pages with a content no image had (ImageWritten): data the
+//     instance wrote, or words patched at load (ASLR);
+//   - run-time pages (Runtime): boot info, stack, heap.
+//
+// and the ideals follow from the classes (Ideals), defined here only.
+type Census struct {
+	Counts
+	loaded     map[[32]byte]struct{} // contents the images have at load time
+	seen       map[[32]byte]struct{}
+	seenLoaded map[[32]byte]struct{}
+	files      map[string][]byte // file ranges read for AddLoaded
+}
+
+// Counts are a census's numbers, in pages.
+type Counts struct {
+	Pages          uint64 `json:"pages"` // present pages seen, all classes
+	ZeroPages      uint64 `json:"zero_pages"`
+	ImageLoaded    uint64 `json:"image_loaded_pages"`
+	ImageWritten   uint64 `json:"image_written_pages"`
+	Runtime        uint64 `json:"runtime_pages"`
+	Distinct       uint64 `json:"distinct_pages"`              // distinct contents among the non-zero pages
+	LoadedDistinct uint64 `json:"image_loaded_distinct_pages"` // distinct contents among ImageLoaded
+}
+
+// Ideals are the floors a fleet's memory is compared with.
+type Ideals struct {
+	// Ideal is every distinct non-zero page content once: what merging
+	// every identical page, wherever and whenever it appears, reaches.
+	Ideal uint64 `json:"ideal_bytes"`
+	// LoadTime is what sharing at load time reaches at best: every
+	// distinct content the images had at load once, every page written
+	// (or patched) in an image and every run-time page in full.
+	LoadTime uint64 `json:"ideal_load_time_bytes"`
+	// Zero is the all-zero pages, counted in neither.
+	Zero uint64 `json:"zero_bytes"`
+}
+
+// NewCensus makes an empty census.
+func NewCensus() *Census {
+	return &Census{loaded: map[[32]byte]struct{}{}, seen: map[[32]byte]struct{}{}, seenLoaded: map[[32]byte]struct{}{},
+		files: map[string][]byte{}}
+}
+
+// Fork is an empty census that knows c's load-time contents (shared, not
+// copied: add no more of them to either).
+func (c *Census) Fork() *Census {
+	return &Census{loaded: c.loaded, seen: map[[32]byte]struct{}{}, seenLoaded: map[[32]byte]struct{}{}, files: c.files}
+}
+
+// Ideals computes the ideals from the classes.
+func (c Counts) Ideals() Ideals {
+	return Ideals{
+		Ideal:    c.Distinct * PageSize,
+		LoadTime: (c.LoadedDistinct + c.ImageWritten + c.Runtime) * PageSize,
+		Zero:     c.ZeroPages * PageSize,
+	}
+}
+
+// AddLoaded records page (a page of an image as loaded, before the
+// instance ran) as a load-time content. Call it for every image page
+// before adding instance pages.
+func (c *Census) AddLoaded(page []byte) {
+	c.loaded[hashPage(page)] = struct{}{}
+}
+
+// AddLoadedLayout records the image pages of an instance's layout as
+// planned (pool blobs read from their files).
+func (c *Census) AddLoadedLayout(lay *loader.Layout) error {
+	buf := make([]byte, PageSize)
+	for _, m := range lay.Mappings {
+		if LayoutArea(m) != Image {
+			continue
+		}
+		data := m.Data
+		if m.File != "" && len(m.Data) == 0 {
+			key := fmt.Sprintf("%s@%d+%d", m.File, m.Offset, m.Size)
+			d, ok := c.files[key]
+			if !ok {
+				f, err := os.Open(m.File)
+				if err != nil {
+					return fmt.Errorf("measure: %w", err)
+				}
+				d = make([]byte, m.Size)
+				n, _ := f.ReadAt(d, int64(m.Offset))
+				f.Close()
+				d = d[:n]
+				c.files[key] = d
+			}
+			data = d
+		}
+		for off := uint64(0); off < m.Size; off += PageSize {
+			clear(buf)
+			if off < uint64(len(data)) {
+				copy(buf, data[off:])
+			}
+			c.AddLoaded(buf)
+		}
+	}
+	return nil
+}
+
+// Add counts one present page of an instance.
+func (c *Census) Add(page []byte, a Area) {
+	if a == Outside {
+		return
+	}
+	c.Pages++
+	if isZero(page) {
+		c.ZeroPages++
+		return
+	}
+	h := hashPage(page)
+	if _, ok := c.seen[h]; !ok {
+		c.seen[h] = struct{}{}
+		c.Distinct++
+	}
+	if a == Runtime {
+		c.Runtime++
+		return
+	}
+	if _, ok := c.loaded[h]; !ok {
+		c.ImageWritten++
+		return
+	}
+	c.ImageLoaded++
+	if _, ok := c.seenLoaded[h]; !ok {
+		c.seenLoaded[h] = struct{}{}
+		c.LoadedDistinct++
+	}
+}
+
+// AddProcess counts every present page of pid (from /proc/PID/pagemap
+// and /proc/PID/mem), classified by area(address).
+func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
+	maps, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return fmt.Errorf("census: %w", err)
+	}
+	defer maps.Close()
+	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", pid))
+	if err != nil {
+		return fmt.Errorf("census: %w", err)
+	}
+	defer pm.Close()
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return fmt.Errorf("census: %w", err)
+	}
+	defer mem.Close()
+	sc := bufio.NewScanner(maps)
+	page := make([]byte, PageSize)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || !strings.HasPrefix(f[1], "r") {
+			continue
+		}
+		if len(f) >= 6 && strings.HasPrefix(f[5], "[v") { // [vvar], [vdso], [vsyscall]
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		entries := make([]byte, 8*((end-start)/PageSize))
+		if _, err := pm.ReadAt(entries, int64(start/PageSize*8)); err != nil {
+			continue
+		}
+		for i, a := 0, start; a < end; i, a = i+1, a+PageSize {
+			ar := area(a)
+			if ar == Outside || !present(binary.LittleEndian.Uint64(entries[8*i:])) {
+				continue
+			}
+			if _, err := mem.ReadAt(page, int64(a)); err != nil {
+				continue
+			}
+			c.Add(page, ar)
+		}
+	}
+	return sc.Err()
+}
+
+// AddMemory counts the present pages of b, memory of this process (the
+// kvm monitor's guest memory), all in area a. b starts on a page.
+func (c *Census) AddMemory(b []byte, a Area) {
+	for i, e := range SelfPagemap(b) {
+		if present(e) {
+			c.Add(b[i*PageSize:min(len(b), (i+1)*PageSize)], a)
+		}
+	}
+}
+
+// Pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	PagemapPresent   = 1 << 63
+	PagemapSwapped   = 1 << 62
+	PagemapFile      = 1 << 61 // file page or shared anonymous
+	PagemapExclusive = 1 << 56 // mapped only here: not the zero page, not KSM-merged
+)
+
+func present(e uint64) bool { return e&(PagemapPresent|PagemapSwapped) != 0 }
+
+// SelfPagemap reads this process's pagemap entries of b's pages.
+func SelfPagemap(b []byte) []uint64 {
+	if len(b) == 0 {
+		return nil
+	}
+	f, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	n := (len(b) + PageSize - 1) / PageSize
+	buf := make([]byte, 8*n)
+	off := int64(uintptr(unsafe.Pointer(&b[0])) / PageSize * 8)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return nil
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(buf[8*i:])
+	}
+	return out
+}
+
+func hashPage(p []byte) [32]byte {
+	if len(p) == PageSize {
+		return sha256.Sum256(p)
+	}
+	full := make([]byte, PageSize)
+	copy(full, p)
+	return sha256.Sum256(full)
+}
+
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p) != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }
+
+// LoadedContents is a census that knows every image page of uks as a
+// loader lays it out (no ASLR): an instance's image page is "as loaded"
+// when an image had its content.
+func LoadedContents(uks []monitor.Unikernel) (*Census, error) {
+	c := NewCensus()
+	for _, u := range uks {
+		lay, err := loader.Plan(u, loader.Options{Load: monitor.LoadNaive})
+		if err != nil {
+			return nil, fmt.Errorf("measure: %w", err)
+		}
+		if err := c.AddLoadedLayout(lay); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Snapshot is a fleet measured while held: what the host pays and, when
+// the census ran, the page classes and ideals.
+type Snapshot struct {
+	Host   Host    `json:"host"`
+	Census *Counts `json:"census,omitempty"`
+	Ideals *Ideals `json:"ideals,omitempty"`
+}
+
+// Take measures f against base; with loaded (from LoadedContents), it
+// also takes the census of f's instance processes, or of guests when the
+// monitor holds them in its own memory.
+func Take(f Fleet, base Baseline, loaded *Census, guests func(add func(b []byte, a Area))) (Snapshot, error) {
+	h, missing, err := TakeHost(f, base)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if missing > 0 {
+		return Snapshot{}, fmt.Errorf("measure: %d of %d processes vanished while measured", missing, len(f.Instances)+len(f.Monitors))
+	}
+	s := Snapshot{Host: h}
+	if loaded == nil {
+		return s, nil
+	}
+	c := loaded.Fork()
+	for _, pid := range f.Instances {
+		if err := c.AddProcess(pid, InstanceArea); err != nil {
+			return s, err
+		}
+	}
+	if guests != nil {
+		guests(c.AddMemory)
+	}
+	id := c.Ideals()
+	s.Census, s.Ideals = &c.Counts, &id
+	return s, nil
+}

@@ -1,0 +1,157 @@
+package measure
+
+import (
+	"os/exec"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// page returns a page filled with b (0 gives the zero page's content).
+func page(b byte) []byte {
+	p := make([]byte, PageSize)
+	for i := range p {
+		p[i] = b
+	}
+	return p
+}
+
+// A synthetic fleet whose answer is known by construction: ten instances,
+// each with four library pages (L, the same in all), an app page of its
+// own (A_i), one data page (D; six instances wrote it to the same W) and
+// two bss pages still zero as images; at run time a boot-info page of its
+// own (B_i), a heap page of its own (H_i), a heap page and a stack page
+// that every instance writes alike (H, S) and five heap pages it zeroed.
+func TestCensusOfASyntheticFleetGivesTheIdealsByConstruction(t *testing.T) {
+	const n = 10
+	c := NewCensus()
+	lib := []byte{1, 2, 3, 4}
+	const d, w, h, s = 5, 6, 7, 8
+	app := func(i int) byte { return byte(100 + i) }
+	boot := func(i int) byte { return byte(150 + i) }
+	heap := func(i int) byte { return byte(200 + i) }
+	for i := 0; i < n; i++ { // the images, as loaded
+		for _, l := range lib {
+			c.AddLoaded(page(l))
+		}
+		c.AddLoaded(page(app(i)))
+		c.AddLoaded(page(d))
+		c.AddLoaded(page(0))
+	}
+	for i := 0; i < n; i++ {
+		for _, l := range lib {
+			c.Add(page(l), Image)
+		}
+		c.Add(page(app(i)), Image)
+		if i < 6 {
+			c.Add(page(w), Image)
+		} else {
+			c.Add(page(d), Image)
+		}
+		c.Add(page(0), Image)
+		c.Add(page(0), Image)
+		c.Add(page(boot(i)), Runtime)
+		c.Add(page(heap(i)), Runtime)
+		c.Add(page(h), Runtime)
+		c.Add(page(s), Runtime)
+		for k := 0; k < 5; k++ {
+			c.Add(page(0), Runtime)
+		}
+		c.Add(page(9), Outside) // the stub: never counted
+	}
+	want := Counts{
+		Pages:          170, // 17 a instance
+		ZeroPages:      70,  // 2 bss + 5 heap, each instance
+		ImageLoaded:    54,  // 10×4 L + 10 A_i + 4 D
+		ImageWritten:   6,   // the six W
+		Runtime:        40,  // 10 × (B_i, H_i, H, S)
+		Distinct:       38,  // L×4, A×10, D, W, B×10, H_i×10, H, S
+		LoadedDistinct: 15,  // L×4, A×10, D
+	}
+	if got := c.Counts; got != want {
+		t.Fatalf("census\n got %+v\nwant %+v", got, want)
+	}
+	id := c.Ideals()
+	if id.Ideal != 38*PageSize || id.LoadTime != (15+6+40)*PageSize || id.Zero != 70*PageSize {
+		t.Fatalf("ideals %+v, want 38, 61 and 70 pages", id)
+	}
+}
+
+func TestCensusReadsAProcesssPresentPages(t *testing.T) {
+	const n = 9
+	b, err := unix.Mmap(-1, 0, n*PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	// Pages 0-2: X (an image had it), 3-4: Y (written), 5-7: written with
+	// zeros, 8: never touched (not present).
+	for i := 0; i < 8; i++ {
+		v := byte(0)
+		switch {
+		case i < 3:
+			v = 'X'
+		case i < 5:
+			v = 'Y'
+		}
+		copy(b[i*PageSize:], page(v))
+		b[i*PageSize] = v // zero pages too are written, so present
+	}
+	c := NewCensus()
+	c.AddLoaded(page('X'))
+	c.AddMemory(b, Image)
+	if c.Pages != 8 || c.ZeroPages != 3 || c.ImageLoaded != 3 || c.LoadedDistinct != 1 || c.ImageWritten != 2 || c.Distinct != 2 {
+		t.Fatalf("%+v", *c)
+	}
+	lo := uint64(uintptrOf(b))
+	p := NewCensus()
+	p.AddLoaded(page('X'))
+	if err := p.AddProcess(Self, func(a uint64) Area {
+		if a >= lo && a < lo+n*PageSize {
+			return Runtime
+		}
+		return Outside
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if p.Pages != 8 || p.ZeroPages != 3 || p.Runtime != 5 || p.ImageLoaded != 0 || p.Distinct != 2 {
+		t.Fatalf("%+v", *p)
+	}
+}
+
+func TestInstanceAreasFollowTheGuestAddressSpace(t *testing.T) {
+	for addr, want := range map[uint64]Area{
+		0x40_0000: Image, 0x1000_0000: Image, 0x2000_0000: Runtime, 0x3fff_f000: Runtime,
+		0x4000_0000: Image, 0x1_0000_0000: Image, 0x7f00_0000_0000: Outside, 0: Outside,
+	} {
+		if got := InstanceArea(addr); got != want {
+			t.Errorf("%#x: %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestHostCountsInstancesMonitorAndKernelApart(t *testing.T) {
+	base, err := TakeBaseline([]int{Self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer cmd.Process.Kill()
+	h, missing, err := TakeHost(Fleet{Instances: []int{cmd.Process.Pid}, Monitors: []int{Self}}, base)
+	if err != nil || missing != 0 {
+		t.Fatal(err, missing)
+	}
+	if h.Instances == 0 || h.Monitor == 0 || h.Kernel.PageTables == 0 {
+		t.Fatalf("%+v", h)
+	}
+	if h.Total != h.Instances+h.Monitor+h.Kernel.Total || h.Kernel.Total < h.Kernel.PageTables {
+		t.Fatalf("parts do not add up: %+v", h)
+	}
+	g, _, _ := TakeHost(Fleet{Monitors: []int{Self}, MonitorGrowth: true}, base)
+	if g.Monitor >= h.Monitor {
+		t.Fatalf("growth %d not below the whole %d", g.Monitor, h.Monitor)
+	}
+}

@@ -1,0 +1,169 @@
+// Package measure is the one place unipool measures what a fleet of
+// unikernels costs the host: `run --measure` of both monitors and every
+// `bench` use it. Memory as the host pays it is three parts, reported apart:
+//
+//   - instances: the guests' own memory (the sum of PSS over the instance
+//     processes; for the kvm monitor, the VMs' guest memory);
+//   - monitor: the monitor processes (their PSS; what they keep per
+//     instance: layouts, copies, Go heap, vCPU mappings);
+//   - kernel: what no PSS shows: page tables (VmPTE), kernel stacks and
+//     unreclaimable slab (task and mm structures, KVM's VM and vCPU
+//     structures), KVM's second-level page tables.
+//
+// The drop of MemAvailable is reported beside their sum as a cross-check
+// (other activity on the host moves it). The page census (census.go)
+// reads every present page of the instances and gives the ideals, each
+// defined once.
+package measure
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// Kernel is the kernel memory a fleet costs, in bytes.
+type Kernel struct {
+	// PageTables is the sum of VmPTE over the instance and monitor
+	// processes: their page tables.
+	PageTables uint64 `json:"page_tables_bytes"`
+	// The rise, since the baseline, of the /proc/meminfo fields where the
+	// rest of the kernel's per-process and per-VM cost lands: kernel
+	// stacks (one per thread), unreclaimable slab (task, mm and VMA
+	// structures; KVM's VM and vCPU structures) and, for KVM, the
+	// second-level page tables (SecPageTables). Negative rises (other
+	// activity freed more than the fleet took) count as zero in Total.
+	KernelStack   int64 `json:"kernel_stack_rise_bytes"`
+	Slab          int64 `json:"slab_unreclaimable_rise_bytes"`
+	SecPageTables int64 `json:"sec_page_tables_rise_bytes"`
+	// Total = PageTables + KernelStack + Slab + SecPageTables (each ≥ 0).
+	Total uint64 `json:"total_bytes"`
+}
+
+// Host is what a fleet held resident costs the host.
+type Host struct {
+	Instances uint64 `json:"instances_bytes"`
+	Monitor   uint64 `json:"monitor_bytes"`
+	Kernel    Kernel `json:"kernel"`
+	// Total = Instances + Monitor + Kernel.Total.
+	Total uint64 `json:"total_bytes"`
+	// AvailDrop is how much MemAvailable fell since the baseline: on a
+	// quiet host it should be close to Total.
+	AvailDrop int64 `json:"mem_available_drop_bytes"`
+}
+
+// Baseline is the state before a fleet starts.
+type Baseline struct {
+	Meminfo map[string]int64
+	// MonitorPSS is the PSS of the monitor processes that existed before
+	// the fleet (in-process monitors: the bench itself); Host counts only
+	// their growth when MonitorGrowth is set.
+	MonitorPSS, MonitorPTE uint64
+}
+
+// TakeBaseline settles this process's heap and reads meminfo and the
+// monitors' PSS.
+func TakeBaseline(monitors []int) (Baseline, error) {
+	Settle()
+	mi, err := Meminfo()
+	if err != nil {
+		return Baseline{}, err
+	}
+	b := Baseline{Meminfo: mi}
+	for _, pid := range monitors {
+		if r, err := ReadRollup(pid); err == nil {
+			b.MonitorPSS += r.PSS
+		}
+		if pt, err := PageTables(pid); err == nil {
+			b.MonitorPTE += pt
+		}
+	}
+	return b, nil
+}
+
+// Settle returns the Go heap's garbage to the OS, so this process's PSS
+// shows what is live.
+func Settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
+// Fleet names the processes of a fleet held resident.
+type Fleet struct {
+	Instances []int // instance processes (empty for the kvm monitor)
+	Monitors  []int // monitor processes
+	// MonitorGrowth counts only what the monitors grew by since the
+	// baseline (the bench runs the monitor in its own process, whose
+	// harness memory is not the monitor's).
+	MonitorGrowth bool
+	// GuestBytes, for monitors that hold guests in their own memory (kvm),
+	// is the guests' memory: it moves from Monitor to Instances.
+	GuestBytes uint64
+}
+
+// TakeHost measures f against the baseline. Processes that have gone are
+// skipped (their count is returned).
+func TakeHost(f Fleet, base Baseline) (Host, int, error) {
+	var h Host
+	missing := 0
+	for _, pid := range f.Instances {
+		r, err := ReadRollup(pid)
+		if err != nil {
+			missing++
+			continue
+		}
+		h.Instances += r.PSS
+		if pt, err := PageTables(pid); err == nil {
+			h.Kernel.PageTables += pt
+		}
+	}
+	var mon, monPTE uint64
+	for _, pid := range f.Monitors {
+		r, err := ReadRollup(pid)
+		if err != nil {
+			missing++
+			continue
+		}
+		mon += r.PSS
+		if pt, err := PageTables(pid); err == nil {
+			monPTE += pt
+		}
+	}
+	if f.MonitorGrowth {
+		mon -= min(mon, base.MonitorPSS)
+		monPTE -= min(monPTE, base.MonitorPTE)
+	}
+	h.Kernel.PageTables += monPTE
+	g := min(f.GuestBytes, mon)
+	h.Instances += g
+	h.Monitor = mon - g
+	mi, err := Meminfo()
+	if err != nil {
+		return h, missing, err
+	}
+	rise := func(k string) int64 { return mi[k] - base.Meminfo[k] }
+	h.Kernel.KernelStack, h.Kernel.Slab, h.Kernel.SecPageTables = rise("KernelStack"), rise("SUnreclaim"), rise("SecPageTables")
+	h.AvailDrop = base.Meminfo["MemAvailable"] - mi["MemAvailable"]
+	h.Kernel.Total = h.Kernel.PageTables + pos(h.Kernel.KernelStack) + pos(h.Kernel.Slab) + pos(h.Kernel.SecPageTables)
+	h.Total = h.Instances + h.Monitor + h.Kernel.Total
+	return h, missing, nil
+}
+
+func pos(v int64) uint64 { return uint64(max(v, 0)) }
+
+// Self is this process's pid.
+var Self = os.Getpid()
+
+// HostOf is the split for a monitor that holds its guests in its own
+// memory (kvm), measured against a baseline with the guests gone: guest
+// bytes, what else the monitor grew by, its page tables' rise, and the
+// meminfo of the two states.
+func HostOf(guest, monitor, pageTables uint64, held, after map[string]int64) Host {
+	h := Host{Instances: guest, Monitor: monitor}
+	rise := func(k string) int64 { return held[k] - after[k] }
+	h.Kernel = Kernel{PageTables: pageTables, KernelStack: rise("KernelStack"), Slab: rise("SUnreclaim"), SecPageTables: rise("SecPageTables")}
+	h.Kernel.Total = h.Kernel.PageTables + pos(h.Kernel.KernelStack) + pos(h.Kernel.Slab) + pos(h.Kernel.SecPageTables)
+	h.Total = h.Instances + h.Monitor + h.Kernel.Total
+	h.AvailDrop = after["MemAvailable"] - held["MemAvailable"]
+	return h
+}
