@@ -113,6 +113,7 @@ func modeNames() string {
 func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, count int, wait time.Duration) {
 	c.Flags().IntVar(&o.Count, "count", count, "unikernels in the fleet")
 	c.Flags().Uint64Var(&o.Seed, "seed", 1, "corpus seed")
+	c.Flags().StringVar(&o.Inputs, "inputs", "distinct", "corpus inputs: distinct (each unikernel its own request) or repeated (app.json cases)")
 	c.Flags().StringVar(&o.Monitor, "monitor", "process", "monitor: process or kvm")
 	c.Flags().StringVar(modes, "modes", modeNames(), "comma-separated modes to run, in order")
 	c.Flags().DurationVar(&o.KSMWait, "ksm-wait", wait, "longest a KSM mode waits for memory to be stable")

@@ -29,8 +29,9 @@ type corpusFlags struct {
 	count int
 	seed  uint64
 	jobs  int
-	cache string
-	guest string
+	cache  string
+	guest  string
+	inputs string
 }
 
 func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
@@ -39,10 +40,12 @@ func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
 	cmd.Flags().IntVar(&f.jobs, "jobs", runtime.NumCPU(), "parallel builds")
 	cmd.Flags().StringVar(&f.cache, "cache", "", "object cache (default $XDG_CACHE_HOME/unipool/corpus)")
 	cmd.Flags().StringVar(&f.guest, "guest", "", "guest source tree to build from (default: the one built into unipool)")
+	cmd.Flags().StringVar(&f.inputs, "inputs", corpus.InputsRepeated, "repeated: each unikernel one of its app's app.json cases; "+
+		"distinct: its own request, the expected line from a Go reference (apps without one keep their cases)")
 }
 
 func (f *corpusFlags) options(stderr io.Writer) corpus.Options {
-	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache}
+	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache, Inputs: f.inputs}
 	if f.guest != "" {
 		o.Guest = os.DirFS(f.guest)
 	}

@@ -5,6 +5,8 @@ package apps_test
 // (testdata/drivers) that reads one request per line.
 
 import (
+	"github.com/unipool/unipool/internal/corpus/reference"
+
 	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
@@ -811,23 +813,6 @@ func TestUTF8MatchesGoDecodingAndCaseMapping(t *testing.T) {
 }
 
 // lcgMatrix mirrors the drivers' and matmul's generator.
-func lcgMatrix(n int, seed uint32) (a, b [][]float64) {
-	s := seed
-	next := func() float64 {
-		s = s*1664525 + 1013904223
-		return float64(int((s>>16)%19) - 9)
-	}
-	a, b = make([][]float64, n), make([][]float64, n)
-	for i := 0; i < n; i++ {
-		a[i], b[i] = make([]float64, n), make([]float64, n)
-		for j := 0; j < n; j++ {
-			a[i][j] = next()
-			b[i][j] = next()
-		}
-	}
-	return a, b
-}
-
 func TestMatrixProductsDeterminantsAndInversesHold(t *testing.T) {
 	eachVariant(t, "ukmatrix", func(t *testing.T, cfg config) {
 		var lines []string
@@ -845,7 +830,7 @@ func TestMatrixProductsDeterminantsAndInversesHold(t *testing.T) {
 		}
 		got := runDriver(t, driver(t, "matrix", cfg, false, "ukmatrix", "ukhex"), lines)
 		for i, q := range reqs {
-			a, b := lcgMatrix(q.n, q.seed)
+			a, b := reference.LCGMatrix(q.n, q.seed)
 			switch q.op {
 			case "mul":
 				var want []string
@@ -864,14 +849,14 @@ func TestMatrixProductsDeterminantsAndInversesHold(t *testing.T) {
 			case "det":
 				u, _ := strconv.ParseUint(got[i], 16, 64)
 				d := math.Float64frombits(u)
-				want := goDet(a)
+				want := reference.Det(a)
 				if math.Abs(d-want) > 1e-9*math.Max(1, math.Abs(want)) {
 					t.Errorf("det %d: %v, want %v", q.n, d, want)
 				}
 			case "inv":
 				if got[i] == "singular" {
-					if goDet(a) != 0 {
-						t.Errorf("inv %d: called singular, det %v", q.n, goDet(a))
+					if reference.Det(a) != 0 {
+						t.Errorf("inv %d: called singular, det %v", q.n, reference.Det(a))
 					}
 					continue
 				}
@@ -882,42 +867,4 @@ func TestMatrixProductsDeterminantsAndInversesHold(t *testing.T) {
 			}
 		}
 	})
-}
-
-// goDet is an exact-rational determinant for small integer matrices.
-func goDet(a [][]float64) float64 {
-	n := len(a)
-	m := make([][]*big.Rat, n)
-	for i := range a {
-		m[i] = make([]*big.Rat, n)
-		for j := range a[i] {
-			m[i][j] = new(big.Rat).SetFloat64(a[i][j])
-		}
-	}
-	det := big.NewRat(1, 1)
-	for k := 0; k < n; k++ {
-		p := -1
-		for i := k; i < n; i++ {
-			if m[i][k].Sign() != 0 {
-				p = i
-				break
-			}
-		}
-		if p < 0 {
-			return 0
-		}
-		if p != k {
-			m[p], m[k] = m[k], m[p]
-			det.Neg(det)
-		}
-		det.Mul(det, m[k][k])
-		for i := k + 1; i < n; i++ {
-			f := new(big.Rat).Quo(m[i][k], m[k][k])
-			for j := k; j < n; j++ {
-				m[i][j].Sub(m[i][j], new(big.Rat).Mul(f, m[k][j]))
-			}
-		}
-	}
-	f, _ := det.Float64()
-	return f
 }

@@ -28,6 +28,7 @@ type Fleet struct {
 type FleetOptions struct {
 	Count   int
 	Seed    uint64
+	Inputs  string   // corpus.InputsDistinct (the default) or corpus.InputsRepeated
 	Work    string   // working folder: corpus/, images/, pool/
 	Layouts []string // layouts to link; aligned is always linked (the pool needs it)
 	Jobs    int
@@ -43,9 +44,12 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	if o.Jobs <= 0 {
 		o.Jobs = 2
 	}
-	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d)\n", o.Count, o.Seed)
+	if o.Inputs == "" {
+		o.Inputs = corpus.InputsDistinct
+	}
+	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d, %s inputs)\n", o.Count, o.Seed, o.Inputs)
 	bar := newBar(o.Log, -1, "compiling objects")
-	c, err := corpus.Build(ctx, corpus.Options{Count: o.Count, Seed: o.Seed, Out: filepath.Join(o.Work, "corpus"), Jobs: o.Jobs,
+	c, err := corpus.Build(ctx, corpus.Options{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Out: filepath.Join(o.Work, "corpus"), Jobs: o.Jobs,
 		Progress: func(done, total int) { bar.ChangeMax(total); bar.Set(done) }})
 	bar.Finish()
 	if err != nil {

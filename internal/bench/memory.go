@@ -69,6 +69,7 @@ func ModeByName(name string) (Mode, error) {
 type MemoryOptions struct {
 	Count       int
 	Seed        uint64
+	Inputs      string // corpus inputs: distinct (default) or repeated
 	Monitor     string
 	Modes       []Mode
 	KSMWait     time.Duration // longest a KSM mode waits for convergence
@@ -124,7 +125,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			lay = append(lay, l)
 		}
 		var err error
-		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log})
+		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log})
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +139,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 	for _, u := range fleet.Corpus.Unikernels {
 		apps[u.App] = true
 	}
-	res := &Results{Count: len(fleet.Names), Apps: len(apps), Seed: o.Seed, Monitor: o.Monitor}
+	res := &Results{Count: len(fleet.Names), Apps: len(apps), Seed: o.Seed, Monitor: o.Monitor, Inputs: fleet.Corpus.Inputs}
 	for _, l := range []string{link.LayoutPacked, link.LayoutDCE, link.LayoutAligned} {
 		if fleet.Images[l] == nil {
 			continue
@@ -307,6 +308,9 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,
 				KSM: m.KSM, MinScans: 3}
 			mr.Samples, mr.TimeToStable = s.Run(ctx, func() (measure.Host, int) {
+				// The monitor's garbage is not what it holds: a GC first,
+				// as at the baseline.
+				measure.Settle()
 				h, missing, _ := measure.TakeHost(fl, base)
 				return h, missing
 			})

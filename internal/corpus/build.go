@@ -22,7 +22,9 @@ type Options struct {
 	Count int    // unikernels, at least 1
 	Seed  uint64 // everything chosen follows from it
 	Out   string // the corpus folder
-	Jobs  int    // parallel builds; 0 means runtime.NumCPU()
+	// Inputs is InputsRepeated (the default) or InputsDistinct.
+	Inputs string
+	Jobs   int // parallel builds; 0 means runtime.NumCPU()
 	// CacheDir keeps built objects; "" means DefaultCacheDir().
 	CacheDir string
 	// Guest is the guest source tree; nil means the one embedded in the
@@ -74,7 +76,7 @@ func Build(ctx context.Context, o Options) (*Corpus, error) {
 	if err != nil {
 		return nil, err
 	}
-	plans, err := plan(tree, o.Count, o.Seed)
+	plans, err := plan(tree, o.Count, o.Seed, o.Inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -525,7 +527,10 @@ func (b *builder) writeOut(ctx context.Context, plans []planned, refs [][]*objec
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("corpus: %w", err)
 	}
-	corp := &Corpus{Dir: o.Out, Seed: o.Seed, Count: len(plans), Unikernels: make([]Unikernel, len(plans))}
+	corp := &Corpus{Dir: o.Out, Seed: o.Seed, Count: len(plans), Inputs: o.Inputs, Unikernels: make([]Unikernel, len(plans))}
+	if corp.Inputs == "" {
+		corp.Inputs = InputsRepeated
+	}
 	keep := map[string]bool{}
 	for i := range plans {
 		keep[plans[i].Name] = true

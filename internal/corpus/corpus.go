@@ -32,6 +32,7 @@ type Corpus struct {
 	Dir        string      `json:"-"`
 	Seed       uint64      `json:"seed"`
 	Count      int         `json:"count"`
+	Inputs     string      `json:"inputs,omitempty"` // InputsRepeated or InputsDistinct
 	Unikernels []Unikernel `json:"unikernels"`
 }
 

@@ -147,7 +147,7 @@ func FuzzLoadTreeLibJSON(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := plan(tr, 3, 1); err != nil && !strings.Contains(err.Error(), ".json") {
+		if _, err := plan(tr, 3, 1, ""); err != nil && !strings.Contains(err.Error(), ".json") {
 			t.Fatalf("plan error names no file: %v", err)
 		}
 	})

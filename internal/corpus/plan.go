@@ -6,6 +6,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/unipool/unipool/internal/corpus/reference"
 )
 
 // planned is one unikernel chosen from the seed, before anything is built.
@@ -28,6 +30,19 @@ type plannedLib struct {
 const (
 	streamAppOrder  = 0x61707073 // "apps"
 	streamUnikernel = 0x756e696b // "unik"
+	streamInput     = 0x696e7075 // "inpu"
+)
+
+// Input kinds (corpus build --inputs).
+const (
+	// InputsRepeated gives each unikernel one of its app's app.json cases:
+	// unikernels of one app often run the same request.
+	InputsRepeated = "repeated"
+	// InputsDistinct gives each unikernel its own request, drawn for its
+	// app, with the expected line from a Go reference
+	// (internal/corpus/reference). Apps without a reference keep their
+	// app.json cases.
+	InputsDistinct = "distinct"
 )
 
 // variantDecay skews variant choice: variant k is picked with weight
@@ -40,7 +55,13 @@ const variantDecay = 0.4
 const defaultAllocatorWeight = 0.5
 
 // plan picks count unikernels from the tree, deterministically from seed.
-func plan(t *Tree, count int, seed uint64) ([]planned, error) {
+func plan(t *Tree, count int, seed uint64, inputs string) ([]planned, error) {
+	switch inputs {
+	case "", InputsRepeated, InputsDistinct:
+	default:
+		return nil, fmt.Errorf("corpus: inputs %q: want %s or %s", inputs, InputsDistinct, InputsRepeated)
+	}
+	seen := map[string]bool{}
 	width := len(fmt.Sprint(count - 1))
 	if width < 4 {
 		width = 4
@@ -62,6 +83,19 @@ func plan(t *Tree, count int, seed uint64) ([]planned, error) {
 			return nil, err
 		}
 		p.Name = fmt.Sprintf("%s-%0*d", app.Name, width, i)
+		if inputs == InputsDistinct && reference.Has(app.Name) {
+			// Its own stream: the libraries drawn are those of the
+			// repeated fleet, only the request differs.
+			ri := rand.New(rand.NewPCG(seed, streamInput<<32|uint64(i)))
+			for try := 0; ; try++ {
+				in, expect, _ := reference.Input(app.Name, ri)
+				if !seen[app.Name+" "+in] || try == 100 {
+					seen[app.Name+" "+in] = true
+					p.Case = Case{Input: in, Expect: expect}
+					break
+				}
+			}
+		}
 		out = append(out, p)
 	}
 	return out, nil

@@ -1,6 +1,9 @@
 package corpus
 
 import (
+	"github.com/unipool/unipool/guest"
+	"github.com/unipool/unipool/internal/corpus/reference"
+
 	"fmt"
 	"os"
 	"reflect"
@@ -17,6 +20,16 @@ func fixtureTree(t *testing.T) *Tree {
 	return tr
 }
 
+// realTree is the guest tree built into unipool.
+func realTree(t *testing.T) *Tree {
+	t.Helper()
+	tr, err := LoadTree(guest.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 func summary(p planned) string {
 	s := p.Name + ":" + p.Case.Input + ":"
 	for _, l := range p.Libs {
@@ -27,11 +40,11 @@ func summary(p planned) string {
 
 func TestSmallerCorpusIsPrefixOfLargerOne(t *testing.T) {
 	tr := fixtureTree(t)
-	small, err := plan(tr, 7, 3)
+	small, err := plan(tr, 7, 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	big, err := plan(tr, 50, 3)
+	big, err := plan(tr, 50, 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +57,7 @@ func TestSmallerCorpusIsPrefixOfLargerOne(t *testing.T) {
 
 func TestEveryAppIsUsedEvenly(t *testing.T) {
 	tr := fixtureTree(t)
-	ps, err := plan(tr, 101, 1)
+	ps, err := plan(tr, 101, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +75,7 @@ func TestEveryAppIsUsedEvenly(t *testing.T) {
 func TestPopularLibrariesInMostLongTailInFew(t *testing.T) {
 	tr := fixtureTree(t)
 	const count = 2000
-	ps, err := plan(tr, count, 1)
+	ps, err := plan(tr, count, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +105,7 @@ func TestPopularLibrariesInMostLongTailInFew(t *testing.T) {
 
 func TestDefaultVariantIsMostCommon(t *testing.T) {
 	tr := fixtureTree(t)
-	ps, err := plan(tr, 2000, 5)
+	ps, err := plan(tr, 2000, 5, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +140,7 @@ func TestAppDependencyPinsTheAllocator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := plan(tr, 50, 1)
+	ps, err := plan(tr, 50, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +173,7 @@ func TestExtraNeedingAnotherAllocatorIsLeftOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := plan(tr, 20, 1)
+	ps, err := plan(tr, 20, 1, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,5 +183,48 @@ func TestExtraNeedingAnotherAllocatorIsLeftOut(t *testing.T) {
 				t.Fatalf("%s links %s although its app pins ukalloc", p.Name, l.Lib.Name)
 			}
 		}
+	}
+}
+
+func TestDistinctInputsGiveEachUnikernelItsOwnRequestAndKeepItsLibraries(t *testing.T) {
+	tr := realTree(t)
+	rep, err := plan(tr, 60, 1, InputsRepeated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dis, err := plan(tr, 60, 1, InputsDistinct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	drawn := 0
+	for i := range dis {
+		if len(dis[i].Libs) != len(rep[i].Libs) || dis[i].GenSeed != rep[i].GenSeed {
+			t.Fatalf("%s: the distinct fleet changed the libraries or the code", dis[i].Name)
+		}
+		for j := range dis[i].Libs {
+			if dis[i].Libs[j].Lib.Name != rep[i].Libs[j].Lib.Name || dis[i].Libs[j].Variant.ID != rep[i].Libs[j].Variant.ID {
+				t.Fatalf("%s: library %d differs", dis[i].Name, j)
+			}
+		}
+		ref := reference.Apps[dis[i].App.Name]
+		if !reference.Has(dis[i].App.Name) {
+			if dis[i].Case != rep[i].Case {
+				t.Errorf("%s: an app without a reference got a drawn input", dis[i].Name)
+			}
+			continue
+		}
+		drawn++
+		c := dis[i].Case
+		if seen[c.Input] || ref(c.Input) != c.Expect {
+			t.Errorf("%s: input %q (seen before: %v), expect %q", dis[i].Name, c.Input, seen[c.Input], c.Expect)
+		}
+		seen[c.Input] = true
+	}
+	if drawn == 0 {
+		t.Fatal("no app of the test tree has a reference")
+	}
+	if _, err := plan(tr, 1, 1, "some"); err == nil {
+		t.Error("inputs \"some\" accepted")
 	}
 }

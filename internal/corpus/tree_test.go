@@ -112,7 +112,7 @@ func TestAppPullingTwoAllocatorsIsRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := plan(tr, 1, 1); err == nil || !strings.Contains(err.Error(), "apps/hello/app.json") {
+	if _, err := plan(tr, 1, 1, ""); err == nil || !strings.Contains(err.Error(), "apps/hello/app.json") {
 		t.Fatalf("error %v, want one naming apps/hello/app.json", err)
 	}
 }
