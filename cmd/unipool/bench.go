@@ -24,15 +24,22 @@ func init() {
 	mem := &cobra.Command{
 		Use:   "memory --count N --out DIR",
 		Short: "Memory of N different FaaS unikernels over time, per mode (needs root for KSM and tracefs)",
-		Long: `Builds a corpus of N unikernels, links it packed, dce and aligned, pools the aligned
-images, then for each mode starts all N (held resident) and samples every second the
-sum of PSS over the mode's processes, the drop of MemAvailable and KSM's counters, until
-memory is stable or --ksm-wait runs out. Also counts ksmd's CPU time, TLB flushes per
-issuer (tlb:tlb_flush tracepoint) and load times, computes the ideal (distinct page
-contents over all instances), and writes DIR/results.json, DIR/memory.csv,
-DIR/memory.png (memory over time, one line per mode) and DIR/pages.png (unique against
-shareable pages per layout). KSM settings are restored afterwards, also on failure
-or interrupt.
+		Long: `Builds a corpus of N unikernels (--inputs distinct: each its own request, the
+expected line from a Go reference), links it packed, dce and aligned, pools the aligned
+images, then for each mode starts all N (held resident) and samples every second what
+the host pays: the instances' PSS, the monitor's growth and the kernel's part (page
+tables, kernel stacks, slab), with the drop of MemAvailable and KSM's counters, until
+memory is stable or --ksm-wait runs out. Then a census of every present page gives the
+ideals (all-zero pages apart). Also counts ksmd's CPU time, remote TLB shootdowns by
+the process that issued them (tlb:tlb_flush), and load times, and writes
+DIR/results.json, DIR/memory.csv, DIR/memory.png (memory over time, one line per mode)
+and DIR/pages.png (unique against shareable pages per layout). KSM settings are
+restored afterwards, also on failure or interrupt.
+
+With --arrivals RATE the fleet is not held at once: instances arrive at RATE per
+second for --duration, each stays resident for --lifetime after its request, and
+memory is sampled over the whole time (about RATE × lifetime resident in the steady
+state).
 
 Modes: ` + modeNames(),
 		Args: cobra.NoArgs,
@@ -41,6 +48,20 @@ Modes: ` + modeNames(),
 		},
 	}
 	addBenchFlags(mem, &o, &modes, 100, 3*time.Minute)
+	var lifetime, duration time.Duration
+	mem.Flags().Float64Var(&o.Churn.Rate, "arrivals", 0, "churn: instances arriving per second (Poisson), each a request to the next unikernel of the fleet (0: hold the whole fleet at once)")
+	mem.Flags().DurationVar(&lifetime, "lifetime", 30*time.Second, "churn: how long a finished instance stays resident (warm) before it ends")
+	mem.Flags().DurationVar(&duration, "duration", 0, "churn: how long instances keep arriving (default 3 lifetimes)")
+	mem.PreRunE = func(*cobra.Command, []string) error {
+		o.Churn.Lifetime, o.Churn.Duration = lifetime.Seconds(), duration.Seconds()
+		if o.Churn.Duration == 0 {
+			o.Churn.Duration = 3 * o.Churn.Lifetime
+		}
+		if o.Churn.Rate < 0 || o.Churn.Lifetime <= 0 {
+			return fmt.Errorf("--arrivals must be positive and --lifetime more than zero")
+		}
+		return nil
+	}
 	var t bench.MemoryOptions
 	var tmodes string
 	tlb := &cobra.Command{

@@ -78,6 +78,9 @@ type MemoryOptions struct {
 	Work        string // corpus, images and pool (default Out/work)
 	Jobs        int
 	Log         io.Writer
+	// Churn, if its Rate is set, runs every mode under churn instead of
+	// holding the whole fleet at once (`--arrivals`, `--lifetime`).
+	Churn Churn
 	// Fleet, if set, is used as built (its layouts must cover the modes'),
 	// instead of building one.
 	Fleet *Fleet
@@ -174,7 +177,18 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 				return nil, err
 			}
 		}
-		mr, err := runMode(ctx, mon, uks, m, o, session, loaded[m.Layout], expect)
+		var mr *ModeResult
+		if o.Churn.Rate > 0 {
+			if session != nil {
+				os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("2"), 0)
+				if m.KSM {
+					os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
+				}
+			}
+			mr, err = runChurn(ctx, mon, uks, m, o.Churn, expect, func(f string, a ...any) { fmt.Fprintf(o.Log, f+"\n", a...) })
+		} else {
+			mr, err = runMode(ctx, mon, uks, m, o, session, loaded[m.Layout], expect)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("bench: mode %s: %w", m.Name, err)
 		}
@@ -182,6 +196,9 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		fmt.Fprintf(o.Log, "mode %s: %.1f MiB final (instances %.1f, monitor %.1f, kernel %.1f), %.1f MiB first sample, stable after %.0f s, %d failed\n",
 			m.Name, mib(mr.FinalBytes), mib(mr.Final.Instances), mib(mr.Final.Monitor), mib(mr.Final.Kernel.Total),
 			mib(mr.FirstBytes), mr.TimeToStable, mr.Failed)
+	}
+	if o.Churn.Rate > 0 {
+		res.Churn = &o.Churn
 	}
 	res.setIdeals()
 	if err := res.Write(o.Out); err != nil {
@@ -346,7 +363,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	mr.Instances = len(results)
 	var loads []float64
 	for _, r := range results {
-		if r.ExitCode != 0 || r.Error != "" || !strings.Contains(r.Output, expect[r.Unikernel]) {
+		if r.ExitCode != 0 || r.Error != "" || !containsLine(r.Output, expect[r.Unikernel]) {
 			mr.Failed++
 		}
 		loads = append(loads, float64(r.LoadTime)/1e6)
@@ -370,6 +387,9 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	}
 	return mr, nil
 }
+
+// containsLine: the instance printed its expected line.
+func containsLine(out, expect string) bool { return strings.Contains(out, expect) }
 
 // classifyFlushes charges TLB flushes to ksmd, the monitor (this
 // process, every thread of it: the kernel recorded each flush's thread

@@ -49,3 +49,31 @@ func TestSharedMappingRSSReadsOwnProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The bench charges ksmd's CPU and shootdowns to ksmd's pid: where the
+// kernel has KSM, ksmd must be found, never guessed as pid 0 (the idle task).
+func TestKsmdIsFoundWhereTheKernelHasKSM(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/mm/ksm/run"); err != nil {
+		t.Skip("this kernel has no KSM")
+	}
+	pid, err := FindTask("ksmd")
+	if err != nil || pid <= 0 {
+		t.Fatalf("ksmd: pid %d, %v", pid, err)
+	}
+	if _, err := CPUTime(pid); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := FindTask("no-such-task-here"); err == nil || pid != 0 {
+		t.Fatalf("a missing task found as %d", pid)
+	}
+}
+
+func TestPageTablesOfThisProcess(t *testing.T) {
+	pt, err := PageTables(os.Getpid())
+	if err != nil || pt == 0 {
+		t.Fatalf("VmPTE %d, %v", pt, err)
+	}
+	if _, err := parseStatusField([]byte("VmPTE: x kB\n"), "VmPTE:", "x"); err == nil {
+		t.Fatal("bad VmPTE accepted")
+	}
+}
