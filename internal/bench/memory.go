@@ -172,7 +172,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		if err != nil {
 			return nil, err
 		}
-		if o.Monitor == "process" && loaded[m.Layout] == nil {
+		if loaded[m.Layout] == nil {
 			if loaded[m.Layout], err = loadedContents(uks); err != nil {
 				return nil, err
 			}
@@ -311,11 +311,13 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	t0 := time.Now()
 	mr := &ModeResult{Mode: m.Name}
 	var pids []int
+	var guests monitor.HeldGuests
 	maxWait := 10 * time.Second
 	if m.KSM {
 		maxWait = o.KSMWait
 	}
 	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
+		Guests: func(g monitor.HeldGuests) { guests = g },
 		Resident: func(p []int) {
 			pids = p
 			fl := measure.Fleet{Instances: p, Monitors: []int{self}, MonitorGrowth: true}
@@ -328,6 +330,9 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 				// The monitor's garbage is not what it holds: a GC first,
 				// as at the baseline.
 				measure.Settle()
+				if guests != nil {
+					fl.GuestBytes = guests.GuestBytes()
+				}
 				h, missing, _ := measure.TakeHost(fl, base)
 				return h, missing
 			})
@@ -337,12 +342,15 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 					mr.PoolBytes += b
 				}
 			}
-			if loaded != nil && len(fl.Instances) > 0 {
+			if loaded != nil {
 				c := loaded.Fork()
 				for _, pid := range fl.Instances {
 					if err := c.AddProcess(pid, measure.InstanceArea); err != nil {
 						fmt.Fprintf(o.Log, "mode %s: census of %d: %v\n", m.Name, pid, err)
 					}
+				}
+				if guests != nil {
+					guests.Ranges(func(b []byte, runtime bool) { c.AddMemory(b, measure.AreaOf(runtime)) })
 				}
 				id := c.Ideals()
 				mr.Census, mr.Ideals = &c.Counts, &id

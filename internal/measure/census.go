@@ -43,6 +43,14 @@ func InstanceArea(addr uint64) Area {
 	return Outside
 }
 
+// AreaOf is Runtime for run-time memory, else Image.
+func AreaOf(runtime bool) Area {
+	if runtime {
+		return Runtime
+	}
+	return Image
+}
+
 // LayoutArea classifies a loader mapping by its part.
 func LayoutArea(m loader.Mapping) Area {
 	switch m.Part {
@@ -342,7 +350,7 @@ type Snapshot struct {
 // Take measures f against base; with loaded (from LoadedContents), it
 // also takes the census of f's instance processes, or of guests when the
 // monitor holds them in its own memory.
-func Take(f Fleet, base Baseline, loaded *Census, guests func(add func(b []byte, a Area))) (Snapshot, error) {
+func Take(f Fleet, base Baseline, loaded *Census, guests monitor.HeldGuests) (Snapshot, error) {
 	h, missing, err := TakeHost(f, base)
 	if err != nil {
 		return Snapshot{}, err
@@ -361,7 +369,7 @@ func Take(f Fleet, base Baseline, loaded *Census, guests func(add func(b []byte,
 		}
 	}
 	if guests != nil {
-		guests(c.AddMemory)
+		guests.Ranges(func(b []byte, runtime bool) { c.AddMemory(b, AreaOf(runtime)) })
 	}
 	id := c.Ideals()
 	s.Census, s.Ideals = &c.Counts, &id

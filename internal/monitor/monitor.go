@@ -77,6 +77,22 @@ type Options struct {
 	// Finished, if set, hears of each instance's result as soon as it is
 	// final, before Run returns; like Started, it must return quickly.
 	Finished func(i int, r Result)
+	// Guests, if set, is called by a monitor that holds its guests in its
+	// own memory (kvm) once they are all held, before Resident: a
+	// measurement reads the guests' memory through it.
+	Guests func(HeldGuests)
+}
+
+// HeldGuests is what a monitor that keeps its guests in its own process
+// tells a measurement about them while they are held.
+type HeldGuests interface {
+	// GuestBytes is the guests' own resident memory: every guest's
+	// private pages, and each page of the blobs they map once.
+	GuestBytes() uint64
+	// Ranges calls f with each range of each guest's memory, saying
+	// whether it is run-time memory (boot info, stack, heap) rather than
+	// an image's.
+	Ranges(f func(b []byte, runtime bool))
 }
 
 // StoppedByRequest is the error of an instance stopped through

@@ -214,22 +214,22 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 // live.
 func settle() { measure.Settle() }
 
-// census adds the VM's guest memory to c: its private ranges (image parts
-// and run-time parts apart) and the blobs it maps.
+// census adds the VM's guest memory to c.
 func (m *machine) census(c *measure.Census) {
+	m.ranges(func(b []byte, runtime bool) { c.AddMemory(b, measure.AreaOf(runtime)) })
+}
+
+// ranges calls f with the VM's private ranges (image parts and run-time
+// parts apart) and the blobs it maps.
+func (m *machine) ranges(f func(b []byte, runtime bool)) {
 	for _, p := range m.placed {
-		if p.blob {
-			continue
+		if !p.blob {
+			f(m.priv.mem[p.gpa:p.gpa+p.size], p.runtime)
 		}
-		a := measure.Image
-		if p.runtime {
-			a = measure.Runtime
-		}
-		c.AddMemory(m.priv.mem[p.gpa:p.gpa+p.size], a)
 	}
 	if set := m.set; set != nil {
 		for _, p := range set.parts {
-			c.AddMemory(set.mem[p.off:p.off+p.size], measure.Image)
+			f(set.mem[p.off:p.off+p.size], false)
 		}
 	}
 }
@@ -319,3 +319,36 @@ func filePresent(b []byte, path string, off uint64, pages map[string]bool) {
 
 // readMeminfo reads /proc/meminfo in bytes.
 func readMeminfo() (map[string]int64, error) { return measure.Meminfo() }
+
+// heldVMs are the held VMs as monitor.HeldGuests.
+type heldVMs []*instance
+
+// GuestBytes is what Measure calls GuestPrivate + Shared.
+func (h heldVMs) GuestBytes() uint64 {
+	filePages := map[string]bool{}
+	seenSet := map[*blobSet]bool{}
+	var guest uint64
+	for _, in := range h {
+		if in.m == nil {
+			continue
+		}
+		g, _ := in.m.residentPrivate(filePages)
+		guest += g
+		if set := in.m.set; set != nil && !seenSet[set] {
+			seenSet[set] = true
+			for _, p := range set.parts {
+				filePresent(set.mem[p.off:p.off+p.size], p.path, 0, filePages)
+			}
+		}
+	}
+	return guest + uint64(len(filePages))*pageSize
+}
+
+// Ranges walks every VM's private ranges and the blobs it maps.
+func (h heldVMs) Ranges(f func(b []byte, runtime bool)) {
+	for _, in := range h {
+		if in.m != nil {
+			in.m.ranges(f)
+		}
+	}
+}

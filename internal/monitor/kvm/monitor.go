@@ -154,6 +154,9 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 	if held != nil {
 		held(insts)
 	}
+	if opt.Guests != nil && opt.Hold > 0 {
+		opt.Guests(heldVMs(insts))
+	}
 	hold(ctx, opt)
 	closeAll(insts)
 	results := make([]monitor.Result, len(insts))
