@@ -57,8 +57,9 @@ func Run(ctx context.Context, o Options, out, log io.Writer) error {
 			float64(res.Modes[1].FinalBytes)/float64(res.Modes[0].FinalBytes), float64(res.IdealLoadBytes)/(1<<20), float64(res.IdealBytes)/(1<<20),
 			float64(res.ZeroBytes)/(1<<20))
 	}
-	fmt.Fprintln(out, "\nNo ksmd runs here, so no shootdown is ksmd's. The instances' own come from building their address")
-	fmt.Fprintln(out, "spaces (munmap, mprotect at load) and the monitor's from the Go runtime returning memory:")
+	fmt.Fprintln(out, "\nNo ksmd runs here, so no shootdown is ksmd's: load-time sharing needs no scanning. The instances' come from")
+	fmt.Fprintln(out, "the system calls that build their address spaces (munmap, mprotect), the monitor's from its own memory")
+	fmt.Fprintln(out, "management (the Go runtime), and \"other\" is every other process on this host:")
 	res.TLBTable(out)
 	if o.KVM != "off" {
 		if err := kvm.Usable(); err != nil {
