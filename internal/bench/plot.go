@@ -135,6 +135,8 @@ func (r *Results) PlotLayoutPages(path string) error {
 	p.Y.Max = top * 1.35 // room for the legend above the bars
 	p.Y.Tick.Marker = integerTicks{}
 	p.NominalX(names...)
+	// Half a bar's room at either end, so no bar sits on the frame.
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
 	return p.Save(vg.Length(2.5+1.2*float64(len(names)))*vg.Inch, 5*vg.Inch, path)
 }
 
