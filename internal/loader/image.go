@@ -20,11 +20,10 @@ type plainImage struct {
 	tls      *elf.Prog
 }
 
-// load is one PT_LOAD segment.
+// load is one PT_LOAD segment (its bytes are in segments).
 type load struct {
 	vaddr, off, filesz, memsz uint64
 	prot                      int
-	data                      []byte
 }
 
 func readPlainImage(path string) (*plainImage, error) {
@@ -73,7 +72,7 @@ func readPlainImage(path string) (*plainImage, error) {
 			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, err)
 		}
 		segs = append(segs, seg{lo: lo, hi: hi, vaddr: p.Vaddr, prot: prot, data: data})
-		img.loads = append(img.loads, load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: prot, data: data})
+		img.loads = append(img.loads, load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: prot})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].vaddr < segs[j].vaddr })
 	// Segments that share a page become one mapping with the union of
@@ -163,7 +162,7 @@ func (img *plainImage) stockMappings(lay *Layout) error {
 			// copies. The file bytes before the segment in its first page
 			// are mapped too, as Linux maps them.
 			m.Data = make([]byte, fileEnd-lo)
-			copy(m.Data[l.vaddr-lo:], l.data)
+			copy(m.Data[l.vaddr-lo:], img.bytesAt(l.vaddr, l.filesz))
 			if l.memsz > l.filesz && fileEnd < fileHi {
 				// padzero: the tail of the last file page is cleared,
 				// word by word from the word holding the first bss byte.
@@ -179,6 +178,20 @@ func (img *plainImage) stockMappings(lay *Layout) error {
 		}
 		if memHi > fileHi {
 			lay.Mappings = append(lay.Mappings, Mapping{Addr: fileHi, Size: memHi - fileHi, Prot: l.prot, Part: PartImage})
+		}
+	}
+	return nil
+}
+
+// bytesAt is the n loaded bytes at vaddr, from the merged segments.
+func (img *plainImage) bytesAt(vaddr, n uint64) []byte {
+	for _, s := range img.segments {
+		if s.Addr <= vaddr && vaddr < s.Addr+s.Size {
+			off := vaddr - s.Addr
+			if off >= uint64(len(s.Data)) {
+				return nil
+			}
+			return s.Data[off:min(uint64(len(s.Data)), off+n)]
 		}
 	}
 	return nil

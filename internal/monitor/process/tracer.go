@@ -81,6 +81,7 @@ func (t *tracer) run() {
 func (t *tracer) start(in *instance) {
 	in.started = time.Now()
 	lay, err := in.plan()
+	in.plan = nil // the unikernel's prepared files go once its instances are planned
 	if err != nil {
 		in.fail("load: %v", err)
 		in.setState(stReaped)
@@ -122,6 +123,12 @@ func (t *tracer) start(in *instance) {
 		return
 	}
 	regs, err := build(pid, lay, fdOf, buildOptions{ksm: t.ksm, name: "uk:" + in.uk})
+	// The instance holds its bytes now; the layout stays only to name
+	// addresses in fault reports. A monitor that kept every instance's
+	// copies would pay for each instance twice.
+	for i := range lay.Mappings {
+		lay.Mappings[i].Data, lay.Mappings[i].Patches = nil, nil
+	}
 	if err == nil {
 		in.entered = time.Now()
 		in.loadTime = in.entered.Sub(in.started)
