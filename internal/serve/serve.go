@@ -27,7 +27,7 @@ import (
 
 	"github.com/unipool/unipool/internal/api"
 	"github.com/unipool/unipool/internal/launch"
-	"github.com/unipool/unipool/internal/memstat"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -437,15 +437,15 @@ func (d *Daemon) Metrics() api.Metrics {
 	loads = slices.Clone(d.loads)
 	d.mu.Unlock()
 
-	if r, err := memstat.ReadRollup(os.Getpid()); err == nil {
+	if r, err := measure.ReadRollup(os.Getpid()); err == nil {
 		m.Memory.DaemonPSS = r.PSS
 	}
-	total, missing := memstat.SumPSS(pids)
+	total, missing := measure.SumPSS(pids)
 	m.Memory.InstancesPSS, m.Memory.InstancesRead = total, len(pids)-missing
 	if m.Memory.InstancesRead > 0 {
 		m.Memory.PerInstancePSS = total / uint64(m.Memory.InstancesRead)
 	}
-	if avail, err := memstat.MemAvailable(); err == nil {
+	if avail, err := measure.MemAvailable(); err == nil {
 		m.Memory.MemAvailable = avail
 	}
 	if len(loads) > 0 {
@@ -478,4 +478,3 @@ func (d *Daemon) Shutdown(grace time.Duration) {
 	}
 	d.kill()
 }
-
