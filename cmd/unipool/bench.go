@@ -142,6 +142,7 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().StringVar(&o.Out, "out", "bench-out", "output folder")
 	c.Flags().StringVar(&o.Work, "work", "", "folder for the corpus, images and pool (default OUT/work)")
 	c.Flags().IntVar(&o.Jobs, "jobs", 2, "parallel builds and links")
+	c.Flags().BoolVar(&o.Reuse, "reuse", false, "take the fleet an earlier run built in --work as it is (for the emulated KVM host, where building is slow)")
 }
 
 func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {

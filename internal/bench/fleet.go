@@ -131,6 +131,36 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	return f, nil
 }
 
+// LoadFleet takes the fleet BuildFleet left in work as it is (no build, no
+// link, no pool add): for a host where building is slow (the emulated KVM
+// host), with the fleet built elsewhere. Every image and the pool must be
+// there.
+func LoadFleet(work string, layouts []string) (*Fleet, error) {
+	c, err := corpus.Load(filepath.Join(work, "corpus"))
+	if err != nil {
+		return nil, fmt.Errorf("bench: the fleet in %s: %w", work, err)
+	}
+	f := &Fleet{Corpus: c, Images: map[string][]string{}, PoolDir: filepath.Join(work, "pool")}
+	if _, err := pool.Open(f.PoolDir); err != nil {
+		return nil, fmt.Errorf("bench: the fleet in %s: %w", work, err)
+	}
+	for _, l := range append([]string{link.LayoutAligned}, layouts...) {
+		var paths []string
+		for _, u := range c.Unikernels {
+			p := filepath.Join(work, "images", l, u.Name+".img")
+			if _, err := os.Stat(p); err != nil {
+				return nil, fmt.Errorf("bench: the fleet in %s has no %s image of %s: %w", work, l, u.Name, err)
+			}
+			paths = append(paths, p)
+		}
+		f.Images[l] = paths
+	}
+	for _, u := range c.Unikernels {
+		f.Names = append(f.Names, u.Name)
+	}
+	return f, nil
+}
+
 func newBar(w io.Writer, max int, what string) *progressbar.ProgressBar {
 	return progressbar.NewOptions(max,
 		progressbar.OptionSetWriter(w),

@@ -81,6 +81,8 @@ type MemoryOptions struct {
 	// Churn, if its Rate is set, runs every mode under churn instead of
 	// holding the whole fleet at once (`--arrivals`, `--lifetime`).
 	Churn Churn
+	// Reuse takes the fleet already built in Work (LoadFleet).
+	Reuse bool
 	// Fleet, if set, is used as built (its layouts must cover the modes'),
 	// instead of building one.
 	Fleet *Fleet
@@ -122,6 +124,16 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("2"), 0)
 	}
 	fleet := o.Fleet
+	if fleet == nil && o.Reuse {
+		var lay []string
+		for l := range layouts {
+			lay = append(lay, l)
+		}
+		var err error
+		if fleet, err = LoadFleet(o.Work, lay); err != nil {
+			return nil, err
+		}
+	}
 	if fleet == nil {
 		lay := []string{link.LayoutPacked, link.LayoutDCE} // the page analysis compares all three
 		for l := range layouts {
