@@ -32,6 +32,7 @@ type corpusFlags struct {
 	cache  string
 	guest  string
 	inputs string
+	extras string
 }
 
 func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
@@ -42,10 +43,12 @@ func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
 	cmd.Flags().StringVar(&f.guest, "guest", "", "guest source tree to build from (default: the one built into unipool)")
 	cmd.Flags().StringVar(&f.inputs, "inputs", corpus.InputsRepeated, "repeated: each unikernel one of its app's app.json cases; "+
 		"distinct: its own request, the expected line from a Go reference (apps without one keep their cases)")
+	cmd.Flags().StringVar(&f.extras, "extras", corpus.ExtrasDrawn, "drawn: optional libraries drawn by popularity whether the app calls them or not; "+
+		"none: only the core libraries, the app's dependencies and one allocator")
 }
 
 func (f *corpusFlags) options(stderr io.Writer) corpus.Options {
-	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache, Inputs: f.inputs}
+	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache, Inputs: f.inputs, Extras: f.extras}
 	if f.guest != "" {
 		o.Guest = os.DirFS(f.guest)
 	}

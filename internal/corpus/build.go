@@ -24,6 +24,8 @@ type Options struct {
 	Out   string // the corpus folder
 	// Inputs is InputsRepeated (the default) or InputsDistinct.
 	Inputs string
+	// Extras is ExtrasDrawn (the default) or ExtrasNone.
+	Extras string
 	Jobs   int // parallel builds; 0 means runtime.NumCPU()
 	// CacheDir keeps built objects; "" means DefaultCacheDir().
 	CacheDir string
@@ -76,7 +78,7 @@ func Build(ctx context.Context, o Options) (*Corpus, error) {
 	if err != nil {
 		return nil, err
 	}
-	plans, err := plan(tree, o.Count, o.Seed, o.Inputs)
+	plans, err := plan(tree, o.Count, o.Seed, o.Inputs, o.Extras)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,22 @@ const variantDecay = 0.4
 const defaultAllocatorWeight = 0.5
 
 // plan picks count unikernels from the tree, deterministically from seed.
-func plan(t *Tree, count int, seed uint64, inputs string) ([]planned, error) {
+// Extras kinds (corpus build --extras).
+const (
+	// ExtrasDrawn adds optional libraries drawn by their popularity,
+	// whether the app calls them or not, as images built from a shared
+	// configuration carry libraries their app does not use.
+	ExtrasDrawn = "drawn"
+	// ExtrasNone links only what the app uses: the core libraries, its
+	// dependencies and one allocator.
+	ExtrasNone = "none"
+)
+
+func plan(t *Tree, count int, seed uint64, inputs string, extras ...string) ([]planned, error) {
+	noExtras := len(extras) > 0 && extras[0] == ExtrasNone
+	if len(extras) > 0 && extras[0] != "" && extras[0] != ExtrasDrawn && !noExtras {
+		return nil, fmt.Errorf("corpus: extras %q: want %s or %s", extras[0], ExtrasDrawn, ExtrasNone)
+	}
 	switch inputs {
 	case "", InputsRepeated, InputsDistinct:
 	default:
@@ -78,7 +93,7 @@ func plan(t *Tree, count int, seed uint64, inputs string) ([]planned, error) {
 		}
 		app := t.Apps[order[k]]
 		r := rand.New(rand.NewPCG(seed, streamUnikernel<<32|uint64(i)))
-		p, err := planOne(t, app, r)
+		p, err := planOne(t, app, r, noExtras)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +116,7 @@ func plan(t *Tree, count int, seed uint64, inputs string) ([]planned, error) {
 	return out, nil
 }
 
-func planOne(t *Tree, app *App, r *rand.Rand) (planned, error) {
+func planOne(t *Tree, app *App, r *rand.Rand, noExtras bool) (planned, error) {
 	p := planned{App: app}
 	chosen := map[string]bool{}
 	add := func(name string) {
@@ -127,7 +142,7 @@ func planOne(t *Tree, app *App, r *rand.Rand) (planned, error) {
 			r.Float64()
 			continue
 		}
-		if r.Float64() < l.Popularity && !bringsOtherAllocator(t, chosen, n) {
+		if r.Float64() < l.Popularity && !noExtras && !bringsOtherAllocator(t, chosen, n) {
 			add(n)
 		}
 	}

@@ -228,3 +228,44 @@ func TestDistinctInputsGiveEachUnikernelItsOwnRequestAndKeepItsLibraries(t *test
 		t.Error("inputs \"some\" accepted")
 	}
 }
+
+func TestNoExtrasLinksOnlyWhatTheAppUses(t *testing.T) {
+	tr := realTree(t)
+	drawn, err := plan(tr, 42, 1, "", ExtrasDrawn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := plan(tr, 42, 1, "", ExtrasNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fewer := 0
+	for i, p := range none {
+		need := map[string]bool{}
+		for _, d := range p.App.Deps {
+			for n := range closure(tr, d) {
+				need[n] = true
+			}
+		}
+		for _, l := range p.Libs {
+			if !l.Lib.Core && l.Lib.Provides != ProvidesAllocator && !need[l.Lib.Name] {
+				// an allocator's or a core library's own deps are needed too
+				needed := false
+				for _, o := range p.Libs {
+					if (o.Lib.Core || o.Lib.Provides == ProvidesAllocator) && closure(tr, o.Lib.Name)[l.Lib.Name] {
+						needed = true
+					}
+				}
+				if !needed {
+					t.Errorf("%s: %s linked, which the app does not use", p.Name, l.Lib.Name)
+				}
+			}
+		}
+		if len(p.Libs) < len(drawn[i].Libs) {
+			fewer++
+		}
+	}
+	if fewer == 0 {
+		t.Error("no unikernel lost a library without extras")
+	}
+}
