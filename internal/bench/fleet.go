@@ -135,10 +135,27 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 // link, no pool add): for a host where building is slow (the emulated KVM
 // host), with the fleet built elsewhere. Every image and the pool must be
 // there.
-func LoadFleet(work string, layouts []string) (*Fleet, error) {
+//
+// With inputs other than the built corpus's, each unikernel gets the
+// request and expected line of the other kind (corpus.PlanCases): the
+// images are the same, the request is the instance's command line.
+func LoadFleet(work string, layouts []string, inputs string) (*Fleet, error) {
 	c, err := corpus.Load(filepath.Join(work, "corpus"))
 	if err != nil {
 		return nil, fmt.Errorf("bench: the fleet in %s: %w", work, err)
+	}
+	if inputs != "" && inputs != c.Inputs {
+		cases, err := corpus.PlanCases(len(c.Unikernels), c.Seed, inputs)
+		if err != nil {
+			return nil, err
+		}
+		for i := range c.Unikernels {
+			if cases[i].Name != c.Unikernels[i].Name {
+				return nil, fmt.Errorf("bench: the fleet in %s: unikernel %d is %s, the plan says %s", work, i, c.Unikernels[i].Name, cases[i].Name)
+			}
+			c.Unikernels[i].Input, c.Unikernels[i].Expect = cases[i].Input, cases[i].Expect
+		}
+		c.Inputs = inputs
 	}
 	f := &Fleet{Corpus: c, Images: map[string][]string{}, PoolDir: filepath.Join(work, "pool")}
 	if _, err := pool.Open(f.PoolDir); err != nil {

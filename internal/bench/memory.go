@@ -130,7 +130,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			lay = append(lay, l)
 		}
 		var err error
-		if fleet, err = LoadFleet(o.Work, lay); err != nil {
+		if fleet, err = LoadFleet(o.Work, lay, o.Inputs); err != nil {
 			return nil, err
 		}
 	}
@@ -261,7 +261,15 @@ func (r *Results) setIdeals() {
 // the images of m's layout.
 func fleetUnikernels(fleet *Fleet, m Mode) ([]monitor.Unikernel, error) {
 	if m.Layout == "" {
-		return launch.Resolve(fleet.PoolDir, fleet.Names, "")
+		uks, err := launch.Resolve(fleet.PoolDir, fleet.Names, "")
+		if err != nil {
+			return nil, err
+		}
+		// The corpus's request, which a reused fleet may have changed.
+		for i := range uks {
+			uks[i].Cmdline = fleet.Corpus.Unikernels[i].Input
+		}
+		return uks, nil
 	}
 	var uks []monitor.Unikernel
 	for i, u := range fleet.Corpus.Unikernels {

@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"fmt"
+	"github.com/unipool/unipool/guest"
 	"math/rand/v2"
 	"path"
 	"sort"
@@ -281,4 +282,25 @@ func linkOrder(t *Tree, chosen map[string]bool) []string {
 	}
 	sort.Strings(rest)
 	return append(append(head, alloc...), rest...)
+}
+
+// PlanCases returns, without building anything, the name, input and
+// expected line of each of count unikernels planned from seed with the
+// given inputs kind: a built corpus's unikernels are the same (names,
+// libraries, code) whatever the inputs, so a fleet built with one kind
+// can be run with the other.
+func PlanCases(count int, seed uint64, inputs string) ([]Unikernel, error) {
+	tree, err := LoadTree(guest.FS())
+	if err != nil {
+		return nil, err
+	}
+	ps, err := plan(tree, count, seed, inputs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Unikernel, len(ps))
+	for i, p := range ps {
+		out[i] = Unikernel{Name: p.Name, App: p.App.Name, Input: p.Case.Input, Expect: p.Case.Expect}
+	}
+	return out, nil
 }

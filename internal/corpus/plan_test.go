@@ -269,3 +269,26 @@ func TestNoExtrasLinksOnlyWhatTheAppUses(t *testing.T) {
 		t.Error("no unikernel lost a library without extras")
 	}
 }
+
+func TestPlanCasesNamesTheSameUnikernelsForEitherInputs(t *testing.T) {
+	rep, err := PlanCases(30, 1, InputsRepeated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dis, err := PlanCases(30, 1, InputsDistinct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for i := range rep {
+		if rep[i].Name != dis[i].Name || rep[i].App != dis[i].App {
+			t.Fatalf("unikernel %d: %s/%s against %s/%s", i, rep[i].Name, rep[i].App, dis[i].Name, dis[i].App)
+		}
+		if rep[i].Input != dis[i].Input {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Fatal("distinct inputs changed no request")
+	}
+}
