@@ -178,6 +178,18 @@ func LoadFleet(work string, layouts []string, inputs string) (*Fleet, error) {
 	return f, nil
 }
 
+// truncate keeps the first n unikernels (all when n is 0 or more than
+// there are): a corpus of n is the first n of a larger one.
+func (f *Fleet) truncate(n int) {
+	if n <= 0 || n >= len(f.Names) {
+		return
+	}
+	f.Corpus.Unikernels, f.Names = f.Corpus.Unikernels[:n], f.Names[:n]
+	for l, paths := range f.Images {
+		f.Images[l] = paths[:n]
+	}
+}
+
 func newBar(w io.Writer, max int, what string) *progressbar.ProgressBar {
 	return progressbar.NewOptions(max,
 		progressbar.OptionSetWriter(w),

@@ -133,6 +133,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		if fleet, err = LoadFleet(o.Work, lay, o.Inputs); err != nil {
 			return nil, err
 		}
+		fleet.truncate(o.Count)
 	}
 	if fleet == nil {
 		lay := []string{link.LayoutPacked, link.LayoutDCE} // the page analysis compares all three
