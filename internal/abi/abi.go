@@ -41,6 +41,13 @@ const (
 	PageSize = 0x1000
 	// DefaultStackSize is the guest stack the monitors give.
 	DefaultStackSize = 256 << 10
+	// DefaultMemSize is the guest heap + stack when nobody names one: the
+	// description an aligned link writes and the loader of a plain
+	// (packed, dce) image use the same, so a unikernel gets the same
+	// memory whichever layout it was linked with and measurements compare
+	// layouts, not heap sizes (a guest allocator's run-time pages grow
+	// with its heap: the buddy allocator's block table is heap/33 bytes).
+	DefaultMemSize = 8 << 20
 )
 
 // BootInfoMagic is "UNIPOOL1" read as a little-endian uint64.

@@ -37,7 +37,7 @@ const (
 
 // DefaultMemSize is the guest heap + stack when neither the description
 // nor the caller names one.
-const DefaultMemSize = 8 << 20
+const DefaultMemSize = abi.DefaultMemSize
 
 // Mapping is one page-aligned range of guest memory.
 type Mapping struct {
