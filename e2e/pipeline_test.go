@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 type corpusFile struct {
@@ -43,17 +46,16 @@ func build(t *testing.T) string {
 
 func cli(t *testing.T, bin string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("unipool %s: %v\n%s\n%s", strings.Join(args, " "), err, out, stderr)
+	// corpus build compiles a whole corpus: its own, longer limit.
+	limit := testcli.Limit
+	if len(args) > 0 && args[0] == "corpus" {
+		limit = 20 * time.Minute
 	}
-	return string(out)
+	out, stderr, code := testcli.Run(t, limit, env, bin, args...)
+	if code != 0 {
+		t.Fatalf("unipool %s: exit status %d\n%s\n%s", strings.Join(args, " "), code, out, stderr)
+	}
+	return out
 }
 
 // TestCorpusSamplePrintsExpectedLinesInEveryMode is the pipeline's claim:

@@ -39,7 +39,7 @@ func TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor(t *test
 	for _, u := range corpus.Unikernels {
 		outputs := map[string]string{}
 		for _, run := range [][]string{{"--monitor", "process"}, {"--monitor", "kvm", "-n", "2"}, {"--monitor", "kvm", "--load", "naive"}} {
-			args := append([]string{"run", "--json", "--pool", pool, "--cmdline", u.Input}, run...)
+			args := append([]string{"run", "--json", "--timeout", "60s", "--pool", pool, "--cmdline", u.Input}, run...)
 			stdout, stderr, code := cli(t, bin, append(args, u.Name)...)
 			if code != 0 {
 				t.Errorf("%s %v: status %d, stderr %q", u.Name, run, code, stderr)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +21,32 @@ import (
 func init() {
 	monitor.Register("kvm", func() (monitor.Monitor, error) {
 		if err := Usable(); err != nil {
-			return nil, fmt.Errorf("%w; use --monitor process, or run inside the emulated KVM host: scripts/kvmhost -- unipool run --monitor kvm ...", err)
+			return nil, fmt.Errorf("%w; use --monitor process, or run the same command inside the emulated KVM host, from unipool's source tree: %s", err, kvmhostCommand(os.Args))
 		}
 		return Monitor{}, nil
 	})
+}
+
+// kvmhostCommand is the command line args (this process's) run inside
+// scripts/kvmhost, which puts a fresh unipool on PATH, keeps the working
+// directory and passes $UNIPOOL_POOL on.
+func kvmhostCommand(args []string) string {
+	if len(args) < 2 || filepath.Base(args[0]) != "unipool" {
+		return "scripts/kvmhost -- unipool run --monitor kvm ..."
+	}
+	cmd := "scripts/kvmhost -- unipool"
+	for _, a := range args[1:] {
+		cmd += " " + shellQuote(a)
+	}
+	return cmd
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Monitor runs every instance of a call as a microVM in this process.
