@@ -1,7 +1,8 @@
 #!/bin/bash
 # The test command (make test, .ci/run): installs what is missing, vets, runs
 # every Go test (unit and end-to-end), then the KVM tests inside the emulated
-# KVM host when this machine has no usable /dev/kvm.
+# KVM host when this machine has no usable /dev/kvm. `scripts/test.sh kvm`
+# runs only the KVM tests.
 #
 # Every run writes its logs to a directory of its own (printed first and
 # last; UNIPOOL_TEST_LOGS=DIR picks it). Nothing is retried: a KVM test run
@@ -48,13 +49,17 @@ kvm_tmp=""
 trap 'nobeat; [ -z "$kvm_tmp" ] || rm -rf "$kvm_tmp"' EXIT
 
 ./scripts/deps.sh 2>&1 | tee "$LOGS/deps.log"
-say "go vet ./..."
-go vet ./... 2>&1 | tee "$LOGS/vet.log"
-say "go test ./... (every package; each line is a package that finished; log: $LOGS/go-test.log)"
-beat "go test ./..." /dev/null
-go test -count=1 -timeout 40m ./... 2>&1 | tee "$LOGS/go-test.log"
-nobeat
-say "go test ./... passed"
+if [ "${1:-}" = kvm ]; then
+	say "scripts/test.sh kvm: only the KVM tests"
+else
+	say "go vet ./..."
+	go vet ./... 2>&1 | tee "$LOGS/vet.log"
+	say "go test ./... (every package; each line is a package that finished; log: $LOGS/go-test.log)"
+	beat "go test ./..." /dev/null
+	go test -count=1 -timeout 40m ./... 2>&1 | tee "$LOGS/go-test.log"
+	nobeat
+	say "go test ./... passed"
+fi
 
 # --- KVM tests --------------------------------------------------------------
 # go test ./... above ran the KVM tests if this machine's KVM runs guests;
