@@ -101,8 +101,11 @@ show() { grep --line-buffered -E '^(--- |ok|PASS|FAIL|panic|kvmhost:|@@ )' | sed
 
 if UNIPOOL_REQUIRE_KVM=1 "$kvm_tmp/internal-monitor-kvm.test" -test.run '^TestThisHostRunsKVMGuests$' >/dev/null 2>&1; then
 	say "this machine's KVM runs guests: the corpus sample under both monitors"
-	(cd internal/monitor/kvm && "$kvm_tmp/internal-monitor-kvm.test" -test.run 'TestCorpusSample' -test.v \
-		-test.timeout "$KVM_TEST_TIMEOUT") 2>&1 | tee "$LOGS/kvm-tests.log" | show
+	if ! (cd internal/monitor/kvm && "$kvm_tmp/internal-monitor-kvm.test" -test.run 'TestCorpusSample' -test.v \
+		-test.timeout "$KVM_TEST_TIMEOUT") 2>&1 | tee "$LOGS/kvm-tests.log" | show; then
+		say "KVM tests FAILED; log: $LOGS/kvm-tests.log"
+		exit 1
+	fi
 	say "KVM tests passed"
 	say "done; logs in $LOGS"
 	exit 0
