@@ -52,8 +52,10 @@ trap 'nobeat; [ -z "$kvm_tmp" ] || rm -rf "$kvm_tmp"' EXIT
 if [ "${1:-}" = kvm ]; then
 	say "scripts/test.sh kvm: only the KVM tests"
 else
-	say "go vet ./..."
+	say "go vet ./... (a fresh machine first downloads the modules and builds everything)"
+	beat "go vet ./..." /dev/null
 	go vet ./... 2>&1 | tee "$LOGS/vet.log"
+	nobeat
 	say "go test ./... (every package; each line is a package that finished; log: $LOGS/go-test.log)"
 	beat "go test ./..." /dev/null
 	go test -count=1 -timeout 40m ./... 2>&1 | tee "$LOGS/go-test.log"
