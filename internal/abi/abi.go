@@ -15,6 +15,13 @@ const (
 	// PortExit ends the guest: the value written (outl, or outb) is the exit code.
 	// QEMU's isa-debug-exit uses the same port.
 	PortExit = 0x501
+	// PortReady is the ready point (guest/plat ukplat_ready): boot is
+	// done and the guest has read nothing of its own instance yet (command
+	// line, seed, clock). A cold boot ignores the write; `unipool
+	// snapshot` stops the guest there and keeps its memory, and an
+	// instance started from that snapshot resumes right after the write,
+	// with its own boot info.
+	PortReady = 0x502
 )
 
 // Guest virtual address layout. Monitors and the linker agree on these.

@@ -42,6 +42,9 @@ type Options struct {
 	KSM     bool          // madvise(MADV_MERGEABLE) private/naive memory
 	ASLR    bool          // random region base per library per instance
 	Seed    uint64        // base of per-instance seeds (0: random)
+	// Snapshot starts every instance from its description's snapshot
+	// (`unipool snapshot`) instead of booting it.
+	Snapshot bool
 	// Resident, if set, is called once every instance has finished and is
 	// being held (Hold > 0), with the PIDs that hold their memory; the bench
 	// measures then. Returning ends the hold early.

@@ -60,6 +60,8 @@ type instance struct {
 	cancelled bool
 	stopped   bool  // stopped through Options.Started's stop
 	syscallNr int64 // the system call seccomp killed it for, -1 if none
+
+	capture *Capture // set when the instance is booted to be captured (snapshot.go)
 }
 
 func (in *instance) setState(s state) {
@@ -353,6 +355,11 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 	mask := uint64(1)<<(8*insn.size) - 1
 	switch insn.kind {
 	case opOut:
+		if port == abi.PortReady && in.capture != nil {
+			in.takeCapture(regs, insn)
+			in.finish()
+			return nil
+		}
 		if in.portOut(port, uint32(regs.Rax&mask)) {
 			in.finish()
 			return nil

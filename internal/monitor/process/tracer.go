@@ -88,6 +88,7 @@ func (t *tracer) start(in *instance) {
 		return
 	}
 	in.lay = lay
+	in.output = append(in.output, lay.Console...)
 	var fds []uintptr
 	fdOf := map[string]int{}
 	for _, m := range lay.Mappings {
