@@ -27,6 +27,9 @@ type Mode struct {
 	Load   string // monitor.LoadShared / LoadNaive
 	KSM    bool
 	ASLR   bool
+	// Snapshot starts every instance from its pooled boot snapshot
+	// (`unipool snapshot`): the pages boot wrote are shared too.
+	Snapshot bool
 }
 
 // Modes are the approaches compared, in the order they run.
@@ -41,6 +44,9 @@ var Modes = []Mode{
 	// write at run time: ksmd scans a fraction of what the other KSM modes
 	// give it.
 	{Name: "shared-ksm", Load: monitor.LoadShared, KSM: true},
+	// Load-time sharing of what boot wrote as well: instances start from
+	// their snapshots, whose pages are content-addressed across the pool.
+	{Name: "shared-snapshot", Load: monitor.LoadShared, Snapshot: true},
 }
 
 // NaiveMode loads the pooled (aligned) unikernels by copying every blob:
@@ -128,6 +134,14 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			return nil, fmt.Errorf("bench: the fleet has no %s images", l)
 		}
 	}
+	for _, m := range o.Modes {
+		if m.Snapshot {
+			if err := snapshotFleet(ctx, fleet, o.Log); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 	apps := map[string]bool{}
 	for _, u := range fleet.Corpus.Unikernels {
 		apps[u.App] = true
@@ -182,8 +196,12 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o MemoryOptions, session *ksm.Session) (*ModeResult, *PageCensus, error) {
 	var uks []monitor.Unikernel
 	if m.Layout == "" {
+		resolve := launch.Resolve
+		if m.Snapshot {
+			resolve = launch.ResolveSnapshots
+		}
 		var err error
-		if uks, err = launch.Resolve(fleet.PoolDir, fleet.Names, ""); err != nil {
+		if uks, err = resolve(fleet.PoolDir, fleet.Names, ""); err != nil {
 			return nil, nil, err
 		}
 	} else {
@@ -215,7 +233,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, fleet *Fleet, m Mode, o M
 	if m.KSM {
 		maxWait = o.KSMWait
 	}
-	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
+	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Snapshot: m.Snapshot, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
 		Resident: func(p []int) {
 			pids = p
 			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,

@@ -112,7 +112,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 		// Seeds and ASLR bases follow the process monitor's rule, so a
 		// given --seed gives the same guests under both monitors.
 		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR,
-			InstanceID: uint64(in.result.Instance), Seed: seed + uint64(k), Monitor: abi.MonitorKVM}
+			InstanceID: uint64(in.result.Instance), Seed: seed + uint64(k), Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
 		if opt.ASLR {
 			lo.Rand = rand.New(rand.NewPCG(lo.Seed, aslrStream))
 		}

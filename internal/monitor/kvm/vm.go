@@ -101,10 +101,18 @@ func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*
 		return nil, err
 	}
 	longModeSregs(&s, m.cr3)
+	regs := entryRegs(m.layout.Entry, m.layout.StackTop, m.layout.BootInfo)
+	if r := m.layout.Resume; r != nil {
+		// From a snapshot: its registers at the ready point, its
+		// console output replayed.
+		s.FS.Base, s.GS.Base = r.FSBase, r.GSBase
+		regs = resumeRegs(r)
+		m.console.write([]byte(m.layout.Console))
+	}
 	if err = m.cpu.SetSregs(s); err != nil {
 		return nil, err
 	}
-	if err = m.cpu.SetRegs(entryRegs(m.layout.Entry, m.layout.StackTop, m.layout.BootInfo)); err != nil {
+	if err = m.cpu.SetRegs(regs); err != nil {
 		return nil, err
 	}
 	return m, nil
