@@ -69,12 +69,17 @@ const StoppedByRequest = "stopped by request"
 
 // Result is one instance's report (run --json prints a list of these).
 type Result struct {
-	Unikernel string            `json:"unikernel"`
-	Instance  int               `json:"instance"`
-	ExitCode  int               `json:"exit_code"`
-	Output    string            `json:"output"`
-	LoadTime  time.Duration     `json:"load_time_ns"`
-	RunTime   time.Duration     `json:"run_time_ns"`
+	Unikernel string        `json:"unikernel"`
+	Instance  int           `json:"instance"`
+	ExitCode  int           `json:"exit_code"`
+	Output    string        `json:"output"`
+	LoadTime  time.Duration `json:"load_time_ns"`
+	RunTime   time.Duration `json:"run_time_ns"`
+	// ReadyTime is the load time plus the guest's boot up to its ready
+	// point (abi.PortReady): when it starts reading its own request. An
+	// instance from a snapshot is at its ready point when it enters. 0 if
+	// the guest never got there.
+	ReadyTime time.Duration     `json:"ready_time_ns,omitempty"`
 	Bases     map[string]uint64 `json:"bases,omitempty"` // library name -> region base
 	PID       int               `json:"pid,omitempty"`
 	Error     string            `json:"error,omitempty"` // fault, timeout, ...

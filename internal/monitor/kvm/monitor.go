@@ -198,6 +198,12 @@ func (in *instance) run(timeout time.Duration) {
 	t0 := time.Now()
 	o := in.m.run()
 	in.result.RunTime = time.Since(t0)
+	switch {
+	case in.m.layout != nil && in.m.layout.Resume != nil:
+		in.result.ReadyTime = in.result.LoadTime // resumed at its ready point
+	case !in.m.readyAt.IsZero():
+		in.result.ReadyTime = in.result.LoadTime + in.m.readyAt.Sub(t0)
+	}
 	in.result.ExitCode = o.exitCode
 	in.result.Error = o.err
 	in.result.Output = string(in.m.console.buf)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,7 @@ type machine struct {
 	cr3      uint64
 	ptBase   uint64 // GPA of the page tables (they end the private slot)
 	console  console
+	readyAt  time.Time // when the guest wrote the ready port
 
 	// mu guards the thread the vCPU runs on, so a timeout never signals a
 	// thread that has moved on.

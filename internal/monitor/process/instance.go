@@ -42,6 +42,7 @@ type instance struct {
 	entered  time.Time
 	loadTime time.Duration
 	runTime  time.Duration
+	ready    time.Duration // load time + boot to the ready point
 	output   []byte
 	exitCode int
 	exited   bool                // the guest wrote an exit code
@@ -173,6 +174,7 @@ func (in *instance) result() monitor.Result {
 		Output:    string(in.output),
 		LoadTime:  in.loadTime,
 		RunTime:   in.runTime,
+		ReadyTime: in.ready,
 		PID:       in.pid,
 		Error:     in.err,
 	}
@@ -450,6 +452,10 @@ func (in *instance) portOut(port int, val uint32) bool {
 	case abi.PortCOM1:
 		if len(in.output) < in.maxOutput {
 			in.output = append(in.output, byte(val))
+		}
+	case abi.PortReady:
+		if in.ready == 0 && !in.entered.IsZero() {
+			in.ready = in.loadTime + time.Since(in.entered)
 		}
 	case abi.PortExit:
 		// A 32-bit write is a C int: -1 stays -1 (as under kvm); byte

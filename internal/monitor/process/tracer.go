@@ -126,6 +126,9 @@ func (t *tracer) start(in *instance) {
 	if err == nil {
 		in.entered = time.Now()
 		in.loadTime = in.entered.Sub(in.started)
+		if lay.Resume != nil {
+			in.ready = in.loadTime // resumed at its ready point
+		}
 		in.setState(stRunning)
 		if t.timeout > 0 {
 			d := t.timeout
