@@ -211,7 +211,7 @@ func (h *host) buildMemory(m *machine) error {
 	for i, p := range m.placed {
 		mp := &m.layout.Mappings[i]
 		if mp.COW {
-			mapped, err := h.mapCOW(priv.mem[p.gpa:p.gpa+p.size], mp)
+			mapped, err := h.mapCOW(priv.mem[p.gpa:p.gpa+p.size], mp, m.layout.Resume != nil)
 			if err != nil {
 				return err
 			}
@@ -232,10 +232,20 @@ func (h *host) buildMemory(m *machine) error {
 // pages the guest only reads stay one page-cache copy for every VM, and
 // only the pages written (patched, or by the guest) become its own.
 // It reports whether the range is file-backed (false: copied instead).
-func (h *host) mapCOW(dst []byte, mp *loader.Mapping) (bool, error) {
-	f, size, err := h.initFile(mp.File)
+//
+// Under a snapshot (once) the files are its many page blobs: each is
+// opened for the mapping and closed right after, not kept for the call.
+func (h *host) mapCOW(dst []byte, mp *loader.Mapping, once bool) (bool, error) {
+	open := h.initFile
+	if once {
+		open = openOnce
+	}
+	f, size, err := open(mp.File)
 	if err != nil {
 		return false, err
+	}
+	if once {
+		defer f.Close()
 	}
 	if mp.Offset&pageMask != 0 || mp.Offset+uint64(len(dst)) > pageUp(size) {
 		// Not mappable page for page: copy, as a naive loader would.
@@ -270,6 +280,20 @@ func (h *host) initFile(path string) (*os.File, uint64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, 0, fmt.Errorf("init blob %s: %w", path, err)
+	}
+	return f, uint64(fi.Size()), nil
+}
+
+// openOnce opens a blob for one mapping.
+func openOnce(path string) (*os.File, uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("snapshot page: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("snapshot page %s: %w", path, err)
 	}
 	return f, uint64(fi.Size()), nil
 }

@@ -96,19 +96,6 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 				}
 			}
 		}
-		if opt.Snapshot && u.Config != nil && u.Config.Snapshot != nil {
-			for _, pg := range u.Config.Snapshot.Pages {
-				path := u.BlobPath(pg.Digest)
-				if files[path] != nil {
-					continue
-				}
-				f, err := os.Open(path)
-				if err != nil {
-					return nil, fmt.Errorf("process monitor: unikernel %q: snapshot page at %#x: %w", u.Name, pg.Addr, err)
-				}
-				files[path] = f
-			}
-		}
 		for i := 0; i < opt.N; i++ {
 			instSeed := seed + global
 			lo := loader.Options{

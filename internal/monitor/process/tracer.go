@@ -2,6 +2,7 @@ package process
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"time"
 
@@ -99,6 +100,19 @@ func (t *tracer) start(in *instance) {
 			continue
 		}
 		fd, ok := t.files[m.File]
+		if !ok && lay.Resume != nil && m.COW {
+			// Snapshot pages are many small files: a run of a thousand
+			// unikernels would hold tens of thousands open, so each
+			// instance opens its own and closes them once mapped.
+			f, err := os.Open(m.File)
+			if err != nil {
+				in.fail("load: snapshot page at %#x: %v", m.Addr, err)
+				in.setState(stReaped)
+				return
+			}
+			defer f.Close()
+			fd, ok = f.Fd(), true
+		}
 		if !ok {
 			in.fail("load: blob file %s was not opened for this run", m.File)
 			in.setState(stReaped)
