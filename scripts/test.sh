@@ -128,7 +128,7 @@ kvm_time=$(elapsed $kvm_t0)
 if [ "$kvm_status" != 0 ]; then
 	case "$kvm_status" in
 	124) why="the emulated KVM host did not finish within ${KVMHOST_TIMEOUT}s" ;;
-	125) why="the emulated KVM host failed ($(grep -a -m1 '^kvmhost: ' "$LOGS/kvm-tests.log" | sed 's/^kvmhost: //'))" ;;
+	125) why="the emulated KVM host failed ($(grep -a -m1 -E '^kvmhost: (the emulated host|no result)' "$LOGS/kvm-tests.log" | sed 's/^kvmhost: //'))" ;;
 	*) why="a KVM test failed (status $kvm_status)" ;;
 	esac
 	say "KVM tests FAILED after $kvm_time: $why"
