@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 type corpusFile struct {
@@ -43,17 +46,16 @@ func build(t *testing.T) string {
 
 func cli(t *testing.T, bin string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("unipool %s: %v\n%s\n%s", strings.Join(args, " "), err, out, stderr)
+	// corpus build compiles a whole corpus: its own, longer limit.
+	limit := testcli.Limit
+	if len(args) > 0 && args[0] == "corpus" {
+		limit = 20 * time.Minute
 	}
-	return string(out)
+	out, stderr, code := testcli.Run(t, limit, env, bin, args...)
+	if code != 0 {
+		t.Fatalf("unipool %s: exit status %d\n%s\n%s", strings.Join(args, " "), code, out, stderr)
+	}
+	return out
 }
 
 // TestCorpusSamplePrintsExpectedLinesInEveryMode is the pipeline's claim:
@@ -110,10 +112,44 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 			}
 		}
 	}
+	var cold string
 	for _, mode := range [][]string{{"--load", "shared"}, {"--load", "naive"}, {"--aslr"}} {
 		args := append(append([]string{"run", "--json", "--timeout", "60s"}, mode...), names...)
-		check(strings.Join(mode, " "), cli(t, bin, env, args...), false)
+		out := cli(t, bin, env, args...)
+		check(strings.Join(mode, " "), out, false)
+		if cold == "" {
+			cold = out
+		}
 	}
+	t.Run("FromSnapshotsPrintTheSameAsColdBoots", func(t *testing.T) {
+		cli(t, bin, env, append([]string{"snapshot"}, names...)...)
+		cli(t, bin, env, "pool", "verify")
+		out := cli(t, bin, env, append([]string{"run", "--json", "--timeout", "60s", "--snapshot", "-n", "2"}, names...)...)
+		var warm, boot []result
+		if err := json.Unmarshal([]byte(out), &warm); err != nil {
+			t.Fatalf("run --snapshot --json: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(cold), &boot); err != nil {
+			t.Fatal(err)
+		}
+		if len(warm) != 2*len(boot) {
+			t.Fatalf("%d results from snapshots for %d unikernels x 2", len(warm), len(boot))
+		}
+		for i, w := range warm {
+			b := boot[i/2]
+			if w.Unikernel != b.Unikernel || w.ExitCode != b.ExitCode || w.Output != b.Output || w.Error != "" {
+				t.Errorf("%s from its snapshot: exit %d, error %q, printed %q; cold: exit %d, printed %q",
+					w.Unikernel, w.ExitCode, w.Error, w.Output, b.ExitCode, b.Output)
+			}
+		}
+		// A snapshot fixes its layout: no --aslr, said clearly.
+		cmd := exec.Command(bin, "run", "--snapshot", "--aslr", names[0])
+		cmd.Env = append(os.Environ(), env...)
+		msg, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(msg), "fixes the layout") {
+			t.Errorf("run --snapshot --aslr: err %v, said %q; want a refusal naming the fixed layout", err, msg)
+		}
+	})
 	// Packed images take the command line from the run (they have no description).
 	var rs []result
 	for i, p := range packed {

@@ -120,6 +120,7 @@ Modes: ` + modeNames(),
 		},
 	}
 	root.AddCommand(mem, tlb, aslr, plot)
+	root.AddCommand(benchStartCommand())
 	commands = append(commands, root)
 }
 

@@ -140,7 +140,7 @@ objects, their order, names, versions and origins come from DIR/corpus.json.`,
 	f.StringVar(&corpusDir, "corpus", "", "corpus folder (with --unikernel)")
 	f.StringVar(&uk, "unikernel", "", "unikernel of the corpus to link")
 	f.StringVar(&opt.Entry, "entry", "_start", "entry symbol")
-	f.StringVar(&mem, "mem", "", "guest heap+stack the description asks for (default 16MiB)")
+	f.StringVar(&mem, "mem", "", "guest heap+stack the description asks for (default 8MiB, as for plain images)")
 	f.StringVar(&opt.Cmdline, "cmdline", "", "default guest command line")
 	f.BoolVar(&noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
 	f.BoolVar(&jsonOut, "json", false, "print the result (description, script, map changes) as JSON")

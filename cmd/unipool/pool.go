@@ -8,9 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/spf13/cobra"
+	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/snapshot"
 )
 
 func init() {
@@ -39,7 +44,7 @@ func init() {
 
 	var opt pool.AddOptions
 	var mem string
-	var addJSON bool
+	var addJSON, withSnapshot bool
 	add := &cobra.Command{
 		Use:   "add IMAGE",
 		Short: "Take an aligned image apart into the pool (creating the pool if needed)",
@@ -59,6 +64,16 @@ func init() {
 			if err != nil {
 				return err
 			}
+			if withSnapshot {
+				sres, err := snapshot.Take(cmd.Context(), d, res.Name, snapshot.Options{Timeout: time.Minute})
+				if err != nil {
+					return fmt.Errorf("added %s, but its snapshot failed: %w", res.Name, err)
+				}
+				res.NewBlobs += sres.NewPages + 2
+				res.NewBytes += sres.NewBytes
+				res.Manifest = digest.Digest(sres.Manifest)
+				res.Blobs += sres.Distinct
+			}
 			if addJSON {
 				return poolJSON(cmd.OutOrStdout(), res)
 			}
@@ -75,6 +90,7 @@ func init() {
 	add.Flags().StringVar(&opt.Cmdline, "cmdline", "", "default command line (default: the image's)")
 	add.Flags().StringVar(&mem, "mem", "", "default guest memory, e.g. 64M (default: the image's)")
 	add.Flags().BoolVar(&addJSON, "json", false, "print the result as JSON")
+	add.Flags().BoolVar(&withSnapshot, "snapshot", false, "also take its boot snapshot (`unipool snapshot`)")
 	add.Flags().BoolVar(&opt.InitBlobs, "init-blobs", true, "also store each library's tramp table and data as a blob of its own, which the monitors map copy-on-write (shared until written); --init-blobs=false stores them only in the private blob")
 
 	var lsJSON bool
@@ -241,6 +257,11 @@ func init() {
 			fmt.Fprintf(w, "private blobs\t%s\n", poolBytes(s.PrivateBytes))
 			if s.InitUses > 0 {
 				fmt.Fprintf(w, "init blobs\t%d\t(%s; %d uses)\n", s.InitBlobs, poolBytes(s.InitBytes), s.InitUses)
+			}
+			if sn := s.Snapshots; sn.Unikernels > 0 {
+				fmt.Fprintf(w, "snapshots\t%d\t(%d page uses, %d distinct pages, %s; uses per page %s)\n", sn.Unikernels, sn.PageUses, sn.PageBlobs,
+					poolBytes(int64(sn.PageBlobs)*desc.SnapshotPageSize), poolRatio(int64(sn.PageUses), int64(sn.PageBlobs)))
+				fmt.Fprintf(w, "snapshot pages by sharers\t%s\n", sharedByLine(sn.SharedBy))
 			}
 			fmt.Fprintf(w, "unreferenced\t%d blobs\t(%s; `pool gc` removes them)\n", s.UnreferencedBlobs, poolBytes(s.UnreferencedBytes))
 			return w.Flush()

@@ -70,10 +70,16 @@ full), and the load time per instance.`,
 				opt.MemSize = n
 			}
 			opt.Load = load
+			if opt.Snapshot && opt.ASLR {
+				return fmt.Errorf("--snapshot with --aslr: a snapshot fixes the layout it was taken with (its pointers hold the map's addresses), so its instances cannot be re-randomised; run either cold with --aslr or from the snapshot without it")
+			}
+			if opt.Snapshot && len(images) > 0 {
+				return fmt.Errorf("--snapshot with --image: only pooled unikernels have snapshots")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if host != "" {
-				for _, fl := range []string{"pool", "monitor", "image", "measure", "hold"} {
+				for _, fl := range []string{"pool", "monitor", "image", "measure", "hold", "snapshot"} {
 					if cmd.Flags().Changed(fl) {
 						return fmt.Errorf("--%s does not go with --host: the daemon has its own pool and monitor", fl)
 					}
@@ -94,8 +100,12 @@ full), and the load time per instance.`,
 						return err
 					}
 				}
+				resolve := launch.Resolve
+				if opt.Snapshot {
+					resolve = launch.ResolveSnapshots
+				}
 				var err error
-				if uks, err = launch.Resolve(d, names, cmdline); err != nil {
+				if uks, err = resolve(d, names, cmdline); err != nil {
 					return err
 				}
 			}
@@ -146,6 +156,7 @@ full), and the load time per instance.`,
 	f.StringVar(&load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
 	f.BoolVar(&opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
 	f.BoolVar(&opt.ASLR, "aslr", false, "a random base for every library region of every instance")
+	f.BoolVar(&opt.Snapshot, "snapshot", false, "start every instance from its pooled snapshot (`unipool snapshot`) instead of booting it; not with --aslr")
 	f.Uint64Var(&opt.Seed, "seed", 0, "base of the per-instance seeds, and of --aslr bases (0: random)")
 	f.StringVar(&cmdline, "cmdline", "", "the guests' command line (default: the description's)")
 	f.StringArrayVar(&images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // End-to-end tests of `unipool run`: the real CLI, images and objects
@@ -26,21 +25,11 @@ func runTestBinary(t *testing.T) string {
 	return bin
 }
 
-// runCLI runs the unipool binary and returns stdout, stderr and its exit status.
+// runCLI runs the unipool binary and returns stdout, stderr and its exit
+// status; a run that hangs fails the test within testcli.Limit, naming it.
 func runCLI(t *testing.T, bin string, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return stdout.String(), stderr.String(), ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return stdout.String(), stderr.String(), 0
+	return testcli.Run(t, testcli.Limit, nil, bin, args...)
 }
 
 func runNeedTools(t *testing.T, tools ...string) {

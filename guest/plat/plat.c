@@ -24,6 +24,9 @@ extern unsigned char ukplat_tcb0[UKPLAT_TCB_SIZE];
 static const struct uk_bootinfo *bootinfo;
 static uintptr_t heap_start;
 static size_t heap_len;
+/* The thread control block FS points at (the static one, or the one
+ * setup_tls moved to the heap). */
+static unsigned char *tcb;
 
 void ukplat_console_putc(char c)
 {
@@ -43,6 +46,28 @@ void ukplat_exit(int code)
 	 * guest must still not run on. */
 	for (;;)
 		ukplat_hlt();
+}
+
+/* The canary _start derives from the seed: splitmix64 with the low byte
+ * zeroed. start.S computes the same before any C runs. */
+NOSSP static uint64_t canary_of(uint64_t seed)
+{
+	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return z & ~(uint64_t)0xff;
+}
+
+NOSSP void ukplat_ready(void)
+{
+	ukplat_outl(UK_PORT_READY, 0);
+	/* A restored instance reads its own boot info from here on: the
+	 * canary of the snapshot is replaced by one from this instance's
+	 * seed, so no two instances share it. */
+	uint64_t seed = bootinfo ? bootinfo->seed : 0;
+	if (tcb)
+		*(volatile uint64_t *)(tcb + UKPLAT_TCB_CANARY) = canary_of(seed);
 }
 
 void ukplat_idle(void)
@@ -121,6 +146,7 @@ NOSSP static const char *setup_tls(const struct uk_bootinfo *bi)
 		*(uintptr_t *)(tp + UKPLAT_TCB_SELF) = (uintptr_t)tp;
 		*(uintptr_t *)(tp + UKPLAT_TCB_SELF2) = (uintptr_t)tp;
 		ukplat_wrmsr(UKPLAT_MSR_FS_BASE, (uintptr_t)tp);
+		tcb = tp;
 	}
 	unsigned char *block = tp - size;
 	bytecopy(block, (const unsigned char *)(uintptr_t)bi->tls_image, bi->tls_filesz);
@@ -136,6 +162,7 @@ NOSSP __attribute__((noreturn)) void ukplat_entry(const struct uk_bootinfo *bi)
 		ukplat_exit(UKPLAT_EXIT_BADBOOT);
 	}
 	bootinfo = bi;
+	tcb = ukplat_tcb0;
 	heap_start = bi->heap_start;
 	heap_len = bi->heap_size;
 	if (bi->tls_memsz) {

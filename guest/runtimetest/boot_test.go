@@ -65,3 +65,26 @@ func TestCommandLineSplitsLikeAShell(t *testing.T) {
 		t.Fatalf("split:\n%s\nwant\n%s", out, want)
 	}
 }
+
+func TestReadyPointComesBeforeTheCommandLineAndRederivesTheCanary(t *testing.T) {
+	forEachSet(t, func(t *testing.T, i int, exe string) {
+		for _, tls := range []string{"0", "2"} {
+			// Cold: the ready port is written once; the canary is still
+			// the one of the boot seed.
+			cold := runDriver(t, exe, "boot", "1", "a b", tls)
+			if !strings.Contains(cold, "ready 1 seed 1234 canary-of-seed 1\n") || !strings.Contains(cold, "argv[2] <b>\n") {
+				t.Errorf("TLS kind %s, cold boot:\n%s", tls, cold)
+			}
+			// A restore rewrites the boot info at the ready point: the
+			// guest then reads that command line and seed, and its
+			// canary is the new seed's.
+			warm := runDriver(t, exe, "boot", "1", "a b", tls, "restored 'own request'")
+			for _, want := range []string{"ready 1 seed 5678 canary-of-seed 1\n", "argc 3\n", "argv[1] <restored>\n",
+				"argv[2] <own request>\n", "ctors 2:1,2 argc-seen-by-ctor 3\n", "exit 42\n"} {
+				if !strings.Contains(warm, want) {
+					t.Errorf("TLS kind %s, restored at the ready point: lacks %q:\n%s", tls, want, warm)
+				}
+			}
+		}
+	})
+}

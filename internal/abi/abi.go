@@ -15,6 +15,13 @@ const (
 	// PortExit ends the guest: the value written (outl, or outb) is the exit code.
 	// QEMU's isa-debug-exit uses the same port.
 	PortExit = 0x501
+	// PortReady is the ready point (guest/plat ukplat_ready): boot is
+	// done and the guest has read nothing of its own instance yet (command
+	// line, seed, clock). A cold boot ignores the write; `unipool
+	// snapshot` stops the guest there and keeps its memory, and an
+	// instance started from that snapshot resumes right after the write,
+	// with its own boot info.
+	PortReady = 0x502
 )
 
 // Guest virtual address layout. Monitors and the linker agree on these.
@@ -41,6 +48,13 @@ const (
 	PageSize = 0x1000
 	// DefaultStackSize is the guest stack the monitors give.
 	DefaultStackSize = 256 << 10
+	// DefaultMemSize is the guest heap + stack when nobody names one: the
+	// description an aligned link writes and the loader of a plain
+	// (packed, dce) image use the same, so a unikernel gets the same
+	// memory whichever layout it was linked with and measurements compare
+	// layouts, not heap sizes (a guest allocator's run-time pages grow
+	// with its heap: the buddy allocator's block table is heap/33 bytes).
+	DefaultMemSize = 8 << 20
 )
 
 // BootInfoMagic is "UNIPOOL1" read as a little-endian uint64.

@@ -26,6 +26,9 @@ type Mode struct {
 	Load   string // monitor.LoadShared / LoadNaive
 	KSM    bool
 	ASLR   bool
+	// Snapshot starts every instance from its pooled boot snapshot
+	// (`unipool snapshot`): the pages boot wrote are shared too.
+	Snapshot bool
 }
 
 // Modes are the approaches compared, in the order they run.
@@ -47,6 +50,9 @@ var Modes = []Mode{
 	// write at run time: ksmd scans a fraction of what the other KSM modes
 	// give it.
 	{Name: "shared-ksm", Load: monitor.LoadShared, KSM: true},
+	// Load-time sharing of what boot wrote as well: instances start from
+	// their snapshots, whose pages are content-addressed across the pool.
+	{Name: "shared-snapshot", Load: monitor.LoadShared, Snapshot: true},
 }
 
 // NaiveMode loads the pooled (aligned) unikernels by copying every blob:
@@ -151,6 +157,14 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			return nil, fmt.Errorf("bench: the fleet has no %s images", l)
 		}
 	}
+	for _, m := range o.Modes {
+		if m.Snapshot {
+			if err := snapshotFleet(ctx, fleet, o.Log); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 	apps := map[string]bool{}
 	for _, u := range fleet.Corpus.Unikernels {
 		apps[u.App] = true
@@ -186,7 +200,13 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			return nil, err
 		}
 		if loaded[m.Layout] == nil {
-			if loaded[m.Layout], err = loadedContents(uks); err != nil {
+			// What the images hold as loaded, cold (a snapshot's pages are
+			// run-time pages, not an image's).
+			cold, err := fleetUnikernels(fleet, Mode{Layout: m.Layout})
+			if err != nil {
+				return nil, err
+			}
+			if loaded[m.Layout], err = loadedContents(cold); err != nil {
 				return nil, err
 			}
 		}
@@ -261,6 +281,10 @@ func (r *Results) setIdeals() {
 // fleetUnikernels is what the monitor runs in mode m: the pooled names, or
 // the images of m's layout.
 func fleetUnikernels(fleet *Fleet, m Mode) ([]monitor.Unikernel, error) {
+	if m.Layout == "" && m.Snapshot {
+		// A snapshot has booted with the pooled command line already.
+		return launch.ResolveSnapshots(fleet.PoolDir, fleet.Names, "")
+	}
 	if m.Layout == "" {
 		uks, err := launch.Resolve(fleet.PoolDir, fleet.Names, "")
 		if err != nil {
@@ -337,7 +361,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	if m.KSM {
 		maxWait = o.KSMWait
 	}
-	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
+	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Snapshot: m.Snapshot, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
 		Guests: func(g monitor.HeldGuests) { guests = g },
 		Resident: func(p []int) {
 			pids = p

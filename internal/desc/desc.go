@@ -49,6 +49,9 @@ type Config struct {
 	Private *BlobRef `json:"private,omitempty"`
 	// Image names the image file the description was made from (pool only).
 	Image *BlobRef `json:"image,omitempty"`
+	// Snapshot, when set (pool only, `unipool snapshot`), is the unikernel
+	// booted to its ready point; `run --snapshot` starts instances from it.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
 }
 
 // Addr is an address relative to the region of library Lib (an index into

@@ -64,6 +64,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("description: tls: %w", err)
 		}
 	}
+	if c.Snapshot != nil {
+		if err := c.Snapshot.Validate(); err != nil {
+			return fmt.Errorf("description: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -15,6 +15,25 @@ import (
 // Resolve finds each name in the pool at dir. cmdline, when not empty,
 // replaces every description's default command line.
 func Resolve(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
+	return resolve(dir, names, cmdline, false)
+}
+
+// ResolveSnapshots is Resolve for instances started from snapshots: every
+// name must have one, and its pages are verified too.
+func ResolveSnapshots(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
+	uks, err := resolve(dir, names, cmdline, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range uks {
+		if u.Config.Snapshot == nil {
+			return nil, fmt.Errorf("unikernel %q has no snapshot (`unipool snapshot %s` takes one)", u.Name, u.Name)
+		}
+	}
+	return uks, nil
+}
+
+func resolve(dir string, names []string, cmdline string, snapshots bool) ([]monitor.Unikernel, error) {
 	p, err := pool.Open(dir)
 	if err != nil {
 		return nil, err
@@ -52,6 +71,13 @@ func Resolve(dir string, names []string, cmdline string) ([]monitor.Unikernel, e
 		if cfg.Private != nil {
 			if err := verify(name, "private blob", cfg.Private.Digest); err != nil {
 				return nil, err
+			}
+		}
+		if s := cfg.Snapshot; s != nil && snapshots {
+			for _, pg := range s.Pages {
+				if err := verify(name, fmt.Sprintf("snapshot page at %#x", pg.Addr), pg.Digest); err != nil {
+					return nil, err
+				}
 			}
 		}
 		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Cmdline: cmdline})

@@ -1,7 +1,6 @@
 package link
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -10,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // buildCLI builds cmd/unipool into a temporary directory.
@@ -36,13 +37,11 @@ type runResult struct {
 // unless allowFail.
 func cli(t *testing.T, bin string, allowFail bool, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil && !allowFail {
-		t.Fatalf("unipool %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	out, errb, code := testcli.Run(t, testcli.Limit, nil, bin, args...)
+	if code != 0 && !allowFail {
+		t.Fatalf("unipool %s: exit status %d\n%s%s", strings.Join(args, " "), code, out, errb)
 	}
-	return out.String()
+	return out
 }
 
 func runJSON(t *testing.T, bin string, args ...string) runResult {

@@ -40,8 +40,8 @@ const (
 var Layouts = []string{LayoutAligned, LayoutPacked, LayoutDCE}
 
 // DefaultMemSize is the guest heap+stack an aligned image's description
-// asks for unless told otherwise.
-const DefaultMemSize = 16 << 20
+// asks for unless told otherwise: the loader's default for plain images.
+const DefaultMemSize = abi.DefaultMemSize
 
 // Options say what to link.
 type Options struct {

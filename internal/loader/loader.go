@@ -37,7 +37,7 @@ const (
 
 // DefaultMemSize is the guest heap + stack when neither the description
 // nor the caller names one.
-const DefaultMemSize = 8 << 20
+const DefaultMemSize = abi.DefaultMemSize
 
 // Mapping is one page-aligned range of guest memory.
 type Mapping struct {
@@ -77,6 +77,11 @@ type Layout struct {
 	StackTop uint64
 	BootInfo uint64            // address of struct uk_bootinfo (%rdi)
 	Bases    map[string]uint64 // region base per library (descriptions only)
+	// Resume, when set, is the register state to start with instead of
+	// the entry state: the instance comes from a snapshot (and Console
+	// is the output its snapshot had already written).
+	Resume  *desc.Regs
+	Console string
 }
 
 // Options choose how an instance is laid out.
@@ -90,6 +95,12 @@ type Options struct {
 	Monitor    uint64 // abi.MonitorKVM or abi.MonitorProcess
 	TSCKHz     uint64
 	Cmdline    string
+	// BootArea is the least size of the boot-info area (boot info and
+	// command line); 0: what the command line needs.
+	BootArea uint64
+	// Snapshot starts the instance from the description's snapshot
+	// (snapshot.go) instead of its entry point.
+	Snapshot bool
 }
 
 // Prepared is a unikernel whose files have been read once, so that planning
@@ -182,6 +193,9 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 	}
 	if opt.Cmdline == "" {
 		opt.Cmdline = p.cfg.Cmdline
+	}
+	if opt.Snapshot {
+		return p.planSnapshot(opt)
 	}
 	if opt.MemSize == 0 {
 		opt.MemSize = p.cfg.MemSize
@@ -382,6 +396,12 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options) error {
 	bootAddr := uint64(abi.PrivateBase)
 	cmdAddr := bootAddr + abi.BootInfoSize
 	bootSize := pageUp(abi.BootInfoSize + uint64(len(opt.Cmdline)) + 1)
+	if opt.BootArea > 0 {
+		if bootSize > opt.BootArea {
+			return fmt.Errorf("command line of %d bytes does not fit the boot-info area of %d bytes", len(opt.Cmdline), opt.BootArea)
+		}
+		bootSize = pageUp(opt.BootArea)
+	}
 	stackAddr := bootAddr + bootSize + abi.PageSize
 	heapAddr := stackAddr + stack + abi.PageSize
 

@@ -61,6 +61,9 @@ type Options struct {
 	KSM     bool          // madvise(MADV_MERGEABLE) private/naive memory
 	ASLR    bool          // random region base per library per instance
 	Seed    uint64        // base of per-instance seeds (0: random)
+	// Snapshot starts every instance from its description's snapshot
+	// (`unipool snapshot`) instead of booting it.
+	Snapshot bool
 	// Resident, if set, is called once every instance has finished and is
 	// being held (Hold > 0), with the PIDs that hold their memory; the bench
 	// measures then. Returning ends the hold early.
@@ -101,12 +104,17 @@ const StoppedByRequest = "stopped by request"
 
 // Result is one instance's report (run --json prints a list of these).
 type Result struct {
-	Unikernel string            `json:"unikernel"`
-	Instance  int               `json:"instance"`
-	ExitCode  int               `json:"exit_code"`
-	Output    string            `json:"output"`
-	LoadTime  time.Duration     `json:"load_time_ns"`
-	RunTime   time.Duration     `json:"run_time_ns"`
+	Unikernel string        `json:"unikernel"`
+	Instance  int           `json:"instance"`
+	ExitCode  int           `json:"exit_code"`
+	Output    string        `json:"output"`
+	LoadTime  time.Duration `json:"load_time_ns"`
+	RunTime   time.Duration `json:"run_time_ns"`
+	// ReadyTime is the load time plus the guest's boot up to its ready
+	// point (abi.PortReady): when it starts reading its own request. An
+	// instance from a snapshot is at its ready point when it enters. 0 if
+	// the guest never got there.
+	ReadyTime time.Duration     `json:"ready_time_ns,omitempty"`
 	Bases     map[string]uint64 `json:"bases,omitempty"` // library name -> region base
 	PID       int               `json:"pid,omitempty"`
 	Error     string            `json:"error,omitempty"` // fault, timeout, ...

@@ -41,6 +41,7 @@ type AddResult struct {
 	Blobs    int           `json:"blobs"`     // blobs the unikernel references
 	NewBlobs int           `json:"new_blobs"` // of those, not in the pool before
 	NewBytes int64         `json:"new_bytes"`
+	NewPages int           `json:"new_pages,omitempty"` // snapshot pages among the new blobs (SetSnapshot)
 }
 
 // Add takes an aligned image apart and stores it under a name (creating

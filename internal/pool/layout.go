@@ -143,11 +143,11 @@ func parseManifest(data []byte) (*ocispec.Manifest, error) {
 			return nil, fmt.Errorf("layers[%d]: %w", i, err)
 		}
 		switch l.MediaType {
-		case desc.MediaTypeShared, desc.MediaTypeInit:
+		case desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypeSnapshotPage:
 		case desc.MediaTypePrivate:
 			private++
 		default:
-			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate)
+			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate, desc.MediaTypeSnapshotPage)
 		}
 	}
 	if private != 1 {
@@ -233,6 +233,19 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 		}
 		if err := within("private data", l.Name, l.Private.BlobOff, l.Private.FileSize); err != nil {
 			return err
+		}
+	}
+	if c.Snapshot != nil {
+		for _, pg := range c.Snapshot.Pages {
+			k := key{desc.MediaTypeSnapshotPage, digest.Digest(pg.Digest)}
+			ld, ok := layers[k]
+			if !ok {
+				return fmt.Errorf("snapshot page at %#x: blob %q is not a layer of the manifest", pg.Addr, pg.Digest)
+			}
+			if ld.Size != desc.SnapshotPageSize {
+				return fmt.Errorf("snapshot page at %#x: layer %s is %d bytes, want %d", pg.Addr, ld.Digest, ld.Size, desc.SnapshotPageSize)
+			}
+			used[k] = true
 		}
 	}
 	for k := range layers {

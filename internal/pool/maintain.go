@@ -263,6 +263,8 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 				role = "shared (" + l.Annotations[AnnotationLibrary] + ")"
 			case desc.MediaTypeInit:
 				role = "init (" + l.Annotations[AnnotationLibrary] + ")"
+			case desc.MediaTypeSnapshotPage:
+				role = "snapshot page"
 			}
 			need(u, l, role)
 		}
@@ -333,6 +335,8 @@ type Stats struct {
 	// Unreferenced blobs are what GC would remove.
 	UnreferencedBlobs int   `json:"unreferenced_blobs"`
 	UnreferencedBytes int64 `json:"unreferenced_bytes"`
+	// Snapshots counts the snapshot pages and how widely they are shared.
+	Snapshots SnapshotStats `json:"snapshots"`
 }
 
 // Stats sums up the pool. It fails on a description it cannot read (run
@@ -401,7 +405,9 @@ func (p *Pool) Stats() (*Stats, error) {
 		if c.Image != nil {
 			s.ImageBytes += c.Image.Size
 		}
+		s.Snapshots.add(c)
 	}
+	s.Snapshots.finish()
 	var distinct int64
 	for _, n := range refs {
 		distinct += n

@@ -139,7 +139,7 @@ func (p *Pool) VerifyBlob(dgst string) error {
 
 // Blob is one blob a description references.
 type Blob struct {
-	Role    string        `json:"role"` // "manifest", "config", "shared", "init", "private"
+	Role    string        `json:"role"` // "manifest", "config", "shared", "init", "private", "snapshot"
 	Library string        `json:"library,omitempty"`
 	Digest  digest.Digest `json:"digest"`
 	Size    int64         `json:"size"`
@@ -173,5 +173,10 @@ func (p *Pool) Inspect(name string) (*Description, error) {
 		}
 	}
 	d.Blobs = append(d.Blobs, Blob{Role: "private", Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
+	if c.Snapshot != nil {
+		for _, pg := range c.Snapshot.Pages {
+			d.Blobs = append(d.Blobs, Blob{Role: "snapshot", Digest: digest.Digest(pg.Digest), Size: desc.SnapshotPageSize})
+		}
+	}
 	return d, nil
 }

@@ -22,7 +22,7 @@ func Estimate(objPath string) (uint64, error) {
 // Per-site bounds of Estimate.
 const (
 	slotSize = 8
-	// a rel32 branch shares one "jmp *slot(%rip)" stub per target
+	// a rel32 branch goes through a "jmp *slot(%rip)" stub
 	branchStub = 6
 	// ld turns a GOT load into lea, mov $imm, an addr32 call, a jmp to a
 	// shared stub or leaves it: at worst "mov slot,%r; jmp back" (12)
@@ -45,12 +45,6 @@ func estimate(name string, data []byte) (uint64, error) {
 		return 0, fmt.Errorf("trampoline: %s: symbols: %w", name, err)
 	}
 	syms = append([]elf.Symbol{{}}, syms...)
-	type key struct {
-		sym    uint32
-		addend int64
-		kind   int
-	}
-	slots := map[key]bool{}
 	var total uint64
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || int(s.Info) <= 0 || int(s.Info) >= len(f.Sections) {
@@ -73,7 +67,6 @@ func estimate(name string, data []byte) (uint64, error) {
 			info := binary.LittleEndian.Uint64(raw[off+8:])
 			typ := elf.R_X86_64(info & 0xffffffff)
 			symi := uint32(info >> 32)
-			addend := int64(binary.LittleEndian.Uint64(raw[off+16:]))
 			if int(symi) >= len(syms) {
 				return 0, fmt.Errorf("trampoline: %s: section %s: relocation at %#x names symbol %d of %d", name, s.Name, at, symi, len(syms))
 			}
@@ -85,20 +78,12 @@ func estimate(name string, data []byte) (uint64, error) {
 			if cls == relPC32 && !viaGOT(typ) && symi != 0 && !mayLieElsewhere(sym) {
 				continue // a reference inside the library: its region moves as one
 			}
+			// Every site has a word of its own (see wordKey).
 			switch {
 			case viaGOT(typ):
-				k := key{symi, addend, 1}
-				if !slots[k] {
-					slots[k] = true
-					total += slotSize
-				}
-				total += gotStub
+				total += slotSize + gotStub
 			case cls == relPC32 && isBranch(text, at):
-				k := key{symi, addend, 2}
-				if !slots[k] {
-					slots[k] = true
-					total += slotSize + branchStub
-				}
+				total += slotSize + branchStub
 			default:
 				total += slotSize + maxStub
 			}

@@ -24,7 +24,7 @@ import (
 // placed by a small generated linker script, relocations kept.
 
 const (
-	testTramp   = 0x1000
+	testTramp   = 0x2000
 	testShared  = 0x2000
 	testPrivate = 0x2000
 )
@@ -167,7 +167,7 @@ func linkImage(t testing.TB, dir string, libs []testLib, starts map[string]uint6
 		shared, private := l.sizes()
 		n, o := l.name, "lib"+l.name+".o"
 		fmt.Fprintf(&s, "  . = %#x;\n", st)
-		fmt.Fprintf(&s, "  .tramp.%s : { BYTE(0xcc); . = ALIGN(0x1000); } :%s_t =0xcccccccc\n", n, n)
+		fmt.Fprintf(&s, "  .tramp.%s : { BYTE(0xcc); . = %#x; } :%s_t =0xcccccccc\n", n, testTramp, n)
 		fmt.Fprintf(&s, "  .text.%s %#x : { %s(.text .text.*) } :%s_s\n", n, st+testTramp, o, n)
 		fmt.Fprintf(&s, "  .rodata.%s : { %s(.rodata .rodata.*) } :%s_s\n", n, o, n)
 		fmt.Fprintf(&s, "  .data.%s %#x : { %s(.data .data.* .data.rel.ro .data.rel.ro.*) } :%s_p\n", n, st+testTramp+shared, o, n)

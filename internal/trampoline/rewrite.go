@@ -16,11 +16,12 @@
 // A table is 8-byte words, then stubs. A word is a slot (listed in
 // desc.Tramp.Slots: the loader stores the target's address for the
 // instance) or a constant (a fixed address such as an undefined weak
-// symbol's 0, or what a GOT entry holds for one). Words come in order of first use and stubs in site order, so
+// symbol's 0, or what a GOT entry holds for one). Every site has a word of
+// its own (never one per target: see wordKey), words and stubs in site order, so
 // every offset the shared code encodes depends on the library's own code
 // only. The rewrites, by Kind:
 //
-//	call ext            call T            T: jmp *slot(%rip)   (T shared per target)
+//	call ext            call T            T: jmp *slot(%rip)
 //	jmp ext, jcc ext    jmp T, jcc T
 //	addr32 call ext     call *slot(%rip)                       (in place)
 //	lea ext(%rip),%r    mov slot(%rip),%r                      (in place)

@@ -82,9 +82,9 @@ type table struct {
 	lib     int
 	base    uint64
 	slots   []word
-	slotIdx map[word]int
+	slotIdx map[wordKey]int
 	code    asm
-	branch  map[word]uint64 // target -> its shared "jmp *slot" stub
+	branch  map[wordKey]uint64 // site -> its "jmp *slot" stub
 	patches []patch
 }
 
@@ -103,6 +103,20 @@ func (s *site) word() word {
 	return word{addr: s.target}
 }
 
+// wordKey is what gives a site its word of the table: the site itself.
+// The table's layout (and so every offset the shared code encodes) must
+// follow from the library's own code only, never from how the rest of
+// the image resolves. Words shared by all sites with the same target
+// would not: two undefined weak symbols are both the constant 0 in an
+// image without their library (and ld's relocations against them no
+// longer name them), two different addresses in an image with it, so the
+// first image's table would have a word less and every later slot and
+// stub would move. One word per site costs 8 bytes more per repeated
+// target in a table of its own page.
+type wordKey = uint64
+
+func (s *site) key() wordKey { return s.addr }
+
 // patch is the new bytes of one site.
 type patch struct {
 	site *site
@@ -111,12 +125,13 @@ type patch struct {
 
 func newTable(rw *rewriter, lib int, sites []*site) *table {
 	t := &table{rw: rw, lib: lib, base: rw.cfg.Libraries[lib].Region.TrampAddr(),
-		slotIdx: map[word]int{}, branch: map[word]uint64{}}
-	// Slots in order of first use: the order, and so every offset the
-	// shared code encodes, depends only on this library's own code.
+		slotIdx: map[wordKey]int{}, branch: map[wordKey]uint64{}}
+	// Slots in site order, one per site (see wordKey): the order, and so
+	// every offset the shared code encodes, depends only on this
+	// library's own code.
 	for _, s := range sites {
-		if _, ok := t.slotIdx[s.word()]; !ok {
-			t.slotIdx[s.word()] = len(t.slots)
+		if _, ok := t.slotIdx[s.key()]; !ok {
+			t.slotIdx[s.key()] = len(t.slots)
 			t.slots = append(t.slots, s.word())
 		}
 	}
@@ -124,7 +139,7 @@ func newTable(rw *rewriter, lib int, sites []*site) *table {
 	return t
 }
 
-func (t *table) slot(w word) uint64 { return t.base + 8*uint64(t.slotIdx[w]) }
+func (t *table) slot(k wordKey) uint64 { return t.base + 8*uint64(t.slotIdx[k]) }
 
 // size is the table's used bytes.
 func (t *table) size() uint64 { return t.code.pc() - t.base }
@@ -147,7 +162,7 @@ func (t *table) add(s *site) error {
 	if err != nil {
 		t.code.b, t.code.err = t.code.b[:mark], nil
 		if len(t.branch) != branchMark {
-			delete(t.branch, s.word())
+			delete(t.branch, s.key())
 		}
 		return err
 	}
@@ -156,17 +171,17 @@ func (t *table) add(s *site) error {
 }
 
 func (t *table) build(s *site) ([]byte, error) {
-	slot := t.slot(s.word())
+	slot := t.slot(s.key())
 	n := s.inst.Len
 	back := s.addr + uint64(n)
 	site := asm{pc0: s.addr}
 	switch s.kind {
 	case KindCall, KindJmp, KindJcc:
-		stub, ok := t.branch[s.word()]
+		stub, ok := t.branch[s.key()]
 		if !ok {
 			stub = t.code.pc()
 			t.code.rm(false, []byte{0xff}, 4, rip(slot)) // jmp *slot(%rip)
-			t.branch[s.word()] = stub
+			t.branch[s.key()] = stub
 		}
 		switch s.kind {
 		case KindCall:
@@ -379,7 +394,7 @@ func (t *table) checkPatch(s *site, b []byte) error {
 					to = end + uint64(m.Disp)
 				}
 			}
-			if to != t.slot(s.word()) {
+			if to != t.slot(s.key()) {
 				return fmt.Errorf("patched site %#x: %v addresses %#x, not its slot", s.addr, in, to)
 			}
 		default:

@@ -123,13 +123,12 @@ void abort(void)
 	ukplat_exit(UKBOOT_EXIT_ABORT);
 }
 
-void ukboot_entry(void)
+/* Everything of this instance's own: its command line, then constructors
+ * (they get argc/argv, and may read the seed or start the clock), then main.
+ * Runs after the ready point, so under a restored snapshot it reads the
+ * restored instance's boot info. */
+__attribute__((noinline, noreturn)) static void run_request(void)
 {
-	uintptr_t heap;
-	size_t heap_len;
-	ukplat_heap(&heap, &heap_len);
-	uk_alloc_init((void *)heap, heap_len);
-
 	/* Arguments are split in a heap copy: the boot-info command line
 	 * stays as the monitor wrote it (ukplat_cmdline). */
 	const char *cmdline = ukplat_cmdline();
@@ -154,4 +153,17 @@ void ukboot_entry(void)
 
 	run_constructors(argc, argv);
 	exit(main(argc, argv));
+}
+
+/* No stack protector: ukplat_ready may change the canary under this frame. */
+__attribute__((no_stack_protector)) void ukboot_entry(void)
+{
+	uintptr_t heap;
+	size_t heap_len;
+	ukplat_heap(&heap, &heap_len);
+	uk_alloc_init((void *)heap, heap_len);
+	/* Boot is done: what follows depends on the instance (guest ABI,
+	 * the ready point). */
+	ukplat_ready();
+	run_request();
 }

@@ -142,8 +142,24 @@ void g_ukplat_outb(uint16_t port, uint8_t v)
 		console[console_len++] = (char)v;
 }
 
+/* The ready point: counted; with a restore line set, the boot info is
+ * rewritten there as a monitor restoring a snapshot does (another seed,
+ * another command line). */
+static int ready_seen;
+static struct uk_bootinfo *ready_bi;
+static const char *restore_cmdline;
+
 void g_ukplat_outl(uint16_t port, uint32_t v)
 {
+	if (port == UK_PORT_READY) {
+		ready_seen++;
+		if (ready_bi && restore_cmdline) {
+			ready_bi->seed = 5678;
+			ready_bi->cmdline = (uintptr_t)restore_cmdline;
+			ready_bi->cmdline_len = strlen(restore_cmdline);
+		}
+		return;
+	}
 	if (port == UK_PORT_EXIT) {
 		exit_code = (int)v;
 		longjmp(exit_jmp, 1);
@@ -1102,7 +1118,16 @@ static void boot_main_prints(void)
 
 static char tls_template[64] = "TLSDATA";
 
-static void cmd_boot(const char *cmdline, int tls_kind)
+/* start.S's canary of a seed. */
+static uint64_t canary_of(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return (z ^ (z >> 31)) & ~(uint64_t)0xff;
+}
+
+static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 {
 	static unsigned char heap[1 << 20] __attribute__((aligned(16)));
 	struct uk_bootinfo bi = {
@@ -1125,8 +1150,16 @@ static void cmd_boot(const char *cmdline, int tls_kind)
 	guest_main = boot_main_prints;
 	/* What start.S does before calling ukplat_entry. */
 	*(uint64_t *)g_ukplat_tcb0 = (uintptr_t)g_ukplat_tcb0;
+	*(uint64_t *)(g_ukplat_tcb0 + 0x28) = canary_of(bi.seed);
+	ready_bi = &bi;
+	restore_cmdline = restore;
 	if (!setjmp(exit_jmp))
 		g_ukplat_entry(&bi);
+	{
+		unsigned char *tp = fs_base_written ? (unsigned char *)(uintptr_t)fs_base_written : g_ukplat_tcb0;
+		printf("ready %d seed %lu canary-of-seed %d\n", ready_seen, (unsigned long)bi.seed,
+		       *(uint64_t *)(tp + 0x28) == canary_of(bi.seed));
+	}
 	printf("exit %d\n", exit_code);
 	printf("ctors %d:%d,%d argc-seen-by-ctor %d\n", ctor_n, ctor_log[0], ctor_log[1], ctor_argc);
 	printf("argc %d\n", main_argc);
@@ -1251,7 +1284,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "rand"))
 		cmd_rand(rng);
 	else if (!strcmp(cmd, "boot"))
-		cmd_boot(argc > 3 ? argv[3] : "", argc > 4 ? atoi(argv[4]) : 0);
+		cmd_boot(argc > 3 ? argv[3] : "", argc > 4 ? atoi(argv[4]) : 0, argc > 5 ? argv[5] : NULL);
 	else if (!strcmp(cmd, "badboot"))
 		cmd_badboot();
 	else if (!strcmp(cmd, "split"))

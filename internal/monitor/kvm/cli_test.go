@@ -1,9 +1,7 @@
 package kvm
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // End-to-end tests of `unipool run --monitor kvm`: the real CLI, guests
@@ -35,20 +34,11 @@ func cliBinary(t *testing.T) string {
 	return bin
 }
 
+// cli runs the CLI; a run that hangs fails the test within testcli.Limit,
+// naming the command (unikernel, monitor, mode).
 func cli(t *testing.T, bin string, args ...string) (stdout, stderr string, status int) {
 	t.Helper()
-	var o, e bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return o.String(), e.String(), ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s %v: %v", bin, args, err)
-	}
-	return o.String(), e.String(), 0
+	return testcli.Run(t, testcli.Limit, nil, bin, args...)
 }
 
 func needTools(t *testing.T, tools ...string) {
@@ -133,8 +123,16 @@ func TestCLISaysToUseKVMHostWhereKVMCannotRunGuests(t *testing.T) {
 	bin := cliBinary(t)
 	img := plainImage(t, "hi", `puts_("hi\n"); exit_(0);`)
 	_, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--image", img)
-	if code != 1 || !strings.Contains(stderr, "scripts/kvmhost") {
-		t.Fatalf("status %d, stderr %q; want 1 and a pointer to scripts/kvmhost", code, stderr)
+	if want := "scripts/kvmhost -- unipool run --monitor kvm --image " + img; code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("status %d, stderr %q; want 1 and the same command under scripts/kvmhost: %q", code, stderr, want)
+	}
+}
+
+func TestKVMHostHintQuotesTheCommandForTheShell(t *testing.T) {
+	got := kvmhostCommand([]string{"/usr/local/bin/unipool", "run", "--monitor", "kvm", "--cmdline", "md5 it's", "-n", "3", "digest"})
+	want := `scripts/kvmhost -- unipool run --monitor kvm --cmdline 'md5 it'\''s' -n 3 digest`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 
@@ -145,7 +143,7 @@ func TestCLIRunsPooledUnikernelInOneLoaderProcessSharedNaiveAndASLR(t *testing.T
 	pool := pooledDemo(t, bin)
 	want := "hello from libgreet\nhello from libgreet\n"
 	for _, flags := range [][]string{{}, {"--load", "naive"}, {"--load", "naive", "--ksm"}, {"--aslr"}} {
-		args := append([]string{"run", "--monitor", "kvm", "--pool", pool, "--json", "-n", "3"}, flags...)
+		args := append([]string{"run", "--monitor", "kvm", "--timeout", "60s", "--pool", pool, "--json", "-n", "3"}, flags...)
 		stdout, stderr, code := cli(t, bin, append(args, "demo")...)
 		if code != 0 {
 			t.Fatalf("%v: status %d, stderr %q", flags, code, stderr)
@@ -178,12 +176,12 @@ func TestCLIRunsImageUnderKVMAndReportsItsExitCodeAndFaults(t *testing.T) {
 	needTools(t, "gcc")
 	bin := cliBinary(t)
 	three := plainImage(t, "three", `puts_("three\n"); exit_(3);`)
-	stdout, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--image", three)
+	stdout, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--timeout", "60s", "--image", three)
 	if code != 1 || stdout != "three\n" || !strings.Contains(stderr, "instance 0 of three: exit code 3") {
 		t.Errorf("exit-3 guest: status %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	scribble := plainImage(t, "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
-	_, stderr, code = cli(t, bin, "run", "--monitor", "kvm", "--image", scribble)
+	_, stderr, code = cli(t, bin, "run", "--monitor", "kvm", "--timeout", "60s", "--image", scribble)
 	if code != 1 || !strings.Contains(stderr, "page fault: write to read-only address 0x40") {
 		t.Errorf("self-writing guest: status %d, stderr %q", code, stderr)
 	}

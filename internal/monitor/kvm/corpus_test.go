@@ -3,6 +3,7 @@ package kvm
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor(t *test
 	for _, u := range corpus.Unikernels {
 		outputs := map[string]string{}
 		for _, run := range [][]string{{"--monitor", "process"}, {"--monitor", "kvm", "-n", "2"}, {"--monitor", "kvm", "--load", "naive"}} {
-			args := append([]string{"run", "--json", "--pool", pool, "--cmdline", u.Input}, run...)
+			args := append([]string{"run", "--json", "--timeout", "60s", "--pool", pool, "--cmdline", u.Input}, run...)
 			stdout, stderr, code := cli(t, bin, append(args, u.Name)...)
 			if code != 0 {
 				t.Errorf("%s %v: status %d, stderr %q", u.Name, run, code, stderr)
@@ -60,6 +61,57 @@ func TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor(t *test
 		for run, out := range outputs {
 			if out != want {
 				t.Errorf("%s: %s printed %q, the process monitor %q", u.Name, run, out, want)
+			}
+		}
+	}
+}
+
+// TestCorpusSampleFromSnapshotsPrintsUnderKVMWhatColdBootsPrint snapshots
+// a copy of the sample pool (under the process monitor, as `unipool
+// snapshot` does) and starts every unikernel from its snapshot under KVM:
+// its pages mapped copy-on-write into the VM's private slot, its registers
+// set, its own command line delivered. Output and exit code must be those
+// of a cold boot.
+func TestCorpusSampleFromSnapshotsPrintsUnderKVMWhatColdBootsPrint(t *testing.T) {
+	dir := os.Getenv("UNIPOOL_KVM_SAMPLE")
+	if dir == "" {
+		t.Skip("UNIPOOL_KVM_SAMPLE not set (scripts/test.sh sets it)")
+	}
+	needKVM(t)
+	data, err := os.ReadFile(filepath.Join(dir, "corpus", "corpus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var corpus struct {
+		Unikernels []struct{ Name, Input string } `json:"unikernels"`
+	}
+	if err := json.Unmarshal(data, &corpus); err != nil {
+		t.Fatalf("corpus.json: %v", err)
+	}
+	pool := filepath.Join(t.TempDir(), "pool")
+	if out, err := exec.Command("cp", "-a", filepath.Join(dir, "pool"), pool).CombinedOutput(); err != nil {
+		t.Fatalf("copy the sample pool: %v\n%s", err, out)
+	}
+	bin := cliBinary(t)
+	for _, u := range corpus.Unikernels {
+		if _, stderr, code := cli(t, bin, "snapshot", "--pool", pool, u.Name); code != 0 {
+			t.Fatalf("snapshot %s: status %d, stderr %q", u.Name, code, stderr)
+		}
+		results := map[string][]monitor.Result{}
+		for _, run := range [][]string{{"--monitor", "process"}, {"--monitor", "kvm", "--snapshot", "-n", "2"}} {
+			args := append([]string{"run", "--json", "--pool", pool, "--cmdline", u.Input}, run...)
+			stdout, _, _ := cli(t, bin, append(args, u.Name)...)
+			var rs []monitor.Result
+			if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+				t.Fatalf("%s %v: %v\n%s", u.Name, run, err, stdout)
+			}
+			results[run[1]] = rs
+		}
+		cold := results["process"][0]
+		for _, r := range results["kvm"] {
+			if r.Error != "" || r.ExitCode != cold.ExitCode || r.Output != cold.Output {
+				t.Errorf("%s instance %d from its snapshot under KVM: exit %d, error %q, printed %q; cold: exit %d, printed %q",
+					u.Name, r.Instance, r.ExitCode, r.Error, r.Output, cold.ExitCode, cold.Output)
 			}
 		}
 	}

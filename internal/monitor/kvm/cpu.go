@@ -3,6 +3,7 @@ package kvm
 import (
 	"encoding/binary"
 
+	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/kvm"
 )
 
@@ -105,6 +106,15 @@ func longModeSregs(s *kvm.Sregs, cr3 uint64) {
 	s.CR3 = cr3
 	s.CR4 = cr4PAE | cr4OSFXSR | cr4OSXMMEXCPT
 	s.EFER = eferLME | eferLMA | eferNXE
+}
+
+// resumeRegs is a snapshot's register state. Only the arithmetic flags
+// and DF are the guest's; interrupts stay off, as at entry.
+func resumeRegs(r *desc.Regs) kvm.Regs {
+	const guestFlags = 0xcd5
+	return kvm.Regs{RAX: r.RAX, RBX: r.RBX, RCX: r.RCX, RDX: r.RDX, RSI: r.RSI, RDI: r.RDI, RSP: r.RSP, RBP: r.RBP,
+		R8: r.R8, R9: r.R9, R10: r.R10, R11: r.R11, R12: r.R12, R13: r.R13, R14: r.R14, R15: r.R15,
+		RIP: r.RIP, RFLAGS: rflagsReserved | r.RFLAGS&guestFlags}
 }
 
 // entryRegs is the ABI's register state at entry.

@@ -3,6 +3,7 @@ package kvm
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/unipool/unipool/internal/abi"
 )
@@ -41,6 +42,10 @@ func (m *machine) out(port uint16, size int, data []byte) *outcome {
 	switch port {
 	case abi.PortCOM1:
 		m.console.write(data)
+	case abi.PortReady:
+		if m.readyAt.IsZero() {
+			m.readyAt = time.Now()
+		}
 	case abi.PortExit:
 		return &outcome{exitCode: exitValue(data[:size])}
 	case portFault:

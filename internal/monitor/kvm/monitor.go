@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +21,32 @@ import (
 func init() {
 	monitor.Register("kvm", func() (monitor.Monitor, error) {
 		if err := Usable(); err != nil {
-			return nil, fmt.Errorf("%w; use --monitor process, or run inside the emulated KVM host: scripts/kvmhost -- unipool run --monitor kvm ...", err)
+			return nil, fmt.Errorf("%w; use --monitor process, or run the same command inside the emulated KVM host, from unipool's source tree: %s", err, kvmhostCommand(os.Args))
 		}
 		return Monitor{}, nil
 	})
+}
+
+// kvmhostCommand is the command line args (this process's) run inside
+// scripts/kvmhost, which puts a fresh unipool on PATH, keeps the working
+// directory and passes $UNIPOOL_POOL on.
+func kvmhostCommand(args []string) string {
+	if len(args) < 2 || filepath.Base(args[0]) != "unipool" {
+		return "scripts/kvmhost -- unipool run --monitor kvm ..."
+	}
+	cmd := "scripts/kvmhost -- unipool"
+	for _, a := range args[1:] {
+		cmd += " " + shellQuote(a)
+	}
+	return cmd
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Monitor runs every instance of a call as a microVM in this process.
@@ -88,7 +112,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 		// Seeds and ASLR bases follow the process monitor's rule, so a
 		// given --seed gives the same guests under both monitors.
 		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR,
-			InstanceID: uint64(in.result.Instance), Seed: seed + uint64(k), Monitor: abi.MonitorKVM}
+			InstanceID: uint64(in.result.Instance), Seed: seed + uint64(k), Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
 		if opt.ASLR {
 			lo.Rand = rand.New(rand.NewPCG(lo.Seed, aslrStream))
 		}
@@ -177,6 +201,12 @@ func (in *instance) run(timeout time.Duration) {
 	t0 := time.Now()
 	o := in.m.run()
 	in.result.RunTime = time.Since(t0)
+	switch {
+	case in.m.layout != nil && in.m.layout.Resume != nil:
+		in.result.ReadyTime = in.result.LoadTime // resumed at its ready point
+	case !in.m.readyAt.IsZero():
+		in.result.ReadyTime = in.result.LoadTime + in.m.readyAt.Sub(t0)
+	}
 	in.result.ExitCode = o.exitCode
 	in.result.Error = o.err
 	in.result.Output = string(in.m.console.buf)

@@ -2,17 +2,51 @@ package kvm
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/testcli"
 )
+
+// guestTimeout stops a test's guest that runs on: none of them computes
+// for more than a moment, even in the emulated KVM host.
+const guestTimeout = 60 * time.Second
+
+// inTime runs call and fails t, naming what, if it has not returned within
+// testcli.Limit: a hung KVM call fails its test instead of the suite's
+// deadline.
+func inTime(t *testing.T, what string, call func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); call() }()
+	select {
+	case <-done:
+	case <-time.After(testcli.Limit):
+		t.Fatalf("%s: no result within %v (hung)", what, testcli.Limit)
+	}
+}
+
+// names lists the unikernels of a call, for messages.
+func names(uks []monitor.Unikernel, opt monitor.Options) string {
+	var ns []string
+	for _, u := range uks {
+		ns = append(ns, u.Name)
+	}
+	return fmt.Sprintf("kvm monitor, load %q, -n %d: %s", opt.Load, opt.N, strings.Join(ns, " "))
+}
 
 func runVMs(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.Result {
 	t.Helper()
-	res, err := Monitor{}.Run(context.Background(), uks, opt)
+	if opt.Timeout == 0 {
+		opt.Timeout = guestTimeout
+	}
+	var res []monitor.Result
+	var err error
+	inTime(t, names(uks, opt), func() { res, err = Monitor{}.Run(context.Background(), uks, opt) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +181,12 @@ func TestMissingBlobStopsTheCallBeforeAnyVMStarts(t *testing.T) {
 	good := pooled(t, dir, "hello")
 	bad := pooled(t, dir, "spin")
 	bad.BlobPath = func(string) string { return dir + "/missing" }
-	res, err := Monitor{}.Run(context.Background(), []monitor.Unikernel{good, bad}, monitor.Options{N: 1})
+	var res []monitor.Result
+	var err error
+	opt := monitor.Options{N: 1, Timeout: guestTimeout}
+	inTime(t, names([]monitor.Unikernel{good, bad}, opt), func() {
+		res, err = Monitor{}.Run(context.Background(), []monitor.Unikernel{good, bad}, opt)
+	})
 	if err == nil || !strings.Contains(err.Error(), dir+"/missing") {
 		t.Fatalf("err %v, want one naming the missing blob", err)
 	}
@@ -161,8 +200,19 @@ func TestEveryVMOfAUnikernelSharesOneSlotHoldingExactlyItsBlobs(t *testing.T) {
 	dir := t.TempDir()
 	uks := []monitor.Unikernel{pooled(t, dir, "hello"), pooled(t, dir, "ud2")}
 	checked := false
-	_, err := run(context.Background(), uks, monitor.Options{N: 3}, func(insts []*instance) {
-		checked = true
+	var err error
+	opt := monitor.Options{N: 3, Timeout: guestTimeout}
+	inTime(t, names(uks, opt), func() { _, err = run(context.Background(), uks, opt, held(t, uks, &checked)) })
+	if err != nil || !checked {
+		t.Fatalf("run: %v (held callback called: %v)", err, checked)
+	}
+}
+
+// held checks, while the VMs are held, that every VM of a unikernel shares
+// one slot holding exactly its blobs.
+func held(t *testing.T, uks []monitor.Unikernel, checked *bool) func([]*instance) {
+	return func(insts []*instance) {
+		*checked = true
 		sets := map[string]*blobSet{}
 		for _, in := range insts {
 			uk := uks[in.uk]
@@ -180,17 +230,18 @@ func TestEveryVMOfAUnikernelSharesOneSlotHoldingExactlyItsBlobs(t *testing.T) {
 		if sets["hello"] == sets["ud2"] {
 			t.Error("two unikernels with different blobs share one slot")
 		}
-	})
-	if err != nil || !checked {
-		t.Fatalf("run: %v (held callback called: %v)", err, checked)
 	}
 }
 
 func TestMeasureSplitsGuestPagesSharedBlobsAndPageTables(t *testing.T) {
 	needKVM(t)
 	uk := pooled(t, t.TempDir(), "hello")
-	rep, err := Monitor{}.Measure(context.Background(), []monitor.Unikernel{uk}, monitor.Options{N: 4},
-		[]string{monitor.LoadShared, monitor.LoadNaive})
+	var rep *Report
+	var err error
+	opt := monitor.Options{N: 4, Timeout: guestTimeout}
+	inTime(t, names([]monitor.Unikernel{uk}, opt)+" (measured shared and naive)", func() {
+		rep, err = Monitor{}.Measure(context.Background(), []monitor.Unikernel{uk}, opt, []string{monitor.LoadShared, monitor.LoadNaive})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +286,12 @@ func TestInitDataStaysOneSharedPageUntilAVMWritesIt(t *testing.T) {
 		withInit(t, dir, pooled(t, dir, "initread"), word),
 		withInit(t, dir, pooled(t, dir, "initwrite"), word),
 	}
-	rep, err := Monitor{}.Measure(context.Background(), uks, monitor.Options{N: 3}, []string{monitor.LoadShared})
+	var rep *Report
+	var err error
+	opt := monitor.Options{N: 3, Timeout: guestTimeout}
+	inTime(t, names(uks, opt)+" (measured)", func() {
+		rep, err = Monitor{}.Measure(context.Background(), uks, opt, []string{monitor.LoadShared})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

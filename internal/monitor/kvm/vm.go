@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,7 @@ type machine struct {
 	cr3      uint64
 	ptBase   uint64 // GPA of the page tables (they end the private slot)
 	console  console
+	readyAt  time.Time // when the guest wrote the ready port
 
 	// mu guards the thread the vCPU runs on, so a timeout never signals a
 	// thread that has moved on.
@@ -103,10 +105,18 @@ func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*
 		return nil, err
 	}
 	longModeSregs(&s, m.cr3)
+	regs := entryRegs(m.layout.Entry, m.layout.StackTop, m.layout.BootInfo)
+	if r := m.layout.Resume; r != nil {
+		// From a snapshot: its registers at the ready point, its
+		// console output replayed.
+		s.FS.Base, s.GS.Base = r.FSBase, r.GSBase
+		regs = resumeRegs(r)
+		m.console.write([]byte(m.layout.Console))
+	}
 	if err = m.cpu.SetSregs(s); err != nil {
 		return nil, err
 	}
-	if err = m.cpu.SetRegs(entryRegs(m.layout.Entry, m.layout.StackTop, m.layout.BootInfo)); err != nil {
+	if err = m.cpu.SetRegs(regs); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -204,7 +214,7 @@ func (h *host) buildMemory(m *machine) error {
 	for i, p := range m.placed {
 		mp := &m.layout.Mappings[i]
 		if mp.COW {
-			mapped, err := h.mapCOW(priv.mem[p.gpa:p.gpa+p.size], mp)
+			mapped, err := h.mapCOW(priv.mem[p.gpa:p.gpa+p.size], mp, m.layout.Resume != nil)
 			if err != nil {
 				return err
 			}
@@ -225,10 +235,20 @@ func (h *host) buildMemory(m *machine) error {
 // pages the guest only reads stay one page-cache copy for every VM, and
 // only the pages written (patched, or by the guest) become its own.
 // It reports whether the range is file-backed (false: copied instead).
-func (h *host) mapCOW(dst []byte, mp *loader.Mapping) (bool, error) {
-	f, size, err := h.initFile(mp.File)
+//
+// Under a snapshot (once) the files are its many page blobs: each is
+// opened for the mapping and closed right after, not kept for the call.
+func (h *host) mapCOW(dst []byte, mp *loader.Mapping, once bool) (bool, error) {
+	open := h.initFile
+	if once {
+		open = openOnce
+	}
+	f, size, err := open(mp.File)
 	if err != nil {
 		return false, err
+	}
+	if once {
+		defer f.Close()
 	}
 	if mp.Offset&pageMask != 0 || mp.Offset+uint64(len(dst)) > pageUp(size) {
 		// Not mappable page for page: copy, as a naive loader would.
@@ -263,6 +283,20 @@ func (h *host) initFile(path string) (*os.File, uint64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, 0, fmt.Errorf("init blob %s: %w", path, err)
+	}
+	return f, uint64(fi.Size()), nil
+}
+
+// openOnce opens a blob for one mapping.
+func openOnce(path string) (*os.File, uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("snapshot page: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("snapshot page %s: %w", path, err)
 	}
 	return f, uint64(fi.Size()), nil
 }

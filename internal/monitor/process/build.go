@@ -178,6 +178,15 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	regs.Rip, regs.Rsp, regs.Rdi = lay.Entry, lay.StackTop, lay.BootInfo
 	regs.Fs_base, regs.Gs_base = 0, 0
 	regs.Eflags = 0x202 // IF and the always-one bit; DF clear
+	if s := lay.Resume; s != nil {
+		// From a snapshot: resume at its ready point.
+		regs.Rax, regs.Rbx, regs.Rcx, regs.Rdx, regs.Rsi, regs.Rdi, regs.Rsp, regs.Rbp = s.RAX, s.RBX, s.RCX, s.RDX, s.RSI, s.RDI, s.RSP, s.RBP
+		regs.R8, regs.R9, regs.R10, regs.R11, regs.R12, regs.R13, regs.R14, regs.R15 = s.R8, s.R9, s.R10, s.R11, s.R12, s.R13, s.R14, s.R15
+		regs.Rip, regs.Fs_base, regs.Gs_base = s.RIP, s.FSBase, s.GSBase
+		// Only the arithmetic flags and DF are the guest's; IF stays set.
+		const userFlags = 0xcd5 | 1<<10
+		regs.Eflags = 0x202 | s.RFLAGS&userFlags
+	}
 	return &regs, nil
 }
 

@@ -75,6 +75,9 @@ func codeLayout(code []byte) *loader.Layout {
 // runLayouts runs one instance per layout and returns their results.
 func runLayouts(t testing.TB, opt monitor.Options, lays ...*loader.Layout) []monitor.Result {
 	t.Helper()
+	if opt.Timeout == 0 {
+		opt.Timeout = guestTimeout
+	}
 	files := map[string]*os.File{}
 	var jobs []job
 	for i, lay := range lays {

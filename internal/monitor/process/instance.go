@@ -42,6 +42,7 @@ type instance struct {
 	entered  time.Time
 	loadTime time.Duration
 	runTime  time.Duration
+	ready    time.Duration // load time + boot to the ready point
 	output   []byte
 	exitCode int
 	exited   bool                // the guest wrote an exit code
@@ -60,6 +61,8 @@ type instance struct {
 	cancelled bool
 	stopped   bool  // stopped through Options.Started's stop
 	syscallNr int64 // the system call seccomp killed it for, -1 if none
+
+	capture *Capture // set when the instance is booted to be captured (snapshot.go)
 }
 
 func (in *instance) setState(s state) {
@@ -171,6 +174,7 @@ func (in *instance) result() monitor.Result {
 		Output:    string(in.output),
 		LoadTime:  in.loadTime,
 		RunTime:   in.runTime,
+		ReadyTime: in.ready,
 		PID:       in.pid,
 		Error:     in.err,
 	}
@@ -353,6 +357,11 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 	mask := uint64(1)<<(8*insn.size) - 1
 	switch insn.kind {
 	case opOut:
+		if port == abi.PortReady && in.capture != nil {
+			in.takeCapture(regs, insn)
+			in.finish()
+			return nil
+		}
 		if in.portOut(port, uint32(regs.Rax&mask)) {
 			in.finish()
 			return nil
@@ -443,6 +452,10 @@ func (in *instance) portOut(port int, val uint32) bool {
 	case abi.PortCOM1:
 		if len(in.output) < in.maxOutput {
 			in.output = append(in.output, byte(val))
+		}
+	case abi.PortReady:
+		if in.ready == 0 && !in.entered.IsZero() {
+			in.ready = in.loadTime + time.Since(in.entered)
 		}
 	case abi.PortExit:
 		// A 32-bit write is a C int: -1 stays -1 (as under kvm); byte

@@ -78,8 +78,15 @@ func pooled(t *testing.T, dir, name, appSrc string) monitor.Unikernel {
 	return monitor.Unikernel{Name: name, Config: cfg, BlobPath: func(d string) string { return blobs[d] }}
 }
 
+// guestTimeout stops a test's guest that runs on (none computes for more
+// than a moment), so a hang fails its test instead of the suite.
+const guestTimeout = 60 * time.Second
+
 func runPooled(t *testing.T, uks []monitor.Unikernel, opt monitor.Options) []monitor.Result {
 	t.Helper()
+	if opt.Timeout == 0 {
+		opt.Timeout = guestTimeout
+	}
 	rs, err := (&Monitor{}).Run(context.Background(), uks, opt)
 	if err != nil {
 		t.Fatal(err)

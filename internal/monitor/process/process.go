@@ -88,7 +88,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 				if l.Shared.Size > 0 {
 					digests = append(digests, l.Shared.Digest)
 				}
-				if l.Init != nil {
+				if l.Init != nil && !opt.Snapshot {
 					digests = append(digests, l.Init.Digest)
 				}
 				for _, d := range digests {
@@ -114,6 +114,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 				Seed:       instSeed,
 				Monitor:    abi.MonitorProcess,
 				TSCKHz:     tsc,
+				Snapshot:   opt.Snapshot,
 			}
 			jobs = append(jobs, job{uk: u.Name, index: i, plan: func() (*loader.Layout, error) {
 				lo := lo
@@ -134,6 +135,17 @@ const aslrStream = 0x756e69706f6f6c // "unipool"
 // run executes jobs on the tracer threads and returns their results in
 // job order.
 func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options) []monitor.Result {
+	insts := m.runWith(ctx, jobs, files, opt, nil)
+	results := make([]monitor.Result, len(insts))
+	for i, in := range insts {
+		results[i] = in.result()
+	}
+	return results
+}
+
+// runWith runs jobs, setup (if not nil) adjusting each instance first, and
+// returns the finished instances in job order.
+func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options, setup func(*instance)) []*instance {
 	// Raw fds, taken once here: every tracer passes them to its children.
 	fds := make(map[string]uintptr, len(files))
 	for path, f := range files {
@@ -145,6 +157,9 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File
 			maxOutput: opt.MaxOutput}
 		if insts[i].maxOutput <= 0 {
 			insts[i].maxOutput = maxOutput
+		}
+		if setup != nil {
+			setup(insts[i])
 		}
 	}
 	n := m.Threads
@@ -194,11 +209,7 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File
 	}
 	wg.Wait()
 	close(done)
-	results := make([]monitor.Result, len(insts))
-	for i, in := range insts {
-		results[i] = in.result()
-	}
-	return results
+	return insts
 }
 
 // holdResident keeps the finished instances stopped, memory intact, for

@@ -2,6 +2,7 @@ package process
 
 import (
 	"errors"
+	"os"
 	"runtime"
 	"time"
 
@@ -89,6 +90,7 @@ func (t *tracer) start(in *instance) {
 		return
 	}
 	in.lay = lay
+	in.output = append(in.output, lay.Console...)
 	var fds []uintptr
 	fdOf := map[string]int{}
 	for _, m := range lay.Mappings {
@@ -99,6 +101,19 @@ func (t *tracer) start(in *instance) {
 			continue
 		}
 		fd, ok := t.files[m.File]
+		if !ok && lay.Resume != nil && m.COW {
+			// Snapshot pages are many small files: a run of a thousand
+			// unikernels would hold tens of thousands open, so each
+			// instance opens its own and closes them once mapped.
+			f, err := os.Open(m.File)
+			if err != nil {
+				in.fail("load: snapshot page at %#x: %v", m.Addr, err)
+				in.setState(stReaped)
+				return
+			}
+			defer f.Close()
+			fd, ok = f.Fd(), true
+		}
 		if !ok {
 			in.fail("load: blob file %s was not opened for this run", m.File)
 			in.setState(stReaped)
@@ -132,6 +147,9 @@ func (t *tracer) start(in *instance) {
 	if err == nil {
 		in.entered = time.Now()
 		in.loadTime = in.entered.Sub(in.started)
+		if lay.Resume != nil {
+			in.ready = in.loadTime // resumed at its ready point
+		}
 		in.setState(stRunning)
 		if t.timeout > 0 {
 			d := t.timeout

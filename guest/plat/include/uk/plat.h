@@ -29,6 +29,16 @@ void ukplat_console_write(const char *buf, size_t len);
 /* Ends the guest with code (outl to port 0x501); never returns. */
 __attribute__((noreturn)) void ukplat_exit(int code);
 
+/* The ready point: boot is done and nothing of this instance's own (its
+ * command line, seed, clock) has been read yet. Writes port 0x502; a
+ * monitor may stop the guest there and keep its memory as a snapshot, and
+ * later resume copies of it with another instance's boot info. On return
+ * the stack canary has been derived again from the boot info's seed (the
+ * same value on a cold boot, a fresh one after a restore). The caller and
+ * every frame below it must not check the canary on return (no stack
+ * protector, or never return). */
+void ukplat_ready(void);
+
 /* Waits for the next event (hlt). */
 void ukplat_idle(void);
 

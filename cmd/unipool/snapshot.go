@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/snapshot"
+)
+
+func init() {
+	var (
+		dir, mem string
+		timeout  time.Duration
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "snapshot [flags] NAME...",
+		Short: "Boot pooled unikernels to their ready point and store their memory in the pool",
+		Long: `Snapshot boots each named unikernel under the process monitor up to its
+ready point (the guest writes port 0x502 once boot is done, before it reads
+its command line), stops it there, and stores its private memory in the pool
+as content-addressed page blobs (all-zero pages are not stored; a page any
+other snapshot has is stored once), with its registers and console output in
+its description. ` + "`run --snapshot`" + ` then starts instances from it: the pages
+mapped copy-on-write, the instance's own command line and seed delivered, the
+guest resumed at its ready point.
+
+A snapshot fixes the layout it was taken with (the map's region bases, the
+memory size): instances from it cannot use --aslr. The stack canary and the
+random seed are the instance's own (the guest derives them again after the
+ready point).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			d := dir
+			if d == "" {
+				var err error
+				if d, err = pool.DefaultDir(); err != nil {
+					return err
+				}
+			}
+			var opt snapshot.Options
+			if mem != "" {
+				n, err := poolParseSize(mem)
+				if err != nil {
+					return fmt.Errorf("--mem: %w", err)
+				}
+				opt.MemSize = n
+			}
+			opt.Timeout = timeout
+			var results []*snapshot.Result
+			for _, name := range names {
+				res, err := snapshot.Take(cmd.Context(), d, name, opt)
+				if err != nil {
+					return err
+				}
+				results = append(results, res)
+				if !asJSON {
+					printSnapshot(cmd.OutOrStdout(), res)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(results)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "pool", "", "pool directory")
+	cmd.Flags().StringVar(&mem, "mem", "", "guest memory, e.g. 16M (default: the description's); instances from the snapshot get the same")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up on a guest that has not reached its ready point by then")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	commands = append(commands, cmd)
+}
+
+func printSnapshot(w io.Writer, r *snapshot.Result) {
+	fmt.Fprintf(w, "snapshot %s: %s, %d pages (%d distinct, %d new, %s new), boot %v\n",
+		r.Name, r.Manifest, r.Pages, r.Distinct, r.NewPages, poolBytes(r.NewBytes), r.BootTime.Round(time.Millisecond))
+}
+
+// sharedByLine renders "k unikernels: n pages" pairs, most shared last.
+func sharedByLine(m map[int]int) string {
+	var ks []int
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%d pages used by %d", m[k], k))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,95 @@
+package desc
+
+import (
+	"fmt"
+	"strings"
+)
+
+// MediaTypeSnapshotPage is a layer holding one 4 KiB page of a snapshot.
+const MediaTypeSnapshotPage = "application/vnd.unipool.snapshot.page.v1"
+
+// SnapshotPageSize is the size of every snapshot page blob.
+const SnapshotPageSize = 0x1000
+
+// Snapshot is a unikernel booted up to its ready point (abi.PortReady) and
+// stopped there: its vCPU state, its devices' state and its private memory.
+// The memory is content-addressed page by page: every page that is not all
+// zeros is a pool blob of its own (Pages), so a page that is the same in
+// many unikernels is stored, and mapped copy-on-write, once. Pages of the
+// private ranges not listed are zero. The layout is the one the snapshot
+// was taken with: the map's region bases (no ASLR), MemSize, BootArea.
+type Snapshot struct {
+	// Monitor names the monitor it was taken under ("process").
+	Monitor string `json:"monitor"`
+	// MemSize is the guest heap+stack it was taken with; instances from
+	// the snapshot get the same.
+	MemSize uint64 `json:"mem_size"`
+	// BootArea is the bytes at abi.PrivateBase given to the boot info and
+	// the command line: it bounds the command line of a restored instance.
+	BootArea uint64 `json:"boot_area"`
+	// Regs is the vCPU state at the ready point, %rip after the port write.
+	Regs Regs `json:"regs"`
+	// Console is what the guest wrote to COM1 before the ready point (the
+	// console's only state); a restored instance's output starts with it.
+	Console string `json:"console,omitempty"`
+	// Pages are the non-zero pages, ascending by guest address.
+	Pages []Page `json:"pages"`
+}
+
+// Regs is the general-purpose register state, with the FS and GS bases
+// (the guest sets FS with wrmsr). Nothing else is live at the ready point:
+// the port write is a call to an assembly function, so no vector register
+// is (the SysV ABI makes them all caller-saved), and the guest never
+// changes MXCSR or the x87 control word.
+type Regs struct {
+	RAX    uint64 `json:"rax"`
+	RBX    uint64 `json:"rbx"`
+	RCX    uint64 `json:"rcx"`
+	RDX    uint64 `json:"rdx"`
+	RSI    uint64 `json:"rsi"`
+	RDI    uint64 `json:"rdi"`
+	RSP    uint64 `json:"rsp"`
+	RBP    uint64 `json:"rbp"`
+	R8     uint64 `json:"r8"`
+	R9     uint64 `json:"r9"`
+	R10    uint64 `json:"r10"`
+	R11    uint64 `json:"r11"`
+	R12    uint64 `json:"r12"`
+	R13    uint64 `json:"r13"`
+	R14    uint64 `json:"r14"`
+	R15    uint64 `json:"r15"`
+	RIP    uint64 `json:"rip"`
+	RFLAGS uint64 `json:"rflags"`
+	FSBase uint64 `json:"fs_base"`
+	GSBase uint64 `json:"gs_base"`
+}
+
+// Page is one stored page of a snapshot.
+type Page struct {
+	Addr   uint64 `json:"addr"`   // guest virtual address, page-aligned
+	Digest string `json:"digest"` // its blob, "sha256:<hex>"
+}
+
+// Validate checks what a loader relies on: ascending, page-aligned,
+// distinct pages, each with a digest, and a usable memory size.
+func (s *Snapshot) Validate() error {
+	if s.MemSize == 0 || s.MemSize&pageMask != 0 {
+		return fmt.Errorf("snapshot: mem_size %#x is not a positive page multiple", s.MemSize)
+	}
+	if s.BootArea == 0 || s.BootArea&pageMask != 0 {
+		return fmt.Errorf("snapshot: boot_area %#x is not a positive page multiple", s.BootArea)
+	}
+	for i, p := range s.Pages {
+		if p.Addr&pageMask != 0 {
+			return fmt.Errorf("snapshot: page %d at %#x is not page-aligned", i, p.Addr)
+		}
+		if i > 0 && p.Addr <= s.Pages[i-1].Addr {
+			return fmt.Errorf("snapshot: page %d at %#x does not follow the page at %#x", i, p.Addr, s.Pages[i-1].Addr)
+		}
+		hex, ok := strings.CutPrefix(p.Digest, "sha256:")
+		if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+			return fmt.Errorf("snapshot: page at %#x: digest %q is not sha256:<64 hex digits>", p.Addr, p.Digest)
+		}
+	}
+	return nil
+}

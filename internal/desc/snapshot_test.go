@@ -1,0 +1,52 @@
+package desc
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestSnapshotValidateRefusesWhatALoaderCannotMap(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	good := Snapshot{MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d}, {Addr: 0x2000_1000, Digest: d}}}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good snapshot refused: %v", err)
+	}
+	for want, s := range map[string]Snapshot{
+		"mem_size":         {MemSize: 0, BootArea: 1 << 16},
+		"boot_area":        {MemSize: 1 << 20, BootArea: 100},
+		"not page-aligned": {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0010, Digest: d}}},
+		"does not follow":  {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_1000, Digest: d}, {Addr: 0x2000_1000, Digest: d}}},
+		"is not sha256":    {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: "sha256:XYZ"}}},
+		"64 hex digits":    {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: "md5:" + strings.Repeat("ab", 32)}}},
+	} {
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: err %v, want %q", s, err, want)
+		}
+	}
+}
+
+// FuzzParse: a description from a pool or a registry is untrusted; Parse
+// never panics, and what it accepts validates again after a round trip.
+func FuzzParse(f *testing.F) {
+	d := "sha256:" + strings.Repeat("0f", 32)
+	f.Add([]byte(`{"schema_version":1,"layout":"aligned","mem_size":1048576,"entry":{"lib":0,"off":0},` +
+		`"libraries":[{"name":"a","region":{"start":1073741824,"tramp_size":0,"shared_size":4096,"private_size":4096},` +
+		`"tramp":{"size":0},"shared":{"size":4096},"private":{"file_size":0,"mem_size":4096}}],` +
+		`"snapshot":{"monitor":"process","mem_size":1048576,"boot_area":65536,"regs":{"rip":1073741824},` +
+		`"pages":[{"addr":536870912,"digest":"` + d + `"}]}}`))
+	f.Add([]byte(`{"schema_version":1,"snapshot":{"pages":[{"addr":1}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(again); err != nil {
+			t.Fatalf("accepted %s, refused its round trip: %v", data, err)
+		}
+	})
+}

@@ -1,0 +1,108 @@
+package loader
+
+import (
+	"fmt"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// SnapshotBootArea is the boot-info area `unipool snapshot` lays out: the
+// command line of an instance started from the snapshot must fit it
+// (boot info + command line + NUL), since the stack and heap that follow
+// are where the snapshot has them.
+const SnapshotBootArea = 64 << 10
+
+// planSnapshot lays out an instance started from the description's
+// snapshot. The layout is the cold one the snapshot was taken with (the
+// map's bases, its memory size and boot area), except that every private
+// range holds the snapshot's memory: each stored page its pool blob mapped
+// copy-on-write, every other page zero. The boot-info area is this
+// instance's own (command line, seed, instance id), written fresh, and the
+// guest resumes at its ready point with the snapshot's registers.
+func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
+	s := p.cfg.Snapshot
+	if s == nil {
+		return nil, fmt.Errorf("unikernel %q has no snapshot (`unipool snapshot %s` takes one)", p.u.Name, p.u.Name)
+	}
+	if opt.ASLR {
+		return nil, fmt.Errorf("unikernel %q: a snapshot fixes the layout it was taken with; it cannot start with --aslr (start it cold, without --snapshot)", p.u.Name)
+	}
+	if opt.Load != monitor.LoadShared {
+		return nil, fmt.Errorf("unikernel %q: a snapshot is mapped from the pool; load mode %q does not apply", p.u.Name, opt.Load)
+	}
+	if opt.MemSize != 0 && opt.MemSize != s.MemSize {
+		return nil, fmt.Errorf("unikernel %q: its snapshot was taken with %d bytes of memory, not %d", p.u.Name, s.MemSize, opt.MemSize)
+	}
+	cold := opt
+	cold.Snapshot = false
+	cold.MemSize, cold.BootArea = s.MemSize, s.BootArea
+	lay, err := p.Plan(cold)
+	if err != nil {
+		return nil, err
+	}
+	if err := lay.applySnapshot(s, p.u.BlobPath); err != nil {
+		return nil, fmt.Errorf("unikernel %q: snapshot: %w", p.u.Name, err)
+	}
+	return lay, nil
+}
+
+// applySnapshot replaces the contents of every private range but the boot
+// info with the snapshot's pages.
+func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string) error {
+	var out []Mapping
+	next := 0 // the next snapshot page to place
+	for _, m := range lay.Mappings {
+		if (m.File != "" && !m.COW) || m.Part == PartBootInfo {
+			if next < len(s.Pages) && s.Pages[next].Addr < m.Addr+m.Size && m.Part != PartBootInfo {
+				return fmt.Errorf("page at %#x lies in %s, which is not private", s.Pages[next].Addr, lay.Describe(s.Pages[next].Addr))
+			}
+			for next < len(s.Pages) && s.Pages[next].Addr < m.Addr+m.Size {
+				next++ // a boot-info page: this instance writes its own
+			}
+			out = append(out, m)
+			continue
+		}
+		if next < len(s.Pages) && s.Pages[next].Addr < m.Addr {
+			return fmt.Errorf("page at %#x lies in no private range", s.Pages[next].Addr)
+		}
+		// Zero runs are anonymous memory; stored pages their blobs.
+		zero := func(lo, hi uint64) {
+			if hi > lo {
+				out = append(out, Mapping{Addr: lo, Size: hi - lo, Prot: m.Prot, Library: m.Library, Part: m.Part})
+			}
+		}
+		at := m.Addr
+		for next < len(s.Pages) && s.Pages[next].Addr < m.Addr+m.Size {
+			pg := s.Pages[next]
+			zero(at, pg.Addr)
+			out = append(out, Mapping{Addr: pg.Addr, Size: abi.PageSize, Prot: m.Prot, File: blobPath(pg.Digest),
+				Digest: pg.Digest, COW: true, Library: m.Library, Part: m.Part})
+			at = pg.Addr + abi.PageSize
+			next++
+		}
+		zero(at, m.Addr+m.Size)
+	}
+	if next < len(s.Pages) {
+		return fmt.Errorf("page at %#x lies in no private range", s.Pages[next].Addr)
+	}
+	lay.Mappings = out
+	regs := s.Regs
+	lay.Resume, lay.Console = &regs, s.Console
+	return lay.check()
+}
+
+// PrivateRanges are the ranges a snapshot keeps: everything the guest may
+// have written (tramp tables, private data and bss, stack, heap), that is
+// every mapping but the shared blobs and the boot-info area.
+func (lay *Layout) PrivateRanges() []Mapping {
+	var out []Mapping
+	for _, m := range lay.Mappings {
+		if (m.File != "" && !m.COW) || m.Part == PartBootInfo {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package loader
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+func withSnapshot(t *testing.T, pages ...uint64) monitor.Unikernel {
+	u := testUnikernel(t)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: SnapshotBootArea,
+		Regs: desc.Regs{RIP: abi.MapBase + abi.PageSize + 7, RSP: 0x2001_0000}, Console: "early\n"}
+	for i, a := range pages {
+		s.Pages = append(s.Pages, desc.Page{Addr: a, Digest: "sha256:" + strings.Repeat(string(rune('a'+i)), 64)})
+	}
+	u.Config.Snapshot = s
+	base := u.BlobPath
+	u.BlobPath = func(d string) string {
+		if p := base(d); p != "" {
+			return p
+		}
+		return "/pool/" + d
+	}
+	return u
+}
+
+func TestSnapshotMapsItsPagesCopyOnWriteAndTheRestZero(t *testing.T) {
+	cold, err := Plan(withSnapshot(t), Options{MemSize: 1 << 20, BootArea: SnapshotBootArea, Cmdline: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heap Mapping
+	for _, m := range cold.Mappings {
+		if m.Part == PartHeap {
+			heap = m
+		}
+	}
+	appData := uint64(abi.AppRegionBase + 5*abi.PageSize) // app region: tramp, shared x4, private
+	u := withSnapshot(t, appData, heap.Addr+abi.PageSize)
+	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request", Seed: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lay.Resume == nil || lay.Resume.RIP != abi.MapBase+abi.PageSize+7 || lay.Console != "early\n" {
+		t.Fatalf("resume %+v console %q: not the snapshot's", lay.Resume, lay.Console)
+	}
+	pages := 0
+	for _, m := range lay.Mappings {
+		switch {
+		case m.Part == PartShared:
+			if m.COW || m.File == "" {
+				t.Errorf("shared part %+v is not the shared blob", m)
+			}
+		case m.Part == PartBootInfo:
+			if !strings.Contains(string(m.Data), "own request") || m.Size != SnapshotBootArea {
+				t.Errorf("boot info is not this instance's own, in the snapshot's boot area: %d bytes", m.Size)
+			}
+		case m.COW:
+			pages++
+			if m.Size != abi.PageSize || !strings.HasPrefix(m.File, "/pool/sha256:") || m.Data != nil || len(m.Patches) > 0 {
+				t.Errorf("page %+v is not its blob mapped copy-on-write", m)
+			}
+			if m.Addr != appData && m.Addr != heap.Addr+abi.PageSize {
+				t.Errorf("a page at %#x, which the snapshot does not have", m.Addr)
+			}
+		default:
+			if m.File != "" || m.Data != nil {
+				t.Errorf("%s at %#x: private range not zero: %+v", m.Part, m.Addr, m)
+			}
+		}
+	}
+	if pages != 2 {
+		t.Errorf("%d snapshot pages mapped, want 2", pages)
+	}
+	if got := lay.Find(heap.Addr); got == nil || got.Part != PartHeap || got.Size != abi.PageSize {
+		t.Errorf("the heap's first page is %+v, want a zero page of its own", got)
+	}
+}
+
+func TestSnapshotRefusesASLRMemorySizeAndLongCommandLines(t *testing.T) {
+	u := withSnapshot(t)
+	for _, c := range []struct {
+		opt  Options
+		want string
+	}{
+		{Options{Snapshot: true, ASLR: true}, "fixes the layout"},
+		{Options{Snapshot: true, MemSize: 2 << 20}, "taken with 1048576 bytes"},
+		{Options{Snapshot: true, Cmdline: strings.Repeat("x", SnapshotBootArea)}, "does not fit the boot-info area"},
+		{Options{Snapshot: true, Load: monitor.LoadNaive}, "does not apply"},
+	} {
+		if _, err := Plan(u, c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err %v, want %q", c.opt, err, c.want)
+		}
+	}
+	u.Config.Snapshot = nil
+	if _, err := Plan(u, Options{Snapshot: true}); err == nil || !strings.Contains(err.Error(), "has no snapshot") {
+		t.Errorf("no snapshot: err %v", err)
+	}
+}
+
+func TestSnapshotPageOutsidePrivateMemoryIsRefused(t *testing.T) {
+	for _, at := range []uint64{abi.MapBase + abi.PageSize /* library a's code */, abi.ASLRBase /* nowhere */} {
+		if _, err := Plan(withSnapshot(t, at), Options{Snapshot: true}); err == nil {
+			t.Errorf("snapshot page at %#x accepted", at)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package process
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// readyGuest writes a word to its heap and 'B' to the console, stops at
+// the ready port, then checks the word is still there, prints 'R' and
+// exits with its instance id from the boot info (%rbx, kept across the
+// ready point).
+const readyGuest = `
+	mov %rdi, %rbx
+	mov 32(%rdi), %r12
+	movabs $0x1122334455667788, %rax
+	mov %rax, 0x2000(%r12)
+	mov $0x3f8, %dx
+	mov $'B', %al
+	out %al, %dx
+	xor %eax, %eax
+	mov $0x502, %dx
+	out %eax, %dx
+	movabs $0x1122334455667788, %rax
+	cmp %rax, 0x2000(%r12)
+	jne 1f
+	mov $0x3f8, %dx
+	mov $'R', %al
+	out %al, %dx
+	mov 64(%rbx), %eax
+	mov $0x501, %dx
+	out %eax, %dx
+1:	mov $99, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+`
+
+// snapshotOf captures uk and attaches the snapshot to its description,
+// its pages as blob files in dir.
+func snapshotOf(t *testing.T, dir string, uk monitor.Unikernel) monitor.Unikernel {
+	t.Helper()
+	c, err := (&Monitor{}).Capture(context.Background(), uk, monitor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &desc.Snapshot{Monitor: Name, MemSize: c.MemSize, BootArea: c.BootArea, Regs: c.Regs, Console: c.Console}
+	paths := map[string]string{}
+	for _, pg := range c.Pages {
+		sum := sha256.Sum256(pg.Data)
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		paths[d] = filepath.Join(dir, "page-"+hex.EncodeToString(sum[:]))
+		if err := os.WriteFile(paths[d], pg.Data, 0o444); err != nil && !os.IsPermission(err) {
+			t.Fatal(err)
+		}
+		s.Pages = append(s.Pages, desc.Page{Addr: pg.Addr, Digest: d})
+	}
+	cfg := *uk.Config
+	cfg.Snapshot = s
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	blob := uk.BlobPath
+	uk.Config = &cfg
+	uk.BlobPath = func(d string) string {
+		if p, ok := paths[d]; ok {
+			return p
+		}
+		return blob(d)
+	}
+	return uk
+}
+
+func TestInstancesResumeFromTheSnapshotWithTheirOwnBootInfo(t *testing.T) {
+	dir := t.TempDir()
+	uk := pooled(t, dir, "app", readyGuest)
+	// Cold, the ready port changes nothing.
+	for i, r := range runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 2}) {
+		if r.Error != "" || r.Output != "BR" || r.ExitCode != i {
+			t.Fatalf("cold instance %d: exit %d output %q error %q", i, r.ExitCode, r.Output, r.Error)
+		}
+	}
+	snap := snapshotOf(t, dir, uk)
+	s := snap.Config.Snapshot
+	if s.Console != "B" || s.Regs.RBX != abi.PrivateBase || len(s.Pages) == 0 {
+		t.Fatalf("snapshot: console %q, rbx %#x, %d pages", s.Console, s.Regs.RBX, len(s.Pages))
+	}
+	heapWord := false
+	for _, pg := range s.Pages {
+		if pg.Addr < abi.PrivateBase || pg.Addr >= abi.MapBase && pg.Addr < abi.ASLRBase {
+			continue
+		}
+		heapWord = true
+	}
+	if !heapWord {
+		t.Errorf("no page of the per-instance area in the snapshot: %+v", s.Pages)
+	}
+	rs := runPooled(t, []monitor.Unikernel{snap}, monitor.Options{N: 3, Snapshot: true})
+	for i, r := range rs {
+		// 'B' was written before the snapshot: it is replayed, not rerun.
+		if r.Error != "" || r.Output != "BR" || r.ExitCode != i {
+			t.Errorf("instance %d from the snapshot: exit %d output %q error %q", i, r.ExitCode, r.Output, r.Error)
+		}
+	}
+}
+
+func TestSnapshotPagesStaySharedUntilWritten(t *testing.T) {
+	dir := t.TempDir()
+	snap := snapshotOf(t, dir, pooled(t, dir, "app", readyGuest))
+	held := map[int]bool{}
+	var page uint64
+	for _, pg := range snap.Config.Snapshot.Pages {
+		if pg.Addr >= abi.PrivateBase && pg.Addr < abi.MapBase {
+			page = pg.Addr
+		}
+	}
+	rs := runPooled(t, []monitor.Unikernel{snap}, monitor.Options{N: 2, Snapshot: true, Hold: 30e9, Resident: func(pids []int) {
+		for _, pid := range pids {
+			// The heap page was only read after the snapshot: still
+			// the blob's page-cache page, no anonymous copy.
+			if anon, _ := mappingStat(t, pid, page, "Anonymous"); anon != 0 {
+				t.Errorf("pid %d: page %#x has %d anonymous KiB, want the blob's page", pid, page, anon)
+			}
+			if rss, _ := mappingStat(t, pid, page, "Rss"); rss == 0 {
+				t.Errorf("pid %d: page %#x not resident", pid, page)
+			}
+			held[pid] = true
+		}
+	}})
+	for _, r := range rs {
+		if r.Error != "" || r.ExitCode != r.Instance {
+			t.Errorf("instance %d: exit %d error %q", r.Instance, r.ExitCode, r.Error)
+		}
+	}
+	if len(held) != 2 {
+		t.Errorf("%d instances held", len(held))
+	}
+}
