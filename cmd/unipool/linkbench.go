@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/link"
 )
 
@@ -57,6 +58,13 @@ func init() {
 					linkSize(l.ReadOnlyBytes), linkSize(l.DistinctReadOnlyBytes), l.LinkTime.Seconds())
 			}
 			tw.Flush()
+			for _, l := range rep.Layouts {
+				if n := l.TrampPages + l.SharedPages + l.PrivatePages; n > 0 && rep.Unikernels > 0 {
+					per := float64(rep.Unikernels)
+					fmt.Fprintf(w, "%s: pages per image by part: tramp %.1f, shared %.1f, private %.1f (of %.1f loaded)\n", l.Layout,
+						float64(l.TrampPages)/per, float64(l.SharedPages)/per, float64(l.PrivatePages)/per, float64(l.LoadedBytes)/abi.PageSize/per)
+				}
+			}
 			for _, l := range rep.Layouts {
 				if len(l.Misses) > 0 && l.Share > 0.5 {
 					fmt.Fprintf(w, "%s: pages found in no other image, by library: %v\n", l.Layout, l.Misses)

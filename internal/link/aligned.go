@@ -88,6 +88,9 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err := l.objcopy(ctx, out, "--add-section", desc.SectionName+"="+secFile, "--set-section-flags", desc.SectionName+"=readonly"); err != nil {
 		return err
 	}
+	if err := trimTramp(out, cfg); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
 	im, err := elfimage.Open(out)
 	if err != nil {
 		return fmt.Errorf("link %s: the finished image does not read back: %w", l.opt.Output, err)
@@ -225,8 +228,17 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 			if s.Flags&elf.PF_X != 0 {
 				prot = desc.ProtRX
 			}
-			lib.Shared.Segments = append(lib.Shared.Segments, desc.Segment{Off: s.Vaddr - r.SharedAddr(), Size: pageUp(s.MemSize), Prot: prot})
-			sharedEnd = pageUp(s.End())
+			// Read-only data starts in the code's last page; that
+			// page is mapped with the code, the rest of the data
+			// from the next page on.
+			lo, hi := max(s.Vaddr&^(abi.PageSize-1), r.SharedAddr()+sharedEndOff(sharedEnd, r)), pageUp(s.End())
+			if n := len(lib.Shared.Segments); n > 0 && lo > s.Vaddr && prot == desc.ProtRX && lib.Shared.Segments[n-1].Prot != desc.ProtRX {
+				return lib, fmt.Errorf("library %q: code at %#x starts in a page of read-only data", p.name, s.Vaddr)
+			}
+			if hi > lo {
+				lib.Shared.Segments = append(lib.Shared.Segments, desc.Segment{Off: lo - r.SharedAddr(), Size: hi - lo, Prot: prot})
+				sharedEnd = hi
+			}
 		default:
 			if s.Flags&elf.PF_X != 0 {
 				return lib, fmt.Errorf("library %q: segment at %#x is writable and executable", p.name, s.Vaddr)
@@ -325,6 +337,15 @@ func checkPacked(path string) error {
 		}
 	}
 	return nil
+}
+
+// sharedEndOff is how far the segments described so far reach into the
+// shared part (0 before the first).
+func sharedEndOff(sharedEnd uint64, r desc.Region) uint64 {
+	if sharedEnd == 0 {
+		return 0
+	}
+	return sharedEnd - r.SharedAddr()
 }
 
 func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 1) }

@@ -75,6 +75,11 @@ type LayoutBench struct {
 	LinkTime         time.Duration `json:"link_time_ns"`
 	Images           []ImageBench  `json:"images"`
 	MaxLoadedOverPkd float64       `json:"max_loaded_over_packed,omitempty"`
+	// Pages by part over all images (aligned layouts only): where an
+	// aligned image's pages go.
+	TrampPages   uint64 `json:"tramp_pages,omitempty"`
+	SharedPages  uint64 `json:"shared_pages,omitempty"`
+	PrivatePages uint64 `json:"private_pages,omitempty"`
 }
 
 // ImageBench is one image of one layout.
@@ -82,6 +87,11 @@ type ImageBench struct {
 	Unikernel string `json:"unikernel"`
 	FileBytes uint64 `json:"file_bytes"`
 	Loaded    uint64 `json:"loaded_bytes"`
+	// Pages by part of an aligned image's regions (none for packed and
+	// dce): tramp tables, shared parts (code + rodata), private parts.
+	TrampPages   uint64 `json:"tramp_pages,omitempty"`
+	SharedPages  uint64 `json:"shared_pages,omitempty"`
+	PrivatePages uint64 `json:"private_pages,omitempty"`
 }
 
 // benchImage is one linked image and what the page census needs of it.
@@ -250,6 +260,11 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 		return nil, err
 	}
 	bi.size = ImageBench{Unikernel: u.Name, FileBytes: uint64(in.FileSize), Loaded: in.LoadedSize}
+	for _, l := range in.Libraries {
+		bi.size.TrampPages += l.TrampPages / abi.PageSize
+		bi.size.SharedPages += l.SharedPages / abi.PageSize
+		bi.size.PrivatePages += l.PrivatePages / abi.PageSize
+	}
 	im, err := elfimage.Open(opt.Output)
 	if err != nil {
 		return nil, err
@@ -298,6 +313,9 @@ func census(layout string, ims []*benchImage) LayoutBench {
 		lb.ReadOnlyBytes += uint64(len(im.pages)) * abi.PageSize
 		lb.FileBytes += im.size.FileBytes
 		lb.LoadedBytes += im.size.Loaded
+		lb.TrampPages += im.size.TrampPages
+		lb.SharedPages += im.size.SharedPages
+		lb.PrivatePages += im.size.PrivatePages
 		lb.Images = append(lb.Images, im.size)
 		pages := map[string]map[uint64]bool{} // library -> its read-only pages
 		for _, s := range im.res.Inputs {

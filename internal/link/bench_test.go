@@ -68,4 +68,13 @@ func TestBenchFindsAlignedLibraryPagesAtTheSameAddress(t *testing.T) {
 	if rep.LoadedOverPacked <= 0 || rep.FileOverDCE <= 0 {
 		t.Errorf("overheads %+v", rep)
 	}
+	// An aligned image's pages are its regions' parts; packed images
+	// have no parts.
+	al := byLayout[LayoutAligned]
+	if parts := (al.TrampPages + al.SharedPages + al.PrivatePages) * 4096; parts == 0 || parts != al.LoadedBytes {
+		t.Errorf("aligned: pages by part (tramp %d, shared %d, private %d) do not add up to the %d loaded bytes", al.TrampPages, al.SharedPages, al.PrivatePages, al.LoadedBytes)
+	}
+	if pk := byLayout[LayoutPacked]; pk.TrampPages+pk.SharedPages+pk.PrivatePages != 0 {
+		t.Errorf("packed: pages by part %+v", pk)
+	}
 }

@@ -101,6 +101,7 @@ func Inspect(path string) (*Inspection, error) {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
 			Tramp: l.Tramp.Size, NoASLR: l.NoASLR}
 		r := l.Region
+		shared := map[uint64]bool{} // pages: code and rodata may share one
 		for i, s := range segs {
 			if s.Vaddr < r.Start || s.Vaddr >= r.End() {
 				continue
@@ -113,11 +114,11 @@ func Inspect(path string) (*Inspection, error) {
 			case s.Vaddr < r.PrivateAddr() && s.Flags&elf.PF_X != 0:
 				part = "code"
 				li.Code += s.MemSize
-				li.SharedPages += pageUp(s.MemSize)
+				addPages(shared, s)
 			case s.Vaddr < r.PrivateAddr():
 				part = "rodata"
 				li.Rodata += s.MemSize
-				li.SharedPages += pageUp(s.MemSize)
+				addPages(shared, s)
 			default:
 				part = "private"
 				li.Data += s.FileSize
@@ -126,11 +127,19 @@ func Inspect(path string) (*Inspection, error) {
 			}
 			in.Segments[i].Library, in.Segments[i].Part = l.Name, part
 		}
+		li.SharedPages = uint64(len(shared)) * abi.PageSize
 		li.Padding = li.TrampPages + li.SharedPages + li.PrivatePages - li.Tramp - li.Code - li.Rodata - li.Private
 		in.Padding += li.Padding
 		in.Libraries = append(in.Libraries, li)
 	}
 	return in, nil
+}
+
+// addPages records the pages segment s touches.
+func addPages(pages map[uint64]bool, s elfimage.Segment) {
+	for p := s.Vaddr &^ (abi.PageSize - 1); p < s.End(); p += abi.PageSize {
+		pages[p] = true
+	}
 }
 
 func prot(f elf.ProgFlag) string {

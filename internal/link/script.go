@@ -60,8 +60,8 @@ func (p *placed) inputs(c class) string {
 }
 
 // alignedScript writes the linker script of an aligned image: per
-// library, its tramp area, shared part (code, then read-only data from the
-// next page) and private part (data, bss) at the region's addresses, each
+// library, its tramp area, shared part (code, then read-only data right
+// after it) and private part (data, bss) at the region's addresses, each
 // part its own PT_LOAD so a loader can map it with its own protection; the
 // image-wide sections (globalOutput, TLS, collections) in the app region's
 // private part. --orphan-handling=error makes any section this script
@@ -111,7 +111,10 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry string)
 		if p.app {
 			w("  PROVIDE(_etext = .); PROVIDE(etext = .); PROVIDE(__etext = .);\n")
 		}
-		w("  . = ALIGN(%#x);\n", abi.PageSize)
+		// Read-only data follows the code directly, not at the next
+		// page: the page they share is mapped with the code (r-x), so a
+		// library's shared part takes the pages of its bytes, not one
+		// partly used page more.
 		w("  .rodata.%s : {", p.name)
 		if p.obj != nil {
 			w(" %s", p.inputs(classRodata))
