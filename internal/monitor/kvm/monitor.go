@@ -16,6 +16,7 @@ import (
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/seccomp"
 )
 
 func init() {
@@ -140,6 +141,15 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			select {
 			case <-start:
 			case <-abort:
+				return
+			}
+			// From here on the thread only runs the guest: confine it
+			// (its VM is built; Run's fds stay open, no new ones come).
+			if err := seccomp.InstallThread(seccomp.VCPU(os.Getpid(), kvm.RunIoctls()...)); err != nil {
+				in.result.ExitCode, in.result.Error = -1, fmt.Sprintf("kvm monitor: confine the vCPU thread: %v", err)
+				if opt.Finished != nil {
+					opt.Finished(k, in.result)
+				}
 				return
 			}
 			if opt.Started != nil {
