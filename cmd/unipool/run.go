@@ -105,6 +105,7 @@ each instance's private memory) and the load time per instance.`,
 				if uks, err = resolve(d, names, cmdline); err != nil {
 					return err
 				}
+				defer launch.Close(uks)
 			}
 			for _, img := range images {
 				uks = append(uks, monitor.Unikernel{Name: filepath.Base(img), Image: img, Cmdline: cmdline})

@@ -88,6 +88,15 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 
 	// Read every description and check every blob before any VM exists.
 	var insts []*instance
+	h.verified = map[string]func() (*os.File, error){}
+	for _, u := range uks {
+		if u.Config == nil || u.BlobPath == nil {
+			continue
+		}
+		for _, d := range u.Config.BlobDigests() {
+			h.verified[u.BlobPath(d)] = func() (*os.File, error) { return u.OpenBlob(d) }
+		}
+	}
 	for i, u := range uks {
 		p, err := loader.Prepare(u, opt.Load == monitor.LoadNaive)
 		if err != nil {
