@@ -479,4 +479,3 @@ func (d *Daemon) Shutdown(grace time.Duration) {
 	}
 	d.kill()
 }
-
