@@ -55,7 +55,7 @@ func (t *tracer) run() {
 	// first (memfd_create is not in it).
 	_, err := stubExecutable()
 	if err == nil {
-		err = seccomp.InstallThread(seccomp.Tracer(os.Getpid()))
+		err = seccomp.ConfineThread(seccomp.Tracer(os.Getpid()))
 	}
 	if err != nil {
 		for _, in := range t.insts {
