@@ -252,11 +252,21 @@ func TestDaemonRuns200InstancesAndOneKilledProcessHurtsNoOther(t *testing.T) {
 			Exited, Failed, Stopped int
 			Started                 uint64 `json:"started_total"`
 		}
-		LoadTime struct{ Count int } `json:"load_time"`
+		LoadTime struct {
+			Count int
+			Mean  int64 `json:"mean_ns"`
+			P50   int64 `json:"p50_ns"`
+			P99   int64 `json:"p99_ns"`
+		} `json:"load_time"`
+		Memory struct {
+			DaemonPSS uint64 `json:"daemon_pss_bytes"`
+		}
 	}
 	if err := json.Unmarshal([]byte(cli(t, bin, nil, "metrics", "--host", sock)), &m); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("metrics: %d loads, mean %v p50 %v p99 %v; daemon PSS %.1f MiB", m.LoadTime.Count,
+		time.Duration(m.LoadTime.Mean), time.Duration(m.LoadTime.P50), time.Duration(m.LoadTime.P99), float64(m.Memory.DaemonPSS)/(1<<20))
 	if m.Instances.Exited != 199 || m.Instances.Failed != 1 || m.Instances.Stopped != 1 || m.Instances.Started != 201 || m.LoadTime.Count != 201 {
 		t.Errorf("metrics: %+v", m)
 	}

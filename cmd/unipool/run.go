@@ -108,6 +108,7 @@ full), and the load time per instance.`,
 				if uks, err = resolve(d, names, cmdline); err != nil {
 					return err
 				}
+				defer launch.Close(uks)
 			}
 			for _, img := range images {
 				uks = append(uks, monitor.Unikernel{Name: filepath.Base(img), Image: img, Cmdline: cmdline})

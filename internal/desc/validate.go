@@ -82,3 +82,21 @@ func (c *Config) checkAddr(a Addr) error {
 	}
 	return nil
 }
+
+// BlobDigests lists the digests of every blob the description names:
+// each library's shared and init blobs, and the private blob.
+func (c *Config) BlobDigests() []string {
+	var ds []string
+	for _, l := range c.Libraries {
+		if l.Shared.Digest != "" {
+			ds = append(ds, l.Shared.Digest)
+		}
+		if l.Init != nil && l.Init.Digest != "" {
+			ds = append(ds, l.Init.Digest)
+		}
+	}
+	if c.Private != nil && c.Private.Digest != "" {
+		ds = append(ds, c.Private.Digest)
+	}
+	return ds
+}

@@ -70,3 +70,8 @@ var (
 	reqGetXCRs             = ior(0xa6, sizeOf[XCRs]())
 	reqSetXCRs             = iow(0xa7, sizeOf[XCRs]())
 )
+
+// RunIoctls are the requests a vCPU thread makes once its VM is built:
+// KVM_RUN, and KVM_GET_REGS and KVM_GET_SREGS for fault reports (its
+// seccomp filter allows these and no other ioctl).
+func RunIoctls() []uintptr { return []uintptr{reqRun, reqGetRegs, reqGetSregs} }

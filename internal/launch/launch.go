@@ -7,12 +7,15 @@ package launch
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/pool"
 )
 
-// Resolve finds each name in the pool at dir. cmdline, when not empty,
+// Resolve finds each name in the pool at dir and opens every blob its
+// description names, read-only, checked on the open descriptor (the
+// monitors use those descriptors; Close closes them). cmdline, when not empty,
 // replaces every description's default command line.
 func Resolve(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
 	return resolve(dir, names, cmdline, false)
@@ -38,49 +41,73 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 	if err != nil {
 		return nil, err
 	}
-	verified := map[string]bool{}
+	// One verified descriptor per blob, shared by every unikernel of the
+	// call: the monitors map and read these, never the paths.
+	verified := map[string]*os.File{}
 	verify := func(name, what, dgst string) error {
-		if dgst == "" || verified[dgst] {
+		if dgst == "" || verified[dgst] != nil {
 			return nil
 		}
-		if err := p.VerifyBlob(dgst); err != nil {
+		f, err := p.OpenBlob(dgst)
+		if err != nil {
 			return fmt.Errorf("unikernel %q: %s: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, what, err)
 		}
-		verified[dgst] = true
+		verified[dgst] = f
 		return nil
+	}
+	fail := func(err error) ([]monitor.Unikernel, error) {
+		for _, f := range verified {
+			f.Close()
+		}
+		return nil, err
 	}
 	var uks []monitor.Unikernel
 	for _, name := range names {
 		cfg, err := p.Resolve(name)
 		if errors.Is(err, pool.ErrNotFound) {
-			return nil, fmt.Errorf("no unikernel %q in pool %s (`unipool pool ls` lists what is there)", name, dir)
+			return fail(fmt.Errorf("no unikernel %q in pool %s (`unipool pool ls` lists what is there)", name, dir))
 		}
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		for _, l := range cfg.Libraries {
 			if err := verify(name, "library "+l.Name, l.Shared.Digest); err != nil {
-				return nil, err
+				return fail(err)
 			}
 			if l.Init != nil {
 				if err := verify(name, "library "+l.Name+" init blob", l.Init.Digest); err != nil {
-					return nil, err
+					return fail(err)
 				}
 			}
 		}
 		if cfg.Private != nil {
 			if err := verify(name, "private blob", cfg.Private.Digest); err != nil {
-				return nil, err
+				return fail(err)
 			}
 		}
 		if s := cfg.Snapshot; s != nil && snapshots {
+			// Snapshot pages are many small blobs: checked here, read
+			// by path later (not held open, one descriptor each).
 			for _, pg := range s.Pages {
-				if err := verify(name, fmt.Sprintf("snapshot page at %#x", pg.Addr), pg.Digest); err != nil {
-					return nil, err
+				if err := p.VerifyBlob(pg.Digest); err != nil {
+					return fail(fmt.Errorf("unikernel %q: snapshot page at %#x: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, pg.Addr, err))
 				}
 			}
 		}
-		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Cmdline: cmdline})
+		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline})
 	}
 	return uks, nil
+}
+
+// Close closes the blob files Resolve opened.
+func Close(uks []monitor.Unikernel) {
+	seen := map[*os.File]bool{}
+	for _, u := range uks {
+		for _, f := range u.Blobs {
+			if !seen[f] {
+				seen[f] = true
+				f.Close()
+			}
+		}
+	}
 }

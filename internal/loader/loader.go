@@ -7,7 +7,9 @@ package loader
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -133,7 +135,7 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 	}
 	p.cfg = u.Config
 	if u.Config.Private != nil {
-		data, err := os.ReadFile(u.BlobPath(u.Config.Private.Digest))
+		data, err := readBlob(u, u.Config.Private.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("unikernel %q: private blob: %w", u.Name, err)
 		}
@@ -147,7 +149,7 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 			return nil, fmt.Errorf("unikernel %q: library %q: shared part has no blob", u.Name, l.Name)
 		}
 		path := u.BlobPath(l.Shared.Digest)
-		fi, err := os.Stat(path)
+		fi, err := statBlob(u, l.Shared.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("unikernel %q: library %q: %w", u.Name, l.Name, err)
 		}
@@ -157,7 +159,7 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 		}
 		if naive {
 			if _, ok := p.blobs[l.Shared.Digest]; !ok {
-				data, err := os.ReadFile(path)
+				data, err := readBlob(u, l.Shared.Digest)
 				if err != nil {
 					return nil, fmt.Errorf("unikernel %q: library %q: %w", u.Name, l.Name, err)
 				}
@@ -488,3 +490,31 @@ func parseProt(s string) int {
 
 func pageUp(n uint64) uint64   { return (n + abi.PageSize - 1) &^ (abi.PageSize - 1) }
 func pageDown(n uint64) uint64 { return n &^ (abi.PageSize - 1) }
+
+// readBlob reads a whole blob through the descriptor launch verified.
+func readBlob(u monitor.Unikernel, digest string) ([]byte, error) {
+	f, err := u.OpenBlob(digest)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return data, nil
+}
+
+// statBlob stats a blob through the descriptor launch verified.
+func statBlob(u monitor.Unikernel, digest string) (os.FileInfo, error) {
+	f, err := u.OpenBlob(digest)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}

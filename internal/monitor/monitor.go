@@ -6,8 +6,11 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/desc"
 )
@@ -46,9 +49,30 @@ type Unikernel struct {
 	// BlobPath returns the file of a blob digest ("sha256:..."); the monitor
 	// maps it. Verified by the caller before the monitor sees it.
 	BlobPath func(digest string) string
+	// Blobs, when set, holds every blob the description names, opened
+	// read-only and verified on that descriptor (launch.Resolve): monitors
+	// map and read these (OpenBlob), never the path again.
+	Blobs map[string]*os.File
 	// Image is the path of a plain ELF image (instead of Config).
 	Image   string
 	Cmdline string // the guest's command line
+}
+
+// OpenBlob returns the file of a blob: a new descriptor of the verified
+// file in u.Blobs when there is one, else the path opened read-only. The
+// caller closes it.
+func (u Unikernel) OpenBlob(digest string) (*os.File, error) {
+	if f := u.Blobs[digest]; f != nil {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: %w", f.Name(), err)
+		}
+		return os.NewFile(uintptr(fd), f.Name()), nil
+	}
+	if u.BlobPath == nil {
+		return nil, fmt.Errorf("unikernel %q: no file for blob %s", u.Name, digest)
+	}
+	return os.Open(u.BlobPath(digest))
 }
 
 // Options are run's flags.

@@ -305,10 +305,14 @@ func (p *Pool) storeBlob(data []byte, res *AddResult) (digest.Digest, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return d, nil
 	}
-	if err := writeRenamed(path, data); err != nil {
+	// Stored read-only: a pool file is immutable once written.
+	if err := writeRenamed(path, data, blobPerm); err != nil {
 		return "", fmt.Errorf("pool %s: blob %s: %w", p.dir, d, err)
 	}
 	res.NewBlobs++
 	res.NewBytes += int64(len(data))
 	return d, nil
 }
+
+// blobPerm is the mode of every blob file: read-only for all.
+const blobPerm = 0o444

@@ -20,7 +20,7 @@ func isTemp(name string) bool { return strings.HasPrefix(name, tmpPrefix) }
 // a temporary file beside it, are fsynced, renamed over path, and the
 // directory is fsynced so the rename itself survives a crash.
 func writeAtomic(path string, data []byte) error {
-	if err := writeRenamed(path, data); err != nil {
+	if err := writeRenamed(path, data, 0o644); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
@@ -29,14 +29,15 @@ func writeAtomic(path string, data []byte) error {
 // writeRenamed is writeAtomic without the directory fsync, for a writer
 // that puts many files in one directory and fsyncs it once before anything
 // refers to them (add: every blob, then one fsync, then index.json).
-func writeRenamed(path string, data []byte) error {
+// perm is the file's mode (blobs are stored read-only: 0444).
+func writeRenamed(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	var suffix [8]byte
 	if _, err := rand.Read(suffix[:]); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	tmp := filepath.Join(dir, tmpPrefix+filepath.Base(path)+"-"+hex.EncodeToString(suffix[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+
 	"github.com/unipool/unipool/internal/desc"
 )
 
@@ -114,27 +115,54 @@ func (p *Pool) resolve(name string) (*ocispec.Descriptor, *ocispec.Manifest, *de
 // VerifyBlob re-hashes a blob's file and fails, naming the digest and the
 // file, unless its content matches its digest.
 func (p *Pool) VerifyBlob(dgst string) error {
+	f, err := p.OpenBlob(dgst)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// OpenBlob opens a blob's file read-only and checks it on that descriptor:
+// a regular file (a symlink is not followed), writable by no one but its
+// owner, whose content matches its digest. What a caller then maps or
+// reads through the descriptor is what was checked; the path is never
+// opened again, so a file swapped in after the check is never used.
+func (p *Pool) OpenBlob(dgst string) (*os.File, error) {
 	d := digest.Digest(dgst)
 	if err := d.Validate(); err != nil || d.Algorithm() != digest.SHA256 {
-		return fmt.Errorf("pool %s: blob %q: not a sha256 digest", p.dir, dgst)
+		return nil, fmt.Errorf("pool %s: blob %q: not a sha256 digest", p.dir, dgst)
 	}
 	path := p.BlobPath(dgst)
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("pool %s: blob %s missing (no %s)", p.dir, d, path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("pool %s: blob %s missing (no %s)", p.dir, d, path)
 	}
 	if err != nil {
-		return fmt.Errorf("pool %s: blob %s: %w", p.dir, d, err)
+		return nil, fmt.Errorf("pool %s: blob %s (%s): %w", p.dir, d, path, err)
 	}
-	defer f.Close()
+	f := os.NewFile(uintptr(fd), path)
+	fail := func(format string, args ...any) (*os.File, error) {
+		f.Close()
+		return nil, fmt.Errorf("pool %s: blob %s (%s): "+format, append([]any{p.dir, d, path}, args...)...)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail("%w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fail("not a regular file (%v)", fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fail("writable by group or others (mode %v); pool files are immutable: chmod 0444 it", fi.Mode().Perm())
+	}
 	v := d.Verifier()
-	if _, err := io.Copy(v, f); err != nil {
-		return fmt.Errorf("pool %s: blob %s (%s): %w", p.dir, d, path, err)
+	if _, err := io.Copy(v, io.NewSectionReader(f, 0, fi.Size())); err != nil {
+		return fail("%w", err)
 	}
 	if !v.Verified() {
-		return fmt.Errorf("pool %s: blob %s (%s): content does not match its digest", p.dir, d, path)
+		return fail("content does not match its digest")
 	}
-	return nil
+	return f, nil
 }
 
 // Blob is one blob a description references.

@@ -219,6 +219,7 @@ func (d *Daemon) run(b *batch, uks []monitor.Unikernel, opt monitor.Options) {
 	defer d.runs.Done()
 	defer close(b.done)
 	results, err := d.mon.Run(d.runCtx, uks, opt)
+	launch.Close(uks)
 	for i, id := range b.ids {
 		switch {
 		case err != nil:

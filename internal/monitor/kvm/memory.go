@@ -34,7 +34,10 @@ type setPart struct {
 }
 
 // blobFile names a blob a layout maps: its digest (id) and its pool file.
-type blobFile struct{ id, path string }
+type blobFile struct {
+	id, path string
+	open     func() (*os.File, error) // the verified descriptor's duplicate
+}
 
 func (s *blobSet) size() uint64 { return uint64(len(s.mem)) }
 
@@ -78,7 +81,7 @@ func (bs *blobSets) get(files []blobFile) (*blobSet, error) {
 	}()
 	var total uint64
 	for _, bf := range files {
-		f, err := os.Open(bf.path)
+		f, err := bf.open()
 		if err != nil {
 			return nil, fmt.Errorf("blob %s: %w", bf.path, err)
 		}

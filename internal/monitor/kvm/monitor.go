@@ -16,6 +16,7 @@ import (
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/seccomp"
 )
 
 func init() {
@@ -87,6 +88,15 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 
 	// Read every description and check every blob before any VM exists.
 	var insts []*instance
+	h.verified = map[string]func() (*os.File, error){}
+	for _, u := range uks {
+		if u.Config == nil || u.BlobPath == nil {
+			continue
+		}
+		for _, d := range u.Config.BlobDigests() {
+			h.verified[u.BlobPath(d)] = func() (*os.File, error) { return u.OpenBlob(d) }
+		}
+	}
 	for i, u := range uks {
 		p, err := loader.Prepare(u, opt.Load == monitor.LoadNaive)
 		if err != nil {
@@ -140,6 +150,15 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			select {
 			case <-start:
 			case <-abort:
+				return
+			}
+			// From here on the thread only runs the guest: confine it
+			// (its VM is built; Run's fds stay open, no new ones come).
+			if err := seccomp.ConfineThread(seccomp.VCPU(os.Getpid(), kvm.RunIoctls()...)); err != nil {
+				in.result.ExitCode, in.result.Error = -1, fmt.Sprintf("kvm monitor: confine the vCPU thread: %v", err)
+				if opt.Finished != nil {
+					opt.Finished(k, in.result)
+				}
 				return
 			}
 			if opt.Started != nil {

@@ -59,12 +59,15 @@ type placement struct {
 // host is what every VM of the process shares: /dev/kvm and its answers,
 // and the blob mappings.
 type host struct {
-	sys      *kvm.System
-	runSize  int
-	cpuid    []kvm.CPUIDEntry2
-	blobs    *blobSets
-	mu       sync.Mutex
-	inits    map[string]*os.File // init blobs, mapped copy-on-write
+	sys     *kvm.System
+	runSize int
+	cpuid   []kvm.CPUIDEntry2
+	blobs   *blobSets
+	mu      sync.Mutex
+	inits   map[string]*os.File // init blobs, mapped copy-on-write
+	// verified opens each blob path of the call's unikernels through
+	// the descriptor launch verified (monitor.Unikernel.OpenBlob).
+	verified map[string]func() (*os.File, error)
 	ksm      bool
 	readonly bool // KVM_CAP_READONLY_MEM
 }
@@ -136,7 +139,7 @@ func (h *host) buildMemory(m *machine) error {
 		}
 		if id := blobID(mp); mp.File != "" && !mp.COW && !seen[id] {
 			seen[id] = true
-			files = append(files, blobFile{id: id, path: mp.File})
+			files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
 		}
 	}
 	if len(files) > 0 {
@@ -275,7 +278,7 @@ func (h *host) initFile(path string) (*os.File, uint64, error) {
 	f, ok := h.inits[path]
 	if !ok {
 		var err error
-		if f, err = os.Open(path); err != nil {
+		if f, err = h.opener(path)(); err != nil {
 			return nil, 0, fmt.Errorf("init blob: %w", err)
 		}
 		h.inits[path] = f
@@ -299,6 +302,18 @@ func openOnce(path string) (*os.File, uint64, error) {
 		return nil, 0, fmt.Errorf("snapshot page %s: %w", path, err)
 	}
 	return f, uint64(fi.Size()), nil
+}
+
+// opener returns how to open the blob file at path: through the verified
+// descriptor of the unikernel that names it (launch.Resolve), else by path.
+func (h *host) opener(path string) func() (*os.File, error) {
+	h.mu.Lock()
+	open := h.verified[path]
+	h.mu.Unlock()
+	if open != nil {
+		return open
+	}
+	return func() (*os.File, error) { return os.Open(path) }
 }
 
 // blobID names a mapping's blob: its digest, or its file.

@@ -19,17 +19,21 @@ import (
 // Building an instance: fork the stub, strip its address space to the
 // stub page, make the layout's mappings, confine it, enter the guest.
 
-// spawn forks and execs the stub with files as fds 0..n-1 and returns the
+// spawn forks and execs the stub with files as fds 0..n-1 (and the stub
+// itself as fd n) and returns the
 // pid of the child, stopped at its exec. It must run on the tracer thread.
 func spawn(files []uintptr) (int, error) {
-	path, err := stubExecutable()
+	stub, err := stubExecutable()
 	if err != nil {
 		return 0, err
 	}
+	// The stub's fd goes last; build closes it with the blob fds.
+	all := append(files[:len(files):len(files)], stub)
+	path := fmt.Sprintf("/proc/self/fd/%d", len(all)-1)
 	pid, err := syscall.ForkExec(path, []string{"unipool-instance"}, &syscall.ProcAttr{
 		Dir:   "/",
 		Env:   []string{},
-		Files: files,
+		Files: all,
 		Sys:   &syscall.SysProcAttr{Ptrace: true},
 	})
 	if err != nil {
@@ -135,7 +139,7 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	}
 	// The blob fds are no longer needed once mapped, and a guest that
 	// could make system calls should find none.
-	for fd := range len(fds) {
+	for fd := range len(fds) + 1 { // the blobs', then the stub's (see spawn)
 		add(&second, fmt.Sprintf("close fd %d", fd), 0, unix.SYS_CLOSE, uint64(fd))
 	}
 	// The scratch area: a zero rlimit, the name, then the call tables.

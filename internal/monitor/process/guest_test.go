@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
@@ -355,5 +357,55 @@ func TestStartedStopsOneInstanceAndFinishedReportsEach(t *testing.T) {
 		if pids[i] != rs[i].PID || finished[i].Error != rs[i].Error || finished[i].ExitCode != rs[i].ExitCode {
 			t.Errorf("instance %d: started pid %d, finished %+v, result %+v", i, pids[i], finished[i], rs[i])
 		}
+	}
+}
+
+// The thread that serves a guest's traps runs under the tracer filter:
+// whatever a guest drives it to do, a call outside the filter (here a
+// socket, an open for writing, attaching to another process) fails with
+// EPERM there, while the guest is served as usual.
+func TestTracerThreadServingTheGuestIsConfinedWithoutCapabilities(t *testing.T) {
+	type probe struct {
+		seccomp, capEff, capBnd, guestCapPrm string
+		socket, create, attach               error
+	}
+	var p probe
+	dir := t.TempDir()
+	opt := monitor.Options{Started: func(i, pid int, stop func()) {
+		// Started runs on the tracer thread that serves this guest.
+		field := func(file, name string) string {
+			status, _ := os.ReadFile(file)
+			for _, l := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(l, name+":"); ok {
+					return strings.TrimSpace(v)
+				}
+			}
+			return ""
+		}
+		p.seccomp = field("/proc/thread-self/status", "Seccomp")
+		p.capEff = field("/proc/thread-self/status", "CapEff")
+		p.capBnd = field("/proc/thread-self/status", "CapBnd")
+		p.guestCapPrm = field("/proc/"+itoa(pid)+"/status", "CapPrm")
+		_, p.socket = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		_, p.create = unix.Open(filepath.Join(dir, "x"), unix.O_WRONLY|unix.O_CREAT, 0o644)
+		p.attach = unix.PtraceAttach(os.Getppid())
+	}}
+	r := runLayouts(t, opt, codeLayout(assemble(t, `
+	mov $0x3f8, %dx
+	lea msg(%rip), %rsi
+	mov $2, %ecx
+	rep outsb
+`+exitSeven+`
+msg: .ascii "ok"`)))[0]
+	if r.Error != "" || r.ExitCode != 7 || r.Output != "ok" {
+		t.Fatalf("guest under a confined tracer: exit %d error %q output %q", r.ExitCode, r.Error, r.Output)
+	}
+	if p.seccomp != "2" || p.socket != unix.EPERM || p.create != unix.EPERM || p.attach != unix.EPERM {
+		t.Fatalf("tracer thread: Seccomp %q, socket %v, open for writing %v, ptrace(ATTACH) %v; want 2 and EPERM each",
+			p.seccomp, p.socket, p.create, p.attach)
+	}
+	const none = "0000000000000000"
+	if p.capEff != none || p.capBnd != none || p.guestCapPrm != none {
+		t.Fatalf("capabilities: tracer thread CapEff %s CapBnd %s, instance process CapPrm %s; want none", p.capEff, p.capBnd, p.guestCapPrm)
 	}
 }

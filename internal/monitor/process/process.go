@@ -96,7 +96,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 					if files[path] != nil {
 						continue
 					}
-					f, err := os.Open(path)
+					f, err := u.OpenBlob(d)
 					if err != nil {
 						return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
 					}

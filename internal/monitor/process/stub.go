@@ -101,16 +101,16 @@ func stubELF() []byte {
 
 var (
 	stubOnce sync.Once
-	stubPath string
+	stubFd   uintptr
 	stubErr  error
 )
 
-// stubExecutable returns a path that execs the stub. The stub lives in a
-// sealed memfd, so there is no file on disk to go stale or be tampered
-// with. The path names the fd through the monitor's own /proc entry: a
-// child's /proc/self/fd/N could already be a blob fd that ForkExec moved
-// into slot N.
-func stubExecutable() (string, error) {
+// stubExecutable returns the fd of a sealed memfd holding the stub, so
+// there is no file on disk to go stale or be tampered with. spawn passes
+// it to the child as its last fd and execs /proc/self/fd/N: the child's
+// own fd (a child without capabilities may not follow the monitor's
+// /proc/PID/fd links).
+func stubExecutable() (uintptr, error) {
 	stubOnce.Do(func() {
 		fd, err := unix.MemfdCreate("unipool-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 		if err != nil {
@@ -131,9 +131,9 @@ func stubExecutable() (string, error) {
 		}
 		// f stays open for the life of the process: its fd is the stub.
 		stubKeep = f
-		stubPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
+		stubFd = f.Fd()
 	})
-	return stubPath, stubErr
+	return stubFd, stubErr
 }
 
 var stubKeep *os.File

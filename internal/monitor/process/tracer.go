@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/seccomp"
 )
 
 // tracer is one OS thread that forks and traces a set of instances. Linux
@@ -49,6 +50,21 @@ func (t *tracer) run() {
 	// with it any ptrace link that a bug might have left behind.
 	runtime.LockOSThread()
 	t.live = map[int]*instance{}
+	// Confine the thread before it serves any guest: whatever a guest
+	// makes the tracer do happens under the filter. The stub is made
+	// first (memfd_create is not in it).
+	_, err := stubExecutable()
+	if err == nil {
+		err = seccomp.ConfineThread(seccomp.Tracer(os.Getpid()))
+	}
+	if err != nil {
+		for _, in := range t.insts {
+			in.fail("process monitor: confine the tracer thread: %v", err)
+			in.setState(stReaped)
+			t.report(in)
+		}
+		return
+	}
 	for _, in := range t.insts {
 		if t.stopped() {
 			in.fail("cancelled before it started")

@@ -1,0 +1,68 @@
+package seccomp
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Runtime is what Go's runtime may ask of any thread it runs on: memory,
+// futexes, signals (preemption sends SIGURG to the process's own
+// threads), sleeping, time, randomness, writes (the netpoller's wakeup
+// and a crash report), exiting the thread.
+func Runtime(pid int) []Rule {
+	rs := Allow(unix.SYS_FUTEX, unix.SYS_MMAP, unix.SYS_MUNMAP, unix.SYS_MADVISE, unix.SYS_MPROTECT,
+		unix.SYS_RT_SIGRETURN, unix.SYS_RT_SIGPROCMASK, unix.SYS_SIGALTSTACK, unix.SYS_NANOSLEEP,
+		unix.SYS_SCHED_YIELD, unix.SYS_GETPID, unix.SYS_GETTID, unix.SYS_CLOCK_GETTIME, unix.SYS_GETRANDOM,
+		unix.SYS_WRITE, unix.SYS_EXIT, unix.SYS_EXIT_GROUP, unix.SYS_SCHED_GETAFFINITY, unix.SYS_RESTART_SYSCALL,
+		unix.SYS_READ, unix.SYS_CLOSE, unix.SYS_EPOLL_PWAIT, unix.SYS_EPOLL_CTL)
+	// Signals only to this process's own threads.
+	rs = append(rs, Rule{Nr: unix.SYS_TGKILL, Args: []Arg{Eq(0, uint32(pid))}})
+	return rs
+}
+
+// Tracer is the process monitor's tracer thread: it forks and execs the
+// instance stub (vfork-style clone only: no new threads, no namespaces),
+// traces it with a handful of ptrace requests (never ATTACH or SEIZE, nor
+// POKE), reads and writes its memory, reads /proc files (opened read-only,
+// never created), kills with SIGKILL. The stub it builds inherits the
+// filter, so the calls injected into it (mmap of the pool fds, mprotect,
+// madvise, close, prlimit of itself, prctl name and no_new_privs,
+// seccomp's own filter) are allowed too; then the stub's own filter
+// refuses everything.
+func Tracer(pid int) []Rule {
+	rs := Runtime(pid)
+	rs = append(rs, Allow(unix.SYS_WAIT4, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV,
+		unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_PIPE2, unix.SYS_DUP3, unix.SYS_DUP2, unix.SYS_CHDIR,
+		unix.SYS_EXECVE, unix.SYS_RT_SIGACTION)...)
+	const vfork = unix.CLONE_VM | unix.CLONE_VFORK | uint32(unix.SIGCHLD)
+	rs = append(rs, Rule{Nr: unix.SYS_CLONE, Args: []Arg{Eq(0, vfork)}})
+	for _, req := range []uint32{unix.PTRACE_TRACEME, unix.PTRACE_CONT, unix.PTRACE_GETREGS, unix.PTRACE_SETREGS,
+		unix.PTRACE_GETREGSET, unix.PTRACE_SETREGSET, unix.PTRACE_GETSIGINFO, unix.PTRACE_SETOPTIONS, unix.PTRACE_GETEVENTMSG} {
+		rs = append(rs, Rule{Nr: unix.SYS_PTRACE, Args: []Arg{Eq(0, req)}})
+	}
+	rs = append(rs, Rule{Nr: unix.SYS_KILL, Args: []Arg{{Index: 1, Value: uint32(unix.SIGKILL), AnyHigh: true}}})
+	// Read-only opens: no write access, no create, truncate or append.
+	rs = append(rs, Rule{Nr: unix.SYS_OPENAT, Args: []Arg{{Index: 2,
+		Mask: unix.O_ACCMODE | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND | unix.O_TMPFILE, AnyHigh: true}}})
+	rs = append(rs, Rule{Nr: unix.SYS_FCNTL, Args: []Arg{Eq(1, unix.F_GETFD)}},
+		Rule{Nr: unix.SYS_FCNTL, Args: []Arg{Eq(1, unix.F_SETFD)}},
+		Rule{Nr: unix.SYS_FCNTL, Args: []Arg{Eq(1, unix.F_GETFL)}},
+		Rule{Nr: unix.SYS_FCNTL, Args: []Arg{Eq(1, unix.F_DUPFD_CLOEXEC)}})
+	// In the stub, about itself only.
+	rs = append(rs, Rule{Nr: unix.SYS_PRLIMIT64, Args: []Arg{Eq(0, 0)}},
+		Rule{Nr: unix.SYS_PRCTL, Args: []Arg{Eq(0, unix.PR_SET_NAME)}},
+		Rule{Nr: unix.SYS_PRCTL, Args: []Arg{Eq(0, unix.PR_SET_NO_NEW_PRIVS)}},
+		Rule{Nr: unix.SYS_SECCOMP, Args: []Arg{Eq(0, unix.SECCOMP_SET_MODE_FILTER)}})
+	return rs
+}
+
+// VCPU is a KVM vCPU thread once its VM is built: the given ioctl
+// requests only (internal/kvm.RunIoctls: KVM_RUN and reading registers for
+// a fault report), and the Go runtime's calls. It opens, maps, creates and
+// forks nothing.
+func VCPU(pid int, ioctls ...uintptr) []Rule {
+	rs := Runtime(pid)
+	for _, req := range ioctls {
+		rs = append(rs, Rule{Nr: unix.SYS_IOCTL, Args: []Arg{{Index: 1, Value: uint32(req), AnyHigh: true}}})
+	}
+	return rs
+}
