@@ -120,7 +120,7 @@ objects, their order, names, versions and origins come from DIR/corpus.json.`,
 			for _, warn := range res.Warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "ld:", warn)
 			}
-			fmt.Fprintf(w, "linked %s (%s, %s, %d objects)\n", opt.Output, opt.Layout, res.Mode, len(opt.Objects))
+			fmt.Fprintf(w, "linked %s (%s, %s platform, entry %s, %s, %d objects)\n", opt.Output, opt.Layout, res.Platform, res.Entry, res.Mode, len(opt.Objects))
 			if len(res.NewRegions) > 0 {
 				fmt.Fprintf(w, "new regions in %s: %s\n", opt.MapPath, strings.Join(res.NewRegions, ", "))
 			}
@@ -139,7 +139,9 @@ objects, their order, names, versions and origins come from DIR/corpus.json.`,
 	f.StringVar(&app, "app", "", "the library that is the image's app (default: origin app, else a name starting with app)")
 	f.StringVar(&corpusDir, "corpus", "", "corpus folder (with --unikernel)")
 	f.StringVar(&uk, "unikernel", "", "unikernel of the corpus to link")
-	f.StringVar(&opt.Entry, "entry", "_start", "entry symbol")
+	f.StringVar(&opt.Entry, "entry", "", "entry symbol (default: the platform's: _start, Unikraft's _lxboot_entry)")
+	f.StringVar(&opt.Platform, "platform", "", "unipool or unikraft (default: unikraft if the objects have Unikraft's entry or tables)")
+	f.StringArrayVar(&opt.Fragments, "ld-fragment", nil, "extra linker-script fragment (SECTIONS ... INSERT AFTER X), e.g. Unikraft's lib/uklibid/infosec.ld (repeatable)")
 	f.StringVar(&mem, "mem", "", "guest heap+stack the description asks for (default 8MiB, as for plain images)")
 	f.StringVar(&opt.Cmdline, "cmdline", "", "default guest command line")
 	f.BoolVar(&noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")

@@ -182,7 +182,7 @@ func printOutputs(w io.Writer, results []monitor.Result) {
 			continue
 		}
 		for _, line := range strings.Split(out, "\n") {
-			fmt.Fprintf(w, "%s%s\n", prefix, line)
+			fmt.Fprintf(w, "%s%s\n", prefix, strings.TrimSuffix(line, "\r"))
 		}
 	}
 }

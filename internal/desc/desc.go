@@ -42,6 +42,10 @@ type Config struct {
 	Cmdline       string    `json:"cmdline,omitempty"` // default command line
 	MemSize       uint64    `json:"mem_size"`          // default guest heap+stack bytes
 	Entry         Addr      `json:"entry"`
+	// Boot is how a monitor starts the image: "" for the unipool guest
+	// ABI (ARCHITECTURE.md), BootLinux64 for the Linux x86-64 boot
+	// protocol as Firecracker does it (Unikraft's kvm platform).
+	Boot string `json:"boot,omitempty"`
 	TLS           *TLS      `json:"tls,omitempty"`
 	Libraries     []Library `json:"libraries"`
 	// Private is the image's private blob: every library's tramp table
@@ -53,6 +57,11 @@ type Config struct {
 	// booted to its ready point; `run --snapshot` starts instances from it.
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
 }
+
+// BootLinux64 is the Linux 64-bit boot protocol: the entry gets a zero
+// page (struct boot_params: setup header, command line, e820 map) in
+// %rsi, with guest-physical memory identity-mapped below 4 GiB.
+const BootLinux64 = "linux64"
 
 // Addr is an address relative to the region of library Lib (an index into
 // Config.Libraries).

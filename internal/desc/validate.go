@@ -14,6 +14,9 @@ func (c *Config) Validate() error {
 	if len(c.Libraries) == 0 {
 		return fmt.Errorf("description: no libraries")
 	}
+	if c.Boot != "" && c.Boot != BootLinux64 {
+		return fmt.Errorf("description: unknown boot protocol %q (want %q or none)", c.Boot, BootLinux64)
+	}
 	for i, l := range c.Libraries {
 		r := l.Region
 		if r.Start&pageMask != 0 || r.TrampSize&pageMask != 0 || r.SharedSize&pageMask != 0 || r.PrivateSize&pageMask != 0 {

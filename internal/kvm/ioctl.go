@@ -58,6 +58,8 @@ var (
 	reqSetUserMemoryRegion = iow(0x46, sizeOf[UserspaceMemoryRegion]())
 	reqSetTSSAddr          = io(0x47)
 	reqSetIdentityMapAddr  = iow(0x48, 8)
+	reqCreateIRQChip       = io(0x60)
+	reqCreatePIT2          = iow(0x77, sizeOf[PITConfig]())
 	reqRun                 = io(0x80)
 	reqGetRegs             = ior(0x81, sizeOf[Regs]())
 	reqSetRegs             = iow(0x82, sizeOf[Regs]())

@@ -48,3 +48,33 @@ func (v *VM) CreateVCPU(id int) (*VCPU, error) {
 	}
 	return &VCPU{fd: int(r)}, nil
 }
+
+// PITConfig is struct kvm_pit_config.
+type PITConfig struct {
+	Flags uint32
+	_     [15]uint32
+}
+
+// PITSpeakerDummy (KVM_PIT_SPEAKER_DUMMY) makes the in-kernel PIT answer
+// port 0x61 (the speaker gate) too, as Firecracker asks.
+const PITSpeakerDummy = 1
+
+// CreateIRQChip is KVM_CREATE_IRQCHIP: an in-kernel PIC, IOAPIC and a
+// local APIC per vCPU (then HLT waits in the kernel for an interrupt).
+// It must come before the vCPUs.
+func (v *VM) CreateIRQChip() error {
+	if err := ioctlArg(v.fd, reqCreateIRQChip, 0); err != nil {
+		return fmt.Errorf("KVM_CREATE_IRQCHIP: %w", err)
+	}
+	return nil
+}
+
+// CreatePIT2 is KVM_CREATE_PIT2: an in-kernel i8254 timer (ports
+// 0x40-0x43) wired to the irqchip.
+func (v *VM) CreatePIT2(flags uint32) error {
+	c := PITConfig{Flags: flags}
+	if err := ioctlArg(v.fd, reqCreatePIT2, ptr(&c)); err != nil {
+		return fmt.Errorf("KVM_CREATE_PIT2: %w", err)
+	}
+	return nil
+}

@@ -40,7 +40,7 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	}
 	sort.Strings(collections)
 	sort.Strings(nonAlloc)
-	res.Script = alignedScript(libs, collections, nonAlloc, l.opt.Entry)
+	res.Script = alignedScript(libs, collections, nonAlloc, l.opt.Entry, l.platformTables())
 	l.script = res.Script
 	if err := os.WriteFile(filepath.Join(l.work, "image.ld"), []byte(res.Script), 0o644); err != nil {
 		return fmt.Errorf("link: %w", err)
@@ -51,10 +51,19 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	// own blob, elfimage.ReadAt reads bytes), so ld may pack segments
 	// back to back in the file instead of padding each to a page. The
 	// addresses, set by the script, are page-aligned all the same.
-	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error", "-T", "image.ld", "-o", out)
+	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error", "-T", "image.ld")
+	frags, err := l.writeFragments(tablesAnchor)
+	if err != nil {
+		return err
+	}
+	args = append(args, fragmentArgs(frags)...)
+	args = append(args, "-o", out)
 	args = append(args, l.file...)
 	warns, err := l.ld(ctx, args)
 	if err != nil {
+		return err
+	}
+	if err := l.finishPlatform(out); err != nil {
 		return err
 	}
 	res.Warnings = warns
@@ -168,6 +177,9 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 		return nil, err
 	}
 	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: LayoutAligned, Cmdline: l.opt.Cmdline, MemSize: l.opt.MemSize}
+	if l.opt.Platform == PlatformUnikraft {
+		cfg.Boot = desc.BootLinux64
+	}
 	segs := im.Segments()
 	used := make([]bool, len(segs))
 	for _, p := range libs {
@@ -188,6 +200,14 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 	}
 	if t := im.TLS(); t != nil && t.MemSize > 0 {
 		a, ok := addrOf(cfg, t.Vaddr)
+		if !ok && t.FileSize == 0 {
+			// TLS that is only .tbss takes no bytes of the app's private
+			// part, so when the app has no other writable data its
+			// template lies just past the part: grow the part's capacity
+			// over it (nothing is read from an all-zero template).
+			ok = coverTBSS(cfg, t.Vaddr)
+			a, _ = addrOf(cfg, t.Vaddr)
+		}
 		if !ok {
 			return nil, fmt.Errorf("TLS template %#x lies in no library's region", t.Vaddr)
 		}
@@ -349,3 +369,16 @@ func sharedEndOff(sharedEnd uint64, r desc.Region) uint64 {
 }
 
 func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 1) }
+
+// coverTBSS grows the app region's private part so that it holds va, the
+// address of a .tbss-only TLS template placed at its end.
+func coverTBSS(cfg *desc.Config, va uint64) bool {
+	for i := range cfg.Libraries {
+		l := &cfg.Libraries[i]
+		if l.App && va >= l.Region.PrivateAddr() && va < abi.PrivateBase {
+			l.Region.PrivateSize = pageUp(va+1) - l.Region.PrivateAddr()
+			return true
+		}
+	}
+	return false
+}

@@ -21,7 +21,7 @@ var linkerDefined = map[string]bool{
 // checkSymbols fails, naming the symbol and the objects, on what ld would
 // report less clearly: a global symbol defined by two objects, and a
 // strong reference that no object and no linker script defines.
-func checkSymbols(objs []*object) error {
+func checkSymbols(objs []*object, scriptDefined map[string]bool) error {
 	definedBy := map[string][]string{}
 	common := map[string]bool{} // COMMON or weak definitions: satisfy, never clash
 	collections := map[string]bool{}
@@ -49,7 +49,7 @@ func checkSymbols(objs []*object) error {
 	refs := map[string][]string{}
 	for _, o := range objs {
 		for s := range o.undefined {
-			if len(definedBy[s]) == 0 && !common[s] && !linkerDefined[s] && !collections[s] {
+			if len(definedBy[s]) == 0 && !common[s] && !linkerDefined[s] && !collections[s] && !scriptDefined[s] {
 				refs[s] = append(refs[s], o.Path)
 			}
 		}
@@ -81,7 +81,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // link would otherwise route calls to them through a PLT (the symbol
 // might be found at run time) that an aligned image cannot have; as an
 // absolute 0, ld resolves calls and GOT loads to it directly.
-func weakZeros(objs []*object) []string {
+func weakZeros(objs []*object, scriptDefined map[string]bool) []string {
 	provided := map[string]bool{}
 	for _, o := range objs {
 		for s := range o.defined {
@@ -106,7 +106,7 @@ func weakZeros(objs []*object) []string {
 	zeros := map[string]bool{}
 	for _, o := range objs {
 		for s := range o.weak {
-			if !provided[s] && !linkerDefined[s] && !weakDefinedByScript(s) {
+			if !provided[s] && !linkerDefined[s] && !scriptDefined[s] && !weakDefinedByScript(s) {
 				zeros[s] = true
 			}
 		}

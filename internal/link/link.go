@@ -58,8 +58,15 @@ type Options struct {
 	SHA256 map[string]string
 	// Tramp is the trampoline pass; nil uses DefaultTrampoliner.
 	Tramp Trampoliner
-	// Entry is the entry symbol (default _start).
-	Entry   string
+	// Entry is the entry symbol (default: the platform's; _start).
+	Entry string
+	// Platform is PlatformUnipool or PlatformUnikraft ("": from the
+	// objects: Unikraft if they have its entry or tables).
+	Platform string
+	// Fragments are extra linker-script fragments (SECTIONS ... INSERT
+	// AFTER X), e.g. Unikraft's lib/uklibid/infosec.ld: every layout
+	// takes them; sections they gather are image-wide.
+	Fragments []string
 	MemSize uint64 // default DefaultMemSize
 	Cmdline string
 	// Trace asks for Result.Inputs (ld's link map, parsed).
@@ -71,6 +78,10 @@ type Options struct {
 // Result tells what Link did.
 type Result struct {
 	Layout string
+	// Platform and Entry are the platform the image follows and its
+	// entry symbol (given, or found from the objects).
+	Platform string
+	Entry    string
 	// Mode is the link mode and why it was chosen.
 	Mode string
 	// Config is the aligned image's description (nil for packed and dce).
@@ -106,9 +117,6 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("link: unknown layout %q (want %s)", opt.Layout, strings.Join(Layouts, ", "))
 	}
-	if opt.Entry == "" {
-		opt.Entry = "_start"
-	}
 	if opt.MemSize == 0 {
 		opt.MemSize = DefaultMemSize
 	}
@@ -121,11 +129,23 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 	if opt.Tramp == nil {
 		opt.Tramp = DefaultTrampoliner
 	}
-	objs, err := readObjects(opt)
+	frags, err := readFragments(opt.Fragments)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSymbols(objs); err != nil {
+	var tablePatterns []string
+	for _, f := range frags {
+		tablePatterns = append(tablePatterns, f.patterns...)
+	}
+	objs, err := readObjects(opt, tablePatterns)
+	if err != nil {
+		return nil, err
+	}
+	if err := choosePlatform(&opt, objs); err != nil {
+		return nil, err
+	}
+	scriptDefined := platformSymbols(opt.Platform, frags)
+	if err := checkSymbols(objs, scriptDefined); err != nil {
 		return nil, fmt.Errorf("link %s: %w", opt.Output, err)
 	}
 	if !definesEntry(objs, opt.Entry) {
@@ -136,11 +156,11 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("link: %w", err)
 	}
 	defer os.RemoveAll(work)
-	l := &linker{opt: opt, objs: objs, work: work}
+	l := &linker{opt: opt, objs: objs, work: work, frags: frags, scriptDefined: scriptDefined}
 	if err := l.stage(); err != nil {
 		return nil, err
 	}
-	res := &Result{Layout: opt.Layout, Mode: l.mode.describe()}
+	res := &Result{Layout: opt.Layout, Platform: opt.Platform, Entry: opt.Entry, Mode: l.mode.describe()}
 	if opt.Layout == LayoutAligned {
 		err = libmap.Update(opt.MapPath, func(m *libmap.Map) error {
 			if opt.Policy != nil {
@@ -157,7 +177,7 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 	return res, nil
 }
 
-func readObjects(opt Options) ([]*object, error) {
+func readObjects(opt Options, tablePatterns []string) ([]*object, error) {
 	var objs []*object
 	names := map[string]string{}
 	libNames := map[string]bool{}
@@ -188,7 +208,7 @@ func readObjects(opt Options) ([]*object, error) {
 		if in.App {
 			apps++
 		}
-		o, err := readObject(in)
+		o, err := readObject(in, tablePatterns)
 		if err != nil {
 			return nil, err
 		}
@@ -224,6 +244,10 @@ type linker struct {
 	// script is the generated linker script (aligned).
 	script string
 	mode   linkMode
+	// frags are the extra linker-script fragments; scriptDefined the
+	// symbols they and the platform's tables define.
+	frags         []fragment
+	scriptDefined map[string]bool
 }
 
 // stage links each object into the work directory under a short,
@@ -291,7 +315,7 @@ func (l *linker) commonArgs() []string {
 	if l.opt.Trace {
 		args = append(args, "-Map=ld.map")
 	}
-	for _, s := range weakZeros(l.objs) {
+	for _, s := range weakZeros(l.objs, l.scriptDefined) {
 		args = append(args, "--defsym="+s+"=0")
 	}
 	return append(args, "-static", "-z", "noexecstack", "-z", "nodynamic-undefined-weak", "-z", "max-page-size=4096", "-z", "common-page-size=4096",
@@ -305,10 +329,18 @@ func (l *linker) linkPacked(ctx context.Context, res *Result) error {
 	if l.opt.Layout == LayoutDCE {
 		args = append(args, "--gc-sections")
 	}
+	frags, err := l.writeFragments("")
+	if err != nil {
+		return err
+	}
+	args = append(args, fragmentArgs(frags)...)
 	args = append(args, "-o", out)
 	args = append(args, l.file...)
 	warn, err := l.ld(ctx, args)
 	if err != nil {
+		return err
+	}
+	if err := l.finishPlatform(out); err != nil {
 		return err
 	}
 	res.Warnings = warn

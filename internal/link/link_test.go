@@ -415,11 +415,11 @@ func FuzzParseObject(f *testing.F) {
 	}
 	f.Add([]byte("\x7fELF\x02\x01\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		o, err := parseObject(Object{Path: "fuzz.o", Name: "fuzz"}, data)
+		o, err := parseObject(Object{Path: "fuzz.o", Name: "fuzz"}, data, nil)
 		if err != nil {
 			return
 		}
-		checkSymbols([]*object{o})
+		checkSymbols([]*object{o}, nil)
 		chooseMode([]*object{o})
 	})
 }

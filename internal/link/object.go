@@ -53,6 +53,31 @@ var cIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // linker script unquoted.
 var scriptSafe = regexp.MustCompile(`^[A-Za-z0-9._$-]+$`)
 
+// quotable is what a section name must look like to be written into a
+// linker script at all: names outside scriptSafe (Unikraft's
+// ".uk_event_NAME~~") are written in double quotes, which GNU ld takes
+// as a literal name.
+func quotable(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r >= 0x7f || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// scriptName writes a section name into a linker script: as it is if it
+// is script-safe, else quoted.
+func scriptName(name string) string {
+	if scriptSafe.MatchString(name) {
+		return name
+	}
+	return `"` + name + `"`
+}
+
 // object is one input library object, read and classified.
 type object struct {
 	Object
@@ -63,6 +88,13 @@ type object struct {
 	nonAlloc []string
 	// globals lists collection sections (C-identifier names).
 	globals []string
+	// tables lists sections that a platform's table or a linker-script
+	// fragment gathers over all libraries (Unikraft's .uk_inittab*, ...):
+	// image-wide, placed by those scripts, never by the library's own
+	// input statements. unikraftTables says Unikraft's own names are
+	// among them.
+	tables         []string
+	unikraftTables bool
 	// size estimates (upper bounds) of the library's parts
 	text, rodata, private, tls uint64
 	// defined global symbols (not COMMON), common symbols, and undefined
@@ -77,19 +109,21 @@ type object struct {
 }
 
 // readObject validates and classifies a library object.
-func readObject(in Object) (*object, error) {
+func readObject(in Object, tablePatterns []string) (*object, error) {
 	data, err := os.ReadFile(in.Path)
 	if err != nil {
 		return nil, fmt.Errorf("object: %w", err)
 	}
-	o, err := parseObject(in, data)
+	o, err := parseObject(in, data, tablePatterns)
 	if err != nil {
 		return nil, fmt.Errorf("object %s: %w", in.Path, err)
 	}
 	return o, nil
 }
 
-func parseObject(in Object, data []byte) (*object, error) {
+// parseObject reads an object; sections matching tablePatterns (from
+// linker-script fragments) are image-wide tables, as are Unikraft's.
+func parseObject(in Object, data []byte, tablePatterns []string) (*object, error) {
 	if len(data) < 4 || string(data[:4]) != elf.ELFMAG {
 		return nil, errors.New("not an ELF file")
 	}
@@ -111,6 +145,17 @@ func parseObject(in Object, data []byte) (*object, error) {
 		defined: map[string]bool{}, common: map[string]bool{}, undefined: map[string]bool{}, weak: map[string]bool{}, weakDefined: map[string]bool{}}
 	seenExtra := map[string]bool{}
 	for _, s := range f.Sections {
+		if s.Flags&elf.SHF_ALLOC != 0 && s.Type != elf.SHT_NOTE {
+			uk := matchesAny(s.Name, unikraftTables)
+			if uk || matchesAny(s.Name, tablePatterns) {
+				if !seenExtra[s.Name] {
+					seenExtra[s.Name] = true
+					o.tables = append(o.tables, s.Name)
+				}
+				o.unikraftTables = o.unikraftTables || uk
+				continue
+			}
+		}
 		c, err := classify(s)
 		if err != nil {
 			return nil, err
@@ -147,7 +192,7 @@ func parseObject(in Object, data []byte) (*object, error) {
 		}
 		if c == classText || c == classRodata || c == classData || c == classBss {
 			if patternClass(s.Name) != c && !seenExtra[s.Name] {
-				if !scriptSafe.MatchString(s.Name) {
+				if !quotable(s.Name) {
 					return nil, fmt.Errorf("section %q: name cannot be placed by a linker script", s.Name)
 				}
 				seenExtra[s.Name] = true

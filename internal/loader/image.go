@@ -18,6 +18,7 @@ type plainImage struct {
 	segments []Mapping // page-aligned, merged, with their bytes
 	loads    []load    // the PT_LOAD headers as they are, for stock loading
 	tls      *elf.Prog
+	linux    bool // boots by the Linux protocol (a Unikraft image)
 }
 
 // load is one PT_LOAD segment (its bytes are in segments).
@@ -38,7 +39,7 @@ func readPlainImage(path string) (*plainImage, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{path: path, entry: f.Entry}
+	img := &plainImage{path: path, entry: f.Entry, linux: isUnikraftImage(f)}
 	type seg struct {
 		lo, hi, vaddr uint64
 		prot          int
@@ -123,12 +124,18 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 			lay.Mappings = append(lay.Mappings, s)
 		}
 	}
-	bi := abi.BootInfo{}
-	if t := p.image.tls; t != nil {
-		bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = t.Vaddr, t.Filesz, t.Memsz, t.Align
-	}
-	if err := lay.addPrivateMemory(bi, opt); err != nil {
-		return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
+	if p.image.linux {
+		if err := lay.addLinuxBootMemory(opt); err != nil {
+			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
+		}
+	} else {
+		bi := abi.BootInfo{}
+		if t := p.image.tls; t != nil {
+			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = t.Vaddr, t.Filesz, t.Memsz, t.Align
+		}
+		if err := lay.addPrivateMemory(bi, opt); err != nil {
+			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
+		}
 	}
 	if err := lay.check(); err != nil {
 		return nil, fmt.Errorf("image %s: %w", p.u.Image, err)

@@ -77,14 +77,21 @@ type Layout struct {
 	Mappings []Mapping // sorted by Addr, non-overlapping
 	Entry    uint64
 	StackTop uint64
-	BootInfo uint64            // address of struct uk_bootinfo (%rdi)
+	BootInfo uint64            // address of struct uk_bootinfo (%rdi); BootLinux64: of the zero page (%rsi)
 	Bases    map[string]uint64 // region base per library (descriptions only)
 	// Resume, when set, is the register state to start with instead of
 	// the entry state: the instance comes from a snapshot (and Console
 	// is the output its snapshot had already written).
 	Resume  *desc.Regs
 	Console string
+	// Boot is "" for the unipool guest ABI, BootLinux64 for the Linux
+	// 64-bit boot protocol (guest-physical = guest-virtual, no stack:
+	// the kernel sets up its own).
+	Boot string
 }
+
+// BootLinux64 is desc.BootLinux64 as a Layout says it.
+const BootLinux64 = desc.BootLinux64
 
 // Options choose how an instance is laid out.
 type Options struct {
@@ -202,6 +209,10 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 	if opt.MemSize == 0 {
 		opt.MemSize = p.cfg.MemSize
 	}
+	if p.cfg.Boot == BootLinux64 && opt.ASLR {
+		return nil, fmt.Errorf("unikernel %q: --aslr: its libraries are pinned: a Linux-boot (Unikraft) image is identity-mapped below 4 GiB, "+
+			"its code is not position-independent (R_X86_64_32) and the ASLR window lies above 4 GiB", p.u.Name)
+	}
 	bases, err := p.bases(opt)
 	if err != nil {
 		return nil, err
@@ -303,12 +314,18 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		}
 	}
 	lay.Entry = addr(p.cfg.Entry)
-	bi := abi.BootInfo{}
-	if t := p.cfg.TLS; t != nil {
-		bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = addr(t.Image), t.FileSize, t.MemSize, t.Align
-	}
-	if err := lay.addPrivateMemory(bi, opt); err != nil {
-		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+	if p.cfg.Boot == BootLinux64 {
+		if err := lay.addLinuxBootMemory(opt); err != nil {
+			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+		}
+	} else {
+		bi := abi.BootInfo{}
+		if t := p.cfg.TLS; t != nil {
+			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = addr(t.Image), t.FileSize, t.MemSize, t.Align
+		}
+		if err := lay.addPrivateMemory(bi, opt); err != nil {
+			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+		}
 	}
 	if err := lay.check(); err != nil {
 		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)

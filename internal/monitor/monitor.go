@@ -142,6 +142,9 @@ type Result struct {
 	Bases     map[string]uint64 `json:"bases,omitempty"` // library name -> region base
 	PID       int               `json:"pid,omitempty"`
 	Error     string            `json:"error,omitempty"` // fault, timeout, ...
+	// Shutdown says the guest powered off or reset (a Unikraft guest's
+	// clean end: it reports no exit code, ExitCode is 0).
+	Shutdown string `json:"shutdown,omitempty"`
 }
 
 // Monitor runs unikernels.

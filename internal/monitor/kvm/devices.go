@@ -1,7 +1,6 @@
 package kvm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 type outcome struct {
 	exitCode int
 	err      string
+	shutdown string // the guest powered off instead of reporting a code
 }
 
 // console is COM1 as the guest ABI has it: a byte sink at abi.PortCOM1.
@@ -30,54 +30,28 @@ func (c *console) write(b []byte) {
 	c.buf = append(c.buf, b...)
 }
 
-// 16550 UART registers a guest's serial driver may poll.
-const (
-	com1LSR        = abi.PortCOM1 + 5
-	lsrTHREmpty    = 0x20
-	lsrTransmitter = 0x40
-)
-
-// out handles a guest write of data (count accesses of size bytes) to port.
+// out handles a guest write of data (count accesses of size bytes) to
+// port: the monitor's own fault port, else the devices every monitor
+// shares (internal/devices).
 func (m *machine) out(port uint16, size int, data []byte) *outcome {
 	switch port {
-	case abi.PortCOM1:
-		m.console.write(data)
 	case abi.PortReady:
 		if m.readyAt.IsZero() {
 			m.readyAt = time.Now()
 		}
-	case abi.PortExit:
-		return &outcome{exitCode: exitValue(data[:size])}
+		return nil
 	case portFault:
 		return &outcome{exitCode: -1, err: m.faultReport()}
 	}
-	// Other ports (the rest of the UART, ...) are ignored, as on a bus
-	// with nothing behind them.
+	if end := m.ports.Out(port, size, data); end != nil {
+		return &outcome{exitCode: end.Code, shutdown: end.Shutdown}
+	}
 	return nil
 }
 
-// in answers a guest read: the UART says it is always ready to send;
-// every other port reads as a floating bus.
-func (m *machine) in(port uint16, data []byte) {
-	for i := range data {
-		data[i] = 0xff
-	}
-	if port == com1LSR {
-		data[0] = lsrTHREmpty | lsrTransmitter
-	}
-}
-
-// exitValue decodes the exit code written with outb, outw or outl; a
-// 32-bit write is a C int (so -1 stays -1).
-func exitValue(b []byte) int {
-	switch len(b) {
-	case 1:
-		return int(b[0])
-	case 2:
-		return int(binary.LittleEndian.Uint16(b))
-	default:
-		return int(int32(binary.LittleEndian.Uint32(b)))
-	}
+// in answers a guest read from the shared devices.
+func (m *machine) in(port uint16, size int, data []byte) {
+	m.ports.In(port, size, data)
 }
 
 // Exception names (Intel SDM vol. 3, table 6-1).

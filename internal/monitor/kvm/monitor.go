@@ -132,7 +132,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			// with it and a held VM keeps no thread.
 			runtime.LockOSThread()
 			t0 := time.Now()
-			m, err := h.newMachine(in.result.Unikernel, in.result.Instance, func(tsc uint64) (*loader.Layout, error) {
+			m, err := h.newMachine(in.result.Unikernel, in.result.Instance, in.prep.Boot(), func(tsc uint64) (*loader.Layout, error) {
 				lo.TSCKHz = tsc
 				return in.prep.Plan(lo)
 			})
@@ -228,6 +228,7 @@ func (in *instance) run(timeout time.Duration) {
 	}
 	in.result.ExitCode = o.exitCode
 	in.result.Error = o.err
+	in.result.Shutdown = o.shutdown
 	in.result.Output = string(in.m.console.buf)
 	in.m.console.buf = nil
 	in.m.forgetLayout()

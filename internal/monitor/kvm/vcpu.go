@@ -55,7 +55,7 @@ func (m *machine) handleExit(r *kvm.Run) *outcome {
 		if io.Direction == kvm.ExitIOOut {
 			return m.out(io.Port, int(io.Size), data)
 		}
-		m.in(io.Port, data)
+		m.in(io.Port, int(io.Size), data)
 		return nil
 	case kvm.ExitHLT:
 		// Interrupts are off and there is no interrupt controller:

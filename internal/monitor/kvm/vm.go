@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/unipool/unipool/internal/devices"
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/loader"
 )
@@ -32,6 +33,7 @@ type machine struct {
 	ptBase   uint64 // GPA of the page tables (they end the private slot)
 	console  console
 	readyAt  time.Time // when the guest wrote the ready port
+	ports    devices.Ports
 
 	// mu guards the thread the vCPU runs on, so a timeout never signals a
 	// thread that has moved on.
@@ -74,8 +76,13 @@ type host struct {
 
 // newMachine creates the VM and its vCPU. It runs on the thread that will
 // run the vCPU. plan is called once the TSC frequency is known.
-func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*loader.Layout, error)) (_ *machine, err error) {
+//
+// boot is the layout's boot protocol (loader.Prepared.Boot): a Linux-boot
+// guest gets an in-kernel irqchip and PIT, which must exist before the
+// vCPU.
+func (h *host) newMachine(name string, instance int, boot string, plan func(tscKHz uint64) (*loader.Layout, error)) (_ *machine, err error) {
 	m := &machine{name: name, instance: instance, blobs: h.blobs, tid: unix.Gettid(), console: console{max: maxOutput}}
+	m.ports.Console = m.console.write
 	defer func() {
 		if err != nil {
 			m.close()
@@ -87,20 +94,41 @@ func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*
 	if err = m.vm.SetTSSAddr(gpaKVMTSS); err != nil {
 		return nil, err
 	}
+	linux := isLinuxBoot(boot)
+	if linux {
+		if err = m.vm.CreateIRQChip(); err != nil {
+			return nil, err
+		}
+		if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
+			return nil, err
+		}
+	}
 	if m.cpu, err = m.vm.CreateVCPU(0); err != nil {
 		return nil, err
 	}
 	if err = m.cpu.MapRun(h.runSize); err != nil {
 		return nil, err
 	}
-	if err = m.cpu.SetCPUID2(h.cpuid); err != nil {
+	tsc, _ := m.cpu.TSCKHz() // 0 (unknown) is a valid boot-info value
+	cpuid := h.cpuid
+	if linux {
+		cpuid = linuxCPUID(h.cpuid, tsc)
+	}
+	if err = m.cpu.SetCPUID2(cpuid); err != nil {
 		return nil, err
 	}
-	tsc, _ := m.cpu.TSCKHz() // 0 (unknown) is a valid boot-info value
 	if m.layout, err = plan(tsc); err != nil {
 		return nil, err
 	}
-	if err = h.buildMemory(m); err != nil {
+	if isLinuxBoot(m.layout.Boot) != linux {
+		return nil, fmt.Errorf("the layout boots by protocol %q, the VM was made for %q", m.layout.Boot, boot)
+	}
+	if linux {
+		err = h.buildIdentityMemory(m)
+	} else {
+		err = h.buildMemory(m)
+	}
+	if err != nil {
 		return nil, err
 	}
 	s, err := m.cpu.Sregs()
@@ -118,6 +146,10 @@ func (h *host) newMachine(name string, instance int, plan func(tscKHz uint64) (*
 	}
 	if err = m.cpu.SetSregs(s); err != nil {
 		return nil, err
+	}
+	if linux && m.layout.Resume == nil {
+		// The boot protocol: the zero page in %rsi.
+		regs = kvm.Regs{RIP: m.layout.Entry, RSP: linuxBootStack, RSI: m.layout.BootInfo, RFLAGS: rflagsReserved}
 	}
 	if err = m.cpu.SetRegs(regs); err != nil {
 		return nil, err

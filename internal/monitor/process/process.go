@@ -121,7 +121,11 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 				if lo.ASLR {
 					lo.Rand = rand.New(rand.NewPCG(instSeed, aslrStream))
 				}
-				return p.Plan(lo)
+				lay, err := p.Plan(lo)
+				if err == nil && lay.Boot != "" {
+					return nil, fmt.Errorf("%s boots by the %s protocol (a Unikraft image): it needs a machine (--monitor kvm); the process monitor runs the unipool guest ABI only", u.Name, lay.Boot)
+				}
+				return lay, err
 			}})
 			global++
 		}

@@ -1,0 +1,237 @@
+package link
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/unikraft"
+)
+
+// unikraftObjects are a Unikraft build's objects as `unipool link` takes
+// them from the command line.
+func unikraftObjects(t *testing.T, b *unikraft.Build) []Object {
+	t.Helper()
+	objs, err := ObjectsFromPaths(b.Objects, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func symbolValue(t *testing.T, f *elf.File, name string) uint64 {
+	t.Helper()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	t.Fatalf("no symbol %s", name)
+	return 0
+}
+
+// inputBytes sums the sizes of the objects' sections matching pattern.
+func inputBytes(t *testing.T, objs []string, pattern string) uint64 {
+	t.Helper()
+	var n uint64
+	for _, p := range objs {
+		f, err := elf.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range f.Sections {
+			if matchesAny(s.Name, []string{pattern}) {
+				n += s.Size
+			}
+		}
+		f.Close()
+	}
+	return n
+}
+
+func TestUnikraftHelloworldLinksInEveryLayoutWithImageWideTablesAndBootinfo(t *testing.T) {
+	needToolchain(t)
+	b := unikraft.HelloWorld(t, unikraft.NoRDSEED)
+	dir := t.TempDir()
+	ctortab := inputBytes(t, b.Objects, ".uk_ctortab*")
+	inittab := inputBytes(t, b.Objects, ".uk_inittab*")
+	if ctortab == 0 || inittab == 0 {
+		t.Fatalf("the build has no constructor or init tables (%d, %d bytes)", ctortab, inittab)
+	}
+	for _, layout := range Layouts {
+		t.Run(layout, func(t *testing.T) {
+			out := filepath.Join(dir, layout+".img")
+			res := mustLink(t, Options{Layout: layout, Objects: unikraftObjects(t, b), Fragments: b.Fragments,
+				Output: out, MapPath: filepath.Join(dir, "map.json")})
+			if res.Platform != PlatformUnikraft || res.Entry != UnikraftEntry {
+				t.Fatalf("platform %q entry %q, want %q %q (found from the objects)", res.Platform, res.Entry, PlatformUnikraft, UnikraftEntry)
+			}
+			f, err := elf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			// Each table is one section over all libraries, between its symbols.
+			for _, tab := range []struct {
+				sec, start, end string
+				size            uint64
+			}{{".uk_ctortab", "uk_ctortab_start", "uk_ctortab_end", ctortab}, {".uk_inittab", "uk_inittab_start", "uk_inittab_end", inittab}} {
+				s := f.Section(tab.sec)
+				if s == nil {
+					t.Fatalf("no %s section", tab.sec)
+				}
+				lo, hi := symbolValue(t, f, tab.start), symbolValue(t, f, tab.end)
+				if lo != s.Addr || hi-lo != tab.size || s.Size != tab.size {
+					t.Errorf("%s: [%#x,%#x) section %#x+%#x; want the section, %d bytes (all libraries' tables)", tab.sec, lo, hi, s.Addr, s.Size, tab.size)
+				}
+			}
+			bi := f.Section(".uk_bootinfo")
+			if bi == nil {
+				t.Fatal("no .uk_bootinfo")
+			}
+			data, err := bi.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			loads := 0
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_LOAD && p.Memsz > 0 {
+					loads++
+				}
+			}
+			if binary.LittleEndian.Uint32(data) != ukBootinfoMagic || binary.LittleEndian.Uint32(data[76:]) != uint32(loads) {
+				t.Errorf(".uk_bootinfo: magic %#x, %d regions; want %#x and %d (one per PT_LOAD)",
+					binary.LittleEndian.Uint32(data), binary.LittleEndian.Uint32(data[76:]), ukBootinfoMagic, loads)
+			}
+			if layout == LayoutAligned {
+				// Everything below 4 GiB: Unikraft's code is not PIC.
+				for _, p := range f.Progs {
+					if p.Type == elf.PT_LOAD && p.Vaddr+p.Memsz > abi.MapLimit {
+						t.Errorf("segment [%#x,%#x) above 4 GiB", p.Vaddr, p.Vaddr+p.Memsz)
+					}
+				}
+				if res.Config == nil || !strings.HasPrefix(res.Mode, "no-pie") {
+					t.Errorf("mode %q: want no-pie (Unikraft's objects are not PIC)", res.Mode)
+				}
+			}
+		})
+	}
+}
+
+func TestUnikraftBootinfoIsWhatMkbootinfoWrites(t *testing.T) {
+	needToolchain(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed (runs Unikraft's mkbootinfo.py)")
+	}
+	b := unikraft.HelloWorld(t, unikraft.NoRDSEED)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "packed.img")
+	mustLink(t, Options{Layout: LayoutPacked, Objects: unikraftObjects(t, b), Fragments: b.Fragments, Output: out})
+	// Unikraft's own command line names its mkbootinfo.py.
+	cmd, err := os.ReadFile(b.Image + ".bootinfo.cmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := strings.Fields(string(cmd))[0]
+	want := filepath.Join(dir, "bootinfo.bin")
+	if o, err := exec.Command("python3", mk, out, want, "-a", "x86_64").CombinedOutput(); err != nil {
+		t.Fatalf("mkbootinfo.py: %v\n%s", err, o)
+	}
+	wantData, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := f.Section(".uk_bootinfo").Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The capacity differs on purpose (mkbootinfo.py divides by 32, the
+	// descriptor is 48 bytes); everything else is the same.
+	copy(got[72:76], wantData[72:76])
+	if !bytes.Equal(got, wantData) {
+		t.Fatalf(".uk_bootinfo differs from mkbootinfo.py's:\n got %x\nwant %x", got[:200], wantData[:200])
+	}
+}
+
+func TestSectionNamesWithTildesAreQuotedNotRefused(t *testing.T) {
+	for _, n := range []string{".uk_event_x~", ".uk_event_x~~", ".data.a~b"} {
+		if !quotable(n) {
+			t.Errorf("%q refused", n)
+		}
+		if got := scriptName(n); got != `"`+n+`"` {
+			t.Errorf("scriptName(%q) = %s", n, got)
+		}
+	}
+	for _, n := range []string{"", "a b", `a"b`, "a\nb"} {
+		if quotable(n) {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+func TestAFragmentWithoutInsertIsRefusedByName(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "link64.lds")
+	if err := os.WriteFile(p, []byte("SECTIONS { . = 0x100000; .text : { *(.text) } }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := readFragments([]string{p})
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "INSERT") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestFragmentInputPatternsMakeSectionsImageWide(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "extra.ld")
+	frag := "SECTIONS\n{\n  .uk_fs_list : {\n    PROVIDE(uk_fslist_start = .);\n    KEEP (*(.uk_fs_list))\n    PROVIDE(uk_fslist_end = .);\n  }\n}\nINSERT AFTER .rodata;\n"
+	if err := os.WriteFile(p, []byte(frag), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := readFragments([]string{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs[0].patterns) != 1 || fs[0].patterns[0] != ".uk_fs_list" {
+		t.Fatalf("patterns %q", fs[0].patterns)
+	}
+	syms := platformSymbols(PlatformUnipool, fs)
+	if !syms["uk_fslist_start"] || !syms["uk_fslist_end"] {
+		t.Fatalf("symbols %v", syms)
+	}
+	if got := fs[0].inserted(tablesAnchor); !strings.Contains(got, "INSERT AFTER "+tablesAnchor+";") || strings.Contains(got, ".rodata;") {
+		t.Fatalf("inserted: %s", got)
+	}
+}
+
+func TestAnAlignedLinkWhoseOnlyTLSIsTbssAndWhoseAppHasNoDataWorks(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	plat := buildLib(t, dir, "plat", `__thread int counter;
+__asm__(".section .text._start,\"ax\",@progbits\n.globl _start\n_start:\n  call app_main\n1: hlt\n  jmp 1b\n");
+int bump(void) { return ++counter; }
+`)
+	app := buildLib(t, dir, "appx", `int bump(void);
+int app_main(void) { return bump(); }
+`)
+	res := mustLink(t, Options{Layout: LayoutAligned, Output: filepath.Join(dir, "x.img"), MapPath: filepath.Join(dir, "map.json"),
+		Objects: []Object{{Path: plat, Name: "plat"}, {Path: app, Name: "appx", App: true}}})
+	if res.Config.TLS == nil || res.Config.TLS.MemSize == 0 {
+		t.Fatalf("no TLS in the description: %+v", res.Config.TLS)
+	}
+}

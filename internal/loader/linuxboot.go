@@ -1,0 +1,136 @@
+package loader
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/unipool/unipool/internal/abi"
+)
+
+// The Linux x86-64 boot protocol as Firecracker speaks it
+// (Documentation/arch/x86/boot.rst; Unikraft's plat/kvm/x86/lxboot.c
+// reads it): the kernel's ELF entry runs in 64-bit mode with paging on and
+// memory identity-mapped, %rsi pointing at a zero page (struct
+// boot_params) that holds the setup header, the command line pointer and
+// an e820 memory map. Guest-physical addresses equal guest-virtual ones.
+
+// Parts of a Linux-boot layout.
+const (
+	PartZeroPage = "zero page"
+	PartCmdline  = "cmdline"
+	PartRAM      = "ram" // the e820 RAM the guest allocates from
+	// PartVGA is the legacy VGA hole: Unikraft's VGA console writes text
+	// to 0xb8000. Private, touched only if written.
+	PartVGA = "vga"
+)
+
+// Offsets in struct boot_params (arch/x86/include/uapi/asm/bootparam.h).
+const (
+	bpExtCmdLinePtr = 0x0c8
+	bpE820Entries   = 0x1e8
+	bpBootFlag      = 0x1fe
+	bpHeader        = 0x202
+	bpVersion       = 0x206
+	bpTypeOfLoader  = 0x210
+	bpCmdLinePtr    = 0x228
+	bpCmdLineSize   = 0x238
+	bpE820Table     = 0x2d0
+	e820EntrySize   = 20
+	e820MaxEntries  = 128
+
+	hdrSMagic     = 0x53726448 // "HdrS"
+	bootFlagMagic = 0xaa55
+	bootVersion   = 0x020f // the 2.15 protocol
+	e820RAM       = 1
+)
+
+// Guest-physical layout of a Linux-boot instance, in its per-instance
+// area (abi.PrivateBase): the zero page, the command line, then the RAM
+// on a 2 MiB boundary.
+const (
+	vgaStart = 0xa0000
+	vgaEnd   = 0xc0000
+	// LinuxMinMem is the least RAM a Linux-boot guest gets: Unikraft's
+	// allocators, stacks and page-table pool come out of it.
+	LinuxMinMem = 16 << 20
+	ramAlign    = 2 << 20
+)
+
+// E820 is one entry of the memory map the zero page carries.
+type E820 struct {
+	Addr, Size uint64
+	Type       uint32
+}
+
+// ZeroPage encodes struct boot_params for a kernel with this command line
+// (at cmdAddr) and memory map.
+func ZeroPage(cmdAddr uint64, cmdline string, e820 []E820) ([]byte, error) {
+	if len(e820) > e820MaxEntries {
+		return nil, fmt.Errorf("e820 map of %d entries (at most %d)", len(e820), e820MaxEntries)
+	}
+	le := binary.LittleEndian
+	zp := make([]byte, abi.PageSize)
+	le.PutUint16(zp[bpBootFlag:], bootFlagMagic)
+	le.PutUint32(zp[bpHeader:], hdrSMagic)
+	le.PutUint16(zp[bpVersion:], bootVersion)
+	zp[bpTypeOfLoader] = 0xff // "undefined" boot loader
+	le.PutUint32(zp[bpCmdLinePtr:], uint32(cmdAddr))
+	le.PutUint32(zp[bpExtCmdLinePtr:], uint32(cmdAddr>>32))
+	le.PutUint32(zp[bpCmdLineSize:], uint32(len(cmdline)))
+	zp[bpE820Entries] = byte(len(e820))
+	for i, e := range e820 {
+		d := zp[bpE820Table+i*e820EntrySize:]
+		le.PutUint64(d[0:], e.Addr)
+		le.PutUint64(d[8:], e.Size)
+		le.PutUint32(d[16:], e.Type)
+	}
+	return zp, nil
+}
+
+// addLinuxBootMemory lays out a Linux-boot instance's own memory: the
+// zero page, the command line, the RAM (the one e820 RAM entry; the
+// image's own memory is described by the image, e.g. Unikraft's
+// .uk_bootinfo) and the VGA hole.
+func (lay *Layout) addLinuxBootMemory(opt Options) error {
+	mem := max(opt.MemSize, LinuxMinMem)
+	zeroAddr := uint64(abi.PrivateBase)
+	cmdAddr := zeroAddr + abi.PageSize
+	cmdSize := pageUp(uint64(len(opt.Cmdline)) + 1)
+	ramAddr := (cmdAddr + cmdSize + ramAlign - 1) &^ (ramAlign - 1)
+	ramSize := pageDown(mem)
+	if ramAddr+ramSize > abi.MapBase {
+		return fmt.Errorf("memory size %d MiB: the RAM would run into the library map at %#x", mem>>20, uint64(abi.MapBase))
+	}
+	zp, err := ZeroPage(cmdAddr, opt.Cmdline, []E820{{Addr: ramAddr, Size: ramSize, Type: e820RAM}})
+	if err != nil {
+		return err
+	}
+	lay.Boot = BootLinux64
+	lay.BootInfo = zeroAddr
+	lay.Mappings = append(lay.Mappings,
+		Mapping{Addr: vgaStart, Size: vgaEnd - vgaStart, Prot: ProtRead | ProtWrite, Part: PartVGA},
+		Mapping{Addr: zeroAddr, Size: abi.PageSize, Prot: ProtRead | ProtWrite, Data: zp, Part: PartZeroPage},
+		Mapping{Addr: cmdAddr, Size: cmdSize, Prot: ProtRead | ProtWrite, Data: append([]byte(opt.Cmdline), 0), Part: PartCmdline},
+		Mapping{Addr: ramAddr, Size: ramSize, Prot: ProtRead | ProtWrite, Part: PartRAM},
+	)
+	return nil
+}
+
+// isUnikraftImage tells a plain image that boots by the Linux protocol:
+// a Unikraft kvm-platform image carries a .uk_bootinfo section.
+func isUnikraftImage(f *elf.File) bool {
+	return f.Section(".uk_bootinfo") != nil
+}
+
+// Boot is the boot protocol of every instance of p: "" (the unipool
+// guest ABI) or BootLinux64.
+func (p *Prepared) Boot() string {
+	if p.image != nil {
+		if p.image.linux {
+			return BootLinux64
+		}
+		return ""
+	}
+	return p.cfg.Boot
+}
