@@ -36,18 +36,18 @@ const (
 
 // Config describes one unikernel.
 type Config struct {
-	SchemaVersion int       `json:"schema_version"`
-	Name          string    `json:"name,omitempty"`    // set by the pool
-	Layout        string    `json:"layout"`            // "aligned"
-	Cmdline       string    `json:"cmdline,omitempty"` // default command line
-	MemSize       uint64    `json:"mem_size"`          // default guest heap+stack bytes
-	Entry         Addr      `json:"entry"`
+	SchemaVersion int    `json:"schema_version"`
+	Name          string `json:"name,omitempty"`    // set by the pool
+	Layout        string `json:"layout"`            // "aligned"
+	Cmdline       string `json:"cmdline,omitempty"` // default command line
+	MemSize       uint64 `json:"mem_size"`          // default guest heap+stack bytes
+	Entry         Addr   `json:"entry"`
 	// Boot is how a monitor starts the image: "" for the unipool guest
 	// ABI (ARCHITECTURE.md), BootLinux64 for the Linux x86-64 boot
 	// protocol as Firecracker does it (Unikraft's kvm platform).
-	Boot string `json:"boot,omitempty"`
-	TLS           *TLS      `json:"tls,omitempty"`
-	Libraries     []Library `json:"libraries"`
+	Boot      string    `json:"boot,omitempty"`
+	TLS       *TLS      `json:"tls,omitempty"`
+	Libraries []Library `json:"libraries"`
 	// Private is the image's private blob: every library's tramp table
 	// (pre-filled for the map's addresses) and initialised data. Set by the pool.
 	Private *BlobRef `json:"private,omitempty"`

@@ -59,6 +59,7 @@ var (
 	reqSetTSSAddr          = io(0x47)
 	reqSetIdentityMapAddr  = iow(0x48, 8)
 	reqCreateIRQChip       = io(0x60)
+	reqEnableCap           = iow(0xa3, sizeOf[EnableCap]())
 	reqCreatePIT2          = iow(0x77, sizeOf[PITConfig]())
 	reqRun                 = io(0x80)
 	reqGetRegs             = ior(0x81, sizeOf[Regs]())

@@ -106,6 +106,10 @@ const (
 	CapNrMemslots    = 10
 	CapReadonlyMem   = 81
 	CapImmediateExit = 136
+	// CapExitOnEmulationFailure (KVM_CAP_EXIT_ON_EMULATION_FAILURE):
+	// an instruction KVM fails to emulate exits to userspace without
+	// queueing #UD, so the monitor can fix the cause and resume.
+	CapExitOnEmulationFailure = 204
 )
 
 // Exit reasons (KVM_EXIT_*) in Run.ExitReason.

@@ -78,3 +78,19 @@ func (v *VM) CreatePIT2(flags uint32) error {
 	}
 	return nil
 }
+
+// EnableCap is struct kvm_enable_cap.
+type EnableCap struct {
+	Cap   uint32
+	Flags uint32
+	Args  [4]uint64
+	_     [64]uint8
+}
+
+// EnableCap is KVM_ENABLE_CAP on the VM.
+func (v *VM) EnableCap(c EnableCap) error {
+	if err := ioctlArg(v.fd, reqEnableCap, ptr(&c)); err != nil {
+		return fmt.Errorf("KVM_ENABLE_CAP %d: %w", c.Cap, err)
+	}
+	return nil
+}

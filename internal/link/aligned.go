@@ -51,10 +51,18 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	// own blob, elfimage.ReadAt reads bytes), so ld may pack segments
 	// back to back in the file instead of padding each to a page. The
 	// addresses, set by the script, are page-aligned all the same.
-	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error", "-T", "image.ld")
+	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error")
 	frags, err := l.writeFragments(tablesAnchor)
 	if err != nil {
 		return err
+	}
+	if len(frags) > 0 {
+		// A -T script with INSERT augments the default script, so the
+		// generated script must be that default (-dT), as Unikraft
+		// passes its link64.lds.
+		args = append(args, "-dT", "image.ld")
+	} else {
+		args = append(args, "-T", "image.ld")
 	}
 	args = append(args, fragmentArgs(frags)...)
 	args = append(args, "-o", out)

@@ -67,8 +67,8 @@ type Options struct {
 	// AFTER X), e.g. Unikraft's lib/uklibid/infosec.ld: every layout
 	// takes them; sections they gather are image-wide.
 	Fragments []string
-	MemSize uint64 // default DefaultMemSize
-	Cmdline string
+	MemSize   uint64 // default DefaultMemSize
+	Cmdline   string
 	// Trace asks for Result.Inputs (ld's link map, parsed).
 	Trace   bool
 	LD      string // the ld binary (default "ld")

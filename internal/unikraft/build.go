@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // BuildOptions say what to build.
@@ -79,6 +81,18 @@ func (t *Tree) Build(ctx context.Context, opt BuildOptions) (*Build, error) {
 	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
+	// Test binaries of several packages may build the same app at once.
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("unikraft: lock %s: %w", lock.Name(), err)
+	}
 	if exists(filepath.Join(out, ".complete")) {
 		return readBuild(out)
 	}

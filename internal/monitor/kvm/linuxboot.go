@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -95,14 +96,15 @@ func (h *host) buildIdentityMemory(m *machine) error {
 		if mp.Addr+mp.Size > identityLimit {
 			return fmt.Errorf("mapping %s [%#x,%#x) lies above 4 GiB, past the identity map a Linux-boot guest is started with", what(mp), mp.Addr, mp.Addr+mp.Size)
 		}
+		// The reservation spans blob ranges too (untouched, so free):
+		// a shared page the guest must write is copied there.
+		top = max(top, mp.Addr+mp.Size)
 		if mp.File != "" && !mp.COW {
 			if id := blobID(mp); !seen[id] {
 				seen[id] = true
 				files = append(files, blobFile{id: id, path: mp.File})
 			}
-			continue
 		}
-		top = max(top, mp.Addr+mp.Size)
 	}
 	if len(files) > 0 {
 		if !h.readonly {
@@ -131,11 +133,7 @@ func (h *host) buildIdentityMemory(m *machine) error {
 	m.cr3 = pt.CR3()
 	m.ptBase = uint64(len(priv.mem)) // the tables are in the low area
 
-	type slot struct {
-		gpa, size, host uint64
-		ro              bool
-	}
-	slots := []slot{{gpa: 0, size: gpaPrivateData, host: hostAddr(priv.mem)}}
+	slots := []memSlot{{gpa: 0, size: gpaPrivateData, host: hostAddr(priv.mem)}}
 	for i := range m.layout.Mappings {
 		mp := &m.layout.Mappings[i]
 		p := placement{addr: mp.Addr, size: mp.Size, gpa: mp.Addr, library: mp.Library, part: mp.Part, digest: mp.Digest}
@@ -146,7 +144,7 @@ func (h *host) buildIdentityMemory(m *machine) error {
 			}
 			p.blob = true
 			m.placed = append(m.placed, p)
-			slots = append(slots, slot{gpa: mp.Addr, size: mp.Size, host: hostAddr(m.set.mem[part.off+mp.Offset:]), ro: true})
+			slots = append(slots, memSlot{gpa: mp.Addr, size: mp.Size, host: hostAddr(m.set.mem[part.off+mp.Offset:]), ro: true})
 			continue
 		}
 		dst := priv.mem[mp.Addr : mp.Addr+mp.Size]
@@ -167,24 +165,226 @@ func (h *host) buildIdentityMemory(m *machine) error {
 		if n := len(slots) - 1; !slots[n].ro && slots[n].gpa+slots[n].size == mp.Addr {
 			slots[n].size += mp.Size
 		} else {
-			slots = append(slots, slot{gpa: mp.Addr, size: mp.Size, host: hostAddr(priv.mem[mp.Addr:])})
+			slots = append(slots, memSlot{gpa: mp.Addr, size: mp.Size, host: hostAddr(priv.mem[mp.Addr:])})
 		}
 	}
 	if len(slots) > maxSlots {
 		return fmt.Errorf("the layout needs %d memory slots (at most %d)", len(slots), maxSlots)
 	}
 	sort.Slice(slots, func(i, j int) bool { return slots[i].gpa < slots[j].gpa })
-	for i, s := range slots {
-		r := kvm.UserspaceMemoryRegion{Slot: uint32(i), GuestPhysAddr: s.gpa, MemorySize: s.size, UserspaceAddr: s.host}
-		if s.ro {
-			r.Flags = kvm.MemReadonly
-		}
-		if err := m.vm.SetUserMemoryRegion(r); err != nil {
+	for i := range slots {
+		slots[i].id = uint32(i)
+		if err := m.setSlot(slots[i]); err != nil {
 			return err
 		}
 	}
+	m.slots = slots
 	return nil
+}
+
+// memSlot is one KVM memory slot of a Linux-boot VM.
+type memSlot struct {
+	id              uint32
+	gpa, size, host uint64
+	ro              bool
+}
+
+func (m *machine) setSlot(s memSlot) error {
+	r := kvm.UserspaceMemoryRegion{Slot: s.id, GuestPhysAddr: s.gpa, MemorySize: s.size, UserspaceAddr: s.host}
+	if s.ro {
+		r.Flags = kvm.MemReadonly
+	}
+	return m.vm.SetUserMemoryRegion(r)
+}
+
+// SVM's report of a nested page fault, as KVM passes it in an emulation
+// failure (kvm_run.internal.data: flags, instruction length and bytes,
+// exit code, exit_info_1, exit_info_2).
+const (
+	svmExitNPF      = 0x400
+	npfWrite        = 1 << 1
+	npfGuestWalk    = 1 << 33 // the fault came from walking the guest's page tables
+	internalEmulErr = 1       // KVM_INTERNAL_ERROR_EMULATION
+)
+
+// sharedPageWrite recognises the one write KVM cannot turn into an MMIO
+// exit: the CPU setting accessed/dirty bits in guest page tables that lie
+// in a read-only slot (Unikraft keeps its boot page tables in its
+// platform library's .text). It returns the page's GPA.
+func sharedPageWrite(in *kvm.RunInternal) (uint64, bool) {
+	if in.Suberror != internalEmulErr || in.NData < 6 {
+		return 0, false
+	}
+	d := in.Data
+	if d[3] != svmExitNPF || d[4]&npfWrite == 0 || d[4]&npfGuestWalk == 0 {
+		return 0, false
+	}
+	return d[5] &^ pageMask, true
+}
+
+// copySharedPage makes the shared page at gpa this VM's own: its bytes
+// are copied into the private reservation and the read-only slot holding
+// it is split around one writable page. The other VMs keep the shared
+// page; this one pays one page.
+func (m *machine) copySharedPage(gpa uint64) error {
+	if m.written >= maxWrittenPages {
+		return fmt.Errorf("the guest wrote %d pages of its read-only libraries", m.written)
+	}
+	i := -1
+	for k, s := range m.slots {
+		if s.ro && gpa >= s.gpa && gpa < s.gpa+s.size {
+			i = k
+		}
+	}
+	if i < 0 || gpa+pageSize > uint64(len(m.priv.mem)) {
+		return fmt.Errorf("GPA %#x is in no read-only slot", gpa)
+	}
+	s := m.slots[i]
+	off := s.host + (gpa - s.gpa) - hostAddr(m.set.mem)
+	if off+pageSize > m.set.size() {
+		return fmt.Errorf("GPA %#x: slot outside the blob set", gpa)
+	}
+	copy(m.priv.mem[gpa:gpa+pageSize], m.set.mem[off:off+pageSize])
+	// KVM moves no slot in place: delete it, then add the pieces.
+	del := s
+	del.size = 0
+	if err := m.setSlot(del); err != nil {
+		return err
+	}
+	pieces := []memSlot{
+		{gpa: s.gpa, size: gpa - s.gpa, host: s.host, ro: true},
+		{gpa: gpa, size: pageSize, host: hostAddr(m.priv.mem[gpa:])},
+		{gpa: gpa + pageSize, size: s.gpa + s.size - gpa - pageSize, host: s.host + gpa + pageSize - s.gpa, ro: true},
+	}
+	m.slots = append(m.slots[:i:i], m.slots[i+1:]...)
+	for _, p := range pieces {
+		if p.size == 0 {
+			continue
+		}
+		p.id = m.nextSlot()
+		if err := m.setSlot(p); err != nil {
+			return err
+		}
+		m.slots = append(m.slots, p)
+	}
+	sort.Slice(m.slots, func(a, b int) bool { return m.slots[a].gpa < m.slots[b].gpa })
+	m.written++
+	lib := ""
+	if _, pl, ok := m.gvaOfBlobGPA(gpa); ok {
+		lib = pl.library
+	}
+	m.placed = append(m.placed, placement{addr: gpa, size: pageSize, gpa: gpa, library: lib, part: "written shared page"})
+	return nil
+}
+
+// maxWrittenPages bounds the shared pages one VM may turn private.
+const maxWrittenPages = 256
+
+// nextSlot returns a slot id no slot of the VM uses.
+func (m *machine) nextSlot() uint32 {
+	used := map[uint32]bool{}
+	for _, s := range m.slots {
+		used[s.id] = true
+	}
+	for id := uint32(0); ; id++ {
+		if !used[id] {
+			return id
+		}
+	}
 }
 
 // isLinuxBoot tells whether the machine's guest boots by the Linux protocol.
 func isLinuxBoot(boot string) bool { return boot == loader.BootLinux64 }
+
+// writeSharedPage completes a guest write that KVM refused because it hit
+// a read-only slot: the pages it touches become the VM's own
+// (copySharedPage), then the bytes are stored. An address in no
+// read-only slot is an error (the caller reports the write).
+func (m *machine) writeSharedPage(gpa uint64, data []byte) error {
+	if len(data) == 0 {
+		return fmt.Errorf("empty write")
+	}
+	for page := gpa &^ pageMask; page <= (gpa+uint64(len(data))-1)&^pageMask; page += pageSize {
+		if m.inReadonlySlot(page) {
+			if err := m.copySharedPage(page); err != nil {
+				return err
+			}
+		} else if !m.inPrivateSlot(page) {
+			return fmt.Errorf("GPA %#x is not guest memory", page)
+		}
+	}
+	copy(m.priv.mem[gpa:gpa+uint64(len(data))], data)
+	return nil
+}
+
+func (m *machine) inReadonlySlot(gpa uint64) bool {
+	for _, s := range m.slots {
+		if s.ro && gpa >= s.gpa && gpa < s.gpa+s.size {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *machine) inPrivateSlot(gpa uint64) bool {
+	for _, s := range m.slots {
+		if !s.ro && gpa >= s.gpa && gpa < s.gpa+s.size {
+			return true
+		}
+	}
+	return false
+}
+
+// copyPageTables makes every page of the guest's current page tables
+// that lies in a read-only slot the VM's own: the CPU sets accessed and
+// dirty bits in them as it walks, which a read-only slot cannot take
+// (KVM cannot emulate the walk's write). Unikraft's boot page tables
+// (x86_bpt_*) are in its platform library's .text: seven pages.
+func (m *machine) copyPageTables() error {
+	s, err := m.cpu.Sregs()
+	if err != nil {
+		return err
+	}
+	var walk func(table uint64, level int) error
+	walk = func(table uint64, level int) error {
+		if m.inReadonlySlot(table) {
+			if err := m.copySharedPage(table); err != nil {
+				return err
+			}
+		}
+		if level == 1 {
+			return nil
+		}
+		page, ok := m.readPage(table)
+		if !ok {
+			return nil // not memory: the walk faults in the guest
+		}
+		for i := 0; i < 512; i++ {
+			e := binary.LittleEndian.Uint64(page[i*8:])
+			if e&ptePresent == 0 || (level <= 3 && e&pteHuge != 0) {
+				continue
+			}
+			if err := walk(e&pteAddrMask, level-1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(s.CR3&pteAddrMask, 4)
+}
+
+// readPage returns the bytes of the guest page at gpa, from whichever
+// slot holds it.
+func (m *machine) readPage(gpa uint64) ([]byte, bool) {
+	for _, s := range m.slots {
+		if gpa < s.gpa || gpa+pageSize > s.gpa+s.size {
+			continue
+		}
+		if !s.ro {
+			return m.priv.mem[gpa : gpa+pageSize], true
+		}
+		off := s.host + (gpa - s.gpa) - hostAddr(m.set.mem)
+		return m.set.mem[off : off+pageSize], true
+	}
+	return nil, false
+}

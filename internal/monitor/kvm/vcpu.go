@@ -64,6 +64,14 @@ func (m *machine) handleExit(r *kvm.Run) *outcome {
 			m.ripString(), 0x501)}
 	case kvm.ExitMMIO:
 		mmio := r.MMIO()
+		if mmio.IsWrite != 0 && m.slots != nil {
+			// A Linux-boot guest writes its platform library's code
+			// pages (Unikraft's boot page tables are in .text): the
+			// written page becomes this VM's own.
+			if err := m.writeSharedPage(mmio.PhysAddr, mmio.Data[:min(int(mmio.Len), len(mmio.Data))]); err == nil {
+				return nil
+			}
+		}
 		if mmio.IsWrite != 0 {
 			return &outcome{exitCode: -1, err: m.readOnlyWrite(mmio.PhysAddr)}
 		}
@@ -74,7 +82,25 @@ func (m *machine) handleExit(r *kvm.Run) *outcome {
 		return &outcome{exitCode: -1, err: fmt.Sprintf("KVM could not enter the guest: hardware entry failure reason %#x",
 			r.FailEntry().HardwareEntryFailureReason)}
 	case kvm.ExitInternalError:
-		return &outcome{exitCode: -1, err: fmt.Sprintf("KVM internal error, suberror %d, at %s", r.Internal().Suberror, m.ripString())}
+		in := r.Internal()
+		if gpa, ok := sharedPageWrite(in); ok && m.slots != nil {
+			err := m.copyPageTables()
+			if err == nil && m.inReadonlySlot(gpa) {
+				err = m.copySharedPage(gpa)
+			}
+			if err != nil {
+				return &outcome{exitCode: -1, err: fmt.Sprintf("the CPU wrote read-only library memory at GPA %#x (guest page tables?) at %s: %v", gpa, m.ripString(), err)}
+			}
+			return nil
+		}
+		detail := ""
+		if n := min(int(in.NData), len(in.Data)); n > 0 {
+			detail = fmt.Sprintf(" (data %#x)", in.Data[:n])
+		}
+		if regs, err := m.cpu.Regs(); err == nil {
+			detail += fmt.Sprintf(" rax %#x rbx %#x rcx %#x rdx %#x rsi %#x rdi %#x rsp %#x", regs.RAX, regs.RBX, regs.RCX, regs.RDX, regs.RSI, regs.RDI, regs.RSP)
+		}
+		return &outcome{exitCode: -1, err: fmt.Sprintf("KVM internal error, suberror %d, at %s%s", in.Suberror, m.ripString(), detail)}
 	case kvm.ExitIntr:
 		return nil
 	default:

@@ -34,6 +34,10 @@ type machine struct {
 	console  console
 	readyAt  time.Time // when the guest wrote the ready port
 	ports    devices.Ports
+	// slots are a Linux-boot VM's memory slots; written counts the
+	// shared pages it made its own (copySharedPage).
+	slots   []memSlot
+	written int
 
 	// mu guards the thread the vCPU runs on, so a timeout never signals a
 	// thread that has moved on.
@@ -102,6 +106,11 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 		if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
 			return nil, err
 		}
+		// A shared page the guest's CPU must write (page tables in a
+		// library's code) is copied and the guest resumed
+		// (copySharedPage); KVM must not queue #UD for it. Without the
+		// capability such a guest fails with a report instead.
+		_ = m.vm.EnableCap(kvm.EnableCap{Cap: kvm.CapExitOnEmulationFailure, Args: [4]uint64{1}})
 	}
 	if m.cpu, err = m.vm.CreateVCPU(0); err != nil {
 		return nil, err
