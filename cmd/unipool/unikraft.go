@@ -13,6 +13,7 @@ import (
 func init() {
 	var (
 		dir, app, defconfig, out string
+		copyImage                string
 		set                      []string
 		linkArgs, asJSON         bool
 	)
@@ -47,6 +48,15 @@ Unikraft's link order), one per line; --json prints the build.`,
 			if err != nil {
 				return err
 			}
+			if copyImage != "" {
+				data, err := os.ReadFile(b.Image)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(copyImage, data, 0o755); err != nil {
+					return err
+				}
+			}
 			w := cmd.OutOrStdout()
 			switch {
 			case asJSON:
@@ -72,6 +82,7 @@ Unikraft's link order), one per line; --json prints the build.`,
 	f.StringVar(&defconfig, "defconfig", "fc-x86_64", "the app's defconfig (defconfigs/NAME): fc-x86_64 boots under --monitor kvm")
 	f.StringArrayVar(&set, "set", nil, "CONFIG_NAME=VALUE over the defconfig (repeatable; n turns an option off)")
 	f.StringVar(&out, "out", "", "build folder (default: a cached one)")
+	f.StringVar(&copyImage, "copy-image", "", "also copy Unikraft's own (stock) image to this file")
 	f.BoolVar(&linkArgs, "link-args", false, "print `unipool link` arguments, one per line")
 	f.BoolVar(&asJSON, "json", false, "print the build as JSON")
 	group := &cobra.Command{Use: "unikraft", Short: "Unikraft apps as unipool input"}

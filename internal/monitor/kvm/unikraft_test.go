@@ -1,0 +1,56 @@
+package kvm
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// TestUnikraftHelloworldRunsAsTwentyPooledVMsInOneProcessAndStock boots
+// real Unikraft (app-helloworld, Firecracker flavour, nolibc) through the
+// CLI: linked aligned and pooled, 20 VMs in one process with the library
+// parts as read-only slots; once naive; and Unikraft's own stock image
+// through --image. scripts/test.sh builds and pools it outside the
+// emulated KVM host (UNIPOOL_KVM_UNIKRAFT=DIR holding DIR/pool with
+// "helloworld" and DIR/stock.elf).
+func TestUnikraftHelloworldRunsAsTwentyPooledVMsInOneProcessAndStock(t *testing.T) {
+	dir := os.Getenv("UNIPOOL_KVM_UNIKRAFT")
+	if dir == "" {
+		t.Skip("UNIPOOL_KVM_UNIKRAFT not set (scripts/test.sh sets it)")
+	}
+	needKVM(t)
+	bin := cliBinary(t)
+	pool := filepath.Join(dir, "pool")
+	for _, c := range []struct {
+		name string
+		args []string
+		n    int
+	}{
+		{"pooled shared", []string{"--pool", pool, "-n", "20", "helloworld"}, 20},
+		{"pooled naive", []string{"--pool", pool, "--load", "naive", "helloworld"}, 1},
+		{"stock", []string{"--image", filepath.Join(dir, "stock.elf")}, 1},
+	} {
+		stdout, stderr, code := cli(t, bin, append([]string{"run", "--json", "--monitor", "kvm", "--timeout", "240s"}, c.args...)...)
+		if code != 0 {
+			t.Errorf("%s: status %d, stderr %q", c.name, code, stderr)
+			continue
+		}
+		var rs []monitor.Result
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(rs) != c.n {
+			t.Fatalf("%s: %d results, want %d", c.name, len(rs), c.n)
+		}
+		for _, r := range rs {
+			if !strings.Contains(r.Output, "Hello world!") || r.Error != "" || r.ExitCode != 0 || r.Shutdown == "" || r.PID != rs[0].PID {
+				t.Errorf("%s instance %d: exit %d, error %q, shutdown %q, pid %d (first %d), output %q; want Hello world!, a clean shutdown, one process",
+					c.name, r.Instance, r.ExitCode, r.Error, r.Shutdown, r.PID, rs[0].PID, r.Output)
+			}
+		}
+	}
+}
