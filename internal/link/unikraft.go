@@ -263,26 +263,23 @@ func unikraftBootinfo(progs []*elf.Prog, size uint64) ([]byte, error) {
 	if size < ukBootinfoSize {
 		return nil, fmt.Errorf(".uk_bootinfo is %d bytes, smaller than Unikraft's boot info header (%d)", size, ukBootinfoSize)
 	}
+	// One region per page range: a segment's range is widened to whole
+	// pages (Unikraft asserts page-aligned regions), and segments that
+	// share a page (an aligned image packs read-only data right after
+	// the code) become one region with both protections.
+	type region struct {
+		lo, hi uint64
+		flags  uint16
+	}
+	var regs []region
 	var loads []*elf.Prog
 	for _, p := range progs {
-		if p.Type == elf.PT_LOAD && pageUp(p.Memsz) > 0 {
+		if p.Type == elf.PT_LOAD && p.Memsz > 0 {
 			loads = append(loads, p)
 		}
 	}
 	sort.SliceStable(loads, func(i, j int) bool { return loads[i].Vaddr < loads[j].Vaddr })
-	capacity := (size - ukBootinfoSize) / ukMemrdSize
-	if uint64(len(loads)) > capacity {
-		return nil, fmt.Errorf(".uk_bootinfo holds %d memory regions, the image has %d loaded segments", capacity, len(loads))
-	}
-	le := binary.LittleEndian
-	out := make([]byte, size)
-	le.PutUint32(out[0:], ukBootinfoMagic)
-	out[4] = ukBootinfoVersion
-	le.PutUint32(out[72:], uint32(capacity))
-	le.PutUint32(out[76:], uint32(len(loads)))
-	for i, p := range loads {
-		d := out[ukBootinfoSize+i*ukMemrdSize:]
-		length := pageUp(p.Memsz)
+	for _, p := range loads {
 		var flags uint16
 		if p.Flags&elf.PF_R != 0 {
 			flags |= ukMemrfRead
@@ -293,13 +290,33 @@ func unikraftBootinfo(progs []*elf.Prog, size uint64) ([]byte, error) {
 		if p.Flags&elf.PF_X != 0 {
 			flags |= ukMemrfExecute
 		}
-		le.PutUint64(d[0:], p.Vaddr) // pbase (1:1 mapping)
-		le.PutUint64(d[8:], p.Vaddr) // vbase
-		le.PutUint64(d[16:], 0)      // pg_off
-		le.PutUint64(d[24:], length) // len
-		le.PutUint64(d[32:], length/0x1000)
+		lo, hi := p.Vaddr&^0xfff, pageUp(p.Vaddr+p.Memsz)
+		if n := len(regs); n > 0 && lo < regs[n-1].hi {
+			regs[n-1].hi = max(regs[n-1].hi, hi)
+			regs[n-1].flags |= flags
+			continue
+		}
+		regs = append(regs, region{lo, hi, flags})
+	}
+	capacity := (size - ukBootinfoSize) / ukMemrdSize
+	if uint64(len(regs)) > capacity {
+		return nil, fmt.Errorf(".uk_bootinfo holds %d memory regions, the image has %d loaded page ranges", capacity, len(regs))
+	}
+	le := binary.LittleEndian
+	out := make([]byte, size)
+	le.PutUint32(out[0:], ukBootinfoMagic)
+	out[4] = ukBootinfoVersion
+	le.PutUint32(out[72:], uint32(capacity))
+	le.PutUint32(out[76:], uint32(len(regs)))
+	for i, r := range regs {
+		d := out[ukBootinfoSize+i*ukMemrdSize:]
+		le.PutUint64(d[0:], r.lo) // pbase (1:1 mapping)
+		le.PutUint64(d[8:], r.lo) // vbase
+		le.PutUint64(d[16:], 0)   // pg_off
+		le.PutUint64(d[24:], r.hi-r.lo)
+		le.PutUint64(d[32:], (r.hi-r.lo)/0x1000)
 		le.PutUint16(d[40:], ukMemrtKernel)
-		le.PutUint16(d[42:], flags)
+		le.PutUint16(d[42:], r.flags)
 	}
 	return out, nil
 }
