@@ -78,3 +78,8 @@ var (
 // KVM_RUN, and KVM_GET_REGS and KVM_GET_SREGS for fault reports (its
 // seccomp filter allows these and no other ioctl).
 func RunIoctls() []uintptr { return []uintptr{reqRun, reqGetRegs, reqGetSregs} }
+
+// SlotIoctls are what a running vCPU thread also needs when the monitor
+// changes the VM's memory slots while the guest runs (a Linux-boot guest's
+// written shared page becomes a private slot): KVM_SET_USER_MEMORY_REGION.
+func SlotIoctls() []uintptr { return []uintptr{reqSetUserMemoryRegion} }

@@ -154,7 +154,12 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			}
 			// From here on the thread only runs the guest: confine it
 			// (its VM is built; Run's fds stay open, no new ones come).
-			if err := seccomp.ConfineThread(seccomp.VCPU(os.Getpid(), kvm.RunIoctls()...)); err != nil {
+			ioctls := kvm.RunIoctls()
+			if isLinuxBoot(in.prep.Boot()) {
+				// copySharedPage splits slots while the guest runs.
+				ioctls = append(ioctls, kvm.SlotIoctls()...)
+			}
+			if err := seccomp.ConfineThread(seccomp.VCPU(os.Getpid(), ioctls...)); err != nil {
 				in.result.ExitCode, in.result.Error = -1, fmt.Sprintf("kvm monitor: confine the vCPU thread: %v", err)
 				if opt.Finished != nil {
 					opt.Finished(k, in.result)
