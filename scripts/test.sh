@@ -84,7 +84,6 @@ for kvm_uk in $(cd "$kvm_tmp/sample/corpus" && ls -d */ | tr -d /); do
 		--unikernel "$kvm_uk" -o "$kvm_tmp/sample/$kvm_uk.elf" >>"$LOGS/kvm-sample.log" 2>&1
 	"$kvm_tmp/unipool" pool add --pool "$kvm_tmp/sample/pool" --name "$kvm_uk" "$kvm_tmp/sample/$kvm_uk.elf" >>"$LOGS/kvm-sample.log" 2>&1
 done
-<<<<<<< HEAD
 
 # The script that runs every KVM test binary, each in its package
 # directory; it runs them all and exits 1 if any failed.
@@ -94,47 +93,6 @@ done
 	for pb in $kvm_bins; do
 		echo "echo '@@ $(basename "${pb#*:}")'"
 		echo "(cd '$REPO/${pb%%:*}' && '${pb#*:}' -test.v -test.timeout $KVM_TEST_TIMEOUT) || failed=1"
-=======
-export UNIPOOL_KVM_SAMPLE="$kvm_tmp/sample"
-# Unikraft's helloworld (the shared tarball, or $UNIKRAFT_SRC), built, linked
-# aligned and pooled here; the KVM tests boot it pooled and stock.
-kvm_ukraft="$kvm_tmp/unikraft"
-mkdir -p "$kvm_ukraft"
-"$kvm_tmp/unipool" unikraft build --set CONFIG_LIBUKRANDOM=n --copy-image "$kvm_ukraft/stock.elf" --link-args >"$kvm_ukraft/link.args"
-mapfile -t kvm_uk_args <"$kvm_ukraft/link.args"
-"$kvm_tmp/unipool" link --layout aligned --pool "$kvm_ukraft/pool" -o "$kvm_ukraft/helloworld.elf" "${kvm_uk_args[@]}" >/dev/null
-"$kvm_tmp/unipool" pool add --pool "$kvm_ukraft/pool" --name helloworld "$kvm_ukraft/helloworld.elf" >/dev/null
-export UNIPOOL_KVM_UNIKRAFT="$kvm_ukraft"
-if UNIPOOL_REQUIRE_KVM=1 "$kvm_tmp/monitor-kvm.test" -test.run '^TestThisHostRunsKVMGuests$' >/dev/null 2>&1; then
-	echo "test: this machine's KVM runs guests: the corpus sample under both monitors"
-	(cd internal/monitor/kvm && "$kvm_tmp/monitor-kvm.test" -test.run 'TestCorpusSample|TestUnikraft' -test.v) | grep -E '^(--- |ok|PASS|FAIL|panic)'
-else
-	echo "test: no usable KVM here: running the KVM tests inside scripts/kvmhost"
-	# Nested SVM under TCG emulation now and then wedges the emulated
-	# host's kernel ("soft lockup" on its console) or runs past the
-	# deadline; that is the emulator, not the code under test, so such a
-	# run (and only such a run) is tried again, at most twice more. A run
-	# that completes keeps its verdict.
-	for kvm_try in 1 2 3; do
-		set +e
-		./scripts/kvmhost --timeout 900 -- sh -c "
-			export UNIPOOL_REQUIRE_KVM=1 UNIPOOL_KVM_SAMPLE='$kvm_tmp/sample' UNIPOOL_KVM_UNIKRAFT='$kvm_ukraft'
-			cd '$PWD/internal/kvm' && '$kvm_tmp/kvm.test' -test.v -test.timeout 10m || exit 1
-			cd '$PWD/internal/monitor/kvm' && '$kvm_tmp/monitor-kvm.test' -test.v -test.timeout 10m" 2>&1 |
-			tee /tmp/unipool-test-kvm.log | grep -E '^(--- |ok|PASS|FAIL|panic)'
-		kvm_status=${PIPESTATUS[0]}
-		set -e
-		if [ "$kvm_status" = 0 ]; then
-			break
-		fi
-		if [ "$kvm_try" -lt 3 ] && { [ "$kvm_status" = 124 ] || grep -qE 'soft lockup|test timed out' /tmp/unipool-test-kvm.log; }; then
-			echo "test: the emulated KVM host wedged (status $kvm_status, attempt $kvm_try); trying again"
-			continue
-		fi
-		echo "test: KVM tests FAILED in the emulated KVM host (status $kvm_status); the end of /tmp/unipool-test-kvm.log:"
-		tail -n 40 /tmp/unipool-test-kvm.log
-		exit 1
->>>>>>> fa0ec9d (Unikraft KVM test (20 pooled VMs, naive, stock) run by test.sh in kvmhost; devices and zero-page tests; README and ARCHITECTURE)
 	done
 	echo 'exit $failed'
 } >"$kvm_tmp/run-kvm-tests.sh"

@@ -102,7 +102,7 @@ func (h *host) buildIdentityMemory(m *machine) error {
 		if mp.File != "" && !mp.COW {
 			if id := blobID(mp); !seen[id] {
 				seen[id] = true
-				files = append(files, blobFile{id: id, path: mp.File})
+				files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
 			}
 		}
 	}
