@@ -18,8 +18,10 @@ import (
 	"github.com/unipool/unipool/internal/snapshot"
 )
 
-func init() {
-	var dir string
+func init() { commands = append(commands, newPoolCmd()) }
+
+func newPoolCmd() *cobra.Command {
+	var pf poolFlags
 	poolCmd := &cobra.Command{
 		Use:   "pool",
 		Short: "Manage the library pool (an OCI image layout of library blobs and unikernel descriptions)",
@@ -27,21 +29,32 @@ func init() {
 			"Its directory is --pool, else $" + pool.EnvPool + ", else $XDG_DATA_HOME/unipool/pool\n" +
 			"(~/.local/share/unipool/pool).",
 	}
-	poolCmd.PersistentFlags().StringVar(&dir, "pool", "", "pool directory")
-	poolDir := func() (string, error) {
-		if dir != "" {
-			return dir, nil
-		}
-		return pool.DefaultDir()
-	}
-	open := func() (*pool.Pool, error) {
-		d, err := poolDir()
-		if err != nil {
-			return nil, err
-		}
-		return pool.Open(d)
-	}
+	poolCmd.PersistentFlags().StringVar(&pf.dir, "pool", "", "pool directory")
+	poolCmd.AddCommand(poolInitCmd(&pf), poolAddCmd(&pf), poolLsCmd(&pf), poolInspectCmd(&pf), poolRmCmd(&pf),
+		poolGCCmd(&pf), poolVerifyCmd(&pf), poolStatsCmd(&pf), poolPushCmd(&pf), poolPullCmd(&pf))
+	return poolCmd
+}
 
+// poolFlags are the flags every pool command shares.
+type poolFlags struct{ dir string }
+
+// path is the pool's directory: --pool, else the default.
+func (pf *poolFlags) path() (string, error) {
+	if pf.dir != "" {
+		return pf.dir, nil
+	}
+	return pool.DefaultDir()
+}
+
+func (pf *poolFlags) open() (*pool.Pool, error) {
+	d, err := pf.path()
+	if err != nil {
+		return nil, err
+	}
+	return pool.Open(d)
+}
+
+func poolAddCmd(pf *poolFlags) *cobra.Command {
 	var opt pool.AddOptions
 	var mem string
 	var addJSON, withSnapshot bool
@@ -50,7 +63,7 @@ func init() {
 		Short: "Take an aligned image apart into the pool (creating the pool if needed)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := poolDir()
+			d, err := pf.path()
 			if err != nil {
 				return err
 			}
@@ -92,14 +105,17 @@ func init() {
 	add.Flags().BoolVar(&addJSON, "json", false, "print the result as JSON")
 	add.Flags().BoolVar(&withSnapshot, "snapshot", false, "also take its boot snapshot (`unipool snapshot`)")
 	add.Flags().BoolVar(&opt.InitBlobs, "init-blobs", true, "also store each library's tramp table and data as a blob of its own, which the monitors map copy-on-write (shared until written); --init-blobs=false stores them only in the private blob")
+	return add
+}
 
+func poolLsCmd(pf *poolFlags) *cobra.Command {
 	var lsJSON bool
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List the pooled unikernels",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -135,14 +151,17 @@ func init() {
 		},
 	}
 	ls.Flags().BoolVar(&lsJSON, "json", false, "print JSON")
+	return ls
+}
 
+func poolInspectCmd(pf *poolFlags) *cobra.Command {
 	var inspectJSON bool
 	inspect := &cobra.Command{
 		Use:   "inspect NAME",
 		Short: "Show a pooled unikernel's description: libraries, regions, blobs, sizes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -157,13 +176,16 @@ func init() {
 		},
 	}
 	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
+	return inspect
+}
 
+func poolRmCmd(pf *poolFlags) *cobra.Command {
 	rm := &cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Remove unikernels from the pool (their blobs stay until gc)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -175,13 +197,16 @@ func init() {
 			return nil
 		},
 	}
+	return rm
+}
 
+func poolGCCmd(pf *poolFlags) *cobra.Command {
 	gc := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove blobs no unikernel references, and temporary files of killed commands",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -194,14 +219,17 @@ func init() {
 			return nil
 		},
 	}
+	return gc
+}
 
+func poolVerifyCmd(pf *poolFlags) *cobra.Command {
 	var verifyJSON bool
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Re-hash every blob and check every description; exit non-zero on any problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -220,20 +248,23 @@ func init() {
 				fmt.Fprintf(cmd.OutOrStdout(), "%d blobs, %d unikernels, %d problems\n", r.Blobs, r.Unikernels, len(r.Problems))
 			}
 			if !r.OK() {
-				return fmt.Errorf("pool %s: verify found %d problems", p.Dir(), len(r.Problems))
+				return fmt.Errorf("pool %s: verify found %d problems (`unipool pool add` of a unikernel's image again rewrites its damaged or missing blobs; `unipool pool gc` removes blobs nothing references)", p.Dir(), len(r.Problems))
 			}
 			return nil
 		},
 	}
 	verify.Flags().BoolVar(&verifyJSON, "json", false, "print JSON")
+	return verify
+}
 
+func poolStatsCmd(pf *poolFlags) *cobra.Command {
 	var statsJSON bool
 	stats := &cobra.Command{
 		Use:   "stats",
 		Short: "Blobs, bytes stored, bytes the descriptions reference, dedup ratio",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -268,13 +299,16 @@ func init() {
 		},
 	}
 	stats.Flags().BoolVar(&statsJSON, "json", false, "print JSON")
+	return stats
+}
 
+func poolInitCmd(pf *poolFlags) *cobra.Command {
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create an empty pool (add creates one too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := poolDir()
+			d, err := pf.path()
 			if err != nil {
 				return err
 			}
@@ -286,7 +320,10 @@ func init() {
 			return nil
 		},
 	}
+	return initCmd
+}
 
+func poolPushCmd(pf *poolFlags) *cobra.Command {
 	var remote pool.RemoteOptions
 	push := &cobra.Command{
 		Use:   "push REPOSITORY [NAME...]",
@@ -295,7 +332,7 @@ func init() {
 			"tagged with its name, and the library map tagged " + pool.MapTag + ".",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -307,6 +344,11 @@ func init() {
 		},
 	}
 	push.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+	return push
+}
+
+func poolPullCmd(pf *poolFlags) *cobra.Command {
+	var remote pool.RemoteOptions
 	pull := &cobra.Command{
 		Use:   "pull REPOSITORY [NAME...]",
 		Short: "Pull unikernels (default: every tag) from an OCI registry into the pool",
@@ -314,7 +356,7 @@ func init() {
 			"with the pool's map; a pool without a map takes the registry's.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := poolDir()
+			d, err := pf.path()
 			if err != nil {
 				return err
 			}
@@ -327,9 +369,7 @@ func init() {
 		},
 	}
 	pull.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
-
-	poolCmd.AddCommand(initCmd, add, ls, inspect, rm, gc, verify, stats, push, pull)
-	commands = append(commands, poolCmd)
+	return pull
 }
 
 func poolJSON(w io.Writer, v any) error {

@@ -108,6 +108,10 @@ type Options struct {
 	// own memory (kvm) once they are all held, before Resident: a
 	// measurement reads the guests' memory through it.
 	Guests func(HeldGuests)
+	// DropResults: with Finished set, each instance's result is dropped
+	// once Finished has it, and Run returns none, so a long run's memory
+	// does not grow with its instances' output (run streams them).
+	DropResults bool
 }
 
 // HeldGuests is what a monitor that keeps its guests in its own process
@@ -142,6 +146,9 @@ type Result struct {
 	Bases     map[string]uint64 `json:"bases,omitempty"` // library name -> region base
 	PID       int               `json:"pid,omitempty"`
 	Error     string            `json:"error,omitempty"` // fault, timeout, ...
+	// Cancelled: the run was interrupted (its context cancelled) before
+	// this instance ended; Error says whether it had started.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // Monitor runs unikernels.
