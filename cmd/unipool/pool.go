@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/pool"
 	"github.com/unipool/unipool/internal/snapshot"
@@ -325,51 +328,124 @@ func poolInitCmd(pf *poolFlags) *cobra.Command {
 
 func poolPushCmd(pf *poolFlags) *cobra.Command {
 	var remote pool.RemoteOptions
+	var pushJSON bool
 	push := &cobra.Command{
 		Use:   "push REPOSITORY [NAME...]",
 		Short: "Push unikernels (default: all) and the library map to an OCI registry, tagged by name",
 		Long: "Push copies each unikernel's manifest and blobs to REPOSITORY (host[:port]/path),\n" +
-			"tagged with its name, and the library map tagged " + pool.MapTag + ".",
+			"tagged with its name, and the library map tagged " + pool.MapTag + " (merged with the\n" +
+			"registry's; a library the two place differently is refused by name).\n" + poolRemoteHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := pf.open()
 			if err != nil {
 				return err
 			}
-			if err := p.Push(cmd.Context(), args[0], args[1:], remote); err != nil {
+			o, err := poolCredentials(cmd, remote)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "pushed to", args[0])
+			res, err := p.Push(cmd.Context(), args[0], args[1:], o)
+			if err != nil {
+				return err
+			}
+			if pushJSON {
+				return poolJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pushed %d unikernels to %s (%d requests, %s sent)\n", len(res.Names), args[0], res.Transfer.Requests, poolBytes(res.Transfer.BytesOut))
 			return nil
 		},
 	}
-	push.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+	poolRemoteFlags(push, &remote)
+	push.Flags().BoolVar(&pushJSON, "json", false, "print the result as JSON")
 	return push
 }
 
 func poolPullCmd(pf *poolFlags) *cobra.Command {
 	var remote pool.RemoteOptions
+	var pullJSON bool
 	pull := &cobra.Command{
 		Use:   "pull REPOSITORY [NAME...]",
-		Short: "Pull unikernels (default: every tag) from an OCI registry into the pool",
-		Long: "Pull checks every description as add does and refuses one whose libraries disagree\n" +
-			"with the pool's map; a pool without a map takes the registry's.",
+		Short: "Pull unikernels (default: every tag) from an OCI registry into the pool, fetching only the blobs it lacks",
+		Long: "Pull reads and checks every manifest and description first, merges the registry's\n" +
+			"library map into the pool's (a library the two place differently is refused, by name,\n" +
+			"before any blob moves), downloads only the blobs the pool lacks, each verified against\n" +
+			"its digest, then adds the unikernels all at once. An interrupted pull resumes: what it\n" +
+			"verified waits in the pool's .pull folder. Pulls into one pool may run at once.\n" + poolRemoteHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := pf.path()
 			if err != nil {
 				return err
 			}
-			res, err := pool.Pull(cmd.Context(), d, args[0], args[1:], remote)
+			o, err := poolCredentials(cmd, remote)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (%d new blobs, %s)\n", strings.Join(res.Names, ", "), res.NewBlobs, poolBytes(res.NewBytes))
+			res, err := pool.Pull(cmd.Context(), d, args[0], args[1:], o)
+			if err != nil {
+				return err
+			}
+			if pullJSON {
+				return poolJSON(cmd.OutOrStdout(), res)
+			}
+			names := strings.Join(res.Names, ", ")
+			if len(res.Names) > 5 {
+				names = fmt.Sprintf("%d unikernels", len(res.Names))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (%d new blobs, %s; downloaded %d blobs, %s; %d resumed)\n",
+				names, res.NewBlobs, poolBytes(res.NewBytes), res.Fetched, poolBytes(res.FetchedBytes), res.Resumed)
 			return nil
 		},
 	}
-	pull.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+	poolRemoteFlags(pull, &remote)
+	pull.Flags().BoolVar(&pullJSON, "json", false, "print the result as JSON")
 	return pull
+}
+
+const poolRemoteHelp = `
+TLS is checked against the system's CAs and --ca-file; --plain-http only when asked.
+Credentials: --username NAME reads the password from stdin (never give it as an
+argument); otherwise the docker config ($DOCKER_CONFIG/config.json, else
+~/.docker/config.json: auths, credsStore, credHelpers).`
+
+func poolRemoteFlags(cmd *cobra.Command, o *pool.RemoteOptions) {
+	cmd.Flags().BoolVar(&o.PlainHTTP, "plain-http", false, "use http, not https (a registry without TLS)")
+	cmd.Flags().StringVar(&o.CAFile, "ca-file", "", "PEM file of CA certificates to trust besides the system's")
+	cmd.Flags().StringVar(&o.Username, "username", "", "registry user; the password is read from stdin")
+	cmd.Flags().IntVar(&o.Jobs, "jobs", 4, "blobs transferred at once")
+}
+
+// poolCredentials reads the password from stdin when --username is given:
+// one line, or the whole input without its final newline.
+func poolCredentials(cmd *cobra.Command, o pool.RemoteOptions) (pool.RemoteOptions, error) {
+	if o.Username == "" {
+		return o, nil
+	}
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "password for %s: ", o.Username)
+		pw, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return o, fmt.Errorf("--username: reading the password: %w", err)
+		}
+		o.Password = string(pw)
+		return o, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(in, 64<<10))
+	if err != nil {
+		return o, fmt.Errorf("--username: reading the password from stdin: %w", err)
+	}
+	pw := strings.TrimRight(string(data), "\r\n")
+	if i := strings.IndexAny(pw, "\r\n"); i >= 0 {
+		pw = pw[:i]
+	}
+	if pw == "" {
+		return o, fmt.Errorf("--username %s: no password on stdin (pipe it in: printf %%s \"$PASSWORD\" | unipool pool ... --username %s)", o.Username, o.Username)
+	}
+	o.Password = pw
+	return o, nil
 }
 
 func poolJSON(w io.Writer, v any) error {
