@@ -121,6 +121,7 @@ Modes: ` + modeNames(),
 	}
 	root.AddCommand(mem, tlb, aslr, plot)
 	root.AddCommand(benchStartCommand())
+	root.AddCommand(benchDistributeCommand())
 	commands = append(commands, root)
 }
 

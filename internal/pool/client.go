@@ -193,3 +193,18 @@ func (r *remoteRepo) explain(err error) error {
 	}
 	return err
 }
+
+// Repository is a client for the repository ref ("host[:port]/path")
+// configured as push and pull configure theirs (TLS, credentials), and
+// the counter of what goes over its wire. For shipping other artifacts
+// beside a pool (bench distribute's whole images).
+func Repository(ref string, opt RemoteOptions) (*remote.Repository, *Transfer, error) {
+	r, err := openRemote(ref, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.Repository, r.transfer, nil
+}
+
+// Snapshot reads the counters.
+func (t *Transfer) Snapshot() Transfer { return t.snapshot() }
