@@ -144,6 +144,11 @@ func TestPushThenPullThroughARealRegistryRecreatesUnikernelsAndMap(t *testing.T)
 		t.Error("the registry's access log shows no blob served")
 	}
 	mustVerify(t, q)
+	for _, b := range dh.Blobs {
+		if fi, err := os.Stat(q.BlobPath(string(b.Digest))); err != nil || fi.Mode().Perm() != blobPerm {
+			t.Errorf("pulled blob %s: %v, want mode %o", b.Digest, err, blobPerm)
+		}
+	}
 	for _, name := range []string{"hello", "world"} {
 		a, _ := p.Inspect(name)
 		b, err := q.Inspect(name)

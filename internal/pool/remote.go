@@ -658,6 +658,10 @@ func (s *staging) put(d ocispec.Descriptor, rd io.Reader) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Encoded() {
 		return fail(fmt.Errorf("blob %s: the registry sent content that hashes to sha256:%s, not to its digest: refused (the registry's copy is damaged or tampered with)", d.Digest, got))
 	}
+	// Read-only, as every pool blob: the commit renames it into place.
+	if err := f.Chmod(blobPerm); err != nil {
+		return fail(fmt.Errorf("staging %s: %w", s.dir, err))
+	}
 	if err := f.Sync(); err != nil {
 		return fail(fmt.Errorf("staging %s: %w", s.dir, err))
 	}
