@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-		"time"
+	"time"
 
 	"github.com/spf13/cobra"
 

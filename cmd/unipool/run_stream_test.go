@@ -117,9 +117,11 @@ func TestRunPrintsEachInstanceAsItEndsAndOneSummaryLineOnInterrupt(t *testing.T)
 	if code != 1 || len(rest) > 0 && !runSpinLine.Match(rest) {
 		t.Errorf("after the interrupt: status %d, stdout %q", code, rest)
 	}
-	want := "unipool: interrupted: 1 of 2 instances cancelled (0 before they started, 1 while running); of the 1 that ended before, 0 failed, 0 exited non-zero\n"
-	if stderr.String() != want {
-		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	// spin is cancelled either before its process started or while it ran
+	// (hi may end before spin's process exists): one of the two, once.
+	m := summaryRE.FindStringSubmatch(stderr.String())
+	if m == nil || m[1] != "1" || m[2] != "2" || atoi(m[3])+atoi(m[4]) != 1 || m[5] != "1" {
+		t.Errorf("stderr %q, want one summary line: 1 of 2 cancelled, 1 ended before", stderr.String())
 	}
 }
 
