@@ -135,9 +135,14 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 		if len(warm) != 2*len(boot) {
 			t.Fatalf("%d results from snapshots for %d unikernels x 2", len(warm), len(boot))
 		}
-		for i, w := range warm {
-			b := boot[i/2]
-			if w.Unikernel != b.Unikernel || w.ExitCode != b.ExitCode || w.Output != b.Output || w.Error != "" {
+		// run --json lists instances as they end: match them by name.
+		cold := map[string]result{}
+		for _, b := range boot {
+			cold[b.Unikernel] = b
+		}
+		for _, w := range warm {
+			b, ok := cold[w.Unikernel]
+			if !ok || w.ExitCode != b.ExitCode || w.Output != b.Output || w.Error != "" {
 				t.Errorf("%s from its snapshot: exit %d, error %q, printed %q; cold: exit %d, printed %q",
 					w.Unikernel, w.ExitCode, w.Error, w.Output, b.ExitCode, b.Output)
 			}

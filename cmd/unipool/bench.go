@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-		"time"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -121,6 +121,7 @@ Modes: ` + modeNames(),
 	}
 	root.AddCommand(mem, tlb, aslr, plot)
 	root.AddCommand(benchStartCommand())
+	root.AddCommand(benchDistributeCommand())
 	commands = append(commands, root)
 }
 

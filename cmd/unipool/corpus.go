@@ -8,11 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/unipool/unipool/internal/corpus"
+	"github.com/unipool/unipool/internal/progress"
 )
 
 func init() {
@@ -26,9 +25,9 @@ func init() {
 
 // corpusFlags are the options build and bench share.
 type corpusFlags struct {
-	count int
-	seed  uint64
-	jobs  int
+	count  int
+	seed   uint64
+	jobs   int
 	cache  string
 	guest  string
 	inputs string
@@ -52,7 +51,7 @@ func (f *corpusFlags) options(stderr io.Writer) corpus.Options {
 	if f.guest != "" {
 		o.Guest = os.DirFS(f.guest)
 	}
-	o.Progress = progress(stderr)
+	o.Progress = corpusProgress(stderr)
 	return o
 }
 
@@ -139,35 +138,22 @@ func corpusVerifyCmd() *cobra.Command {
 	}
 }
 
-// progress draws a bar on a terminal; elsewhere (CI logs, pipes) it prints
-// a plain line every tenth of the way, so logs stay short but show life.
-func progress(w io.Writer) func(done, total int) {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		var bar *progressbar.ProgressBar
-		return func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total,
-					progressbar.OptionSetWriter(w),
-					progressbar.OptionSetDescription("corpus objects"),
-					progressbar.OptionShowCount(),
-					progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done)
-			if done == total {
-				bar.Finish()
-			}
-		}
-	}
-	var mu sync.Mutex
-	last := -1
+// corpusProgress reports the corpus objects built: a bar on a terminal, plain
+// lines elsewhere (internal/progress).
+func corpusProgress(w io.Writer) func(done, total int) {
+	var (
+		mu  sync.Mutex
+		bar *progress.Bar
+	)
 	return func(done, total int) {
 		mu.Lock()
 		defer mu.Unlock()
-		step := done * 10 / max(total, 1)
-		if step != last {
-			last = step
-			fmt.Fprintf(w, "corpus: %d/%d objects\n", done, total)
+		if bar == nil {
+			bar = progress.New(w, total, "corpus objects")
+		}
+		bar.Set(done)
+		if done == total {
+			bar.Finish()
 		}
 	}
 }

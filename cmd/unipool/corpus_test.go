@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unipool/unipool/internal/corpus"
+	"github.com/unipool/unipool/internal/progress"
 )
 
 // TestCorpusBuildCLIMakesLinkableUnikernelsFromTheEmbeddedTree drives the
@@ -36,12 +38,25 @@ func TestCorpusBuildCLIMakesLinkableUnikernelsFromTheEmbeddedTree(t *testing.T) 
 		return stdout.String(), stderr.String()
 	}
 	build := []string{"corpus", "build", "--count", "5", "--seed", "3", "--out", out, "--cache", cache}
+	start := time.Now()
 	stdout, stderr := run(build...)
+	took := time.Since(start)
 	if !strings.Contains(stdout, "corpus: 5 unikernels") {
 		t.Errorf("build said %q", stdout)
 	}
-	if !strings.Contains(stderr, "objects") {
+	if !strings.Contains(stderr, "corpus objects: ") || !strings.Contains(stderr, ", finished in ") {
 		t.Errorf("no progress on a non-terminal stderr: %q", stderr)
+	}
+	// A pipe gets plain lines, not a bar redrawn with carriage returns.
+	// At most: the first, one per tenth, one per 10 s, the last.
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	if strings.ContainsAny(stderr, "\r\x1b") || len(lines) > 12+int(took/progress.Every)+1 {
+		t.Errorf("progress on a pipe is not a few plain lines: %q", stderr)
+	}
+	for _, l := range lines {
+		if len(l) > 100 {
+			t.Errorf("progress line of %d characters: %q", len(l), l)
+		}
 	}
 	first, err := os.ReadFile(filepath.Join(out, corpus.FileName))
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unipool/unipool/internal/api"
-	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/serve"
 )
 
@@ -153,16 +152,9 @@ func runOnHost(ctx context.Context, stdout, stderr io.Writer, host string, req a
 		}
 		return err
 	}
-	results := make([]monitor.Result, len(is))
-	for i, in := range is {
-		results[i] = in.Result
+	p := &runPrinter{out: stdout, errw: stderr, json: asJSON, total: len(is)}
+	for _, in := range is {
+		p.result(in.Result)
 	}
-	if asJSON {
-		if err := printJSON(stdout, results); err != nil {
-			return err
-		}
-	} else {
-		printOutputs(stdout, results)
-	}
-	return runFailures(stderr, results)
+	return p.close()
 }

@@ -14,16 +14,24 @@ import (
 )
 
 func init() {
-	var (
-		opt                      link.Options
-		poolDir, mapFile         string
-		slack, minSlack, mem     string
-		nameMap, libHints        []string
-		app, corpusDir, uk       string
-		noTramp, jsonOut, script bool
-	)
+	linkCmd = newLinkCmd()
+	commands = append(commands, linkCmd)
+}
+
+// linkFlags are link's options.
+type linkFlags struct {
+	opt                      link.Options
+	poolDir, mapFile         string
+	slack, minSlack, mem     string
+	nameMap, libHints        []string
+	app, corpusDir, uk       string
+	noTramp, jsonOut, script bool
+}
+
+func newLinkCmd() *cobra.Command {
+	var f linkFlags
 	cmd := &cobra.Command{
-		Use:   "link --layout aligned|packed|dce [--pool DIR | --map FILE] -o IMAGE OBJ...",
+		Use:   "link [--layout aligned|packed|dce] [--pool DIR | --map FILE] -o IMAGE OBJ...",
 		Short: "Link library objects into a unikernel image (aligned to the library map, or packed)",
 		Long: `Link library objects (one ELF relocatable object per library, e.g. Unikraft's
 build/libNAME.o) into a static x86-64 image with GNU ld.
@@ -39,116 +47,122 @@ A library's name is its file name without "lib" and ".o" (libukboot.o is
 ukboot) unless --name-map says otherwise; its version defaults to the first 12
 hex digits of the object's sha256. With --corpus DIR --unikernel NAME the
 objects, their order, names, versions and origins come from DIR/corpus.json.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if opt.Output == "" {
-				return errors.New("link: -o IMAGE is required")
-			}
-			var err error
-			switch {
-			case corpusDir != "" || uk != "":
-				if corpusDir == "" || uk == "" {
-					return errors.New("link: --corpus and --unikernel go together")
-				}
-				if len(args) > 0 || len(nameMap) > 0 || len(libHints) > 0 || app != "" {
-					return errors.New("link: with --corpus, objects, names, versions and the app come from corpus.json (no OBJ, --name-map, --lib or --app)")
-				}
-				opt.Objects, opt.SHA256, err = link.ObjectsFromCorpus(corpusDir, uk)
-			default:
-				if len(args) == 0 {
-					return errors.New("link: no objects")
-				}
-				names := map[string]string{}
-				for _, nm := range nameMap {
-					obj, name, ok := strings.Cut(nm, "=")
-					if !ok {
-						return fmt.Errorf("--name-map %q: want OBJ=NAME", nm)
-					}
-					names[obj] = name
-				}
-				var hints []link.Hint
-				for _, h := range libHints {
-					hint, err := link.ParseHint(h)
-					if err != nil {
-						return err
-					}
-					hints = append(hints, hint)
-				}
-				opt.Objects, err = link.ObjectsFromPaths(args, names, hints, app)
-			}
-			if err != nil {
-				return err
-			}
-			if opt.Layout == link.LayoutAligned {
-				if opt.MapPath, err = linkMapPath(poolDir, mapFile); err != nil {
-					return err
-				}
-				if cmd.Flags().Changed("slack") || cmd.Flags().Changed("min-slack") {
-					p := libmap.Policy{SlackPercent: libmap.DefaultSlackPercent, MinSlack: libmap.DefaultMinSlack}
-					if p.SlackPercent, err = linkParsePercent(slack); err != nil {
-						return fmt.Errorf("--slack: %w", err)
-					}
-					if p.MinSlack, err = linkParseSize(minSlack); err != nil {
-						return fmt.Errorf("--min-slack: %w", err)
-					}
-					opt.Policy = &p
-				}
-			} else if poolDir != "" || mapFile != "" {
-				return fmt.Errorf("link: --pool and --map are for --layout aligned, not %s", opt.Layout)
-			}
-			if mem != "" {
-				if opt.MemSize, err = linkParseSize(mem); err != nil {
-					return fmt.Errorf("--mem: %w", err)
-				}
-			}
-			if noTramp {
-				opt.Tramp = link.NoRewrite{Trampoliner: link.DefaultTrampoliner}
-			}
-			res, err := link.Link(cmd.Context(), opt)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if script {
-				fmt.Fprint(w, res.Script)
-				return nil
-			}
-			if jsonOut {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			for _, warn := range res.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "ld:", warn)
-			}
-			fmt.Fprintf(w, "linked %s (%s, %s platform, entry %s, %s, %d objects)\n", opt.Output, opt.Layout, res.Platform, res.Entry, res.Mode, len(opt.Objects))
-			if len(res.NewRegions) > 0 {
-				fmt.Fprintf(w, "new regions in %s: %s\n", opt.MapPath, strings.Join(res.NewRegions, ", "))
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runLink(cmd, &f, args) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&opt.Layout, "layout", link.LayoutAligned, "aligned, packed or dce")
-	f.StringVarP(&opt.Output, "output", "o", "", "the image to write")
-	f.StringVar(&poolDir, "pool", "", "pool whose library map to use (default: the default pool)")
-	f.StringVar(&mapFile, "map", "", "library map file to use instead of a pool's")
-	f.StringVar(&slack, "slack", "50%", "growth room of new regions, as a share of each part")
-	f.StringVar(&minSlack, "min-slack", "16KiB", "least growth room of a new region's shared and private parts")
-	f.StringArrayVar(&nameMap, "name-map", nil, "OBJ=NAME: library name of an object (repeatable)")
-	f.StringArrayVar(&libHints, "lib", nil, "NAME=VERSION[:ORIGIN]: version and origin of a library (repeatable)")
-	f.StringVar(&app, "app", "", "the library that is the image's app (default: origin app, else a name starting with app)")
-	f.StringVar(&corpusDir, "corpus", "", "corpus folder (with --unikernel)")
-	f.StringVar(&uk, "unikernel", "", "unikernel of the corpus to link")
-	f.StringVar(&opt.Entry, "entry", "", "entry symbol (default: the platform's: _start, Unikraft's _lxboot_entry)")
-	f.StringVar(&opt.Platform, "platform", "", "unipool or unikraft (default: unikraft if the objects have Unikraft's entry or tables)")
-	f.StringArrayVar(&opt.Fragments, "ld-fragment", nil, "extra linker-script fragment (SECTIONS ... INSERT AFTER X), e.g. Unikraft's lib/uklibid/infosec.ld (repeatable)")
-	f.StringVar(&mem, "mem", "", "guest heap+stack the description asks for (default 8MiB, as for plain images)")
-	f.StringVar(&opt.Cmdline, "cmdline", "", "default guest command line")
-	f.BoolVar(&noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
-	f.BoolVar(&jsonOut, "json", false, "print the result (description, script, map changes) as JSON")
-	f.BoolVar(&script, "print-script", false, "aligned: print the generated linker script")
-	commands = append(commands, cmd)
-	linkCmd = cmd
+	fl := cmd.Flags()
+	fl.StringVar(&f.opt.Layout, "layout", link.LayoutAligned, "aligned, packed or dce")
+	fl.StringVarP(&f.opt.Output, "output", "o", "", "the image to write")
+	fl.StringVar(&f.poolDir, "pool", "", "pool whose library map to use (default: the default pool)")
+	fl.StringVar(&f.mapFile, "map", "", "library map file to use instead of a pool's")
+	fl.StringVar(&f.slack, "slack", "50%", "growth room of new regions, as a share of each part")
+	fl.StringVar(&f.minSlack, "min-slack", "16KiB", "least growth room of a new region's shared and private parts")
+	fl.StringArrayVar(&f.nameMap, "name-map", nil, "OBJ=NAME: library name of an object (repeatable)")
+	fl.StringArrayVar(&f.libHints, "lib", nil, "NAME=VERSION[:ORIGIN]: version and origin of a library (repeatable)")
+	fl.StringVar(&f.app, "app", "", "the library that is the image's app (default: origin app, else a name starting with app)")
+	fl.StringVar(&f.corpusDir, "corpus", "", "corpus folder (with --unikernel)")
+	fl.StringVar(&f.uk, "unikernel", "", "unikernel of the corpus to link")
+	fl.StringVar(&f.opt.Entry, "entry", "", "entry symbol (default: the platform's: _start, Unikraft's _lxboot_entry)")
+	fl.StringVar(&f.opt.Platform, "platform", "", "unipool or unikraft (default: unikraft if the objects have Unikraft's entry or tables)")
+	fl.StringArrayVar(&f.opt.Fragments, "ld-fragment", nil, "extra linker-script fragment (SECTIONS ... INSERT AFTER X), e.g. Unikraft's lib/uklibid/infosec.ld (repeatable)")
+	fl.StringVar(&f.mem, "mem", "", "guest heap+stack the description asks for (default 8MiB, as for plain images)")
+	fl.StringVar(&f.opt.Cmdline, "cmdline", "", "default guest command line")
+	fl.BoolVar(&f.noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the result (description, script, map changes) as JSON")
+	fl.BoolVar(&f.script, "print-script", false, "aligned: print the generated linker script")
+	return cmd
+}
+
+// runLink is `unipool link`.
+func runLink(cmd *cobra.Command, f *linkFlags, args []string) error {
+	opt := f.opt
+	if opt.Output == "" {
+		return errors.New("link: -o IMAGE is required")
+	}
+	var err error
+	if opt.Objects, opt.SHA256, err = f.objects(args); err != nil {
+		return err
+	}
+	if opt.Layout == link.LayoutAligned {
+		if opt.MapPath, err = linkMapPath(f.poolDir, f.mapFile); err != nil {
+			return err
+		}
+		if cmd.Flags().Changed("slack") || cmd.Flags().Changed("min-slack") {
+			p := libmap.Policy{SlackPercent: libmap.DefaultSlackPercent, MinSlack: libmap.DefaultMinSlack}
+			if p.SlackPercent, err = linkParsePercent(f.slack); err != nil {
+				return fmt.Errorf("--slack: %w", err)
+			}
+			if p.MinSlack, err = linkParseSize(f.minSlack); err != nil {
+				return fmt.Errorf("--min-slack: %w", err)
+			}
+			opt.Policy = &p
+		}
+	} else if f.poolDir != "" || f.mapFile != "" {
+		return fmt.Errorf("link: --pool and --map are for --layout aligned, not %s", opt.Layout)
+	}
+	if f.mem != "" {
+		if opt.MemSize, err = linkParseSize(f.mem); err != nil {
+			return fmt.Errorf("--mem: %w", err)
+		}
+	}
+	if f.noTramp {
+		opt.Tramp = link.NoRewrite{Trampoliner: link.DefaultTrampoliner}
+	}
+	res, err := link.Link(cmd.Context(), opt)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if f.script {
+		fmt.Fprint(w, res.Script)
+		return nil
+	}
+	if f.jsonOut {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	for _, warn := range res.Warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "ld:", warn)
+	}
+	fmt.Fprintf(w, "linked %s (%s, %s platform, entry %s, %s, %d objects)\n", opt.Output, opt.Layout, res.Platform, res.Entry, res.Mode, len(opt.Objects))
+	if len(res.NewRegions) > 0 {
+		fmt.Fprintf(w, "new regions in %s: %s\n", opt.MapPath, strings.Join(res.NewRegions, ", "))
+	}
+	return nil
+}
+
+// objects are the objects to link: from --corpus, or the arguments.
+func (f *linkFlags) objects(args []string) ([]link.Object, map[string]string, error) {
+	if f.corpusDir != "" || f.uk != "" {
+		if f.corpusDir == "" || f.uk == "" {
+			return nil, nil, errors.New("link: --corpus and --unikernel go together")
+		}
+		if len(args) > 0 || len(f.nameMap) > 0 || len(f.libHints) > 0 || f.app != "" {
+			return nil, nil, errors.New("link: with --corpus, objects, names, versions and the app come from corpus.json (no OBJ, --name-map, --lib or --app)")
+		}
+		return link.ObjectsFromCorpus(f.corpusDir, f.uk)
+	}
+	if len(args) == 0 {
+		return nil, nil, errors.New("link: no objects")
+	}
+	names := map[string]string{}
+	for _, nm := range f.nameMap {
+		obj, name, ok := strings.Cut(nm, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("--name-map %q: want OBJ=NAME", nm)
+		}
+		names[obj] = name
+	}
+	var hints []link.Hint
+	for _, h := range f.libHints {
+		hint, err := link.ParseHint(h)
+		if err != nil {
+			return nil, nil, err
+		}
+		hints = append(hints, hint)
+	}
+	objs, err := link.ObjectsFromPaths(args, names, hints, f.app)
+	return objs, f.opt.SHA256, err
 }
 
 // linkCmd is the link command; link subcommands (bench) attach to it.

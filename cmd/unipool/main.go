@@ -14,6 +14,14 @@ import (
 var commands []*cobra.Command
 
 func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "unipool:", err)
+		os.Exit(1)
+	}
+}
+
+// newRoot assembles the CLI from the command files' commands.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "unipool",
 		Short:         "Run many unikernels that share their libraries' pages at load time",
@@ -21,8 +29,5 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(commands...)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "unipool:", err)
-		os.Exit(1)
-	}
+	return root
 }

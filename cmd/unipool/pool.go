@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -13,13 +14,17 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/pool"
 	"github.com/unipool/unipool/internal/snapshot"
 )
 
-func init() {
-	var dir string
+func init() { commands = append(commands, newPoolCmd()) }
+
+func newPoolCmd() *cobra.Command {
+	var pf poolFlags
 	poolCmd := &cobra.Command{
 		Use:   "pool",
 		Short: "Manage the library pool (an OCI image layout of library blobs and unikernel descriptions)",
@@ -27,21 +32,32 @@ func init() {
 			"Its directory is --pool, else $" + pool.EnvPool + ", else $XDG_DATA_HOME/unipool/pool\n" +
 			"(~/.local/share/unipool/pool).",
 	}
-	poolCmd.PersistentFlags().StringVar(&dir, "pool", "", "pool directory")
-	poolDir := func() (string, error) {
-		if dir != "" {
-			return dir, nil
-		}
-		return pool.DefaultDir()
-	}
-	open := func() (*pool.Pool, error) {
-		d, err := poolDir()
-		if err != nil {
-			return nil, err
-		}
-		return pool.Open(d)
-	}
+	poolCmd.PersistentFlags().StringVar(&pf.dir, "pool", "", "pool directory")
+	poolCmd.AddCommand(poolInitCmd(&pf), poolAddCmd(&pf), poolLsCmd(&pf), poolInspectCmd(&pf), poolRmCmd(&pf),
+		poolGCCmd(&pf), poolVerifyCmd(&pf), poolStatsCmd(&pf), poolPushCmd(&pf), poolPullCmd(&pf))
+	return poolCmd
+}
 
+// poolFlags are the flags every pool command shares.
+type poolFlags struct{ dir string }
+
+// path is the pool's directory: --pool, else the default.
+func (pf *poolFlags) path() (string, error) {
+	if pf.dir != "" {
+		return pf.dir, nil
+	}
+	return pool.DefaultDir()
+}
+
+func (pf *poolFlags) open() (*pool.Pool, error) {
+	d, err := pf.path()
+	if err != nil {
+		return nil, err
+	}
+	return pool.Open(d)
+}
+
+func poolAddCmd(pf *poolFlags) *cobra.Command {
 	var opt pool.AddOptions
 	var mem string
 	var addJSON, withSnapshot bool
@@ -50,7 +66,7 @@ func init() {
 		Short: "Take an aligned image apart into the pool (creating the pool if needed)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := poolDir()
+			d, err := pf.path()
 			if err != nil {
 				return err
 			}
@@ -92,14 +108,17 @@ func init() {
 	add.Flags().BoolVar(&addJSON, "json", false, "print the result as JSON")
 	add.Flags().BoolVar(&withSnapshot, "snapshot", false, "also take its boot snapshot (`unipool snapshot`)")
 	add.Flags().BoolVar(&opt.InitBlobs, "init-blobs", true, "also store each library's tramp table and data as a blob of its own, which the monitors map copy-on-write (shared until written); --init-blobs=false stores them only in the private blob")
+	return add
+}
 
+func poolLsCmd(pf *poolFlags) *cobra.Command {
 	var lsJSON bool
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List the pooled unikernels",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -135,14 +154,17 @@ func init() {
 		},
 	}
 	ls.Flags().BoolVar(&lsJSON, "json", false, "print JSON")
+	return ls
+}
 
+func poolInspectCmd(pf *poolFlags) *cobra.Command {
 	var inspectJSON bool
 	inspect := &cobra.Command{
 		Use:   "inspect NAME",
 		Short: "Show a pooled unikernel's description: libraries, regions, blobs, sizes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -157,13 +179,16 @@ func init() {
 		},
 	}
 	inspect.Flags().BoolVar(&inspectJSON, "json", false, "print JSON")
+	return inspect
+}
 
+func poolRmCmd(pf *poolFlags) *cobra.Command {
 	rm := &cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Remove unikernels from the pool (their blobs stay until gc)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -175,13 +200,16 @@ func init() {
 			return nil
 		},
 	}
+	return rm
+}
 
+func poolGCCmd(pf *poolFlags) *cobra.Command {
 	gc := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove blobs no unikernel references, and temporary files of killed commands",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -194,14 +222,17 @@ func init() {
 			return nil
 		},
 	}
+	return gc
+}
 
+func poolVerifyCmd(pf *poolFlags) *cobra.Command {
 	var verifyJSON bool
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Re-hash every blob and check every description; exit non-zero on any problem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -220,20 +251,23 @@ func init() {
 				fmt.Fprintf(cmd.OutOrStdout(), "%d blobs, %d unikernels, %d problems\n", r.Blobs, r.Unikernels, len(r.Problems))
 			}
 			if !r.OK() {
-				return fmt.Errorf("pool %s: verify found %d problems", p.Dir(), len(r.Problems))
+				return fmt.Errorf("pool %s: verify found %d problems (`unipool pool add` of a unikernel's image again rewrites its damaged or missing blobs; `unipool pool gc` removes blobs nothing references)", p.Dir(), len(r.Problems))
 			}
 			return nil
 		},
 	}
 	verify.Flags().BoolVar(&verifyJSON, "json", false, "print JSON")
+	return verify
+}
 
+func poolStatsCmd(pf *poolFlags) *cobra.Command {
 	var statsJSON bool
 	stats := &cobra.Command{
 		Use:   "stats",
 		Short: "Blobs, bytes stored, bytes the descriptions reference, dedup ratio",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
@@ -268,13 +302,16 @@ func init() {
 		},
 	}
 	stats.Flags().BoolVar(&statsJSON, "json", false, "print JSON")
+	return stats
+}
 
+func poolInitCmd(pf *poolFlags) *cobra.Command {
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create an empty pool (add creates one too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := poolDir()
+			d, err := pf.path()
 			if err != nil {
 				return err
 			}
@@ -286,50 +323,129 @@ func init() {
 			return nil
 		},
 	}
+	return initCmd
+}
 
+func poolPushCmd(pf *poolFlags) *cobra.Command {
 	var remote pool.RemoteOptions
+	var pushJSON bool
 	push := &cobra.Command{
 		Use:   "push REPOSITORY [NAME...]",
 		Short: "Push unikernels (default: all) and the library map to an OCI registry, tagged by name",
 		Long: "Push copies each unikernel's manifest and blobs to REPOSITORY (host[:port]/path),\n" +
-			"tagged with its name, and the library map tagged " + pool.MapTag + ".",
+			"tagged with its name, and the library map tagged " + pool.MapTag + " (merged with the\n" +
+			"registry's; a library the two place differently is refused by name).\n" + poolRemoteHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := open()
+			p, err := pf.open()
 			if err != nil {
 				return err
 			}
-			if err := p.Push(cmd.Context(), args[0], args[1:], remote); err != nil {
+			o, err := poolCredentials(cmd, remote)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "pushed to", args[0])
+			res, err := p.Push(cmd.Context(), args[0], args[1:], o)
+			if err != nil {
+				return err
+			}
+			if pushJSON {
+				return poolJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pushed %d unikernels to %s (%d requests, %s sent)\n", len(res.Names), args[0], res.Transfer.Requests, poolBytes(res.Transfer.BytesOut))
 			return nil
 		},
 	}
-	push.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+	poolRemoteFlags(push, &remote)
+	push.Flags().BoolVar(&pushJSON, "json", false, "print the result as JSON")
+	return push
+}
+
+func poolPullCmd(pf *poolFlags) *cobra.Command {
+	var remote pool.RemoteOptions
+	var pullJSON bool
 	pull := &cobra.Command{
 		Use:   "pull REPOSITORY [NAME...]",
-		Short: "Pull unikernels (default: every tag) from an OCI registry into the pool",
-		Long: "Pull checks every description as add does and refuses one whose libraries disagree\n" +
-			"with the pool's map; a pool without a map takes the registry's.",
+		Short: "Pull unikernels (default: every tag) from an OCI registry into the pool, fetching only the blobs it lacks",
+		Long: "Pull reads and checks every manifest and description first, merges the registry's\n" +
+			"library map into the pool's (a library the two place differently is refused, by name,\n" +
+			"before any blob moves), downloads only the blobs the pool lacks, each verified against\n" +
+			"its digest, then adds the unikernels all at once. An interrupted pull resumes: what it\n" +
+			"verified waits in the pool's .pull folder. Pulls into one pool may run at once.\n" + poolRemoteHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := poolDir()
+			d, err := pf.path()
 			if err != nil {
 				return err
 			}
-			res, err := pool.Pull(cmd.Context(), d, args[0], args[1:], remote)
+			o, err := poolCredentials(cmd, remote)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (%d new blobs, %s)\n", strings.Join(res.Names, ", "), res.NewBlobs, poolBytes(res.NewBytes))
+			res, err := pool.Pull(cmd.Context(), d, args[0], args[1:], o)
+			if err != nil {
+				return err
+			}
+			if pullJSON {
+				return poolJSON(cmd.OutOrStdout(), res)
+			}
+			names := strings.Join(res.Names, ", ")
+			if len(res.Names) > 5 {
+				names = fmt.Sprintf("%d unikernels", len(res.Names))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (%d new blobs, %s; downloaded %d blobs, %s; %d resumed)\n",
+				names, res.NewBlobs, poolBytes(res.NewBytes), res.Fetched, poolBytes(res.FetchedBytes), res.Resumed)
 			return nil
 		},
 	}
-	pull.Flags().BoolVar(&remote.PlainHTTP, "plain-http", false, "use http, not https (a local registry)")
+	poolRemoteFlags(pull, &remote)
+	pull.Flags().BoolVar(&pullJSON, "json", false, "print the result as JSON")
+	return pull
+}
 
-	poolCmd.AddCommand(initCmd, add, ls, inspect, rm, gc, verify, stats, push, pull)
-	commands = append(commands, poolCmd)
+const poolRemoteHelp = `
+TLS is checked against the system's CAs and --ca-file; --plain-http only when asked.
+Credentials: --username NAME reads the password from stdin (never give it as an
+argument); otherwise the docker config ($DOCKER_CONFIG/config.json, else
+~/.docker/config.json: auths, credsStore, credHelpers).`
+
+func poolRemoteFlags(cmd *cobra.Command, o *pool.RemoteOptions) {
+	cmd.Flags().BoolVar(&o.PlainHTTP, "plain-http", false, "use http, not https (a registry without TLS)")
+	cmd.Flags().StringVar(&o.CAFile, "ca-file", "", "PEM file of CA certificates to trust besides the system's")
+	cmd.Flags().StringVar(&o.Username, "username", "", "registry user; the password is read from stdin")
+	cmd.Flags().IntVar(&o.Jobs, "jobs", 4, "blobs transferred at once")
+}
+
+// poolCredentials reads the password from stdin when --username is given:
+// one line, or the whole input without its final newline.
+func poolCredentials(cmd *cobra.Command, o pool.RemoteOptions) (pool.RemoteOptions, error) {
+	if o.Username == "" {
+		return o, nil
+	}
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "password for %s: ", o.Username)
+		pw, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(cmd.ErrOrStderr())
+		if err != nil {
+			return o, fmt.Errorf("--username: reading the password: %w", err)
+		}
+		o.Password = string(pw)
+		return o, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(in, 64<<10))
+	if err != nil {
+		return o, fmt.Errorf("--username: reading the password from stdin: %w", err)
+	}
+	pw := strings.TrimRight(string(data), "\r\n")
+	if i := strings.IndexAny(pw, "\r\n"); i >= 0 {
+		pw = pw[:i]
+	}
+	if pw == "" {
+		return o, fmt.Errorf("--username %s: no password on stdin (pipe it in: printf %%s \"$PASSWORD\" | unipool pool ... --username %s)", o.Username, o.Username)
+	}
+	o.Password = pw
+	return o, nil
 }
 
 func poolJSON(w io.Writer, v any) error {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -23,14 +24,19 @@ import (
 	"github.com/unipool/unipool/internal/pool"
 )
 
-func init() {
-	var (
-		dir, monName, mem, load, cmdline string
-		host                             string
-		images                           []string
-		opt                              monitor.Options
-		asJSON, measure                  bool
-	)
+func init() { commands = append(commands, runCmd()) }
+
+// runFlags are run's options.
+type runFlags struct {
+	dir, monitor, mem, load, cmdline string
+	host                             string
+	images                           []string
+	opt                              monitor.Options
+	json, measure                    bool
+}
+
+func runCmd() *cobra.Command {
+	var f runFlags
 	cmd := &cobra.Command{
 		Use:   "run [flags] NAME...",
 		Short: "Run pooled unikernels (or plain images), N instances each",
@@ -42,14 +48,19 @@ maps each library blob read-only and shared straight from the pool file; its
 port I/O, hlt and wrmsr are trapped and emulated, and seccomp kills it on any
 system call. The kvm monitor runs every instance as a microVM of one process.
 
-Output: each instance's console output, its lines prefixed with NAME/I when
-more than one instance runs; --json prints instead the list of per-instance
-results (exit code, output, load and run time, library bases, pid, error).
+Output is streamed: each instance's console output is printed as soon as
+that instance ends, its lines prefixed with NAME/I when more than one
+instance runs; --json prints instead a JSON list of per-instance results
+(exit code, output, load and run time, library bases, pid, error,
+cancelled), one element as each instance ends, so in the order they end.
 
 Exit status: 0 when every instance wrote exit code 0 to port 0x501; 1 when
 any instance exited with another code or failed (a fault, a system call, a
 timeout, a halt without an exit code, a load error, a blob that does not
-match its digest), each failure reported on stderr.
+match its digest), each failure reported on stderr as it happens. An
+interrupt (SIGINT, SIGTERM) stops every instance; the instances it cancelled
+are counted in one line, not reported one by one. A second interrupt ends
+unipool at once.
 
 --measure runs the instances twice, loaded shared and then
 naive, holds each set resident once all have finished, and prints what the
@@ -58,153 +69,311 @@ the kernel (page tables, kernel stacks, slab) apart, the drop of MemAvailable,
 the ideals from the page census (every distinct non-zero page once; and for
 load-time sharing, the as-loaded image pages once, every written page in
 full), and the load time per instance.`,
-		RunE: func(cmd *cobra.Command, names []string) error {
-			if len(names) == 0 && len(images) == 0 {
-				return fmt.Errorf("name a unikernel (`unipool pool ls` lists them) or give --image FILE")
-			}
-			if mem != "" {
-				n, err := poolParseSize(mem)
-				if err != nil {
-					return fmt.Errorf("--mem: %w", err)
-				}
-				opt.MemSize = n
-			}
-			opt.Load = load
-			if opt.Snapshot && opt.ASLR {
-				return fmt.Errorf("--snapshot with --aslr: a snapshot fixes the layout it was taken with (its pointers hold the map's addresses), so its instances cannot be re-randomised; run either cold with --aslr or from the snapshot without it")
-			}
-			if opt.Snapshot && len(images) > 0 {
-				return fmt.Errorf("--snapshot with --image: only pooled unikernels have snapshots")
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if host != "" {
-				for _, fl := range []string{"pool", "monitor", "image", "measure", "hold", "snapshot"} {
-					if cmd.Flags().Changed(fl) {
-						return fmt.Errorf("--%s does not go with --host: the daemon has its own pool and monitor", fl)
-					}
-				}
-				req := api.StartRequest{Unikernels: names, Count: opt.N, Cmdline: cmdline, MemSize: opt.MemSize,
-					TimeoutMS: opt.Timeout.Milliseconds(), Load: load, ASLR: opt.ASLR, KSM: opt.KSM, Seed: opt.Seed}
-				if opt.Timeout > 0 && req.TimeoutMS == 0 {
-					req.TimeoutMS = 1
-				}
-				return runOnHost(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), host, req, asJSON)
-			}
-			var uks []monitor.Unikernel
-			if len(names) > 0 {
-				d := dir
-				if d == "" {
-					var err error
-					if d, err = pool.DefaultDir(); err != nil {
-						return err
-					}
-				}
-				resolve := launch.Resolve
-				if opt.Snapshot {
-					resolve = launch.ResolveSnapshots
-				}
-				var err error
-				if uks, err = resolve(d, names, cmdline); err != nil {
-					return err
-				}
-				defer launch.Close(uks)
-			}
-			for _, img := range images {
-				uks = append(uks, monitor.Unikernel{Name: filepath.Base(img), Image: img, Cmdline: cmdline})
-			}
-			mon, err := monitor.Open(monName)
-			if err != nil {
-				return err
-			}
-			if measure {
-				return runMeasure(ctx, cmd.OutOrStdout(), monName, uks, opt, asJSON)
-			}
-			if opt.Hold > 0 {
-				// Say what is held, so other tools can measure it meanwhile.
-				stderr, hold := cmd.ErrOrStderr(), opt.Hold
-				opt.Resident = func(pids []int) {
-					fmt.Fprintf(stderr, "unipool: holding %d finished instances resident for %v (pids %s)\n", len(pids), hold, pidList(pids))
-					select {
-					case <-time.After(hold):
-					case <-ctx.Done():
-					}
-				}
-			}
-			results, err := mon.Run(ctx, uks, opt)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(results); err != nil {
-					return err
-				}
-			} else {
-				printOutputs(cmd.OutOrStdout(), results)
-			}
-			return runFailures(cmd.ErrOrStderr(), results)
-		},
+		RunE: func(cmd *cobra.Command, names []string) error { return runRun(cmd, &f, names) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&dir, "pool", "", "pool directory (default $"+pool.EnvPool+", else ~/.local/share/unipool/pool)")
-	f.StringVar(&monName, "monitor", process.Name, "monitor: process or kvm")
-	f.IntVarP(&opt.N, "instances", "n", 1, "instances of each unikernel")
-	f.StringVar(&mem, "mem", "", "guest heap+stack per instance, e.g. 16M (default: the description's)")
-	f.DurationVar(&opt.Timeout, "timeout", 0, "kill an instance still running after this long (0: never)")
-	f.DurationVar(&opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring)")
-	f.StringVar(&load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
-	f.BoolVar(&opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
-	f.BoolVar(&opt.ASLR, "aslr", false, "a random base for every library region of every instance")
-	f.BoolVar(&opt.Snapshot, "snapshot", false, "start every instance from its pooled snapshot (`unipool snapshot`) instead of booting it; not with --aslr")
-	f.Uint64Var(&opt.Seed, "seed", 0, "base of the per-instance seeds, and of --aslr bases (0: random)")
-	f.StringVar(&cmdline, "cmdline", "", "the guests' command line (default: the description's)")
-	f.StringArrayVar(&images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
-	f.BoolVar(&asJSON, "json", false, "print the per-instance results as JSON")
-	f.StringVar(&host, "host", "", "start the instances through the daemon on this socket (`unipool serve`); output and status as without")
-	f.BoolVar(&measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
+	fl := cmd.Flags()
+	fl.StringVar(&f.dir, "pool", "", "pool directory (default $"+pool.EnvPool+", else ~/.local/share/unipool/pool)")
+	fl.StringVar(&f.monitor, "monitor", process.Name, "monitor: process or kvm")
+	fl.IntVarP(&f.opt.N, "instances", "n", 1, "instances of each unikernel")
+	fl.StringVar(&f.mem, "mem", "", "guest heap+stack per instance, e.g. 16M (default: the description's)")
+	fl.DurationVar(&f.opt.Timeout, "timeout", 0, "kill an instance still running after this long (0: never)")
+	fl.DurationVar(&f.opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring)")
+	fl.StringVar(&f.load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
+	fl.BoolVar(&f.opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
+	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random base for every library region of every instance")
+	fl.BoolVar(&f.opt.Snapshot, "snapshot", false, "start every instance from its pooled snapshot (`unipool snapshot`) instead of booting it; not with --aslr")
+	fl.Uint64Var(&f.opt.Seed, "seed", 0, "base of the per-instance seeds, and of --aslr bases (0: random)")
+	fl.StringVar(&f.cmdline, "cmdline", "", "the guests' command line (default: the description's)")
+	fl.StringArrayVar(&f.images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
+	fl.BoolVar(&f.json, "json", false, "print the per-instance results as a JSON list")
+	fl.StringVar(&f.host, "host", "", "start the instances through the daemon on this socket (`unipool serve`); output and status as without")
+	fl.BoolVar(&f.measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
 		"print the memory of each against the ideal, and load times")
-	commands = append(commands, cmd)
+	return cmd
 }
 
-// printOutputs writes each instance's console output; with several
-// instances every line carries NAME/I, so interleaved logs stay readable.
-func printOutputs(w io.Writer, results []monitor.Result) {
-	if len(results) == 1 {
-		io.WriteString(w, results[0].Output)
+// runRun is `unipool run`.
+func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
+	if f.opt.Snapshot && f.opt.ASLR {
+		return fmt.Errorf("--snapshot with --aslr: a snapshot fixes the layout it was taken with (its pointers hold the map's addresses), so its instances cannot be re-randomised; run either cold with --aslr or from the snapshot without it")
+	}
+	if f.opt.Snapshot && len(f.images) > 0 {
+		return fmt.Errorf("--snapshot with --image: only pooled unikernels have snapshots")
+	}
+	if f.host != "" {
+		return runHost(cmd, f, names)
+	}
+	uks, opt, err := f.unikernels(names)
+	if err != nil {
+		return err
+	}
+	defer launch.Close(uks)
+	mon, err := monitor.Open(f.monitor)
+	if err != nil {
+		return err
+	}
+	p := &runPrinter{out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(), json: f.json, total: len(uks) * max(opt.N, 1)}
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	defer runInterrupts(cancel, p)()
+	if f.measure {
+		return runMeasure(ctx, cmd.OutOrStdout(), f.monitor, uks, opt, f.json)
+	}
+	if opt.Hold > 0 {
+		// Say what is held, so other tools can measure it meanwhile.
+		hold := opt.Hold
+		opt.Resident = func(pids []int) {
+			p.line(fmt.Sprintf("unipool: holding %d finished instances resident for %v (pids %s)", len(pids), hold, pidList(pids)))
+			select {
+			case <-time.After(hold):
+			case <-ctx.Done():
+			}
+		}
+	}
+	opt.Finished = func(_ int, r monitor.Result) { p.result(r) }
+	opt.DropResults = true
+	if _, err := mon.Run(ctx, uks, opt); err != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.opened {
+			p.closeList()
+		}
+		return err
+	}
+	return p.close()
+}
+
+// runHost is `run --host`: the daemon on that socket starts the instances.
+func runHost(cmd *cobra.Command, f *runFlags, names []string) error {
+	for _, fl := range []string{"pool", "monitor", "image", "measure", "hold", "snapshot"} {
+		if cmd.Flags().Changed(fl) {
+			return fmt.Errorf("--%s does not go with --host: the daemon has its own pool and monitor", fl)
+		}
+	}
+	opt := f.opt
+	if f.mem != "" {
+		n, err := poolParseSize(f.mem)
+		if err != nil {
+			return fmt.Errorf("--mem: %w", err)
+		}
+		opt.MemSize = n
+	}
+	req := api.StartRequest{Unikernels: names, Count: opt.N, Cmdline: f.cmdline, MemSize: opt.MemSize,
+		TimeoutMS: opt.Timeout.Milliseconds(), Load: f.load, ASLR: opt.ASLR, KSM: opt.KSM, Seed: opt.Seed}
+	if opt.Timeout > 0 && req.TimeoutMS == 0 {
+		req.TimeoutMS = 1
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runOnHost(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), f.host, req, f.json)
+}
+
+// unikernels resolves the names and images to run, and the options.
+func (f *runFlags) unikernels(names []string) ([]monitor.Unikernel, monitor.Options, error) {
+	opt := f.opt
+	if len(names) == 0 && len(f.images) == 0 {
+		return nil, opt, fmt.Errorf("name a unikernel (`unipool pool ls` lists them) or give --image FILE")
+	}
+	if f.mem != "" {
+		n, err := poolParseSize(f.mem)
+		if err != nil {
+			return nil, opt, fmt.Errorf("--mem: %w", err)
+		}
+		opt.MemSize = n
+	}
+	opt.Load = f.load
+	var uks []monitor.Unikernel
+	if len(names) > 0 {
+		d := f.dir
+		if d == "" {
+			var err error
+			if d, err = pool.DefaultDir(); err != nil {
+				return nil, opt, err
+			}
+		}
+		resolve := launch.Resolve
+		if opt.Snapshot {
+			resolve = launch.ResolveSnapshots
+		}
+		var err error
+		if uks, err = resolve(d, names, f.cmdline); err != nil {
+			return nil, opt, err
+		}
+	}
+	for _, img := range f.images {
+		uks = append(uks, monitor.Unikernel{Name: filepath.Base(img), Image: img, Cmdline: f.cmdline})
+	}
+	return uks, opt, nil
+}
+
+// runInterrupts makes the first SIGINT or SIGTERM cancel the run (the
+// monitor stops every instance and reports each), and a second one end
+// unipool at once, between two of the printer's lines. It returns the
+// function that stops listening.
+func runInterrupts(cancel context.CancelFunc, p *runPrinter) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			p.interrupted()
+			cancel()
+		case <-finished:
+			return
+		}
+		select {
+		case <-sigs:
+			p.abort()
+		case <-finished:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(finished)
+	}
+}
+
+// runPrinter streams run's results as the monitor hands them over: every
+// write is whole lines, made under one lock, so an interrupt never cuts a
+// line, and nothing of an instance is kept once it is printed.
+type runPrinter struct {
+	mu    sync.Mutex
+	out   io.Writer // console output, or the JSON list
+	errw  io.Writer // failures and summaries
+	json  bool
+	total int // instances the run starts
+
+	opened    bool // --json: the list's "[" is out
+	closed    bool
+	intr      bool // an interrupt cancelled the run
+	ended     int
+	failed    int
+	nonzero   int
+	cancelled int // ended by the interrupt ...
+	unstarted int // ... of which before they started
+}
+
+// result prints one instance's output (or JSON element) and, unless the
+// interrupt explains it, its failure.
+func (p *runPrinter) result(r monitor.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
 		return
 	}
-	for _, r := range results {
-		prefix := fmt.Sprintf("%s/%d: ", r.Unikernel, r.Instance)
-		out := strings.TrimSuffix(r.Output, "\n")
-		if out == "" {
-			continue
+	p.ended++
+	if p.json {
+		p.element(r)
+	} else {
+		io.WriteString(p.out, runOutput(r, p.total > 1))
+	}
+	switch {
+	case r.Cancelled:
+		p.cancelled++
+		if r.PID == 0 {
+			p.unstarted++
 		}
-		for _, line := range strings.Split(out, "\n") {
-			fmt.Fprintf(w, "%s%s\n", prefix, strings.TrimSuffix(line, "\r"))
-		}
+	case r.Error != "":
+		p.failed++
+		fmt.Fprintf(p.errw, "unipool: instance %d of %s: %s\n", r.Instance, r.Unikernel, r.Error)
+	case r.ExitCode != 0:
+		p.nonzero++
+		fmt.Fprintf(p.errw, "unipool: instance %d of %s: exit code %d\n", r.Instance, r.Unikernel, r.ExitCode)
 	}
 }
 
-// runFailures reports on w every instance that failed or exited non-zero,
-// and returns an error (exit status 1) if there was any.
-func runFailures(w io.Writer, results []monitor.Result) error {
-	failed, nonzero := 0, 0
-	for _, r := range results {
-		switch {
-		case r.Error != "":
-			failed++
-			fmt.Fprintf(w, "unipool: instance %d of %s: %s\n", r.Instance, r.Unikernel, r.Error)
-		case r.ExitCode != 0:
-			nonzero++
-			fmt.Fprintf(w, "unipool: instance %d of %s: exit code %d\n", r.Instance, r.Unikernel, r.ExitCode)
-		}
+// element writes r as the next element of the JSON list, in the layout
+// the whole list would have had with two-space indents.
+func (p *runPrinter) element(r monitor.Result) {
+	js, err := json.MarshalIndent(r, "  ", "  ")
+	if err != nil {
+		js = []byte(fmt.Sprintf("{\"error\": %q}", err.Error()))
 	}
-	if failed+nonzero == 0 {
+	sep := ",\n  "
+	if !p.opened {
+		sep, p.opened = "[\n  ", true
+	}
+	p.out.Write(append([]byte(sep), js...))
+}
+
+// runOutput is an instance's console output, every line prefixed with
+// NAME/I when several instances run.
+// An instance stopped mid-line (cancelled, killed, failed) has its last
+// line ended, marked when the interrupt cut it, so the next line starts on
+// a line of its own.
+func runOutput(r monitor.Result, prefixed bool) string {
+	out := r.Output
+	if out != "" && !strings.HasSuffix(out, "\n") && (prefixed || r.Error != "" || r.ExitCode != 0) {
+		if r.Cancelled {
+			out += " [cut: cancelled]"
+		}
+		out += "\n"
+	}
+	if !prefixed || out == "" {
+		return out
+	}
+	// A guest's serial line ends may be "\r\n" (Unikraft's); prefixed
+	// lines end in "\n" alone.
+	out = strings.ReplaceAll(out, "\r\n", "\n")
+	prefix := fmt.Sprintf("%s/%d: ", r.Unikernel, r.Instance)
+	return prefix + strings.ReplaceAll(strings.TrimSuffix(out, "\n"), "\n", "\n"+prefix) + "\n"
+}
+
+// line writes one line to stderr between results.
+func (p *runPrinter) line(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.errw, s)
+}
+
+func (p *runPrinter) interrupted() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.intr = true
+}
+
+// close ends the JSON list and returns the run's summary as an error (exit
+// status 1) if any instance failed, exited non-zero or was cancelled.
+func (p *runPrinter) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closeList()
+	return p.summary()
+}
+
+func (p *runPrinter) closeList() {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	switch {
+	case p.json && p.opened:
+		io.WriteString(p.out, "\n]\n")
+	case p.json:
+		io.WriteString(p.out, "[]\n")
+	}
+}
+
+func (p *runPrinter) summary() error {
+	if p.cancelled > 0 || p.intr {
+		return fmt.Errorf("interrupted: %d of %d instances cancelled (%d before they started, %d while running); of the %d that ended before, %d failed, %d exited non-zero",
+			p.cancelled, p.total, p.unstarted, p.cancelled-p.unstarted, p.ended-p.cancelled, p.failed, p.nonzero)
+	}
+	if p.failed+p.nonzero == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d of %d instances failed, %d exited non-zero", failed, len(results), nonzero)
+	return fmt.Errorf("%d of %d instances failed, %d exited non-zero", p.failed, p.ended, p.nonzero)
+}
+
+// abort ends unipool at once (a second interrupt), after the line being
+// written, with the summary so far. The process monitor's instances die
+// with it (PTRACE_O_EXITKILL); the kvm monitor's VMs are in this process.
+func (p *runPrinter) abort() {
+	p.mu.Lock() // held until the exit: no line after this one
+	p.closeList()
+	fmt.Fprintf(p.errw, "unipool: interrupted twice: stopped at once; %d of %d instances had been reported\n", p.ended, p.total)
+	os.Exit(130)
 }
 
 // runMeasure prints the memory and load time of the instances loaded

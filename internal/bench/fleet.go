@@ -9,11 +9,10 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/unipool/unipool/internal/corpus"
 	"github.com/unipool/unipool/internal/link"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/progress"
 )
 
 // Fleet is a built corpus, linked in some layouts, its aligned images pooled.
@@ -50,7 +49,7 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d, %s inputs)\n", o.Count, o.Seed, o.Inputs)
 	bar := newBar(o.Log, -1, "compiling objects")
 	c, err := corpus.Build(ctx, corpus.Options{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Out: filepath.Join(o.Work, "corpus"), Jobs: o.Jobs,
-		Progress: func(done, total int) { bar.ChangeMax(total); bar.Set(done) }})
+		Progress: func(done, total int) { bar.SetTotal(total); bar.Set(done) }})
 	bar.Finish()
 	if err != nil {
 		return nil, err
@@ -190,13 +189,4 @@ func (f *Fleet) truncate(n int) {
 	}
 }
 
-func newBar(w io.Writer, max int, what string) *progressbar.ProgressBar {
-	return progressbar.NewOptions(max,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionThrottle(200e6),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-		progressbar.OptionSetWidth(30),
-	)
-}
+func newBar(w io.Writer, max int, what string) *progress.Bar { return progress.New(w, max, what) }

@@ -23,7 +23,7 @@ type Sample struct {
 	PSS        uint64        `json:"pss_bytes"`
 	AvailDelta int64         `json:"avail_delta_bytes"` // MemAvailable drop since before the mode started
 	KSM        *ksm.Counters `json:"ksm,omitempty"`
-	Missing    int           `json:"missing,omitempty"` // processes that had gone
+	Missing    int           `json:"missing,omitempty"`  // processes that had gone
 	Resident   int           `json:"resident,omitempty"` // instances resident (churn)
 }
 

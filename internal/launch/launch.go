@@ -50,7 +50,9 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 		}
 		f, err := p.OpenBlob(dgst)
 		if err != nil {
-			return fmt.Errorf("unikernel %q: %s: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, what, err)
+			return fmt.Errorf("unikernel %q: %s: %w; refusing to run it. `unipool pool add` of its image again "+
+				"(or of any image with this %s) rewrites the blob; `unipool pool verify` checks the whole pool",
+				name, what, err, what)
 		}
 		verified[dgst] = f
 		return nil

@@ -312,3 +312,47 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeOfMapsWithOneHistoryTakesTheNewerLibrariesRegionsAndVersions(t *testing.T) {
+	base := New()
+	base.Place("liba", ver("a1", 10000, 500))
+	base.Place("libb", ver("b1", 3000, 0))
+	ahead := base.clone()
+	ahead.Place("liba", ver("a2", 12000, 500))      // a new version in liba's region
+	ahead.Place("liba", ver("a3-huge", 1<<20, 500)) // a second region of liba
+	ahead.Place("libc", ver("c1", 5000, 100))       // a new library
+	m := base.clone()
+	if err := m.Merge(ahead, "the registry's map"); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, ahead) {
+		t.Errorf("merged %+v, want %+v", m, ahead)
+	}
+	// The other way round: nothing to take, nothing changes.
+	if err := ahead.Merge(base, "x"); err != nil || !reflect.DeepEqual(ahead, m) {
+		t.Errorf("merging an older map changed the newer: %v", err)
+	}
+}
+
+func TestMergeRefusesMapsThatPlaceALibraryDifferentlyNamingIt(t *testing.T) {
+	a := New()
+	a.Place("liba", ver("a1", 10000, 500))
+	b := New()
+	b.Place("libb", ver("b1", 3000, 0)) // libb at liba's address
+	before := a.clone()
+	err := a.Merge(b, "the registry's map")
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Library != "libb" || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("merge of overlapping libraries: %v", err)
+	}
+	if !reflect.DeepEqual(a, before) {
+		t.Error("a refused merge changed the map")
+	}
+	c := New()
+	c.Place("libx", ver("x1", 3000, 0))
+	c.Place("liba", ver("a1", 10000, 500)) // liba after libx: another address
+	err = a.Merge(c, "the registry's map")
+	if !errors.As(err, &ce) || ce.Library != "liba" || !strings.Contains(err.Error(), "the registry's map") {
+		t.Errorf("merge of a library at two addresses: %v", err)
+	}
+}

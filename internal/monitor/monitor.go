@@ -108,6 +108,10 @@ type Options struct {
 	// own memory (kvm) once they are all held, before Resident: a
 	// measurement reads the guests' memory through it.
 	Guests func(HeldGuests)
+	// DropResults: with Finished set, each instance's result is dropped
+	// once Finished has it, and Run returns none, so a long run's memory
+	// does not grow with its instances' output (run streams them).
+	DropResults bool
 }
 
 // HeldGuests is what a monitor that keeps its guests in its own process
@@ -145,6 +149,9 @@ type Result struct {
 	// Shutdown says the guest powered off or reset (a Unikraft guest's
 	// clean end: it reports no exit code, ExitCode is 0).
 	Shutdown string `json:"shutdown,omitempty"`
+	// Cancelled: the run was interrupted (its context cancelled) before
+	// this instance ended; Error says whether it had started.
+	Cancelled bool `json:"cancelled,omitempty"`
 }
 
 // Monitor runs unikernels.

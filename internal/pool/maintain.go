@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -129,10 +131,44 @@ func (p *Pool) GC() (*GCResult, error) {
 			res.TempFiles++
 		}
 	}
+	n, err := p.emptyStaging()
+	res.TempFiles += n
+	if err != nil {
+		return res, err
+	}
 	if err := syncDir(p.blobDir()); err != nil {
 		return res, err
 	}
 	return res, syncDir(p.dir)
+}
+
+// emptyStaging removes what interrupted pulls left in the staging folder,
+// unless a pull is using it.
+func (p *Pool) emptyStaging() (int, error) {
+	dir := p.path(stagingDir)
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: gc: %w", p.dir, err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return 0, nil // a pull is running: its files are not leftovers
+	}
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return 0, fmt.Errorf("pool %s: gc: %w", p.dir, err)
+	}
+	n := 0
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return n, fmt.Errorf("pool %s: gc: %w", p.dir, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func isBlobName(name string) bool {

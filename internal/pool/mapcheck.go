@@ -19,11 +19,7 @@ func (p *Pool) checkMap(im *image) error {
 // checkMapConfig checks c's libraries against the map; what names the
 // image or unikernel c describes, for errors.
 func (p *Pool) checkMapConfig(what string, c *desc.Config) error {
-	needMap := false
-	for _, l := range c.Libraries {
-		needMap = needMap || !l.App
-	}
-	if !needMap {
+	if !needsMap(c) {
 		return nil
 	}
 	// libmap.Load reads a missing map as an empty one (for the linker's
@@ -34,6 +30,27 @@ func (p *Pool) checkMapConfig(what string, c *desc.Config) error {
 	m, err := libmap.Load(p.MapPath())
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	return checkConfigAgainstMap(m, p.MapPath(), p.dir, what, c)
+}
+
+func needsMap(c *desc.Config) bool {
+	for _, l := range c.Libraries {
+		if !l.App {
+			return true
+		}
+	}
+	return false
+}
+
+// checkConfigAgainstMap checks c's libraries against m, the map at mapPath
+// of the pool poolDir (for errors).
+func checkConfigAgainstMap(m *libmap.Map, mapPath, poolDir, what string, c *desc.Config) error {
+	if !needsMap(c) {
+		return nil
+	}
+	if len(m.Libraries) == 0 {
+		return fmt.Errorf("%s: pool %s has no library map (%s) and the registry has none either", what, poolDir, mapPath)
 	}
 	for _, l := range c.Libraries {
 		if l.App {
@@ -52,7 +69,7 @@ func (p *Pool) checkMapConfig(what string, c *desc.Config) error {
 		if !found {
 			r := l.Region
 			return fmt.Errorf("%s: library %q at %#x (tramp %#x, shared %#x, private %#x) disagrees with the library map %s, which has %s",
-				what, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, p.MapPath(), describeRegions(regions))
+				what, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, mapPath, describeRegions(regions))
 		}
 	}
 	return nil

@@ -105,7 +105,7 @@ func (p *Pool) resolve(name string) (*ocispec.Descriptor, *ocispec.Manifest, *de
 		}
 		m, c, err := p.loadDescription(md)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("pool %s: unikernel %q: %w", p.dir, name, err)
+			return nil, nil, nil, fmt.Errorf("pool %s: unikernel %q: %w (`unipool pool add` of its image again replaces its description)", p.dir, name, err)
 		}
 		return &md, m, c, nil
 	}

@@ -1,171 +1,154 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/unipool/unipool/internal/libmap"
+	"github.com/unipool/unipool/internal/registry"
 )
 
-// testRegistry is a minimal OCI distribution registry (the endpoints oras
-// uses to push and pull) on a loopback port: blobs and manifests by digest,
-// tags, monolithic uploads.
+// testRegistry is Debian's docker-registry (the CNCF distribution
+// registry), started for one test on the loopback address with TLS (a CA
+// made for it) and a password (htpasswd, bcrypt), or plain HTTP if asked.
 type testRegistry struct {
-	mu        sync.Mutex
-	blobs     map[digest.Digest][]byte
-	manifests map[digest.Digest][]byte
-	types     map[digest.Digest]string
-	tags      map[string]digest.Digest
-	blobGets  int
+	*registry.Registry
+	user, password string
+	opt            RemoteOptions // what a client that knows the CA and the password uses
 }
 
-var (
-	blobRE     = regexp.MustCompile(`^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$`)
-	uploadRE   = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/([0-9a-f]*)$`)
-	manifestRE = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
-	tagsRE     = regexp.MustCompile(`^/v2/(.+)/tags/list$`)
-)
-
-func newTestRegistry(t *testing.T) (*testRegistry, string) {
-	r := &testRegistry{blobs: map[digest.Digest][]byte{}, manifests: map[digest.Digest][]byte{}, types: map[digest.Digest]string{}, tags: map[string]digest.Digest{}}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, strings.TrimPrefix(srv.URL, "http://")
-}
-
-func (r *testRegistry) ServeHTTP(w http.ResponseWriter, q *http.Request) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	path := q.URL.Path
-	switch {
-	case path == "/v2/" || path == "/v2":
-		w.WriteHeader(http.StatusOK)
-	case blobRE.MatchString(path):
-		d := digest.Digest(blobRE.FindStringSubmatch(path)[2])
-		b, ok := r.blobs[d]
-		if !ok {
-			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN"}]}`, http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Length", itoa(len(b)))
-		w.Header().Set("Docker-Content-Digest", string(d))
-		if q.Method == http.MethodGet {
-			r.blobGets++
-			w.Write(b)
-		}
-	case uploadRE.MatchString(path) && q.Method == http.MethodPost:
-		id := make([]byte, 8)
-		rand.Read(id)
-		w.Header().Set("Location", "/v2/"+uploadRE.FindStringSubmatch(path)[1]+"/blobs/uploads/"+hex.EncodeToString(id))
-		w.WriteHeader(http.StatusAccepted)
-	case uploadRE.MatchString(path) && q.Method == http.MethodPut:
-		d := digest.Digest(q.URL.Query().Get("digest"))
-		b, _ := io.ReadAll(q.Body)
-		if d.Validate() != nil || digest.SHA256.FromBytes(b) != d {
-			http.Error(w, `{"errors":[{"code":"DIGEST_INVALID"}]}`, http.StatusBadRequest)
-			return
-		}
-		r.blobs[d] = b
-		w.Header().Set("Location", "/v2/"+uploadRE.FindStringSubmatch(path)[1]+"/blobs/"+string(d))
-		w.WriteHeader(http.StatusCreated)
-	case manifestRE.MatchString(path):
-		ref := manifestRE.FindStringSubmatch(path)[2]
-		d := digest.Digest(ref)
-		if d.Validate() != nil {
-			d = r.tags[ref]
-		}
-		if q.Method == http.MethodPut {
-			b, _ := io.ReadAll(q.Body)
-			md := digest.SHA256.FromBytes(b)
-			r.manifests[md] = b
-			r.types[md] = q.Header.Get("Content-Type")
-			if digest.Digest(ref).Validate() != nil {
-				r.tags[ref] = md
-			}
-			w.Header().Set("Docker-Content-Digest", string(md))
-			w.WriteHeader(http.StatusCreated)
-			return
-		}
-		b, ok := r.manifests[d]
-		if !ok {
-			http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`, http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", r.types[d])
-		w.Header().Set("Content-Length", itoa(len(b)))
-		w.Header().Set("Docker-Content-Digest", string(d))
-		if q.Method == http.MethodGet {
-			w.Write(b)
-		}
-	case tagsRE.MatchString(path):
-		var tags []string
-		for t := range r.tags {
-			tags = append(tags, t)
-		}
-		json.NewEncoder(w).Encode(map[string]any{"name": tagsRE.FindStringSubmatch(path)[1], "tags": tags})
-	default:
-		http.Error(w, "not found", http.StatusNotFound)
+func startRegistry(t *testing.T, plainHTTP bool) *testRegistry {
+	t.Helper()
+	pw := make([]byte, 12)
+	rand.Read(pw)
+	tr := &testRegistry{user: "fleet", password: hex.EncodeToString(pw)}
+	r, err := registry.Start(context.Background(), registry.Options{
+		Dir: t.TempDir(), PlainHTTP: plainHTTP, Users: map[string]string{tr.user: tr.password}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { r.Stop() })
+	tr.Registry = r
+	tr.opt = RemoteOptions{PlainHTTP: plainHTTP, CAFile: r.CAFile, Username: tr.user, Password: tr.password}
+	return tr
 }
 
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
+// tags lists the tags the registry's storage holds for repo (read from its
+// storage folder, not through the API).
+func (r *testRegistry) tags(repo string) []string {
+	ents, _ := os.ReadDir(filepath.Join(r.StorageDir, "docker", "registry", "v2", "repositories", repo, "_manifests", "tags"))
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	slices.Sort(out)
+	return out
 }
 
-func TestPushThenPullRecreatesUnikernelsAndMapElsewhere(t *testing.T) {
+var blobGetRE = regexp.MustCompile(`"GET /v2/[^ ]+/blobs/(sha256:[0-9a-f]{64}) HTTP/[0-9.]+" 200 `)
+
+// blobGets are the blobs the registry served (its access log), from the
+// log's byte offset from on; and the log's length.
+func (r *testRegistry) blobGets(t *testing.T, from int) ([]digest.Digest, int) {
+	t.Helper()
+	data, err := os.ReadFile(r.AccessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []digest.Digest
+	for _, m := range blobGetRE.FindAllSubmatch(data[from:], -1) {
+		out = append(out, digest.Digest(m[1]))
+	}
+	return out, len(data)
+}
+
+// poolState is what a pool shows: index, map and the set of blob files.
+func poolState(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, f := range []string{"oci-layout", "index.json", "map.json"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		fmt.Fprintf(&b, "%s: %v %x\n", f, err == nil, digest.SHA256.FromBytes(data))
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	for _, e := range ents {
+		fmt.Fprintln(&b, e.Name())
+	}
+	return b.String()
+}
+
+func TestPushThenPullThroughARealRegistryRecreatesUnikernelsAndMap(t *testing.T) {
 	f := images(t)
-	reg, host := newTestRegistry(t)
+	reg := startRegistry(t, false)
 	ctx := context.Background()
 	dir := newPool(t)
 	mustAdd(t, dir, f.hello, AddOptions{})
 	mustAdd(t, dir, f.world, AddOptions{})
 	p := mustOpen(t, dir)
-	repo := host + "/unipool/test"
-	if err := p.Push(ctx, repo, nil, RemoteOptions{PlainHTTP: true}); err != nil {
+	repo := reg.Host + "/unipool/test"
+	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
-	if len(reg.tags) != 3 || reg.tags[MapTag] == "" {
-		t.Errorf("registry tags %v, want hello, world and %s", reg.tags, MapTag)
-	}
-	// 11 blobs in the pool: 9 non-manifest blobs go to the registry as
-	// blobs, the 2 manifests as manifests, plus the map's layer and config.
-	if len(reg.blobs) != 9+2 || len(reg.manifests) != 3 {
-		t.Errorf("registry holds %d blobs and %d manifests, want 11 and 3", len(reg.blobs), len(reg.manifests))
+	if got := reg.tags("unipool/test"); !slices.Equal(got, []string{"hello", MapTag, "world"}) {
+		t.Errorf("registry storage has tags %v, want hello, %s, world", got, MapTag)
 	}
 
 	other := filepath.Join(t.TempDir(), "other")
-	res, err := Pull(ctx, other, repo, []string{"hello"}, RemoteOptions{PlainHTTP: true})
+	res, err := Pull(ctx, other, repo, []string{"hello"}, reg.opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.MapLoaded || res.NewBlobs != 6 {
-		t.Errorf("pull hello: %+v, want the map loaded and 6 new blobs", res)
-	}
-	gets := reg.blobGets
-	res, err = Pull(ctx, other, repo, nil, RemoteOptions{PlainHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// world needs only its own app, libC, private blob and config: libA
-	// and libB are not downloaded again.
-	if fetched := reg.blobGets - gets; fetched != 4 || res.NewBlobs != 5 {
-		t.Errorf("pull of all: fetched %d blobs, stored %d new; want 4 fetched, 5 new (with its manifest)", fetched, res.NewBlobs)
+	// hello: the app's, libA's and libB's shared blobs and the private
+	// blob are downloaded; config and manifest are read anyway.
+	if !res.MapChanged || res.NewBlobs != 6 || res.Fetched != 4 {
+		t.Errorf("pull hello: %+v, want the map taken, 6 new blobs, 4 downloaded", res)
 	}
 	q := mustOpen(t, other)
+	dh, _ := q.Inspect("hello")
+	_, off := reg.blobGets(t, 0)
+	res, err = Pull(ctx, other, repo, nil, reg.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// world needs only its own app, libC and private blob: libA's and
+	// libB's shared blobs are not downloaded again.
+	if res.Fetched != 3 || res.NewBlobs != 5 || res.Resumed != 0 {
+		t.Errorf("pull of all: %+v; want 3 downloaded, 5 new (with config and manifest)", res)
+	}
+	gets, _ := reg.blobGets(t, off)
+	for _, b := range dh.Blobs {
+		if b.Role == "shared" && slices.Contains(gets, b.Digest) {
+			t.Errorf("the registry served %s (%s, %s), which the pool had", b.Digest, b.Role, b.Library)
+		}
+	}
+	if len(gets) == 0 {
+		t.Error("the registry's access log shows no blob served")
+	}
 	mustVerify(t, q)
+	for _, b := range dh.Blobs {
+		if fi, err := os.Stat(q.BlobPath(string(b.Digest))); err != nil || fi.Mode().Perm() != blobPerm {
+			t.Errorf("pulled blob %s: %v, want mode %o", b.Digest, err, blobPerm)
+		}
+	}
 	for _, name := range []string{"hello", "world"} {
 		a, _ := p.Inspect(name)
 		b, err := q.Inspect(name)
@@ -180,19 +163,40 @@ func TestPushThenPullRecreatesUnikernelsAndMapElsewhere(t *testing.T) {
 	if err != nil || len(m.Libraries) != 4 {
 		t.Errorf("pulled map: %v, %v", m, err)
 	}
-	// A pool whose map puts libB elsewhere refuses the pulled unikernel.
+}
+
+func TestPullRefusesAMapThatPlacesALibraryElsewhereNamingItAndLeavesThePoolUnchanged(t *testing.T) {
+	f := images(t)
+	reg := startRegistry(t, false)
+	ctx := context.Background()
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	repo := reg.Host + "/fleet"
+	if _, err := mustOpen(t, dir).Push(ctx, repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
 	third := filepath.Join(t.TempDir(), "third")
 	moved := testLibB
 	moved.region.Start += 0x100000
 	writeMap(t, third, testLibA, moved)
-	if _, err := Pull(ctx, third, repo, []string{"hello"}, RemoteOptions{PlainHTTP: true}); err == nil || !strings.Contains(err.Error(), `"libB"`) {
-		t.Errorf("pull into a pool with another map: %v", err)
+	before := poolState(t, third)
+	_, err := Pull(ctx, third, repo, []string{"hello"}, reg.opt)
+	if err == nil || !strings.Contains(err.Error(), `library "libB"`) || !strings.Contains(err.Error(), "disagrees") {
+		t.Errorf("pull into a pool whose map places libB elsewhere: %v", err)
+	}
+	if after := poolState(t, third); after != before {
+		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
+	}
+	// And push refuses to overwrite the registry's map with it.
+	mustAdd(t, third, f.solo, AddOptions{})
+	if _, err := mustOpen(t, third).Push(ctx, repo, nil, reg.opt); err == nil || !strings.Contains(err.Error(), `library "libB"`) {
+		t.Errorf("push of a disagreeing map: %v", err)
 	}
 }
 
 func TestPushRefusesADamagedUnikernel(t *testing.T) {
 	f := images(t)
-	reg, host := newTestRegistry(t)
+	reg := startRegistry(t, false)
 	dir := newPool(t)
 	mustAdd(t, dir, f.hello, AddOptions{})
 	p := mustOpen(t, dir)
@@ -201,30 +205,282 @@ func TestPushRefusesADamagedUnikernel(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	data[10] ^= 1
 	os.WriteFile(path, data, 0o644)
-	err := p.Push(context.Background(), host+"/x", nil, RemoteOptions{PlainHTTP: true})
+	_, err := p.Push(context.Background(), reg.Host+"/x", nil, reg.opt)
 	if err == nil || !strings.Contains(err.Error(), string(d.Blobs[1].Digest)) {
 		t.Errorf("push of a damaged unikernel: %v", err)
 	}
-	if len(reg.tags) != 0 {
-		t.Errorf("registry got tags %v", reg.tags)
+	if tags := reg.tags("x"); len(tags) != 0 {
+		t.Errorf("registry got tags %v", tags)
 	}
 }
 
-func TestCLIPushPull(t *testing.T) {
+// pushed is a registry holding hello and world, and a pool that has
+// pulled nothing yet but hello (the case where the errors must leave
+// the pool as it was).
+func pushed(t *testing.T, plainHTTP bool) (reg *testRegistry, repo, src, dst string) {
+	t.Helper()
 	f := images(t)
-	_, host := newTestRegistry(t)
+	reg = startRegistry(t, plainHTTP)
+	src = newPool(t)
+	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.world, AddOptions{InitBlobs: true})
+	repo = reg.Host + "/fleet"
+	if _, err := mustOpen(t, src).Push(context.Background(), repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	dst = filepath.Join(t.TempDir(), "dst")
+	if _, err := Pull(context.Background(), dst, repo, []string{"hello"}, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	return reg, repo, src, dst
+}
+
+func TestPullWithAWrongPasswordIsAClearErrorAndNothingEntersThePool(t *testing.T) {
+	reg, repo, _, dst := pushed(t, false)
+	before := poolState(t, dst)
+	o := reg.opt
+	o.Password = "not-" + reg.password
+	_, err := Pull(context.Background(), dst, repo, []string{"world"}, o)
+	if err == nil || !strings.Contains(err.Error(), "refused the credentials (401 unauthorized)") || !strings.Contains(err.Error(), `user "fleet"`) {
+		t.Errorf("pull with a wrong password: %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), o.Password) {
+		t.Errorf("the error shows the password: %v", err)
+	}
+	o.Username, o.Password = "", ""
+	o.DockerConfig = filepath.Join(t.TempDir(), "config.json") // none there
+	_, err = Pull(context.Background(), dst, repo, []string{"world"}, o)
+	if err == nil || !strings.Contains(err.Error(), "asks for a password and there is none") || !strings.Contains(err.Error(), "no credentials") {
+		t.Errorf("pull with no credentials: %v", err)
+	}
+	if after := poolState(t, dst); after != before {
+		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
+	}
+	// Nor into a pool that did not exist: none is created.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if _, err := Pull(context.Background(), fresh, repo, nil, RemoteOptions{CAFile: reg.CAFile, Username: "fleet", Password: "x"}); err == nil {
+		t.Error("pull with a wrong password succeeded")
+	}
+	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused pull created %s: %v", fresh, err)
+	}
+}
+
+func TestPullFromARegistryWhoseCertificateIsNotTrustedIsAClearErrorAndNothingEntersThePool(t *testing.T) {
+	reg, repo, _, dst := pushed(t, false)
+	before := poolState(t, dst)
+	o := reg.opt
+	o.CAFile = "" // the system's CAs do not know the test CA
+	_, err := Pull(context.Background(), dst, repo, []string{"world"}, o)
+	if err == nil || !strings.Contains(err.Error(), "TLS certificate is not trusted") || !strings.Contains(err.Error(), "--ca-file") {
+		t.Errorf("pull from a registry with an unknown CA: %v", err)
+	}
+	// A registry whose certificate, from a trusted CA, is for another name.
+	other, err := registry.Start(context.Background(), registry.Options{Dir: t.TempDir(), CertHosts: []string{"registry.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Stop()
+	_, err = Pull(context.Background(), dst, other.Host+"/fleet", []string{"world"}, RemoteOptions{CAFile: other.CAFile})
+	if err == nil || !strings.Contains(err.Error(), "TLS certificate is not valid for 127.0.0.1 (it names registry.example)") {
+		t.Errorf("pull from a registry with a certificate for another name: %v", err)
+	}
+	if after := poolState(t, dst); after != before {
+		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
+	}
+}
+
+func TestPlainHTTPOnlyWhenAskedFor(t *testing.T) {
+	reg, repo, _, dst := pushed(t, true)
+	o := reg.opt
+	o.PlainHTTP = false
+	_, err := Pull(context.Background(), dst, repo, []string{"world"}, o)
+	if err == nil || !strings.Contains(err.Error(), "--plain-http") {
+		t.Errorf("https to a plain-HTTP registry: %v", err)
+	}
+	if _, err := Pull(context.Background(), dst, repo, []string{"world"}, reg.opt); err != nil {
+		t.Errorf("with --plain-http: %v", err)
+	}
+}
+
+func TestPullOfABlobTamperedWithInTheRegistryIsRefusedAndNothingEntersThePool(t *testing.T) {
+	reg, repo, src, dst := pushed(t, false)
+	// libC's shared blob, which only world has: flip a byte in the
+	// registry's storage, keeping the size.
+	d, _ := mustOpen(t, src).Inspect("world")
+	var target digest.Digest
+	for _, b := range d.Blobs {
+		if b.Role == "shared" && b.Library == "libC" {
+			target = b.Digest
+		}
+	}
+	path := reg.BlobDataPath(target)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := poolState(t, dst)
+	_, err = Pull(context.Background(), dst, repo, []string{"world"}, reg.opt)
+	if err == nil || !strings.Contains(err.Error(), string(target)) || !strings.Contains(err.Error(), "tampered") || !strings.Contains(err.Error(), "libC") {
+		t.Errorf("pull of a tampered blob: %v", err)
+	}
+	if after := poolState(t, dst); after != before {
+		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
+	}
+	if _, err := os.Stat(filepath.Join(dst, stagingDir, target.Encoded())); err == nil {
+		t.Error("the tampered blob was kept in the staging folder")
+	}
+	mustVerify(t, mustOpen(t, dst))
+}
+
+func TestCLIPushPullWithTLSAndAPasswordOnStdinOrInTheDockerConfig(t *testing.T) {
+	f := images(t)
+	reg := startRegistry(t, false)
 	dir := newPool(t)
 	unipool(t, dir, "add", f.world)
-	repo := host + "/fleet"
-	unipool(t, dir, "push", "--plain-http", repo)
+	repo := reg.Host + "/fleet"
+	run := func(dir, stdin string, env []string, args ...string) (string, error) {
+		cmd := exec.Command(cli(t), append([]string{"pool", "--pool", dir}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if strings.Contains(string(out), reg.password) {
+			t.Errorf("unipool %s printed the password:\n%s", strings.Join(args, " "), out)
+		}
+		return string(out), err
+	}
+	if out, err := run(dir, reg.password+"\n", nil, "push", "--ca-file", reg.CAFile, "--username", reg.user, repo); err != nil || !strings.HasPrefix(out, "pushed 1 unikernels") {
+		t.Fatalf("push: %v %q", err, out)
+	}
+	// The docker config's auths, as `docker login` writes them.
+	home := t.TempDir()
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{
+		"auth": base64.StdEncoding.EncodeToString([]byte(reg.user + ":" + reg.password))}}})
+	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
+	os.WriteFile(filepath.Join(home, ".docker", "config.json"), cfg, 0o600)
+	env := []string{"HOME=" + home, "DOCKER_CONFIG="}
 	other := filepath.Join(t.TempDir(), "other")
-	if out := unipool(t, other, "pull", "--plain-http", repo); !strings.HasPrefix(out, "pulled world (10 new blobs") /* 7 + 3 init blobs */ {
-		t.Errorf("pull: %q", out)
+	out, err := run(other, "", env, "pull", "--ca-file", reg.CAFile, repo)
+	// 7 blobs and 3 init blobs; 8 downloaded (not config and manifest).
+	if err != nil || !strings.HasPrefix(out, "pulled world (10 new blobs") || !strings.Contains(out, "downloaded 8 blobs") {
+		t.Errorf("pull with the docker config: %v %q", err, out)
 	}
 	if out := unipool(t, other, "verify"); !strings.Contains(out, "0 problems") {
 		t.Errorf("verify after pull: %q", out)
 	}
-	if out, err := unipoolErr(t, other, "pull", "--plain-http", repo, "nothere"); err == nil || !strings.Contains(out, "nothere") {
+	if out, err := run(other, "", env, "pull", "--ca-file", reg.CAFile, repo, "nothere"); err == nil || !strings.Contains(out, "nothere") {
 		t.Errorf("pull of a missing tag: %v %q", err, out)
+	}
+	if out, err := run(other, "", nil, "pull", "--ca-file", reg.CAFile, "--username", reg.user, repo); err == nil || !strings.Contains(out, "no password on stdin") {
+		t.Errorf("--username without a password on stdin: %v %q", err, out)
+	}
+}
+
+func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
+	f := images(t)
+	reg := startRegistry(t, false)
+	src := newPool(t)
+	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.world, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.big, AddOptions{Name: "big", InitBlobs: true})
+	repo := reg.Host + "/fleet"
+	if _, err := mustOpen(t, src).Push(context.Background(), repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	fleets := [][]string{{"hello", "world"}, {"world", "big"}, {"big", "hello"}, {"hello"}, {"hello", "world", "big"}}
+	var wg sync.WaitGroup
+	errs := make([]string, len(fleets))
+	for i, fl := range fleets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(cli(t), append([]string{"pool", "--pool", dst, "pull", "--ca-file", reg.CAFile, "--username", reg.user, repo}, fl...)...)
+			cmd.Stdin = strings.NewReader(reg.password)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Sprintf("pull %v: %v\n%s", fl, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != "" {
+			t.Error(e)
+		}
+	}
+	q := mustOpen(t, dst)
+	mustVerify(t, q)
+	for _, name := range []string{"hello", "world", "big"} {
+		a, _ := mustOpen(t, src).Inspect(name)
+		if b, err := q.Inspect(name); err != nil || a.Manifest != b.Manifest {
+			t.Errorf("%s after concurrent pulls: %v", name, err)
+		}
+	}
+}
+
+func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) {
+	f := images(t)
+	reg := startRegistry(t, false)
+	src := newPool(t)
+	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.world, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.big, AddOptions{Name: "big", InitBlobs: true})
+	repo := reg.Host + "/fleet"
+	if _, err := mustOpen(t, src).Push(context.Background(), repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	pull := func() *exec.Cmd {
+		cmd := exec.Command(cli(t), "pool", "--pool", dst, "pull", "--json", "--jobs", "1", "--ca-file", reg.CAFile, "--username", reg.user, repo)
+		cmd.Stdin = strings.NewReader(reg.password)
+		return cmd
+	}
+	// The whole pull takes some hundred milliseconds; kill it within that.
+	start := time.Now()
+	if out, err := pull().CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	whole := time.Since(start)
+	os.RemoveAll(dst)
+	for i := 0; i < 4; i++ {
+		cmd := pull()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(mrand.Int64N(int64(whole) * 3 / 4)))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		// Killed or not, the pool is whole: all three unikernels or none.
+		if _, err := os.Stat(filepath.Join(dst, "oci-layout")); err == nil { // Init writes it last
+			q := mustOpen(t, dst)
+			mustVerify(t, q)
+			if rows, _ := q.Summaries(); len(rows) != 0 && len(rows) != 3 {
+				t.Errorf("after kill %d: %d unikernels in the pool, want 0 or 3", i, len(rows))
+			}
+		}
+	}
+	out, err := pull().Output()
+	if err != nil {
+		t.Fatalf("pull after the kills: %v", err)
+	}
+	var res PullResult
+	json.Unmarshal(out, &res)
+	t.Logf("after 4 kills: %+v", res)
+	q := mustOpen(t, dst)
+	mustVerify(t, q)
+	if rows, _ := q.Summaries(); len(rows) != 3 {
+		t.Errorf("pool holds %d unikernels after the rerun, want 3", len(rows))
+	}
+	if _, err := q.GC(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dst, stagingDir)); len(ents) != 0 {
+		t.Errorf("gc left %d files in the staging folder", len(ents))
 	}
 }

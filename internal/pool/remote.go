@@ -3,20 +3,24 @@ package pool
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sync"
+	"syscall"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
-	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
@@ -33,39 +37,44 @@ const (
 	MediaTypeMap    = "application/vnd.unipool.map.v1+json"
 )
 
+// stagingDir is where pull keeps the blobs it has downloaded and verified
+// until it commits them: a pull killed midway finds them there and does
+// not download them again. `pool gc` empties it when no pull runs.
+const stagingDir = ".pull"
+
 // tagRE is the OCI distribution spec's tag grammar.
 var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
-// RemoteOptions are how to reach a registry.
-type RemoteOptions struct {
-	PlainHTTP bool // http instead of https (a registry on localhost)
-}
-
-func repository(repo string, opt RemoteOptions) (*remote.Repository, error) {
-	r, err := remote.NewRepository(repo)
-	if err != nil {
-		return nil, fmt.Errorf("repository %q: %w", repo, err)
-	}
-	r.PlainHTTP = opt.PlainHTTP
-	return r, nil
+// PushResult says what Push sent.
+type PushResult struct {
+	Names    []string `json:"names"`
+	Transfer Transfer `json:"transfer"`
 }
 
 // Push copies the named unikernels (every one if names is empty) to the
 // repository repo ("host[:port]/path"), each tagged with its name, and the
-// library map tagged MapTag. Blobs the registry has are not sent again.
-func (p *Pool) Push(ctx context.Context, repo string, names []string, opt RemoteOptions) error {
-	dst, err := repository(repo, opt)
+// library map tagged MapTag. Blobs the registry has are not sent again. A
+// registry map that disagrees with the pool's (a library placed elsewhere)
+// is refused, naming the library; otherwise the registry gets the union.
+func (p *Pool) Push(ctx context.Context, repo string, names []string, opt RemoteOptions) (*PushResult, error) {
+	r, err := openRemote(repo, opt)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("push %s: %w", repo, err)
+	}
+	fail := func(what string, err error) (*PushResult, error) {
+		if what != "" {
+			what += ": "
+		}
+		return nil, fmt.Errorf("push %s: %s%w", repo, what, r.explain(err))
 	}
 	l, err := p.lock(false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer l.unlock()
 	idx, err := p.readIndex()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(names) == 0 {
 		for _, m := range idx.Manifests {
@@ -74,44 +83,65 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 	}
 	src := &poolSource{p: p, idx: idx}
 	for _, name := range names {
-		if !tagRE.MatchString(name) {
-			return fmt.Errorf("push %s: unikernel name %q is not a valid registry tag", repo, name)
+		if !tagRE.MatchString(name) || name == MapTag {
+			return nil, fmt.Errorf("push %s: unikernel name %q is not a valid registry tag", repo, name)
 		}
 		md, ok := src.find(name)
 		if !ok {
-			return fmt.Errorf("pool %s: %w %q", p.dir, ErrNotFound, name)
+			return nil, fmt.Errorf("pool %s: %w %q", p.dir, ErrNotFound, name)
 		}
 		// Push only what verifies: a registry must not receive a damaged blob
 		// under a digest it does not match.
 		if _, _, err := p.loadDescription(md); err != nil {
-			return fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
-		}
-		if _, err := oras.Copy(ctx, src, name, dst, name, oras.DefaultCopyOptions); err != nil {
-			return fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
+			return nil, fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
 		}
 	}
-	mapData, err := os.ReadFile(p.MapPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	// The map first: a registry must never hold unikernels its map
+	// does not place.
+	local, err := libmap.Load(p.MapPath())
 	if err != nil {
-		return fmt.Errorf("push %s: %w", repo, err)
+		return nil, fmt.Errorf("push %s: %w", repo, err)
 	}
-	if _, err := libmap.Parse(mapData); err != nil {
-		return fmt.Errorf("push %s: library map %s: %w", repo, p.MapPath(), err)
-	}
-	layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
-	if err := pushIfMissing(ctx, dst, layer, mapData); err != nil {
-		return fmt.Errorf("push %s: library map: %w", repo, err)
-	}
-	md, err := oras.PackManifest(ctx, dst, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+	remoteMap, err := fetchMap(ctx, r)
 	if err != nil {
-		return fmt.Errorf("push %s: library map: %w", repo, err)
+		return fail("", err)
 	}
-	if err := dst.Tag(ctx, md, MapTag); err != nil {
-		return fmt.Errorf("push %s: library map: %w", repo, err)
+	if remoteMap != nil {
+		if err := local.Merge(remoteMap, "the registry's map ("+repo+":"+MapTag+")"); err != nil {
+			return nil, fmt.Errorf("push %s: the pool's library map %s disagrees with the registry's: %w", repo, p.MapPath(), err)
+		}
 	}
-	return nil
+	if len(local.Libraries) > 0 {
+		mapData, err := local.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("push %s: %w", repo, err)
+		}
+		layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
+		if err := pushIfMissing(ctx, r, layer, mapData); err != nil {
+			return fail("library map", err)
+		}
+		md, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+		if err != nil {
+			return fail("library map", err)
+		}
+		if err := r.Tag(ctx, md, MapTag); err != nil {
+			return fail("library map", err)
+		}
+	}
+	// Every unikernel shares most of its blobs with the others: ask the
+	// registry about each blob once, not once per unikernel.
+	dst := &onceTarget{Target: r, known: map[digest.Digest]bool{}}
+	copyOpt := oras.DefaultCopyOptions
+	copyOpt.Concurrency = opt.jobs()
+	res := &PushResult{}
+	for _, name := range names {
+		if _, err := oras.Copy(ctx, src, name, dst, name, copyOpt); err != nil {
+			return fail("unikernel "+name, err)
+		}
+		res.Names = append(res.Names, name)
+	}
+	res.Transfer = r.transfer.snapshot()
+	return res, nil
 }
 
 func pushIfMissing(ctx context.Context, dst content.Storage, d ocispec.Descriptor, data []byte) error {
@@ -120,6 +150,45 @@ func pushIfMissing(ctx context.Context, dst content.Storage, d ocispec.Descripto
 		return err
 	}
 	return dst.Push(ctx, d, bytes.NewReader(data))
+}
+
+// onceTarget remembers which blobs a registry has (asked or pushed).
+type onceTarget struct {
+	oras.Target
+	mu    sync.Mutex
+	known map[digest.Digest]bool
+}
+
+func (t *onceTarget) Exists(ctx context.Context, d ocispec.Descriptor) (bool, error) {
+	t.mu.Lock()
+	k := t.known[d.Digest]
+	t.mu.Unlock()
+	if k || d.MediaType == ocispec.MediaTypeImageManifest {
+		// Manifests are always asked about: they carry the tag.
+		if !k {
+			return t.Target.Exists(ctx, d)
+		}
+		return true, nil
+	}
+	ok, err := t.Target.Exists(ctx, d)
+	if ok && err == nil {
+		t.mu.Lock()
+		t.known[d.Digest] = true
+		t.mu.Unlock()
+	}
+	return ok, err
+}
+
+func (t *onceTarget) Push(ctx context.Context, d ocispec.Descriptor, r io.Reader) error {
+	if err := t.Target.Push(ctx, d, r); err != nil {
+		return err
+	}
+	if d.MediaType != ocispec.MediaTypeImageManifest {
+		t.mu.Lock()
+		t.known[d.Digest] = true
+		t.mu.Unlock()
+	}
+	return nil
 }
 
 // poolSource is the pool as an oras source: unikernels resolve by name,
@@ -161,26 +230,84 @@ func (s *poolSource) Exists(_ context.Context, d ocispec.Descriptor) (bool, erro
 	return fileExists(s.p.BlobPath(string(d.Digest))), nil
 }
 
-// PullResult says what Pull stored.
-type PullResult struct {
-	Names     []string `json:"names"`
-	MapLoaded bool     `json:"map_loaded"` // the pool had no map and took the registry's
-	NewBlobs  int      `json:"new_blobs"`
-	NewBytes  int64    `json:"new_bytes"`
+// fetchMap returns the registry's library map, or nil if it has none.
+func fetchMap(ctx context.Context, r *remoteRepo) (*libmap.Map, error) {
+	md, data, err := oras.FetchBytes(ctx, r, MapTag, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
+	if errors.Is(err, errdef.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("library map: %w", err)
+	}
+	var m ocispec.Manifest
+	if err := decodeStrict(data, &m); err != nil || m.ArtifactType != ArtifactTypeMap || len(m.Layers) != 1 || m.Layers[0].MediaType != MediaTypeMap {
+		return nil, fmt.Errorf("library map: manifest %s is not a unipool map (%v)", md.Digest, err)
+	}
+	if m.Layers[0].Size > 256<<20 {
+		return nil, fmt.Errorf("library map: %d bytes, too large", m.Layers[0].Size)
+	}
+	mapData, err := content.FetchAll(ctx, r, m.Layers[0]) // checks size and digest
+	if err != nil {
+		return nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
+	}
+	remoteMap, err := libmap.Parse(mapData)
+	if err != nil {
+		return nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
+	}
+	return remoteMap, nil
 }
 
-// Pull copies unikernels tagged names (every tag but MapTag if names is
-// empty) from the repository into the pool at dir (creating it), as Add
-// would store them: each description is checked, and refused if its
-// libraries disagree with the pool's map. A pool without a map first takes
-// the registry's. Blobs the pool holds are not downloaded again.
+// PullResult says what Pull did.
+type PullResult struct {
+	Names []string `json:"names"`
+	// MapChanged: the pool's map took libraries, regions or versions
+	// from the registry's.
+	MapChanged bool `json:"map_changed"`
+	// NewBlobs, NewBytes: blobs that entered the pool.
+	NewBlobs int   `json:"new_blobs"`
+	NewBytes int64 `json:"new_bytes"`
+	// Fetched, FetchedBytes: blobs downloaded by this run (the pool
+	// lacked them; manifests and configs are always read).
+	Fetched      int   `json:"fetched_blobs"`
+	FetchedBytes int64 `json:"fetched_bytes"`
+	// Resumed: blobs an interrupted pull had downloaded and verified.
+	Resumed  int      `json:"resumed_blobs"`
+	Transfer Transfer `json:"transfer"`
+}
+
+// pulled is one unikernel as the registry describes it, checked.
+type pulled struct {
+	name     string
+	root     ocispec.Descriptor
+	manifest *ocispec.Manifest
+	mData    []byte
+	cData    []byte
+	config   *desc.Config
+}
+
+// Pull brings the unikernels tagged names (every tag but MapTag if names
+// is empty) from the repository into the pool at dir (creating it).
+//
+// It reads every manifest and description first and checks them as add
+// does, and merges the registry's library map with the pool's: a library
+// the two place differently is refused, by name, before any blob moves.
+// Then it downloads only the blobs the pool lacks, several at a time, each
+// verified against its digest as it streams into the staging folder
+// (.pull). Last, under the pool's lock, it merges the map, moves the
+// blobs into place and writes index.json once: the new unikernels appear
+// together or not at all, and until then nothing of theirs is in the pool.
+// A pull that is interrupted keeps what it verified in .pull and the next
+// pull resumes from there. Pulls into one pool may run at once.
 func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptions) (*PullResult, error) {
-	src, err := repository(repo, opt)
+	r, err := openRemote(repo, opt)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pull %s: %w", repo, err)
+	}
+	fail := func(err error) (*PullResult, error) {
+		return nil, fmt.Errorf("pull %s: %w", repo, r.explain(err))
 	}
 	if len(names) == 0 {
-		err := src.Tags(ctx, "", func(tags []string) error {
+		err := r.Tags(ctx, "", func(tags []string) error {
 			for _, t := range tags {
 				if t != MapTag {
 					names = append(names, t)
@@ -189,214 +316,362 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("pull %s: list tags: %w", repo, err)
+			return fail(fmt.Errorf("list tags: %w", err))
 		}
 	}
-	p, err := Init(dir)
-	if err != nil {
-		return nil, err
-	}
-	res := &PullResult{}
-	if _, err := os.Stat(p.MapPath()); errors.Is(err, fs.ErrNotExist) {
-		loaded, err := p.pullMap(ctx, src)
-		if err != nil {
-			return nil, fmt.Errorf("pull %s: %w", repo, err)
-		}
-		res.MapLoaded = loaded
-	}
+	seen := map[string]bool{}
 	for _, name := range names {
 		if err := checkName(name); err != nil {
 			return nil, fmt.Errorf("pull %s: %w", repo, err)
 		}
-		dst := &pullTarget{p: p, blobs: map[digest.Digest][]byte{}}
-		root, err := oras.Copy(ctx, src, name, dst, name, oras.DefaultCopyOptions)
-		if err != nil {
-			return nil, fmt.Errorf("pull %s: %s: %w", repo, name, err)
+		if seen[name] {
+			return nil, fmt.Errorf("pull %s: %q named twice", repo, name)
 		}
-		if err := p.storePulled(name, root, dst, res); err != nil {
-			return nil, fmt.Errorf("pull %s: %s: %w", repo, name, err)
-		}
-		res.Names = append(res.Names, name)
+		seen[name] = true
 	}
+
+	// The maps: refuse a disagreement before anything is downloaded.
+	mapPath := filepath.Join(dir, MapFile)
+	remoteMap, err := fetchMap(ctx, r)
+	if err != nil {
+		return fail(err)
+	}
+	mapName := "the registry's map (" + repo + ":" + MapTag + ")"
+	merged, err := libmap.Load(mapPath)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", repo, err)
+	}
+	if remoteMap != nil {
+		if err := merged.Merge(remoteMap, mapName); err != nil {
+			return nil, fmt.Errorf("pull %s: the pool's library map %s disagrees with the registry's: %w", repo, mapPath, err)
+		}
+	}
+
+	// Every manifest and description, checked.
+	plan := make([]pulled, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opt.jobs())
+	for i, name := range names {
+		g.Go(func() error {
+			u, err := fetchUnikernel(gctx, r, name)
+			if err != nil {
+				return fmt.Errorf("unikernel %s: %w", name, err)
+			}
+			if err := checkConfigAgainstMap(merged, mapPath, dir, "unikernel "+name, u.config); err != nil {
+				return err
+			}
+			plan[i] = *u
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(err)
+	}
+
+	p, err := Init(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.openStaging()
+	if err != nil {
+		return nil, err
+	}
+	defer st.close()
+	res := &PullResult{}
+
+	// The blobs, each once, in the order the manifests list them.
+	type need struct {
+		d    ocispec.Descriptor
+		data []byte // manifests and configs: already read and verified
+		what string
+	}
+	var needs []need
+	have := map[digest.Digest]bool{}
+	for _, u := range plan {
+		for _, l := range u.manifest.Layers {
+			if !have[l.Digest] {
+				have[l.Digest] = true
+				what := "unikernel " + u.name + " " + l.MediaType
+				if lib := l.Annotations[AnnotationLibrary]; lib != "" {
+					what += " of library " + lib
+				}
+				needs = append(needs, need{d: l, what: what})
+			}
+		}
+		for _, n := range []need{{d: u.manifest.Config, data: u.cData, what: "unikernel " + u.name + " config"}, {d: u.root, data: u.mData, what: "unikernel " + u.name + " manifest"}} {
+			if !have[n.d.Digest] {
+				have[n.d.Digest] = true
+				needs = append(needs, n)
+			}
+		}
+	}
+	var mu sync.Mutex
+	inPool := map[digest.Digest]bool{} // verified in the pool
+	staged := map[digest.Digest]bool{} // verified in the staging folder
+	mark := func(m map[digest.Digest]bool, d digest.Digest) {
+		mu.Lock()
+		m[d] = true
+		mu.Unlock()
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(opt.jobs())
+	for _, n := range needs {
+		g.Go(func() error {
+			if p.hasBlob(n.d) {
+				mark(inPool, n.d.Digest)
+				return nil
+			}
+			if st.has(n.d) {
+				mark(staged, n.d.Digest)
+				mu.Lock()
+				res.Resumed++
+				mu.Unlock()
+				return nil
+			}
+			if n.data != nil {
+				if err := st.put(n.d, bytes.NewReader(n.data)); err != nil {
+					return err
+				}
+				mark(staged, n.d.Digest)
+				return nil
+			}
+			if err := st.fetch(gctx, r, n.d); err != nil {
+				return fmt.Errorf("%s: %w", n.what, err)
+			}
+			mark(staged, n.d.Digest)
+			mu.Lock()
+			res.Fetched++
+			res.FetchedBytes += n.d.Size
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(err)
+	}
+
+	// Commit, under the pool's lock.
+	l, err := p.lock(true)
+	if err != nil {
+		return nil, err
+	}
+	defer l.unlock()
+	if remoteMap != nil {
+		err := libmap.Update(p.MapPath(), func(m *libmap.Map) error {
+			before, _ := m.Marshal()
+			if err := m.Merge(remoteMap, mapName); err != nil {
+				return err
+			}
+			after, _ := m.Marshal()
+			res.MapChanged = !bytes.Equal(before, after)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: the pool's library map %s disagrees with the registry's: %w", repo, p.MapPath(), err)
+		}
+	}
+	for _, u := range plan {
+		// The map on disk now, which a concurrent link may have grown.
+		if err := p.checkMapConfig("unikernel "+u.name, u.config); err != nil {
+			return nil, fmt.Errorf("pull %s: %w", repo, err)
+		}
+	}
+	idx, err := p.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range needs {
+		dst := p.BlobPath(string(n.d.Digest))
+		if inPool[n.d.Digest] && fileExists(dst) {
+			continue
+		}
+		if !staged[n.d.Digest] || !fileExists(st.path(n.d.Digest)) {
+			// Moved into the pool by a concurrent pull, or removed by a gc,
+			// since it was checked.
+			if p.hasBlob(n.d) {
+				continue
+			}
+			if err := st.fetch(ctx, r, n.d); err != nil {
+				return fail(fmt.Errorf("%s: %w", n.what, err))
+			}
+		}
+		if err := os.Rename(st.path(n.d.Digest), dst); err != nil {
+			return nil, fmt.Errorf("pull %s: pool %s: %w", repo, p.dir, err)
+		}
+		res.NewBlobs++
+		res.NewBytes += n.d.Size
+	}
+	for _, u := range plan {
+		ent := ocispec.Descriptor{
+			MediaType:    ocispec.MediaTypeImageManifest,
+			ArtifactType: desc.ArtifactType,
+			Digest:       u.root.Digest,
+			Size:         u.root.Size,
+			Annotations:  map[string]string{ocispec.AnnotationRefName: u.name},
+		}
+		replaced := false
+		for i, e := range idx.Manifests {
+			if e.Annotations[ocispec.AnnotationRefName] == u.name {
+				idx.Manifests[i], replaced = ent, true
+			}
+		}
+		if !replaced {
+			idx.Manifests = append(idx.Manifests, ent)
+		}
+		res.Names = append(res.Names, u.name)
+	}
+	if err := p.writeIndex(idx); err != nil { // fsyncs the blob folder first
+		return nil, err
+	}
+	res.Transfer = r.transfer.snapshot()
 	return res, nil
 }
 
-// pullMap writes the registry's map as the pool's, if the pool still has
-// none (libmap's writer takes its own lock and re-reads the file).
-func (p *Pool) pullMap(ctx context.Context, src *remote.Repository) (bool, error) {
-	md, data, err := oras.FetchBytes(ctx, src, MapTag, oras.DefaultFetchBytesOptions)
-	if errors.Is(err, errdef.ErrNotFound) {
-		return false, nil
-	}
+// fetchUnikernel reads a unikernel's manifest and description from the
+// registry and checks them.
+func fetchUnikernel(ctx context.Context, r *remoteRepo, name string) (*pulled, error) {
+	root, mData, err := oras.FetchBytes(ctx, r, name, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
 	if err != nil {
-		return false, fmt.Errorf("library map: %w", err)
+		return nil, err
 	}
-	var m ocispec.Manifest
-	if err := decodeStrict(data, &m); err != nil || m.ArtifactType != ArtifactTypeMap || len(m.Layers) != 1 || m.Layers[0].MediaType != MediaTypeMap {
-		return false, fmt.Errorf("library map: manifest %s is not a unipool map (%v)", md.Digest, err)
-	}
-	rc, err := src.Fetch(ctx, m.Layers[0])
-	if err != nil {
-		return false, fmt.Errorf("library map: %w", err)
-	}
-	defer rc.Close()
-	mapData, err := content.ReadAll(rc, m.Layers[0])
-	if err != nil {
-		return false, fmt.Errorf("library map: %w", err)
-	}
-	remoteMap, err := libmap.Parse(mapData)
-	if err != nil {
-		return false, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
-	}
-	loaded := false
-	err = libmap.Update(p.MapPath(), func(local *libmap.Map) error {
-		if len(local.Libraries) == 0 {
-			*local = *remoteMap
-			loaded = true
-		}
-		return nil
-	})
-	return loaded, err
-}
-
-// storePulled checks a pulled unikernel as add checks an image's, then
-// stores its blobs, manifest and index entry in that order.
-func (p *Pool) storePulled(name string, root ocispec.Descriptor, t *pullTarget, res *PullResult) error {
-	l, err := p.lock(true)
-	if err != nil {
-		return err
-	}
-	defer l.unlock()
-	idx, err := p.readIndex()
-	if err != nil {
-		return err
-	}
-	get := func(d ocispec.Descriptor) ([]byte, error) {
-		if b, ok := t.get(d.Digest); ok {
-			return b, nil
-		}
-		// Already in the pool: oras did not fetch it.
-		return p.readBlobAny(d)
-	}
-	mData, err := get(root)
-	if err != nil {
-		return err
+	if root.MediaType != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("manifest %s: media type %q, not an image manifest", root.Digest, root.MediaType)
 	}
 	m, err := parseManifest(mData)
 	if err != nil {
-		return fmt.Errorf("manifest %s: %w", root.Digest, err)
+		return nil, fmt.Errorf("manifest %s: %w", root.Digest, err)
 	}
-	cData, err := get(m.Config)
+	if m.Config.Size > maxMetaSize {
+		return nil, fmt.Errorf("config %s: %d bytes, too large for a description", m.Config.Digest, m.Config.Size)
+	}
+	cData, err := content.FetchAll(ctx, r, m.Config) // checks size and digest
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
 	c, err := desc.Parse(cData)
 	if err != nil {
-		return fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
 	if err := checkDescription(m, c); err != nil {
-		return fmt.Errorf("config %s: description: %w", m.Config.Digest, err)
+		return nil, fmt.Errorf("config %s: description: %w", m.Config.Digest, err)
 	}
-	if err := p.checkMapConfig(name, c); err != nil {
-		return err
-	}
-	add := &AddResult{}
-	for _, d := range append(append([]ocispec.Descriptor{}, m.Layers...), m.Config, root) {
-		data, err := get(d)
-		if err != nil {
-			return err
-		}
-		if _, err := p.storeBlob(data, add); err != nil {
-			return err
-		}
-	}
-	res.NewBlobs += add.NewBlobs
-	res.NewBytes += add.NewBytes
-	ent := ocispec.Descriptor{
-		MediaType:    ocispec.MediaTypeImageManifest,
-		ArtifactType: desc.ArtifactType,
-		Digest:       root.Digest,
-		Size:         root.Size,
-		Annotations:  map[string]string{ocispec.AnnotationRefName: name},
-	}
-	replaced := false
-	for i, e := range idx.Manifests {
-		if e.Annotations[ocispec.AnnotationRefName] == name {
-			idx.Manifests[i], replaced = ent, true
-		}
-	}
-	if !replaced {
-		idx.Manifests = append(idx.Manifests, ent)
-	}
-	return p.writeIndex(idx)
+	return &pulled{name: name, root: ocispec.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.Size}, manifest: m, mData: mData, cData: cData, config: c}, nil
 }
 
-// readBlobAny reads a blob of any size and checks it against d.
-func (p *Pool) readBlobAny(d ocispec.Descriptor) ([]byte, error) {
-	path := p.BlobPath(string(d.Digest))
-	data, err := os.ReadFile(path)
+// hasBlob reports whether the pool holds d intact (a damaged copy counts
+// as missing: pull replaces it).
+func (p *Pool) hasBlob(d ocispec.Descriptor) bool {
+	return fileMatches(p.BlobPath(string(d.Digest)), d)
+}
+
+// fileMatches reports whether the file at path has d's size and digest.
+func fileMatches(path string, d ocispec.Descriptor) bool {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+		return false
 	}
-	if int64(len(data)) != d.Size || digest.SHA256.FromBytes(data) != d.Digest {
-		return nil, fmt.Errorf("blob %s (%s): content does not match its digest", d.Digest, path)
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != d.Size {
+		return false
 	}
-	return data, nil
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return d.Digest.Algorithm() == digest.SHA256 && hex.EncodeToString(h.Sum(nil)) == d.Digest.Encoded()
 }
 
-// pullTarget receives what oras copies: blobs the pool already holds
-// intact count as present and are not fetched; the rest are kept in
-// memory until storePulled has checked the whole unikernel.
-type pullTarget struct {
-	p     *Pool
-	mu    sync.Mutex
-	blobs map[digest.Digest][]byte
+// staging is the pool's .pull folder, held with a shared flock while a
+// pull uses it (gc empties it only when it gets the lock exclusively).
+type staging struct {
+	dir string
+	f   *os.File
 }
 
-func (t *pullTarget) get(d digest.Digest) ([]byte, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b, ok := t.blobs[d]
-	return b, ok
-}
-
-func (t *pullTarget) Exists(_ context.Context, d ocispec.Descriptor) (bool, error) {
-	if _, ok := t.get(d.Digest); ok {
-		return true, nil
+func (p *Pool) openStaging() (*staging, error) {
+	dir := p.path(stagingDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("pool %s: %w", p.dir, err)
 	}
-	// The root manifest is always fetched (it is small), so the pool checks
-	// what it references rather than trusting a file that happens to exist.
-	if d.MediaType == ocispec.MediaTypeImageManifest {
-		return false, nil
-	}
-	_, err := t.p.readBlobAny(d)
-	return err == nil, nil
-}
-
-func (t *pullTarget) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
-	if b, ok := t.get(d.Digest); ok {
-		return io.NopCloser(bytes.NewReader(b)), nil
-	}
-	data, err := t.p.readBlobAny(d)
+	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errdef.ErrNotFound, err)
+		return nil, fmt.Errorf("pool %s: %w", p.dir, err)
 	}
-	return io.NopCloser(bytes.NewReader(data)), nil
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pool %s: lock %s: %w", p.dir, dir, err)
+	}
+	return &staging{dir: dir, f: f}, nil
 }
 
-func (t *pullTarget) Push(_ context.Context, d ocispec.Descriptor, r io.Reader) error {
-	data, err := content.ReadAll(r, d) // checks size and digest
+func (s *staging) close() { s.f.Close() }
+
+func (s *staging) path(d digest.Digest) string {
+	if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
+		return filepath.Join(s.dir, "invalid-digest")
+	}
+	return filepath.Join(s.dir, d.Encoded())
+}
+
+func (s *staging) has(d ocispec.Descriptor) bool { return fileMatches(s.path(d.Digest), d) }
+
+// fetch downloads d into the staging folder, verifying it as it streams.
+func (s *staging) fetch(ctx context.Context, r *remoteRepo, d ocispec.Descriptor) error {
+	rc, err := r.Blobs().Fetch(ctx, d)
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.blobs[d.Digest] = data
+	defer rc.Close()
+	return s.put(d, rc)
+}
+
+// put writes d's content from rd to the staging folder if it has d's size
+// and digest; otherwise nothing is kept and the error says so.
+func (s *staging) put(d ocispec.Descriptor, rd io.Reader) error {
+	if d.Digest.Validate() != nil || d.Digest.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("blob %q: not a sha256 digest", d.Digest)
+	}
+	f, err := os.CreateTemp(s.dir, tmpPrefix+d.Digest.Encoded()+"-*")
+	if err != nil {
+		return fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rd, d.Size+1))
+	if err != nil {
+		return fail(fmt.Errorf("blob %s: %w", d.Digest, err))
+	}
+	if n != d.Size {
+		return fail(fmt.Errorf("blob %s: the registry sent %d bytes, the manifest says %d: refused", d.Digest, n, d.Size))
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Encoded() {
+		return fail(fmt.Errorf("blob %s: the registry sent content that hashes to sha256:%s, not to its digest: refused (the registry's copy is damaged or tampered with)", d.Digest, got))
+	}
+	// Read-only, as every pool blob: the commit renames it into place.
+	if err := f.Chmod(blobPerm); err != nil {
+		return fail(fmt.Errorf("staging %s: %w", s.dir, err))
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("staging %s: %w", s.dir, err))
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	if err := os.Rename(tmp, s.path(d.Digest)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("staging %s: %w", s.dir, err)
+	}
 	return nil
-}
-
-func (t *pullTarget) Tag(context.Context, ocispec.Descriptor, string) error { return nil }
-
-func (t *pullTarget) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
-	return ocispec.Descriptor{}, fmt.Errorf("%s: %w", ref, errdef.ErrNotFound)
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -59,6 +60,8 @@ type instance struct {
 	prep   *loader.Prepared
 	result monitor.Result
 	m      *machine
+	// cancelled is set before the run's cancellation stops the VM.
+	cancelled atomic.Bool
 }
 
 // Run starts opt.N instances of each unikernel, one vCPU thread each, and
@@ -172,6 +175,9 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			in.run(opt.Timeout)
 			if opt.Finished != nil {
 				opt.Finished(k, in.result)
+				if opt.DropResults {
+					in.result.Output = ""
+				}
 			}
 		}()
 	}
@@ -194,6 +200,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 	case <-finished:
 	case <-ctx.Done():
 		for _, in := range insts {
+			in.cancelled.Store(true)
 			in.m.stop(fmt.Sprintf("stopped: %v", ctx.Err()))
 		}
 		<-finished
@@ -207,6 +214,9 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 	}
 	hold(ctx, opt)
 	closeAll(insts)
+	if opt.DropResults && opt.Finished != nil {
+		return nil, nil
+	}
 	results := make([]monitor.Result, len(insts))
 	for i, in := range insts {
 		results[i] = in.result
@@ -234,6 +244,7 @@ func (in *instance) run(timeout time.Duration) {
 	in.result.ExitCode = o.exitCode
 	in.result.Error = o.err
 	in.result.Shutdown = o.shutdown
+	in.result.Cancelled = o.err != "" && in.cancelled.Load()
 	in.result.Output = string(in.m.console.buf)
 	in.m.console.buf = nil
 	in.m.forgetLayout()

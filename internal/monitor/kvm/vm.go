@@ -347,11 +347,10 @@ func openOnce(path string) (*os.File, uint64, error) {
 
 // opener returns how to open the blob file at path: through the verified
 // descriptor of the unikernel that names it (launch.Resolve), else by path.
+// h.verified is filled before any VM is built and only read after, so no
+// lock: initFile calls this holding h.mu.
 func (h *host) opener(path string) func() (*os.File, error) {
-	h.mu.Lock()
-	open := h.verified[path]
-	h.mu.Unlock()
-	if open != nil {
+	if open := h.verified[path]; open != nil {
 		return open
 	}
 	return func() (*os.File, error) { return os.Open(path) }

@@ -113,4 +113,3 @@ func FuzzParseMaps(f *testing.F) {
 		}
 	})
 }
-

@@ -184,6 +184,9 @@ func (in *instance) result() monitor.Result {
 	if !in.exited {
 		r.ExitCode = -1
 	}
+	in.mu.Lock()
+	r.Cancelled = in.cancelled
+	in.mu.Unlock()
 	return r
 }
 

@@ -32,6 +32,7 @@ type tracer struct {
 
 	started  func(i, pid int, stop func()) // Options.Started
 	finished func(i int, r monitor.Result) // Options.Finished
+	drop     bool                          // Options.DropResults
 }
 
 // report passes an instance's final result on, once.
@@ -42,6 +43,9 @@ func (t *tracer) report(in *instance) {
 	in.reported = true
 	if t.finished != nil {
 		t.finished(in.idx, in.result())
+		if t.drop {
+			in.output, in.lay, in.traps = nil, nil, nil
+		}
 	}
 }
 
@@ -68,11 +72,19 @@ func (t *tracer) run() {
 	for _, in := range t.insts {
 		if t.stopped() {
 			in.fail("cancelled before it started")
+			in.mu.Lock()
+			in.cancelled = true
+			in.mu.Unlock()
 			in.setState(stReaped)
 			t.report(in)
 			continue
 		}
 		t.start(in)
+		if t.stopped() {
+			// Cancelled while it was being started: the cancellation may
+			// have looked at it while it was still pending.
+			in.killIf(func(in *instance) { in.cancelled = true })
+		}
 		// Serve the running instances between starts, so that an early
 		// instance's run time does not include later instances' loading.
 		for t.poll(true) {

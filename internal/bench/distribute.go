@@ -1,0 +1,421 @@
+package bench
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/unipool/unipool/internal/link"
+	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/registry"
+)
+
+// DistributeOptions say what bench distribute ships.
+type DistributeOptions struct {
+	Count     int    // unikernels of the fleet the second host pulls first
+	Add       int    // new unikernels it pulls next
+	Seed      uint64 // corpus seed
+	Work      string // corpus, images, pools, registry
+	Jobs      int    // parallel builds and links
+	Transfers int    // blobs (pool) or images (whole) in flight at once
+	// Kills: after the measurement, pull the first fleet into a third
+	// empty pool with the CLI (Exe), killed at random points this many
+	// times, then once to completion.
+	Kills int
+	Exe   string
+	Log   io.Writer
+}
+
+// Shipment is one way of bringing unikernels to a host, measured.
+type Shipment struct {
+	Method     string  `json:"method"` // "pool" or "whole images"
+	Step       string  `json:"step"`   // "first host" or "add"
+	Unikernels int     `json:"unikernels"`
+	Requests   int64   `json:"requests"`
+	BytesIn    int64   `json:"bytes_in"` // HTTP response bodies received
+	Blobs      int     `json:"blobs_downloaded"`
+	BlobBytes  int64   `json:"blob_bytes_downloaded"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// KillRun is the killed-and-resumed pull.
+type KillRun struct {
+	Kills         int             `json:"kills"`
+	KilledAfterMs []int64         `json:"killed_after_ms"`
+	FinishedFirst int             `json:"finished_before_kill"` // runs that completed before their kill
+	StagedAtKill  []int           `json:"staged_at_kill"`       // files in .pull after each kill
+	PoolAtKill    []int           `json:"unikernels_at_kill"`   // unikernels in the pool after each kill (0 or all)
+	Final         pool.PullResult `json:"final"`
+	Verified      bool            `json:"verified"`
+	Unikernels    int             `json:"unikernels"`
+	SameManifests bool            `json:"same_manifests"`
+}
+
+// DistributeResults are bench distribute's figures.
+type DistributeResults struct {
+	Count, Add int
+	Seed       uint64
+	Registry   string `json:"registry"`
+	// The fleet's sizes at the source: whole stock (packed) images, and
+	// the pool's distinct blobs.
+	WholeImageBytes int64      `json:"whole_image_bytes"`
+	PoolBlobBytes   int64      `json:"pool_blob_bytes"`
+	PushSeconds     [2]float64 `json:"push_seconds"` // pool, whole images (both steps)
+	Shipments       []Shipment `json:"shipments"`
+	Verified        bool       `json:"verified"`
+	Kill            *KillRun   `json:"kill,omitempty"`
+}
+
+// Distribute measures bringing a second, empty host up to a fleet of
+// o.Count unikernels and then adding o.Add new ones, through a real
+// registry (Debian's docker-registry, on loopback, TLS and a password),
+// two ways side by side: unipool's pool (pull fetches the library blobs
+// the host lacks) and whole images as kraftkit ships them (one OCI image
+// per unikernel: the stock-linked kernel as an uncompressed tar layer, and
+// an image config).
+func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Transfers <= 0 {
+		o.Transfers = 4
+	}
+	if _, err := registry.Find(); err != nil {
+		return nil, err
+	}
+	fleet, err := BuildFleet(ctx, FleetOptions{Count: o.Count + o.Add, Seed: o.Seed, Work: o.Work, Jobs: o.Jobs,
+		Layouts: []string{link.LayoutPacked}, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	res := &DistributeResults{Count: o.Count, Add: o.Add, Seed: o.Seed}
+	for _, p := range fleet.Images[link.LayoutPacked] {
+		if fi, err := os.Stat(p); err == nil {
+			res.WholeImageBytes += fi.Size()
+		}
+	}
+	src, err := pool.Open(fleet.PoolDir)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := src.Stats(); err == nil {
+		res.PoolBlobBytes = st.BytesStored
+	}
+
+	regDir := filepath.Join(o.Work, "registry")
+	os.RemoveAll(regDir)
+	pw := make([]byte, 16)
+	rand.Read(pw)
+	reg, err := registry.Start(ctx, registry.Options{Dir: regDir, Users: map[string]string{"unipool": hex.EncodeToString(pw)}})
+	if err != nil {
+		return nil, err
+	}
+	defer reg.Stop()
+	out, _ := exec.Command(registry.Binary, "--version").Output()
+	res.Registry = strings.TrimSpace(string(out)) + ", TLS (own CA), htpasswd"
+	fmt.Fprintf(o.Log, "registry %s on %s (log %s)\n", res.Registry, reg.Host, reg.LogFile)
+	ropt := pool.RemoteOptions{CAFile: reg.CAFile, Username: "unipool", Password: hex.EncodeToString(pw), Jobs: o.Transfers}
+	poolRepo, imageRepo := reg.Host+"/fleet/pool", reg.Host+"/fleet/images"
+
+	first, added := fleet.Names[:o.Count], fleet.Names[o.Count:]
+	hostB := filepath.Join(o.Work, "host-b", "pool")
+	hostBImages := filepath.Join(o.Work, "host-b", "images")
+	os.RemoveAll(filepath.Join(o.Work, "host-b"))
+	store, err := oci.New(hostBImages)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	for step, names := range [][]string{first, added} {
+		if len(names) == 0 {
+			continue
+		}
+		stepName := "first host"
+		if step == 1 {
+			stepName = "add"
+		}
+		paths := fleet.Images[link.LayoutPacked][step*o.Count : step*o.Count+len(names)]
+		fmt.Fprintf(o.Log, "%s: pushing %d unikernels to %s and %d whole images to %s\n", stepName, len(names), poolRepo, len(names), imageRepo)
+		t0 := time.Now()
+		if _, err := src.Push(ctx, poolRepo, names, ropt); err != nil {
+			return nil, err
+		}
+		res.PushSeconds[0] += time.Since(t0).Seconds()
+		t0 = time.Now()
+		if err := pushImages(ctx, imageRepo, ropt, names, paths); err != nil {
+			return nil, err
+		}
+		res.PushSeconds[1] += time.Since(t0).Seconds()
+
+		fmt.Fprintf(o.Log, "%s: pulling into the second host's pool\n", stepName)
+		t0 = time.Now()
+		pr, err := pool.Pull(ctx, hostB, poolRepo, names, ropt)
+		if err != nil {
+			return nil, err
+		}
+		res.Shipments = append(res.Shipments, Shipment{Method: "pool", Step: stepName, Unikernels: len(names),
+			Requests: pr.Transfer.Requests, BytesIn: pr.Transfer.BytesIn, Blobs: pr.Fetched, BlobBytes: pr.FetchedBytes,
+			Seconds: time.Since(t0).Seconds()})
+		fmt.Fprintf(o.Log, "%s: pulling whole images into the second host's image store\n", stepName)
+		t0 = time.Now()
+		sh, err := pullImages(ctx, imageRepo, ropt, names, store)
+		if err != nil {
+			return nil, err
+		}
+		sh.Step, sh.Seconds = stepName, time.Since(t0).Seconds()
+		res.Shipments = append(res.Shipments, *sh)
+	}
+	b, err := pool.Open(hostB)
+	if err != nil {
+		return nil, err
+	}
+	vr, err := b.Verify()
+	if err != nil {
+		return nil, err
+	}
+	res.Verified = vr.OK() && vr.Unikernels == len(fleet.Names) && sameManifests(src, b, fleet.Names)
+	if !res.Verified {
+		return res, fmt.Errorf("bench: the second host's pool does not verify or differs from the source: %v", vr.Problems)
+	}
+	if o.Kills > 0 {
+		k, err := killedPull(ctx, o, reg, poolRepo, ropt, src, first, res.Shipments[0].Seconds)
+		res.Kill = k
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func sameManifests(a, b *pool.Pool, names []string) bool {
+	for _, n := range names {
+		x, err1 := a.Inspect(n)
+		y, err2 := b.Inspect(n)
+		if err1 != nil || err2 != nil || x.Manifest != y.Manifest {
+			return false
+		}
+	}
+	return true
+}
+
+// pushImages pushes each image as kraftkit packages a unikernel: an OCI
+// image whose one layer is an uncompressed tar holding the kernel, and an
+// image config.
+func pushImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names, paths []string) error {
+	repo, _, err := pool.Repository(ref, ropt)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ropt.Jobs)
+	for i, name := range names {
+		g.Go(func() error {
+			if err := pushImage(gctx, repo, name, paths[i]); err != nil {
+				return fmt.Errorf("bench: push image %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func pushImage(ctx context.Context, repo *remote.Repository, name, path string) error {
+	kernel, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	if err := tw.WriteHeader(&tar.Header{Name: "unikraft/bin/kernel", Mode: 0o755, Size: int64(len(kernel)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	tw.Write(kernel)
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	cfg, _ := json.Marshal(ocispec.Image{Platform: ocispec.Platform{Architecture: "amd64", OS: "linux"},
+		Config: ocispec.ImageConfig{Cmd: []string{"/unikraft/bin/kernel"}},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: nil}})
+	ld := content.NewDescriptorFromBytes(ocispec.MediaTypeImageLayer, layer.Bytes())
+	cd := content.NewDescriptorFromBytes(ocispec.MediaTypeImageConfig, cfg)
+	for _, b := range []struct {
+		d    ocispec.Descriptor
+		data []byte
+	}{{ld, layer.Bytes()}, {cd, cfg}} {
+		ok, err := repo.Exists(ctx, b.d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if err := repo.Push(ctx, b.d, bytes.NewReader(b.data)); err != nil {
+				return err
+			}
+		}
+	}
+	md, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "", oras.PackManifestOptions{Layers: []ocispec.Descriptor{ld}, ConfigDescriptor: &cd})
+	if err != nil {
+		return err
+	}
+	return repo.Tag(ctx, md, name)
+}
+
+// pullImages copies each image into an OCI layout, as a host storing
+// whole images does (blobs it already holds are not fetched).
+func pullImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names []string, store *oci.Store) (*Shipment, error) {
+	repo, tr, err := pool.Repository(ref, ropt)
+	if err != nil {
+		return nil, err
+	}
+	sh := &Shipment{Method: "whole images", Unikernels: len(names)}
+	var fetched [2]int64 // blobs, bytes
+	var mu = make(chan struct{}, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ropt.Jobs)
+	for _, name := range names {
+		g.Go(func() error {
+			opt := oras.DefaultCopyOptions
+			opt.Concurrency = 1
+			opt.PostCopy = func(_ context.Context, d ocispec.Descriptor) error {
+				if d.MediaType != ocispec.MediaTypeImageManifest {
+					mu <- struct{}{}
+					fetched[0]++
+					fetched[1] += d.Size
+					<-mu
+				}
+				return nil
+			}
+			if _, err := oras.Copy(gctx, repo, name, store, name, opt); err != nil {
+				return fmt.Errorf("bench: pull image %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	t := tr.Snapshot()
+	sh.Requests, sh.BytesIn, sh.Blobs, sh.BlobBytes = t.Requests, t.BytesIn, int(fetched[0]), fetched[1]
+	return sh, nil
+}
+
+// killedPull pulls names into a third, empty pool with the CLI, killing it
+// (SIGKILL) at a random point of a whole pull's time o.Kills times, checking
+// after each kill that the pool holds all of them or none and verifies,
+// then pulls to completion.
+func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry, repo string, ropt pool.RemoteOptions, src *pool.Pool, names []string, whole float64) (*KillRun, error) {
+	dir := filepath.Join(o.Work, "host-c", "pool")
+	os.RemoveAll(filepath.Dir(dir))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	listFile := filepath.Join(o.Work, "host-c", "names")
+	k := &KillRun{Kills: o.Kills}
+	run := func() *exec.Cmd {
+		args := append([]string{"pool", "--pool", dir, "pull", "--json", "--ca-file", reg.CAFile, "--username", ropt.Username,
+			"--jobs", fmt.Sprint(ropt.Jobs), repo}, names...)
+		cmd := exec.CommandContext(ctx, o.Exe, args...)
+		cmd.Stdin = strings.NewReader(ropt.Password)
+		return cmd
+	}
+	_ = listFile
+	for i := 0; i < o.Kills; i++ {
+		cmd := run()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			return k, err
+		}
+		after := time.Duration(mrand.Float64() * whole * float64(time.Second))
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return k, fmt.Errorf("bench: pull run %d failed before its kill: %v\n%s", i, err, out.String())
+			}
+			k.FinishedFirst++
+		case <-time.After(after):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+		}
+		k.KilledAfterMs = append(k.KilledAfterMs, after.Milliseconds())
+		staged, _ := os.ReadDir(filepath.Join(dir, ".pull"))
+		k.StagedAtKill = append(k.StagedAtKill, len(staged))
+		n := 0
+		if p, err := pool.Open(dir); err == nil {
+			vr, err := p.Verify()
+			if err != nil || !vr.OK() {
+				return k, fmt.Errorf("bench: after kill %d the pool does not verify: %v %v", i, err, vr)
+			}
+			n = vr.Unikernels
+		}
+		if n != 0 && n != len(names) {
+			return k, fmt.Errorf("bench: after kill %d the pool holds %d of %d unikernels", i, n, len(names))
+		}
+		k.PoolAtKill = append(k.PoolAtKill, n)
+		fmt.Fprintf(o.Log, "kill %d after %v: %d staged blobs, %d unikernels in the pool\n", i+1, after.Round(time.Millisecond), len(staged), n)
+	}
+	cmd := run()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return k, fmt.Errorf("bench: the pull after the kills: %v\n%s", err, stderr.String())
+	}
+	if err := json.Unmarshal(out, &k.Final); err != nil {
+		return k, fmt.Errorf("bench: the pull after the kills: %v", err)
+	}
+	p, err := pool.Open(dir)
+	if err != nil {
+		return k, err
+	}
+	vr, err := p.Verify()
+	if err != nil {
+		return k, err
+	}
+	k.Verified, k.Unikernels = vr.OK(), vr.Unikernels
+	k.SameManifests = sameManifests(src, p, names)
+	if !k.Verified || k.Unikernels != len(names) || !k.SameManifests {
+		return k, fmt.Errorf("bench: after the kills and a rerun the pool is not complete: %+v", k)
+	}
+	return k, nil
+}
+
+// Table prints the shipments side by side.
+func (r *DistributeResults) Table(w io.Writer) {
+	fmt.Fprintf(w, "fleet: %d unikernels, then %d new (seed %d); registry: %s\n", r.Count, r.Add, r.Seed, r.Registry)
+	fmt.Fprintf(w, "at the source: whole stock images %.1f MiB; pool blobs %.1f MiB\n", mib(uint64(r.WholeImageBytes)), mib(uint64(r.PoolBlobBytes)))
+	fmt.Fprintf(w, "%-11s %-13s %10s %9s %12s %9s\n", "step", "method", "unikernels", "requests", "received", "seconds")
+	for _, s := range r.Shipments {
+		fmt.Fprintf(w, "%-11s %-13s %10d %9d %8.2f MiB %9.2f\n", s.Step, s.Method, s.Unikernels, s.Requests, mib(uint64(s.BytesIn)), s.Seconds)
+	}
+	for i := 0; i+1 < len(r.Shipments); i += 2 {
+		p, w2 := r.Shipments[i], r.Shipments[i+1]
+		if p.BytesIn > 0 {
+			fmt.Fprintf(w, "%s: whole images / pool = %.1fx the bytes, %.2fx the time\n", p.Step, float64(w2.BytesIn)/float64(p.BytesIn), w2.Seconds/p.Seconds)
+		}
+	}
+	fmt.Fprintf(w, "second host's pool verified and identical to the source: %v\n", r.Verified)
+	if k := r.Kill; k != nil {
+		fmt.Fprintf(w, "pull killed %d times at random points (%d had finished first), then rerun: %d unikernels, verified %v, same manifests %v; the rerun resumed %d blobs and downloaded %d\n",
+			k.Kills, k.FinishedFirst, k.Unikernels, k.Verified, k.SameManifests, k.Final.Resumed, k.Final.Fetched)
+	}
+}
