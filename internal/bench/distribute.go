@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -226,9 +227,10 @@ func pushImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names,
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ropt.Jobs)
+	var locks digestLocks
 	for i, name := range names {
 		g.Go(func() error {
-			if err := pushImage(gctx, repo, name, paths[i]); err != nil {
+			if err := pushImage(gctx, repo, &locks, name, paths[i]); err != nil {
 				return fmt.Errorf("bench: push image %s: %w", name, err)
 			}
 			return nil
@@ -237,7 +239,31 @@ func pushImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names,
 	return g.Wait()
 }
 
-func pushImage(ctx context.Context, repo *remote.Repository, name, path string) error {
+// digestLocks serialises the pushes of one blob: every image has the same
+// config blob, and the registry refuses a manifest whose blob another
+// push is still uploading ("blob unknown"), so a blob is checked and
+// pushed by one image at a time; different blobs go in parallel.
+type digestLocks struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (l *digestLocks) lock(d string) func() {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*sync.Mutex{}
+	}
+	m := l.locks[d]
+	if m == nil {
+		m = new(sync.Mutex)
+		l.locks[d] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func pushImage(ctx context.Context, repo *remote.Repository, locks *digestLocks, name, path string) error {
 	kernel, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -260,14 +286,14 @@ func pushImage(ctx context.Context, repo *remote.Repository, name, path string) 
 		d    ocispec.Descriptor
 		data []byte
 	}{{ld, layer.Bytes()}, {cd, cfg}} {
+		unlock := locks.lock(b.d.Digest.String())
 		ok, err := repo.Exists(ctx, b.d)
+		if err == nil && !ok {
+			err = repo.Push(ctx, b.d, bytes.NewReader(b.data))
+		}
+		unlock()
 		if err != nil {
 			return err
-		}
-		if !ok {
-			if err := repo.Push(ctx, b.d, bytes.NewReader(b.data)); err != nil {
-				return err
-			}
 		}
 	}
 	md, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "", oras.PackManifestOptions{Layers: []ocispec.Descriptor{ld}, ConfigDescriptor: &cd})
