@@ -167,16 +167,7 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 	c.Private = &desc.BlobRef{Digest: string(pd), Size: int64(len(priv))}
 	layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypePrivate, Digest: pd, Size: int64(len(priv))})
 
-	// Compact JSON: a thousand descriptions indented took 30 MiB, twice
-	// their content; `pool inspect` is for people.
-	cfgData, err := json.Marshal(c)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: description: %w", imagePath, err)
-	}
-	if _, err := desc.Parse(cfgData); err != nil {
-		return nil, fmt.Errorf("image %s: the pooled description does not validate: %w", imagePath, err)
-	}
-	cd, err := p.storeBlob(cfgData, res)
+	cfgData, cd, err := p.storeConfig(c, "image "+imagePath, "pooled ", res)
 	if err != nil {
 		return nil, err
 	}
@@ -316,3 +307,22 @@ func (p *Pool) storeBlob(data []byte, res *AddResult) (digest.Digest, error) {
 
 // blobPerm is the mode of every blob file: read-only for all.
 const blobPerm = 0o444
+
+// storeConfig stores c as a description blob, compact JSON (a thousand
+// indented descriptions took 30 MiB, twice their content; `pool inspect`
+// is for people), after checking that it parses back as a valid one.
+// what names the image in errors; adj qualifies "description" there.
+func (p *Pool) storeConfig(c *desc.Config, what, adj string, res *AddResult) ([]byte, digest.Digest, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: description: %w", what, err)
+	}
+	if _, err := desc.Parse(data); err != nil {
+		return nil, "", fmt.Errorf("%s: the %sdescription does not validate: %w", what, adj, err)
+	}
+	d, err := p.storeBlob(data, res)
+	if err != nil {
+		return nil, "", err
+	}
+	return data, d, nil
+}

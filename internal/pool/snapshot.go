@@ -75,14 +75,7 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	}
 	nc := *c
 	nc.Snapshot = &snap
-	cfgData, err := json.Marshal(&nc)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot of %q: description: %w", name, err)
-	}
-	if _, err := desc.Parse(cfgData); err != nil {
-		return nil, fmt.Errorf("snapshot of %q: the description does not validate: %w", name, err)
-	}
-	cd, err := p.storeBlob(cfgData, res)
+	cfgData, cd, err := p.storeConfig(&nc, fmt.Sprintf("snapshot of %q", name), "", res)
 	if err != nil {
 		return nil, err
 	}

@@ -85,8 +85,6 @@ func linuxCPUID(host []kvm.CPUIDEntry2, tscKHz uint64) []kvm.CPUIDEntry2 {
 // buildIdentityMemory places every mapping of a Linux-boot layout at its
 // own address in guest-physical memory.
 func (h *host) buildIdentityMemory(m *machine) error {
-	var files []blobFile
-	seen := map[string]bool{}
 	top := uint64(gpaPrivateData)
 	for i := range m.layout.Mappings {
 		mp := &m.layout.Mappings[i]
@@ -99,22 +97,9 @@ func (h *host) buildIdentityMemory(m *machine) error {
 		// The reservation spans blob ranges too (untouched, so free):
 		// a shared page the guest must write is copied there.
 		top = max(top, mp.Addr+mp.Size)
-		if mp.File != "" && !mp.COW {
-			if id := blobID(mp); !seen[id] {
-				seen[id] = true
-				files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
-			}
-		}
 	}
-	if len(files) > 0 {
-		if !h.readonly {
-			return fmt.Errorf("this KVM lacks read-only memory slots (KVM_CAP_READONLY_MEM); use --load naive")
-		}
-		set, err := h.blobs.get(files)
-		if err != nil {
-			return err
-		}
-		m.set = set
+	if err := h.mapBlobs(m); err != nil {
+		return err
 	}
 	priv, err := newPrivateMemory(top, h.ksm)
 	if err != nil {

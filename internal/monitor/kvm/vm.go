@@ -171,27 +171,14 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 // private slot, followed by the page tables that give each its guest
 // virtual address.
 func (h *host) buildMemory(m *machine) error {
-	var files []blobFile
-	seen := map[string]bool{}
 	for i := range m.layout.Mappings {
 		mp := &m.layout.Mappings[i]
 		if mp.Addr < loaderLowest {
 			return fmt.Errorf("mapping %s at %#x is below %#x, which the monitor keeps for itself", what(mp), mp.Addr, loaderLowest)
 		}
-		if id := blobID(mp); mp.File != "" && !mp.COW && !seen[id] {
-			seen[id] = true
-			files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
-		}
 	}
-	if len(files) > 0 {
-		if !h.readonly {
-			return fmt.Errorf("this KVM lacks read-only memory slots (KVM_CAP_READONLY_MEM); use --load naive")
-		}
-		set, err := h.blobs.get(files)
-		if err != nil {
-			return err
-		}
-		m.set = set
+	if err := h.mapBlobs(m); err != nil {
+		return err
 	}
 
 	cursor := uint64(gpaPrivateData)
@@ -421,4 +408,30 @@ func (m *machine) gvaOfBlobGPA(gpa uint64) (uint64, placement, bool) {
 		}
 	}
 	return 0, placement{}, false
+}
+
+// mapBlobs gives m the process's one mapping of each pool blob its layout
+// maps shared (not copy-on-write), as read-only slots.
+func (h *host) mapBlobs(m *machine) error {
+	var files []blobFile
+	seen := map[string]bool{}
+	for i := range m.layout.Mappings {
+		mp := &m.layout.Mappings[i]
+		if id := blobID(mp); mp.File != "" && !mp.COW && !seen[id] {
+			seen[id] = true
+			files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	if !h.readonly {
+		return fmt.Errorf("this KVM lacks read-only memory slots (KVM_CAP_READONLY_MEM); use --load naive")
+	}
+	set, err := h.blobs.get(files)
+	if err != nil {
+		return err
+	}
+	m.set = set
+	return nil
 }
