@@ -18,6 +18,7 @@ import (
 
 	"github.com/unipool/unipool/internal/api"
 	"github.com/unipool/unipool/internal/launch"
+	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/kvm"
 	"github.com/unipool/unipool/internal/monitor/process"
@@ -51,8 +52,18 @@ system call. The kvm monitor runs every instance as a microVM of one process.
 Output is streamed: each instance's console output is printed as soon as
 that instance ends, its lines prefixed with NAME/I when more than one
 instance runs; --json prints instead a JSON list of per-instance results
-(exit code, output, load and run time, library bases, pid, error,
-cancelled), one element as each instance ends, so in the order they end.
+(exit code, output, load and run time, library bases, per-instance areas,
+entropy_bits of each region's base and of the canary and seed, pid, error,
+cancelled, insecure_seed under --seed), one element as each instance ends,
+so in the order they end.
+
+Every instance's secrets are drawn from the host CSPRNG, each on its own:
+with --aslr every region's base (each library, the app, boot info, stack,
+heap, TLS, anywhere in a 64 GiB window: about 24 bits each), and always the
+stack canary (56 bits) and the guest's random seed (64 bits). The guest
+clears the canary and the seed from its boot info once taken. --seed makes
+them all follow from the seed instead, for reproducible tests: it says so
+on stderr and in every --json result (insecure_seed).
 
 Exit status: 0 when every instance wrote exit code 0 to port 0x501; 1 when
 any instance exited with another code or failed (a fault, a system call, a
@@ -80,9 +91,10 @@ full), and the load time per instance.`,
 	fl.DurationVar(&f.opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring)")
 	fl.StringVar(&f.load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
 	fl.BoolVar(&f.opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
-	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random base for every library region of every instance")
+	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random base, from the host CSPRNG, for every region of every instance: each library, the app, boot info, stack, heap, TLS")
 	fl.BoolVar(&f.opt.Snapshot, "snapshot", false, "start every instance from its pooled snapshot (`unipool snapshot`) instead of booting it; not with --aslr")
-	fl.Uint64Var(&f.opt.Seed, "seed", 0, "base of the per-instance seeds, and of --aslr bases (0: random)")
+	fl.Uint64Var(&f.opt.Seed, "seed", 0, "reproducible run: every instance's --aslr bases, stack canary and guest seed follow from it, "+
+		"which DISABLES the protection (tests only; 0: each drawn from the host CSPRNG)")
 	fl.StringVar(&f.cmdline, "cmdline", "", "the guests' command line (default: the description's)")
 	fl.StringArrayVar(&f.images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
 	fl.BoolVar(&f.json, "json", false, "print the per-instance results as a JSON list")
@@ -99,6 +111,9 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	}
 	if f.opt.Snapshot && len(f.images) > 0 {
 		return fmt.Errorf("--snapshot with --image: only pooled unikernels have snapshots")
+	}
+	if f.opt.Seed != 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), "unipool: warning:", loader.SeededWarning)
 	}
 	if f.host != "" {
 		return runHost(cmd, f, names)

@@ -48,26 +48,19 @@ void ukplat_exit(int code)
 		ukplat_hlt();
 }
 
-/* The canary _start derives from the seed: splitmix64 with the low byte
- * zeroed. start.S computes the same before any C runs. */
-NOSSP static uint64_t canary_of(uint64_t seed)
-{
-	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return z & ~(uint64_t)0xff;
-}
-
 NOSSP void ukplat_ready(void)
 {
 	ukplat_outl(UK_PORT_READY, 0);
 	/* A restored instance reads its own boot info from here on: the
-	 * canary of the snapshot is replaced by one from this instance's
-	 * seed, so no two instances share it. */
-	uint64_t seed = bootinfo ? bootinfo->seed : 0;
-	if (tcb)
-		*(volatile uint64_t *)(tcb + UKPLAT_TCB_CANARY) = canary_of(seed);
+	 * canary of the snapshot is replaced by this instance's own, so no
+	 * two instances share it. A cold boot's was taken (and cleared) by
+	 * _start already. */
+	volatile struct uk_bootinfo *bi = (volatile struct uk_bootinfo *)bootinfo;
+	if (bi && bi->canary) {
+		if (tcb)
+			*(volatile uint64_t *)(tcb + UKPLAT_TCB_CANARY) = bi->canary;
+		bi->canary = 0;
+	}
 }
 
 void ukplat_idle(void)
@@ -132,9 +125,16 @@ NOSSP static const char *setup_tls(const struct uk_bootinfo *bi)
 	if (bi->tls_filesz && !bi->tls_image)
 		return "ukplat: TLS image has no address\n";
 	uint64_t size = (bi->tls_memsz + align - 1) & ~(align - 1);
+	uint64_t a = align > UKPLAT_TLS_ALIGN ? align : UKPLAT_TLS_ALIGN;
 	unsigned char *tp = ukplat_tcb0;
-	if (size > UKPLAT_TLS_RESERVE || align > UKPLAT_TLS_ALIGN) {
-		uint64_t a = align > UKPLAT_TLS_ALIGN ? align : UKPLAT_TLS_ALIGN;
+	if (bi->tls_area_size) {
+		/* The monitor's TLS area (a region of its own under --aslr):
+		 * the TCB at its top, the block right below. */
+		uintptr_t lo = bi->tls_area, hi = lo + bi->tls_area_size;
+		if (hi < lo || hi - lo < UKPLAT_TCB_SIZE + size + a)
+			return "ukplat: TLS area too small\n";
+		tp = (unsigned char *)((hi - UKPLAT_TCB_SIZE) & ~(uintptr_t)(a - 1));
+	} else if (size > UKPLAT_TLS_RESERVE || align > UKPLAT_TLS_ALIGN) {
 		uintptr_t base = (heap_start + a - 1) & ~(uintptr_t)(a - 1);
 		uintptr_t end = base + size + UKPLAT_TCB_SIZE;
 		if (base < heap_start || end > heap_start + heap_len)
@@ -142,11 +142,16 @@ NOSSP static const char *setup_tls(const struct uk_bootinfo *bi)
 		tp = (unsigned char *)(base + size);
 		heap_len -= end - heap_start;
 		heap_start = end;
+	}
+	if (tp != ukplat_tcb0) {
 		bytecopy(tp, ukplat_tcb0, UKPLAT_TCB_SIZE);
 		*(uintptr_t *)(tp + UKPLAT_TCB_SELF) = (uintptr_t)tp;
 		*(uintptr_t *)(tp + UKPLAT_TCB_SELF2) = (uintptr_t)tp;
 		ukplat_wrmsr(UKPLAT_MSR_FS_BASE, (uintptr_t)tp);
 		tcb = tp;
+		/* The static TCB is no longer used: leave no copy of the
+		 * canary in ukplat's bss. */
+		bytezero(ukplat_tcb0, UKPLAT_TCB_SIZE);
 	}
 	unsigned char *block = tp - size;
 	bytecopy(block, (const unsigned char *)(uintptr_t)bi->tls_image, bi->tls_filesz);
@@ -165,7 +170,7 @@ NOSSP __attribute__((noreturn)) void ukplat_entry(const struct uk_bootinfo *bi)
 	tcb = ukplat_tcb0;
 	heap_start = bi->heap_start;
 	heap_len = bi->heap_size;
-	if (bi->tls_memsz) {
+	if (bi->tls_memsz || bi->tls_area_size) {
 		const char *err = setup_tls(bi);
 		if (err) {
 			puts_early(err);

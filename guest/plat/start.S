@@ -4,11 +4,11 @@
  * the stack, %rdi = struct uk_bootinfo *. Before any C runs (C is built with
  * -fstack-protector-strong and reads the canary at %fs:0x28), the FS base
  * must point at a TCB whose canary is set: we use the static TCB below,
- * seed the canary from bootinfo->seed and set IA32_FS_BASE with wrmsr
+ * take the canary from bootinfo->canary and set IA32_FS_BASE with wrmsr
  * (emulated by the process monitor, native under KVM). */
 #include "tls.h"
 
-#define BOOTINFO_SEED 72
+#include <uk/bootinfo.h>
 
 	.section .text._start,"ax",@progbits
 	.globl _start
@@ -17,29 +17,16 @@ _start:
 	xorl	%ebp, %ebp		/* terminates frame-pointer walks */
 	movq	%rdi, %rbx		/* boot info survives in a callee-saved reg */
 
-	/* canary = splitmix64(seed) with its low byte zeroed, so that a
-	 * string overflow cannot reproduce it (as glibc does). */
+	/* The canary is the monitor's (host CSPRNG, low byte 0, so that a
+	 * string overflow cannot reproduce it, as glibc does): copied into
+	 * the TCB, then cleared in the boot info so no second copy stays in
+	 * guest memory. */
 	xorl	%edx, %edx
 	testq	%rdi, %rdi
 	jz	1f
-	movq	BOOTINFO_SEED(%rdi), %rdx
-1:	movabsq	$0x9e3779b97f4a7c15, %rax
-	addq	%rax, %rdx
-	movq	%rdx, %rax
-	shrq	$30, %rax
-	xorq	%rax, %rdx
-	movabsq	$0xbf58476d1ce4e5b9, %rax
-	imulq	%rax, %rdx
-	movq	%rdx, %rax
-	shrq	$27, %rax
-	xorq	%rax, %rdx
-	movabsq	$0x94d049bb133111eb, %rax
-	imulq	%rax, %rdx
-	movq	%rdx, %rax
-	shrq	$31, %rax
-	xorq	%rax, %rdx
-	andq	$-256, %rdx
-
+	movq	UK_BOOTINFO_CANARY(%rdi), %rdx
+	movq	$0, UK_BOOTINFO_CANARY(%rdi)
+1:
 	leaq	ukplat_tcb0(%rip), %rax
 	movq	%rax, UKPLAT_TCB_SELF(%rax)
 	movq	%rax, UKPLAT_TCB_SELF2(%rax)

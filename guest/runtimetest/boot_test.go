@@ -27,7 +27,7 @@ func TestBootCopiesTheTLSTemplateBelowTheThreadPointer(t *testing.T) {
 	forEachSet(t, func(t *testing.T, i int, exe string) {
 		// 1: a small template in the static reserve; 2: a large,
 		// 128-aligned one that the platform moves to the heap.
-		for kind, moved := range map[string]string{"1": "tls-moved 0", "2": "tls-moved 1"} {
+		for kind, moved := range map[string]string{"1": "tls-moved 0", "2": "tls-moved 1", "3": "tls-moved 1"} {
 			out := runDriver(t, exe, "boot", "1", "x", kind)
 			if !strings.Contains(out, moved) || !strings.Contains(out, "exit 42") {
 				t.Errorf("TLS kind %s: want %q and exit 42:\n%s", kind, moved, out)
@@ -66,20 +66,21 @@ func TestCommandLineSplitsLikeAShell(t *testing.T) {
 	}
 }
 
-func TestReadyPointComesBeforeTheCommandLineAndRederivesTheCanary(t *testing.T) {
+func TestReadyPointComesBeforeTheCommandLineAndTakesTheRestoredCanary(t *testing.T) {
 	forEachSet(t, func(t *testing.T, i int, exe string) {
-		for _, tls := range []string{"0", "2"} {
+		for _, tls := range []string{"0", "2", "3"} {
 			// Cold: the ready port is written once; the canary is still
-			// the one of the boot seed.
+			// the boot one, and no copy of it stays in the boot info or
+			// in a static TCB no longer used.
 			cold := runDriver(t, exe, "boot", "1", "a b", tls)
-			if !strings.Contains(cold, "ready 1 seed 1234 canary-of-seed 1\n") || !strings.Contains(cold, "argv[2] <b>\n") {
+			if !strings.Contains(cold, "ready 1 canary 0x123400 bootinfo-canary 0 static-tcb-canary 0\n") || !strings.Contains(cold, "argv[2] <b>\n") {
 				t.Errorf("TLS kind %s, cold boot:\n%s", tls, cold)
 			}
 			// A restore rewrites the boot info at the ready point: the
-			// guest then reads that command line and seed, and its
-			// canary is the new seed's.
+			// guest then reads that command line, and its canary is
+			// the restored instance's own, taken out of the boot info.
 			warm := runDriver(t, exe, "boot", "1", "a b", tls, "restored 'own request'")
-			for _, want := range []string{"ready 1 seed 5678 canary-of-seed 1\n", "argc 3\n", "argv[1] <restored>\n",
+			for _, want := range []string{"ready 1 canary 0x567800 bootinfo-canary 0 static-tcb-canary 0\n", "argc 3\n", "argv[1] <restored>\n",
 				"argv[2] <own request>\n", "ctors 2:1,2 argc-seen-by-ctor 3\n", "exit 42\n"} {
 				if !strings.Contains(warm, want) {
 					t.Errorf("TLS kind %s, restored at the ready point: lacks %q:\n%s", tls, want, warm)

@@ -61,7 +61,7 @@ const (
 const BootInfoMagic = 0x314c4f4f50494e55
 
 // BootInfoVersion is the layout version of BootInfo.
-const BootInfoVersion = 1
+const BootInfoVersion = 2
 
 // Monitor identifies who started the guest (BootInfo.Monitor).
 const (
@@ -83,17 +83,28 @@ type BootInfo struct {
 	StackStart uint64 // lowest address of the stack
 	StackSize  uint64
 	InstanceID uint64
-	Seed       uint64 // per-instance random seed (ukrand seeds from it)
+	Seed       uint64 // per-instance random seed, host CSPRNG (ukrand seeds from it, then clears it)
 	TSCKHz     uint64 // TSC frequency in kHz, 0 if unknown
 	Monitor    uint64 // MonitorKVM or MonitorProcess
 	TLSImage   uint64 // address of the PT_TLS initialisation image, 0 if none
 	TLSFileSz  uint64
 	TLSMemSz   uint64
 	TLSAlign   uint64
+	// Canary is the stack-protector canary (host CSPRNG, low byte 0,
+	// independent of Seed and of every base). _start copies it into the
+	// TCB and clears this field, and so does ukplat_ready for a restored
+	// instance: no copy stays in the boot info.
+	Canary uint64
+	// TLSArea..TLSArea+TLSAreaSize, when TLSAreaSize is not 0, is where
+	// the guest puts its TLS block and TCB (a region of its own, placed
+	// at random under --aslr); 0: ukplat's static reserve.
+	TLSArea     uint64
+	TLSAreaSize uint64
+	Reserved    uint64 // 0
 }
 
 // BootInfoSize is the encoded size of BootInfo.
-const BootInfoSize = 128
+const BootInfoSize = 160
 
 // Marshal encodes b in the guest's layout.
 func (b *BootInfo) Marshal() []byte {
@@ -104,7 +115,7 @@ func (b *BootInfo) Marshal() []byte {
 	out = le.AppendUint32(out, b.Flags)
 	for _, v := range []uint64{b.Cmdline, b.CmdlineLen, b.HeapStart, b.HeapSize,
 		b.StackStart, b.StackSize, b.InstanceID, b.Seed, b.TSCKHz, b.Monitor,
-		b.TLSImage, b.TLSFileSz, b.TLSMemSz, b.TLSAlign} {
+		b.TLSImage, b.TLSFileSz, b.TLSMemSz, b.TLSAlign, b.Canary, b.TLSArea, b.TLSAreaSize, b.Reserved} {
 		out = le.AppendUint64(out, v)
 	}
 	return out

@@ -1,18 +1,38 @@
 package abi
 
-import "testing"
+import (
+	"os"
+	"regexp"
+	"strconv"
+	"testing"
+)
 
 func TestBootInfoLayoutMatchesGuestHeader(t *testing.T) {
-	b := BootInfo{Magic: BootInfoMagic, Version: 1, TLSAlign: 0xabcd}
+	b := BootInfo{Magic: BootInfoMagic, Version: 1, TLSAlign: 0xcd00, Canary: 0x1100, TLSAreaSize: 0x2200}
 	raw := b.Marshal()
 	if len(raw) != BootInfoSize {
 		t.Fatalf("encoded %d bytes, want %d", len(raw), BootInfoSize)
 	}
-	// tls_align is the last field, at offset 120 in bootinfo.h.
-	if raw[120] != 0xcd || raw[121] != 0xab {
-		t.Fatalf("tls_align not at offset 120")
-	}
 	if string(raw[:8]) != "UNIPOOL1" {
 		t.Fatalf("magic reads %q", raw[:8])
+	}
+	// The offsets bootinfo.h states in its field comments.
+	h, err := os.ReadFile("../../guest/plat/include/uk/bootinfo.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := map[string]int{}
+	for _, m := range regexp.MustCompile(`uint\d+_t (\w+);\s+/\*\s*(\d+)`).FindAllStringSubmatch(string(h), -1) {
+		n, _ := strconv.Atoi(m[2])
+		off[m[1]] = n
+	}
+	for field, want := range map[string]byte{"tls_align": 0xcd, "canary": 0x11, "tls_area_size": 0x22} {
+		o, ok := off[field]
+		if !ok {
+			t.Fatalf("bootinfo.h has no %s", field)
+		}
+		if raw[o+1] != want {
+			t.Errorf("%s: bootinfo.h says offset %d, Marshal put %#x there", field, o, raw[o+1])
+		}
 	}
 }

@@ -133,7 +133,16 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 		if t := p.image.tls; t != nil {
 			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = t.Vaddr, t.Filesz, t.Memsz, t.Align
 		}
-		if err := lay.addPrivateMemory(bi, opt); err != nil {
+		opt.secrets()
+		pl := &placer{rng: opt.Rand}
+		if opt.ASLR {
+			// The image itself stays where it was linked; its
+			// per-instance areas move.
+			for _, m := range lay.Mappings {
+				pl.reserve(m.Addr, m.Addr+m.Size)
+			}
+		}
+		if err := lay.addPrivateMemory(bi, opt, pl); err != nil {
 			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 		}
 	}

@@ -34,8 +34,15 @@ const (
 	PartBootInfo = "bootinfo"
 	PartStack    = "stack"
 	PartHeap     = "heap"
+	PartTLS      = "tls" // the TLS block and TCB (under --aslr, a region of its own)
 	PartImage    = "image" // a segment of a plain ELF image
 )
+
+// IsRuntime says whether a part is run-time memory (boot info, stack,
+// heap, TLS), not an image's.
+func IsRuntime(part string) bool {
+	return part == PartBootInfo || part == PartStack || part == PartHeap || part == PartTLS
+}
 
 // DefaultMemSize is the guest heap + stack when neither the description
 // nor the caller names one.
@@ -79,6 +86,19 @@ type Layout struct {
 	StackTop uint64
 	BootInfo uint64            // address of struct uk_bootinfo (%rdi); BootLinux64: of the zero page (%rsi)
 	Bases    map[string]uint64 // region base per library (descriptions only)
+	// Areas is where each per-instance area starts ("bootinfo", "stack",
+	// "heap", "tls" if the instance has one).
+	Areas map[string]uint64
+	// Entropy is the bits of randomness of each region's base (library
+	// names and the Areas' names; 0 for a region at a fixed address),
+	// of the "canary" and of the guest's "seed".
+	Entropy map[string]float64
+	// Canary and Seed are what the boot info handed the guest: its stack
+	// canary and its random seed (the guest clears both once taken).
+	Canary, Seed uint64
+	// Seeded: the secrets came from a caller's source (--seed), not the
+	// host CSPRNG.
+	Seeded bool
 	// Resume, when set, is the register state to start with instead of
 	// the entry state: the instance comes from a snapshot (and Console
 	// is the output its snapshot had already written).
@@ -90,6 +110,17 @@ type Layout struct {
 	Boot string
 }
 
+// Report fills in what run --json says of the layout.
+func (lay *Layout) Report(r *monitor.Result) {
+	if len(lay.Bases) > 0 {
+		r.Bases = lay.Bases
+	}
+	r.Areas, r.EntropyBits = lay.Areas, lay.Entropy
+	if lay.Seeded {
+		r.InsecureSeed = SeededWarning
+	}
+}
+
 // BootLinux64 is desc.BootLinux64 as a Layout says it.
 const BootLinux64 = desc.BootLinux64
 
@@ -97,10 +128,19 @@ const BootLinux64 = desc.BootLinux64
 type Options struct {
 	MemSize    uint64 // heap + stack; 0: the description's, else DefaultMemSize
 	Load       string // monitor.LoadShared or monitor.LoadNaive
-	ASLR       bool
-	Rand       *rand.Rand // source of ASLR bases; nil: a fresh random one
+	// ASLR places every region (each library, the app, boot info,
+	// stack, heap, TLS) at its own random base in the ASLR window.
+	ASLR bool
+	// Rand is where every secret of the instance is drawn from, each
+	// value a draw of its own: region bases, canary, guest seed. nil:
+	// the host CSPRNG (HostRand); SeededRand only for reproducible runs.
+	Rand       *rand.Rand
 	InstanceID uint64
-	Seed       uint64
+	// Seed and Canary, when not 0, are used instead of drawing them
+	// (tests).
+	Seed   uint64
+	Canary uint64
+	seeded bool // Rand was the caller's
 	Monitor    uint64 // abi.MonitorKVM or abi.MonitorProcess
 	TSCKHz     uint64
 	Cmdline    string
@@ -213,15 +253,21 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		return nil, fmt.Errorf("unikernel %q: --aslr: its libraries are pinned: a Linux-boot (Unikraft) image is identity-mapped below 4 GiB, "+
 			"its code is not position-independent (R_X86_64_32) and the ASLR window lies above 4 GiB", p.u.Name)
 	}
-	bases, err := p.bases(opt)
+	opt.secrets()
+	pl := &placer{rng: opt.Rand}
+	bases, err := p.bases(opt, pl)
 	if err != nil {
 		return nil, err
 	}
-	lay := &Layout{Bases: map[string]uint64{}}
+	lay := &Layout{Bases: map[string]uint64{}, Entropy: map[string]float64{}}
 	addr := func(a desc.Addr) uint64 { return bases[a.Lib] + a.Off }
 	for i, l := range p.cfg.Libraries {
 		base := bases[i]
 		lay.Bases[l.Name] = base
+		lay.Entropy[l.Name] = 0
+		if opt.ASLR && l.NoASLR == "" {
+			lay.Entropy[l.Name] = EntropyBits(l.Region.End() - l.Region.Start)
+		}
 		r := l.Region
 		if l.Tramp.Size > 0 {
 			table, err := p.slice(l.Tramp.BlobOff, l.Tramp.Size, l.Name, "tramp table")
@@ -323,7 +369,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		if t := p.cfg.TLS; t != nil {
 			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = addr(t.Image), t.FileSize, t.MemSize, t.Align
 		}
-		if err := lay.addPrivateMemory(bi, opt); err != nil {
+		if err := lay.addPrivateMemory(bi, opt, pl); err != nil {
 			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
 	}
@@ -344,9 +390,24 @@ func (p *Prepared) slice(off, n uint64, lib, what string) ([]byte, error) {
 	return p.private[off : off+n], nil
 }
 
+// secrets fills in the instance's secrets that the caller did not set,
+// each an independent draw.
+func (opt *Options) secrets() {
+	opt.seeded = opt.Rand != nil
+	if opt.Rand == nil {
+		opt.Rand = HostRand()
+	}
+	if opt.Canary == 0 {
+		opt.Canary = canaryOf(opt.Rand)
+	}
+	for opt.Seed == 0 {
+		opt.Seed = opt.Rand.Uint64()
+	}
+}
+
 // bases picks each library's region base: the map's address, or under ASLR
 // a random page in the ASLR window that overlaps no other region.
-func (p *Prepared) bases(opt Options) ([]uint64, error) {
+func (p *Prepared) bases(opt Options, pl *placer) ([]uint64, error) {
 	libs := p.cfg.Libraries
 	b := make([]uint64, len(libs))
 	for i, l := range libs {
@@ -355,54 +416,30 @@ func (p *Prepared) bases(opt Options) ([]uint64, error) {
 	if !opt.ASLR {
 		return b, nil
 	}
-	rng := opt.Rand
-	if rng == nil {
-		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	}
-	type span struct{ lo, hi uint64 }
-	var taken []span
-	for i, l := range libs {
+	for _, l := range libs {
 		if l.NoASLR != "" {
-			taken = append(taken, span{l.Region.Start, l.Region.End()})
+			pl.reserve(l.Region.Start, l.Region.End())
 		}
-		_ = i
 	}
-	const slots = abi.ASLRSize / abi.PageSize
 	for i, l := range libs {
 		if l.NoASLR != "" {
 			continue
 		}
-		size := l.Region.End() - l.Region.Start
-		for try := 0; ; try++ {
-			if try == 1000 {
-				return nil, fmt.Errorf("unikernel %q: no room for library %q in the ASLR window", p.u.Name, l.Name)
-			}
-			lo := abi.ASLRBase + rng.Uint64N(slots)*abi.PageSize
-			hi := lo + size
-			if hi > abi.ASLRBase+abi.ASLRSize {
-				continue
-			}
-			free := true
-			for _, t := range taken {
-				if lo < t.hi && t.lo < hi {
-					free = false
-					break
-				}
-			}
-			if free {
-				b[i] = lo
-				taken = append(taken, span{lo, hi})
-				break
-			}
+		lo, err := pl.place(l.Region.End()-l.Region.Start, "library "+l.Name)
+		if err != nil {
+			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
+		b[i] = lo
 	}
 	return b, nil
 }
 
-// addPrivateMemory lays out the per-instance area at abi.PrivateBase: the
-// boot-info page(s) with the command line, a guard page, the stack, a guard
-// page, the heap.
-func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options) error {
+// addPrivateMemory lays out the per-instance areas: the boot-info
+// page(s) with the command line, the stack and the heap. Without ASLR they
+// follow each other from abi.PrivateBase with a guard page between; under
+// ASLR each, and a TLS area of its own, is placed by pl at a random base
+// (with a guard page all around).
+func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) error {
 	mem := opt.MemSize
 	if mem == 0 {
 		mem = DefaultMemSize
@@ -412,8 +449,6 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options) error {
 		return fmt.Errorf("memory size %d too small (need at least %d)", mem, stack+abi.PageSize*16)
 	}
 	heapSize := pageDown(mem - stack)
-	bootAddr := uint64(abi.PrivateBase)
-	cmdAddr := bootAddr + abi.BootInfoSize
 	bootSize := pageUp(abi.BootInfoSize + uint64(len(opt.Cmdline)) + 1)
 	if opt.BootArea > 0 {
 		if bootSize > opt.BootArea {
@@ -421,26 +456,68 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options) error {
 		}
 		bootSize = pageUp(opt.BootArea)
 	}
-	stackAddr := bootAddr + bootSize + abi.PageSize
-	heapAddr := stackAddr + stack + abi.PageSize
+	if lay.Entropy == nil {
+		lay.Entropy = map[string]float64{}
+	}
+	lay.Areas = map[string]uint64{}
+	var bootAddr, stackAddr, heapAddr, tlsAddr, tlsSize uint64
+	if opt.ASLR {
+		align := max(bi.TLSAlign, tlsMinAlign)
+		tlsSize = pageUp((bi.TLSMemSz+align-1)&^(align-1) + tlsTCBSize + align)
+		var err error
+		for _, a := range []struct {
+			at   *uint64
+			size uint64
+			name string
+		}{{&bootAddr, bootSize, PartBootInfo}, {&stackAddr, stack, PartStack}, {&heapAddr, heapSize, PartHeap}, {&tlsAddr, tlsSize, PartTLS}} {
+			if *a.at, err = pl.place(a.size, a.name); err != nil {
+				return err
+			}
+			lay.Entropy[a.name] = EntropyBits(a.size)
+		}
+		bi.TLSArea, bi.TLSAreaSize = tlsAddr, tlsSize
+	} else {
+		bootAddr = abi.PrivateBase
+		stackAddr = bootAddr + bootSize + abi.PageSize
+		heapAddr = stackAddr + stack + abi.PageSize
+		for _, name := range []string{PartBootInfo, PartStack, PartHeap} {
+			lay.Entropy[name] = 0
+		}
+	}
+	cmdAddr := bootAddr + abi.BootInfoSize
 
 	bi.Magic, bi.Version = abi.BootInfoMagic, abi.BootInfoVersion
 	bi.Cmdline, bi.CmdlineLen = cmdAddr, uint64(len(opt.Cmdline))
 	bi.HeapStart, bi.HeapSize = heapAddr, heapSize
 	bi.StackStart, bi.StackSize = stackAddr, stack
 	bi.InstanceID, bi.Seed, bi.TSCKHz, bi.Monitor = opt.InstanceID, opt.Seed, opt.TSCKHz, opt.Monitor
+	bi.Canary = opt.Canary
 	page := append(bi.Marshal(), opt.Cmdline...)
 	page = append(page, 0)
 
 	lay.BootInfo = bootAddr
 	lay.StackTop = stackAddr + stack
+	lay.Canary, lay.Seed, lay.Seeded = opt.Canary, opt.Seed, opt.seeded
+	lay.Entropy["canary"], lay.Entropy["seed"] = CanaryBits, SeedBits
+	lay.Areas[PartBootInfo], lay.Areas[PartStack], lay.Areas[PartHeap] = bootAddr, stackAddr, heapAddr
 	lay.Mappings = append(lay.Mappings,
 		Mapping{Addr: bootAddr, Size: bootSize, Prot: ProtRead | ProtWrite, Data: page, Part: PartBootInfo},
 		Mapping{Addr: stackAddr, Size: stack, Prot: ProtRead | ProtWrite, Part: PartStack},
 		Mapping{Addr: heapAddr, Size: heapSize, Prot: ProtRead | ProtWrite, Part: PartHeap},
 	)
+	if tlsSize > 0 {
+		lay.Areas[PartTLS] = tlsAddr
+		lay.Mappings = append(lay.Mappings, Mapping{Addr: tlsAddr, Size: tlsSize, Prot: ProtRead | ProtWrite, Part: PartTLS})
+	}
 	return nil
 }
+
+// The guest's TCB size and least TLS alignment (guest/plat/tls.h): a TLS
+// area holds the block, the TCB above it and room to align the TCB.
+const (
+	tlsTCBSize  = 0x100
+	tlsMinAlign = 64
+)
 
 // check sorts the mappings and refuses overlaps and unaligned ranges, so a
 // monitor can map them blindly.

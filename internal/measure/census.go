@@ -53,8 +53,7 @@ func AreaOf(runtime bool) Area {
 
 // LayoutArea classifies a loader mapping by its part.
 func LayoutArea(m loader.Mapping) Area {
-	switch m.Part {
-	case loader.PartBootInfo, loader.PartStack, loader.PartHeap:
+	if loader.IsRuntime(m.Part) {
 		return Runtime
 	}
 	return Image

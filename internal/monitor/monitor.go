@@ -144,6 +144,16 @@ type Result struct {
 	// the guest never got there.
 	ReadyTime time.Duration     `json:"ready_time_ns,omitempty"`
 	Bases     map[string]uint64 `json:"bases,omitempty"` // library name -> region base
+	// Areas: where the per-instance areas start (bootinfo, stack, heap,
+	// and tls under --aslr).
+	Areas map[string]uint64 `json:"areas,omitempty"`
+	// EntropyBits: bits of randomness of each region's base (libraries
+	// by name, the Areas by theirs; 0: at a fixed address), of the stack
+	// "canary" and of the guest's "seed".
+	EntropyBits map[string]float64 `json:"entropy_bits,omitempty"`
+	// InsecureSeed, when set, says that the run's --seed made every
+	// secret of the instance predictable (loader.SeededWarning).
+	InsecureSeed string `json:"insecure_seed,omitempty"`
 	PID       int               `json:"pid,omitempty"`
 	Error     string            `json:"error,omitempty"` // fault, timeout, ...
 	// Shutdown says the guest powered off or reset (a Unikraft guest's

@@ -2,7 +2,8 @@
  * splitmix64 from the seed. UKRAND_CHACHA20: the ChaCha20 keystream (RFC
  * 8439 block function) under a key expanded from the seed the same way,
  * nonce 0, counter from 0. The generator seeds itself from the boot info
- * on first use, so constructors may already draw numbers. */
+ * on first use (after the ready point: a snapshot's instances each get
+ * their own seed), so constructors may already draw numbers. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -115,8 +116,13 @@ static uint64_t next(void)
 static void ensure_seeded(void)
 {
 	if (!seeded) {
-		const struct uk_bootinfo *bi = ukplat_bootinfo();
+		/* The seed is the monitor's (host CSPRNG, independent of the
+		 * canary and of every base); taken once and cleared, so the
+		 * boot info keeps no copy of it. */
+		volatile struct uk_bootinfo *bi = (volatile struct uk_bootinfo *)ukplat_bootinfo();
 		uk_random_seed(bi ? bi->seed : 0);
+		if (bi)
+			bi->seed = 0;
 	}
 }
 

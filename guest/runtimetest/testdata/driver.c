@@ -155,6 +155,7 @@ void g_ukplat_outl(uint16_t port, uint32_t v)
 		ready_seen++;
 		if (ready_bi && restore_cmdline) {
 			ready_bi->seed = 5678;
+			ready_bi->canary = 0x567800;
 			ready_bi->cmdline = (uintptr_t)restore_cmdline;
 			ready_bi->cmdline_len = strlen(restore_cmdline);
 		}
@@ -1118,15 +1119,6 @@ static void boot_main_prints(void)
 
 static char tls_template[64] = "TLSDATA";
 
-/* start.S's canary of a seed. */
-static uint64_t canary_of(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return (z ^ (z >> 31)) & ~(uint64_t)0xff;
-}
-
 static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 {
 	static unsigned char heap[1 << 20] __attribute__((aligned(16)));
@@ -1139,7 +1131,9 @@ static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 		.heap_size = sizeof heap,
 		.seed = 1234,
 		.monitor = UK_MONITOR_PROCESS,
+		.canary = 0x123400,
 	};
+	static unsigned char tls_area[3 * 4096] __attribute__((aligned(4096)));
 	if (tls_kind) {
 		/* 1: fits the static reserve. 2: too big, moves to the heap. */
 		bi.tls_image = (uintptr_t)tls_template;
@@ -1147,18 +1141,25 @@ static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 		bi.tls_memsz = tls_kind == 1 ? 64 : 8192;
 		bi.tls_align = tls_kind == 1 ? 16 : 128;
 	}
+	if (tls_kind == 3) {
+		/* 3: as 2, in an area of the monitor's own. */
+		bi.tls_area = (uintptr_t)tls_area;
+		bi.tls_area_size = sizeof tls_area;
+	}
 	guest_main = boot_main_prints;
 	/* What start.S does before calling ukplat_entry. */
 	*(uint64_t *)g_ukplat_tcb0 = (uintptr_t)g_ukplat_tcb0;
-	*(uint64_t *)(g_ukplat_tcb0 + 0x28) = canary_of(bi.seed);
+	*(uint64_t *)(g_ukplat_tcb0 + 0x28) = bi.canary;
+	bi.canary = 0;
 	ready_bi = &bi;
 	restore_cmdline = restore;
 	if (!setjmp(exit_jmp))
 		g_ukplat_entry(&bi);
 	{
 		unsigned char *tp = fs_base_written ? (unsigned char *)(uintptr_t)fs_base_written : g_ukplat_tcb0;
-		printf("ready %d seed %lu canary-of-seed %d\n", ready_seen, (unsigned long)bi.seed,
-		       *(uint64_t *)(tp + 0x28) == canary_of(bi.seed));
+		printf("ready %d canary %#lx bootinfo-canary %#lx static-tcb-canary %#lx\n", ready_seen,
+		       (unsigned long)*(uint64_t *)(tp + 0x28), (unsigned long)bi.canary,
+		       tp == g_ukplat_tcb0 ? 0 : (unsigned long)*(uint64_t *)(g_ukplat_tcb0 + 0x28));
 	}
 	printf("exit %d\n", exit_code);
 	printf("ctors %d:%d,%d argc-seen-by-ctor %d\n", ctor_n, ctor_log[0], ctor_log[1], ctor_argc);
@@ -1181,6 +1182,8 @@ static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 			fail("%%fs:0 does not point to itself");
 		if (tls_kind == 2 && (tp < heap || tp >= heap + sizeof heap))
 			fail("large TLS block not carved from the heap");
+		if (tls_kind == 3 && (tp < tls_area || tp >= tls_area + sizeof tls_area))
+			fail("TLS block not in the monitor's TLS area");
 		printf("tls-moved %d\n", fs_base_written != 0);
 	}
 	printf("console <<%.*s>>\n", (int)console_len, console);

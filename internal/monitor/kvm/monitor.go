@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -110,10 +109,6 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 				result: monitor.Result{Unikernel: u.Name, Instance: n, PID: os.Getpid()}})
 		}
 	}
-	seed := opt.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
 
 	// Build every VM on its own locked thread, then start them together.
 	start := make(chan struct{})
@@ -122,12 +117,13 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 	var done sync.WaitGroup
 	for k, in := range insts {
 		done.Add(1)
-		// Seeds and ASLR bases follow the process monitor's rule, so a
+		// Every secret (bases, canary, guest seed) is drawn from the host
+		// CSPRNG; a --seed run follows the process monitor's rule, so a
 		// given --seed gives the same guests under both monitors.
 		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR,
-			InstanceID: uint64(in.result.Instance), Seed: seed + uint64(k), Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
-		if opt.ASLR {
-			lo.Rand = rand.New(rand.NewPCG(lo.Seed, aslrStream))
+			InstanceID: uint64(in.result.Instance), Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
+		if opt.Seed != 0 {
+			lo.Rand = loader.SeededRand(opt.Seed, uint64(k))
 		}
 		go func() {
 			defer done.Done()
@@ -148,7 +144,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 				m.console.max = opt.MaxOutput
 			}
 			in.result.LoadTime = time.Since(t0)
-			in.result.Bases = m.layout.Bases
+			m.layout.Report(&in.result)
 			built <- nil
 			select {
 			case <-start:
@@ -279,10 +275,6 @@ func closeAll(insts []*instance) {
 		}
 	}
 }
-
-// aslrStream separates the ASLR random stream from the guest's own seed
-// (the process monitor's constant).
-const aslrStream = 0x756e69706f6f6c // "unipool"
 
 // openHost opens /dev/kvm and reads what every VM of the call shares.
 func openHost(ksm bool) (*host, error) {

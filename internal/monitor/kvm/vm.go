@@ -185,7 +185,7 @@ func (h *host) buildMemory(m *machine) error {
 	for i := range m.layout.Mappings {
 		mp := &m.layout.Mappings[i]
 		p := placement{addr: mp.Addr, size: mp.Size, library: mp.Library, part: mp.Part, digest: mp.Digest,
-			runtime: mp.Part == loader.PartBootInfo || mp.Part == loader.PartStack || mp.Part == loader.PartHeap}
+			runtime: loader.IsRuntime(mp.Part)}
 		// Copy-on-write mappings (a library's tramp table and data from its
 		// init blob) are copied into the private slot from their Data: a
 		// memory slot cannot be copy-on-write per VM.

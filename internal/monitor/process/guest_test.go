@@ -166,7 +166,7 @@ func TestEveryTrappedInstructionFormIsEmulated(t *testing.T) {
 	xor %edx, %edx
 	wrmsr                   # FS base: the boot info page
 	mov %fs:8, %eax         # BootInfo.Version
-	cmp $1, %eax
+	cmp $2, %eax
 	jne fail
 	xor %eax, %eax
 	rdmsr

@@ -178,8 +178,8 @@ func (in *instance) result() monitor.Result {
 		PID:       in.pid,
 		Error:     in.err,
 	}
-	if in.lay != nil && len(in.lay.Bases) > 0 {
-		r.Bases = in.lay.Bases
+	if in.lay != nil {
+		in.lay.Report(&r)
 	}
 	if !in.exited {
 		r.ExitCode = -1

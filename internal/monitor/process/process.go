@@ -13,7 +13,6 @@ package process
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"sync"
@@ -55,10 +54,6 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	}
 	if err := monitor.CheckLoad(opt.Load, true); err != nil {
 		return nil, fmt.Errorf("process monitor: %w", err)
-	}
-	seed := opt.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
 	}
 	files := map[string]*os.File{}
 	defer func() {
@@ -105,21 +100,20 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 			}
 		}
 		for i := 0; i < opt.N; i++ {
-			instSeed := seed + global
+			k := global
 			lo := loader.Options{
 				MemSize:    opt.MemSize,
 				Load:       opt.Load,
 				ASLR:       opt.ASLR,
 				InstanceID: uint64(i),
-				Seed:       instSeed,
 				Monitor:    abi.MonitorProcess,
 				TSCKHz:     tsc,
 				Snapshot:   opt.Snapshot,
 			}
 			jobs = append(jobs, job{uk: u.Name, index: i, plan: func() (*loader.Layout, error) {
 				lo := lo
-				if lo.ASLR {
-					lo.Rand = rand.New(rand.NewPCG(instSeed, aslrStream))
+				if opt.Seed != 0 {
+					lo.Rand = loader.SeededRand(opt.Seed, k)
 				}
 				lay, err := p.Plan(lo)
 				if err == nil && lay.Boot != "" {
@@ -132,9 +126,6 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	}
 	return m.run(ctx, jobs, files, opt), nil
 }
-
-// aslrStream separates the ASLR random stream from the guest's own seed.
-const aslrStream = 0x756e69706f6f6c // "unipool"
 
 // run executes jobs on the tracer threads and returns their results in
 // job order (none with opt.DropResults: they went to opt.Finished).

@@ -3,7 +3,6 @@ package process
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -78,7 +77,7 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 	capt := &Capture{MemSize: mem, BootArea: loader.SnapshotBootArea}
 	lo := loader.Options{
 		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.BootArea,
-		Seed: rand.Uint64(), Monitor: abi.MonitorProcess, TSCKHz: hostTSCKHz(),
+		Monitor: abi.MonitorProcess, TSCKHz: hostTSCKHz(),
 	}
 	j := job{uk: u.Name, plan: func() (*loader.Layout, error) { return p.Plan(lo) }}
 	o := opt

@@ -1,0 +1,123 @@
+package loader
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/unipool/unipool/internal/abi"
+)
+
+// Every secret of an instance — each region's base under --aslr, the
+// stack canary, the guest's random seed — is its own draw from one
+// source: the host's CSPRNG (crypto/rand, getrandom(2)) unless a caller
+// asks for a reproducible run. None is derived from another, and none
+// from anything the guest can read: the guest gets the canary and its
+// seed in the boot info and clears both once taken (guest/plat,
+// guest/lib/ukrand), and the bases are nowhere but in the pointers that
+// need them.
+
+// cryptoSource is a math/rand/v2 Source over crypto/rand: every Uint64 is
+// a fresh read of the host CSPRNG, so no state lives in this process
+// from which one instance's values would follow from another's.
+type cryptoSource struct{}
+
+func (cryptoSource) Uint64() uint64 {
+	var b [8]byte
+	crand.Read(b[:]) // never fails (Go >= 1.24: it crashes the program instead)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// HostRand draws from the host's CSPRNG. It is what Plan uses when
+// Options.Rand is nil.
+func HostRand() *rand.Rand { return rand.New(cryptoSource{}) }
+
+// SeededRand is the reproducible source of instance k of a run started
+// with --seed: its bases, canary and guest seed all follow from seed and
+// k, so anyone who knows the seed knows them. For tests and benchmarks
+// only; it disables the protection (SeededWarning).
+func SeededRand(seed, k uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, k^seededStream))
+}
+
+// seededStream separates SeededRand's streams from other uses of a seed.
+const seededStream = 0x756e69706f6f6c // "unipool"
+
+// SeededWarning is what `run --seed` says (stderr, and run --json's
+// "insecure_seed"): the layout and the canary are no secret then.
+const SeededWarning = "--seed: every instance's region bases, stack canary and random seed follow from the seed; ASLR and the canary protect nothing in this run (use it for reproducible tests only)"
+
+// canaryOf draws a stack-protector canary: 56 random bits, the low byte
+// zero (a string overflow cannot write it), never all zero.
+func canaryOf(r *rand.Rand) uint64 {
+	for {
+		if c := r.Uint64() &^ 0xff; c != 0 {
+			return c
+		}
+	}
+}
+
+// Entropy in bits of the values that are not region bases.
+const (
+	CanaryBits = 56
+	SeedBits   = 64
+)
+
+// span is a taken range of guest addresses.
+type span struct{ lo, hi uint64 }
+
+// placer hands out ranges of the ASLR window: each base is drawn
+// uniformly among the page-aligned positions where the range fits the
+// window, and drawn again if it comes within a guard page of a range
+// already taken (regions cover a few MiB of 64 GiB: a redraw is rare, so
+// each base stays uniform over its window up to that).
+type placer struct {
+	rng   *rand.Rand
+	taken []span
+}
+
+// windowSlots is the number of page-aligned positions a range of size
+// bytes has in the ASLR window.
+func windowSlots(size uint64) uint64 {
+	if size > abi.ASLRSize {
+		return 0
+	}
+	return (abi.ASLRSize-size)/abi.PageSize + 1
+}
+
+// EntropyBits is the entropy of a base drawn by the placer for a range of
+// size bytes: log2 of its positions in the window.
+func EntropyBits(size uint64) float64 {
+	n := windowSlots(size)
+	if n == 0 {
+		return 0
+	}
+	return math.Log2(float64(n))
+}
+
+func (pl *placer) reserve(lo, hi uint64) { pl.taken = append(pl.taken, span{lo, hi}) }
+
+func (pl *placer) place(size uint64, what string) (uint64, error) {
+	slots := windowSlots(size)
+	if slots == 0 {
+		return 0, fmt.Errorf("%s: %d bytes do not fit the ASLR window", what, size)
+	}
+	for try := 0; try < 1000; try++ {
+		lo := abi.ASLRBase + pl.rng.Uint64N(slots)*abi.PageSize
+		hi := lo + size
+		free := true
+		for _, t := range pl.taken {
+			if lo < t.hi+abi.PageSize && t.lo < hi+abi.PageSize {
+				free = false
+				break
+			}
+		}
+		if free {
+			pl.reserve(lo, hi)
+			return lo, nil
+		}
+	}
+	return 0, fmt.Errorf("no room for %s in the ASLR window", what)
+}
