@@ -34,7 +34,7 @@ const (
 	PartBootInfo = "bootinfo"
 	PartStack    = "stack"
 	PartHeap     = "heap"
-	PartTLS      = "tls" // the TLS block and TCB (under --aslr, a region of its own)
+	PartTLS      = "tls"   // the TLS block and TCB (under --aslr, a region of its own)
 	PartImage    = "image" // a segment of a plain ELF image
 )
 
@@ -126,8 +126,8 @@ const BootLinux64 = desc.BootLinux64
 
 // Options choose how an instance is laid out.
 type Options struct {
-	MemSize    uint64 // heap + stack; 0: the description's, else DefaultMemSize
-	Load       string // monitor.LoadShared or monitor.LoadNaive
+	MemSize uint64 // heap + stack; 0: the description's, else DefaultMemSize
+	Load    string // monitor.LoadShared or monitor.LoadNaive
 	// ASLR places every region (each library, the app, boot info,
 	// stack, heap, TLS) at its own random base in the ASLR window.
 	ASLR bool
@@ -138,12 +138,12 @@ type Options struct {
 	InstanceID uint64
 	// Seed and Canary, when not 0, are used instead of drawing them
 	// (tests).
-	Seed   uint64
-	Canary uint64
-	seeded bool // Rand was the caller's
-	Monitor    uint64 // abi.MonitorKVM or abi.MonitorProcess
-	TSCKHz     uint64
-	Cmdline    string
+	Seed    uint64
+	Canary  uint64
+	seeded  bool   // Rand was the caller's
+	Monitor uint64 // abi.MonitorKVM or abi.MonitorProcess
+	TSCKHz  uint64
+	Cmdline string
 	// BootArea is the least size of the boot-info area (boot info and
 	// command line); 0: what the command line needs.
 	BootArea uint64

@@ -154,8 +154,8 @@ type Result struct {
 	// InsecureSeed, when set, says that the run's --seed made every
 	// secret of the instance predictable (loader.SeededWarning).
 	InsecureSeed string `json:"insecure_seed,omitempty"`
-	PID       int               `json:"pid,omitempty"`
-	Error     string            `json:"error,omitempty"` // fault, timeout, ...
+	PID          int    `json:"pid,omitempty"`
+	Error        string `json:"error,omitempty"` // fault, timeout, ...
 	// Shutdown says the guest powered off or reset (a Unikraft guest's
 	// clean end: it reports no exit code, ExitCode is 0).
 	Shutdown string `json:"shutdown,omitempty"`
