@@ -108,6 +108,11 @@ type Options struct {
 	// own memory (kvm) once they are all held, before Resident: a
 	// measurement reads the guests' memory through it.
 	Guests func(HeldGuests)
+	// Dump, if set, is handed each instance's whole memory as its guest
+	// sees it, read the moment the guest writes its exit code, with the
+	// secrets it was given (process monitor; for tests that look for
+	// what a guest could learn). It runs on the monitor's thread.
+	Dump func(i int, d MemoryDump)
 	// DropResults: with Finished set, each instance's result is dropped
 	// once Finished has it, and Run returns none, so a long run's memory
 	// does not grow with its instances' output (run streams them).
@@ -124,6 +129,28 @@ type HeldGuests interface {
 	// whether it is run-time memory (boot info, stack, heap) rather than
 	// an image's.
 	Ranges(f func(b []byte, runtime bool))
+}
+
+// MemoryDump is an instance's address space at its exit (Options.Dump).
+type MemoryDump struct {
+	// Ranges: every range mapped in the guest's address space (the
+	// layout's, and whatever else its process has: the monitor's stub,
+	// the kernel's vdso), with its bytes where they could be read.
+	Ranges []DumpRange
+	// What the loader placed and handed the guest.
+	Bases, Areas map[string]uint64
+	Canary, Seed uint64
+	// Extents: each region's [start, end) by name (a library, or an
+	// area: bootinfo, stack, heap, tls).
+	Extents map[string][2]uint64
+}
+
+// DumpRange is one mapped range of a MemoryDump.
+type DumpRange struct {
+	Addr, Size uint64
+	What       string // library and part, or the process mapping's name
+	Writable   bool
+	Data       []byte // nil if it could not be read
 }
 
 // StoppedByRequest is the error of an instance stopped through

@@ -63,6 +63,8 @@ type instance struct {
 	syscallNr int64 // the system call seccomp killed it for, -1 if none
 
 	capture *Capture // set when the instance is booted to be captured (snapshot.go)
+	// dump, if set, gets the guest's memory when it writes its exit code.
+	dump func(monitor.MemoryDump)
 }
 
 func (in *instance) setState(s state) {
@@ -366,6 +368,9 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 			return nil
 		}
 		if in.portOut(port, uint32(regs.Rax&mask)) {
+			if in.dump != nil {
+				in.dump(in.dumpMemory())
+			}
 			in.finish()
 			return nil
 		}

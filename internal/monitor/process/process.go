@@ -156,6 +156,10 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 		if insts[i].maxOutput <= 0 {
 			insts[i].maxOutput = maxOutput
 		}
+		if opt.Dump != nil {
+			i := i
+			insts[i].dump = func(d monitor.MemoryDump) { opt.Dump(i, d) }
+		}
 		if setup != nil {
 			setup(insts[i])
 		}

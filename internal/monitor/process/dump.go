@@ -1,0 +1,63 @@
+package process
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// dumpMemory reads every range of the stopped guest's address space (all
+// its process maps: the layout's mappings, the stub, the vdso) for
+// Options.Dump, with the secrets the loader handed it.
+func (in *instance) dumpMemory() monitor.MemoryDump {
+	d := monitor.MemoryDump{Bases: in.lay.Bases, Areas: in.lay.Areas, Canary: in.lay.Canary, Seed: in.lay.Seed,
+		Extents: map[string][2]uint64{}}
+	for _, m := range in.lay.Mappings {
+		name := m.Library
+		if name == "" {
+			name = m.Part
+		}
+		e, ok := d.Extents[name]
+		if !ok {
+			e = [2]uint64{m.Addr, m.Addr + m.Size}
+		}
+		d.Extents[name] = [2]uint64{min(e[0], m.Addr), max(e[1], m.Addr+m.Size)}
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", in.pid))
+	if err != nil {
+		return d
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		a, err1 := strconv.ParseUint(lo, 16, 64)
+		b, err2 := strconv.ParseUint(hi, 16, 64)
+		if !ok || err1 != nil || err2 != nil || b <= a {
+			continue
+		}
+		r := monitor.DumpRange{Addr: a, Size: b - a, Writable: fields[1][1] == 'w'}
+		if len(fields) > 5 {
+			r.What = fields[5]
+		}
+		if m := in.lay.Find(a); m != nil {
+			r.What = in.lay.Describe(a)
+		}
+		if fields[1][0] == 'r' {
+			buf := make([]byte, r.Size)
+			if n, err := readMem(in.pid, a, buf); err == nil && uint64(n) == r.Size {
+				r.Data = buf
+			}
+		}
+		d.Ranges = append(d.Ranges, r)
+	}
+	return d
+}
