@@ -190,7 +190,9 @@ func TestASLRGuestMemoryHoldsNothingFromWhichAnotherRegionsBaseOrTheCanaryFollow
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct{ Unikernels []struct{ Name, Input, Expect string } }
+	var c struct {
+		Unikernels []struct{ Name, Input, Expect string }
+	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
