@@ -128,6 +128,9 @@ func startDaemon(t *testing.T, bin, pool, sock string, args ...string) *exec.Cmd
 	t.Cleanup(func() {
 		d.Process.Kill()
 		d.Wait()
+		if t.Failed() {
+			t.Logf("daemon's stderr:\n%s", stderr.String())
+		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if err := exec.Command(bin, "ps", "--host", sock).Run(); err == nil {

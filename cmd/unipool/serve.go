@@ -15,9 +15,9 @@ import (
 
 func init() {
 	var (
-		cfg                 serve.Config
-		socket, cap, budget string
-		grace               time.Duration
+		cfg                          serve.Config
+		socket, cap, budget, jailMem string
+		grace                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -32,7 +32,15 @@ Each instance's console output is kept up to --console-cap bytes, and the
 caps of all live and retained instances count against --console-budget: a
 start that would overrun it is refused. An instance started without a
 timeout gets --default-timeout. On SIGTERM the daemon starts nothing new,
-gives running instances --grace to finish, stops the rest, and exits 0.`,
+gives running instances --grace to finish, stops the rest, and exits 0.
+
+With --vms-per-process N the instances run in jails, as Firecracker's jailer
+runs a microVM: each request's instances are split into processes of at most
+N, each in its own user, mount, PID, IPC, UTS and network namespaces, its
+root (pivoted to, read-only) a directory under --jail-dir holding only the
+pool blobs its instances map, its root user an unprivileged host uid of its
+own (from --jail-uid on), in its own cgroup limited to --jail-memory. A jail
+that dies fails its own instances only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -50,6 +58,12 @@ gives running instances --grace to finish, stops the rest, and exits 0.`,
 				return fmt.Errorf("--console-budget: %w", err)
 			}
 			cfg.ConsoleBudget = int64(n)
+			if jailMem != "" {
+				if n, err = poolParseSize(jailMem); err != nil {
+					return fmt.Errorf("--jail-memory: %w", err)
+				}
+				cfg.JailMemory = int64(n)
+			}
 			cfg.Version = version
 			d, err := serve.New(cfg)
 			if err != nil {
@@ -77,5 +91,23 @@ gives running instances --grace to finish, stops the rest, and exits 0.`,
 	f.IntVar(&cfg.MaxLive, "max-instances", 20000, "instances pending or running at once")
 	f.IntVar(&cfg.Retain, "retain", 20000, "finished instances kept for ps and logs (oldest forgotten first)")
 	f.DurationVar(&grace, "grace", 10*time.Second, "on SIGTERM, how long running instances may go on before they are stopped")
-	commands = append(commands, cmd)
+	f.IntVar(&cfg.VMsPerProcess, "vms-per-process", 0, "run instances in jails of at most N (0: all in the daemon's process)")
+	f.StringVar(&cfg.JailDir, "jail-dir", "", "where the jails' root directories are made (default POOL/.jail; must be on the pool's file system)")
+	f.IntVar(&cfg.JailUID, "jail-uid", 900000, "first host uid (and gid) given to jails; each jail gets its own")
+	f.StringVar(&jailMem, "jail-memory", "", "each jail's cgroup memory limit (e.g. 512M; default none)")
+	commands = append(commands, cmd, jailWorkerCmd())
+}
+
+// jailWorkerCmd is a jail's process (serve --vms-per-process starts it in
+// its namespaces): not for users.
+func jailWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    serve.WorkerCommand + " ROOT",
+		Short:  "A jail's process (started by serve --vms-per-process)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return serve.RunJailWorker(args[0], os.Stdin, os.Stdout)
+		},
+	}
 }

@@ -101,6 +101,16 @@ type Metrics struct {
 	Memory    MemMetrics   `json:"memory"`
 	LoadTime  TimeMetrics  `json:"load_time"`
 	Console   Budget       `json:"console"`
+	Jails     JailMetrics  `json:"jails"`
+}
+
+// JailMetrics counts the jails' processes (serve --vms-per-process) and
+// what their cgroups are charged: every page their processes hold,
+// guest memory included, page tables and kernel memory as the cgroup
+// accounts them.
+type JailMetrics struct {
+	Processes   int    `json:"processes"`
+	MemoryBytes uint64 `json:"memory_bytes"`
 }
 
 // CountMetrics counts the instances the daemon holds, by state, and all

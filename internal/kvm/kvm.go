@@ -17,9 +17,23 @@ const APIVersion = 12
 // System is an open /dev/kvm: the system-wide ioctls.
 type System struct{ fd int }
 
-// Open opens /dev/kvm and checks the API version.
+// inherited is an open /dev/kvm handed in by a parent (UseDevice), or -1.
+var inherited = -1
+
+// UseDevice makes Open use fd, an open /dev/kvm, instead of the path: a
+// jailed process has no device node, its parent passes the descriptor.
+func UseDevice(fd int) { inherited = fd }
+
+// Open opens /dev/kvm (or duplicates the descriptor UseDevice gave) and
+// checks the API version.
 func Open() (*System, error) {
-	fd, err := unix.Open(DevicePath, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	var fd int
+	var err error
+	if inherited >= 0 {
+		fd, err = unix.FcntlInt(uintptr(inherited), unix.F_DUPFD_CLOEXEC, 0)
+	} else {
+		fd, err = unix.Open(DevicePath, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", DevicePath, err)
 	}

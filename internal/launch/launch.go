@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/pool"
 )
@@ -44,19 +45,6 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 	// One verified descriptor per blob, shared by every unikernel of the
 	// call: the monitors map and read these, never the paths.
 	verified := map[string]*os.File{}
-	verify := func(name, what, dgst string) error {
-		if dgst == "" || verified[dgst] != nil {
-			return nil
-		}
-		f, err := p.OpenBlob(dgst)
-		if err != nil {
-			return fmt.Errorf("unikernel %q: %s: %w; refusing to run it. `unipool pool add` of its image again "+
-				"(or of any image with this %s) rewrites the blob; `unipool pool verify` checks the whole pool",
-				name, what, err, what)
-		}
-		verified[dgst] = f
-		return nil
-	}
 	fail := func(err error) ([]monitor.Unikernel, error) {
 		for _, f := range verified {
 			f.Close()
@@ -72,20 +60,9 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 		if err != nil {
 			return fail(err)
 		}
-		for _, l := range cfg.Libraries {
-			if err := verify(name, "library "+l.Name, l.Shared.Digest); err != nil {
-				return fail(err)
-			}
-			if l.Init != nil {
-				if err := verify(name, "library "+l.Name+" init blob", l.Init.Digest); err != nil {
-					return fail(err)
-				}
-			}
-		}
-		if cfg.Private != nil {
-			if err := verify(name, "private blob", cfg.Private.Digest); err != nil {
-				return fail(err)
-			}
+		if err := OpenBlobs(name, cfg, p.OpenBlob, verified); err != nil {
+			return fail(fmt.Errorf("%w; refusing to run it. `unipool pool add` of its image again "+
+				"(or of any image with this blob) rewrites the blob; `unipool pool verify` checks the whole pool", err))
 		}
 		if s := cfg.Snapshot; s != nil && snapshots {
 			// Snapshot pages are many small blobs: checked here, read
@@ -99,6 +76,40 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline})
 	}
 	return uks, nil
+}
+
+// Blobs lists the blobs a description maps (not its snapshot pages):
+// digest -> what it is, for errors.
+func Blobs(cfg *desc.Config) map[string]string {
+	m := map[string]string{}
+	for _, l := range cfg.Libraries {
+		if l.Shared.Digest != "" {
+			m[l.Shared.Digest] = "library " + l.Name
+		}
+		if l.Init != nil && l.Init.Digest != "" {
+			m[l.Init.Digest] = "library " + l.Name + " init blob"
+		}
+	}
+	if cfg.Private != nil && cfg.Private.Digest != "" {
+		m[cfg.Private.Digest] = "private blob"
+	}
+	return m
+}
+
+// OpenBlobs opens (with open, which checks each on its descriptor) every
+// blob of cfg that verified does not hold yet, and adds it there.
+func OpenBlobs(name string, cfg *desc.Config, open func(dgst string) (*os.File, error), verified map[string]*os.File) error {
+	for dgst, what := range Blobs(cfg) {
+		if verified[dgst] != nil {
+			continue
+		}
+		f, err := open(dgst)
+		if err != nil {
+			return fmt.Errorf("unikernel %q: %s: %w", name, what, err)
+		}
+		verified[dgst] = f
+	}
+	return nil
 }
 
 // Close closes the blob files Resolve opened.

@@ -128,22 +128,31 @@ func (p *Pool) VerifyBlob(dgst string) error {
 // reads through the descriptor is what was checked; the path is never
 // opened again, so a file swapped in after the check is never used.
 func (p *Pool) OpenBlob(dgst string) (*os.File, error) {
+	return openBlob("pool "+p.dir, p.BlobPath(dgst), dgst)
+}
+
+// OpenBlobFile is OpenBlob for a blob file at path outside a pool (a
+// jail's link to it); where names the place in errors.
+func OpenBlobFile(where, path, dgst string) (*os.File, error) {
+	return openBlob(where, path, dgst)
+}
+
+func openBlob(where, path, dgst string) (*os.File, error) {
 	d := digest.Digest(dgst)
 	if err := d.Validate(); err != nil || d.Algorithm() != digest.SHA256 {
-		return nil, fmt.Errorf("pool %s: blob %q: not a sha256 digest", p.dir, dgst)
+		return nil, fmt.Errorf("%s: blob %q: not a sha256 digest", where, dgst)
 	}
-	path := p.BlobPath(dgst)
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
-		return nil, fmt.Errorf("pool %s: blob %s missing (no %s)", p.dir, d, path)
+		return nil, fmt.Errorf("%s: blob %s missing (no %s)", where, d, path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pool %s: blob %s (%s): %w", p.dir, d, path, err)
+		return nil, fmt.Errorf("%s: blob %s (%s): %w", where, d, path, err)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	fail := func(format string, args ...any) (*os.File, error) {
 		f.Close()
-		return nil, fmt.Errorf("pool %s: blob %s (%s): "+format, append([]any{p.dir, d, path}, args...)...)
+		return nil, fmt.Errorf("%s: blob %s (%s): "+format, append([]any{where, d, path}, args...)...)
 	}
 	fi, err := f.Stat()
 	if err != nil {

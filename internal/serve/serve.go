@@ -20,12 +20,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/unipool/unipool/internal/api"
+	"github.com/unipool/unipool/internal/jail"
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
@@ -41,6 +43,12 @@ type Config struct {
 	ConsoleBudget  int64         // console bytes over all live and retained instances
 	MaxLive        int           // pending + running instances at once
 	Retain         int           // finished instances kept for ps/logs
+	// VMsPerProcess > 0 runs instances in jails of at most that many
+	// (internal/jail): own namespaces, root, cgroup and host uid each.
+	VMsPerProcess int
+	JailDir       string // jails' directories (default POOL/.jail: on the pool's file system)
+	JailUID       int    // first host uid/gid of the jails (each jail its own)
+	JailMemory    int64  // each jail's cgroup memory limit in bytes (0: none)
 }
 
 // Defaults fills the zero fields of c.
@@ -59,6 +67,12 @@ func (c *Config) Defaults() {
 	}
 	if c.Retain <= 0 {
 		c.Retain = 20000
+	}
+	if c.JailDir == "" && c.Pool != "" {
+		c.JailDir = filepath.Join(c.Pool, ".jail")
+	}
+	if c.JailUID <= 0 {
+		c.JailUID = 900000
 	}
 }
 
@@ -83,6 +97,8 @@ type Daemon struct {
 	started  uint64
 	loads    []time.Duration // most recent load times (ring)
 	loadPos  int
+	jails    []*jail.Cgroup // running jails' groups
+	jailView string         // where jails find their directories (jail.Expose)
 }
 
 // instance is one row of the table.
@@ -109,8 +125,20 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	var view string
+	if cfg.VMsPerProcess > 0 {
+		if os.Geteuid() != 0 {
+			return nil, fmt.Errorf("--vms-per-process: jails need root (namespaces, cgroups, host uids)")
+		}
+		if err := os.MkdirAll(cfg.JailDir, 0o711); err != nil {
+			return nil, fmt.Errorf("--jail-dir: %w", err)
+		}
+		if view, err = jail.Expose(cfg.JailDir); err != nil {
+			return nil, fmt.Errorf("--jail-dir: %w", err)
+		}
+	}
 	ctx, kill := context.WithCancel(context.Background())
-	return &Daemon{cfg: cfg, mon: mon, runCtx: ctx, kill: kill,
+	return &Daemon{cfg: cfg, mon: mon, runCtx: ctx, kill: kill, jailView: view,
 		insts: map[uint64]*instance{}, batches: map[uint64]*batch{}}, nil
 }
 
@@ -183,7 +211,11 @@ func (d *Daemon) Start(req api.StartRequest) (api.StartResponse, error) {
 	opt.Started = func(i, pid int, stop func()) { d.onStarted(b.ids[i], pid, stop) }
 	opt.Finished = func(i int, r monitor.Result) { d.onFinished(b.ids[i], r) }
 	d.runs.Add(1)
-	go d.run(b, uks, opt)
+	if d.cfg.VMsPerProcess > 0 {
+		go d.runJailed(b, uks, opt)
+	} else {
+		go d.run(b, uks, opt)
+	}
 	return api.StartResponse{Batch: bid, Instances: slices.Clone(b.ids)}, nil
 }
 
@@ -436,7 +468,19 @@ func (d *Daemon) Metrics() api.Metrics {
 	m.Instances.Retained = len(d.finished)
 	m.Console = api.Budget{CapBytes: d.cfg.ConsoleCap, BudgetBytes: d.cfg.ConsoleBudget, UsedBytes: d.used}
 	loads = slices.Clone(d.loads)
+	jails := slices.Clone(d.jails)
 	d.mu.Unlock()
+
+	// Under kvm (and in a kvm jail) several instances share one pid:
+	// each process is measured once.
+	slices.Sort(pids)
+	pids = slices.Compact(pids)
+	m.Jails.Processes = len(jails)
+	for _, cg := range jails {
+		if b, err := cg.Memory(); err == nil {
+			m.Jails.MemoryBytes += b
+		}
+	}
 
 	if r, err := measure.ReadRollup(os.Getpid()); err == nil {
 		m.Memory.DaemonPSS = r.PSS
@@ -478,4 +522,9 @@ func (d *Daemon) Shutdown(grace time.Duration) {
 		<-done
 	}
 	d.kill()
+	if d.jailView != "" {
+		if err := jail.Unexpose(d.jailView); err != nil {
+			fmt.Fprintf(os.Stderr, "unipool: %v\n", err)
+		}
+	}
 }

@@ -1,0 +1,385 @@
+package serve
+
+// The jailer mode (serve --vms-per-process N): a start request's instances
+// run in jails of at most N instances each (internal/jail): one process
+// per jail, in its own namespaces and cgroup, whose root holds only the
+// blobs its instances map. The daemon talks to each jail over its stdin
+// (the job, then stop requests) and stdout (an event per instance start
+// and end), one JSON object per line. A jail that dies fails its own
+// instances and no other.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/jail"
+	"github.com/unipool/unipool/internal/kvm"
+	"github.com/unipool/unipool/internal/launch"
+	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/pool"
+)
+
+// WorkerCommand is the hidden subcommand a jail's process runs.
+const WorkerCommand = "jail-worker"
+
+// jailJob is what the daemon hands a jail: its instances (one entry per
+// instance) and the run's options.
+type jailJob struct {
+	Monitor    string          `json:"monitor"`
+	KVMFD      int             `json:"kvm_fd,omitempty"` // an open /dev/kvm, for the kvm monitor
+	Unikernels []jailUnikernel `json:"unikernels"`
+	MemSize    uint64          `json:"mem_size,omitempty"`
+	Load       string          `json:"load,omitempty"`
+	ASLR       bool            `json:"aslr,omitempty"`
+	KSM        bool            `json:"ksm,omitempty"`
+	Seed       uint64          `json:"seed,omitempty"`
+	TimeoutNS  int64           `json:"timeout_ns,omitempty"`
+	MaxOutput  int             `json:"max_output,omitempty"`
+}
+
+type jailUnikernel struct {
+	Name    string       `json:"name"`
+	Config  *desc.Config `json:"config"`
+	Cmdline string       `json:"cmdline,omitempty"`
+}
+
+// jailEvent is one line a jail writes: an instance started (with the pid
+// that holds it, in the jail's PID namespace) or finished.
+type jailEvent struct {
+	Event  string          `json:"event"` // "started", "finished"
+	I      int             `json:"i"`
+	PID    int             `json:"pid,omitempty"`
+	Result *monitor.Result `json:"result,omitempty"`
+}
+
+// jailStop is what the daemon writes to stop instance I of a jail.
+type jailStop struct {
+	Stop int `json:"stop"`
+}
+
+var jailSeq atomic.Uint64
+
+// runJailed runs a batch in jails of at most VMsPerProcess instances.
+func (d *Daemon) runJailed(b *batch, uks []monitor.Unikernel, opt monitor.Options) {
+	defer d.runs.Done()
+	defer close(b.done)
+	defer launch.Close(uks)
+	per := d.cfg.VMsPerProcess
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(b.ids); lo += per {
+		hi := min(lo+per, len(b.ids))
+		members := make([]monitor.Unikernel, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			members = append(members, uks[i/opt.N])
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ids := b.ids[lo:hi]
+			if err := d.runJail(ids, members, opt); err != nil {
+				for _, id := range ids {
+					d.onFinished(id, monitor.Result{Unikernel: d.nameOf(id), Instance: d.instanceIndex(id, 0), ExitCode: -1, Error: err.Error()})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// instanceIndex is instance id's index among its unikernel's instances
+// in its batch (a jail runs each instance as its unikernel's only one).
+func (d *Daemon) instanceIndex(id uint64, def int) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if in := d.insts[id]; in != nil {
+		return in.Result.Instance
+	}
+	return def
+}
+
+func (d *Daemon) nameOf(id uint64) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if in := d.insts[id]; in != nil {
+		return in.Result.Unikernel
+	}
+	return ""
+}
+
+// runJail runs one jail to its end. An error means it never ran; an
+// instance left unfinished by a jail that died is failed here.
+func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, opt monitor.Options) error {
+	seq := jailSeq.Add(1)
+	id := d.cfg.JailUID + int(seq%65536)
+	name := fmt.Sprintf("%d-%d", os.Getpid(), seq)
+	root := filepath.Join(d.cfg.JailDir, name)
+
+	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, KSM: opt.KSM,
+		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), MaxOutput: opt.MaxOutput}
+	blobs := map[string]string{}
+	for _, u := range members {
+		job.Unikernels = append(job.Unikernels, jailUnikernel{Name: u.Name, Config: u.Config, Cmdline: u.Cmdline})
+		for dgst := range launch.Blobs(u.Config) {
+			blobs[dgst] = u.BlobPath(dgst)
+		}
+	}
+	defer jail.Cleanup(root)
+	if err := jail.Prepare(root, blobs); err != nil {
+		return err
+	}
+	cg, err := jail.NewCgroup("jail-"+name, d.cfg.JailMemory)
+	if err != nil {
+		return fmt.Errorf("jail %s: %w", root, err)
+	}
+	defer cg.Remove()
+
+	cmd := jail.Command(id, WorkerCommand, filepath.Join(d.jailView, name))
+	cmd.Stderr = os.Stderr
+	if d.cfg.Monitor == "kvm" {
+		dev, err := os.OpenFile(kvm.DevicePath, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("jail %s: %w", root, err)
+		}
+		defer dev.Close()
+		cmd.ExtraFiles = []*os.File{dev}
+		job.KVMFD = 3
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("jail %s: start its process: %w", root, err)
+	}
+	jpid := cmd.Process.Pid
+	// Nothing of the job runs before the process is in its group: it
+	// waits for the job on stdin.
+	if err := cg.Add(jpid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return err
+	}
+	d.addJail(cg)
+	defer d.dropJail(cg)
+	// The daemon stopping (its run context) kills the jail: its process
+	// is PID 1 of its namespace, so every instance process goes with it.
+	stopKill := context.AfterFunc(d.runCtx, func() { cmd.Process.Kill() })
+	defer stopKill()
+
+	var inMu sync.Mutex
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		inMu.Lock()
+		defer inMu.Unlock()
+		stdin.Write(append(b, '\n'))
+	}
+	send(job)
+
+	done := make([]bool, len(ids))
+	pids := newNSPids(cg, jpid)
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	for sc.Scan() {
+		var ev jailEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.I < 0 || ev.I >= len(ids) {
+			continue
+		}
+		switch ev.Event {
+		case "started":
+			i := ev.I
+			d.onStarted(ids[i], pids.host(ev.PID), func() { send(jailStop{Stop: i}) })
+		case "finished":
+			if ev.Result != nil && !done[ev.I] {
+				done[ev.I] = true
+				r := *ev.Result
+				r.PID = pids.host(r.PID)
+				r.Instance = d.instanceIndex(ids[ev.I], r.Instance)
+				d.onFinished(ids[ev.I], r)
+			}
+		}
+	}
+	stdin.Close()
+	werr := cmd.Wait()
+	for i, ok := range done {
+		if !ok {
+			d.onFinished(ids[i], monitor.Result{Unikernel: members[i].Name, Instance: d.instanceIndex(ids[i], 0), ExitCode: -1,
+				Error: fmt.Sprintf("its jail's process (pid %d) ended before it did: %v", jpid, werr)})
+		}
+	}
+	return nil
+}
+
+// nsPids translates pids of a jail's PID namespace to the host's.
+type nsPids struct {
+	cg   *jail.Cgroup
+	init int // the jail's process: pid 1 inside
+	m    map[int]int
+}
+
+func newNSPids(cg *jail.Cgroup, init int) *nsPids {
+	return &nsPids{cg: cg, init: init, m: map[int]int{}}
+}
+
+func (p *nsPids) host(ns int) int {
+	switch {
+	case ns <= 0:
+		return 0
+	case ns == 1:
+		return p.init
+	}
+	if h, ok := p.m[ns]; ok {
+		return h
+	}
+	procs, _ := p.cg.Procs()
+	for _, h := range procs {
+		if _, seen := p.m[nsPid(h)]; !seen {
+			p.m[nsPid(h)] = h
+		}
+	}
+	return p.m[ns]
+}
+
+// nsPid is the innermost pid of host process h (the last NSpid field).
+func nsPid(h int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				n, _ := strconv.Atoi(f[len(f)-1])
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+func (d *Daemon) addJail(cg *jail.Cgroup) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.jails = append(d.jails, cg)
+}
+
+func (d *Daemon) dropJail(cg *jail.Cgroup) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, c := range d.jails {
+		if c == cg {
+			d.jails = append(d.jails[:i], d.jails[i+1:]...)
+			return
+		}
+	}
+}
+
+// RunJailWorker is a jail's process (`unipool jail-worker ROOT`): it
+// enters the jail at root, reads its job from in, runs the instances with
+// the job's monitor and reports each on out. Stop requests arrive on in;
+// in closing (the daemon gone) stops everything.
+func RunJailWorker(root string, in io.Reader, out io.Writer) error {
+	if err := jail.Enter(root); err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(in, 1<<20)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("jail %s: reading the job: %w", root, err)
+	}
+	var job jailJob
+	if err := json.Unmarshal(line, &job); err != nil {
+		return fmt.Errorf("jail %s: the job: %w", root, err)
+	}
+	if job.KVMFD > 0 {
+		kvm.UseDevice(job.KVMFD)
+	}
+	// Every blob is checked again here, on the descriptor the monitor
+	// maps: the jail trusts no check made outside it.
+	verified := map[string]*os.File{}
+	open := func(dgst string) (*os.File, error) {
+		return pool.OpenBlobFile("jail "+root, jail.BlobPath(dgst), dgst)
+	}
+	uks := make([]monitor.Unikernel, 0, len(job.Unikernels))
+	for _, u := range job.Unikernels {
+		if u.Config == nil {
+			return fmt.Errorf("jail %s: unikernel %q without a description", root, u.Name)
+		}
+		if err := launch.OpenBlobs(u.Name, u.Config, open, verified); err != nil {
+			return err
+		}
+		uks = append(uks, monitor.Unikernel{Name: u.Name, Config: u.Config, BlobPath: jail.BlobPath, Blobs: verified, Cmdline: u.Cmdline})
+	}
+	defer launch.Close(uks)
+	mon, err := monitor.Open(job.Monitor)
+	if err != nil {
+		return err
+	}
+
+	var outMu sync.Mutex
+	enc := json.NewEncoder(out)
+	emit := func(ev jailEvent) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		enc.Encode(ev)
+	}
+	var stopMu sync.Mutex
+	stops := make([]func(), len(uks))
+	stopAsked := make([]bool, len(uks))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var s jailStop
+			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Stop < 0 || s.Stop >= len(uks) {
+				continue
+			}
+			stopMu.Lock()
+			stop := stops[s.Stop]
+			stopAsked[s.Stop] = true
+			stopMu.Unlock()
+			if stop != nil {
+				stop()
+			}
+		}
+		cancel() // the daemon is gone
+	}()
+	opt := monitor.Options{N: 1, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, KSM: job.KSM, Seed: job.Seed,
+		Timeout: time.Duration(job.TimeoutNS), MaxOutput: job.MaxOutput, DropResults: true,
+		Started: func(i, pid int, stop func()) {
+			stopMu.Lock()
+			stops[i] = stop
+			asked := stopAsked[i]
+			stopMu.Unlock()
+			emit(jailEvent{Event: "started", I: i, PID: pid})
+			if asked {
+				stop()
+			}
+		},
+		Finished: func(i int, res monitor.Result) {
+			emit(jailEvent{Event: "finished", I: i, Result: &res})
+		},
+	}
+	_, err = mon.Run(ctx, uks, opt)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
