@@ -191,3 +191,56 @@ func TestCLIRunsImageUnderKVMAndReportsItsExitCodeAndFaults(t *testing.T) {
 		t.Errorf("spinning guest: status %d, stderr %q", code, stderr)
 	}
 }
+
+// TestCLIServesVMsInJailsOfAtMostN: `serve --monitor kvm --vms-per-process
+// 2` runs 5 VMs in three jails (namespaces, their own root and cgroup,
+// /dev/kvm handed in as a descriptor), each printing what it should.
+func TestCLIServesVMsInJailsOfAtMostN(t *testing.T) {
+	needKVM(t)
+	needTools(t, "gcc", "ld")
+	if os.Geteuid() != 0 {
+		t.Skip("jails need root")
+	}
+	bin := cliBinary(t)
+	pool := pooledDemo(t, bin)
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	d := exec.Command(bin, "serve", "--monitor", "kvm", "--socket", sock, "--pool", pool, "--vms-per-process", "2", "--jail-memory", "512M")
+	var derr strings.Builder
+	d.Stderr = &derr
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		d.Process.Kill()
+		d.Wait()
+		if t.Failed() {
+			t.Logf("daemon's stderr:\n%s", derr.String())
+		}
+	}()
+	var stdout, stderr string
+	var code int
+	for i := 0; ; i++ {
+		stdout, stderr, code = cli(t, bin, "run", "--host", sock, "--json", "-n", "5", "--timeout", "120s", "demo")
+		if code == 0 || !strings.Contains(stderr, sock) || i == 100 {
+			break // answered (or never will)
+		}
+		exec.Command("sleep", "0.1").Run() // the daemon is still starting
+	}
+	if code != 0 {
+		t.Fatalf("run --host: status %d, stderr %q", code, stderr)
+	}
+	var rs []monitor.Result
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil {
+		t.Fatal(err)
+	}
+	pids := map[int]bool{}
+	for _, r := range rs {
+		if r.Output != "hello from libgreet\nhello from libgreet\n" || r.ExitCode != 0 || r.Error != "" {
+			t.Errorf("instance %d: exit %d output %q error %q", r.Instance, r.ExitCode, r.Output, r.Error)
+		}
+		pids[r.PID] = true
+	}
+	if len(rs) != 5 || len(pids) != 3 {
+		t.Errorf("%d results in %d processes %v, want 5 in 3 jails", len(rs), len(pids), pids)
+	}
+}
