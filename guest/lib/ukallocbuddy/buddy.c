@@ -5,7 +5,15 @@
  * memalign is just a bigger order. A side table holds one byte per
  * minimum-size block: nonzero only where a block starts, giving its order
  * and whether it is free. Nothing is stored in front of a payload, so a
- * 4 KiB request takes exactly a 4 KiB block. */
+ * 4 KiB request takes exactly a 4 KiB block.
+ *
+ * The heap is handed out from its low end as it is needed: [start, top) is
+ * tiled by blocks (in use or on a free list), [top, end) is untouched, and
+ * neither it nor its part of the table is ever read or written until a
+ * request needs it. Memory a guest does not use then costs the host
+ * nothing: the table (heap/33 bytes) and the free blocks of a heap cut up
+ * in advance would otherwise be written, and on some hosts (no shared zero
+ * page) even reading fresh memory makes it resident. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +38,7 @@ struct free_block {
 
 static struct {
 	uintptr_t start, end;  /* managed bytes, MIN_SIZE aligned */
+	uintptr_t top;         /* [start, top) is tiled by blocks; above: untouched */
 	uint8_t *meta;         /* one byte per MIN_SIZE block of [start, end) */
 	struct free_block *free[MAX_ORDER + 1];
 	size_t free_bytes;
@@ -74,27 +83,6 @@ static int order_for(size_t size)
 	return 64 - __builtin_clzll((unsigned long long)size - 1);
 }
 
-/* Zeroes n bytes at p, writing only words that are not zero already: the
- * monitors hand the guest fresh (zero) memory, and a table of heap/33
- * bytes that init would otherwise write is that much private memory per
- * instance, before a single allocation. */
-static void clear_untouched(uint8_t *p, size_t n)
-{
-	while (n && ((uintptr_t)p & 7)) {
-		if (*p)
-			*p = 0;
-		p++;
-		n--;
-	}
-	uint64_t *w = (uint64_t *)p;
-	for (; n >= 8; n -= 8, w++)
-		if (*w)
-			*w = 0;
-	for (p = (uint8_t *)w; n; n--, p++)
-		if (*p)
-			*p = 0;
-}
-
 void uk_alloc_init(void *base, size_t len)
 {
 	memset(&B, 0, sizeof B);
@@ -102,7 +90,8 @@ void uk_alloc_init(void *base, size_t len)
 	if (hi < lo || len < 4 * MIN_SIZE)
 		return;
 	/* The table comes first; it needs a byte per block of what follows,
-	 * so len / (MIN_SIZE + 1) bytes suffice. */
+	 * so len / (MIN_SIZE + 1) bytes suffice. It is cleared only as the
+	 * heap is taken into use (take_up), so memory need not be fresh. */
 	size_t nmeta = len / (MIN_SIZE + 1) + 1;
 	B.meta = (uint8_t *)lo;
 	B.start = (lo + nmeta + MIN_SIZE - 1) & ~(MIN_SIZE - 1);
@@ -111,17 +100,41 @@ void uk_alloc_init(void *base, size_t len)
 		B.start = B.end = 0;
 		return;
 	}
-	clear_untouched(B.meta, idx(B.end));
-	/* Cut the range into the largest self-aligned blocks that fit. */
-	for (uintptr_t a = B.start; a < B.end;) {
-		int k = __builtin_ctzll(a);
-		if (k > MAX_ORDER)
-			k = MAX_ORDER;
-		while (a + ((uintptr_t)1 << k) > B.end)
-			k--;
-		list_push(k, a);
-		a += (uintptr_t)1 << k;
+	B.top = B.start;
+}
+
+/* Moves the top up to t (MIN_SIZE aligned, at most end), clearing the
+ * table entries of what it takes in: nothing there is a block yet. */
+static void take_up(uintptr_t t)
+{
+	memset(B.meta + idx(B.top), 0, idx(t) - idx(B.top));
+	B.top = t;
+}
+
+static void free_block(uintptr_t a, int k);
+
+/* A new block of order k from above the top, or 0 if it does not fit. The
+ * gap below it, left by its alignment, goes to the free lists. */
+static uintptr_t carve(int k)
+{
+	uintptr_t size = (uintptr_t)1 << k;
+	uintptr_t a = (B.top + size - 1) & ~(size - 1);
+	if (a < B.top || a > B.end || B.end - a < size)
+		return 0;
+	uintptr_t gap = B.top;
+	take_up(a + size);
+	/* The gap as the largest self-aligned blocks that fit, each freed (a
+	 * free block of its own size may end where the gap starts). */
+	while (gap < a) {
+		int j = __builtin_ctzll(gap);
+		if (j > MAX_ORDER)
+			j = MAX_ORDER;
+		while (gap + ((uintptr_t)1 << j) > a)
+			j--;
+		free_block(gap, j);
+		gap += (uintptr_t)1 << j;
 	}
+	return a;
 }
 
 /* The free buddy of the order-k block at a, or 0. */
@@ -130,18 +143,27 @@ static uintptr_t free_buddy(uintptr_t a, int k)
 	if (k >= MAX_ORDER)
 		return 0;
 	uintptr_t b = a ^ ((uintptr_t)1 << k);
-	if (b < B.start || b + ((uintptr_t)1 << k) > B.end)
+	if (b < B.start || b + ((uintptr_t)1 << k) > B.top)
 		return 0;
 	return B.meta[idx(b)] == META(k, 1) ? b : 0;
 }
 
+/* A block of order k: the smallest free one that fits, split down, else a
+ * new one from above the top. */
 static void *alloc_order(int k)
 {
+	if (k > MAX_ORDER)
+		return NULL;
 	int j = k;
 	while (j <= MAX_ORDER && !B.free[j])
 		j++;
-	if (j > MAX_ORDER)
-		return NULL;
+	if (j > MAX_ORDER) {
+		uintptr_t a = carve(k);
+		if (!a)
+			return NULL;
+		B.meta[idx(a)] = META(k, 0);
+		return (void *)a;
+	}
 	uintptr_t a = (uintptr_t)B.free[j];
 	list_remove(j, a);
 	while (j > k) {
@@ -163,7 +185,7 @@ void *uk_alloc_malloc(size_t size)
 static int block_order(void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	if (a < B.start || a >= B.end || (a & (MIN_SIZE - 1)))
+	if (a < B.start || a >= B.top || (a & (MIN_SIZE - 1)))
 		__builtin_trap();
 	uint8_t m = B.meta[idx(a)];
 	if (!m || (m & META_FREE))
@@ -180,7 +202,25 @@ static void free_block(uintptr_t a, int k)
 		a = a < b ? a : b;
 		k++;
 	}
-	list_push(k, a);
+	if (a + ((uintptr_t)1 << k) != B.top) {
+		list_push(k, a);
+		return;
+	}
+	/* The last block goes back above the top, and so does every free
+	 * block that then ends at the top: memory freed at the end of the
+	 * heap can be carved again in any size. */
+	B.meta[idx(a)] = 0;
+	B.top = a;
+	for (int j = BUDDY_MIN_ORDER; j <= MAX_ORDER; j++) {
+		uintptr_t x = B.top - ((uintptr_t)1 << j);
+		if (x < B.start || x > B.top)
+			break;
+		if ((x & (((uintptr_t)1 << j) - 1)) || B.meta[idx(x)] != META(j, 1))
+			continue;
+		list_remove(j, x);
+		B.top = x;
+		j = BUDDY_MIN_ORDER - 1;
+	}
 }
 
 void uk_alloc_free(void *p)
@@ -221,10 +261,14 @@ void *uk_alloc_realloc(void *p, size_t size)
 	/* Grow in place while we are the lower buddy and the upper is free. */
 	int g = k;
 	while (g < want && !(a & ((uintptr_t)1 << g))) {
-		uintptr_t b = free_buddy(a, g);
-		if (!b)
-			break;
-		list_remove(g, b);
+		uintptr_t b = a + ((uintptr_t)1 << g);
+		if (b == B.top && B.end - b >= ((uintptr_t)1 << g)) {
+			take_up(b + ((uintptr_t)1 << g)); /* the buddy is untouched */
+		} else {
+			if (!free_buddy(a, g))
+				break;
+			list_remove(g, b);
+		}
 		g++;
 	}
 	B.meta[idx(a)] = META(g, 0);
@@ -251,13 +295,15 @@ void *uk_alloc_memalign(size_t align, size_t size)
 
 size_t uk_alloc_free_bytes(void)
 {
-	return B.free_bytes;
+	return B.free_bytes + (B.end - B.top);
 }
 
 int uk_alloc_check(void)
 {
 	size_t free_seen = 0, nfree[MAX_ORDER + 1] = {0};
-	for (uintptr_t a = B.start; a < B.end;) {
+	if (B.top < B.start || B.top > B.end || (B.top & (MIN_SIZE - 1)))
+		return -10;
+	for (uintptr_t a = B.start; a < B.top;) {
 		uint8_t m = B.meta[idx(a)];
 		if (!m)
 			return -1; /* a gap between blocks */
@@ -265,7 +311,7 @@ int uk_alloc_check(void)
 		uintptr_t sz = (uintptr_t)1 << k;
 		if (k < BUDDY_MIN_ORDER || k > MAX_ORDER || (a & (sz - 1)))
 			return -2; /* bad order or misaligned block */
-		if (a + sz > B.end)
+		if (a + sz > B.top)
 			return -3;
 		for (uintptr_t i = a + MIN_SIZE; i < a + sz; i += MIN_SIZE)
 			if (B.meta[idx(i)])
@@ -283,7 +329,7 @@ int uk_alloc_check(void)
 		for (struct free_block *b = B.free[k], *prev = NULL; b; prev = b, b = b->next) {
 			if (b->prev != prev)
 				return -8;
-			if ((uintptr_t)b < B.start || (uintptr_t)b >= B.end ||
+			if ((uintptr_t)b < B.start || (uintptr_t)b >= B.top ||
 			    B.meta[idx((uintptr_t)b)] != META(k, 1))
 				return -6; /* listed but not a free block of this order */
 			if (++n > nfree[k])
