@@ -5,8 +5,14 @@
  * bitmap levels find a fitting list in O(1). Every block starts with a
  * 16-byte header (previous physical block, payload size | FREE) so
  * payloads stay 16-byte aligned; free blocks keep their list links in the
- * payload. Neighbouring free blocks are always merged, and a zero-size used
- * sentinel ends the pool. */
+ * payload. Neighbouring free blocks are always merged.
+ *
+ * The pool grows from its low end as requests need it: blocks tile
+ * [first, top), and [top, end) is untouched, never read or written until a
+ * request takes it in. A block freed at the top goes back to it. So a guest
+ * pays for the heap it uses, not for the heap it was given (on a host
+ * without a shared zero page, even reading fresh memory makes it
+ * resident). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -43,6 +49,8 @@ static struct {
 	uint64_t sl_bitmap[FL_COUNT];
 	struct block *heads[FL_COUNT][SL_COUNT];
 	struct block *first;
+	struct block *last; /* the block that ends at top, or NULL */
+	uintptr_t top, end;
 	size_t free_bytes;
 } T;
 
@@ -69,6 +77,20 @@ static struct block *from_payload(void *p)
 static struct block *next_phys(struct block *b)
 {
 	return (struct block *)((char *)b + HDR + bsize(b));
+}
+
+/* Makes p the physical predecessor of n, which may be the top. */
+static void set_prev(struct block *n, struct block *p)
+{
+	if ((uintptr_t)n == T.top)
+		T.last = p;
+	else
+		n->prev_phys = p;
+}
+
+static struct block *prev_of(struct block *n)
+{
+	return (uintptr_t)n == T.top ? T.last : n->prev_phys;
 }
 
 static int fls64(size_t x)
@@ -154,17 +176,24 @@ static struct block *find_free(size_t s)
 static void release(struct block *b)
 {
 	struct block *n = next_phys(b);
-	if (is_free(n)) {
+	if ((uintptr_t)n != T.top && is_free(n)) {
 		remove_free(n);
 		b->size += HDR + bsize(n);
-		next_phys(b)->prev_phys = b;
+		set_prev(next_phys(b), b);
 	}
 	struct block *p = b->prev_phys;
 	if (p && is_free(p)) {
 		remove_free(p);
 		p->size += HDR + bsize(b);
-		next_phys(p)->prev_phys = p;
+		set_prev(next_phys(p), p);
 		b = p;
+	}
+	if ((uintptr_t)next_phys(b) == T.top) {
+		/* The last block: back above the top (its predecessor is in
+		 * use, free neighbours being merged). */
+		T.top = (uintptr_t)b;
+		T.last = b->prev_phys;
+		return;
 	}
 	insert_free(b);
 }
@@ -178,7 +207,7 @@ static void trim(struct block *b, size_t s)
 	r->size = bsize(b) - s - HDR;
 	r->prev_phys = b;
 	b->size = s;
-	next_phys(r)->prev_phys = r;
+	set_prev(next_phys(r), r);
 	release(r);
 }
 
@@ -195,19 +224,32 @@ void uk_alloc_init(void *base, size_t len)
 	memset(&T, 0, sizeof T);
 	uintptr_t lo = ((uintptr_t)base + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
 	uintptr_t hi = ((uintptr_t)base + len) & ~(uintptr_t)(ALIGN - 1);
-	if (hi < lo || hi - lo < 2 * HDR + MIN_PAYLOAD)
+	if (hi < lo || hi - lo < HDR + MIN_PAYLOAD)
 		return;
-	size_t s = hi - lo - 2 * HDR;
-	if (s > MAX_SIZE)
-		s = MAX_SIZE & ~(ALIGN - 1);
-	struct block *b = (struct block *)lo;
-	b->prev_phys = NULL;
+	if (hi - lo > HDR + MAX_SIZE)
+		hi = lo + HDR + (MAX_SIZE & ~(ALIGN - 1));
+	T.first = (struct block *)lo;
+	T.top = lo;
+	T.end = hi;
+}
+
+/* A block of at least s payload bytes, taken off the free lists or from
+ * above the top; NULL if none fits. */
+static struct block *take(size_t s)
+{
+	struct block *b = find_free(s);
+	if (b) {
+		remove_free(b);
+		return b;
+	}
+	if (T.end - T.top < HDR + s)
+		return NULL;
+	b = (struct block *)T.top;
+	b->prev_phys = T.last;
 	b->size = s;
-	struct block *sentinel = next_phys(b);
-	sentinel->prev_phys = b;
-	sentinel->size = 0;
-	T.first = b;
-	insert_free(b);
+	T.top = (uintptr_t)next_phys(b);
+	T.last = b;
+	return b;
 }
 
 void *uk_alloc_malloc(size_t size)
@@ -215,10 +257,9 @@ void *uk_alloc_malloc(size_t size)
 	size_t s = adjust(size);
 	if (!s)
 		return NULL;
-	struct block *b = find_free(s);
+	struct block *b = take(s);
 	if (!b)
 		return NULL;
-	remove_free(b);
 	trim(b, s);
 	return payload(b);
 }
@@ -227,10 +268,11 @@ void *uk_alloc_malloc(size_t size)
  * not hand out (or already took back), which would corrupt the heap. */
 static struct block *used_block(void *p)
 {
-	if (((uintptr_t)p & (ALIGN - 1)) || !T.first || (uintptr_t)p <= (uintptr_t)T.first)
+	if (((uintptr_t)p & (ALIGN - 1)) || !T.first || (uintptr_t)p <= (uintptr_t)T.first ||
+	    (uintptr_t)p >= T.top)
 		__builtin_trap();
 	struct block *b = from_payload(p);
-	if (is_free(b) || !bsize(b) || next_phys(b)->prev_phys != b)
+	if (is_free(b) || !bsize(b) || (uintptr_t)next_phys(b) > T.top || prev_of(next_phys(b)) != b)
 		__builtin_trap();
 	return b;
 }
@@ -264,10 +306,17 @@ void *uk_alloc_realloc(void *p, size_t size)
 		return p;
 	}
 	struct block *n = next_phys(b);
-	if (is_free(n) && bsize(b) + HDR + bsize(n) >= s) {
+	if ((uintptr_t)n == T.top) {
+		/* The last block grows into the untouched part. */
+		if (T.end - (uintptr_t)payload(b) >= s) {
+			b->size = s;
+			T.top = (uintptr_t)next_phys(b);
+			return p;
+		}
+	} else if (is_free(n) && bsize(b) + HDR + bsize(n) >= s) {
 		remove_free(n);
 		b->size += HDR + bsize(n);
-		next_phys(b)->prev_phys = b;
+		set_prev(next_phys(b), b);
 		trim(b, s);
 		return p;
 	}
@@ -291,10 +340,9 @@ void *uk_alloc_memalign(size_t align, size_t size)
 	/* Room for the aligned payload plus a leading gap that can become a
 	 * free block of its own. */
 	size_t need = s + align + HDR + MIN_PAYLOAD;
-	struct block *b = find_free(need);
+	struct block *b = take(need);
 	if (!b)
 		return NULL;
-	remove_free(b);
 	uintptr_t p = (uintptr_t)payload(b);
 	uintptr_t a = (p + align - 1) & ~(uintptr_t)(align - 1);
 	if (a != p && a - p < HDR + MIN_PAYLOAD)
@@ -305,9 +353,9 @@ void *uk_alloc_memalign(size_t align, size_t size)
 		struct block *nb = from_payload((void *)a);
 		nb->size = bsize(b) - (a - p);
 		nb->prev_phys = b;
-		next_phys(nb)->prev_phys = nb;
+		set_prev(next_phys(nb), nb);
 		b->size = a - p - HDR;
-		insert_free(b);
+		release(b);
 		b = nb;
 	}
 	trim(b, s);
@@ -316,25 +364,32 @@ void *uk_alloc_memalign(size_t align, size_t size)
 
 size_t uk_alloc_free_bytes(void)
 {
-	return T.free_bytes;
+	size_t above = T.end - T.top;
+	return T.free_bytes + (above > HDR ? above - HDR : 0);
 }
 
 int uk_alloc_check(void)
 {
 	if (!T.first)
 		return T.fl_bitmap ? -1 : 0;
+	if (T.top < (uintptr_t)T.first || T.top > T.end)
+		return -12;
 	size_t free_seen = 0, nfree = 0;
 	struct block *prev = NULL;
 	for (struct block *b = T.first;; b = next_phys(b)) {
+		if ((uintptr_t)b >= T.top) {
+			if ((uintptr_t)b != T.top || T.last != prev)
+				return -2; /* the chain overruns the top */
+			if (prev && is_free(prev))
+				return -6; /* a free last block belongs above the top */
+			break;
+		}
 		if (b->prev_phys != prev)
 			return -2; /* broken physical chain */
 		if (((uintptr_t)payload(b)) & (ALIGN - 1) || bsize(b) & (ALIGN - 1))
 			return -3;
-		if (!bsize(b)) {
-			if (is_free(b))
-				return -6; /* the sentinel must stay used */
-			break;
-		}
+		if (!bsize(b))
+			return -6; /* no empty blocks */
 		if (is_free(b)) {
 			if (prev && is_free(prev))
 				return -4; /* two free neighbours left unmerged */

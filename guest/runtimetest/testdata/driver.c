@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <uk/bootinfo.h>
 
 /* The guest's functions, renamed. */
@@ -1066,6 +1068,72 @@ static void cmd_alloc(int n, size_t heaplen)
 	free(mem);
 }
 
+/* Pages of [p, p+len) the kernel has mapped in, read or written (a page
+ * only read maps the shared zero page, where a host has one: mincore
+ * counts it too). */
+static size_t resident_pages(unsigned char *p, size_t len)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE), n = (len + ps - 1) / ps, r = 0;
+	unsigned char *vec = malloc(n);
+	if (mincore(p, len, vec))
+		fail("mincore: %s", strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		r += vec[i] & 1;
+	free(vec);
+	return r;
+}
+
+/* A guest that allocates little must touch little of its heap: the
+ * allocator may not read or write what it has not handed out (its own
+ * tables included). Fresh anonymous memory, as the monitors give. */
+static void cmd_touch(int n)
+{
+	size_t heaplen = 8 << 20, ps = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *heap = mmap(NULL, heaplen, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (heap == MAP_FAILED)
+		fail("mmap: %s", strerror(errno));
+	g_uk_alloc_init(heap, heaplen);
+	size_t r0 = resident_pages(heap, heaplen);
+	if (r0 > 1)
+		fail("init alone made %zu pages of an %zu-byte heap resident", r0, heaplen);
+	/* What a small request does: a command line, argv, a few strings
+	 * and a buffer that grows, some of it freed. */
+	void *live[256];
+	size_t nlive = 0, bytes = 0;
+	for (int i = 0; i < n && nlive < 256; i++) {
+		size_t s = 8 + below(300);
+		live[nlive] = g_uk_alloc_malloc(s);
+		if (!live[nlive])
+			fail("malloc(%zu) failed", s);
+		memset(live[nlive++], 0x5a, s);
+		bytes += s;
+		if (below(4) == 0) {
+			size_t k = below(nlive);
+			g_uk_alloc_free(live[k]);
+			live[k] = live[--nlive];
+		}
+	}
+	char *buf = NULL;
+	for (size_t s = 16; s <= 4096; s *= 2) {
+		buf = g_uk_alloc_realloc(buf, s);
+		if (!buf)
+			fail("realloc to %zu failed", s);
+		memset(buf, 0x33, s);
+	}
+	bytes += 4096;
+	if (g_uk_alloc_check())
+		fail("allocator check %d", g_uk_alloc_check());
+	/* Every byte asked for in its own page, at worst twice (power-of-two
+	 * blocks), plus the allocator's table: a handful of pages, not the
+	 * heap/33 bytes of a table set up in advance. */
+	size_t r = resident_pages(heap, heaplen), limit = 2 * (bytes + ps - 1) / ps + 4;
+	if (r > limit)
+		fail("%zu pages of the heap resident after %zu bytes allocated (limit %zu)", r, bytes, limit);
+	printf("resident %zu pages after %zu bytes (limit %zu)\n", r, bytes, limit);
+	munmap(heap, heaplen);
+}
+
 /* ---- ukrand ---- */
 
 static void cmd_rand(uint64_t seed)
@@ -1264,7 +1332,7 @@ int main(int argc, char **argv)
 	rng = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
 	int n = argc > 3 ? atoi(argv[3]) : 1000;
 	/* Heap for the guest libc's own malloc (strdup, ...). */
-	if (strcmp(cmd, "alloc") && strcmp(cmd, "boot") && strcmp(cmd, "badboot")) {
+	if (strcmp(cmd, "alloc") && strcmp(cmd, "touch") && strcmp(cmd, "boot") && strcmp(cmd, "badboot")) {
 		static unsigned char heap[8 << 20];
 		g_uk_alloc_init(heap, sizeof heap);
 	}
@@ -1284,6 +1352,8 @@ int main(int argc, char **argv)
 		cmd_setjmp();
 	else if (!strcmp(cmd, "alloc"))
 		cmd_alloc(n, argc > 4 ? strtoull(argv[4], NULL, 0) : 8 << 20);
+	else if (!strcmp(cmd, "touch"))
+		cmd_touch(n);
 	else if (!strcmp(cmd, "rand"))
 		cmd_rand(rng);
 	else if (!strcmp(cmd, "boot"))
