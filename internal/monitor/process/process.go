@@ -35,6 +35,9 @@ type Monitor struct {
 	// Threads is the number of tracer threads (0: one per CPU, at most one
 	// per instance).
 	Threads int
+	// ran, if set, sees the finished instances before their results are
+	// made (tests).
+	ran func([]*instance)
 }
 
 // job is one instance to run, with its layout still to be planned.
@@ -131,6 +134,9 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 // job order (none with opt.DropResults: they went to opt.Finished).
 func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options) []monitor.Result {
 	insts := m.runWith(ctx, jobs, files, opt, nil)
+	if m.ran != nil {
+		m.ran(insts)
+	}
 	if opt.DropResults && opt.Finished != nil {
 		return nil
 	}

@@ -30,6 +30,8 @@ type tracer struct {
 	idle    chan<- struct{} // hold: told once no instance is active
 	release <-chan struct{} // hold: closed when held instances may go
 
+	layouts layoutCache // the shapes of the instances' layouts, shared
+
 	started  func(i, pid int, stop func()) // Options.Started
 	finished func(i int, r monitor.Result) // Options.Finished
 	drop     bool                          // Options.DropResults
@@ -166,12 +168,11 @@ func (t *tracer) start(in *instance) {
 		return
 	}
 	regs, err := build(pid, lay, fdOf, buildOptions{ksm: t.ksm, name: "uk:" + in.uk})
-	// The instance holds its bytes now; the layout stays only to name
-	// addresses in fault reports. A monitor that kept every instance's
-	// copies would pay for each instance twice.
-	for i := range lay.Mappings {
-		lay.Mappings[i].Data, lay.Mappings[i].Patches = nil, nil
-	}
+	// The instance holds its bytes now; of the layout the monitor keeps
+	// only its shape, shared with the unikernel's other instances
+	// (layouts.go). A monitor that kept every instance's copies would pay
+	// for each instance twice.
+	in.lay = t.layouts.keep(in.uk, lay)
 	if err == nil {
 		in.entered = time.Now()
 		in.loadTime = in.entered.Sub(in.started)
