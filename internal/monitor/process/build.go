@@ -194,9 +194,10 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	return &regs, nil
 }
 
-// confine makes the child's last system call: the seccomp filter that
-// kills it on any further one. Its arguments go at the top of the guest's
-// stack, which is cleared again before the guest runs.
+// confine installs the seccomp filter that kills the child on any further
+// system call but one: the munmap of the stub, which it then makes, the
+// child's last (seccomp.go). The filter's arguments go at the top of the
+// guest's stack, which is cleared again before the guest runs.
 func confine(r *remote, lay *loader.Layout) error {
 	scratch, err := scratchArea(lay)
 	if err != nil {
@@ -213,20 +214,26 @@ func confine(r *remote, lay *loader.Layout) error {
 	if _, err := r.call(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, fprogAddr); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
-	return writeMem(r.pid, []memWrite{{scratch, make([]byte, 64)}})
+	if err := writeMem(r.pid, []memWrite{{scratch, make([]byte, scratchSize)}}); err != nil {
+		return err
+	}
+	return r.unmapStub()
 }
 
-// scratchArea picks 64 bytes of writable guest memory (the top of the
-// stack) to hold the arguments of the confining system calls.
+// scratchSize is the room confine needs: the sock_fprog, then the filter.
+const scratchSize = 256
+
+// scratchArea picks scratchSize bytes of writable guest memory (the top of
+// the stack) to hold the arguments of the confining system calls.
 func scratchArea(lay *loader.Layout) (uint64, error) {
 	for _, m := range lay.Mappings {
-		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Addr < lay.StackTop && lay.StackTop <= m.Addr+m.Size && lay.StackTop-m.Addr >= 64 {
-			return lay.StackTop - 64, nil
+		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Addr < lay.StackTop && lay.StackTop <= m.Addr+m.Size && lay.StackTop-m.Addr >= scratchSize {
+			return lay.StackTop - scratchSize, nil
 		}
 	}
 	for _, m := range lay.Mappings {
-		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Size >= 64 {
-			return m.Addr + m.Size - 64, nil
+		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Size >= scratchSize {
+			return m.Addr + m.Size - scratchSize, nil
 		}
 	}
 	return 0, fmt.Errorf("layout has no writable private memory for the stack")

@@ -42,6 +42,55 @@ func (r *remote) call(nr uintptr, args ...uint64) (uint64, error) {
 	return ret, nil
 }
 
+// unmapStub makes the child's last system call, under its seccomp filter:
+// munmap of the stub's page, from the stub (the one call the filter lets
+// through). The stub's page tables go with it: three page-table pages per
+// instance, as it lies far from the guest. The call cannot return into the
+// stub: fetching the int3 after it faults, and that SIGSEGV, at the
+// address after the `syscall`, is its end. It stays pending and is dropped
+// when the guest is entered (cont with no signal).
+func (r *remote) unmapStub() error {
+	r.regs = r.base
+	r.regs.Rax = unix.SYS_MUNMAP
+	r.regs.Rdi, r.regs.Rsi = stubAddr, stubSize
+	r.regs.Orig_rax = ^uint64(0)
+	r.regs.Rip = stubSyscall
+	if err := setRegs(r.pid, &r.regs); err != nil {
+		return err
+	}
+	if err := cont(r.pid, 0); err != nil {
+		return err
+	}
+	for {
+		_, ws, err := waitPid(r.pid, false)
+		if err != nil {
+			return err
+		}
+		if ws.Exited() || ws.Signaled() {
+			return fmt.Errorf("unmap the stub: instance process died (%s)", describeStatus(ws))
+		}
+		if ws.StopSignal() == unix.SIGSEGV {
+			break
+		}
+		if ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() <= 0 {
+			return fmt.Errorf("unmap the stub: the child went on in the stub")
+		}
+		if err := cont(r.pid, 0); err != nil {
+			return err
+		}
+	}
+	if err := getRegs(r.pid, &r.regs); err != nil {
+		return err
+	}
+	if r.regs.Rip != stubUnmapIP {
+		return fmt.Errorf("unmap the stub: child stopped at %#x, not after the stub's system call", r.regs.Rip)
+	}
+	if ret := r.regs.Rax; ret != 0 {
+		return fmt.Errorf("unmap the stub: %w", unix.Errno(-int64(ret)))
+	}
+	return nil
+}
+
 // runStub resumes the child at entry with r.regs and waits until it traps
 // at done, leaving its registers in r.regs.
 func (r *remote) runStub(entry, done uint64) error {

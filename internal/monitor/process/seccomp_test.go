@@ -1,0 +1,107 @@
+package process
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// guestVerdict runs the guest's filter in x/net/bpf's VM on one system
+// call. The VM loads words big-endian, so each 32-bit field of the
+// seccomp_data is written that way (the value the kernel's load sees).
+func guestVerdict(t *testing.T, arch uint32, nr uint32, ip uint64, args ...uint64) uint32 {
+	t.Helper()
+	vm, err := bpf.NewVM(seccompProgram())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 64)
+	be := binary.BigEndian
+	be.PutUint32(data[seccompNr:], nr)
+	be.PutUint32(data[seccompArch:], arch)
+	be.PutUint32(data[seccompIP:], uint32(ip))
+	be.PutUint32(data[seccompIP+4:], uint32(ip>>32))
+	for i, a := range args {
+		be.PutUint32(data[seccompArgs+8*i:], uint32(a))
+		be.PutUint32(data[seccompArgs+8*i+4:], uint32(a>>32))
+	}
+	v, err := vm.Run(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint32(v)
+}
+
+func TestGuestFilterKillsEveryCallButTheStubsOwnUnmap(t *testing.T) {
+	const kill, allow = unix.SECCOMP_RET_KILL_PROCESS, unix.SECCOMP_RET_ALLOW
+	const i386 = 0x40000003
+	for _, c := range []struct {
+		what string
+		arch uint32
+		nr   uint32
+		ip   uint64
+		args []uint64
+		want uint32
+	}{
+		{"the stub's munmap of itself", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, allow},
+		{"munmap of the stub from guest code", auditArchX8664, unix.SYS_MUNMAP, 0x1000_0010, []uint64{stubAddr, stubSize}, kill},
+		{"munmap from the stub's batch", auditArchX8664, unix.SYS_MUNMAP, stubBatch + 0x23, []uint64{stubAddr, stubSize}, kill},
+		{"munmap of guest memory from the stub", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{0x2000_0000, stubSize}, kill},
+		{"munmap of more than the stub", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, 1 << 40}, kill},
+		{"munmap with the address's high half changed", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr + 1<<32, stubSize}, kill},
+		{"mprotect from the stub", auditArchX8664, unix.SYS_MPROTECT, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+		{"write", auditArchX8664, unix.SYS_WRITE, 0x1000_0010, []uint64{1, 0x2000_0000, 1}, kill},
+		{"x32 munmap from the stub", auditArchX8664, unix.SYS_MUNMAP | 0x40000000, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+		{"i386 munmap (91) from the stub", i386, 91, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+		{"i386 call numbered as x86-64 munmap", i386, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+	} {
+		if got := guestVerdict(t, c.arch, c.nr, c.ip, c.args...); got != c.want {
+			t.Errorf("%s: verdict %#x, want %#x", c.what, got, c.want)
+		}
+	}
+	if len(seccompFilter()) != 8*len(seccompProgram()) {
+		t.Errorf("the encoded filter is %d bytes for %d instructions", len(seccompFilter()), len(seccompProgram()))
+	}
+}
+
+// The stub lies far from the guest (0x7f00_0000_0000), so it would cost
+// every instance three page-table pages of its own; once built, an
+// instance holds only the guest's mappings.
+func TestBuiltInstanceHoldsNoStubAndIsConfined(t *testing.T) {
+	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
+	var maps, status string
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
+		m, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/maps", p[0]))
+		s, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/status", p[0]))
+		if err1 != nil || err2 != nil {
+			t.Error(err1, err2)
+		}
+		maps, status = string(m), string(s)
+	}})
+	if rs[0].Error != "" || rs[0].ExitCode != 7 || rs[0].Output != "L" {
+		t.Fatalf("exit %d output %q error %q", rs[0].ExitCode, rs[0].Output, rs[0].Error)
+	}
+	got, err := parseMaps([]byte(maps), "maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(maps, "unipool-stub") || strings.Contains(maps, fmt.Sprintf("%x-", uint64(stubAddr))) {
+		t.Errorf("the stub is still mapped:\n%s", maps)
+	}
+	for _, m := range got {
+		if m[0] >= 0x11_0000_0000 {
+			t.Errorf("a mapping outside the guest's addresses: %#x-%#x\n%s", m[0], m[1], maps)
+		}
+	}
+	if !strings.Contains(status, "Seccomp:\t2") {
+		t.Errorf("instance not under its seccomp filter:\n%s", status)
+	}
+}
