@@ -2,9 +2,13 @@ package process
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -53,6 +57,51 @@ func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 		}
 		if len(shapes) != tc.shapes {
 			t.Errorf("%s aslr=%v: %d instances keep %d layouts, want %d", tc.load, tc.aslr, len(insts), len(shapes), tc.shapes)
+		}
+	}
+}
+
+// heapInUse is the Go heap's live bytes after a collection.
+func heapInUse() uint64 {
+	measure.Settle()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// A plain image is read whole to be planned; once its instances run, the
+// monitor keeps none of it (the bench's packed and aligned-image modes had
+// the monitor hold every image's bytes for the whole run: 150 KiB per
+// instance of a one-instance-per-unikernel fleet).
+func TestHeldPlainImagesLeaveNoneOfTheirBytesInTheMonitor(t *testing.T) {
+	const size = 4 << 20
+	img := plainImage(t, fmt.Sprintf(`
+	.data
+big:	.fill %d, 1, 0x5a
+	.text
+	.globl _start
+_start:
+	mov big+%d(%%rip), %%al
+	mov $0x501, %%dx
+	mov $7, %%eax
+	out %%eax, %%dx
+	hlt
+`, size, size-1))
+	var uks []monitor.Unikernel
+	for i := range 3 {
+		uks = append(uks, monitor.Unikernel{Name: fmt.Sprint("img", i), Image: img})
+	}
+	for _, load := range []string{monitor.LoadNaive, monitor.LoadStock} {
+		before := heapInUse()
+		var held uint64
+		rs := runPooled(t, uks, monitor.Options{N: 2, Load: load, Hold: time.Minute, Resident: func([]int) { held = heapInUse() }})
+		for _, r := range rs {
+			if r.Error != "" || r.ExitCode != 7 {
+				t.Fatalf("%s %s/%d: exit %d error %q", load, r.Unikernel, r.Instance, r.ExitCode, r.Error)
+			}
+		}
+		if grew := int64(held) - int64(before); grew > size/2 {
+			t.Errorf("%s: with 6 instances of 3 images of %d MiB held, the monitor's heap grew by %d KiB", load, size>>20, grew>>10)
 		}
 	}
 }

@@ -159,6 +159,10 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 	for i, j := range jobs {
 		insts[i] = &instance{uk: j.uk, index: j.index, idx: i, plan: j.plan, hold: opt.Hold > 0, syscallNr: -1,
 			maxOutput: opt.MaxOutput}
+		// The instance holds its plan until it is started, then drops it;
+		// the job must not keep it (and with it the unikernel's prepared
+		// files: a plain image's bytes) for the rest of the run.
+		jobs[i].plan = nil
 		if insts[i].maxOutput <= 0 {
 			insts[i].maxOutput = maxOutput
 		}
