@@ -56,7 +56,7 @@ type Monitor struct{}
 // instance is one VM to start and what became of it.
 type instance struct {
 	uk     int
-	prep   *loader.Prepared
+	prep   *loader.Prepared // until the VM is built
 	result monitor.Result
 	m      *machine
 	// cancelled is set before the run's cancellation stops the VM.
@@ -131,10 +131,15 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			// with it and a held VM keeps no thread.
 			runtime.LockOSThread()
 			t0 := time.Now()
-			m, err := h.newMachine(in.result.Unikernel, in.result.Instance, in.prep.Boot(), func(tsc uint64) (*loader.Layout, error) {
+			boot := in.prep.Boot()
+			m, err := h.newMachine(in.result.Unikernel, in.result.Instance, boot, func(tsc uint64) (*loader.Layout, error) {
 				lo.TSCKHz = tsc
 				return in.prep.Plan(lo)
 			})
+			// Built: the unikernel's prepared files (a plain image's
+			// bytes, the blobs a naive load copies) are no longer this
+			// VM's to keep for the rest of the run.
+			in.prep = nil
 			if err != nil {
 				built <- fmt.Errorf("kvm monitor: %s instance %d: %w", in.result.Unikernel, in.result.Instance, err)
 				return
@@ -154,7 +159,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			// From here on the thread only runs the guest: confine it
 			// (its VM is built; Run's fds stay open, no new ones come).
 			ioctls := kvm.RunIoctls()
-			if isLinuxBoot(in.prep.Boot()) {
+			if isLinuxBoot(boot) {
 				// copySharedPage splits slots while the guest runs.
 				ioctls = append(ioctls, kvm.SlotIoctls()...)
 			}
