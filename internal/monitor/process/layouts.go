@@ -16,20 +16,35 @@ import (
 // planning made per instance (the mapping list with its spare capacity,
 // its copies and patches, a blob path string per mapping, the bases map)
 // becomes garbage as soon as the guest runs. An instance keeps only the
-// layout's small fixed part of its own.
+// layout's small fixed part of its own. Its trap cache goes with the
+// shared mappings too: the same read-only code is decoded once.
 
 // layoutCache holds a tracer's kept layout parts; one tracer thread uses it.
 type layoutCache struct {
-	mappings map[string][]loader.Mapping  // the last kept, by unikernel
-	bases    map[string]map[string]uint64 // the last kept, by unikernel
-	strings  map[string]string            // one copy of each path and name
+	mappings map[string][]loader.Mapping // the last kept, by unikernel
+	// the last kept maps of the layout (bases, areas, entropy), by
+	// unikernel and field
+	maps    map[string]map[string]uint64
+	floats  map[string]map[string]float64
+	strings map[string]string // one copy of each path and name
+	// traps is the trap cache (instance.remember) of the instances whose
+	// layouts share the last kept mappings, by unikernel: the same
+	// read-only code at the same addresses.
+	traps map[string]sharedTraps
+}
+
+type sharedTraps struct {
+	of    *loader.Mapping // the first of the kept mappings they belong to
+	traps map[uint64]trapInsn
 }
 
 // keep returns lay without its bytes, sharing its mappings and bases with
 // the previous instance of uk where they are the same.
 func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 	if c.mappings == nil {
-		c.mappings, c.bases, c.strings = map[string][]loader.Mapping{}, map[string]map[string]uint64{}, map[string]string{}
+		c.mappings, c.strings = map[string][]loader.Mapping{}, map[string]string{}
+		c.maps, c.floats = map[string]map[string]uint64{}, map[string]map[string]float64{}
+		c.traps = map[string]sharedTraps{}
 	}
 	k := *lay
 	if prev := c.mappings[uk]; prev != nil && slices.EqualFunc(prev, lay.Mappings, sameMapping) {
@@ -44,16 +59,42 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 		}
 		c.mappings[uk] = k.Mappings
 	}
-	if prev := c.bases[uk]; prev != nil && maps.Equal(prev, lay.Bases) {
-		k.Bases = prev
-	} else if lay.Bases != nil {
-		k.Bases = make(map[string]uint64, len(lay.Bases))
-		for name, b := range lay.Bases {
-			k.Bases[c.intern(name)] = b
-		}
-		c.bases[uk] = k.Bases
-	}
+	k.Bases = share(c, c.maps, uk+"\x00bases", lay.Bases)
+	k.Areas = share(c, c.maps, uk+"\x00areas", lay.Areas)
+	k.Entropy = share(c, c.floats, uk+"\x00entropy", lay.Entropy)
 	return &k
+}
+
+// share returns the map kept last under key if it equals m, else a copy of
+// m with interned keys, which it keeps.
+func share[V comparable](c *layoutCache, kept map[string]map[string]V, key string, m map[string]V) map[string]V {
+	if m == nil {
+		return nil
+	}
+	if prev := kept[key]; prev != nil && maps.Equal(prev, m) {
+		return prev
+	}
+	cp := make(map[string]V, len(m))
+	for name, v := range m {
+		cp[c.intern(name)] = v
+	}
+	kept[key] = cp
+	return cp
+}
+
+// trapsOf is the trap cache for an instance of uk with lay, as keep
+// returned it: shared while uk's instances share their mappings.
+func (c *layoutCache) trapsOf(uk string, lay *loader.Layout) map[uint64]trapInsn {
+	if len(lay.Mappings) == 0 || c.traps == nil {
+		return nil
+	}
+	first := &lay.Mappings[0]
+	if t := c.traps[uk]; t.of == first {
+		return t.traps
+	}
+	t := sharedTraps{of: first, traps: map[uint64]trapInsn{}}
+	c.traps[uk] = t
+	return t.traps
 }
 
 func (c *layoutCache) intern(s string) string {

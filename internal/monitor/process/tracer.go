@@ -173,6 +173,7 @@ func (t *tracer) start(in *instance) {
 	// (layouts.go). A monitor that kept every instance's copies would pay
 	// for each instance twice.
 	in.lay = t.layouts.keep(in.uk, lay)
+	in.traps = t.layouts.trapsOf(in.uk, in.lay)
 	if err == nil {
 		in.entered = time.Now()
 		in.loadTime = in.entered.Sub(in.started)
