@@ -121,10 +121,28 @@ func (l *Library) InitDataOff() uint64 { return (l.Tramp.Size + 0xfff) &^ 0xfff 
 
 // Tramp is a library's trampoline table: constant stubs plus 8-byte slots
 // holding absolute addresses that the loader fills per instance.
+//
+// An image either keeps the table in the region's tramp area (Split
+// false: Size bytes at Region.TrampAddr(), slots listed in Slots), or
+// splits it (Split true, the dense layout): the stubs are code, so they
+// follow the read-only data at the end of the shared part (StubSize bytes
+// at StubOff of the shared part, in the shared blob, shared by every
+// instance), and the slots are private words at the start of the private
+// part (SlotSize bytes), which the description lists as Relocs like any
+// other absolute address there. A split library needs no tramp page of
+// its own: the table costs the bytes it uses in pages the library already
+// has. Before the trampoline pass the linker sets StubSize and SlotSize to
+// the room it reserved; the pass sets them to what the table uses.
 type Tramp struct {
 	Size    uint64 `json:"size"`               // used bytes (<= Region.TrampSize)
 	BlobOff uint64 `json:"blob_off,omitempty"` // offset in the private blob (pool only)
 	Slots   []Slot `json:"slots,omitempty"`
+	Split   bool   `json:"split,omitempty"`
+	// StubOff is where the stubs start, from the shared part's start.
+	StubOff  uint64 `json:"stub_off,omitempty"`
+	StubSize uint64 `json:"stub_size,omitempty"`
+	// SlotSize is the slot words' bytes at the private part's start.
+	SlotSize uint64 `json:"slot_size,omitempty"`
 }
 
 // Slot is an 8-byte absolute address at Off in the tramp table.

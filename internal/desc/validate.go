@@ -42,6 +42,13 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("description: library %q: bad shared segment", l.Name)
 			}
 		}
+		if t := l.Tramp; t.Split && (t.Size != 0 || len(t.Slots) != 0 || t.StubOff+t.StubSize < t.StubOff ||
+			(t.StubSize > 0 && t.StubOff+t.StubSize > l.Shared.Size) || t.SlotSize > l.Private.FileSize) {
+			return fmt.Errorf("description: library %q: split trampoline table (stubs %#x+%#x, slots %#x) outside its parts", l.Name, t.StubOff, t.StubSize, t.SlotSize)
+		}
+		if t := l.Tramp; !t.Split && (t.StubOff != 0 || t.StubSize != 0 || t.SlotSize != 0) {
+			return fmt.Errorf("description: library %q: stub and slot sizes given for a table that is not split", l.Name)
+		}
 		for _, s := range l.Tramp.Slots {
 			if s.Off+8 > l.Tramp.Size || s.Off+8 < s.Off {
 				return fmt.Errorf("description: library %q: tramp slot at %#x outside table", l.Name, s.Off)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
@@ -71,9 +72,6 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err != nil {
 		return err
 	}
-	if err := l.finishPlatform(out); err != nil {
-		return err
-	}
 	res.Warnings = warns
 	if err := l.readTrace(res); err != nil {
 		return err
@@ -85,13 +83,18 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
+	reserved := make([]desc.Tramp, len(cfg.Libraries))
+	for i, lib := range cfg.Libraries {
+		reserved[i] = lib.Tramp
+	}
 	if err := l.opt.Tramp.Rewrite(out, cfg); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
-	if err := cfg.Validate(); err != nil {
+	loads, err := trimSplit(out, cfg, reserved)
+	if err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
-	if err := zeroUnusedTramp(out, cfg); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
 	js, err := marshalConfig(cfg)
@@ -105,8 +108,12 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err := l.objcopy(ctx, out, "--add-section", desc.SectionName+"="+secFile, "--set-section-flags", desc.SectionName+"=readonly"); err != nil {
 		return err
 	}
-	if err := trimTramp(out, cfg); err != nil {
+	// After objcopy, which lays segments out again from the sections.
+	if err := setLoadSizes(out, loads); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	if err := l.finishPlatform(out); err != nil {
+		return err
 	}
 	im, err := elfimage.Open(out)
 	if err != nil {
@@ -124,16 +131,19 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 	var libs []*placed
 	var app *placed
 	for i, o := range l.objs {
-		tramp, err := l.opt.Tramp.Estimate(o.Path)
+		tramp, err := l.opt.Tramp.Estimate(o.Path, l.mode.pie)
 		if err != nil {
 			return nil, fmt.Errorf("link %s: %w", l.opt.Output, err)
 		}
-		p := &placed{obj: o, file: l.file[i], name: o.Name, app: o.App}
+		// The table is split (desc.Tramp.Split): room for the stubs
+		// after the read-only data, for the slots at the start of the
+		// private part. The region's tramp part is not used.
+		p := &placed{obj: o, file: l.file[i], name: o.Name, app: o.App, stubCap: tramp.Stubs, slotCap: tramp.Slots}
 		if o.App {
-			p.region = desc.Region{Start: abi.AppRegionBase, TrampSize: pageUp(tramp)}
+			p.region = desc.Region{Start: abi.AppRegionBase}
 			app = p
 		} else {
-			need := libmap.Need{Tramp: tramp, Shared: pageUp(o.text) + o.rodata, Private: o.private}
+			need := libmap.Need{Shared: pageUp(o.text) + o.rodata + stubAlign + tramp.Stubs, Private: tramp.Slots + slotAlign + o.private}
 			pl, err := m.Place(o.Name, libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need})
 			if err != nil {
 				return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
@@ -143,7 +153,6 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 			}
 			p.region = pl.Region
 		}
-		p.trampFile = p.region.TrampSize
 		libs = append(libs, p)
 	}
 	if app == nil {
@@ -190,10 +199,25 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 	}
 	segs := im.Segments()
 	used := make([]bool, len(segs))
+	stubs, err := sectionAddrs(path, ".stubs.")
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range libs {
 		lib, err := describeLibrary(p, segs, used)
 		if err != nil {
 			return nil, err
+		}
+		if p.obj != nil {
+			// The split table's room, for the trampoline pass.
+			lib.Tramp = desc.Tramp{Split: true, SlotSize: p.slotCap}
+			if p.stubCap > 0 {
+				a, ok := stubs[".stubs."+p.name]
+				if !ok || a < lib.Region.SharedAddr() {
+					return nil, fmt.Errorf("library %q: its stub area is not in its shared part", p.name)
+				}
+				lib.Tramp.StubOff, lib.Tramp.StubSize = a-lib.Region.SharedAddr(), p.stubCap
+			}
 		}
 		cfg.Libraries = append(cfg.Libraries, lib)
 	}
@@ -258,12 +282,21 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 			}
 			// Read-only data starts in the code's last page; that
 			// page is mapped with the code, the rest of the data
-			// from the next page on.
+			// from the next page on. Code after read-only data (the
+			// trampoline stubs) takes the data's last page along.
 			lo, hi := max(s.Vaddr&^(abi.PageSize-1), r.SharedAddr()+sharedEndOff(sharedEnd, r)), pageUp(s.End())
 			if n := len(lib.Shared.Segments); n > 0 && lo > s.Vaddr && prot == desc.ProtRX && lib.Shared.Segments[n-1].Prot != desc.ProtRX {
-				return lib, fmt.Errorf("library %q: code at %#x starts in a page of read-only data", p.name, s.Vaddr)
+				last := &lib.Shared.Segments[n-1]
+				lo = s.Vaddr &^ (abi.PageSize - 1)
+				last.Size = lo - r.SharedAddr() - last.Off
+				if last.Size == 0 {
+					lib.Shared.Segments = lib.Shared.Segments[:n-1]
+				}
 			}
-			if hi > lo {
+			if n := len(lib.Shared.Segments); n > 0 && lib.Shared.Segments[n-1].Prot == prot && lib.Shared.Segments[n-1].Off+lib.Shared.Segments[n-1].Size == lo-r.SharedAddr() && hi > lo {
+				lib.Shared.Segments[n-1].Size += hi - lo
+				sharedEnd = hi
+			} else if hi > lo {
 				lib.Shared.Segments = append(lib.Shared.Segments, desc.Segment{Off: lo - r.SharedAddr(), Size: hi - lo, Prot: prot})
 				sharedEnd = hi
 			}
@@ -310,36 +343,6 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 			p.name, lib.Shared.Size, lib.Private.MemSize, r.SharedSize, r.PrivateSize)
 	}
 	return lib, nil
-}
-
-// zeroUnusedTramp clears each tramp area past the table the trampoline
-// pass built. The 0xcc filler was for the pass (it refuses to overwrite
-// anything else); a loader gives the unused rest of the area zeroed
-// memory, and the image now holds exactly those bytes, so a plain run of
-// the image and a pooled run see the same memory.
-func zeroUnusedTramp(path string, cfg *desc.Config) error {
-	im, err := elfimage.Open(path)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for _, l := range cfg.Libraries {
-		from, to := l.Region.TrampAddr()+l.Tramp.Size, l.Region.SharedAddr()
-		for _, s := range im.Segments() {
-			lo, hi := max(from, s.Vaddr), min(to, s.Vaddr+s.FileSize)
-			if lo >= hi {
-				continue
-			}
-			if _, err := f.WriteAt(make([]byte, hi-lo), int64(s.Offset+(lo-s.Vaddr))); err != nil {
-				return err
-			}
-		}
-	}
-	return f.Close()
 }
 
 // addrOf expresses a virtual address relative to its library's region.
@@ -389,4 +392,21 @@ func coverTBSS(cfg *desc.Config, va uint64) bool {
 		}
 	}
 	return false
+}
+
+// sectionAddrs maps the names of the image's sections that start with
+// prefix to their addresses.
+func sectionAddrs(path, prefix string) (map[string]uint64, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := map[string]uint64{}
+	for _, s := range f.Sections {
+		if strings.HasPrefix(s.Name, prefix) {
+			m[s.Name] = s.Addr
+		}
+	}
+	return m, nil
 }

@@ -6,11 +6,12 @@ import (
 )
 
 // Trampoliner is the trampoline pass as the linker uses it: the linker
-// sizes each region's tramp part with Estimate before the link and lets
-// Rewrite fill the tables after it.
+// sizes each library's slot and stub areas with Estimate before the link
+// and lets Rewrite fill the tables after it.
 type Trampoliner interface {
-	// Estimate bounds the tramp table a library object can need.
-	Estimate(objPath string) (uint64, error)
+	// Estimate bounds the tramp table a library object can need (pie:
+	// the image is linked position-independent).
+	Estimate(objPath string, pie bool) (trampoline.Need, error)
 	// Rewrite patches the aligned image in place and fills cfg's Tramp,
 	// Relocs and NoASLR.
 	Rewrite(imagePath string, cfg *desc.Config) error
@@ -21,7 +22,9 @@ var DefaultTrampoliner Trampoliner = trampolinePass{}
 
 type trampolinePass struct{}
 
-func (trampolinePass) Estimate(obj string) (uint64, error) { return trampoline.Estimate(obj) }
+func (trampolinePass) Estimate(obj string, pie bool) (trampoline.Need, error) {
+	return trampoline.EstimateParts(obj, pie)
+}
 func (trampolinePass) Rewrite(img string, cfg *desc.Config) error {
 	return trampoline.Rewrite(img, cfg)
 }
@@ -35,7 +38,9 @@ type NoRewrite struct{ Trampoliner }
 // Rewrite marks every library as pinned.
 func (NoRewrite) Rewrite(_ string, cfg *desc.Config) error {
 	for i := range cfg.Libraries {
-		cfg.Libraries[i].NoASLR = "linked without the trampoline pass"
+		l := &cfg.Libraries[i]
+		l.NoASLR = "linked without the trampoline pass"
+		l.Tramp = desc.Tramp{Split: l.Tramp.Split} // the tables stay empty
 	}
 	return nil
 }

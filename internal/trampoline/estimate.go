@@ -10,13 +10,34 @@ import (
 
 // Estimate returns an upper bound, in bytes, of the trampoline table the
 // library in the relocatable object objPath can need once linked, from
-// the relocations of its code: the linker sizes Region.TrampSize with it.
+// the relocations of its code (slots and stubs together; see
+// EstimateParts).
 func Estimate(objPath string) (uint64, error) {
+	n, err := EstimateParts(objPath, false)
+	return n.Slots + n.Stubs, err
+}
+
+// Need bounds a library's table: its slot words and its stubs, in bytes.
+// A split table (desc.Tramp.Split) reserves each where it goes: the
+// stubs after the read-only data, the slots at the start of the private
+// part.
+type Need struct {
+	Slots uint64 `json:"slots"`
+	Stubs uint64 `json:"stubs"`
+}
+
+// EstimateParts bounds the table of the library in objPath. pie says the
+// image is linked position-independent (-pie): ld then relaxes a GOT load
+// or GOT call of a symbol the object defines (not weak) into a reference
+// inside the library, which needs no table entry. The bound depends on
+// the object (and pie) only, so every image reserves the same room for
+// it, and identical libraries keep identical layouts.
+func EstimateParts(objPath string, pie bool) (Need, error) {
 	data, err := os.ReadFile(objPath)
 	if err != nil {
-		return 0, fmt.Errorf("trampoline: %w", err)
+		return Need{}, fmt.Errorf("trampoline: %w", err)
 	}
-	return estimate(objPath, data)
+	return estimate(objPath, data, pie)
 }
 
 // Per-site bounds of Estimate.
@@ -29,23 +50,23 @@ const (
 	gotStub = 12
 )
 
-func estimate(name string, data []byte) (uint64, error) {
+func estimate(name string, data []byte, pie bool) (Need, error) {
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return 0, fmt.Errorf("trampoline: %s: %w", name, err)
+		return Need{}, fmt.Errorf("trampoline: %s: %w", name, err)
 	}
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Data != elf.ELFDATA2LSB {
-		return 0, fmt.Errorf("trampoline: %s: not a little-endian x86-64 ELF64 file", name)
+		return Need{}, fmt.Errorf("trampoline: %s: not a little-endian x86-64 ELF64 file", name)
 	}
 	if f.Type != elf.ET_REL {
-		return 0, fmt.Errorf("trampoline: %s: ELF type %v, want a relocatable object (ET_REL)", name, f.Type)
+		return Need{}, fmt.Errorf("trampoline: %s: ELF type %v, want a relocatable object (ET_REL)", name, f.Type)
 	}
 	syms, err := f.Symbols()
 	if err != nil && err != elf.ErrNoSymbols {
-		return 0, fmt.Errorf("trampoline: %s: symbols: %w", name, err)
+		return Need{}, fmt.Errorf("trampoline: %s: symbols: %w", name, err)
 	}
 	syms = append([]elf.Symbol{{}}, syms...)
-	var total uint64
+	var total Need
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || int(s.Info) <= 0 || int(s.Info) >= len(f.Sections) {
 			continue
@@ -59,7 +80,7 @@ func estimate(name string, data []byte) (uint64, error) {
 			text = data[code.Offset : code.Offset+code.Size]
 		}
 		if s.Offset+s.Size < s.Offset || s.Offset+s.Size > uint64(len(data)) || s.Size%24 != 0 {
-			return 0, fmt.Errorf("trampoline: %s: relocation section %s lies outside the file", name, s.Name)
+			return Need{}, fmt.Errorf("trampoline: %s: relocation section %s lies outside the file", name, s.Name)
 		}
 		raw := data[s.Offset : s.Offset+s.Size]
 		for off := 0; off < len(raw); off += 24 {
@@ -68,7 +89,7 @@ func estimate(name string, data []byte) (uint64, error) {
 			typ := elf.R_X86_64(info & 0xffffffff)
 			symi := uint32(info >> 32)
 			if int(symi) >= len(syms) {
-				return 0, fmt.Errorf("trampoline: %s: section %s: relocation at %#x names symbol %d of %d", name, s.Name, at, symi, len(syms))
+				return Need{}, fmt.Errorf("trampoline: %s: section %s: relocation at %#x names symbol %d of %d", name, s.Name, at, symi, len(syms))
 			}
 			cls := classify(typ)
 			if cls == relIgnore {
@@ -78,14 +99,18 @@ func estimate(name string, data []byte) (uint64, error) {
 			if cls == relPC32 && !viaGOT(typ) && symi != 0 && !mayLieElsewhere(sym) {
 				continue // a reference inside the library: its region moves as one
 			}
+			if pie && relaxedInside(typ, sym, symi, text, at) {
+				continue
+			}
 			// Every site has a word of its own (see wordKey).
+			total.Slots += slotSize
 			switch {
 			case viaGOT(typ):
-				total += slotSize + gotStub
+				total.Stubs += gotStub
 			case cls == relPC32 && isBranch(text, at):
-				total += slotSize + branchStub
+				total.Stubs += branchStub
 			default:
-				total += slotSize + maxStub
+				total.Stubs += maxStub
 			}
 		}
 	}
@@ -111,4 +136,33 @@ func isBranch(text []byte, off uint64) bool {
 	}
 	op := text[off-1]
 	return op == 0xe8 || op == 0xe9 || (text[off-2] == 0x0f && op&0xf0 == 0x80)
+}
+
+// relaxedInside reports whether ld, linking -pie, turns the GOT reference
+// at off of text into a PC-relative one to the symbol itself, inside the
+// library: a GOTPCRELX (or REX_GOTPCRELX) "mov foo@GOTPCREL(%rip),%r"
+// becomes "lea foo(%rip),%r", "call/jmp *foo@GOTPCREL(%rip)" becomes a
+// direct call or jmp, when foo is defined in the object and not weak (so
+// no other library's definition can take its place).
+func relaxedInside(typ elf.R_X86_64, s elf.Symbol, symi uint32, text []byte, off uint64) bool {
+	if typ != elf.R_X86_64_GOTPCRELX && typ != elf.R_X86_64_REX_GOTPCRELX {
+		return false
+	}
+	if symi == 0 || mayLieElsewhere(s) || s.Section >= elf.SHN_LORESERVE {
+		return false
+	}
+	if off < 2 || off > uint64(len(text)) {
+		return false
+	}
+	op, modrm := text[off-2], text[off-1]
+	if modrm&0xc7 != 0x05 { // RIP-relative operand
+		return false
+	}
+	switch {
+	case op == 0x8b: // mov
+		return true
+	case op == 0xff && typ == elf.R_X86_64_GOTPCRELX && (modrm == 0x15 || modrm == 0x25): // call, jmp
+		return true
+	}
+	return false
 }

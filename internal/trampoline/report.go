@@ -16,7 +16,7 @@ type Report struct {
 type LibraryReport struct {
 	Name      string         `json:"name"`
 	TableSize uint64         `json:"table_size"` // bytes used in the trampoline area
-	TableCap  uint64         `json:"table_cap"`  // Region.TrampSize
+	TableCap  uint64         `json:"table_cap"`  // Region.TrampSize, or the split table's reserved slot and stub areas
 	Slots     int            `json:"slots"`
 	Sites     map[string]int `json:"sites,omitempty"` // rewritten sites by kind
 	Relocs    int            `json:"relocs"`          // absolute addresses in the private part
@@ -36,7 +36,7 @@ func (rw *rewriter) report() *Report {
 	rep := &Report{Image: rw.im.name}
 	for i, lw := range rw.libs {
 		l := rw.cfg.Libraries[i]
-		lr := LibraryReport{Name: l.Name, TableCap: l.Region.TrampSize, Relocs: len(lw.relocs),
+		lr := LibraryReport{Name: l.Name, TableCap: lw.capacity, Relocs: len(lw.relocs),
 			Failed: lw.failed, Residual: lw.residual, SharedIdentical: lw.residual == 0,
 			NoASLR: pinReason(lw.pins), Pins: lw.pins}
 		if lw.tab != nil {

@@ -112,8 +112,9 @@ type libWork struct {
 	tab      *table
 	pins     []string // why the library cannot move
 	relocs   []desc.Reloc
-	residual int // placement-dependent bytes left in the shared part
-	failed   int // sites that could not be rewritten
+	residual int    // placement-dependent bytes left in the shared part
+	failed   int    // sites that could not be rewritten
+	capacity uint64 // bytes reserved for the table
 }
 
 func analyse(name string, data []byte, cfg *desc.Config) (*rewriter, error) {
@@ -136,16 +137,23 @@ func analyse(name string, data []byte, cfg *desc.Config) (*rewriter, error) {
 				return nil, fmt.Errorf("trampoline: %s: libraries %q and %q overlap", name, cfg.Libraries[j].Name, l.Name)
 			}
 		}
-		if r.TrampSize > 0 {
-			area, ok := im.bytesAt(r.TrampAddr(), r.TrampSize)
+		for _, a := range tableAreas(l) {
+			if a.size == 0 {
+				continue
+			}
+			area, ok := im.bytesAt(a.addr, a.size)
 			if !ok {
-				return nil, fmt.Errorf("trampoline: %s: library %q: trampoline area %#x+%#x is not in the file", name, l.Name, r.TrampAddr(), r.TrampSize)
+				return nil, fmt.Errorf("trampoline: %s: library %q: %s %#x+%#x is not in the file", name, l.Name, a.what, a.addr, a.size)
 			}
 			if len(bytes.Trim(area, "\xcc")) != 0 {
-				return nil, fmt.Errorf("trampoline: %s: library %q: trampoline area at %#x is not the 0xcc fill (already rewritten?)", name, l.Name, r.TrampAddr())
+				return nil, fmt.Errorf("trampoline: %s: library %q: %s at %#x is not the 0xcc fill (already rewritten?)", name, l.Name, a.what, a.addr)
 			}
 		}
-		rw.libs = append(rw.libs, &libWork{})
+		lw := &libWork{}
+		for _, a := range tableAreas(l) {
+			lw.capacity += a.size
+		}
+		rw.libs = append(rw.libs, lw)
 	}
 	rw.scan()
 	for i, lw := range rw.libs {
@@ -153,6 +161,22 @@ func analyse(name string, data []byte, cfg *desc.Config) (*rewriter, error) {
 	}
 	rw.gotRelocs()
 	return rw, nil
+}
+
+// area is a range the trampoline pass fills.
+type area struct {
+	what       string
+	addr, size uint64
+}
+
+// tableAreas are the ranges library l reserves for its table: the tramp
+// area, or, split, the slot area and the stub area.
+func tableAreas(l desc.Library) []area {
+	r := l.Region
+	if !l.Tramp.Split {
+		return []area{{"trampoline area", r.TrampAddr(), r.TrampSize}}
+	}
+	return []area{{"slot area", r.PrivateAddr(), l.Tramp.SlotSize}, {"stub area", r.SharedAddr() + l.Tramp.StubOff, l.Tramp.StubSize}}
 }
 
 // where describes a relocation for messages.
@@ -384,7 +408,8 @@ func (rw *rewriter) buildTable(lib int, lw *libWork) {
 	fail := func(s *site, err error) {
 		rw.cannot(lib, true, s.pcrel, s.target.Lib, s.reloc, err)
 	}
-	if reg.TrampSize == 0 {
+	tr := rw.cfg.Libraries[lib].Tramp
+	if (!tr.Split && reg.TrampSize == 0) || (tr.Split && tr.SlotSize == 0) {
 		for _, s := range lw.sites {
 			fail(s, fmt.Errorf("library has no trampoline area"))
 		}
@@ -399,9 +424,18 @@ func (rw *rewriter) buildTable(lib int, lw *libWork) {
 		}
 		ok = append(ok, s)
 	}
-	if t.size() > reg.TrampSize {
+	var tooBig error
+	switch {
+	case !tr.Split && t.size() > reg.TrampSize:
+		tooBig = fmt.Errorf("trampoline table needs %d bytes, the area has %d", t.size(), reg.TrampSize)
+	case tr.Split && t.slotBytes() > tr.SlotSize:
+		tooBig = fmt.Errorf("trampoline slots need %d bytes, the slot area has %d", t.slotBytes(), tr.SlotSize)
+	case tr.Split && t.stubBytes() > tr.StubSize:
+		tooBig = fmt.Errorf("trampoline stubs need %d bytes, the stub area has %d", t.stubBytes(), tr.StubSize)
+	}
+	if tooBig != nil {
 		for _, s := range ok {
-			fail(s, fmt.Errorf("trampoline table needs %d bytes, the area has %d", t.size(), reg.TrampSize))
+			fail(s, tooBig)
 		}
 		lw.sites = nil
 		return
@@ -416,8 +450,9 @@ func (rw *rewriter) apply() error {
 			continue
 		}
 		t := lw.tab
-		area, ok := rw.im.bytesAt(t.base, t.size())
-		if !ok {
+		slots, ok := rw.im.bytesAt(t.base, t.slotBytes())
+		stubs, ok2 := rw.im.bytesAt(t.code.pc0, t.stubBytes())
+		if !ok || !ok2 {
 			return fmt.Errorf("trampoline: %s: library %q: table not in the file", rw.im.name, rw.cfg.Libraries[i].Name)
 		}
 		for k, w := range t.slots {
@@ -425,9 +460,9 @@ func (rw *rewriter) apply() error {
 			if !w.konst {
 				v = rw.absAddr(w.addr)
 			}
-			binary.LittleEndian.PutUint64(area[8*k:], v)
+			binary.LittleEndian.PutUint64(slots[8*k:], v)
 		}
-		copy(area[8*len(t.slots):], t.code.b)
+		copy(stubs, t.code.b)
 		for _, p := range t.patches {
 			copy(p.site.raw, p.b)
 		}
@@ -439,8 +474,21 @@ func (rw *rewriter) apply() error {
 func (rw *rewriter) fill(cfg *desc.Config) {
 	for i, lw := range rw.libs {
 		l := &cfg.Libraries[i]
-		l.Tramp = desc.Tramp{}
-		if lw.tab != nil {
+		split := l.Tramp.Split
+		l.Tramp = desc.Tramp{Split: split}
+		l.Relocs = append([]desc.Reloc(nil), lw.relocs...)
+		switch {
+		case lw.tab != nil && split:
+			// The slots are private words like any other absolute
+			// address there.
+			l.Tramp.StubOff = lw.tab.code.pc0 - l.Region.SharedAddr()
+			l.Tramp.StubSize, l.Tramp.SlotSize = lw.tab.stubBytes(), lw.tab.slotBytes()
+			for k, w := range lw.tab.slots {
+				if !w.konst {
+					l.Relocs = append(l.Relocs, desc.Reloc{Off: 8 * uint64(k), Target: w.addr})
+				}
+			}
+		case lw.tab != nil:
 			l.Tramp.Size = lw.tab.size()
 			for k, w := range lw.tab.slots {
 				if !w.konst {
@@ -448,7 +496,6 @@ func (rw *rewriter) fill(cfg *desc.Config) {
 				}
 			}
 		}
-		l.Relocs = append([]desc.Reloc(nil), lw.relocs...)
 		sort.Slice(l.Relocs, func(a, b int) bool { return l.Relocs[a].Off < l.Relocs[b].Off })
 		l.NoASLR = pinReason(lw.pins)
 	}

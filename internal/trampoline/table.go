@@ -76,11 +76,14 @@ func (a *asm) leaRSP(d int64) {
 }
 
 // table is one library's trampoline table being built: 8-byte slots first,
-// then stubs, at the table's link-time address.
+// then stubs, at the table's link-time address; or, split
+// (desc.Tramp.Split), the slots at the start of the private part and the
+// stubs at the end of the shared part.
 type table struct {
 	rw      *rewriter
 	lib     int
-	base    uint64
+	base    uint64 // the slots' address
+	split   bool
 	slots   []word
 	slotIdx map[wordKey]int
 	code    asm
@@ -124,8 +127,12 @@ type patch struct {
 }
 
 func newTable(rw *rewriter, lib int, sites []*site) *table {
-	t := &table{rw: rw, lib: lib, base: rw.cfg.Libraries[lib].Region.TrampAddr(),
+	l := &rw.cfg.Libraries[lib]
+	t := &table{rw: rw, lib: lib, base: l.Region.TrampAddr(), split: l.Tramp.Split,
 		slotIdx: map[wordKey]int{}, branch: map[wordKey]uint64{}}
+	if t.split {
+		t.base = l.Region.PrivateAddr()
+	}
 	// Slots in site order, one per site (see wordKey): the order, and so
 	// every offset the shared code encodes, depends only on this
 	// library's own code.
@@ -135,14 +142,21 @@ func newTable(rw *rewriter, lib int, sites []*site) *table {
 			t.slots = append(t.slots, s.word())
 		}
 	}
-	t.code.pc0 = t.base + 8*uint64(len(t.slots))
+	t.code.pc0 = t.base + t.slotBytes()
+	if t.split {
+		t.code.pc0 = l.Region.SharedAddr() + l.Tramp.StubOff
+	}
 	return t
 }
 
 func (t *table) slot(k wordKey) uint64 { return t.base + 8*uint64(t.slotIdx[k]) }
 
+// slotBytes and stubBytes are what the table's two halves use.
+func (t *table) slotBytes() uint64 { return 8 * uint64(len(t.slots)) }
+func (t *table) stubBytes() uint64 { return uint64(len(t.code.b)) }
+
 // size is the table's used bytes.
-func (t *table) size() uint64 { return t.code.pc() - t.base }
+func (t *table) size() uint64 { return t.slotBytes() + t.stubBytes() }
 
 // add rewrites one site: its patch and, if it needs one, its stub. On
 // error the table is as before.
