@@ -55,15 +55,21 @@ func inspectText(out io.Writer, in *link.Inspection) {
 		fmt.Fprintf(out, "TLS template: %d bytes (%d with tbss), align %d\n", in.TLS.FileSize, in.TLS.MemSize, in.TLS.Align)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "LIBRARY\tVERSION\tREGION\tTRAMP used/cap\tCODE\tRODATA\tSHARED pages/cap\tPRIVATE data/mem/cap\tPADDING\t")
+	fmt.Fprintln(tw, "LIBRARY\tVERSION\tREGION\tTRAMP used/cap or stubs+slots\tCODE\tRODATA\tSHARED pages/cap\tPRIVATE data/mem/cap\tPADDING\t")
 	for _, l := range in.Libraries {
 		name := l.Name
 		if l.App {
 			name += " (app)"
 		}
 		r := l.Region
-		fmt.Fprintf(tw, "%s\t%s\t%#x\t%s/%s\t%s\t%s\t%s/%s\t%s/%s/%s\t%s\t\n", name, l.Version, r.Start,
-			linkSize(l.Tramp), linkSize(r.TrampSize), linkSize(l.Code), linkSize(l.Rodata), linkSize(l.SharedPages), linkSize(r.SharedSize),
+		// A split table has no area of its own: stubs + slots, in the
+		// library's shared and private pages.
+		tramp := linkSize(l.Tramp) + "/" + linkSize(r.TrampSize)
+		if l.Stubs+l.Slots > 0 || (l.Tramp == 0 && r.TrampSize == 0) {
+			tramp = linkSize(l.Stubs) + "+" + linkSize(l.Slots)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%#x\t%s\t%s\t%s\t%s/%s\t%s/%s/%s\t%s\t\n", name, l.Version, r.Start,
+			tramp, linkSize(l.Code), linkSize(l.Rodata), linkSize(l.SharedPages), linkSize(r.SharedSize),
 			linkSize(l.Data), linkSize(l.Private), linkSize(r.PrivateSize), linkSize(l.Padding))
 	}
 	tw.Flush()

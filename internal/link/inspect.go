@@ -46,8 +46,13 @@ type LibraryInspection struct {
 	Origin  string      `json:"origin,omitempty"`
 	App     bool        `json:"app,omitempty"`
 	Region  desc.Region `json:"region"`
-	// Bytes used (not page-rounded).
+	// Bytes used (not page-rounded). Tramp is the whole trampoline
+	// table; a split one (desc.Tramp.Split) has its Stubs in the shared
+	// part (not counted in Code) and its Slots in the private part
+	// (counted in Data and Private too).
 	Tramp   uint64 `json:"tramp"`
+	Stubs   uint64 `json:"stubs,omitempty"`
+	Slots   uint64 `json:"slots,omitempty"`
 	Code    uint64 `json:"code"`
 	Rodata  uint64 `json:"rodata"`
 	Data    uint64 `json:"data"`    // initialised private bytes
@@ -99,7 +104,8 @@ func Inspect(path string) (*Inspection, error) {
 	in.Padding = 0
 	for _, l := range cfg.Libraries {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
-			Tramp: l.Tramp.Size, NoASLR: l.NoASLR}
+			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR}
+		stubs := stubStart(l)
 		r := l.Region
 		shared := map[uint64]bool{} // pages: code and rodata may share one
 		for i, s := range segs {
@@ -111,6 +117,9 @@ func Inspect(path string) (*Inspection, error) {
 			case s.Vaddr < r.SharedAddr():
 				part = "tramp"
 				li.TrampPages += pageUp(s.MemSize)
+			case l.Tramp.StubSize > 0 && s.Vaddr == stubs:
+				part = "stubs"
+				addPages(shared, s)
 			case s.Vaddr < r.PrivateAddr() && s.Flags&elf.PF_X != 0:
 				part = "code"
 				li.Code += s.MemSize
@@ -128,7 +137,7 @@ func Inspect(path string) (*Inspection, error) {
 			in.Segments[i].Library, in.Segments[i].Part = l.Name, part
 		}
 		li.SharedPages = uint64(len(shared)) * abi.PageSize
-		li.Padding = li.TrampPages + li.SharedPages + li.PrivatePages - li.Tramp - li.Code - li.Rodata - li.Private
+		li.Padding = li.TrampPages + li.SharedPages + li.PrivatePages - (li.Tramp - li.Slots) - li.Code - li.Rodata - li.Private
 		in.Padding += li.Padding
 		in.Libraries = append(in.Libraries, li)
 	}
@@ -154,4 +163,12 @@ func prot(f elf.ProgFlag) string {
 		b[2] = 'x'
 	}
 	return string(b)
+}
+
+// stubStart is where library l's split stubs start (0 if it has none).
+func stubStart(l desc.Library) uint64 {
+	if !l.Tramp.Split || l.Tramp.StubSize == 0 {
+		return 0
+	}
+	return l.Region.SharedAddr() + l.Tramp.StubOff
 }
