@@ -63,6 +63,15 @@ const BootInfoMagic = 0x314c4f4f50494e55
 // BootInfoVersion is the layout version of BootInfo.
 const BootInfoVersion = 2
 
+// BootInfoVersionSymbol names the uint32 in ukplat that says which
+// boot-info version the guest accepts. An image without it was linked
+// against version 1 (128 bytes, up to TLSAlign; its guest derives the
+// canary from Seed).
+const BootInfoVersionSymbol = "ukplat_bootinfo_version"
+
+// BootInfoSizeV1 is the encoded size of a version-1 BootInfo.
+const BootInfoSizeV1 = 128
+
 // Monitor identifies who started the guest (BootInfo.Monitor).
 const (
 	MonitorKVM     = 1
@@ -106,8 +115,16 @@ type BootInfo struct {
 // BootInfoSize is the encoded size of BootInfo.
 const BootInfoSize = 160
 
-// Marshal encodes b in the guest's layout.
+// Marshal encodes b in the guest's layout: version 1's 128 bytes when
+// b.Version is 1, else the whole of it.
 func (b *BootInfo) Marshal() []byte {
+	if b.Version == 1 {
+		return b.marshal()[:BootInfoSizeV1]
+	}
+	return b.marshal()
+}
+
+func (b *BootInfo) marshal() []byte {
 	out := make([]byte, 0, BootInfoSize)
 	le := binary.LittleEndian
 	out = le.AppendUint64(out, b.Magic)

@@ -8,7 +8,7 @@ import (
 )
 
 func TestBootInfoLayoutMatchesGuestHeader(t *testing.T) {
-	b := BootInfo{Magic: BootInfoMagic, Version: 1, TLSAlign: 0xcd00, Canary: 0x1100, TLSAreaSize: 0x2200}
+	b := BootInfo{Magic: BootInfoMagic, Version: BootInfoVersion, TLSAlign: 0xcd00, Canary: 0x1100, TLSAreaSize: 0x2200}
 	raw := b.Marshal()
 	if len(raw) != BootInfoSize {
 		t.Fatalf("encoded %d bytes, want %d", len(raw), BootInfoSize)
@@ -34,5 +34,18 @@ func TestBootInfoLayoutMatchesGuestHeader(t *testing.T) {
 		if raw[o+1] != want {
 			t.Errorf("%s: bootinfo.h says offset %d, Marshal put %#x there", field, o, raw[o+1])
 		}
+	}
+}
+
+func TestVersionOneBootInfoIsItsFirst128BytesWithoutTheCanary(t *testing.T) {
+	b := BootInfo{Magic: BootInfoMagic, Version: 1, Seed: 7, TLSAlign: 64, Canary: 0x1100}
+	v1 := b.Marshal()
+	b.Version = 2
+	v2 := b.Marshal()
+	if len(v1) != BootInfoSizeV1 || len(v2) != BootInfoSize {
+		t.Fatalf("sizes %d, %d; want %d, %d", len(v1), len(v2), BootInfoSizeV1, BootInfoSize)
+	}
+	if v1[8] != 1 || string(v1[12:]) != string(v2[12:BootInfoSizeV1]) {
+		t.Errorf("version 1 is not version 2's prefix with its own version")
 	}
 }

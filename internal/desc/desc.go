@@ -45,9 +45,13 @@ type Config struct {
 	// Boot is how a monitor starts the image: "" for the unipool guest
 	// ABI (ARCHITECTURE.md), BootLinux64 for the Linux x86-64 boot
 	// protocol as Firecracker does it (Unikraft's kvm platform).
-	Boot      string    `json:"boot,omitempty"`
-	TLS       *TLS      `json:"tls,omitempty"`
-	Libraries []Library `json:"libraries"`
+	Boot string `json:"boot,omitempty"`
+	// BootInfoVersion is the boot-info layout the guest accepts
+	// (abi.BootInfoVersionSymbol in its image); 0, in descriptions
+	// made before it was recorded, means 1.
+	BootInfoVersion uint32    `json:"boot_info_version,omitempty"`
+	TLS             *TLS      `json:"tls,omitempty"`
+	Libraries       []Library `json:"libraries"`
 	// Private is the image's private blob: every library's tramp table
 	// (pre-filled for the map's addresses) and initialised data. Set by the pool.
 	Private *BlobRef `json:"private,omitempty"`

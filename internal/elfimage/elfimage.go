@@ -9,11 +9,13 @@ package elfimage
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
 
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
 )
 
@@ -286,4 +288,33 @@ func (im *Image) Page(vaddr uint64) (page []byte, ok bool) {
 		}
 	}
 	return page, ok
+}
+
+// BootInfoVersion is the boot-info version an image's guest accepts: the
+// uint32 at abi.BootInfoVersionSymbol, or 1 for an image linked before
+// ukplat said (or one with no symbol table).
+func BootInfoVersion(f *elf.File) (uint32, error) {
+	syms, err := f.Symbols()
+	if err != nil {
+		return 1, nil
+	}
+	for _, s := range syms {
+		if s.Name != abi.BootInfoVersionSymbol || s.Section == elf.SHN_UNDEF || int(s.Section) >= len(f.Sections) {
+			continue
+		}
+		sec := f.Sections[s.Section]
+		if sec.Type != elf.SHT_PROGBITS || s.Value < sec.Addr || s.Value+4 > sec.Addr+sec.Size {
+			return 0, fmt.Errorf("%s is not 4 bytes of data in %s", abi.BootInfoVersionSymbol, sec.Name)
+		}
+		b := make([]byte, 4)
+		if _, err := sec.ReadAt(b, int64(s.Value-sec.Addr)); err != nil {
+			return 0, fmt.Errorf("%s: %w", abi.BootInfoVersionSymbol, err)
+		}
+		v := binary.LittleEndian.Uint32(b)
+		if v == 0 || v > abi.BootInfoVersion {
+			return 0, fmt.Errorf("the guest accepts boot info version %d; this unipool writes versions 1 to %d (a newer unipool linked it?)", v, abi.BootInfoVersion)
+		}
+		return v, nil
+	}
+	return 1, nil
 }

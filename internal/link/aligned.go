@@ -196,6 +196,8 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: LayoutAligned, Cmdline: l.opt.Cmdline, MemSize: l.opt.MemSize}
 	if l.opt.Platform == PlatformUnikraft {
 		cfg.Boot = desc.BootLinux64
+	} else if cfg.BootInfoVersion, err = elfimage.BootInfoVersion(im.ELF()); err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
 	segs := im.Segments()
 	used := make([]bool, len(segs))

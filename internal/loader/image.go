@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/elfimage"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -18,7 +19,8 @@ type plainImage struct {
 	segments []Mapping // page-aligned, merged, with their bytes
 	loads    []load    // the PT_LOAD headers as they are, for stock loading
 	tls      *elf.Prog
-	linux    bool // boots by the Linux protocol (a Unikraft image)
+	linux    bool   // boots by the Linux protocol (a Unikraft image)
+	bootInfo uint32 // the boot-info version its guest accepts
 }
 
 // load is one PT_LOAD segment (its bytes are in segments).
@@ -40,6 +42,11 @@ func readPlainImage(path string) (*plainImage, error) {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
 	img := &plainImage{path: path, entry: f.Entry, linux: isUnikraftImage(f)}
+	if !img.linux {
+		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
+			return nil, fmt.Errorf("image %s: %w", path, err)
+		}
+	}
 	type seg struct {
 		lo, hi, vaddr uint64
 		prot          int
@@ -129,7 +136,7 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 		}
 	} else {
-		bi := abi.BootInfo{}
+		bi := abi.BootInfo{Version: p.image.bootInfo}
 		if t := p.image.tls; t != nil {
 			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = t.Vaddr, t.Filesz, t.Memsz, t.Align
 		}

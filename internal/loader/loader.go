@@ -365,7 +365,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
 	} else {
-		bi := abi.BootInfo{}
+		bi := abi.BootInfo{Version: max(p.cfg.BootInfoVersion, 1)}
 		if t := p.cfg.TLS; t != nil {
 			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = addr(t.Image), t.FileSize, t.MemSize, t.Align
 		}
@@ -484,14 +484,24 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 			lay.Entropy[name] = 0
 		}
 	}
-	cmdAddr := bootAddr + abi.BootInfoSize
+	if bi.Version == 0 {
+		bi.Version = abi.BootInfoVersion
+	}
+	bi.Magic = abi.BootInfoMagic
+	if bi.Version == 1 {
+		// A guest linked against version 1 knows no canary field: it
+		// derives its canary from the seed, so the report says that one.
+		opt.Canary = canaryV1(opt.Seed)
+	}
+	cmdAddr := bootAddr + uint64(len(bi.Marshal()))
 
-	bi.Magic, bi.Version = abi.BootInfoMagic, abi.BootInfoVersion
 	bi.Cmdline, bi.CmdlineLen = cmdAddr, uint64(len(opt.Cmdline))
 	bi.HeapStart, bi.HeapSize = heapAddr, heapSize
 	bi.StackStart, bi.StackSize = stackAddr, stack
 	bi.InstanceID, bi.Seed, bi.TSCKHz, bi.Monitor = opt.InstanceID, opt.Seed, opt.TSCKHz, opt.Monitor
-	bi.Canary = opt.Canary
+	if bi.Version >= 2 {
+		bi.Canary = opt.Canary
+	}
 	page := append(bi.Marshal(), opt.Cmdline...)
 	page = append(page, 0)
 
@@ -510,6 +520,17 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 		lay.Mappings = append(lay.Mappings, Mapping{Addr: tlsAddr, Size: tlsSize, Prot: ProtRead | ProtWrite, Part: PartTLS})
 	}
 	return nil
+}
+
+// canaryV1 is the canary a version-1 guest derives from its seed
+// (splitmix64, low byte zeroed): such a guest's canary follows from the
+// seed in its boot info, which is why version 2 hands the canary in.
+func canaryV1(seed uint64) uint64 {
+	z := seed + 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return z &^ 0xff
 }
 
 // The guest's TCB size and least TLS alignment (guest/plat/tls.h): a TLS
