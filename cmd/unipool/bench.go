@@ -76,20 +76,21 @@ Modes: ` + modeNames(),
 	var ao struct {
 		count, reps, jobs int
 		seed              uint64
-		out               string
+		out, monitor      string
 	}
 	aslr := &cobra.Command{
 		Use:   "aslr",
-		Short: "Run time of compute-heavy apps with and without --aslr, side by side, and every trampoline table's size",
+		Short: "Run time of compute-heavy apps as packed (no trampolines), aligned and aligned --aslr, alternated; medians, ratios, every trampoline table's size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fleet, err := bench.BuildFleet(ctx, bench.FleetOptions{Count: ao.count, Seed: ao.seed, Work: ao.out, Jobs: ao.jobs, Log: cmd.ErrOrStderr()})
+			fleet, err := bench.BuildFleet(ctx, bench.FleetOptions{Count: ao.count, Seed: ao.seed, Work: ao.out, Jobs: ao.jobs,
+				Layouts: bench.ASLRFleetLayouts, Log: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
-			res, err := bench.ASLR(ctx, fleet, ao.reps, cmd.ErrOrStderr())
+			res, err := bench.ASLR(ctx, fleet, ao.reps, ao.monitor, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -102,6 +103,7 @@ Modes: ` + modeNames(),
 	aslr.Flags().IntVar(&ao.reps, "reps", 7, "runs of each app per mode (alternating)")
 	aslr.Flags().IntVar(&ao.jobs, "jobs", 2, "parallel builds and links")
 	aslr.Flags().StringVar(&ao.out, "out", "bench-aslr", "output folder (fleet and aslr.json)")
+	aslr.Flags().StringVar(&ao.monitor, "monitor", "process", "monitor: process or kvm")
 	plot := &cobra.Command{
 		Use:   "plot DIR",
 		Short: "Draw DIR/memory.png and DIR/pages.png again from DIR/results.json",

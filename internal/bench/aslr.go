@@ -27,18 +27,26 @@ var HeavyInputs = map[string]string{
 	"lz":     "9 " + strings.Repeat("the quick brown fox jumps over the lazy dog ", 3000),
 }
 
-// ASLRRow is one app's run time with and without ASLR.
+// ASLRRow is one app's run time as packed (no trampolines: every call
+// direct), aligned (cross-library calls through the tramp tables, the
+// map's bases) and aligned with --aslr (the same code, every region at
+// a random base), the three alternated in one run.
 type ASLRRow struct {
-	Unikernel   string  `json:"unikernel"`
-	App         string  `json:"app"`
-	Input       string  `json:"input"`
-	PlainMs     float64 `json:"plain_median_ms"`
-	ASLRMs      float64 `json:"aslr_median_ms"`
-	Ratio       float64 `json:"aslr_over_plain"`
-	SameOutput  bool    `json:"same_output"`
-	Tramps      int     `json:"tramp_bytes"` // sum of the unikernel's tramp tables
-	TrampSlots  int     `json:"tramp_slots"`
-	Repetitions int     `json:"repetitions"`
+	Unikernel string  `json:"unikernel"`
+	App       string  `json:"app"`
+	Input     string  `json:"input"`
+	PackedMs  float64 `json:"packed_median_ms"`
+	PlainMs   float64 `json:"plain_median_ms"` // aligned, no --aslr
+	ASLRMs    float64 `json:"aslr_median_ms"`
+	// Ratio is aslr/aligned; AlignedOverPacked and ASLROverPacked
+	// compare with the image without trampolines.
+	Ratio             float64 `json:"aslr_over_plain"`
+	AlignedOverPacked float64 `json:"aligned_over_packed"`
+	ASLROverPacked    float64 `json:"aslr_over_packed"`
+	SameOutput        bool    `json:"same_output"`
+	Tramps            int     `json:"tramp_bytes"` // sum of the unikernel's tramp tables
+	TrampSlots        int     `json:"tramp_slots"`
+	Repetitions       int     `json:"repetitions"`
 }
 
 // TableSize is one library version's trampoline table.
@@ -52,21 +60,44 @@ type TableSize struct {
 
 // ASLRResults is `bench aslr`'s outcome.
 type ASLRResults struct {
-	Rows   []ASLRRow   `json:"apps"`
-	Tables []TableSize `json:"tables"`
+	Monitor string      `json:"monitor"`
+	Rows    []ASLRRow   `json:"apps"`
+	Tables  []TableSize `json:"tables"`
 }
 
-// ASLR runs each compute-heavy app of the fleet with and without --aslr,
-// alternating, reps times each, on the process monitor, and collects the
-// size of every trampoline table in the pool.
-func ASLR(ctx context.Context, fleet *Fleet, reps int, log io.Writer) (*ASLRResults, error) {
-	mon, err := monitor.Open("process")
+// ASLR modes, in the order each repetition runs them.
+const (
+	ASLRPacked  = "packed"
+	ASLRAligned = "aligned"
+	ASLROn      = "aligned-aslr"
+)
+
+// aslrBenchMem is every instance's memory in bench aslr: the heavy
+// inputs need more heap than abi.DefaultMemSize (sort's 400,000 keys).
+const aslrBenchMem = 64 << 20
+
+// ASLRFleetLayouts are the layouts bench aslr needs linked.
+var ASLRFleetLayouts = []string{"packed"}
+
+// ASLR runs each compute-heavy app of the fleet as packed, aligned and
+// aligned --aslr, alternating the three, reps times each, on the named
+// monitor, and collects the size of every trampoline table in the pool.
+// The fleet must have its packed images (ASLRFleetLayouts).
+func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log io.Writer) (*ASLRResults, error) {
+	if monitorName == "" {
+		monitorName = "process"
+	}
+	mon, err := monitor.Open(monitorName)
 	if err != nil {
 		return nil, err
 	}
-	res := &ASLRResults{}
+	packed := fleet.Images["packed"]
+	if len(packed) != len(fleet.Corpus.Unikernels) {
+		return nil, fmt.Errorf("bench aslr: the fleet has no packed images")
+	}
+	res := &ASLRResults{Monitor: monitorName}
 	done := map[string]bool{}
-	for _, u := range fleet.Corpus.Unikernels {
+	for k, u := range fleet.Corpus.Unikernels {
 		input, ok := HeavyInputs[u.App]
 		if !ok || done[u.App] {
 			continue
@@ -76,6 +107,7 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, log io.Writer) (*ASLRResu
 		if err != nil {
 			return nil, err
 		}
+		img := []monitor.Unikernel{{Name: u.Name, Image: packed[k], Cmdline: input}}
 		row := ASLRRow{Unikernel: u.Name, App: u.App, Input: input, SameOutput: true, Repetitions: reps}
 		if len(input) > 40 {
 			row.Input = input[:37] + "..."
@@ -84,36 +116,41 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, log io.Writer) (*ASLRResu
 			row.Tramps += int(l.Tramp.Size)
 			row.TrampSlots += len(l.Tramp.Slots)
 		}
-		var plain, aslr []float64
+		times := map[string][]float64{}
 		var want string
 		for i := 0; i < reps; i++ {
-			for _, on := range []bool{false, true} {
-				rs, err := mon.Run(ctx, uks, monitor.Options{N: 1, ASLR: on, Timeout: 2 * time.Minute})
+			for _, mode := range []string{ASLRPacked, ASLRAligned, ASLROn} {
+				run, opt := uks, monitor.Options{N: 1, ASLR: mode == ASLROn, Timeout: 2 * time.Minute, MemSize: aslrBenchMem}
+				if mode == ASLRPacked {
+					run, opt.Load = img, monitor.LoadNaive
+				}
+				rs, err := mon.Run(ctx, run, opt)
 				if err != nil {
+					launch.Close(uks)
 					return nil, err
 				}
 				r := rs[0]
 				if r.ExitCode != 0 || r.Error != "" {
-					return nil, fmt.Errorf("bench aslr: %s (aslr %v): exit %d: %s", u.Name, on, r.ExitCode, r.Error)
+					launch.Close(uks)
+					return nil, fmt.Errorf("bench aslr: %s (%s): exit %d: %s", u.Name, mode, r.ExitCode, r.Error)
 				}
 				if want == "" {
 					want = r.Output
 				} else if r.Output != want {
 					row.SameOutput = false
 				}
-				ms := float64(r.RunTime) / 1e6
-				if on {
-					aslr = append(aslr, ms)
-				} else {
-					plain = append(plain, ms)
-				}
+				times[mode] = append(times[mode], float64(r.RunTime)/1e6)
 			}
 		}
-		row.PlainMs, row.ASLRMs = median(plain), median(aslr)
+		launch.Close(uks)
+		row.PackedMs, row.PlainMs, row.ASLRMs = median(times[ASLRPacked]), median(times[ASLRAligned]), median(times[ASLROn])
 		if row.PlainMs > 0 {
 			row.Ratio = row.ASLRMs / row.PlainMs
 		}
-		fmt.Fprintf(log, "aslr: %s: %.2f ms plain, %.2f ms aslr\n", u.Name, row.PlainMs, row.ASLRMs)
+		if row.PackedMs > 0 {
+			row.AlignedOverPacked, row.ASLROverPacked = row.PlainMs/row.PackedMs, row.ASLRMs/row.PackedMs
+		}
+		fmt.Fprintf(log, "aslr: %s: %.2f ms packed, %.2f ms aligned, %.2f ms aligned --aslr\n", u.Name, row.PackedMs, row.PlainMs, row.ASLRMs)
 		res.Rows = append(res.Rows, row)
 	}
 	p, err := pool.Open(fleet.PoolDir)
@@ -154,9 +191,16 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, log io.Writer) (*ASLRResu
 // Print writes the two tables.
 func (r *ASLRResults) Print(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "unikernel\tinput\tplain ms\taslr ms\taslr/plain\tsame output\ttramp bytes\tslots\t\n")
+	fmt.Fprintf(out, "run time, median of %d alternated runs each (%s monitor)\n", repsOf(r.Rows), r.Monitor)
+	fmt.Fprintf(tw, "unikernel\tinput\tpacked ms\taligned ms\taligned --aslr ms\taligned/packed\taslr/packed\taslr/aligned\tsame output\ttramp bytes\tslots\t\n")
+	var ap, sp, sa []float64
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.3f\t%v\t%d\t%d\t\n", row.Unikernel, row.Input, row.PlainMs, row.ASLRMs, row.Ratio, row.SameOutput, row.Tramps, row.TrampSlots)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.3f\t%.3f\t%.3f\t%v\t%d\t%d\t\n", row.Unikernel, row.Input, row.PackedMs, row.PlainMs, row.ASLRMs,
+			row.AlignedOverPacked, row.ASLROverPacked, row.Ratio, row.SameOutput, row.Tramps, row.TrampSlots)
+		ap, sp, sa = append(ap, row.AlignedOverPacked), append(sp, row.ASLROverPacked), append(sa, row.Ratio)
+	}
+	if len(r.Rows) > 0 {
+		fmt.Fprintf(tw, "median\t\t\t\t\t%.3f\t%.3f\t%.3f\t\t\t\t\n", median(ap), median(sp), median(sa))
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\ntrampoline tables (one row per library version in the pool):")
@@ -166,6 +210,13 @@ func (r *ASLRResults) Print(out io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t\n", t.Library, t.Version, t.Bytes, t.Slots, t.NoASLR)
 	}
 	tw.Flush()
+}
+
+func repsOf(rows []ASLRRow) int {
+	if len(rows) == 0 {
+		return 0
+	}
+	return rows[0].Repetitions
 }
 
 func median(v []float64) float64 {

@@ -94,7 +94,7 @@ func EntropyBits(size uint64) float64 {
 	if n == 0 {
 		return 0
 	}
-	return math.Log2(float64(n))
+	return math.Round(math.Log2(float64(n))*100) / 100 // two decimals: what a reader needs
 }
 
 func (pl *placer) reserve(lo, hi uint64) { pl.taken = append(pl.taken, span{lo, hi}) }
