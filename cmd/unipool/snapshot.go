@@ -33,9 +33,13 @@ mapped copy-on-write, the instance's own command line and seed delivered, the
 guest resumed at its ready point.
 
 A snapshot fixes the layout it was taken with (the map's region bases, the
-memory size): instances from it cannot use --aslr. The stack canary and the
-random seed are the instance's own (the guest derives them again after the
-ready point).`,
+boot info, stack and heap where a cold boot without --aslr has them, the
+memory size): instances from it cannot use --aslr, since their memory holds
+absolute addresses nothing records, so every instance of one snapshot has
+the same, public, layout. The secrets that are not addresses stay the
+instance's own: its stack canary and random seed are fresh draws from the
+host CSPRNG, delivered in its boot info and taken by the guest after the
+ready point (the canary into its TCB, the seed by ukrand on first use).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			d := dir

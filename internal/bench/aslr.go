@@ -43,10 +43,20 @@ type ASLRRow struct {
 	Ratio             float64 `json:"aslr_over_plain"`
 	AlignedOverPacked float64 `json:"aligned_over_packed"`
 	ASLROverPacked    float64 `json:"aslr_over_packed"`
-	SameOutput        bool    `json:"same_output"`
-	Tramps            int     `json:"tramp_bytes"` // sum of the unikernel's tramp tables
-	TrampSlots        int     `json:"tramp_slots"`
-	Repetitions       int     `json:"repetitions"`
+	// The same on the guest's CPU time (monitor.Result.CPUTime: the
+	// instance process's time on a CPU, which the host's load does not
+	// stretch as it does the wall-clock run time); 0 if the monitor does
+	// not measure it.
+	PackedCPUMs          float64 `json:"packed_cpu_median_ms,omitempty"`
+	AlignedCPUMs         float64 `json:"aligned_cpu_median_ms,omitempty"`
+	ASLRCPUMs            float64 `json:"aslr_cpu_median_ms,omitempty"`
+	CPUAlignedOverPacked float64 `json:"cpu_aligned_over_packed,omitempty"`
+	CPUASLROverPacked    float64 `json:"cpu_aslr_over_packed,omitempty"`
+	CPUASLROverAligned   float64 `json:"cpu_aslr_over_aligned,omitempty"`
+	SameOutput           bool    `json:"same_output"`
+	Tramps               int     `json:"tramp_bytes"` // sum of the unikernel's tramp tables
+	TrampSlots           int     `json:"tramp_slots"`
+	Repetitions          int     `json:"repetitions"`
 }
 
 // TableSize is one library version's trampoline table.
@@ -116,7 +126,7 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log i
 			row.Tramps += int(l.Tramp.Size)
 			row.TrampSlots += len(l.Tramp.Slots)
 		}
-		times := map[string][]float64{}
+		times, cpu := map[string][]float64{}, map[string][]float64{}
 		var want string
 		for i := 0; i < reps; i++ {
 			for _, mode := range []string{ASLRPacked, ASLRAligned, ASLROn} {
@@ -140,6 +150,7 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log i
 					row.SameOutput = false
 				}
 				times[mode] = append(times[mode], float64(r.RunTime)/1e6)
+				cpu[mode] = append(cpu[mode], float64(r.CPUTime)/1e6)
 			}
 		}
 		launch.Close(uks)
@@ -150,7 +161,13 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log i
 		if row.PackedMs > 0 {
 			row.AlignedOverPacked, row.ASLROverPacked = row.PlainMs/row.PackedMs, row.ASLRMs/row.PackedMs
 		}
-		fmt.Fprintf(log, "aslr: %s: %.2f ms packed, %.2f ms aligned, %.2f ms aligned --aslr\n", u.Name, row.PackedMs, row.PlainMs, row.ASLRMs)
+		row.PackedCPUMs, row.AlignedCPUMs, row.ASLRCPUMs = median(cpu[ASLRPacked]), median(cpu[ASLRAligned]), median(cpu[ASLROn])
+		if row.PackedCPUMs > 0 && row.AlignedCPUMs > 0 {
+			row.CPUAlignedOverPacked, row.CPUASLROverPacked = row.AlignedCPUMs/row.PackedCPUMs, row.ASLRCPUMs/row.PackedCPUMs
+			row.CPUASLROverAligned = row.ASLRCPUMs / row.AlignedCPUMs
+		}
+		fmt.Fprintf(log, "aslr: %s: wall %.2f ms packed, %.2f ms aligned, %.2f ms aligned --aslr; cpu %.2f, %.2f, %.2f ms\n", u.Name,
+			row.PackedMs, row.PlainMs, row.ASLRMs, row.PackedCPUMs, row.AlignedCPUMs, row.ASLRCPUMs)
 		res.Rows = append(res.Rows, row)
 	}
 	p, err := pool.Open(fleet.PoolDir)
@@ -188,23 +205,35 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log i
 	return res, nil
 }
 
-// Print writes the two tables.
+// Print writes the tables: run time on the CPU and on the clock, and the
+// tramp tables.
 func (r *ASLRResults) Print(out io.Writer) {
+	for _, cpu := range []bool{true, false} {
+		what := "guest CPU time (ms)"
+		if !cpu {
+			what = "wall-clock run time (ms; stretched by the host's load)"
+		}
+		fmt.Fprintf(out, "%s, median of %d alternated runs each (%s monitor)\n", what, repsOf(r.Rows), r.Monitor)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "unikernel\tinput\tpacked\taligned\taligned --aslr\taligned/packed\taslr/packed\taslr/aligned\tsame output\ttramp bytes\tslots\t\n")
+		var ap, sp, sa []float64
+		for _, row := range r.Rows {
+			p, a, s, x, y, z := row.PackedMs, row.PlainMs, row.ASLRMs, row.AlignedOverPacked, row.ASLROverPacked, row.Ratio
+			if cpu {
+				p, a, s, x, y, z = row.PackedCPUMs, row.AlignedCPUMs, row.ASLRCPUMs, row.CPUAlignedOverPacked, row.CPUASLROverPacked, row.CPUASLROverAligned
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.3f\t%.3f\t%.3f\t%v\t%d\t%d\t\n", row.Unikernel, row.Input, p, a, s, x, y, z,
+				row.SameOutput, row.Tramps, row.TrampSlots)
+			ap, sp, sa = append(ap, x), append(sp, y), append(sa, z)
+		}
+		if len(r.Rows) > 0 {
+			fmt.Fprintf(tw, "median\t\t\t\t\t%.3f\t%.3f\t%.3f\t\t\t\t\n", median(ap), median(sp), median(sa))
+		}
+		tw.Flush()
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintln(out, "trampoline tables (one row per library version in the pool):")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(out, "run time, median of %d alternated runs each (%s monitor)\n", repsOf(r.Rows), r.Monitor)
-	fmt.Fprintf(tw, "unikernel\tinput\tpacked ms\taligned ms\taligned --aslr ms\taligned/packed\taslr/packed\taslr/aligned\tsame output\ttramp bytes\tslots\t\n")
-	var ap, sp, sa []float64
-	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.3f\t%.3f\t%.3f\t%v\t%d\t%d\t\n", row.Unikernel, row.Input, row.PackedMs, row.PlainMs, row.ASLRMs,
-			row.AlignedOverPacked, row.ASLROverPacked, row.Ratio, row.SameOutput, row.Tramps, row.TrampSlots)
-		ap, sp, sa = append(ap, row.AlignedOverPacked), append(sp, row.ASLROverPacked), append(sa, row.Ratio)
-	}
-	if len(r.Rows) > 0 {
-		fmt.Fprintf(tw, "median\t\t\t\t\t%.3f\t%.3f\t%.3f\t\t\t\t\n", median(ap), median(sp), median(sa))
-	}
-	tw.Flush()
-	fmt.Fprintln(out, "\ntrampoline tables (one row per library version in the pool):")
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "library\tversion\tbytes\tslots\tno aslr\t\n")
 	for _, t := range r.Tables {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t\n", t.Library, t.Version, t.Bytes, t.Slots, t.NoASLR)

@@ -165,6 +165,11 @@ type Result struct {
 	Output    string        `json:"output"`
 	LoadTime  time.Duration `json:"load_time_ns"`
 	RunTime   time.Duration `json:"run_time_ns"`
+	// CPUTime is the guest's time on a CPU from its entry to its end
+	// (process monitor: its process's, with the kernel's work for it such
+	// as page faults, without the monitor's emulation of its traps); 0
+	// if unknown. Unlike RunTime it does not grow with the host's load.
+	CPUTime time.Duration `json:"cpu_time_ns,omitempty"`
 	// ReadyTime is the load time plus the guest's boot up to its ready
 	// point (abi.PortReady): when it starts reading its own request. An
 	// instance from a snapshot is at its ready point when it enters. 0 if

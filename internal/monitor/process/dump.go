@@ -6,9 +6,29 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/unipool/unipool/internal/monitor"
 )
+
+// cpuTime is how long pid has run on a CPU (/proc/PID/schedstat, in ns;
+// the guest's own instructions and the kernel's work for it, such as its
+// page faults; not the monitor's emulation of its traps). 0 if unknown.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	ns, err := strconv.ParseUint(f[0], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(ns)
+}
 
 // dumpMemory reads every range of the stopped guest's address space (all
 // its process maps: the layout's mappings, the stub, the vdso) for

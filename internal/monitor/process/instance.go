@@ -43,15 +43,18 @@ type instance struct {
 	loadTime time.Duration
 	runTime  time.Duration
 	ready    time.Duration // load time + boot to the ready point
-	output   []byte
-	exitCode int
-	exited   bool                // the guest wrote an exit code
-	err      string              // why the instance failed, if it did
-	kgsBase  uint64              // IA32_KERNEL_GS_BASE, kept for rdmsr
-	traps    map[uint64]trapInsn // decoded trapping instructions by %rip
-	timer    *time.Timer
-	active   bool // counted in its tracer's active instances
-	reported bool // its tracer has passed on its final result
+	// cpuAtEntry and cpuTime: the process's time on a CPU when the guest
+	// was entered, and from then to its end (cpuTime).
+	cpuAtEntry, cpuTime time.Duration
+	output              []byte
+	exitCode            int
+	exited              bool                // the guest wrote an exit code
+	err                 string              // why the instance failed, if it did
+	kgsBase             uint64              // IA32_KERNEL_GS_BASE, kept for rdmsr
+	traps               map[uint64]trapInsn // decoded trapping instructions by %rip
+	timer               *time.Timer
+	active              bool // counted in its tracer's active instances
+	reported            bool // its tracer has passed on its final result
 	// maxOutput caps the console bytes kept.
 	maxOutput int
 
@@ -120,6 +123,9 @@ func (in *instance) finish() {
 	}
 	if !in.entered.IsZero() && in.runTime == 0 {
 		in.runTime = time.Since(in.entered)
+		if c := cpuTime(in.pid); c > in.cpuAtEntry && in.cpuAtEntry > 0 {
+			in.cpuTime = c - in.cpuAtEntry
+		}
 	}
 	if why := in.killReason(); why != "" {
 		in.fail("%s", why)
@@ -160,6 +166,9 @@ func (in *instance) reaped(ws unix.WaitStatus) {
 	}
 	if !in.entered.IsZero() && in.runTime == 0 {
 		in.runTime = time.Since(in.entered)
+		if c := cpuTime(in.pid); c > in.cpuAtEntry && in.cpuAtEntry > 0 {
+			in.cpuTime = c - in.cpuAtEntry
+		}
 	}
 	if why := in.killReason(); why != "" {
 		in.fail("%s", why)
@@ -176,6 +185,7 @@ func (in *instance) result() monitor.Result {
 		Output:    string(in.output),
 		LoadTime:  in.loadTime,
 		RunTime:   in.runTime,
+		CPUTime:   in.cpuTime,
 		ReadyTime: in.ready,
 		PID:       in.pid,
 		Error:     in.err,

@@ -176,6 +176,7 @@ func (t *tracer) start(in *instance) {
 	in.traps = t.layouts.trapsOf(in.uk, in.lay)
 	if err == nil {
 		in.entered = time.Now()
+		in.cpuAtEntry = cpuTime(in.pid)
 		in.loadTime = in.entered.Sub(in.started)
 		if lay.Resume != nil {
 			in.ready = in.loadTime // resumed at its ready point
