@@ -509,6 +509,11 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 	lay.StackTop = stackAddr + stack
 	lay.Canary, lay.Seed, lay.Seeded = opt.Canary, opt.Seed, opt.seeded
 	lay.Entropy["canary"], lay.Entropy["seed"] = CanaryBits, SeedBits
+	if bi.Version == 1 {
+		// Its canary follows from the seed it reads from its boot info:
+		// no secret of its own.
+		lay.Entropy["canary"] = 0
+	}
 	lay.Areas[PartBootInfo], lay.Areas[PartStack], lay.Areas[PartHeap] = bootAddr, stackAddr, heapAddr
 	lay.Mappings = append(lay.Mappings,
 		Mapping{Addr: bootAddr, Size: bootSize, Prot: ProtRead | ProtWrite, Data: page, Part: PartBootInfo},
