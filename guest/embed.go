@@ -19,6 +19,7 @@ import (
 //go:embed lib/*/lib.json lib/*/exportsyms.uk lib/*/*.c lib/*/*.h lib/*/*.S lib/*/include
 //go:embed apps/*/app.json apps/*/*.c
 //go:embed third_party/*/lib.json
+//go:embed unikraft/*.h unikraft/*/app.json unikraft/*/*.c
 var files embed.FS
 
 // FS is the embedded guest tree, rooted at guest/ (paths like

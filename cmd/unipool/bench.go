@@ -147,6 +147,9 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().StringVar(&o.Work, "work", "", "folder for the corpus, images and pool (default OUT/work)")
 	c.Flags().IntVar(&o.Jobs, "jobs", 2, "parallel builds and links")
 	c.Flags().BoolVar(&o.Reuse, "reuse", false, "take the fleet an earlier run built in --work as it is (for the emulated KVM host, where building is slow)")
+	c.Flags().StringVar(&o.Flavor, "flavor", "unipool", "unipool: unipool's own guests; unikraft: real Unikraft unikernels (`corpus build --flavor unikraft`; needs --monitor kvm to run)")
+	c.Flags().IntVar(&o.Configs, "configs", 0, "unikraft: Unikraft configurations of the fleet (default: count / apps)")
+	c.Flags().BoolVar(&o.FleetOnly, "fleet-only", false, "build the fleet in --work (corpus, images, pool) and stop; run again with --reuse")
 }
 
 func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
@@ -165,7 +168,7 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	defer stop()
 	o.Log = cmd.ErrOrStderr()
 	res, err := bench.Memory(ctx, o)
-	if err != nil {
+	if err != nil || res == nil { // nil: --fleet-only
 		return err
 	}
 	out := cmd.OutOrStdout()

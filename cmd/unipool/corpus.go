@@ -25,13 +25,17 @@ func init() {
 
 // corpusFlags are the options build and bench share.
 type corpusFlags struct {
-	count  int
-	seed   uint64
-	jobs   int
-	cache  string
-	guest  string
-	inputs string
-	extras string
+	count    int
+	seed     uint64
+	jobs     int
+	cache    string
+	guest    string
+	inputs   string
+	extras   string
+	flavor   string
+	configs  int
+	unikraft string
+	ukLog    string
 }
 
 func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
@@ -44,10 +48,16 @@ func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
 		"distinct: its own request, the expected line from a Go reference (apps without one keep their cases)")
 	cmd.Flags().StringVar(&f.extras, "extras", corpus.ExtrasDrawn, "drawn: optional libraries drawn by popularity whether the app calls them or not; "+
 		"none: only the core libraries, the app's dependencies and one allocator")
+	cmd.Flags().StringVar(&f.flavor, "flavor", corpus.FlavorUnipool, "unipool: from unipool's guest tree; unikraft: real Unikraft unikernels built by Unikraft's make "+
+		"(the apps of guest/unikraft over configurations of the tree's libraries)")
+	cmd.Flags().IntVar(&f.configs, "configs", 0, "unikraft: Unikraft configurations to spread the fleet over (default: count / apps, rounded up; each one is one Unikraft build)")
+	cmd.Flags().StringVar(&f.unikraft, "unikraft", "", "unikraft: the Unikraft source tree (default: $UNIKRAFT_SRC, a clone, or the shared tarball)")
+	cmd.Flags().StringVar(&f.ukLog, "unikraft-log", "", "unikraft: append Unikraft's make output to this file")
 }
 
 func (f *corpusFlags) options(stderr io.Writer) corpus.Options {
-	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache, Inputs: f.inputs, Extras: f.extras}
+	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache, Inputs: f.inputs, Extras: f.extras,
+		Flavor: f.flavor, Configs: f.configs, Unikraft: f.unikraft}
 	if f.guest != "" {
 		o.Guest = os.DirFS(f.guest)
 	}
@@ -77,12 +87,25 @@ version, origin (unipool, the Debian package, or app) and sha256.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o := f.options(cmd.ErrOrStderr())
 			o.Out = out
+			if f.ukLog != "" {
+				lf, err := os.OpenFile(f.ukLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return err
+				}
+				defer lf.Close()
+				o.UnikraftLog = lf
+			}
 			var st corpus.Stats
 			o.Stats = &st
 			start := time.Now()
 			c, err := corpus.Build(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if o.Flavor == corpus.FlavorUnikraft {
+				fmt.Fprintf(cmd.OutOrStdout(), "corpus: %d Unikraft unikernels in %s over %d configurations (%d built, %d from the cache), %d distinct objects, in %.1fs\n",
+					len(c.Unikernels), out, st.Configs, st.ConfigsBuilt, st.Configs-st.ConfigsBuilt, st.Objects, time.Since(start).Seconds())
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "corpus: %d unikernels in %s (%d distinct objects: %d built, %d from the cache) in %.1fs\n",
 				len(c.Unikernels), out, st.Objects, st.Built, st.Cached, time.Since(start).Seconds())

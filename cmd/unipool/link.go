@@ -82,6 +82,14 @@ func runLink(cmd *cobra.Command, f *linkFlags, args []string) error {
 	if opt.Objects, opt.SHA256, err = f.objects(args); err != nil {
 		return err
 	}
+	if f.corpusDir != "" {
+		// A Unikraft corpus's unikernels come with linker-script fragments.
+		frags, err := link.FragmentsFromCorpus(f.corpusDir, f.uk)
+		if err != nil {
+			return err
+		}
+		opt.Fragments = append(frags, opt.Fragments...)
+	}
 	if opt.Layout == link.LayoutAligned {
 		if opt.MapPath, err = linkMapPath(f.poolDir, f.mapFile); err != nil {
 			return err

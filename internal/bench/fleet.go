@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -32,6 +33,10 @@ type FleetOptions struct {
 	Layouts []string // layouts to link; aligned is always linked (the pool needs it)
 	Jobs    int
 	Log     io.Writer // progress and steps (stderr)
+	// Flavor is corpus.FlavorUnipool (default) or corpus.FlavorUnikraft;
+	// Configs the Unikraft configurations (0: the corpus's default).
+	Flavor  string
+	Configs int
 }
 
 // BuildFleet builds the corpus, links every unikernel in every layout
@@ -46,9 +51,10 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	if o.Inputs == "" {
 		o.Inputs = corpus.InputsDistinct
 	}
-	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d, %s inputs)\n", o.Count, o.Seed, o.Inputs)
+	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d, %s inputs, flavor %s)\n", o.Count, o.Seed, o.Inputs, cmp.Or(o.Flavor, corpus.FlavorUnipool))
 	bar := newBar(o.Log, -1, "compiling objects")
 	c, err := corpus.Build(ctx, corpus.Options{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Out: filepath.Join(o.Work, "corpus"), Jobs: o.Jobs,
+		Flavor: o.Flavor, Configs: o.Configs,
 		Progress: func(done, total int) { bar.SetTotal(total); bar.Set(done) }})
 	bar.Finish()
 	if err != nil {
@@ -89,7 +95,7 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 					out := filepath.Join(dir, u.Name+".img")
 					if err == nil {
 						_, err = link.Link(ctx, link.Options{Layout: layout, Objects: objs, SHA256: sums, Output: out,
-							MapPath: p.MapPath(), Cmdline: u.Input})
+							MapPath: p.MapPath(), Cmdline: u.Input, Fragments: c.Fragments(&u)})
 					}
 					mu.Lock()
 					if err != nil && firstErr == nil {
@@ -142,6 +148,9 @@ func LoadFleet(work string, layouts []string, inputs string) (*Fleet, error) {
 	c, err := corpus.Load(filepath.Join(work, "corpus"))
 	if err != nil {
 		return nil, fmt.Errorf("bench: the fleet in %s: %w", work, err)
+	}
+	if inputs != "" && inputs != c.Inputs && c.Flavor == corpus.FlavorUnikraft {
+		return nil, fmt.Errorf("bench: the fleet in %s is a Unikraft corpus built with %s inputs; build it again for %s", work, c.Inputs, inputs)
 	}
 	if inputs != "" && inputs != c.Inputs {
 		cases, err := corpus.PlanCases(len(c.Unikernels), c.Seed, inputs)

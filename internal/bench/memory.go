@@ -92,6 +92,12 @@ type MemoryOptions struct {
 	// Fleet, if set, is used as built (its layouts must cover the modes'),
 	// instead of building one.
 	Fleet *Fleet
+	// Flavor and Configs say what fleet to build (FleetOptions).
+	Flavor  string
+	Configs int
+	// FleetOnly stops after building the fleet in Work: for a later
+	// --reuse run on the emulated KVM host, where building is slow.
+	FleetOnly bool
 }
 
 // Memory runs the memory benchmark: build the fleet, then for each mode
@@ -147,10 +153,15 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			lay = append(lay, l)
 		}
 		var err error
-		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log})
+		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log,
+			Flavor: o.Flavor, Configs: o.Configs})
 		if err != nil {
 			return nil, err
 		}
+	}
+	if o.FleetOnly {
+		fmt.Fprintf(o.Log, "the fleet is in %s (run again with --reuse)\n", o.Work)
+		return nil, nil
 	}
 	for l := range layouts {
 		if fleet.Images[l] == nil {

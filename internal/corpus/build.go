@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -37,6 +38,16 @@ type Options struct {
 	Progress func(done, total int)
 	// Stats, if set, is filled in by Build.
 	Stats *Stats
+	// Flavor is FlavorUnipool (the default) or FlavorUnikraft.
+	Flavor string
+	// Configs is how many Unikraft configurations a FlavorUnikraft corpus
+	// spreads over (0: one per as many unikernels as there are apps).
+	Configs int
+	// Unikraft is the Unikraft tree (FlavorUnikraft; "": found as
+	// unikraft.Find does).
+	Unikraft string
+	// UnikraftLog receives Unikraft's make output (nil: discarded).
+	UnikraftLog io.Writer
 }
 
 // Stats counts what a Build did.
@@ -49,6 +60,9 @@ type Stats struct {
 	// sources, which each unikernel's app object links with its
 	// generated code.
 	Intermediates int
+	// Configs and ConfigsBuilt count a FlavorUnikraft corpus's Unikraft
+	// configurations, and those of them this build ran make for.
+	Configs, ConfigsBuilt int
 }
 
 // Build makes a corpus: it plans Count unikernels from the seed, builds
@@ -70,6 +84,13 @@ func Build(ctx context.Context, o Options) (*Corpus, error) {
 			return nil, err
 		}
 		o.CacheDir = d
+	}
+	switch o.Flavor {
+	case "", FlavorUnipool:
+	case FlavorUnikraft:
+		return buildUnikraft(ctx, o)
+	default:
+		return nil, fmt.Errorf("corpus: unknown flavor %q (want %s)", o.Flavor, strings.Join(Flavors, ", "))
 	}
 	if o.Guest == nil {
 		o.Guest = guest.FS()

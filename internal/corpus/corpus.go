@@ -29,11 +29,15 @@ const maxCorpusFile = 256 << 20
 // Corpus is a built fleet: DIR/corpus.json.
 type Corpus struct {
 	// Dir is the corpus folder; object paths are relative to it.
-	Dir        string      `json:"-"`
-	Seed       uint64      `json:"seed"`
-	Count      int         `json:"count"`
-	Inputs     string      `json:"inputs,omitempty"` // InputsRepeated or InputsDistinct
-	Unikernels []Unikernel `json:"unikernels"`
+	Dir    string `json:"-"`
+	Seed   uint64 `json:"seed"`
+	Count  int    `json:"count"`
+	Inputs string `json:"inputs,omitempty"` // InputsRepeated or InputsDistinct
+	// Flavor is FlavorUnikraft for a Unikraft corpus ("": unipool's own),
+	// whose Configs are its Unikraft configurations.
+	Flavor     string           `json:"flavor,omitempty"`
+	Configs    []UnikraftConfig `json:"configs,omitempty"`
+	Unikernels []Unikernel      `json:"unikernels"`
 }
 
 // Unikernel is one member of the fleet. Libraries is its link order; the
@@ -44,6 +48,13 @@ type Unikernel struct {
 	Input     string       `json:"input"`
 	Expect    string       `json:"expect"`
 	Libraries []LibraryRef `json:"libraries"`
+	// Config names the unikernel's Unikraft configuration (Configs);
+	// LDFragments are the extra linker-script fragments its link takes
+	// (Unikraft's bootinfo.lds, infosec.ld, ...) and StockImage the image
+	// Unikraft's own build linked; paths relative to the corpus folder.
+	Config      string   `json:"config,omitempty"`
+	LDFragments []string `json:"ld_fragments,omitempty"`
+	StockImage  string   `json:"stock_image,omitempty"`
 }
 
 // LibraryRef is one library object of a unikernel.
@@ -117,6 +128,15 @@ func (c *Corpus) validate() error {
 	if c.Count != len(c.Unikernels) {
 		return fmt.Errorf("count is %d but %d unikernels are listed", c.Count, len(c.Unikernels))
 	}
+	switch c.Flavor {
+	case "", FlavorUnipool, FlavorUnikraft:
+	default:
+		return fmt.Errorf("unknown flavor %q", c.Flavor)
+	}
+	configs := map[string]bool{}
+	for _, cfg := range c.Configs {
+		configs[cfg.Name] = true
+	}
 	names := map[string]bool{}
 	objects := map[string]string{}
 	for i := range c.Unikernels {
@@ -128,6 +148,9 @@ func (c *Corpus) validate() error {
 			return fmt.Errorf("unikernel %d: name %q is used twice", i, u.Name)
 		}
 		names[u.Name] = true
+		if u.Config != "" && !configs[u.Config] {
+			return fmt.Errorf("unikernel %q: configuration %q is not in configs", u.Name, u.Config)
+		}
 		for _, l := range u.Libraries {
 			// One path, one content: two entries naming the same file
 			// with different digests cannot both be right.
@@ -155,6 +178,16 @@ func (u *Unikernel) validate() error {
 	}
 	if len(u.Libraries) == 0 {
 		return errors.New("no libraries")
+	}
+	for _, f := range u.LDFragments {
+		if err := checkRelPath(f); err != nil {
+			return fmt.Errorf("linker-script fragment: %w", err)
+		}
+	}
+	if u.StockImage != "" {
+		if err := checkRelPath(u.StockImage); err != nil {
+			return fmt.Errorf("stock image: %w", err)
+		}
 	}
 	seen := map[string]bool{}
 	for i, l := range u.Libraries {
@@ -188,7 +221,7 @@ func (l *LibraryRef) validate() error {
 	if !idRE.MatchString(l.Version) {
 		return fmt.Errorf("invalid version %q", l.Version)
 	}
-	if l.Origin != OriginUnipool && l.Origin != OriginApp && !packageRE.MatchString(l.Origin) {
+	if l.Origin != OriginUnipool && l.Origin != OriginApp && l.Origin != OriginUnikraft && !packageRE.MatchString(l.Origin) {
 		return fmt.Errorf("invalid origin %q (want %q, %q or a Debian package)", l.Origin, OriginUnipool, OriginApp)
 	}
 	if err := checkObjectPath(l.Object); err != nil {
@@ -204,13 +237,22 @@ func (l *LibraryRef) validate() error {
 // is input from elsewhere, and a path must not lead a later stage to read
 // (or overwrite) files outside it.
 func checkObjectPath(p string) error {
+	if err := checkRelPath(p); err != nil {
+		return fmt.Errorf("object %w", err)
+	}
+	if !strings.HasSuffix(p, ".o") {
+		return fmt.Errorf("object path %q does not name a .o file", p)
+	}
+	return nil
+}
+
+// checkRelPath keeps a path inside the corpus folder.
+func checkRelPath(p string) error {
 	switch {
 	case p == "" || path.IsAbs(p) || strings.Contains(p, "\\") || strings.ContainsRune(p, 0):
-		return fmt.Errorf("object path %q is not a relative slash path", p)
+		return fmt.Errorf("path %q is not a relative slash path", p)
 	case path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../"):
-		return fmt.Errorf("object path %q leaves the corpus folder or is not clean", p)
-	case !strings.HasSuffix(p, ".o"):
-		return fmt.Errorf("object path %q does not name a .o file", p)
+		return fmt.Errorf("path %q leaves the corpus folder or is not clean", p)
 	}
 	return nil
 }

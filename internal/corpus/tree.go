@@ -245,7 +245,7 @@ func IsGuestFile(p string) bool {
 		return false
 	}
 	top := false
-	for _, r := range append(append([]string{}, libraryRoots...), appsRoot) {
+	for _, r := range append(append([]string{}, libraryRoots...), appsRoot, unikraftAppsRoot) {
 		top = top || parts[0] == r
 	}
 	if !top {

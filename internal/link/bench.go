@@ -240,7 +240,11 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	if err != nil {
 		return nil, err
 	}
-	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Trace: true, Output: filepath.Join(out, layout, u.Name)}
+	frags, err := FragmentsFromCorpus(corpusDir, u.Name)
+	if err != nil {
+		return nil, err
+	}
+	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name)}
 	if layout == LayoutAligned || layout == LayoutAlignedAlone {
 		opt.Layout, opt.MapPath = LayoutAligned, mapPath
 	}
@@ -287,7 +291,10 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	}
 	var keep []InputSection
 	for _, s := range res.Inputs {
-		if ro[s.Output] {
+		// A library's entries of an image-wide table (Unikraft's
+		// .uk_libinfo, .uk_inittab, ...) lie in the image's own table,
+		// which no other image has: they are not the library's pages.
+		if ro[s.Output] && !unikraftTableOutputs[s.Output] {
 			keep = append(keep, s)
 		}
 	}

@@ -143,3 +143,18 @@ func ObjectsFromCorpus(dir, unikernel string) ([]Object, map[string]string, erro
 	}
 	return nil, nil, fmt.Errorf("corpus %s: no unikernel %q", filepath.Join(dir, corpus.FileName), unikernel)
 }
+
+// FragmentsFromCorpus returns the extra linker-script fragments a corpus
+// unikernel's link takes (a Unikraft corpus's bootinfo.lds, infosec.ld,
+// ...; none for unipool's own).
+func FragmentsFromCorpus(dir, unikernel string) ([]string, error) {
+	c, err := corpus.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	u, ok := c.Lookup(unikernel)
+	if !ok {
+		return nil, fmt.Errorf("corpus %s: no unikernel %q", filepath.Join(dir, corpus.FileName), unikernel)
+	}
+	return c.Fragments(u), nil
+}

@@ -59,6 +59,11 @@ const unikraftTablesScript = `  . = ALIGN(0x1000);
   .uk_bootinfo : { KEEP(*(.uk_bootinfo)) }
 `
 
+// unikraftTableOutputs are the output sections of unikraftTablesScript:
+// one per image, gathering entries of every library.
+var unikraftTableOutputs = map[string]bool{".uk_ctortab": true, ".uk_inittab": true, ".uk_eventtab": true, ".uk_libinfo": true,
+	".uk_thread_inittab": true, ".uk_bootinfo": true}
+
 // unikraftTLSSymbols are link64.lds's TLS symbols (Unikraft copies
 // _tls_start.._etdata and clears up to _tls_end for each thread), written
 // after the TLS output sections.
