@@ -55,6 +55,13 @@ type FleetApp struct {
 var fleetBase = map[string]string{
 	"CONFIG_LIBUKRANDOM":                 "n",
 	"CONFIG_LIBUKLIBID_INFO_COMPILEDATE": "n",
+	// Debug level 1 (-g1; the defconfig has -g3): debug information is
+	// stripped anyway (level 0 fails: plat/kvm/x86/setup.c has CFI
+	// directives that need it),
+	// -g3 slows every compile, and its macro records keep ccache from
+	// finding a compile another configuration already did.
+	"CONFIG_DEBUG_SYMBOLS_LVL1": "y",
+	"CONFIG_DEBUG_SYMBOLS_LVL3": "n",
 }
 
 // fleetVersion changes when the way fleet builds are made changes.
@@ -291,11 +298,22 @@ const fleetAppLib = "appukfleet"
 // main.c, the app library and the image made again.
 func (t *Tree) buildConfig(ctx context.Context, o FleetBuildOptions, cb *ConfigBuild, defData []byte, set map[string]string, apps []FleetApp, complete bool) error {
 	work := filepath.Join(o.Cache, "work")
-	if err := os.RemoveAll(work); err != nil {
-		return fmt.Errorf("unikraft fleet: %w", err)
-	}
 	app := filepath.Join(work, "app")
 	build := filepath.Join(work, "build")
+	// A fresh build folder, but for Kconfig's own tools (built from the
+	// tree, the same for every configuration).
+	if err := os.RemoveAll(app); err != nil {
+		return fmt.Errorf("unikraft fleet: %w", err)
+	}
+	if ents, err := os.ReadDir(build); err == nil {
+		for _, e := range ents {
+			if e.Name() != "kconfig" {
+				if err := os.RemoveAll(filepath.Join(build, e.Name())); err != nil {
+					return fmt.Errorf("unikraft fleet: %w", err)
+				}
+			}
+		}
+	}
 	if err := os.MkdirAll(app, 0o755); err != nil {
 		return fmt.Errorf("unikraft fleet: %w", err)
 	}
