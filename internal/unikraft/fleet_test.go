@@ -54,6 +54,17 @@ func linkConfig(t *testing.T, b *unikraft.ConfigBuild, app, layout, mapPath, out
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Only read-only segments are shared between images (their pages
+	// come from the shared blobs); the private part (data, bss, the
+	// trampoline slots) is each instance's own copy anyway.
+	shared := map[uint64]bool{}
+	for _, sg := range im.Segments() {
+		if sg.Flags&elf.PF_W == 0 {
+			for p := sg.Vaddr &^ (abi.PageSize - 1); p < sg.End(); p += abi.PageSize {
+				shared[p] = true
+			}
+		}
+	}
 	libs := map[string]libPages{}
 	for _, s := range res.Inputs {
 		if s.Size == 0 || s.Addr < abi.PageSize || imageWide(s.Output) {
@@ -65,7 +76,7 @@ func linkConfig(t *testing.T, b *unikraft.ConfigBuild, app, layout, mapPath, out
 		}
 		lp.sections = append(lp.sections, fmt.Sprintf("%s@%#x+%#x", s.Name, s.Addr, s.Size))
 		for p := s.Addr &^ (abi.PageSize - 1); p < s.Addr+s.Size; p += abi.PageSize {
-			if page, ok := im.Page(p); ok {
+			if page, ok := im.Page(p); ok && shared[p] {
 				lp.pages[p] = sha256.Sum256(page)
 			}
 		}
@@ -82,8 +93,8 @@ func linkConfig(t *testing.T, b *unikraft.ConfigBuild, app, layout, mapPath, out
 // by Unikraft's make without and with CONFIG_LIBUKRANDOM, both linked
 // aligned against one library map. Every library whose object is the same
 // in both builds keeps every loaded section at the same address; packed,
-// the insertion moves libraries that did not change. Pages whose bytes
-// still differ must belong to a library whose code holds addresses of
+// the insertion moves libraries that did not change. Read-only (shared)
+// pages whose bytes still differ must belong to a library whose code holds addresses of
 // Unikraft's image-wide tables (kvmplat's trap handlers compare against
 // their .uk_event_* entries): those tables live in each image's app region,
 // so a table that grows moves them. The test logs how many.
