@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -14,10 +15,31 @@ import (
 var commands []*cobra.Command
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
+	stop := profile()
+	err := newRoot().Execute()
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "unipool:", err)
 		os.Exit(1)
 	}
+}
+
+// profile writes a CPU profile of the whole command to $UNIPOOL_CPUPROFILE
+// when it is set (for `go tool pprof`: where a start's time goes).
+func profile() (stop func()) {
+	path := os.Getenv("UNIPOOL_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "unipool: UNIPOOL_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // newRoot assembles the CLI from the command files' commands.
