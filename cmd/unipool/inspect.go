@@ -51,6 +51,12 @@ func inspectText(out io.Writer, in *link.Inspection) {
 		tw.Flush()
 		return
 	}
+	if in.ASLR != "" {
+		fmt.Fprintf(out, "ASLR: %s\n", in.ASLR)
+	}
+	if in.DensePrivatePages > 0 {
+		fmt.Fprintf(out, "dense private parts: %s in all\n", linkSize(in.DensePrivatePages))
+	}
 	if in.TLS != nil {
 		fmt.Fprintf(out, "TLS template: %d bytes (%d with tbss), align %d\n", in.TLS.FileSize, in.TLS.MemSize, in.TLS.Align)
 	}

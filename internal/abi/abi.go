@@ -40,6 +40,17 @@ const (
 	MapBase = 0x4000_0000
 	// MapLimit bounds the library map (the map refuses to grow past it).
 	MapLimit = 0x1_0000_0000
+	// DataArenaBase and DataArenaLimit bound the map's data arena: the
+	// private parts (trampoline slots, data, bss) of libraries placed
+	// densely (desc.Region.PrivateStart), packed next to each other so
+	// that the libraries of an image share private pages. A library's
+	// code reaches its private part PC-relatively, and the app's code
+	// reaches any library's data PC-relatively until the trampoline pass
+	// redirects it, so every byte of the arena lies within a rel32 of
+	// the app region and of every dense region (MapBase up to
+	// DataArenaBase).
+	DataArenaBase  = 0x7000_0000
+	DataArenaLimit = 0x8000_0000
 	// ASLRBase and ASLRSize bound the window where --aslr places library
 	// regions (page granular: 2^24 page slots, 24 bits of entropy).
 	ASLRBase = 0x1_0000_0000

@@ -81,20 +81,53 @@ type BlobRef struct {
 }
 
 // Region is a library's address range. Sizes are capacities (page multiples).
+//
+// A dense region (PrivateStart set) keeps its private part apart, in the
+// library map's data arena (abi.DataArenaBase), at PrivateStart: PrivateSize
+// bytes (a multiple of 16, not of a page) packed next to other libraries'
+// private parts, so the libraries of an image share private pages. The
+// two ranges move together (one base per library): Addr offsets into the
+// private part are PrivateStart-Start and up.
 type Region struct {
-	Start       uint64 `json:"start"`
-	TrampSize   uint64 `json:"tramp_size"`
-	SharedSize  uint64 `json:"shared_size"`
-	PrivateSize uint64 `json:"private_size"`
+	Start        uint64 `json:"start"`
+	TrampSize    uint64 `json:"tramp_size"`
+	SharedSize   uint64 `json:"shared_size"`
+	PrivateSize  uint64 `json:"private_size"`
+	PrivateStart uint64 `json:"private_start,omitempty"`
 }
 
 // TrampAddr, SharedAddr and PrivateAddr are the parts' link-time addresses.
-func (r Region) TrampAddr() uint64   { return r.Start }
-func (r Region) SharedAddr() uint64  { return r.Start + r.TrampSize }
-func (r Region) PrivateAddr() uint64 { return r.Start + r.TrampSize + r.SharedSize }
+func (r Region) TrampAddr() uint64  { return r.Start }
+func (r Region) SharedAddr() uint64 { return r.Start + r.TrampSize }
+func (r Region) PrivateAddr() uint64 {
+	if r.Dense() {
+		return r.PrivateStart
+	}
+	return r.Start + r.TrampSize + r.SharedSize
+}
 
-// End is the first address after the region.
-func (r Region) End() uint64 { return r.Start + r.TrampSize + r.SharedSize + r.PrivateSize }
+// Dense reports whether the private part lies in the data arena.
+func (r Region) Dense() bool { return r.PrivateStart != 0 }
+
+// End is the first address after the region's contiguous range (for a
+// dense region: after its shared part).
+func (r Region) End() uint64 {
+	if r.Dense() {
+		return r.Start + r.TrampSize + r.SharedSize
+	}
+	return r.Start + r.TrampSize + r.SharedSize + r.PrivateSize
+}
+
+// PrivateEnd is the first address after the private part.
+func (r Region) PrivateEnd() uint64 { return r.PrivateAddr() + r.PrivateSize }
+
+// Holds reports whether va lies in one of the region's parts.
+func (r Region) Holds(va uint64) bool {
+	return (va >= r.Start && va < r.End()) || (r.Dense() && va >= r.PrivateStart && va < r.PrivateEnd())
+}
+
+// Extent bounds the offsets (Addr.Off) into the region: its last part's end, from Start.
+func (r Region) Extent() uint64 { return max(r.End(), r.PrivateEnd()) - r.Start }
 
 // Library is one library (or the image's app) inside a unikernel.
 type Library struct {
@@ -172,7 +205,7 @@ type Segment struct {
 // Part is the private data + bss part.
 type Part struct {
 	FileSize uint64 `json:"file_size"`          // initialised bytes
-	MemSize  uint64 `json:"mem_size"`           // with bss, page multiple
+	MemSize  uint64 `json:"mem_size"`           // with bss, page multiple (dense region: multiple of 16)
 	BlobOff  uint64 `json:"blob_off,omitempty"` // offset in the private blob (pool only)
 }
 

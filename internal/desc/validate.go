@@ -19,18 +19,20 @@ func (c *Config) Validate() error {
 	}
 	for i, l := range c.Libraries {
 		r := l.Region
-		if r.Start&pageMask != 0 || r.TrampSize&pageMask != 0 || r.SharedSize&pageMask != 0 || r.PrivateSize&pageMask != 0 {
+		if r.Start&pageMask != 0 || r.TrampSize&pageMask != 0 || r.SharedSize&pageMask != 0 || (!r.Dense() && r.PrivateSize&pageMask != 0) {
 			return fmt.Errorf("description: library %q: region not page-aligned", l.Name)
 		}
-		if r.End() < r.Start {
+		if r.End() < r.Start || r.PrivateEnd() < r.PrivateAddr() {
 			return fmt.Errorf("description: library %q: region wraps", l.Name)
+		}
+		if r.Dense() && (r.PrivateStart&15 != 0 || r.PrivateSize&15 != 0 || r.PrivateStart < r.End() || r.PrivateEnd()-r.Start >= 1<<31) {
+			return fmt.Errorf("description: library %q: private part [%#x,%#x) is not 16-byte aligned after the region within 2 GiB", l.Name, r.PrivateStart, r.PrivateEnd())
 		}
 		if l.Tramp.Size > r.TrampSize || l.Shared.Size > r.SharedSize || l.Private.MemSize > r.PrivateSize || l.Private.FileSize > l.Private.MemSize {
 			return fmt.Errorf("description: library %q: a part exceeds its region", l.Name)
 		}
 		for j := 0; j < i; j++ {
-			o := c.Libraries[j].Region
-			if r.Start < o.End() && o.Start < r.End() {
+			if Overlap(r, c.Libraries[j].Region) {
 				return fmt.Errorf("description: libraries %q and %q overlap", c.Libraries[j].Name, l.Name)
 			}
 		}
@@ -87,10 +89,32 @@ func (c *Config) checkAddr(a Addr) error {
 		return fmt.Errorf("library index %d out of range", a.Lib)
 	}
 	r := c.Libraries[a.Lib].Region
-	if a.Off > r.End()-r.Start {
+	// One past a part's end is an address too (an end-of-bss symbol).
+	if a.Off > r.End()-r.Start && (!r.Dense() || a.Off < r.PrivateStart-r.Start || a.Off > r.PrivateEnd()-r.Start) {
 		return fmt.Errorf("offset %#x outside library %q", a.Off, c.Libraries[a.Lib].Name)
 	}
 	return nil
+}
+
+// Overlap reports whether two regions share an address (their
+// contiguous ranges and, for dense ones, their private parts).
+func Overlap(a, b Region) bool {
+	type span struct{ lo, hi uint64 }
+	spans := func(r Region) []span {
+		s := []span{{r.Start, r.End()}}
+		if r.Dense() {
+			s = append(s, span{r.PrivateStart, r.PrivateEnd()})
+		}
+		return s
+	}
+	for _, x := range spans(a) {
+		for _, y := range spans(b) {
+			if x.lo < y.hi && y.lo < x.hi {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // BlobDigests lists the digests of every blob the description names:

@@ -150,12 +150,20 @@ func (m *Map) Validate() error {
 		}
 		for _, r := range l.Regions {
 			d := r.Region
-			if d.Start%abi.PageSize != 0 || d.TrampSize%abi.PageSize != 0 || d.SharedSize%abi.PageSize != 0 || d.PrivateSize%abi.PageSize != 0 {
+			if d.Start%abi.PageSize != 0 || d.TrampSize%abi.PageSize != 0 || d.SharedSize%abi.PageSize != 0 || (!d.Dense() && d.PrivateSize%abi.PageSize != 0) {
 				return fmt.Errorf("library map: library %q: region at %#x is not page-aligned", l.Name, d.Start)
 			}
-			size := d.TrampSize + d.SharedSize + d.PrivateSize
+			size := d.TrampSize + d.SharedSize
+			if !d.Dense() {
+				size += d.PrivateSize
+			}
 			if size == 0 || size < d.TrampSize || d.Start < abi.MapBase || d.Start >= abi.MapLimit || size > abi.MapLimit-d.Start {
 				return fmt.Errorf("library map: library %q: region [%#x,+%#x) outside [%#x,%#x)", l.Name, d.Start, size, uint64(abi.MapBase), uint64(abi.MapLimit))
+			}
+			if d.Dense() && (d.PrivateStart%16 != 0 || d.PrivateSize%16 != 0 || d.PrivateStart < abi.DataArenaBase ||
+				d.PrivateSize > abi.DataArenaLimit-d.PrivateStart) {
+				return fmt.Errorf("library map: library %q: private part [%#x,+%#x) not 16-byte aligned inside the data arena [%#x,%#x)",
+					l.Name, d.PrivateStart, d.PrivateSize, uint64(abi.DataArenaBase), uint64(abi.DataArenaLimit))
 			}
 			for _, v := range r.Versions {
 				if !v.Need.fits(d) {
@@ -163,6 +171,9 @@ func (m *Map) Validate() error {
 				}
 			}
 			spans = append(spans, span{d.Start, d.End(), l.Name})
+			if d.Dense() {
+				spans = append(spans, span{d.PrivateStart, d.PrivateEnd(), l.Name})
+			}
 		}
 	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
@@ -197,12 +208,26 @@ func (m *Map) Library(name string) *Library {
 	return nil
 }
 
-// End is the first address no region uses yet (abi.MapBase for an empty map).
+// End is the first address no region uses yet (abi.MapBase for an empty
+// map), not counting private parts in the data arena.
 func (m *Map) End() uint64 {
 	end := uint64(abi.MapBase)
 	for _, l := range m.Libraries {
 		for _, r := range l.Regions {
 			end = max(end, r.End())
+		}
+	}
+	return end
+}
+
+// ArenaEnd is the first address of the data arena no private part uses yet.
+func (m *Map) ArenaEnd() uint64 {
+	end := uint64(abi.DataArenaBase)
+	for _, l := range m.Libraries {
+		for _, r := range l.Regions {
+			if r.Dense() {
+				end = max(end, r.PrivateEnd())
+			}
 		}
 	}
 	return end
@@ -226,6 +251,16 @@ type Placement struct {
 //
 // Existing regions are never moved or resized.
 func (m *Map) Place(name string, v Version) (Placement, error) {
+	return m.PlaceDense(name, v, false)
+}
+
+// PlaceDense is Place; a new region it hands out is dense if dense is set:
+// its private part goes to the end of the data arena, exactly as large as
+// the version needs (no slack: slack would keep the next library's private
+// part off this one's pages), so the libraries placed one after another
+// share private pages. A later version needing more private room gets a
+// new region. Existing regions, dense or not, take versions that fit them.
+func (m *Map) PlaceDense(name string, v Version, dense bool) (Placement, error) {
 	if !ValidName(name) {
 		return Placement{}, fmt.Errorf("library map: invalid library name %q", name)
 	}
@@ -245,7 +280,7 @@ func (m *Map) Place(name string, v Version) (Placement, error) {
 			}
 		}
 	}
-	reg, err := m.newRegion(v.Need)
+	reg, err := m.newRegion(v.Need, dense)
 	if err != nil {
 		return Placement{}, fmt.Errorf("library map: library %q: %w", name, err)
 	}
@@ -280,16 +315,32 @@ func (p Policy) TrampCapacity(used uint64) uint64 {
 	return pageUp(used + uint64(math.Ceil(float64(used)*float64(p.SlackPercent)/100)))
 }
 
-func (m *Map) newRegion(n Need) (desc.Region, error) {
+func (m *Map) newRegion(n Need, dense bool) (desc.Region, error) {
 	r := desc.Region{
 		Start:       m.End(),
 		TrampSize:   m.Policy.TrampCapacity(n.Tramp),
 		SharedSize:  m.Policy.Capacity(n.Shared),
 		PrivateSize: m.Policy.Capacity(n.Private),
 	}
-	if r.Start > abi.MapLimit || r.TrampSize+r.SharedSize+r.PrivateSize > abi.MapLimit-r.Start {
+	if dense {
+		r.PrivateStart, r.PrivateSize = m.ArenaEnd(), (max(n.Private, 16)+15)&^15
+		if r.PrivateSize > abi.DataArenaLimit-r.PrivateStart {
+			return desc.Region{}, fmt.Errorf("the data arena is full: a private part of %#x bytes at %#x would pass its limit %#x",
+				r.PrivateSize, r.PrivateStart, uint64(abi.DataArenaLimit))
+		}
+	}
+	size := r.End() - r.Start
+	if r.Start < abi.DataArenaLimit && r.Start+size > abi.DataArenaBase {
+		// No region's contiguous range enters the data arena, and a
+		// dense region's code lies below it (in rel32 reach).
+		if dense {
+			return desc.Region{}, fmt.Errorf("map is full: a region of %#x bytes at %#x would pass the data arena at %#x", size, r.Start, uint64(abi.DataArenaBase))
+		}
+		r.Start = abi.DataArenaLimit
+	}
+	if r.Start > abi.MapLimit || size > abi.MapLimit-r.Start {
 		return desc.Region{}, fmt.Errorf("map is full: a region of %#x bytes at %#x would pass its limit %#x",
-			r.TrampSize+r.SharedSize+r.PrivateSize, r.Start, uint64(abi.MapLimit))
+			size, r.Start, uint64(abi.MapLimit))
 	}
 	return r, nil
 }

@@ -103,10 +103,11 @@ func TestVersionThatOutgrowsItsRegionGetsANewOneAndTheOldStays(t *testing.T) {
 
 func TestMapRefusesToGrowPastItsLimit(t *testing.T) {
 	m := New()
-	if _, err := m.Place("huge", ver("1", (abi.MapLimit-abi.MapBase)/2, 0)); err != nil {
+	if _, err := m.Place("huge", ver("1", (abi.DataArenaBase-abi.MapBase)/2, 0)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.Place("more", ver("1", (abi.MapLimit-abi.MapBase)/4, 0))
+	// Too large for the room below the data arena and the room above it.
+	_, err := m.Place("more", ver("1", (abi.MapLimit-abi.MapBase)/2, 0))
 	if err == nil || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("placing past the limit: %v", err)
 	}
@@ -354,5 +355,49 @@ func TestMergeRefusesMapsThatPlaceALibraryDifferentlyNamingIt(t *testing.T) {
 	err = a.Merge(c, "the registry's map")
 	if !errors.As(err, &ce) || ce.Library != "liba" || !strings.Contains(err.Error(), "the registry's map") {
 		t.Errorf("merge of a library at two addresses: %v", err)
+	}
+}
+
+func TestDenseRegionsPackPrivatePartsInTheDataArena(t *testing.T) {
+	m := New()
+	a, err := m.PlaceDense("a", ver("1", 5000, 100), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.PlaceDense("b", ver("1", 5000, 30), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Region.PrivateStart != abi.DataArenaBase || a.Region.PrivateSize != 112 {
+		t.Errorf("a's private part at %#x+%#x, want the arena's start, 112 bytes", a.Region.PrivateStart, a.Region.PrivateSize)
+	}
+	if b.Region.PrivateStart != a.Region.PrivateEnd() || b.Region.Start != a.Region.End() {
+		t.Errorf("b at %+v does not follow a at %+v", b.Region, a.Region)
+	}
+	// A version with more private data than the region holds gets a new
+	// region; the old one stays where it was.
+	a2, err := m.PlaceDense("a", ver("2", 5001, 200), true)
+	if err != nil || !a2.New || a2.Region.PrivateStart != b.Region.PrivateEnd() {
+		t.Errorf("a's larger version: %+v, %v", a2, err)
+	}
+	if p, _ := m.PlaceDense("a", ver("1", 5000, 100), true); p.Region != a.Region {
+		t.Errorf("a's first version moved: %+v", p.Region)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// The map file keeps the new field; an old reader's schema is the same.
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(data)
+	if err != nil || back.Library("b").Regions[0].Region != b.Region {
+		t.Fatalf("round trip: %v", err)
+	}
+	// Two private parts overlapping are refused.
+	back.Library("b").Regions[0].PrivateStart = a.Region.PrivateStart + 16
+	if err := back.Validate(); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("overlapping private parts: %v", err)
 	}
 }

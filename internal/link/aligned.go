@@ -144,7 +144,12 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 			app = p
 		} else {
 			need := libmap.Need{Shared: pageUp(o.text) + o.rodata + stubAlign + tramp.Stubs, Private: tramp.Slots + slotAlign + o.private}
-			pl, err := m.Place(o.Name, libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need})
+			// Unikraft's code is not position-independent: its absolute
+			// addresses (R_X86_64_32S) must stay below 2 GiB, and the
+			// data arena lies above; its private parts stay in its
+			// regions.
+			dense := l.opt.Platform != PlatformUnikraft
+			pl, err := m.PlaceDense(o.Name, libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need}, dense)
 			if err != nil {
 				return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
 			}
@@ -262,14 +267,27 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 	}
 	var sharedEnd, privStart, privFile, privEnd uint64
 	for i, s := range segs {
-		if s.Vaddr < r.Start || s.Vaddr >= limit {
+		inArena := r.Dense() && s.Vaddr >= r.PrivateStart && s.Vaddr < r.PrivateEnd()
+		if !inArena && (s.Vaddr < r.Start || s.Vaddr >= limit) {
 			continue
 		}
-		if s.End() > limit {
+		if !inArena && s.End() > limit {
 			return lib, fmt.Errorf("library %q: segment [%#x,%#x) passes its region's end %#x", p.name, s.Vaddr, s.End(), limit)
 		}
 		used[i] = true
 		switch {
+		case inArena:
+			if s.Flags&elf.PF_X != 0 || s.Flags&elf.PF_W == 0 || s.End() > r.PrivateEnd() {
+				return lib, fmt.Errorf("library %q: segment [%#x,%#x) in the data arena is not its private part [%#x,%#x)", p.name, s.Vaddr, s.End(), r.PrivateStart, r.PrivateEnd())
+			}
+			if privStart == 0 {
+				privStart = s.Vaddr
+			}
+			if s.FileSize > 0 {
+				privFile = s.Vaddr + s.FileSize
+			}
+			// Packed with other libraries' parts: 16-byte granular.
+			privEnd = (s.End() + 15) &^ 15
 		case s.Vaddr < r.SharedAddr():
 			if s.Vaddr != r.TrampAddr() || s.Flags&elf.PF_W != 0 || s.End() > r.SharedAddr() {
 				return lib, fmt.Errorf("library %q: segment [%#x,%#x) is not its tramp area [%#x,%#x)", p.name, s.Vaddr, s.End(), r.TrampAddr(), r.SharedAddr())
@@ -350,7 +368,7 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 // addrOf expresses a virtual address relative to its library's region.
 func addrOf(cfg *desc.Config, va uint64) (desc.Addr, bool) {
 	for i, l := range cfg.Libraries {
-		if va >= l.Region.Start && va < l.Region.End() {
+		if l.Region.Holds(va) {
 			return desc.Addr{Lib: i, Off: va - l.Region.Start}, true
 		}
 	}

@@ -3,6 +3,8 @@ package link
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
+	"math/bits"
 	"os"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -25,8 +27,17 @@ type Inspection struct {
 	Libraries   []LibraryInspection `json:"libraries,omitempty"` // aligned only
 	TLS         *desc.TLS           `json:"tls,omitempty"`
 	Padding     uint64              `json:"padding"` // LoadedSize - LoadedBytes
-	Config      *desc.Config        `json:"-"`
+	// DensePrivatePages is the pages (bytes) the dense private parts
+	// (desc.Region.Dense) take together, shared between libraries.
+	DensePrivatePages uint64 `json:"dense_private_pages,omitempty"`
+	// ASLR says what `run --aslr` randomises in this image and how much.
+	ASLR   string       `json:"aslr,omitempty"`
+	Config *desc.Config `json:"-"`
 }
+
+// ASLRBits is the entropy of one library's base under `run --aslr`: a
+// page slot of the ASLR window.
+var ASLRBits = bits.Len64(abi.ASLRSize/abi.PageSize) - 1
 
 // InspectSegment is one PT_LOAD.
 type InspectSegment struct {
@@ -63,9 +74,15 @@ type LibraryInspection struct {
 	SharedPages  uint64 `json:"shared_pages"`
 	PrivatePages uint64 `json:"private_pages"`
 	// Padding is the bytes of those pages that hold nothing: the cost of
-	// page-aligning each part.
+	// page-aligning each part. A dense private part (desc.Region.Dense)
+	// shares pages with other libraries': each such page counts for
+	// the first library in it.
 	Padding uint64 `json:"padding"`
 	NoASLR  string `json:"no_aslr,omitempty"`
+	// ASLRBits is the entropy of the library's base under `run --aslr`
+	// (its code, rodata, stubs and private part move as one): 0 if it
+	// is pinned.
+	ASLRBits int `json:"aslr_bits"`
 }
 
 // Inspect reads an image (aligned or not) and says how it is laid out.
@@ -102,14 +119,19 @@ func Inspect(path string) (*Inspection, error) {
 	// hold against the pages they take (an unused tramp area is padding,
 	// though its file bytes are loaded).
 	in.Padding = 0
+	var pagesSum, bytesSum uint64
+	arena := map[uint64]bool{} // dense private pages counted so far
 	for _, l := range cfg.Libraries {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
 			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR}
 		stubs := stubStart(l)
+		if l.NoASLR == "" && cfg.Boot == "" {
+			li.ASLRBits = ASLRBits
+		}
 		r := l.Region
 		shared := map[uint64]bool{} // pages: code and rodata may share one
 		for i, s := range segs {
-			if s.Vaddr < r.Start || s.Vaddr >= r.End() {
+			if !r.Holds(s.Vaddr) {
 				continue
 			}
 			part := ""
@@ -128,6 +150,18 @@ func Inspect(path string) (*Inspection, error) {
 				part = "rodata"
 				li.Rodata += s.MemSize
 				addPages(shared, s)
+			case r.Dense():
+				// Packed with other libraries' private parts: a
+				// page counts for the first library in it.
+				part = "private"
+				li.Data += s.FileSize
+				li.Private += s.MemSize
+				for p := s.Vaddr &^ (abi.PageSize - 1); p < s.End(); p += abi.PageSize {
+					if !arena[p] {
+						arena[p] = true
+						li.PrivatePages += abi.PageSize
+					}
+				}
 			default:
 				part = "private"
 				li.Data += s.FileSize
@@ -137,10 +171,18 @@ func Inspect(path string) (*Inspection, error) {
 			in.Segments[i].Library, in.Segments[i].Part = l.Name, part
 		}
 		li.SharedPages = uint64(len(shared)) * abi.PageSize
-		li.Padding = li.TrampPages + li.SharedPages + li.PrivatePages - (li.Tramp - li.Slots) - li.Code - li.Rodata - li.Private
-		in.Padding += li.Padding
+		pages, bytes := li.TrampPages+li.SharedPages+li.PrivatePages, (li.Tramp-li.Slots)+li.Code+li.Rodata+li.Private
+		if pages > bytes {
+			li.Padding = pages - bytes
+		}
+		pagesSum, bytesSum = pagesSum+pages, bytesSum+bytes
 		in.Libraries = append(in.Libraries, li)
 	}
+	if pagesSum > bytesSum {
+		in.Padding = pagesSum - bytesSum
+	}
+	in.DensePrivatePages = uint64(len(arena)) * abi.PageSize
+	in.ASLR = aslrSummary(in)
 	return in, nil
 }
 
@@ -171,4 +213,25 @@ func stubStart(l desc.Library) uint64 {
 		return 0
 	}
 	return l.Region.SharedAddr() + l.Tramp.StubOff
+}
+
+// aslrSummary says in a sentence what --aslr randomises in an image.
+func aslrSummary(in *Inspection) string {
+	moving, pinned := 0, 0
+	for _, l := range in.Libraries {
+		if l.ASLRBits > 0 {
+			moving++
+		} else {
+			pinned++
+		}
+	}
+	if moving == 0 {
+		return "none: every library is pinned at its map address"
+	}
+	s := fmt.Sprintf("%d bits per library base (%d of %d libraries, each with its code, read-only data, stubs and private part as one)",
+		ASLRBits, moving, moving+pinned)
+	if in.DensePrivatePages > 0 {
+		s += "; dense private parts share pages only between libraries at one base, so under --aslr each gets pages of its own"
+	}
+	return s
 }

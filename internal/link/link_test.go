@@ -337,9 +337,9 @@ __attribute__((weak)) int weak_default(void) { return 11; }
 			}
 			r := l.Region
 			switch {
-			case sec.Flags&elf.SHF_WRITE != 0 && (s.Value < r.PrivateAddr() || s.Value >= r.End()):
+			case sec.Flags&elf.SHF_WRITE != 0 && (s.Value < r.PrivateAddr() || s.Value >= r.PrivateEnd()):
 				t.Errorf("%s: writable %s at %#x outside its private part", l.Name, s.Name, s.Value)
-			case sec.Flags&elf.SHF_WRITE == 0 && (s.Value < r.SharedAddr() || s.Value >= r.PrivateAddr()):
+			case sec.Flags&elf.SHF_WRITE == 0 && (s.Value < r.SharedAddr() || s.Value >= r.SharedAddr()+r.SharedSize):
 				t.Errorf("%s: read-only %s at %#x outside its shared part", l.Name, s.Name, s.Value)
 			}
 		}

@@ -91,16 +91,32 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 	order := append([]*placed(nil), libs...)
 	sort.SliceStable(order, func(i, j int) bool { return order[i].region.Start < order[j].region.Start })
 
+	// Dense regions' private parts lie in the data arena, above every
+	// region: they come last, in address order (ld never moves the
+	// location counter backwards, and PT_LOADs are listed by address).
+	var arena []int
+	for i, p := range order {
+		if p.region.Dense() {
+			arena = append(arena, i)
+		}
+	}
+	sort.SliceStable(arena, func(a, b int) bool { return order[arena[a]].region.PrivateStart < order[arena[b]].region.PrivateStart })
+
 	w("PHDRS\n{\n")
 	for i, p := range order {
 		w("  l%d_text PT_LOAD FLAGS(5);\n  l%d_ro PT_LOAD FLAGS(4);\n", i, i)
 		if p.stubCap > 0 {
 			w("  l%d_stub PT_LOAD FLAGS(5);\n", i)
 		}
-		w("  l%d_rw PT_LOAD FLAGS(6);\n", i)
+		if !p.region.Dense() {
+			w("  l%d_rw PT_LOAD FLAGS(6);\n", i)
+		}
 		if p.app {
 			w("  tls PT_TLS;\n")
 		}
+	}
+	for _, i := range arena {
+		w("  l%d_rw PT_LOAD FLAGS(6);\n", i)
 	}
 	w("  stack PT_GNU_STACK FLAGS(6);\n}\n\nSECTIONS\n{\n")
 	for i, p := range order {
@@ -108,6 +124,9 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 		w("  /* %s: region %#x", p.name, r.Start)
 		if !p.app {
 			w(" tramp %#x shared %#x private %#x", r.TrampSize, r.SharedSize, r.PrivateSize)
+			if r.Dense() {
+				w(" at %#x", r.PrivateStart)
+			}
 		}
 		w(" */\n  . = %#x;\n", r.SharedAddr())
 		if p.app {
@@ -140,39 +159,15 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 		}
 		w("  . = ALIGN(%#x);\n", abi.PageSize)
 		if !p.app {
-			w("  ASSERT(. <= %#x, \"unipool: library %s: shared part exceeds its region's capacity %#x\")\n", r.PrivateAddr(), p.name, r.SharedSize)
-			w("  . = %#x;\n", r.PrivateAddr())
+			w("  ASSERT(. <= %#x, \"unipool: library %s: shared part exceeds its region's capacity %#x\")\n", r.SharedAddr()+r.SharedSize, p.name, r.SharedSize)
 		}
-		if p.slotCap > 0 {
-			w("  .slots.%s : { BYTE(0xcc); . = %#x; } :l%d_rw =0xcc\n", p.name, p.slotCap, i)
-			w("  . = ALIGN(%d);\n", slotAlign)
+		if !r.Dense() {
+			privatePart(w, i, p, collections, tables)
 		}
-		w("  .data.%s : {", p.name)
-		if p.obj != nil {
-			w(" %s", p.inputs(classData))
-		}
-		w(" } :l%d_rw\n", i)
-		if p.app {
-			appGlobals(w, i, collections, tables)
-		}
-		if p.app {
-			w("  PROVIDE(_edata = .); PROVIDE(edata = .);\n")
-		}
-		w("  .bss.%s : {", p.name)
-		if p.app {
-			w(" PROVIDE(__bss_start = .); *(.dynbss)")
-		}
-		if p.obj != nil {
-			w(" %s", p.inputs(classBss))
-		}
-		w(" } :l%d_rw\n", i)
-		w("  . = ALIGN(%#x);\n", abi.PageSize)
-		if p.app {
-			w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
-			w("  ASSERT(. <= %#x, \"unipool: the app region overflows into per-instance memory\")\n", uint64(abi.PrivateBase))
-		} else {
-			w("  ASSERT(. <= %#x, \"unipool: library %s: private part exceeds its region's capacity %#x\")\n", r.End(), p.name, r.PrivateSize)
-		}
+		w("\n")
+	}
+	for _, i := range arena {
+		privatePart(w, i, order[i], nil, "")
 		w("\n")
 	}
 	w("  /* Not loaded. */\n")
@@ -189,6 +184,48 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 	w("  /DISCARD/ : { *(.note.GNU-stack) *(.note.gnu.property) *(.note.*) *(.interp) *(.dynsym) *(.dynstr) *(.hash) *(.gnu.hash) *(.dynamic) *(.gnu.version*) *(.sframe) *(.eh_frame_hdr) }\n")
 	w("}\n")
 	return b.String()
+}
+
+// privatePart writes library p's private part: its trampoline slots,
+// data and bss (and, for the app, the image-wide sections).
+func privatePart(w func(string, ...any), i int, p *placed, collections []string, tables string) {
+	r := p.region
+	if !p.app {
+		w("  . = %#x;\n", r.PrivateAddr())
+	}
+	if p.slotCap > 0 {
+		w("  .slots.%s : { BYTE(0xcc); . = %#x; } :l%d_rw =0xcc\n", p.name, p.slotCap, i)
+		w("  . = ALIGN(%d);\n", slotAlign)
+	}
+	w("  .data.%s : {", p.name)
+	if p.obj != nil {
+		w(" %s", p.inputs(classData))
+	}
+	w(" } :l%d_rw\n", i)
+	if p.app {
+		appGlobals(w, i, collections, tables)
+		w("  PROVIDE(_edata = .); PROVIDE(edata = .);\n")
+	}
+	w("  .bss.%s : {", p.name)
+	if p.app {
+		w(" PROVIDE(__bss_start = .); *(.dynbss)")
+	}
+	if p.obj != nil {
+		w(" %s", p.inputs(classBss))
+	}
+	w(" } :l%d_rw\n", i)
+	switch {
+	case p.app:
+		w("  . = ALIGN(%#x);\n", abi.PageSize)
+		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
+		w("  ASSERT(. <= %#x, \"unipool: the app region overflows into per-instance memory\")\n", uint64(abi.PrivateBase))
+	case r.Dense():
+		// Packed: the next library's private part may start right here.
+		w("  ASSERT(. <= %#x, \"unipool: library %s: private part exceeds its capacity %#x\")\n", r.PrivateEnd(), p.name, r.PrivateSize)
+	default:
+		w("  . = ALIGN(%#x);\n", abi.PageSize)
+		w("  ASSERT(. <= %#x, \"unipool: library %s: private part exceeds its region's capacity %#x\")\n", r.End(), p.name, r.PrivateSize)
+	}
 }
 
 // appGlobals writes the image-wide sections into the app's private part.

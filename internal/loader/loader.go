@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
@@ -261,12 +262,15 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 	}
 	lay := &Layout{Bases: map[string]uint64{}, Entropy: map[string]float64{}}
 	addr := func(a desc.Addr) uint64 { return bases[a.Lib] + a.Off }
+	arena := arenaPages{}
 	for i, l := range p.cfg.Libraries {
 		base := bases[i]
 		lay.Bases[l.Name] = base
 		lay.Entropy[l.Name] = 0
 		if opt.ASLR && l.NoASLR == "" {
-			lay.Entropy[l.Name] = EntropyBits(l.Region.End() - l.Region.Start)
+			// A dense region moves with its private part: the
+			// window must hold both.
+			lay.Entropy[l.Name] = EntropyBits(l.Region.Extent())
 		}
 		r := l.Region
 		if l.Tramp.Size > 0 {
@@ -330,8 +334,15 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 				}
 				binary.LittleEndian.PutUint64(data[rl.Off:], v)
 			}
-			at := base + r.TrampSize + r.SharedSize
+			at := base + (r.PrivateAddr() - r.Start)
 			size := pageUp(l.Private.MemSize)
+			if r.Dense() {
+				// Packed with other libraries' private parts: copied
+				// into the pages they share (one page per library
+				// only where ASLR moved them apart).
+				arena.put(at, l.Private.MemSize, data, l.Name)
+				continue
+			}
 			if l.Init != nil && opt.Load == monitor.LoadShared && l.Private.FileSize > 0 {
 				// The initialised pages come from the init blob,
 				// copy-on-write; the bss beyond them is anonymous.
@@ -359,6 +370,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 			}
 		}
 	}
+	lay.Mappings = append(lay.Mappings, arena.mappings()...)
 	lay.Entry = addr(p.cfg.Entry)
 	if p.cfg.Boot == BootLinux64 {
 		if err := lay.addLinuxBootMemory(opt); err != nil {
@@ -418,20 +430,94 @@ func (p *Prepared) bases(opt Options, pl *placer) ([]uint64, error) {
 	}
 	for _, l := range libs {
 		if l.NoASLR != "" {
-			pl.reserve(l.Region.Start, l.Region.End())
+			for _, sp := range regionSpans(l.Region) {
+				pl.reserve(l.Region.Start+sp.lo, l.Region.Start+sp.hi)
+			}
 		}
 	}
 	for i, l := range libs {
 		if l.NoASLR != "" {
 			continue
 		}
-		lo, err := pl.place(l.Region.End()-l.Region.Start, "library "+l.Name)
+		lo, err := pl.placeSpans(regionSpans(l.Region), "library "+l.Name)
 		if err != nil {
 			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
 		b[i] = lo
 	}
 	return b, nil
+}
+
+// regionSpans are the address ranges a library region takes, from its
+// start: its contiguous range and, dense, the pages of its private part.
+func regionSpans(r desc.Region) []span {
+	s := []span{{0, r.End() - r.Start}}
+	if r.Dense() {
+		lo := r.PrivateStart - r.Start
+		s = append(s, span{lo &^ (abi.PageSize - 1), pageUp(lo + r.PrivateSize)})
+	}
+	return s
+}
+
+// arenaPages are the pages of an instance that hold dense private parts
+// (desc.Region.Dense), several libraries' to a page.
+type arenaPages map[uint64]*arenaPage
+
+type arenaPage struct {
+	data []byte
+	libs []string
+}
+
+// put copies a private part of size bytes at addr (data, then zeros).
+func (a arenaPages) put(addr, size uint64, data []byte, lib string) {
+	for off := uint64(0); off < size; {
+		page := (addr + off) &^ (abi.PageSize - 1)
+		pg := a[page]
+		if pg == nil {
+			pg = &arenaPage{data: make([]byte, abi.PageSize)}
+			a[page] = pg
+		}
+		if n := len(pg.libs); n == 0 || pg.libs[n-1] != lib {
+			pg.libs = append(pg.libs, lib)
+		}
+		n := min(page+abi.PageSize-(addr+off), size-off)
+		if off < uint64(len(data)) {
+			copy(pg.data[addr+off-page:], data[off:min(off+n, uint64(len(data)))])
+		}
+		off += n
+	}
+}
+
+// mappings are the pages as mappings, one per run of adjacent pages.
+func (a arenaPages) mappings() []Mapping {
+	pages := make([]uint64, 0, len(a))
+	for p := range a {
+		pages = append(pages, p)
+	}
+	sort.Slice(pages, func(i, j int) bool { return pages[i] < pages[j] })
+	var out []Mapping
+	for i := 0; i < len(pages); {
+		j := i + 1
+		for j < len(pages) && pages[j] == pages[j-1]+abi.PageSize {
+			j++
+		}
+		m := Mapping{Addr: pages[i], Size: uint64(j-i) * abi.PageSize, Prot: ProtRead | ProtWrite, Part: PartPrivate}
+		var libs []string
+		seen := map[string]bool{}
+		for _, p := range pages[i:j] {
+			m.Data = append(m.Data, a[p].data...)
+			for _, l := range a[p].libs {
+				if !seen[l] {
+					seen[l] = true
+					libs = append(libs, l)
+				}
+			}
+		}
+		m.Library = strings.Join(libs, "+")
+		out = append(out, m)
+		i = j
+	}
+	return out
 }
 
 // addPrivateMemory lays out the per-instance areas: the boot-info

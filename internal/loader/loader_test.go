@@ -328,3 +328,87 @@ func TestStockLoadMapsEachSegmentFromTheFileAndClearsTheBssTail(t *testing.T) {
 		t.Error("stock loading of a pooled unikernel accepted")
 	}
 }
+
+// denseUnikernel is two libraries whose private parts lie next to each
+// other in the data arena, sharing one page; b's slot points at a's data.
+func denseUnikernel(t *testing.T) monitor.Unikernel {
+	t.Helper()
+	dir := t.TempDir()
+	shared := make([]byte, abi.PageSize)
+	shared[0] = 0xc3
+	private := []byte("AAAAAAAA" + "BBBBBBBB" + "\x00\x00\x00\x00\x00\x00\x00\x00")
+	os.WriteFile(filepath.Join(dir, "shared"), shared, 0o644)
+	os.WriteFile(filepath.Join(dir, "private"), private, 0o644)
+	lib := func(name string, start, priv uint64, blobOff, fsize uint64) desc.Library {
+		return desc.Library{Name: name,
+			Region: desc.Region{Start: start, SharedSize: 4 * abi.PageSize, PrivateStart: priv, PrivateSize: 32},
+			Shared: desc.Shared{Size: abi.PageSize, Digest: "sha256:s"},
+			Tramp:  desc.Tramp{Split: true, SlotSize: 8},
+			// 8 bytes of data, then bss.
+			Private: desc.Part{FileSize: fsize, MemSize: 32, BlobOff: blobOff}}
+	}
+	a := lib("a", abi.MapBase, abi.DataArenaBase, 0, 8)
+	a.Tramp = desc.Tramp{Split: true}
+	b := lib("b", abi.MapBase+4*abi.PageSize, abi.DataArenaBase+32, 8, 16)
+	b.Relocs = []desc.Reloc{{Off: 8, Target: desc.Addr{Lib: 0, Off: abi.DataArenaBase - abi.MapBase}}}
+	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: "aligned", Entry: desc.Addr{Lib: 0},
+		Libraries: []desc.Library{a, b}, Private: &desc.BlobRef{Digest: "sha256:p", Size: int64(len(private))}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]string{"sha256:s": filepath.Join(dir, "shared"), "sha256:p": filepath.Join(dir, "private")}
+	return monitor.Unikernel{Name: "dense", Config: cfg, BlobPath: func(d string) string { return paths[d] }}
+}
+
+func TestDensePrivatePartsShareOnePageUnlessASLRMovesThemApart(t *testing.T) {
+	private := func(lay *Layout) []Mapping {
+		var ms []Mapping
+		for _, m := range lay.Mappings {
+			if m.Part == PartPrivate && m.Addr >= abi.MapBase {
+				ms = append(ms, m)
+			}
+		}
+		return ms
+	}
+	lay, err := Plan(denseUnikernel(t), Options{Load: monitor.LoadShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := private(lay)
+	if len(ms) != 1 || ms[0].Addr != abi.DataArenaBase || ms[0].Size != abi.PageSize || ms[0].Library != "a+b" || ms[0].File != "" {
+		t.Fatalf("private mappings %+v, want one copied page for a and b", ms)
+	}
+	if got := string(ms[0].Data[:16]); got != "AAAAAAAA\x00\x00\x00\x00\x00\x00\x00\x00" {
+		t.Errorf("a's part holds %q (data, then bss)", got)
+	}
+	if got := string(ms[0].Data[32:40]); got != "BBBBBBBB" {
+		t.Errorf("b's part holds %q", got)
+	}
+	if got := binary.LittleEndian.Uint64(ms[0].Data[40:]); got != abi.DataArenaBase {
+		t.Errorf("b's slot holds %#x, want a's data at %#x", got, uint64(abi.DataArenaBase))
+	}
+
+	lay, err = Plan(denseUnikernel(t), Options{Load: monitor.LoadShared, ASLR: true, Rand: rand.New(rand.NewPCG(1, 2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms = private(lay)
+	if len(ms) != 2 || ms[0].Library == ms[1].Library {
+		t.Fatalf("under ASLR: private mappings %+v, want a page for each library", ms)
+	}
+	a, b := lay.Bases["a"], lay.Bases["b"]
+	for _, m := range ms {
+		want := a + abi.DataArenaBase - abi.MapBase
+		if m.Library == "b" {
+			want = b + abi.DataArenaBase + 32 - abi.MapBase - 4*abi.PageSize
+		}
+		if m.Addr != want&^(abi.PageSize-1) {
+			t.Errorf("%s's private page at %#x, want the one holding %#x", m.Library, m.Addr, want)
+		}
+		if m.Library == "b" {
+			if got := binary.LittleEndian.Uint64(m.Data[want-m.Addr+8:]); got != a+abi.DataArenaBase-abi.MapBase {
+				t.Errorf("b's slot holds %#x, want a's moved data %#x", got, a+abi.DataArenaBase-abi.MapBase)
+			}
+		}
+	}
+}

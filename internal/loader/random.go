@@ -100,23 +100,35 @@ func EntropyBits(size uint64) float64 {
 func (pl *placer) reserve(lo, hi uint64) { pl.taken = append(pl.taken, span{lo, hi}) }
 
 func (pl *placer) place(size uint64, what string) (uint64, error) {
+	return pl.placeSpans([]span{{0, size}}, what)
+}
+
+// placeSpans draws one base for ranges that move together (offsets from
+// the base, page-aligned, ascending: a dense library region and its
+// private part in the data arena); all must fit the window.
+func (pl *placer) placeSpans(parts []span, what string) (uint64, error) {
+	size := parts[len(parts)-1].hi
 	slots := windowSlots(size)
 	if slots == 0 {
 		return 0, fmt.Errorf("%s: %d bytes do not fit the ASLR window", what, size)
 	}
 	for try := 0; try < 1000; try++ {
-		lo := abi.ASLRBase + pl.rng.Uint64N(slots)*abi.PageSize
-		hi := lo + size
+		base := abi.ASLRBase + pl.rng.Uint64N(slots)*abi.PageSize
 		free := true
-		for _, t := range pl.taken {
-			if lo < t.hi+abi.PageSize && t.lo < hi+abi.PageSize {
-				free = false
-				break
+		for _, p := range parts {
+			lo, hi := base+p.lo, base+p.hi
+			for _, t := range pl.taken {
+				if lo < t.hi+abi.PageSize && t.lo < hi+abi.PageSize {
+					free = false
+					break
+				}
 			}
 		}
 		if free {
-			pl.reserve(lo, hi)
-			return lo, nil
+			for _, p := range parts {
+				pl.reserve(base+p.lo, base+p.hi)
+			}
+			return base, nil
 		}
 	}
 	return 0, fmt.Errorf("no room for %s in the ASLR window", what)

@@ -226,9 +226,12 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 // padded to whole pages so every page mapped lies inside the file. Images
 // that link the same library version at its map region have the same init
 // blob, so the pool stores it once and instances share its pages until
-// they write them. nil when the library has neither table nor data.
+// they write them. nil when the library has neither table nor data (or
+// its data is in the map's data arena).
 func initBlob(im *image, lib *desc.Library) ([]byte, error) {
-	if lib.Tramp.Size == 0 && lib.Private.FileSize == 0 {
+	if lib.Tramp.Size == 0 && (lib.Private.FileSize == 0 || lib.Region.Dense()) {
+		// A dense private part shares its pages with other libraries':
+		// loaders copy it, so no blob of its own would be mapped.
 		return nil, nil
 	}
 	tramp, err := im.read(lib.Region.TrampAddr(), lib.Tramp.Size, true)

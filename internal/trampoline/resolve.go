@@ -82,7 +82,7 @@ func viaGOT(t elf.R_X86_64) bool {
 // regionOf returns the library whose region holds va, or -1.
 func regionOf(cfg *desc.Config, va uint64) int {
 	for i, l := range cfg.Libraries {
-		if va >= l.Region.Start && va < l.Region.End() {
+		if l.Region.Holds(va) {
 			return i
 		}
 	}
@@ -109,7 +109,8 @@ func (rw *rewriter) resolve(r reloc, va uint64) (int, desc.Addr, error) {
 			lib = regionOf(rw.cfg, s.Value)
 			if lib < 0 {
 				for i, l := range rw.cfg.Libraries {
-					if s.Value == l.Region.End() && l.Region.End() > l.Region.Start {
+					if (s.Value == l.Region.End() && l.Region.End() > l.Region.Start) ||
+						(l.Region.Dense() && s.Value == l.Region.PrivateEnd()) {
 						lib = i
 					}
 				}
@@ -123,7 +124,7 @@ func (rw *rewriter) resolve(r reloc, va uint64) (int, desc.Addr, error) {
 		return -1, desc.Addr{}, nil
 	}
 	reg := rw.cfg.Libraries[lib].Region
-	if va < reg.Start || va-reg.Start > reg.End()-reg.Start {
+	if va < reg.Start || !(reg.Holds(va) || va == reg.End() || va == reg.PrivateEnd()) {
 		return lib, desc.Addr{}, fmt.Errorf("%s+%#x resolves to %#x, outside library %q", rw.im.symbolName(r), r.Addend, va, rw.cfg.Libraries[lib].Name)
 	}
 	return lib, desc.Addr{Lib: lib, Off: va - reg.Start}, nil

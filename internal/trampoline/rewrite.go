@@ -128,12 +128,11 @@ func analyse(name string, data []byte, cfg *desc.Config) (*rewriter, error) {
 	rw := &rewriter{im: im, cfg: cfg, got: map[uint64]gotEntry{}}
 	for i, l := range cfg.Libraries {
 		r := l.Region
-		if r.End() < r.Start {
+		if r.End() < r.Start || r.PrivateEnd() < r.PrivateAddr() {
 			return nil, fmt.Errorf("trampoline: %s: library %q: region wraps", name, l.Name)
 		}
 		for j := 0; j < i; j++ {
-			o := cfg.Libraries[j].Region
-			if r.Start < o.End() && o.Start < r.End() {
+			if desc.Overlap(r, cfg.Libraries[j].Region) {
 				return nil, fmt.Errorf("trampoline: %s: libraries %q and %q overlap", name, cfg.Libraries[j].Name, l.Name)
 			}
 		}
@@ -248,8 +247,8 @@ func (rw *rewriter) scan() {
 			continue
 		}
 		reg := rw.cfg.Libraries[siteLib].Region
-		inShared := r.Off >= reg.SharedAddr() && r.Off < reg.PrivateAddr()
-		inPrivate := r.Off >= reg.PrivateAddr()
+		inShared := r.Off >= reg.SharedAddr() && r.Off < reg.SharedAddr()+reg.SharedSize
+		inPrivate := r.Off >= reg.PrivateAddr() && r.Off < reg.PrivateEnd()
 		if inShared && rw.im.executable(rw.im.section(r.Off)) {
 			addr, inst, err := rw.insnAt(r.Off)
 			if err != nil {
@@ -387,7 +386,7 @@ func (rw *rewriter) gotRelocs() {
 		if err != nil || tl < 0 {
 			continue
 		}
-		if va < reg.PrivateAddr() {
+		if va < reg.PrivateAddr() || va >= reg.PrivateEnd() {
 			// A GOT in a shared part goes stale under ASLR: only the
 			// rewritten sites read it... unless others do, which then
 			// were reported. Pin nothing more.
