@@ -2,8 +2,10 @@ package link
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/elfimage"
 )
@@ -50,5 +52,55 @@ int small_get(int i) { return table[i % sizeof table]; }
 		if li.Name == "small" && li.SharedPages != l.Shared.Size {
 			t.Errorf("inspect: %d bytes of shared pages, want %d (the shared page counted once)", li.SharedPages, l.Shared.Size)
 		}
+	}
+}
+
+func TestLibrariesKeepTheirTablesAndPrivateDataInPagesTheyShare(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	out := filepath.Join(dir, "image")
+	res := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: out, MapPath: filepath.Join(dir, "map.json")})
+	var privBytes, privLibs, stubs, slots uint64
+	for _, l := range res.Config.Libraries {
+		if l.App {
+			continue
+		}
+		r := l.Region
+		if r.TrampSize != 0 || !l.Tramp.Split || l.Tramp.Size != 0 {
+			t.Errorf("%s: tramp area %#x, table %+v: want a split table and no tramp page", l.Name, r.TrampSize, l.Tramp)
+		}
+		if !r.Dense() || r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit {
+			t.Errorf("%s: private part [%#x,%#x) not in the data arena", l.Name, r.PrivateStart, r.PrivateEnd())
+		}
+		if l.Tramp.StubSize > 0 {
+			if last := l.Shared.Segments[len(l.Shared.Segments)-1]; last.Prot != desc.ProtRX || last.Off+last.Size < l.Tramp.StubOff+l.Tramp.StubSize {
+				t.Errorf("%s: stubs at %#x+%#x not in an r-x shared segment (%+v)", l.Name, l.Tramp.StubOff, l.Tramp.StubSize, l.Shared.Segments)
+			}
+			if l.Shared.Size != pageUp(l.Tramp.StubOff+l.Tramp.StubSize) {
+				t.Errorf("%s: shared part %#x bytes does not end with its stubs' page", l.Name, l.Shared.Size)
+			}
+		}
+		stubs += l.Tramp.StubSize
+		slots += l.Tramp.SlotSize
+		if l.Private.MemSize > 0 {
+			privLibs++
+			privBytes += l.Private.MemSize
+		}
+	}
+	if stubs == 0 || slots == 0 {
+		t.Errorf("no stubs (%d bytes) or slots (%d bytes): the guest's libraries call each other", stubs, slots)
+	}
+	in, err := Inspect(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Packed: the private parts take about the pages of their bytes, not
+	// one (or more) per library.
+	if max := pageUp(privBytes) + abi.PageSize; in.DensePrivatePages > max {
+		t.Errorf("%d libraries' private parts (%d bytes) take %d bytes of pages", privLibs, privBytes, in.DensePrivatePages)
+	}
+	if in.ASLR == "" || !strings.Contains(in.ASLR, "24 bits") {
+		t.Errorf("inspect's ASLR: %q", in.ASLR)
 	}
 }
