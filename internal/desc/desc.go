@@ -28,7 +28,12 @@ const (
 	MediaTypePrivate = "application/vnd.unipool.image.private.v1"
 	MediaTypeInit    = "application/vnd.unipool.library.init.v1"
 	SectionName      = ".unipool" // the image section holding a Config
-	SchemaVersion    = 1
+	// SchemaVersion is what a description without dense regions says;
+	// SchemaVersionDense one with (Region.PrivateStart), so that a
+	// loader knowing only 1 refuses it instead of misplacing private
+	// parts.
+	SchemaVersion      = 1
+	SchemaVersionDense = 2
 	ProtRX           = "r-x"
 	ProtR            = "r--"
 	ProtRW           = "rw-"

@@ -8,8 +8,8 @@ const pageMask = 0xfff
 // that do not overlap, parts that fit their capacities, and addresses that
 // name an existing library and fall inside its region.
 func (c *Config) Validate() error {
-	if c.SchemaVersion != SchemaVersion {
-		return fmt.Errorf("description: schema_version %d, want %d", c.SchemaVersion, SchemaVersion)
+	if c.SchemaVersion != SchemaVersion && c.SchemaVersion != SchemaVersionDense {
+		return fmt.Errorf("description: schema_version %d, want %d or %d", c.SchemaVersion, SchemaVersion, SchemaVersionDense)
 	}
 	if len(c.Libraries) == 0 {
 		return fmt.Errorf("description: no libraries")
@@ -24,6 +24,9 @@ func (c *Config) Validate() error {
 		}
 		if r.End() < r.Start || r.PrivateEnd() < r.PrivateAddr() {
 			return fmt.Errorf("description: library %q: region wraps", l.Name)
+		}
+		if r.Dense() && c.SchemaVersion < SchemaVersionDense {
+			return fmt.Errorf("description: library %q: a dense region in a schema_version %d description", l.Name, c.SchemaVersion)
 		}
 		if r.Dense() && (r.PrivateStart&15 != 0 || r.PrivateSize&15 != 0 || r.PrivateStart < r.End() || r.PrivateEnd()-r.Start >= 1<<31) {
 			return fmt.Errorf("description: library %q: private part [%#x,%#x) is not 16-byte aligned after the region within 2 GiB", l.Name, r.PrivateStart, r.PrivateEnd())

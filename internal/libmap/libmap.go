@@ -33,8 +33,14 @@ import (
 	"github.com/unipool/unipool/internal/desc"
 )
 
-// SchemaVersion is the map file's format version.
-const SchemaVersion = 1
+// SchemaVersion is the map file's format version: 1 until the map holds
+// a dense region (desc.Region.PrivateStart), 2 from then on, so that a
+// reader that knows only 1 refuses the map instead of misplacing private
+// parts. A map of version 1 reads as before.
+const (
+	SchemaVersion      = 1
+	SchemaVersionDense = 2
+)
 
 // Default slack policy: a part gets half its size again, and at least
 // 16 KiB, before a new version must move to a new region. Slack costs
@@ -125,8 +131,8 @@ func Parse(data []byte) (*Map, error) {
 // unique names, page-aligned regions inside [abi.MapBase, abi.MapLimit)
 // that overlap no other, versions that fit their region.
 func (m *Map) Validate() error {
-	if m.SchemaVersion != SchemaVersion {
-		return fmt.Errorf("library map: schema_version %d, want %d", m.SchemaVersion, SchemaVersion)
+	if m.SchemaVersion != SchemaVersion && m.SchemaVersion != SchemaVersionDense {
+		return fmt.Errorf("library map: schema_version %d, want %d or %d", m.SchemaVersion, SchemaVersion, SchemaVersionDense)
 	}
 	if m.Policy.SlackPercent > 10000 || m.Policy.MinSlack > abi.MapLimit-abi.MapBase {
 		return fmt.Errorf("library map: policy %+v out of range", m.Policy)
@@ -159,6 +165,9 @@ func (m *Map) Validate() error {
 			}
 			if size == 0 || size < d.TrampSize || d.Start < abi.MapBase || d.Start >= abi.MapLimit || size > abi.MapLimit-d.Start {
 				return fmt.Errorf("library map: library %q: region [%#x,+%#x) outside [%#x,%#x)", l.Name, d.Start, size, uint64(abi.MapBase), uint64(abi.MapLimit))
+			}
+			if d.Dense() && m.SchemaVersion < SchemaVersionDense {
+				return fmt.Errorf("library map: library %q: region at %#x has a dense private part, which schema_version %d maps cannot have", l.Name, d.Start, m.SchemaVersion)
 			}
 			if d.Dense() && (d.PrivateStart%16 != 0 || d.PrivateSize%16 != 0 || d.PrivateStart < abi.DataArenaBase ||
 				d.PrivateSize > abi.DataArenaLimit-d.PrivateStart) {
@@ -289,6 +298,9 @@ func (m *Map) PlaceDense(name string, v Version, dense bool) (Placement, error) 
 		lib = &m.Libraries[len(m.Libraries)-1]
 	}
 	lib.Regions = append(lib.Regions, Region{Region: reg, Versions: []Version{v}})
+	if reg.Dense() {
+		m.SchemaVersion = max(m.SchemaVersion, SchemaVersionDense)
+	}
 	return Placement{Region: reg, New: true, Added: true}, nil
 }
 

@@ -395,6 +395,13 @@ func TestDenseRegionsPackPrivatePartsInTheDataArena(t *testing.T) {
 	if err != nil || back.Library("b").Regions[0].Region != b.Region {
 		t.Fatalf("round trip: %v", err)
 	}
+	if back.SchemaVersion != SchemaVersionDense {
+		t.Errorf("a map with dense regions says schema_version %d, want %d (readers of 1 must refuse it)", back.SchemaVersion, SchemaVersionDense)
+	}
+	old := strings.Replace(string(data), `"schema_version": 2`, `"schema_version": 1`, 1)
+	if _, err := Parse([]byte(old)); err == nil || !strings.Contains(err.Error(), "dense") {
+		t.Errorf("a schema 1 map with a dense region: %v", err)
+	}
 	// Two private parts overlapping are refused.
 	back.Library("b").Regions[0].PrivateStart = a.Region.PrivateStart + 16
 	if err := back.Validate(); err == nil || !strings.Contains(err.Error(), "overlap") {

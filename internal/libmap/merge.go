@@ -28,6 +28,7 @@ func (m *Map) Merge(other *Map, otherName string) error {
 	if len(out.Libraries) == 0 {
 		out.Policy = other.Policy
 	}
+	out.SchemaVersion = max(out.SchemaVersion, other.SchemaVersion)
 	for _, ol := range other.Libraries {
 		l := out.Library(ol.Name)
 		if l == nil {

@@ -227,6 +227,9 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 			}
 		}
 		cfg.Libraries = append(cfg.Libraries, lib)
+		if lib.Region.Dense() {
+			cfg.SchemaVersion = desc.SchemaVersionDense
+		}
 	}
 	for i, s := range segs {
 		if !used[i] {

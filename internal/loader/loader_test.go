@@ -351,7 +351,7 @@ func denseUnikernel(t *testing.T) monitor.Unikernel {
 	a.Tramp = desc.Tramp{Split: true}
 	b := lib("b", abi.MapBase+4*abi.PageSize, abi.DataArenaBase+32, 8, 16)
 	b.Relocs = []desc.Reloc{{Off: 8, Target: desc.Addr{Lib: 0, Off: abi.DataArenaBase - abi.MapBase}}}
-	cfg := &desc.Config{SchemaVersion: desc.SchemaVersion, Layout: "aligned", Entry: desc.Addr{Lib: 0},
+	cfg := &desc.Config{SchemaVersion: desc.SchemaVersionDense, Layout: "aligned", Entry: desc.Addr{Lib: 0},
 		Libraries: []desc.Library{a, b}, Private: &desc.BlobRef{Digest: "sha256:p", Size: int64(len(private))}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
