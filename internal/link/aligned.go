@@ -170,9 +170,30 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 			}
 		}
 		libs = append(libs, &placed{name: name, app: true, region: desc.Region{Start: abi.AppRegionBase}})
+	} else if l.opt.Platform != PlatformUnikraft {
+		// The app's private part (its data and the image-wide
+		// sections) goes to the data arena too, right after the
+		// highest private part of this image's libraries, so it shares
+		// that page. Its address is in no map: only this image uses
+		// it, and no library of this image lies above it.
+		start := uint64(abi.DataArenaBase)
+		for _, p := range libs {
+			if p.region.Dense() {
+				start = max(start, p.region.PrivateEnd())
+			}
+		}
+		start = (start + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
+		if start < abi.DataArenaLimit {
+			// Its size is known after the link (describeLibrary).
+			app.region.PrivateStart, app.region.PrivateSize = start, abi.DataArenaLimit-start
+		}
 	}
 	return libs, nil
 }
+
+// appPrivateAlign aligns the app's private part in the data arena (its
+// TLS template and tables may want more than 16 bytes).
+const appPrivateAlign = 64
 
 // dropUnloaded removes what a position-independent link creates but the
 // image does not load (see alignedScript).
@@ -345,8 +366,10 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 		r = lib.Region
 		if privEnd > 0 {
 			lib.Region.PrivateSize = privEnd - r.PrivateAddr()
+		} else if r.Dense() {
+			lib.Region.PrivateSize = 16
 		}
-		if lib.Region.End() == lib.Region.Start {
+		if lib.Region.End() == lib.Region.Start && !r.Dense() {
 			// An empty app region still needs a page to be a region.
 			lib.Region.PrivateSize = abi.PageSize
 		}
@@ -409,6 +432,10 @@ func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 
 func coverTBSS(cfg *desc.Config, va uint64) bool {
 	for i := range cfg.Libraries {
 		l := &cfg.Libraries[i]
+		if l.App && l.Region.Dense() && va >= l.Region.PrivateAddr() && va < abi.DataArenaLimit {
+			l.Region.PrivateSize = (va+1+15)&^15 - l.Region.PrivateAddr()
+			return true
+		}
 		if l.App && va >= l.Region.PrivateAddr() && va < abi.PrivateBase {
 			l.Region.PrivateSize = pageUp(va+1) - l.Region.PrivateAddr()
 			return true

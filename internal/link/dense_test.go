@@ -61,9 +61,19 @@ func TestLibrariesKeepTheirTablesAndPrivateDataInPagesTheyShare(t *testing.T) {
 	g := buildGuest(t, dir)
 	out := filepath.Join(dir, "image")
 	res := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: out, MapPath: filepath.Join(dir, "map.json")})
-	var privBytes, privLibs, stubs, slots uint64
+	var privBytes, privLibs, stubs, slots, top uint64
+	for _, l := range res.Config.Libraries {
+		if !l.App {
+			top = max(top, l.Region.PrivateEnd())
+		}
+	}
 	for _, l := range res.Config.Libraries {
 		if l.App {
+			// The app's private part follows the highest library's.
+			if r := l.Region; !r.Dense() || r.PrivateStart != (top+appPrivateAlign-1)&^(appPrivateAlign-1) || l.Private.MemSize == 0 {
+				t.Errorf("app: private part [%#x,%#x) (%d bytes used), want it in the arena right after %#x", r.PrivateStart, r.PrivateEnd(), l.Private.MemSize, top)
+			}
+			privBytes += l.Private.MemSize
 			continue
 		}
 		r := l.Region

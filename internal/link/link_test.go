@@ -290,8 +290,8 @@ __attribute__((weak)) int weak_default(void) { return 11; }
 			t.Errorf("no output section %s", name)
 			return
 		}
-		if s.Addr < app.Region.PrivateAddr() || s.Addr+s.Size > app.Region.End() {
-			t.Errorf("%s at [%#x,+%#x) is not in the app's private part [%#x,%#x)", name, s.Addr, s.Size, app.Region.PrivateAddr(), app.Region.End())
+		if s.Addr < app.Region.PrivateAddr() || s.Addr+s.Size > app.Region.PrivateEnd() {
+			t.Errorf("%s at [%#x,+%#x) is not in the app's private part [%#x,%#x)", name, s.Addr, s.Size, app.Region.PrivateAddr(), app.Region.PrivateEnd())
 		}
 	}
 	for _, s := range []string{".init_array", ".tdata", ".tbss", "unipool_items"} {

@@ -167,7 +167,7 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 		w("\n")
 	}
 	for _, i := range arena {
-		privatePart(w, i, order[i], nil, "")
+		privatePart(w, i, order[i], collections, tables)
 		w("\n")
 	}
 	w("  /* Not loaded. */\n")
@@ -190,7 +190,7 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 // data and bss (and, for the app, the image-wide sections).
 func privatePart(w func(string, ...any), i int, p *placed, collections []string, tables string) {
 	r := p.region
-	if !p.app {
+	if !p.app || r.Dense() {
 		w("  . = %#x;\n", r.PrivateAddr())
 	}
 	if p.slotCap > 0 {
@@ -215,6 +215,9 @@ func privatePart(w func(string, ...any), i int, p *placed, collections []string,
 	}
 	w(" } :l%d_rw\n", i)
 	switch {
+	case p.app && r.Dense():
+		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
+		w("  ASSERT(. <= %#x, \"unipool: the app's private part overflows the data arena\")\n", uint64(abi.DataArenaLimit))
 	case p.app:
 		w("  . = ALIGN(%#x);\n", abi.PageSize)
 		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
