@@ -34,9 +34,9 @@ const (
 	// parts.
 	SchemaVersion      = 1
 	SchemaVersionDense = 2
-	ProtRX           = "r-x"
-	ProtR            = "r--"
-	ProtRW           = "rw-"
+	ProtRX             = "r-x"
+	ProtR              = "r--"
+	ProtRW             = "rw-"
 )
 
 // Config describes one unikernel.
