@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -40,6 +41,11 @@ func (in *instance) dumpMemory() monitor.MemoryDump {
 		name := m.Library
 		if name == "" {
 			name = m.Part
+		} else if m.Part == loader.PartPrivate {
+			// A dense library's private part lies apart from its
+			// code (in the data arena): an extent of its own, not
+			// one spanning the hundreds of MiB between them.
+			name += " private part"
 		}
 		e, ok := d.Extents[name]
 		if !ok {
