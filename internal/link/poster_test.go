@@ -162,6 +162,17 @@ func appRelocSites(t *testing.T, path string) map[uint64]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The app region, and the app's private part in the data arena.
+	var app desc.Region
+	if im, err := elfimage.Open(path); err == nil {
+		if cfg, err := im.Config(); err == nil {
+			for _, l := range cfg.Libraries {
+				if l.App {
+					app = l.Region
+				}
+			}
+		}
+	}
 	sites := map[uint64]bool{}
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || int(s.Info) >= len(f.Sections) || f.Sections[s.Info].Flags&elf.SHF_ALLOC == 0 {
@@ -183,7 +194,7 @@ func appRelocSites(t *testing.T, path string) map[uint64]bool {
 			if elf.ST_TYPE(syms[si-1].Info) == elf.STT_SECTION {
 				target += uint64(addend)
 			}
-			if target >= abi.AppRegionBase && target < abi.PrivateBase {
+			if (target >= abi.AppRegionBase && target < abi.PrivateBase) || (app.Dense() && target >= app.PrivateStart && target <= app.PrivateEnd()) {
 				for b := range uint64(4) {
 					sites[off+b] = true
 				}
