@@ -25,8 +25,9 @@ static const struct uk_bootinfo *bootinfo;
 
 /* The boot-info layout this ukplat accepts: the loader reads it from the
  * image (internal/abi.BootInfoVersionSymbol) and writes that version, so
- * images linked against an older ukplat keep booting. */
-__attribute__((used)) const uint32_t ukplat_bootinfo_version = UK_BOOTINFO_VERSION;
+ * images linked against an older ukplat keep booting. "retain": kept by
+ * --gc-sections (dce) although no code reads it. */
+__attribute__((used, retain)) const uint32_t ukplat_bootinfo_version = UK_BOOTINFO_VERSION;
 static uintptr_t heap_start;
 static size_t heap_len;
 /* The thread control block FS points at (the static one, or the one
