@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/pool"
@@ -123,8 +124,9 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log i
 			row.Input = input[:37] + "..."
 		}
 		for _, l := range uks[0].Config.Libraries {
-			row.Tramps += int(l.Tramp.Size)
-			row.TrampSlots += len(l.Tramp.Slots)
+			b, n := tableSize(l.Tramp)
+			row.Tramps += int(b)
+			row.TrampSlots += n
 		}
 		times, cpu := map[string][]float64{}, map[string][]float64{}
 		var want string
@@ -193,7 +195,8 @@ func ASLR(ctx context.Context, fleet *Fleet, reps int, monitorName string, log i
 			if l.App {
 				name, version = "(apps)", "-"
 			}
-			res.Tables = append(res.Tables, TableSize{Library: name, Version: version, Bytes: l.Tramp.Size, Slots: len(l.Tramp.Slots), NoASLR: l.NoASLR})
+			b, n := tableSize(l.Tramp)
+			res.Tables = append(res.Tables, TableSize{Library: name, Version: version, Bytes: b, Slots: n, NoASLR: l.NoASLR})
 		}
 	}
 	sort.Slice(res.Tables, func(i, j int) bool {
@@ -239,6 +242,16 @@ func (r *ASLRResults) Print(out io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t\n", t.Library, t.Version, t.Bytes, t.Slots, t.NoASLR)
 	}
 	tw.Flush()
+}
+
+// tableSize is a tramp table's bytes and slots, kept whole in the tramp
+// area or split (stubs in the shared part, slot words in the private
+// part, listed among the relocations).
+func tableSize(t desc.Tramp) (bytes uint64, slots int) {
+	if t.Split {
+		return t.StubSize + t.SlotSize, int(t.SlotSize / 8)
+	}
+	return t.Size, len(t.Slots)
 }
 
 func repsOf(rows []ASLRRow) int {
