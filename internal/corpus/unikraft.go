@@ -66,11 +66,14 @@ func planUnikraft(apps []unikraft.FleetApp, count, configs int, seed uint64, inp
 	for i := 0; i < count; i++ {
 		c := i % configs
 		app := apps[(i/configs+c)%len(apps)]
-		in := "unipool"
+		req := "unipool"
 		if inputs == InputsDistinct {
-			in = fmt.Sprintf("req%04d", i)
+			req = fmt.Sprintf("req%04d", i)
 		}
-		plans = append(plans, unikraftPlan{name: fmt.Sprintf("uk%04d-%s-c%03d", i, app.Name, c), input: in, expect: app.Expect(in), app: app, config: c})
+		// Unikraft's kvm platform makes the whole command line argv
+		// (ukplat_entry_argp(NULL, cmdline)): the program's name first,
+		// as Linux's init gets it, then the request as argv[1].
+		plans = append(plans, unikraftPlan{name: fmt.Sprintf("uk%04d-%s-c%03d", i, app.Name, c), input: app.Name + " " + req, expect: app.Expect(req), app: app, config: c})
 		cfgs[c].Apps = append(cfgs[c].Apps, app.Name)
 	}
 	byName := map[string]unikraft.FleetApp{}
