@@ -55,31 +55,13 @@ func (r *remote) unmapStub() error {
 	r.regs.Rdi, r.regs.Rsi = stubAddr, stubSize
 	r.regs.Orig_rax = ^uint64(0)
 	r.regs.Rip = stubSyscall
-	if err := setRegs(r.pid, &r.regs); err != nil {
-		return err
-	}
-	if err := cont(r.pid, 0); err != nil {
-		return err
-	}
-	for {
-		_, ws, err := waitPid(r.pid, false)
-		if err != nil {
-			return err
-		}
-		if ws.Exited() || ws.Signaled() {
-			return fmt.Errorf("unmap the stub: instance process died (%s)", describeStatus(ws))
-		}
-		if ws.StopSignal() == unix.SIGSEGV {
-			break
-		}
+	err := r.resume("unmap the stub: instance process died", func(ws unix.WaitStatus) (bool, error) {
 		if ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() <= 0 {
-			return fmt.Errorf("unmap the stub: the child went on in the stub")
+			return false, fmt.Errorf("unmap the stub: the child went on in the stub")
 		}
-		if err := cont(r.pid, 0); err != nil {
-			return err
-		}
-	}
-	if err := getRegs(r.pid, &r.regs); err != nil {
+		return ws.StopSignal() == unix.SIGSEGV, nil
+	})
+	if err != nil {
 		return err
 	}
 	if r.regs.Rip != stubUnmapIP {
@@ -96,6 +78,24 @@ func (r *remote) unmapStub() error {
 func (r *remote) runStub(entry, done uint64) error {
 	r.regs.Orig_rax = ^uint64(0) // not in a system call: no restart logic
 	r.regs.Rip = entry
+	err := r.resume("instance process died while being built", func(ws unix.WaitStatus) (bool, error) {
+		return ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() <= 0, nil
+	})
+	if err != nil {
+		return err
+	}
+	if r.regs.Rip != done {
+		return fmt.Errorf("child stopped at %#x, not after the stub", r.regs.Rip)
+	}
+	return nil
+}
+
+// resume sets the child's registers to r.regs, lets it go and waits for
+// the stop that until accepts; any other stop (a signal from outside, the
+// exit event of a process being killed) is not ours: it is suppressed and
+// the child goes on. The registers at that stop are left in r.regs. died
+// says what a child that exits or is killed meanwhile means.
+func (r *remote) resume(died string, until func(unix.WaitStatus) (bool, error)) error {
 	if err := setRegs(r.pid, &r.regs); err != nil {
 		return err
 	}
@@ -108,24 +108,20 @@ func (r *remote) runStub(entry, done uint64) error {
 			return err
 		}
 		if ws.Exited() || ws.Signaled() {
-			return fmt.Errorf("instance process died while being built (%s)", describeStatus(ws))
+			return fmt.Errorf("%s (%s)", died, describeStatus(ws))
 		}
-		if ws.StopSignal() == unix.SIGTRAP && ws.TrapCause() <= 0 {
+		ours, err := until(ws)
+		if err != nil {
+			return err
+		}
+		if ours {
 			break
 		}
-		// Any other stop (a signal from outside, the exit event of a
-		// process being killed) is not ours: suppress it and go on.
 		if err := cont(r.pid, 0); err != nil {
 			return err
 		}
 	}
-	if err := getRegs(r.pid, &r.regs); err != nil {
-		return err
-	}
-	if r.regs.Rip != done {
-		return fmt.Errorf("child stopped at %#x, not after the stub", r.regs.Rip)
-	}
-	return nil
+	return getRegs(r.pid, &r.regs)
 }
 
 // batchCall is one system call of a batch. In the child's table each is
