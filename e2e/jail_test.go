@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +107,7 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	for _, e := range ents {
 		got[e.Name()] = true
 	}
-	if w := mappedBlobs(t, bin, pool, "app0"); !sameSet(got, w) {
+	if w := mappedBlobs(t, bin, pool, "app0"); !maps.Equal(got, w) {
 		t.Errorf("app0's jail holds blobs %v, want exactly app0's %v", got, w)
 	}
 	if err := os.WriteFile(filepath.Join(root, "blobs", "x"), nil, 0o644); err == nil {
@@ -146,17 +147,7 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the jail's process %d: %v", ppid, err)
 	}
-	err = run.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Fatalf("run --host: %v (want exit status 1: the killed jail's instances failed)\n%s", err, stderr.String())
-	}
-	var rs []instance
-	if err := json.Unmarshal(stdout.Bytes(), &rs); err != nil {
-		t.Fatalf("run --host --json: %v\n%s", err, stdout.String())
-	}
-	if len(rs) != 12 {
-		t.Fatalf("%d results, want 12", len(rs))
-	}
+	rs := failedRun(t, run, &stdout, &stderr, "the killed jail's instances failed", 12)
 	for _, r := range rs {
 		inJail := r.Unikernel == "app0" && r.Instance < 2
 		switch {
@@ -174,16 +165,4 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	if left, _ := os.ReadDir(filepath.Join(pool, ".jail")); len(left) != 0 {
 		t.Errorf("jail directories left behind: %v", left)
 	}
-}
-
-func sameSet(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
 }

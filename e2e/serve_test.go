@@ -142,6 +142,24 @@ func startDaemon(t *testing.T, bin, pool, sock string, args ...string) *exec.Cmd
 	}
 }
 
+// failedRun waits for `run --host --json` to end with exit status 1 (why:
+// which instances failed) and returns its want results.
+func failedRun(t *testing.T, run *exec.Cmd, stdout, stderr *bytes.Buffer, why string, want int) []instance {
+	t.Helper()
+	err := run.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("run --host: %v (want exit status 1: %s)\n%s", err, why, stderr.String())
+	}
+	var rs []instance
+	if err := json.Unmarshal(stdout.Bytes(), &rs); err != nil {
+		t.Fatalf("run --host --json: %v\n%s", err, stdout.String())
+	}
+	if len(rs) != want {
+		t.Fatalf("%d results, want %d", len(rs), want)
+	}
+	return rs
+}
+
 func ps(t *testing.T, bin, sock string) []instance {
 	t.Helper()
 	out := cli(t, bin, nil, "ps", "--host", sock, "--json")
@@ -190,17 +208,7 @@ func TestDaemonRuns200InstancesAndOneKilledProcessHurtsNoOther(t *testing.T) {
 	if err := syscall.Kill(victim.PID, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill %d: %v", victim.PID, err)
 	}
-	err := run.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Fatalf("run --host: %v (want exit status 1: one instance failed)\n%s", err, stderr.String())
-	}
-	var rs []instance
-	if err := json.Unmarshal(stdout.Bytes(), &rs); err != nil {
-		t.Fatalf("run --host --json: %v\n%s", err, stdout.String())
-	}
-	if len(rs) != 200 {
-		t.Fatalf("%d results, want 200", len(rs))
-	}
+	rs := failedRun(t, run, &stdout, &stderr, "one instance failed", 200)
 	failed := 0
 	for _, r := range rs {
 		if r.Unikernel == "app0" && r.Instance == victim.Instance {
