@@ -28,7 +28,7 @@ var platformLibs = map[string]bool{
 	"uktime": true, "ukrand": true,
 }
 
-// guestCFlags are the corpus builder's code-generation flags (ARCHITECTURE.md)
+// guestCFlags are the corpus builder's code-generation flags (docs/formats.md)
 // plus warnings as errors. -nostdlib is a link flag: native links use glibc.
 var guestCFlags = []string{
 	"-O2", "-ffreestanding", "-fpie", "-mno-red-zone", "-ffunction-sections",

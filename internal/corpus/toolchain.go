@@ -14,7 +14,7 @@ import (
 )
 
 // BaseCflags are the flags every guest source is compiled with
-// (ARCHITECTURE.md, "Guest sources"); lib.json cflags and variant defines
+// (docs/formats.md, "Guest sources"); lib.json cflags and variant defines
 // come after them.
 var BaseCflags = []string{
 	"-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone",

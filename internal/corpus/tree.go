@@ -125,7 +125,7 @@ type appJSON struct {
 }
 
 // LoadTree reads and checks every lib.json, app.json and exportsyms.uk of
-// a guest tree (the layout of ARCHITECTURE.md, "Guest sources"). Errors
+// a guest tree (the layout of docs/formats.md, "Guest sources"). Errors
 // name the file at fault.
 func LoadTree(fsys fs.FS) (*Tree, error) {
 	t := &Tree{FS: fsys, Libraries: map[string]*Library{}}

@@ -48,7 +48,7 @@ type Config struct {
 	MemSize       uint64 `json:"mem_size"`          // default guest heap+stack bytes
 	Entry         Addr   `json:"entry"`
 	// Boot is how a monitor starts the image: "" for the unipool guest
-	// ABI (ARCHITECTURE.md), BootLinux64 for the Linux x86-64 boot
+	// ABI (docs/guest-abi.md), BootLinux64 for the Linux x86-64 boot
 	// protocol as Firecracker does it (Unikraft's kvm platform).
 	Boot string `json:"boot,omitempty"`
 	// BootInfoVersion is the boot-info layout the guest accepts

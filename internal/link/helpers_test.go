@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// guestCFlags are ARCHITECTURE.md's guest flags, without the stack
+// guestCFlags are docs/formats.md's guest flags, without the stack
 // protector (these test guests set up no TLS for its canary).
 var guestCFlags = []string{"-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone",
 	"-ffunction-sections", "-fdata-sections", "-fno-plt", "-fno-stack-protector", "-fcommon"}
@@ -52,7 +52,7 @@ func buildLib(t testing.TB, dir, name, src string, cflags ...string) string {
 }
 
 // The test guest: a tiny Unikraft-shaped unikernel that prints through
-// COM1 and exits through port 0x501, like the real guest (ARCHITECTURE.md).
+// COM1 and exits through port 0x501, like the real guest (docs/guest-abi.md).
 const (
 	srcPlat = `
 __asm__(".section .text._start,\"ax\",@progbits\n"

@@ -29,7 +29,7 @@ const (
 	testPrivate = 0x2000
 )
 
-// Flags of the project's guest objects (ARCHITECTURE.md), minus the stack
+// Flags of the project's guest objects (docs/formats.md), minus the stack
 // protector (no TLS here), without unwind tables.
 var guestCFlags = []string{"-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone",
 	"-ffunction-sections", "-fdata-sections", "-fno-plt", "-fno-asynchronous-unwind-tables",
