@@ -411,19 +411,19 @@ func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.
 		return enc.Encode(rep)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\tinstances\tfailed\thost total\tinstances PSS\tmonitor\tkernel\tof which page tables\tMemAvailable drop\tzero pages\tload mean\tload median\t")
+	fmt.Fprintln(tw, "load\tinstances\tfailed\texited non-zero\thost total\tinstances PSS\tmonitor\tkernel\tof which page tables\tMemAvailable drop\tzero pages\tload mean\tload median\t")
 	for _, m := range rep.Modes {
 		h := m.Host
 		zero := "-"
 		if m.Ideals != nil {
 			zero = mib(m.Ideals.Zero)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t\n", m.Load, m.Instances, m.Failed,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t\n", m.Load, m.Instances, m.Failed, m.NonZero,
 			mib(h.Total), mib(h.Instances), mib(h.Monitor), mib(h.Kernel.Total), mib(h.Kernel.PageTables),
 			mib(uint64(max(h.AvailDrop, 0))), zero, m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond))
 	}
-	fmt.Fprintf(tw, "ideal, load-time sharing\t\t\t%s\t\t\t\t\t\t\t\t\t\n", mib(rep.IdealLoadTime))
-	fmt.Fprintf(tw, "ideal\t\t\t%s\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
+	fmt.Fprintf(tw, "ideal, load-time sharing\t\t\t\t%s\t\t\t\t\t\t\t\t\t\n", mib(rep.IdealLoadTime))
+	fmt.Fprintf(tw, "ideal\t\t\t\t%s\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ type Measurement struct {
 	Load   string `json:"load"`
 	VMs    int    `json:"vms"`
 	Failed int    `json:"failed"`
+	// NonZero counts the VMs that ran and were measured but whose guest
+	// exited with a non-zero code.
+	NonZero int `json:"exited_nonzero"`
 	// Errors are the first failed VMs' reports.
 	Errors []string `json:"errors,omitempty"`
 	// LoaderPSS is this process's PSS with every VM held, LoaderPSSAfter
@@ -183,6 +186,8 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 				if len(meas.Errors) < 3 {
 					meas.Errors = append(meas.Errors, fmt.Sprintf("%s/%d: %s", r.Unikernel, r.Instance, r.Error))
 				}
+			} else if r.ExitCode != 0 {
+				meas.NonZero++
 			}
 			loads = append(loads, r.LoadTime)
 		}

@@ -17,6 +17,9 @@ type Measurement struct {
 	Load      string `json:"load"`
 	Instances int    `json:"instances"`
 	Failed    int    `json:"failed"`
+	// NonZero counts the measured instances whose guest exited with a
+	// non-zero code: they ran and were measured, but did not succeed.
+	NonZero int `json:"exited_nonzero"`
 	// Host is what the host pays: the instances' PSS, this monitor
 	// process's PSS, and the kernel's part (page tables, kernel stacks,
 	// slab), each apart, with the drop of MemAvailable beside them.
@@ -94,6 +97,9 @@ func (m *Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt moni
 				continue
 			}
 			meas.Instances++
+			if r.ExitCode != 0 {
+				meas.NonZero++
+			}
 			loads = append(loads, r.LoadTime)
 			sum += r.LoadTime
 		}

@@ -282,6 +282,10 @@ func TestMeasureChargesInstancesMonitorAndKernelAndCountsImagePagesOnce(t *testi
 	if shared.Instances != n || naive.Instances != n || shared.Failed+naive.Failed != 0 {
 		t.Fatalf("instances %d/%d failed %d/%d, want %d each, none failed", shared.Instances, naive.Instances, shared.Failed, naive.Failed, n)
 	}
+	// The guest exits 7: measured, not failed, and counted apart.
+	if shared.NonZero != n || naive.NonZero != n {
+		t.Errorf("exited non-zero %d/%d, want %d each (the guest exits 7)", shared.NonZero, naive.NonZero, n)
+	}
 	for _, m := range rep.Modes {
 		h := m.Host
 		// Every instance process has page tables of its own; the monitor
