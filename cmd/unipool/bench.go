@@ -19,6 +19,13 @@ import (
 
 func init() {
 	root := &cobra.Command{Use: "bench", Short: "Measure memory, TLB flushes, CPU and load time of N unikernels per approach"}
+	root.AddCommand(benchMemoryCommand(), benchTLBCommand(), benchASLRCommand(), benchPlotCommand(),
+		benchStartCommand(), benchDistributeCommand())
+	commands = append(commands, root)
+}
+
+// benchMemoryCommand is `bench memory`: what the host pays for a fleet per mode.
+func benchMemoryCommand() *cobra.Command {
 	var o bench.MemoryOptions
 	var modes string
 	mem := &cobra.Command{
@@ -62,6 +69,11 @@ Modes: ` + modeNames(),
 		}
 		return nil
 	}
+	return mem
+}
+
+// benchTLBCommand is `bench tlb`: TLB flushes per mode and issuer.
+func benchTLBCommand() *cobra.Command {
 	var t bench.MemoryOptions
 	var tmodes string
 	tlb := &cobra.Command{
@@ -73,6 +85,11 @@ Modes: ` + modeNames(),
 		},
 	}
 	addBenchFlags(tlb, &t, &tmodes, 20, 90*time.Second)
+	return tlb
+}
+
+// benchASLRCommand is `bench aslr`: run time packed, aligned and aligned --aslr.
+func benchASLRCommand() *cobra.Command {
 	var ao struct {
 		count, reps, jobs int
 		seed              uint64
@@ -104,6 +121,11 @@ Modes: ` + modeNames(),
 	aslr.Flags().IntVar(&ao.jobs, "jobs", 2, "parallel builds and links")
 	aslr.Flags().StringVar(&ao.out, "out", "bench-aslr", "output folder (fleet and aslr.json)")
 	aslr.Flags().StringVar(&ao.monitor, "monitor", "process", "monitor: process or kvm")
+	return aslr
+}
+
+// benchPlotCommand is `bench plot`: the plots again from results.json.
+func benchPlotCommand() *cobra.Command {
 	plot := &cobra.Command{
 		Use:   "plot DIR",
 		Short: "Draw DIR/memory.png and DIR/pages.png again from DIR/results.json",
@@ -121,10 +143,7 @@ Modes: ` + modeNames(),
 			return nil
 		},
 	}
-	root.AddCommand(mem, tlb, aslr, plot)
-	root.AddCommand(benchStartCommand())
-	root.AddCommand(benchDistributeCommand())
-	commands = append(commands, root)
+	return plot
 }
 
 func modeNames() string {

@@ -17,6 +17,11 @@ import (
 // The daemon's clients: run --host (in run.go), ps, stop, logs, metrics.
 
 func init() {
+	commands = append(commands, psCommand(), stopCommand(), logsCommand(), metricsCommand())
+}
+
+// psCommand is `unipool ps`: the daemon's instances.
+func psCommand() *cobra.Command {
 	var host string
 	var asJSON bool
 	var batch uint64
@@ -38,7 +43,12 @@ func init() {
 	hostFlag(ps, &host)
 	ps.Flags().BoolVar(&asJSON, "json", false, "print the instances as JSON")
 	ps.Flags().Uint64Var(&batch, "batch", 0, "only this batch")
+	return ps
+}
 
+// stopCommand is `unipool stop`.
+func stopCommand() *cobra.Command {
+	var host string
 	stop := &cobra.Command{
 		Use:   "stop ID...",
 		Short: "Stop instances of the daemon",
@@ -58,7 +68,12 @@ func init() {
 		},
 	}
 	hostFlag(stop, &host)
+	return stop
+}
 
+// logsCommand is `unipool logs`: an instance's console output.
+func logsCommand() *cobra.Command {
+	var host string
 	var logsJSON bool
 	logs := &cobra.Command{
 		Use:   "logs ID",
@@ -83,7 +98,12 @@ func init() {
 	}
 	hostFlag(logs, &host)
 	logs.Flags().BoolVar(&logsJSON, "json", false, "print the instance (output, exit code, state) as JSON")
+	return logs
+}
 
+// metricsCommand is `unipool metrics`: the daemon's host metrics.
+func metricsCommand() *cobra.Command {
+	var host string
 	metrics := &cobra.Command{
 		Use:   "metrics",
 		Short: "Print the daemon's host metrics as JSON (instances, memory, load times, console budget)",
@@ -97,7 +117,7 @@ func init() {
 		},
 	}
 	hostFlag(metrics, &host)
-	commands = append(commands, ps, stop, logs, metrics)
+	return metrics
 }
 
 func hostFlag(cmd *cobra.Command, host *string) {
