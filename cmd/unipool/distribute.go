@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"os/signal"
@@ -14,7 +15,7 @@ import (
 
 func benchDistributeCommand() *cobra.Command {
 	var do bench.DistributeOptions
-	var dout string
+	var dout, work string
 	distribute := &cobra.Command{
 		Use:   "distribute --count N [--add M] [--out DIR]",
 		Short: "Bytes and time to bring an empty host up to N unikernels, then to add M, through a real registry: pool against whole images",
@@ -26,7 +27,10 @@ them (one OCI image per unikernel, the kernel as an uncompressed tar layer). Cou
 requests and body bytes received and the wall time of each pull; checks the second host's
 pool verifies and matches the source. With --kills K, then pulls the N into a third empty
 pool with this CLI, SIGKILLed at random points K times, reruns it and checks the pool is
-complete and verified. Writes DIR/distribute.json.`,
+complete and verified (each kill drawn within the download still to do, so it lands
+mid-pull). With --reuse, takes the fleet an earlier run built in --work (corpus/,
+images/aligned, images/packed, pool/, e.g. bench memory's) and only reads it: the first
+N of its unikernels, then the next M. Writes DIR/distribute.json.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -36,7 +40,8 @@ complete and verified. Writes DIR/distribute.json.`,
 				return err
 			}
 			o := do
-			o.Exe, o.Log, o.Work = exe, cmd.ErrOrStderr(), filepath.Join(dout, "work")
+			o.Exe, o.Log, o.Scratch = exe, cmd.ErrOrStderr(), filepath.Join(dout, "work")
+			o.Work = cmp.Or(work, o.Scratch)
 			res, err := bench.Distribute(ctx, o)
 			if res != nil {
 				res.Table(cmd.OutOrStdout())
@@ -52,7 +57,9 @@ complete and verified. Writes DIR/distribute.json.`,
 	distribute.Flags().Uint64Var(&do.Seed, "seed", 1, "corpus seed")
 	distribute.Flags().IntVar(&do.Jobs, "jobs", 2, "parallel builds and links")
 	distribute.Flags().IntVar(&do.Transfers, "transfers", 4, "blobs (pool) or images (whole) in flight at once")
-	distribute.Flags().IntVar(&do.Kills, "kills", 0, "then pull the first N into a third pool, killed at random points this many times, and rerun")
+	distribute.Flags().IntVar(&do.Kills, "kills", 0, "then pull the first N into a third pool, killed this many times, each at a random point of the download left, and rerun")
+	distribute.Flags().StringVar(&work, "work", "", "the fleet's folder (default DIR/work)")
+	distribute.Flags().BoolVar(&do.Reuse, "reuse", false, "take the fleet built in --work as it is, read only (no build, no link)")
 	distribute.Flags().StringVar(&dout, "out", "bench-distribute", "output folder (work/ and distribute.json)")
 	return distribute
 }

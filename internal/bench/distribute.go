@@ -32,12 +32,19 @@ import (
 
 // DistributeOptions say what bench distribute ships.
 type DistributeOptions struct {
-	Count     int    // unikernels of the fleet the second host pulls first
-	Add       int    // new unikernels it pulls next
-	Seed      uint64 // corpus seed
-	Work      string // corpus, images, pools, registry
-	Jobs      int    // parallel builds and links
-	Transfers int    // blobs (pool) or images (whole) in flight at once
+	Count int    // unikernels of the fleet the second host pulls first
+	Add   int    // new unikernels it pulls next
+	Seed  uint64 // corpus seed
+	Work  string // the fleet: corpus/, images/, pool/
+	// Reuse takes the fleet already built in Work (LoadFleet) and only
+	// reads it; it must hold at least Count+Add unikernels (the first
+	// Count, then the next Add).
+	Reuse bool
+	// Scratch holds what the run writes: the registry's storage and the
+	// second and third hosts (default Work).
+	Scratch   string
+	Jobs      int // parallel builds and links
+	Transfers int // blobs (pool) or images (whole) in flight at once
 	// Kills: after the measurement, pull the first fleet into a third
 	// empty pool with the CLI (Exe), killed at random points this many
 	// times, then once to completion.
@@ -61,9 +68,11 @@ type Shipment struct {
 // KillRun is the killed-and-resumed pull.
 type KillRun struct {
 	Kills         int             `json:"kills"`
+	Blobs         int             `json:"blobs"` // the pull stages this many in all
 	KilledAfterMs []int64         `json:"killed_after_ms"`
+	TargetAtKill  []int           `json:"kill_drawn_at_staged"` // each kill came once this many blobs were staged
 	FinishedFirst int             `json:"finished_before_kill"` // runs that completed before their kill
-	StagedAtKill  []int           `json:"staged_at_kill"`       // files in .pull after each kill
+	StagedAtKill  []int           `json:"staged_at_kill"`       // verified blobs in .pull after each kill
 	PoolAtKill    []int           `json:"unikernels_at_kill"`   // unikernels in the pool after each kill (0 or all)
 	Final         pool.PullResult `json:"final"`
 	Verified      bool            `json:"verified"`
@@ -103,12 +112,28 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 	if _, err := registry.Find(); err != nil {
 		return nil, err
 	}
-	fleet, err := BuildFleet(ctx, FleetOptions{Count: o.Count + o.Add, Seed: o.Seed, Work: o.Work, Jobs: o.Jobs,
-		Layouts: []string{link.LayoutPacked}, Log: o.Log})
-	if err != nil {
-		return nil, err
+	if o.Scratch == "" {
+		o.Scratch = o.Work
 	}
-	res := &DistributeResults{Count: o.Count, Add: o.Add, Seed: o.Seed}
+	var fleet *Fleet
+	var err error
+	if o.Reuse {
+		if fleet, err = LoadFleet(o.Work, []string{link.LayoutPacked}, ""); err != nil {
+			return nil, err
+		}
+		if len(fleet.Names) < o.Count+o.Add {
+			return nil, fmt.Errorf("bench: the fleet in %s has %d unikernels, fewer than --count %d + --add %d", o.Work, len(fleet.Names), o.Count, o.Add)
+		}
+		fleet.truncate(o.Count + o.Add)
+		fmt.Fprintf(o.Log, "the fleet in %s, read only: the first %d unikernels, then the next %d\n", o.Work, o.Count, o.Add)
+	} else {
+		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count + o.Add, Seed: o.Seed, Work: o.Work, Jobs: o.Jobs,
+			Layouts: []string{link.LayoutPacked}, Log: o.Log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	res := &DistributeResults{Count: o.Count, Add: o.Add, Seed: fleet.Corpus.Seed}
 	for _, p := range fleet.Images[link.LayoutPacked] {
 		if fi, err := os.Stat(p); err == nil {
 			res.WholeImageBytes += fi.Size()
@@ -118,11 +143,22 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 	if err != nil {
 		return nil, err
 	}
-	if st, err := src.Stats(); err == nil {
-		res.PoolBlobBytes = st.BytesStored
+	// The fleet's distinct blobs (a reused pool may hold more unikernels).
+	seen := map[string]bool{}
+	for _, n := range fleet.Names {
+		d, err := src.Inspect(n)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range d.Blobs {
+			if !seen[string(b.Digest)] {
+				seen[string(b.Digest)] = true
+				res.PoolBlobBytes += b.Size
+			}
+		}
 	}
 
-	regDir := filepath.Join(o.Work, "registry")
+	regDir := filepath.Join(o.Scratch, "registry")
 	os.RemoveAll(regDir)
 	pw := make([]byte, 16)
 	rand.Read(pw)
@@ -138,13 +174,14 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 	poolRepo, imageRepo := reg.Host+"/fleet/pool", reg.Host+"/fleet/images"
 
 	first, added := fleet.Names[:o.Count], fleet.Names[o.Count:]
-	hostB := filepath.Join(o.Work, "host-b", "pool")
-	hostBImages := filepath.Join(o.Work, "host-b", "images")
-	os.RemoveAll(filepath.Join(o.Work, "host-b"))
+	hostB := filepath.Join(o.Scratch, "host-b", "pool")
+	hostBImages := filepath.Join(o.Scratch, "host-b", "images")
+	os.RemoveAll(filepath.Join(o.Scratch, "host-b"))
 	store, err := oci.New(hostBImages)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	firstBlobs := 0 // blobs the first fleet brings an empty pool
 	for step, names := range [][]string{first, added} {
 		if len(names) == 0 {
 			continue
@@ -172,6 +209,9 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 		if err != nil {
 			return nil, err
 		}
+		if step == 0 {
+			firstBlobs = pr.NewBlobs
+		}
 		res.Shipments = append(res.Shipments, Shipment{Method: "pool", Step: stepName, Unikernels: len(names),
 			Requests: pr.Transfer.Requests, BytesIn: pr.Transfer.BytesIn, Blobs: pr.Fetched, BlobBytes: pr.FetchedBytes,
 			Seconds: time.Since(t0).Seconds()})
@@ -197,7 +237,7 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 		return res, fmt.Errorf("bench: the second host's pool does not verify or differs from the source: %v", vr.Problems)
 	}
 	if o.Kills > 0 {
-		k, err := killedPull(ctx, o, reg, poolRepo, ropt, src, first, res.Shipments[0].Seconds)
+		k, err := killedPull(ctx, o, reg, poolRepo, ropt, src, first, firstBlobs)
 		res.Kill = k
 		if err != nil {
 			return res, err
@@ -343,17 +383,19 @@ func pullImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names 
 }
 
 // killedPull pulls names into a third, empty pool with the CLI, killing it
-// (SIGKILL) at a random point of a whole pull's time o.Kills times, checking
-// after each kill that the pool holds all of them or none and verifies,
-// then pulls to completion.
-func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry, repo string, ropt pool.RemoteOptions, src *pool.Pool, names []string, whole float64) (*KillRun, error) {
-	dir := filepath.Join(o.Work, "host-c", "pool")
+// (SIGKILL) o.Kills times, each kill drawn within the work that is left:
+// the pull is killed once the blobs verified in its staging folder reach
+// a count drawn uniformly from (those there at its start, all it needs),
+// so every kill lands mid-download, on a later blob than the one before.
+// After each kill the pool must verify and hold all of names or none.
+// Then it pulls to completion.
+func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry, repo string, ropt pool.RemoteOptions, src *pool.Pool, names []string, total int) (*KillRun, error) {
+	dir := filepath.Join(o.Scratch, "host-c", "pool")
 	os.RemoveAll(filepath.Dir(dir))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	listFile := filepath.Join(o.Work, "host-c", "names")
-	k := &KillRun{Kills: o.Kills}
+	k := &KillRun{Kills: o.Kills, Blobs: total}
 	run := func() *exec.Cmd {
 		args := append([]string{"pool", "--pool", dir, "pull", "--json", "--ca-file", reg.CAFile, "--username", ropt.Username,
 			"--jobs", fmt.Sprint(ropt.Jobs), repo}, names...)
@@ -361,43 +403,62 @@ func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry
 		cmd.Stdin = strings.NewReader(ropt.Password)
 		return cmd
 	}
-	_ = listFile
+	staging := filepath.Join(dir, ".pull")
 	for i := 0; i < o.Kills; i++ {
+		staged := countStaged(staging)
+		// A count past those staged now and short of all of them: the
+		// kill comes after at least one more blob, before the last.
+		target := staged + 1
+		if left := total - staged - 1; left > 1 {
+			target += mrand.IntN(left)
+		}
 		cmd := run()
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		t0 := time.Now()
 		if err := cmd.Start(); err != nil {
 			return k, err
 		}
-		after := time.Duration(mrand.Float64() * whole * float64(time.Second))
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				return k, fmt.Errorf("bench: pull run %d failed before its kill: %v\n%s", i, err, out.String())
+		tick := time.NewTicker(5 * time.Millisecond)
+		killed := false
+		for !killed {
+			select {
+			case err := <-done:
+				if err != nil {
+					tick.Stop()
+					return k, fmt.Errorf("bench: pull run %d failed before its kill: %v\n%s", i, err, out.String())
+				}
+				k.FinishedFirst++
+				killed = true
+			case <-tick.C:
+				if countStaged(staging) >= target {
+					cmd.Process.Signal(syscall.SIGKILL)
+					<-done
+					killed = true
+				}
 			}
-			k.FinishedFirst++
-		case <-time.After(after):
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-done
 		}
+		tick.Stop()
+		after := time.Since(t0)
 		k.KilledAfterMs = append(k.KilledAfterMs, after.Milliseconds())
-		staged, _ := os.ReadDir(filepath.Join(dir, ".pull"))
-		k.StagedAtKill = append(k.StagedAtKill, len(staged))
-		n := 0
+		k.TargetAtKill = append(k.TargetAtKill, target)
+		n := countStaged(staging)
+		k.StagedAtKill = append(k.StagedAtKill, n)
+		u := 0
 		if p, err := pool.Open(dir); err == nil {
 			vr, err := p.Verify()
 			if err != nil || !vr.OK() {
 				return k, fmt.Errorf("bench: after kill %d the pool does not verify: %v %v", i, err, vr)
 			}
-			n = vr.Unikernels
+			u = vr.Unikernels
 		}
-		if n != 0 && n != len(names) {
-			return k, fmt.Errorf("bench: after kill %d the pool holds %d of %d unikernels", i, n, len(names))
+		if u != 0 && u != len(names) {
+			return k, fmt.Errorf("bench: after kill %d the pool holds %d of %d unikernels", i, u, len(names))
 		}
-		k.PoolAtKill = append(k.PoolAtKill, n)
-		fmt.Fprintf(o.Log, "kill %d after %v: %d staged blobs, %d unikernels in the pool\n", i+1, after.Round(time.Millisecond), len(staged), n)
+		k.PoolAtKill = append(k.PoolAtKill, u)
+		fmt.Fprintf(o.Log, "kill %d after %v (drawn at %d of %d blobs staged): %d staged blobs, %d unikernels in the pool\n", i+1, after.Round(time.Millisecond), target, total, n, u)
 	}
 	cmd := run()
 	var stderr bytes.Buffer
@@ -423,6 +484,19 @@ func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry
 		return k, fmt.Errorf("bench: after the kills and a rerun the pool is not complete: %+v", k)
 	}
 	return k, nil
+}
+
+// countStaged counts the blobs a pull has verified in its staging folder
+// (named by their digest; not its temporary or partial files).
+func countStaged(dir string) int {
+	ents, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range ents {
+		if len(e.Name()) == 64 && strings.Trim(e.Name(), "0123456789abcdef") == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // Table prints the shipments side by side.

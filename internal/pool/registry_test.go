@@ -143,6 +143,24 @@ func TestPushThenPullThroughARealRegistryRecreatesUnikernelsAndMap(t *testing.T)
 	if len(gets) == 0 {
 		t.Error("the registry's access log shows no blob served")
 	}
+	// hello's description is in the pool: read there, not fetched again.
+	if res.LocalConfigs != 1 {
+		t.Errorf("pull of all: %d descriptions read locally, want 1 (hello's)", res.LocalConfigs)
+	}
+	for _, b := range dh.Blobs {
+		if b.Role == "config" && slices.Contains(gets, b.Digest) {
+			t.Errorf("the registry served hello's description %s, which the pool had", b.Digest)
+		}
+	}
+	// A pull of what the pool holds reads the manifests and no blob.
+	_, off = reg.blobGets(t, 0)
+	res, err = Pull(ctx, other, repo, nil, reg.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gets, _ := reg.blobGets(t, off); len(gets) != 0 || res.Fetched != 0 || res.LocalConfigs != 2 {
+		t.Errorf("a pull of a pool that holds everything: served %v, %+v; want no blob, 2 descriptions read locally", gets, res)
+	}
 	mustVerify(t, q)
 	for _, b := range dh.Blobs {
 		if fi, err := os.Stat(q.BlobPath(string(b.Digest))); err != nil || fi.Mode().Perm() != blobPerm {

@@ -102,7 +102,7 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 	if err != nil {
 		return nil, fmt.Errorf("push %s: %w", repo, err)
 	}
-	remoteMap, err := fetchMap(ctx, r)
+	remoteMap, err := fetchMap(ctx, r, p.MapPath())
 	if err != nil {
 		return fail("", err)
 	}
@@ -230,8 +230,10 @@ func (s *poolSource) Exists(_ context.Context, d ocispec.Descriptor) (bool, erro
 	return fileExists(s.p.BlobPath(string(d.Digest))), nil
 }
 
-// fetchMap returns the registry's library map, or nil if it has none.
-func fetchMap(ctx context.Context, r *remoteRepo) (*libmap.Map, error) {
+// fetchMap returns the registry's library map, or nil if it has none. Its
+// content is read from the file at local when that is the same map (same
+// digest), else from the registry.
+func fetchMap(ctx context.Context, r *remoteRepo, local string) (*libmap.Map, error) {
 	md, data, err := oras.FetchBytes(ctx, r, MapTag, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
 	if errors.Is(err, errdef.ErrNotFound) {
 		return nil, nil
@@ -246,9 +248,11 @@ func fetchMap(ctx context.Context, r *remoteRepo) (*libmap.Map, error) {
 	if m.Layers[0].Size > 256<<20 {
 		return nil, fmt.Errorf("library map: %d bytes, too large", m.Layers[0].Size)
 	}
-	mapData, err := content.FetchAll(ctx, r, m.Layers[0]) // checks size and digest
-	if err != nil {
-		return nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
+	mapData := readMatching(local, m.Layers[0])
+	if mapData == nil {
+		if mapData, err = content.FetchAll(ctx, r, m.Layers[0]); err != nil { // checks size and digest
+			return nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
+		}
 	}
 	remoteMap, err := libmap.Parse(mapData)
 	if err != nil {
@@ -267,9 +271,12 @@ type PullResult struct {
 	NewBlobs int   `json:"new_blobs"`
 	NewBytes int64 `json:"new_bytes"`
 	// Fetched, FetchedBytes: blobs downloaded by this run (the pool
-	// lacked them; manifests and configs are always read).
+	// lacked them; manifests are always read).
 	Fetched      int   `json:"fetched_blobs"`
 	FetchedBytes int64 `json:"fetched_bytes"`
+	// LocalConfigs: descriptions read from the pool or the staging folder
+	// rather than from the registry (the manifest names their digest).
+	LocalConfigs int `json:"configs_read_locally"`
 	// Resumed: blobs an interrupted pull had downloaded and verified.
 	Resumed  int      `json:"resumed_blobs"`
 	Transfer Transfer `json:"transfer"`
@@ -283,6 +290,9 @@ type pulled struct {
 	mData    []byte
 	cData    []byte
 	config   *desc.Config
+	// localConfig: the description came from the pool or the staging
+	// folder, not the registry.
+	localConfig bool
 }
 
 // Pull brings the unikernels tagged names (every tag but MapTag if names
@@ -332,7 +342,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 
 	// The maps: refuse a disagreement before anything is downloaded.
 	mapPath := filepath.Join(dir, MapFile)
-	remoteMap, err := fetchMap(ctx, r)
+	remoteMap, err := fetchMap(ctx, r, mapPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -349,11 +359,12 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 
 	// Every manifest and description, checked.
 	plan := make([]pulled, len(names))
+	local := localBlobs{dir}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opt.jobs())
 	for i, name := range names {
 		g.Go(func() error {
-			u, err := fetchUnikernel(gctx, r, name)
+			u, err := fetchUnikernel(gctx, r, name, local)
 			if err != nil {
 				return fmt.Errorf("unikernel %s: %w", name, err)
 			}
@@ -378,6 +389,11 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	}
 	defer st.close()
 	res := &PullResult{}
+	for _, u := range plan {
+		if u.localConfig {
+			res.LocalConfigs++
+		}
+	}
 
 	// The blobs, each once, in the order the manifests list them.
 	type need struct {
@@ -527,9 +543,45 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	return res, nil
 }
 
-// fetchUnikernel reads a unikernel's manifest and description from the
-// registry and checks them.
-func fetchUnikernel(ctx context.Context, r *remoteRepo, name string) (*pulled, error) {
+// localBlobs reads blobs a pool at dir (which need not exist) already
+// holds, in blobs/ or in its staging folder, verified.
+type localBlobs struct{ dir string }
+
+// read returns d's content if the pool or its staging folder holds it
+// intact, else nil.
+func (l localBlobs) read(d ocispec.Descriptor) []byte {
+	if d.Digest.Validate() != nil || d.Digest.Algorithm() != digest.SHA256 || d.Size > maxMetaSize {
+		return nil
+	}
+	for _, path := range []string{
+		filepath.Join(l.dir, "blobs", "sha256", d.Digest.Encoded()),
+		filepath.Join(l.dir, stagingDir, d.Digest.Encoded()),
+	} {
+		if data := readMatching(path, d); data != nil {
+			return data
+		}
+	}
+	return nil
+}
+
+// readMatching reads the file at path whole if it has d's size and digest.
+func readMatching(path string, d ocispec.Descriptor) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, d.Size+1))
+	if err != nil || int64(len(data)) != d.Size || digest.SHA256.FromBytes(data) != d.Digest {
+		return nil
+	}
+	return data
+}
+
+// fetchUnikernel reads a unikernel's manifest from the registry and its
+// description from the pool at local when it holds it (else from the
+// registry), and checks them.
+func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local localBlobs) (*pulled, error) {
 	root, mData, err := oras.FetchBytes(ctx, r, name, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
 	if err != nil {
 		return nil, err
@@ -544,9 +596,12 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string) (*pulled, e
 	if m.Config.Size > maxMetaSize {
 		return nil, fmt.Errorf("config %s: %d bytes, too large for a description", m.Config.Digest, m.Config.Size)
 	}
-	cData, err := content.FetchAll(ctx, r, m.Config) // checks size and digest
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	cData := local.read(m.Config)
+	fromPool := cData != nil
+	if cData == nil {
+		if cData, err = content.FetchAll(ctx, r, m.Config); err != nil { // checks size and digest
+			return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		}
 	}
 	c, err := desc.Parse(cData)
 	if err != nil {
@@ -555,7 +610,7 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string) (*pulled, e
 	if err := checkDescription(m, c); err != nil {
 		return nil, fmt.Errorf("config %s: description: %w", m.Config.Digest, err)
 	}
-	return &pulled{name: name, root: ocispec.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.Size}, manifest: m, mData: mData, cData: cData, config: c}, nil
+	return &pulled{name: name, root: ocispec.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.Size}, manifest: m, mData: mData, cData: cData, config: c, localConfig: fromPool}, nil
 }
 
 // hasBlob reports whether the pool holds d intact (a damaged copy counts
