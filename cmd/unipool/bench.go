@@ -194,6 +194,8 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	res.Table(out)
 	fmt.Fprintln(out)
 	res.TLBTable(out)
+	fmt.Fprintln(out)
+	res.PrivateTable(out)
 	if len(res.Layouts) > 0 {
 		fmt.Fprintln(out, "\nloaded pages per layout:")
 		sort.Slice(res.Layouts, func(i, j int) bool { return res.Layouts[i].Layout < res.Layouts[j].Layout })

@@ -292,12 +292,14 @@ func (r *Results) setIdeals() {
 // fleetUnikernels is what the monitor runs in mode m: the pooled names, or
 // the images of m's layout.
 func fleetUnikernels(fleet *Fleet, m Mode) ([]monitor.Unikernel, error) {
-	if m.Layout == "" && m.Snapshot {
-		// A snapshot has booted with the pooled command line already.
-		return launch.ResolveSnapshots(fleet.PoolDir, fleet.Names, "")
-	}
 	if m.Layout == "" {
-		uks, err := launch.Resolve(fleet.PoolDir, fleet.Names, "")
+		resolve := launch.Resolve
+		if m.Snapshot {
+			// A snapshot reads no request before its ready point: each
+			// instance gets its own in a fresh boot info, as a cold boot.
+			resolve = launch.ResolveSnapshots
+		}
+		uks, err := resolve(fleet.PoolDir, fleet.Names, "")
 		if err != nil {
 			return nil, err
 		}
@@ -409,7 +411,8 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 					guests.Ranges(func(b []byte, runtime bool) { c.AddMemory(b, measure.AreaOf(runtime)) })
 				}
 				id := c.Ideals()
-				mr.Census, mr.Ideals = &c.Counts, &id
+				mr.Census, mr.Ideals, mr.Private = &c.Counts, &id, c.Private
+				c.Close()
 			}
 		}}
 	results, err := mon.Run(ctx, uks, opt)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"text/tabwriter"
 
@@ -37,10 +38,14 @@ type ModeResult struct {
 	LoadP95Ms    float64 `json:"load_time_p95_ms"`
 	// Census is the page census of the instances once stable (process
 	// monitor), and Ideals what follows from it.
-	Census   *measure.Counts `json:"census,omitempty"`
-	Ideals   *measure.Ideals `json:"ideals,omitempty"`
-	Samples  []Sample        `json:"samples"`
-	FinalKSM any             `json:"final_ksm,omitempty"`
+	Census *measure.Counts `json:"census,omitempty"`
+	Ideals *measure.Ideals `json:"ideals,omitempty"`
+	// Private is the census of the instances' own pages (not the page
+	// cache) by place: how many, how many all-zero, how many a merging
+	// daemon could take back (duplicates), how many KSM merged.
+	Private  map[string]measure.PrivatePages `json:"private_by_place,omitempty"`
+	Samples  []Sample                        `json:"samples"`
+	FinalKSM any                             `json:"final_ksm,omitempty"`
 }
 
 // TLB is a mode's TLB flushes (tlb:tlb_flush), from the start of its
@@ -203,6 +208,40 @@ func (r *Results) Table(out io.Writer) {
 			}
 		}
 	}
+}
+
+// PrivateTable prints, per mode, where the instances' own pages are (the
+// census by place), all-zero and duplicate pages apart: what load-time
+// sharing leaves private, and what of it merging identical pages (KSM)
+// could take back.
+func (r *Results) PrivateTable(out io.Writer) {
+	any := false
+	for _, m := range r.Modes {
+		any = any || len(m.Private) > 0
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintln(out, "private pages by place (the census: anonymous pages of the instances; duplicate = a non-zero content another private page holds too; KSM = merged already):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "mode\tplace\tpages\tMiB\tall-zero\tduplicate\tKSM\t\n")
+	for _, m := range r.Modes {
+		places := make([]string, 0, len(m.Private))
+		var tot measure.PrivatePages
+		for p, c := range m.Private {
+			places = append(places, p)
+			tot.Pages, tot.Zero, tot.Duplicate, tot.KSM = tot.Pages+c.Pages, tot.Zero+c.Zero, tot.Duplicate+c.Duplicate, tot.KSM+c.KSM
+		}
+		sort.Slice(places, func(i, j int) bool { return m.Private[places[i]].Pages > m.Private[places[j]].Pages })
+		for _, p := range places {
+			c := m.Private[p]
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%d\t%d\t%d\t\n", m.Mode, p, c.Pages, mib(c.Pages*measure.PageSize), c.Zero, c.Duplicate, c.KSM)
+		}
+		if len(places) > 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%d\t%d\t%d\t\n", m.Mode, "all", tot.Pages, mib(tot.Pages*measure.PageSize), tot.Zero, tot.Duplicate, tot.KSM)
+		}
+	}
+	tw.Flush()
 }
 
 // TLBTable prints the remote shootdowns by issuer, in all and per second,

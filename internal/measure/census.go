@@ -77,6 +77,12 @@ type Census struct {
 	seen       map[[32]byte]struct{}
 	seenLoaded map[[32]byte]struct{}
 	files      map[string][]byte // file ranges read for AddLoaded
+	// Private counts, by place (placer), the pages that are an
+	// instance's own (anonymous: not in the page cache), as AddProcess
+	// finds them.
+	Private    map[string]PrivatePages
+	private    map[[32]byte]struct{} // contents seen in private pages
+	kpageflags *os.File
 }
 
 // Counts are a census's numbers, in pages.
@@ -88,6 +94,18 @@ type Counts struct {
 	Runtime        uint64 `json:"runtime_pages"`
 	Distinct       uint64 `json:"distinct_pages"`              // distinct contents among the non-zero pages
 	LoadedDistinct uint64 `json:"image_loaded_distinct_pages"` // distinct contents among ImageLoaded
+}
+
+// PrivatePages are the private pages of one place.
+type PrivatePages struct {
+	Pages uint64 `json:"pages"`
+	Zero  uint64 `json:"zero_pages"` // all zero: written (or read, on a host without a shared zero page) and holding nothing
+	// Duplicate pages hold a non-zero content that a private page counted
+	// before (of any instance, any place) holds too: what merging
+	// identical pages (KSM) takes back, beyond the zero pages.
+	Duplicate uint64 `json:"duplicate_pages"`
+	// KSM pages are merged already (kpageflags), counted in Pages too.
+	KSM uint64 `json:"ksm_pages"`
 }
 
 // Ideals are the floors a fleet's memory is compared with.
@@ -106,13 +124,14 @@ type Ideals struct {
 // NewCensus makes an empty census.
 func NewCensus() *Census {
 	return &Census{loaded: map[[32]byte]struct{}{}, seen: map[[32]byte]struct{}{}, seenLoaded: map[[32]byte]struct{}{},
-		files: map[string][]byte{}}
+		files: map[string][]byte{}, private: map[[32]byte]struct{}{}}
 }
 
 // Fork is an empty census that knows c's load-time contents (shared, not
 // copied: add no more of them to either).
 func (c *Census) Fork() *Census {
-	return &Census{loaded: c.loaded, seen: map[[32]byte]struct{}{}, seenLoaded: map[[32]byte]struct{}{}, files: c.files}
+	return &Census{loaded: c.loaded, seen: map[[32]byte]struct{}{}, seenLoaded: map[[32]byte]struct{}{}, files: c.files,
+		private: map[[32]byte]struct{}{}}
 }
 
 // Ideals computes the ideals from the classes.
@@ -217,6 +236,7 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 	defer mem.Close()
 	sc := bufio.NewScanner(maps)
 	page := make([]byte, PageSize)
+	var places placer
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 || !strings.HasPrefix(f[1], "r") {
@@ -234,19 +254,24 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
+		place := places.of(start, end, len(f) >= 6)
 		entries := make([]byte, 8*((end-start)/PageSize))
 		if _, err := pm.ReadAt(entries, int64(start/PageSize*8)); err != nil {
 			continue
 		}
 		for i, a := 0, start; a < end; i, a = i+1, a+PageSize {
 			ar := area(a)
-			if ar == Outside || !present(binary.LittleEndian.Uint64(entries[8*i:])) {
+			e := binary.LittleEndian.Uint64(entries[8*i:])
+			if ar == Outside || !present(e) {
 				continue
 			}
 			if _, err := mem.ReadAt(page, int64(a)); err != nil {
 				continue
 			}
 			c.Add(page, ar)
+			if e&PagemapFile == 0 {
+				c.addPrivate(page, place, c.isKSM(e))
+			}
 		}
 	}
 	return sc.Err()
@@ -293,6 +318,106 @@ func SelfPagemap(b []byte) []uint64 {
 		out[i] = binary.LittleEndian.Uint64(buf[8*i:])
 	}
 	return out
+}
+
+// addPrivate counts one private page at place.
+func (c *Census) addPrivate(page []byte, place string, ksm bool) {
+	if c.Private == nil {
+		c.Private = map[string]PrivatePages{}
+	}
+	if c.private == nil {
+		c.private = map[[32]byte]struct{}{}
+	}
+	p := c.Private[place]
+	p.Pages++
+	if ksm {
+		p.KSM++
+	}
+	if isZero(page) {
+		p.Zero++
+	} else {
+		h := hashPage(page)
+		if _, ok := c.private[h]; ok {
+			p.Duplicate++
+		} else {
+			c.private[h] = struct{}{}
+		}
+	}
+	c.Private[place] = p
+}
+
+// kpageflags bit KPF_KSM (Documentation/admin-guide/mm/pagemap.rst).
+const kpfKSM = 1 << 21
+
+// isKSM says whether the page of pagemap entry e is a KSM page (needs
+// the PFN, which only root reads; false without).
+func (c *Census) isKSM(e uint64) bool {
+	pfn := e & (1<<55 - 1)
+	if e&PagemapPresent == 0 || pfn == 0 {
+		return false
+	}
+	if c.kpageflags == nil {
+		f, err := os.Open("/proc/kpageflags")
+		if err != nil {
+			return false
+		}
+		c.kpageflags = f
+	}
+	var b [8]byte
+	if _, err := c.kpageflags.ReadAt(b[:], int64(pfn*8)); err != nil {
+		return false
+	}
+	return binary.LittleEndian.Uint64(b[:])&kpfKSM != 0
+}
+
+// Close releases what the census holds open.
+func (c *Census) Close() {
+	if c.kpageflags != nil {
+		c.kpageflags.Close()
+		c.kpageflags = nil
+	}
+}
+
+// placer names the place of each mapping of an instance of the process
+// monitor, in address order (/proc/PID/maps): the app region, the
+// run-time memory (boot info, stack, heap: the runs of mappings between
+// guard gaps, in that order), the library regions, the map's data arena,
+// the ASLR window; "(copied from a pool blob)" for a private copy of a
+// file page (a written init or snapshot page).
+type placer struct {
+	runtimeEnd uint64 // end of the last run-time mapping seen
+	runtimeRun int    // runs of run-time mappings seen
+}
+
+var runtimePlaces = []string{"boot info", "stack", "heap"}
+
+func (pl *placer) of(start, end uint64, file bool) string {
+	var p string
+	switch {
+	case start >= abi.AppRegionBase && start < abi.PrivateBase:
+		p = "app"
+	case start >= abi.PrivateBase && start < abi.MapBase:
+		if pl.runtimeRun == 0 || start != pl.runtimeEnd {
+			pl.runtimeRun++
+		}
+		pl.runtimeEnd = end
+		p = "run-time"
+		if pl.runtimeRun <= len(runtimePlaces) {
+			p = runtimePlaces[pl.runtimeRun-1]
+		}
+	case start >= abi.DataArenaBase && start < abi.DataArenaLimit:
+		p = "data arena"
+	case start >= abi.MapBase && start < abi.DataArenaBase:
+		p = "libraries"
+	case start >= abi.ASLRBase && start < abi.ASLRBase+abi.ASLRSize:
+		p = "aslr window"
+	default:
+		p = "other"
+	}
+	if file {
+		p += " (copied from a pool blob)"
+	}
+	return p
 }
 
 func hashPage(p []byte) [32]byte {

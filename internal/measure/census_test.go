@@ -117,6 +117,33 @@ func TestCensusReadsAProcesssPresentPages(t *testing.T) {
 	if p.Pages != 8 || p.ZeroPages != 3 || p.Runtime != 5 || p.ImageLoaded != 0 || p.Distinct != 2 {
 		t.Fatalf("%+v", *p)
 	}
+	// The same eight pages are the process's own (anonymous): three X, two
+	// Y (3 duplicates beyond the first of each) and three zero.
+	if got := p.Private["other"]; got.Pages != 8 || got.Zero != 3 || got.Duplicate != 3 || len(p.Private) != 1 {
+		t.Fatalf("private pages %+v, want 8 in place other, 3 all-zero, 3 duplicates", p.Private)
+	}
+}
+
+func TestPrivatePagesAreNamedByTheirPlaceInTheGuest(t *testing.T) {
+	var pl placer
+	for _, c := range []struct {
+		start, end uint64
+		file       bool
+		want       string
+	}{
+		{0x1000_0000, 0x1000_1000, true, "app (copied from a pool blob)"},
+		{0x2000_0000, 0x2001_0000, false, "boot info"},
+		{0x2001_1000, 0x2005_0000, false, "stack"},
+		{0x2005_0000, 0x2005_1000, true, "stack (copied from a pool blob)"}, // a snapshot page, right after
+		{0x2005_2000, 0x2081_2000, false, "heap"},
+		{0x4000_0000, 0x4000_1000, true, "libraries (copied from a pool blob)"},
+		{0x7000_1000, 0x7000_2000, true, "data arena (copied from a pool blob)"},
+		{0x1_0000_0000, 0x1_0000_1000, false, "aslr window"},
+	} {
+		if got := pl.of(c.start, c.end, c.file); got != c.want {
+			t.Errorf("%#x: %q, want %q", c.start, got, c.want)
+		}
+	}
 }
 
 func TestInstanceAreasFollowTheGuestAddressSpace(t *testing.T) {
