@@ -197,11 +197,16 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 // confine installs the seccomp filter that kills the child on any further
 // system call but one: the munmap of the stub, which it then makes, the
 // child's last (seccomp.go). The filter's arguments go at the top of the
-// guest's stack, which is cleared again before the guest runs.
+// guest's stack, whose bytes are put back before the guest runs (zeros on
+// a cold boot; a snapshot's stack page, which the guest writes anyway).
 func confine(r *remote, lay *loader.Layout) error {
 	scratch, err := scratchArea(lay)
 	if err != nil {
 		return err
+	}
+	saved := make([]byte, scratchSize)
+	if n, err := readMem(r.pid, scratch, saved); err != nil || n != scratchSize {
+		return fmt.Errorf("scratch area: read %d of %d bytes: %v", n, scratchSize, err)
 	}
 	filter := seccompFilter()
 	fprogAddr, filterAddr := scratch, scratch+16
@@ -214,7 +219,7 @@ func confine(r *remote, lay *loader.Layout) error {
 	if _, err := r.call(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, fprogAddr); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
-	if err := writeMem(r.pid, []memWrite{{scratch, make([]byte, scratchSize)}}); err != nil {
+	if err := writeMem(r.pid, []memWrite{{scratch, saved}}); err != nil {
 		return err
 	}
 	return r.unmapStub()
@@ -224,10 +229,12 @@ func confine(r *remote, lay *loader.Layout) error {
 const scratchSize = 256
 
 // scratchArea picks scratchSize bytes of writable guest memory (the top of
-// the stack) to hold the arguments of the confining system calls.
+// the stack, anonymous or a snapshot's copy-on-write page: a page the
+// guest writes first thing) to hold the arguments of the confining system
+// calls. Anywhere else it would make a page of its own in every instance.
 func scratchArea(lay *loader.Layout) (uint64, error) {
 	for _, m := range lay.Mappings {
-		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Addr < lay.StackTop && lay.StackTop <= m.Addr+m.Size && lay.StackTop-m.Addr >= scratchSize {
+		if (m.File == "" || m.COW) && m.Prot&unix.PROT_WRITE != 0 && m.Addr < lay.StackTop && lay.StackTop <= m.Addr+m.Size && lay.StackTop-m.Addr >= scratchSize {
 			return lay.StackTop - scratchSize, nil
 		}
 	}
