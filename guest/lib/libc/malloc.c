@@ -27,9 +27,9 @@ void *calloc(size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	void *p = malloc(total);
-	if (p)
-		memset(p, 0, total);
+	void *p = uk_alloc_calloc(total);
+	if (!p)
+		errno = ENOMEM;
 	return p;
 }
 

@@ -39,6 +39,7 @@ struct free_block {
 static struct {
 	uintptr_t start, end;  /* managed bytes, MIN_SIZE aligned */
 	uintptr_t top;         /* [start, top) is tiled by blocks; above: untouched */
+	uintptr_t clean;       /* from here up the heap and its table entries are zero (never written) */
 	uint8_t *meta;         /* one byte per MIN_SIZE block of [start, end) */
 	struct free_block *free[MAX_ORDER + 1];
 	size_t free_bytes;
@@ -83,7 +84,21 @@ static int order_for(size_t size)
 	return 64 - __builtin_clzll((unsigned long long)size - 1);
 }
 
+static void init(void *base, size_t len);
+
 void uk_alloc_init(void *base, size_t len)
+{
+	init(base, len);
+	B.clean = B.end; /* nothing known: clear whatever is taken in */
+}
+
+void uk_alloc_init_zeroed(void *base, size_t len)
+{
+	init(base, len);
+	B.clean = B.start;
+}
+
+static void init(void *base, size_t len)
 {
 	memset(&B, 0, sizeof B);
 	uintptr_t lo = (uintptr_t)base, hi = lo + len;
@@ -104,11 +119,17 @@ void uk_alloc_init(void *base, size_t len)
 }
 
 /* Moves the top up to t (MIN_SIZE aligned, at most end), clearing the
- * table entries of what it takes in: nothing there is a block yet. */
+ * table entries of what it takes in (nothing there is a block yet) where
+ * they may have been written: never above the clean mark, so that a large
+ * block's table entries, all zero but its first, stay untouched pages. */
 static void take_up(uintptr_t t)
 {
-	memset(B.meta + idx(B.top), 0, idx(t) - idx(B.top));
+	uintptr_t dirty = t < B.clean ? t : B.clean;
+	if (dirty > B.top)
+		memset(B.meta + idx(B.top), 0, idx(dirty) - idx(B.top));
 	B.top = t;
+	if (t > B.clean)
+		B.clean = t;
 }
 
 static void free_block(uintptr_t a, int k);
@@ -230,6 +251,16 @@ void uk_alloc_free(void *p)
 	int k = block_order(p);
 	B.meta[idx((uintptr_t)p)] = 0;
 	free_block((uintptr_t)p, k);
+}
+
+void *uk_alloc_calloc(size_t size)
+{
+	uintptr_t clean = B.clean;
+	void *p = uk_alloc_malloc(size);
+	uintptr_t a = (uintptr_t)p;
+	if (p && a < clean)
+		memset(p, 0, clean - a < size ? clean - a : size);
+	return p;
 }
 
 size_t uk_alloc_usable_size(void *p)

@@ -51,6 +51,7 @@ static struct {
 	struct block *first;
 	struct block *last; /* the block that ends at top, or NULL */
 	uintptr_t top, end;
+	uintptr_t clean; /* from here up the pool is zero (never written) */
 	size_t free_bytes;
 } T;
 
@@ -219,7 +220,21 @@ static size_t adjust(size_t size)
 	return s < MIN_PAYLOAD ? MIN_PAYLOAD : s;
 }
 
+static void init(void *base, size_t len);
+
 void uk_alloc_init(void *base, size_t len)
+{
+	init(base, len);
+	T.clean = T.end; /* nothing known: clear whatever calloc hands out */
+}
+
+void uk_alloc_init_zeroed(void *base, size_t len)
+{
+	init(base, len);
+	T.clean = T.top;
+}
+
+static void init(void *base, size_t len)
 {
 	memset(&T, 0, sizeof T);
 	uintptr_t lo = ((uintptr_t)base + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
@@ -231,6 +246,13 @@ void uk_alloc_init(void *base, size_t len)
 	T.first = (struct block *)lo;
 	T.top = lo;
 	T.end = hi;
+}
+
+/* The top only moves up past the clean mark by taking in untouched memory. */
+static void raise_clean(void)
+{
+	if (T.top > T.clean)
+		T.clean = T.top;
 }
 
 /* A block of at least s payload bytes, taken off the free lists or from
@@ -249,6 +271,7 @@ static struct block *take(size_t s)
 	b->size = s;
 	T.top = (uintptr_t)next_phys(b);
 	T.last = b;
+	raise_clean();
 	return b;
 }
 
@@ -284,6 +307,16 @@ void uk_alloc_free(void *p)
 	release(used_block(p));
 }
 
+void *uk_alloc_calloc(size_t size)
+{
+	uintptr_t clean = T.clean;
+	void *p = uk_alloc_malloc(size);
+	uintptr_t a = (uintptr_t)p;
+	if (p && a < clean)
+		memset(p, 0, clean - a < size ? clean - a : size);
+	return p;
+}
+
 size_t uk_alloc_usable_size(void *p)
 {
 	return p ? bsize(used_block(p)) : 0;
@@ -311,6 +344,7 @@ void *uk_alloc_realloc(void *p, size_t size)
 		if (T.end - (uintptr_t)payload(b) >= s) {
 			b->size = s;
 			T.top = (uintptr_t)next_phys(b);
+			raise_clean();
 			return p;
 		}
 	} else if (is_free(n) && bsize(b) + HDR + bsize(n) >= s) {

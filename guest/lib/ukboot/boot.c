@@ -161,7 +161,8 @@ __attribute__((no_stack_protector)) void ukboot_entry(void)
 	uintptr_t heap;
 	size_t heap_len;
 	ukplat_heap(&heap, &heap_len);
-	uk_alloc_init((void *)heap, heap_len);
+	/* The monitors give fresh (zero) memory: guest ABI. */
+	uk_alloc_init_zeroed((void *)heap, heap_len);
 	/* Boot is done: what follows depends on the instance (guest ABI,
 	 * the ready point). */
 	ukplat_ready();

@@ -8,7 +8,10 @@
 
 #define MIN_MATCH 4
 #define HASH_BITS 14
-#define NO_POS UINT32_MAX
+/* Table entries hold a position plus one: 0, what calloc gives, is "none",
+ * so the tables need no filling and their pages nothing hashes to stay
+ * untouched (a 64 KiB + 128 KiB pair per compression otherwise). */
+#define NO_POS 0
 
 size_t lz_bound(size_t n)
 {
@@ -85,18 +88,19 @@ static void insert(struct lzc *c, const uint8_t *src, size_t i)
 	uint32_t h = hash4(src + i);
 
 	c->prev[i % LZ_WINDOW] = c->head[h];
-	c->head[h] = (uint32_t)i;
+	c->head[h] = (uint32_t)i + 1;
 }
 
 /* best_match finds the longest earlier match at i (ties: the nearest). */
 static size_t best_match(struct lzc *c, const uint8_t *src, size_t n, size_t i,
 			 size_t *off)
 {
-	uint32_t cand = c->head[hash4(src + i)];
+	uint32_t slot = c->head[hash4(src + i)];
 	size_t best = 0, max = n - i;
 	int tries = c->chain;
 
-	while (cand != NO_POS && tries-- > 0) {
+	while (slot != NO_POS && tries-- > 0) {
+		uint32_t cand = slot - 1;
 		size_t d = i - cand, l;
 
 		if (d == 0 || d > LZ_WINDOW - 1)
@@ -115,9 +119,9 @@ static size_t best_match(struct lzc *c, const uint8_t *src, size_t n, size_t i,
 
 			/* chains only go backwards; a slot reused by a newer
 			 * position ends the chain */
-			if (nx != NO_POS && nx >= cand)
+			if (nx != NO_POS && nx - 1 >= cand)
 				break;
-			cand = nx;
+			slot = nx;
 		}
 	}
 	return best;
@@ -139,17 +143,13 @@ long lz_compress(const void *srcv, size_t n, void *dstv, size_t cap, int level)
 	lazy = level >= 5;
 	if (cap < lz_bound(n))
 		return -1;
-	c.head = malloc(sizeof(uint32_t) << HASH_BITS);
-	c.prev = malloc(sizeof(uint32_t) * LZ_WINDOW);
+	c.head = calloc((size_t)1 << HASH_BITS, sizeof(uint32_t));
+	c.prev = calloc(LZ_WINDOW, sizeof(uint32_t));
 	if (!c.head || !c.prev) {
 		free(c.head);
 		free(c.prev);
 		return -1;
 	}
-	for (k = 0; k < (1u << HASH_BITS); k++)
-		c.head[k] = NO_POS;
-	for (k = 0; k < LZ_WINDOW; k++)
-		c.prev[k] = NO_POS;
 	o = put_varint(dst, n);
 	while (i + MIN_MATCH <= n) {
 		size_t off = 0, len = best_match(&c, src, n, i, &off), from = i;

@@ -82,6 +82,8 @@ unsigned __int128 g___umodti3(unsigned __int128, unsigned __int128);
 __int128 g___divti3(__int128, __int128);
 int g___popcountdi2(uint64_t);
 void g_uk_alloc_init(void *, size_t);
+void g_uk_alloc_init_zeroed(void *, size_t);
+void *g_uk_alloc_calloc(size_t);
 void *g_uk_alloc_malloc(size_t);
 void g_uk_alloc_free(void *);
 void *g_uk_alloc_realloc(void *, size_t);
@@ -947,16 +949,25 @@ static void check_layout(struct alloc *live, size_t n, unsigned char *heap, size
 	}
 }
 
-static void cmd_alloc(int n, size_t heaplen)
+/* zeroed: the heap is fresh memory and the allocator is told so
+ * (uk_alloc_init_zeroed, as ukboot does); else it is dirty and it is not. */
+static void cmd_alloc(int n, size_t heaplen, int zeroed)
 {
 	static struct alloc live[4096];
 	size_t nlive = 0;
 	/* A misaligned heap start: the allocator must align by itself. */
-	unsigned char *mem = malloc(heaplen + 64);
+	unsigned char *mem = zeroed ? mmap(NULL, heaplen + 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+				    : malloc(heaplen + 64);
+	if (mem == MAP_FAILED || !mem)
+		fail("heap: %s", strerror(errno));
 	unsigned char *heap = mem + 1 + below(15);
-	/* Not zero: the allocator may not assume fresh memory. */
-	memset(mem, 0xa5, heaplen + 64);
-	g_uk_alloc_init(heap, heaplen);
+	if (zeroed) {
+		g_uk_alloc_init_zeroed(heap, heaplen);
+	} else {
+		/* Not zero: the allocator may not assume fresh memory. */
+		memset(mem, 0xa5, heaplen + 64);
+		g_uk_alloc_init(heap, heaplen);
+	}
 	size_t initial = g_uk_alloc_free_bytes();
 	if (g_uk_alloc_check())
 		fail("check after init: %d", g_uk_alloc_check());
@@ -999,6 +1010,14 @@ static void cmd_alloc(int n, size_t heaplen)
 			if (below(4) == 0) {
 				a.align = (size_t)1 << below(14);
 				a.p = g_uk_alloc_memalign(a.align, a.size);
+			} else if (below(3) == 0) {
+				/* calloc: zero, whether the memory was used before or not */
+				a.p = g_uk_alloc_calloc(a.size);
+				for (size_t j = 0; a.p && j < a.size; j++)
+					if (a.p[j]) {
+						fail("op %d: calloc(%zu) byte %zu is %#x", op, a.size, j, a.p[j]);
+						break;
+					}
 			} else {
 				a.p = g_uk_alloc_malloc(a.size);
 			}
@@ -1065,7 +1084,10 @@ static void cmd_alloc(int n, size_t heaplen)
 	if (g_uk_alloc_malloc(8) || g_uk_alloc_check())
 		fail("empty heap handed out memory");
 	printf("ops %d nulls %d initial-free %zu\n", n, nulls, initial);
-	free(mem);
+	if (zeroed)
+		munmap(mem, heaplen + 64);
+	else
+		free(mem);
 }
 
 /* Pages of [p, p+len) the kernel has mapped in, read or written (a page
@@ -1093,7 +1115,7 @@ static void cmd_touch(int n)
 				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (heap == MAP_FAILED)
 		fail("mmap: %s", strerror(errno));
-	g_uk_alloc_init(heap, heaplen);
+	g_uk_alloc_init_zeroed(heap, heaplen);
 	size_t r0 = resident_pages(heap, heaplen);
 	if (r0 > 1)
 		fail("init alone made %zu pages of an %zu-byte heap resident", r0, heaplen);
@@ -1130,7 +1152,25 @@ static void cmd_touch(int n)
 	size_t r = resident_pages(heap, heaplen), limit = 2 * (bytes + ps - 1) / ps + 4;
 	if (r > limit)
 		fail("%zu pages of the heap resident after %zu bytes allocated (limit %zu)", r, bytes, limit);
-	printf("resident %zu pages after %zu bytes (limit %zu)\n", r, bytes, limit);
+	/* calloc of fresh memory clears nothing: a MiB costs the host the
+	 * block's header or table entry, not 256 pages of zeros. (A malloc of
+	 * a MiB first, so that the calloc's block needs no alignment gap,
+	 * whose free blocks get headers of their own.) */
+	if (!g_uk_alloc_malloc(1 << 20))
+		fail("malloc(1 MiB) failed");
+	r = resident_pages(heap, heaplen);
+	unsigned char *big = g_uk_alloc_calloc(1 << 20);
+	if (!big)
+		fail("calloc(1 MiB) failed");
+	size_t rc = resident_pages(heap, heaplen);
+	if (rc > r + 2)
+		fail("calloc(1 MiB) of fresh heap made %zu more pages resident (limit 2)", rc - r);
+	for (size_t j = 0; j < (1 << 20); j++)
+		if (big[j]) {
+			fail("calloc(1 MiB) byte %zu is %#x", j, big[j]);
+			break;
+		}
+	printf("resident %zu pages after %zu bytes (limit %zu), %zu more after calloc(1 MiB)\n", r, bytes, limit, rc - r);
 	munmap(heap, heaplen);
 }
 
@@ -1351,7 +1391,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "setjmp"))
 		cmd_setjmp();
 	else if (!strcmp(cmd, "alloc"))
-		cmd_alloc(n, argc > 4 ? strtoull(argv[4], NULL, 0) : 8 << 20);
+		cmd_alloc(n, argc > 4 ? strtoull(argv[4], NULL, 0) : 8 << 20, argc > 5 && !strcmp(argv[5], "zeroed"));
 	else if (!strcmp(cmd, "touch"))
 		cmd_touch(n);
 	else if (!strcmp(cmd, "rand"))

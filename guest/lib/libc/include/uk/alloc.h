@@ -12,6 +12,12 @@ extern "C" {
 
 /* Hands the allocator [base, base+len). Called once, before any other. */
 void uk_alloc_init(void *base, size_t len);
+/* The same, for a heap that is all zero (fresh memory, as the monitors
+ * give it): the allocator then never clears what it has not written
+ * (calloc, its own tables), so pages nothing writes stay untouched. */
+void uk_alloc_init_zeroed(void *base, size_t len);
+/* A zeroed block (calloc); NULL when out of memory. */
+void *uk_alloc_calloc(size_t size);
 /* malloc semantics; blocks are 16-byte aligned. NULL when out of memory. */
 void *uk_alloc_malloc(size_t size);
 void uk_alloc_free(void *ptr);
