@@ -2,7 +2,7 @@
 # Installs the Debian packages unipool's guest build, tests and the emulated
 # KVM host need, when they are missing. Idempotent; says what it does.
 set -eu
-PKGS="gcc binutils make qemu-system-x86 busybox-static zlib1g-dev liblz4-dev libzstd-dev libyaml-dev kmod cpio flex bison docker-registry"
+PKGS="gcc binutils make qemu-system-x86 busybox-static zlib1g-dev liblz4-dev libzstd-dev libyaml-dev kmod cpio flex bison ccache docker-registry"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

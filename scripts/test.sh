@@ -107,6 +107,23 @@ else
 	exit 1
 fi
 
+# The same app with Unikraft's QEMU defconfig (kvm platform, multiboot
+# entry): a stock image QEMU boots with -kernel. It boots here in
+# qemu-system-x86_64 under TCG, its serial console kept; the KVM tests
+# boot the same file in the KVM monitor and compare the lines.
+if [ -n "$kvm_ukraft" ]; then
+	say "building Unikraft's helloworld for QEMU and booting it in qemu-system-x86_64 (TCG)"
+	"$kvm_tmp/unipool" unikraft build --defconfig qemu-x86_64 --set CONFIG_LIBUKRANDOM=n --copy-image "$kvm_ukraft/qemu.elf" \
+		>>"$LOGS/kvm-unikraft.log" 2>&1 || { say "building Unikraft's helloworld for QEMU FAILED; see $LOGS/kvm-unikraft.log"; exit 1; }
+	echo "unipool qemu-tcg" >"$kvm_ukraft/qemu.append"
+	if ! timeout 300 qemu-system-x86_64 -accel tcg -nodefaults -display none -no-reboot -m 128 \
+		-serial "file:$kvm_ukraft/qemu-tcg.out" -kernel "$kvm_ukraft/qemu.elf" -append "$(cat "$kvm_ukraft/qemu.append")" \
+		>>"$LOGS/kvm-unikraft.log" 2>&1; then
+		say "Unikraft's QEMU image did not power off under qemu-system-x86_64 (TCG) within 300s; see $LOGS/kvm-unikraft.log"
+		exit 1
+	fi
+fi
+
 # The script that runs every KVM test binary, each in its package
 # directory; it runs them all and exits 1 if any failed.
 {

@@ -168,6 +168,7 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().BoolVar(&o.Reuse, "reuse", false, "take the fleet an earlier run built in --work as it is (for the emulated KVM host, where building is slow)")
 	c.Flags().StringVar(&o.Flavor, "flavor", "unipool", "unipool: unipool's own guests; unikraft: real Unikraft unikernels (`corpus build --flavor unikraft`; needs --monitor kvm to run)")
 	c.Flags().IntVar(&o.Configs, "configs", 0, "unikraft: Unikraft configurations of the fleet (default: count / apps)")
+	c.Flags().IntVar(&o.AppsPerConfig, "apps-per-config", 0, "unikraft: different apps per configuration (default: all that fit; each is one more make)")
 	c.Flags().BoolVar(&o.FleetOnly, "fleet-only", false, "build the fleet in --work (corpus, images, pool) and stop; run again with --reuse")
 }
 

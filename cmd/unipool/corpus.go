@@ -25,17 +25,18 @@ func init() {
 
 // corpusFlags are the options build and bench share.
 type corpusFlags struct {
-	count    int
-	seed     uint64
-	jobs     int
-	cache    string
-	guest    string
-	inputs   string
-	extras   string
-	flavor   string
-	configs  int
-	unikraft string
-	ukLog    string
+	count         int
+	seed          uint64
+	jobs          int
+	cache         string
+	guest         string
+	inputs        string
+	extras        string
+	flavor        string
+	configs       int
+	appsPerConfig int
+	unikraft      string
+	ukLog         string
 }
 
 func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
@@ -50,6 +51,7 @@ func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
 		"none: only the core libraries, the app's dependencies and one allocator")
 	cmd.Flags().StringVar(&f.flavor, "flavor", corpus.FlavorUnipool, "unipool: from unipool's guest tree; unikraft: real Unikraft unikernels built by Unikraft's make "+
 		"(the apps of guest/unikraft over configurations of the tree's libraries)")
+	cmd.Flags().IntVar(&f.appsPerConfig, "apps-per-config", 0, "unikraft: different apps per configuration (default: all that fit; each is one more make; the other unikernels of a configuration repeat them with their own requests)")
 	cmd.Flags().IntVar(&f.configs, "configs", 0, "unikraft: Unikraft configurations to spread the fleet over (default: count / apps, rounded up; each one is one Unikraft build)")
 	cmd.Flags().StringVar(&f.unikraft, "unikraft", "", "unikraft: the Unikraft source tree (default: $UNIKRAFT_SRC, a clone, or the shared tarball)")
 	cmd.Flags().StringVar(&f.ukLog, "unikraft-log", "", "unikraft: append Unikraft's make output to this file")
@@ -57,7 +59,7 @@ func (f *corpusFlags) register(cmd *cobra.Command, defaultCount int) {
 
 func (f *corpusFlags) options(stderr io.Writer) corpus.Options {
 	o := corpus.Options{Count: f.count, Seed: f.seed, Jobs: f.jobs, CacheDir: f.cache, Inputs: f.inputs, Extras: f.extras,
-		Flavor: f.flavor, Configs: f.configs, Unikraft: f.unikraft}
+		Flavor: f.flavor, Configs: f.configs, AppsPerConfig: f.appsPerConfig, Unikraft: f.unikraft}
 	if f.guest != "" {
 		o.Guest = os.DirFS(f.guest)
 	}

@@ -35,8 +35,9 @@ type FleetOptions struct {
 	Log     io.Writer // progress and steps (stderr)
 	// Flavor is corpus.FlavorUnipool (default) or corpus.FlavorUnikraft;
 	// Configs the Unikraft configurations (0: the corpus's default).
-	Flavor  string
-	Configs int
+	Flavor        string
+	Configs       int
+	AppsPerConfig int // corpus.Options.AppsPerConfig
 }
 
 // BuildFleet builds the corpus, links every unikernel in every layout
@@ -54,7 +55,7 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	fmt.Fprintf(o.Log, "building a corpus of %d unikernels (seed %d, %s inputs, flavor %s)\n", o.Count, o.Seed, o.Inputs, cmp.Or(o.Flavor, corpus.FlavorUnipool))
 	bar := newBar(o.Log, -1, "compiling objects")
 	c, err := corpus.Build(ctx, corpus.Options{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Out: filepath.Join(o.Work, "corpus"), Jobs: o.Jobs,
-		Flavor: o.Flavor, Configs: o.Configs,
+		Flavor: o.Flavor, Configs: o.Configs, AppsPerConfig: o.AppsPerConfig,
 		Progress: func(done, total int) { bar.SetTotal(total); bar.Set(done) }})
 	bar.Finish()
 	if err != nil {

@@ -93,8 +93,9 @@ type MemoryOptions struct {
 	// instead of building one.
 	Fleet *Fleet
 	// Flavor and Configs say what fleet to build (FleetOptions).
-	Flavor  string
-	Configs int
+	Flavor        string
+	Configs       int
+	AppsPerConfig int
 	// FleetOnly stops after building the fleet in Work: for a later
 	// --reuse run on the emulated KVM host, where building is slow.
 	FleetOnly bool
@@ -154,7 +155,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		}
 		var err error
 		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log,
-			Flavor: o.Flavor, Configs: o.Configs})
+			Flavor: o.Flavor, Configs: o.Configs, AppsPerConfig: o.AppsPerConfig})
 		if err != nil {
 			return nil, err
 		}

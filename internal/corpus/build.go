@@ -43,6 +43,11 @@ type Options struct {
 	// Configs is how many Unikraft configurations a FlavorUnikraft corpus
 	// spreads over (0: one per as many unikernels as there are apps).
 	Configs int
+	// AppsPerConfig is how many different apps each configuration builds
+	// (0: as many as it has unikernels, up to all apps); the
+	// configuration's other unikernels repeat its apps with their own
+	// requests. Each further app is one more incremental make.
+	AppsPerConfig int
 	// Unikraft is the Unikraft tree (FlavorUnikraft; "": found as
 	// unikraft.Find does).
 	Unikraft string

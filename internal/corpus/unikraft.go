@@ -54,18 +54,24 @@ type unikraftPlan struct {
 }
 
 // planUnikraft draws the configurations and gives each unikernel its
-// configuration (i mod K) and app (the configuration's apps in turn).
-func planUnikraft(apps []unikraft.FleetApp, count, configs int, seed uint64, inputs string) ([]UnikraftConfig, []unikraftPlan, error) {
+// configuration (i mod K) and app (the configuration's apps in turn, at
+// most perConfig different ones; 0: all). With one app per
+// configuration, configuration c depends on c and the seed only, not on
+// K: the first K of a larger plan are the same builds.
+func planUnikraft(apps []unikraft.FleetApp, count, configs, perConfig int, seed uint64, inputs string) ([]UnikraftConfig, []unikraftPlan, error) {
 	if configs <= 0 {
 		configs = (count + len(apps) - 1) / len(apps)
 	}
 	configs = min(configs, count)
+	if perConfig <= 0 || perConfig > len(apps) {
+		perConfig = len(apps)
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x756b666c656574))
 	cfgs := make([]UnikraftConfig, configs)
 	var plans []unikraftPlan
 	for i := 0; i < count; i++ {
 		c := i % configs
-		app := apps[(i/configs+c)%len(apps)]
+		app := apps[((i/configs)%perConfig+c)%len(apps)]
 		req := "unipool"
 		if inputs == InputsDistinct {
 			req = fmt.Sprintf("req%04d", i)
@@ -80,6 +86,7 @@ func planUnikraft(apps []unikraft.FleetApp, count, configs int, seed uint64, inp
 	for _, a := range apps {
 		byName[a.Name] = a
 	}
+	seenSet := map[string]bool{}
 	for c := range cfgs {
 		cfg := &cfgs[c]
 		cfg.Name = fmt.Sprintf("c%03d", c)
@@ -89,33 +96,62 @@ func planUnikraft(apps []unikraft.FleetApp, count, configs int, seed uint64, inp
 				needs[k] = v
 			}
 		}
-		cfg.Set = map[string]string{}
-		for _, f := range unikraft.Features {
-			// Configuration 0 is the defconfig itself (with the apps'
-			// needs); the others draw each feature with p = 1/3.
-			if c == 0 || rng.IntN(3) != 0 {
-				continue
-			}
-			clash := false
-			for k, v := range f.Set {
-				if w, ok := needs[k]; ok && w != v {
-					clash = true
-				}
-			}
-			if clash {
-				continue // an app of this configuration needs otherwise
-			}
-			cfg.Features = append(cfg.Features, f.Name)
-			for k, v := range f.Set {
-				cfg.Set[k] = v
+		// A draw whose settings an earlier configuration already has is
+		// drawn again (a few times at most: with few features the space
+		// can run out), so K configurations are K different builds.
+		for try := 0; ; try++ {
+			cfg.Features, cfg.Set = drawFeatures(rng, c, needs)
+			if c == 0 || try == maxRedraws || !seenSet[settingsKey(cfg.Set)] {
+				break
 			}
 		}
-		for k, v := range needs {
-			cfg.Set[k] = v
-		}
+		seenSet[settingsKey(cfg.Set)] = true
 		cfg.Apps = dedupe(cfg.Apps)
 	}
 	return cfgs, plans, nil
+}
+
+// maxRedraws bounds how often planUnikraft draws a configuration again
+// whose settings an earlier one has.
+const maxRedraws = 64
+
+// drawFeatures draws configuration c's features: configuration 0 is the
+// defconfig itself (with its apps' needs); the others draw each feature
+// with p = 1/3, leaving out one that contradicts an app's need.
+func drawFeatures(rng *rand.Rand, c int, needs map[string]string) ([]string, map[string]string) {
+	var features []string
+	set := map[string]string{}
+	for _, f := range unikraft.Features {
+		if c == 0 || rng.IntN(3) != 0 {
+			continue
+		}
+		clash := false
+		for k, v := range f.Set {
+			if w, ok := needs[k]; ok && w != v {
+				clash = true
+			}
+		}
+		if clash {
+			continue // an app of this configuration needs otherwise
+		}
+		features = append(features, f.Name)
+		for k, v := range f.Set {
+			set[k] = v
+		}
+	}
+	for k, v := range needs {
+		set[k] = v
+	}
+	return features, set
+}
+
+// settingsKey is a configuration's settings as one comparable string.
+func settingsKey(set map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(set) {
+		fmt.Fprintf(&b, "%s=%s\n", k, set[k])
+	}
+	return b.String()
 }
 
 func dedupe(s []string) []string {
@@ -146,7 +182,7 @@ func buildUnikraft(ctx context.Context, o Options) (*Corpus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("corpus --flavor unikraft: %w", err)
 	}
-	cfgs, plans, err := planUnikraft(apps, o.Count, o.Configs, o.Seed, o.Inputs)
+	cfgs, plans, err := planUnikraft(apps, o.Count, o.Configs, o.AppsPerConfig, o.Seed, o.Inputs)
 	if err != nil {
 		return nil, err
 	}

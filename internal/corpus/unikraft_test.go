@@ -28,7 +28,7 @@ func TestUnikraftPlanSpreadsTheFleetOverFewConfigurationsEachWithWhatItsAppsNeed
 	for _, a := range apps {
 		byName[a.Name] = a
 	}
-	cfgs, plans, err := planUnikraft(apps, 60, 0, 7, InputsDistinct)
+	cfgs, plans, err := planUnikraft(apps, 60, 0, 0, 7, InputsDistinct)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,15 +70,45 @@ func TestUnikraftPlanSpreadsTheFleetOverFewConfigurationsEachWithWhatItsAppsNeed
 			t.Errorf("%s: expect %q", p.name, p.expect)
 		}
 	}
-	again, _, _ := planUnikraft(apps, 60, 0, 7, InputsDistinct)
+	again, _, _ := planUnikraft(apps, 60, 0, 0, 7, InputsDistinct)
 	for i := range cfgs {
 		if strings.Join(cfgs[i].Features, ",") != strings.Join(again[i].Features, ",") {
 			t.Fatalf("the plan is not a function of the seed: %v then %v", cfgs[i].Features, again[i].Features)
 		}
 	}
-	one, _, _ := planUnikraft(apps, 50, 50, 7, InputsRepeated)
-	if len(one) != 50 {
-		t.Errorf("--configs 50: %d configurations", len(one))
+	// --apps-per-config 1: every configuration one app (one make), its
+	// other unikernels the same app with their own requests; and the
+	// first K configurations of a larger plan are the same builds.
+	single, splans, _ := planUnikraft(apps, 200, 50, 1, 1, InputsDistinct)
+	fewer, _, _ := planUnikraft(apps, 60, 30, 1, 1, InputsDistinct)
+	for _, c := range single {
+		if len(c.Apps) != 1 {
+			t.Errorf("--apps-per-config 1: configuration %s has apps %v", c.Name, c.Apps)
+		}
+	}
+	if len(splans) != 200 || splans[0].app.Name == splans[1].app.Name {
+		t.Errorf("--apps-per-config 1: neighbouring configurations share their app (%s)", splans[0].app.Name)
+	}
+	for i := range fewer {
+		if settingsKey(fewer[i].Set) != settingsKey(single[i].Set) || fewer[i].Apps[0] != single[i].Apps[0] {
+			t.Errorf("configuration %d differs between --configs 30 and --configs 50: %v %v / %v %v", i, fewer[i].Apps, fewer[i].Set, single[i].Apps, single[i].Set)
+		}
+	}
+	for _, seed := range []uint64{1, 7} {
+		fifty, _, _ := planUnikraft(apps, 200, 50, 0, seed, InputsRepeated)
+		if len(fifty) != 50 {
+			t.Errorf("--configs 50: %d configurations", len(fifty))
+		}
+		// K configurations are K different builds: no two with the
+		// same settings (a repeated draw is drawn again).
+		sets := map[string]string{}
+		for _, c := range fifty {
+			k := settingsKey(c.Set)
+			if prev, ok := sets[k]; ok {
+				t.Errorf("seed %d: configurations %s and %s have the same settings %v", seed, prev, c.Name, c.Set)
+			}
+			sets[k] = c.Name
+		}
 	}
 }
 

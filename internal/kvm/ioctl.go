@@ -71,6 +71,7 @@ var (
 	reqSetCPUID2           = iow(0x90, sizeOf[cpuid2Header]())
 	reqGetTSCKHz           = io(0xa3)
 	reqGetXCRs             = ior(0xa6, sizeOf[XCRs]())
+	reqSetGuestDebug       = iow(0x9b, sizeOf[GuestDebug]())
 	reqSetXCRs             = iow(0xa7, sizeOf[XCRs]())
 )
 
@@ -83,3 +84,7 @@ func RunIoctls() []uintptr { return []uintptr{reqRun, reqGetRegs, reqGetSregs} }
 // changes the VM's memory slots while the guest runs (a Linux-boot guest's
 // written shared page becomes a private slot): KVM_SET_USER_MEMORY_REGION.
 func SlotIoctls() []uintptr { return []uintptr{reqSetUserMemoryRegion} }
+
+// DebugIoctls are what a running vCPU thread also needs when the monitor
+// single-steps the guest: KVM_SET_GUEST_DEBUG (to stop stepping).
+func DebugIoctls() []uintptr { return []uintptr{reqSetGuestDebug} }

@@ -24,6 +24,7 @@ func TestLayoutsMatchLinuxKVMHeader(t *testing.T) {
 		{"kvm_msr_entry", unsafe.Sizeof(MSREntry{}), 16},
 		{"kvm_cpuid_entry2", unsafe.Sizeof(CPUIDEntry2{}), 40},
 		{"kvm_xcrs", unsafe.Sizeof(XCRs{}), 392},
+		{"kvm_guest_debug", unsafe.Sizeof(GuestDebug{}), 72},
 		{"kvm_run.io", unsafe.Sizeof(RunIO{}), 16},
 		{"kvm_run.mmio", unsafe.Sizeof(RunMMIO{}), 24},
 		{"kvm_run head", unsafe.Offsetof(Run{}.exit), 32},
@@ -52,6 +53,7 @@ func TestLayoutsMatchLinuxKVMHeader(t *testing.T) {
 		{"KVM_SET_MSRS", reqSetMSRs, 0x4008AE89},
 		{"KVM_SET_IDENTITY_MAP_ADDR", reqSetIdentityMapAddr, 0x4008AE48},
 		{"KVM_SET_XCRS", reqSetXCRs, 0x4188AEA7},
+		{"KVM_SET_GUEST_DEBUG", reqSetGuestDebug, 0x4048AE9B},
 	}
 	for _, r := range reqs {
 		if r.got != r.want {

@@ -99,6 +99,21 @@ type cpuid2Header struct {
 	_    uint32
 }
 
+// GuestDebug is struct kvm_guest_debug on x86-64: Control is
+// GuestDebugEnable | GuestDebugSingleStep..., DebugReg the debug
+// registers (KVM_GUESTDBG_USE_HW_BP).
+type GuestDebug struct {
+	Control  uint32
+	_        uint32
+	DebugReg [8]uint64
+}
+
+// GuestDebug.Control bits (KVM_GUESTDBG_*).
+const (
+	GuestDebugEnable     = 1 << 0
+	GuestDebugSingleStep = 1 << 1
+)
+
 // Capabilities (KVM_CAP_*) this package's users check.
 const (
 	CapUserMemory    = 3

@@ -85,6 +85,14 @@ func (c *VCPU) SetSregs(s Sregs) error {
 	return nil
 }
 
+// SetGuestDebug is KVM_SET_GUEST_DEBUG.
+func (c *VCPU) SetGuestDebug(d GuestDebug) error {
+	if err := ioctlArg(c.fd, reqSetGuestDebug, ptr(&d)); err != nil {
+		return fmt.Errorf("KVM_SET_GUEST_DEBUG: %w", err)
+	}
+	return nil
+}
+
 // Translate is KVM_TRANSLATE: the guest-physical address of a guest
 // virtual one under the vCPU's current page tables.
 func (c *VCPU) Translate(gva uint64) (Translation, error) {

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -19,8 +20,11 @@ type plainImage struct {
 	segments []Mapping // page-aligned, merged, with their bytes
 	loads    []load    // the PT_LOAD headers as they are, for stock loading
 	tls      *elf.Prog
-	linux    bool   // boots by the Linux protocol (a Unikraft image)
-	bootInfo uint32 // the boot-info version its guest accepts
+	linux    bool // boots by the Linux protocol (a Unikraft image)
+	// multiboot: an ELF32 multiboot kernel (Unikraft's QEMU flavour),
+	// loaded by its physical addresses.
+	multiboot bool
+	bootInfo  uint32 // the boot-info version its guest accepts
 }
 
 // load is one PT_LOAD segment (its bytes are in segments).
@@ -30,19 +34,27 @@ type load struct {
 }
 
 func readPlainImage(path string) (*plainImage, error) {
-	f, err := elf.Open(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
-	defer f.Close()
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
-		return nil, fmt.Errorf("image %s: not an ELF64 x86-64 executable", path)
+	defer fh.Close()
+	f, err := elf.NewFile(fh)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	multiboot, err := isMultibootImage(f, fh)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if !multiboot && (f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64) {
+		return nil, fmt.Errorf("image %s: not an ELF64 x86-64 executable (nor an ELF32 multiboot kernel)", path)
 	}
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{path: path, entry: f.Entry, linux: isUnikraftImage(f)}
-	if !img.linux {
+	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f)}
+	if !img.linux && !img.multiboot {
 		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
@@ -62,6 +74,11 @@ func readPlainImage(path string) (*plainImage, error) {
 		}
 		if p.Filesz > p.Memsz || p.Vaddr+p.Memsz < p.Vaddr {
 			return nil, fmt.Errorf("image %s: bad PT_LOAD at %#x", path, p.Vaddr)
+		}
+		if img.multiboot && p.Paddr != p.Vaddr {
+			// Multiboot loads by physical address and enters with
+			// paging off: guest-physical = guest-virtual here.
+			return nil, fmt.Errorf("image %s: multiboot segment linked at %#x but loaded at physical %#x; only identity-linked kernels are loaded", path, p.Vaddr, p.Paddr)
 		}
 		lo := pageDown(p.Vaddr)
 		hi := pageUp(p.Vaddr + p.Memsz)
@@ -131,7 +148,15 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 			lay.Mappings = append(lay.Mappings, s)
 		}
 	}
-	if p.image.linux {
+	if p.image.multiboot {
+		// A multiboot loader's command line starts with the kernel's
+		// name (QEMU's -kernel: "FILE APPEND"; GRUB: the path), and
+		// Unikraft makes all of it argv.
+		opt.Cmdline = p.u.Image + " " + opt.Cmdline
+		if err := lay.addMultibootMemory(opt); err != nil {
+			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
+		}
+	} else if p.image.linux {
 		if err := lay.addLinuxBootMemory(opt); err != nil {
 			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 		}

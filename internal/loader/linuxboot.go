@@ -124,9 +124,12 @@ func isUnikraftImage(f *elf.File) bool {
 }
 
 // Boot is the boot protocol of every instance of p: "" (the unipool
-// guest ABI) or BootLinux64.
+// guest ABI), BootLinux64 or BootMultiboot.
 func (p *Prepared) Boot() string {
 	if p.image != nil {
+		if p.image.multiboot {
+			return BootMultiboot
+		}
 		if p.image.linux {
 			return BootLinux64
 		}

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/unipool/unipool/internal/kvm"
-	"github.com/unipool/unipool/internal/loader"
 )
 
 // A Linux-boot VM (loader.BootLinux64: Unikraft's kvm platform as
@@ -277,9 +276,6 @@ func (m *machine) nextSlot() uint32 {
 		}
 	}
 }
-
-// isLinuxBoot tells whether the machine's guest boots by the Linux protocol.
-func isLinuxBoot(boot string) bool { return boot == loader.BootLinux64 }
 
 // writeSharedPage completes a guest write that KVM refused because it hit
 // a read-only slot: the pages it touches become the VM's own

@@ -159,9 +159,13 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			// From here on the thread only runs the guest: confine it
 			// (its VM is built; Run's fds stay open, no new ones come).
 			ioctls := kvm.RunIoctls()
-			if isLinuxBoot(boot) {
+			if identityBoot(boot) {
 				// copySharedPage splits slots while the guest runs.
 				ioctls = append(ioctls, kvm.SlotIoctls()...)
+			}
+			if boot == loader.BootMultiboot {
+				// stepEntry's guest stops being single-stepped.
+				ioctls = append(ioctls, kvm.DebugIoctls()...)
 			}
 			if err := seccomp.ConfineThread(seccomp.VCPU(os.Getpid(), ioctls...)); err != nil {
 				in.result.ExitCode, in.result.Error = -1, fmt.Sprintf("kvm monitor: confine the vCPU thread: %v", err)

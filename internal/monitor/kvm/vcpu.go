@@ -103,6 +103,8 @@ func (m *machine) handleExit(r *kvm.Run) *outcome {
 		return &outcome{exitCode: -1, err: fmt.Sprintf("KVM internal error, suberror %d, at %s%s", in.Suberror, m.ripString(), detail)}
 	case kvm.ExitIntr:
 		return nil
+	case kvm.ExitDebug:
+		return m.entryStepped()
 	default:
 		return &outcome{exitCode: -1, err: fmt.Sprintf("unexpected KVM exit reason %d at %s", r.ExitReason, m.ripString())}
 	}

@@ -38,6 +38,9 @@ type machine struct {
 	// shared pages it made its own (copySharedPage).
 	slots   []memSlot
 	written int
+	// steps counts the single-stepped instructions of a multiboot
+	// guest's 32-bit entry; -1 once it runs 64-bit code (multiboot.go).
+	steps int
 
 	// mu guards the thread the vCPU runs on, so a timeout never signals a
 	// thread that has moved on.
@@ -98,7 +101,7 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 	if err = m.vm.SetTSSAddr(gpaKVMTSS); err != nil {
 		return nil, err
 	}
-	linux := isLinuxBoot(boot)
+	linux := identityBoot(boot)
 	if linux {
 		if err = m.vm.CreateIRQChip(); err != nil {
 			return nil, err
@@ -129,7 +132,7 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 	if m.layout, err = plan(tsc); err != nil {
 		return nil, err
 	}
-	if isLinuxBoot(m.layout.Boot) != linux {
+	if identityBoot(m.layout.Boot) != linux || (linux && m.layout.Boot != boot) {
 		return nil, fmt.Errorf("the layout boots by protocol %q, the VM was made for %q", m.layout.Boot, boot)
 	}
 	if linux {
@@ -146,6 +149,9 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 	}
 	longModeSregs(&s, m.cr3)
 	regs := entryRegs(m.layout.Entry, m.layout.StackTop, m.layout.BootInfo)
+	if m.layout.Boot == loader.BootMultiboot && m.layout.Resume == nil {
+		regs = multibootEntry(&s, m.layout)
+	}
 	if r := m.layout.Resume; r != nil {
 		// From a snapshot: its registers at the ready point, its
 		// console output replayed.
@@ -156,11 +162,14 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 	if err = m.cpu.SetSregs(s); err != nil {
 		return nil, err
 	}
-	if linux && m.layout.Resume == nil {
+	if m.layout.Boot == loader.BootLinux64 && m.layout.Resume == nil {
 		// The boot protocol: the zero page in %rsi.
 		regs = kvm.Regs{RIP: m.layout.Entry, RSP: linuxBootStack, RSI: m.layout.BootInfo, RFLAGS: rflagsReserved}
 	}
 	if err = m.cpu.SetRegs(regs); err != nil {
+		return nil, err
+	}
+	if err = m.stepEntry(); err != nil {
 		return nil, err
 	}
 	return m, nil

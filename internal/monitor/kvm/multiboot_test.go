@@ -1,0 +1,97 @@
+package kvm
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/monitor"
+)
+
+// TestAMultibootKernelStartsIn32BitModeWithTheMagicAndItsInfo: the
+// loader's test kernel (testdata/multiboot.S: an ELF32 multiboot kernel)
+// checks %eax for the boot loader's magic and prints the command line it
+// finds through the information at %ebx, then powers off through ACPI:
+// it prints nothing unless the entry state is the Multiboot one.
+func TestAMultibootKernelStartsIn32BitModeWithTheMagicAndItsInfo(t *testing.T) {
+	needKVM(t)
+	needTools(t, "as", "ld")
+	bin := cliBinary(t)
+	dir := t.TempDir()
+	obj, img := filepath.Join(dir, "k.o"), filepath.Join(dir, "k.elf")
+	for _, c := range [][]string{
+		{"as", "--32", "-o", obj, "../../loader/testdata/multiboot.S"},
+		{"ld", "-m", "elf_i386", "-Ttext=0x100000", "-e", "_start", "-o", img, obj},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	stdout, stderr, code := cli(t, bin, "run", "--json", "--monitor", "kvm", "--timeout", "60s", "--image", img, "--cmdline", "hello multiboot")
+	var rs []monitor.Result
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil || len(rs) != 1 {
+		t.Fatalf("status %d, stdout %q, stderr %q: %v", code, stdout, stderr, err)
+	}
+	if r := rs[0]; code != 0 || r.Output != img+" hello multiboot\n" || r.Shutdown == "" {
+		t.Errorf("status %d, output %q, shutdown %q, error %q; want the kernel's name and command line, then an ACPI power-off",
+			code, r.Output, r.Shutdown, r.Error)
+	}
+}
+
+// TestUnikraftQEMUFlavourPrintsUnderKVMTheLinesQEMUTCGPrinted: Unikraft's
+// helloworld built with its QEMU defconfig (kvm platform, multiboot entry)
+// is one stock image; scripts/test.sh boots it in qemu-system-x86_64
+// under TCG outside the emulated host and keeps the serial console
+// (UNIPOOL_KVM_UNIKRAFT/qemu.elf, qemu-tcg.out, qemu.append), and here
+// the KVM monitor boots the same file with the same command line: both
+// print the same lines.
+func TestUnikraftQEMUFlavourPrintsUnderKVMTheLinesQEMUTCGPrinted(t *testing.T) {
+	dir := os.Getenv("UNIPOOL_KVM_UNIKRAFT")
+	if dir == "" {
+		t.Skip("UNIPOOL_KVM_UNIKRAFT not set (scripts/test.sh sets it)")
+	}
+	needKVM(t)
+	bin := cliBinary(t)
+	img := filepath.Join(dir, "qemu.elf")
+	want, err := os.ReadFile(filepath.Join(dir, "qemu-tcg.out"))
+	if err != nil {
+		t.Fatalf("QEMU's console of the same image (scripts/test.sh records it): %v", err)
+	}
+	appendArgs, err := os.ReadFile(filepath.Join(dir, "qemu.append"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := cli(t, bin, "run", "--json", "--monitor", "kvm", "--timeout", "240s", "--image", img,
+		"--cmdline", strings.TrimSuffix(string(appendArgs), "\n"))
+	var rs []monitor.Result
+	if err := json.Unmarshal([]byte(stdout), &rs); err != nil || len(rs) != 1 {
+		t.Fatalf("status %d, stdout %q, stderr %q: %v", code, stdout, stderr, err)
+	}
+	r := rs[0]
+	if code != 0 || r.Shutdown == "" || r.Error != "" {
+		t.Errorf("status %d, shutdown %q, error %q; want a clean shutdown", code, r.Shutdown, r.Error)
+	}
+	got, qemu := consoleLines(r.Output), consoleLines(string(want))
+	if !strings.Contains(strings.Join(qemu, "\n"), "Hello world!") {
+		t.Fatalf("QEMU's console has no Hello world!: %q", qemu)
+	}
+	if strings.Join(got, "\n") != strings.Join(qemu, "\n") {
+		t.Errorf("the KVM monitor printed\n%q\nQEMU (TCG) printed\n%q", got, qemu)
+	}
+	if len(got) > 0 {
+		t.Logf("%d lines the same under both, the last %q", len(got), got[len(got)-1])
+	}
+}
+
+// consoleLines splits serial output into lines, without the carriage
+// returns a terminal needs, and without trailing empty lines.
+func consoleLines(s string) []string {
+	lines := strings.Split(strings.ReplaceAll(s, "\r", ""), "\n")
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
