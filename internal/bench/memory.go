@@ -142,6 +142,13 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		for l := range layouts {
 			lay = append(lay, l)
 		}
+		// The page analysis compares every layout the fleet was linked
+		// in, not only the modes' (a --fleet-only build links all three).
+		for _, l := range []string{link.LayoutPacked, link.LayoutDCE} {
+			if _, err := os.Stat(filepath.Join(o.Work, "images", l)); err == nil && !layouts[l] {
+				lay = append(lay, l)
+			}
+		}
 		var err error
 		if fleet, err = LoadFleet(o.Work, lay, o.Inputs); err != nil {
 			return nil, err
