@@ -20,21 +20,27 @@ func Runtime(pid int) []Rule {
 }
 
 // Tracer is the process monitor's tracer thread: it forks and execs the
-// instance stub (vfork-style clone only: no new threads, no namespaces),
+// instance stub (vfork-style clone, and the stub's one fork of itself:
+// no new threads, no namespaces),
 // traces it with a handful of ptrace requests (never ATTACH or SEIZE, nor
 // POKE), reads and writes its memory, reads /proc files (opened read-only,
 // never created), kills with SIGKILL. The stub it builds inherits the
 // filter, so the calls injected into it (mmap of the pool fds, mprotect,
-// madvise, close, prlimit of itself, prctl name and no_new_privs,
+// madvise, close, close_range, prlimit of itself, prctl name and no_new_privs,
 // seccomp's own filter) are allowed too; then the stub's own filter
 // refuses everything.
 func Tracer(pid int) []Rule {
 	rs := Runtime(pid)
 	rs = append(rs, Allow(unix.SYS_WAIT4, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV,
 		unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_PIPE2, unix.SYS_DUP3, unix.SYS_DUP2, unix.SYS_CHDIR,
-		unix.SYS_EXECVE, unix.SYS_RT_SIGACTION)...)
+		unix.SYS_EXECVE, unix.SYS_RT_SIGACTION, unix.SYS_CLOSE_RANGE)...)
 	const vfork = unix.CLONE_VM | unix.CLONE_VFORK | uint32(unix.SIGCHLD)
 	rs = append(rs, Rule{Nr: unix.SYS_CLONE, Args: []Arg{Eq(0, vfork)}})
+	// The exec'd stub forks itself once, a traced sibling that becomes the
+	// instance process, so that it gets a small fd table of its own
+	// (process.refork): a plain fork, no new thread, no namespace.
+	const refork = unix.CLONE_PARENT | unix.CLONE_PTRACE | uint32(unix.SIGCHLD)
+	rs = append(rs, Rule{Nr: unix.SYS_CLONE, Args: []Arg{Eq(0, refork)}})
 	for _, req := range []uint32{unix.PTRACE_TRACEME, unix.PTRACE_CONT, unix.PTRACE_GETREGS, unix.PTRACE_SETREGS,
 		unix.PTRACE_GETREGSET, unix.PTRACE_SETREGSET, unix.PTRACE_GETSIGINFO, unix.PTRACE_SETOPTIONS, unix.PTRACE_GETEVENTMSG} {
 		rs = append(rs, Rule{Nr: unix.SYS_PTRACE, Args: []Arg{Eq(0, req)}})

@@ -20,8 +20,8 @@ import (
 // stub page, make the layout's mappings, confine it, enter the guest.
 
 // spawn forks and execs the stub with files as fds 0..n-1 (and the stub
-// itself as fd n) and returns the
-// pid of the child, stopped at its exec. It must run on the tracer thread.
+// itself as fd n) and returns the pid of the instance process: a fork of
+// the exec'd stub (refork), stopped. It must run on the tracer thread.
 func spawn(files []uintptr) (int, error) {
 	stub, err := stubExecutable()
 	if err != nil {
@@ -53,7 +53,77 @@ func spawn(files []uintptr) (int, error) {
 	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACEEXIT); err != nil {
 		return pid, fmt.Errorf("ptrace(SETOPTIONS, %d): %w", pid, err)
 	}
+	return refork(pid, len(all))
+}
+
+// refork replaces the exec'd stub pid by a fork of it, made from the stub,
+// and returns the fork's pid, stopped and traced by this thread.
+//
+// Why: a forked process gets a copy of its parent's fd table sized to the
+// parent's highest open fd, and the table never shrinks: neither exec nor
+// closing fds frees it. A monitor that runs a thousand unikernels holds
+// their ~6,000 verified blob fds open (launch.Resolve), so every instance
+// process inherited an 8,192-slot table, 65 KiB of unreclaimable kernel
+// memory (a kmalloc'd fd array and bitmaps) for the 3-20 fds it ever has
+// open: half of what the kernel paid per shared instance. The stub holds
+// only fds 0..n after its exec (all others are close-on-exec), so its
+// fork gets the table embedded in its files_struct (64 slots), and the
+// stub, with the big table, is killed and reaped here. CLONE_PARENT makes
+// the fork this thread's child, CLONE_PTRACE this thread's tracee (with
+// the stub's ptrace options); it starts with a SIGSTOP.
+func refork(stub, nfds int) (int, error) {
+	fail := func(pid int, err error) (int, error) {
+		if pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			reap(pid)
+		}
+		reap(stub)
+		return 0, err
+	}
+	r, err := newRemote(stub)
+	if err != nil {
+		return fail(0, err)
+	}
+	if _, err := r.call(unix.SYS_CLOSE_RANGE, uint64(nfds), uint64(^uint32(0)), 0); err != nil {
+		return fail(0, fmt.Errorf("start instance process: close_range: %w", err))
+	}
+	ret, err := r.call(unix.SYS_CLONE, unix.CLONE_PARENT|unix.CLONE_PTRACE|uint64(unix.SIGCHLD), 0, 0, 0, 0)
+	if err != nil {
+		return fail(0, fmt.Errorf("start instance process: fork of the stub: %w", err))
+	}
+	pid := int(ret)
+	for {
+		_, ws, err := waitPid(pid, false)
+		if err != nil {
+			return fail(pid, err)
+		}
+		if ws.Exited() || ws.Signaled() {
+			return fail(0, fmt.Errorf("start instance process: fork of the stub died (%s)", describeStatus(ws)))
+		}
+		if ws.Stopped() && ws.StopSignal() == unix.SIGSTOP {
+			break
+		}
+		if err := cont(pid, 0); err != nil {
+			return fail(pid, err)
+		}
+	}
+	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACEEXIT); err != nil {
+		return fail(pid, fmt.Errorf("ptrace(SETOPTIONS, %d): %w", pid, err))
+	}
+	reap(stub)
 	return pid, nil
+}
+
+// reap kills a tracee of this thread and waits until it is gone.
+func reap(pid int) {
+	_ = unix.Kill(pid, unix.SIGKILL)
+	for {
+		_, ws, err := waitPid(pid, false)
+		if err != nil || ws.Exited() || ws.Signaled() {
+			return
+		}
+		_ = cont(pid, 0) // its exit event (PTRACE_O_TRACEEXIT)
+	}
 }
 
 // buildOptions are the per-run choices build needs.

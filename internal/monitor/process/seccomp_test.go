@@ -105,3 +105,43 @@ func TestBuiltInstanceHoldsNoStubAndIsConfined(t *testing.T) {
 		t.Errorf("instance not under its seccomp filter:\n%s", status)
 	}
 }
+
+// A forked process inherits a copy of its parent's fd table sized to the
+// parent's highest open fd, and it never shrinks; a monitor holding a
+// thousand unikernels' blob fds made every instance pay 65 KiB of kernel
+// memory for it. The instance process must get the small embedded table
+// (64 slots) however many fds the monitor holds.
+func TestInstanceProcessHasASmallFdTableWhateverTheMonitorHolds(t *testing.T) {
+	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
+	var held []*os.File
+	for range 600 {
+		f, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, f)
+	}
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+	}()
+	var status, self string
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 2, Hold: time.Minute, Resident: func(p []int) {
+		s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p[1]))
+		m, err2 := os.ReadFile("/proc/self/status")
+		if err != nil || err2 != nil {
+			t.Error(err, err2)
+		}
+		status, self = string(s), string(m)
+	}})
+	if rs[0].Error != "" || rs[0].ExitCode != 7 || rs[1].Error != "" || rs[1].ExitCode != 7 {
+		t.Fatalf("results %+v", rs)
+	}
+	if !strings.Contains(self, "FDSize:\t1024") && !strings.Contains(self, "FDSize:\t2048") {
+		t.Fatalf("the test's own fd table is not large:\n%s", self)
+	}
+	if !strings.Contains(status, "FDSize:\t64\n") {
+		t.Errorf("instance process fd table not the small one:\n%s", status)
+	}
+}
