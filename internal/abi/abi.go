@@ -55,6 +55,15 @@ const (
 	// regions (page granular: 2^24 page slots, 24 bits of entropy).
 	ASLRBase = 0x1_0000_0000
 	ASLRSize = 0x10_0000_0000
+	// ASLRSpan is the part of the ASLR window that holds all of one
+	// instance's regions: an aligned GiB drawn at random per instance
+	// (larger, by powers of two, for an instance whose regions would
+	// cover more than an eighth of it), each region at its own random
+	// page inside it. Every region's base is uniform over the whole
+	// window (6 + 18 bits), and the regions share their upper page-table
+	// levels: one PMD page for all of them instead of one each (a region
+	// leaked gives the span: 18 bits are left to every other region).
+	ASLRSpan = 1 << 30
 	// PageSize is the only page size unipool uses for layout.
 	PageSize = 0x1000
 	// DefaultStackSize is the guest stack the monitors give.

@@ -168,6 +168,10 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 		opt.secrets()
 		pl := &placer{rng: opt.Rand}
 		if opt.ASLR {
+			if err := pl.drawSpan(privateTotal(opt), 0); err != nil {
+				return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
+			}
+			lay.ASLRSpan = pl.spanSize
 			// The image itself stays where it was linked; its
 			// per-instance areas move.
 			for _, m := range lay.Mappings {

@@ -94,6 +94,13 @@ type Layout struct {
 	// names and the Areas' names; 0 for a region at a fixed address),
 	// of the "canary" and of the guest's "seed".
 	Entropy map[string]float64
+	// EntropyGiven (under ASLR) is what is left of each region's
+	// entropy to someone who knows another region's base of the same
+	// instance: its bits within the instance's span (abi.ASLRSpan).
+	EntropyGiven map[string]float64
+	// ASLRSpan (under ASLR) is the size of the span of the window that
+	// holds all of the instance's regions (aligned to its size).
+	ASLRSpan uint64
 	// Canary and Seed are what the boot info handed the guest: its stack
 	// canary and its random seed (the guest clears both once taken).
 	Canary, Seed uint64
@@ -116,7 +123,7 @@ func (lay *Layout) Report(r *monitor.Result) {
 	if len(lay.Bases) > 0 {
 		r.Bases = lay.Bases
 	}
-	r.Areas, r.EntropyBits = lay.Areas, lay.Entropy
+	r.Areas, r.EntropyBits, r.EntropyBitsGivenAnother = lay.Areas, lay.Entropy, lay.EntropyGiven
 	if lay.Seeded {
 		r.InsecureSeed = SeededWarning
 	}
@@ -256,11 +263,25 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 	}
 	opt.secrets()
 	pl := &placer{rng: opt.Rand}
+	if opt.ASLR {
+		total, extent := privateTotal(opt), uint64(0)
+		for _, l := range p.cfg.Libraries {
+			if l.NoASLR == "" {
+				for _, sp := range regionSpans(l.Region) {
+					total += sp.hi - sp.lo + 2*abi.PageSize
+				}
+				extent = max(extent, pageUp(l.Region.Extent()))
+			}
+		}
+		if err := pl.drawSpan(total, extent); err != nil {
+			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+		}
+	}
 	bases, err := p.bases(opt, pl)
 	if err != nil {
 		return nil, err
 	}
-	lay := &Layout{Bases: map[string]uint64{}, Entropy: map[string]float64{}}
+	lay := &Layout{Bases: map[string]uint64{}, Entropy: map[string]float64{}, EntropyGiven: map[string]float64{}, ASLRSpan: pl.spanSize}
 	addr := func(a desc.Addr) uint64 { return bases[a.Lib] + a.Off }
 	arena := arenaPages{}
 	for i, l := range p.cfg.Libraries {
@@ -270,7 +291,8 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		if opt.ASLR && l.NoASLR == "" {
 			// A dense region moves with its private part: the
 			// window must hold both.
-			lay.Entropy[l.Name] = EntropyBits(l.Region.Extent())
+			lay.Entropy[l.Name] = pl.EntropyBits(l.Region.Extent())
+			lay.EntropyGiven[l.Name] = pl.GivenAnotherBits(l.Region.Extent())
 		}
 		r := l.Region
 		if l.Tramp.Size > 0 {
@@ -545,6 +567,9 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 	if lay.Entropy == nil {
 		lay.Entropy = map[string]float64{}
 	}
+	if opt.ASLR && lay.EntropyGiven == nil {
+		lay.EntropyGiven = map[string]float64{}
+	}
 	lay.Areas = map[string]uint64{}
 	var bootAddr, stackAddr, heapAddr, tlsAddr, tlsSize uint64
 	if opt.ASLR {
@@ -559,7 +584,8 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 			if *a.at, err = pl.place(a.size, a.name); err != nil {
 				return err
 			}
-			lay.Entropy[a.name] = EntropyBits(a.size)
+			lay.Entropy[a.name] = pl.EntropyBits(a.size)
+			lay.EntropyGiven[a.name] = pl.GivenAnotherBits(a.size)
 		}
 		bi.TLSArea, bi.TLSAreaSize = tlsAddr, tlsSize
 	} else {
@@ -723,4 +749,14 @@ func statBlob(u monitor.Unikernel, digest string) (os.FileInfo, error) {
 	}
 	defer f.Close()
 	return f.Stat()
+}
+
+// privateTotal bounds the bytes the per-instance areas take in the ASLR
+// span (addPrivateMemory): heap and stack, boot info, TLS, guard pages.
+func privateTotal(opt Options) uint64 {
+	mem := opt.MemSize
+	if mem == 0 {
+		mem = DefaultMemSize
+	}
+	return pageUp(mem) + pageUp(opt.BootArea) + 1<<20
 }

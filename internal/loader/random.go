@@ -68,33 +68,78 @@ const (
 // span is a taken range of guest addresses.
 type span struct{ lo, hi uint64 }
 
-// placer hands out ranges of the ASLR window: each base is drawn
-// uniformly among the page-aligned positions where the range fits the
-// window, and drawn again if it comes within a guard page of a range
-// already taken (regions cover a few MiB of 64 GiB: a redraw is rare, so
-// each base stays uniform over its window up to that).
+// placer hands out ranges of the ASLR window for one instance. It first
+// draws the instance's span (abi.ASLRSpan: an aligned part of the window,
+// uniform among the window's), then each range at a page drawn uniformly
+// among the positions where it fits the span, drawn again if it comes
+// within a guard page of a range already taken (the ranges cover at most
+// an eighth of the span: a redraw is rare, so each base stays uniform up
+// to that). A base is so uniform over the whole window, and independent of
+// every other base within the span; given another region's base (which
+// gives the span) it keeps the bits of its position in the span.
+//
+// Why a span: every 1 GiB of address space an instance touches costs it a
+// page-middle-directory page, every 2 MiB a page-table page. Bases drawn
+// over the whole 64 GiB window put each region in a GiB of its own: ~20
+// regions, ~40 page-table pages (160 KiB) per instance where the same
+// instance without --aslr needs ~7. In one span they share one PMD page.
 type placer struct {
 	rng   *rand.Rand
 	taken []span
+	// base and size of the instance's span (size 0: not drawn yet).
+	spanBase, spanSize uint64
+}
+
+// spanSlots is the number of page-aligned positions a range of size bytes
+// has in a span of spanSize bytes.
+func spanSlots(spanSize, size uint64) uint64 {
+	if size > spanSize {
+		return 0
+	}
+	return (spanSize-size)/abi.PageSize + 1
 }
 
 // windowSlots is the number of page-aligned positions a range of size
-// bytes has in the ASLR window.
-func windowSlots(size uint64) uint64 {
-	if size > abi.ASLRSize {
-		return 0
-	}
-	return (abi.ASLRSize-size)/abi.PageSize + 1
-}
+// bytes has in the whole ASLR window.
+func windowSlots(size uint64) uint64 { return spanSlots(abi.ASLRSize, size) }
 
-// EntropyBits is the entropy of a base drawn by the placer for a range of
-// size bytes: log2 of its positions in the window.
-func EntropyBits(size uint64) float64 {
-	n := windowSlots(size)
+func log2Round(n uint64) float64 {
 	if n == 0 {
 		return 0
 	}
 	return math.Round(math.Log2(float64(n))*100) / 100 // two decimals: what a reader needs
+}
+
+// drawSpan picks the instance's span for ranges of total bytes in all
+// (guard pages included), the widest reaching over extent bytes (a dense
+// library region and its private part in the data arena move as one, up
+// to ~1 GiB apart): abi.ASLRSpan, doubled until the ranges cover at most
+// an eighth of it and the widest at most half.
+func (pl *placer) drawSpan(total, extent uint64) error {
+	size := uint64(abi.ASLRSpan)
+	for size < abi.ASLRSize && (total > size/8 || extent > size/2) {
+		size *= 2
+	}
+	if total > size || extent > size {
+		return fmt.Errorf("%d bytes of regions do not fit the ASLR window", total)
+	}
+	pl.spanSize = size
+	pl.spanBase = abi.ASLRBase + pl.rng.Uint64N(abi.ASLRSize/size)*size
+	return nil
+}
+
+// EntropyBits is the entropy of a base the placer drew for a range of
+// size bytes: log2 of its positions in the window (the span's choices
+// times its positions in the span).
+func (pl *placer) EntropyBits(size uint64) float64 {
+	return log2Round(abi.ASLRSize / pl.spanSize * spanSlots(pl.spanSize, size))
+}
+
+// GivenAnotherBits is what is left of it to someone who knows another
+// region's base of the same instance (and so its span): log2 of its
+// positions in the span.
+func (pl *placer) GivenAnotherBits(size uint64) float64 {
+	return log2Round(spanSlots(pl.spanSize, size))
 }
 
 func (pl *placer) reserve(lo, hi uint64) { pl.taken = append(pl.taken, span{lo, hi}) }
@@ -105,15 +150,18 @@ func (pl *placer) place(size uint64, what string) (uint64, error) {
 
 // placeSpans draws one base for ranges that move together (offsets from
 // the base, page-aligned, ascending: a dense library region and its
-// private part in the data arena); all must fit the window.
+// private part in the data arena); all must fit the span.
 func (pl *placer) placeSpans(parts []span, what string) (uint64, error) {
+	if pl.spanSize == 0 {
+		return 0, fmt.Errorf("%s: the instance's ASLR span was not drawn", what)
+	}
 	size := parts[len(parts)-1].hi
-	slots := windowSlots(size)
+	slots := spanSlots(pl.spanSize, size)
 	if slots == 0 {
-		return 0, fmt.Errorf("%s: %d bytes do not fit the ASLR window", what, size)
+		return 0, fmt.Errorf("%s: %d bytes do not fit the ASLR span", what, size)
 	}
 	for try := 0; try < 1000; try++ {
-		base := abi.ASLRBase + pl.rng.Uint64N(slots)*abi.PageSize
+		base := pl.spanBase + pl.rng.Uint64N(slots)*abi.PageSize
 		free := true
 		for _, p := range parts {
 			lo, hi := base+p.lo, base+p.hi
@@ -131,5 +179,5 @@ func (pl *placer) placeSpans(parts []span, what string) (uint64, error) {
 			return base, nil
 		}
 	}
-	return 0, fmt.Errorf("no room for %s in the ASLR window", what)
+	return 0, fmt.Errorf("no room for %s in the ASLR span", what)
 }

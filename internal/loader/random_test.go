@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/monitor"
 )
 
 // chi2Limit is the chi-square value a uniform sample exceeds with
@@ -33,9 +35,31 @@ type sample struct {
 	unit func(*Layout) (float64, uint64) // position in [0,1), and the slot number
 }
 
-func TestEveryRegionBaseIsUniformOverItsWindowAndIndependentOfTheOthersAndOfOtherInstances(t *testing.T) {
+// Under --aslr all regions of an instance lie in one span of the window
+// (abi.ASLRSpan, drawn per instance), so that they share their upper
+// page-table levels. What must hold, and is tested: every region's base
+// is uniform over the whole window; the span is independent between
+// instances; within the span every region's position is uniform and
+// independent of every other region's; the bits each reports are those.
+func TestEveryRegionBaseIsUniformOverTheWindowAndIndependentOfTheOthersWithinItsSpanAndOfOtherInstances(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { checkASLRPlacement(t, testUnikernel(t)) })
+	t.Run("dense", func(t *testing.T) {
+		// Dense regions, as an aligned link makes them: each region
+		// moves with its private part in the data arena, ~1 GiB apart.
+		uk := testUnikernel(t)
+		cfg := *uk.Config
+		cfg.Libraries = append([]desc.Library(nil), cfg.Libraries...)
+		cfg.SchemaVersion = desc.SchemaVersionDense
+		cfg.Libraries[0].Region.PrivateStart = abi.DataArenaBase
+		cfg.Libraries[1].Region.PrivateStart = abi.DataArenaBase + 2*abi.PageSize
+		uk.Config = &cfg
+		checkASLRPlacement(t, uk)
+	})
+}
+
+func checkASLRPlacement(t *testing.T, uk monitor.Unikernel) {
 	const n = 10000
-	p, err := Prepare(testUnikernel(t), false)
+	p, err := Prepare(uk, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,18 +78,56 @@ func TestEveryRegionBaseIsUniformOverItsWindowAndIndependentOfTheOthersAndOfOthe
 		}
 		sizes[name] = 0
 	}
-	var samples []sample
+	baseOf := func(l *Layout, name string) (uint64, uint64) {
+		base, ok := l.Bases[name]
+		size := regionSize(p, name)
+		if !ok {
+			base = l.Areas[name]
+			size = areaSize(l, name)
+		}
+		return base, size
+	}
+	span := lays[0].ASLRSpan
+	if span < abi.ASLRSpan || abi.ASLRSize%span != 0 {
+		t.Fatalf("ASLR span %#x", span)
+	}
+	t.Logf("span %d MiB", span>>20)
+	// In the window: the region's position among all it can take (one of
+	// the window's spans, then a page where it fits the span).
+	var samples, inSpan []sample
 	for name := range sizes {
 		samples = append(samples, sample{name, func(l *Layout) (float64, uint64) {
-			base, ok := l.Bases[name]
-			size := regionSize(p, name)
-			if !ok {
-				base = l.Areas[name]
-				size = areaSize(l, name)
-			}
-			slot := (base - abi.ASLRBase) / abi.PageSize
-			return float64(slot) / float64(windowSlots(size)), slot
+			base, size := baseOf(l, name)
+			per := spanSlots(span, size)
+			slot := (base-abi.ASLRBase)/span*per + (base-abi.ASLRBase)%span/abi.PageSize
+			return float64(slot) / float64(abi.ASLRSize/span*per), slot
 		}})
+		inSpan = append(inSpan, sample{name, func(l *Layout) (float64, uint64) {
+			base, size := baseOf(l, name)
+			slot := (base - abi.ASLRBase) % span / abi.PageSize
+			return float64(slot) / float64(spanSlots(span, size)), slot
+		}})
+	}
+	for _, l := range lays[:100] {
+		spans := map[uint64]bool{}
+		if l.ASLRSpan != span {
+			t.Fatalf("span %#x, then %#x", span, l.ASLRSpan)
+		}
+		for name := range sizes {
+			base, size := baseOf(l, name)
+			s := (base - abi.ASLRBase) / span
+			spans[s] = true
+			if (base+size-1-abi.ASLRBase)/span != s {
+				t.Fatalf("%s at %#x+%#x straddles its span's end", name, base, size)
+			}
+			want, wantGiven := math.Log2(float64(abi.ASLRSize/span)*float64(spanSlots(span, size))), math.Log2(float64(spanSlots(span, size)))
+			if math.Abs(l.Entropy[name]-want) > 0.01 || math.Abs(l.EntropyGiven[name]-wantGiven) > 0.01 {
+				t.Fatalf("%s: reports %v bits, %v given another base; want %.2f, %.2f", name, l.Entropy[name], l.EntropyGiven[name], want, wantGiven)
+			}
+		}
+		if len(spans) != 1 {
+			t.Fatalf("an instance's regions in %d spans, want 1: %v %v", len(spans), l.Bases, l.Areas)
+		}
 	}
 	samples = append(samples,
 		sample{"canary", func(l *Layout) (float64, uint64) { return float64(l.Canary>>8) / (1 << 56), l.Canary >> 8 }},
@@ -119,10 +181,29 @@ func TestEveryRegionBaseIsUniformOverItsWindowAndIndependentOfTheOthersAndOfOthe
 	at := func(s sample, shift int) func(int) float64 {
 		return func(i int) float64 { u, _ := s.unit(lays[i+shift]); return u }
 	}
-	for i, a := range samples {
+	for _, a := range samples {
 		indep(a.name+" in instance k and k+1", at(a, 0), at(a, 1), n-1)
-		for _, b := range samples[i+1:] {
+	}
+	for i, a := range inSpan {
+		for _, b := range inSpan[i+1:] {
+			indep(a.name+" and "+b.name+" within their span", at(a, 0), at(b, 0), n)
+		}
+		for _, b := range samples[len(inSpan):] { // canary, seed
 			indep(a.name+" and "+b.name, at(a, 0), at(b, 0), n)
+		}
+	}
+	indep("canary and seed", at(samples[len(samples)-2], 0), at(samples[len(samples)-1], 0), n)
+	for _, a := range inSpan {
+		pos := make([]int, bins)
+		for _, l := range lays {
+			u, _ := a.unit(l)
+			if u < 0 || u >= 1 {
+				t.Fatalf("%s: at %v of its span", a.name, u)
+			}
+			pos[int(u*bins)]++
+		}
+		if x := chi2(pos, n); x > chi2Limit(bins-1) {
+			t.Errorf("%s: not uniform within its span: chi-square %.1f > %.1f", a.name, x, chi2Limit(bins-1))
 		}
 	}
 }
@@ -153,7 +234,7 @@ func TestSeededRandRepeatsAnInstancesSecretsAndSaysSo(t *testing.T) {
 func regionSize(p *Prepared, name string) uint64 {
 	for _, l := range p.cfg.Libraries {
 		if l.Name == name {
-			return l.Region.End() - l.Region.Start
+			return l.Region.Extent()
 		}
 	}
 	return 0

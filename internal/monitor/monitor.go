@@ -183,6 +183,11 @@ type Result struct {
 	// by name, the Areas by theirs; 0: at a fixed address), of the stack
 	// "canary" and of the guest's "seed".
 	EntropyBits map[string]float64 `json:"entropy_bits,omitempty"`
+	// EntropyBitsGivenAnother (--aslr): what is left of each region's
+	// bits to someone who knows another region's base of the instance
+	// (all of an instance's regions lie in one random span of the
+	// window, abi.ASLRSpan; their positions in it are independent).
+	EntropyBitsGivenAnother map[string]float64 `json:"entropy_bits_given_another_base,omitempty"`
 	// InsecureSeed, when set, says that the run's --seed made every
 	// secret of the instance predictable (loader.SeededWarning).
 	InsecureSeed string `json:"insecure_seed,omitempty"`

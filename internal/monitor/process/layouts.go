@@ -62,6 +62,7 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 	k.Bases = share(c, c.maps, uk+"\x00bases", lay.Bases)
 	k.Areas = share(c, c.maps, uk+"\x00areas", lay.Areas)
 	k.Entropy = share(c, c.floats, uk+"\x00entropy", lay.Entropy)
+	k.EntropyGiven = share(c, c.floats, uk+"\x00entropy-given", lay.EntropyGiven)
 	return &k
 }
 
