@@ -24,19 +24,28 @@ import (
 
 // Kernel is the kernel memory a fleet costs, in bytes.
 type Kernel struct {
-	// PageTables is the sum of VmPTE over the instance and monitor
-	// processes: their page tables.
+	// PageTables is the page tables of the instance and monitor
+	// processes (per process: VmPTE and the PGD, which VmPTE leaves out).
 	PageTables uint64 `json:"page_tables_bytes"`
+	// Stacks is the kernel stacks of their threads, per process (Threads
+	// × ThreadStackSize; the monitor's growth since the baseline), where
+	// the fleet's processes are known (the process monitor); 0 otherwise.
+	Stacks uint64 `json:"kernel_stacks_bytes"`
 	// The rise, since the baseline, of the /proc/meminfo fields where the
 	// rest of the kernel's per-process and per-VM cost lands: kernel
 	// stacks (one per thread), unreclaimable slab (task, mm and VMA
-	// structures; KVM's VM and vCPU structures) and, for KVM, the
-	// second-level page tables (SecPageTables). Negative rises (other
-	// activity freed more than the fleet took) count as zero in Total.
+	// structures, fd tables; KVM's VM and vCPU structures) and, for KVM,
+	// the second-level page tables (SecPageTables). These are host-wide:
+	// anything else running on the host moves them too (another
+	// benchmark's processes, a build), which is why stacks and page
+	// tables are counted per process where they can be. Negative rises
+	// (other activity freed more than the fleet took) count as zero in
+	// Total.
 	KernelStack   int64 `json:"kernel_stack_rise_bytes"`
 	Slab          int64 `json:"slab_unreclaimable_rise_bytes"`
 	SecPageTables int64 `json:"sec_page_tables_rise_bytes"`
-	// Total = PageTables + KernelStack + Slab + SecPageTables (each ≥ 0).
+	// Total = PageTables + (Stacks, or else KernelStack) + Slab +
+	// SecPageTables (each ≥ 0).
 	Total uint64 `json:"total_bytes"`
 }
 
@@ -58,7 +67,7 @@ type Baseline struct {
 	// MonitorPSS is the PSS of the monitor processes that existed before
 	// the fleet (in-process monitors: the bench itself); Host counts only
 	// their growth when MonitorGrowth is set.
-	MonitorPSS, MonitorPTE uint64
+	MonitorPSS, MonitorPTE, MonitorStacks uint64
 }
 
 // TakeBaseline settles this process's heap and reads meminfo and the
@@ -74,8 +83,9 @@ func TakeBaseline(monitors []int) (Baseline, error) {
 		if r, err := ReadRollup(pid); err == nil {
 			b.MonitorPSS += r.PSS
 		}
-		if pt, err := PageTables(pid); err == nil {
+		if pt, st, err := ProcessKernel(pid); err == nil {
 			b.MonitorPTE += pt
+			b.MonitorStacks += st
 		}
 	}
 	return b, nil
@@ -113,11 +123,12 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 			continue
 		}
 		h.Instances += r.PSS
-		if pt, err := PageTables(pid); err == nil {
+		if pt, st, err := ProcessKernel(pid); err == nil {
 			h.Kernel.PageTables += pt
+			h.Kernel.Stacks += st
 		}
 	}
-	var mon, monPTE uint64
+	var mon, monPTE, monStacks uint64
 	for _, pid := range f.Monitors {
 		r, err := ReadRollup(pid)
 		if err != nil {
@@ -125,15 +136,20 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 			continue
 		}
 		mon += r.PSS
-		if pt, err := PageTables(pid); err == nil {
+		if pt, st, err := ProcessKernel(pid); err == nil {
 			monPTE += pt
+			monStacks += st
 		}
 	}
 	if f.MonitorGrowth {
 		mon -= min(mon, base.MonitorPSS)
 		monPTE -= min(monPTE, base.MonitorPTE)
+		monStacks -= min(monStacks, base.MonitorStacks)
 	}
 	h.Kernel.PageTables += monPTE
+	if len(f.Instances) > 0 {
+		h.Kernel.Stacks += monStacks
+	}
 	g := min(f.GuestBytes, mon)
 	h.Instances += g
 	h.Monitor = mon - g
@@ -144,12 +160,22 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 	rise := func(k string) int64 { return mi[k] - base.Meminfo[k] }
 	h.Kernel.KernelStack, h.Kernel.Slab, h.Kernel.SecPageTables = rise("KernelStack"), rise("SUnreclaim"), rise("SecPageTables")
 	h.AvailDrop = base.Meminfo["MemAvailable"] - mi["MemAvailable"]
-	h.Kernel.Total = h.Kernel.PageTables + pos(h.Kernel.KernelStack) + pos(h.Kernel.Slab) + pos(h.Kernel.SecPageTables)
+	h.Kernel.sum()
 	h.Total = h.Instances + h.Monitor + h.Kernel.Total
 	return h, missing, nil
 }
 
 func pos(v int64) uint64 { return uint64(max(v, 0)) }
+
+// sum sets k.Total: kernel stacks per process where known, else their
+// host-wide rise.
+func (k *Kernel) sum() {
+	stacks := k.Stacks
+	if stacks == 0 {
+		stacks = pos(k.KernelStack)
+	}
+	k.Total = k.PageTables + stacks + pos(k.Slab) + pos(k.SecPageTables)
+}
 
 // Self is this process's pid.
 var Self = os.Getpid()
@@ -162,7 +188,7 @@ func HostOf(guest, monitor, pageTables uint64, held, after map[string]int64) Hos
 	h := Host{Instances: guest, Monitor: monitor}
 	rise := func(k string) int64 { return held[k] - after[k] }
 	h.Kernel = Kernel{PageTables: pageTables, KernelStack: rise("KernelStack"), Slab: rise("SUnreclaim"), SecPageTables: rise("SecPageTables")}
-	h.Kernel.Total = h.Kernel.PageTables + pos(h.Kernel.KernelStack) + pos(h.Kernel.Slab) + pos(h.Kernel.SecPageTables)
+	h.Kernel.sum()
 	h.Total = h.Instances + h.Monitor + h.Kernel.Total
 	h.AvailDrop = after["MemAvailable"] - held["MemAvailable"]
 	return h

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Rollup is the part of smaps_rollup unipool reports, in bytes.
@@ -121,15 +122,61 @@ func SharedMappingRSS(pid int) (uint64, error) {
 	return total, nil
 }
 
-// PageTables returns pid's VmPTE (/proc/PID/status): the kernel memory of
-// its page tables, which no PSS shows.
+// PageTables returns the kernel memory of pid's page tables, which no PSS
+// shows: its VmPTE (/proc/PID/status: the PTE, PMD and PUD pages) and its
+// top-level table (PGD), which VmPTE leaves out.
 func PageTables(pid int) (uint64, error) {
+	pt, _, err := ProcessKernel(pid)
+	return pt, err
+}
+
+// ThreadStackSize is the kernel stack of a thread on x86-64 (THREAD_SIZE):
+// KernelStack in /proc/meminfo grows by it for every thread.
+const ThreadStackSize = 16 << 10
+
+// PGDSize is the top-level page table of a process: one page, two (a user
+// and a kernel copy) under page-table isolation (PTI, the Meltdown
+// mitigation).
+var PGDSize = sync.OnceValue(func() uint64 {
+	b, _ := os.ReadFile("/sys/devices/system/cpu/vulnerabilities/meltdown")
+	if strings.Contains(string(b), "PTI") {
+		return 8 << 10
+	}
+	return 4 << 10
+})
+
+// ProcessKernel returns what the kernel holds for pid alone and says so
+// per process, unaffected by whatever else runs on the host: its page
+// tables (VmPTE + the PGD) and its threads' kernel stacks (Threads ×
+// ThreadStackSize).
+func ProcessKernel(pid int) (pageTables, stacks uint64, err error) {
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("measure: %w", err)
+		return 0, 0, fmt.Errorf("measure: %w", err)
 	}
-	return parseStatusField(data, "VmPTE:", path)
+	pte, err := parseStatusField(data, "VmPTE:", path)
+	if err != nil {
+		return 0, 0, err
+	}
+	threads, err := parseStatusCount(data, "Threads:", path)
+	if err != nil {
+		return 0, 0, err
+	}
+	return pte + PGDSize(), threads * ThreadStackSize, nil
+}
+
+func parseStatusCount(data []byte, name, path string) (uint64, error) {
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("measure: %s: %s %w", path, name, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("measure: %s: no %s line", path, name)
 }
 
 func parseStatusField(data []byte, name, path string) (uint64, error) {

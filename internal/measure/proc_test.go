@@ -77,3 +77,28 @@ func TestPageTablesOfThisProcess(t *testing.T) {
 		t.Fatal("bad VmPTE accepted")
 	}
 }
+
+func TestProcessKernelCountsThePGDBesideVmPTEAndAStackPerThread(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip(err)
+	}
+	pte, err := parseStatusField(data, "VmPTE:", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, stacks, err := ProcessKernel(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go runtime may map a little between the two reads.
+	if pt < pte+PGDSize() || pt > pte+PGDSize()+64<<10 {
+		t.Errorf("page tables %d, VmPTE %d + PGD %d", pt, pte, PGDSize())
+	}
+	if stacks == 0 || stacks%ThreadStackSize != 0 {
+		t.Errorf("stacks %d: not a whole number of %d-byte stacks", stacks, ThreadStackSize)
+	}
+	if _, err := parseStatusCount([]byte("Name:\tx\nThreads:\tmany\n"), "Threads:", "status"); err == nil {
+		t.Errorf("a non-numeric Threads line was taken")
+	}
+}
