@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -46,6 +47,9 @@ the two ways are compared.`,
 				return enc.Encode(res)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
+			if len(res.Loads) > 0 {
+				return printLoadStarts(cmd.OutOrStdout(), w, res)
+			}
 			fmt.Fprintf(w, "%s monitor\tinstances\tfailed\tready mean µs\tready p50\tready p95\tload mean\texit mean\texit p50\t\n", res.Monitor)
 			for _, row := range []struct {
 				name string
@@ -67,6 +71,22 @@ the two ways are compared.`,
 	f.IntVarP(&o.N, "instances", "n", 20, "instances of each unikernel per run")
 	f.IntVar(&o.Rounds, "rounds", 3, "cold and snapshot runs alternate this many times")
 	f.StringVar(&o.Monitor, "monitor", process.Name, "monitor: process or kvm")
+	f.StringSliceVar(&o.Loads, "loads", nil, "compare cold boots by these load modes (e.g. shared,naive), alternating, instead of cold boots with snapshots (no snapshot needed)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printLoadStarts prints `bench start --loads`: one row per load mode.
+func printLoadStarts(out io.Writer, w *tabwriter.Writer, res *bench.StartResult) error {
+	fmt.Fprintf(w, "%s monitor, load\tinstances\tfailed\tload mean µs\tload p50\tload p99\tready mean\texit mean\t\n", res.Monitor)
+	for _, l := range res.Loads {
+		s := l.StartStats
+		fmt.Fprintf(w, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", l.Load, s.Instances, s.Failed,
+			s.LoadMean, s.LoadP50, s.LoadP99, s.ReadyMean, s.TotalMean)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out, "instances whose output differs from the first of their unikernel: %d\n", res.Mismatches)
+	return err
 }

@@ -18,7 +18,13 @@ type StartOptions struct {
 	N       int      // instances of each per run
 	Rounds  int      // cold and snapshot runs alternate this many times
 	Monitor string
-	Log     io.Writer
+	// Loads, if set, compares these load modes (monitor.LoadShared,
+	// monitor.LoadNaive, ...) of cold boots instead of cold boots with
+	// starts from snapshots: one run per mode, alternating, each mode
+	// once per round (the first mode of a round changes from round to
+	// round, so neither always runs on a warmer page cache).
+	Loads []string
+	Log   io.Writer
 }
 
 // StartStats are per-instance times of one way of starting, in µs.
@@ -28,7 +34,9 @@ type StartStats struct {
 	ReadyMean float64 `json:"ready_mean_us"` // start to the ready point
 	ReadyP50  float64 `json:"ready_p50_us"`
 	ReadyP95  float64 `json:"ready_p95_us"`
-	LoadMean  float64 `json:"load_mean_us"`  // start to entering the guest
+	LoadMean  float64 `json:"load_mean_us"` // start to entering the guest
+	LoadP50   float64 `json:"load_p50_us"`
+	LoadP99   float64 `json:"load_p99_us"`
 	TotalMean float64 `json:"total_mean_us"` // start to exit (load + run)
 	TotalP50  float64 `json:"total_p50_us"`
 }
@@ -40,17 +48,30 @@ type StartResult struct {
 	Names    []string   `json:"names"`
 	Cold     StartStats `json:"cold"`
 	Snapshot StartStats `json:"snapshot"`
+	// Loads holds one entry per StartOptions.Loads mode (then Cold and
+	// Snapshot are empty).
+	Loads []LoadStats `json:"loads,omitempty"`
 	// Mismatches counts instances whose output or exit code from the
 	// snapshot differ from the cold boot's of the same unikernel.
 	Mismatches int `json:"mismatches"`
 }
 
-// Start measures start latency per instance, cold and from snapshots.
+// LoadStats are the start times of cold boots with one load mode.
+type LoadStats struct {
+	Load string `json:"load"`
+	StartStats
+}
+
+// Start measures start latency per instance, cold and from snapshots
+// (or, with o.Loads, cold boots by load mode).
 func Start(ctx context.Context, o StartOptions) (*StartResult, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
 	o.N, o.Rounds = max(o.N, 1), max(o.Rounds, 1)
+	if len(o.Loads) > 0 {
+		return startLoads(ctx, o)
+	}
 	cold, err := launch.Resolve(o.Pool, o.Names, "")
 	if err != nil {
 		return nil, err
@@ -97,7 +118,61 @@ func Start(ctx context.Context, o StartOptions) (*StartResult, error) {
 	for mode, st := range []*StartStats{&res.Cold, &res.Snapshot} {
 		s := samples[mode]
 		st.ReadyMean, st.ReadyP50, st.ReadyP95 = startMean(s[0]), startQuantile(s[0], 0.5), startQuantile(s[0], 0.95)
-		st.LoadMean = startMean(s[1])
+		st.LoadMean, st.LoadP50, st.LoadP99 = startMean(s[1]), startQuantile(s[1], 0.5), startQuantile(s[1], 0.99)
+		st.TotalMean, st.TotalP50 = startMean(s[2]), startQuantile(s[2], 0.5)
+	}
+	return res, nil
+}
+
+// startLoads compares cold boots by load mode, the modes alternating.
+func startLoads(ctx context.Context, o StartOptions) (*StartResult, error) {
+	for _, l := range o.Loads {
+		if err := monitor.CheckLoad(l, true); err != nil {
+			return nil, err
+		}
+	}
+	uks, err := launch.Resolve(o.Pool, o.Names, "")
+	if err != nil {
+		return nil, err
+	}
+	mon, err := monitor.Open(o.Monitor)
+	if err != nil {
+		return nil, err
+	}
+	res := &StartResult{Monitor: o.Monitor, Names: o.Names, Loads: make([]LoadStats, len(o.Loads))}
+	samples := make([][3][]float64, len(o.Loads)) // mode, {ready, load, total}
+	want := map[string]monitor.Result{}
+	for round := 0; round < o.Rounds; round++ {
+		for k := range o.Loads {
+			mode := (k + round) % len(o.Loads)
+			st := &res.Loads[mode]
+			st.Load = o.Loads[mode]
+			rs, err := mon.Run(ctx, uks, monitor.Options{N: o.N, Load: o.Loads[mode], Timeout: 5 * time.Minute})
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rs {
+				st.Instances++
+				if r.Error != "" || r.ExitCode != 0 {
+					st.Failed++
+					continue
+				}
+				if w, ok := want[r.Unikernel]; !ok {
+					want[r.Unikernel] = r
+				} else if w.Output != r.Output {
+					res.Mismatches++
+				}
+				samples[mode][0] = append(samples[mode][0], micros(r.ReadyTime))
+				samples[mode][1] = append(samples[mode][1], micros(r.LoadTime))
+				samples[mode][2] = append(samples[mode][2], micros(r.LoadTime+r.RunTime))
+			}
+			fmt.Fprintf(o.Log, "round %d: %d instances, load %s\n", round+1, len(rs), o.Loads[mode])
+		}
+	}
+	for mode := range res.Loads {
+		st, s := &res.Loads[mode].StartStats, samples[mode]
+		st.ReadyMean, st.ReadyP50, st.ReadyP95 = startMean(s[0]), startQuantile(s[0], 0.5), startQuantile(s[0], 0.95)
+		st.LoadMean, st.LoadP50, st.LoadP99 = startMean(s[1]), startQuantile(s[1], 0.5), startQuantile(s[1], 0.99)
 		st.TotalMean, st.TotalP50 = startMean(s[2]), startQuantile(s[2], 0.5)
 	}
 	return res, nil
