@@ -100,7 +100,7 @@ func (h *host) buildIdentityMemory(m *machine) error {
 	if err := h.mapBlobs(m); err != nil {
 		return err
 	}
-	priv, err := newPrivateMemory(top, h.ksm)
+	priv, err := newPrivateMemory(top, h.ksm, nil)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 package kvm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -145,39 +148,198 @@ func (bs *blobSets) close() {
 }
 
 // privateMemory is a VM's private slot: anonymous memory that holds every
-// page the guest may write, plus its page tables and system area.
+// page the guest may write, plus its page tables and system area, with
+// copy-on-write file pieces (init blobs, snapshot pages) in place.
 type privateMemory struct {
 	mem []byte
 }
 
-func newPrivateMemory(size uint64, ksm bool) (*privateMemory, error) {
+// cowPiece is a range of a private slot backed by a file mapped private
+// (copy-on-write): read, its pages are the file's page-cache pages,
+// shared by every VM; written, the VM's own.
+type cowPiece struct {
+	off, size uint64 // in the slot; page-aligned
+	fd        int
+	fileOff   int64
+	own       *os.File // closed by closePieces (a snapshot page opened for one VM)
+}
+
+func closePieces(pieces []cowPiece) {
+	for _, p := range pieces {
+		if p.own != nil {
+			p.own.Close()
+		}
+	}
+}
+
+// Private slots with copy-on-write pieces are placed in an address range
+// of their own, each piece mmapped right after the last with
+// MAP_FIXED_NOREPLACE: no mapping is ever replaced. Replacing one (the
+// older way: an anonymous slot, then each piece mapped MAP_FIXED over
+// its range) unmaps, and every unmap in a process runs the MMU notifier
+// of every KVM VM of that process (KVM registers one per VM on the mm),
+// under the mm's write lock, and makes a pending memslot change of any VM
+// wait for it: with N VMs built at once that is N pieces x N notifiers,
+// and starting a shared VM took ~13x a naive one's time in the emulated
+// host. The range is far below where the kernel places mappings top-down
+// and above the Go heap's hints; a collision (another mapping got there
+// first) only moves the slot on.
+const (
+	privArenaBase  = 0x2000_0000_0000
+	privArenaLimit = 0x5000_0000_0000
+	privArenaAlign = hugeSize
+)
+
+var privArenaNext atomic.Uint64
+
+// privArenaTake reserves size bytes (plus a 2 MiB guard) of the range
+// for one slot; it returns 0 when the range is used up.
+func privArenaTake(size uint64) uint64 {
+	step := (size + privArenaAlign + hugeMask) &^ uint64(hugeMask)
+	end := privArenaNext.Add(step)
+	if end > privArenaLimit-privArenaBase {
+		return 0
+	}
+	return privArenaBase + end - step
+}
+
+// addrPtr is the address a of memory mapped outside the Go heap.
+func addrPtr(a uint64) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(a)) }
+
+// errCollision: something else is mapped where a slot was to go.
+var errCollision = errors.New("address range taken")
+
+// mapPiecesAt maps the slot [base, base+size): anonymous memory with the
+// pieces (sorted by offset) in place, each mmap at the next address with
+// MAP_FIXED_NOREPLACE. On a collision it unmaps what it mapped.
+func mapPiecesAt(base, size uint64, pieces []cowPiece) error {
+	var cur uint64
+	mapAt := func(off, n uint64, fd int, fileOff int64) error {
+		flags := unix.MAP_PRIVATE | unix.MAP_FIXED_NOREPLACE
+		if fd < 0 {
+			flags |= unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
+			fileOff = 0
+		}
+		want := addrPtr(base + off)
+		got, err := unix.MmapPtr(fd, fileOff, want, uintptr(n), unix.PROT_READ|unix.PROT_WRITE, flags)
+		if err == nil && got != want {
+			// A kernel before 4.17 takes the address as a hint only.
+			unix.MunmapPtr(got, uintptr(n))
+			err = errCollision
+		}
+		if errors.Is(err, unix.EEXIST) {
+			err = errCollision
+		}
+		if err != nil {
+			if cur > 0 {
+				unix.MunmapPtr(addrPtr(base), uintptr(cur))
+			}
+			return err
+		}
+		cur = off + n
+		return nil
+	}
+	for _, p := range pieces {
+		if p.off > cur {
+			if err := mapAt(cur, p.off-cur, -1, 0); err != nil {
+				return err
+			}
+		}
+		if err := mapAt(p.off, p.size, p.fd, p.fileOff); err != nil {
+			return fmt.Errorf("init blob: mmap: %w", err)
+		}
+	}
+	if size > cur {
+		return mapAt(cur, size-cur, -1, 0)
+	}
+	return nil
+}
+
+// newPrivateMemory maps a VM's private slot of size bytes with the given
+// copy-on-write pieces (within size, none overlapping) in place.
+func newPrivateMemory(size uint64, ksm bool, pieces []cowPiece) (*privateMemory, error) {
 	if size > privateSlotLimit {
 		return nil, fmt.Errorf("private guest memory of %d MiB exceeds the monitor's %d MiB limit",
 			size>>20, privateSlotLimit>>20)
 	}
-	mem, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		return nil, fmt.Errorf("private guest memory (%d MiB): mmap: %w", size>>20, err)
+	slices.SortFunc(pieces, func(a, b cowPiece) int { return cmp.Compare(a.off, b.off) })
+	var end uint64
+	for _, p := range pieces {
+		if p.off < end || p.off+p.size > size || (p.off|p.size)&pageMask != 0 {
+			return nil, fmt.Errorf("private guest memory: copy-on-write range [%#x,+%#x) overlaps another or leaves the slot", p.off, p.size)
+		}
+		end = p.off + p.size
 	}
-	// Transparent huge pages would back a guest's first touch of a 2 MiB
-	// range with 2 MiB of host memory; small guests touch a few pages.
-	if err := unix.Madvise(mem, unix.MADV_NOHUGEPAGE); err != nil && !errors.Is(err, unix.EINVAL) {
-		unix.Munmap(mem)
-		return nil, fmt.Errorf("private guest memory: madvise(MADV_NOHUGEPAGE): %w", err)
+	var mem []byte
+	for try := 0; len(pieces) > 0 && mem == nil && try < 64; try++ {
+		base := privArenaTake(size)
+		if base == 0 {
+			break
+		}
+		err := mapPiecesAt(base, size, pieces)
+		if errors.Is(err, errCollision) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("private guest memory (%d MiB): %w", size>>20, err)
+		}
+		mem = unsafe.Slice((*byte)(addrPtr(base)), size)
 	}
-	if ksm {
-		if err := unix.Madvise(mem, unix.MADV_MERGEABLE); err != nil {
-			unix.Munmap(mem)
-			return nil, fmt.Errorf("private guest memory: madvise(MADV_MERGEABLE): %w (is KSM built into this kernel?)", err)
+	if mem == nil {
+		ptr, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			return nil, fmt.Errorf("private guest memory (%d MiB): mmap: %w", size>>20, err)
+		}
+		mem = unsafe.Slice((*byte)(ptr), size)
+		// The range is used up (or every try collided): the pieces go
+		// over the anonymous slot, the older way.
+		for _, p := range pieces {
+			if _, err := unix.MmapPtr(p.fd, p.fileOff, unsafe.Pointer(&mem[p.off]), uintptr(p.size),
+				unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
+				unix.MunmapPtr(ptr, uintptr(size))
+				return nil, fmt.Errorf("init blob: mmap: %w", err)
+			}
 		}
 	}
-	return &privateMemory{mem: mem}, nil
+	priv := &privateMemory{mem: mem}
+	// Only the anonymous ranges get the advice, as before.
+	var cur uint64
+	advise := func(lo, hi uint64) error {
+		if hi <= lo {
+			return nil
+		}
+		r := mem[lo:hi]
+		// Transparent huge pages would back a guest's first touch of a
+		// 2 MiB range with 2 MiB of host memory; small guests touch a
+		// few pages.
+		if err := unix.Madvise(r, unix.MADV_NOHUGEPAGE); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("private guest memory: madvise(MADV_NOHUGEPAGE): %w", err)
+		}
+		if ksm {
+			if err := unix.Madvise(r, unix.MADV_MERGEABLE); err != nil {
+				return fmt.Errorf("private guest memory: madvise(MADV_MERGEABLE): %w (is KSM built into this kernel?)", err)
+			}
+		}
+		return nil
+	}
+	for _, p := range pieces {
+		if err := advise(cur, p.off); err != nil {
+			priv.close()
+			return nil, err
+		}
+		cur = p.off + p.size
+	}
+	if err := advise(cur, size); err != nil {
+		priv.close()
+		return nil, err
+	}
+	return priv, nil
 }
 
 func (p *privateMemory) close() {
 	if p.mem != nil {
-		unix.Munmap(p.mem)
+		unix.MunmapPtr(unsafe.Pointer(&p.mem[0]), uintptr(len(p.mem)))
 		p.mem = nil
 	}
 }

@@ -104,6 +104,12 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 		if err != nil {
 			return nil, fmt.Errorf("kvm monitor: %w", err)
 		}
+		if opt.Load == monitor.LoadShared && u.Config != nil {
+			lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
+			if err := h.prepareBlobs(p, lo); err != nil {
+				return nil, fmt.Errorf("kvm monitor: %w", err)
+			}
+		}
 		for n := 0; n < opt.N; n++ {
 			insts = append(insts, &instance{uk: i, prep: p,
 				result: monitor.Result{Unikernel: u.Name, Instance: n, PID: os.Getpid()}})
@@ -291,7 +297,7 @@ func openHost(ksm bool) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvm monitor: %w", err)
 	}
-	h := &host{sys: sys, blobs: newBlobSets(), inits: map[string]*os.File{}, ksm: ksm}
+	h := &host{sys: sys, blobs: newBlobSets(), inits: map[string]initBlob{}, ksm: ksm}
 	fail := func(err error) (*host, error) { sys.Close(); return nil, fmt.Errorf("kvm monitor: %w", err) }
 	if h.runSize, err = sys.VCPUMmapSize(); err != nil {
 		return fail(err)
@@ -309,8 +315,8 @@ func openHost(ksm bool) (*host, error) {
 
 func (h *host) close() {
 	h.blobs.close()
-	for _, f := range h.inits {
-		f.Close()
+	for _, b := range h.inits {
+		b.f.Close()
 	}
 	h.sys.Close()
 }

@@ -73,7 +73,7 @@ type host struct {
 	cpuid   []kvm.CPUIDEntry2
 	blobs   *blobSets
 	mu      sync.Mutex
-	inits   map[string]*os.File // init blobs, mapped copy-on-write
+	inits   map[string]initBlob // init blobs, mapped copy-on-write
 	// verified opens each blob path of the call's unikernels through
 	// the descriptor launch verified (monitor.Unikernel.OpenBlob).
 	verified map[string]func() (*os.File, error)
@@ -244,7 +244,27 @@ func (h *host) buildMemory(m *machine) error {
 	}
 	m.cr3, m.ptBase = pt.CR3(), pt.base
 
-	priv, err := newPrivateMemory(pt.base+pt.Size(), h.ksm)
+	// The copy-on-write ranges (init blobs, snapshot pages) are mapped
+	// with the slot, in one pass that replaces no mapping (see
+	// newPrivateMemory); the rest is copied.
+	var pieces []cowPiece
+	cow := make([]bool, len(m.placed))
+	for i, p := range m.placed {
+		mp := &m.layout.Mappings[i]
+		if !mp.COW {
+			continue
+		}
+		piece, ok, err := h.cowPieceOf(mp, p.gpa, m.layout.Resume != nil)
+		if err != nil {
+			closePieces(pieces)
+			return err
+		}
+		if ok {
+			pieces, cow[i] = append(pieces, piece), true
+		}
+	}
+	priv, err := newPrivateMemory(pt.base+pt.Size(), h.ksm, pieces)
+	closePieces(pieces)
 	if err != nil {
 		return err
 	}
@@ -253,21 +273,52 @@ func (h *host) buildMemory(m *machine) error {
 	pt.Encode(priv.mem[pt.base:])
 	for i, p := range m.placed {
 		mp := &m.layout.Mappings[i]
-		if mp.COW {
-			mapped, err := h.mapCOW(priv.mem[p.gpa:p.gpa+p.size], mp, m.layout.Resume != nil)
-			if err != nil {
-				return err
+		switch {
+		case cow[i]:
+			dst := priv.mem[p.gpa : p.gpa+p.size]
+			// File-backed: only the instance's patches are written
+			// (each makes its page the VM's own).
+			for _, pt := range mp.Patches {
+				if pt.Off+8 > uint64(len(dst)) {
+					return fmt.Errorf("init blob %s: patch at %#x outside %s", mp.File, pt.Off, what(mp))
+				}
+				binary.LittleEndian.PutUint64(dst[pt.Off:], pt.Value)
 			}
-			if mapped {
-				m.placed[i].cowFile, m.placed[i].cowOff = mp.File, mp.Offset
-			}
-		} else if !p.blob && len(mp.Data) > 0 {
+			m.placed[i].cowFile, m.placed[i].cowOff = mp.File, mp.Offset
+		case !p.blob && len(mp.Data) > 0:
 			copy(priv.mem[p.gpa:p.gpa+p.size], mp.Data)
 		}
 		// The guest has its copy; the layout stays only to name addresses.
 		mp.Data = nil
 	}
 	return addSlots(m.vm, priv, m.set)
+}
+
+// cowPieceOf is the copy-on-write piece of the private slot at gpa that
+// backs mapping mp with its init blob (or snapshot page); ok is false when
+// the range is not mappable page for page (it is copied then, as a naive
+// loader would). Under a snapshot (once) the file is opened for this
+// VM only: closePieces closes it once the slot is mapped.
+func (h *host) cowPieceOf(mp *loader.Mapping, gpa uint64, once bool) (_ cowPiece, ok bool, _ error) {
+	open := h.initFile
+	if once {
+		open = openOnce
+	}
+	f, size, err := open(mp.File)
+	if err != nil {
+		return cowPiece{}, false, err
+	}
+	if mp.Offset&pageMask != 0 || mp.Offset+pageUp(mp.Size) > pageUp(size) || gpa&pageMask != 0 {
+		if once {
+			f.Close()
+		}
+		return cowPiece{}, false, nil
+	}
+	piece := cowPiece{off: gpa, size: pageUp(mp.Size), fd: int(f.Fd()), fileOff: int64(mp.Offset)}
+	if once {
+		piece.own = f
+	}
+	return piece, true, nil
 }
 
 // mapCOW backs dst, a range of the private slot, with the mapping's init
@@ -308,22 +359,31 @@ func (h *host) mapCOW(dst []byte, mp *loader.Mapping, once bool) (bool, error) {
 	return true, nil
 }
 
-// initFile opens an init blob once per call.
+// initBlob is an init blob opened for the call, and its size.
+type initBlob struct {
+	f    *os.File
+	size uint64
+}
+
+// initFile opens an init blob once per call and reads its size once:
+// a VM's build makes no system call for it but the mmap (where the pool
+// is a network or 9p mount, each fstat is a round trip).
 func (h *host) initFile(path string) (*os.File, uint64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	f, ok := h.inits[path]
-	if !ok {
-		var err error
-		if f, err = h.opener(path)(); err != nil {
-			return nil, 0, fmt.Errorf("init blob: %w", err)
-		}
-		h.inits[path] = f
+	if b, ok := h.inits[path]; ok {
+		return b.f, b.size, nil
+	}
+	f, err := h.opener(path)()
+	if err != nil {
+		return nil, 0, fmt.Errorf("init blob: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, 0, fmt.Errorf("init blob %s: %w", path, err)
 	}
+	h.inits[path] = initBlob{f, uint64(fi.Size())}
 	return f, uint64(fi.Size()), nil
 }
 
@@ -422,15 +482,7 @@ func (m *machine) gvaOfBlobGPA(gpa uint64) (uint64, placement, bool) {
 // mapBlobs gives m the process's one mapping of each pool blob its layout
 // maps shared (not copy-on-write), as read-only slots.
 func (h *host) mapBlobs(m *machine) error {
-	var files []blobFile
-	seen := map[string]bool{}
-	for i := range m.layout.Mappings {
-		mp := &m.layout.Mappings[i]
-		if id := blobID(mp); mp.File != "" && !mp.COW && !seen[id] {
-			seen[id] = true
-			files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
-		}
-	}
+	files := h.sharedBlobFiles(m.layout)
 	if len(files) == 0 {
 		return nil
 	}
@@ -443,4 +495,38 @@ func (h *host) mapBlobs(m *machine) error {
 	}
 	m.set = set
 	return nil
+}
+
+// sharedBlobFiles lists the pool blobs a layout maps shared (not
+// copy-on-write), each once, in the layout's order (the blob set's key).
+func (h *host) sharedBlobFiles(lay *loader.Layout) []blobFile {
+	var files []blobFile
+	seen := map[string]bool{}
+	for i := range lay.Mappings {
+		mp := &lay.Mappings[i]
+		if id := blobID(mp); mp.File != "" && !mp.COW && !seen[id] {
+			seen[id] = true
+			files = append(files, blobFile{id: id, path: mp.File, open: h.opener(mp.File)})
+		}
+	}
+	return files
+}
+
+// prepareBlobs maps a unikernel's blob set before its VMs are built, as
+// a naive load reads its blobs in loader.Prepare: the work done once per
+// unikernel and process, not once per VM, is not a VM's start. Its VMs
+// then find the set mapped (blobSets.get) and wait for no other VM's
+// opening and mapping of the files.
+func (h *host) prepareBlobs(p *loader.Prepared, lo loader.Options) error {
+	if !h.readonly {
+		return nil // each VM reports it
+	}
+	lay, err := p.Plan(lo)
+	if err != nil {
+		return err
+	}
+	if files := h.sharedBlobFiles(lay); len(files) > 0 {
+		_, err = h.blobs.get(files)
+	}
+	return err
 }
