@@ -27,15 +27,15 @@ func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, op
 		return enc.Encode(rep)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\tVMs\tfailed\texited non-zero\tloader PSS\tMemAvailable drop\tshared once\tguest private\tpage tables\tloader/VM\t(accounted)\tkernel/VM\tload mean\tload median\t")
+	fmt.Fprintln(tw, "load\tVMs\tfailed\texited non-zero\tloader PSS\tMemAvailable drop\tshared once\tguest private\tpage tables\tloader/VM\t(accounted)\tkernel/VM\tload mean\tload median\tload p99\t")
 	for _, m := range rep.Modes {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t\n", m.Load, m.VMs, m.Failed, m.NonZero,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%v\t\n", m.Load, m.VMs, m.Failed, m.NonZero,
 			mib(m.LoaderPSS-min(m.LoaderPSS, m.LoaderPSSAfter)), mib(uint64(max(m.MemAvailableDrop, 0))), kib(m.Shared),
 			mib(m.GuestPrivate), kib(m.PageTables), kibSigned(m.LoaderPerVM), kibSigned(m.LoaderAccountedPerVM), kibSigned(m.KernelPerVM),
-			m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond))
+			m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond), m.LoadP99.Round(time.Microsecond))
 	}
-	fmt.Fprintf(tw, "ideal, load-time sharing\t\t\t%s\t\t\t\t\t\t\t\t\t\t\n", mib(rep.IdealLoadTime))
-	fmt.Fprintf(tw, "ideal\t\t\t%s\t\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
+	fmt.Fprintf(tw, "ideal, load-time sharing\t\t\t\t%s\t\t\t\t\t\t\t\t\t\t\t\n", mib(rep.IdealLoadTime))
+	fmt.Fprintf(tw, "ideal\t\t\t\t%s\t\t\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

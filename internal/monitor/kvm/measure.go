@@ -82,6 +82,7 @@ type Measurement struct {
 	// plan its layout, map and fill its memory, set up its vCPU.
 	LoadMean   time.Duration `json:"load_mean_ns"`
 	LoadMedian time.Duration `json:"load_median_ns"`
+	LoadP99    time.Duration `json:"load_p99_ns"`
 }
 
 // Report compares load modes.
@@ -203,6 +204,7 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 				sum += l
 			}
 			meas.LoadMean, meas.LoadMedian = sum/time.Duration(len(loads)), loads[len(loads)/2]
+			meas.LoadP99 = loads[min(len(loads)-1, len(loads)*99/100)]
 		}
 		guest := meas.GuestPrivate + meas.Shared
 		grew := meas.LoaderPSS - min(meas.LoaderPSS, meas.LoaderPSSAfter)

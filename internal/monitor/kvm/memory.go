@@ -1,6 +1,7 @@
 package kvm
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -203,6 +204,19 @@ func privArenaTake(size uint64) uint64 {
 	return privArenaBase + end - step
 }
 
+// mapCountHint names the likely limit when an mmap fails with ENOMEM:
+// each VM takes a mapping for its slot, one per copy-on-write piece and
+// one between pieces, and one for its kvm_run area, against the process's
+// vm.max_map_count (65530 by default).
+func mapCountHint(err error) string {
+	if !errors.Is(err, unix.ENOMEM) {
+		return ""
+	}
+	limit, _ := os.ReadFile("/proc/sys/vm/max_map_count")
+	maps, _ := os.ReadFile("/proc/self/maps")
+	return fmt.Sprintf(" (this process has %d mappings; vm.max_map_count is %s)", bytes.Count(maps, []byte("\n")), strings.TrimSpace(string(limit)))
+}
+
 // addrPtr is the address a of memory mapped outside the Go heap.
 func addrPtr(a uint64) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(a)) }
 
@@ -281,7 +295,7 @@ func newPrivateMemory(size uint64, ksm bool, pieces []cowPiece) (*privateMemory,
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("private guest memory (%d MiB): %w", size>>20, err)
+			return nil, fmt.Errorf("private guest memory (%d MiB): %w%s", size>>20, err, mapCountHint(err))
 		}
 		mem = unsafe.Slice((*byte)(addrPtr(base)), size)
 	}
@@ -289,7 +303,7 @@ func newPrivateMemory(size uint64, ksm bool, pieces []cowPiece) (*privateMemory,
 		ptr, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE,
 			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 		if err != nil {
-			return nil, fmt.Errorf("private guest memory (%d MiB): mmap: %w", size>>20, err)
+			return nil, fmt.Errorf("private guest memory (%d MiB): mmap: %w%s", size>>20, err, mapCountHint(err))
 		}
 		mem = unsafe.Slice((*byte)(ptr), size)
 		// The range is used up (or every try collided): the pieces go
@@ -298,7 +312,7 @@ func newPrivateMemory(size uint64, ksm bool, pieces []cowPiece) (*privateMemory,
 			if _, err := unix.MmapPtr(p.fd, p.fileOff, unsafe.Pointer(&mem[p.off]), uintptr(p.size),
 				unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
 				unix.MunmapPtr(ptr, uintptr(size))
-				return nil, fmt.Errorf("init blob: mmap: %w", err)
+				return nil, fmt.Errorf("init blob: mmap: %w%s", err, mapCountHint(err))
 			}
 		}
 	}

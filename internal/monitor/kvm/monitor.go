@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/kvm"
@@ -114,6 +117,10 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			insts = append(insts, &instance{uk: i, prep: p,
 				result: monitor.Result{Unikernel: u.Name, Instance: n, PID: os.Getpid()}})
 		}
+	}
+
+	if err := roomFor(len(insts)); err != nil {
+		return nil, fmt.Errorf("kvm monitor: %w", err)
 	}
 
 	// Build every VM on its own locked thread, then start them together.
@@ -289,6 +296,34 @@ func closeAll(insts []*instance) {
 			in.m.close()
 		}
 	}
+}
+
+// roomFor makes room in this process for n VMs built at once, each on a
+// locked thread of its own with a VM and a vCPU descriptor: Go's limit of
+// 10,000 threads is raised above n, and RLIMIT_NOFILE (soft, and hard
+// where the process may) to 2n plus a margin. A limit it cannot raise is
+// an error naming it, before any VM exists.
+func roomFor(n int) error {
+	if threads := n + 1000; threads > 10000 {
+		if prev := debug.SetMaxThreads(threads); prev > threads {
+			debug.SetMaxThreads(prev)
+		}
+	}
+	need := uint64(2*n + 1024)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("RLIMIT_NOFILE: %w", err)
+	}
+	if lim.Cur >= need {
+		return nil
+	}
+	want := lim
+	want.Cur = need
+	want.Max = max(lim.Max, need)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &want); err != nil {
+		return fmt.Errorf("%d VMs need about %d file descriptors (2 each); RLIMIT_NOFILE is %d (hard %d) and raising it failed: %v", n, need, lim.Cur, lim.Max, err)
+	}
+	return nil
 }
 
 // openHost opens /dev/kvm and reads what every VM of the call shares.
