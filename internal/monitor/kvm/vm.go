@@ -512,11 +512,13 @@ func (h *host) sharedBlobFiles(lay *loader.Layout) []blobFile {
 	return files
 }
 
-// prepareBlobs maps a unikernel's blob set before its VMs are built, as
-// a naive load reads its blobs in loader.Prepare: the work done once per
-// unikernel and process, not once per VM, is not a VM's start. Its VMs
-// then find the set mapped (blobSets.get) and wait for no other VM's
-// opening and mapping of the files.
+// prepareBlobs maps a unikernel's blob set and opens its init blobs
+// before its VMs are built, as a naive load reads its blobs in
+// loader.Prepare: the work done once per unikernel and process, not once
+// per VM, is not a VM's start. Its VMs then find the set mapped
+// (blobSets.get) and the init blobs open and sized (initFile), and wait
+// for no other VM's opening of the files (one round trip each where the
+// pool is a 9p or network mount).
 func (h *host) prepareBlobs(p *loader.Prepared, lo loader.Options) error {
 	if !h.readonly {
 		return nil // each VM reports it
@@ -526,7 +528,19 @@ func (h *host) prepareBlobs(p *loader.Prepared, lo loader.Options) error {
 		return err
 	}
 	if files := h.sharedBlobFiles(lay); len(files) > 0 {
-		_, err = h.blobs.get(files)
+		if _, err := h.blobs.get(files); err != nil {
+			return err
+		}
 	}
-	return err
+	if lay.Resume != nil {
+		return nil // a snapshot's pages are opened per VM (openOnce)
+	}
+	for i := range lay.Mappings {
+		if mp := &lay.Mappings[i]; mp.COW {
+			if _, _, err := h.initFile(mp.File); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
