@@ -34,6 +34,10 @@ type RemoteOptions struct {
 	DockerConfig string
 	// Jobs is how many blobs move at once (default 4).
 	Jobs int
+	// PlainDescriptions: push each manifest as the pool has it, its
+	// description a blob of its own, as versions before the wire form
+	// (wire.go) did. For comparing; pull reads both.
+	PlainDescriptions bool
 }
 
 func (o RemoteOptions) jobs() int {

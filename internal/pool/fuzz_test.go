@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -176,5 +177,53 @@ func FuzzReadImage(f *testing.F) {
 			}
 		}
 		privateBlob(im, im.config)
+	})
+}
+
+// FuzzWireManifest: a manifest from a registry, in the wire form or not,
+// and the compressed description it carries. Whatever is accepted gives a
+// manifest in the pool's form whose config is a description that hashes
+// to the digest the manifest names.
+func FuzzWireManifest(f *testing.F) {
+	_, manifest, config := seedPool(f)
+	wire, gz, ok := wireManifest(manifest, config)
+	if !ok {
+		f.Fatal("the seed manifest has no wire form")
+	}
+	f.Add(wire, gz)
+	f.Add(manifest, []byte{})
+	f.Add([]byte(`{"schemaVersion":2,"config":{"mediaType":"`+MediaTypeConfigGzip+`","digest":"sha256:00","size":1,"annotations":{"`+AnnotationConfigDigest+`":"sha256:../x"}}}`), gz)
+	f.Fuzz(func(t *testing.T, data, packed []byte) {
+		out, wc, err := poolManifest(data)
+		if err != nil {
+			return
+		}
+		if wc == nil {
+			if !bytes.Equal(out, data) {
+				t.Fatal("a manifest in the pool's form came back changed")
+			}
+			return
+		}
+		if !isBlobName(wc.Digest.Encoded()) {
+			t.Fatalf("accepted description digest %q", wc.Digest)
+		}
+		cData, err := unpackConfig(packed, wc.Digest)
+		if err != nil {
+			return
+		}
+		if digest.SHA256.FromBytes(cData) != wc.Digest {
+			t.Fatal("unpacked a description that does not hash to its digest")
+		}
+		pm, err := withConfig(data, wc, cData)
+		if err != nil {
+			return
+		}
+		m, err := parseManifest(pm)
+		if err != nil {
+			return
+		}
+		if m.Config.Digest != wc.Digest || m.Config.Size != int64(len(cData)) {
+			t.Fatalf("restored config %+v, want %s (%d bytes)", m.Config, wc.Digest, len(cData))
+		}
 	})
 }

@@ -81,7 +81,7 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 			names = append(names, m.Annotations[ocispec.AnnotationRefName])
 		}
 	}
-	src := &poolSource{p: p, idx: idx}
+	src := &poolSource{p: p, idx: idx, wire: map[string]ocispec.Descriptor{}, extra: map[digest.Digest][]byte{}}
 	for _, name := range names {
 		if !tagRE.MatchString(name) || name == MapTag {
 			return nil, fmt.Errorf("push %s: unikernel name %q is not a valid registry tag", repo, name)
@@ -92,8 +92,23 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 		}
 		// Push only what verifies: a registry must not receive a damaged blob
 		// under a digest it does not match.
-		if _, _, err := p.loadDescription(md); err != nil {
+		m, _, err := p.loadDescription(md)
+		if err != nil {
 			return nil, fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
+		}
+		// The wire form (wire.go): the description compressed, in the
+		// manifest.
+		mData, err1 := p.readBlob(md)
+		cData, err2 := p.readBlob(m.Config)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
+		}
+		if wire, gz, ok := wireManifest(mData, cData); ok && !opt.PlainDescriptions {
+			wd := content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, wire)
+			wd.ArtifactType = desc.ArtifactType
+			src.wire[name] = wd
+			src.extra[wd.Digest] = wire
+			src.extra[digest.SHA256.FromBytes(gz)] = gz
 		}
 	}
 	// The map first: a registry must never hold unikernels its map
@@ -196,6 +211,11 @@ func (t *onceTarget) Push(ctx context.Context, d ocispec.Descriptor, r io.Reader
 type poolSource struct {
 	p   *Pool
 	idx *ocispec.Index
+	// wire: the manifest each unikernel is pushed as, when not the pool's
+	// own; extra: the content of those manifests and their compressed
+	// descriptions.
+	wire  map[string]ocispec.Descriptor
+	extra map[digest.Digest][]byte
 }
 
 func (s *poolSource) find(name string) (ocispec.Descriptor, bool) {
@@ -208,6 +228,9 @@ func (s *poolSource) find(name string) (ocispec.Descriptor, bool) {
 }
 
 func (s *poolSource) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
+	if d, ok := s.wire[ref]; ok {
+		return d, nil
+	}
 	if d, ok := s.find(ref); ok {
 		return ocispec.Descriptor{MediaType: d.MediaType, ArtifactType: d.ArtifactType, Digest: d.Digest, Size: d.Size}, nil
 	}
@@ -215,6 +238,9 @@ func (s *poolSource) Resolve(_ context.Context, ref string) (ocispec.Descriptor,
 }
 
 func (s *poolSource) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	if data, ok := s.extra[d.Digest]; ok {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
 	f, err := os.Open(s.p.BlobPath(string(d.Digest)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s: %w", d.Digest, errdef.ErrNotFound)
@@ -227,6 +253,9 @@ func (s *poolSource) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadClos
 }
 
 func (s *poolSource) Exists(_ context.Context, d ocispec.Descriptor) (bool, error) {
+	if _, ok := s.extra[d.Digest]; ok {
+		return true, nil
+	}
 	return fileExists(s.p.BlobPath(string(d.Digest))), nil
 }
 
@@ -564,6 +593,24 @@ func (l localBlobs) read(d ocispec.Descriptor) []byte {
 	return nil
 }
 
+// readDigest is read for a blob of unknown size.
+func (l localBlobs) readDigest(d digest.Digest) []byte {
+	if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
+		return nil
+	}
+	for _, path := range []string{
+		filepath.Join(l.dir, "blobs", "sha256", d.Encoded()),
+		filepath.Join(l.dir, stagingDir, d.Encoded()),
+	} {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() <= maxMetaSize {
+			if data := readMatching(path, ocispec.Descriptor{Digest: d, Size: fi.Size()}); data != nil {
+				return data
+			}
+		}
+	}
+	return nil
+}
+
 // readMatching reads the file at path whole if it has d's size and digest.
 func readMatching(path string, d ocispec.Descriptor) []byte {
 	f, err := os.Open(path)
@@ -589,6 +636,41 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local local
 	if root.MediaType != ocispec.MediaTypeImageManifest {
 		return nil, fmt.Errorf("manifest %s: media type %q, not an image manifest", root.Digest, root.MediaType)
 	}
+	wData := mData
+	mData, wc, err := poolManifest(wData)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", root.Digest, err)
+	}
+	var cData []byte
+	fromPool := false
+	if wc != nil {
+		// The wire form: the description from the pool, else unpacked
+		// from the manifest (or its blob); the manifest as the pool has it.
+		cData = local.readDigest(wc.Digest)
+		fromPool = cData != nil
+		if cData == nil {
+			gz := wc.Packed.Data
+			packed := ocispec.Descriptor{MediaType: wc.Packed.MediaType, Digest: wc.Packed.Digest, Size: wc.Packed.Size}
+			if packed.Size > maxMetaSize {
+				return nil, fmt.Errorf("config %s: %d bytes, too large for a description", packed.Digest, packed.Size)
+			}
+			if int64(len(gz)) != packed.Size || digest.SHA256.FromBytes(gz) != packed.Digest {
+				if len(gz) > 0 {
+					return nil, fmt.Errorf("manifest %s: config %s: the data it embeds does not match its digest: refused", root.Digest, packed.Digest)
+				}
+				if gz, err = content.FetchAll(ctx, r, packed); err != nil { // checks size and digest
+					return nil, fmt.Errorf("config %s: %w", packed.Digest, err)
+				}
+			}
+			if cData, err = unpackConfig(gz, wc.Digest); err != nil {
+				return nil, fmt.Errorf("manifest %s: config %s: %w", root.Digest, packed.Digest, err)
+			}
+		}
+		if mData, err = withConfig(wData, wc, cData); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", root.Digest, err)
+		}
+		root = content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, mData)
+	}
 	m, err := parseManifest(mData)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", root.Digest, err)
@@ -596,11 +678,13 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local local
 	if m.Config.Size > maxMetaSize {
 		return nil, fmt.Errorf("config %s: %d bytes, too large for a description", m.Config.Digest, m.Config.Size)
 	}
-	cData := local.read(m.Config)
-	fromPool := cData != nil
 	if cData == nil {
-		if cData, err = content.FetchAll(ctx, r, m.Config); err != nil { // checks size and digest
-			return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		cData = local.read(m.Config)
+		fromPool = cData != nil
+		if cData == nil {
+			if cData, err = content.FetchAll(ctx, r, m.Config); err != nil { // checks size and digest
+				return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+			}
 		}
 	}
 	c, err := desc.Parse(cData)
