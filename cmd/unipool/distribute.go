@@ -58,6 +58,7 @@ N of its unikernels, then the next M. Writes DIR/distribute.json.`,
 	distribute.Flags().IntVar(&do.Jobs, "jobs", 2, "parallel builds and links")
 	distribute.Flags().IntVar(&do.Transfers, "transfers", 4, "blobs (pool) or images (whole) in flight at once")
 	distribute.Flags().IntVar(&do.Kills, "kills", 0, "then pull the first N into a third pool, killed this many times, each at a random point of the download left, and rerun")
+	distribute.Flags().BoolVar(&do.ComparePlain, "compare-plain", false, "also ship the pool with plain descriptions (blobs of their own, as before the wire form), side by side")
 	distribute.Flags().StringVar(&work, "work", "", "the fleet's folder (default DIR/work)")
 	distribute.Flags().BoolVar(&do.Reuse, "reuse", false, "take the fleet built in --work as it is, read only (no build, no link)")
 	distribute.Flags().StringVar(&dout, "out", "bench-distribute", "output folder (work/ and distribute.json)")

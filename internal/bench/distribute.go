@@ -50,12 +50,15 @@ type DistributeOptions struct {
 	// times, then once to completion.
 	Kills int
 	Exe   string
-	Log   io.Writer
+	// ComparePlain also ships the pool the way versions before the wire
+	// form did (descriptions as blobs of their own), side by side.
+	ComparePlain bool
+	Log          io.Writer
 }
 
 // Shipment is one way of bringing unikernels to a host, measured.
 type Shipment struct {
-	Method     string  `json:"method"` // "pool" or "whole images"
+	Method     string  `json:"method"` // "pool", "whole images" or MethodPlain
 	Step       string  `json:"step"`   // "first host" or "add"
 	Unikernels int     `json:"unikernels"`
 	Requests   int64   `json:"requests"`
@@ -80,6 +83,9 @@ type KillRun struct {
 	SameManifests bool            `json:"same_manifests"`
 }
 
+// MethodPlain is the pool pushed with plain descriptions (--compare-plain).
+const MethodPlain = "pool, plain desc."
+
 // DistributeResults are bench distribute's figures.
 type DistributeResults struct {
 	Count, Add int
@@ -89,7 +95,7 @@ type DistributeResults struct {
 	// the pool's distinct blobs.
 	WholeImageBytes int64      `json:"whole_image_bytes"`
 	PoolBlobBytes   int64      `json:"pool_blob_bytes"`
-	PushSeconds     [2]float64 `json:"push_seconds"` // pool, whole images (both steps)
+	PushSeconds     [3]float64 `json:"push_seconds"` // pool, whole images, pool with plain descriptions (both steps)
 	Shipments       []Shipment `json:"shipments"`
 	Verified        bool       `json:"verified"`
 	Kill            *KillRun   `json:"kill,omitempty"`
@@ -171,10 +177,11 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 	res.Registry = strings.TrimSpace(string(out)) + ", TLS (own CA), htpasswd"
 	fmt.Fprintf(o.Log, "registry %s on %s (log %s)\n", res.Registry, reg.Host, reg.LogFile)
 	ropt := pool.RemoteOptions{CAFile: reg.CAFile, Username: "unipool", Password: hex.EncodeToString(pw), Jobs: o.Transfers}
-	poolRepo, imageRepo := reg.Host+"/fleet/pool", reg.Host+"/fleet/images"
+	poolRepo, imageRepo, plainRepo := reg.Host+"/fleet/pool", reg.Host+"/fleet/images", reg.Host+"/fleet/pool-plain"
 
 	first, added := fleet.Names[:o.Count], fleet.Names[o.Count:]
 	hostB := filepath.Join(o.Scratch, "host-b", "pool")
+	hostBPlain := filepath.Join(o.Scratch, "host-b", "pool-plain")
 	hostBImages := filepath.Join(o.Scratch, "host-b", "images")
 	os.RemoveAll(filepath.Join(o.Scratch, "host-b"))
 	store, err := oci.New(hostBImages)
@@ -223,6 +230,26 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 		}
 		sh.Step, sh.Seconds = stepName, time.Since(t0).Seconds()
 		res.Shipments = append(res.Shipments, *sh)
+		if o.ComparePlain {
+			// The same pool, pushed the way versions before the wire form
+			// did: each description a blob of its own, uncompressed.
+			popt := ropt
+			popt.PlainDescriptions = true
+			t0 = time.Now()
+			if _, err := src.Push(ctx, plainRepo, names, popt); err != nil {
+				return nil, err
+			}
+			res.PushSeconds[2] += time.Since(t0).Seconds()
+			fmt.Fprintf(o.Log, "%s: pulling plain descriptions into another pool\n", stepName)
+			t0 = time.Now()
+			pr, err := pool.Pull(ctx, hostBPlain, plainRepo, names, popt)
+			if err != nil {
+				return nil, err
+			}
+			res.Shipments = append(res.Shipments, Shipment{Method: MethodPlain, Step: stepName, Unikernels: len(names),
+				Requests: pr.Transfer.Requests, BytesIn: pr.Transfer.BytesIn, Blobs: pr.Fetched, BlobBytes: pr.FetchedBytes,
+				Seconds: time.Since(t0).Seconds()})
+		}
 	}
 	b, err := pool.Open(hostB)
 	if err != nil {
@@ -503,14 +530,21 @@ func countStaged(dir string) int {
 func (r *DistributeResults) Table(w io.Writer) {
 	fmt.Fprintf(w, "fleet: %d unikernels, then %d new (seed %d); registry: %s\n", r.Count, r.Add, r.Seed, r.Registry)
 	fmt.Fprintf(w, "at the source: whole stock images %.1f MiB; pool blobs %.1f MiB\n", mib(uint64(r.WholeImageBytes)), mib(uint64(r.PoolBlobBytes)))
-	fmt.Fprintf(w, "%-11s %-13s %10s %9s %12s %9s\n", "step", "method", "unikernels", "requests", "received", "seconds")
+	fmt.Fprintf(w, "%-11s %-17s %10s %9s %12s %9s\n", "step", "method", "unikernels", "requests", "received", "seconds")
 	for _, s := range r.Shipments {
-		fmt.Fprintf(w, "%-11s %-13s %10d %9d %8.2f MiB %9.2f\n", s.Step, s.Method, s.Unikernels, s.Requests, mib(uint64(s.BytesIn)), s.Seconds)
+		fmt.Fprintf(w, "%-11s %-17s %10d %9d %8.2f MiB %9.2f\n", s.Step, s.Method, s.Unikernels, s.Requests, mib(uint64(s.BytesIn)), s.Seconds)
 	}
-	for i := 0; i+1 < len(r.Shipments); i += 2 {
-		p, w2 := r.Shipments[i], r.Shipments[i+1]
-		if p.BytesIn > 0 {
-			fmt.Fprintf(w, "%s: whole images / pool = %.1fx the bytes, %.2fx the time\n", p.Step, float64(w2.BytesIn)/float64(p.BytesIn), w2.Seconds/p.Seconds)
+	for _, step := range []string{"first host", "add"} {
+		var whole *Shipment
+		for i, s := range r.Shipments {
+			if s.Step == step && s.Method == "whole images" {
+				whole = &r.Shipments[i]
+			}
+		}
+		for _, p := range r.Shipments {
+			if whole != nil && p.Step == step && p.Method != whole.Method && p.BytesIn > 0 {
+				fmt.Fprintf(w, "%s: whole images / %s = %.1fx the bytes, %.2fx the time\n", step, p.Method, float64(whole.BytesIn)/float64(p.BytesIn), whole.Seconds/p.Seconds)
+			}
 		}
 	}
 	fmt.Fprintf(w, "second host's pool verified and identical to the source: %v\n", r.Verified)

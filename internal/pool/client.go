@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
@@ -212,3 +215,49 @@ func Repository(ref string, opt RemoteOptions) (*remote.Repository, *Transfer, e
 
 // Snapshot reads the counters.
 func (t *Transfer) Snapshot() Transfer { return t.snapshot() }
+
+// getBlob GETs blob d from byte off on (a Range request when off > 0).
+// whole says the body is the whole blob (the registry ignored the range,
+// or none was asked for); else it starts at off.
+func (r *remoteRepo) getBlob(ctx context.Context, d ocispec.Descriptor, off int64) (body io.ReadCloser, whole bool, err error) {
+	scheme := "https"
+	if r.PlainHTTP {
+		scheme = "http"
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", scheme, r.Reference.Host(), r.Reference.Repository, d.Digest)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, d.Size-1))
+	}
+	resp, err := r.Client.Do(req)
+	if err != nil {
+		return nil, false, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return resp.Body, true, nil
+	case resp.StatusCode == http.StatusPartialContent && off > 0:
+		var start, end, size int64
+		cr := resp.Header.Get("Content-Range")
+		if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &start, &end, &size); err != nil || start != off || end != d.Size-1 || size != d.Size {
+			resp.Body.Close()
+			return nil, false, fmt.Errorf("blob %s: the registry answered bytes %d- with Content-Range %q", d.Digest, off, cr)
+		}
+		return resp.Body, false, nil
+	}
+	defer resp.Body.Close()
+	er := &errcode.ErrorResponse{Method: req.Method, URL: req.URL, StatusCode: resp.StatusCode}
+	if b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); len(b) > 0 {
+		var body struct{ Errors errcode.Errors }
+		if json.Unmarshal(b, &body) == nil {
+			er.Errors = body.Errors
+		}
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, false, fmt.Errorf("blob %s: %w: %w", d.Digest, errdef.ErrNotFound, er)
+	}
+	return nil, false, fmt.Errorf("blob %s: %w", d.Digest, er)
+}

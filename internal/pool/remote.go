@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -307,8 +308,13 @@ type PullResult struct {
 	// rather than from the registry (the manifest names their digest).
 	LocalConfigs int `json:"configs_read_locally"`
 	// Resumed: blobs an interrupted pull had downloaded and verified.
-	Resumed  int      `json:"resumed_blobs"`
-	Transfer Transfer `json:"transfer"`
+	Resumed int `json:"resumed_blobs"`
+	// Continued: downloads an interrupted pull had begun, continued from
+	// where it stopped; ContinuedFrom: the bytes they already had (not
+	// counted in FetchedBytes).
+	Continued     int      `json:"continued_blobs"`
+	ContinuedFrom int64    `json:"continued_from_bytes"`
+	Transfer      Transfer `json:"transfer"`
 }
 
 // pulled is one unikernel as the registry describes it, checked.
@@ -480,13 +486,18 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 				mark(staged, n.d.Digest)
 				return nil
 			}
-			if err := st.fetch(gctx, r, n.d); err != nil {
+			from, err := st.fetchFrom(gctx, r, n.d)
+			if err != nil {
 				return fmt.Errorf("%s: %w", n.what, err)
 			}
 			mark(staged, n.d.Digest)
 			mu.Lock()
 			res.Fetched++
-			res.FetchedBytes += n.d.Size
+			res.FetchedBytes += n.d.Size - from
+			if from > 0 {
+				res.Continued++
+				res.ContinuedFrom += from
+			}
 			mu.Unlock()
 			return nil
 		})
@@ -760,14 +771,142 @@ func (s *staging) path(d digest.Digest) string {
 
 func (s *staging) has(d ocispec.Descriptor) bool { return fileMatches(s.path(d.Digest), d) }
 
-// fetch downloads d into the staging folder, verifying it as it streams.
+// partialSuffix names a blob being downloaded in the staging folder: what
+// has arrived so far, which the next download continues (HTTP Range).
+const partialSuffix = ".partial"
+
+// fetch downloads d into the staging folder. The bytes go to
+// <digest>.partial as they arrive, so a download cut off (a kill, a lost
+// connection) is continued by the next from where it stopped, with a
+// Range request; a registry that ignores the range sends the whole blob
+// again. The whole file is hashed and checked against d's size and digest
+// before it is renamed to its digest: nothing unverified is ever taken as
+// a blob. One pull at a time writes a partial file (flock).
 func (s *staging) fetch(ctx context.Context, r *remoteRepo, d ocispec.Descriptor) error {
-	rc, err := r.Blobs().Fetch(ctx, d)
-	if err != nil {
-		return err
+	_, err := s.fetchFrom(ctx, r, d)
+	return err
+}
+
+// fetchFrom is fetch, also saying from which byte the download continued
+// (0: the whole blob came).
+func (s *staging) fetchFrom(ctx context.Context, r *remoteRepo, d ocispec.Descriptor) (from int64, err error) {
+	final := s.path(d.Digest)
+	if d.Digest.Validate() != nil || d.Digest.Algorithm() != digest.SHA256 {
+		return 0, fmt.Errorf("blob %q: not a sha256 digest", d.Digest)
 	}
-	defer rc.Close()
-	return s.put(d, rc)
+	part := final + partialSuffix
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return from, fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	defer f.Close() // releases the flock
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return from, fmt.Errorf("staging %s: lock %s: %w", s.dir, part, err)
+	}
+	if s.has(d) {
+		// Another pull finished it while this one waited.
+		return from, nil
+	}
+	for attempt := 0; ; attempt++ {
+		var h hash.Hash
+		h, from, err = s.download(ctx, r, d, f, attempt == 0)
+		if err != nil {
+			return from, err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Encoded() {
+			if from > 0 && attempt == 0 {
+				// The bytes kept from before may be what is wrong (a crash
+				// before they reached the disk): download it whole once.
+				continue
+			}
+			os.Remove(part)
+			return from, fmt.Errorf("blob %s: the registry sent content that hashes to sha256:%s, not to its digest: refused (the registry's copy is damaged or tampered with)", d.Digest, got)
+		}
+		break
+	}
+	// Read-only, as every pool blob: the commit renames it into place.
+	if err := f.Chmod(blobPerm); err != nil {
+		return from, fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	if err := f.Sync(); err != nil {
+		return from, fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	if err := os.Rename(part, final); err != nil {
+		return from, fmt.Errorf("staging %s: %w", s.dir, err)
+	}
+	return from, nil
+}
+
+// download writes d into f (the partial file, locked): when cont, after
+// what f already holds (a Range request), else from the start. It returns
+// the hash of all of f and the byte the download continued from. A cut
+// download keeps what arrived. The size is checked here, the digest by
+// the caller.
+func (s *staging) download(ctx context.Context, r *remoteRepo, d ocispec.Descriptor, f *os.File, cont bool) (hash.Hash, int64, error) {
+	h := sha256.New()
+	var off int64
+	if !cont {
+		if err := f.Truncate(0); err != nil {
+			return nil, 0, fmt.Errorf("staging %s: %w", s.dir, err)
+		}
+	}
+	if cont {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, 0, fmt.Errorf("staging %s: %w", s.dir, err)
+		}
+		n, err := io.Copy(h, io.LimitReader(f, d.Size+1))
+		if err != nil {
+			return nil, 0, fmt.Errorf("staging %s: %w", s.dir, err)
+		}
+		off = n
+	}
+	restart := func() error {
+		off, h = 0, sha256.New()
+		if err := f.Truncate(0); err != nil {
+			return fmt.Errorf("staging %s: %w", s.dir, err)
+		}
+		return nil
+	}
+	if off > d.Size {
+		if err := restart(); err != nil {
+			return nil, 0, err
+		}
+	}
+	from := off
+	if off < d.Size {
+		body, whole, err := r.getBlob(ctx, d, off)
+		if err != nil {
+			return nil, from, err
+		}
+		defer body.Close()
+		if whole && off > 0 {
+			// The registry sent the whole blob, not the rest.
+			if err := restart(); err != nil {
+				return nil, 0, err
+			}
+			from = 0
+		}
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return nil, from, fmt.Errorf("staging %s: %w", s.dir, err)
+		}
+		n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, d.Size-off+1))
+		off += n
+		if err != nil {
+			// Keep what arrived: the next pull continues from there.
+			return nil, from, fmt.Errorf("blob %s: %w (%d of %d bytes kept to continue from)", d.Digest, err, off, d.Size)
+		}
+	}
+	if off != d.Size {
+		os.Remove(f.Name())
+		return nil, from, fmt.Errorf("blob %s: the registry sent %d bytes, the manifest says %d: refused", d.Digest, off, d.Size)
+	}
+	return h, from, nil
 }
 
 // put writes d's content from rd to the staging folder if it has d's size
