@@ -502,3 +502,52 @@ func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) 
 		t.Errorf("gc left %d files in the staging folder", len(ents))
 	}
 }
+
+func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlacesEveryLibrary(t *testing.T) {
+	f := images(t)
+	reg := startRegistry(t, false)
+	ctx := context.Background()
+	// Three pools, each whose map places only the libraries of its one
+	// unikernel; pushed at once, round after round, to one repository.
+	type src struct {
+		image string
+		libs  []testLib
+	}
+	srcs := []src{{f.hello, []testLib{testLibA, testLibB}}, {f.big, []testLib{testLibA, f.bigLib}}, {f.world, []testLib{testLibA, testLibB, testLibC}}}
+	var pools []*Pool
+	for _, s := range srcs {
+		dir := filepath.Join(t.TempDir(), "pool")
+		writeMap(t, dir, s.libs...)
+		mustAdd(t, dir, s.image, AddOptions{})
+		pools = append(pools, mustOpen(t, dir))
+	}
+	for round := 0; round < 3; round++ {
+		repo := fmt.Sprintf("%s/race%d", reg.Host, round)
+		var wg sync.WaitGroup
+		errs := make([]error, len(pools))
+		for i, p := range pools {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = p.Push(ctx, repo, nil, reg.opt)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		// A fresh pool pulls all three: every library is placed.
+		dst := filepath.Join(t.TempDir(), "dst")
+		res, err := Pull(ctx, dst, repo, nil, reg.opt)
+		if err != nil {
+			t.Fatalf("round %d: pull of what three concurrent pushers pushed: %v", round, err)
+		}
+		if len(res.Names) != 3 {
+			t.Errorf("round %d: pulled %v", round, res.Names)
+		}
+		m, err := libmap.Load(filepath.Join(dst, MapFile))
+		if err != nil || len(m.Libraries) != 4 {
+			t.Errorf("round %d: the pulled map has %v (%v), want libA, libB, libC, libBig", round, m, err)
+		}
+	}
+}

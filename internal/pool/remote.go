@@ -10,11 +10,13 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -128,19 +130,7 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 		}
 	}
 	if len(local.Libraries) > 0 {
-		mapData, err := local.Marshal()
-		if err != nil {
-			return nil, fmt.Errorf("push %s: %w", repo, err)
-		}
-		layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
-		if err := pushIfMissing(ctx, r, layer, mapData); err != nil {
-			return fail("library map", err)
-		}
-		md, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-		if err != nil {
-			return fail("library map", err)
-		}
-		if err := r.Tag(ctx, md, MapTag); err != nil {
+		if err := putMap(ctx, r, local, repo); err != nil {
 			return fail("library map", err)
 		}
 	}
@@ -156,8 +146,78 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 		}
 		res.Names = append(res.Names, name)
 	}
+	if len(local.Libraries) > 0 {
+		// Another pusher may have tagged its map over this one meanwhile
+		// (tags are last-writer-wins): make sure the registry's map still
+		// places every library this push placed, merging again if not.
+		if err := putMap(ctx, r, local, repo); err != nil {
+			return fail("library map", err)
+		}
+	}
 	res.Transfer = r.transfer.snapshot()
 	return res, nil
+}
+
+// putMap makes the registry's map place every library m places: it tags
+// the union of m and the registry's map as MapTag, then reads the tag back
+// and repeats while a concurrent pusher's map has replaced it with one that
+// lacks some of m (each pusher does the same, so the tag converges on the
+// union of all). A map that disagrees is refused by name.
+func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map, repo string) error {
+	for attempt := 0; attempt < 20; attempt++ {
+		remoteMap, err := fetchMap(ctx, r, "")
+		if err != nil {
+			return err
+		}
+		want := m
+		if remoteMap != nil {
+			union, err := copyMap(remoteMap)
+			if err != nil {
+				return err
+			}
+			if err := union.Merge(m, "the pool's map"); err != nil {
+				return fmt.Errorf("the registry's map (%s:%s) disagrees with the pool's: %w", repo, MapTag, err)
+			}
+			a, _ := union.Marshal()
+			b, _ := remoteMap.Marshal()
+			if bytes.Equal(a, b) {
+				return nil // the registry's map places all of m
+			}
+			want = union
+		}
+		mapData, err := want.Marshal()
+		if err != nil {
+			return err
+		}
+		layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
+		if err := pushIfMissing(ctx, r, layer, mapData); err != nil {
+			return err
+		}
+		md, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+		if err != nil {
+			return err
+		}
+		if err := r.Tag(ctx, md, MapTag); err != nil {
+			return err
+		}
+		m = want
+		// Read it back after a short, random pause: a concurrent pusher
+		// that read the old map writes its own now.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(10+mrand.IntN(40)) * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the registry's map (%s:%s) keeps being replaced by concurrent pushers; push again", repo, MapTag)
+}
+
+func copyMap(m *libmap.Map) (*libmap.Map, error) {
+	data, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return libmap.Parse(data)
 }
 
 func pushIfMissing(ctx context.Context, dst content.Storage, d ocispec.Descriptor, data []byte) error {
