@@ -137,15 +137,25 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 	// Every unikernel shares most of its blobs with the others: ask the
 	// registry about each blob once, not once per unikernel.
 	dst := &onceTarget{Target: r, known: map[digest.Digest]bool{}}
+	// Several unikernels at once: each has only a few blobs the registry
+	// lacks, so one at a time leaves the wire idle between requests.
 	copyOpt := oras.DefaultCopyOptions
-	copyOpt.Concurrency = opt.jobs()
+	copyOpt.Concurrency = 2
 	res := &PushResult{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opt.jobs())
 	for _, name := range names {
-		if _, err := oras.Copy(ctx, src, name, dst, name, copyOpt); err != nil {
-			return fail("unikernel "+name, err)
-		}
-		res.Names = append(res.Names, name)
+		g.Go(func() error {
+			if _, err := oras.Copy(gctx, src, name, dst, name, copyOpt); err != nil {
+				return fmt.Errorf("unikernel %s: %w", name, err)
+			}
+			return nil
+		})
 	}
+	if err := g.Wait(); err != nil {
+		return fail("", err)
+	}
+	res.Names = append(res.Names, names...)
 	if len(local.Libraries) > 0 {
 		// Another pusher may have tagged its map over this one meanwhile
 		// (tags are last-writer-wins): make sure the registry's map still
