@@ -865,20 +865,11 @@ func (s *staging) fetchFrom(ctx context.Context, r *remoteRepo, d ocispec.Descri
 		return 0, fmt.Errorf("blob %q: not a sha256 digest", d.Digest)
 	}
 	part := final + partialSuffix
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := s.lockPartial(part)
 	if err != nil {
-		return from, fmt.Errorf("staging %s: %w", s.dir, err)
+		return 0, err
 	}
 	defer f.Close() // releases the flock
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return from, fmt.Errorf("staging %s: lock %s: %w", s.dir, part, err)
-	}
 	if s.has(d) {
 		// Another pull finished it while this one waited.
 		return from, nil
@@ -911,6 +902,39 @@ func (s *staging) fetchFrom(ctx context.Context, r *remoteRepo, d ocispec.Descri
 		return from, fmt.Errorf("staging %s: %w", s.dir, err)
 	}
 	return from, nil
+}
+
+// lockPartial opens the partial file at path (creating it) and takes its
+// flock. A pull that waited for the lock may find the file it opened
+// renamed meanwhile (to its digest, by the pull that held it): then it
+// opens the path again, never writing a file that is no longer the
+// partial one.
+func (s *staging) lockPartial(path string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("staging %s: %w", s.dir, err)
+		}
+		for {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+			if err != syscall.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("staging %s: lock %s: %w", s.dir, path, err)
+		}
+		held, err1 := f.Stat()
+		named, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, named) {
+			return f, nil
+		}
+		f.Close()
+		if err1 != nil {
+			return nil, fmt.Errorf("staging %s: %w", s.dir, err1)
+		}
+	}
 }
 
 // download writes d into f (the partial file, locked): when cont, after
