@@ -549,7 +549,7 @@ func (r *DistributeResults) Table(w io.Writer) {
 	}
 	fmt.Fprintf(w, "second host's pool verified and identical to the source: %v\n", r.Verified)
 	if k := r.Kill; k != nil {
-		fmt.Fprintf(w, "pull killed %d times at random points (%d had finished first), then rerun: %d unikernels, verified %v, same manifests %v; the rerun resumed %d blobs and downloaded %d\n",
-			k.Kills, k.FinishedFirst, k.Unikernels, k.Verified, k.SameManifests, k.Final.Resumed, k.Final.Fetched)
+		fmt.Fprintf(w, "pull killed %d times at random points of the download left (%d had finished first), then rerun: %d unikernels, verified %v, same manifests %v; the rerun resumed %d blobs, continued %d cut downloads and downloaded %d\n",
+			k.Kills, k.FinishedFirst, k.Unikernels, k.Verified, k.SameManifests, k.Final.Resumed, k.Final.Continued, k.Final.Fetched)
 	}
 }
