@@ -76,6 +76,7 @@ type KillRun struct {
 	TargetAtKill  []int           `json:"kill_drawn_at_staged"` // each kill came once this many blobs were staged
 	FinishedFirst int             `json:"finished_before_kill"` // runs that completed before their kill
 	StagedAtKill  []int           `json:"staged_at_kill"`       // verified blobs in .pull after each kill
+	PartialAtKill []int64         `json:"partial_bytes_at_kill"` // bytes of cut downloads in .pull after each kill
 	PoolAtKill    []int           `json:"unikernels_at_kill"`   // unikernels in the pool after each kill (0 or all)
 	Final         pool.PullResult `json:"final"`
 	Verified      bool            `json:"verified"`
@@ -473,6 +474,7 @@ func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry
 		k.TargetAtKill = append(k.TargetAtKill, target)
 		n := countStaged(staging)
 		k.StagedAtKill = append(k.StagedAtKill, n)
+		k.PartialAtKill = append(k.PartialAtKill, partialBytes(staging))
 		u := 0
 		if p, err := pool.Open(dir); err == nil {
 			vr, err := p.Verify()
@@ -485,7 +487,7 @@ func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry
 			return k, fmt.Errorf("bench: after kill %d the pool holds %d of %d unikernels", i, u, len(names))
 		}
 		k.PoolAtKill = append(k.PoolAtKill, u)
-		fmt.Fprintf(o.Log, "kill %d after %v (drawn at %d of %d blobs staged): %d staged blobs, %d unikernels in the pool\n", i+1, after.Round(time.Millisecond), target, total, n, u)
+		fmt.Fprintf(o.Log, "kill %d after %v (drawn at %d of %d blobs staged): %d staged blobs, %d bytes of cut downloads, %d unikernels in the pool\n", i+1, after.Round(time.Millisecond), target, total, n, k.PartialAtKill[i], u)
 	}
 	cmd := run()
 	var stderr bytes.Buffer
@@ -511,6 +513,18 @@ func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry
 		return k, fmt.Errorf("bench: after the kills and a rerun the pool is not complete: %+v", k)
 	}
 	return k, nil
+}
+
+// partialBytes sums the downloads cut off in a staging folder.
+func partialBytes(dir string) int64 {
+	ents, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".partial") {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // countStaged counts the blobs a pull has verified in its staging folder
