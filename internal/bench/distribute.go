@@ -73,11 +73,11 @@ type KillRun struct {
 	Kills         int             `json:"kills"`
 	Blobs         int             `json:"blobs"` // the pull stages this many in all
 	KilledAfterMs []int64         `json:"killed_after_ms"`
-	TargetAtKill  []int           `json:"kill_drawn_at_staged"` // each kill came once this many blobs were staged
-	FinishedFirst int             `json:"finished_before_kill"` // runs that completed before their kill
-	StagedAtKill  []int           `json:"staged_at_kill"`       // verified blobs in .pull after each kill
+	TargetAtKill  []int           `json:"kill_drawn_at_staged"`  // each kill came once this many blobs were staged
+	FinishedFirst int             `json:"finished_before_kill"`  // runs that completed before their kill
+	StagedAtKill  []int           `json:"staged_at_kill"`        // verified blobs in .pull after each kill
 	PartialAtKill []int64         `json:"partial_bytes_at_kill"` // bytes of cut downloads in .pull after each kill
-	PoolAtKill    []int           `json:"unikernels_at_kill"`   // unikernels in the pool after each kill (0 or all)
+	PoolAtKill    []int           `json:"unikernels_at_kill"`    // unikernels in the pool after each kill (0 or all)
 	Final         pool.PullResult `json:"final"`
 	Verified      bool            `json:"verified"`
 	Unikernels    int             `json:"unikernels"`
