@@ -238,43 +238,73 @@ func pushIfMissing(ctx context.Context, dst content.Storage, d ocispec.Descripto
 	return dst.Push(ctx, d, bytes.NewReader(data))
 }
 
-// onceTarget remembers which blobs a registry has (asked or pushed).
+// onceTarget remembers which blobs a registry has (asked or pushed), and
+// never asks about a blob while it is being pushed: the registry answers a
+// HEAD that races with the upload of the same blob with a 500 ("invalid
+// checksum digest format"), and a manifest's layers may repeat a digest
+// (one content, two media types) as unikernels pushed at once share blobs.
 type onceTarget struct {
 	oras.Target
 	mu    sync.Mutex
 	known map[digest.Digest]bool
+	// busy: a blob being asked about or pushed; closed when that ends.
+	busy map[digest.Digest]chan struct{}
 }
 
 func (t *onceTarget) Exists(ctx context.Context, d ocispec.Descriptor) (bool, error) {
-	t.mu.Lock()
-	k := t.known[d.Digest]
-	t.mu.Unlock()
-	if k || d.MediaType == ocispec.MediaTypeImageManifest {
+	if d.MediaType == ocispec.MediaTypeImageManifest {
 		// Manifests are always asked about: they carry the tag.
-		if !k {
-			return t.Target.Exists(ctx, d)
+		return t.Target.Exists(ctx, d)
+	}
+	for {
+		t.mu.Lock()
+		if t.known[d.Digest] {
+			t.mu.Unlock()
+			return true, nil
 		}
-		return true, nil
+		if ch, ok := t.busy[d.Digest]; ok {
+			t.mu.Unlock()
+			select {
+			case <-ch:
+				continue // pushed (known now) or failed (ask again)
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		}
+		if t.busy == nil {
+			t.busy = map[digest.Digest]chan struct{}{}
+		}
+		t.busy[d.Digest] = make(chan struct{})
+		t.mu.Unlock()
+		break
 	}
 	ok, err := t.Target.Exists(ctx, d)
-	if ok && err == nil {
-		t.mu.Lock()
-		t.known[d.Digest] = true
-		t.mu.Unlock()
+	if err != nil || ok {
+		t.done(d.Digest, ok && err == nil)
+		return ok, err
 	}
-	return ok, err
+	// Missing: it stays busy until this caller's Push ends.
+	return false, nil
+}
+
+func (t *onceTarget) done(dg digest.Digest, known bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if known {
+		t.known[dg] = true
+	}
+	if ch, ok := t.busy[dg]; ok {
+		delete(t.busy, dg)
+		close(ch)
+	}
 }
 
 func (t *onceTarget) Push(ctx context.Context, d ocispec.Descriptor, r io.Reader) error {
-	if err := t.Target.Push(ctx, d, r); err != nil {
-		return err
-	}
+	err := t.Target.Push(ctx, d, r)
 	if d.MediaType != ocispec.MediaTypeImageManifest {
-		t.mu.Lock()
-		t.known[d.Digest] = true
-		t.mu.Unlock()
+		t.done(d.Digest, err == nil || errors.Is(err, errdef.ErrAlreadyExists))
 	}
-	return nil
+	return err
 }
 
 // poolSource is the pool as an oras source: unikernels resolve by name,
