@@ -333,8 +333,9 @@ func poolPushCmd(pf *poolFlags) *cobra.Command {
 		Use:   "push REPOSITORY [NAME...]",
 		Short: "Push unikernels (default: all) and the library map to an OCI registry, tagged by name",
 		Long: "Push copies each unikernel's manifest and blobs to REPOSITORY (host[:port]/path),\n" +
-			"tagged with its name, and the library map tagged " + pool.MapTag + " (merged with the\n" +
-			"registry's; a library the two place differently is refused by name).\n" + poolRemoteHelp,
+			"tagged with its name, and the library map tagged " + pool.MapTag + " and " + pool.MapTagPrefix + "<digest>\n" +
+			"(merged with the registry's maps; a library they place differently is refused by name;\n" +
+			"pull merges every map tag, so concurrent pushers lose none of each other's libraries).\n" + poolRemoteHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := pf.open()

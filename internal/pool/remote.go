@@ -11,9 +11,11 @@ import (
 	"io"
 	"io/fs"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
@@ -34,6 +37,11 @@ const (
 	// MapTag is the tag under which push stores the library map, so a pool
 	// pulled elsewhere keeps placing new libraries where the images expect.
 	MapTag = "unipool-map"
+	// MapTagPrefix starts the tag of each map a push wrote, named by its
+	// content (MapTagPrefix + the hex of its manifest digest): never
+	// overwritten, so a concurrent pusher cannot lose another's libraries.
+	// Pull merges every one of them with MapTag's.
+	MapTagPrefix = MapTag + "-"
 	// ArtifactTypeMap is the artifact type of the pushed map; its one layer
 	// (MediaTypeMap) is map.json as is.
 	ArtifactTypeMap = "application/vnd.unipool.map.v1"
@@ -86,7 +94,7 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 	}
 	src := &poolSource{p: p, idx: idx, wire: map[string]ocispec.Descriptor{}, extra: map[digest.Digest][]byte{}}
 	for _, name := range names {
-		if !tagRE.MatchString(name) || name == MapTag {
+		if !tagRE.MatchString(name) || isMapTag(name) {
 			return nil, fmt.Errorf("push %s: unikernel name %q is not a valid registry tag", repo, name)
 		}
 		md, ok := src.find(name)
@@ -120,17 +128,17 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 	if err != nil {
 		return nil, fmt.Errorf("push %s: %w", repo, err)
 	}
-	remoteMap, err := fetchMap(ctx, r, p.MapPath())
+	remoteMap, err := fetchMaps(ctx, r, repo, nil, p.MapPath())
 	if err != nil {
 		return fail("", err)
 	}
 	if remoteMap != nil {
-		if err := local.Merge(remoteMap, "the registry's map ("+repo+":"+MapTag+")"); err != nil {
+		if err := local.Merge(remoteMap, "the registry's map ("+repo+":"+MapTag+"*)"); err != nil {
 			return nil, fmt.Errorf("push %s: the pool's library map %s disagrees with the registry's: %w", repo, p.MapPath(), err)
 		}
 	}
 	if len(local.Libraries) > 0 {
-		if err := putMap(ctx, r, local, repo); err != nil {
+		if err := putMap(ctx, r, local); err != nil {
 			return fail("library map", err)
 		}
 	}
@@ -156,79 +164,46 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 		return fail("", err)
 	}
 	res.Names = append(res.Names, names...)
-	if len(local.Libraries) > 0 {
-		// Another pusher may have tagged its map over this one meanwhile
-		// (tags are last-writer-wins): make sure the registry's map still
-		// places every library this push placed, merging again if not.
-		if err := putMap(ctx, r, local, repo); err != nil {
-			return fail("library map", err)
-		}
-	}
 	res.Transfer = r.transfer.snapshot()
 	return res, nil
 }
 
-// putMap makes the registry's map place every library m places: it tags
-// the union of m and the registry's map as MapTag, then reads the tag back
-// and repeats while a concurrent pusher's map has replaced it with one that
-// lacks some of m (each pusher does the same, so the tag converges on the
-// union of all). A map that disagrees is refused by name.
-func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map, repo string) error {
-	for attempt := 0; attempt < 20; attempt++ {
-		remoteMap, err := fetchMap(ctx, r, "")
-		if err != nil {
-			return err
-		}
-		want := m
-		if remoteMap != nil {
-			union, err := copyMap(remoteMap)
-			if err != nil {
-				return err
+// putMap stores m as the registry's map: under a tag of its own content
+// (which no other pusher overwrites: pull merges them all) and as MapTag.
+// The registry's filesystem storage answers a request that races with
+// another pusher writing the same map (same blob, same tag) with an error
+// (400 "blob unknown" on the manifest, 500 on a tag read): try again, a
+// few times, after a short random pause.
+func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map) error {
+	mapData, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
+	for attempt := 0; ; attempt++ {
+		err = pushIfMissing(ctx, r, layer, mapData)
+		if err == nil {
+			var md ocispec.Descriptor
+			md, err = oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+			if err == nil {
+				if err = r.Tag(ctx, md, MapTagPrefix+md.Digest.Encoded()); err == nil {
+					err = r.Tag(ctx, md, MapTag)
+				}
 			}
-			if err := union.Merge(m, "the pool's map"); err != nil {
-				return fmt.Errorf("the registry's map (%s:%s) disagrees with the pool's: %w", repo, MapTag, err)
-			}
-			a, _ := union.Marshal()
-			b, _ := remoteMap.Marshal()
-			if bytes.Equal(a, b) {
-				return nil // the registry's map places all of m
-			}
-			want = union
 		}
-		mapData, err := want.Marshal()
-		if err != nil {
+		if err == nil || attempt >= 5 {
 			return err
 		}
-		layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
-		if err := pushIfMissing(ctx, r, layer, mapData); err != nil {
-			return err
-		}
-		md, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-		if err != nil {
-			return err
-		}
-		if err := r.Tag(ctx, md, MapTag); err != nil {
-			return err
-		}
-		m = want
-		// Read it back after a short, random pause: a concurrent pusher
-		// that read the old map writes its own now.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(10+mrand.IntN(40)) * time.Millisecond):
+		case <-time.After(time.Duration(10+mrand.IntN(40)<<attempt) * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("the registry's map (%s:%s) keeps being replaced by concurrent pushers; push again", repo, MapTag)
 }
 
-func copyMap(m *libmap.Map) (*libmap.Map, error) {
-	data, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return libmap.Parse(data)
-}
+// isMapTag says whether a tag names a library map, not a unikernel.
+func isMapTag(tag string) bool { return tag == MapTag || strings.HasPrefix(tag, MapTagPrefix) }
 
 func pushIfMissing(ctx context.Context, dst content.Storage, d ocispec.Descriptor, data []byte) error {
 	ok, err := dst.Exists(ctx, d)
@@ -360,35 +335,86 @@ func (s *poolSource) Exists(_ context.Context, d ocispec.Descriptor) (bool, erro
 	return fileExists(s.p.BlobPath(string(d.Digest))), nil
 }
 
-// fetchMap returns the registry's library map, or nil if it has none. Its
-// content is read from the file at local when that is the same map (same
-// digest), else from the registry.
-func fetchMap(ctx context.Context, r *remoteRepo, local string) (*libmap.Map, error) {
-	md, data, err := oras.FetchBytes(ctx, r, MapTag, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
+// fetchMaps returns the union of the registry's library maps (MapTag and
+// every MapTagPrefix tag; tags lists the repository's tags, nil to list
+// them here), or nil if it has none. Maps that disagree are refused,
+// naming the library.
+func fetchMaps(ctx context.Context, r *remoteRepo, repo string, tags []string, local string) (*libmap.Map, error) {
+	if tags == nil {
+		var er *errcode.ErrorResponse
+		if err := r.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil && !(errors.As(err, &er) && er.StatusCode == http.StatusNotFound) {
+			return nil, fmt.Errorf("list tags: %w", err)
+		}
+	}
+	var union *libmap.Map
+	seen := map[digest.Digest]bool{}
+	for _, tag := range tags {
+		if !isMapTag(tag) {
+			continue
+		}
+		md, m, err := fetchMap(ctx, r, tag, local)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil || seen[md.Digest] {
+			continue
+		}
+		seen[md.Digest] = true
+		if union == nil {
+			union = m
+		} else if err := union.Merge(m, "the registry's map "+repo+":"+tag); err != nil {
+			return nil, fmt.Errorf("the registry's library maps disagree: %w", err)
+		}
+	}
+	return union, nil
+}
+
+// fetchMap returns the library map tagged tag, or nil if there is none.
+// Its content is read from the file at local when that is the same map
+// (same digest), else from the registry.
+func fetchMap(ctx context.Context, r *remoteRepo, tag, local string) (ocispec.Descriptor, *libmap.Map, error) {
+	var md ocispec.Descriptor
+	var data []byte
+	var err error
+	for attempt := 0; ; attempt++ {
+		md, data, err = oras.FetchBytes(ctx, r, tag, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
+		// The registry's filesystem storage writes a tag's link file in
+		// place: read while another pusher tags the map, it answers 500
+		// ("invalid checksum digest format"). Ask again, a few times.
+		var er *errcode.ErrorResponse
+		if attempt >= 5 || !errors.As(err, &er) || er.StatusCode != http.StatusInternalServerError {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return md, nil, ctx.Err()
+		case <-time.After(time.Duration(20<<attempt) * time.Millisecond):
+		}
+	}
 	if errors.Is(err, errdef.ErrNotFound) {
-		return nil, nil
+		return md, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("library map: %w", err)
+		return md, nil, fmt.Errorf("library map %s: %w", tag, err)
 	}
 	var m ocispec.Manifest
 	if err := decodeStrict(data, &m); err != nil || m.ArtifactType != ArtifactTypeMap || len(m.Layers) != 1 || m.Layers[0].MediaType != MediaTypeMap {
-		return nil, fmt.Errorf("library map: manifest %s is not a unipool map (%v)", md.Digest, err)
+		return md, nil, fmt.Errorf("library map %s: manifest %s is not a unipool map (%v)", tag, md.Digest, err)
 	}
 	if m.Layers[0].Size > 256<<20 {
-		return nil, fmt.Errorf("library map: %d bytes, too large", m.Layers[0].Size)
+		return md, nil, fmt.Errorf("library map %s: %d bytes, too large", tag, m.Layers[0].Size)
 	}
 	mapData := readMatching(local, m.Layers[0])
 	if mapData == nil {
 		if mapData, err = content.FetchAll(ctx, r, m.Layers[0]); err != nil { // checks size and digest
-			return nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
+			return md, nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
 		}
 	}
 	remoteMap, err := libmap.Parse(mapData)
 	if err != nil {
-		return nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
+		return md, nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
 	}
-	return remoteMap, nil
+	return md, remoteMap, nil
 }
 
 // PullResult says what Pull did.
@@ -430,8 +456,8 @@ type pulled struct {
 	localConfig bool
 }
 
-// Pull brings the unikernels tagged names (every tag but MapTag if names
-// is empty) from the repository into the pool at dir (creating it).
+// Pull brings the unikernels tagged names (every tag but the maps' if
+// names is empty) from the repository into the pool at dir (creating it).
 //
 // It reads every manifest and description first and checks them as add
 // does, and merges the registry's library map with the pool's: a library
@@ -451,17 +477,15 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	fail := func(err error) (*PullResult, error) {
 		return nil, fmt.Errorf("pull %s: %w", repo, r.explain(err))
 	}
+	var tags []string
+	if err := r.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
+		return fail(fmt.Errorf("list tags: %w", err))
+	}
 	if len(names) == 0 {
-		err := r.Tags(ctx, "", func(tags []string) error {
-			for _, t := range tags {
-				if t != MapTag {
-					names = append(names, t)
-				}
+		for _, t := range tags {
+			if !isMapTag(t) {
+				names = append(names, t)
 			}
-			return nil
-		})
-		if err != nil {
-			return fail(fmt.Errorf("list tags: %w", err))
 		}
 	}
 	seen := map[string]bool{}
@@ -477,11 +501,11 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 
 	// The maps: refuse a disagreement before anything is downloaded.
 	mapPath := filepath.Join(dir, MapFile)
-	remoteMap, err := fetchMap(ctx, r, mapPath)
+	remoteMap, err := fetchMaps(ctx, r, repo, tags, mapPath)
 	if err != nil {
 		return fail(err)
 	}
-	mapName := "the registry's map (" + repo + ":" + MapTag + ")"
+	mapName := "the registry's map (" + repo + ":" + MapTag + "*)"
 	merged, err := libmap.Load(mapPath)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", repo, err)
