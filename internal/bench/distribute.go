@@ -413,8 +413,10 @@ func pullImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names 
 // killedPull pulls names into a third, empty pool with the CLI, killing it
 // (SIGKILL) o.Kills times, each kill drawn within the work that is left:
 // the pull is killed once the blobs verified in its staging folder reach
-// a count drawn uniformly from (those there at its start, all it needs),
-// so every kill lands mid-download, on a later blob than the one before.
+// a count drawn uniformly from those there at its start plus up to twice
+// an even share of the rest among the kills left, so every kill lands
+// mid-download, on a later blob than the one before, and the last ones
+// still find work to cut.
 // After each kill the pool must verify and hold all of names or none.
 // Then it pulls to completion.
 func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry, repo string, ropt pool.RemoteOptions, src *pool.Pool, names []string, total int) (*KillRun, error) {
@@ -434,11 +436,14 @@ func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry
 	staging := filepath.Join(dir, ".pull")
 	for i := 0; i < o.Kills; i++ {
 		staged := countStaged(staging)
-		// A count past those staged now and short of all of them: the
-		// kill comes after at least one more blob, before the last.
+		// A count past those staged now, within this kill's share of the
+		// blobs left (drawn uniformly from twice an even share, so the
+		// kills after it still find work left): at least one more blob,
+		// short of the last.
 		target := staged + 1
 		if left := total - staged - 1; left > 1 {
-			target += mrand.IntN(left)
+			share := max(1, min(left, 2*left/(o.Kills-i+1)))
+			target += mrand.IntN(share)
 		}
 		cmd := run()
 		var out bytes.Buffer
