@@ -93,24 +93,35 @@ func ZeroPage(cmdAddr uint64, cmdline string, e820 []E820) ([]byte, error) {
 // image's own memory is described by the image, e.g. Unikraft's
 // .uk_bootinfo) and the VGA hole.
 func (lay *Layout) addLinuxBootMemory(opt Options) error {
+	return lay.addFirmwareMemory(opt, BootLinux64, PartZeroPage, func(_, cmdAddr uint64, ram []E820) ([]byte, error) {
+		return ZeroPage(cmdAddr, opt.Cmdline, ram)
+	})
+}
+
+// addFirmwareMemory lays out the own memory of an instance that boots by
+// a firmware-style protocol (Linux, multiboot): the protocol's info page
+// (made by info from its address, the command line's and the RAM), the
+// command line, the RAM on a 2 MiB boundary, the VGA hole. BootInfo is
+// the info page's address.
+func (lay *Layout) addFirmwareMemory(opt Options, boot, infoPart string, info func(infoAddr, cmdAddr uint64, ram []E820) ([]byte, error)) error {
 	mem := max(opt.MemSize, LinuxMinMem)
-	zeroAddr := uint64(abi.PrivateBase)
-	cmdAddr := zeroAddr + abi.PageSize
+	infoAddr := uint64(abi.PrivateBase)
+	cmdAddr := infoAddr + abi.PageSize
 	cmdSize := pageUp(uint64(len(opt.Cmdline)) + 1)
 	ramAddr := (cmdAddr + cmdSize + ramAlign - 1) &^ (ramAlign - 1)
 	ramSize := pageDown(mem)
 	if ramAddr+ramSize > abi.MapBase {
 		return fmt.Errorf("memory size %d MiB: the RAM would run into the library map at %#x", mem>>20, uint64(abi.MapBase))
 	}
-	zp, err := ZeroPage(cmdAddr, opt.Cmdline, []E820{{Addr: ramAddr, Size: ramSize, Type: e820RAM}})
+	page, err := info(infoAddr, cmdAddr, []E820{{Addr: ramAddr, Size: ramSize, Type: e820RAM}})
 	if err != nil {
 		return err
 	}
-	lay.Boot = BootLinux64
-	lay.BootInfo = zeroAddr
+	lay.Boot = boot
+	lay.BootInfo = infoAddr
 	lay.Mappings = append(lay.Mappings,
 		Mapping{Addr: vgaStart, Size: vgaEnd - vgaStart, Prot: ProtRead | ProtWrite, Part: PartVGA},
-		Mapping{Addr: zeroAddr, Size: abi.PageSize, Prot: ProtRead | ProtWrite, Data: zp, Part: PartZeroPage},
+		Mapping{Addr: infoAddr, Size: abi.PageSize, Prot: ProtRead | ProtWrite, Data: page, Part: infoPart},
 		Mapping{Addr: cmdAddr, Size: cmdSize, Prot: ProtRead | ProtWrite, Data: append([]byte(opt.Cmdline), 0), Part: PartCmdline},
 		Mapping{Addr: ramAddr, Size: ramSize, Prot: ProtRead | ProtWrite, Part: PartRAM},
 	)

@@ -140,30 +140,8 @@ func MultibootInfo(infoAddr, cmdAddr uint64, mmap []E820) ([]byte, error) {
 }
 
 // addMultibootMemory lays out a multiboot instance's own memory as
-// addLinuxBootMemory does (the info page where the zero page would be,
-// the command line, the RAM on a 2 MiB boundary, the VGA hole).
-// BootInfo is the info's address, for %ebx.
+// addLinuxBootMemory does, with the multiboot info where the zero page
+// would be. BootInfo is the info's address, for %ebx.
 func (lay *Layout) addMultibootMemory(opt Options) error {
-	mem := max(opt.MemSize, LinuxMinMem)
-	infoAddr := uint64(abi.PrivateBase)
-	cmdAddr := infoAddr + abi.PageSize
-	cmdSize := pageUp(uint64(len(opt.Cmdline)) + 1)
-	ramAddr := (cmdAddr + cmdSize + ramAlign - 1) &^ (ramAlign - 1)
-	ramSize := pageDown(mem)
-	if ramAddr+ramSize > abi.MapBase {
-		return fmt.Errorf("memory size %d MiB: the RAM would run into the library map at %#x", mem>>20, uint64(abi.MapBase))
-	}
-	mbi, err := MultibootInfo(infoAddr, cmdAddr, []E820{{Addr: ramAddr, Size: ramSize, Type: e820RAM}})
-	if err != nil {
-		return err
-	}
-	lay.Boot = BootMultiboot
-	lay.BootInfo = infoAddr
-	lay.Mappings = append(lay.Mappings,
-		Mapping{Addr: vgaStart, Size: vgaEnd - vgaStart, Prot: ProtRead | ProtWrite, Part: PartVGA},
-		Mapping{Addr: infoAddr, Size: abi.PageSize, Prot: ProtRead | ProtWrite, Data: mbi, Part: PartMultibootInfo},
-		Mapping{Addr: cmdAddr, Size: cmdSize, Prot: ProtRead | ProtWrite, Data: append([]byte(opt.Cmdline), 0), Part: PartCmdline},
-		Mapping{Addr: ramAddr, Size: ramSize, Prot: ProtRead | ProtWrite, Part: PartRAM},
-	)
-	return nil
+	return lay.addFirmwareMemory(opt, BootMultiboot, PartMultibootInfo, MultibootInfo)
 }
