@@ -9,12 +9,17 @@ import (
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
+
+	"github.com/unipool/unipool/internal/launch"
 )
 
 // commands is filled by the init functions of the command files.
 var commands []*cobra.Command
 
 func main() {
+	// Monitors hold every verified blob open, and the KVM monitor two
+	// descriptors per VM: a fleet needs more than the default limit.
+	launch.RaiseFileLimit()
 	stop := profile()
 	err := newRoot().Execute()
 	stop()
