@@ -28,17 +28,22 @@ func (p *Pool) lock(exclusive bool) (*lock, error) {
 	if exclusive {
 		how = syscall.LOCK_EX
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pool %s: lock %s: %w", p.dir, path, err)
 	}
 	return &lock{f: f}, nil
+}
+
+// flock takes a flock on f (how: LOCK_SH or LOCK_EX), waiting for it and
+// going on waiting when a signal interrupts the wait.
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
 }
 
 func (l *lock) unlock() {

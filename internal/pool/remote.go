@@ -871,13 +871,7 @@ func (p *Pool) openStaging() (*staging, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", p.dir, err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f, syscall.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pool %s: lock %s: %w", p.dir, dir, err)
 	}
@@ -969,13 +963,7 @@ func (s *staging) lockPartial(path string) (*os.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("staging %s: %w", s.dir, err)
 		}
-		for {
-			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		if err != nil {
+		if err := flock(f, syscall.LOCK_EX); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("staging %s: lock %s: %w", s.dir, path, err)
 		}
