@@ -85,7 +85,7 @@ func Start(ctx context.Context, o StartOptions) (*StartResult, error) {
 		return nil, err
 	}
 	res := &StartResult{Monitor: o.Monitor, Names: o.Names}
-	var samples [2][3][]float64 // mode, {ready, load, total}
+	var samples [2]startSamples // cold, from snapshots
 	want := map[string]monitor.Result{}
 	for round := 0; round < o.Rounds; round++ {
 		for mode, uks := range [][]monitor.Unikernel{cold, warm} {
@@ -108,19 +108,13 @@ func Start(ctx context.Context, o StartOptions) (*StartResult, error) {
 				} else if w.Output != r.Output || w.ExitCode != r.ExitCode {
 					res.Mismatches++
 				}
-				samples[mode][0] = append(samples[mode][0], micros(r.ReadyTime))
-				samples[mode][1] = append(samples[mode][1], micros(r.LoadTime))
-				samples[mode][2] = append(samples[mode][2], micros(r.LoadTime+r.RunTime))
+				samples[mode].add(r)
 			}
 			fmt.Fprintf(o.Log, "round %d: %d instances %s\n", round+1, len(rs), []string{"cold", "from snapshots"}[mode])
 		}
 	}
-	for mode, st := range []*StartStats{&res.Cold, &res.Snapshot} {
-		s := samples[mode]
-		st.ReadyMean, st.ReadyP50, st.ReadyP95 = startMean(s[0]), startQuantile(s[0], 0.5), startQuantile(s[0], 0.95)
-		st.LoadMean, st.LoadP50, st.LoadP99 = startMean(s[1]), startQuantile(s[1], 0.5), startQuantile(s[1], 0.99)
-		st.TotalMean, st.TotalP50 = startMean(s[2]), startQuantile(s[2], 0.5)
-	}
+	samples[0].fill(&res.Cold)
+	samples[1].fill(&res.Snapshot)
 	return res, nil
 }
 
@@ -140,7 +134,7 @@ func startLoads(ctx context.Context, o StartOptions) (*StartResult, error) {
 		return nil, err
 	}
 	res := &StartResult{Monitor: o.Monitor, Names: o.Names, Loads: make([]LoadStats, len(o.Loads))}
-	samples := make([][3][]float64, len(o.Loads)) // mode, {ready, load, total}
+	samples := make([]startSamples, len(o.Loads))
 	want := map[string]monitor.Result{}
 	for round := 0; round < o.Rounds; round++ {
 		for k := range o.Loads {
@@ -162,20 +156,32 @@ func startLoads(ctx context.Context, o StartOptions) (*StartResult, error) {
 				} else if w.Output != r.Output {
 					res.Mismatches++
 				}
-				samples[mode][0] = append(samples[mode][0], micros(r.ReadyTime))
-				samples[mode][1] = append(samples[mode][1], micros(r.LoadTime))
-				samples[mode][2] = append(samples[mode][2], micros(r.LoadTime+r.RunTime))
+				samples[mode].add(r)
 			}
 			fmt.Fprintf(o.Log, "round %d: %d instances, load %s\n", round+1, len(rs), o.Loads[mode])
 		}
 	}
 	for mode := range res.Loads {
-		st, s := &res.Loads[mode].StartStats, samples[mode]
-		st.ReadyMean, st.ReadyP50, st.ReadyP95 = startMean(s[0]), startQuantile(s[0], 0.5), startQuantile(s[0], 0.95)
-		st.LoadMean, st.LoadP50, st.LoadP99 = startMean(s[1]), startQuantile(s[1], 0.5), startQuantile(s[1], 0.99)
-		st.TotalMean, st.TotalP50 = startMean(s[2]), startQuantile(s[2], 0.5)
+		samples[mode].fill(&res.Loads[mode].StartStats)
 	}
 	return res, nil
+}
+
+// startSamples are one mode's start times in µs: to the ready point, the
+// load, the load and the run.
+type startSamples [3][]float64
+
+func (s *startSamples) add(r monitor.Result) {
+	s[0] = append(s[0], micros(r.ReadyTime))
+	s[1] = append(s[1], micros(r.LoadTime))
+	s[2] = append(s[2], micros(r.LoadTime+r.RunTime))
+}
+
+// fill sets st's means and quantiles from the samples.
+func (s *startSamples) fill(st *StartStats) {
+	st.ReadyMean, st.ReadyP50, st.ReadyP95 = startMean(s[0]), startQuantile(s[0], 0.5), startQuantile(s[0], 0.95)
+	st.LoadMean, st.LoadP50, st.LoadP99 = startMean(s[1]), startQuantile(s[1], 0.5), startQuantile(s[1], 0.99)
+	st.TotalMean, st.TotalP50 = startMean(s[2]), startQuantile(s[2], 0.5)
 }
 
 func micros(d time.Duration) float64 { return float64(d) / 1e3 }
