@@ -212,17 +212,14 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 		res.PushSeconds[1] += time.Since(t0).Seconds()
 
 		fmt.Fprintf(o.Log, "%s: pulling into the second host's pool\n", stepName)
-		t0 = time.Now()
-		pr, err := pool.Pull(ctx, hostB, poolRepo, names, ropt)
+		pr, shipped, err := pullPool(ctx, hostB, poolRepo, names, ropt, "pool", stepName)
 		if err != nil {
 			return nil, err
 		}
 		if step == 0 {
 			firstBlobs = pr.NewBlobs
 		}
-		res.Shipments = append(res.Shipments, Shipment{Method: "pool", Step: stepName, Unikernels: len(names),
-			Requests: pr.Transfer.Requests, BytesIn: pr.Transfer.BytesIn, Blobs: pr.Fetched, BlobBytes: pr.FetchedBytes,
-			Seconds: time.Since(t0).Seconds()})
+		res.Shipments = append(res.Shipments, shipped)
 		fmt.Fprintf(o.Log, "%s: pulling whole images into the second host's image store\n", stepName)
 		t0 = time.Now()
 		sh, err := pullImages(ctx, imageRepo, ropt, names, store)
@@ -242,14 +239,11 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 			}
 			res.PushSeconds[2] += time.Since(t0).Seconds()
 			fmt.Fprintf(o.Log, "%s: pulling plain descriptions into another pool\n", stepName)
-			t0 = time.Now()
-			pr, err := pool.Pull(ctx, hostBPlain, plainRepo, names, popt)
+			_, shipped, err := pullPool(ctx, hostBPlain, plainRepo, names, popt, MethodPlain, stepName)
 			if err != nil {
 				return nil, err
 			}
-			res.Shipments = append(res.Shipments, Shipment{Method: MethodPlain, Step: stepName, Unikernels: len(names),
-				Requests: pr.Transfer.Requests, BytesIn: pr.Transfer.BytesIn, Blobs: pr.Fetched, BlobBytes: pr.FetchedBytes,
-				Seconds: time.Since(t0).Seconds()})
+			res.Shipments = append(res.Shipments, shipped)
 		}
 	}
 	b, err := pool.Open(hostB)
@@ -571,4 +565,17 @@ func (r *DistributeResults) Table(w io.Writer) {
 		fmt.Fprintf(w, "pull killed %d times at random points of the download left (%d had finished first), then rerun: %d unikernels, verified %v, same manifests %v; the rerun resumed %d blobs, continued %d cut downloads and downloaded %d\n",
 			k.Kills, k.FinishedFirst, k.Unikernels, k.Verified, k.SameManifests, k.Final.Resumed, k.Final.Continued, k.Final.Fetched)
 	}
+}
+
+// pullPool pulls names from repo into the pool at dir and says what the
+// pull shipped, as method's shipment of step.
+func pullPool(ctx context.Context, dir, repo string, names []string, opt pool.RemoteOptions, method, step string) (*pool.PullResult, Shipment, error) {
+	t0 := time.Now()
+	pr, err := pool.Pull(ctx, dir, repo, names, opt)
+	if err != nil {
+		return nil, Shipment{}, err
+	}
+	return pr, Shipment{Method: method, Step: step, Unikernels: len(names),
+		Requests: pr.Transfer.Requests, BytesIn: pr.Transfer.BytesIn, Blobs: pr.Fetched, BlobBytes: pr.FetchedBytes,
+		Seconds: time.Since(t0).Seconds()}, nil
 }
