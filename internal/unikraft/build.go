@@ -85,14 +85,11 @@ func (t *Tree) Build(ctx context.Context, opt BuildOptions) (*Build, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := lockFile(out + ".lock")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unikraft: %w", err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("unikraft: lock %s: %w", lock.Name(), err)
-	}
 	if exists(filepath.Join(out, ".complete")) {
 		return readBuild(out)
 	}
@@ -221,4 +218,18 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// lockFile opens (creating) and exclusively flocks path; closing the file
+// releases the lock.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }

@@ -16,8 +16,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // A Unikraft fleet is many Unikraft unikernels built from one tree: a few
@@ -218,14 +216,11 @@ func (t *Tree) BuildConfig(ctx context.Context, cfg FleetConfig, apps []FleetApp
 		return nil, fmt.Errorf("unikraft fleet: %w", err)
 	}
 	// One build folder for all: paths must be the same in every build.
-	lock, err := os.OpenFile(filepath.Join(o.Cache, "work.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := lockFile(filepath.Join(o.Cache, "work.lock"))
 	if err != nil {
 		return nil, fmt.Errorf("unikraft fleet: %w", err)
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("unikraft fleet: lock %s: %w", lock.Name(), err)
-	}
 	var missing []FleetApp
 	for _, a := range apps {
 		ab := AppBuild{Object: filepath.Join(dir, "apps", a.Name+"-"+a.key(), "app.o"), Image: filepath.Join(dir, "apps", a.Name+"-"+a.key(), "image")}
