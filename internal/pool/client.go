@@ -19,6 +19,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+	"oras.land/oras-go/v2/registry/remote/retry"
 )
 
 // RemoteOptions are how to reach a registry and who to be there.
@@ -127,7 +128,11 @@ func openRemote(ref string, opt RemoteOptions) (*remoteRepo, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	client := &auth.Client{
-		Client: &http.Client{Transport: &countingTransport{base: tr, t: r.transfer}},
+		// Registries answer 5xx (and 429) to requests that race with
+		// others or meet a busy server; clients retry them with backoff
+		// (oras' default policy: at most 5 more tries, 0.2–3 s apart). Each
+		// try is counted.
+		Client: &http.Client{Transport: retry.NewTransport(&countingTransport{base: tr, t: r.transfer})},
 		Header: http.Header{"User-Agent": {"unipool"}},
 		Cache:  auth.NewCache(),
 	}

@@ -154,7 +154,11 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 	g.SetLimit(opt.jobs())
 	for _, name := range names {
 		g.Go(func() error {
-			if _, err := oras.Copy(gctx, src, name, dst, name, copyOpt); err != nil {
+			err := retryStorageRace(gctx, func() error {
+				_, err := oras.Copy(gctx, src, name, dst, name, copyOpt)
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("unikernel %s: %w", name, err)
 			}
 			return nil
@@ -170,28 +174,39 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 
 // putMap stores m as the registry's map: under a tag of its own content
 // (which no other pusher overwrites: pull merges them all) and as MapTag.
-// The registry's filesystem storage answers a request that races with
-// another pusher writing the same map (same blob, same tag) with an error
-// (400 "blob unknown" on the manifest, 500 on a tag read): try again, a
-// few times, after a short random pause.
 func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map) error {
 	mapData, err := m.Marshal()
 	if err != nil {
 		return err
 	}
 	layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
-	for attempt := 0; ; attempt++ {
-		err = pushIfMissing(ctx, r, layer, mapData)
-		if err == nil {
-			var md ocispec.Descriptor
-			md, err = oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-			if err == nil {
-				if err = r.Tag(ctx, md, MapTagPrefix+md.Digest.Encoded()); err == nil {
-					err = r.Tag(ctx, md, MapTag)
-				}
-			}
+	return retryStorageRace(ctx, func() error {
+		if err := pushIfMissing(ctx, r, layer, mapData); err != nil {
+			return err
 		}
-		if err == nil || attempt >= 5 {
+		md, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
+		if err != nil {
+			return err
+		}
+		if err := r.Tag(ctx, md, MapTagPrefix+md.Digest.Encoded()); err != nil {
+			return err
+		}
+		return r.Tag(ctx, md, MapTag)
+	})
+}
+
+// retryStorageRace runs fn again, at most 5 more times after a short random
+// pause, while it fails with what the registry's filesystem storage answers
+// a request that races with another pusher writing the same blob into the
+// same repository: it rewrites the blob's link file in place (truncate, then
+// write), so a reader in between finds it empty. A manifest put then fails
+// 400 "blob unknown" (or "digest invalid") for a blob that is there; a blob
+// HEAD fails 500, which the client's transport already retries (client.go).
+// Any other error, and the same error once the tries are spent, is returned.
+func retryStorageRace(ctx context.Context, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil || attempt >= 5 || !isStorageRace(err) {
 			return err
 		}
 		select {
@@ -200,6 +215,22 @@ func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map) error {
 		case <-time.After(time.Duration(10+mrand.IntN(40)<<attempt) * time.Millisecond):
 		}
 	}
+}
+
+// isStorageRace says whether err is a registry's answer that a blob it
+// holds is unknown (see retryStorageRace).
+func isStorageRace(err error) bool {
+	var er *errcode.ErrorResponse
+	if !errors.As(err, &er) {
+		return false
+	}
+	for _, e := range er.Errors {
+		switch e.Code {
+		case errcode.ErrorCodeManifestBlobUnknown, errcode.ErrorCodeBlobUnknown, errcode.ErrorCodeDigestInvalid:
+			return true
+		}
+	}
+	return false
 }
 
 // isMapTag says whether a tag names a library map, not a unikernel.
