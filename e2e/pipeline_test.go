@@ -150,6 +150,48 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 					w.Unikernel, w.ExitCode, w.Error, w.Output, b.ExitCode, b.Output)
 			}
 		}
+		// bench start: the same instances cold and from snapshots, and
+		// by load mode; every instance reaches its ready point, and the
+		// outputs agree.
+		var st struct {
+			Cold, Snapshot struct {
+				Instances, Failed int
+				ReadyMean         float64 `json:"ready_mean_us"`
+			}
+			Loads []struct {
+				Load              string
+				Instances, Failed int
+				LoadMean          float64 `json:"load_mean_us"`
+			}
+			Mismatches int
+		}
+		two := names[:2]
+		out = cli(t, bin, env, append([]string{"bench", "start", "--json", "-n", "2", "--rounds", "2"}, two...)...)
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("bench start --json: %v\n%s", err, out)
+		}
+		for _, s := range []struct {
+			Instances, Failed int
+			ReadyMean         float64 `json:"ready_mean_us"`
+		}{st.Cold, st.Snapshot} {
+			if s.Instances != 2*2*2 || s.Failed != 0 || s.ReadyMean <= 0 || st.Mismatches != 0 {
+				t.Errorf("bench start: %s\nwant 8 instances each way, none failed, a ready time, no mismatch", out)
+				break
+			}
+		}
+		out = cli(t, bin, env, append([]string{"bench", "start", "--json", "-n", "2", "--rounds", "1", "--loads", "shared,naive"}, two...)...)
+		st.Loads = nil
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("bench start --loads --json: %v\n%s", err, out)
+		}
+		if len(st.Loads) != 2 || st.Loads[0].Load != "shared" || st.Loads[1].Load != "naive" || st.Mismatches != 0 {
+			t.Errorf("bench start --loads shared,naive: %s", out)
+		}
+		for _, l := range st.Loads {
+			if l.Instances != 4 || l.Failed != 0 || l.LoadMean <= 0 {
+				t.Errorf("bench start --loads: %s: %+v, want 4 instances, none failed, a load time", l.Load, l)
+			}
+		}
 		// A snapshot fixes its layout: no --aslr, said clearly.
 		cmd := exec.Command(bin, "run", "--snapshot", "--aslr", names[0])
 		cmd.Env = append(os.Environ(), env...)
