@@ -4,12 +4,12 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"math/bits"
 	"os"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/elfimage"
+	"github.com/unipool/unipool/internal/loader"
 )
 
 // Inspection is what `unipool inspect` reports about an image.
@@ -34,10 +34,6 @@ type Inspection struct {
 	ASLR   string       `json:"aslr,omitempty"`
 	Config *desc.Config `json:"-"`
 }
-
-// ASLRBits is the entropy of one library's base under `run --aslr`: a
-// page slot of the ASLR window.
-var ASLRBits = bits.Len64(abi.ASLRSize/abi.PageSize) - 1
 
 // InspectSegment is one PT_LOAD.
 type InspectSegment struct {
@@ -80,8 +76,8 @@ type LibraryInspection struct {
 	Padding uint64 `json:"padding"`
 	NoASLR  string `json:"no_aslr,omitempty"`
 	// ASLRBits is the entropy of the library's base under `run --aslr`
-	// (its code, rodata, stubs and private part move as one): 0 if it
-	// is pinned.
+	// (whole bits: the image's slide, which moves every library that is
+	// not pinned and the app as one): 0 if it is pinned.
 	ASLRBits int `json:"aslr_bits"`
 }
 
@@ -126,7 +122,7 @@ func Inspect(path string) (*Inspection, error) {
 			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR}
 		stubs := stubStart(l)
 		if l.NoASLR == "" && cfg.Boot == "" {
-			li.ASLRBits = ASLRBits
+			li.ASLRBits = int(loader.ImageASLRBits(cfg))
 		}
 		r := l.Region
 		shared := map[uint64]bool{} // pages: code and rodata may share one
@@ -228,10 +224,10 @@ func aslrSummary(in *Inspection) string {
 	if moving == 0 {
 		return "none: every library is pinned at its map address"
 	}
-	s := fmt.Sprintf("%d bits per library base (%d of %d libraries, each with its code, read-only data, stubs and private part as one)",
-		ASLRBits, moving, moving+pinned)
+	s := fmt.Sprintf("one slide of %.2f bits for %d of %d libraries together (the map fixes their offsets: one base gives the others)",
+		loader.ImageASLRBits(in.Config), moving, moving+pinned)
 	if in.DensePrivatePages > 0 {
-		s += "; dense private parts share pages only between libraries at one base, so under --aslr each gets pages of its own"
+		s += "; their dense private parts stay on the pages they share"
 	}
 	return s
 }

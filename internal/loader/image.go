@@ -168,7 +168,7 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 		opt.secrets()
 		pl := &placer{rng: opt.Rand}
 		if opt.ASLR {
-			if err := pl.drawSpan(privateTotal(opt), 0); err != nil {
+			if err := pl.drawSpan(0, privateTotal(opt)); err != nil {
 				return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 			}
 			lay.ASLRSpan = pl.spanSize

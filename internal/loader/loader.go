@@ -39,6 +39,13 @@ const (
 	PartImage    = "image" // a segment of a plain ELF image
 )
 
+// The groups of regions --aslr places (Layout.Groups).
+const (
+	GroupImage = "image" // every library and the app: one slide
+	GroupAreas = "areas" // boot info (with TLS) and stack: one 2 MiB chunk
+	GroupHeap  = "heap"
+)
+
 // IsRuntime says whether a part is run-time memory (boot info, stack,
 // heap, TLS), not an image's.
 func IsRuntime(part string) bool {
@@ -96,8 +103,22 @@ type Layout struct {
 	Entropy map[string]float64
 	// EntropyGiven (under ASLR) is what is left of each region's
 	// entropy to someone who knows another region's base of the same
-	// instance: its bits within the instance's span (abi.ASLRSpan).
+	// instance, whichever it is (the least): 0 for a library when the
+	// image has another (they slide as one), the bits within the area
+	// chunk for the boot info and stack (0 for the TLS area, which lies
+	// in the boot-info area), the bits within the span for the heap.
 	EntropyGiven map[string]float64
+	// EntropyGroup (under ASLR) is what is left of each region's entropy
+	// to someone who knows the base of a region outside its group
+	// (Groups): its bits within the span.
+	EntropyGroup map[string]float64
+	// Groups (under ASLR) are the regions that do not move independently
+	// of each other: GroupImage (one slide), GroupAreas (one 2 MiB chunk,
+	// each at its own page; TLS inside the boot info), GroupHeap.
+	Groups map[string][]string
+	// TLSSize is the size of the TLS area at Areas["tls"] (under ASLR:
+	// inside the boot-info area).
+	TLSSize uint64
 	// ASLRSpan (under ASLR) is the size of the span of the window that
 	// holds all of the instance's regions (aligned to its size).
 	ASLRSpan uint64
@@ -124,6 +145,7 @@ func (lay *Layout) Report(r *monitor.Result) {
 		r.Bases = lay.Bases
 	}
 	r.Areas, r.EntropyBits, r.EntropyBitsGivenAnother = lay.Areas, lay.Entropy, lay.EntropyGiven
+	r.EntropyBitsGivenAnotherGroup, r.ASLRGroups = lay.EntropyGroup, lay.Groups
 	if lay.Seeded {
 		r.InsecureSeed = SeededWarning
 	}
@@ -263,25 +285,24 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 	}
 	opt.secrets()
 	pl := &placer{rng: opt.Rand}
+	img := p.imageParts()
 	if opt.ASLR {
-		total, extent := privateTotal(opt), uint64(0)
-		for _, l := range p.cfg.Libraries {
-			if l.NoASLR == "" {
-				for _, sp := range regionSpans(l.Region) {
-					total += sp.hi - sp.lo + 2*abi.PageSize
-				}
-				extent = max(extent, pageUp(l.Region.Extent()))
-			}
+		total := privateTotal(opt)
+		for _, sp := range img.parts {
+			total += sp.hi - sp.lo + 2*abi.PageSize
 		}
-		if err := pl.drawSpan(total, extent); err != nil {
+		if err := pl.drawSpan(img.extent(), total); err != nil {
 			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
 	}
-	bases, err := p.bases(opt, pl)
+	bases, err := p.bases(opt, pl, img)
 	if err != nil {
 		return nil, err
 	}
-	lay := &Layout{Bases: map[string]uint64{}, Entropy: map[string]float64{}, EntropyGiven: map[string]float64{}, ASLRSpan: pl.spanSize}
+	lay := &Layout{Bases: map[string]uint64{}, Entropy: map[string]float64{}, ASLRSpan: pl.spanSize}
+	if opt.ASLR {
+		lay.EntropyGiven, lay.EntropyGroup, lay.Groups = map[string]float64{}, map[string]float64{}, map[string][]string{}
+	}
 	addr := func(a desc.Addr) uint64 { return bases[a.Lib] + a.Off }
 	arena := arenaPages{}
 	for i, l := range p.cfg.Libraries {
@@ -289,10 +310,16 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		lay.Bases[l.Name] = base
 		lay.Entropy[l.Name] = 0
 		if opt.ASLR && l.NoASLR == "" {
-			// A dense region moves with its private part: the
-			// window must hold both.
-			lay.Entropy[l.Name] = pl.EntropyBits(l.Region.Extent())
-			lay.EntropyGiven[l.Name] = pl.GivenAnotherBits(l.Region.Extent())
+			// Every moving library and the app slide as one: each
+			// base has the image's positions in the window, and
+			// one of them gives all the others (the map is public).
+			lay.Entropy[l.Name] = pl.EntropyBits(img.extent())
+			lay.EntropyGroup[l.Name] = pl.GivenSpanBits(img.extent())
+			lay.EntropyGiven[l.Name] = lay.EntropyGroup[l.Name]
+			if img.moving > 1 {
+				lay.EntropyGiven[l.Name] = 0
+			}
+			lay.Groups[GroupImage] = append(lay.Groups[GroupImage], l.Name)
 		}
 		r := l.Region
 		if l.Tramp.Size > 0 {
@@ -439,15 +466,51 @@ func (opt *Options) secrets() {
 	}
 }
 
+// imageRanges are the ranges of an image's moving regions (every library
+// without NoASLR, the app among them), as offsets from the lowest one's
+// start, sorted by their ends.
+type imageRanges struct {
+	lo     uint64 // the lowest moving region's link-time start
+	parts  []span
+	moving int // regions that move
+}
+
+func (r imageRanges) extent() uint64 {
+	if len(r.parts) == 0 {
+		return 0
+	}
+	return r.parts[len(r.parts)-1].hi
+}
+
+func (p *Prepared) imageParts() imageRanges {
+	r := imageRanges{lo: ^uint64(0)}
+	for _, l := range p.cfg.Libraries {
+		if l.NoASLR == "" {
+			r.lo = min(r.lo, l.Region.Start)
+			r.moving++
+		}
+	}
+	for _, l := range p.cfg.Libraries {
+		if l.NoASLR == "" {
+			for _, sp := range regionSpans(l.Region) {
+				r.parts = append(r.parts, span{l.Region.Start - r.lo + sp.lo, l.Region.Start - r.lo + sp.hi})
+			}
+		}
+	}
+	sort.Slice(r.parts, func(i, j int) bool { return r.parts[i].hi < r.parts[j].hi })
+	return r
+}
+
 // bases picks each library's region base: the map's address, or under ASLR
-// a random page in the ASLR window that overlaps no other region.
-func (p *Prepared) bases(opt Options, pl *placer) ([]uint64, error) {
+// the map's address moved by the image's slide (placer), one for all
+// libraries that may move.
+func (p *Prepared) bases(opt Options, pl *placer, img imageRanges) ([]uint64, error) {
 	libs := p.cfg.Libraries
 	b := make([]uint64, len(libs))
 	for i, l := range libs {
 		b[i] = l.Region.Start
 	}
-	if !opt.ASLR {
+	if !opt.ASLR || img.moving == 0 {
 		return b, nil
 	}
 	for _, l := range libs {
@@ -457,15 +520,14 @@ func (p *Prepared) bases(opt Options, pl *placer) ([]uint64, error) {
 			}
 		}
 	}
+	lo, err := pl.placeSpans(img.parts, "the image")
+	if err != nil {
+		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+	}
 	for i, l := range libs {
-		if l.NoASLR != "" {
-			continue
+		if l.NoASLR == "" {
+			b[i] = lo + l.Region.Start - img.lo
 		}
-		lo, err := pl.placeSpans(regionSpans(l.Region), "library "+l.Name)
-		if err != nil {
-			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
-		}
-		b[i] = lo
 	}
 	return b, nil
 }
@@ -568,25 +630,47 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 		lay.Entropy = map[string]float64{}
 	}
 	if opt.ASLR && lay.EntropyGiven == nil {
-		lay.EntropyGiven = map[string]float64{}
+		lay.EntropyGiven, lay.EntropyGroup, lay.Groups = map[string]float64{}, map[string]float64{}, map[string][]string{}
 	}
 	lay.Areas = map[string]uint64{}
 	var bootAddr, stackAddr, heapAddr, tlsAddr, tlsSize uint64
 	if opt.ASLR {
+		// The TLS area (block, TCB, room to align it) follows the
+		// command line in the boot-info area: no page of its own.
 		align := max(bi.TLSAlign, tlsMinAlign)
-		tlsSize = pageUp((bi.TLSMemSz+align-1)&^(align-1) + tlsTCBSize + align)
+		tlsSize = (bi.TLSMemSz+align-1)&^(align-1) + tlsTCBSize + align
+		tlsOff := (uint64(len(bi.Marshal())) + uint64(len(opt.Cmdline)) + 1 + align - 1) &^ (align - 1)
+		bootSize = max(bootSize, pageUp(tlsOff+tlsSize))
 		var err error
+		if heapAddr, err = pl.place(heapSize, PartHeap); err != nil {
+			return err
+		}
+		lay.Entropy[PartHeap] = pl.EntropyBits(heapSize)
+		lay.EntropyGiven[PartHeap] = pl.GivenSpanBits(heapSize)
+		lay.EntropyGroup[PartHeap] = pl.GivenSpanBits(heapSize)
+		lay.Groups[GroupHeap] = []string{PartHeap}
+		chunk := uint64(AreaChunk)
+		for bootSize+stack+4*abi.PageSize > chunk/2 {
+			chunk *= 2
+		}
+		c, err := pl.drawChunk(chunk)
+		if err != nil {
+			return err
+		}
 		for _, a := range []struct {
-			at   *uint64
-			size uint64
-			name string
-		}{{&bootAddr, bootSize, PartBootInfo}, {&stackAddr, stack, PartStack}, {&heapAddr, heapSize, PartHeap}, {&tlsAddr, tlsSize, PartTLS}} {
-			if *a.at, err = pl.place(a.size, a.name); err != nil {
+			at          *uint64
+			size, other uint64
+			name        string
+		}{{&bootAddr, bootSize, stack, PartBootInfo}, {&stackAddr, stack, bootSize, PartStack}} {
+			if *a.at, err = pl.placeIn(c, chunk, []span{{0, a.size}}, a.name); err != nil {
 				return err
 			}
-			lay.Entropy[a.name] = pl.EntropyBits(a.size)
-			lay.EntropyGiven[a.name] = pl.GivenAnotherBits(a.size)
+			lay.Entropy[a.name], lay.EntropyGroup[a.name], lay.EntropyGiven[a.name] = pl.chunkBits(chunk, a.size, a.other)
 		}
+		tlsAddr = bootAddr + tlsOff
+		lay.Entropy[PartTLS], lay.EntropyGroup[PartTLS] = lay.Entropy[PartBootInfo], lay.EntropyGroup[PartBootInfo]
+		lay.EntropyGiven[PartTLS] = 0 // the boot info's base gives it
+		lay.Groups[GroupAreas] = []string{PartBootInfo, PartTLS, PartStack}
 		bi.TLSArea, bi.TLSAreaSize = tlsAddr, tlsSize
 	} else {
 		bootAddr = abi.PrivateBase
@@ -633,8 +717,7 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 		Mapping{Addr: heapAddr, Size: heapSize, Prot: ProtRead | ProtWrite, Part: PartHeap},
 	)
 	if tlsSize > 0 {
-		lay.Areas[PartTLS] = tlsAddr
-		lay.Mappings = append(lay.Mappings, Mapping{Addr: tlsAddr, Size: tlsSize, Prot: ProtRead | ProtWrite, Part: PartTLS})
+		lay.Areas[PartTLS], lay.TLSSize = tlsAddr, tlsSize
 	}
 	return nil
 }

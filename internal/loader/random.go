@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
 )
 
 // Every secret of an instance — each region's base under --aslr, the
@@ -68,27 +69,56 @@ const (
 // span is a taken range of guest addresses.
 type span struct{ lo, hi uint64 }
 
-// placer hands out ranges of the ASLR window for one instance. It first
-// draws the instance's span (abi.ASLRSpan: an aligned part of the window,
-// uniform among the window's), then each range at a page drawn uniformly
-// among the positions where it fits the span, drawn again if it comes
-// within a guard page of a range already taken (the ranges cover at most
-// an eighth of the span: a redraw is rare, so each base stays uniform up
-// to that). A base is so uniform over the whole window, and independent of
-// every other base within the span; given another region's base (which
-// gives the span) it keeps the bits of its position in the span.
+// What --aslr draws for an instance, each an independent draw:
 //
-// Why a span: every 1 GiB of address space an instance touches costs it a
-// page-middle-directory page, every 2 MiB a page-table page. Bases drawn
-// over the whole 64 GiB window put each region in a GiB of its own: ~20
-// regions, ~40 page-table pages (160 KiB) per instance where the same
-// instance without --aslr needs ~7. In one span they share one PMD page.
+//   - its span: an aligned part of the ASLR window (abi.ASLRSpan, 1 GiB,
+//     doubled until the image fits), uniform among the window's. Every
+//     region of the instance lies in it, so the instance touches as few
+//     GiB as without --aslr: one page-middle-directory page each.
+//   - the image's slide: every library and the app move by one offset,
+//     a page uniform among the positions where the image (code regions and
+//     the dense private parts in the data arena, as the map laid them out)
+//     fits the span. The libraries' private parts so stay as dense as the
+//     map packed them (several libraries to a page: a library's code
+//     reaches its private part PC-relatively, so two libraries share a
+//     private page only at one slide), and their code stays as close as the
+//     map put it (one page-table page for the lot).
+//   - the heap: a page uniform among the span's positions where it fits
+//     (drawn again on touching the image).
+//   - the area chunk: an aligned 2 MiB of the span (one page-table page),
+//     uniform among the span's, drawn again on touching the image or the
+//     heap; boot info and stack each at a page of their own in it, uniform
+//     among the chunk's positions. The TLS area (TCB) lies in the boot-info
+//     area, after the command line.
+//
+// So, stated honestly: an attacker who knows no address faces each
+// region's full bits (Layout.Entropy: log2 of its positions in the
+// window). One who knows an address of the image knows every library's
+// and the app's (the map is public: their offsets are not secret, as the
+// libraries of a Linux process follow each other from one mmap base), and
+// still faces the heap's and the areas' positions in the span; one who
+// knows the stack still faces the boot info's (and TLS's) position in the
+// chunk, about 9 bits, and the image's and the heap's in the span
+// (Layout.EntropyGiven is the least left given any other region's base,
+// Layout.EntropyGroup what is left given a base outside the region's group).
+//
+// Why: every 1 GiB an instance touches costs a page-middle-directory page,
+// every 2 MiB a page-table page, and a private page holds the private
+// parts only of libraries at one slide. A base of its own for each of
+// ~20 regions costs ~20 page-table pages and a private page per library
+// (~180 KiB per instance, 1.6x a shared instance's memory); this layout
+// costs one page-table page (the area chunk apart from the heap) and the
+// odd page where a slide splits a range across a 2 MiB boundary.
 type placer struct {
 	rng   *rand.Rand
 	taken []span
 	// base and size of the instance's span (size 0: not drawn yet).
 	spanBase, spanSize uint64
 }
+
+// AreaChunk is the aligned part of the span that holds the boot info (and
+// TLS) and the stack: one page-table page for both.
+const AreaChunk = 2 << 20
 
 // spanSlots is the number of page-aligned positions a range of size bytes
 // has in a span of spanSize bytes.
@@ -99,10 +129,6 @@ func spanSlots(spanSize, size uint64) uint64 {
 	return (spanSize-size)/abi.PageSize + 1
 }
 
-// windowSlots is the number of page-aligned positions a range of size
-// bytes has in the whole ASLR window.
-func windowSlots(size uint64) uint64 { return spanSlots(abi.ASLRSize, size) }
-
 func log2Round(n uint64) float64 {
 	if n == 0 {
 		return 0
@@ -110,14 +136,14 @@ func log2Round(n uint64) float64 {
 	return math.Round(math.Log2(float64(n))*100) / 100 // two decimals: what a reader needs
 }
 
-// drawSpan picks the instance's span for ranges of total bytes in all
-// (guard pages included), the widest reaching over extent bytes (a dense
-// library region and its private part in the data arena move as one, up
-// to ~1 GiB apart): abi.ASLRSpan, doubled until the ranges cover at most
-// an eighth of it and the widest at most half.
-func (pl *placer) drawSpan(total, extent uint64) error {
+// drawSpan picks the instance's span: abi.ASLRSpan, doubled until the
+// image's extent (lowest to highest address of its moving regions; 0 for
+// an image that stays where it was linked) fits it and its ranges with the
+// per-instance areas (total bytes, guard pages included) cover at most an
+// eighth of it, so that redraws stay rare.
+func (pl *placer) drawSpan(extent, total uint64) error {
 	size := uint64(abi.ASLRSpan)
-	for size < abi.ASLRSize && (total > size/8 || extent > size/2) {
+	for size < abi.ASLRSize && (total > size/8 || extent > size) {
 		size *= 2
 	}
 	if total > size || extent > size {
@@ -128,51 +154,79 @@ func (pl *placer) drawSpan(total, extent uint64) error {
 	return nil
 }
 
-// EntropyBits is the entropy of a base the placer drew for a range of
-// size bytes: log2 of its positions in the window (the span's choices
-// times its positions in the span).
+// spans is the number of spans in the window.
+func (pl *placer) spans() uint64 { return abi.ASLRSize / pl.spanSize }
+
+// EntropyBits is the entropy of a range of size bytes drawn uniformly in
+// the span: log2 of its positions in the window (the span's choices times
+// its positions in the span).
 func (pl *placer) EntropyBits(size uint64) float64 {
-	return log2Round(abi.ASLRSize / pl.spanSize * spanSlots(pl.spanSize, size))
+	return log2Round(pl.spans() * spanSlots(pl.spanSize, size))
 }
 
-// GivenAnotherBits is what is left of it to someone who knows another
-// region's base of the same instance (and so its span): log2 of its
-// positions in the span.
-func (pl *placer) GivenAnotherBits(size uint64) float64 {
+// GivenSpanBits is what is left of it to someone who knows the span (any
+// other region's base gives it): log2 of its positions in the span.
+func (pl *placer) GivenSpanBits(size uint64) float64 {
 	return log2Round(spanSlots(pl.spanSize, size))
+}
+
+// chunkBits are the bits of a range of size bytes drawn in an area chunk
+// of chunk bytes beside another range of other bytes: in the window, given
+// the span, and given the other range's base (which gives the chunk; the
+// range cannot come within a guard page of the other: other/page +
+// size/page + 1 positions fewer where the other lies inside the chunk).
+func (pl *placer) chunkBits(chunk, size, other uint64) (window, givenSpan, givenOther float64) {
+	n := spanSlots(chunk, size)
+	return log2Round(pl.spans() * pl.spanSize / chunk * n), log2Round(pl.spanSize / chunk * n),
+		log2Round(n - min(n-1, (size+other)/abi.PageSize+1))
 }
 
 func (pl *placer) reserve(lo, hi uint64) { pl.taken = append(pl.taken, span{lo, hi}) }
 
+// free says whether [lo, hi) keeps a guard page from every taken range.
+func (pl *placer) free(lo, hi uint64) bool {
+	for _, t := range pl.taken {
+		if lo < t.hi+abi.PageSize && t.lo < hi+abi.PageSize {
+			return false
+		}
+	}
+	return true
+}
+
+// place draws a range of size bytes at a page uniform in the span.
 func (pl *placer) place(size uint64, what string) (uint64, error) {
 	return pl.placeSpans([]span{{0, size}}, what)
 }
 
 // placeSpans draws one base for ranges that move together (offsets from
-// the base, page-aligned, ascending: a dense library region and its
-// private part in the data arena); all must fit the span.
+// the base, page-aligned, ascending by their ends: the last ends
+// furthest), uniform among the positions where all fit the span.
 func (pl *placer) placeSpans(parts []span, what string) (uint64, error) {
 	if pl.spanSize == 0 {
 		return 0, fmt.Errorf("%s: the instance's ASLR span was not drawn", what)
 	}
-	size := parts[len(parts)-1].hi
-	slots := spanSlots(pl.spanSize, size)
+	return pl.placeIn(pl.spanBase, pl.spanSize, parts, what)
+}
+
+// placeIn draws one base for parts at a page uniform among the positions
+// where all fit [lo, lo+size), drawn again while one would come within a
+// guard page of a taken range.
+func (pl *placer) placeIn(lo, size uint64, parts []span, what string) (uint64, error) {
+	extent := parts[len(parts)-1].hi
+	slots := spanSlots(size, extent)
 	if slots == 0 {
-		return 0, fmt.Errorf("%s: %d bytes do not fit the ASLR span", what, size)
+		return 0, fmt.Errorf("%s: %d bytes do not fit the ASLR span", what, extent)
 	}
 	for try := 0; try < 1000; try++ {
-		base := pl.spanBase + pl.rng.Uint64N(slots)*abi.PageSize
-		free := true
+		base := lo + pl.rng.Uint64N(slots)*abi.PageSize
+		ok := true
 		for _, p := range parts {
-			lo, hi := base+p.lo, base+p.hi
-			for _, t := range pl.taken {
-				if lo < t.hi+abi.PageSize && t.lo < hi+abi.PageSize {
-					free = false
-					break
-				}
+			if !pl.free(base+p.lo, base+p.hi) {
+				ok = false
+				break
 			}
 		}
-		if free {
+		if ok {
 			for _, p := range parts {
 				pl.reserve(base+p.lo, base+p.hi)
 			}
@@ -180,4 +234,41 @@ func (pl *placer) placeSpans(parts []span, what string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no room for %s in the ASLR span", what)
+}
+
+// drawChunk draws an aligned chunk of size bytes uniform among the span's,
+// drawn again while it would come within a guard page of a taken range.
+// It takes nothing: the ranges placed in it do.
+func (pl *placer) drawChunk(size uint64) (uint64, error) {
+	if pl.spanSize == 0 || size > pl.spanSize {
+		return 0, fmt.Errorf("area chunk of %d bytes: no ASLR span for it", size)
+	}
+	for try := 0; try < 1000; try++ {
+		c := pl.spanBase + pl.rng.Uint64N(pl.spanSize/size)*size
+		if pl.free(c, c+size) {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("no room for the area chunk in the ASLR span")
+}
+
+// ImageASLRBits is the entropy of the image's slide under --aslr (every
+// library without NoASLR and the app move by it): log2 of the image's
+// positions in the window, as Plan draws it with the default memory size.
+// 0 when nothing in the image moves.
+func ImageASLRBits(cfg *desc.Config) float64 {
+	p := &Prepared{cfg: cfg}
+	img := p.imageParts()
+	if img.moving == 0 {
+		return 0
+	}
+	total := privateTotal(Options{})
+	for _, sp := range img.parts {
+		total += sp.hi - sp.lo + 2*abi.PageSize
+	}
+	pl := &placer{rng: rand.New(rand.NewPCG(0, 0))}
+	if pl.drawSpan(img.extent(), total) != nil {
+		return 0
+	}
+	return pl.EntropyBits(img.extent())
 }

@@ -184,10 +184,22 @@ type Result struct {
 	// "canary" and of the guest's "seed".
 	EntropyBits map[string]float64 `json:"entropy_bits,omitempty"`
 	// EntropyBitsGivenAnother (--aslr): what is left of each region's
-	// bits to someone who knows another region's base of the instance
-	// (all of an instance's regions lie in one random span of the
-	// window, abi.ASLRSpan; their positions in it are independent).
+	// bits to someone who knows another region's base of the instance,
+	// whichever (the least): all of an instance's regions lie in one
+	// random span of the window (abi.ASLRSpan), and the regions of one
+	// group (ASLRGroups) are not independent: 0 for a library of an
+	// image with others (one slide), the bits within the area chunk for
+	// boot info and stack, 0 for TLS (in the boot-info area).
 	EntropyBitsGivenAnother map[string]float64 `json:"entropy_bits_given_another_base,omitempty"`
+	// EntropyBitsGivenAnotherGroup (--aslr): what is left of each
+	// region's bits to someone who knows the base of a region outside
+	// its group: its bits within the span.
+	EntropyBitsGivenAnotherGroup map[string]float64 `json:"entropy_bits_given_another_group,omitempty"`
+	// ASLRGroups (--aslr): the regions placed together, by group:
+	// "image" (every library and the app, one slide: private parts stay
+	// dense), "areas" (boot info with TLS, and stack, each at its own
+	// page of one 2 MiB chunk), "heap".
+	ASLRGroups map[string][]string `json:"aslr_groups,omitempty"`
 	// InsecureSeed, when set, says that the run's --seed made every
 	// secret of the instance predictable (loader.SeededWarning).
 	InsecureSeed string `json:"insecure_seed,omitempty"`

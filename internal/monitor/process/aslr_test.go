@@ -49,17 +49,21 @@ func splitmixCanary(z uint64) uint64 {
 //   - a pointer into a region found outside the guest's own ranges (in
 //     the monitor's stub or the kernel's pages).
 //
-// A pointer into a region tells that region's base, and only that one:
-// that is what the bases being independent buys, and it is all a pointer
-// can give away.
+// A pointer into a region tells the base of that region's group and only
+// that: every library's and the app's for a pointer into the image (they
+// slide as one; the map is public), the boot info's (and TLS's) chunk for
+// a pointer to the stack, the heap's alone. That is what the groups being
+// independent buys (loader.Layout.Groups), and all a pointer can give
+// away; run --json states what is left of each region's bits.
 func scanForSecrets(d monitor.MemoryDump) (leaks []leak, pointers, canaries int) {
-	in := func(addr uint64) string {
+	in := func(addr uint64) string { // the narrowest extent holding addr (TLS lies inside the boot info)
+		best, width := "", ^uint64(0)
 		for name, e := range d.Extents {
-			if e[0] <= addr && addr < e[1] {
-				return name
+			if e[0] <= addr && addr < e[1] && e[1]-e[0] < width {
+				best, width = name, e[1]-e[0]
 			}
 		}
-		return ""
+		return best
 	}
 	var libBases = map[uint64]string{}
 	for name, b := range d.Bases {

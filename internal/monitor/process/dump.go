@@ -53,6 +53,11 @@ func (in *instance) dumpMemory() monitor.MemoryDump {
 		}
 		d.Extents[name] = [2]uint64{min(e[0], m.Addr), max(e[1], m.Addr+m.Size)}
 	}
+	if tls, ok := in.lay.Areas[loader.PartTLS]; ok && in.lay.TLSSize > 0 {
+		// Under --aslr the TLS area lies inside the boot-info area:
+		// an extent of its own all the same.
+		d.Extents[loader.PartTLS] = [2]uint64{tls, tls + in.lay.TLSSize}
+	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", in.pid))
 	if err != nil {
 		return d
