@@ -58,9 +58,13 @@ cancelled, insecure_seed under --seed), one element as each instance ends,
 so in the order they end.
 
 Every instance's secrets are drawn from the host CSPRNG, each on its own:
-with --aslr every region's base (each library, the app, boot info, stack,
-heap, TLS, anywhere in a 64 GiB window: about 24 bits each), and always the
-stack canary (56 bits) and the guest's random seed (64 bits). The guest
+with --aslr the layout (in a random span of a 64 GiB window: the image —
+every library and the app — at one random slide, about 22 bits; the heap at
+its own random page, 24; boot info with TLS and the stack each at its own
+page of one random 2 MiB chunk, 24, of which ~9 are left to whoever knows
+the other; JSON: entropy_bits, entropy_bits_given_another_base,
+entropy_bits_given_another_group, aslr_groups), and always the stack canary
+(56 bits) and the guest's random seed (64 bits). The guest
 clears the canary and the seed from its boot info once taken. --seed makes
 them all follow from the seed instead, for reproducible tests: it says so
 on stderr and in every --json result (insecure_seed).
@@ -91,7 +95,7 @@ full), and the load time per instance.`,
 	fl.DurationVar(&f.opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring)")
 	fl.StringVar(&f.load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
 	fl.BoolVar(&f.opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
-	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random base, from the host CSPRNG, for every region of every instance: each library, the app, boot info, stack, heap, TLS")
+	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random layout, from the host CSPRNG, for every instance: one slide for the image (libraries and app), a base for the heap, a 2 MiB chunk with a page each for boot info (TLS inside) and stack")
 	fl.BoolVar(&f.opt.Snapshot, "snapshot", false, "start every instance from its pooled snapshot (`unipool snapshot`) instead of booting it; not with --aslr")
 	fl.Uint64Var(&f.opt.Seed, "seed", 0, "reproducible run: every instance's --aslr bases, stack canary and guest seed follow from it, "+
 		"which DISABLES the protection (tests only; 0: each drawn from the host CSPRNG)")

@@ -57,12 +57,11 @@ const (
 	ASLRSize = 0x10_0000_0000
 	// ASLRSpan is the part of the ASLR window that holds all of one
 	// instance's regions: an aligned GiB drawn at random per instance
-	// (larger, by powers of two, for an instance whose regions would
-	// cover more than an eighth of it), each region at its own random
-	// page inside it. Every region's base is uniform over the whole
-	// window (6 + 18 bits), and the regions share their upper page-table
-	// levels: one PMD page for all of them instead of one each (a region
-	// leaked gives the span: 18 bits are left to every other region).
+	// (larger, by powers of two, until the image fits it), so the
+	// instance touches as few GiB (page-middle-directory pages) as
+	// without --aslr. Inside it the image slides as one, the heap and a
+	// 2 MiB chunk for boot info and stack each at their own random place
+	// (internal/loader/random.go says what that leaves to whom).
 	ASLRSpan = 1 << 30
 	// PageSize is the only page size unipool uses for layout.
 	PageSize = 0x1000

@@ -158,8 +158,9 @@ const BootLinux64 = desc.BootLinux64
 type Options struct {
 	MemSize uint64 // heap + stack; 0: the description's, else DefaultMemSize
 	Load    string // monitor.LoadShared or monitor.LoadNaive
-	// ASLR places every region (each library, the app, boot info,
-	// stack, heap, TLS) at its own random base in the ASLR window.
+	// ASLR randomises every region (each library, the app, boot info,
+	// stack, heap, TLS) in groups (random.go): the image by one slide,
+	// the heap, and boot info (TLS inside) and stack in one 2 MiB chunk.
 	ASLR bool
 	// Rand is where every secret of the instance is drawn from, each
 	// value a draw of its own: region bases, canary, guest seed. nil:

@@ -83,7 +83,7 @@ type Options struct {
 	Hold    time.Duration // keep instances resident this long after they finish
 	Load    string        // LoadShared or LoadNaive
 	KSM     bool          // madvise(MADV_MERGEABLE) private/naive memory
-	ASLR    bool          // random region base per library per instance
+	ASLR    bool          // random layout per instance (loader: image slide, heap, area chunk)
 	Seed    uint64        // base of per-instance seeds (0: random)
 	// Snapshot starts every instance from its description's snapshot
 	// (`unipool snapshot`) instead of booting it.
