@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -170,7 +171,25 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().IntVar(&o.Configs, "configs", 0, "unikraft: Unikraft configurations of the fleet (default: count / apps)")
 	c.Flags().IntVar(&o.AppsPerConfig, "apps-per-config", 0, "unikraft: different apps per configuration (default: all that fit; each is one more make)")
 	c.Flags().BoolVar(&o.FleetOnly, "fleet-only", false, "build the fleet in --work (corpus, images, pool) and stop; run again with --reuse")
+	c.Flags().Var(negBool{&o.HostWideKernel}, "cgroup", "run each mode's fleet in a memory cgroup of its own and take the kernel part from what the kernel charges it (false: host-wide meminfo rises, which other processes move)")
+	c.Flags().Lookup("cgroup").NoOptDefVal = "true"
 }
+
+// negBool is a boolean flag that sets *b to its negation.
+type negBool struct{ b *bool }
+
+func (n negBool) String() string {
+	if n.b == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*n.b)
+}
+func (n negBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	*n.b = !v
+	return err
+}
+func (negBool) Type() string { return "bool" }
 
 func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	for _, name := range strings.Split(modes, ",") {
@@ -197,6 +216,8 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	res.TLBTable(out)
 	fmt.Fprintln(out)
 	res.PrivateTable(out)
+	fmt.Fprintln(out)
+	res.KernelTable(out)
 	if len(res.Layouts) > 0 {
 		fmt.Fprintln(out, "\nloaded pages per layout:")
 		sort.Slice(res.Layouts, func(i, j int) bool { return res.Layouts[i].Layout < res.Layouts[j].Layout })

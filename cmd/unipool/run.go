@@ -19,6 +19,7 @@ import (
 	"github.com/unipool/unipool/internal/api"
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/kvm"
 	"github.com/unipool/unipool/internal/monitor/process"
@@ -432,6 +433,9 @@ func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.
 		return err
 	}
 	fmt.Fprintln(w, "host total = instances PSS + the monitor process's PSS + kernel (page tables, kernel stacks, slab);")
+	for _, m := range rep.Modes {
+		fmt.Fprintln(w, kernelSource(m.Load, m.Host, m.CgroupError))
+	}
 	fmt.Fprintln(w, "ideal = every distinct non-zero page once; load-time ideal = as-loaded image pages once, written and run-time pages in full")
 	if len(rep.Modes) == 2 && rep.Modes[0].Host.Total > 0 {
 		s, n := rep.Modes[0], rep.Modes[1]
@@ -468,4 +472,15 @@ func pidList(pids []int) string {
 		i = j + 1
 	}
 	return b.String()
+}
+
+// kernelSource says where a mode's kernel part comes from: what the
+// kernel charged the fleet's own memory cgroup, or (where there was none,
+// and why) host-wide rises.
+func kernelSource(mode string, h measure.Host, cgroupErr string) string {
+	if c := h.Cgroup; c != nil {
+		return fmt.Sprintf("%s: kernel = charged to the fleet's memory cgroup (v%d) %s + KSM's rmap items %s; the cgroup's anonymous pages %s, page cache it brought in first %s (in no total)",
+			mode, c.Version, mib(h.Kernel.Charged), mib(h.Kernel.KSM), mib(c.Anon), mib(c.File))
+	}
+	return fmt.Sprintf("%s: kernel = host-wide meminfo rises (other processes move them): %s", mode, cgroupErr)
 }

@@ -59,6 +59,9 @@ func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, op
 		return err
 	}
 	for _, m := range rep.Modes {
+		fmt.Fprintln(w, kernelSource(m.Load, m.Host, m.CgroupError))
+	}
+	for _, m := range rep.Modes {
 		fmt.Fprintf(w, "%s: kernel deltas per VM:", m.Load)
 		for _, f := range []string{"SUnreclaim", "SecPageTables", "PageTables", "KernelStack", "VmallocUsed", "Percpu"} {
 			if m.VMs > 0 {

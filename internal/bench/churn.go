@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -30,12 +31,15 @@ type Churn struct {
 // has ended. FinalBytes is the mean over the steady state (from one
 // lifetime after the first arrival to the last arrival).
 func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, m Mode, c Churn, expect map[string]string,
-	log func(string, ...any)) (*ModeResult, error) {
+	hostWide bool, logw io.Writer) (*ModeResult, error) {
+	log := func(f string, a ...any) { fmt.Fprintf(logw, f+"\n", a...) }
 	self := os.Getpid()
 	base, err := measure.TakeBaseline([]int{self})
 	if err != nil {
 		return nil, err
 	}
+	group := enterGroup(m, hostWide, logw)
+	defer leaveGroup(group, m, logw)
 	tr, trErr := tlbtrace.Start()
 	if trErr != nil {
 		log("mode %s: TLB flushes not counted: %v", m.Name, trErr)
@@ -118,7 +122,7 @@ func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel,
 		}
 		mu.Unlock()
 		slices.Sort(pids)
-		fl := measure.Fleet{Instances: pids, Monitors: []int{self}, MonitorGrowth: true}
+		fl := measure.Fleet{Instances: pids, Monitors: []int{self}, MonitorGrowth: true, Group: group}
 		if len(pids) > 0 && pids[0] == self { // kvm: the VMs live in this process
 			fl.Instances = nil
 		}

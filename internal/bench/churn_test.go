@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/unipool/unipool/internal/cgroup"
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/process"
 )
@@ -39,7 +41,7 @@ func TestChurnKeepsAboutRateTimesLifetimeResidentAndEndsThemAll(t *testing.T) {
 	uks := []monitor.Unikernel{{Name: "a", Image: img}, {Name: "b", Image: img}}
 	c := Churn{Rate: 20, Lifetime: 1, Duration: 3}
 	mr, err := runChurn(context.Background(), mon, uks, Mode{Name: "packed-stock", Load: monitor.LoadStock}, c,
-		map[string]string{}, t.Logf)
+		map[string]string{}, false, &logWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,5 +58,58 @@ func TestChurnKeepsAboutRateTimesLifetimeResidentAndEndsThemAll(t *testing.T) {
 	}
 	if mr.FinalBytes == 0 || mr.PeakBytes < mr.FinalBytes {
 		t.Fatalf("steady state %d bytes, peak %d", mr.FinalBytes, mr.PeakBytes)
+	}
+}
+
+func TestEachModesFleetRunsInAMemoryCgroupOfItsOwnThatTheKernelPartComesFrom(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the process monitor's measurements and cgroups need root")
+	}
+	if _, err := cgroup.FindHierarchy(); err != nil {
+		t.Skipf("no memory cgroup on this host: %v", err)
+	}
+	mon, err := monitor.Open("process")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := exitImage(t)
+	var uks []monitor.Unikernel
+	for i := range 8 {
+		uks = append(uks, monitor.Unikernel{Name: fmt.Sprint("u", i), Image: img})
+	}
+	h, _ := cgroup.FindHierarchy()
+	before, err := h.Own(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log testWriter
+	mr, err := runMode(context.Background(), mon, uks, Mode{Name: "packed-stock", Load: monitor.LoadStock},
+		MemoryOptions{Log: &log}, nil, nil, map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mr.Cgroup == "" {
+		t.Fatalf("no cgroup: %s", log)
+	}
+	if mr.Instances != 8 || mr.Failed != 0 || mr.OutsideGroup != 0 {
+		t.Fatalf("%d instances, %d failed, %d outside %s", mr.Instances, mr.Failed, mr.OutsideGroup, mr.Cgroup)
+	}
+	k := mr.Final.Kernel
+	c := mr.Final.Cgroup
+	if k.Source != "cgroup" || c == nil || c.Group != mr.Cgroup {
+		t.Fatalf("kernel part from %q, cgroup reading %+v", k.Source, c)
+	}
+	t.Logf("%s: kernel charged %d (page tables %d, stacks %d per process), anon %d, file %d; PSS instances %d monitor %d",
+		c.Group, k.Charged, k.PageTables, k.Stacks, c.Anon, c.File, mr.Final.Instances, mr.Final.Monitor)
+	// The group held every instance process from its start: it was
+	// charged their page tables and kernel stacks at least.
+	if k.Charged < k.PageTables+k.Stacks || k.Total != k.Charged+k.KSM {
+		t.Errorf("charged %d, below the fleet's page tables and stacks %d", k.Charged, k.PageTables+k.Stacks)
+	}
+	if own, _ := h.Own(0); own != before {
+		t.Errorf("the monitor is in %s after the mode, not back in %s", own, before)
+	}
+	if _, err := os.Stat(mr.Cgroup); !os.IsNotExist(err) {
+		t.Errorf("%s was not removed: %v", mr.Cgroup, err)
 	}
 }

@@ -99,6 +99,31 @@ type MemoryOptions struct {
 	// FleetOnly stops after building the fleet in Work: for a later
 	// --reuse run on the emulated KVM host, where building is slow.
 	FleetOnly bool
+	// HostWideKernel measures the kernel part by host-wide meminfo rises
+	// even where a memory cgroup per mode could be made (`--cgroup=false`).
+	HostWideKernel bool
+}
+
+// enterGroup moves this process (the monitor) into a memory cgroup of
+// mode m's own, so that the kernel part is what the kernel charges the
+// fleet; nil (and a line in the log saying why) where there is none.
+func enterGroup(m Mode, hostWide bool, log io.Writer) *measure.FleetGroup {
+	if hostWide {
+		return nil
+	}
+	g, err := measure.EnterFleetGroup(m.Name)
+	if err != nil {
+		fmt.Fprintf(log, "mode %s: the kernel part is host-wide meminfo rises (other processes move them): %v\n", m.Name, err)
+		return nil
+	}
+	return g
+}
+
+// leaveGroup moves this process back and removes mode m's group.
+func leaveGroup(g *measure.FleetGroup, m Mode, log io.Writer) {
+	if err := g.Close(); err != nil {
+		fmt.Fprintf(log, "mode %s: %v\n", m.Name, err)
+	}
 }
 
 // Memory runs the memory benchmark: build the fleet, then for each mode
@@ -237,7 +262,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 					os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
 				}
 			}
-			mr, err = runChurn(ctx, mon, uks, m, o.Churn, expect, func(f string, a ...any) { fmt.Fprintf(o.Log, f+"\n", a...) })
+			mr, err = runChurn(ctx, mon, uks, m, o.Churn, expect, o.HostWideKernel, o.Log)
 		} else {
 			mr, err = runMode(ctx, mon, uks, m, o, session, loaded[m.Layout], expect)
 		}
@@ -370,12 +395,17 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	if err != nil {
 		return nil, err
 	}
+	group := enterGroup(m, o.HostWideKernel, o.Log)
+	defer leaveGroup(group, m, o.Log)
 	tr, trErr := tlbtrace.Start()
 	if trErr != nil {
 		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
 	}
 	t0 := time.Now()
 	mr := &ModeResult{Mode: m.Name}
+	if group != nil {
+		mr.Cgroup = group.Dir()
+	}
 	var pids []int
 	var guests monitor.HeldGuests
 	maxWait := 10 * time.Second
@@ -386,9 +416,12 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 		Guests: func(g monitor.HeldGuests) { guests = g },
 		Resident: func(p []int) {
 			pids = p
-			fl := measure.Fleet{Instances: p, Monitors: []int{self}, MonitorGrowth: true}
+			fl := measure.Fleet{Instances: p, Monitors: []int{self}, MonitorGrowth: true, Group: group}
 			if len(p) == 1 && p[0] == self { // the kvm monitor: the VMs live in this process
 				fl.Instances = nil
+			}
+			if group != nil {
+				mr.OutsideGroup = outside(group, fl.Instances)
 			}
 			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,
 				KSM: m.KSM, MinScans: 3}
@@ -461,6 +494,26 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 		mr.FinalKSM = mr.Samples[n-1].KSM
 	}
 	return mr, nil
+}
+
+// outside counts the pids not in g: the fleet's processes the group's
+// figures would miss (0 unless something moved them).
+func outside(g *measure.FleetGroup, pids []int) int {
+	in, err := g.Procs()
+	if err != nil {
+		return len(pids)
+	}
+	set := map[int]bool{}
+	for _, p := range in {
+		set[p] = true
+	}
+	n := 0
+	for _, p := range pids {
+		if !set[p] {
+			n++
+		}
+	}
+	return n
 }
 
 // containsLine: the instance printed its expected line.

@@ -25,7 +25,14 @@ type ModeResult struct {
 	PeakBytes  uint64       `json:"peak_bytes"`
 	FirstBytes uint64       `json:"first_bytes"`
 	Final      measure.Host `json:"final"`
-	AvailDelta int64        `json:"avail_delta_bytes"`
+	// Cgroup is the memory cgroup the mode's fleet ran in (the kernel
+	// part is what the kernel charged it); empty where there was none
+	// and the kernel part is host-wide rises. OutsideGroup counts the
+	// instance processes found outside it (0 unless something moved
+	// them).
+	Cgroup       string `json:"cgroup,omitempty"`
+	OutsideGroup int    `json:"instances_outside_cgroup"`
+	AvailDelta   int64  `json:"avail_delta_bytes"`
 	// PoolBytes: over the instances, resident bytes of pool blobs mapped
 	// shared (the library code and rodata load-time sharing shares).
 	PoolBytes    uint64  `json:"pool_mapped_resident_bytes"`
@@ -139,7 +146,8 @@ func (r *Results) Write(dir string) error {
 	defer f.Close()
 	w := csv.NewWriter(f)
 	w.Write([]string{"mode", "t_s", "host_bytes", "instances_bytes", "monitor_bytes", "kernel_bytes", "page_tables_bytes",
-		"avail_delta_bytes", "ksm_pages_sharing", "resident"})
+		"avail_delta_bytes", "ksm_pages_sharing", "resident", "kernel_source", "cgroup_kernel_bytes", "cgroup_anon_bytes", "cgroup_file_bytes",
+		"slab_unreclaimable_rise_bytes"})
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	for _, m := range r.Modes {
 		for _, s := range m.Samples {
@@ -148,11 +156,47 @@ func (r *Results) Write(dir string) error {
 				sharing = u(s.KSM.PagesSharing)
 			}
 			w.Write([]string{m.Mode, strconv.FormatFloat(s.T, 'f', 2, 64), u(s.Bytes()), u(s.Host.Instances), u(s.Host.Monitor),
-				u(s.Host.Kernel.Total), u(s.Host.Kernel.PageTables), strconv.FormatInt(s.AvailDelta, 10), sharing, strconv.Itoa(s.Resident)})
+				u(s.Host.Kernel.Total), u(s.Host.Kernel.PageTables), strconv.FormatInt(s.AvailDelta, 10), sharing, strconv.Itoa(s.Resident),
+				s.Host.Kernel.Source, u(s.Host.Kernel.Charged), cg(s.Host, "anon"), cg(s.Host, "file"), strconv.FormatInt(s.Host.Kernel.Slab, 10)})
 		}
 	}
 	w.Flush()
 	return w.Error()
+}
+
+// cg is a figure of h's cgroup reading ("" without one).
+func cg(h measure.Host, what string) string {
+	if h.Cgroup == nil {
+		return ""
+	}
+	v := h.Cgroup.Anon
+	if what == "file" {
+		v = h.Cgroup.File
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+// KernelTable prints, per mode, where the kernel part comes from and the
+// two views side by side: what the kernel charged the mode's own memory
+// cgroup (kernel, anonymous and file pages) and the per-process view
+// (page tables and stacks per process, the instances' and monitor's
+// PSS), with the host-wide slab rise that other processes move.
+func (r *Results) KernelTable(out io.Writer) {
+	fmt.Fprintln(out, "the kernel part (MiB): source; charged to the mode's memory cgroup (kernel incl. socket buffers; KSM's rmap items, charged to no group, apart);")
+	fmt.Fprintln(out, "the cgroup's anonymous pages beside the per-process PSS (instances + monitor growth); page cache the fleet brought in first (in no total);")
+	fmt.Fprintln(out, "per process: page tables (VmPTE + PGD) and kernel stacks; host-wide rise of SUnreclaim (moved by every process on the host):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "mode\tsource\tkernel\tcgroup kernel\tKSM rmap\tcgroup anon\tPSS inst+mon\tcgroup file\tpage tables\tstacks\tslab rise\t\n")
+	for _, m := range r.Modes {
+		k := m.Final.Kernel
+		ck, ca, cf := "-", "-", "-"
+		if c := m.Final.Cgroup; c != nil {
+			ck, ca, cf = fmt.Sprintf("%.1f", mib(k.Charged)), fmt.Sprintf("%.1f", mib(c.Anon)), fmt.Sprintf("%.1f", mib(c.File))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%.1f\t%.1f\t%.1f\t\n", m.Mode, k.Source, mib(k.Total), ck, mib(k.KSM), ca,
+			mib(m.Final.Instances+m.Final.Monitor), cf, mib(k.PageTables), mib(k.Stacks), float64(k.Slab)/(1<<20))
+	}
+	tw.Flush()
 }
 
 // Table prints the terminal summary: what the host pays per mode, split

@@ -8,7 +8,9 @@
 //     instance: layouts, copies, Go heap, vCPU mappings);
 //   - kernel: what no PSS shows: page tables (VmPTE), kernel stacks and
 //     unreclaimable slab (task and mm structures, KVM's VM and vCPU
-//     structures), KVM's second-level page tables.
+//     structures), KVM's second-level page tables. Where the fleet runs
+//     in a memory cgroup of its own (cgroup.go), what the kernel charges
+//     that group; else the rise of host-wide meminfo fields.
 //
 // The drop of MemAvailable is reported beside their sum as a cross-check
 // (other activity on the host moves it). The page census (census.go)
@@ -44,9 +46,18 @@ type Kernel struct {
 	KernelStack   int64 `json:"kernel_stack_rise_bytes"`
 	Slab          int64 `json:"slab_unreclaimable_rise_bytes"`
 	SecPageTables int64 `json:"sec_page_tables_rise_bytes"`
-	// Total = PageTables + (Stacks, or else KernelStack) + Slab +
-	// SecPageTables (each ≥ 0).
-	Total uint64 `json:"total_bytes"`
+	// Charged is the kernel memory charged to the fleet's own memory
+	// cgroup (CgroupMemory.Kernel + Sock), where it ran in one
+	// (FleetGroup): nothing else on the host moves it.
+	Charged uint64 `json:"cgroup_charged_bytes"`
+	// KSM is the kernel memory KSM keeps for the fleet's processes (its
+	// rmap items), which no cgroup is charged.
+	KSM uint64 `json:"ksm_metadata_bytes"`
+	// Source says where Total comes from: "cgroup" (Charged + KSM) or
+	// "host-wide" (PageTables + (Stacks, or else KernelStack) + Slab +
+	// SecPageTables, each ≥ 0; KSM is in Slab).
+	Source string `json:"source"`
+	Total  uint64 `json:"total_bytes"`
 }
 
 // Host is what a fleet held resident costs the host.
@@ -59,6 +70,21 @@ type Host struct {
 	// AvailDrop is how much MemAvailable fell since the baseline: on a
 	// quiet host it should be close to Total.
 	AvailDrop int64 `json:"mem_available_drop_bytes"`
+	// Cgroup is what the kernel charges the fleet's memory cgroup, where
+	// it ran in one: beside the per-process view above (its Anon should
+	// be close to the anonymous part of Instances + Monitor; its Kernel
+	// is Kernel.Charged).
+	Cgroup *CgroupMemory `json:"cgroup,omitempty"`
+}
+
+// UseCgroup makes the fleet's cgroup the source of h's kernel part and
+// recomputes the totals.
+func (h *Host) UseCgroup(m CgroupMemory) {
+	h.Cgroup = &m
+	h.Kernel.Charged = m.Kernel + m.Sock
+	h.Kernel.Source = "cgroup"
+	h.Kernel.sum()
+	h.Total = h.Instances + h.Monitor + h.Kernel.Total
 }
 
 // Baseline is the state before a fleet starts.
@@ -109,6 +135,9 @@ type Fleet struct {
 	// GuestBytes, for monitors that hold guests in their own memory (kvm),
 	// is the guests' memory: it moves from Monitor to Instances.
 	GuestBytes uint64
+	// Group, if the fleet runs in a memory cgroup of its own, gives the
+	// kernel part (else the host-wide rises do).
+	Group *FleetGroup
 }
 
 // TakeHost measures f against the baseline. Processes that have gone are
@@ -160,8 +189,16 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 	rise := func(k string) int64 { return mi[k] - base.Meminfo[k] }
 	h.Kernel.KernelStack, h.Kernel.Slab, h.Kernel.SecPageTables = rise("KernelStack"), rise("SUnreclaim"), rise("SecPageTables")
 	h.AvailDrop = base.Meminfo["MemAvailable"] - mi["MemAvailable"]
+	h.Kernel.KSM = KSMMetadata(append(append([]int(nil), f.Instances...), f.Monitors...))
 	h.Kernel.sum()
 	h.Total = h.Instances + h.Monitor + h.Kernel.Total
+	if f.Group != nil {
+		m, err := f.Group.Read()
+		if err != nil {
+			return h, missing, err
+		}
+		h.UseCgroup(m)
+	}
 	return h, missing, nil
 }
 
@@ -170,10 +207,16 @@ func pos(v int64) uint64 { return uint64(max(v, 0)) }
 // sum sets k.Total: kernel stacks per process where known, else their
 // host-wide rise.
 func (k *Kernel) sum() {
+	if k.Source == "cgroup" {
+		k.Total = k.Charged + k.KSM
+		return
+	}
+	k.Source = "host-wide"
 	stacks := k.Stacks
 	if stacks == 0 {
 		stacks = pos(k.KernelStack)
 	}
+	// KSM's rmap items are slab: in the Slab rise already.
 	k.Total = k.PageTables + stacks + pos(k.Slab) + pos(k.SecPageTables)
 }
 

@@ -75,6 +75,9 @@ type Measurement struct {
 	// second-level page tables. All against the baseline with the VMs
 	// closed.
 	Host measure.Host `json:"host"`
+	// CgroupError says why the mode's VMs did not run in a memory cgroup
+	// of their own (Host's kernel part is then host-wide rises).
+	CgroupError string `json:"cgroup_error,omitempty"`
 	// Census and Ideals are the page census of the guests' memory.
 	Census *measure.Counts `json:"census,omitempty"`
 	Ideals *measure.Ideals `json:"ideals,omitempty"`
@@ -114,10 +117,26 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 		o.Hold = 0 // measuring happens while held; no need to wait after
 		meas := Measurement{Load: mode, Kernel: map[string]int64{}}
 		var held map[string]int64
-		var heldPTE uint64
+		var heldPTE, ksmHeld uint64
 		var merr error
+		// The mode's own memory cgroup: what the kernel charges these VMs
+		// (KVM's structures, second-level page tables, the loader's page
+		// tables) apart from the rest of the host.
+		group, gerr := measure.EnterFleetGroup("kvm-" + mode)
+		if gerr != nil {
+			meas.CgroupError = gerr.Error()
+		}
+		var charged *measure.CgroupMemory
 		results, err := run(ctx, uks, o, func(insts []*instance) {
 			settle()
+			if group != nil {
+				c, err := group.Read()
+				if err != nil {
+					merr = err
+					return
+				}
+				charged = &c
+			}
 			if held, merr = readMeminfo(); merr != nil {
 				return
 			}
@@ -128,6 +147,7 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 			}
 			meas.LoaderPSS = r.PSS
 			heldPTE, _ = measure.PageTables(os.Getpid())
+			ksmHeld = measure.KSMMetadata([]int{os.Getpid()})
 			c := loaded.Fork()
 			for _, in := range insts {
 				in.m.census(c)
@@ -154,6 +174,9 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 			}
 			meas.Shared = uint64(len(filePages)) * pageSize
 		})
+		if cerr := group.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -209,6 +232,10 @@ func (Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt monitor
 		guest := meas.GuestPrivate + meas.Shared
 		grew := meas.LoaderPSS - min(meas.LoaderPSS, meas.LoaderPSSAfter)
 		meas.Host = measure.HostOf(guest, grew-min(grew, guest), heldPTE-min(heldPTE, afterPTE), held, after)
+		if charged != nil {
+			meas.Host.Kernel.KSM = ksmHeld
+			meas.Host.UseCgroup(*charged)
+		}
 		if meas.Ideals != nil && (mode == monitor.LoadShared || rep.Ideal == 0) {
 			rep.Ideal, rep.IdealLoadTime = meas.Ideals.Ideal, meas.Ideals.LoadTime
 		}

@@ -24,6 +24,9 @@ type Measurement struct {
 	// process's PSS, and the kernel's part (page tables, kernel stacks,
 	// slab), each apart, with the drop of MemAvailable beside them.
 	Host measure.Host `json:"host"`
+	// CgroupError says why the mode's fleet did not run in a memory
+	// cgroup of its own (the kernel part is then host-wide rises).
+	CgroupError string `json:"cgroup_error,omitempty"`
 	// PSS is the instances' part (Host.Instances).
 	PSS uint64 `json:"pss_bytes"`
 	// MemAvailableDrop is Host.AvailDrop.
@@ -69,12 +72,18 @@ func (m *Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt moni
 		if err != nil {
 			return nil, err
 		}
+		// The mode's own memory cgroup, so that the kernel part is what
+		// the kernel charges this fleet (else host-wide rises).
+		group, gerr := measure.EnterFleetGroup("run-" + mode)
+		if gerr != nil {
+			meas.CgroupError = gerr.Error()
+		}
 		o.Resident = func(pids []int) {
 			// The monitor is this whole process: it exists to run them.
 			// Its garbage goes back first (as the kvm monitor's Measure
 			// and the bench do): the figure is what it keeps.
 			measure.Settle()
-			s, err := measure.Take(measure.Fleet{Instances: pids, Monitors: []int{self}}, base, loaded, nil)
+			s, err := measure.Take(measure.Fleet{Instances: pids, Monitors: []int{self}, Group: group}, base, loaded, nil)
 			if err != nil {
 				merr = err
 				return
@@ -83,6 +92,9 @@ func (m *Monitor) Measure(ctx context.Context, uks []monitor.Unikernel, opt moni
 			meas.PSS, meas.MemAvailableDrop = s.Host.Instances, s.Host.AvailDrop
 		}
 		results, err := m.Run(ctx, uks, o)
+		if cerr := group.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
 		if err != nil {
 			return nil, err
 		}
