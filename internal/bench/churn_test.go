@@ -106,6 +106,10 @@ func TestEachModesFleetRunsInAMemoryCgroupOfItsOwnThatTheKernelPartComesFrom(t *
 	if k.Charged < k.PageTables+k.Stacks || k.Total != k.Charged+k.KSM {
 		t.Errorf("charged %d, below the fleet's page tables and stacks %d", k.Charged, k.PageTables+k.Stacks)
 	}
+	// Every anonymous page of the instances was charged to the group.
+	if c.Anon < mr.Final.InstancesAnon {
+		t.Errorf("the group's anonymous pages %d are fewer than the instances' Pss_Anon %d", c.Anon, mr.Final.InstancesAnon)
+	}
 	if own, _ := h.Own(0); own != before {
 		t.Errorf("the monitor is in %s after the mode, not back in %s", own, before)
 	}

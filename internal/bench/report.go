@@ -183,10 +183,10 @@ func cg(h measure.Host, what string) string {
 // PSS), with the host-wide slab rise that other processes move.
 func (r *Results) KernelTable(out io.Writer) {
 	fmt.Fprintln(out, "the kernel part (MiB): source; charged to the mode's memory cgroup (kernel incl. socket buffers; KSM's rmap items, charged to no group, apart);")
-	fmt.Fprintln(out, "the cgroup's anonymous pages beside the per-process PSS (instances + monitor growth); page cache the fleet brought in first (in no total);")
+	fmt.Fprintln(out, "the cgroup's anonymous pages beside the per-process view (the instances' Pss_Anon + the monitor's PSS growth); page cache the fleet brought in first (in no total);")
 	fmt.Fprintln(out, "per process: page tables (VmPTE + PGD) and kernel stacks; host-wide rise of SUnreclaim (moved by every process on the host):")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mode\tsource\tkernel\tcgroup kernel\tKSM rmap\tcgroup anon\tPSS inst+mon\tcgroup file\tpage tables\tstacks\tslab rise\t\n")
+	fmt.Fprintf(tw, "mode\tsource\tkernel\tcgroup kernel\tKSM rmap\tcgroup anon\tPss_Anon + monitor\tcgroup file\tpage tables\tstacks\tslab rise\t\n")
 	for _, m := range r.Modes {
 		k := m.Final.Kernel
 		ck, ca, cf := "-", "-", "-"
@@ -194,7 +194,7 @@ func (r *Results) KernelTable(out io.Writer) {
 			ck, ca, cf = fmt.Sprintf("%.1f", mib(k.Charged)), fmt.Sprintf("%.1f", mib(c.Anon)), fmt.Sprintf("%.1f", mib(c.File))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%.1f\t%.1f\t%.1f\t\n", m.Mode, k.Source, mib(k.Total), ck, mib(k.KSM), ca,
-			mib(m.Final.Instances+m.Final.Monitor), cf, mib(k.PageTables), mib(k.Stacks), float64(k.Slab)/(1<<20))
+			mib(m.Final.InstancesAnon+m.Final.Monitor), cf, mib(k.PageTables), mib(k.Stacks), float64(k.Slab)/(1<<20))
 	}
 	tw.Flush()
 }

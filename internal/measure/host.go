@@ -63,6 +63,10 @@ type Kernel struct {
 // Host is what a fleet held resident costs the host.
 type Host struct {
 	Instances uint64 `json:"instances_bytes"`
+	// InstancesAnon is the anonymous part of Instances (Σ Pss_Anon of the
+	// instance processes): with the monitor's growth, what a memory
+	// cgroup holding the fleet is charged as anonymous pages.
+	InstancesAnon uint64 `json:"instances_anon_bytes"`
 	Monitor   uint64 `json:"monitor_bytes"`
 	Kernel    Kernel `json:"kernel"`
 	// Total = Instances + Monitor + Kernel.Total.
@@ -152,6 +156,7 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 			continue
 		}
 		h.Instances += r.PSS
+		h.InstancesAnon += r.PSSAnon
 		if pt, st, err := ProcessKernel(pid); err == nil {
 			h.Kernel.PageTables += pt
 			h.Kernel.Stacks += st
