@@ -38,12 +38,14 @@ func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel,
 	if err != nil {
 		return nil, err
 	}
-	group := enterGroup(m, hostWide, logw)
-	defer leaveGroup(group, m, logw)
 	tr, trErr := tlbtrace.Start()
 	if trErr != nil {
 		log("mode %s: TLB flushes not counted: %v", m.Name, trErr)
 	}
+	// After the tracer: its tracefs instance (files, buffers) is not
+	// the fleet's.
+	group := enterGroup(m, hostWide, logw)
+	defer leaveGroup(group, m, logw)
 	var mu sync.Mutex
 	live := map[int]bool{}
 	var ever []int

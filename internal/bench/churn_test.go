@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/cgroup"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/process"
 )
@@ -65,8 +66,12 @@ func TestEachModesFleetRunsInAMemoryCgroupOfItsOwnThatTheKernelPartComesFrom(t *
 	if os.Geteuid() != 0 {
 		t.Skip("the process monitor's measurements and cgroups need root")
 	}
-	if _, err := cgroup.FindHierarchy(); err != nil {
-		t.Skipf("no memory cgroup on this host: %v", err)
+	if g, err := measure.EnterFleetGroup("probe"); measure.GroupsUnavailable(err) {
+		t.Skipf("this host lets no process make a memory cgroup: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	} else if err := g.Close(); err != nil {
+		t.Fatal(err)
 	}
 	mon, err := monitor.Open("process")
 	if err != nil {

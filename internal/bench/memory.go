@@ -395,12 +395,14 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	if err != nil {
 		return nil, err
 	}
-	group := enterGroup(m, o.HostWideKernel, o.Log)
-	defer leaveGroup(group, m, o.Log)
 	tr, trErr := tlbtrace.Start()
 	if trErr != nil {
 		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
 	}
+	// After the tracer: its tracefs instance (files, buffers) is not
+	// the fleet's.
+	group := enterGroup(m, o.HostWideKernel, o.Log)
+	defer leaveGroup(group, m, o.Log)
 	t0 := time.Now()
 	mr := &ModeResult{Mode: m.Name}
 	if group != nil {

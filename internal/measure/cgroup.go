@@ -28,12 +28,14 @@ package measure
 // CPU (256 KiB) above what is in use.
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/unipool/unipool/internal/cgroup"
 )
@@ -195,6 +197,16 @@ func (f *FleetGroup) Close() error {
 		return fmt.Errorf("measure: %w", err)
 	}
 	return nil
+}
+
+// GroupsUnavailable says whether err (from EnterFleetGroup) comes from
+// the host, not from unipool: no memory controller, a read-only or
+// delegated-elsewhere cgroup file system, no permission, or a group that
+// cannot hand the controller down (a container's namespace root holding
+// processes).
+func GroupsUnavailable(err error) bool {
+	return errors.Is(err, cgroup.ErrNoMemoryController) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) ||
+		errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EOPNOTSUPP)
 }
 
 // KSMRmapItemSize is the size of the kernel's struct ksm_rmap_item on

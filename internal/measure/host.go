@@ -67,8 +67,8 @@ type Host struct {
 	// instance processes): with the monitor's growth, what a memory
 	// cgroup holding the fleet is charged as anonymous pages.
 	InstancesAnon uint64 `json:"instances_anon_bytes"`
-	Monitor   uint64 `json:"monitor_bytes"`
-	Kernel    Kernel `json:"kernel"`
+	Monitor       uint64 `json:"monitor_bytes"`
+	Kernel        Kernel `json:"kernel"`
 	// Total = Instances + Monitor + Kernel.Total.
 	Total uint64 `json:"total_bytes"`
 	// AvailDrop is how much MemAvailable fell since the baseline: on a
