@@ -96,6 +96,44 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 		dce = append(dce, d)
 	}
 	cli(t, bin, env, "pool", "verify")
+	t.Run("TheCoreIsOneGroupUnitAndLoadsFewerPagesThanUngrouped", func(t *testing.T) {
+		type insp struct {
+			LoadedSize uint64 `json:"loaded_size"`
+			Libraries  []struct {
+				Name    string `json:"name"`
+				Members []struct {
+					Name string `json:"name"`
+				} `json:"members"`
+			} `json:"libraries"`
+		}
+		inspect := func(img string) insp {
+			var in insp
+			if err := json.Unmarshal([]byte(cli(t, bin, env, "inspect", "--json", img)), &in); err != nil {
+				t.Fatal(err)
+			}
+			return in
+		}
+		grouped := inspect(filepath.Join(dir, names[0]+".img"))
+		solo := filepath.Join(dir, names[0]+".solo")
+		cli(t, bin, env, "link", "--group", "none", "--map", filepath.Join(dir, "solo.json"), "--corpus", cdir, "--unikernel", names[0], "-o", solo)
+		ungrouped := inspect(solo)
+		var members []string
+		for _, l := range grouped.Libraries {
+			for _, m := range l.Members {
+				members = append(members, m.Name)
+			}
+		}
+		if len(members) < 3 || strings.Join(members[:3], ",") != "ukplat,ukboot,libc" {
+			t.Errorf("grouped image: unit members %v, want the core first", members)
+		}
+		if len(grouped.Libraries) >= len(ungrouped.Libraries) || grouped.LoadedSize >= ungrouped.LoadedSize {
+			t.Errorf("grouped: %d libraries, %d bytes loaded; ungrouped %d, %d", len(grouped.Libraries), grouped.LoadedSize, len(ungrouped.Libraries), ungrouped.LoadedSize)
+		}
+		out := cli(t, bin, env, "run", "--json", "--timeout", "60s", "--image", solo, "--cmdline", c.Unikernels[0].Input)
+		if !strings.Contains(out, strings.ReplaceAll(expect[names[0]], `"`, `\"`)) {
+			t.Errorf("ungrouped image printed %s, want %q", out, expect[names[0]])
+		}
+	})
 	check := func(mode string, out string, images bool) {
 		var rs []result
 		if err := json.Unmarshal([]byte(out), &rs); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -79,6 +80,16 @@ func inspectText(out io.Writer, in *link.Inspection) {
 			linkSize(l.Data), linkSize(l.Private), linkSize(r.PrivateSize), linkSize(l.Padding))
 	}
 	tw.Flush()
+	for _, l := range in.Libraries {
+		if len(l.Members) == 0 {
+			continue
+		}
+		var ms []string
+		for _, m := range l.Members {
+			ms = append(ms, m.Name+" "+m.Version)
+		}
+		fmt.Fprintf(out, "group unit %s: one region, one code stream: %s\n", l.Name, strings.Join(ms, ", "))
+	}
 }
 
 // linkSize formats a byte count compactly.

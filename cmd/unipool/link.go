@@ -66,6 +66,7 @@ objects, their order, names, versions and origins come from DIR/corpus.json.`,
 	fl.StringArrayVar(&f.opt.Fragments, "ld-fragment", nil, "extra linker-script fragment (SECTIONS ... INSERT AFTER X), e.g. Unikraft's lib/uklibid/infosec.ld (repeatable)")
 	fl.StringVar(&f.mem, "mem", "", "guest heap+stack the description asks for (default 8MiB, as for plain images)")
 	fl.StringVar(&f.opt.Cmdline, "cmdline", "", "default guest command line")
+	groupFlag(cmd, &f.opt.Groups)
 	fl.BoolVar(&f.noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result (description, script, map changes) as JSON")
 	fl.BoolVar(&f.script, "print-script", false, "aligned: print the generated linker script")
@@ -172,6 +173,51 @@ func (f *linkFlags) objects(args []string) ([]link.Object, map[string]string, er
 	objs, err := link.ObjectsFromPaths(args, names, hints, f.app)
 	return objs, f.opt.SHA256, err
 }
+
+// groupFlag adds --group: the aligned link's library groups (link.Options.Groups).
+func groupFlag(cmd *cobra.Command, groups *[][]string) {
+	cmd.Flags().Var(&groupValue{groups}, "group", "aligned: libraries linked as one unit (one region, one code stream, one ASLR base) in images that have them all, "+
+		"as NAME+NAME+...; repeatable, tried in order; 'none' for no groups (default: "+defaultGroupsText()+")")
+}
+
+func defaultGroupsText() string {
+	var s []string
+	for _, g := range link.DefaultGroups {
+		s = append(s, strings.Join(g, link.GroupSep))
+	}
+	return strings.Join(s, ", then ")
+}
+
+// groupValue is --group's value: nil until given (link.DefaultGroups).
+type groupValue struct{ groups *[][]string }
+
+func (v *groupValue) String() string {
+	if v.groups == nil || *v.groups == nil {
+		return ""
+	}
+	var s []string
+	for _, g := range *v.groups {
+		s = append(s, strings.Join(g, link.GroupSep))
+	}
+	return strings.Join(s, ",")
+}
+
+func (v *groupValue) Set(s string) error {
+	if *v.groups == nil {
+		*v.groups = [][]string{}
+	}
+	if s == "none" {
+		return nil
+	}
+	g, err := link.ParseGroup(s)
+	if err != nil {
+		return err
+	}
+	*v.groups = append(*v.groups, g)
+	return nil
+}
+
+func (v *groupValue) Type() string { return "NAME+NAME" }
 
 // linkCmd is the link command; link subcommands (bench) attach to it.
 var linkCmd *cobra.Command

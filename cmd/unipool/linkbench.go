@@ -51,10 +51,10 @@ func init() {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%d unikernels of %s\n", rep.Unikernels, rep.Corpus)
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "LAYOUT\tIDENTICAL PAGES\tSHARE\tFILE total\tmedian\tLOADED total\tmedian\tmax/packed\tREAD-ONLY\tdistinct\tLINK TIME\t")
+			fmt.Fprintln(tw, "LAYOUT\tIDENTICAL PAGES\tSHARE\tFILE total\tmedian\tLOADED total\tmedian\tavg/packed\tmax/packed\tREAD-ONLY\tdistinct\tLINK TIME\t")
 			for _, l := range rep.Layouts {
-				fmt.Fprintf(tw, "%s\t%d/%d\t%.2f%%\t%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\t%.1fs\t\n", l.Layout, l.IdenticalPages, l.SharablePages, 100*l.Share,
-					linkSize(l.FileBytes), linkSize(l.MedianFileBytes), linkSize(l.LoadedBytes), linkSize(l.MedianLoaded), l.MaxLoadedOverPkd,
+				fmt.Fprintf(tw, "%s\t%d/%d\t%.2f%%\t%s\t%s\t%s\t%s\t%.2fx\t%.2fx\t%s\t%s\t%.1fs\t\n", l.Layout, l.IdenticalPages, l.SharablePages, 100*l.Share,
+					linkSize(l.FileBytes), linkSize(l.MedianFileBytes), linkSize(l.LoadedBytes), linkSize(l.MedianLoaded), l.AvgLoadedOverPkd, l.MaxLoadedOverPkd,
 					linkSize(l.ReadOnlyBytes), linkSize(l.DistinctReadOnlyBytes), l.LinkTime.Seconds())
 			}
 			tw.Flush()
@@ -70,8 +70,8 @@ func init() {
 					fmt.Fprintf(w, "%s: pages found in no other image, by library: %v\n", l.Layout, l.Misses)
 				}
 			}
-			fmt.Fprintf(w, "aligned over packed: file %.2fx, loaded %.2fx; over dce: file %.2fx, loaded %.2fx\n",
-				rep.FileOverPacked, rep.LoadedOverPacked, rep.FileOverDCE, rep.LoadedOverDCE)
+			fmt.Fprintf(w, "aligned over packed: file %.2fx, loaded %.2fx (average of per-image ratios %.2fx); over dce: file %.2fx, loaded %.2fx\n",
+				rep.FileOverPacked, rep.LoadedOverPacked, rep.LoadedOverPackedAvg, rep.FileOverDCE, rep.LoadedOverDCE)
 			return nil
 		},
 	}
@@ -80,6 +80,7 @@ func init() {
 	f.StringVar(&opt.Out, "out", "", "keep the images and the map here (default: a temporary folder)")
 	f.IntVar(&opt.Limit, "limit", 0, "link only the first N unikernels")
 	f.IntVar(&opt.Jobs, "jobs", 2, "parallel links")
+	groupFlag(cmd, &opt.Groups)
 	f.StringVar(&jsonOut, "json", "", "also write the full report (per image sizes) to this JSON file")
 	// link.go's init (which sets linkCmd) runs first: files initialise
 	// in name order.

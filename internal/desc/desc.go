@@ -153,9 +153,22 @@ type Library struct {
 	// it, and a loader maps it copy-on-write, so an instance's table and
 	// data pages stay one physical copy until the guest writes them.
 	Init *BlobRef `json:"init,omitempty"`
+	// Members, set for a group unit (libraries linked as one: one
+	// region, one code stream, one base), are its libraries in link
+	// order; Name, Version and ObjectSHA256 are then the unit's own
+	// (names and versions joined by "+", the sha256 of the unit's object).
+	Members []Member `json:"members,omitempty"`
 	// NoASLR, when set, says why this library cannot be moved (the loader
 	// then keeps it at Region.Start even under --aslr).
 	NoASLR string `json:"no_aslr,omitempty"`
+}
+
+// Member is one library of a group unit.
+type Member struct {
+	Name         string `json:"name"`
+	Version      string `json:"version,omitempty"`
+	Origin       string `json:"origin,omitempty"`
+	ObjectSHA256 string `json:"object_sha256,omitempty"`
 }
 
 // InitDataOff is where the initialised data starts in the Init blob.

@@ -283,6 +283,9 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 	lib := desc.Library{Name: p.name, App: p.app, Region: p.region}
 	if p.obj != nil {
 		lib.Version, lib.Origin, lib.ObjectSHA256 = p.obj.Version, p.obj.Origin, p.obj.sha256
+		for _, m := range p.obj.members {
+			lib.Members = append(lib.Members, desc.Member{Name: m.name, Version: m.version, Origin: m.origin, ObjectSHA256: m.sha256})
+		}
 	}
 	r := p.region
 	limit := r.End()

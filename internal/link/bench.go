@@ -32,6 +32,9 @@ type BenchOptions struct {
 	Out   string
 	Limit int // link only the first Limit unikernels (0: all)
 	Jobs  int // parallel links (0: 2)
+	// Groups are the aligned links' library groups (Options.Groups: nil
+	// is DefaultGroups, empty none).
+	Groups [][]string
 	// Progress, if set, is called after each link, never concurrently.
 	Progress func(done, total int)
 }
@@ -46,6 +49,10 @@ type BenchReport struct {
 	FileOverDCE      float64 `json:"file_over_dce"`
 	LoadedOverPacked float64 `json:"loaded_over_packed"`
 	LoadedOverDCE    float64 `json:"loaded_over_dce"`
+	// LoadedOverPackedAvg is the average over images of each aligned
+	// image's loaded size over its packed twin's (small images weigh as
+	// much as large ones).
+	LoadedOverPackedAvg float64 `json:"loaded_over_packed_avg"`
 }
 
 // LayoutBench is one layout's figures over the corpus.
@@ -75,6 +82,7 @@ type LayoutBench struct {
 	LinkTime         time.Duration `json:"link_time_ns"`
 	Images           []ImageBench  `json:"images"`
 	MaxLoadedOverPkd float64       `json:"max_loaded_over_packed,omitempty"`
+	AvgLoadedOverPkd float64       `json:"avg_loaded_over_packed,omitempty"`
 	// Pages by part over all images (aligned layouts only): where an
 	// aligned image's pages go.
 	TrampPages   uint64 `json:"tramp_pages,omitempty"`
@@ -159,7 +167,7 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 			defer wg.Done()
 			for j := range next {
 				start := time.Now()
-				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout)
+				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout, opt.Groups)
 				mu.Lock()
 				times[j.layout] += time.Since(start)
 				if err != nil && firstErr == nil {
@@ -215,13 +223,23 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 	rep.LoadedOverPacked = ratio(al.LoadedBytes, pk.LoadedBytes)
 	rep.LoadedOverDCE = ratio(al.LoadedBytes, dce.LoadedBytes)
 	for i := range rep.Layouts {
-		var worst float64
+		var worst, sum float64
+		n := 0
 		for k, im := range rep.Layouts[i].Images {
 			if k < len(pk.Images) && pk.Images[k].Unikernel == im.Unikernel {
-				worst = max(worst, ratio(im.Loaded, pk.Images[k].Loaded))
+				r := ratio(im.Loaded, pk.Images[k].Loaded)
+				worst = max(worst, r)
+				sum += r
+				n++
 			}
 		}
 		rep.Layouts[i].MaxLoadedOverPkd = worst
+		if n > 0 {
+			rep.Layouts[i].AvgLoadedOverPkd = sum / float64(n)
+		}
+		if rep.Layouts[i].Layout == LayoutAligned {
+			rep.LoadedOverPackedAvg = rep.Layouts[i].AvgLoadedOverPkd
+		}
 	}
 	return rep, nil
 }
@@ -235,7 +253,7 @@ func ratio(a, b uint64) float64 {
 
 // benchLink links one unikernel in one layout and reads what the census
 // needs.
-func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string) (*benchImage, error) {
+func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string, groups [][]string) (*benchImage, error) {
 	objs, sums, err := ObjectsFromCorpus(corpusDir, u.Name)
 	if err != nil {
 		return nil, err
@@ -244,7 +262,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	if err != nil {
 		return nil, err
 	}
-	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name)}
+	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: groups}
 	if layout == LayoutAligned || layout == LayoutAlignedAlone {
 		opt.Layout, opt.MapPath = LayoutAligned, mapPath
 	}
@@ -258,6 +276,16 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	bi := &benchImage{uk: u.Name, path: opt.Output, res: res, pages: map[uint64][32]byte{}, libSHA: map[string]string{}}
 	for _, o := range objs {
 		bi.libSHA[o.Name] = sums[o.Path]
+	}
+	if res.Config != nil {
+		// A group unit's pages are sharable with the images that hold
+		// the same unit (the same member objects): its object is the
+		// members' ld -r.
+		for _, l := range res.Config.Libraries {
+			if len(l.Members) > 0 {
+				bi.libSHA[l.Name] = l.ObjectSHA256
+			}
+		}
 	}
 	in, err := Inspect(opt.Output)
 	if err != nil {

@@ -56,8 +56,12 @@ func TestBenchFindsAlignedLibraryPagesAtTheSameAddress(t *testing.T) {
 			t.Errorf("%s: %+v", l.Layout, l)
 		}
 	}
-	if al := byLayout[LayoutAligned]; al.Share != 1 {
-		t.Errorf("aligned: %d of %d sharable pages identical (misses %v), want all", al.IdenticalPages, al.SharablePages, al.Misses)
+	// Every library page is found in another image. The app's code
+	// reaches its private part, which follows the image's highest
+	// library private part in the data arena: image a (without ukrand)
+	// has it elsewhere than b and c, so a's app page is its own.
+	if al := byLayout[LayoutAligned]; al.IdenticalPages < al.SharablePages-1 || (al.IdenticalPages != al.SharablePages && (len(al.Misses) != 1 || al.Misses["apphello"] != 1)) {
+		t.Errorf("aligned: %d of %d sharable pages identical (misses %v), want all but the app's page of image a", al.IdenticalPages, al.SharablePages, al.Misses)
 	}
 	if pk := byLayout[LayoutPacked]; pk.Share >= byLayout[LayoutAligned].Share {
 		t.Errorf("packed share %.2f, not below aligned", pk.Share)

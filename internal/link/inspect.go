@@ -53,6 +53,8 @@ type LibraryInspection struct {
 	Origin  string      `json:"origin,omitempty"`
 	App     bool        `json:"app,omitempty"`
 	Region  desc.Region `json:"region"`
+	// Members are a group unit's libraries (desc.Library.Members).
+	Members []desc.Member `json:"members,omitempty"`
 	// Bytes used (not page-rounded). Tramp is the whole trampoline
 	// table; a split one (desc.Tramp.Split) has its Stubs in the shared
 	// part (not counted in Code) and its Slots in the private part
@@ -119,7 +121,7 @@ func Inspect(path string) (*Inspection, error) {
 	arena := map[uint64]bool{} // dense private pages counted so far
 	for _, l := range cfg.Libraries {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
-			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR}
+			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR, Members: l.Members}
 		stubs := stubStart(l)
 		if l.NoASLR == "" && cfg.Boot == "" {
 			li.ASLRBits = int(loader.ImageASLRBits(cfg))
@@ -213,12 +215,16 @@ func stubStart(l desc.Library) uint64 {
 
 // aslrSummary says in a sentence what --aslr randomises in an image.
 func aslrSummary(in *Inspection) string {
-	moving, pinned := 0, 0
+	moving, pinned, grouped, units := 0, 0, 0, 0
 	for _, l := range in.Libraries {
 		if l.ASLRBits > 0 {
 			moving++
 		} else {
 			pinned++
+		}
+		if len(l.Members) > 0 {
+			units++
+			grouped += len(l.Members)
 		}
 	}
 	if moving == 0 {
@@ -226,6 +232,9 @@ func aslrSummary(in *Inspection) string {
 	}
 	s := fmt.Sprintf("one slide of %.2f bits for %d of %d libraries together (the map fixes their offsets: one base gives the others)",
 		loader.ImageASLRBits(in.Config), moving, moving+pinned)
+	if units > 0 {
+		s += fmt.Sprintf("; %d libraries are linked as %d group unit(s) (one region each)", grouped, units)
+	}
 	if in.DensePrivatePages > 0 {
 		s += "; their dense private parts stay on the pages they share"
 	}

@@ -69,6 +69,9 @@ type Options struct {
 	Fragments []string
 	MemSize   uint64 // default DefaultMemSize
 	Cmdline   string
+	// Groups are the library groups of an aligned unipool-platform link
+	// (see DefaultGroups): nil means DefaultGroups, an empty slice none.
+	Groups [][]string
 	// Trace asks for Result.Inputs (ld's link map, parsed).
 	Trace   bool
 	LD      string // the ld binary (default "ld")
@@ -156,6 +159,9 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("link: %w", err)
 	}
 	defer os.RemoveAll(work)
+	if objs, err = groupObjects(ctx, opt, objs, work, tablePatterns); err != nil {
+		return nil, err
+	}
 	l := &linker{opt: opt, objs: objs, work: work, frags: frags, scriptDefined: scriptDefined}
 	if err := l.stage(); err != nil {
 		return nil, err

@@ -104,12 +104,13 @@ func TestCorruptedMapFailsTheLinkNamingTheMap(t *testing.T) {
 	}
 }
 
+// (Library by library: groups, DefaultGroups, are tested in group_test.go.)
 func TestLinkingNewLibrariesNeverMovesOldRegions(t *testing.T) {
 	needToolchain(t)
 	dir := t.TempDir()
 	g := buildGuest(t, dir)
 	mapPath := filepath.Join(dir, "map.json")
-	first := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: filepath.Join(dir, "a"), MapPath: mapPath})
+	first := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: filepath.Join(dir, "a"), MapPath: mapPath, Groups: noGroups})
 	m1, err := libmap.Load(mapPath)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestLinkingNewLibrariesNeverMovesOldRegions(t *testing.T) {
 			objs[i].Path = grown
 		}
 	}
-	second := mustLink(t, Options{Layout: LayoutAligned, Objects: objs, Output: filepath.Join(dir, "b"), MapPath: mapPath})
+	second := mustLink(t, Options{Layout: LayoutAligned, Objects: objs, Output: filepath.Join(dir, "b"), MapPath: mapPath, Groups: noGroups})
 	if strings.Join(second.NewRegions, ",") != "libc,ukrand" {
 		t.Errorf("second link made regions for %v, want libc (outgrown) and ukrand", second.NewRegions)
 	}
@@ -179,7 +180,7 @@ func TestLinkingNewLibrariesNeverMovesOldRegions(t *testing.T) {
 	}
 	// Linking the first image again changes nothing in the map.
 	before, _ := os.ReadFile(mapPath)
-	again := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: filepath.Join(dir, "a2"), MapPath: mapPath})
+	again := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: filepath.Join(dir, "a2"), MapPath: mapPath, Groups: noGroups})
 	after, _ := os.ReadFile(mapPath)
 	if len(again.NewRegions) != 0 || string(before) != string(after) {
 		t.Errorf("relinking a known image changed the map (new regions %v)", again.NewRegions)
@@ -207,7 +208,7 @@ func TestConcurrentAlignedLinksShareOneConsistentMap(t *testing.T) {
 			os.Mkdir(sub, 0o755)
 			extra := buildLib(t, sub, fmt.Sprintf("extra%d", i), fmt.Sprintf("int extra%d(int x) { return x * %d; }", i, i+2))
 			objs := append(g.objects(i%2 == 0), Object{Path: extra, Name: fmt.Sprintf("extra%d", i)})
-			_, errs[i] = Link(context.Background(), Options{Layout: LayoutAligned, Objects: objs, Output: filepath.Join(sub, "image"), MapPath: mapPath})
+			_, errs[i] = Link(context.Background(), Options{Layout: LayoutAligned, Objects: objs, Output: filepath.Join(sub, "image"), MapPath: mapPath, Groups: noGroups})
 		}()
 	}
 	wg.Wait()
@@ -423,3 +424,6 @@ func FuzzParseObject(f *testing.F) {
 		chooseMode([]*object{o})
 	})
 }
+
+// noGroups links every library as a unit of its own.
+var noGroups = [][]string{}

@@ -103,6 +103,9 @@ type object struct {
 	// weak lists the weak references to symbols it does not define;
 	// weakDefined its weak definitions (which never clash).
 	weak, weakDefined map[string]bool
+	// members are the libraries of a group unit (groupObjects), in
+	// link order; nil for a library of its own.
+	members []member
 	// absolute is the first relocation that a position-independent link
 	// refuses (an absolute 32-bit address in a loaded section), if any.
 	absolute string
