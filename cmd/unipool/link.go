@@ -176,7 +176,7 @@ func (f *linkFlags) objects(args []string) ([]link.Object, map[string]string, er
 
 // groupFlag adds --group: the aligned link's library groups (link.Options.Groups).
 func groupFlag(cmd *cobra.Command, groups *[][]string) {
-	cmd.Flags().Var(&groupValue{groups}, "group", "aligned: libraries linked as one unit (one region, one code stream, one ASLR base) in images that have them all, "+
+	cmd.Flags().Var(&groupValue{groups}, "group", "aligned: libraries linked as one unit (one region, one code stream) in images that have them all, "+
 		"as NAME+NAME+...; repeatable, tried in order; 'none' for no groups (default: "+defaultGroupsText()+")")
 }
 

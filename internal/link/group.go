@@ -13,8 +13,8 @@ import (
 
 // A group is a set of libraries that an aligned link links as one unit:
 // one object (ld -r of the members, in the group's order), so one map
-// region, one code stream, one trampoline table, one private part and one
-// ASLR base. The page that holds the end of one member's code and the
+// region, one code stream, one trampoline table (calls between members
+// are direct) and one private part. The page that holds the end of one member's code and the
 // start of the next one's then has the same bytes in every image with the
 // same members, instead of each member rounding its code up to whole pages
 // of its own.
