@@ -131,7 +131,7 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 	var libs []*placed
 	var app *placed
 	for i, o := range l.objs {
-		tramp, err := l.opt.Tramp.Estimate(o.Path, l.mode.pie)
+		tramp, err := l.opt.Tramp.Estimate(o.Path, l.mode.pie, o.tables)
 		if err != nil {
 			return nil, fmt.Errorf("link %s: %w", l.opt.Output, err)
 		}

@@ -10,8 +10,9 @@ import (
 // and lets Rewrite fill the tables after it.
 type Trampoliner interface {
 	// Estimate bounds the tramp table a library object can need (pie:
-	// the image is linked position-independent).
-	Estimate(objPath string, pie bool) (trampoline.Need, error)
+	// the image is linked position-independent; elsewhere: the object's
+	// sections the link places outside its region, image-wide tables).
+	Estimate(objPath string, pie bool, elsewhere []string) (trampoline.Need, error)
 	// Rewrite patches the aligned image in place and fills cfg's Tramp,
 	// Relocs and NoASLR.
 	Rewrite(imagePath string, cfg *desc.Config) error
@@ -22,8 +23,8 @@ var DefaultTrampoliner Trampoliner = trampolinePass{}
 
 type trampolinePass struct{}
 
-func (trampolinePass) Estimate(obj string, pie bool) (trampoline.Need, error) {
-	return trampoline.EstimateParts(obj, pie)
+func (trampolinePass) Estimate(obj string, pie bool, elsewhere []string) (trampoline.Need, error) {
+	return trampoline.EstimateParts(obj, pie, elsewhere)
 }
 func (trampolinePass) Rewrite(img string, cfg *desc.Config) error {
 	return trampoline.Rewrite(img, cfg)

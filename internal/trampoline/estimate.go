@@ -13,7 +13,7 @@ import (
 // the relocations of its code (slots and stubs together; see
 // EstimateParts).
 func Estimate(objPath string) (uint64, error) {
-	n, err := EstimateParts(objPath, false)
+	n, err := EstimateParts(objPath, false, nil)
 	return n.Slots + n.Stubs, err
 }
 
@@ -32,12 +32,19 @@ type Need struct {
 // inside the library, which needs no table entry. The bound depends on
 // the object (and pie) only, so every image reserves the same room for
 // it, and identical libraries keep identical layouts.
-func EstimateParts(objPath string, pie bool) (Need, error) {
+//
+// elsewhere names sections of the object that the link places outside the
+// library's region: a platform's image-wide tables (Unikraft's
+// .uk_event_*, .uk_inittab*, ...), which gather every library's entries in
+// one place per image. A reference to the object's own symbol in such a
+// section leaves the library, so it needs a word of the table like a
+// reference to another library.
+func EstimateParts(objPath string, pie bool, elsewhere []string) (Need, error) {
 	data, err := os.ReadFile(objPath)
 	if err != nil {
 		return Need{}, fmt.Errorf("trampoline: %w", err)
 	}
-	return estimate(objPath, data, pie)
+	return estimate(objPath, data, pie, elsewhere)
 }
 
 // Per-site bounds of Estimate.
@@ -50,7 +57,7 @@ const (
 	gotStub = 12
 )
 
-func estimate(name string, data []byte, pie bool) (Need, error) {
+func estimate(name string, data []byte, pie bool, elsewhere []string) (Need, error) {
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
 		return Need{}, fmt.Errorf("trampoline: %s: %w", name, err)
@@ -66,6 +73,16 @@ func estimate(name string, data []byte, pie bool) (Need, error) {
 		return Need{}, fmt.Errorf("trampoline: %s: symbols: %w", name, err)
 	}
 	syms = append([]elf.Symbol{{}}, syms...)
+	away := map[string]bool{}
+	for _, n := range elsewhere {
+		away[n] = true
+	}
+	leaves := func(s elf.Symbol) bool {
+		if mayLieElsewhere(s) {
+			return true
+		}
+		return s.Section < elf.SHN_LORESERVE && int(s.Section) < len(f.Sections) && away[f.Sections[s.Section].Name]
+	}
 	var total Need
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || int(s.Info) <= 0 || int(s.Info) >= len(f.Sections) {
@@ -96,10 +113,10 @@ func estimate(name string, data []byte, pie bool) (Need, error) {
 				continue
 			}
 			sym := syms[symi]
-			if cls == relPC32 && !viaGOT(typ) && symi != 0 && !mayLieElsewhere(sym) {
+			if cls == relPC32 && !viaGOT(typ) && symi != 0 && !leaves(sym) {
 				continue // a reference inside the library: its region moves as one
 			}
-			if pie && relaxedInside(typ, sym, symi, text, at) {
+			if pie && !leaves(sym) && relaxedInside(typ, sym, symi, text, at) {
 				continue
 			}
 			// Every site has a word of its own (see wordKey).

@@ -95,8 +95,8 @@ func FuzzEstimate(f *testing.F) {
 	}
 	f.Add([]byte("\x7fELF\x02\x01\x01\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = estimate("fuzz", data, false)
-		_, _ = estimate("fuzz", data, true)
+		_, _ = estimate("fuzz", data, false, nil)
+		_, _ = estimate("fuzz", data, true, []string{".data", ".text"})
 	})
 }
 

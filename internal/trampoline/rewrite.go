@@ -284,6 +284,17 @@ func (rw *rewriter) scan() {
 		if len(dep) == 0 {
 			continue
 		}
+		if !bad && len(dep) == 2 {
+			s, err := rw.planMemImm(g.lib, g.addr, g.inst, raw, dep)
+			if err == nil {
+				rw.libs[g.lib].sites = append(rw.libs[g.lib].sites, s)
+				continue
+			}
+			for _, f := range dep {
+				rw.cannot(g.lib, true, f.role == roleRel || f.role == roleRIP, f.lib, f.r, err)
+			}
+			continue
+		}
 		if bad || len(dep) > 1 {
 			// The instruction stays as it is: so do what its fields name.
 			for _, f := range dep {
@@ -406,6 +417,9 @@ func (rw *rewriter) buildTable(lib int, lw *libWork) {
 	var ok []*site
 	fail := func(s *site, err error) {
 		rw.cannot(lib, true, s.pcrel, s.target.Lib, s.reloc, err)
+		if s.kind == KindMemImm {
+			rw.cannot(lib, true, false, s.immTarget.Lib, s.immReloc, err)
+		}
 	}
 	tr := rw.cfg.Libraries[lib].Tramp
 	if (!tr.Split && reg.TrampSize == 0) || (tr.Split && tr.SlotSize == 0) {

@@ -94,6 +94,7 @@ redzone=85
 aluimm=1
 aluimm_no=0
 aluimm_rax=12
+memimm=11
 sse=5
 gotadd=8
 gotcall=42
@@ -443,6 +444,35 @@ func TestEstimateBoundsTheTable(t *testing.T) {
 	}
 	if est, err := Estimate(filepath.Join(dir, "libb.o")); err != nil || est != 0 {
 		t.Errorf("library b refers to nothing outside itself: estimate %d, %v", est, err)
+	}
+}
+
+// A library's reference to its own entry of an image-wide table (a
+// Unikraft event header, placed with every library's entries in one
+// section per image) leaves the library's region: it needs a word of the
+// table, or the table area is too small for the sites the rewrite finds
+// and the whole library stays unrewritten.
+func TestEstimateCountsOwnReferencesIntoImageWideSections(t *testing.T) {
+	needTools(t)
+	dir := t.TempDir()
+	buildObjects(t, dir, []testLib{{name: "ev", srcs: map[string]string{"ev.c": `
+__attribute__((section(".uk_event_x~"), used)) static long ev = 3;
+long ev_get(void) { return ev; }
+`}}})
+	obj := filepath.Join(dir, "libev.o")
+	inside, err := EstimateParts(obj, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside.Slots != 0 {
+		t.Errorf("with the section in the library: %d bytes of slots, want 0", inside.Slots)
+	}
+	away, err := EstimateParts(obj, false, []string{".uk_event_x~"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if away.Slots != slotSize || away.Stubs < inside.Stubs+12 {
+		t.Errorf("with the section image-wide: %+v, want one slot and room for a stub more than %+v", away, inside)
 	}
 }
 

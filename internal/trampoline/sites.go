@@ -27,10 +27,11 @@ const (
 	KindMem                   // memory operand elsewhere -> stub via a scratch register
 	KindBranchMem             // call/jmp *mem elsewhere -> stub ending in ret $n
 	KindLoad                  // a load into a GPR from elsewhere -> stub using the GPR itself
+	KindMemImm                // op $addr, mem elsewhere (both dependent) -> stub: op %r2,(%r1)
 	numKinds
 )
 
-var kindNames = [numKinds]string{"call", "jmp", "jcc", "call-slot", "jmp-slot", "lea", "got", "imm", "mem", "branch-mem", "load"}
+var kindNames = [numKinds]string{"call", "jmp", "jcc", "call-slot", "jmp-slot", "lea", "got", "imm", "mem", "branch-mem", "load", "mem-imm"}
 
 func (k Kind) String() string {
 	if k >= 0 && k < numKinds {
@@ -56,8 +57,11 @@ type site struct {
 	reloc reloc // the relocation of the dependent field
 	pcrel bool  // the field was PC-relative
 	// for KindImm: the operation re-targeted at the slot
-	immOp  []byte // opcode of "op slot(%rip), reg" (8b: mov)
+	immOp  []byte // opcode of "op slot(%rip), reg" (8b: mov); KindMemImm: of "op reg, r/m"
 	immReg int
+	// for KindMemImm: what the immediate's word holds, and its relocation
+	immTarget desc.Addr
+	immReloc  reloc
 }
 
 // role is which field of an instruction a relocation patches.
@@ -257,6 +261,58 @@ var aluToRM = map[x86asm.Op]byte{
 	x86asm.TEST: 0x85,
 }
 
+// regToRM maps an operation with an immediate source to its
+// "op r/m64, r64" opcode, the form a stub uses once the immediate is in a
+// register.
+var regToRM = map[x86asm.Op]byte{
+	x86asm.ADD: 0x01, x86asm.OR: 0x09, x86asm.ADC: 0x11, x86asm.SBB: 0x19,
+	x86asm.AND: 0x21, x86asm.SUB: 0x29, x86asm.XOR: 0x31, x86asm.CMP: 0x39,
+	x86asm.TEST: 0x85, x86asm.MOV: 0x89,
+}
+
+// planMemImm decides how to rewrite an instruction with two dependent
+// fields: "op $addr, mem" whose immediate and memory operand both encode
+// placement-dependent addresses. Unikraft's event code compares an event's
+// handler-list end with its start (cmpq $uk_event_X+8, uk_event_X(%rip)),
+// and both lie in an image-wide table. Only 64-bit operations without
+// legacy prefixes: the slot holds the whole address, which a 64-bit
+// operation compares whole (the imm32 was sign-extended to it).
+func (rw *rewriter) planMemImm(siteLib int, addr uint64, inst x86asm.Inst, raw []byte, dep []field) (*site, error) {
+	if len(dep) != 2 {
+		return nil, fmt.Errorf("%v: %d placement-dependent fields", inst, len(dep))
+	}
+	mem, imm := dep[0], dep[1]
+	if mem.role == roleImm {
+		mem, imm = imm, mem
+	}
+	if imm.role != roleImm || (mem.role != roleRIP && mem.role != roleAbsDisp) || mem.got {
+		return nil, fmt.Errorf("%v: more than one placement-dependent field", inst)
+	}
+	op, ok := regToRM[inst.Op]
+	if !ok || inst.DataSize != 64 || inst.AddrSize != 64 {
+		return nil, fmt.Errorf("%v: two placement-dependent fields, in an operation not rewritable", inst)
+	}
+	if _, isMem := inst.Args[0].(x86asm.Mem); !isMem {
+		return nil, fmt.Errorf("%v: two placement-dependent fields, not op $imm, mem", inst)
+	}
+	if _, isImm := inst.Args[1].(x86asm.Imm); !isImm {
+		return nil, fmt.Errorf("%v: two placement-dependent fields, not op $imm, mem", inst)
+	}
+	p, err := splitInsn(raw, inst)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", inst, err)
+	}
+	if len(p.legacy) > 0 || p.vex != nil {
+		return nil, fmt.Errorf("%v: two placement-dependent fields and a prefix", inst)
+	}
+	if _, _, err := scratch2For(inst); err != nil {
+		return nil, err
+	}
+	return &site{lib: siteLib, addr: addr, inst: inst, raw: raw, kind: KindMemImm, parts: p,
+		target: mem.target, konst: mem.konst, val: mem.val, reloc: mem.r, pcrel: mem.role == roleRIP,
+		immOp: []byte{op}, immTarget: imm.target, immReloc: imm.r}, nil
+}
+
 // plan decides how to rewrite an instruction with one dependent field.
 func (rw *rewriter) plan(siteLib int, addr uint64, inst x86asm.Inst, raw []byte, f field) (*site, error) {
 	s := &site{lib: siteLib, addr: addr, inst: inst, raw: raw, target: f.target, konst: f.konst, val: f.val}
@@ -396,6 +452,17 @@ func jccOpcode(inst x86asm.Inst, raw []byte) byte {
 // (mul, div, shifts by %cl, cmpxchg). Neither are registers that need
 // a REX prefix, so an instruction without one keeps its meaning.
 func scratchFor(inst x86asm.Inst) (int, error) {
+	used := namedRegs(inst)
+	for _, r := range []int{rBX, rSI, rDI} {
+		if !used[r] {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("%v: no free scratch register", inst)
+}
+
+// namedRegs are the general registers an instruction's operands name.
+func namedRegs(inst x86asm.Inst) map[int]bool {
 	used := map[int]bool{}
 	for _, a := range inst.Args {
 		switch a := a.(type) {
@@ -412,12 +479,39 @@ func scratchFor(inst x86asm.Inst) (int, error) {
 			}
 		}
 	}
+	return used
+}
+
+// scratch2For picks two registers the instruction does not name (see
+// scratchFor).
+func scratch2For(inst x86asm.Inst) (int, int, error) {
+	var free []int
+	used := namedRegs(inst)
 	for _, r := range []int{rBX, rSI, rDI} {
 		if !used[r] {
-			return r, nil
+			free = append(free, r)
 		}
 	}
-	return 0, fmt.Errorf("%v: no free scratch register", inst)
+	if len(free) < 2 {
+		return 0, 0, fmt.Errorf("%v: no two free scratch registers", inst)
+	}
+	return free[0], free[1], nil
+}
+
+// checkRegForm decodes the "op reg, mem" a KindMemImm stub made of inst
+// and checks it is the same operation on 64 bits.
+func checkRegForm(enc []byte, orig x86asm.Inst) error {
+	in, err := x86asm.Decode(enc, 64)
+	if err != nil {
+		return fmt.Errorf("%v: the register form does not decode: %w", orig, err)
+	}
+	if in.Op != orig.Op || in.DataSize != 64 || in.Len != len(enc) {
+		return fmt.Errorf("%v: the register form decodes as %v", orig, in)
+	}
+	if _, ok := in.Args[0].(x86asm.Mem); !ok {
+		return fmt.Errorf("%v: the register form decodes as %v", orig, in)
+	}
+	return nil
 }
 
 // hasPrefix reports whether legacy prefix p precedes the opcode of raw.

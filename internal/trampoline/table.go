@@ -116,9 +116,18 @@ func (s *site) word() word {
 // first image's table would have a word less and every later slot and
 // stub would move. One word per site costs 8 bytes more per repeated
 // target in a table of its own page.
-type wordKey = uint64
+//
+// A site with two placement-dependent fields (KindMemImm) has two words:
+// the memory operand's (n 0) and the immediate's (n 1).
+type wordKey struct {
+	addr uint64
+	n    int
+}
 
-func (s *site) key() wordKey { return s.addr }
+func (s *site) key() wordKey { return wordKey{addr: s.addr} }
+
+// immKey is the word of a KindMemImm site's immediate.
+func (s *site) immKey() wordKey { return wordKey{addr: s.addr, n: 1} }
 
 // patch is the new bytes of one site.
 type patch struct {
@@ -140,6 +149,10 @@ func newTable(rw *rewriter, lib int, sites []*site) *table {
 		if _, ok := t.slotIdx[s.key()]; !ok {
 			t.slotIdx[s.key()] = len(t.slots)
 			t.slots = append(t.slots, s.word())
+		}
+		if s.kind == KindMemImm {
+			t.slotIdx[s.immKey()] = len(t.slots)
+			t.slots = append(t.slots, word{addr: s.immTarget})
 		}
 	}
 	t.code.pc0 = t.base + t.slotBytes()
@@ -276,6 +289,33 @@ func (t *table) build(s *site) ([]byte, error) {
 		}
 		c.emit(insn...)
 		c.pop(scr)
+		c.leaRSP(redZone)
+		c.rel32(back, 0xe9)
+		site.rel32(stub, 0xe9)
+	case KindMemImm:
+		// op $imm, mem with both the address of mem and the immediate
+		// placement-dependent: both into scratch registers, then the
+		// same operation in its "op r/m64, r64" form (same result, same
+		// flags).
+		a, b, err := scratch2For(s.inst)
+		if err != nil {
+			return nil, err
+		}
+		stub := t.code.pc()
+		c := &t.code
+		c.leaRSP(-redZone)
+		c.push(a)
+		c.push(b)
+		c.rm(true, []byte{0x8b}, a, rip(slot))
+		c.rm(true, []byte{0x8b}, b, rip(t.slot(s.immKey())))
+		m := t.retarget(s, a, redZone+16)
+		at := c.pc()
+		c.rm(true, s.immOp, b, m)
+		if err := checkRegForm(c.b[at-c.pc0:], s.inst); err != nil {
+			return nil, err
+		}
+		c.pop(b)
+		c.pop(a)
 		c.leaRSP(redZone)
 		c.rel32(back, 0xe9)
 		site.rel32(stub, 0xe9)

@@ -8,7 +8,7 @@ long a_wide(long), a_half(long), a_app(long);
 long a_jcc(long, long), a_plaincall(long, long), a_dsjmp(long, long), a_abs32(void), a_abs64(void), a_abs32s(void), a_absidx(long),
     a_absdisp(void), a_absbase(long), a_absbi(long, long), a_pushabs(void),
     a_storeabs(long, long), a_cmpflags(void), a_loadr10(void), a_addmem(long), a_callmem(long), a_jmpmem(long),
-    a_jmptab(long), a_leaext(long, long), a_redzone(void), a_aluimm(void *), a_aluimm_rax(void *),
+    a_jmptab(long), a_leaext(long, long), a_redzone(void), a_aluimm(void *), a_aluimm_rax(void *), a_memimm(void),
     a_sse(long), a_gotadd(void), a_gotcall(long), a_gotcmp(void), a_weak(void), a_local(void);
 extern int b_counter, b_array[];
 long a_tls_gd(long), a_tls_ie(long), a_tls_desc(long);
@@ -90,6 +90,7 @@ void app_main(void) {
 	SHOW("aluimm", a_aluimm(&b_counter));
 	SHOW("aluimm_no", a_aluimm(b_array));
 	SHOW("aluimm_rax", a_aluimm_rax(&b_array[3]));
+	SHOW("memimm", a_memimm());
 	SHOW("sse", a_sse(10));
 	SHOW("gotadd", a_gotadd());
 	SHOW("gotcall", a_gotcall(2));

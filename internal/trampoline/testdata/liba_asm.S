@@ -120,6 +120,19 @@ a_aluimm_rax: mov %rdi,%rax
 	sub $b_array,%rax
 	ret
 
+	.globl a_memimm		/* op $addr, mem: both fields name another library */
+a_memimm: xor %eax,%eax		/* (Unikraft's cmpq $uk_event_X+8, uk_event_X(%rip)) */
+	cmpq $b_event+24,b_event_end(%rip)
+	sete %al			/* equal: 1 */
+	xor %ecx,%ecx
+	cmpq $b_event+8,b_event_end(%rip)
+	seta %cl			/* above: 2 */
+	lea (%rax,%rcx,2),%rax
+	movq $b_event+16,b_event_last(%rip)
+	mov b_event_last(%rip),%rcx
+	add (%rcx),%rax			/* + 8 */
+	ret
+
 	.globl a_sse		/* SSE load from another library */
 a_sse:	cvtsi2sd %rdi,%xmm0
 	mulsd b_half(%rip),%xmm0
