@@ -176,7 +176,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 				// copySharedPage splits slots while the guest runs.
 				ioctls = append(ioctls, kvm.SlotIoctls()...)
 			}
-			if boot == loader.BootMultiboot {
+			if boot == loader.BootMultiboot && stepsEntry() {
 				// stepEntry's guest stops being single-stepped.
 				ioctls = append(ioctls, kvm.DebugIoctls()...)
 			}

@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/loader"
@@ -48,17 +49,27 @@ func multibootEntry(s *kvm.Sregs, lay *loader.Layout) kvm.Regs {
 	}
 }
 
-// The 32-bit entry runs single-stepped, until the guest runs 64-bit code.
-// Unikraft's lcpu_start32 patches the target of its own far jump into
-// long mode (movl %eax, -6(%eax); ljmp) right after turning paging on.
-// Real CPUs see such a write; the emulated KVM host (QEMU 7.2 TCG's
-// nested SVM) does not once the guest pages: a kernel that stores into
-// the next instruction's immediate with paging on runs the old byte there
-// and the new one under QEMU TCG itself (issue 13's note has the
-// experiment), and Unikraft then jumps to its placeholder 0x1532. Stepped,
-// every instruction is a block of its own, decoded after the write before
-// it. It costs one exit per instruction of the entry (about 30 for
-// Unikraft), once per VM.
+// On a host whose CPU QEMU emulates in software (TCG), the 32-bit entry
+// runs single-stepped, until the guest runs 64-bit code. Unikraft's
+// lcpu_start32 patches the target of its own far jump into long mode
+// (movl %eax, -6(%eax); ljmp) right after turning paging on. Real CPUs
+// see such a write (the SDM's self-modifying code rule: a store into the
+// instruction stream is detected and the prefetched bytes discarded), so
+// does hardware-assisted KVM, nested or not. The emulated KVM host
+// (scripts/kvmhost: QEMU 7.2 TCG's nested SVM) does not once the guest
+// pages: a kernel that stores into the next instruction's immediate with
+// paging on runs the old byte there and the new one under QEMU TCG itself
+// (issue 13's note has the experiment), and Unikraft then jumps to its
+// placeholder 0x1532. Stepped, every instruction is a block of its own,
+// decoded after the write before it. It costs one exit per instruction of
+// the entry (about 30 for Unikraft), once per VM.
+//
+// Elsewhere the entry is not stepped: stepping is not needed there, and
+// it is not invisible to the guest (KVM steps with RFLAGS.TF, which a
+// pushf in the stepped code would see). The host's CPU says which it is:
+// CPUID leaf 0x40000000 holds "TCGTCGTCGTCG" under QEMU's software
+// emulation (kvm.HostHypervisor).
+var stepsEntry = sync.OnceValue(func() bool { return kvm.HostHypervisor() == kvm.HypervisorTCG })
 
 // maxEntrySteps bounds the stepped instructions: a guest still not in
 // 64-bit mode after them is reported.
@@ -66,7 +77,7 @@ const maxEntrySteps = 1 << 16
 
 // stepEntry starts single-stepping a multiboot guest at its entry.
 func (m *machine) stepEntry() error {
-	if m.layout.Boot != loader.BootMultiboot || m.layout.Resume != nil {
+	if m.layout.Boot != loader.BootMultiboot || m.layout.Resume != nil || !stepsEntry() {
 		m.steps = -1
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -84,6 +85,8 @@ func TestUnikraftQEMUFlavourPrintsUnderKVMTheLinesQEMUTCGPrinted(t *testing.T) {
 	if len(got) > 0 {
 		t.Logf("%d lines the same under both, the last %q", len(got), got[len(got)-1])
 	}
+	// (This process and the CLI's run on the same CPU.)
+	t.Logf("host hypervisor %q: the 32-bit entry single-stepped: %v", kvm.HostHypervisor(), stepsEntry())
 }
 
 // consoleLines splits serial output into lines, without the carriage
