@@ -136,3 +136,15 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+func TestKernelTableUnderChurnShowsThePeakSampleNotTheEmptyFinalOne(t *testing.T) {
+	peak := measure.Host{Total: 9 << 20, Kernel: measure.Kernel{Source: "cgroup", Charged: 3 << 20, Total: 3 << 20},
+		Cgroup: &measure.CgroupMemory{Anon: 5 << 20}}
+	r := &Results{Churn: &Churn{Rate: 1}, Modes: []ModeResult{{Mode: "shared",
+		Samples: []Sample{{Host: measure.Host{Total: 1 << 20}}, {Host: peak}, {}}}}}
+	var sb testWriter
+	r.KernelTable(&sb)
+	if !strings.Contains(string(sb), "shared  cgroup     3.0            3.0") {
+		t.Fatalf("no peak row in\n%s", sb)
+	}
+}

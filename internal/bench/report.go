@@ -187,14 +187,25 @@ func (r *Results) KernelTable(out io.Writer) {
 	fmt.Fprintln(out, "per process: page tables (VmPTE + PGD) and kernel stacks; host-wide rise of SUnreclaim (moved by every process on the host):")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "mode\tsource\tkernel\tcgroup kernel\tKSM rmap\tcgroup anon\tPss_Anon + monitor\tcgroup file\tpage tables\tstacks\tslab rise\t\n")
+	if r.Churn != nil {
+		fmt.Fprintln(out, "(under churn: at each mode's peak sample; the final sample has every instance ended)")
+	}
 	for _, m := range r.Modes {
-		k := m.Final.Kernel
+		h := m.Final
+		if r.Churn != nil {
+			for _, s := range m.Samples {
+				if s.Host.Total > h.Total {
+					h = s.Host
+				}
+			}
+		}
+		k := h.Kernel
 		ck, ca, cf := "-", "-", "-"
-		if c := m.Final.Cgroup; c != nil {
+		if c := h.Cgroup; c != nil {
 			ck, ca, cf = fmt.Sprintf("%.1f", mib(k.Charged)), fmt.Sprintf("%.1f", mib(c.Anon)), fmt.Sprintf("%.1f", mib(c.File))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%s\t%.1f\t%s\t%.1f\t%.1f\t%.1f\t\n", m.Mode, k.Source, mib(k.Total), ck, mib(k.KSM), ca,
-			mib(m.Final.InstancesAnon+m.Final.Monitor), cf, mib(k.PageTables), mib(k.Stacks), float64(k.Slab)/(1<<20))
+			mib(h.InstancesAnon+h.Monitor), cf, mib(k.PageTables), mib(k.Stacks), float64(k.Slab)/(1<<20))
 	}
 	tw.Flush()
 }
