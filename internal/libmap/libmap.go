@@ -336,6 +336,14 @@ func (m *Map) newRegion(n Need, dense bool) (desc.Region, error) {
 	}
 	if dense {
 		r.PrivateStart, r.PrivateSize = m.ArenaEnd(), (max(n.Private, 16)+15)&^15
+		if off := r.PrivateStart % abi.PageSize; pageUp(off+r.PrivateSize) > pageUp(r.PrivateSize) {
+			// A part touches no more pages than its size needs (one
+			// for a part that fits in a page): straddling one more
+			// page boundary would make every image that uses it
+			// touch one more page. It starts on the next page
+			// instead (the skipped bytes cost address space only).
+			r.PrivateStart += abi.PageSize - off
+		}
 		if r.PrivateSize > abi.DataArenaLimit-r.PrivateStart {
 			return desc.Region{}, fmt.Errorf("the data arena is full: a private part of %#x bytes at %#x would pass its limit %#x",
 				r.PrivateSize, r.PrivateStart, uint64(abi.DataArenaLimit))

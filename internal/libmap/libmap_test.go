@@ -408,3 +408,45 @@ func TestDenseRegionsPackPrivatePartsInTheDataArena(t *testing.T) {
 		t.Errorf("overlapping private parts: %v", err)
 	}
 }
+
+// A dense private part never touches more pages than its size needs (a
+// part that fits in a page is never split across two: images using it
+// would touch both); else it starts right where the arena ends.
+func TestADensePartThatFitsInAPageIsNeverSplitAcrossTwo(t *testing.T) {
+	m := New()
+	a, err := m.PlaceDense("a", ver("1", 5000, 4000), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.PlaceDense("b", ver("1", 5000, 200), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Region.PrivateStart != abi.DataArenaBase+abi.PageSize {
+		t.Errorf("b's 208 bytes at %#x after a's end %#x: want the next page %#x", b.Region.PrivateStart, a.Region.PrivateEnd(), uint64(abi.DataArenaBase+abi.PageSize))
+	}
+	// Three pages from 0x10d0 into a page would touch four: c starts on
+	// the next page.
+	c, err := m.PlaceDense("c", ver("1", 5000, 3*abi.PageSize), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Region.PrivateStart != abi.DataArenaBase+2*abi.PageSize {
+		t.Errorf("c (three pages) at %#x after b's end %#x: want the next page", c.Region.PrivateStart, b.Region.PrivateEnd())
+	}
+	// 16 bytes, then 2.5 pages from 16 bytes into a page (three pages
+	// either way): each right where the arena ends.
+	d, _ := m.PlaceDense("d", ver("1", 5000, 16), true)
+	e, _ := m.PlaceDense("e", ver("1", 5000, 2*abi.PageSize+2048), true)
+	if d.Region.PrivateStart != c.Region.PrivateEnd() || e.Region.PrivateStart != d.Region.PrivateEnd() {
+		t.Errorf("d at %#x, e at %#x: want right after c (%#x) and d (%#x)", d.Region.PrivateStart, e.Region.PrivateStart, c.Region.PrivateEnd(), d.Region.PrivateEnd())
+	}
+	// Another 2.5 pages from 0x810 into a page would touch four.
+	f, _ := m.PlaceDense("f", ver("1", 5000, 2*abi.PageSize+2048), true)
+	if f.Region.PrivateStart%abi.PageSize != 0 || f.Region.PrivateStart != pageUp(e.Region.PrivateEnd()) {
+		t.Errorf("f (2.5 pages) at %#x after e's end %#x: want the next page", f.Region.PrivateStart, e.Region.PrivateEnd())
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
