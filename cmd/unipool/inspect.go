@@ -38,7 +38,9 @@ func init() {
 func inspectText(out io.Writer, in *link.Inspection) {
 	entry := fmt.Sprintf("%#x", in.Entry)
 	if c := in.Config; c != nil {
-		entry += fmt.Sprintf(" (%s+%#x)", c.Libraries[c.Entry.Lib].Name, c.Entry.Off)
+		// A group unit's name joins its members with "+": the
+		// offset is set apart from it.
+		entry += fmt.Sprintf(" (%s + %#x)", c.Libraries[c.Entry.Lib].Name, c.Entry.Off)
 	}
 	fmt.Fprintf(out, "%s: %s image (%s), entry %s\n", in.Path, in.Layout, in.Type, entry)
 	fmt.Fprintf(out, "file %s, loaded %s in %d segments (%s of it page padding)\n",
