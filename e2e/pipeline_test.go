@@ -154,7 +154,7 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 		}
 	}
 	var cold string
-	for _, mode := range [][]string{{"--load", "shared"}, {"--load", "naive"}, {"--aslr"}} {
+	for _, mode := range [][]string{{"--load", "shared"}, {"--load", "naive"}, {"--aslr"}, {"--aslr-per-library"}} {
 		args := append(append([]string{"run", "--json", "--timeout", "60s"}, mode...), names...)
 		out := cli(t, bin, env, args...)
 		check(strings.Join(mode, " "), out, false)

@@ -97,6 +97,8 @@ full), and the load time per instance.`,
 	fl.StringVar(&f.load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
 	fl.BoolVar(&f.opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
 	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random layout, from the host CSPRNG, for every instance: one slide for the image (libraries and app), a base for the heap, a 2 MiB chunk with a page each for boot info (TLS inside) and stack")
+	fl.BoolVar(&f.opt.ASLRPerLibrary, "aslr-per-library", false, "--aslr with a base of its own for each library and the app (an address of one tells nothing of another's, beyond the span), "+
+		"at the cost of a page-table page and a private page per library; implies --aslr")
 	fl.BoolVar(&f.opt.Snapshot, "snapshot", false, "start every instance from its pooled snapshot (`unipool snapshot`) instead of booting it; not with --aslr")
 	fl.Uint64Var(&f.opt.Seed, "seed", 0, "reproducible run: every instance's --aslr bases, stack canary and guest seed follow from it, "+
 		"which DISABLES the protection (tests only; 0: each drawn from the host CSPRNG)")
@@ -111,6 +113,7 @@ full), and the load time per instance.`,
 
 // runRun is `unipool run`.
 func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
+	f.opt.ASLR = f.opt.ASLR || f.opt.ASLRPerLibrary
 	if f.opt.Snapshot && f.opt.ASLR {
 		return fmt.Errorf("--snapshot with --aslr: a snapshot fixes the layout it was taken with (its pointers hold the map's addresses), so its instances cannot be re-randomised; run either cold with --aslr or from the snapshot without it")
 	}

@@ -55,7 +55,7 @@ func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel,
 	arrive := func(u monitor.Unikernel) {
 		defer wg.Done()
 		var mine []int
-		opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Snapshot: m.Snapshot, Timeout: time.Minute,
+		opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Timeout: time.Minute,
 			Hold: time.Duration(c.Lifetime * float64(time.Second)),
 			Resident: func(p []int) {
 				mine = p

@@ -26,6 +26,8 @@ type Mode struct {
 	Load   string // monitor.LoadShared / LoadNaive
 	KSM    bool
 	ASLR   bool
+	// ASLRPerLibrary: each library at a base of its own (with ASLR).
+	ASLRPerLibrary bool
 	// Snapshot starts every instance from its pooled boot snapshot
 	// (`unipool snapshot`): the pages boot wrote are shared too.
 	Snapshot bool
@@ -46,6 +48,9 @@ var Modes = []Mode{
 	{Name: "aligned-ksm", Layout: link.LayoutAligned, Load: monitor.LoadNaive, KSM: true},
 	{Name: "shared", Load: monitor.LoadShared},
 	{Name: "shared-aslr", Load: monitor.LoadShared, ASLR: true},
+	// ASLR with every library at a base of its own: what independence
+	// between libraries costs.
+	{Name: "shared-aslr-library", Load: monitor.LoadShared, ASLR: true, ASLRPerLibrary: true},
 	// Load-time sharing for the libraries, KSM only for what instances
 	// write at run time: ksmd scans a fraction of what the other KSM modes
 	// give it.
@@ -414,7 +419,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	if m.KSM {
 		maxWait = o.KSMWait
 	}
-	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, Snapshot: m.Snapshot, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
+	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
 		Guests: func(g monitor.HeldGuests) { guests = g },
 		Resident: func(p []int) {
 			pids = p

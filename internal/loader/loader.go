@@ -162,6 +162,11 @@ type Options struct {
 	// stack, heap, TLS) in groups (random.go): the image by one slide,
 	// the heap, and boot info (TLS inside) and stack in one 2 MiB chunk.
 	ASLR bool
+	// ASLRPerLibrary (with ASLR) gives each library and the app a base
+	// of its own instead of one slide for the image: an address of one
+	// library then tells nothing of another's (only the span), at the
+	// cost of a page-table page and a private page per library (random.go).
+	ASLRPerLibrary bool
 	// Rand is where every secret of the instance is drawn from, each
 	// value a draw of its own: region bases, canary, guest seed. nil:
 	// the host CSPRNG (HostRand); SeededRand only for reproducible runs.
@@ -292,7 +297,13 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		for _, sp := range img.parts {
 			total += sp.hi - sp.lo + 2*abi.PageSize
 		}
-		if err := pl.drawSpan(img.extent(), total); err != nil {
+		extent := img.extent()
+		if opt.ASLRPerLibrary {
+			// Each library on its own: the span must hold the
+			// largest one (its code and its private part).
+			extent = p.largestLibraryExtent()
+		}
+		if err := pl.drawSpan(extent, total); err != nil {
 			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
 	}
@@ -310,7 +321,15 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		base := bases[i]
 		lay.Bases[l.Name] = base
 		lay.Entropy[l.Name] = 0
-		if opt.ASLR && l.NoASLR == "" {
+		if opt.ASLR && l.NoASLR == "" && opt.ASLRPerLibrary {
+			// A base of its own: another library's base gives only
+			// the span.
+			ext := libraryExtent(l.Region)
+			lay.Entropy[l.Name] = pl.EntropyBits(ext)
+			lay.EntropyGroup[l.Name] = pl.GivenSpanBits(ext)
+			lay.EntropyGiven[l.Name] = pl.GivenSpanBits(ext)
+			lay.Groups[l.Name] = []string{l.Name}
+		} else if opt.ASLR && l.NoASLR == "" {
 			// Every moving library and the app slide as one: each
 			// base has the image's positions in the window, and
 			// one of them gives all the others (the map is public).
@@ -521,6 +540,19 @@ func (p *Prepared) bases(opt Options, pl *placer, img imageRanges) ([]uint64, er
 			}
 		}
 	}
+	if opt.ASLRPerLibrary {
+		for i, l := range libs {
+			if l.NoASLR != "" {
+				continue
+			}
+			base, err := pl.placeSpans(regionSpans(l.Region), "library "+l.Name)
+			if err != nil {
+				return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
+			}
+			b[i] = base
+		}
+		return b, nil
+	}
 	lo, err := pl.placeSpans(img.parts, "the image")
 	if err != nil {
 		return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
@@ -531,6 +563,23 @@ func (p *Prepared) bases(opt Options, pl *placer, img imageRanges) ([]uint64, er
 		}
 	}
 	return b, nil
+}
+
+// libraryExtent is the extent of one library's spans (regionSpans).
+func libraryExtent(r desc.Region) uint64 {
+	sp := regionSpans(r)
+	return sp[len(sp)-1].hi
+}
+
+// largestLibraryExtent is the largest extent of a moving library.
+func (p *Prepared) largestLibraryExtent() uint64 {
+	var ext uint64
+	for _, l := range p.cfg.Libraries {
+		if l.NoASLR == "" {
+			ext = max(ext, libraryExtent(l.Region))
+		}
+	}
+	return ext
 }
 
 // regionSpans are the address ranges a library region takes, from its

@@ -409,3 +409,47 @@ func TestDensePrivatePartsShareOnePageAlsoUnderASLRWithTheSlotsMoved(t *testing.
 		}
 	}
 }
+
+func TestPerLibraryASLRMovesEachLibraryOnItsOwnAndKeepsSlotsAndPrivatePartsRight(t *testing.T) {
+	offsets := map[uint64]bool{}
+	for seed := uint64(1); seed <= 40; seed++ {
+		lay, err := Plan(denseUnikernel(t), Options{Load: monitor.LoadShared, ASLR: true, ASLRPerLibrary: true,
+			Rand: rand.New(rand.NewPCG(seed, 3))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := lay.Bases["a"], lay.Bases["b"]
+		offsets[b-a] = true
+		var ms []Mapping
+		for _, m := range lay.Mappings {
+			if m.Part == PartPrivate && m.Addr >= abi.MapBase {
+				ms = append(ms, m)
+			}
+		}
+		// Each library's private part moved with its code, on a page
+		// of its own; b's slot points at a's moved data.
+		wantA, wantB := a+abi.DataArenaBase-abi.MapBase, b+abi.DataArenaBase+32-(abi.MapBase+4*abi.PageSize)
+		if len(ms) != 2 {
+			t.Fatalf("seed %d: private mappings %+v, want a page for a and one for b", seed, ms)
+		}
+		for _, m := range ms {
+			at := map[string]uint64{"a": wantA &^ (abi.PageSize - 1), "b": wantB &^ (abi.PageSize - 1)}[m.Library]
+			if m.Addr != at {
+				t.Fatalf("seed %d: %s's private page at %#x, want %#x", seed, m.Library, m.Addr, at)
+			}
+			if m.Library == "b" {
+				if got := binary.LittleEndian.Uint64(m.Data[wantB-m.Addr+8:]); got != wantA {
+					t.Errorf("seed %d: b's slot holds %#x, want a's moved data %#x", seed, got, wantA)
+				}
+			}
+		}
+		// What one library's base leaves of another's: the span's
+		// positions, not 0 as with one slide.
+		if lay.EntropyGiven["a"] < 10 || lay.EntropyGiven["b"] < 10 || len(lay.Groups["a"]) != 1 {
+			t.Errorf("seed %d: entropy given another base %v, groups %v: want each library its own group, bits left", seed, lay.EntropyGiven, lay.Groups)
+		}
+	}
+	if len(offsets) < 35 {
+		t.Errorf("b's offset from a took %d values in 40 layouts: not independent", len(offsets))
+	}
+}

@@ -84,7 +84,10 @@ type Options struct {
 	Load    string        // LoadShared or LoadNaive
 	KSM     bool          // madvise(MADV_MERGEABLE) private/naive memory
 	ASLR    bool          // random layout per instance (loader: image slide, heap, area chunk)
-	Seed    uint64        // base of per-instance seeds (0: random)
+	// ASLRPerLibrary (with ASLR): a base of its own for each library and
+	// the app instead of one slide for the image.
+	ASLRPerLibrary bool
+	Seed           uint64 // base of per-instance seeds (0: random)
 	// Snapshot starts every instance from its description's snapshot
 	// (`unipool snapshot`) instead of booting it.
 	Snapshot bool

@@ -133,7 +133,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 		// Every secret (bases, canary, guest seed) is drawn from the host
 		// CSPRNG; a --seed run follows the process monitor's rule, so a
 		// given --seed gives the same guests under both monitors.
-		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR,
+		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR || opt.ASLRPerLibrary, ASLRPerLibrary: opt.ASLRPerLibrary,
 			InstanceID: uint64(in.result.Instance), Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
 		if opt.Seed != 0 {
 			lo.Rand = loader.SeededRand(opt.Seed, uint64(k))

@@ -105,13 +105,14 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 		for i := 0; i < opt.N; i++ {
 			k := global
 			lo := loader.Options{
-				MemSize:    opt.MemSize,
-				Load:       opt.Load,
-				ASLR:       opt.ASLR,
-				InstanceID: uint64(i),
-				Monitor:    abi.MonitorProcess,
-				TSCKHz:     tsc,
-				Snapshot:   opt.Snapshot,
+				MemSize:        opt.MemSize,
+				Load:           opt.Load,
+				ASLR:           opt.ASLR || opt.ASLRPerLibrary,
+				ASLRPerLibrary: opt.ASLRPerLibrary,
+				InstanceID:     uint64(i),
+				Monitor:        abi.MonitorProcess,
+				TSCKHz:         tsc,
+				Snapshot:       opt.Snapshot,
 			}
 			jobs = append(jobs, job{uk: u.Name, index: i, plan: func() (*loader.Layout, error) {
 				lo := lo
