@@ -62,7 +62,10 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	}
 	bin := build(t)
 	dir := t.TempDir()
-	pool, want := serveFleet(t, bin, dir, 4)
+	// app0 spins ~15 s: its first jail must outlive the checks below,
+	// CLI calls among them, on a loaded machine (3 s did not).
+	pool, want := serveFleet(t, bin, dir, 4, 15)
+	wantBlobs := mappedBlobs(t, bin, pool, "app0")
 	sock := filepath.Join(dir, "api.sock")
 	daemon := startDaemon(t, bin, pool, sock, "--vms-per-process", "2", "--jail-memory", "256M")
 
@@ -85,6 +88,9 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 			t.Fatal("app0's first instance never seen running")
 		}
 	}
+	// What /proc says of the victim, read at once.
+	nspid := statusField(t, victim.PID, "NSpid")
+	ppid, _ := strconv.Atoi(statusField(t, victim.PID, "PPid")[0])
 	// The first jail holds app0's instances 0 and 1: its root has the
 	// blobs app0 maps, and nothing else at all.
 	root := fmt.Sprintf("/proc/%d/root", victim.PID)
@@ -107,7 +113,7 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	for _, e := range ents {
 		got[e.Name()] = true
 	}
-	if w := mappedBlobs(t, bin, pool, "app0"); !maps.Equal(got, w) {
+	if w := wantBlobs; !maps.Equal(got, w) {
 		t.Errorf("app0's jail holds blobs %v, want exactly app0's %v", got, w)
 	}
 	if err := os.WriteFile(filepath.Join(root, "blobs", "x"), nil, 0o644); err == nil {
@@ -117,7 +123,7 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	if n, _ := strconv.Atoi(uid[0]); n < 900000 {
 		t.Errorf("jailed instance runs as host uid %v, want one of the jails' (>= 900000)", uid)
 	}
-	if ns := statusField(t, victim.PID, "NSpid"); len(ns) < 2 {
+	if ns := nspid; len(ns) < 2 {
 		t.Errorf("jailed instance's NSpid %v: not in a PID namespace of its own", ns)
 	}
 	self, _ := os.Readlink("/proc/self/ns/mnt")
@@ -143,7 +149,6 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 
 	// Kill the jail's process (PID 1 of its namespace: its instances go
 	// with it).
-	ppid, _ := strconv.Atoi(statusField(t, victim.PID, "PPid")[0])
 	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill the jail's process %d: %v", ppid, err)
 	}

@@ -48,7 +48,9 @@ func compile(t *testing.T, dir, name, src string) string {
 // library) and exits 0; app0 first spins for about spin of wall time
 // (rdtsc), so that it can be caught running. It returns the pool and each
 // name's expected output.
-func serveFleet(t *testing.T, bin, dir string, count int) (string, map[string]string) {
+// serveFleet pools count small unikernels app0..; app0 spins for about
+// spinSeconds of wall-clock time (the TSC's, whatever the load) first.
+func serveFleet(t *testing.T, bin, dir string, count, spinSeconds int) (string, map[string]string) {
 	t.Helper()
 	pool := filepath.Join(dir, "pool")
 	lib := compile(t, dir, "libcount", guestIO+`
@@ -63,8 +65,8 @@ unsigned long count_square(unsigned long k) { count_calls++; return k * k + coun
 	for k := range count {
 		spin := ""
 		if k == 0 {
-			// About 3 s at 2.5 GHz, whatever the load.
-			spin = `unsigned long t0 = rdtsc_(); while (rdtsc_() - t0 < 8000000000UL) ;`
+			// At 2.5 GHz of TSC.
+			spin = fmt.Sprintf(`unsigned long t0 = rdtsc_(); while (rdtsc_() - t0 < %dUL) ;`, uint64(spinSeconds)*2500000000)
 		}
 		objs[k] = compile(t, dir, fmt.Sprintf("app%d", k), guestIO+fmt.Sprintf(`
 unsigned long count_square(unsigned long k);
@@ -178,7 +180,7 @@ func ps(t *testing.T, bin, sock string) []instance {
 func TestDaemonRuns200InstancesAndOneKilledProcessHurtsNoOther(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
-	pool, want := serveFleet(t, bin, dir, 20)
+	pool, want := serveFleet(t, bin, dir, 20, 3)
 	sock := filepath.Join(dir, "api.sock")
 	daemon := startDaemon(t, bin, pool, sock)
 
