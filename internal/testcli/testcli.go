@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -31,6 +32,9 @@ func Run(t testing.TB, limit time.Duration, env []string, bin string, args ...st
 		cmd.Env = append(os.Environ(), env...)
 	}
 	cmd.Stdout, cmd.Stderr = &o, &e
+	// If the test binary dies (a -timeout panic, a kill), the CLI dies
+	// with it instead of running on, orphaned.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", Name(bin, args), err)
 	}
