@@ -115,15 +115,18 @@ func scanForSecrets(d monitor.MemoryDump) (leaks []leak, pointers, canaries int)
 }
 
 // oldStreamBases says whether w seeds the old PCG stream of library
-// bases: its first draws (two, or one with a single library) are each a
-// library's base. It names the first one's library, or returns "". One
-// draw alone would match by chance: a random word's first draw lands on
-// one of ~15 bases among 16 Mi pages about once in a million, and an
-// instance holds tens of thousands of words; two in a row, never.
+// bases: its first draws (three, or as many as there are libraries) are
+// each a library's base. It names the first one's library, or returns "".
+// An old-style seed passes it whatever the draws (the old loader drew the
+// bases in that order), so requiring more draws loses nothing; a word
+// that is no seed passes one draw by chance with probability k/2^24 for k
+// bases (~15), ~1e-6: over the up to ~1.1 million words of each of the 8
+// instances the test reads, one draw alone could match several times a
+// run (it failed a run once), two at most ~1e-5 of runs, three ~1e-11.
 func oldStreamBases(w uint64, bases map[uint64]string) string {
 	r := rand.New(rand.NewPCG(w, oldASLRStream))
 	first := ""
-	for range min(2, len(bases)) {
+	for range min(3, len(bases)) {
 		lib := bases[abi.ASLRBase+r.Uint64N(abi.ASLRSize/abi.PageSize)*abi.PageSize]
 		if lib == "" {
 			return ""
