@@ -81,6 +81,12 @@ type Mapping struct {
 	Part    string
 }
 
+// Placed is a mapping (M, its Addr aside) at Addr.
+type Placed struct {
+	Addr uint64
+	M    *Mapping
+}
+
 // Patch is an 8-byte little-endian word to store at Off in a mapping.
 type Patch struct {
 	Off   uint64
@@ -90,6 +96,12 @@ type Patch struct {
 // Layout is one instance's memory and entry state.
 type Layout struct {
 	Mappings []Mapping // sorted by Addr, non-overlapping
+	// Placed, when Mappings is nil, stands for them in a layout a monitor
+	// keeps after the build (Find, Describe, AllMappings): each mapping's
+	// address and the mapping placed there, whose other fields (its Addr
+	// aside) are shared with other instances of the unikernel, sorted by
+	// address.
+	Placed   []Placed
 	Entry    uint64
 	StackTop uint64
 	BootInfo uint64            // address of struct uk_bootinfo (%rdi); BootLinux64: of the zero page (%rsi)
@@ -814,6 +826,18 @@ func (lay *Layout) check() error {
 // Find returns the mapping holding addr, or nil: monitors name the library
 // a fault falls in with it.
 func (lay *Layout) Find(addr uint64) *Mapping {
+	if lay.Mappings == nil && lay.Placed != nil {
+		i := sort.Search(len(lay.Placed), func(i int) bool {
+			p := lay.Placed[i]
+			return p.Addr+p.M.Size > addr
+		})
+		if i < len(lay.Placed) && lay.Placed[i].Addr <= addr {
+			m := *lay.Placed[i].M
+			m.Addr = lay.Placed[i].Addr
+			return &m
+		}
+		return nil
+	}
 	i := sort.Search(len(lay.Mappings), func(i int) bool {
 		m := lay.Mappings[i]
 		return m.Addr+m.Size > addr
@@ -822,6 +846,20 @@ func (lay *Layout) Find(addr uint64) *Mapping {
 		return &lay.Mappings[i]
 	}
 	return nil
+}
+
+// AllMappings are the layout's mappings, from Placed if it has no
+// Mappings.
+func (lay *Layout) AllMappings() []Mapping {
+	if lay.Mappings != nil || lay.Placed == nil {
+		return lay.Mappings
+	}
+	ms := make([]Mapping, len(lay.Placed))
+	for i, p := range lay.Placed {
+		ms[i] = *p.M
+		ms[i].Addr = p.Addr
+	}
+	return ms
 }
 
 // Describe names what addr falls in, for fault reports.

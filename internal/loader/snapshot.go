@@ -53,7 +53,7 @@ func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
 func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string) error {
 	var out []Mapping
 	next := 0 // the next snapshot page to place
-	for _, m := range lay.Mappings {
+	for _, m := range lay.AllMappings() {
 		if (m.File != "" && !m.COW) || m.Part == PartBootInfo {
 			if next < len(s.Pages) && s.Pages[next].Addr < m.Addr+m.Size && m.Part != PartBootInfo {
 				return fmt.Errorf("page at %#x lies in %s, which is not private", s.Pages[next].Addr, lay.Describe(s.Pages[next].Addr))

@@ -37,7 +37,7 @@ func cpuTime(pid int) time.Duration {
 func (in *instance) dumpMemory() monitor.MemoryDump {
 	d := monitor.MemoryDump{Bases: in.lay.Bases, Areas: in.lay.Areas, Canary: in.lay.Canary, Seed: in.lay.Seed,
 		Extents: map[string][2]uint64{}}
-	for _, m := range in.lay.Mappings {
+	for _, m := range in.lay.AllMappings() {
 		name := m.Library
 		if name == "" {
 			name = m.Part

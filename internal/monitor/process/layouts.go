@@ -27,6 +27,11 @@ type layoutCache struct {
 	maps    map[string]map[string]uint64
 	floats  map[string]map[string]float64
 	strings map[string]string // one copy of each path and name
+	groups  map[string]map[string][]string
+	// shapes are the last kept mappings by what they map, their address
+	// aside, by unikernel: under --aslr every instance maps the same
+	// ranges at addresses of its own.
+	shapes map[string]map[shapeKey]*loader.Mapping
 	// traps is the trap cache (instance.remember) of the instances whose
 	// layouts share the last kept mappings, by unikernel: the same
 	// read-only code at the same addresses.
@@ -45,10 +50,16 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 		c.mappings, c.strings = map[string][]loader.Mapping{}, map[string]string{}
 		c.maps, c.floats = map[string]map[string]uint64{}, map[string]map[string]float64{}
 		c.traps = map[string]sharedTraps{}
+		c.groups = map[string]map[string][]string{}
+		c.shapes = map[string]map[shapeKey]*loader.Mapping{}
 	}
 	k := *lay
 	if prev := c.mappings[uk]; prev != nil && slices.EqualFunc(prev, lay.Mappings, sameMapping) {
 		k.Mappings = prev
+	} else if placed := c.place(uk, lay.Mappings); placed != nil {
+		// The same mappings at other addresses (--aslr): an address
+		// each, the rest shared.
+		k.Mappings, k.Placed = nil, placed
 	} else {
 		k.Mappings = make([]loader.Mapping, len(lay.Mappings))
 		for i, m := range lay.Mappings {
@@ -58,11 +69,23 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 			k.Mappings[i] = m
 		}
 		c.mappings[uk] = k.Mappings
+		c.shapes[uk] = map[shapeKey]*loader.Mapping{}
+		for i := range k.Mappings {
+			c.shapes[uk][shapeOf(k.Mappings[i])] = &k.Mappings[i]
+		}
 	}
 	k.Bases = share(c, c.maps, uk+"\x00bases", lay.Bases)
 	k.Areas = share(c, c.maps, uk+"\x00areas", lay.Areas)
 	k.Entropy = share(c, c.floats, uk+"\x00entropy", lay.Entropy)
 	k.EntropyGiven = share(c, c.floats, uk+"\x00entropy-given", lay.EntropyGiven)
+	k.EntropyGroup = share(c, c.floats, uk+"\x00entropy-group", lay.EntropyGroup)
+	if lay.Groups != nil {
+		if prev := c.groups[uk]; prev != nil && maps.EqualFunc(prev, lay.Groups, slices.Equal) {
+			k.Groups = prev
+		} else {
+			c.groups[uk] = lay.Groups
+		}
+	}
 	return &k
 }
 
@@ -115,4 +138,35 @@ func sameMapping(x, y loader.Mapping) bool {
 	return x.Addr == y.Addr && x.Size == y.Size && x.Prot == y.Prot && x.File == y.File &&
 		x.Digest == y.Digest && x.Offset == y.Offset && x.COW == y.COW &&
 		x.Library == y.Library && x.Part == y.Part
+}
+
+// shapeKey is what a mapping maps, its address aside.
+type shapeKey struct {
+	size, offset  uint64
+	prot          int
+	file, digest  string
+	cow           bool
+	library, part string
+}
+
+func shapeOf(m loader.Mapping) shapeKey {
+	return shapeKey{m.Size, m.Offset, m.Prot, m.File, m.Digest, m.COW, m.Library, m.Part}
+}
+
+// place returns ms as addresses of uk's kept mappings if every one of ms
+// is one of them at another address (and as many), else nil.
+func (c *layoutCache) place(uk string, ms []loader.Mapping) []loader.Placed {
+	shapes := c.shapes[uk]
+	if shapes == nil || len(ms) != len(c.mappings[uk]) {
+		return nil
+	}
+	placed := make([]loader.Placed, len(ms))
+	for i, m := range ms {
+		t := shapes[shapeOf(m)]
+		if t == nil {
+			return nil
+		}
+		placed[i] = loader.Placed{Addr: m.Addr, M: t}
+	}
+	return placed
 }
