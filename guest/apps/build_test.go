@@ -194,7 +194,10 @@ func (gt *guestTree) includeFlags() []string {
 	for _, n := range names {
 		flags = append(flags, "-I"+filepath.Join(gt.libs[n].dir, "include"))
 	}
-	return flags
+	// ukboot's header alone (UK_INIT_PHASE): it includes nothing, so it
+	// builds against glibc too. Natively nothing runs the init phase; the
+	// apps call their init functions from main as well.
+	return append(flags, "-I"+filepath.Join(gt.root, "lib", "ukboot", "include"))
 }
 
 // builder caches build products for the whole test run, keyed by what

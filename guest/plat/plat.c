@@ -33,6 +33,9 @@ static size_t heap_len;
 /* The thread control block FS points at (the static one, or the one
  * setup_tls moved to the heap). */
 static unsigned char *tcb;
+/* Set just before the ready write, so a snapshot holds it set: before it
+ * (boot, the init phase) nothing may read what is the instance's own. */
+static int ready;
 
 void ukplat_console_putc(char c)
 {
@@ -56,6 +59,7 @@ void ukplat_exit(int code)
 
 NOSSP void ukplat_ready(void)
 {
+	ready = 1;
 	ukplat_outl(UK_PORT_READY, 0);
 	/* A restored instance reads its own boot info from here on: the
 	 * canary of the snapshot is replaced by this instance's own, so no
@@ -67,6 +71,11 @@ NOSSP void ukplat_ready(void)
 			*(volatile uint64_t *)(tcb + UKPLAT_TCB_CANARY) = bi->canary;
 		bi->canary = 0;
 	}
+}
+
+int ukplat_is_ready(void)
+{
+	return ready;
 }
 
 void ukplat_idle(void)

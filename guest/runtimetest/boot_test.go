@@ -36,6 +36,26 @@ func TestBootCopiesTheTLSTemplateBelowTheThreadPointer(t *testing.T) {
 	})
 }
 
+func TestInitPhaseRunsOnceBeforeTheReadyPointAndConstructors(t *testing.T) {
+	forEachSet(t, func(t *testing.T, i int, exe string) {
+		for _, restore := range [][]string{nil, {"restored"}} {
+			out := runDriver(t, exe, append([]string{"boot", "1", "a b", "0"}, restore...)...)
+			if !strings.Contains(out, "init-phase 1 ready-before 0 ctors-before 0\n") || !strings.Contains(out, "exit 42\n") {
+				t.Errorf("restore %v:\n%s", restore, out)
+			}
+		}
+	})
+}
+
+func TestRandomNumbersBeforeTheReadyPointStopTheGuest(t *testing.T) {
+	exe := driverFor(t, runtimeSets(t)[0])
+	out := runDriver(t, exe, "boot-init-draws", "1")
+	if !strings.Contains(out, "exit 134\n") || !strings.Contains(out, "ukrand: random numbers asked for before the ready point") ||
+		!strings.Contains(out, "ready 0 ") {
+		t.Fatalf("a draw in the init phase:\n%s", out)
+	}
+}
+
 func TestBadBootInfoStopsWithExitCode125AndAMessage(t *testing.T) {
 	exe := driverFor(t, runtimeSets(t)[0])
 	out := runDriver(t, exe, "badboot")

@@ -19,6 +19,11 @@ extern void (*__fini_array_end[])(void) __attribute__((weak));
 
 int main(int argc, char **argv);
 
+/* The init phase's functions (UK_INIT_PHASE): a collection section, so ld
+ * defines its bounds; weak, for images without one. */
+extern ukboot_init_fn __start_uk_init_phase[] __attribute__((weak));
+extern ukboot_init_fn __stop_uk_init_phase[] __attribute__((weak));
+
 #define ATEXIT_MAX 32
 static void (*atexit_fns[ATEXIT_MAX])(void);
 static int atexit_n;
@@ -123,6 +128,15 @@ void abort(void)
 	ukplat_exit(UKBOOT_EXIT_ABORT);
 }
 
+/* The init phase: what apps build before their request (<uk/boot.h>). Runs
+ * before the ready point, so its frames are gone when the canary changes. */
+__attribute__((noinline)) static void run_init_phase(void)
+{
+	if (__start_uk_init_phase)
+		for (ukboot_init_fn *f = __start_uk_init_phase; f < __stop_uk_init_phase; f++)
+			(*f)();
+}
+
 /* Everything of this instance's own: its command line, then constructors
  * (they get argc/argv, and may read the seed or start the clock), then main.
  * Runs after the ready point, so under a restored snapshot it reads the
@@ -163,6 +177,7 @@ __attribute__((no_stack_protector)) void ukboot_entry(void)
 	ukplat_heap(&heap, &heap_len);
 	/* The monitors give fresh (zero) memory: guest ABI. */
 	uk_alloc_init_zeroed((void *)heap, heap_len);
+	run_init_phase();
 	/* Boot is done: what follows depends on the instance (guest ABI,
 	 * the ready point). */
 	ukplat_ready();

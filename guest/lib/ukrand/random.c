@@ -12,6 +12,9 @@
 
 static int seeded;
 
+/* The exit code of a draw before the ready point: abort()'s (ukboot). */
+#define UKRAND_EXIT_EARLY 134
+
 static uint64_t splitmix64(uint64_t *x)
 {
 	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -116,6 +119,13 @@ static uint64_t next(void)
 static void ensure_seeded(void)
 {
 	if (!seeded) {
+		/* Before the ready point (the init phase) the seed would be the
+		 * snapshot boot's, the same in every instance restored from it. */
+		if (!ukplat_is_ready()) {
+			static const char msg[] = "ukrand: random numbers asked for before the ready point (the init phase): they would be shared by every instance of a snapshot\n";
+			ukplat_console_write(msg, sizeof msg - 1);
+			ukplat_exit(UKRAND_EXIT_EARLY);
+		}
 		/* The seed is the monitor's (host CSPRNG, independent of the
 		 * canary and of every base); taken once and cleared, so the
 		 * boot info keeps no copy of it. */

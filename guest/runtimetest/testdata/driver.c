@@ -204,6 +204,21 @@ __attribute__((used)) static void ctor_b(void)
 __asm__(".data\n.balign 8\n.globl g___init_array_start\ng___init_array_start:\n"
 	".quad ctor_a\n.quad ctor_b\n.globl g___init_array_end\ng___init_array_end:\n.text\n");
 
+/* The init phase (UK_INIT_PHASE): one function, recording what had happened
+ * when it ran; with init_draws set it asks ukrand for a number, which must
+ * stop the guest (a snapshot would share it). */
+static int init_calls, init_ready_seen = -1, init_ctor_n = -1, init_draws;
+__attribute__((used)) static void init_fn(void)
+{
+	init_calls++;
+	init_ready_seen = ready_seen;
+	init_ctor_n = ctor_n;
+	if (init_draws)
+		(void)g_uk_random_u64();
+}
+__asm__(".data\n.balign 8\n.globl g___start_uk_init_phase\ng___start_uk_init_phase:\n"
+	".quad init_fn\n.globl g___stop_uk_init_phase\ng___stop_uk_init_phase:\n.text\n");
+
 static void (*guest_main)(void);
 static int main_argc;
 static char main_argv[8][64];
@@ -1271,6 +1286,7 @@ static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 	}
 	printf("exit %d\n", exit_code);
 	printf("ctors %d:%d,%d argc-seen-by-ctor %d\n", ctor_n, ctor_log[0], ctor_log[1], ctor_argc);
+	printf("init-phase %d ready-before %d ctors-before %d\n", init_calls, init_ready_seen, init_ctor_n);
 	printf("argc %d\n", main_argc);
 	for (int i = 0; i < main_argc && i < 8; i++)
 		printf("argv[%d] <%s>\n", i, main_argv[i]);
@@ -1398,7 +1414,10 @@ int main(int argc, char **argv)
 		cmd_rand(rng);
 	else if (!strcmp(cmd, "boot"))
 		cmd_boot(argc > 3 ? argv[3] : "", argc > 4 ? atoi(argv[4]) : 0, argc > 5 ? argv[5] : NULL);
-	else if (!strcmp(cmd, "badboot"))
+	else if (!strcmp(cmd, "boot-init-draws")) {
+		init_draws = 1;
+		cmd_boot("a", 0, NULL);
+	} else if (!strcmp(cmd, "badboot"))
 		cmd_badboot();
 	else if (!strcmp(cmd, "split"))
 		cmd_split();

@@ -39,6 +39,13 @@ __attribute__((noreturn)) void ukplat_exit(int code);
  * protector, or never return). */
 void ukplat_ready(void);
 
+/* Whether the ready point has passed (on a cold boot and in an instance
+ * restored from a snapshot alike). Before it — boot and the init phase
+ * (UK_INIT_PHASE in <uk/boot.h>) — whatever the guest computes may end up in
+ * a snapshot every instance shares, so libraries that hand out secrets
+ * (ukrand) refuse to run. */
+int ukplat_is_ready(void);
+
 /* Waits for the next event (hlt). */
 void ukplat_idle(void);
 

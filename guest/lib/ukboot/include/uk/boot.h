@@ -20,6 +20,23 @@ extern "C" {
  * returns the number of arguments found. */
 int ukboot_split_args(char *line, char **argv, int max);
 
+/* The init phase (guest ABI): UK_INIT_PHASE(fn) registers void fn(void) to
+ * run once, after the heap is set up and before the ready point — before the
+ * command line is read, before constructors and main. It is where an app
+ * builds what does not depend on its request (compressor contexts, tables):
+ * `unipool snapshot` stops after it, so what it allocates and writes is part
+ * of the snapshot, shared by every instance started from it, and memory it
+ * clears stays untouched in them (zero pages are not stored). It must not
+ * read what belongs to an instance: the command line, the clock, random
+ * numbers (ukrand stops the guest if asked before the ready point). On a cold
+ * boot it runs at the same place, so output is the same either way. Several
+ * functions run in link order. The app should also make fn idempotent and
+ * call it from main, so that builds without ukboot (the native tests) work. */
+typedef void (*ukboot_init_fn)(void);
+#define UK_INIT_PHASE(fn)                                                                     \
+	__attribute__((used, retain, section("uk_init_phase"), aligned(sizeof(void *))))       \
+	static ukboot_init_fn ukboot_init_phase_##fn = fn
+
 #ifdef __cplusplus
 }
 #endif
