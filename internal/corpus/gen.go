@@ -8,10 +8,15 @@ import (
 
 // genSource writes the C file that makes a unikernel's app object its own:
 // a few functions with bodies and constants of their own, a lookup table
-// and a tag string in .rodata, and a little state in .data. A constructor
-// runs them once at boot, so every part is reachable (the link keeps
-// .init_array) and the code is not dead weight a --gc-sections link could
-// drop. Everything is static: the file adds no global symbol.
+// and a tag string in .rodata, and a little state in .data. An init
+// function runs them once at boot, so every part is reachable and the code
+// is not dead weight a --gc-sections link could drop. It is registered for
+// ukboot's init phase (the uk_init_phase collection, as UK_INIT_PHASE in
+// <uk/boot.h> does: the file includes nothing), not as a constructor: it
+// depends on nothing of the instance's own, so, as an app written for
+// snapshots would, it runs before the ready point and the state it writes is
+// part of the snapshot instead of a page every instance copies. Everything
+// is static: the file adds no global symbol.
 //
 // Sizes vary per unikernel, like the glue code real functions carry: from
 // a few hundred bytes to a few kilobytes.
@@ -37,7 +42,7 @@ func genSource(name string, seed uint64) string {
 		genFunction(&b, f, n, r)
 	}
 
-	b.WriteString("__attribute__((constructor, used)) static void unipool_gen_init(void)\n{\n")
+	b.WriteString("static void unipool_gen_init(void)\n{\n")
 	// The asm barrier hides the tag's contents from the optimiser, so
 	// the loop is compiled rather than folded into a constant.
 	b.WriteString("\tconst char *p = unipool_gen_tag;\n\t__asm__ volatile(\"\" : \"+r\"(p));\n")
@@ -47,6 +52,8 @@ func genSource(name string, seed uint64) string {
 		fmt.Fprintf(&b, "\th = unipool_gen_f%d(h);\n", f)
 	}
 	b.WriteString("\t*(volatile unsigned long *)&unipool_gen_state ^= h;\n}\n")
+	b.WriteString("__attribute__((used, retain, section(\"uk_init_phase\"), aligned(sizeof(void *))))\n" +
+		"static void (*unipool_gen_init_phase)(void) = unipool_gen_init;\n")
 	return b.String()
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uk/boot.h>
 #include <uk/plat.h>
 #include "libc_impl.h"
 
@@ -33,6 +34,23 @@ static struct _uk_file file_stdout = {
 };
 static struct _uk_file file_stderr = {
 	.kind = UKF_CONSOLE, .fd = 2, .flags = UKF_WRITE, .bufmode = _IONBF, .unget = EOF};
+
+#ifndef LIBC_STDOUT_UNBUFFERED
+/* stdout's buffer is the static one until the init phase (before the ready
+ * point) moves it to the heap: every instance writes it, and in the data
+ * arena its page would be one more snapshot page each instance copies,
+ * while the heap page it lands on is written anyway (the command line's
+ * copy goes next to it). */
+static void stdout_buffer_to_heap(void)
+{
+	if (file_stdout.buf == stdout_buf && !file_stdout.pos) {
+		unsigned char *b = malloc(STDOUT_BUFSIZE);
+		if (b)
+			file_stdout.buf = b;
+	}
+}
+UK_INIT_PHASE(stdout_buffer_to_heap);
+#endif
 
 /* glibc declares these as FILE * variables; objects built against glibc
  * load the pointer, so they must be variables here too. */

@@ -36,14 +36,22 @@ struct free_block {
 	struct free_block *next, *prev;
 };
 
-static struct {
+struct buddy {
 	uintptr_t start, end;  /* managed bytes, MIN_SIZE aligned */
 	uintptr_t top;         /* [start, top) is tiled by blocks; above: untouched */
 	uintptr_t clean;       /* from here up the heap and its table entries are zero (never written) */
 	uint8_t *meta;         /* one byte per MIN_SIZE block of [start, end) */
 	struct free_block *free[MAX_ORDER + 1];
 	size_t free_bytes;
-} B;
+};
+
+/* The state lives at the start of the heap it manages (init), next to the
+ * first table entries, not in the library's data: every allocation writes
+ * it, so a page of its own in the data arena would be one more page each
+ * instance copies from a snapshot; the heap's first page is written anyway.
+ * Only the pointer is static, set before the ready point. */
+static struct buddy none, *bs = &none;
+#define B (*bs)
 
 static size_t idx(uintptr_t a)
 {
@@ -100,10 +108,17 @@ void uk_alloc_init_zeroed(void *base, size_t len)
 
 static void init(void *base, size_t len)
 {
-	memset(&B, 0, sizeof B);
 	uintptr_t lo = (uintptr_t)base, hi = lo + len;
-	if (hi < lo || len < 4 * MIN_SIZE)
+	uintptr_t st = (lo + _Alignof(struct buddy) - 1) & ~(uintptr_t)(_Alignof(struct buddy) - 1);
+	bs = &none;
+	if (hi < lo || st < lo || hi - st < sizeof(struct buddy) + 4 * MIN_SIZE) {
+		memset(&none, 0, sizeof none);
 		return;
+	}
+	bs = (struct buddy *)st;
+	memset(bs, 0, sizeof *bs);
+	lo = st + sizeof(struct buddy);
+	len = hi - lo;
 	/* The table comes first; it needs a byte per block of what follows,
 	 * so len / (MIN_SIZE + 1) bytes suffice. It is cleared only as the
 	 * heap is taken into use (take_up), so memory need not be fresh. */
