@@ -182,7 +182,7 @@ func runHost(cmd *cobra.Command, f *runFlags, names []string) error {
 		opt.MemSize = n
 	}
 	req := api.StartRequest{Unikernels: names, Count: opt.N, Cmdline: f.cmdline, MemSize: opt.MemSize,
-		TimeoutMS: opt.Timeout.Milliseconds(), Load: f.load, ASLR: opt.ASLR, KSM: opt.KSM, Seed: opt.Seed}
+		TimeoutMS: opt.Timeout.Milliseconds(), Load: f.load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM, Seed: opt.Seed}
 	if opt.Timeout > 0 && req.TimeoutMS == 0 {
 		req.TimeoutMS = 1
 	}

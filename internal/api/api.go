@@ -55,8 +55,11 @@ type StartRequest struct {
 	TimeoutMS  int64    `json:"timeout_ms,omitempty"`     // default: the daemon's --default-timeout
 	Load       string   `json:"load,omitempty"`           // shared (default) or naive
 	ASLR       bool     `json:"aslr,omitempty"`
-	KSM        bool     `json:"ksm,omitempty"`
-	Seed       uint64   `json:"seed,omitempty"` // 0: random
+	// ASLRPerLibrary: with ASLR, each library and the app at a base of
+	// its own (run --aslr-per-library).
+	ASLRPerLibrary bool   `json:"aslr_per_library,omitempty"`
+	KSM            bool   `json:"ksm,omitempty"`
+	Seed           uint64 `json:"seed,omitempty"` // 0: random
 }
 
 // StartResponse answers a start: the batch and its instances' ids, in

@@ -95,3 +95,10 @@ func FuzzParseID(f *testing.F) {
 		}
 	})
 }
+
+func TestStartRequestCarriesPerLibraryASLR(t *testing.T) {
+	r, err := ParseStartRequest([]byte(`{"unikernels": ["hello"], "aslr_per_library": true}`))
+	if err != nil || !r.ASLRPerLibrary {
+		t.Fatalf("%+v %v: want aslr_per_library taken, as run --host --aslr-per-library sends it", r, err)
+	}
+}

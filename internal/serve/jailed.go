@@ -37,16 +37,17 @@ const WorkerCommand = "jail-worker"
 // jailJob is what the daemon hands a jail: its instances (one entry per
 // instance) and the run's options.
 type jailJob struct {
-	Monitor    string          `json:"monitor"`
-	KVMFD      int             `json:"kvm_fd,omitempty"` // an open /dev/kvm, for the kvm monitor
-	Unikernels []jailUnikernel `json:"unikernels"`
-	MemSize    uint64          `json:"mem_size,omitempty"`
-	Load       string          `json:"load,omitempty"`
-	ASLR       bool            `json:"aslr,omitempty"`
-	KSM        bool            `json:"ksm,omitempty"`
-	Seed       uint64          `json:"seed,omitempty"`
-	TimeoutNS  int64           `json:"timeout_ns,omitempty"`
-	MaxOutput  int             `json:"max_output,omitempty"`
+	Monitor        string          `json:"monitor"`
+	KVMFD          int             `json:"kvm_fd,omitempty"` // an open /dev/kvm, for the kvm monitor
+	Unikernels     []jailUnikernel `json:"unikernels"`
+	MemSize        uint64          `json:"mem_size,omitempty"`
+	Load           string          `json:"load,omitempty"`
+	ASLR           bool            `json:"aslr,omitempty"`
+	ASLRPerLibrary bool            `json:"aslr_per_library,omitempty"`
+	KSM            bool            `json:"ksm,omitempty"`
+	Seed           uint64          `json:"seed,omitempty"`
+	TimeoutNS      int64           `json:"timeout_ns,omitempty"`
+	MaxOutput      int             `json:"max_output,omitempty"`
 }
 
 type jailUnikernel struct {
@@ -126,7 +127,7 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, opt monitor.
 	name := fmt.Sprintf("%d-%d", os.Getpid(), seq)
 	root := filepath.Join(d.cfg.JailDir, name)
 
-	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, KSM: opt.KSM,
+	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM,
 		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), MaxOutput: opt.MaxOutput}
 	blobs := map[string]string{}
 	for _, u := range members {
@@ -361,7 +362,7 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		}
 		cancel() // the daemon is gone
 	}()
-	opt := monitor.Options{N: 1, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, KSM: job.KSM, Seed: job.Seed,
+	opt := monitor.Options{N: 1, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, ASLRPerLibrary: job.ASLRPerLibrary, KSM: job.KSM, Seed: job.Seed,
 		Timeout: time.Duration(job.TimeoutNS), MaxOutput: job.MaxOutput, DropResults: true,
 		Started: func(i, pid int, stop func()) {
 			stopMu.Lock()

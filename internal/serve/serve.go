@@ -174,7 +174,7 @@ func (d *Daemon) Start(req api.StartRequest) (api.StartResponse, error) {
 		return api.StartResponse{}, errorf(400, "%v", err)
 	}
 	opt := monitor.Options{
-		N: req.Count, MemSize: req.MemSize, Load: req.Load, ASLR: req.ASLR, KSM: req.KSM, Seed: req.Seed,
+		N: req.Count, MemSize: req.MemSize, Load: req.Load, ASLR: req.ASLR || req.ASLRPerLibrary, ASLRPerLibrary: req.ASLRPerLibrary, KSM: req.KSM, Seed: req.Seed,
 		Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, MaxOutput: d.cfg.ConsoleCap,
 	}
 	if opt.Timeout == 0 {
