@@ -69,10 +69,11 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 			k.Mappings[i] = m
 		}
 		c.mappings[uk] = k.Mappings
-		c.shapes[uk] = map[shapeKey]*loader.Mapping{}
-		for i := range k.Mappings {
-			c.shapes[uk][shapeOf(k.Mappings[i])] = &k.Mappings[i]
-		}
+		// The shapes (what place looks mappings up by) are made when a
+		// second instance of uk needs them: a fleet of different
+		// unikernels, one instance each, would pay ~8 KiB per instance
+		// for an index it never reads.
+		delete(c.shapes, uk)
 	}
 	k.Bases = share(c, c.maps, uk+"\x00bases", lay.Bases)
 	k.Areas = share(c, c.maps, uk+"\x00areas", lay.Areas)
@@ -156,9 +157,17 @@ func shapeOf(m loader.Mapping) shapeKey {
 // place returns ms as addresses of uk's kept mappings if every one of ms
 // is one of them at another address (and as many), else nil.
 func (c *layoutCache) place(uk string, ms []loader.Mapping) []loader.Placed {
-	shapes := c.shapes[uk]
-	if shapes == nil || len(ms) != len(c.mappings[uk]) {
+	kept := c.mappings[uk]
+	if kept == nil || len(ms) != len(kept) {
 		return nil
+	}
+	shapes := c.shapes[uk]
+	if shapes == nil {
+		shapes = make(map[shapeKey]*loader.Mapping, len(kept))
+		for i := range kept {
+			shapes[shapeOf(kept[i])] = &kept[i]
+		}
+		c.shapes[uk] = shapes
 	}
 	placed := make([]loader.Placed, len(ms))
 	for i, m := range ms {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -194,6 +195,19 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 	for i, in := range insts {
 		t := tracers[i%n]
 		t.insts = append(t.insts, in)
+	}
+	// Once every tracer has started its instances, what starting them
+	// allocated (plans, copies of library data, decoder buffers) is
+	// garbage: give it back to the host instead of keeping a heap twice
+	// the live size for the rest of the run.
+	var starting atomic.Int32
+	starting.Store(int32(n))
+	for _, t := range tracers {
+		t.startedAll = func() {
+			if starting.Add(-1) == 0 {
+				go monitor.ReturnStartGarbage()
+			}
+		}
 	}
 	done := make(chan struct{})
 	go func() {

@@ -32,6 +32,8 @@ type tracer struct {
 
 	layouts layoutCache // the shapes of the instances' layouts, shared
 
+	startedAll func() // called once this tracer has started all its instances
+
 	started  func(i, pid int, stop func()) // Options.Started
 	finished func(i int, r monitor.Result) // Options.Finished
 	drop     bool                          // Options.DropResults
@@ -91,6 +93,9 @@ func (t *tracer) run() {
 		// instance's run time does not include later instances' loading.
 		for t.poll(true) {
 		}
+	}
+	if t.startedAll != nil {
+		t.startedAll()
 	}
 	for t.active > 0 && t.poll(false) {
 	}
