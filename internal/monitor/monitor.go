@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -252,4 +253,17 @@ func Names() []string {
 // is garbage then, and Go's runtime would otherwise keep a heap of up to
 // twice the live size, and return the rest only slowly — memory the host
 // pays per instance for the whole run.
-func ReturnStartGarbage() { debug.FreeOSMemory() }
+//
+// A daemon starting many small fleets calls it often; a forced collection
+// is a pass over the whole heap, so it runs at most once a second (the
+// runtime's own scavenger returns what a skipped call would have).
+func ReturnStartGarbage() {
+	now := time.Now().UnixNano()
+	last := lastReturn.Load()
+	if now-last < int64(time.Second) || !lastReturn.CompareAndSwap(last, now) {
+		return
+	}
+	debug.FreeOSMemory()
+}
+
+var lastReturn atomic.Int64
