@@ -30,7 +30,7 @@ type Churn struct {
 // It samples what the host pays once a second until the last instance
 // has ended. FinalBytes is the mean over the steady state (from one
 // lifetime after the first arrival to the last arrival).
-func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, m Mode, c Churn, expect map[string]string,
+func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor.Unikernel, error), m Mode, c Churn, expect map[string]string,
 	hostWide bool, logw io.Writer) (*ModeResult, error) {
 	log := func(f string, a ...any) { fmt.Fprintf(logw, f+"\n", a...) }
 	self := os.Getpid()
@@ -46,6 +46,10 @@ func runChurn(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel,
 	// the fleet's.
 	group := enterGroup(m, hostWide, logw)
 	defer leaveGroup(group, m, logw)
+	uks, err := resolve()
+	if err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	live := map[int]bool{}
 	var ever []int

@@ -41,7 +41,7 @@ func TestChurnKeepsAboutRateTimesLifetimeResidentAndEndsThemAll(t *testing.T) {
 	img := exitImage(t)
 	uks := []monitor.Unikernel{{Name: "a", Image: img}, {Name: "b", Image: img}}
 	c := Churn{Rate: 20, Lifetime: 1, Duration: 3}
-	mr, err := runChurn(context.Background(), mon, uks, Mode{Name: "packed-stock", Load: monitor.LoadStock}, c,
+	mr, err := runChurn(context.Background(), mon, fixed(uks), Mode{Name: "packed-stock", Load: monitor.LoadStock}, c,
 		map[string]string{}, false, &logWriter{t})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestEachModesFleetRunsInAMemoryCgroupOfItsOwnThatTheKernelPartComesFrom(t *
 		t.Fatal(err)
 	}
 	var log testWriter
-	mr, err := runMode(context.Background(), mon, uks, Mode{Name: "packed-stock", Load: monitor.LoadStock},
+	mr, err := runMode(context.Background(), mon, fixed(uks), Mode{Name: "packed-stock", Load: monitor.LoadStock},
 		MemoryOptions{Log: &log}, nil, nil, map[string]string{})
 	if err != nil {
 		t.Fatal(err)
@@ -121,4 +121,9 @@ func TestEachModesFleetRunsInAMemoryCgroupOfItsOwnThatTheKernelPartComesFrom(t *
 	if _, err := os.Stat(mr.Cgroup); !os.IsNotExist(err) {
 		t.Errorf("%s was not removed: %v", mr.Cgroup, err)
 	}
+}
+
+// fixed resolves to uks.
+func fixed(uks []monitor.Unikernel) func() ([]monitor.Unikernel, error) {
+	return func() ([]monitor.Unikernel, error) { return uks, nil }
 }

@@ -244,10 +244,10 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 			return nil, err
 		}
 		fmt.Fprintf(o.Log, "mode %s: starting %d unikernels\n", m.Name, len(fleet.Names))
-		uks, err := fleetUnikernels(fleet, m)
-		if err != nil {
-			return nil, err
-		}
+		// Resolved by the mode once it is measured: the descriptions the
+		// monitor holds and the blob descriptors it keeps open are the
+		// monitor's memory (and the kernel's, in the mode's group).
+		resolve := func() ([]monitor.Unikernel, error) { return fleetUnikernels(fleet, m) }
 		if loaded[m.Layout] == nil {
 			// What the images hold as loaded, cold (a snapshot's pages are
 			// run-time pages, not an image's).
@@ -267,9 +267,9 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 					os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
 				}
 			}
-			mr, err = runChurn(ctx, mon, uks, m, o.Churn, expect, o.HostWideKernel, o.Log)
+			mr, err = runChurn(ctx, mon, resolve, m, o.Churn, expect, o.HostWideKernel, o.Log)
 		} else {
-			mr, err = runMode(ctx, mon, uks, m, o, session, loaded[m.Layout], expect)
+			mr, err = runMode(ctx, mon, resolve, m, o, session, loaded[m.Layout], expect)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bench: mode %s: %w", m.Name, err)
@@ -371,9 +371,10 @@ func loadedContents(uks []monitor.Unikernel) (*measure.Census, error) {
 	return c, nil
 }
 
-// runMode starts uks in one mode and measures what the host pays while
+// runMode starts the fleet (resolve gives it, after the baseline and
+// inside the mode's group) in one mode and measures what the host pays while
 // they are held: samples until stable, then the page census.
-func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, m Mode, o MemoryOptions, session *ksm.Session,
+func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor.Unikernel, error), m Mode, o MemoryOptions, session *ksm.Session,
 	loaded *measure.Census, expect map[string]string) (*ModeResult, error) {
 	if session != nil {
 		// A clean slate: unmerge what an earlier mode merged, then run
@@ -412,6 +413,10 @@ func runMode(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, 
 	mr := &ModeResult{Mode: m.Name}
 	if group != nil {
 		mr.Cgroup = group.Dir()
+	}
+	uks, err := resolve()
+	if err != nil {
+		return nil, err
 	}
 	var pids []int
 	var guests monitor.HeldGuests
