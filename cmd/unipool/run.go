@@ -130,7 +130,9 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	if err != nil {
 		return err
 	}
-	defer launch.Close(uks)
+	// The blob files stay open to the end; the descriptions go once the
+	// monitor has planned their instances.
+	defer launch.Closer(uks)()
 	mon, err := monitor.Open(f.monitor)
 	if err != nil {
 		return err

@@ -113,14 +113,26 @@ func OpenBlobs(name string, cfg *desc.Config, open func(dgst string) (*os.File, 
 }
 
 // Close closes the blob files Resolve opened.
-func Close(uks []monitor.Unikernel) {
+func Close(uks []monitor.Unikernel) { Closer(uks)() }
+
+// Closer returns a function that closes the blob files of uks, holding
+// the files but not the descriptions: a caller that defers it lets the
+// descriptions go once the monitor has planned their instances (a
+// thousand of them are ~15 MiB a monitor would hold for the whole run).
+func Closer(uks []monitor.Unikernel) func() {
+	var files []*os.File
 	seen := map[*os.File]bool{}
 	for _, u := range uks {
 		for _, f := range u.Blobs {
 			if !seen[f] {
 				seen[f] = true
-				f.Close()
+				files = append(files, f)
 			}
+		}
+	}
+	return func() {
+		for _, f := range files {
+			f.Close()
 		}
 	}
 }

@@ -250,12 +250,19 @@ func (d *Daemon) reserve(n int) error {
 func (d *Daemon) run(b *batch, uks []monitor.Unikernel, opt monitor.Options) {
 	defer d.runs.Done()
 	defer close(b.done)
+	// The batch holds the blob files and the names to its end, not the
+	// descriptions: those go once the monitor has planned the instances.
+	closeBlobs := launch.Closer(uks)
+	names := make([]string, len(uks))
+	for i, u := range uks {
+		names[i] = u.Name
+	}
 	results, err := d.mon.Run(d.runCtx, uks, opt)
-	launch.Close(uks)
+	closeBlobs()
 	for i, id := range b.ids {
 		switch {
 		case err != nil:
-			d.onFinished(id, monitor.Result{Unikernel: uks[i/opt.N].Name, Instance: i % opt.N, ExitCode: -1, Error: err.Error()})
+			d.onFinished(id, monitor.Result{Unikernel: names[i/opt.N], Instance: i % opt.N, ExitCode: -1, Error: err.Error()})
 		case i < len(results):
 			d.onFinished(id, results[i]) // a no-op for those already reported
 		}
