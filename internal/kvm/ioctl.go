@@ -80,11 +80,6 @@ var (
 // seccomp filter allows these and no other ioctl).
 func RunIoctls() []uintptr { return []uintptr{reqRun, reqGetRegs, reqGetSregs} }
 
-// SlotIoctls are what a running vCPU thread also needs when the monitor
-// changes the VM's memory slots while the guest runs (a Linux-boot guest's
-// written shared page becomes a private slot): KVM_SET_USER_MEMORY_REGION.
-func SlotIoctls() []uintptr { return []uintptr{reqSetUserMemoryRegion} }
-
 // DebugIoctls are what a running vCPU thread also needs when the monitor
 // single-steps the guest: KVM_SET_GUEST_DEBUG (to stop stepping).
 func DebugIoctls() []uintptr { return []uintptr{reqSetGuestDebug} }

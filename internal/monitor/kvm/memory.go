@@ -157,12 +157,15 @@ type privateMemory struct {
 
 // cowPiece is a range of a private slot backed by a file mapped private
 // (copy-on-write): read, its pages are the file's page-cache pages,
-// shared by every VM; written, the VM's own.
+// shared by every VM; written, the VM's own. A hole is a range mapped
+// with no access at all (fd -1): a guest access to it makes KVM_RUN fail
+// with EFAULT, so a memory slot may span it and still never back it.
 type cowPiece struct {
 	off, size uint64 // in the slot; page-aligned
 	fd        int
 	fileOff   int64
 	own       *os.File // closed by closePieces (a snapshot page opened for one VM)
+	hole      bool
 }
 
 func closePieces(pieces []cowPiece) {
@@ -228,14 +231,14 @@ var errCollision = errors.New("address range taken")
 // MAP_FIXED_NOREPLACE. On a collision it unmaps what it mapped.
 func mapPiecesAt(base, size uint64, pieces []cowPiece) error {
 	var cur uint64
-	mapAt := func(off, n uint64, fd int, fileOff int64) error {
+	mapAt := func(off, n uint64, fd int, fileOff int64, prot int) error {
 		flags := unix.MAP_PRIVATE | unix.MAP_FIXED_NOREPLACE
 		if fd < 0 {
 			flags |= unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
 			fileOff = 0
 		}
 		want := addrPtr(base + off)
-		got, err := unix.MmapPtr(fd, fileOff, want, uintptr(n), unix.PROT_READ|unix.PROT_WRITE, flags)
+		got, err := unix.MmapPtr(fd, fileOff, want, uintptr(n), prot, flags)
 		if err == nil && got != want {
 			// A kernel before 4.17 takes the address as a hint only.
 			unix.MunmapPtr(got, uintptr(n))
@@ -253,24 +256,32 @@ func mapPiecesAt(base, size uint64, pieces []cowPiece) error {
 		cur = off + n
 		return nil
 	}
+	const rw = unix.PROT_READ | unix.PROT_WRITE
 	for _, p := range pieces {
 		if p.off > cur {
-			if err := mapAt(cur, p.off-cur, -1, 0); err != nil {
+			if err := mapAt(cur, p.off-cur, -1, 0, rw); err != nil {
 				return err
 			}
 		}
-		if err := mapAt(p.off, p.size, p.fd, p.fileOff); err != nil {
+		if p.hole {
+			if err := mapAt(p.off, p.size, -1, 0, unix.PROT_NONE); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := mapAt(p.off, p.size, p.fd, p.fileOff, rw); err != nil {
 			return fmt.Errorf("init blob: mmap: %w", err)
 		}
 	}
 	if size > cur {
-		return mapAt(cur, size-cur, -1, 0)
+		return mapAt(cur, size-cur, -1, 0, rw)
 	}
 	return nil
 }
 
 // newPrivateMemory maps a VM's private slot of size bytes with the given
-// copy-on-write pieces (within size, none overlapping) in place.
+// copy-on-write pieces and holes (within size, none overlapping) in place;
+// the rest is anonymous memory.
 func newPrivateMemory(size uint64, ksm bool, pieces []cowPiece) (*privateMemory, error) {
 	if size > privateSlotLimit {
 		return nil, fmt.Errorf("private guest memory of %d MiB exceeds the monitor's %d MiB limit",
@@ -309,6 +320,13 @@ func newPrivateMemory(size uint64, ksm bool, pieces []cowPiece) (*privateMemory,
 		// The range is used up (or every try collided): the pieces go
 		// over the anonymous slot, the older way.
 		for _, p := range pieces {
+			if p.hole {
+				if err := unix.Mprotect(mem[p.off:p.off+p.size], unix.PROT_NONE); err != nil {
+					unix.MunmapPtr(ptr, uintptr(size))
+					return nil, fmt.Errorf("private guest memory: mprotect: %w%s", err, mapCountHint(err))
+				}
+				continue
+			}
 			if _, err := unix.MmapPtr(p.fd, p.fileOff, unsafe.Pointer(&mem[p.off]), uintptr(p.size),
 				unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
 				unix.MunmapPtr(ptr, uintptr(size))

@@ -89,3 +89,91 @@ func TestPrivateSlotHasItsCopyOnWritePiecesInPlaceAndLeavesOtherMappingsAlone(t 
 		t.Error("a write to a piece reached the file")
 	}
 }
+
+// The memory of a Unikraft VM as its layout places it (uk0001-apphello of
+// the 31-configuration fleet, abridged): the low area, VGA, the app, boot
+// info and RAM, and the library map, where each library's shared part and
+// private part lie apart within its region.
+var unikraftLikeSpans = []span{
+	{0, gpaPrivateData}, {0xa0000, 0x20000},
+	{0x1000_0000, 0x1000}, {0x1000_1000, 0x3000},
+	{0x2000_0000, 0x1000}, {0x2000_1000, 0x1000}, {0x2020_0000, 0x100_0000},
+	{0x4000_0000, 0x15000}, {0x4001_5000, 0xa000}, {0x4001_f000, 0x4000}, {0x4004_0000, 0x35000},
+	{0x4008_f000, 0x1000}, {0x4009_a000, 0x7000}, {0x400a_1000, 0x3000}, {0x400a_c000, 0x1000},
+	{0x400b_1000, 0x1000}, {0x400b_8000, 0x1000}, {0x4019_6000, 0x1000}, {0x4019_c000, 0x1000},
+}
+
+func TestALinuxBootVMHasOneSlotPerClusterOfMappingsAndHolesBetweenItsMappings(t *testing.T) {
+	backed := unionSpans(append([]span(nil), unikraftLikeSpans...))
+	slots := identitySlots(backed)
+	want := []memSlot{
+		{id: 0, gpa: 0, size: 0xc0000},
+		{id: 1, gpa: 0x1000_0000, size: 0x4000},
+		{id: 2, gpa: 0x2000_0000, size: 0x120_0000},
+		{id: 3, gpa: 0x4000_0000, size: 0x19d000},
+	}
+	if fmt.Sprint(slots) != fmt.Sprint(want) {
+		t.Errorf("slots %x\nwant %x", slots, want)
+	}
+	top := uint64(0x4019_d000)
+	holes := holesBetween(backed, top)
+	// Every page below top is either backed or a hole, never both, and
+	// every hole is either inside a slot or outside all of them.
+	covered := map[uint64]int{}
+	for _, s := range append(append([]span(nil), backed...), holes...) {
+		for pg := s.gpa; pg < s.gpa+s.size; pg += pageSize {
+			covered[pg]++
+		}
+	}
+	for pg := uint64(0); pg < top; pg += pageSize {
+		if covered[pg] != 1 {
+			t.Fatalf("page %#x is covered %d times by the backed ranges and holes", pg, covered[pg])
+		}
+	}
+	for _, s := range unikraftLikeSpans {
+		in := false
+		for _, sl := range slots {
+			in = in || (s.gpa >= sl.gpa && s.gpa+s.size <= sl.gpa+sl.size)
+		}
+		if !in {
+			t.Errorf("mapping [%#x,+%#x) is in no slot", s.gpa, s.size)
+		}
+	}
+	if holes[0] != (span{gpaPrivateData, 0xa0000 - gpaPrivateData}) {
+		t.Errorf("first hole %x, want the gap between the low area and VGA", holes[0])
+	}
+}
+
+func TestAHoleInThePrivateSlotIsMappedWithoutAccessBetweenItsPieces(t *testing.T) {
+	blob := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(blob, bytes.Repeat([]byte{0x7e}, 2*pageSize), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Pages: 0 anonymous, 1-2 the blob, 3-5 a hole, 6 anonymous.
+	priv, err := newPrivateMemory(7*pageSize, false, []cowPiece{
+		{off: 3 * pageSize, size: 3 * pageSize, fd: -1, hole: true},
+		{off: pageSize, size: 2 * pageSize, fd: int(f.Fd())},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer priv.close()
+	base := uint64(uintptr(unsafe.Pointer(&priv.mem[0])))
+	var perms []string
+	for _, l := range mapsOf(t, base, base+7*pageSize) {
+		perms = append(perms, strings.Fields(l)[1])
+	}
+	if strings.Join(perms, " ") != "rw-p rw-p ---p rw-p" {
+		t.Errorf("mappings %q, want anonymous, the blob, the hole without access, anonymous", perms)
+	}
+	priv.mem[0], priv.mem[6*pageSize] = 1, 2
+	priv.mem[pageSize] = 0x11 // the blob's page becomes the slot's own
+	if b, _ := os.ReadFile(blob); b[0] != 0x7e || priv.mem[2*pageSize] != 0x7e {
+		t.Error("a write to the blob's piece reached the file, or the piece does not hold the file")
+	}
+}

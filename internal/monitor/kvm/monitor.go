@@ -60,6 +60,7 @@ type Monitor struct{}
 type instance struct {
 	uk     int
 	prep   *loader.Prepared // until the VM is built
+	boot   string           // the layout's boot protocol
 	result monitor.Result
 	m      *machine
 	// cancelled is set before the run's cancellation stops the VM.
@@ -123,60 +124,40 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 		return nil, fmt.Errorf("kvm monitor: %w", err)
 	}
 
-	// Build every VM on its own locked thread, then start them together.
-	start := make(chan struct{})
-	abort := make(chan struct{})
-	built := make(chan error, len(insts))
-	var done sync.WaitGroup
+	// Build the VMs a few at a time per CPU, then start them together,
+	// each on a locked thread of its own. Building all at once, a thread
+	// each, only added threads, memory and waiting: every build's time
+	// was mostly the others' (a VM's load time is its own build now).
+	los := make([]loader.Options, len(insts))
 	for k, in := range insts {
-		done.Add(1)
 		// Every secret (bases, canary, guest seed) is drawn from the host
 		// CSPRNG; a --seed run follows the process monitor's rule, so a
 		// given --seed gives the same guests under both monitors.
-		lo := loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR || opt.ASLRPerLibrary, ASLRPerLibrary: opt.ASLRPerLibrary,
+		los[k] = loader.Options{MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR || opt.ASLRPerLibrary, ASLRPerLibrary: opt.ASLRPerLibrary,
 			InstanceID: uint64(in.result.Instance), Monitor: abi.MonitorKVM, Snapshot: opt.Snapshot}
 		if opt.Seed != 0 {
-			lo.Rand = loader.SeededRand(opt.Seed, uint64(k))
+			los[k].Rand = loader.SeededRand(opt.Seed, uint64(k))
 		}
+	}
+	if err := h.buildAll(ctx, insts, los, opt); err != nil {
+		closeAll(insts)
+		return nil, err
+	}
+	var done sync.WaitGroup
+	for k, in := range insts {
+		done.Add(1)
 		go func() {
 			defer done.Done()
 			// The thread stays locked until the goroutine ends, so it exits
 			// with it and a held VM keeps no thread.
 			runtime.LockOSThread()
-			t0 := time.Now()
-			boot := in.prep.Boot()
-			m, err := h.newMachine(in.result.Unikernel, in.result.Instance, boot, func(tsc uint64) (*loader.Layout, error) {
-				lo.TSCKHz = tsc
-				return in.prep.Plan(lo)
-			})
-			// Built: the unikernel's prepared files (a plain image's
-			// bytes, the blobs a naive load copies) are no longer this
-			// VM's to keep for the rest of the run.
-			in.prep = nil
-			if err != nil {
-				built <- fmt.Errorf("kvm monitor: %s instance %d: %w", in.result.Unikernel, in.result.Instance, err)
-				return
-			}
-			in.m = m
-			if opt.MaxOutput > 0 {
-				m.console.max = opt.MaxOutput
-			}
-			in.result.LoadTime = time.Since(t0)
-			m.layout.Report(&in.result)
-			built <- nil
-			select {
-			case <-start:
-			case <-abort:
-				return
-			}
+			in.m.mu.Lock()
+			in.m.tid = unix.Gettid()
+			in.m.mu.Unlock()
 			// From here on the thread only runs the guest: confine it
 			// (its VM is built; Run's fds stay open, no new ones come).
 			ioctls := kvm.RunIoctls()
-			if identityBoot(boot) {
-				// copySharedPage splits slots while the guest runs.
-				ioctls = append(ioctls, kvm.SlotIoctls()...)
-			}
-			if boot == loader.BootMultiboot && stepsEntry() {
+			if in.boot == loader.BootMultiboot && stepsEntry() {
 				// stepEntry's guest stops being single-stepped.
 				ioctls = append(ioctls, kvm.DebugIoctls()...)
 			}
@@ -199,19 +180,6 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 			}
 		}()
 	}
-	var buildErrs []error
-	for range insts {
-		if err := <-built; err != nil {
-			buildErrs = append(buildErrs, err)
-		}
-	}
-	if len(buildErrs) > 0 {
-		close(abort)
-		done.Wait()
-		closeAll(insts)
-		return nil, errors.Join(buildErrs...)
-	}
-	close(start)
 	finished := make(chan struct{})
 	go func() { done.Wait(); close(finished) }()
 	select {
@@ -240,6 +208,80 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 		results[i] = in.result
 	}
 	return results, nil
+}
+
+// buildWorkers is how many VMs are built at once per CPU: a build waits
+// in KVM (a memory slot's change waits for an SRCU grace period) as well
+// as it computes.
+const buildWorkers = 4
+
+// buildAll builds every instance's VM, buildWorkers per CPU at a time. At
+// the first setup error (or once ctx is done) it builds no more and
+// returns the errors; the caller closes what was built.
+func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Options, opt monitor.Options) error {
+	jobs := make(chan int)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		failed atomic.Bool
+	)
+	workers := min(len(insts), buildWorkers*runtime.GOMAXPROCS(0))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range jobs {
+				if failed.Load() {
+					continue
+				}
+				if err := h.build(insts[k], los[k], opt); err != nil {
+					failed.Store(true)
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for k := range insts {
+		if failed.Load() {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			failed.Store(true)
+			errs = append(errs, fmt.Errorf("kvm monitor: %w before every VM was built", err))
+			break
+		}
+		jobs <- k
+	}
+	close(jobs)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// build builds one instance's VM; its load time is the build's.
+func (h *host) build(in *instance, lo loader.Options, opt monitor.Options) error {
+	t0 := time.Now()
+	in.boot = in.prep.Boot()
+	m, err := h.newMachine(in.result.Unikernel, in.result.Instance, in.boot, func(tsc uint64) (*loader.Layout, error) {
+		lo.TSCKHz = tsc
+		return in.prep.Plan(lo)
+	})
+	// Built: the unikernel's prepared files (a plain image's bytes, the
+	// blobs a naive load copies) are no longer this VM's to keep for the
+	// rest of the run.
+	in.prep = nil
+	if err != nil {
+		return fmt.Errorf("kvm monitor: %s instance %d: %w", in.result.Unikernel, in.result.Instance, err)
+	}
+	in.m = m
+	if opt.MaxOutput > 0 {
+		m.console.max = opt.MaxOutput
+	}
+	in.result.LoadTime = time.Since(t0)
+	m.layout.Report(&in.result)
+	return nil
 }
 
 // run runs the VM to its end, stopping it at the timeout.

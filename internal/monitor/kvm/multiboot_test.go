@@ -98,3 +98,80 @@ func consoleLines(s string) []string {
 	}
 	return lines
 }
+
+// touchKernel is a multiboot kernel that prints "a", reads the byte at
+// ADDR (given to the assembler), prints "b" and powers off.
+const touchKernel = `
+	.text
+	.align 4
+	.long 0x1BADB002
+	.long 3
+	.long -(0x1BADB002 + 3)
+	.code32
+	.globl _start
+_start:
+	movw	$0x3f8, %dx
+	movb	$'a', %al
+	outb	%al, %dx
+	movb	ADDR, %al
+	movb	$'b', %al
+	outb	%al, %dx
+	movw	$0x604, %dx
+	movw	$0x2000, %ax
+	outw	%ax, %dx
+1:	hlt
+	jmp	1b
+`
+
+// TestAGuestTouchingAHoleBetweenItsMappingsEndsWithAReportAndNoOtherVM:
+// an identity-mapped guest's memory slots span the holes between its
+// mappings (holes mapped without access in the host); a guest reading
+// one, or an address in no slot, ends with a report naming it, and the VM
+// started beside it in the same process runs to its end.
+func TestAGuestTouchingAHoleBetweenItsMappingsEndsWithAReportAndNoOtherVM(t *testing.T) {
+	needKVM(t)
+	needTools(t, "as", "ld")
+	bin := cliBinary(t)
+	dir := t.TempDir()
+	build := func(name, addr string) string {
+		src, obj, img := filepath.Join(dir, name+".S"), filepath.Join(dir, name+".o"), filepath.Join(dir, name+".elf")
+		if err := os.WriteFile(src, []byte(touchKernel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][]string{
+			{"as", "--32", "--defsym", "ADDR=" + addr, "-o", obj, src},
+			{"ld", "-m", "elf_i386", "-Ttext=0x100000", "-e", "_start", "-o", img, obj},
+		} {
+			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", c, err, out)
+			}
+		}
+		return img
+	}
+	for _, c := range []struct{ addr, want string }{
+		{"0x50000", "the guest touched unbacked memory (a hole between its mappings)"}, // inside the low slot
+		{"0x10000000", "read of unbacked guest-physical address 0x10000000"},           // in no slot
+	} {
+		hole, fine := build("hole", c.addr), build("fine", "0x100000")
+		stdout, stderr, code := cli(t, bin, "run", "--json", "--monitor", "kvm", "--timeout", "60s", "--image", hole, "--image", fine)
+		var rs []monitor.Result
+		if err := json.Unmarshal([]byte(stdout), &rs); err != nil || len(rs) != 2 {
+			t.Fatalf("%s: status %d, stdout %q, stderr %q: %v", c.addr, code, stdout, stderr, err)
+		}
+		for _, r := range rs {
+			switch r.Unikernel {
+			case "hole.elf":
+				if r.Output != "a" || !strings.Contains(r.Error, c.want) {
+					t.Errorf("%s: output %q, error %q; want \"a\" and %q", c.addr, r.Output, r.Error, c.want)
+				}
+			default:
+				if r.Output != "ab" || r.Error != "" || r.Shutdown == "" {
+					t.Errorf("%s: the other VM printed %q, error %q, shutdown %q; want ab and a clean power-off", c.addr, r.Output, r.Error, r.Shutdown)
+				}
+			}
+		}
+		if code != 1 {
+			t.Errorf("%s: status %d, want 1", c.addr, code)
+		}
+	}
+}

@@ -37,6 +37,10 @@ func (m *machine) run() outcome {
 			}
 			continue
 		}
+		if errors.Is(err, unix.EFAULT) && m.slots != nil {
+			// A Linux-boot VM's slots span holes mapped without access.
+			return outcome{exitCode: -1, err: fmt.Sprintf("KVM_RUN: %v: the guest touched unbacked memory (a hole between its mappings) at %s", err, m.ripString())}
+		}
 		if err != nil {
 			return outcome{exitCode: -1, err: fmt.Sprintf("KVM_RUN: %v", err)}
 		}
@@ -64,14 +68,6 @@ func (m *machine) handleExit(r *kvm.Run) *outcome {
 			m.ripString(), 0x501)}
 	case kvm.ExitMMIO:
 		mmio := r.MMIO()
-		if mmio.IsWrite != 0 && m.slots != nil {
-			// A Linux-boot guest writes its platform library's code
-			// pages (Unikraft's boot page tables are in .text): the
-			// written page becomes this VM's own.
-			if err := m.writeSharedPage(mmio.PhysAddr, mmio.Data[:min(int(mmio.Len), len(mmio.Data))]); err == nil {
-				return nil
-			}
-		}
 		if mmio.IsWrite != 0 {
 			return &outcome{exitCode: -1, err: m.readOnlyWrite(mmio.PhysAddr)}
 		}
@@ -83,16 +79,6 @@ func (m *machine) handleExit(r *kvm.Run) *outcome {
 			r.FailEntry().HardwareEntryFailureReason)}
 	case kvm.ExitInternalError:
 		in := r.Internal()
-		if gpa, ok := sharedPageWrite(in); ok && m.slots != nil {
-			err := m.copyPageTables()
-			if err == nil && m.inReadonlySlot(gpa) {
-				err = m.copySharedPage(gpa)
-			}
-			if err != nil {
-				return &outcome{exitCode: -1, err: fmt.Sprintf("the CPU wrote read-only library memory at GPA %#x (guest page tables?) at %s: %v", gpa, m.ripString(), err)}
-			}
-			return nil
-		}
 		detail := ""
 		if n := min(int(in.NData), len(in.Data)); n > 0 {
 			detail = fmt.Sprintf(" (data %#x)", in.Data[:n])

@@ -34,10 +34,8 @@ type machine struct {
 	console  console
 	readyAt  time.Time // when the guest wrote the ready port
 	ports    devices.Ports
-	// slots are a Linux-boot VM's memory slots; written counts the
-	// shared pages it made its own (copySharedPage).
-	slots   []memSlot
-	written int
+	// slots are a Linux-boot VM's memory slots (buildIdentityMemory).
+	slots []memSlot
 	// steps counts the single-stepped instructions of a multiboot
 	// guest's 32-bit entry; -1 once it runs 64-bit code (multiboot.go).
 	steps int
@@ -109,10 +107,9 @@ func (h *host) newMachine(name string, instance int, boot string, plan func(tscK
 		if err = m.vm.CreatePIT2(kvm.PITSpeakerDummy); err != nil {
 			return nil, err
 		}
-		// A shared page the guest's CPU must write (page tables in a
-		// library's code) is copied and the guest resumed
-		// (copySharedPage); KVM must not queue #UD for it. Without the
-		// capability such a guest fails with a report instead.
+		// An instruction KVM fails to emulate is reported to the
+		// monitor (an internal-error exit), not queued to the guest as
+		// #UD.
 		_ = m.vm.EnableCap(kvm.EnableCap{Cap: kvm.CapExitOnEmulationFailure, Args: [4]uint64{1}})
 	}
 	if m.cpu, err = m.vm.CreateVCPU(0); err != nil {
@@ -526,6 +523,17 @@ func (h *host) prepareBlobs(p *loader.Prepared, lo loader.Options) error {
 	lay, err := p.Plan(lo)
 	if err != nil {
 		return err
+	}
+	if identityBoot(lay.Boot) {
+		// Each VM maps the files itself (buildIdentityMemory).
+		for i := range lay.Mappings {
+			if mp := &lay.Mappings[i]; mp.File != "" && (!mp.COW || lay.Resume == nil) {
+				if _, _, err := h.initFile(mp.File); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	if files := h.sharedBlobFiles(lay); len(files) > 0 {
 		if _, err := h.blobs.get(files); err != nil {
