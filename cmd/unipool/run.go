@@ -79,7 +79,7 @@ are counted in one line, not reported one by one. A second interrupt ends
 unipool at once.
 
 --measure runs the instances twice, loaded shared and then
-naive, holds each set resident once all have finished, and prints what the
+naive (only the --load mode when --load is given), holds each set resident once all have finished, and prints what the
 host pays for them (internal/measure): the instances, the monitor process and
 the kernel (page tables, kernel stacks, slab) apart, the drop of MemAvailable,
 the ideals from the page census (every distinct non-zero page once; and for
@@ -106,7 +106,7 @@ full), and the load time per instance.`,
 	fl.StringArrayVar(&f.images, "image", nil, "run a plain ELF image (packed/dce) instead of a pooled name; repeatable")
 	fl.BoolVar(&f.json, "json", false, "print the per-instance results as a JSON list")
 	fl.StringVar(&f.host, "host", "", "start the instances through the daemon on this socket (`unipool serve`); output and status as without")
-	fl.BoolVar(&f.measure, "measure", false, "run the instances shared, then naive, each held resident until measured; "+
+	fl.BoolVar(&f.measure, "measure", false, "run the instances shared, then naive (only --load's mode if given), each held resident until measured; "+
 		"print the memory of each against the ideal, and load times")
 	return cmd
 }
@@ -142,7 +142,11 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	defer cancel()
 	defer runInterrupts(cancel, p)()
 	if f.measure {
-		return runMeasure(ctx, cmd.OutOrStdout(), f.monitor, uks, opt, f.json)
+		modes := []string{monitor.LoadShared, monitor.LoadNaive}
+		if cmd.Flags().Changed("load") {
+			modes = []string{f.load}
+		}
+		return runMeasure(ctx, cmd.OutOrStdout(), f.monitor, uks, opt, f.json, modes)
 	}
 	if opt.Hold > 0 {
 		// Say what is held, so other tools can measure it meanwhile.
@@ -403,15 +407,15 @@ func (p *runPrinter) abort() {
 
 // runMeasure prints the memory and load time of the instances loaded
 // shared and naive, side by side.
-func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool) error {
+func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error {
 	switch monName {
 	case process.Name:
 	case "kvm":
-		return runKVMMeasure(ctx, w, uks, opt, asJSON)
+		return runKVMMeasure(ctx, w, uks, opt, asJSON, modes)
 	default:
 		return fmt.Errorf("--measure: monitor %q cannot be measured", monName)
 	}
-	rep, err := (&process.Monitor{}).Measure(ctx, uks, opt, []string{monitor.LoadShared, monitor.LoadNaive})
+	rep, err := (&process.Monitor{}).Measure(ctx, uks, opt, modes)
 	if err != nil {
 		return err
 	}

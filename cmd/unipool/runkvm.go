@@ -16,8 +16,8 @@ import (
 // runKVMMeasure is `run --monitor kvm --measure`: every VM of a mode runs
 // in this one process, so the report is this process's PSS, the guests'
 // own pages, and what each VM costs the loader and the kernel beyond them.
-func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, opt monitor.Options, asJSON bool) error {
-	rep, err := kvmmon.Monitor{}.Measure(ctx, uks, opt, []string{monitor.LoadShared, monitor.LoadNaive})
+func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error {
+	rep, err := kvmmon.Monitor{}.Measure(ctx, uks, opt, modes)
 	if err != nil {
 		return err
 	}
