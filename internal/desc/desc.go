@@ -61,11 +61,27 @@ type Config struct {
 	// Private is the image's private blob: every library's tramp table
 	// (pre-filled for the map's addresses) and initialised data. Set by the pool.
 	Private *BlobRef `json:"private,omitempty"`
+	// Arena (pool only) lists where the private blob holds, as whole
+	// pages, the data-arena pages of this image: its dense private parts
+	// (desc.Region.Dense) with their initial contents, as they lie at
+	// the map's addresses. A loader maps them copy-on-write, so the
+	// instances of one unikernel share the arena pages none of them
+	// writes; without it (older descriptions) the loader copies them.
+	Arena []ArenaRun `json:"arena,omitempty"`
 	// Image names the image file the description was made from (pool only).
 	Image *BlobRef `json:"image,omitempty"`
 	// Snapshot, when set (pool only, `unipool snapshot`), is the unikernel
 	// booted to its ready point; `run --snapshot` starts instances from it.
 	Snapshot *Snapshot `json:"snapshot,omitempty"`
+}
+
+// ArenaRun is Size bytes of data-arena pages at Addr (the map's
+// addresses), held at BlobOff in the private blob; all three page
+// multiples.
+type ArenaRun struct {
+	Addr    uint64 `json:"addr"`
+	Size    uint64 `json:"size"`
+	BlobOff uint64 `json:"blob_off"`
 }
 
 // BootLinux64 is the Linux 64-bit boot protocol: the entry gets a zero

@@ -79,6 +79,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("description: tls: %w", err)
 		}
 	}
+	for i, a := range c.Arena {
+		if a.Addr&pageMask != 0 || a.Size&pageMask != 0 || a.BlobOff&pageMask != 0 || a.Size == 0 ||
+			a.Addr+a.Size < a.Addr || a.BlobOff+a.Size < a.BlobOff {
+			return fmt.Errorf("description: arena run %d (%#x bytes at %#x, blob offset %#x) not whole pages", i, a.Size, a.Addr, a.BlobOff)
+		}
+		if i > 0 && a.Addr < c.Arena[i-1].Addr+c.Arena[i-1].Size {
+			return fmt.Errorf("description: arena run %d at %#x overlaps or precedes the one before it", i, a.Addr)
+		}
+	}
 	if c.Snapshot != nil {
 		if err := c.Snapshot.Validate(); err != nil {
 			return fmt.Errorf("description: %w", err)

@@ -421,7 +421,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 				// Packed with other libraries' private parts: copied
 				// into the pages they share (one page per library
 				// only where ASLR moved them apart).
-				arena.put(at, l.Private.MemSize, data, l.Name)
+				arena.put(at, l.Private.MemSize, data, l.Name, at-r.PrivateAddr())
 				continue
 			}
 			if l.Init != nil && opt.Load == monitor.LoadShared && l.Private.FileSize > 0 {
@@ -451,7 +451,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 			}
 		}
 	}
-	lay.Mappings = append(lay.Mappings, arena.mappings()...)
+	lay.Mappings = append(lay.Mappings, p.arenaMappings(arena, opt)...)
 	lay.Entry = addr(p.cfg.Entry)
 	if p.cfg.Boot == BootLinux64 {
 		if err := lay.addLinuxBootMemory(opt); err != nil {
@@ -612,17 +612,24 @@ type arenaPages map[uint64]*arenaPage
 type arenaPage struct {
 	data []byte
 	libs []string
+	// delta is how far this instance moved the parts on the page from
+	// the map's addresses; mixed says they moved apart (--aslr per
+	// library), so no page of the image holds this one's bytes.
+	delta uint64
+	mixed bool
 }
 
-// put copies a private part of size bytes at addr (data, then zeros).
-func (a arenaPages) put(addr, size uint64, data []byte, lib string) {
+// put copies a private part of size bytes at addr (data, then zeros),
+// delta bytes from where the map put it.
+func (a arenaPages) put(addr, size uint64, data []byte, lib string, delta uint64) {
 	for off := uint64(0); off < size; {
 		page := (addr + off) &^ (abi.PageSize - 1)
 		pg := a[page]
 		if pg == nil {
-			pg = &arenaPage{data: make([]byte, abi.PageSize)}
+			pg = &arenaPage{data: make([]byte, abi.PageSize), delta: delta}
 			a[page] = pg
 		}
+		pg.mixed = pg.mixed || pg.delta != delta
 		if n := len(pg.libs); n == 0 || pg.libs[n-1] != lib {
 			pg.libs = append(pg.libs, lib)
 		}
@@ -634,20 +641,73 @@ func (a arenaPages) put(addr, size uint64, data []byte, lib string) {
 	}
 }
 
-// mappings are the pages as mappings, one per run of adjacent pages.
-func (a arenaPages) mappings() []Mapping {
+// arenaMappings are the arena pages as mappings. Loading shared, a page
+// the description's arena runs hold (desc.Config.Arena: the image's pages
+// at the map's addresses, in the private blob) is mapped from the blob
+// copy-on-write, with the words this instance changes (relocations moved
+// by ASLR) as patches, so the instances of one unikernel share the arena
+// pages they never write; any other page is copied.
+func (p *Prepared) arenaMappings(a arenaPages, opt Options) []Mapping {
+	if opt.Load != monitor.LoadShared || len(p.cfg.Arena) == 0 || p.cfg.Private == nil {
+		return a.mappings(nil)
+	}
+	blobOff := func(page uint64) (uint64, bool) {
+		for _, r := range p.cfg.Arena {
+			if page >= r.Addr && page-r.Addr < r.Size && r.BlobOff+(page-r.Addr)+abi.PageSize <= uint64(len(p.private)) {
+				return r.BlobOff + (page - r.Addr), true
+			}
+		}
+		return 0, false
+	}
+	file := func(page uint64, pg *arenaPage) (uint64, bool) {
+		if pg.mixed {
+			return 0, false
+		}
+		return blobOff(page - pg.delta)
+	}
+	ms := a.mappings(file)
+	for i := range ms {
+		m := &ms[i]
+		if !m.COW {
+			continue
+		}
+		m.File, m.Digest = p.u.BlobPath(p.cfg.Private.Digest), p.cfg.Private.Digest
+		blob := p.private[m.Offset : m.Offset+m.Size]
+		for off := uint64(0); off < m.Size; off += 8 {
+			if v := binary.LittleEndian.Uint64(m.Data[off:]); v != binary.LittleEndian.Uint64(blob[off:]) {
+				m.Patches = append(m.Patches, Patch{off, v})
+			}
+		}
+	}
+	return ms
+}
+
+// mappings are the pages as mappings, one per run of adjacent pages (and,
+// where file gives pages a blob offset, of pages at adjacent offsets:
+// those runs are marked COW at their Offset, the blob to be named by the
+// caller).
+func (a arenaPages) mappings(file func(page uint64, pg *arenaPage) (uint64, bool)) []Mapping {
 	pages := make([]uint64, 0, len(a))
 	for p := range a {
 		pages = append(pages, p)
 	}
 	sort.Slice(pages, func(i, j int) bool { return pages[i] < pages[j] })
+	offs := make([]uint64, len(pages))
+	inFile := make([]bool, len(pages))
+	if file != nil {
+		for i, pg := range pages {
+			offs[i], inFile[i] = file(pg, a[pg])
+		}
+	}
 	var out []Mapping
 	for i := 0; i < len(pages); {
 		j := i + 1
-		for j < len(pages) && pages[j] == pages[j-1]+abi.PageSize {
+		for j < len(pages) && pages[j] == pages[j-1]+abi.PageSize && inFile[j] == inFile[i] &&
+			(!inFile[i] || offs[j] == offs[j-1]+abi.PageSize) {
 			j++
 		}
-		m := Mapping{Addr: pages[i], Size: uint64(j-i) * abi.PageSize, Prot: ProtRead | ProtWrite, Part: PartPrivate}
+		m := Mapping{Addr: pages[i], Size: uint64(j-i) * abi.PageSize, Prot: ProtRead | ProtWrite, Part: PartPrivate,
+			COW: inFile[i], Offset: offs[i]}
 		var libs []string
 		seen := map[string]bool{}
 		for _, p := range pages[i:j] {

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
@@ -451,5 +452,103 @@ func TestPerLibraryASLRMovesEachLibraryOnItsOwnAndKeepsSlotsAndPrivatePartsRight
 	}
 	if len(offsets) < 35 {
 		t.Errorf("b's offset from a took %d values in 40 layouts: not independent", len(offsets))
+	}
+}
+
+// arenaUnikernel is denseUnikernel with its data-arena page also in the
+// private blob, as whole page at a page offset (desc.Config.Arena), the
+// way `pool add` stores it.
+func arenaUnikernel(t *testing.T) monitor.Unikernel {
+	t.Helper()
+	u := denseUnikernel(t)
+	page := make([]byte, abi.PageSize)
+	copy(page, "AAAAAAAA")
+	copy(page[32:], "BBBBBBBB")
+	binary.LittleEndian.PutUint64(page[40:], abi.DataArenaBase) // b's slot at the map's addresses
+	blob := append(make([]byte, abi.PageSize), page...)
+	copy(blob, "AAAAAAAABBBBBBBB")
+	binary.LittleEndian.PutUint64(blob[16:], abi.DataArenaBase)
+	path := u.BlobPath("sha256:p")
+	if err := os.WriteFile(path, blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u.Config.Private.Size = int64(len(blob))
+	u.Config.Arena = []desc.ArenaRun{{Addr: abi.DataArenaBase, Size: abi.PageSize, BlobOff: abi.PageSize}}
+	if err := u.Config.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestArenaPagesAreMappedCopyOnWriteFromThePrivateBlobWithOnlyMovedWordsPatched(t *testing.T) {
+	arena := func(lay *Layout) []Mapping {
+		var ms []Mapping
+		for _, m := range lay.Mappings {
+			if m.Part == PartPrivate && m.Addr >= abi.MapBase {
+				ms = append(ms, m)
+			}
+		}
+		return ms
+	}
+	u := arenaUnikernel(t)
+	lay, err := Plan(u, Options{Load: monitor.LoadShared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := arena(lay)
+	if len(ms) != 1 || ms[0].File != u.BlobPath("sha256:p") || !ms[0].COW || ms[0].Offset != abi.PageSize || ms[0].Addr != abi.DataArenaBase || len(ms[0].Patches) != 0 {
+		t.Fatalf("arena mappings %+v, want the page mapped copy-on-write from the private blob at its page, nothing patched", ms)
+	}
+	if got := string(ms[0].Data[32:40]); got != "BBBBBBBB" {
+		t.Errorf("the mapping's Data (for monitors that copy) holds %q at b's part", got)
+	}
+
+	// Under ASLR the image slides: the same blob page, b's slot patched
+	// to a's moved data and nothing else.
+	lay, err = Plan(u, Options{Load: monitor.LoadShared, ASLR: true, Rand: rand.New(rand.NewPCG(7, 2))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms = arena(lay)
+	want := lay.Bases["a"] + abi.DataArenaBase - abi.MapBase
+	if len(ms) != 1 || !ms[0].COW || ms[0].Offset != abi.PageSize || ms[0].Addr != want {
+		t.Fatalf("under ASLR: arena mappings %+v, want the blob page copy-on-write at %#x", ms, want)
+	}
+	if p := ms[0].Patches; len(p) != 1 || p[0].Off != 40 || p[0].Value != want {
+		t.Errorf("under ASLR: patches %+v, want b's slot (offset 40) = %#x only", p, want)
+	}
+
+	// Per-library ASLR moves the parts apart: a page mapped from the
+	// blob is patched into what the instance must hold (Data).
+	blob, err := os.ReadFile(u.BlobPath("sha256:p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= 10; seed++ {
+		lay, err = Plan(u, Options{Load: monitor.LoadShared, ASLR: true, ASLRPerLibrary: true, Rand: rand.New(rand.NewPCG(seed, 3))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range arena(lay) {
+			if !m.COW {
+				continue
+			}
+			got := append([]byte(nil), blob[m.Offset:m.Offset+m.Size]...)
+			for _, pt := range m.Patches {
+				binary.LittleEndian.PutUint64(got[pt.Off:], pt.Value)
+			}
+			if !bytes.Equal(got, m.Data) {
+				t.Errorf("per-library ASLR, seed %d: %s's page from the blob with its patches differs from what it must hold", seed, m.Library)
+			}
+		}
+	}
+
+	// Loading naive copies, as before.
+	lay, err = Plan(u, Options{Load: monitor.LoadNaive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms = arena(lay); len(ms) != 1 || ms[0].File != "" || ms[0].COW {
+		t.Errorf("naive: arena mappings %+v, want a copied page", ms)
 	}
 }

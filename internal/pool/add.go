@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
 )
 
@@ -282,10 +284,73 @@ func privateBlob(im *image, c *desc.Config) ([]byte, error) {
 			lib.Private.BlobOff = put(data)
 		}
 	}
+	// The data-arena pages as they start, whole pages after the pieces:
+	// a loader maps them copy-on-write (desc.Config.Arena).
+	c.Arena = nil
+	pages, err := arenaImage(im, c)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(pages); {
+		j := i + 1
+		for j < len(pages) && pages[j].addr == pages[j-1].addr+abi.PageSize {
+			j++
+		}
+		buf = append(buf, make([]byte, alignUp(uint64(len(buf)), abi.PageSize)-uint64(len(buf)))...)
+		run := desc.ArenaRun{Addr: pages[i].addr, Size: uint64(j-i) * abi.PageSize, BlobOff: uint64(len(buf))}
+		for _, pg := range pages[i:j] {
+			buf = append(buf, pg.data...)
+		}
+		c.Arena = append(c.Arena, run)
+		i = j
+	}
 	if buf == nil {
 		buf = []byte{}
 	}
 	return buf, nil
+}
+
+type arenaPage struct {
+	addr uint64
+	data []byte
+}
+
+// arenaImage is the image's data-arena pages at the map's addresses, in
+// address order: every dense private part's initialised bytes, zeros for
+// the rest (its bss, the bytes no part of this image uses).
+func arenaImage(im *image, c *desc.Config) ([]arenaPage, error) {
+	byAddr := map[uint64][]byte{}
+	for i := range c.Libraries {
+		lib := &c.Libraries[i]
+		r := lib.Region
+		if !r.Dense() || lib.Private.MemSize == 0 {
+			continue
+		}
+		data, err := im.read(r.PrivateAddr(), lib.Private.FileSize, true)
+		if err != nil {
+			return nil, fmt.Errorf("library %q: private data: %w", lib.Name, err)
+		}
+		at, size := r.PrivateAddr(), lib.Private.MemSize
+		for off := uint64(0); off < size; {
+			page := (at + off) &^ (abi.PageSize - 1)
+			pg := byAddr[page]
+			if pg == nil {
+				pg = make([]byte, abi.PageSize)
+				byAddr[page] = pg
+			}
+			n := min(page+abi.PageSize-(at+off), size-off)
+			if off < uint64(len(data)) {
+				copy(pg[at+off-page:], data[off:min(off+n, uint64(len(data)))])
+			}
+			off += n
+		}
+	}
+	out := make([]arenaPage, 0, len(byAddr))
+	for a, d := range byAddr {
+		out = append(out, arenaPage{a, d})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].addr < out[j].addr })
+	return out, nil
 }
 
 // storeBlob writes a blob unless the pool already holds it intact. A blob

@@ -235,6 +235,12 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 			return err
 		}
 	}
+	for _, a := range c.Arena {
+		// Mapped from the blob: whole pages inside it.
+		if a.BlobOff&pageMask != 0 || a.BlobOff+a.Size < a.BlobOff || a.BlobOff+a.Size > uint64(priv.Size) {
+			return fmt.Errorf("arena pages (%#x bytes at %#x) at %#x outside the private blob (%#x bytes) or not page-aligned", a.Size, a.Addr, a.BlobOff, priv.Size)
+		}
+	}
 	if c.Snapshot != nil {
 		for _, pg := range c.Snapshot.Pages {
 			k := key{desc.MediaTypeSnapshotPage, digest.Digest(pg.Digest)}

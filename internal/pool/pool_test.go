@@ -111,6 +111,35 @@ func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
 			t.Errorf("library %s: private data in the private blob differs from the image", l.Name)
 		}
 	}
+	// Dense private parts are also in the data-arena pages, whole pages
+	// of the private blob that a loader maps copy-on-write.
+	dense := 0
+	for _, l := range c.Libraries {
+		r := l.Region
+		if !r.Dense() || l.Private.FileSize == 0 {
+			continue
+		}
+		dense++
+		found := false
+		for _, a := range c.Arena {
+			if a.BlobOff%0x1000 != 0 || a.BlobOff+a.Size > uint64(len(priv)) {
+				t.Fatalf("arena run %+v: not page-aligned inside the private blob (%#x bytes)", a, len(priv))
+			}
+			if at := r.PrivateAddr(); at >= a.Addr && at+l.Private.FileSize <= a.Addr+a.Size {
+				found = true
+				off := a.BlobOff + at - a.Addr
+				if got, want := priv[off:off+l.Private.FileSize], imageBytes(t, f.world, at, l.Private.FileSize); !bytes.Equal(got, want) {
+					t.Errorf("library %s: its data in the arena pages of the private blob differs from the image", l.Name)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("library %s: dense private part at %#x in no arena run %+v", l.Name, r.PrivateAddr(), c.Arena)
+		}
+	}
+	if dense == 0 && len(c.Arena) != 0 {
+		t.Errorf("arena runs %+v for an image without dense private data", c.Arena)
+	}
 	// The tramp table of libA is non-zero in the test source: make sure the
 	// comparison above compared something.
 	if a := c.Libraries[1]; a.Tramp.Size == 0 || bytes.Equal(priv[a.Tramp.BlobOff:a.Tramp.BlobOff+a.Tramp.Size], make([]byte, a.Tramp.Size)) {

@@ -82,6 +82,18 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 			files[u.Image] = f
 		}
 		if opt.Load == monitor.LoadShared && u.Config != nil {
+			open := func(d, what string) error {
+				path := u.BlobPath(d)
+				if files[path] != nil {
+					return nil
+				}
+				f, err := u.OpenBlob(d)
+				if err != nil {
+					return fmt.Errorf("process monitor: unikernel %q: %s: %w", u.Name, what, err)
+				}
+				files[path] = f
+				return nil
+			}
 			for _, l := range u.Config.Libraries {
 				var digests []string
 				if l.Shared.Size > 0 {
@@ -91,15 +103,15 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 					digests = append(digests, l.Init.Digest)
 				}
 				for _, d := range digests {
-					path := u.BlobPath(d)
-					if files[path] != nil {
-						continue
+					if err := open(d, fmt.Sprintf("library %q", l.Name)); err != nil {
+						return nil, err
 					}
-					f, err := u.OpenBlob(d)
-					if err != nil {
-						return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
-					}
-					files[path] = f
+				}
+			}
+			if c := u.Config; len(c.Arena) > 0 && c.Private != nil && !opt.Snapshot {
+				// The data-arena pages are mapped from it (desc.Config.Arena).
+				if err := open(c.Private.Digest, "private blob"); err != nil {
+					return nil, err
 				}
 			}
 		}

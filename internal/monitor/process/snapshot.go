@@ -74,6 +74,14 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 			files[u.BlobPath(d)] = f
 		}
 	}
+	if c := u.Config; len(c.Arena) > 0 && c.Private != nil && files[u.BlobPath(c.Private.Digest)] == nil {
+		// The data-arena pages are mapped from it (desc.Config.Arena).
+		f, err := os.Open(u.BlobPath(c.Private.Digest))
+		if err != nil {
+			return nil, fmt.Errorf("process monitor: unikernel %q: private blob: %w", u.Name, err)
+		}
+		files[u.BlobPath(c.Private.Digest)] = f
+	}
 	capt := &Capture{MemSize: mem, BootArea: loader.SnapshotBootArea}
 	lo := loader.Options{
 		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.BootArea,
