@@ -111,6 +111,9 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 		if !p.region.Dense() {
 			w("  l%d_rw PT_LOAD FLAGS(6);\n", i)
 		}
+		if p.app && globalsApart(p, tables) {
+			w("  l%d_img PT_LOAD FLAGS(6);\n", i)
+		}
 		if p.app {
 			w("  tls PT_TLS;\n")
 		}
@@ -202,8 +205,11 @@ func privatePart(w func(string, ...any), i int, p *placed, collections []string,
 		w(" %s", p.inputs(classData))
 	}
 	w(" } :l%d_rw\n", i)
+	apart := globalsApart(p, tables)
+	if p.app && !apart {
+		appGlobals(w, fmt.Sprintf("%d_rw", i), collections, tables)
+	}
 	if p.app {
-		appGlobals(w, i, collections, tables)
 		w("  PROVIDE(_edata = .); PROVIDE(edata = .);\n")
 	}
 	w("  .bss.%s : {", p.name)
@@ -213,7 +219,16 @@ func privatePart(w func(string, ...any), i int, p *placed, collections []string,
 	if p.obj != nil {
 		w(" %s", p.inputs(classBss))
 	}
+	if apart {
+		// The image-wide part starts at the next page; the bss covers
+		// the rest of this one, so the private part has no hole.
+		w(" . = ALIGN(%#x);", abi.PageSize)
+	}
 	w(" } :l%d_rw\n", i)
+	if apart {
+		w("  . = ALIGN(%#x);\n", abi.PageSize)
+		appGlobals(w, fmt.Sprintf("%d_img", i), collections, tables)
+	}
 	switch {
 	case p.app && r.Dense():
 		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
@@ -231,22 +246,36 @@ func privatePart(w func(string, ...any), i int, p *placed, collections []string,
 	}
 }
 
-// appGlobals writes the image-wide sections into the app's private part.
-func appGlobals(w func(string, ...any), i int, collections []string, tables string) {
-	w("  .preinit_array : { PROVIDE_HIDDEN(__preinit_array_start = .); KEEP(*(.preinit_array)) PROVIDE_HIDDEN(__preinit_array_end = .); } :l%d_rw\n", i)
-	w("  .init_array : { PROVIDE_HIDDEN(__init_array_start = .); %s PROVIDE_HIDDEN(__init_array_end = .); } :l%d_rw\n", initArrayInputs, i)
-	w("  .fini_array : { PROVIDE_HIDDEN(__fini_array_start = .); %s PROVIDE_HIDDEN(__fini_array_end = .); } :l%d_rw\n", finiArrayInputs, i)
+// globalsApart tells whether the image-wide sections of app region p
+// go after the app's bss, page-aligned in a segment of their own, instead
+// of between the app's data and bss. They do in an image with platform
+// tables (Unikraft's .uk_inittab, .uk_libinfo, ...) whose app region is
+// not dense: the tables' size differs from image to image, and between
+// data and bss they moved the app's bss, so the app's code (which
+// addresses it PC-relative) differed between images that link the same
+// app object. Apart, the app's data and bss lie at addresses its object
+// alone decides. It costs at most the partly used page after the bss.
+func globalsApart(p *placed, tables string) bool {
+	return p.app && !p.region.Dense() && tables != ""
+}
+
+// appGlobals writes the image-wide sections into the app's private part,
+// segment l<seg> (the TLS template into PT_TLS as well).
+func appGlobals(w func(string, ...any), seg string, collections []string, tables string) {
+	w("  .preinit_array : { PROVIDE_HIDDEN(__preinit_array_start = .); KEEP(*(.preinit_array)) PROVIDE_HIDDEN(__preinit_array_end = .); } :l%v\n", seg)
+	w("  .init_array : { PROVIDE_HIDDEN(__init_array_start = .); %s PROVIDE_HIDDEN(__init_array_end = .); } :l%v\n", initArrayInputs, seg)
+	w("  .fini_array : { PROVIDE_HIDDEN(__fini_array_start = .); %s PROVIDE_HIDDEN(__fini_array_end = .); } :l%v\n", finiArrayInputs, seg)
 	for _, c := range collections {
-		w("  %s : { KEEP(*(%s)) } :l%d_rw\n", c, c, i)
+		w("  %s : { KEEP(*(%s)) } :l%v\n", c, c, seg)
 	}
-	w("  .got : { %s } :l%d_rw\n", "*(.got) *(.igot)", i)
-	w("  .got.plt : { %s } :l%d_rw\n", "*(.got.plt) *(.igot.plt)", i)
+	w("  .got : { %s } :l%v\n", "*(.got) *(.igot)", seg)
+	w("  .got.plt : { %s } :l%v\n", "*(.got.plt) *(.igot.plt)", seg)
 	if tables != "" {
 		// Sections without a segment of their own follow the one before:
 		// the private part (never PT_TLS, which comes next).
 		w("%s", tables)
-		w("  %s : { BYTE(0) } :l%d_rw\n", tablesAnchor, i)
+		w("  %s : { BYTE(0) } :l%v\n", tablesAnchor, seg)
 	}
-	w("  .tdata : { *(.tdata .tdata.* .gnu.linkonce.td.*) } :l%d_rw :tls\n", i)
-	w("  .tbss : { *(.tbss .tbss.* .gnu.linkonce.tb.*) *(.tcommon) } :l%d_rw :tls\n", i)
+	w("  .tdata : { *(.tdata .tdata.* .gnu.linkonce.td.*) } :l%v :tls\n", seg)
+	w("  .tbss : { *(.tbss .tbss.* .gnu.linkonce.tb.*) *(.tcommon) } :l%v :tls\n", seg)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,12 +31,20 @@ type libPages struct {
 // against mapPath) and returns, per library, its sections and pages.
 func linkConfig(t *testing.T, b *unikraft.ConfigBuild, app, layout, mapPath, out string) (map[string]libPages, map[string][32]byte) {
 	t.Helper()
+	libs, sums, _ := linkWithApp(t, b, app, b.Apps[app].Object, layout, mapPath, out)
+	return libs, sums
+}
+
+// linkWithApp links the configuration's libraries with appObj as the app
+// named app, like linkConfig, and also returns the link's result.
+func linkWithApp(t *testing.T, b *unikraft.ConfigBuild, app, appObj, layout, mapPath, out string) (map[string]libPages, map[string][32]byte, *link.Result) {
+	t.Helper()
 	var objs []link.Object
 	sums := map[string][32]byte{}
 	for _, p := range b.Libraries {
 		objs = append(objs, link.Object{Path: p, Origin: "unikraft"})
 	}
-	objs = append(objs, link.Object{Path: b.Apps[app].Object, Name: app, App: true, Origin: link.OriginApp})
+	objs = append(objs, link.Object{Path: appObj, Name: app, App: true, Origin: link.OriginApp})
 	for i := range objs {
 		data, err := os.ReadFile(objs[i].Path)
 		if err != nil {
@@ -85,7 +94,7 @@ func linkConfig(t *testing.T, b *unikraft.ConfigBuild, app, layout, mapPath, out
 	for _, lp := range libs {
 		sort.Strings(lp.sections)
 	}
-	return libs, sums
+	return libs, sums, res
 }
 
 // TestInsertingUkrandomIntoAUnikraftConfigurationMovesNoOtherLibrarysPages
@@ -179,6 +188,84 @@ func TestInsertingUkrandomIntoAUnikraftConfigurationMovesNoOtherLibrarysPages(t 
 			}
 		}
 	}
+}
+
+// TestAnAppsCodePagesDoNotMoveWithTheImageWideTables: an app whose code
+// refers to its own .bss and .data, linked aligned (one map) with two
+// Unikraft configurations whose image-wide tables (Unikraft's inittab,
+// libinfo, ... in the app region's private part) differ in size. The app
+// object is the same in both, so its data and bss keep their addresses and
+// every shared page of its code is byte-identical: the image-wide sections
+// lie after the app's own private data, not between its data and bss.
+func TestAnAppsCodePagesDoNotMoveWithTheImageWideTables(t *testing.T) {
+	without := unikraft.FleetBuild(t, nil, "appalloc", "apphello") // the ukrandom test's configurations
+	with := unikraft.FleetBuild(t, map[string]string{"CONFIG_LIBUKRANDOM": "y"}, "apphello")
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skipf("needs gcc: %v", err)
+	}
+	dir := t.TempDir()
+	appObj := filepath.Join(dir, "appbss.o")
+	// Unikraft's x86_64 code generation (Makefile.uk, arch/x86/x86_64/Makefile.uk).
+	cc := exec.Command("gcc", "-c", "-O2", "-m64", "-mno-red-zone", "-fno-asynchronous-unwind-tables", "-fno-PIC",
+		"-fno-stack-protector", "-ffreestanding", "-fno-builtin", "-nostdinc", "-fno-common", "-o", appObj, "testdata/appbss.c")
+	if out, err := cc.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cc, err, out)
+	}
+	mapPath := filepath.Join(dir, "map.json")
+	a, _, ra := linkWithApp(t, without, "appbss", appObj, link.LayoutAligned, mapPath, filepath.Join(dir, "without.elf"))
+	b, _, rb := linkWithApp(t, with, "appbss", appObj, link.LayoutAligned, mapPath, filepath.Join(dir, "with.elf"))
+
+	// The claim has teeth only if the image-wide part differs in size.
+	wa, wb := imageWideBytes(t, filepath.Join(dir, "without.elf")), imageWideBytes(t, filepath.Join(dir, "with.elf"))
+	if wa == wb {
+		t.Fatalf("the image-wide sections are %#x bytes in both images: the test proves nothing", wa)
+	}
+	t.Logf("image-wide sections: %#x bytes without ukrandom, %#x with", wa, wb)
+	for _, sec := range []string{".bss", ".data"} {
+		x, y := inputAddr(ra, "appbss", sec), inputAddr(rb, "appbss", sec)
+		if x == 0 || x != y {
+			t.Errorf("the app's %s: at %#x without ukrandom, at %#x with", sec, x, y)
+		}
+	}
+	pa, pb := a["appbss"], b["appbss"]
+	if len(pa.pages) == 0 {
+		t.Fatalf("no shared page of the app was found: %v", pa.sections)
+	}
+	diff := 0
+	for p, h := range pa.pages {
+		if pb.pages[p] != h {
+			diff++
+			t.Errorf("the app's shared page %#x differs between the two images", p)
+		}
+	}
+	t.Logf("app: %d shared pages, %d differ; sections %v", len(pa.pages), diff, pa.sections)
+}
+
+// inputAddr is where the link put lib's input section name (0: nowhere).
+func inputAddr(res *link.Result, lib, name string) uint64 {
+	for _, s := range res.Inputs {
+		if s.Library == lib && s.Name == name && s.Size > 0 {
+			return s.Addr
+		}
+	}
+	return 0
+}
+
+// imageWideBytes is the size of an image's Unikraft tables and TLS.
+func imageWideBytes(t *testing.T, path string) uint64 {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n uint64
+	for _, s := range f.Sections {
+		if imageWide(s.Name) {
+			n += s.Size
+		}
+	}
+	return n
 }
 
 // imageWide tells the output sections that gather every library's entries
