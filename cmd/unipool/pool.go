@@ -470,6 +470,13 @@ func poolPrintDescription(out io.Writer, d *pool.Description) error {
 		fmt.Fprintf(w, "tls:\t%s+%#x, %#x file, %#x memory, align %d\n", c.Libraries[c.TLS.Image.Lib].Name, c.TLS.Image.Off, c.TLS.FileSize, c.TLS.MemSize, c.TLS.Align)
 	}
 	fmt.Fprintf(w, "private blob:\t%s (%s)\n", c.Private.Digest, poolBytes(c.Private.Size))
+	if len(c.Arena) > 0 {
+		var n uint64
+		for _, a := range c.Arena {
+			n += a.Size
+		}
+		fmt.Fprintf(w, "data arena:\t%d pages in %d runs, in the private blob, mapped copy-on-write\n", n/4096, len(c.Arena))
+	}
 	if err := w.Flush(); err != nil {
 		return err
 	}

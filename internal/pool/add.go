@@ -158,7 +158,7 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 		}
 	}
 
-	priv, err := privateBlob(im, c)
+	priv, err := privateBlob(im, c, opt.InitBlobs)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func initBlob(im *image, lib *desc.Library) ([]byte, error) {
 // relocations), so nothing maps them from this file, and page alignment
 // made the private blobs of a 1000-unikernel corpus 60 MiB for 1.5 MiB of
 // content, more than half of the whole pool.
-func privateBlob(im *image, c *desc.Config) ([]byte, error) {
+func privateBlob(im *image, c *desc.Config, arena bool) ([]byte, error) {
 	var buf []byte
 	put := func(data []byte) uint64 {
 		off := uint64(len(buf))
@@ -285,11 +285,15 @@ func privateBlob(im *image, c *desc.Config) ([]byte, error) {
 		}
 	}
 	// The data-arena pages as they start, whole pages after the pieces:
-	// a loader maps them copy-on-write (desc.Config.Arena).
+	// a loader maps them copy-on-write (desc.Config.Arena). Not with
+	// Options.InitBlobs off: then nothing of the private part is mapped.
 	c.Arena = nil
-	pages, err := arenaImage(im, c)
-	if err != nil {
-		return nil, err
+	var pages []arenaPage
+	if arena {
+		var err error
+		if pages, err = arenaImage(im, c); err != nil {
+			return nil, err
+		}
 	}
 	for i := 0; i < len(pages); {
 		j := i + 1

@@ -176,7 +176,7 @@ func FuzzReadImage(f *testing.F) {
 				return
 			}
 		}
-		privateBlob(im, im.config)
+		privateBlob(im, im.config, true)
 	})
 }
 
