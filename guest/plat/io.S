@@ -23,6 +23,16 @@ ukplat_outl:
 	ret
 	.size	ukplat_outl, .-ukplat_outl
 
+	.section .text.ukplat_discard_pages,"ax",@progbits
+	.globl	ukplat_discard_pages	/* void ukplat_discard_pages(uint64_t start, uint64_t len) */
+	.type	ukplat_discard_pages,@function
+ukplat_discard_pages:			/* the range stays in %rdi/%rsi for the monitor */
+	movl	$0x503, %edx
+	xorl	%eax, %eax
+	outl	%eax, %dx
+	ret
+	.size	ukplat_discard_pages, .-ukplat_discard_pages
+
 	.section .text.ukplat_hlt,"ax",@progbits
 	.globl	ukplat_hlt		/* void ukplat_hlt(void) */
 	.type	ukplat_hlt,@function

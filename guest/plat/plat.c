@@ -9,6 +9,7 @@
 void ukplat_outb(uint16_t port, uint8_t v);
 void ukplat_outl(uint16_t port, uint32_t v);
 void ukplat_hlt(void);
+void ukplat_discard_pages(uint64_t start, uint64_t len);
 void ukplat_wrmsr(uint32_t msr, uint64_t v);
 /* start.S: the static TLS reserve, immediately followed by the TCB. */
 extern unsigned char ukplat_tls_reserve[UKPLAT_TLS_RESERVE];
@@ -76,6 +77,17 @@ NOSSP void ukplat_ready(void)
 int ukplat_is_ready(void)
 {
 	return ready;
+}
+
+void ukplat_discard(void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr, end = a + len;
+	if (end < a)
+		end = UINTPTR_MAX;
+	uintptr_t lo = (a + 0xfff) & ~(uintptr_t)0xfff, hi = end & ~(uintptr_t)0xfff;
+	if (lo < a || hi <= lo)
+		return;
+	ukplat_discard_pages(lo, hi - lo);
 }
 
 void ukplat_idle(void)

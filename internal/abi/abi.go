@@ -22,6 +22,13 @@ const (
 	// instance started from that snapshot resumes right after the write,
 	// with its own boot info.
 	PortReady = 0x502
+	// PortDiscard is free-page reporting (guest/plat ukplat_discard): the
+	// guest no longer needs the whole pages of [%rdi, %rdi+%rsi). A monitor
+	// gives back those of them that lie in the instance's heap or stack
+	// (loader.Layout.Discardable), after which each reads as zero or as
+	// the snapshot the instance started from had it; the guest treats
+	// their bytes as undefined. A monitor may ignore the write.
+	PortDiscard = 0x503
 )
 
 // Guest virtual address layout. Monitors and the linker agree on these.

@@ -106,3 +106,48 @@ func (lay *Layout) PrivateRanges() []Mapping {
 	}
 	return out
 }
+
+// Discardable is the part of [addr, addr+size) a guest may give back to
+// the host (abi.PortDiscard, free-page reporting): its whole pages that lie
+// in the instance's heap or stack, as [start, end) ranges in address order,
+// adjacent ones merged. Both monitors ask it before they drop a page, so a
+// guest can never make one drop anything else (the boot info, a library's
+// data, a shared blob, a monitor's own page).
+func (lay *Layout) Discardable(addr, size uint64) [][2]uint64 {
+	end := addr + size
+	if end < addr {
+		end = ^uint64(0)
+	}
+	lo, hi := pageUp(addr), end&^(abi.PageSize-1)
+	if lo < addr || hi <= lo {
+		return nil
+	}
+	var out [][2]uint64
+	add := func(mAddr uint64, m *Mapping) {
+		if m.Part != PartHeap && m.Part != PartStack {
+			return
+		}
+		if m.File != "" && !m.COW || m.Prot&ProtWrite == 0 {
+			return
+		}
+		a, b := max(lo, mAddr), min(hi, mAddr+m.Size)
+		if a >= b {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1][1] == a {
+			out[n-1][1] = b
+			return
+		}
+		out = append(out, [2]uint64{a, b})
+	}
+	if lay.Mappings == nil && lay.Placed != nil {
+		for _, p := range lay.Placed {
+			add(p.Addr, p.M)
+		}
+		return out
+	}
+	for i := range lay.Mappings {
+		add(lay.Mappings[i].Addr, &lay.Mappings[i])
+	}
+	return out
+}

@@ -108,3 +108,48 @@ func TestSnapshotPageOutsidePrivateMemoryIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Free-page reporting: a guest names any range; what a monitor may drop is
+// only the whole pages of it in the heap and the stack, cold or from a
+// snapshot (whose heap is copy-on-write pages and zero memory side by
+// side), never the boot info, a library's data or a shared blob.
+func TestDiscardableIsTheHeapAndStackPagesOfARangeOnly(t *testing.T) {
+	cold, err := Plan(withSnapshot(t), Options{MemSize: 1 << 20, BootArea: SnapshotBootArea, Cmdline: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap, stack := cold.Areas[PartHeap], cold.Areas[PartStack]
+	heapSize := uint64(1<<20) - abi.DefaultStackSize
+	u := withSnapshot(t, heap+abi.PageSize)
+	restored, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		lay  *Layout
+	}{{"cold", cold}, {"from a snapshot", restored}} {
+		lay := c.lay
+		check := func(what string, addr, size uint64, want [][2]uint64) {
+			t.Helper()
+			got := lay.Discardable(addr, size)
+			if len(got) != len(want) {
+				t.Fatalf("%s: %s: got %x, want %x", c.name, what, got, want)
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%s: %s: got %x, want %x", c.name, what, got, want)
+				}
+			}
+		}
+		check("the heap's pages, partial ones kept", heap+8, 3*abi.PageSize, [][2]uint64{{heap + abi.PageSize, heap + 3*abi.PageSize}})
+		check("the whole heap and beyond", heap-abi.PageSize, heapSize+2*abi.PageSize, [][2]uint64{{heap, heap + heapSize}})
+		check("the stack", stack, abi.DefaultStackSize, [][2]uint64{{stack, stack + abi.DefaultStackSize}})
+		check("boot info", lay.BootInfo, abi.PageSize, nil)
+		check("a library's data and code", abi.MapBase, 64*abi.PageSize, nil)
+		check("the app region", abi.AppRegionBase, 16*abi.PageSize, nil)
+		check("less than a page", heap+1, abi.PageSize, nil)
+		check("a wrapping range", heap+abi.PageSize, ^uint64(0), [][2]uint64{{heap + abi.PageSize, heap + heapSize}})
+		check("everything", 0, ^uint64(0), [][2]uint64{{stack, stack + abi.DefaultStackSize}, {heap, heap + heapSize}})
+	}
+}

@@ -344,6 +344,17 @@ size_t uk_alloc_free_bytes(void)
 	return B.free_bytes + (B.end - B.top);
 }
 
+void uk_alloc_walk_free(void (*fn)(void *addr, size_t len, void *arg), void *arg)
+{
+	for (int k = BUDDY_MIN_ORDER; k <= MAX_ORDER; k++)
+		for (struct free_block *b = B.free[k]; b; b = b->next)
+			if (((size_t)1 << k) > sizeof *b)
+				fn(b + 1, ((size_t)1 << k) - sizeof *b, arg);
+	/* Freed at the end of the heap: written, now above the top. */
+	if (B.clean > B.top)
+		fn((void *)B.top, B.clean - B.top, arg);
+}
+
 int uk_alloc_check(void)
 {
 	size_t free_seen = 0, nfree[MAX_ORDER + 1] = {0};

@@ -402,6 +402,18 @@ size_t uk_alloc_free_bytes(void)
 	return T.free_bytes + (above > HDR ? above - HDR : 0);
 }
 
+void uk_alloc_walk_free(void (*fn)(void *addr, size_t len, void *arg), void *arg)
+{
+	for (int fl = 0; fl < FL_COUNT; fl++)
+		for (int sl = 0; sl < SL_COUNT; sl++)
+			for (struct block *b = T.heads[fl][sl]; b; b = b->next_free)
+				if (bsize(b) > MIN_PAYLOAD)
+					fn((char *)payload(b) + MIN_PAYLOAD, bsize(b) - MIN_PAYLOAD, arg);
+	/* Freed at the end of the pool: written, now above the top. */
+	if (T.clean > T.top)
+		fn((void *)T.top, T.clean - T.top, arg);
+}
+
 int uk_alloc_check(void)
 {
 	if (!T.first)

@@ -106,10 +106,33 @@ int atexit(void (*fn)(void))
 	return 0;
 }
 
+static void give_back(void *addr, size_t len, void *arg)
+{
+	(void)arg;
+	ukplat_discard(addr, len);
+}
+
+/* The request is done: what the heap has free and the stack below this
+ * frame are garbage, and a monitor may give their pages back to the host
+ * (free-page reporting) while the instance stays resident. All but the
+ * page below this frame, which the rest of the exit path uses. */
+static void report_free_pages(void)
+{
+	uk_alloc_walk_free(give_back, NULL);
+	const struct uk_bootinfo *bi = ukplat_bootinfo();
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	if (bi && sp > bi->stack_start && sp <= bi->stack_start + bi->stack_size) {
+		uintptr_t below = (sp & ~(uintptr_t)0xfff) - 0x1000;
+		if (below > bi->stack_start)
+			ukplat_discard((void *)(uintptr_t)bi->stack_start, below - bi->stack_start);
+	}
+}
+
 void exit(int code)
 {
 	run_destructors();
 	fflush(NULL);
+	report_free_pages();
 	ukplat_exit(code);
 }
 

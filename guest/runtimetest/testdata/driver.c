@@ -91,6 +91,7 @@ void *g_uk_alloc_memalign(size_t, size_t);
 size_t g_uk_alloc_usable_size(void *);
 int g_uk_alloc_check(void);
 size_t g_uk_alloc_free_bytes(void);
+void g_uk_alloc_walk_free(void (*)(void *, size_t, void *), void *);
 uint64_t g_uk_random_u64(void);
 uint64_t g_uk_random_below(uint64_t);
 void g_uk_random_seed(uint64_t);
@@ -169,6 +170,16 @@ void g_ukplat_outl(uint16_t port, uint32_t v)
 		exit_code = (int)v;
 		longjmp(exit_jmp, 1);
 	}
+}
+
+/* Free-page reporting (ukplat_discard): whole pages, counted. */
+static int discards;
+
+void g_ukplat_discard_pages(uint64_t start, uint64_t len)
+{
+	if ((start | len) & 0xfff || !len)
+		fail("discard of %#" PRIx64 "+%#" PRIx64 ": not whole pages", start, len);
+	discards++;
 }
 
 void g_ukplat_hlt(void)
@@ -964,6 +975,21 @@ static void check_layout(struct alloc *live, size_t n, unsigned char *heap, size
 	}
 }
 
+static unsigned char *walk_lo, *walk_hi;
+static int walk_bad;
+
+/* What a monitor may leave in a page the guest gave back: anything. */
+static void scribble(void *addr, size_t len, void *arg)
+{
+	(void)arg;
+	unsigned char *p = addr;
+	if (p < walk_lo || p > walk_hi || len > (size_t)(walk_hi - p)) {
+		walk_bad++;
+		return;
+	}
+	memset(p, 0xdb, len);
+}
+
 /* zeroed: the heap is fresh memory and the allocator is told so
  * (uk_alloc_init_zeroed, as ukboot does); else it is dirty and it is not. */
 static void cmd_alloc(int n, size_t heaplen, int zeroed)
@@ -1045,6 +1071,21 @@ static void cmd_alloc(int n, size_t heaplen, int zeroed)
 				fail("op %d: %p not aligned to %zu", op, (void *)a.p, want);
 			fill(&a);
 			live[nlive++] = a;
+		}
+		if (op % 512 == 511) {
+			/* Free-page reporting: every range the walk reports may
+			 * be given back to the host and read back as anything;
+			 * no live block or allocator structure may be in one. */
+			walk_lo = heap, walk_hi = heap + heaplen, walk_bad = 0;
+			g_uk_alloc_walk_free(scribble, NULL);
+			if (walk_bad)
+				fail("op %d: walk_free reported %d ranges outside the heap", op, walk_bad);
+			for (size_t k = 0; k < nlive; k++)
+				if (!intact(&live[k]))
+					fail("op %d: walk_free reported bytes of the live block %p", op, (void *)live[k].p);
+			int c = g_uk_alloc_check();
+			if (c)
+				fail("op %d: allocator check %d after scribbling its free ranges", op, c);
 		}
 		if (op % 64 == 0 || op == n - 1) {
 			int c = g_uk_alloc_check();

@@ -207,6 +207,13 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			add(&second, what, 0, unix.SYS_MADVISE, m.Addr, m.Size, unix.MADV_MERGEABLE)
 		}
 	}
+	if page := discardPage(lay); page != 0 {
+		// The stub's page again, read-only and shared, next to the
+		// stack: its `syscall` is where the monitor makes the madvise
+		// of the guest's free-page reports (see discard).
+		add(&first, "the discard page", page, unix.SYS_MMAP, page, abi.PageSize, unix.PROT_READ|unix.PROT_EXEC,
+			unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, uint64(len(fds)), 0)
+	}
 	// The blob fds are no longer needed once mapped, and a guest that
 	// could make system calls should find none.
 	for fd := range len(fds) + 1 { // the blobs', then the stub's (see spawn)
@@ -264,9 +271,49 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	return &regs, nil
 }
 
+// discardPage is where an instance's discard page goes: the guard page
+// below its stack, whose 2 MiB of page table the stack has anyway (the
+// stub's own page lies far away: three page-table pages of its own). 0
+// when that page is taken or the layout has no stack: the guest's
+// free-page reports are then ignored.
+func discardPage(lay *loader.Layout) uint64 {
+	st, ok := lay.Areas[loader.PartStack]
+	if !ok || st < 2*abi.PageSize || lay.Find(st-abi.PageSize) != nil {
+		return 0
+	}
+	return st - abi.PageSize
+}
+
+// discard gives back the pages of the guest's free-page report
+// [start, start+size) (abi.PortDiscard) that lay allows, with madvise
+// (MADV_DONTNEED) made in the stopped guest from its discard page. regs
+// are the guest's registers, restored afterwards. It reports how many
+// bytes were given back.
+func discard(pid int, lay *loader.Layout, page uint64, regs *unix.PtraceRegs, start, size uint64) (uint64, error) {
+	if page == 0 {
+		return 0, nil
+	}
+	var n uint64
+	for _, r := range lay.Discardable(start, size) {
+		c := remote{pid: pid, base: *regs}
+		c.regs = c.base
+		c.regs.Rax = unix.SYS_MADVISE
+		c.regs.Rdi, c.regs.Rsi, c.regs.Rdx = r[0], r[1]-r[0], unix.MADV_DONTNEED
+		if err := c.runStub(page+stubCodeOff, page+stubCodeOff+3); err != nil {
+			return n, fmt.Errorf("free-page report %#x-%#x: %w", r[0], r[1], err)
+		}
+		if ret := c.regs.Rax; ret != 0 {
+			return n, fmt.Errorf("free-page report %#x-%#x: madvise: %w", r[0], r[1], unix.Errno(-int64(ret)))
+		}
+		n += r[1] - r[0]
+	}
+	return n, nil
+}
+
 // confine installs the seccomp filter that kills the child on any further
-// system call but one: the munmap of the stub, which it then makes, the
-// child's last (seccomp.go). The filter's arguments go at the top of the
+// system call but the munmap of the stub, which it then makes, the child's
+// last, and the madvise of free-page reports from the discard page
+// (seccomp.go). The filter's arguments go at the top of the
 // guest's stack, whose bytes are put back before the guest runs (zeros on
 // a cold boot; a snapshot's stack page, which the guest writes anyway).
 func confine(r *remote, lay *loader.Layout) error {
@@ -278,7 +325,7 @@ func confine(r *remote, lay *loader.Layout) error {
 	if n, err := readMem(r.pid, scratch, saved); err != nil || n != scratchSize {
 		return fmt.Errorf("scratch area: read %d of %d bytes: %v", n, scratchSize, err)
 	}
-	filter := seccompFilter()
+	filter := seccompFilter(discardPage(lay))
 	fprogAddr, filterAddr := scratch, scratch+16
 	if err := writeMem(r.pid, []memWrite{
 		{fprogAddr, sockFprog(len(filter)/8, filterAddr)},
@@ -296,7 +343,7 @@ func confine(r *remote, lay *loader.Layout) error {
 }
 
 // scratchSize is the room confine needs: the sock_fprog, then the filter.
-const scratchSize = 256
+const scratchSize = 512
 
 // scratchArea picks scratchSize bytes of writable guest memory (the top of
 // the stack, anonymous or a snapshot's copy-on-write page: a page the

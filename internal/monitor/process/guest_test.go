@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -409,3 +410,58 @@ msg: .ascii "ok"`)))[0]
 		t.Fatalf("capabilities: tracer thread CapEff %s CapBnd %s, instance process CapPrm %s; want none", p.capEff, p.capBnd, p.guestCapPrm)
 	}
 }
+
+// Free-page reporting (abi.PortDiscard): the guest's whole heap pages in
+// the range it names come back as fresh zero pages, a partial page at the
+// edge keeps its bytes, and a range outside the heap and stack (its boot
+// info) is left alone; the guest's registers are as before the report.
+func TestFreePageReportGivesBackOnlyWholeHeapPages(t *testing.T) {
+	lay := codeLayout(assemble(t, fmt.Sprintf(`
+	mov $%#[1]x, %%rbx
+	movq $0x1234, (%%rbx)
+	movq $0x1234, 0x1000(%%rbx)
+	movq $0x1234, 0x2ff8(%%rbx)
+	mov $%#[2]x, %%rcx
+	movq $0x55, 0x800(%%rcx)
+	lea 8(%%rbx), %%rdi
+	mov $0x2ff4, %%rsi
+	mov $0x503, %%dx
+	xor %%eax, %%eax
+	out %%eax, %%dx
+	mov $91, %%r15
+	cmp $0x2ff4, %%rsi
+	jne bad
+	mov %%rcx, %%rdi
+	mov $0x1000, %%rsi
+	out %%eax, %%dx
+	mov $92, %%r15
+	cmpq $0x1234, (%%rbx)
+	jne bad
+	mov $93, %%r15
+	cmpq $0, 0x1000(%%rbx)
+	jne bad
+	mov $94, %%r15
+	cmpq $0x1234, 0x2ff8(%%rbx)
+	jne bad
+	mov $95, %%r15
+	cmpq $0x55, 0x800(%%rcx)
+	jne bad
+`, testHeapAddr, abi.PrivateBase)+exitSeven+`
+bad:
+	mov $0x501, %dx
+	mov %r15d, %eax
+	out %eax, %dx
+	hlt
+`))
+	stack := lay.StackTop - testStackSize
+	lay.Mappings = append(lay.Mappings, loader.Mapping{Addr: testHeapAddr, Size: 4 * abi.PageSize,
+		Prot: loader.ProtRead | loader.ProtWrite, Part: loader.PartHeap})
+	lay.Areas = map[string]uint64{loader.PartStack: stack, loader.PartHeap: testHeapAddr}
+	r := runLayouts(t, monitor.Options{}, lay)[0]
+	if r.Error != "" || r.ExitCode != 7 {
+		t.Fatalf("exit %d error %q: want 7 (91..95: the check that failed)", r.ExitCode, r.Error)
+	}
+}
+
+// testHeapAddr is a heap for tests that need one, above codeLayout's stack.
+const testHeapAddr = abi.PrivateBase + 0x10_0000

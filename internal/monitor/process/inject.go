@@ -108,7 +108,7 @@ func (r *remote) resume(died string, until func(unix.WaitStatus) (bool, error)) 
 			return err
 		}
 		if ws.Exited() || ws.Signaled() {
-			return fmt.Errorf("%s (%s)", died, describeStatus(ws))
+			return &diedError{what: died, ws: ws}
 		}
 		ours, err := until(ws)
 		if err != nil {
@@ -123,6 +123,16 @@ func (r *remote) resume(died string, until func(unix.WaitStatus) (bool, error)) 
 	}
 	return getRegs(r.pid, &r.regs)
 }
+
+// diedError is a child's end seen while the monitor waited for a stop of
+// its own making: the wait consumed the status the tracer's loop would
+// otherwise have seen (tracer.poll takes it from here).
+type diedError struct {
+	what string
+	ws   unix.WaitStatus
+}
+
+func (e *diedError) Error() string { return fmt.Sprintf("%s (%s)", e.what, describeStatus(e.ws)) }
 
 // batchCall is one system call of a batch. In the child's table each is
 // 64 bytes: the number, six arguments, and the result the stub stores.

@@ -51,6 +51,8 @@ type instance struct {
 	exited              bool                // the guest wrote an exit code
 	err                 string              // why the instance failed, if it did
 	kgsBase             uint64              // IA32_KERNEL_GS_BASE, kept for rdmsr
+	discardPage         uint64              // where the guest's free-page reports are made (build.go), 0: ignored
+	discarded           uint64              // bytes given back by free-page reports
 	traps               map[uint64]trapInsn // decoded trapping instructions by %rip
 	timer               *time.Timer
 	active              bool // counted in its tracer's active instances
@@ -376,6 +378,13 @@ func (in *instance) emulate(regs *unix.PtraceRegs, insn trapInsn) error {
 			in.takeCapture(regs, insn)
 			in.finish()
 			return nil
+		}
+		if port == abi.PortDiscard && in.capture == nil {
+			n, err := discard(in.pid, in.lay, in.discardPage, regs, regs.Rdi, regs.Rsi)
+			in.discarded += n
+			if err != nil {
+				return err
+			}
 		}
 		if in.portOut(port, uint32(regs.Rax&mask)) {
 			if in.dump != nil {

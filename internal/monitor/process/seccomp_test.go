@@ -19,7 +19,12 @@ import (
 // seccomp_data is written that way (the value the kernel's load sees).
 func guestVerdict(t *testing.T, arch uint32, nr uint32, ip uint64, args ...uint64) uint32 {
 	t.Helper()
-	vm, err := bpf.NewVM(seccompProgram())
+	return verdictOf(t, seccompProgram(0), arch, nr, ip, args...)
+}
+
+func verdictOf(t *testing.T, prog []bpf.Instruction, arch uint32, nr uint32, ip uint64, args ...uint64) uint32 {
+	t.Helper()
+	vm, err := bpf.NewVM(prog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +72,43 @@ func TestGuestFilterKillsEveryCallButTheStubsOwnUnmap(t *testing.T) {
 			t.Errorf("%s: verdict %#x, want %#x", c.what, got, c.want)
 		}
 	}
-	if len(seccompFilter()) != 8*len(seccompProgram()) {
-		t.Errorf("the encoded filter is %d bytes for %d instructions", len(seccompFilter()), len(seccompProgram()))
+	if len(seccompFilter(0)) != 8*len(seccompProgram(0)) {
+		t.Errorf("the encoded filter is %d bytes for %d instructions", len(seccompFilter(0)), len(seccompProgram(0)))
+	}
+}
+
+// With a discard page the filter lets one more call through: madvise with
+// MADV_DONTNEED made from that page's `syscall` (free-page reports); the
+// stub's munmap still passes and everything else is still killed.
+func TestGuestFilterAllowsOnlyDontneedFromTheDiscardPage(t *testing.T) {
+	const kill, allow = unix.SECCOMP_RET_KILL_PROCESS, unix.SECCOMP_RET_ALLOW
+	const page = 0x2001_0000
+	prog := seccompProgram(page)
+	ip := discardIP(page)
+	for _, c := range []struct {
+		what string
+		nr   uint32
+		ip   uint64
+		args []uint64
+		want uint32
+	}{
+		{"madvise(DONTNEED) from the discard page", unix.SYS_MADVISE, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, allow},
+		{"the stub's munmap of itself", unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, allow},
+		{"madvise(DONTNEED) from guest code", unix.SYS_MADVISE, 0x1000_0010, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
+		{"madvise(DONTNEED) from the stub", unix.SYS_MADVISE, stubUnmapIP, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
+		{"madvise(REMOVE) from the discard page", unix.SYS_MADVISE, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_REMOVE}, kill},
+		{"madvise with advice's high half set", unix.SYS_MADVISE, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED | 1<<32}, kill},
+		{"madvise(DONTNEED) from the discard page's IP + 4 GiB", unix.SYS_MADVISE, ip + 1<<32, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
+		{"munmap from the discard page", unix.SYS_MUNMAP, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
+		{"mprotect from the discard page", unix.SYS_MPROTECT, ip, []uint64{0x2004_0000, 0x1000, 7}, kill},
+		{"x32 madvise from the discard page", unix.SYS_MADVISE | 0x40000000, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
+	} {
+		if got := verdictOf(t, prog, auditArchX8664, c.nr, c.ip, c.args...); got != c.want {
+			t.Errorf("%s: verdict %#x, want %#x", c.what, got, c.want)
+		}
+	}
+	if got := verdictOf(t, prog, 0x40000003, unix.SYS_MADVISE, ip, 0x2004_0000, 0x1000, unix.MADV_DONTNEED); got != kill {
+		t.Errorf("i386 call from the discard page: verdict %#x, want kill", got)
 	}
 }
 
@@ -93,8 +133,15 @@ func TestBuiltInstanceHoldsNoStubAndIsConfined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(maps, "unipool-stub") || strings.Contains(maps, fmt.Sprintf("%x-", uint64(stubAddr))) {
+	if strings.Contains(maps, fmt.Sprintf("%x-", uint64(stubAddr))) {
 		t.Errorf("the stub is still mapped:\n%s", maps)
+	}
+	// Its page is mapped once more, read-only, as the discard page: the
+	// guard page below the stack (boot info at 0x2000_0000, one page).
+	for _, line := range strings.Split(maps, "\n") {
+		if strings.Contains(line, "unipool-stub") && !strings.HasPrefix(line, "20001000-20002000 r-xs ") {
+			t.Errorf("the stub's page mapped other than as the discard page below the stack: %s", line)
+		}
 	}
 	for _, m := range got {
 		if m[0] >= 0x11_0000_0000 {

@@ -177,6 +177,7 @@ func (t *tracer) start(in *instance) {
 	// only its shape, shared with the unikernel's other instances
 	// (layouts.go). A monitor that kept every instance's copies would pay
 	// for each instance twice.
+	in.discardPage = discardPage(lay)
 	in.lay = t.layouts.keep(in.uk, lay)
 	in.traps = t.layouts.trapsOf(in.uk, in.lay)
 	if err == nil {
@@ -258,6 +259,19 @@ func (t *tracer) poll(nohang bool) bool {
 			break
 		}
 		if err := in.onStop(ws); err != nil {
+			var died *diedError
+			if errors.As(err, &died) {
+				// It ended while the monitor made a system call in it
+				// (a free-page report): that wait took its status.
+				if !in.killed() {
+					in.fail("monitor: %v", err)
+				}
+				in.finish()
+				delete(t.live, pid)
+				in.reaped(died.ws)
+				t.report(in)
+				break
+			}
 			// A failing ptrace call usually means the process was just
 			// killed (timeout, cancellation); its exit tells why.
 			if !in.killed() {

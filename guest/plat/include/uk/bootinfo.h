@@ -8,6 +8,7 @@
 #define UK_PORT_COM1        0x3f8
 #define UK_PORT_EXIT        0x501
 #define UK_PORT_READY       0x502 /* boot done, request not yet read (snapshot point) */
+#define UK_PORT_DISCARD     0x503 /* %rdi, %rsi: whole pages the guest no longer needs (free-page reporting) */
 #define UK_MONITOR_KVM      1
 #define UK_MONITOR_PROCESS  2
 

@@ -46,6 +46,15 @@ void ukplat_ready(void);
  * (ukrand) refuse to run. */
 int ukplat_is_ready(void);
 
+/* Free-page reporting: the guest no longer needs the whole pages inside
+ * [addr, addr+len) (a part of a page at either end is kept). Writes port
+ * 0x503 with the page range in %rdi/%rsi; a monitor may give the pages back
+ * to the host, and each then reads as zero or as it was in the snapshot the
+ * instance started from, so callers must treat the range as holding
+ * undefined bytes. A monitor may also ignore the write. Only heap and stack
+ * pages are given back. */
+void ukplat_discard(void *addr, size_t len);
+
 /* Waits for the next event (hlt). */
 void ukplat_idle(void);
 

@@ -31,6 +31,13 @@ size_t uk_alloc_usable_size(void *ptr);
 int uk_alloc_check(void);
 /* Bytes currently free (includes fragmentation). */
 size_t uk_alloc_free_bytes(void);
+/* Calls fn on every free range that holds none of the allocator's own
+ * structures (list links, headers) and that may have been written: what
+ * a guest can give back to its host (free-page reporting, ukplat_discard).
+ * Ranges are not page-aligned. The allocator treats them as holding
+ * undefined bytes afterwards (calloc clears them), so fn may replace their
+ * contents. fn must not call the allocator. */
+void uk_alloc_walk_free(void (*fn)(void *addr, size_t len, void *arg), void *arg);
 
 #ifdef __cplusplus
 }
