@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/unipool/unipool/internal/abi"
 )
 
@@ -40,6 +42,9 @@ func (m *machine) out(port uint16, size int, data []byte) *outcome {
 			m.readyAt = time.Now()
 		}
 		return nil
+	case abi.PortDiscard:
+		m.discard()
+		return nil
 	case portFault:
 		return &outcome{exitCode: -1, err: m.faultReport()}
 	}
@@ -47,6 +52,36 @@ func (m *machine) out(port uint16, size int, data []byte) *outcome {
 		return &outcome{exitCode: end.Code, shutdown: end.Shutdown}
 	}
 	return nil
+}
+
+// discard gives back the pages of the guest's free-page report
+// (abi.PortDiscard: the range in %rdi/%rsi) that its layout allows
+// (loader.Layout.Discardable: heap and stack only), with madvise
+// (MADV_DONTNEED) on the private slot's memory: each page then reads as
+// zero, or as its snapshot page where a copy-on-write piece maps one (the
+// guest ABI allows both). KVM's MMU notifier drops the guest's mappings of
+// them. A report the monitor cannot read is ignored, as the ABI allows.
+func (m *machine) discard() {
+	if m.layout == nil || m.priv == nil || len(m.placed) != len(m.layout.Mappings) {
+		return
+	}
+	regs, err := m.cpu.Regs()
+	if err != nil {
+		return
+	}
+	for _, r := range m.layout.Discardable(regs.RDI, regs.RSI) {
+		for _, p := range m.placed {
+			a, b := max(r[0], p.addr), min(r[1], p.addr+p.size)
+			if p.blob || a >= b {
+				continue
+			}
+			off := p.gpa + (a - p.addr)
+			if off+(b-a) > uint64(len(m.priv.mem)) {
+				continue
+			}
+			unix.Madvise(m.priv.mem[off:off+(b-a)], unix.MADV_DONTNEED)
+		}
+	}
 }
 
 // in answers a guest read from the shared devices.

@@ -90,6 +90,46 @@ here:	lea here(%rip), %rbx
 	out %eax, %dx
 	hlt
 `,
+	// Free-page reporting: writes three heap pages and its boot info,
+	// reports [heap+8, heap+0x2ffc) (the middle page only is whole) and
+	// the boot info page, then exits 0 if the middle page reads zero and
+	// the rest kept their bytes; else 91..95, the check that failed.
+	"discard": `
+	mov 32(%rdi), %rbx
+	mov %rdi, %rcx
+	movq $0x1234, (%rbx)
+	movq $0x1234, 0x1000(%rbx)
+	movq $0x1234, 0x2ff8(%rbx)
+	movq $0x55, 0x98(%rcx)
+	lea 8(%rbx), %rdi
+	mov $0x2ff4, %rsi
+	mov $0x503, %dx
+	xor %eax, %eax
+	out %eax, %dx
+	mov $91, %r15d
+	cmp $0x2ff4, %rsi
+	jne 1f
+	mov %rcx, %rdi
+	mov $0x1000, %rsi
+	out %eax, %dx
+	mov $92, %r15d
+	cmpq $0x1234, (%rbx)
+	jne 1f
+	mov $93, %r15d
+	cmpq $0, 0x1000(%rbx)
+	jne 1f
+	mov $94, %r15d
+	cmpq $0x1234, 0x2ff8(%rbx)
+	jne 1f
+	mov $95, %r15d
+	cmpq $0x55, 0x98(%rcx)
+	jne 1f
+	xor %r15d, %r15d
+1:	mov %r15d, %eax
+	mov $0x501, %dx
+	out %eax, %dx
+	hlt
+`,
 	// The same, then write the data and read the write back.
 	"initwrite": `
 here:	lea here(%rip), %rbx

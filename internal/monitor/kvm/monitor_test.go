@@ -67,6 +67,17 @@ func TestLongModeGuestPrintsAndExitsWithItsCode(t *testing.T) {
 	}
 }
 
+// Free-page reporting (abi.PortDiscard): the whole heap pages of the range
+// come back zero, a partial page keeps its bytes, the boot info is left
+// alone (the guest exits 0 only then).
+func TestFreePageReportGivesBackOnlyWholeHeapPages(t *testing.T) {
+	needKVM(t)
+	r := runVMs(t, []monitor.Unikernel{pooled(t, t.TempDir(), "discard")}, monitor.Options{N: 1})[0]
+	if r.Error != "" || r.ExitCode != 0 {
+		t.Fatalf("exit %d, error %q; want 0 (91..95: the check that failed)", r.ExitCode, r.Error)
+	}
+}
+
 func TestWriteToSharedLibraryStopsOnlyThatVM(t *testing.T) {
 	needKVM(t)
 	dir := t.TempDir()
