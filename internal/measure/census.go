@@ -254,6 +254,13 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
+		if len(f) >= 6 && strings.HasPrefix(f[5], "/memfd:unipool-stub") {
+			// The process monitor's discard page (the stub's memfd, in
+			// the guard page below the stack): not the guest's, and a
+			// gap between run-time areas as the guard page was.
+			places.gap()
+			continue
+		}
 		place := places.of(start, end, len(f) >= 6)
 		entries := make([]byte, 8*((end-start)/PageSize))
 		if _, err := pm.ReadAt(entries, int64(start/PageSize*8)); err != nil {
@@ -390,6 +397,11 @@ type placer struct {
 }
 
 var runtimePlaces = []string{"boot info", "stack", "heap"}
+
+// gap ends the current run of run-time mappings: a mapping that is not the
+// guest's lies between them (the process monitor's discard page, in the
+// guard page below the stack).
+func (pl *placer) gap() { pl.runtimeEnd = 0 }
 
 func (pl *placer) of(start, end uint64, file bool) string {
 	var p string

@@ -144,6 +144,27 @@ func TestPrivatePagesAreNamedByTheirPlaceInTheGuest(t *testing.T) {
 			t.Errorf("%#x: %q, want %q", c.start, got, c.want)
 		}
 	}
+	// The process monitor's discard page fills the guard page below the
+	// stack: the census skips it and the stack is a run of its own.
+	pl = placer{}
+	for _, c := range []struct {
+		start, end uint64
+		gap        bool
+		want       string
+	}{
+		{0x2000_0000, 0x2001_0000, false, "boot info"},
+		{0x2001_0000, 0x2001_1000, true, ""},
+		{0x2001_1000, 0x2005_0000, false, "stack"},
+		{0x2005_1000, 0x2081_1000, false, "heap"},
+	} {
+		if c.gap {
+			pl.gap()
+			continue
+		}
+		if got := pl.of(c.start, c.end, false); got != c.want {
+			t.Errorf("with the discard page: %#x: %q, want %q", c.start, got, c.want)
+		}
+	}
 }
 
 func TestInstanceAreasFollowTheGuestAddressSpace(t *testing.T) {
