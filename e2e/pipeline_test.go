@@ -96,6 +96,34 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 		dce = append(dce, d)
 	}
 	cli(t, bin, env, "pool", "verify")
+	t.Run("DenseImagesCarryTheirArenaPagesInThePrivateBlob", func(t *testing.T) {
+		// pool add stores the data-arena pages as whole pages of the
+		// private blob, which the loader maps copy-on-write (the runs
+		// below then print their lines through that path).
+		var d struct {
+			Config struct {
+				Private struct {
+					Size uint64 `json:"size"`
+				} `json:"private"`
+				Arena []struct {
+					Addr    uint64 `json:"addr"`
+					Size    uint64 `json:"size"`
+					BlobOff uint64 `json:"blob_off"`
+				} `json:"arena"`
+			} `json:"config"`
+		}
+		if err := json.Unmarshal([]byte(cli(t, bin, env, "pool", "inspect", "--json", names[0])), &d); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Config.Arena) == 0 {
+			t.Fatalf("%s: no arena runs in its description", names[0])
+		}
+		for _, a := range d.Config.Arena {
+			if a.Size == 0 || a.Size%4096 != 0 || a.BlobOff%4096 != 0 || a.BlobOff+a.Size > d.Config.Private.Size {
+				t.Errorf("%s: arena run %+v: not whole pages inside the private blob (%d bytes)", names[0], a, d.Config.Private.Size)
+			}
+		}
+	})
 	t.Run("TheCoreIsOneGroupUnitAndLoadsFewerPagesThanUngrouped", func(t *testing.T) {
 		type insp struct {
 			LoadedSize uint64 `json:"loaded_size"`
