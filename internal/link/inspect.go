@@ -123,8 +123,11 @@ func Inspect(path string) (*Inspection, error) {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
 			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR, Members: l.Members}
 		stubs := stubStart(l)
-		if l.NoASLR == "" && cfg.Boot == "" {
+		switch {
+		case l.NoASLR == "" && cfg.Boot == "":
 			li.ASLRBits = int(loader.ImageASLRBits(cfg))
+		case l.NoASLR == "":
+			li.NoASLR = "the image: " + loader.LinuxBootPinned
 		}
 		r := l.Region
 		shared := map[uint64]bool{} // pages: code and rodata may share one
@@ -226,6 +229,24 @@ func aslrSummary(in *Inspection) string {
 			units++
 			grouped += len(l.Members)
 		}
+	}
+	if moving == 0 && in.Config != nil && in.Config.Boot != "" {
+		// Which libraries the trampoline pass left movable: they would
+		// move with the image if a Linux-boot image were slid.
+		movable, first := 0, ""
+		for _, l := range in.Config.Libraries {
+			if l.NoASLR == "" {
+				movable++
+			} else if first == "" {
+				first = l.Name + ": " + l.NoASLR
+			}
+		}
+		s := fmt.Sprintf("none: every library is pinned at its map address: %s; of its %d libraries, %d have code the trampoline pass left movable",
+			loader.LinuxBootPinned, len(in.Libraries), movable)
+		if first != "" {
+			s += fmt.Sprintf(", %d are pinned by their own code too (first: %s)", len(in.Libraries)-movable, first)
+		}
+		return s
 	}
 	if moving == 0 {
 		return "none: every library is pinned at its map address"

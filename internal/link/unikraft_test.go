@@ -144,6 +144,20 @@ func TestUnikraftHelloworldLinksInEveryLayoutWithImageWideTablesAndBootinfo(t *t
 				if res.Config == nil || !strings.HasPrefix(res.Mode, "no-pie") {
 					t.Errorf("mode %q: want no-pie (Unikraft's objects are not PIC)", res.Mode)
 				}
+				// inspect says why no library moves under --aslr: each
+				// library names its reason, the summary the image's.
+				in, err := Inspect(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(in.ASLR, "Linux-boot (Unikraft) image") || !strings.Contains(in.ASLR, "left movable") {
+					t.Errorf("inspect's ASLR: %q", in.ASLR)
+				}
+				for _, l := range in.Libraries {
+					if l.ASLRBits != 0 || l.NoASLR == "" {
+						t.Errorf("library %s: %d bits of ASLR, reason %q; want 0 and a reason", l.Name, l.ASLRBits, l.NoASLR)
+					}
+				}
 			}
 		})
 	}

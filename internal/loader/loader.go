@@ -163,6 +163,12 @@ func (lay *Layout) Report(r *monitor.Result) {
 	}
 }
 
+// LinuxBootPinned is why the loader does not slide a Linux-boot
+// (Unikraft) image, whatever the trampoline pass made of its libraries.
+const LinuxBootPinned = "a Linux-boot (Unikraft) image runs identity-mapped (guest-virtual = guest-physical) on the page tables " +
+	"Unikraft's boot code builds over the first 4 GiB, its .uk_bootinfo lists its memory at the link addresses, " +
+	"and the ASLR window lies above 4 GiB"
+
 // BootLinux64 is desc.BootLinux64 as a Layout says it.
 const BootLinux64 = desc.BootLinux64
 
@@ -298,8 +304,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		opt.MemSize = p.cfg.MemSize
 	}
 	if p.cfg.Boot == BootLinux64 && opt.ASLR {
-		return nil, fmt.Errorf("unikernel %q: --aslr: its libraries are pinned: a Linux-boot (Unikraft) image is identity-mapped below 4 GiB, "+
-			"its code is not position-independent (R_X86_64_32) and the ASLR window lies above 4 GiB", p.u.Name)
+		return nil, fmt.Errorf("unikernel %q: --aslr: its libraries are pinned: %s", p.u.Name, LinuxBootPinned)
 	}
 	opt.secrets()
 	pl := &placer{rng: opt.Rand}
