@@ -171,6 +171,7 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().IntVar(&o.Configs, "configs", 0, "unikraft: Unikraft configurations of the fleet (default: count / apps)")
 	c.Flags().IntVar(&o.AppsPerConfig, "apps-per-config", 0, "unikraft: different apps per configuration (default: all that fit; each is one more make)")
 	c.Flags().BoolVar(&o.FleetOnly, "fleet-only", false, "build the fleet in --work (corpus, images, pool) and stop; run again with --reuse")
+	c.Flags().BoolVar(&o.IgnoreFreePageReports, "ignore-free-page-reports", false, "the monitor ignores the guests' free-page reports (port 0x503), as one without them would: the same fleet measured without them")
 	c.Flags().BoolVar(&o.ModesLayoutsOnly, "modes-layouts-only", false, "link only the layouts --modes run (default: packed, dce and aligned, for the page analysis)")
 	c.Flags().Var(negBool{&o.HostWideKernel}, "cgroup", "run each mode's fleet in a memory cgroup of its own and take the kernel part from what the kernel charges it (false: host-wide meminfo rises, which other processes move)")
 	c.Flags().Lookup("cgroup").NoOptDefVal = "true"

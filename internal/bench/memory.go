@@ -102,6 +102,9 @@ type MemoryOptions struct {
 	Flavor        string
 	Configs       int
 	AppsPerConfig int
+	// IgnoreFreePageReports has the monitor ignore the guests' free-page
+	// reports (abi.PortDiscard): the same fleet measured as without them.
+	IgnoreFreePageReports bool
 	// ModesLayoutsOnly links only the layouts the modes run (packed and
 	// dce images of a fleet whose modes are all aligned cost two thirds of
 	// its build); the page analysis then compares those only.
@@ -228,7 +231,8 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 	for _, u := range fleet.Corpus.Unikernels {
 		apps[u.App] = true
 	}
-	res := &Results{Count: len(fleet.Names), Apps: len(apps), Seed: o.Seed, Monitor: o.Monitor, Inputs: fleet.Corpus.Inputs}
+	res := &Results{Count: len(fleet.Names), Apps: len(apps), Seed: o.Seed, Monitor: o.Monitor, Inputs: fleet.Corpus.Inputs,
+		FreePageReportsIgnored: o.IgnoreFreePageReports}
 	for _, l := range []string{link.LayoutPacked, link.LayoutDCE, link.LayoutAligned} {
 		if fleet.Images[l] == nil {
 			continue
@@ -435,6 +439,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 		maxWait = o.KSMWait
 	}
 	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
+		IgnoreFreePageReports: o.IgnoreFreePageReports,
 		Guests: func(g monitor.HeldGuests) { guests = g },
 		Resident: func(p []int) {
 			pids = p

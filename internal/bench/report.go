@@ -89,6 +89,9 @@ type Results struct {
 	Seed    uint64 `json:"seed"`
 	Inputs  string `json:"inputs,omitempty"`
 	Monitor string `json:"monitor"`
+	// FreePageReportsIgnored: the monitor ignored the guests' free-page
+	// reports (bench memory --ignore-free-page-reports).
+	FreePageReportsIgnored bool `json:"free_page_reports_ignored,omitempty"`
 	// The fleet's ideals (measure.Ideals), from the census of IdealMode.
 	IdealBytes     uint64 `json:"ideal_bytes"`
 	IdealLoadBytes uint64 `json:"ideal_load_time_bytes"`

@@ -85,7 +85,11 @@ type Options struct {
 	Hold    time.Duration // keep instances resident this long after they finish
 	Load    string        // LoadShared or LoadNaive
 	KSM     bool          // madvise(MADV_MERGEABLE) private/naive memory
-	ASLR    bool          // random layout per instance (loader: image slide, heap, area chunk)
+	// IgnoreFreePageReports: the guest's free-page reports
+	// (abi.PortDiscard) change nothing, as a monitor without them would
+	// (measurements with and without them, side by side).
+	IgnoreFreePageReports bool
+	ASLR                  bool // random layout per instance (loader: image slide, heap, area chunk)
 	// ASLRPerLibrary (with ASLR): a base of its own for each library and
 	// the app instead of one slide for the image.
 	ASLRPerLibrary bool

@@ -62,7 +62,7 @@ func (m *machine) out(port uint16, size int, data []byte) *outcome {
 // guest ABI allows both). KVM's MMU notifier drops the guest's mappings of
 // them. A report the monitor cannot read is ignored, as the ABI allows.
 func (m *machine) discard() {
-	if m.layout == nil || m.priv == nil || len(m.placed) != len(m.layout.Mappings) {
+	if m.ignoreReports || m.layout == nil || m.priv == nil || len(m.placed) != len(m.layout.Mappings) {
 		return
 	}
 	regs, err := m.cpu.Regs()

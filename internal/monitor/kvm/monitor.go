@@ -90,6 +90,7 @@ func run(ctx context.Context, uks []monitor.Unikernel, opt monitor.Options, held
 	if err != nil {
 		return nil, err
 	}
+	h.ignoreReports = opt.IgnoreFreePageReports
 	defer h.close()
 
 	// Read every description and check every blob before any VM exists.

@@ -36,6 +36,8 @@ type machine struct {
 	ports    devices.Ports
 	// slots are a Linux-boot VM's memory slots (buildIdentityMemory).
 	slots []memSlot
+	// ignoreReports: free-page reports change nothing.
+	ignoreReports bool
 	// steps counts the single-stepped instructions of a multiboot
 	// guest's 32-bit entry; -1 once it runs 64-bit code (multiboot.go).
 	steps int
@@ -77,6 +79,9 @@ type host struct {
 	verified map[string]func() (*os.File, error)
 	ksm      bool
 	readonly bool // KVM_CAP_READONLY_MEM
+	// ignoreReports: free-page reports change nothing
+	// (Options.IgnoreFreePageReports).
+	ignoreReports bool
 }
 
 // newMachine creates the VM and its vCPU. It runs on the thread that will
@@ -86,7 +91,8 @@ type host struct {
 // guest gets an in-kernel irqchip and PIT, which must exist before the
 // vCPU.
 func (h *host) newMachine(name string, instance int, boot string, plan func(tscKHz uint64) (*loader.Layout, error)) (_ *machine, err error) {
-	m := &machine{name: name, instance: instance, blobs: h.blobs, tid: unix.Gettid(), console: console{max: maxOutput}}
+	m := &machine{name: name, instance: instance, blobs: h.blobs, tid: unix.Gettid(), console: console{max: maxOutput},
+		ignoreReports: h.ignoreReports}
 	m.ports.Console = m.console.write
 	defer func() {
 		if err != nil {

@@ -461,6 +461,11 @@ bad:
 	if r.Error != "" || r.ExitCode != 7 {
 		t.Fatalf("exit %d error %q: want 7 (91..95: the check that failed)", r.ExitCode, r.Error)
 	}
+	// Told to ignore them, the monitor leaves the page as it was (93).
+	r = runLayouts(t, monitor.Options{IgnoreFreePageReports: true}, lay)[0]
+	if r.Error != "" || r.ExitCode != 93 {
+		t.Fatalf("reports ignored: exit %d error %q: want 93 (the page given back kept its bytes)", r.ExitCode, r.Error)
+	}
 }
 
 // testHeapAddr is a heap for tests that need one, above codeLayout's stack.

@@ -21,8 +21,10 @@ type tracer struct {
 	files   map[string]uintptr // fds of the pool blobs, opened once per run
 	timeout time.Duration
 	ksm     bool
-	hold    bool
-	stopped func() bool // reports cancellation: start no more instances
+	// ignoreReports: free-page reports change nothing (Options.IgnoreFreePageReports).
+	ignoreReports bool
+	hold          bool
+	stopped       func() bool // reports cancellation: start no more instances
 
 	live   map[int]*instance // processes not yet reaped, by pid
 	active int               // instances building or running
@@ -177,7 +179,9 @@ func (t *tracer) start(in *instance) {
 	// only its shape, shared with the unikernel's other instances
 	// (layouts.go). A monitor that kept every instance's copies would pay
 	// for each instance twice.
-	in.discardPage = discardPage(lay)
+	if !t.ignoreReports {
+		in.discardPage = discardPage(lay)
+	}
 	in.lay = t.layouts.keep(in.uk, lay)
 	in.traps = t.layouts.trapsOf(in.uk, in.lay)
 	if err == nil {
