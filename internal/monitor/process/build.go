@@ -185,6 +185,12 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 				if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
 					add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, m.Size, uint64(m.Prot))
 				}
+				if opt.ksm {
+					// The pages the instance writes become anonymous
+					// copies: KSM may merge those (the data arena's
+					// pages are copy-on-write from the private blob).
+					add(&second, what, 0, unix.SYS_MADVISE, m.Addr, m.Size, unix.MADV_MERGEABLE)
+				}
 				continue
 			}
 			// Shared and read-only, straight from the pool file: every

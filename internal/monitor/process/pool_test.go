@@ -340,10 +340,9 @@ func TestBootInfoCarriesInstanceIDSeedAndMonitor(t *testing.T) {
 	}
 }
 
-// TestInitBlobDataStaysSharedUntilWritten: a library's initialised data
-// comes from its init blob copy-on-write, so two instances that never
-// write it hold one physical page between them.
-func TestInitBlobDataStaysSharedUntilWritten(t *testing.T) {
+// withInitBlob is a pooled unikernel whose libc has initialised data
+// in an init blob (mapped copy-on-write), and that blob's path.
+func withInitBlob(t *testing.T) (monitor.Unikernel, string) {
 	dir := t.TempDir()
 	uk := pooled(t, dir, "app", callLibc+exitSeven)
 	init := make([]byte, abi.PageSize)
@@ -370,6 +369,41 @@ func TestInitBlobDataStaysSharedUntilWritten(t *testing.T) {
 		}
 		return blobs(d)
 	}
+	return uk, initPath
+}
+
+// Under KSM the copy-on-write mappings are mergeable too: the pages an
+// instance writes there (the data arena's, a library's data) are
+// anonymous copies KSM can merge.
+func TestKSMMarksCopyOnWriteMappingsMergeable(t *testing.T) {
+	uk, _ := withInitBlob(t)
+	dataAddr := uint64(libcAddr + abi.PageSize)
+	for _, ksm := range []bool{false, true} {
+		var line string
+		rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: monitor.LoadShared, KSM: ksm, Hold: time.Minute,
+			Resident: func(pids []int) {
+				data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pids[0]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, rest, _ := strings.Cut(string(data), fmt.Sprintf("%x-", dataAddr))
+				_, rest, _ = strings.Cut(rest, "VmFlags:")
+				line, _, _ = strings.Cut(rest, "\n")
+			}})
+		if rs[0].Error != "" || rs[0].ExitCode != 7 {
+			t.Fatalf("ksm=%v: exit %d error %q", ksm, rs[0].ExitCode, rs[0].Error)
+		}
+		if got := strings.Contains(line, " mg"); got != ksm {
+			t.Errorf("ksm=%v: copy-on-write libc data VmFlags %q", ksm, line)
+		}
+	}
+}
+
+// TestInitBlobDataStaysSharedUntilWritten: a library's initialised data
+// comes from its init blob copy-on-write, so two instances that never
+// write it hold one physical page between them.
+func TestInitBlobDataStaysSharedUntilWritten(t *testing.T) {
+	uk, initPath := withInitBlob(t)
 	dataAddr := uint64(libcAddr + abi.PageSize)
 	var pssKB uint64
 	var lines []string
