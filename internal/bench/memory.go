@@ -440,7 +440,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 	}
 	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Hold: 24 * time.Hour, Timeout: 5 * time.Minute,
 		IgnoreFreePageReports: o.IgnoreFreePageReports,
-		Guests: func(g monitor.HeldGuests) { guests = g },
+		Guests:                func(g monitor.HeldGuests) { guests = g },
 		Resident: func(p []int) {
 			pids = p
 			fl := measure.Fleet{Instances: p, Monitors: []int{self}, MonitorGrowth: true, Group: group}
