@@ -277,11 +277,14 @@ func Parse(data []byte) (*Config, error) {
 // strings many descriptions repeat (library names, versions, digests)
 // become one copy per process, and lists lose the spare capacity the
 // decoder grew them with. A monitor holds every description of its fleet
-// for the whole run; at 1000 different unikernels this is ~10 MiB.
+// while it starts it (run and serve let them go once their instances are
+// planned).
 func (c *Config) compact() {
-	in := func(s *string) {
-		if *s != "" {
-			*s = unique.Make(*s).Value()
+	in := func(ss ...*string) {
+		for _, s := range ss {
+			if *s != "" {
+				*s = unique.Make(*s).Value()
+			}
 		}
 	}
 	ref := func(b *BlobRef) {
@@ -289,18 +292,13 @@ func (c *Config) compact() {
 			in(&b.Digest)
 		}
 	}
-	in(&c.Layout)
-	in(&c.Boot)
+	in(&c.Layout, &c.Boot)
 	ref(c.Private)
 	ref(c.Image)
 	c.Libraries = exact(c.Libraries)
 	for i := range c.Libraries {
 		l := &c.Libraries[i]
-		in(&l.Name)
-		in(&l.Version)
-		in(&l.Origin)
-		in(&l.ObjectSHA256)
-		in(&l.Shared.Digest)
+		in(&l.Name, &l.Version, &l.Origin, &l.ObjectSHA256, &l.Shared.Digest)
 		ref(l.Init)
 		l.Relocs = exact(l.Relocs)
 		l.Tramp.Slots = exact(l.Tramp.Slots)
@@ -311,10 +309,7 @@ func (c *Config) compact() {
 		l.Members = exact(l.Members)
 		for j := range l.Members {
 			m := &l.Members[j]
-			in(&m.Name)
-			in(&m.Version)
-			in(&m.Origin)
-			in(&m.ObjectSHA256)
+			in(&m.Name, &m.Version, &m.Origin, &m.ObjectSHA256)
 		}
 	}
 	if s := c.Snapshot; s != nil {
