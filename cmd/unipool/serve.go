@@ -13,11 +13,16 @@ import (
 	"github.com/unipool/unipool/internal/serve"
 )
 
+// serveFlags are serve's flags that runServe turns into a serve.Config.
+type serveFlags struct {
+	socket, cap, budget, jailMem string
+	grace                        time.Duration
+}
+
 func init() {
 	var (
-		cfg                          serve.Config
-		socket, cap, budget, jailMem string
-		grace                        time.Duration
+		cfg serve.Config
+		fl  serveFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -43,59 +48,64 @@ own (from --jail-uid on), in its own cgroup limited to --jail-memory. A jail
 that dies fails its own instances only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if cfg.Pool == "" {
-				if cfg.Pool, err = pool.DefaultDir(); err != nil {
-					return err
-				}
-			}
-			n, err := poolParseSize(cap)
-			if err != nil {
-				return fmt.Errorf("--console-cap: %w", err)
-			}
-			cfg.ConsoleCap = int(n)
-			if n, err = poolParseSize(budget); err != nil {
-				return fmt.Errorf("--console-budget: %w", err)
-			}
-			cfg.ConsoleBudget = int64(n)
-			if jailMem != "" {
-				if n, err = poolParseSize(jailMem); err != nil {
-					return fmt.Errorf("--jail-memory: %w", err)
-				}
-				cfg.JailMemory = int64(n)
-			}
-			cfg.Version = version
-			d, err := serve.New(cfg)
-			if err != nil {
-				return err
-			}
-			l, err := serve.Listen(socket)
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			fmt.Fprintf(cmd.ErrOrStderr(), "unipool: serving %s monitor, pool %s, on %s\n", cfg.Monitor, cfg.Pool, socket)
-			err = d.Serve(ctx, l, grace)
-			fmt.Fprintf(cmd.ErrOrStderr(), "unipool: daemon on %s stopped\n", socket)
-			return err
+			return runServe(cmd, cfg, fl)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&socket, "socket", serve.DefaultSocket(), "the API's Unix socket ($UNIPOOL_SOCKET)")
+	f.StringVar(&fl.socket, "socket", serve.DefaultSocket(), "the API's Unix socket ($UNIPOOL_SOCKET)")
 	f.StringVar(&cfg.Monitor, "monitor", "process", "monitor: process or kvm")
 	f.StringVar(&cfg.Pool, "pool", "", "pool directory (default $"+pool.EnvPool+", else ~/.local/share/unipool/pool)")
 	f.DurationVar(&cfg.DefaultTimeout, "default-timeout", 5*time.Minute, "timeout of an instance started without one")
-	f.StringVar(&cap, "console-cap", "1M", "console output kept per instance")
-	f.StringVar(&budget, "console-budget", "1G", "console output kept over all live and retained instances")
+	f.StringVar(&fl.cap, "console-cap", "1M", "console output kept per instance")
+	f.StringVar(&fl.budget, "console-budget", "1G", "console output kept over all live and retained instances")
 	f.IntVar(&cfg.MaxLive, "max-instances", 20000, "instances pending or running at once")
 	f.IntVar(&cfg.Retain, "retain", 20000, "finished instances kept for ps and logs (oldest forgotten first)")
-	f.DurationVar(&grace, "grace", 10*time.Second, "on SIGTERM, how long running instances may go on before they are stopped")
+	f.DurationVar(&fl.grace, "grace", 10*time.Second, "on SIGTERM, how long running instances may go on before they are stopped")
 	f.IntVar(&cfg.VMsPerProcess, "vms-per-process", 0, "run instances in jails of at most N (0: all in the daemon's process)")
 	f.StringVar(&cfg.JailDir, "jail-dir", "", "where the jails' root directories are made (default POOL/.jail; must be on the pool's file system)")
 	f.IntVar(&cfg.JailUID, "jail-uid", 900000, "first host uid (and gid) given to jails; each jail gets its own")
-	f.StringVar(&jailMem, "jail-memory", "", "each jail's cgroup memory limit (e.g. 512M; default none)")
+	f.StringVar(&fl.jailMem, "jail-memory", "", "each jail's cgroup memory limit (e.g. 512M; default none)")
 	commands = append(commands, cmd, jailWorkerCmd())
+}
+
+// runServe runs the daemon until SIGTERM or SIGINT.
+func runServe(cmd *cobra.Command, cfg serve.Config, fl serveFlags) error {
+	var err error
+	if cfg.Pool == "" {
+		if cfg.Pool, err = pool.DefaultDir(); err != nil {
+			return err
+		}
+	}
+	n, err := poolParseSize(fl.cap)
+	if err != nil {
+		return fmt.Errorf("--console-cap: %w", err)
+	}
+	cfg.ConsoleCap = int(n)
+	if n, err = poolParseSize(fl.budget); err != nil {
+		return fmt.Errorf("--console-budget: %w", err)
+	}
+	cfg.ConsoleBudget = int64(n)
+	if fl.jailMem != "" {
+		if n, err = poolParseSize(fl.jailMem); err != nil {
+			return fmt.Errorf("--jail-memory: %w", err)
+		}
+		cfg.JailMemory = int64(n)
+	}
+	cfg.Version = version
+	d, err := serve.New(cfg)
+	if err != nil {
+		return err
+	}
+	l, err := serve.Listen(fl.socket)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(cmd.ErrOrStderr(), "unipool: serving %s monitor, pool %s, on %s\n", cfg.Monitor, cfg.Pool, fl.socket)
+	err = d.Serve(ctx, l, fl.grace)
+	fmt.Fprintf(cmd.ErrOrStderr(), "unipool: daemon on %s stopped\n", fl.socket)
+	return err
 }
 
 // jailWorkerCmd is a jail's process (serve --vms-per-process starts it in
