@@ -70,9 +70,11 @@ type Ports struct {
 }
 
 // Out handles a guest write of count values of size bytes (data holds
-// them back to back). A non-nil End means the guest is done.
+// them back to back). A non-nil End means the guest is done. An access
+// no x86 instruction makes (size not 1, 2 or 4, or data shorter than one
+// value) is ignored, whatever the monitor's decoder handed over.
 func (p *Ports) Out(port uint16, size int, data []byte) *End {
-	if size <= 0 {
+	if !validAccess(size, data) {
 		return nil
 	}
 	switch {
@@ -121,10 +123,14 @@ func (p *Ports) uartOut(reg uint16, size int, data []byte) {
 	}
 }
 
-// In fills data (count values of size bytes) with what the guest reads.
+// In fills data (count values of size bytes) with what the guest reads;
+// an access no x86 instruction makes reads as a floating bus.
 func (p *Ports) In(port uint16, size int, data []byte) {
 	for i := range data {
 		data[i] = 0xff
+	}
+	if !validAccess(size, data) {
+		return
 	}
 	var v byte
 	switch {
@@ -230,6 +236,12 @@ func (p *Ports) rtcRead() byte {
 		return statusD
 	}
 	return 0
+}
+
+// validAccess says whether size and data describe port accesses an x86
+// instruction makes: values of 1, 2 or 4 bytes, at least one of them.
+func validAccess(size int, data []byte) bool {
+	return (size == 1 || size == 2 || size == 4) && len(data) >= size
 }
 
 func bcd(v int) byte { return byte(v/10<<4 | v%10) }

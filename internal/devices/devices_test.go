@@ -65,3 +65,51 @@ func TestAResetOrPowerOffEndsTheGuestAsAShutdownAndTheExitPortWithItsCode(t *tes
 		t.Fatalf("exit port: %+v", e)
 	}
 }
+
+// FuzzPortsOnlyEverSendTheLowByteOfEachWriteToTheConsole drives the
+// devices with whatever a hostile guest (or a monitor's decoder) could hand
+// over: no access may panic, the console receives exactly the low byte of
+// each whole value written to the data register with the latch closed, and
+// only the exit port, an i8042 reset or an ACPI power-off ends the guest.
+func FuzzPortsOnlyEverSendTheLowByteOfEachWriteToTheConsole(f *testing.F) {
+	f.Add(uint16(PortCOM1), 1, []byte("hi"), false)
+	f.Add(uint16(PortCOM1), 2, []byte{'a', 0, 'b', 0}, false)
+	f.Add(uint16(PortExit), 4, []byte{1, 2, 3}, false)
+	f.Add(uint16(PortExit), 3, []byte{1, 2, 3}, false)
+	f.Add(uint16(PortI8042), 1, []byte{}, false)
+	f.Add(uint16(PortACPIPM1a), 2, []byte{0}, false)
+	f.Add(uint16(PortRTCData), 4, []byte{0, 0, 0, 0, 0}, true)
+	f.Add(uint16(PortCOM1+uartLCR), 1, []byte{lcrDLAB}, false)
+	f.Fuzz(func(t *testing.T, port uint16, size int, data []byte, in bool) {
+		var out []byte
+		p := Ports{Console: func(b []byte) { out = append(out, b...) },
+			Now: func() time.Time { return time.Unix(0, 0) }}
+		if in {
+			before := len(data)
+			p.In(port, size, data)
+			if len(data) != before {
+				t.Fatal("In changed the buffer's length")
+			}
+			return
+		}
+		e := p.Out(port, size, data)
+		valid := (size == 1 || size == 2 || size == 4) && len(data) >= size
+		if e != nil {
+			ends := port == PortExit || port == PortI8042 || port == PortACPIPM1a
+			if !valid || !ends {
+				t.Fatalf("Out(%#x, %d, %x) ended the guest: %+v", port, size, data, e)
+			}
+		}
+		if port == PortCOM1+uartData && valid {
+			var want []byte
+			for i := 0; i+size <= len(data); i += size {
+				want = append(want, data[i])
+			}
+			if string(out) != string(want) {
+				t.Fatalf("console got %q, want %q", out, want)
+			}
+		} else if len(out) != 0 {
+			t.Fatalf("Out(%#x, %d, %x) wrote %q to the console", port, size, data, out)
+		}
+	})
+}
