@@ -54,6 +54,7 @@ type instance struct {
 	discardPage         uint64              // where the guest's free-page reports are made (build.go), 0: ignored
 	discarded           uint64              // bytes given back by free-page reports
 	traps               map[uint64]trapInsn // decoded trapping instructions by %rip
+	kept                bool                // its layout is kept in its tracer's cache (layouts.go) until it finishes
 	timer               *time.Timer
 	active              bool // counted in its tracer's active instances
 	reported            bool // its tracer has passed on its final result

@@ -17,6 +17,8 @@ import (
 // blob), not a mapping list of its own. All instances of a unikernel share
 // one kept list; ASLR instances map the same ranges elsewhere, so each
 // keeps only their addresses (loader.Placed), pointing into that list.
+// Once finished (held or gone) an instance keeps no mapping at all, and
+// its tracer forgets the kept list with the unikernel's last instance.
 func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 	dir := t.TempDir()
 	calls := pooled(t, dir, "app", callLibc+exitSeven)
@@ -32,8 +34,15 @@ func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 		{monitor.LoadShared, true, 1},
 	} {
 		var insts []*instance
-		m := &Monitor{Threads: 1, ran: func(in []*instance) { insts = in }}
-		opt := monitor.Options{N: 6, Load: tc.load, ASLR: tc.aslr, Timeout: guestTimeout}
+		// What each instance keeps while its guest runs, as the tracer
+		// made it (a finished one keeps less: below).
+		lays := map[*instance]loader.Layout{}
+		m := &Monitor{Threads: 1, ran: func(in []*instance) { insts = in }, built: func(in *instance) {
+			lays[in] = *in.lay
+		}}
+		// Each instance holds (Hold), so all 6 run at once: they share.
+		opt := monitor.Options{N: 6, Load: tc.load, ASLR: tc.aslr, Timeout: guestTimeout, Hold: time.Minute,
+			Resident: func([]int) {}}
 		uk := calls
 		if tc.aslr {
 			uk = alone
@@ -42,13 +51,16 @@ func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 			t.Fatal(err)
 		}
 		shapes, kept := map[*loader.Mapping]bool{}, map[*loader.Mapping]bool{}
-		for _, in := range insts {
-			if in.lay.Mappings != nil {
-				shapes[&in.lay.Mappings[0]] = true
-				for i := range in.lay.Mappings {
-					kept[&in.lay.Mappings[i]] = true
+		for _, lay := range lays {
+			if lay.Mappings != nil {
+				shapes[&lay.Mappings[0]] = true
+				for i := range lay.Mappings {
+					kept[&lay.Mappings[i]] = true
 				}
 			}
+		}
+		if len(lays) != len(insts) {
+			t.Fatalf("%s aslr=%v: %d of %d instances were built", tc.load, tc.aslr, len(lays), len(insts))
 		}
 		for _, in := range insts {
 			if in.err != "" || in.exitCode != 7 || string(in.output) != "L" {
@@ -57,24 +69,32 @@ func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 			if in.plan != nil {
 				t.Errorf("%s instance %d still holds its planning closure", tc.load, in.index)
 			}
-			if in.lay.Mappings == nil {
-				if !tc.aslr || len(in.lay.Placed) == 0 {
+			if in.lay.Mappings != nil || in.lay.Placed != nil || in.traps != nil {
+				t.Errorf("%s aslr=%v instance %d, finished, still keeps %d mappings, %d places, %d traps", tc.load, tc.aslr, in.index,
+					len(in.lay.Mappings), len(in.lay.Placed), len(in.traps))
+			}
+			if in.lay.Areas[loader.PartHeap] == 0 || len(in.lay.Entropy) == 0 {
+				t.Errorf("%s aslr=%v instance %d, finished, lost what its result reports: areas %v", tc.load, tc.aslr, in.index, in.lay.Areas)
+			}
+			lay := lays[in]
+			if lay.Mappings == nil {
+				if !tc.aslr || len(lay.Placed) == 0 {
 					t.Fatalf("%s aslr=%v instance %d keeps neither mappings nor their places", tc.load, tc.aslr, in.index)
 				}
-				for _, p := range in.lay.Placed {
+				for _, p := range lay.Placed {
 					if !kept[p.M] {
 						t.Errorf("instance %d: %s/%s at %#x is no kept mapping", in.index, p.M.Library, p.M.Part, p.Addr)
 					}
 				}
 				// Find names what lies at the instance's own addresses.
 				for _, part := range []string{loader.PartStack, loader.PartHeap, loader.PartBootInfo} {
-					a := in.lay.Areas[part]
-					if m := in.lay.Find(a + 8); m == nil || m.Part != part || m.Addr != a {
+					a := lay.Areas[part]
+					if m := lay.Find(a + 8); m == nil || m.Part != part || m.Addr != a {
 						t.Errorf("instance %d: Find(%s+8) = %+v, want the %s at %#x", in.index, part, m, part, a)
 					}
 				}
 			}
-			for _, mp := range in.lay.AllMappings() {
+			for _, mp := range lay.AllMappings() {
 				if len(mp.Data) > 0 || len(mp.Patches) > 0 {
 					t.Errorf("%s instance %d keeps %d bytes and %d patches of %s/%s", tc.load, in.index, len(mp.Data), len(mp.Patches), mp.Library, mp.Part)
 				}
@@ -83,6 +103,45 @@ func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 		if len(shapes) != tc.shapes {
 			t.Errorf("%s aslr=%v: %d instances keep %d layouts, want %d", tc.load, tc.aslr, len(insts), len(shapes), tc.shapes)
 		}
+	}
+}
+
+// The tracer's cache keeps a unikernel's mapping list, maps and trap cache
+// while an instance of it runs, or may still start; after the starts it
+// forgets them with the unikernel's last running instance.
+func TestLayoutCacheForgetsAUnikernelWithItsLastRunningInstance(t *testing.T) {
+	lay := func() *loader.Layout {
+		return &loader.Layout{
+			Mappings: []loader.Mapping{{Addr: 0x1000_0000, Size: 0x1000, Prot: 5, File: "/pool/blobs/sha256/ab", Library: "app", Part: "shared"}},
+			Bases:    map[string]uint64{"app": 0x1000_0000},
+			Areas:    map[string]uint64{loader.PartHeap: 0x2004_0000},
+			Entropy:  map[string]float64{loader.PartHeap: 0},
+		}
+	}
+	var c layoutCache
+	a, b, other := c.keep("uk", lay()), c.keep("uk", lay()), c.keep("other", lay())
+	if &a.Mappings[0] != &b.Mappings[0] {
+		t.Fatal("two instances of one unikernel keep two mapping lists")
+	}
+	c.trapsOf("uk", a)[0x1000_0000] = trapInsn{}
+	c.release("uk", a)
+	c.release("uk", b)
+	if a.Mappings != nil || a.Bases["app"] != 0x1000_0000 || a.Areas[loader.PartHeap] == 0 || a.Entropy == nil {
+		t.Errorf("a released layout keeps %d mappings, bases %v, areas %v, entropy %v: want no mappings, the rest", len(a.Mappings), a.Bases, a.Areas, a.Entropy)
+	}
+	if c.mappings["uk"] == nil || len(c.traps["uk"].traps) != 1 {
+		t.Fatal("the cache forgot a unikernel while the tracer was still starting instances")
+	}
+	c.settle()
+	if c.mappings["uk"] != nil || c.traps["uk"].traps != nil || c.maps["uk\x00bases"] != nil || c.floats["uk\x00entropy"] != nil {
+		t.Error("after the starts, the cache keeps a unikernel none of whose instances runs")
+	}
+	if c.mappings["other"] == nil {
+		t.Fatal("the cache forgot a unikernel whose instance still runs")
+	}
+	c.release("other", other)
+	if len(c.mappings) != 0 || len(c.maps) != 0 || len(c.floats) != 0 || len(c.users) != 0 || len(c.traps) != 0 || len(c.shapes) != 0 {
+		t.Errorf("with no instance left the cache keeps %d lists, %d maps, %d float maps, %d users, %d trap caches", len(c.mappings), len(c.maps), len(c.floats), len(c.users), len(c.traps))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type Monitor struct {
 	// ran, if set, sees the finished instances before their results are
 	// made (tests).
 	ran func([]*instance)
+	// built, if set, sees each instance as its guest is about to run, on
+	// its tracer thread (tests).
+	built func(*instance)
 }
 
 // job is one instance to run, with its layout still to be planned.
@@ -202,6 +206,7 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 			stopped: func() bool { return ctx.Err() != nil },
 			idle:    idle, release: release,
 			started: opt.Started, finished: opt.Finished, drop: opt.DropResults && opt.Finished != nil,
+			built: m.built,
 		}
 	}
 	for i, in := range insts {
@@ -264,6 +269,11 @@ func holdResident(ctx context.Context, insts []*instance, opt monitor.Options) {
 		return
 	}
 	sort.Ints(pids)
+	// What the run allocated that a held fleet no longer needs (the
+	// finished instances' layouts, layouts.go) goes back to the host now,
+	// not when the runtime's scavenger gets to it: holding is how a fleet
+	// is measured, and a held fleet is all the monitor has left to do.
+	debug.FreeOSMemory()
 	measured := make(chan struct{})
 	if opt.Resident != nil {
 		go func() {

@@ -39,6 +39,7 @@ type tracer struct {
 	started  func(i, pid int, stop func()) // Options.Started
 	finished func(i int, r monitor.Result) // Options.Finished
 	drop     bool                          // Options.DropResults
+	built    func(*instance)               // Monitor.built
 }
 
 // report passes an instance's final result on, once.
@@ -96,6 +97,7 @@ func (t *tracer) run() {
 		for t.poll(true) {
 		}
 	}
+	t.layouts.settle()
 	if t.startedAll != nil {
 		t.startedAll()
 	}
@@ -183,6 +185,7 @@ func (t *tracer) start(in *instance) {
 		in.discardPage = discardPage(lay)
 	}
 	in.lay = t.layouts.keep(in.uk, lay)
+	in.kept = true
 	in.traps = t.layouts.trapsOf(in.uk, in.lay)
 	if err == nil {
 		in.entered = time.Now()
@@ -197,6 +200,9 @@ func (t *tracer) start(in *instance) {
 			in.timer = time.AfterFunc(d, func() { in.killIf(func(in *instance) { in.timedOut = d }) })
 		}
 		err = setRegs(pid, regs)
+		if err == nil && t.built != nil {
+			t.built(in)
+		}
 		if err == nil && t.started != nil {
 			t.started(in.idx, pid, func() { in.killIf(func(in *instance) { in.stopped = true }) })
 		}
@@ -223,6 +229,13 @@ func (t *tracer) settle(in *instance) {
 	if in.active && in.state() >= stFinished {
 		in.active = false
 		t.active--
+	}
+	if in.kept && in.state() >= stFinished {
+		// Its guest is done: nothing names its addresses or decodes its
+		// code any more (layouts.go).
+		in.kept = false
+		t.layouts.release(in.uk, in.lay)
+		in.traps = nil
 	}
 }
 
