@@ -67,6 +67,7 @@ objects, their order, names, versions and origins come from DIR/corpus.json.`,
 	fl.StringVar(&f.mem, "mem", "", "guest heap+stack the description asks for (default 8MiB, as for plain images)")
 	fl.StringVar(&f.opt.Cmdline, "cmdline", "", "default guest command line")
 	groupFlag(cmd, &f.opt.Groups)
+	mapAddressesFlag(cmd, &f.opt.MapAddresses)
 	fl.BoolVar(&f.noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result (description, script, map changes) as JSON")
 	fl.BoolVar(&f.script, "print-script", false, "aligned: print the generated linker script")
@@ -172,6 +173,12 @@ func (f *linkFlags) objects(args []string) ([]link.Object, map[string]string, er
 	}
 	objs, err := link.ObjectsFromPaths(args, names, hints, f.app)
 	return objs, f.opt.SHA256, err
+}
+
+// mapAddressesFlag adds --map-addresses (link.Options.MapAddresses).
+func mapAddressesFlag(cmd *cobra.Command, v *bool) {
+	cmd.Flags().BoolVar(v, "map-addresses", false, "aligned: keep every library at its map region "+
+		"(default: move dense libraries by whole pages so that their private parts share fewer pages; their pages stay the same)")
 }
 
 // groupFlag adds --group: the aligned link's library groups (link.Options.Groups).

@@ -81,6 +81,7 @@ func init() {
 	f.IntVar(&opt.Limit, "limit", 0, "link only the first N unikernels")
 	f.IntVar(&opt.Jobs, "jobs", 2, "parallel links")
 	groupFlag(cmd, &opt.Groups)
+	mapAddressesFlag(cmd, &opt.MapAddresses)
 	f.StringVar(&jsonOut, "json", "", "also write the full report (per image sizes) to this JSON file")
 	// link.go's init (which sets linkCmd) runs first: files initialise
 	// in name order.

@@ -175,9 +175,37 @@ type Library struct {
 	// order; Name, Version and ObjectSHA256 are then the unit's own
 	// (names and versions joined by "+", the sha256 of the unit's object).
 	Members []Member `json:"members,omitempty"`
+	// Shift is how far this image placed the library from its region in
+	// the library map (whole pages, either way; Region is where it is):
+	// a dense library moves with its private part, its pages unchanged,
+	// so that the image's private parts share fewer pages. The map's
+	// region is Region moved back by Shift.
+	Shift int64 `json:"shift,omitempty"`
 	// NoASLR, when set, says why this library cannot be moved (the loader
 	// then keeps it at Region.Start even under --aslr).
 	NoASLR string `json:"no_aslr,omitempty"`
+}
+
+// MapRegion is the library's region in the library map: Region moved
+// back by Shift.
+func (l *Library) MapRegion() Region {
+	r := l.Region
+	r.Start = uint64(int64(r.Start) - l.Shift)
+	if r.Dense() {
+		r.PrivateStart = uint64(int64(r.PrivateStart) - l.Shift)
+	}
+	return r
+}
+
+// Within reports whether r is m, or m with a smaller dense private part
+// (an image's region whose library version needs less private room than
+// the map's region keeps for its versions).
+func (r Region) Within(m Region) bool {
+	if r == m {
+		return true
+	}
+	r.PrivateSize = m.PrivateSize
+	return r == m && r.Dense()
 }
 
 // Member is one library of a group unit.

@@ -31,6 +31,9 @@ func (c *Config) Validate() error {
 		if r.Dense() && (r.PrivateStart&15 != 0 || r.PrivateSize&15 != 0 || r.PrivateStart < r.End() || r.PrivateEnd()-r.Start >= 1<<31) {
 			return fmt.Errorf("description: library %q: private part [%#x,%#x) is not 16-byte aligned after the region within 2 GiB", l.Name, r.PrivateStart, r.PrivateEnd())
 		}
+		if l.Shift != 0 && (l.Shift&pageMask != 0 || !r.Dense() || l.App) {
+			return fmt.Errorf("description: library %q: shift %d from its map region: only a dense library moves, by whole pages", l.Name, l.Shift)
+		}
 		if l.Tramp.Size > r.TrampSize || l.Shared.Size > r.SharedSize || l.Private.MemSize > r.PrivateSize || l.Private.FileSize > l.Private.MemSize {
 			return fmt.Errorf("description: library %q: a part exceeds its region", l.Name)
 		}

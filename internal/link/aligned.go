@@ -41,47 +41,24 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	}
 	sort.Strings(collections)
 	sort.Strings(nonAlloc)
-	res.Script = alignedScript(libs, collections, nonAlloc, l.opt.Entry, l.platformTables())
-	l.script = res.Script
-	if err := os.WriteFile(filepath.Join(l.work, "image.ld"), []byte(res.Script), 0o644); err != nil {
-		return fmt.Errorf("link: %w", err)
-	}
-	out := filepath.Join(l.work, "image")
-	// Segment file offsets need not be page-aligned: nobody maps an
-	// aligned image's file directly (the pool copies each part into its
-	// own blob, elfimage.ReadAt reads bytes), so ld may pack segments
-	// back to back in the file instead of padding each to a page. The
-	// addresses, set by the script, are page-aligned all the same.
-	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error")
-	frags, err := l.writeFragments(tablesAnchor)
+	out, cfg, err := l.ldAligned(ctx, libs, collections, nonAlloc, res)
 	if err != nil {
 		return err
 	}
-	if len(frags) > 0 {
-		// A -T script with INSERT augments the default script, so the
-		// generated script must be that default (-dT), as Unikraft
-		// passes its link64.lds.
-		args = append(args, "-dT", "image.ld")
-	} else {
-		args = append(args, "-T", "image.ld")
-	}
-	args = append(args, fragmentArgs(frags)...)
-	args = append(args, "-o", out)
-	args = append(args, l.file...)
-	warns, err := l.ld(ctx, args)
-	if err != nil {
-		return err
-	}
-	res.Warnings = warns
-	if err := l.readTrace(res); err != nil {
-		return err
-	}
-	if err := l.dropUnloaded(ctx, out); err != nil {
-		return err
-	}
-	cfg, err := l.describe(out, libs)
-	if err != nil {
-		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	if !l.opt.MapAddresses && l.opt.Platform != PlatformUnikraft {
+		// Now that the link has told each private part's size (a
+		// library version's is the same in every image), fit them
+		// again by their sizes rather than the estimates, with the app's
+		// in a gap if one holds it; if that link fails (an ASSERT: a
+		// part outgrew its room), as it was.
+		if undo := refit(libs, cfg); undo != nil {
+			if out, cfg, err = l.ldAligned(ctx, libs, collections, nonAlloc, res); err != nil {
+				undo()
+				if out, cfg, err = l.ldAligned(ctx, libs, collections, nonAlloc, res); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	reserved := make([]desc.Tramp, len(cfg.Libraries))
 	for i, lib := range cfg.Libraries {
@@ -125,6 +102,54 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	return publish(out, l.opt.Output)
 }
 
+// ldAligned writes the script for libs, runs ld and describes the image
+// (before the trampoline pass): the image's path and description.
+func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, nonAlloc []string, res *Result) (string, *desc.Config, error) {
+	res.Script = alignedScript(libs, collections, nonAlloc, l.opt.Entry, l.platformTables())
+	l.script = res.Script
+	if err := os.WriteFile(filepath.Join(l.work, "image.ld"), []byte(res.Script), 0o644); err != nil {
+		return "", nil, fmt.Errorf("link: %w", err)
+	}
+	out := filepath.Join(l.work, "image")
+	// Segment file offsets need not be page-aligned: nobody maps an
+	// aligned image's file directly (the pool copies each part into its
+	// own blob, elfimage.ReadAt reads bytes), so ld may pack segments
+	// back to back in the file instead of padding each to a page. The
+	// addresses, set by the script, are page-aligned all the same.
+	args := append(l.commonArgs(), "-z", "max-page-size=16", "-z", "common-page-size=16", "-z", "norelro", "--orphan-handling=error")
+	frags, err := l.writeFragments(tablesAnchor)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(frags) > 0 {
+		// A -T script with INSERT augments the default script, so the
+		// generated script must be that default (-dT), as Unikraft
+		// passes its link64.lds.
+		args = append(args, "-dT", "image.ld")
+	} else {
+		args = append(args, "-T", "image.ld")
+	}
+	args = append(args, fragmentArgs(frags)...)
+	args = append(args, "-o", out)
+	args = append(args, l.file...)
+	warns, err := l.ld(ctx, args)
+	if err != nil {
+		return "", nil, err
+	}
+	res.Warnings = warns
+	if err := l.readTrace(res); err != nil {
+		return "", nil, err
+	}
+	if err := l.dropUnloaded(ctx, out); err != nil {
+		return "", nil, err
+	}
+	cfg, err := l.describe(out, libs)
+	if err != nil {
+		return "", nil, fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
+	return out, cfg, nil
+}
+
 // place gives every library its region: map libraries from m (recording
 // new versions and regions), the app at abi.AppRegionBase.
 func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
@@ -157,6 +182,13 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 				res.NewRegions = append(res.NewRegions, o.Name)
 			}
 			p.region = pl.Region
+			if dense && p.region.Dense() && !l.opt.MapAddresses {
+				// The image's private part needs only this version's
+				// room: the rest of the map's region is for other
+				// versions, and other parts of this image may lie there
+				// (fitPrivateParts).
+				p.region.PrivateSize = min(p.region.PrivateSize, (max(need.Private, 16)+15)&^15)
+			}
 		}
 		libs = append(libs, p)
 	}
@@ -171,24 +203,34 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 		}
 		libs = append(libs, &placed{name: name, app: true, region: desc.Region{Start: abi.AppRegionBase}})
 	} else if l.opt.Platform != PlatformUnikraft {
+		if !l.opt.MapAddresses {
+			fitPrivateParts(libs)
+		}
 		// The app's private part (its data and the image-wide
 		// sections) goes to the data arena too, right after the
 		// highest private part of this image's libraries, so it shares
 		// that page. Its address is in no map: only this image uses
 		// it, and no library of this image lies above it.
-		start := uint64(abi.DataArenaBase)
-		for _, p := range libs {
-			if p.region.Dense() {
-				start = max(start, p.region.PrivateEnd())
-			}
-		}
-		start = (start + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
-		if start < abi.DataArenaLimit {
-			// Its size is known after the link (describeLibrary).
-			app.region.PrivateStart, app.region.PrivateSize = start, abi.DataArenaLimit-start
-		}
+		placeAppPrivate(app, libs)
 	}
 	return libs, nil
+}
+
+// placeAppPrivate puts the app's private part right after the highest
+// private part of the image's libraries; its size is known after the
+// link (describeLibrary).
+func placeAppPrivate(app *placed, libs []*placed) {
+	start := uint64(abi.DataArenaBase)
+	for _, p := range libs {
+		if p != app && p.region.Dense() {
+			start = max(start, p.region.PrivateEnd())
+		}
+	}
+	start = (start + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
+	app.region.PrivateStart, app.region.PrivateSize = 0, 0
+	if start < abi.DataArenaLimit {
+		app.region.PrivateStart, app.region.PrivateSize = start, abi.DataArenaLimit-start
+	}
 }
 
 // appPrivateAlign aligns the app's private part in the data arena (its
@@ -280,7 +322,7 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 }
 
 func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Library, error) {
-	lib := desc.Library{Name: p.name, App: p.app, Region: p.region}
+	lib := desc.Library{Name: p.name, App: p.app, Region: p.region, Shift: p.shift}
 	if p.obj != nil {
 		lib.Version, lib.Origin, lib.ObjectSHA256 = p.obj.Version, p.obj.Origin, p.obj.sha256
 		for _, m := range p.obj.members {

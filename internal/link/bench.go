@@ -35,6 +35,9 @@ type BenchOptions struct {
 	// Groups are the aligned links' library groups (Options.Groups: nil
 	// is DefaultGroups, empty none).
 	Groups [][]string
+	// MapAddresses keeps the aligned links' libraries at their map
+	// regions (Options.MapAddresses).
+	MapAddresses bool
 	// Progress, if set, is called after each link, never concurrently.
 	Progress func(done, total int)
 }
@@ -61,7 +64,9 @@ type LayoutBench struct {
 	// SharablePages counts, over all images, the code and read-only pages
 	// of libraries whose object (byte-identical) is in another image too;
 	// IdenticalPages those of them that another image with that object
-	// holds identically at the same address.
+	// holds identically at the same address of the map (an image may
+	// move a library by whole pages from its map region, its pages
+	// unchanged: desc.Library.Shift).
 	SharablePages  int     `json:"sharable_pages"`
 	IdenticalPages int     `json:"identical_pages"`
 	Share          float64 `json:"share"`
@@ -109,6 +114,7 @@ type benchImage struct {
 	res    *Result
 	pages  map[uint64][32]byte // page address -> content digest
 	libSHA map[string]string   // library name -> object sha256
+	shift  map[string]int64    // library name -> its shift from the map region
 	size   ImageBench
 }
 
@@ -167,7 +173,7 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 			defer wg.Done()
 			for j := range next {
 				start := time.Now()
-				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout, opt.Groups)
+				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout, opt)
 				mu.Lock()
 				times[j.layout] += time.Since(start)
 				if err != nil && firstErr == nil {
@@ -253,7 +259,7 @@ func ratio(a, b uint64) float64 {
 
 // benchLink links one unikernel in one layout and reads what the census
 // needs.
-func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string, groups [][]string) (*benchImage, error) {
+func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string, bo BenchOptions) (*benchImage, error) {
 	objs, sums, err := ObjectsFromCorpus(corpusDir, u.Name)
 	if err != nil {
 		return nil, err
@@ -262,7 +268,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	if err != nil {
 		return nil, err
 	}
-	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: groups}
+	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: bo.Groups, MapAddresses: bo.MapAddresses}
 	if layout == LayoutAligned || layout == LayoutAlignedAlone {
 		opt.Layout, opt.MapPath = LayoutAligned, mapPath
 	}
@@ -273,7 +279,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	if err != nil {
 		return nil, fmt.Errorf("link bench: unikernel %s, %s: %w", u.Name, layout, err)
 	}
-	bi := &benchImage{uk: u.Name, path: opt.Output, res: res, pages: map[uint64][32]byte{}, libSHA: map[string]string{}}
+	bi := &benchImage{uk: u.Name, path: opt.Output, res: res, pages: map[uint64][32]byte{}, libSHA: map[string]string{}, shift: map[string]int64{}}
 	for _, o := range objs {
 		bi.libSHA[o.Name] = sums[o.Path]
 	}
@@ -282,6 +288,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 		// the same unit (the same member objects): its object is the
 		// members' ld -r.
 		for _, l := range res.Config.Libraries {
+			bi.shift[l.Name] = l.Shift
 			if len(l.Members) > 0 {
 				bi.libSHA[l.Name] = l.ObjectSHA256
 			}
@@ -371,7 +378,8 @@ func census(layout string, ims []*benchImage) LayoutBench {
 				lb.SharablePages++
 				found := false
 				for _, o := range others {
-					if h, ok := o.pages[p]; ok && o != im && h == im.pages[p] {
+					q := uint64(int64(p) - im.shift[lib] + o.shift[lib])
+					if h, ok := o.pages[q]; ok && o != im && h == im.pages[p] {
 						found = true
 						break
 					}

@@ -72,6 +72,11 @@ type Options struct {
 	// Groups are the library groups of an aligned unipool-platform link
 	// (see DefaultGroups): nil means DefaultGroups, an empty slice none.
 	Groups [][]string
+	// MapAddresses keeps every library of an aligned unipool-platform
+	// link at its map region. Otherwise the link moves the dense ones by
+	// whole pages so that their private parts share fewer pages
+	// (desc.Library.Shift, fitPrivateParts).
+	MapAddresses bool
 	// Trace asks for Result.Inputs (ld's link map, parsed).
 	Trace   bool
 	LD      string // the ld binary (default "ld")

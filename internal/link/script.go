@@ -24,6 +24,9 @@ type placed struct {
 	// the library's object only (trampoline.EstimateParts), so every
 	// image lays out a library version identically.
 	stubCap, slotCap uint64
+	// shift is how far this image moved the library from its map region
+	// (whole pages; fitPrivateParts): region is then the moved one.
+	shift int64
 }
 
 // Alignment of the stub and slot areas.
@@ -232,7 +235,7 @@ func privatePart(w func(string, ...any), i int, p *placed, collections []string,
 	switch {
 	case p.app && r.Dense():
 		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
-		w("  ASSERT(. <= %#x, \"unipool: the app's private part overflows the data arena\")\n", uint64(abi.DataArenaLimit))
+		w("  ASSERT(. <= %#x, \"unipool: the app's private part overflows its room in the data arena\")\n", r.PrivateEnd())
 	case p.app:
 		w("  . = ALIGN(%#x);\n", abi.PageSize)
 		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")

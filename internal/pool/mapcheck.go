@@ -64,10 +64,10 @@ func checkConfigAgainstMap(m *libmap.Map, mapPath, poolDir, what string, c *desc
 		}
 		found := false
 		for _, r := range regions {
-			found = found || r == l.Region
+			found = found || l.MapRegion().Within(r)
 		}
 		if !found {
-			r := l.Region
+			r := l.MapRegion()
 			return fmt.Errorf("%s: library %q at %#x (tramp %#x, shared %#x, private %#x) disagrees with the library map %s, which has %s",
 				what, l.Name, r.Start, r.TrampSize, r.SharedSize, r.PrivateSize, mapPath, describeRegions(regions))
 		}
