@@ -58,7 +58,12 @@ func inspectText(out io.Writer, in *link.Inspection) {
 		fmt.Fprintf(out, "ASLR: %s\n", in.ASLR)
 	}
 	if in.DensePrivatePages > 0 {
-		fmt.Fprintf(out, "dense private parts: %s in all\n", linkSize(in.DensePrivatePages))
+		fmt.Fprintf(out, "dense private parts: %s in all for %d bytes", linkSize(in.DensePrivatePages), in.DensePrivateBytes)
+		if in.Moved > 0 {
+			fmt.Fprintf(out, "; %d libraries moved by whole pages from their map regions (their pages unchanged): %s at the map's addresses",
+				in.Moved, linkSize(in.MapPrivatePages))
+		}
+		fmt.Fprintln(out)
 	}
 	if in.TLS != nil {
 		fmt.Fprintf(out, "TLS template: %d bytes (%d with tbss), align %d\n", in.TLS.FileSize, in.TLS.MemSize, in.TLS.Align)
@@ -77,7 +82,12 @@ func inspectText(out io.Writer, in *link.Inspection) {
 		if l.Stubs+l.Slots > 0 || (l.Tramp == 0 && r.TrampSize == 0) {
 			tramp = linkSize(l.Stubs) + "+" + linkSize(l.Slots)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%#x\t%s\t%s\t%s\t%s/%s\t%s/%s/%s\t%s\t\n", name, l.Version, r.Start,
+		region := fmt.Sprintf("%#x", r.Start)
+		if l.Shift != 0 {
+			// Moved from its map region by whole pages (desc.Library.Shift).
+			region = fmt.Sprintf("%#x (moved %+d pages)", r.Start, l.Shift/4096)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s/%s/%s\t%s\t\n", name, l.Version, region,
 			tramp, linkSize(l.Code), linkSize(l.Rodata), linkSize(l.SharedPages), linkSize(r.SharedSize),
 			linkSize(l.Data), linkSize(l.Private), linkSize(r.PrivateSize), linkSize(l.Padding))
 	}

@@ -197,15 +197,18 @@ func (l *Library) MapRegion() Region {
 	return r
 }
 
-// Within reports whether r is m, or m with a smaller dense private part
-// (an image's region whose library version needs less private room than
-// the map's region keeps for its versions).
+// Within reports whether r is m, or m with smaller dense parts (an
+// image's region whose library version needs less room than the map's
+// region keeps for its versions): the same start and private start.
 func (r Region) Within(m Region) bool {
 	if r == m {
 		return true
 	}
-	r.PrivateSize = m.PrivateSize
-	return r == m && r.Dense()
+	if !r.Dense() || r.SharedSize > m.SharedSize || r.PrivateSize > m.PrivateSize {
+		return false
+	}
+	r.SharedSize, r.PrivateSize = m.SharedSize, m.PrivateSize
+	return r == m
 }
 
 // Member is one library of a group unit.

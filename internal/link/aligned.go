@@ -183,11 +183,12 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 			}
 			p.region = pl.Region
 			if dense && p.region.Dense() && !l.opt.MapAddresses {
-				// The image's private part needs only this version's
-				// room: the rest of the map's region is for other
-				// versions, and other parts of this image may lie there
+				// The image's parts need only this version's room: the
+				// rest of the map's region is for other versions, and
+				// other libraries of this image may lie there
 				// (fitPrivateParts).
 				p.region.PrivateSize = min(p.region.PrivateSize, (max(need.Private, 16)+15)&^15)
+				p.region.SharedSize = min(p.region.SharedSize, pageUp(need.Shared))
 			}
 		}
 		libs = append(libs, p)

@@ -90,7 +90,9 @@ func fitPrivateParts(libs []*placed) {
 				cands = append(cands, int64(pg)-int64(lo+k*page))
 			}
 		}
-		sort.Slice(cands, func(i, j int) bool { return abs(cands[i]) < abs(cands[j]) || (abs(cands[i]) == abs(cands[j]) && cands[i] < cands[j]) })
+		sort.Slice(cands, func(i, j int) bool {
+			return abs(cands[i]) < abs(cands[j]) || (abs(cands[i]) == abs(cands[j]) && cands[i] < cands[j])
+		})
 		best, bestNew := int64(0), n+1
 		for _, s := range cands {
 			r := shifted(p.region, s)
@@ -166,11 +168,11 @@ func refit(libs []*placed, cfg *desc.Config) (undo func()) {
 			p.region, p.shift = was[i].region, was[i].shift
 		}
 	}
-	size := map[string]uint64{}
+	size, shared := map[string]uint64{}, map[string]uint64{}
 	var app *placed
 	var appSize uint64
 	for _, l := range cfg.Libraries {
-		size[l.Name] = l.Private.MemSize
+		size[l.Name], shared[l.Name] = l.Private.MemSize, l.Shared.Size
 		if l.App && l.Region.Dense() {
 			appSize = l.Region.PrivateSize
 		}
@@ -186,6 +188,7 @@ func refit(libs []*placed, cfg *desc.Config) (undo func()) {
 			p.shift = 0
 			if n, ok := size[p.name]; ok {
 				p.region.PrivateSize = min(p.region.PrivateSize, (max(n, 16)+15)&^15)
+				p.region.SharedSize = min(p.region.SharedSize, max(pageUp(shared[p.name]), abi.PageSize))
 			}
 		}
 	}

@@ -30,6 +30,13 @@ type Inspection struct {
 	// DensePrivatePages is the pages (bytes) the dense private parts
 	// (desc.Region.Dense) take together, shared between libraries.
 	DensePrivatePages uint64 `json:"dense_private_pages,omitempty"`
+	// DensePrivateBytes is what those parts hold (with bss);
+	// MapPrivatePages the pages they would take at the map's addresses
+	// (no library moved, desc.Library.Shift; the app's part after the
+	// highest), and Moved how many libraries the link moved.
+	DensePrivateBytes uint64 `json:"dense_private_bytes,omitempty"`
+	MapPrivatePages   uint64 `json:"map_private_pages,omitempty"`
+	Moved             int    `json:"moved_libraries,omitempty"`
 	// ASLR says what `run --aslr` randomises in this image and how much.
 	ASLR   string       `json:"aslr,omitempty"`
 	Config *desc.Config `json:"-"`
@@ -53,6 +60,9 @@ type LibraryInspection struct {
 	Origin  string      `json:"origin,omitempty"`
 	App     bool        `json:"app,omitempty"`
 	Region  desc.Region `json:"region"`
+	// Shift is how far the image moved it from its map region (whole
+	// pages, desc.Library.Shift).
+	Shift int64 `json:"shift,omitempty"`
 	// Members are a group unit's libraries (desc.Library.Members).
 	Members []desc.Member `json:"members,omitempty"`
 	// Bytes used (not page-rounded). Tramp is the whole trampoline
@@ -120,7 +130,7 @@ func Inspect(path string) (*Inspection, error) {
 	var pagesSum, bytesSum uint64
 	arena := map[uint64]bool{} // dense private pages counted so far
 	for _, l := range cfg.Libraries {
-		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region,
+		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region, Shift: l.Shift,
 			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR, Members: l.Members}
 		stubs := stubStart(l)
 		switch {
@@ -183,8 +193,41 @@ func Inspect(path string) (*Inspection, error) {
 		in.Padding = pagesSum - bytesSum
 	}
 	in.DensePrivatePages = uint64(len(arena)) * abi.PageSize
+	in.DensePrivateBytes, in.MapPrivatePages, in.Moved = mapPrivatePages(cfg)
 	in.ASLR = aslrSummary(in)
 	return in, nil
+}
+
+// mapPrivatePages counts what an aligned image's dense private parts
+// hold, the pages they would take with every library at its map region
+// (the app's part right after the highest), and the libraries moved.
+func mapPrivatePages(cfg *desc.Config) (bytes, pages uint64, moved int) {
+	seen := map[uint64]bool{}
+	add := func(a, n uint64) {
+		for p := a &^ (abi.PageSize - 1); p < a+n; p += abi.PageSize {
+			seen[p] = true
+		}
+	}
+	top := uint64(0)
+	for _, l := range cfg.Libraries {
+		r := l.MapRegion()
+		if l.App || !r.Dense() {
+			continue
+		}
+		if l.Shift != 0 {
+			moved++
+		}
+		bytes += l.Private.MemSize
+		add(r.PrivateStart, l.Private.MemSize)
+		top = max(top, r.PrivateStart+l.Private.MemSize)
+	}
+	for _, l := range cfg.Libraries {
+		if l.App && l.Region.Dense() {
+			bytes += l.Private.MemSize
+			add((max(top, abi.DataArenaBase)+appPrivateAlign-1)&^(appPrivateAlign-1), l.Private.MemSize)
+		}
+	}
+	return bytes, uint64(len(seen)) * abi.PageSize, moved
 }
 
 // addPages records the pages segment s touches.

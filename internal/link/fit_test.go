@@ -1,0 +1,173 @@
+package link
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/elfimage"
+	"github.com/unipool/unipool/internal/libmap"
+)
+
+// An image that lacks a library the map placed between two of its own
+// moves a library by whole pages onto a page it already uses: fewer
+// private pages than at the map's addresses, the moved library's pages
+// byte-identical to those of the image that placed it, its map region
+// unchanged.
+func TestAnImageMovesLibrariesByWholePagesSoItsPrivatePartsTakeFewerPages(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	big := buildLib(t, dir, "ukbig", `
+static char big[5000];
+int big_touch(int i) { big[i % sizeof big] = 1; return big[0]; }
+`)
+	small := buildLib(t, dir, "uksmall", `
+int small_count = 3;
+int small_next(void) { return ++small_count; }
+`)
+	objs := func(withBig bool) []Object {
+		paths := []string{g.plat, g.boot, g.libc}
+		if withBig {
+			paths = append(paths, big)
+		}
+		paths = append(paths, small, g.alloc, g.app)
+		o, err := ObjectsFromPaths(paths, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	pages := map[bool]int{}
+	for _, keep := range []bool{false, true} {
+		sub := filepath.Join(dir, map[bool]string{false: "fit", true: "map"}[keep])
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mapPath := filepath.Join(sub, "map.json")
+		first := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(true), Output: filepath.Join(sub, "a"), MapPath: mapPath, MapAddresses: keep})
+		res := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(false), Output: filepath.Join(sub, "b"), MapPath: mapPath, MapAddresses: keep})
+		in, err := Inspect(filepath.Join(sub, "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages[keep] = int(in.DensePrivatePages / abi.PageSize)
+		m, err := libmap.Load(mapPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := elfimage.Open(filepath.Join(sub, "a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := elfimage.Open(filepath.Join(sub, "b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		moved := 0
+		for _, l := range res.Config.Libraries {
+			if l.App {
+				continue
+			}
+			if keep && l.Shift != 0 {
+				t.Errorf("--map-addresses: %s moved by %d", l.Name, l.Shift)
+			}
+			if l.Shift%abi.PageSize != 0 {
+				t.Errorf("%s moved by %d bytes, not whole pages", l.Name, l.Shift)
+			}
+			found := false
+			for _, r := range m.Library(l.Name).Regions {
+				found = found || l.MapRegion().Within(r.Region)
+			}
+			if !found {
+				t.Errorf("%s: region %+v moved back by %d is none of the map's", l.Name, l.Region, l.Shift)
+			}
+			var other *desc.Library
+			for i := range first.Config.Libraries {
+				if first.Config.Libraries[i].Name == l.Name {
+					other = &first.Config.Libraries[i]
+				}
+			}
+			if other == nil {
+				t.Fatalf("%s not in the first image", l.Name)
+			}
+			for off := uint64(0); off < l.Shared.Size; off += abi.PageSize {
+				pb, ok1 := b.Page(l.Region.SharedAddr() + off)
+				pa, ok2 := a.Page(other.Region.SharedAddr() + off)
+				if !ok1 || !ok2 || !bytes.Equal(pa, pb) {
+					t.Errorf("%s: shared page +%#x differs between the images (moved by %d and %d)", l.Name, off, l.Shift, other.Shift)
+				}
+			}
+			if l.Shift != 0 {
+				moved++
+			}
+		}
+		if !keep && moved == 0 {
+			t.Errorf("no library moved: %+v", res.Config.Libraries)
+		}
+	}
+	if pages[false] >= pages[true] {
+		t.Errorf("private pages: %d moved, %d at the map's addresses: want fewer", pages[false], pages[true])
+	}
+}
+
+// fitPrivateParts never overlaps two libraries, moves by whole pages,
+// keeps the largest part where the map put it and never takes more
+// pages than the map's addresses do.
+func TestFitPrivatePartsMovesByWholePagesWithoutOverlapOrMorePages(t *testing.T) {
+	const P = abi.PageSize
+	base := uint64(abi.DataArenaBase)
+	mk := func(name string, start, priv, size uint64) *placed {
+		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
+	}
+	libs := []*placed{
+		mk("a", abi.MapBase, base, 3*P+0x100),             // pages 0-3
+		mk("b", abi.MapBase+16*P, base+5*P+0x800, 0x100),  // page 5, offset 0x800: free on page 3
+		mk("c", abi.MapBase+32*P, base+7*P+0x80, 0x40),    // page 7, offset 0x80: free on page 9 (d)
+		mk("d", abi.MapBase+48*P, base+9*P+0x880, 0x100),  // page 9, offset 0x880: taken on page 3 (b): stays
+		mk("e", abi.MapBase+52*P, base+11*P+0x800, 0x100), // page 11, offset 0x800: taken on 3 (b) and 9 (d): stays
+		// page 13, offset 0: free on 9 and 11, but there its code would
+		// overlap e's: stays
+		mk("f", abi.MapBase+56*P, base+13*P, 0x40),
+		{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}},
+	}
+	count := func() int {
+		pg := map[uint64]bool{}
+		for _, p := range libs {
+			if r := p.region; r.Dense() {
+				for x := r.PrivateStart &^ (P - 1); x < r.PrivateEnd(); x += P {
+					pg[x] = true
+				}
+			}
+		}
+		return len(pg)
+	}
+	before := count()
+	fitPrivateParts(libs)
+	if libs[0].shift != 0 {
+		t.Errorf("the largest part moved by %d", libs[0].shift)
+	}
+	want := map[string]uint64{"a": base, "b": base + 3*P + 0x800, "c": base + 9*P + 0x80, "d": base + 9*P + 0x880,
+		"e": base + 11*P + 0x800, "f": base + 13*P}
+	for _, p := range libs {
+		if w, ok := want[p.name]; ok && p.region.PrivateStart != w {
+			t.Errorf("%s at %#x, want %#x", p.name, p.region.PrivateStart, w)
+		}
+	}
+	for i, p := range libs {
+		if p.shift%P != 0 {
+			t.Errorf("%s moved by %d", p.name, p.shift)
+		}
+		for _, q := range libs[:i] {
+			if desc.Overlap(p.region, q.region) {
+				t.Errorf("%s and %s overlap: %+v %+v", q.name, p.name, q.region, p.region)
+			}
+		}
+	}
+	if after := count(); after >= before {
+		t.Errorf("%d pages after, %d before", after, before)
+	}
+}
