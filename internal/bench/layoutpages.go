@@ -2,8 +2,10 @@ package bench
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
+	"github.com/unipool/unipool/internal/elfimage"
 	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
 )
@@ -12,7 +14,10 @@ import (
 // counts the pages whose content no other image has (unique) against those
 // another image also has (shareable — what KSM could merge), and among
 // those, the ones found at the same address in another image (what
-// load-time sharing of an aligned layout shares without scanning).
+// load-time sharing of an aligned layout shares without scanning). The
+// address of a library's page is where the library map put it: an image
+// may move a library by whole pages (desc.Library.Shift), its pages the
+// same pool pages.
 // All-zero pages (bss, padding, table slack) are counted apart: they
 // share nothing worth the name.
 func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
@@ -38,6 +43,10 @@ func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
 		if err != nil {
 			return res, fmt.Errorf("bench: %w", err)
 		}
+		mapAddr, err := mapAddresses(path)
+		if err != nil {
+			return res, fmt.Errorf("bench: %w", err)
+		}
 		seen := map[[32]byte]bool{} // count a content once per image
 		seenAt := map[key]bool{}
 		for _, m := range lay.Mappings {
@@ -52,8 +61,9 @@ func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
 					copy(buf, m.Data[off:])
 				}
 				h := sha256.Sum256(buf)
-				k := key{h, m.Addr + off}
-				all = append(all, page{h, m.Addr + off})
+				addr := mapAddr(m.Addr + off)
+				k := key{h, addr}
+				all = append(all, page{h, addr})
 				if !seen[h] {
 					seen[h] = true
 					byContent[h]++
@@ -79,4 +89,30 @@ func AnalyzeImages(layout string, paths []string) (LayoutPages, error) {
 		}
 	}
 	return res, nil
+}
+
+// mapAddresses returns, for an image at path, the function from an
+// address in it to the address the library map gave it: moved back by
+// the shift of the library holding it (the identity for an image without
+// a description or moved libraries).
+func mapAddresses(path string) (func(uint64) uint64, error) {
+	im, err := elfimage.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := im.Config()
+	if errors.Is(err, elfimage.ErrNoConfig) {
+		return func(a uint64) uint64 { return a }, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func(a uint64) uint64 {
+		for _, l := range cfg.Libraries {
+			if l.Shift != 0 && l.Region.Holds(a) {
+				return uint64(int64(a) - l.Shift)
+			}
+		}
+		return a
+	}, nil
 }
