@@ -219,7 +219,22 @@ const buildWorkers = 4
 // buildAll builds every instance's VM, buildWorkers per CPU at a time. At
 // the first setup error (or once ctx is done) it builds no more and
 // returns the errors; the caller closes what was built.
+//
+// Every VM is created first (createVMs), then built.
 func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Options, opt monitor.Options) error {
+	vms, err := h.createVMs(ctx, len(insts))
+	if err != nil {
+		return err
+	}
+	// A VM handed to a build is the build's (its machine's, or closed
+	// with it when the build fails); the rest are closed here.
+	defer func() {
+		for _, vm := range vms {
+			if vm != nil {
+				vm.Close()
+			}
+		}
+	}()
 	jobs := make(chan int)
 	var (
 		wg     sync.WaitGroup
@@ -236,7 +251,9 @@ func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Opt
 				if failed.Load() {
 					continue
 				}
-				if err := h.build(insts[k], los[k], opt); err != nil {
+				vm := vms[k]
+				vms[k] = nil
+				if err := h.build(vm, insts[k], los[k], opt); err != nil {
 					failed.Store(true)
 					mu.Lock()
 					errs = append(errs, err)
@@ -261,11 +278,45 @@ func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Opt
 	return errors.Join(errs...)
 }
 
-// build builds one instance's VM; its load time is the build's.
-func (h *host) build(in *instance, lo loader.Options, opt monitor.Options) error {
+// createVMs creates n VMs (KVM_CREATE_VM) one after the other, before
+// any of them is built. KVM_CREATE_VM registers an MMU notifier on the
+// process, and the kernel (mm_take_all_locks, Linux 6.1) walks and locks
+// every mapping of the process to do it: a VM created after k others were
+// built (each with its kvm_run and guest-memory mappings) costs O(k), a
+// fleet O(n²). Created first, every VM sees the few mappings the process
+// has before any build (docs/notes/issue-16.md, Session 7: in the
+// emulated host, 2 ms each instead of 2 ms + ~6.5 µs per VM already
+// built).
+func (h *host) createVMs(ctx context.Context, n int) ([]*kvm.VM, error) {
+	vms := make([]*kvm.VM, 0, n)
+	fail := func(err error) ([]*kvm.VM, error) {
+		for _, vm := range vms {
+			vm.Close()
+		}
+		return nil, err
+	}
+	for k := range n {
+		if k%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fail(fmt.Errorf("kvm monitor: %w before every VM was created", err))
+			}
+		}
+		vm, err := h.sys.CreateVM()
+		if err != nil {
+			return fail(fmt.Errorf("kvm monitor: VM %d of %d: %w", k+1, n, err))
+		}
+		vms = append(vms, vm)
+	}
+	return vms, nil
+}
+
+// build builds one instance's VM in vm (created by createVMs; the
+// machine owns it, or it is closed when the build fails); its load time
+// is the build's.
+func (h *host) build(vm *kvm.VM, in *instance, lo loader.Options, opt monitor.Options) error {
 	t0 := time.Now()
 	in.boot = in.prep.Boot()
-	m, err := h.newMachine(in.result.Unikernel, in.result.Instance, in.boot, func(tsc uint64) (*loader.Layout, error) {
+	m, err := h.newMachine(vm, in.result.Unikernel, in.result.Instance, in.boot, func(tsc uint64) (*loader.Layout, error) {
 		lo.TSCKHz = tsc
 		return in.prep.Plan(lo)
 	})
@@ -337,7 +388,19 @@ func hold(ctx context.Context, opt monitor.Options) {
 // for grace periods in KVM (its MMU notifier, its memory slots), which
 // overlap when closes run side by side; one after the other, thousands
 // of VMs took minutes.
+//
+// First every VM's KVM part goes (its notifier with it), then the guest
+// memory: each munmap is an MMU-notifier invalidation, which the kernel
+// hands to every VM still in the process, so unmapping a VM's memory
+// while the others live cost O(VMs) each, O(VMs²) in all (Session 7);
+// unmapped after, it meets no notifier.
 func closeAll(insts []*instance) {
+	each(insts, (*machine).closeKVM)
+	each(insts, func(m *machine) error { m.unmapMemory(); return nil })
+}
+
+// each calls f on every built VM, buildWorkers per CPU at a time.
+func each(insts []*instance, f func(*machine) error) {
 	next := make(chan *machine)
 	var wg sync.WaitGroup
 	for range min(len(insts), buildWorkers*runtime.GOMAXPROCS(0)) {
@@ -345,7 +408,7 @@ func closeAll(insts []*instance) {
 		go func() {
 			defer wg.Done()
 			for m := range next {
-				m.close()
+				f(m)
 			}
 		}()
 	}

@@ -50,7 +50,7 @@ func probe() error {
 	done := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		m, err := h.newMachine("probe", 0, "", func(uint64) (*loader.Layout, error) { return lay, nil })
+		m, err := h.newMachine(nil, "probe", 0, "", func(uint64) (*loader.Layout, error) { return lay, nil })
 		if err != nil {
 			done <- result{err: err}
 			return

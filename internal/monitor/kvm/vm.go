@@ -90,17 +90,22 @@ type host struct {
 // boot is the layout's boot protocol (loader.Prepared.Boot): a Linux-boot
 // guest gets an in-kernel irqchip and PIT, which must exist before the
 // vCPU.
-func (h *host) newMachine(name string, instance int, boot string, plan func(tscKHz uint64) (*loader.Layout, error)) (_ *machine, err error) {
+//
+// vm, if not nil, is the VM to build, created beforehand (createVMs); the
+// machine owns it from here on, also when the build fails.
+func (h *host) newMachine(vm *kvm.VM, name string, instance int, boot string, plan func(tscKHz uint64) (*loader.Layout, error)) (_ *machine, err error) {
 	m := &machine{name: name, instance: instance, blobs: h.blobs, tid: unix.Gettid(), console: console{max: maxOutput},
-		ignoreReports: h.ignoreReports}
+		ignoreReports: h.ignoreReports, vm: vm}
 	m.ports.Console = m.console.write
 	defer func() {
 		if err != nil {
 			m.close()
 		}
 	}()
-	if m.vm, err = h.sys.CreateVM(); err != nil {
-		return nil, err
+	if m.vm == nil {
+		if m.vm, err = h.sys.CreateVM(); err != nil {
+			return nil, err
+		}
 	}
 	if err = m.vm.SetTSSAddr(gpaKVMTSS); err != nil {
 		return nil, err
@@ -445,22 +450,37 @@ func (m *machine) forgetLayout() {
 
 // close releases the VM; the blobs stay (other VMs use them).
 func (m *machine) close() error {
+	err := m.closeKVM()
+	m.unmapMemory()
+	return err
+}
+
+// closeKVM releases the VM's KVM part: its fds and the vCPU's kvm_run
+// mapping, the last reference to the VM, so KVM destroys it and its MMU
+// notifier leaves the process. Its guest memory stays mapped.
+func (m *machine) closeKVM() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	if m.cpu != nil {
-		errs = append(errs, m.cpu.Close())
-		m.cpu = nil
-	}
 	if m.vm != nil {
 		errs = append(errs, m.vm.Close())
 		m.vm = nil
 	}
+	if m.cpu != nil {
+		errs = append(errs, m.cpu.Close())
+		m.cpu = nil
+	}
+	return errors.Join(errs...)
+}
+
+// unmapMemory unmaps the VM's private guest memory.
+func (m *machine) unmapMemory() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.priv != nil {
 		m.priv.close()
 		m.priv = nil
 	}
-	return errors.Join(errs...)
 }
 
 // what names a mapping in messages.
