@@ -222,7 +222,7 @@ const buildWorkers = 4
 //
 // Every VM is created first (createVMs), then built.
 func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Options, opt monitor.Options) error {
-	vms, err := h.createVMs(ctx, len(insts))
+	vms, took, err := h.createVMs(ctx, len(insts))
 	if err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Opt
 				}
 				vm := vms[k]
 				vms[k] = nil
-				if err := h.build(vm, insts[k], los[k], opt); err != nil {
+				if err := h.build(vm, took[k], insts[k], los[k], opt); err != nil {
 					failed.Store(true)
 					mu.Lock()
 					errs = append(errs, err)
@@ -286,14 +286,14 @@ func (h *host) buildAll(ctx context.Context, insts []*instance, los []loader.Opt
 // fleet O(n²). Created first, every VM sees the few mappings the process
 // has before any build (docs/notes/issue-16.md, Session 7: in the
 // emulated host, 2 ms each instead of 2 ms + ~6.5 µs per VM already
-// built).
-func (h *host) createVMs(ctx context.Context, n int) ([]*kvm.VM, error) {
-	vms := make([]*kvm.VM, 0, n)
-	fail := func(err error) ([]*kvm.VM, error) {
+// built). took is each creation's time.
+func (h *host) createVMs(ctx context.Context, n int) (vms []*kvm.VM, took []time.Duration, _ error) {
+	vms, took = make([]*kvm.VM, 0, n), make([]time.Duration, 0, n)
+	fail := func(err error) ([]*kvm.VM, []time.Duration, error) {
 		for _, vm := range vms {
 			vm.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	for k := range n {
 		if k%64 == 0 {
@@ -301,20 +301,21 @@ func (h *host) createVMs(ctx context.Context, n int) ([]*kvm.VM, error) {
 				return fail(fmt.Errorf("kvm monitor: %w before every VM was created", err))
 			}
 		}
+		t0 := time.Now()
 		vm, err := h.sys.CreateVM()
 		if err != nil {
 			return fail(fmt.Errorf("kvm monitor: VM %d of %d: %w", k+1, n, err))
 		}
-		vms = append(vms, vm)
+		vms, took = append(vms, vm), append(took, time.Since(t0))
 	}
-	return vms, nil
+	return vms, took, nil
 }
 
-// build builds one instance's VM in vm (created by createVMs; the
-// machine owns it, or it is closed when the build fails); its load time
-// is the build's.
-func (h *host) build(vm *kvm.VM, in *instance, lo loader.Options, opt monitor.Options) error {
-	t0 := time.Now()
+// build builds one instance's VM in vm (created by createVMs in
+// created; the machine owns it, or it is closed when the build fails);
+// its load time is its creation's and its build's.
+func (h *host) build(vm *kvm.VM, created time.Duration, in *instance, lo loader.Options, opt monitor.Options) error {
+	t0 := time.Now().Add(-created)
 	in.boot = in.prep.Boot()
 	m, err := h.newMachine(vm, in.result.Unikernel, in.result.Instance, in.boot, func(tsc uint64) (*loader.Layout, error) {
 		lo.TSCKHz = tsc
