@@ -18,7 +18,7 @@ SOCK=/run/tmp/unipool-scale.sock
 # into their roots, on the pool's file system (not the 9p mount).
 POOL=/run/tmp/pool; cp -a $C/pool $POOL
 { date -u +%T; uname -r; nproc; grep -E 'MemTotal|MemAvailable' /proc/meminfo; sysctl vm.max_map_count kernel.threads-max; echo "names: $NAMES K=$K PER=$PER"; } > $OUT/env.txt
-unipool serve --monitor kvm --socket $SOCK --pool $POOL --vms-per-process $PER --jail-memory 3G \
+unipool serve --monitor kvm --socket $SOCK --pool $POOL --vms-per-process $PER --jail-memory 3G --console-cap 16K \
 	--max-instances 20000 --retain 20000 --default-timeout 60m 2> $OUT/serve.err &
 D=$!
 for i in $(seq 100); do [ -S $SOCK ] && break; sleep 0.5; done
