@@ -155,8 +155,9 @@ NOSSP static const char *setup_tls(const struct uk_bootinfo *bi)
 	uint64_t a = align > UKPLAT_TLS_ALIGN ? align : UKPLAT_TLS_ALIGN;
 	unsigned char *tp = ukplat_tcb0;
 	if (bi->tls_area_size) {
-		/* The monitor's TLS area (a region of its own under --aslr):
-		 * the TCB at its top, the block right below. */
+		/* The monitor's TLS area (in the boot-info area under --aslr,
+		 * else the top of the stack mapping): the TCB at its top, the
+		 * block right below. */
 		uintptr_t lo = bi->tls_area, hi = lo + bi->tls_area_size;
 		if (hi < lo || hi - lo < UKPLAT_TCB_SIZE + size + a)
 			return "ukplat: TLS area too small\n";

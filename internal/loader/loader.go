@@ -35,7 +35,7 @@ const (
 	PartBootInfo = "bootinfo"
 	PartStack    = "stack"
 	PartHeap     = "heap"
-	PartTLS      = "tls"   // the TLS block and TCB (under --aslr, a region of its own)
+	PartTLS      = "tls"   // the TLS block and TCB (under --aslr in the boot-info area, else the stack mapping's top)
 	PartImage    = "image" // a segment of a plain ELF image
 )
 
@@ -129,7 +129,7 @@ type Layout struct {
 	// each at its own page; TLS inside the boot info), GroupHeap.
 	Groups map[string][]string
 	// TLSSize is the size of the TLS area at Areas["tls"] (under ASLR:
-	// inside the boot-info area).
+	// inside the boot-info area; else at the top of the stack mapping).
 	TLSSize uint64
 	// ASLRSpan (under ASLR) is the size of the span of the window that
 	// holds all of the instance's regions (aligned to its size).
@@ -817,10 +817,25 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 		opt.Canary = canaryV1(opt.Seed)
 	}
 	cmdAddr := bootAddr + uint64(len(bi.Marshal()))
+	stackTop := stackAddr + stack
+	if !opt.ASLR && bi.Version >= 2 {
+		// The TLS area (block, TCB) at the top of the stack mapping, the
+		// stack right below it: the TCB with this instance's canary
+		// shares the page the guest's first frames write anyway, instead
+		// of taking a data-arena page of its own in every instance (from a
+		// snapshot, one page fewer copied each). A TLS image too large
+		// for it stays where ukplat puts it (its reserve, else the heap).
+		align := max(bi.TLSAlign, tlsMinAlign)
+		if size := (bi.TLSMemSz+align-1)&^(align-1) + tlsTCBSize + align; size <= stack/8 {
+			tlsSize, tlsAddr = size, stackTop-size
+			stackTop = tlsAddr
+			bi.TLSArea, bi.TLSAreaSize = tlsAddr, tlsSize
+		}
+	}
 
 	bi.Cmdline, bi.CmdlineLen = cmdAddr, uint64(len(opt.Cmdline))
 	bi.HeapStart, bi.HeapSize = heapAddr, heapSize
-	bi.StackStart, bi.StackSize = stackAddr, stack
+	bi.StackStart, bi.StackSize = stackAddr, stackTop-stackAddr
 	bi.InstanceID, bi.Seed, bi.TSCKHz, bi.Monitor = opt.InstanceID, opt.Seed, opt.TSCKHz, opt.Monitor
 	if bi.Version >= 2 {
 		bi.Canary = opt.Canary
@@ -829,7 +844,7 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 	page = append(page, 0)
 
 	lay.BootInfo = bootAddr
-	lay.StackTop = stackAddr + stack
+	lay.StackTop = stackTop
 	lay.Canary, lay.Seed, lay.Seeded = opt.Canary, opt.Seed, opt.seeded
 	lay.Entropy["canary"], lay.Entropy["seed"] = CanaryBits, SeedBits
 	if bi.Version == 1 {

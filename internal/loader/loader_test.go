@@ -153,6 +153,45 @@ func TestBootInfoCarriesCommandLineAndMemory(t *testing.T) {
 	}
 }
 
+// Without ASLR the TLS area (TLS block and TCB, with the canary) is the
+// top of the stack mapping and the stack the guest is told of ends below
+// it: the canary shares the page the first frames write, in no data-arena
+// page of its own.
+func TestTLSAreaIsTheTopOfTheStackMappingWithoutASLR(t *testing.T) {
+	u := testUnikernel(t)
+	u.Config.BootInfoVersion = abi.BootInfoVersion
+	lay, err := Plan(u, Options{MemSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	bi := lay.Find(lay.BootInfo).Data
+	stackStart, stackSize := le.Uint64(bi[48:]), le.Uint64(bi[56:])
+	tls, tlsSize := le.Uint64(bi[136:]), le.Uint64(bi[144:])
+	stack := lay.Find(stackStart)
+	if stack == nil || stack.Part != PartStack || stack.Addr != stackStart {
+		t.Fatalf("stack_start %#x is not the stack mapping's start (%+v)", stackStart, stack)
+	}
+	if tlsSize == 0 || tlsSize > abi.PageSize || tls+tlsSize != stack.Addr+stack.Size {
+		t.Fatalf("TLS area %#x+%#x is not the top of the stack mapping %#x+%#x", tls, tlsSize, stack.Addr, stack.Size)
+	}
+	if stackStart+stackSize != tls || lay.StackTop != tls || lay.StackTop%16 != 0 {
+		t.Fatalf("stack %#x+%#x (top %#x) does not end where the TLS area %#x starts", stackStart, stackSize, lay.StackTop, tls)
+	}
+	if lay.Areas[PartTLS] != tls || lay.TLSSize != tlsSize {
+		t.Fatalf("areas say TLS %#x+%#x, boot info %#x+%#x", lay.Areas[PartTLS], lay.TLSSize, tls, tlsSize)
+	}
+
+	// A version-1 guest knows no TLS area: its stack is the whole mapping.
+	u.Config.BootInfoVersion = 1
+	if lay, err = Plan(u, Options{MemSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if m := lay.Find(lay.StackTop - 8); m == nil || m.Part != PartStack || lay.StackTop != m.Addr+m.Size {
+		t.Fatalf("version 1: stack top %#x is not the stack mapping's end (%+v)", lay.StackTop, m)
+	}
+}
+
 func TestCorruptDescriptionIsRefused(t *testing.T) {
 	u := testUnikernel(t)
 	u.Config.Libraries[0].Tramp.BlobOff = 1 << 40

@@ -36,17 +36,22 @@ static struct _uk_file file_stderr = {
 	.kind = UKF_CONSOLE, .fd = 2, .flags = UKF_WRITE, .bufmode = _IONBF, .unget = EOF};
 
 #ifndef LIBC_STDOUT_UNBUFFERED
-/* stdout's buffer is the static one until the init phase (before the ready
- * point) moves it to the heap: every instance writes it, and in the data
- * arena its page would be one more snapshot page each instance copies,
- * while the heap page it lands on is written anyway (the command line's
- * copy goes next to it). */
+/* stdout (its FILE and its buffer) is the static one until the init phase
+ * (before the ready point) moves both to one heap block: every instance
+ * writes them (the buffer, and the FILE's position, which a flush sets back
+ * to 0), and in the data arena their pages would be more snapshot pages
+ * each instance copies, while the heap page they land on is written anyway
+ * (the command line's copy goes next to them). Code reaches stdout only
+ * through the `stdout` pointer, as glibc's does. */
 static void stdout_buffer_to_heap(void)
 {
-	if (file_stdout.buf == stdout_buf && !file_stdout.pos) {
-		unsigned char *b = malloc(STDOUT_BUFSIZE);
-		if (b)
-			file_stdout.buf = b;
+	if (stdout == &file_stdout && file_stdout.buf == stdout_buf && !file_stdout.pos) {
+		struct _uk_file *f = malloc(sizeof *f + STDOUT_BUFSIZE);
+		if (f) {
+			*f = file_stdout;
+			f->buf = (unsigned char *)(f + 1);
+			stdout = f;
+		}
 	}
 }
 UK_INIT_PHASE(stdout_buffer_to_heap);

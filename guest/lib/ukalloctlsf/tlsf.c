@@ -44,15 +44,20 @@ struct block {
 	struct block *next_free, *prev_free; /* free blocks only */
 };
 
+/* The control block lives in the data arena, so its pages are what an
+ * instance from a snapshot copies when it allocates: what every malloc and
+ * free writes (top, last, free_bytes, the bitmaps) comes first, then the
+ * list heads, small sizes first, so a request that allocates only small
+ * blocks or from the top writes one page of it, not three. */
 static struct {
-	uint64_t fl_bitmap;
-	uint64_t sl_bitmap[FL_COUNT];
-	struct block *heads[FL_COUNT][SL_COUNT];
 	struct block *first;
 	struct block *last; /* the block that ends at top, or NULL */
 	uintptr_t top, end;
 	uintptr_t clean; /* from here up the pool is zero (never written) */
 	size_t free_bytes;
+	uint64_t fl_bitmap;
+	uint64_t sl_bitmap[FL_COUNT];
+	struct block *heads[FL_COUNT][SL_COUNT];
 } T;
 
 static size_t bsize(const struct block *b)
@@ -236,7 +241,11 @@ void uk_alloc_init_zeroed(void *base, size_t len)
 
 static void init(void *base, size_t len)
 {
-	memset(&T, 0, sizeof T);
+	/* T is bss, zero as loaded (guest ABI): cleared only if an earlier
+	 * init used it, since writing zeros would make its untouched pages
+	 * each instance's own. */
+	if (T.first || T.top || T.end)
+		memset(&T, 0, sizeof T);
 	uintptr_t lo = ((uintptr_t)base + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
 	uintptr_t hi = ((uintptr_t)base + len) & ~(uintptr_t)(ALIGN - 1);
 	if (hi < lo || hi - lo < HDR + MIN_PAYLOAD)
