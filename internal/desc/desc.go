@@ -344,7 +344,7 @@ func (c *Config) compact() {
 		}
 	}
 	if s := c.Snapshot; s != nil {
-		in(&s.Monitor)
+		in(&s.Monitor, &s.Zero)
 		s.Pages = exact(s.Pages)
 		for j := range s.Pages {
 			in(&s.Pages[j].Digest)

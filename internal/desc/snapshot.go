@@ -1,8 +1,11 @@
 package desc
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // MediaTypeSnapshotPage is a layer holding one 4 KiB page of a snapshot.
@@ -10,6 +13,14 @@ const MediaTypeSnapshotPage = "application/vnd.unipool.snapshot.page.v1"
 
 // SnapshotPageSize is the size of every snapshot page blob.
 const SnapshotPageSize = 0x1000
+
+// MediaTypeSnapshotZero is the layer of a snapshot's zero blob
+// (Snapshot.Zero): SnapshotZeroSize bytes of zeros.
+const MediaTypeSnapshotZero = "application/vnd.unipool.snapshot.zero.v1"
+
+// SnapshotZeroSize is the size of the zero blob: the longest zero run one
+// mapping of it covers (longer runs take several).
+const SnapshotZeroSize = 256 << 10
 
 // Snapshot is a unikernel booted up to its ready point (abi.PortReady) and
 // stopped there: its vCPU state, its devices' state and its private memory.
@@ -34,6 +45,14 @@ type Snapshot struct {
 	Console string `json:"console,omitempty"`
 	// Pages are the non-zero pages, ascending by guest address.
 	Pages []Page `json:"pages"`
+	// Zero, when set, is the zero blob (SnapshotZeroSize bytes of zeros,
+	// the same blob in every snapshot): the zero pages of the private
+	// parts (data, bss, tramp tables: not the stack or heap) are mapped
+	// copy-on-write from it, so a page an instance only reads is the page
+	// cache's one copy, not a page of its own (as the kernel's shared zero
+	// page would be, on a host that has one). Unset: those pages are
+	// anonymous memory.
+	Zero string `json:"zero,omitempty"`
 }
 
 // Regs is the general-purpose register state, with the FS and GS bases
@@ -86,10 +105,23 @@ func (s *Snapshot) Validate() error {
 		if i > 0 && p.Addr <= s.Pages[i-1].Addr {
 			return fmt.Errorf("snapshot: page %d at %#x does not follow the page at %#x", i, p.Addr, s.Pages[i-1].Addr)
 		}
-		hex, ok := strings.CutPrefix(p.Digest, "sha256:")
-		if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		if !isDigest(p.Digest) {
 			return fmt.Errorf("snapshot: page at %#x: digest %q is not sha256:<64 hex digits>", p.Addr, p.Digest)
 		}
 	}
+	if s.Zero != "" && !isDigest(s.Zero) {
+		return fmt.Errorf("snapshot: zero blob digest %q is not sha256:<64 hex digits>", s.Zero)
+	}
 	return nil
+}
+
+// SnapshotZeroDigest is the digest of the zero blob.
+var SnapshotZeroDigest = sync.OnceValue(func() string {
+	sum := sha256.Sum256(make([]byte, SnapshotZeroSize))
+	return "sha256:" + hex.EncodeToString(sum[:])
+})
+
+func isDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	return ok && len(hex) == 64 && strings.Trim(hex, "0123456789abcdef") == ""
 }

@@ -45,6 +45,7 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 	// One verified descriptor per blob, shared by every unikernel of the
 	// call: the monitors map and read these, never the paths.
 	verified := map[string]*os.File{}
+	zeroOK := map[string]bool{} // zero blobs verified (one for every snapshot)
 	fail := func(err error) ([]monitor.Unikernel, error) {
 		for _, f := range verified {
 			f.Close()
@@ -71,6 +72,12 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 				if err := p.VerifyBlob(pg.Digest); err != nil {
 					return fail(fmt.Errorf("unikernel %q: snapshot page at %#x: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, pg.Addr, err))
 				}
+			}
+			if z := s.Zero; z != "" && !zeroOK[z] {
+				if err := p.VerifyBlob(z); err != nil {
+					return fail(fmt.Errorf("unikernel %q: snapshot zero blob: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, err))
+				}
+				zeroOK[z] = true
 			}
 		}
 		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline})

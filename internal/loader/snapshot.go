@@ -49,7 +49,12 @@ func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
 }
 
 // applySnapshot replaces the contents of every private range but the boot
-// info with the snapshot's pages.
+// info with the snapshot's pages. The stack and heap are written before
+// they are read (allocators never read what they have not handed out), so
+// their zero runs stay anonymous; a library's private part may be read
+// where nothing wrote it (bss), and on a host without a shared zero page
+// each such read would cost the instance a page: with a zero blob those
+// runs map it instead.
 func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string) error {
 	var out []Mapping
 	next := 0 // the next snapshot page to place
@@ -67,10 +72,19 @@ func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string)
 		if next < len(s.Pages) && s.Pages[next].Addr < m.Addr {
 			return fmt.Errorf("page at %#x lies in no private range", s.Pages[next].Addr)
 		}
-		// Zero runs are anonymous memory; stored pages their blobs.
+		// Zero runs are anonymous memory, or in a library's private
+		// part copy-on-write mappings of the zero blob; stored pages
+		// their blobs.
 		zero := func(lo, hi uint64) {
-			if hi > lo {
-				out = append(out, Mapping{Addr: lo, Size: hi - lo, Prot: m.Prot, Library: m.Library, Part: m.Part})
+			if s.Zero == "" || m.Part == PartStack || m.Part == PartHeap {
+				if hi > lo {
+					out = append(out, Mapping{Addr: lo, Size: hi - lo, Prot: m.Prot, Library: m.Library, Part: m.Part})
+				}
+				return
+			}
+			for ; hi > lo; lo += min(hi-lo, desc.SnapshotZeroSize) {
+				out = append(out, Mapping{Addr: lo, Size: min(hi-lo, desc.SnapshotZeroSize), Prot: m.Prot, File: blobPath(s.Zero),
+					Digest: s.Zero, COW: true, Library: m.Library, Part: m.Part})
 			}
 		}
 		at := m.Addr

@@ -80,6 +80,54 @@ func TestSnapshotMapsItsPagesCopyOnWriteAndTheRestZero(t *testing.T) {
 	}
 }
 
+// With a zero blob, the zero pages of a library's private part (bss that
+// an instance may only read) map it copy-on-write, every range from its
+// start, as many mappings as a long run needs; the stack's and heap's zero
+// pages stay anonymous memory (written before they are read).
+func TestSnapshotMapsPrivatePartZeroRunsFromTheZeroBlobButNotStackOrHeap(t *testing.T) {
+	appData := uint64(abi.AppRegionBase + 5*abi.PageSize)
+	u := withSnapshot(t, appData)
+	u.Config.Snapshot.Zero = desc.SnapshotZeroDigest()
+	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeroBlob, anon := 0, map[string]bool{}
+	for _, m := range lay.Mappings {
+		switch {
+		case m.Digest == desc.SnapshotZeroDigest():
+			zeroBlob++
+			if !m.COW || m.Offset != 0 || m.Size > desc.SnapshotZeroSize || m.File != "/pool/"+m.Digest || m.Data != nil {
+				t.Errorf("%s at %#x: %+v is not the zero blob mapped copy-on-write from its start", m.Part, m.Addr, m)
+			}
+			if m.Part == PartStack || m.Part == PartHeap || m.Part == PartBootInfo {
+				t.Errorf("the %s maps the zero blob", m.Part)
+			}
+		case m.File == "" && m.Data == nil:
+			anon[m.Part] = true
+		}
+	}
+	if zeroBlob == 0 {
+		t.Errorf("no private part maps the zero blob: %+v", lay.Mappings)
+	}
+	if !anon[PartStack] || !anon[PartHeap] {
+		t.Errorf("anonymous zero runs in %v, want the stack and the heap", anon)
+	}
+	if m := lay.Find(appData); m == nil || m.Digest == desc.SnapshotZeroDigest() || !m.COW {
+		t.Errorf("the stored page at %#x is %+v, not its own blob", appData, m)
+	}
+
+	// A run longer than the blob takes several mappings of it.
+	long := &Layout{Mappings: []Mapping{{Addr: 0x7000_0000, Size: desc.SnapshotZeroSize + 3*abi.PageSize, Prot: ProtRead | ProtWrite, Part: PartPrivate}}}
+	if err := long.applySnapshot(&desc.Snapshot{Zero: desc.SnapshotZeroDigest()}, func(d string) string { return "/pool/" + d }); err != nil {
+		t.Fatal(err)
+	}
+	if len(long.Mappings) != 2 || long.Mappings[0].Size != desc.SnapshotZeroSize || long.Mappings[1].Size != 3*abi.PageSize ||
+		long.Mappings[1].Addr != 0x7000_0000+desc.SnapshotZeroSize || long.Mappings[1].Offset != 0 {
+		t.Errorf("a run of %#x bytes: %+v", desc.SnapshotZeroSize+3*abi.PageSize, long.Mappings)
+	}
+}
+
 func TestSnapshotRefusesASLRMemorySizeAndLongCommandLines(t *testing.T) {
 	u := withSnapshot(t)
 	for _, c := range []struct {

@@ -143,11 +143,11 @@ func parseManifest(data []byte) (*ocispec.Manifest, error) {
 			return nil, fmt.Errorf("layers[%d]: %w", i, err)
 		}
 		switch l.MediaType {
-		case desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypeSnapshotPage:
+		case desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotZero:
 		case desc.MediaTypePrivate:
 			private++
 		default:
-			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate, desc.MediaTypeSnapshotPage)
+			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q, %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate, desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotZero)
 		}
 	}
 	if private != 1 {
@@ -250,6 +250,17 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 			}
 			if ld.Size != desc.SnapshotPageSize {
 				return fmt.Errorf("snapshot page at %#x: layer %s is %d bytes, want %d", pg.Addr, ld.Digest, ld.Size, desc.SnapshotPageSize)
+			}
+			used[k] = true
+		}
+		if z := c.Snapshot.Zero; z != "" {
+			k := key{desc.MediaTypeSnapshotZero, digest.Digest(z)}
+			ld, ok := layers[k]
+			if !ok {
+				return fmt.Errorf("snapshot zero blob %q is not a layer of the manifest", z)
+			}
+			if ld.Size != desc.SnapshotZeroSize {
+				return fmt.Errorf("snapshot zero blob: layer %s is %d bytes, want %d", ld.Digest, ld.Size, desc.SnapshotZeroSize)
 			}
 			used[k] = true
 		}

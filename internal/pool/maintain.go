@@ -301,6 +301,8 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 				role = "init (" + l.Annotations[AnnotationLibrary] + ")"
 			case desc.MediaTypeSnapshotPage:
 				role = "snapshot page"
+			case desc.MediaTypeSnapshotZero:
+				role = "snapshot zero blob"
 			}
 			need(u, l, role)
 		}

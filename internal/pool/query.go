@@ -214,6 +214,9 @@ func (p *Pool) Inspect(name string) (*Description, error) {
 		for _, pg := range c.Snapshot.Pages {
 			d.Blobs = append(d.Blobs, Blob{Role: "snapshot", Digest: digest.Digest(pg.Digest), Size: desc.SnapshotPageSize})
 		}
+		if z := c.Snapshot.Zero; z != "" {
+			d.Blobs = append(d.Blobs, Blob{Role: "snapshot zero", Digest: digest.Digest(z), Size: desc.SnapshotZeroSize})
+		}
 	}
 	return d, nil
 }

@@ -51,7 +51,7 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	snap.Pages = nil
 	var layers []ocispec.Descriptor
 	for _, l := range m.Layers {
-		if l.MediaType != desc.MediaTypeSnapshotPage {
+		if l.MediaType != desc.MediaTypeSnapshotPage && l.MediaType != desc.MediaTypeSnapshotZero {
 			layers = append(layers, l)
 		}
 	}
@@ -72,6 +72,16 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 			seen[d] = true
 			layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPage, Digest: d, Size: desc.SnapshotPageSize})
 		}
+	}
+	if s.Zero != "" {
+		d, err := p.storeBlob(make([]byte, desc.SnapshotZeroSize), res)
+		if err != nil {
+			return nil, err
+		}
+		if string(d) != s.Zero {
+			return nil, fmt.Errorf("snapshot of %q: zero blob %s, but %d zero bytes are %s", name, s.Zero, desc.SnapshotZeroSize, d)
+		}
+		layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotZero, Digest: d, Size: desc.SnapshotZeroSize})
 	}
 	nc := *c
 	nc.Snapshot = &snap

@@ -74,3 +74,44 @@ func TestSnapshotOfAnUnknownNameOrABadPageIsRefused(t *testing.T) {
 	}
 	mustVerify(t, p)
 }
+
+// Every snapshot names the same zero blob: stored once, a layer of each
+// manifest (so verify, GC and push see it), and a snapshot naming any other
+// digest as its zero blob is refused.
+func TestSnapshotZeroBlobIsStoredOnceAndKeptWithItsSnapshots(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	p := mustOpen(t, dir)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16, Zero: desc.SnapshotZeroDigest()}
+	r1, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := p.SetSnapshot("world", s, map[uint64][]byte{0x2002_0000: page(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.NewBytes < desc.SnapshotZeroSize || r2.NewBytes >= desc.SnapshotZeroSize {
+		t.Errorf("new bytes %d then %d: the zero blob (%d bytes) not stored once", r1.NewBytes, r2.NewBytes, desc.SnapshotZeroSize)
+	}
+	if _, err := p.GC(); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, p)
+	data, err := os.ReadFile(p.BlobPath(desc.SnapshotZeroDigest()))
+	if err != nil || len(data) != desc.SnapshotZeroSize || !bytes.Equal(data, make([]byte, desc.SnapshotZeroSize)) {
+		t.Fatalf("zero blob: %d bytes, %v", len(data), err)
+	}
+	w, err := p.Resolve("world")
+	if err != nil || w.Snapshot.Zero != desc.SnapshotZeroDigest() {
+		t.Fatalf("world's snapshot %+v, %v: no zero blob", w.Snapshot, err)
+	}
+	bad := *s
+	bad.Zero = "sha256:" + strings.Repeat("a", 64)
+	if _, err := p.SetSnapshot("hello", &bad, nil); err == nil || !strings.Contains(err.Error(), "zero blob") {
+		t.Errorf("a zero blob that is not zeros: %v", err)
+	}
+	mustVerify(t, p)
+}

@@ -51,7 +51,8 @@ func Take(ctx context.Context, dir, name string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	boot := time.Since(start)
-	s := &desc.Snapshot{Monitor: process.Name, MemSize: c.MemSize, BootArea: c.BootArea, Regs: c.Regs, Console: c.Console}
+	s := &desc.Snapshot{Monitor: process.Name, MemSize: c.MemSize, BootArea: c.BootArea, Regs: c.Regs, Console: c.Console,
+		Zero: desc.SnapshotZeroDigest()}
 	pages := make(map[uint64][]byte, len(c.Pages))
 	distinct := map[string]bool{}
 	for _, pg := range c.Pages {
