@@ -61,8 +61,13 @@ func init() {
 			for _, l := range rep.Layouts {
 				if n := l.TrampPages + l.SharedPages + l.PrivatePages; n > 0 && rep.Unikernels > 0 {
 					per := float64(rep.Unikernels)
-					fmt.Fprintf(w, "%s: pages per image by part: tramp %.1f, shared %.1f, private %.1f (of %.1f loaded)\n", l.Layout,
-						float64(l.TrampPages)/per, float64(l.SharedPages)/per, float64(l.PrivatePages)/per, float64(l.LoadedBytes)/abi.PageSize/per)
+					fmt.Fprintf(w, "%s: pages per image by part: tramp %.1f, shared %.1f (%.1f of bytes), private %.1f (%.1f of bytes) (of %.1f loaded)\n", l.Layout,
+						float64(l.TrampPages)/per, float64(l.SharedPages)/per, float64(l.SharedBytes)/abi.PageSize/per,
+						float64(l.PrivatePages)/per, float64(l.PrivateBytes)/abi.PageSize/per, float64(l.LoadedBytes)/abi.PageSize/per)
+					if l.Moved > 0 {
+						fmt.Fprintf(w, "%s: %.1f libraries per image moved by whole pages from their map regions: private %.1f pages per image, %.1f at the map's addresses\n",
+							l.Layout, float64(l.Moved)/per, float64(l.PrivatePages)/per, float64(l.MapPrivatePages)/per)
+					}
 				}
 			}
 			for _, l := range rep.Layouts {

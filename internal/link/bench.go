@@ -93,6 +93,14 @@ type LayoutBench struct {
 	TrampPages   uint64 `json:"tramp_pages,omitempty"`
 	SharedPages  uint64 `json:"shared_pages,omitempty"`
 	PrivatePages uint64 `json:"private_pages,omitempty"`
+	// What those parts hold (bytes: code, rodata and stubs; data and
+	// bss), the pages the dense private parts would take at the map's
+	// addresses, and the libraries the links moved from them
+	// (desc.Library.Shift).
+	SharedBytes     uint64 `json:"shared_bytes,omitempty"`
+	PrivateBytes    uint64 `json:"private_bytes,omitempty"`
+	MapPrivatePages uint64 `json:"map_private_pages,omitempty"`
+	Moved           int    `json:"moved_libraries,omitempty"`
 }
 
 // ImageBench is one image of one layout.
@@ -105,6 +113,14 @@ type ImageBench struct {
 	TrampPages   uint64 `json:"tramp_pages,omitempty"`
 	SharedPages  uint64 `json:"shared_pages,omitempty"`
 	PrivatePages uint64 `json:"private_pages,omitempty"`
+	// What those parts hold (bytes: code, rodata and stubs; data and
+	// bss), the pages the dense private parts would take at the map's
+	// addresses, and the libraries the links moved from them
+	// (desc.Library.Shift).
+	SharedBytes     uint64 `json:"shared_bytes,omitempty"`
+	PrivateBytes    uint64 `json:"private_bytes,omitempty"`
+	MapPrivatePages uint64 `json:"map_private_pages,omitempty"`
+	Moved           int    `json:"moved_libraries,omitempty"`
 }
 
 // benchImage is one linked image and what the page census needs of it.
@@ -303,6 +319,12 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 		bi.size.TrampPages += l.TrampPages / abi.PageSize
 		bi.size.SharedPages += l.SharedPages / abi.PageSize
 		bi.size.PrivatePages += l.PrivatePages / abi.PageSize
+		bi.size.SharedBytes += l.Code + l.Rodata + l.Stubs
+		bi.size.PrivateBytes += l.Private
+	}
+	bi.size.MapPrivatePages, bi.size.Moved = in.MapPrivatePages/abi.PageSize, in.Moved
+	if in.Moved == 0 {
+		bi.size.MapPrivatePages = 0
 	}
 	im, err := elfimage.Open(opt.Output)
 	if err != nil {
@@ -358,6 +380,14 @@ func census(layout string, ims []*benchImage) LayoutBench {
 		lb.TrampPages += im.size.TrampPages
 		lb.SharedPages += im.size.SharedPages
 		lb.PrivatePages += im.size.PrivatePages
+		lb.SharedBytes += im.size.SharedBytes
+		lb.PrivateBytes += im.size.PrivateBytes
+		lb.Moved += im.size.Moved
+		if im.size.Moved > 0 {
+			lb.MapPrivatePages += im.size.MapPrivatePages
+		} else {
+			lb.MapPrivatePages += im.size.PrivatePages
+		}
 		lb.Images = append(lb.Images, im.size)
 		pages := map[string]map[uint64]bool{} // library -> its read-only pages
 		for _, s := range im.res.Inputs {

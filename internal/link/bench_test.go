@@ -81,4 +81,11 @@ func TestBenchFindsAlignedLibraryPagesAtTheSameAddress(t *testing.T) {
 	if pk := byLayout[LayoutPacked]; pk.TrampPages+pk.SharedPages+pk.PrivatePages != 0 {
 		t.Errorf("packed: pages by part %+v", pk)
 	}
+	// What the parts hold fits in their pages; moved or not, the private
+	// pages are no more than at the map's addresses.
+	if al.SharedBytes == 0 || al.SharedBytes > al.SharedPages*4096 || al.PrivateBytes == 0 || al.PrivateBytes > al.PrivatePages*4096 ||
+		al.MapPrivatePages < al.PrivatePages {
+		t.Errorf("aligned: shared %d bytes in %d pages, private %d bytes in %d pages (%d at the map's addresses)",
+			al.SharedBytes, al.SharedPages, al.PrivateBytes, al.PrivatePages, al.MapPrivatePages)
+	}
 }
