@@ -34,15 +34,34 @@ const (
 // Guest virtual address layout. Monitors and the linker agree on these.
 const (
 	// PackedBase is where ld's default script puts packed/dce images.
-	// Packed images must fit below AppRegionBase.
+	// Packed images must fit below LegacyAppRegionBase.
 	PackedBase = 0x0040_0000
 	// AppRegionBase is the region of an aligned image's own code (its app):
 	// every image puts its app here, because no other image shares it, so it
-	// needs no slot in the global library map.
-	AppRegionBase = 0x1000_0000
-	// PrivateBase is the start of per-instance guest memory: the boot-info
-	// page, then the stack, then the heap.
-	PrivateBase = 0x2000_0000
+	// needs no slot in the global library map. It lies in the map's GiB,
+	// below the data arena, and the per-instance memory (PrivateBase)
+	// follows it in the same 2 MiB: an instance's app, boot info, stack
+	// and first heap pages share one page-table page, and the instance
+	// needs no page-middle-directory page for GiB 0 (8 KiB of kernel
+	// memory per instance process less than with the legacy addresses).
+	// The map hands out no region from here to DataArenaLimit.
+	AppRegionBase = 0x6000_0000
+	// PrivateBase is the start of per-instance guest memory of an image
+	// whose app is at AppRegionBase: the boot-info page, then the stack,
+	// then the heap, up to PrivateLimit (heap + stack of about 255 MiB at
+	// most). The app's code must end below it (its private part lies in
+	// the data arena).
+	PrivateBase  = 0x6010_0000
+	PrivateLimit = DataArenaBase
+	// LegacyAppRegionBase and LegacyPrivateBase are where images linked
+	// before AppRegionBase moved (and Unikraft images, whose app keeps its
+	// private part in the app region) have their app, and where their
+	// instances' per-instance memory starts; so are plain images' (below
+	// LegacyAppRegionBase). A Linux-boot guest's boot area starts at
+	// LegacyPrivateBase too. The loader picks by the image's app region
+	// (PrivateBaseFor).
+	LegacyAppRegionBase = 0x1000_0000
+	LegacyPrivateBase   = 0x2000_0000
 	// MapBase is the first address the global library map hands out.
 	MapBase = 0x4000_0000
 	// MapLimit bounds the library map (the map refuses to grow past it).
@@ -82,6 +101,26 @@ const (
 	// with its heap: the buddy allocator's block table is heap/33 bytes).
 	DefaultMemSize = 8 << 20
 )
+
+// PrivateBaseFor is where the per-instance memory of an image whose app
+// region starts at appStart begins: PrivateBase for an app at
+// AppRegionBase, else (legacy images, Unikraft images, plain images: 0)
+// LegacyPrivateBase.
+func PrivateBaseFor(appStart uint64) uint64 {
+	if appStart == AppRegionBase {
+		return PrivateBase
+	}
+	return LegacyPrivateBase
+}
+
+// PrivateLimitFor is the end of the room for per-instance memory from
+// PrivateBaseFor(appStart): PrivateLimit, or the library map's base.
+func PrivateLimitFor(appStart uint64) uint64 {
+	if appStart == AppRegionBase {
+		return PrivateLimit
+	}
+	return MapBase
+}
 
 // BootInfoMagic is "UNIPOOL1" read as a little-endian uint64.
 const BootInfoMagic = 0x314c4f4f50494e55

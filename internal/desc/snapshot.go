@@ -35,7 +35,8 @@ type Snapshot struct {
 	// MemSize is the guest heap+stack it was taken with; instances from
 	// the snapshot get the same.
 	MemSize uint64 `json:"mem_size"`
-	// BootArea is the bytes at abi.PrivateBase given to the boot info and
+	// BootArea is the bytes at the per-instance memory's base
+	// (abi.PrivateBaseFor the image's app) given to the boot info and
 	// the command line: it bounds the command line of a restored instance.
 	BootArea uint64 `json:"boot_area"`
 	// Regs is the vCPU state at the ready point, %rip after the port write.

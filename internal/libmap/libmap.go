@@ -350,11 +350,12 @@ func (m *Map) newRegion(n Need, dense bool) (desc.Region, error) {
 		}
 	}
 	size := r.End() - r.Start
-	if r.Start < abi.DataArenaLimit && r.Start+size > abi.DataArenaBase {
-		// No region's contiguous range enters the data arena, and a
-		// dense region's code lies below it (in rel32 reach).
+	if r.Start < abi.DataArenaLimit && r.Start+size > abi.AppRegionBase {
+		// No region's contiguous range enters the app region, the
+		// per-instance memory or the data arena after them, and a dense
+		// region's code lies below them (in rel32 reach of the arena).
 		if dense {
-			return desc.Region{}, fmt.Errorf("map is full: a region of %#x bytes at %#x would pass the data arena at %#x", size, r.Start, uint64(abi.DataArenaBase))
+			return desc.Region{}, fmt.Errorf("map is full: a region of %#x bytes at %#x would pass the app region at %#x", size, r.Start, uint64(abi.AppRegionBase))
 		}
 		r.Start = abi.DataArenaLimit
 	}

@@ -151,7 +151,7 @@ func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, non
 }
 
 // place gives every library its region: map libraries from m (recording
-// new versions and regions), the app at abi.AppRegionBase.
+// new versions and regions), the app at its base (appBase).
 func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 	var libs []*placed
 	var app *placed
@@ -165,7 +165,7 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 		// private part. The region's tramp part is not used.
 		p := &placed{obj: o, file: l.file[i], name: o.Name, app: o.App, stubCap: tramp.Stubs, slotCap: tramp.Slots}
 		if o.App {
-			p.region = desc.Region{Start: abi.AppRegionBase}
+			p.region = desc.Region{Start: l.appBase()}
 			app = p
 		} else {
 			need := libmap.Need{Shared: pageUp(o.text) + o.rodata + stubAlign + tramp.Stubs, Private: tramp.Slots + slotAlign + o.private}
@@ -202,7 +202,7 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 				name = "image"
 			}
 		}
-		libs = append(libs, &placed{name: name, app: true, region: desc.Region{Start: abi.AppRegionBase}})
+		libs = append(libs, &placed{name: name, app: true, region: desc.Region{Start: l.appBase()}})
 	} else if l.opt.Platform != PlatformUnikraft {
 		if !l.opt.MapAddresses {
 			fitPrivateParts(libs)
@@ -232,6 +232,17 @@ func placeAppPrivate(app *placed, libs []*placed) {
 	if start < abi.DataArenaLimit {
 		app.region.PrivateStart, app.region.PrivateSize = start, abi.DataArenaLimit-start
 	}
+}
+
+// appBase is where the image's app region starts: abi.AppRegionBase, in
+// the map's GiB, with the per-instance memory in its 2 MiB; a Unikraft
+// image keeps the legacy base, whose room up to the per-instance memory
+// (256 MiB) holds its app's private part too.
+func (l *linker) appBase() uint64 {
+	if l.opt.Platform == PlatformUnikraft {
+		return abi.LegacyAppRegionBase
+	}
+	return abi.AppRegionBase
 }
 
 // appPrivateAlign aligns the app's private part in the data arena (its
@@ -333,7 +344,7 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 	r := p.region
 	limit := r.End()
 	if p.app {
-		limit = abi.PrivateBase
+		limit = abi.PrivateBaseFor(r.Start)
 	}
 	var sharedEnd, privStart, privFile, privEnd uint64
 	for i, s := range segs {
@@ -455,8 +466,8 @@ func checkPacked(path string) error {
 		return err
 	}
 	for _, s := range im.Segments() {
-		if s.End() > abi.AppRegionBase {
-			return fmt.Errorf("packed image reaches %#x, past the app region base %#x", s.End(), uint64(abi.AppRegionBase))
+		if s.End() > abi.LegacyAppRegionBase {
+			return fmt.Errorf("packed image reaches %#x, past the app region base %#x", s.End(), uint64(abi.LegacyAppRegionBase))
 		}
 	}
 	return nil
@@ -482,7 +493,7 @@ func coverTBSS(cfg *desc.Config, va uint64) bool {
 			l.Region.PrivateSize = (va+1+15)&^15 - l.Region.PrivateAddr()
 			return true
 		}
-		if l.App && va >= l.Region.PrivateAddr() && va < abi.PrivateBase {
+		if l.App && va >= l.Region.PrivateAddr() && va < abi.PrivateBaseFor(l.Region.Start) {
 			l.Region.PrivateSize = pageUp(va+1) - l.Region.PrivateAddr()
 			return true
 		}

@@ -64,7 +64,7 @@ func fitPrivateParts(libs []*placed) {
 		}
 	}
 	ok := func(r desc.Region) bool {
-		if r.Start < abi.MapBase || r.End() > abi.DataArenaBase || r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit {
+		if r.Start < abi.MapBase || r.End() > abi.AppRegionBase || r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit {
 			return false
 		}
 		for _, f := range fixed {

@@ -166,6 +166,8 @@ func alignedScript(libs []*placed, collections, nonAlloc []string, entry, tables
 		w("  . = ALIGN(%#x);\n", abi.PageSize)
 		if !p.app {
 			w("  ASSERT(. <= %#x, \"unipool: library %s: shared part exceeds its region's capacity %#x\")\n", r.SharedAddr()+r.SharedSize, p.name, r.SharedSize)
+		} else {
+			w("  ASSERT(. <= %#x, \"unipool: the app's code overflows into per-instance memory\")\n", abi.PrivateBaseFor(r.Start))
 		}
 		if !r.Dense() {
 			privatePart(w, i, p, collections, tables)
@@ -239,7 +241,7 @@ func privatePart(w func(string, ...any), i int, p *placed, collections []string,
 	case p.app:
 		w("  . = ALIGN(%#x);\n", abi.PageSize)
 		w("  PROVIDE(_end = .); PROVIDE(end = .);\n")
-		w("  ASSERT(. <= %#x, \"unipool: the app region overflows into per-instance memory\")\n", uint64(abi.PrivateBase))
+		w("  ASSERT(. <= %#x, \"unipool: the app region overflows into per-instance memory\")\n", abi.PrivateBaseFor(r.Start))
 	case r.Dense():
 		// Packed: the next library's private part may start right here.
 		w("  ASSERT(. <= %#x, \"unipool: library %s: private part exceeds its capacity %#x\")\n", r.PrivateEnd(), p.name, r.PrivateSize)

@@ -128,9 +128,9 @@ func readPlainImage(path string) (*plainImage, error) {
 	// anything but the per-instance area and the ASLR window.
 	for _, s := range img.segments {
 		end := s.Addr + s.Size
-		if s.Addr < abi.PageSize*16 || end > abi.MapLimit || (s.Addr < abi.MapBase && end > abi.PrivateBase) {
+		if s.Addr < abi.PageSize*16 || end > abi.MapLimit || (s.Addr < abi.MapBase && end > abi.LegacyPrivateBase) {
 			return nil, fmt.Errorf("image %s: segment [%#x,%#x) overlaps the per-instance area [%#x,%#x) or lies outside [%#x,%#x)",
-				path, s.Addr, end, abi.PrivateBase, abi.MapBase, abi.PageSize*16, abi.MapLimit)
+				path, s.Addr, end, abi.LegacyPrivateBase, abi.MapBase, abi.PageSize*16, abi.MapLimit)
 		}
 	}
 	return img, nil
@@ -178,7 +178,9 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 				pl.reserve(m.Addr, m.Addr+m.Size)
 			}
 		}
-		if err := lay.addPrivateMemory(bi, opt, pl); err != nil {
+		// A plain image's per-instance memory is at the legacy base:
+		// packed images lie below it, in the same GiB.
+		if err := lay.addPrivateMemory(bi, opt, pl, 0); err != nil {
 			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 		}
 	}

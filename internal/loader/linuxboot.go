@@ -46,7 +46,7 @@ const (
 )
 
 // Guest-physical layout of a Linux-boot instance, in its per-instance
-// area (abi.PrivateBase): the zero page, the command line, then the RAM
+// area (abi.LegacyPrivateBase): the zero page, the command line, then the RAM
 // on a 2 MiB boundary.
 const (
 	vgaStart = 0xa0000
@@ -105,7 +105,7 @@ func (lay *Layout) addLinuxBootMemory(opt Options) error {
 // the info page's address.
 func (lay *Layout) addFirmwareMemory(opt Options, boot, infoPart string, info func(infoAddr, cmdAddr uint64, ram []E820) ([]byte, error)) error {
 	mem := max(opt.MemSize, LinuxMinMem)
-	infoAddr := uint64(abi.PrivateBase)
+	infoAddr := uint64(abi.LegacyPrivateBase)
 	cmdAddr := infoAddr + abi.PageSize
 	cmdSize := pageUp(uint64(len(opt.Cmdline)) + 1)
 	ramAddr := (cmdAddr + cmdSize + ramAlign - 1) &^ (ramAlign - 1)

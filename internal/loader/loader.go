@@ -467,7 +467,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 		if t := p.cfg.TLS; t != nil {
 			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = addr(t.Image), t.FileSize, t.MemSize, t.Align
 		}
-		if err := lay.addPrivateMemory(bi, opt, pl); err != nil {
+		if err := lay.addPrivateMemory(bi, opt, pl, p.appStart()); err != nil {
 			return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 		}
 	}
@@ -731,12 +731,24 @@ func (a arenaPages) mappings(file func(page uint64, pg *arenaPage) (uint64, bool
 	return out
 }
 
+// appStart is where the description puts its app region (0 if it has
+// none): it says where the per-instance memory goes (abi.PrivateBaseFor).
+func (p *Prepared) appStart() uint64 {
+	for _, l := range p.cfg.Libraries {
+		if l.App {
+			return l.Region.Start
+		}
+	}
+	return 0
+}
+
 // addPrivateMemory lays out the per-instance areas: the boot-info
 // page(s) with the command line, the stack and the heap. Without ASLR they
-// follow each other from abi.PrivateBase with a guard page between; under
-// ASLR each, and a TLS area of its own, is placed by pl at a random base
-// (with a guard page all around).
-func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) error {
+// follow each other from abi.PrivateBaseFor(appStart) with a guard page
+// between, in the same 2 MiB as the image's app; under ASLR each, and a
+// TLS area of its own, is placed by pl at a random base (with a guard page
+// all around).
+func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, appStart uint64) error {
 	mem := opt.MemSize
 	if mem == 0 {
 		mem = DefaultMemSize
@@ -800,9 +812,12 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer) er
 		lay.Groups[GroupAreas] = []string{PartBootInfo, PartTLS, PartStack}
 		bi.TLSArea, bi.TLSAreaSize = tlsAddr, tlsSize
 	} else {
-		bootAddr = abi.PrivateBase
+		bootAddr = abi.PrivateBaseFor(appStart)
 		stackAddr = bootAddr + bootSize + abi.PageSize
 		heapAddr = stackAddr + stack + abi.PageSize
+		if limit := abi.PrivateLimitFor(appStart); heapAddr+heapSize > limit {
+			return fmt.Errorf("memory size %d MiB does not fit the per-instance memory [%#x,%#x)", mem>>20, bootAddr, limit)
+		}
 		for _, name := range []string{PartBootInfo, PartStack, PartHeap} {
 			lay.Entropy[name] = 0
 		}

@@ -58,7 +58,7 @@ func TestAMultibootKernelIsLoadedAtItsAddressesWithTheInfoItsEntryReads(t *testi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lay.Boot != BootMultiboot || lay.Entry != 0x10000c || lay.BootInfo != abi.PrivateBase {
+	if lay.Boot != BootMultiboot || lay.Entry != 0x10000c || lay.BootInfo != abi.LegacyPrivateBase {
 		t.Fatalf("boot %q entry %#x info %#x", lay.Boot, lay.Entry, lay.BootInfo)
 	}
 	read := func(addr, n uint64) []byte {

@@ -35,9 +35,9 @@ const (
 // guest address space of internal/abi).
 func InstanceArea(addr uint64) Area {
 	switch {
-	case addr >= abi.PrivateBase && addr < abi.MapBase:
+	case addr >= abi.LegacyPrivateBase && addr < abi.MapBase, addr >= abi.PrivateBase && addr < abi.PrivateLimit:
 		return Runtime
-	case addr >= 16*abi.PageSize && addr < abi.PrivateBase, addr >= abi.MapBase && addr < abi.ASLRBase+abi.ASLRSize:
+	case addr >= 16*abi.PageSize && addr < abi.LegacyPrivateBase, addr >= abi.MapBase && addr < abi.ASLRBase+abi.ASLRSize:
 		return Image
 	}
 	return Outside
@@ -406,9 +406,9 @@ func (pl *placer) gap() { pl.runtimeEnd = 0 }
 func (pl *placer) of(start, end uint64, file bool) string {
 	var p string
 	switch {
-	case start >= abi.AppRegionBase && start < abi.PrivateBase:
+	case start >= abi.LegacyAppRegionBase && start < abi.LegacyPrivateBase, start >= abi.AppRegionBase && start < abi.PrivateBase:
 		p = "app"
-	case start >= abi.PrivateBase && start < abi.MapBase:
+	case start >= abi.LegacyPrivateBase && start < abi.MapBase, start >= abi.PrivateBase && start < abi.PrivateLimit:
 		if pl.runtimeRun == 0 || start != pl.runtimeEnd {
 			pl.runtimeRun++
 		}

@@ -171,6 +171,9 @@ func TestInstanceAreasFollowTheGuestAddressSpace(t *testing.T) {
 	for addr, want := range map[uint64]Area{
 		0x40_0000: Image, 0x1000_0000: Image, 0x2000_0000: Runtime, 0x3fff_f000: Runtime,
 		0x4000_0000: Image, 0x1_0000_0000: Image, 0x7f00_0000_0000: Outside, 0: Outside,
+		// An image linked with its app at abi.AppRegionBase: its
+		// per-instance memory follows the app, below the data arena.
+		0x6000_0000: Image, 0x6010_0000: Runtime, 0x6fff_f000: Runtime, 0x7000_0000: Image,
 	} {
 		if got := InstanceArea(addr); got != want {
 			t.Errorf("%#x: %v, want %v", addr, got, want)

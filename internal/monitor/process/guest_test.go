@@ -59,7 +59,7 @@ func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 
 // codeLayout places code at testCodeAddr (read-only, executable) with a
 // boot-info page and a stack, entering at the code's first byte.
 func codeLayout(code []byte) *loader.Layout {
-	boot := uint64(abi.PrivateBase)
+	boot := uint64(abi.LegacyPrivateBase)
 	stack := boot + 2*abi.PageSize
 	bi := abi.BootInfo{Magic: abi.BootInfoMagic, Version: abi.BootInfoVersion, Monitor: abi.MonitorProcess}
 	return &loader.Layout{
@@ -446,7 +446,7 @@ func TestFreePageReportGivesBackOnlyWholeHeapPages(t *testing.T) {
 	mov $95, %%r15
 	cmpq $0x55, 0x800(%%rcx)
 	jne bad
-`, testHeapAddr, abi.PrivateBase)+exitSeven+`
+`, testHeapAddr, abi.LegacyPrivateBase)+exitSeven+`
 bad:
 	mov $0x501, %dx
 	mov %r15d, %eax
@@ -469,4 +469,4 @@ bad:
 }
 
 // testHeapAddr is a heap for tests that need one, above codeLayout's stack.
-const testHeapAddr = abi.PrivateBase + 0x10_0000
+const testHeapAddr = abi.LegacyPrivateBase + 0x10_0000

@@ -15,6 +15,7 @@ import (
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 )
@@ -427,5 +428,48 @@ func TestInitBlobDataStaysSharedUntilWritten(t *testing.T) {
 	}
 	if pssKB > 4 {
 		t.Errorf("libc data PSS over both instances %d KiB, want at most one page", pssKB)
+	}
+}
+
+// An instance of an image with its app at abi.AppRegionBase touches only
+// the map's GiB: its app, boot info, stack and first heap pages share one
+// page-table page, so its page tables are a PUD, one PMD and a PTE page
+// for them and one for libc: 16 KiB (with the app and the per-instance
+// memory in GiB 0, at their legacy addresses, 24).
+func TestAnInstanceTouchesOneGiBAndItsAppSharesAPageTablePageWithItsStack(t *testing.T) {
+	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
+	var maps, status string
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
+		m, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/maps", p[0]))
+		s, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/status", p[0]))
+		if err1 != nil || err2 != nil {
+			t.Error(err1, err2)
+		}
+		maps, status = string(m), string(s)
+	}})
+	if rs[0].Error != "" || rs[0].ExitCode != 7 || rs[0].Output != "L" {
+		t.Fatalf("exit %d output %q error %q", rs[0].ExitCode, rs[0].Output, rs[0].Error)
+	}
+	ranges, err := parseMaps([]byte(maps), "maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ranges {
+		if r[0] < abi.MapBase || r[1] > abi.DataArenaLimit {
+			t.Errorf("a mapping outside the map's GiB: %#x-%#x\n%s", r[0], r[1], maps)
+		}
+	}
+	const twoMiB = 2 << 20
+	if a, s := rs[0].Areas[loader.PartStack], rs[0].Areas[loader.PartBootInfo]; a/twoMiB != abi.AppRegionBase/twoMiB || s/twoMiB != abi.AppRegionBase/twoMiB {
+		t.Errorf("boot info at %#x, stack at %#x: not in the app's 2 MiB at %#x", s, a, uint64(abi.AppRegionBase))
+	}
+	var pte int
+	for _, line := range strings.Split(status, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmPTE:" {
+			pte, _ = strconv.Atoi(f[1])
+		}
+	}
+	if pte == 0 || pte > 16 {
+		t.Errorf("VmPTE %d kB, want at most 16 (a PUD, a PMD, two PTE pages)\n%s", pte, maps)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -137,9 +138,10 @@ func TestBuiltInstanceHoldsNoStubAndIsConfined(t *testing.T) {
 		t.Errorf("the stub is still mapped:\n%s", maps)
 	}
 	// Its page is mapped once more, read-only, as the discard page: the
-	// guard page below the stack (boot info at 0x2000_0000, one page).
+	// guard page below the stack (boot info at abi.PrivateBase, one page).
+	discard := fmt.Sprintf("%x-%x r-xs ", uint64(abi.PrivateBase+abi.PageSize), uint64(abi.PrivateBase+2*abi.PageSize))
 	for _, line := range strings.Split(maps, "\n") {
-		if strings.Contains(line, "unipool-stub") && !strings.HasPrefix(line, "20001000-20002000 r-xs ") {
+		if strings.Contains(line, "unipool-stub") && !strings.HasPrefix(line, discard) {
 			t.Errorf("the stub's page mapped other than as the discard page below the stack: %s", line)
 		}
 	}

@@ -93,7 +93,7 @@ func TestInstancesResumeFromTheSnapshotWithTheirOwnBootInfo(t *testing.T) {
 	}
 	heapWord := false
 	for _, pg := range s.Pages {
-		if pg.Addr < abi.PrivateBase || pg.Addr >= abi.MapBase && pg.Addr < abi.ASLRBase {
+		if pg.Addr < abi.PrivateBase || pg.Addr >= abi.PrivateLimit && pg.Addr < abi.ASLRBase {
 			continue
 		}
 		heapWord = true
@@ -116,7 +116,7 @@ func TestSnapshotPagesStaySharedUntilWritten(t *testing.T) {
 	held := map[int]bool{}
 	var page uint64
 	for _, pg := range snap.Config.Snapshot.Pages {
-		if pg.Addr >= abi.PrivateBase && pg.Addr < abi.MapBase {
+		if pg.Addr >= abi.PrivateBase && pg.Addr < abi.PrivateLimit {
 			page = pg.Addr
 		}
 	}
