@@ -438,18 +438,7 @@ func TestInitBlobDataStaysSharedUntilWritten(t *testing.T) {
 // memory in GiB 0, at their legacy addresses, 24).
 func TestAnInstanceTouchesOneGiBAndItsAppSharesAPageTablePageWithItsStack(t *testing.T) {
 	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
-	var maps, status string
-	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
-		m, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/maps", p[0]))
-		s, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/status", p[0]))
-		if err1 != nil || err2 != nil {
-			t.Error(err1, err2)
-		}
-		maps, status = string(m), string(s)
-	}})
-	if rs[0].Error != "" || rs[0].ExitCode != 7 || rs[0].Output != "L" {
-		t.Fatalf("exit %d output %q error %q", rs[0].ExitCode, rs[0].Output, rs[0].Error)
-	}
+	maps, status, res := heldMapsAndStatus(t, uk)
 	ranges, err := parseMaps([]byte(maps), "maps")
 	if err != nil {
 		t.Fatal(err)
@@ -460,7 +449,7 @@ func TestAnInstanceTouchesOneGiBAndItsAppSharesAPageTablePageWithItsStack(t *tes
 		}
 	}
 	const twoMiB = 2 << 20
-	if a, s := rs[0].Areas[loader.PartStack], rs[0].Areas[loader.PartBootInfo]; a/twoMiB != abi.AppRegionBase/twoMiB || s/twoMiB != abi.AppRegionBase/twoMiB {
+	if a, s := res.Areas[loader.PartStack], res.Areas[loader.PartBootInfo]; a/twoMiB != abi.AppRegionBase/twoMiB || s/twoMiB != abi.AppRegionBase/twoMiB {
 		t.Errorf("boot info at %#x, stack at %#x: not in the app's 2 MiB at %#x", s, a, uint64(abi.AppRegionBase))
 	}
 	var pte int
@@ -472,4 +461,23 @@ func TestAnInstanceTouchesOneGiBAndItsAppSharesAPageTablePageWithItsStack(t *tes
 	if pte == 0 || pte > 16 {
 		t.Errorf("VmPTE %d kB, want at most 16 (a PUD, a PMD, two PTE pages)\n%s", pte, maps)
 	}
+}
+
+// heldMapsAndStatus runs one instance of uk (which must print "L" and exit
+// 7) and returns its /proc maps and status, read while it is held, and its
+// result.
+func heldMapsAndStatus(t *testing.T, uk monitor.Unikernel) (maps, status string, res monitor.Result) {
+	t.Helper()
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
+		m, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/maps", p[0]))
+		s, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/status", p[0]))
+		if err1 != nil || err2 != nil {
+			t.Error(err1, err2)
+		}
+		maps, status = string(m), string(s)
+	}})
+	if rs[0].Error != "" || rs[0].ExitCode != 7 || rs[0].Output != "L" {
+		t.Fatalf("exit %d output %q error %q", rs[0].ExitCode, rs[0].Output, rs[0].Error)
+	}
+	return maps, status, rs[0]
 }

@@ -118,18 +118,7 @@ func TestGuestFilterAllowsOnlyDontneedFromTheDiscardPage(t *testing.T) {
 // instance holds only the guest's mappings.
 func TestBuiltInstanceHoldsNoStubAndIsConfined(t *testing.T) {
 	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
-	var maps, status string
-	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{N: 1, Hold: time.Minute, Resident: func(p []int) {
-		m, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/maps", p[0]))
-		s, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/status", p[0]))
-		if err1 != nil || err2 != nil {
-			t.Error(err1, err2)
-		}
-		maps, status = string(m), string(s)
-	}})
-	if rs[0].Error != "" || rs[0].ExitCode != 7 || rs[0].Output != "L" {
-		t.Fatalf("exit %d output %q error %q", rs[0].ExitCode, rs[0].Output, rs[0].Error)
-	}
+	maps, status, _ := heldMapsAndStatus(t, uk)
 	got, err := parseMaps([]byte(maps), "maps")
 	if err != nil {
 		t.Fatal(err)
