@@ -69,8 +69,9 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	sock := filepath.Join(dir, "api.sock")
 	daemon := startDaemon(t, bin, pool, sock, "--vms-per-process", "2", "--jail-memory", "256M")
 
-	// 4 unikernels x 3 = 12 instances, in jails of 2: app0's three
-	// spinning instances fill the first jail and half of the second.
+	// 4 unikernels x 3 = 12 instances, in jails of 2, each of one
+	// unikernel: app0's three spinning instances fill the first jail and
+	// are the second's only one.
 	run := exec.Command(bin, "run", "--host", sock, "--json", "-n", "3", "--timeout", "2m", "app0", "app1", "app2", "app3")
 	var stdout, stderr bytes.Buffer
 	run.Stdout, run.Stderr = &stdout, &stderr

@@ -34,12 +34,13 @@ import (
 // WorkerCommand is the hidden subcommand a jail's process runs.
 const WorkerCommand = "jail-worker"
 
-// jailJob is what the daemon hands a jail: its instances (one entry per
-// instance) and the run's options.
+// jailJob is what the daemon hands a jail: its unikernels, N instances of
+// each (instance i is unikernel i/N's), and the run's options.
 type jailJob struct {
 	Monitor        string          `json:"monitor"`
 	KVMFD          int             `json:"kvm_fd,omitempty"` // an open /dev/kvm, for the kvm monitor
 	Unikernels     []jailUnikernel `json:"unikernels"`
+	N              int             `json:"n"`
 	MemSize        uint64          `json:"mem_size,omitempty"`
 	Load           string          `json:"load,omitempty"`
 	ASLR           bool            `json:"aslr,omitempty"`
@@ -77,19 +78,13 @@ func (d *Daemon) runJailed(b *batch, uks []monitor.Unikernel, opt monitor.Option
 	defer d.runs.Done()
 	defer close(b.done)
 	defer launch.Close(uks)
-	per := d.cfg.VMsPerProcess
 	var wg sync.WaitGroup
-	for lo := 0; lo < len(b.ids); lo += per {
-		hi := min(lo+per, len(b.ids))
-		members := make([]monitor.Unikernel, 0, hi-lo)
-		for i := lo; i < hi; i++ {
-			members = append(members, uks[i/opt.N])
-		}
+	for _, js := range jailSlices(len(uks), opt.N, d.cfg.VMsPerProcess) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids := b.ids[lo:hi]
-			if err := d.runJail(ids, members, opt); err != nil {
+			ids := b.ids[js.lo:js.hi]
+			if err := d.runJail(ids, uks[js.u0:js.u1], js.n, opt); err != nil {
 				for _, id := range ids {
 					d.onFinished(id, monitor.Result{Unikernel: d.nameOf(id), Instance: d.instanceIndex(id, 0), ExitCode: -1, Error: err.Error()})
 				}
@@ -99,8 +94,36 @@ func (d *Daemon) runJailed(b *batch, uks []monitor.Unikernel, opt monitor.Option
 	wg.Wait()
 }
 
+// jailSlice is one jail's part of a batch: n instances of each of the
+// unikernels [u0, u1), the batch's instances [lo, hi).
+type jailSlice struct{ u0, u1, n, lo, hi int }
+
+// jailSlices splits a batch of units unikernels with n instances each
+// (instance i is unikernel i/n's) into jails of at most per instances, so
+// that a jail prepares each of its unikernels once, not once per
+// instance: per/n whole unikernels a jail, or, when n > per, a
+// unikernel's instances in jails of at most per.
+func jailSlices(units, n, per int) []jailSlice {
+	var js []jailSlice
+	if n <= per {
+		k := per / n
+		for u0 := 0; u0 < units; u0 += k {
+			u1 := min(u0+k, units)
+			js = append(js, jailSlice{u0, u1, n, u0 * n, u1 * n})
+		}
+		return js
+	}
+	for u := range units {
+		for lo := 0; lo < n; lo += per {
+			hi := min(lo+per, n)
+			js = append(js, jailSlice{u, u + 1, hi - lo, u*n + lo, u*n + hi})
+		}
+	}
+	return js
+}
+
 // instanceIndex is instance id's index among its unikernel's instances
-// in its batch (a jail runs each instance as its unikernel's only one).
+// in its batch (a jail numbers only its own share of them).
 func (d *Daemon) instanceIndex(id uint64, def int) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -121,14 +144,14 @@ func (d *Daemon) nameOf(id uint64) string {
 
 // runJail runs one jail to its end. An error means it never ran; an
 // instance left unfinished by a jail that died is failed here.
-func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, opt monitor.Options) error {
+func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt monitor.Options) error {
 	seq := jailSeq.Add(1)
 	id := d.cfg.JailUID + int(seq%65536)
 	name := fmt.Sprintf("%d-%d", os.Getpid(), seq)
 	root := filepath.Join(d.cfg.JailDir, name)
 
 	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM,
-		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), MaxOutput: opt.MaxOutput}
+		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), MaxOutput: opt.MaxOutput, N: n}
 	blobs := map[string]string{}
 	for _, u := range members {
 		job.Unikernels = append(job.Unikernels, jailUnikernel{Name: u.Name, Config: u.Config, Cmdline: u.Cmdline})
@@ -219,7 +242,7 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, opt monitor.
 	werr := cmd.Wait()
 	for i, ok := range done {
 		if !ok {
-			d.onFinished(ids[i], monitor.Result{Unikernel: members[i].Name, Instance: d.instanceIndex(ids[i], 0), ExitCode: -1,
+			d.onFinished(ids[i], monitor.Result{Unikernel: members[i/n].Name, Instance: d.instanceIndex(ids[i], 0), ExitCode: -1,
 				Error: fmt.Sprintf("its jail's process (pid %d) ended before it did: %v", jpid, werr)})
 		}
 	}
@@ -291,6 +314,9 @@ func (d *Daemon) dropJail(cg *jail.Cgroup) {
 	}
 }
 
+// maxJailInstances bounds the instances a jail's job may ask for.
+const maxJailInstances = 1 << 20
+
 // RunJailWorker is a jail's process (`unipool jail-worker ROOT`): it
 // enters the jail at root, reads its job from in, runs the instances with
 // the job's monitor and reports each on out. Stop requests arrive on in;
@@ -328,6 +354,10 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		uks = append(uks, monitor.Unikernel{Name: u.Name, Config: u.Config, BlobPath: jail.BlobPath, Blobs: verified, Cmdline: u.Cmdline})
 	}
 	defer launch.Close(uks)
+	if job.N < 1 || len(uks)*job.N > maxJailInstances {
+		return fmt.Errorf("jail %s: %d instances of %d unikernels: want 1 to %d in all", root, job.N, len(uks), maxJailInstances)
+	}
+	total := len(uks) * job.N
 	mon, err := monitor.Open(job.Monitor)
 	if err != nil {
 		return err
@@ -341,15 +371,15 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		enc.Encode(ev)
 	}
 	var stopMu sync.Mutex
-	stops := make([]func(), len(uks))
-	stopAsked := make([]bool, len(uks))
+	stops := make([]func(), total)
+	stopAsked := make([]bool, total)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			var s jailStop
-			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Stop < 0 || s.Stop >= len(uks) {
+			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Stop < 0 || s.Stop >= total {
 				continue
 			}
 			stopMu.Lock()
@@ -362,7 +392,7 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		}
 		cancel() // the daemon is gone
 	}()
-	opt := monitor.Options{N: 1, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, ASLRPerLibrary: job.ASLRPerLibrary, KSM: job.KSM, Seed: job.Seed,
+	opt := monitor.Options{N: job.N, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, ASLRPerLibrary: job.ASLRPerLibrary, KSM: job.KSM, Seed: job.Seed,
 		Timeout: time.Duration(job.TimeoutNS), MaxOutput: job.MaxOutput, DropResults: true,
 		Started: func(i, pid int, stop func()) {
 			stopMu.Lock()
