@@ -7,8 +7,8 @@ import "testing"
 // the batch's instances once each, in order.
 func TestJailsHoldAtMostPerInstancesOfWholeUnikernelsAndCoverTheBatchOnce(t *testing.T) {
 	for _, c := range []struct{ units, n, per, jails int }{
-		{20, 10, 50, 4},  // 5 unikernels x 10 a jail
-		{20, 10, 45, 5},  // 4 x 10: never 45 instances of 5 unikernels' parts
+		{20, 10, 50, 4}, // 5 unikernels x 10 a jail
+		{20, 10, 45, 5}, // 4 x 10: never 45 instances of 5 unikernels' parts
 		{9, 1112, 1000, 18},
 		{3, 1, 1, 3},
 		{1, 7, 7, 1},
