@@ -401,15 +401,7 @@ func denseUnikernel(t *testing.T) monitor.Unikernel {
 }
 
 func TestDensePrivatePartsShareOnePageAlsoUnderASLRWithTheSlotsMoved(t *testing.T) {
-	private := func(lay *Layout) []Mapping {
-		var ms []Mapping
-		for _, m := range lay.Mappings {
-			if m.Part == PartPrivate && m.Addr >= abi.MapBase {
-				ms = append(ms, m)
-			}
-		}
-		return ms
-	}
+	private := mapPrivateMappings
 	lay, err := Plan(denseUnikernel(t), Options{Load: monitor.LoadShared})
 	if err != nil {
 		t.Fatal(err)
@@ -520,15 +512,7 @@ func arenaUnikernel(t *testing.T) monitor.Unikernel {
 }
 
 func TestArenaPagesAreMappedCopyOnWriteFromThePrivateBlobWithOnlyMovedWordsPatched(t *testing.T) {
-	arena := func(lay *Layout) []Mapping {
-		var ms []Mapping
-		for _, m := range lay.Mappings {
-			if m.Part == PartPrivate && m.Addr >= abi.MapBase {
-				ms = append(ms, m)
-			}
-		}
-		return ms
-	}
+	arena := mapPrivateMappings
 	u := arenaUnikernel(t)
 	lay, err := Plan(u, Options{Load: monitor.LoadShared})
 	if err != nil {
@@ -590,4 +574,16 @@ func TestArenaPagesAreMappedCopyOnWriteFromThePrivateBlobWithOnlyMovedWordsPatch
 	if ms = arena(lay); len(ms) != 1 || ms[0].File != "" || ms[0].COW {
 		t.Errorf("naive: arena mappings %+v, want a copied page", ms)
 	}
+}
+
+// mapPrivateMappings are a layout's private mappings in the library map's
+// part of the address space (libraries' private parts, the data arena).
+func mapPrivateMappings(lay *Layout) []Mapping {
+	var ms []Mapping
+	for _, m := range lay.Mappings {
+		if m.Part == PartPrivate && m.Addr >= abi.MapBase {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }

@@ -229,20 +229,7 @@ func TestHoldKeepsFinishedInstancesResident(t *testing.T) {
 func TestKSMMarksPrivateMemoryMergeable(t *testing.T) {
 	uk := pooled(t, t.TempDir(), "app", exitSeven)
 	for _, ksm := range []bool{false, true} {
-		var line string
-		rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: monitor.LoadNaive, KSM: ksm, Hold: time.Minute,
-			Resident: func(pids []int) {
-				data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pids[0]))
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, rest, _ := strings.Cut(string(data), fmt.Sprintf("%x-", libcAddr))
-				_, rest, _ = strings.Cut(rest, "VmFlags:")
-				line, _, _ = strings.Cut(rest, "\n")
-			}})
-		if rs[0].Error != "" || rs[0].ExitCode != 7 {
-			t.Fatalf("ksm=%v: exit %d error %q", ksm, rs[0].ExitCode, rs[0].Error)
-		}
+		line := heldVmFlags(t, uk, monitor.LoadNaive, ksm, libcAddr)
 		if got := strings.Contains(line, " mg"); got != ksm {
 			t.Errorf("ksm=%v: naive libc copy VmFlags %q", ksm, line)
 		}
@@ -380,20 +367,7 @@ func TestKSMMarksCopyOnWriteMappingsMergeable(t *testing.T) {
 	uk, _ := withInitBlob(t)
 	dataAddr := uint64(libcAddr + abi.PageSize)
 	for _, ksm := range []bool{false, true} {
-		var line string
-		rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: monitor.LoadShared, KSM: ksm, Hold: time.Minute,
-			Resident: func(pids []int) {
-				data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pids[0]))
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, rest, _ := strings.Cut(string(data), fmt.Sprintf("%x-", dataAddr))
-				_, rest, _ = strings.Cut(rest, "VmFlags:")
-				line, _, _ = strings.Cut(rest, "\n")
-			}})
-		if rs[0].Error != "" || rs[0].ExitCode != 7 {
-			t.Fatalf("ksm=%v: exit %d error %q", ksm, rs[0].ExitCode, rs[0].Error)
-		}
+		line := heldVmFlags(t, uk, monitor.LoadShared, ksm, dataAddr)
 		if got := strings.Contains(line, " mg"); got != ksm {
 			t.Errorf("ksm=%v: copy-on-write libc data VmFlags %q", ksm, line)
 		}
@@ -480,4 +454,27 @@ func heldMapsAndStatus(t *testing.T, uk monitor.Unikernel) (maps, status string,
 		t.Fatalf("exit %d output %q error %q", rs[0].ExitCode, rs[0].Output, rs[0].Error)
 	}
 	return maps, status, rs[0]
+}
+
+// heldVmFlags runs one instance of uk (which must exit 7) loaded as load,
+// with or without KSM, and returns the VmFlags of its mapping at addr,
+// read while it is held.
+func heldVmFlags(t *testing.T, uk monitor.Unikernel, load string, ksm bool, addr uint64) string {
+	t.Helper()
+	var line string
+	rs := runPooled(t, []monitor.Unikernel{uk}, monitor.Options{Load: load, KSM: ksm, Hold: time.Minute,
+		Resident: func(pids []int) {
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pids[0]))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, rest, _ := strings.Cut(string(data), fmt.Sprintf("%x-", addr))
+			_, rest, _ = strings.Cut(rest, "VmFlags:")
+			line, _, _ = strings.Cut(rest, "\n")
+		}})
+	if rs[0].Error != "" || rs[0].ExitCode != 7 {
+		t.Fatalf("ksm=%v: exit %d error %q", ksm, rs[0].ExitCode, rs[0].Error)
+	}
+	return line
 }
