@@ -512,22 +512,8 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	if err := r.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
 		return fail(fmt.Errorf("list tags: %w", err))
 	}
-	if len(names) == 0 {
-		for _, t := range tags {
-			if !isMapTag(t) {
-				names = append(names, t)
-			}
-		}
-	}
-	seen := map[string]bool{}
-	for _, name := range names {
-		if err := checkName(name); err != nil {
-			return nil, fmt.Errorf("pull %s: %w", repo, err)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("pull %s: %q named twice", repo, name)
-		}
-		seen[name] = true
+	if names, err = pullNames(names, tags); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", repo, err)
 	}
 
 	// The maps: refuse a disagreement before anything is downloaded.
@@ -548,24 +534,8 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	}
 
 	// Every manifest and description, checked.
-	plan := make([]pulled, len(names))
-	local := localBlobs{dir}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opt.jobs())
-	for i, name := range names {
-		g.Go(func() error {
-			u, err := fetchUnikernel(gctx, r, name, local)
-			if err != nil {
-				return fmt.Errorf("unikernel %s: %w", name, err)
-			}
-			if err := checkConfigAgainstMap(merged, mapPath, dir, "unikernel "+name, u.config); err != nil {
-				return err
-			}
-			plan[i] = *u
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	plan, err := planPull(ctx, r, dir, names, merged, mapPath, opt.jobs())
+	if err != nil {
 		return fail(err)
 	}
 
@@ -586,12 +556,80 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	}
 
 	// The blobs, each once, in the order the manifests list them.
-	type need struct {
-		d    ocispec.Descriptor
-		data []byte // manifests and configs: already read and verified
-		what string
+	needs := pullNeeds(plan)
+	ps, err := stageBlobs(ctx, r, p, st, needs, opt.jobs(), res)
+	if err != nil {
+		return fail(err)
 	}
-	var needs []need
+
+	// Commit, under the pool's lock.
+	if err := commitPull(ctx, r, p, st, plan, needs, ps, remoteMap, mapName, res); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", repo, err)
+	}
+	res.Transfer = r.transfer.snapshot()
+	return res, nil
+}
+
+// pullNames checks the names a pull asks for (every tag but the maps' if
+// none), each once.
+func pullNames(names, tags []string) ([]string, error) {
+	if len(names) == 0 {
+		for _, t := range tags {
+			if !isMapTag(t) {
+				names = append(names, t)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if err := checkName(name); err != nil {
+			return nil, err
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("%q named twice", name)
+		}
+		seen[name] = true
+	}
+	return names, nil
+}
+
+// planPull reads every named unikernel's manifest and description, several
+// at a time, and checks each description against the merged map.
+func planPull(ctx context.Context, r *remoteRepo, dir string, names []string, merged *libmap.Map, mapPath string, jobs int) ([]pulled, error) {
+	plan := make([]pulled, len(names))
+	local := localBlobs{dir}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i, name := range names {
+		g.Go(func() error {
+			u, err := fetchUnikernel(gctx, r, name, local)
+			if err != nil {
+				return fmt.Errorf("unikernel %s: %w", name, err)
+			}
+			if err := checkConfigAgainstMap(merged, mapPath, dir, "unikernel "+name, u.config); err != nil {
+				return err
+			}
+			plan[i] = *u
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// pullNeed is one blob a pull needs.
+type pullNeed struct {
+	d    ocispec.Descriptor
+	data []byte // manifests and configs: already read and verified
+	what string
+}
+
+// pullNeeds lists the blobs of plan, each once, in the order the manifests
+// list them: layers, then each unikernel's config and manifest.
+func pullNeeds(plan []pulled) []pullNeed {
+	var needs []pullNeed
 	have := map[digest.Digest]bool{}
 	for _, u := range plan {
 		for _, l := range u.manifest.Layers {
@@ -601,34 +639,46 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 				if lib := l.Annotations[AnnotationLibrary]; lib != "" {
 					what += " of library " + lib
 				}
-				needs = append(needs, need{d: l, what: what})
+				needs = append(needs, pullNeed{d: l, what: what})
 			}
 		}
-		for _, n := range []need{{d: u.manifest.Config, data: u.cData, what: "unikernel " + u.name + " config"}, {d: u.root, data: u.mData, what: "unikernel " + u.name + " manifest"}} {
+		for _, n := range []pullNeed{{d: u.manifest.Config, data: u.cData, what: "unikernel " + u.name + " config"}, {d: u.root, data: u.mData, what: "unikernel " + u.name + " manifest"}} {
 			if !have[n.d.Digest] {
 				have[n.d.Digest] = true
 				needs = append(needs, n)
 			}
 		}
 	}
+	return needs
+}
+
+// pullState says where each needed blob was found verified.
+type pullState struct {
+	inPool map[digest.Digest]bool // verified in the pool
+	staged map[digest.Digest]bool // verified in the staging folder
+}
+
+// stageBlobs brings every needed blob the pool lacks into the staging
+// folder, several at a time, each verified as it streams; it counts what
+// it fetched, resumed and continued in res.
+func stageBlobs(ctx context.Context, r *remoteRepo, p *Pool, st *staging, needs []pullNeed, jobs int, res *PullResult) (*pullState, error) {
 	var mu sync.Mutex
-	inPool := map[digest.Digest]bool{} // verified in the pool
-	staged := map[digest.Digest]bool{} // verified in the staging folder
+	ps := &pullState{inPool: map[digest.Digest]bool{}, staged: map[digest.Digest]bool{}}
 	mark := func(m map[digest.Digest]bool, d digest.Digest) {
 		mu.Lock()
 		m[d] = true
 		mu.Unlock()
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(opt.jobs())
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
 	for _, n := range needs {
 		g.Go(func() error {
 			if p.hasBlob(n.d) {
-				mark(inPool, n.d.Digest)
+				mark(ps.inPool, n.d.Digest)
 				return nil
 			}
 			if st.has(n.d) {
-				mark(staged, n.d.Digest)
+				mark(ps.staged, n.d.Digest)
 				mu.Lock()
 				res.Resumed++
 				mu.Unlock()
@@ -638,14 +688,14 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 				if err := st.put(n.d, bytes.NewReader(n.data)); err != nil {
 					return err
 				}
-				mark(staged, n.d.Digest)
+				mark(ps.staged, n.d.Digest)
 				return nil
 			}
 			from, err := st.fetchFrom(gctx, r, n.d)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.what, err)
 			}
-			mark(staged, n.d.Digest)
+			mark(ps.staged, n.d.Digest)
 			mu.Lock()
 			res.Fetched++
 			res.FetchedBytes += n.d.Size - from
@@ -658,13 +708,18 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return fail(err)
+		return nil, err
 	}
+	return ps, nil
+}
 
-	// Commit, under the pool's lock.
+// commitPull, under the pool's lock, merges the registry's map into the
+// pool's, checks every description against the map now on disk, moves the
+// staged blobs into place and writes index.json once.
+func commitPull(ctx context.Context, r *remoteRepo, p *Pool, st *staging, plan []pulled, needs []pullNeed, ps *pullState, remoteMap *libmap.Map, mapName string, res *PullResult) error {
 	l, err := p.lock(true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer l.unlock()
 	if remoteMap != nil {
@@ -678,36 +733,36 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("pull %s: the pool's library map %s disagrees with the registry's: %w", repo, p.MapPath(), err)
+			return fmt.Errorf("the pool's library map %s disagrees with the registry's: %w", p.MapPath(), err)
 		}
 	}
 	for _, u := range plan {
 		// The map on disk now, which a concurrent link may have grown.
 		if err := p.checkMapConfig("unikernel "+u.name, u.config); err != nil {
-			return nil, fmt.Errorf("pull %s: %w", repo, err)
+			return err
 		}
 	}
 	idx, err := p.readIndex()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, n := range needs {
 		dst := p.BlobPath(string(n.d.Digest))
-		if inPool[n.d.Digest] && fileExists(dst) {
+		if ps.inPool[n.d.Digest] && fileExists(dst) {
 			continue
 		}
-		if !staged[n.d.Digest] || !fileExists(st.path(n.d.Digest)) {
+		if !ps.staged[n.d.Digest] || !fileExists(st.path(n.d.Digest)) {
 			// Moved into the pool by a concurrent pull, or removed by a gc,
 			// since it was checked.
 			if p.hasBlob(n.d) {
 				continue
 			}
 			if err := st.fetch(ctx, r, n.d); err != nil {
-				return fail(fmt.Errorf("%s: %w", n.what, err))
+				return fmt.Errorf("%s: %w", n.what, r.explain(err))
 			}
 		}
 		if err := os.Rename(st.path(n.d.Digest), dst); err != nil {
-			return nil, fmt.Errorf("pull %s: pool %s: %w", repo, p.dir, err)
+			return fmt.Errorf("pool %s: %w", p.dir, err)
 		}
 		res.NewBlobs++
 		res.NewBytes += n.d.Size
@@ -731,11 +786,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 		}
 		res.Names = append(res.Names, u.name)
 	}
-	if err := p.writeIndex(idx); err != nil { // fsyncs the blob folder first
-		return nil, err
-	}
-	res.Transfer = r.transfer.snapshot()
-	return res, nil
+	return p.writeIndex(idx) // fsyncs the blob folder first
 }
 
 // localBlobs reads blobs a pool at dir (which need not exist) already
