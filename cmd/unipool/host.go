@@ -49,25 +49,51 @@ func psCommand() *cobra.Command {
 // stopCommand is `unipool stop`.
 func stopCommand() *cobra.Command {
 	var host string
+	var batch uint64
 	stop := &cobra.Command{
 		Use:   "stop ID...",
-		Short: "Stop instances of the daemon",
-		Args:  cobra.MinimumNArgs(1),
+		Short: "Stop instances of the daemon (a resident one: release it, with those held with it)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if batch == 0 && len(args) == 0 {
+				return fmt.Errorf("name an instance ID or give --batch N")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := api.NewClient(host)
+			var ids []uint64
 			for _, a := range args {
 				id, err := api.ParseID(a)
 				if err != nil {
 					return err
 				}
-				if err := c.Stop(cmd.Context(), id); err != nil {
+				ids = append(ids, id)
+			}
+			if batch != 0 {
+				is, err := c.List(cmd.Context(), api.ListOptions{Batch: batch})
+				if err != nil {
 					return err
+				}
+				for _, in := range is {
+					if !in.Finished() || in.Resident {
+						ids = append(ids, in.ID)
+					}
+				}
+			}
+			for k, id := range ids {
+				if err := c.Stop(cmd.Context(), id); err != nil {
+					// Of the batch, one that ended meanwhile (or was
+					// released with another of its group) is done.
+					if in, gerr := c.Get(cmd.Context(), id); k < len(args) || gerr != nil || !in.Finished() || in.Resident {
+						return err
+					}
 				}
 			}
 			return nil
 		},
 	}
 	hostFlag(stop, &host)
+	stop.Flags().Uint64Var(&batch, "batch", 0, "every pending, running or resident instance of this batch")
 	return stop
 }
 
@@ -148,8 +174,12 @@ func printInstances(w io.Writer, is []api.Instance) error {
 		if in.State == api.StateExited {
 			exit = fmt.Sprint(in.ExitCode)
 		}
+		state := in.State
+		if in.Resident {
+			state += " (resident)"
+		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%d\t%s\t%v\t%v\t%s\n", in.ID, in.Batch, in.Unikernel, in.Result.Instance,
-			in.State, in.PID, exit, in.LoadTime.Round(time.Microsecond), in.RunTime.Round(time.Microsecond), in.Error)
+			state, in.PID, exit, in.LoadTime.Round(time.Microsecond), in.RunTime.Round(time.Microsecond), in.Error)
 	}
 	return tw.Flush()
 }

@@ -93,7 +93,8 @@ full), and the load time per instance.`,
 	fl.IntVarP(&f.opt.N, "instances", "n", 1, "instances of each unikernel")
 	fl.StringVar(&f.mem, "mem", "", "guest heap+stack per instance, e.g. 16M (default: the description's)")
 	fl.DurationVar(&f.opt.Timeout, "timeout", 0, "kill an instance still running after this long (0: never)")
-	fl.DurationVar(&f.opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring)")
+	fl.DurationVar(&f.opt.Hold, "hold", 0, "keep finished instances resident this long, then end them (for measuring); "+
+		"with --host the daemon holds them after run returns (`unipool ps` shows them resident, `unipool stop ID` releases them)")
 	fl.StringVar(&f.load, "load", monitor.LoadShared, "shared: map pool blobs read-only, shared; naive: copy them (the baseline); stock (--image only): map the image file private, demand-paged, as Linux does")
 	fl.BoolVar(&f.opt.KSM, "ksm", false, "mark private (and naive) guest memory MADV_MERGEABLE")
 	fl.BoolVar(&f.opt.ASLR, "aslr", false, "a random layout, from the host CSPRNG, for every instance: one slide for the image (libraries and app), a base for the heap, a 2 MiB chunk with a page each for boot info (TLS inside) and stack")
@@ -174,7 +175,7 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 
 // runHost is `run --host`: the daemon on that socket starts the instances.
 func runHost(cmd *cobra.Command, f *runFlags, names []string) error {
-	for _, fl := range []string{"pool", "monitor", "image", "measure", "hold", "snapshot"} {
+	for _, fl := range []string{"pool", "monitor", "image", "measure", "snapshot"} {
 		if cmd.Flags().Changed(fl) {
 			return fmt.Errorf("--%s does not go with --host: the daemon has its own pool and monitor", fl)
 		}
@@ -188,9 +189,13 @@ func runHost(cmd *cobra.Command, f *runFlags, names []string) error {
 		opt.MemSize = n
 	}
 	req := api.StartRequest{Unikernels: names, Count: opt.N, Cmdline: f.cmdline, MemSize: opt.MemSize,
-		TimeoutMS: opt.Timeout.Milliseconds(), Load: f.load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM, Seed: opt.Seed}
+		TimeoutMS: opt.Timeout.Milliseconds(), Load: f.load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM, Seed: opt.Seed,
+		HoldMS: opt.Hold.Milliseconds()}
 	if opt.Timeout > 0 && req.TimeoutMS == 0 {
 		req.TimeoutMS = 1
+	}
+	if opt.Hold > 0 && req.HoldMS == 0 {
+		req.HoldMS = 1
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -9,6 +9,7 @@
 //	GET    /instances[?batch=N&wait=true&output=true]  []Instance
 //	GET    /instances/{id}            Instance (with its console output)
 //	PUT    /instances/{id}/actions    Action{"action_type": "Stop"} -> 204
+//	                                  (a resident instance: releases its group)
 //	DELETE /instances/{id}            forget a finished instance -> 204
 //	GET    /metrics                   Metrics
 package api
@@ -60,6 +61,13 @@ type StartRequest struct {
 	ASLRPerLibrary bool   `json:"aslr_per_library,omitempty"`
 	KSM            bool   `json:"ksm,omitempty"`
 	Seed           uint64 `json:"seed,omitempty"` // 0: random
+	// HoldMS keeps the instances resident after their guests end, like a
+	// warm pool: once every instance of a group has ended (the batch; under
+	// serve --vms-per-process, each jail's share of it), the group's guest
+	// memory and VMs stay held, no thread running, for at most this long.
+	// Exited instances report "resident": true meanwhile; a Stop action on
+	// one releases its whole group. 0: end them at once.
+	HoldMS int64 `json:"hold_ms,omitempty"`
 }
 
 // StartResponse answers a start: the batch and its instances' ids, in
@@ -76,6 +84,9 @@ type Instance struct {
 	ID    uint64 `json:"id"`
 	Batch uint64 `json:"batch"`
 	State string `json:"state"`
+	// Resident: the instance has ended and its guest memory (and VM) is
+	// held (StartRequest.HoldMS).
+	Resident bool `json:"resident,omitempty"`
 	monitor.Result
 }
 
@@ -124,13 +135,15 @@ type CountMetrics struct {
 	Exited   int    `json:"exited"`
 	Failed   int    `json:"failed"`
 	Stopped  int    `json:"stopped"`
+	Resident int    `json:"resident"` // ended, held in memory (hold_ms)
 	Started  uint64 `json:"started_total"`
 	Retained int    `json:"retained"`
 }
 
 // MemMetrics is memory as the measurement package reads it: the daemon's
-// own PSS, the summed PSS of the processes holding running instances
-// (process monitor; under kvm they are the daemon), and MemAvailable.
+// own PSS, the summed PSS of the processes holding running or resident
+// instances (process monitor, and jails; under kvm without jails they are
+// the daemon), and MemAvailable.
 type MemMetrics struct {
 	DaemonPSS      uint64 `json:"daemon_pss_bytes"`
 	InstancesPSS   uint64 `json:"instances_pss_bytes"`
@@ -215,6 +228,9 @@ func ParseStartRequest(data []byte) (StartRequest, error) {
 	}
 	if r.TimeoutMS < 0 || r.TimeoutMS > MaxTimeoutMS {
 		return StartRequest{}, fmt.Errorf(`"timeout_ms": %d, want 0..%d`, r.TimeoutMS, MaxTimeoutMS)
+	}
+	if r.HoldMS < 0 || r.HoldMS > MaxTimeoutMS {
+		return StartRequest{}, fmt.Errorf(`"hold_ms": %d, want 0..%d`, r.HoldMS, MaxTimeoutMS)
 	}
 	switch r.Load {
 	case "", monitor.LoadShared, monitor.LoadNaive:

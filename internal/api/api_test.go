@@ -24,6 +24,7 @@ func TestStartRequestRefusalsNameTheField(t *testing.T) {
 		`{"unikernels": ["a"], "count": 10001}`:         `"count"`,
 		`{"unikernels": ["a"], "load": "copy"}`:         `"load"`,
 		`{"unikernels": ["a"], "timeout_ms": -5}`:       `"timeout_ms"`,
+		`{"unikernels": ["a"], "hold_ms": -5}`:          `"hold_ms"`,
 		`{"unikernels": ["a"], "cmdline": "x\u0000y"}`:  "NUL",
 		`{"unikernels": ["a"], "mem_size_bytes": 1e12}`: "mem_size_bytes",
 		`{"unikernels": ["a"], "cmdline": "` + strings.Repeat("x", 5000) + `"}`: `"cmdline"`,
@@ -58,7 +59,7 @@ func TestIDsArePositiveDecimals(t *testing.T) {
 // Whatever the body, the parser answers without panicking, and what it
 // accepts is within the limits the daemon relies on.
 func FuzzParseStartRequest(f *testing.F) {
-	f.Add([]byte(`{"unikernels": ["hello", "sha256"], "count": 3, "cmdline": "-v", "timeout_ms": 100, "load": "naive"}`))
+	f.Add([]byte(`{"unikernels": ["hello", "sha256"], "count": 3, "cmdline": "-v", "timeout_ms": 100, "hold_ms": 50, "load": "naive"}`))
 	f.Add([]byte(`{"unikernels": ["a"], "mem_size_bytes": 16777216, "aslr": true, "seed": 7}`))
 	f.Add([]byte(`{"unikernels": null}`))
 	f.Fuzz(func(t *testing.T, body []byte) {

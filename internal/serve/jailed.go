@@ -48,6 +48,7 @@ type jailJob struct {
 	KSM            bool            `json:"ksm,omitempty"`
 	Seed           uint64          `json:"seed,omitempty"`
 	TimeoutNS      int64           `json:"timeout_ns,omitempty"`
+	HoldNS         int64           `json:"hold_ns,omitempty"` // keep the ended instances resident
 	MaxOutput      int             `json:"max_output,omitempty"`
 }
 
@@ -60,15 +61,17 @@ type jailUnikernel struct {
 // jailEvent is one line a jail writes: an instance started (with the pid
 // that holds it, in the jail's PID namespace) or finished.
 type jailEvent struct {
-	Event  string          `json:"event"` // "started", "finished"
+	Event  string          `json:"event"` // "started", "finished", "resident" (all ended, held)
 	I      int             `json:"i"`
 	PID    int             `json:"pid,omitempty"`
 	Result *monitor.Result `json:"result,omitempty"`
 }
 
-// jailStop is what the daemon writes to stop instance I of a jail.
+// jailStop is what the daemon writes to stop instance I of a jail, or,
+// with Release, to end the jail's hold.
 type jailStop struct {
-	Stop int `json:"stop"`
+	Stop    int  `json:"stop"`
+	Release bool `json:"release,omitempty"`
 }
 
 var jailSeq atomic.Uint64
@@ -76,7 +79,7 @@ var jailSeq atomic.Uint64
 // runJailed runs a batch in jails of at most VMsPerProcess instances.
 func (d *Daemon) runJailed(b *batch, uks []monitor.Unikernel, opt monitor.Options) {
 	defer d.runs.Done()
-	defer close(b.done)
+	defer b.finish()
 	defer launch.Close(uks)
 	var wg sync.WaitGroup
 	for _, js := range jailSlices(len(uks), opt.N, d.cfg.VMsPerProcess) {
@@ -151,7 +154,7 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 	root := filepath.Join(d.cfg.JailDir, name)
 
 	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM,
-		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), MaxOutput: opt.MaxOutput, N: n}
+		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), HoldNS: int64(opt.Hold), MaxOutput: opt.MaxOutput, N: n}
 	blobs := map[string]string{}
 	for _, u := range members {
 		job.Unikernels = append(job.Unikernels, jailUnikernel{Name: u.Name, Config: u.Config, Cmdline: u.Cmdline})
@@ -228,6 +231,8 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 		case "started":
 			i := ev.I
 			d.onStarted(ids[i], pids.host(ev.PID), func() { send(jailStop{Stop: i}) })
+		case "resident":
+			d.setResident(ids, &holdGroup{release: func() { send(jailStop{Release: true}) }})
 		case "finished":
 			if ev.Result != nil && !done[ev.I] {
 				done[ev.I] = true
@@ -240,6 +245,7 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 	}
 	stdin.Close()
 	werr := cmd.Wait()
+	d.clearResident(ids)
 	for i, ok := range done {
 		if !ok {
 			d.onFinished(ids[i], monitor.Result{Unikernel: members[i/n].Name, Instance: d.instanceIndex(ids[i], 0), ExitCode: -1,
@@ -375,11 +381,20 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 	stopAsked := make([]bool, total)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	release := make(chan struct{})
+	var releaseOnce sync.Once
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			var s jailStop
-			if json.Unmarshal(sc.Bytes(), &s) != nil || s.Stop < 0 || s.Stop >= total {
+			if json.Unmarshal(sc.Bytes(), &s) != nil {
+				continue
+			}
+			if s.Release {
+				releaseOnce.Do(func() { close(release) })
+				continue
+			}
+			if s.Stop < 0 || s.Stop >= total {
 				continue
 			}
 			stopMu.Lock()
@@ -407,6 +422,21 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		Finished: func(i int, res monitor.Result) {
 			emit(jailEvent{Event: "finished", I: i, Result: &res})
 		},
+	}
+	if job.HoldNS > 0 {
+		// Every instance has ended; the monitor holds them until the
+		// daemon releases the jail, the hold elapses or the daemon goes.
+		opt.Hold = time.Duration(job.HoldNS)
+		opt.Resident = func([]int) {
+			emit(jailEvent{Event: "resident"})
+			t := time.NewTimer(opt.Hold)
+			defer t.Stop()
+			select {
+			case <-release:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
 	}
 	_, err = mon.Run(ctx, uks, opt)
 	if err != nil && !errors.Is(err, context.Canceled) {

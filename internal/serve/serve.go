@@ -14,6 +14,10 @@
 // instance has a timeout (the daemon's default when the request gives
 // none); the number of live instances is bounded, and finished instances
 // beyond the retention count are forgotten oldest first.
+//
+// A start may ask for its instances to stay resident after they end
+// (hold_ms, like a warm pool): the monitor keeps the guests' memory and VMs
+// until the hold elapses or a stop of one of them releases its group.
 package serve
 
 import (
@@ -104,16 +108,32 @@ type Daemon struct {
 // instance is one row of the table.
 type instance struct {
 	api.Instance
-	stop     func() // set while running
-	stopReq  bool   // stop asked for before it started
-	reserved int64  // console bytes held against the budget
+	stop     func()     // set while running
+	hold     *holdGroup // set while resident (ended, held by its monitor)
+	stopReq  bool       // stop asked for before it started
+	reserved int64      // console bytes held against the budget
 }
 
 // batch is one start request.
 type batch struct {
 	ids  []uint64
+	left int           // instances not yet finished
 	done chan struct{} // closed when every instance has finished
+	once sync.Once
 }
+
+// finish closes b.done, once.
+func (b *batch) finish() { b.once.Do(func() { close(b.done) }) }
+
+// holdGroup is instances held resident together: a monitor run's (the
+// batch's, or a jail's share of it) once all of them have ended.
+type holdGroup struct {
+	once    sync.Once
+	release func() // ends the hold
+}
+
+// Release ends the group's hold (the monitor then closes its VMs).
+func (g *holdGroup) Release() { g.once.Do(g.release) }
 
 // loadWindow is how many recent load times the metrics summarise.
 const loadWindow = 10000
@@ -180,6 +200,7 @@ func (d *Daemon) Start(req api.StartRequest) (api.StartResponse, error) {
 	if opt.Timeout == 0 {
 		opt.Timeout = d.cfg.DefaultTimeout
 	}
+	opt.Hold = time.Duration(req.HoldMS) * time.Millisecond
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -193,7 +214,7 @@ func (d *Daemon) Start(req api.StartRequest) (api.StartResponse, error) {
 		return api.StartResponse{}, err
 	}
 	d.nextB++
-	b := &batch{done: make(chan struct{})}
+	b := &batch{done: make(chan struct{}), left: n}
 	bid := d.nextB
 	for _, u := range uks {
 		for i := range req.Count {
@@ -246,10 +267,10 @@ func (d *Daemon) reserve(n int) error {
 	return nil
 }
 
-// run runs a batch to its end.
+// run runs a batch to its end (the end of its hold, if any).
 func (d *Daemon) run(b *batch, uks []monitor.Unikernel, opt monitor.Options) {
 	defer d.runs.Done()
-	defer close(b.done)
+	defer b.finish()
 	// The batch holds the blob files and the names to its end, not the
 	// descriptions: those go once the monitor has planned the instances.
 	closeBlobs := launch.Closer(uks)
@@ -257,7 +278,22 @@ func (d *Daemon) run(b *batch, uks []monitor.Unikernel, opt monitor.Options) {
 	for i, u := range uks {
 		names[i] = u.Name
 	}
+	ids := slices.Clone(b.ids)
+	if opt.Hold > 0 {
+		opt.Resident = func([]int) {
+			release := make(chan struct{})
+			d.setResident(ids, &holdGroup{release: func() { close(release) }})
+			t := time.NewTimer(opt.Hold)
+			defer t.Stop()
+			select {
+			case <-release:
+			case <-t.C:
+			case <-d.runCtx.Done():
+			}
+		}
+	}
 	results, err := d.mon.Run(d.runCtx, uks, opt)
+	d.clearResident(ids)
 	closeBlobs()
 	for i, id := range b.ids {
 		switch {
@@ -302,6 +338,11 @@ func (d *Daemon) onFinished(id uint64, r monitor.Result) {
 		in.State = api.StateExited
 	}
 	d.live--
+	if b := d.batches[in.Batch]; b != nil {
+		if b.left--; b.left == 0 {
+			b.finish()
+		}
+	}
 	kept := int64(len(r.Output))
 	d.used -= in.reserved - kept
 	in.reserved = kept
@@ -344,13 +385,41 @@ func (d *Daemon) forget(id uint64) {
 	}
 }
 
-// Stop stops a pending or running instance.
+// setResident marks the ended instances among ids resident, held by g.
+func (d *Daemon) setResident(ids []uint64, g *holdGroup) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if in := d.insts[id]; in != nil && in.State == api.StateExited {
+			in.Resident, in.hold = true, g
+		}
+	}
+}
+
+// clearResident marks ids no longer resident: their monitor let them go.
+func (d *Daemon) clearResident(ids []uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if in := d.insts[id]; in != nil {
+			in.Resident, in.hold = false, nil
+		}
+	}
+}
+
+// Stop stops a pending or running instance, or releases a resident one
+// (with every instance held with it).
 func (d *Daemon) Stop(id uint64) error {
 	d.mu.Lock()
 	in := d.insts[id]
 	if in == nil {
 		d.mu.Unlock()
 		return errorf(404, "no instance %d", id)
+	}
+	if g := in.hold; g != nil {
+		d.mu.Unlock()
+		g.Release()
+		return nil
 	}
 	if in.Finished() {
 		st := in.State
@@ -374,8 +443,12 @@ func (d *Daemon) Delete(id uint64) error {
 	if in == nil {
 		return errorf(404, "no instance %d", id)
 	}
-	if !in.Finished() {
-		return errorf(409, "instance %d is %s: stop it first", id, in.State)
+	if !in.Finished() || in.Resident {
+		st := in.State
+		if in.Resident {
+			st = "resident"
+		}
+		return errorf(409, "instance %d is %s: stop it first", id, st)
 	}
 	d.finished = slices.DeleteFunc(d.finished, func(x uint64) bool { return x == id })
 	d.forget(id)
@@ -465,6 +538,12 @@ func (d *Daemon) Metrics() api.Metrics {
 			}
 		case api.StateExited:
 			m.Instances.Exited++
+			if in.Resident {
+				m.Instances.Resident++
+				if in.PID > 0 && in.PID != os.Getpid() {
+					pids = append(pids, in.PID)
+				}
+			}
 		case api.StateFailed:
 			m.Instances.Failed++
 		case api.StateStopped:

@@ -237,6 +237,11 @@ func (t *tracer) settle(in *instance) {
 		t.layouts.release(in.uk, in.lay)
 		in.traps = nil
 	}
+	if in.hold && in.err == "" && in.state() == stFinished {
+		// Held: its result is final now (reaping it at the hold's end
+		// changes nothing), so it is reported now, not after the hold.
+		t.report(in)
+	}
 }
 
 // poll handles one event of any of this thread's tracees. It reports
