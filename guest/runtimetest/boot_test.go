@@ -47,6 +47,17 @@ func TestInitPhaseRunsOnceBeforeTheReadyPointAndConstructors(t *testing.T) {
 	})
 }
 
+func TestScratchMemoryIsGivenBackAsWholePagesWhenTheRequestIsDone(t *testing.T) {
+	forEachSet(t, func(t *testing.T, i int, exe string) {
+		for _, restore := range [][]string{nil, {"restored"}} {
+			out := runDriver(t, exe, append([]string{"boot", "1", "a b", "0"}, restore...)...)
+			if !strings.Contains(out, "scratch pages given back 3\n") || !strings.Contains(out, "exit 42\n") {
+				t.Errorf("restore %v: want the scratch range's 3 whole pages given back once:\n%s", restore, out)
+			}
+		}
+	})
+}
+
 func TestRandomNumbersBeforeTheReadyPointStopTheGuest(t *testing.T) {
 	exe := driverFor(t, runtimeSets(t)[0])
 	out := runDriver(t, exe, "boot-init-draws", "1")

@@ -23,6 +23,9 @@ int main(int argc, char **argv);
  * defines its bounds; weak, for images without one. */
 extern ukboot_init_fn __start_uk_init_phase[] __attribute__((weak));
 extern ukboot_init_fn __stop_uk_init_phase[] __attribute__((weak));
+/* The scratch ranges (UK_SCRATCH): a collection section too. */
+extern const struct ukboot_scratch __start_uk_scratch[] __attribute__((weak));
+extern const struct ukboot_scratch __stop_uk_scratch[] __attribute__((weak));
 
 #define ATEXIT_MAX 32
 static void (*atexit_fns[ATEXIT_MAX])(void);
@@ -112,13 +115,18 @@ static void give_back(void *addr, size_t len, void *arg)
 	ukplat_discard(addr, len);
 }
 
-/* The request is done: what the heap has free and the stack below this
- * frame are garbage, and a monitor may give their pages back to the host
- * (free-page reporting) while the instance stays resident. All but the
- * page below this frame, which the rest of the exit path uses. */
+/* The request is done: what the heap has free, the apps' scratch memory
+ * (UK_SCRATCH: kept for reuse, written before it is read) and the stack
+ * below this frame are garbage, and a monitor may give their pages back to
+ * the host (free-page reporting) while the instance stays resident. All but
+ * the page below this frame, which the rest of the exit path uses. */
 static void report_free_pages(void)
 {
 	uk_alloc_walk_free(give_back, NULL);
+	if (__start_uk_scratch)
+		for (const struct ukboot_scratch *s = __start_uk_scratch; s < __stop_uk_scratch; s++)
+			if (*s->ptr)
+				ukplat_discard(*s->ptr, s->size);
 	const struct uk_bootinfo *bi = ukplat_bootinfo();
 	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
 	if (bi && sp > bi->stack_start && sp <= bi->stack_start + bi->stack_size) {

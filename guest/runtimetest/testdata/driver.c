@@ -172,15 +172,31 @@ void g_ukplat_outl(uint16_t port, uint32_t v)
 	}
 }
 
-/* Free-page reporting (ukplat_discard): whole pages, counted. */
+/* Free-page reporting (ukplat_discard): whole pages, counted; the ones of
+ * the scratch buffer below apart. */
 static int discards;
+static unsigned char scratch_buf[4 * 4096] __attribute__((aligned(4096)));
+static uint64_t scratch_discarded;
 
 void g_ukplat_discard_pages(uint64_t start, uint64_t len)
 {
 	if ((start | len) & 0xfff || !len)
 		fail("discard of %#" PRIx64 "+%#" PRIx64 ": not whole pages", start, len);
 	discards++;
+	uint64_t lo = (uintptr_t)scratch_buf, hi = lo + sizeof scratch_buf;
+	if (start < hi && start + len > lo) {
+		if (start < lo || start + len > hi)
+			fail("discard of %#" PRIx64 "+%#" PRIx64 ": beyond the scratch buffer", start, len);
+		scratch_discarded += len;
+	}
 }
+
+/* Scratch memory (UK_SCRATCH): a range from 100 bytes into the buffer to
+ * its end (so three whole pages), and an entry whose pointer is NULL. */
+__attribute__((used)) static unsigned char *scratch_ptr, *scratch_null;
+__asm__(".data\n.balign 8\n.globl g___start_uk_scratch\ng___start_uk_scratch:\n"
+	".quad scratch_ptr, 4 * 4096 - 100\n.quad scratch_null, 4096\n"
+	".globl g___stop_uk_scratch\ng___stop_uk_scratch:\n.text\n");
 
 void g_ukplat_hlt(void)
 {
@@ -1317,6 +1333,7 @@ static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 	bi.canary = 0;
 	ready_bi = &bi;
 	restore_cmdline = restore;
+	scratch_ptr = scratch_buf + 100;
 	if (!setjmp(exit_jmp))
 		g_ukplat_entry(&bi);
 	{
@@ -1328,6 +1345,7 @@ static void cmd_boot(const char *cmdline, int tls_kind, const char *restore)
 	printf("exit %d\n", exit_code);
 	printf("ctors %d:%d,%d argc-seen-by-ctor %d\n", ctor_n, ctor_log[0], ctor_log[1], ctor_argc);
 	printf("init-phase %d ready-before %d ctors-before %d\n", init_calls, init_ready_seen, init_ctor_n);
+	printf("scratch pages given back %" PRIu64 "\n", scratch_discarded / 4096);
 	printf("argc %d\n", main_argc);
 	for (int i = 0; i < main_argc && i < 8; i++)
 		printf("argv[%d] <%s>\n", i, main_argv[i]);

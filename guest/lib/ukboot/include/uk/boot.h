@@ -2,6 +2,8 @@
 #ifndef UK_BOOT_H
 #define UK_BOOT_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,6 +38,24 @@ typedef void (*ukboot_init_fn)(void);
 #define UK_INIT_PHASE(fn)                                                                     \
 	__attribute__((used, retain, section("uk_init_phase"), aligned(sizeof(void *))))       \
 	static ukboot_init_fn ukboot_init_phase_##fn = fn
+
+/* Scratch memory (guest ABI): UK_SCRATCH(var, size), at file scope, names
+ * a pointer variable `var` (static or global) to `size` bytes the app keeps
+ * from one request to the next only to reuse the memory (a compressor's
+ * state, a work buffer), never for what it holds: each request writes the
+ * memory before it reads it. When the request is done (exit), ukboot gives
+ * the whole pages inside [var, var + size) back to the host with the free
+ * heap (free-page reporting, heap and stack only); they then read as zero,
+ * or as the snapshot had them, until written again. Nothing of one request
+ * stays in them for the next. A NULL var is skipped. Natively (builds
+ * without ukboot) the entry is an unused section. */
+struct ukboot_scratch {
+	void *const *ptr;
+	size_t size;
+};
+#define UK_SCRATCH(var, sz)                                                                   \
+	__attribute__((used, retain, section("uk_scratch"), aligned(sizeof(void *))))          \
+	static const struct ukboot_scratch ukboot_scratch_##var = { (void *const *)&(var), (sz) }
 
 #ifdef __cplusplus
 }
