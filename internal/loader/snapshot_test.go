@@ -1,6 +1,10 @@
 package loader
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,14 +17,26 @@ func withSnapshot(t *testing.T, pages ...uint64) monitor.Unikernel {
 	u := testUnikernel(t)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: SnapshotBootArea,
 		Regs: desc.Regs{RIP: abi.MapBase + abi.PageSize + 7, RSP: 0x2001_0000}, Console: "early\n"}
+	// The pages' blobs are files (the stack's and heap's are read), each
+	// page the letter of its digest over and over.
+	dir := t.TempDir()
+	stored := map[string]bool{}
 	for i, a := range pages {
-		s.Pages = append(s.Pages, desc.Page{Addr: a, Digest: "sha256:" + strings.Repeat(string(rune('a'+i)), 64)})
+		d := "sha256:" + strings.Repeat(string(rune('a'+i)), 64)
+		s.Pages = append(s.Pages, desc.Page{Addr: a, Digest: d})
+		stored[d] = true
+		if err := os.WriteFile(filepath.Join(dir, d), bytes.Repeat([]byte{byte('a' + i)}, abi.PageSize), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	u.Config.Snapshot = s
 	base := u.BlobPath
 	u.BlobPath = func(d string) string {
 		if p := base(d); p != "" {
 			return p
+		}
+		if stored[d] {
+			return filepath.Join(dir, d)
 		}
 		return "/pool/" + d
 	}
@@ -60,11 +76,16 @@ func TestSnapshotMapsItsPagesCopyOnWriteAndTheRestZero(t *testing.T) {
 			}
 		case m.COW:
 			pages++
-			if m.Size != abi.PageSize || !strings.HasPrefix(m.File, "/pool/sha256:") || m.Data != nil || len(m.Patches) > 0 {
+			if m.Size != abi.PageSize || m.File != u.BlobPath(m.Digest) || m.Data != nil || len(m.Patches) > 0 {
 				t.Errorf("page %+v is not its blob mapped copy-on-write", m)
 			}
-			if m.Addr != appData && m.Addr != heap.Addr+abi.PageSize {
-				t.Errorf("a page at %#x, which the snapshot does not have", m.Addr)
+			if m.Addr != appData {
+				t.Errorf("a page at %#x mapped from a blob, which the snapshot does not have or the instance copies", m.Addr)
+			}
+		case m.Addr == heap.Addr+abi.PageSize:
+			pages++
+			if m.Size != abi.PageSize || m.File != "" || !bytes.Equal(m.Data, bytes.Repeat([]byte("b"), abi.PageSize)) {
+				t.Errorf("the heap's stored page %+v is not a copy of its blob", m)
 			}
 		default:
 			if m.File != "" || m.Data != nil {
@@ -73,9 +94,9 @@ func TestSnapshotMapsItsPagesCopyOnWriteAndTheRestZero(t *testing.T) {
 		}
 	}
 	if pages != 2 {
-		t.Errorf("%d snapshot pages mapped, want 2", pages)
+		t.Errorf("%d snapshot pages placed, want 2", pages)
 	}
-	if got := lay.Find(heap.Addr); got == nil || got.Part != PartHeap || got.Size != abi.PageSize {
+	if got := lay.Find(heap.Addr); got == nil || got.Part != PartHeap || got.Size != abi.PageSize || got.Data != nil {
 		t.Errorf("the heap's first page is %+v, want a zero page of its own", got)
 	}
 }
@@ -199,5 +220,63 @@ func TestDiscardableIsTheHeapAndStackPagesOfARangeOnly(t *testing.T) {
 		check("less than a page", heap+1, abi.PageSize, nil)
 		check("a wrapping range", heap+abi.PageSize, ^uint64(0), [][2]uint64{{heap + abi.PageSize, heap + heapSize}})
 		check("everything", 0, ^uint64(0), [][2]uint64{{stack, stack + abi.DefaultStackSize}, {heap, heap + heapSize}})
+	}
+}
+
+// The stack's and heap's stored pages (the frames the guest resumes in,
+// the TCB at the stack's top; the init phase's blocks) are written by
+// (nearly) every instance: they are copied into its anonymous memory, no
+// mapping of their own, while a library's stored pages stay their blobs
+// mapped copy-on-write; a missing or short blob is an error naming the
+// page.
+func TestSnapshotCopiesItsStackAndHeapPagesIntoAnonymousMemory(t *testing.T) {
+	cold, err := Plan(withSnapshot(t), Options{MemSize: 1 << 20, BootArea: SnapshotBootArea, Cmdline: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap, stack := cold.Areas[PartHeap], cold.Areas[PartStack]
+	top := stack + abi.DefaultStackSize - abi.PageSize
+	appData := uint64(abi.AppRegionBase + 5*abi.PageSize) // app region: tramp, shared x4, private
+	u := withSnapshot(t, appData, top, heap+abi.PageSize)
+	var pages [][]byte
+	for _, pg := range u.Config.Snapshot.Pages {
+		page, err := os.ReadFile(u.BlobPath(pg.Digest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, page)
+	}
+	stackBlob := u.BlobPath(u.Config.Snapshot.Pages[1].Digest)
+	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		addr uint64
+		part string
+	}{{top, PartStack}, {heap + abi.PageSize, PartHeap}} {
+		if m := lay.Find(c.addr); m == nil || m.File != "" || m.COW || m.Addr != c.addr || !bytes.Equal(m.Data, pages[i+1]) || m.Part != c.part {
+			t.Errorf("the %s's stored page is %+v, want an anonymous copy of its blob", c.part, m)
+		}
+		if m := lay.Find(c.addr - abi.PageSize); m == nil || m.File != "" || m.Data != nil || m.Part != c.part {
+			t.Errorf("the %s below its stored page is %+v, want anonymous zero memory", c.part, m)
+		}
+	}
+	if m := lay.Find(appData); m == nil || !m.COW || m.File != u.BlobPath(u.Config.Snapshot.Pages[0].Digest) {
+		t.Errorf("the app's stored data page is %+v, want its blob copy-on-write", m)
+	}
+	if got := lay.Discardable(stack, abi.DefaultStackSize); len(got) != 1 || got[0] != [2]uint64{stack, stack + abi.DefaultStackSize} {
+		t.Errorf("discardable stack %x, want the whole stack as one range", got)
+	}
+
+	if err := os.WriteFile(stackBlob, pages[1][:100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Plan(u, Options{Snapshot: true}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("stack page at %#x", top)) || !strings.Contains(err.Error(), "not a page") {
+		t.Errorf("a short stack page blob: err %v", err)
+	}
+	os.Remove(stackBlob)
+	if _, err := Plan(u, Options{Snapshot: true}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("stack page at %#x", top)) {
+		t.Errorf("a missing stack page blob: err %v", err)
 	}
 }
