@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -110,31 +113,74 @@ func TestInstancesResumeFromTheSnapshotWithTheirOwnBootInfo(t *testing.T) {
 	}
 }
 
-func TestSnapshotPagesStaySharedUntilWritten(t *testing.T) {
+// dataGuest writes a word to the app's private part (its data) and one to
+// its heap before the ready point, and after it only reads the first.
+const dataGuest = `
+	mov 32(%%rdi), %%r12
+	movabs $0x1122334455667788, %%rax
+	movabs $%#x, %%r13
+	mov %%rax, (%%r13)
+	mov %%rax, 0x2000(%%r12)
+	xor %%eax, %%eax
+	mov $0x502, %%dx
+	out %%eax, %%dx
+	movabs $0x1122334455667788, %%rax
+	cmp %%rax, (%%r13)
+	jne 1f
+	xor %%eax, %%eax
+	mov $0x501, %%dx
+	out %%eax, %%dx
+1:	mov $99, %%eax
+	mov $0x501, %%dx
+	out %%eax, %%dx
+`
+
+// A library's stored page the instance only reads stays the blob's
+// page-cache page, shared by every instance; the heap's stored pages
+// (which every instance writes) are the instance's own copies, with no
+// mapping of their own.
+func TestSnapshotPagesOfALibraryStaySharedUntilWrittenAndTheHeapsAreCopied(t *testing.T) {
 	dir := t.TempDir()
-	snap := snapshotOf(t, dir, pooled(t, dir, "app", readyGuest))
-	held := map[int]bool{}
-	var page uint64
-	for _, pg := range snap.Config.Snapshot.Pages {
-		if pg.Addr >= abi.PrivateBase && pg.Addr < abi.PrivateLimit {
-			page = pg.Addr
+	cold, err := loader.Plan(pooled(t, dir, "app", readyGuest), loader.Options{MemSize: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data uint64
+	for _, m := range cold.Mappings {
+		if m.Library == "app" && m.Part == loader.PartPrivate {
+			data = m.Addr
 		}
 	}
+	if data == 0 {
+		t.Fatal("the app has no private part")
+	}
+	snap := snapshotOf(t, dir, pooled(t, dir, "app", fmt.Sprintf(dataGuest, data)))
+	var heap uint64
+	for _, pg := range snap.Config.Snapshot.Pages {
+		if pg.Addr >= abi.PrivateBase && pg.Addr < abi.PrivateLimit {
+			heap = pg.Addr
+		}
+	}
+	if heap == 0 {
+		t.Fatalf("no heap page in the snapshot: %+v", snap.Config.Snapshot.Pages)
+	}
+	held := map[int]bool{}
 	rs := runPooled(t, []monitor.Unikernel{snap}, monitor.Options{N: 2, Snapshot: true, Hold: 30e9, Resident: func(pids []int) {
 		for _, pid := range pids {
-			// The heap page was only read after the snapshot: still
-			// the blob's page-cache page, no anonymous copy.
-			if anon, _ := mappingStat(t, pid, page, "Anonymous"); anon != 0 {
-				t.Errorf("pid %d: page %#x has %d anonymous KiB, want the blob's page", pid, page, anon)
+			if anon, line := mappingStat(t, pid, data, "Anonymous"); anon != 0 || !strings.Contains(line, filepath.Base(dir)) {
+				t.Errorf("pid %d: data page %#x (%s) has %d anonymous KiB, want the blob's page", pid, data, line, anon)
 			}
-			if rss, _ := mappingStat(t, pid, page, "Rss"); rss == 0 {
-				t.Errorf("pid %d: page %#x not resident", pid, page)
+			if rss, _ := mappingStat(t, pid, data, "Rss"); rss == 0 {
+				t.Errorf("pid %d: data page %#x not resident", pid, data)
+			}
+			if _, line := mappingStat(t, pid, heap, "Rss"); line != "" {
+				t.Errorf("pid %d: heap page %#x is a mapping of its own: %s", pid, heap, line)
 			}
 			held[pid] = true
 		}
 	}})
 	for _, r := range rs {
-		if r.Error != "" || r.ExitCode != r.Instance {
+		if r.Error != "" || r.ExitCode != 0 {
 			t.Errorf("instance %d: exit %d error %q", r.Instance, r.ExitCode, r.Error)
 		}
 	}
