@@ -65,6 +65,10 @@ func inspectText(out io.Writer, in *link.Inspection) {
 		}
 		fmt.Fprintln(out)
 	}
+	if in.Packed > 0 {
+		fmt.Fprintf(out, "packs: %d libraries' code (%d bytes) in %s of pack pages, shared with other small libraries (each alone: whole pages of its own)\n",
+			in.Packed, in.PackBytes, linkSize(in.PackPages))
+	}
 	if in.TLS != nil {
 		fmt.Fprintf(out, "TLS template: %d bytes (%d with tbss), align %d\n", in.TLS.FileSize, in.TLS.MemSize, in.TLS.Align)
 	}

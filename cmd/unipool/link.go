@@ -68,6 +68,7 @@ objects, their order, names, versions and origins come from DIR/corpus.json.`,
 	fl.StringVar(&f.opt.Cmdline, "cmdline", "", "default guest command line")
 	groupFlag(cmd, &f.opt.Groups)
 	mapAddressesFlag(cmd, &f.opt.MapAddresses)
+	noPacksFlag(cmd, &f.opt.NoPacks)
 	fl.BoolVar(&f.noTramp, "no-trampolines", false, "aligned: reserve tramp areas but do not rewrite the code (libraries cannot move)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result (description, script, map changes) as JSON")
 	fl.BoolVar(&f.script, "print-script", false, "aligned: print the generated linker script")
@@ -179,6 +180,12 @@ func (f *linkFlags) objects(args []string) ([]link.Object, map[string]string, er
 func mapAddressesFlag(cmd *cobra.Command, v *bool) {
 	cmd.Flags().BoolVar(v, "map-addresses", false, "aligned: keep every library at its map region "+
 		"(default: move dense libraries by whole pages so that their private parts share fewer pages; their pages stay the same)")
+}
+
+// noPacksFlag adds --no-packs (link.Options.NoPacks).
+func noPacksFlag(cmd *cobra.Command, v *bool) {
+	cmd.Flags().BoolVar(v, "no-packs", false, "aligned: give a small library version new to the map page-aligned code of its own "+
+		"(default: its code goes into a pack, pages shared with the other small libraries the same link places)")
 }
 
 // groupFlag adds --group: the aligned link's library groups (link.Options.Groups).

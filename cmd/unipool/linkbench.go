@@ -87,6 +87,7 @@ func init() {
 	f.IntVar(&opt.Jobs, "jobs", 2, "parallel links")
 	groupFlag(cmd, &opt.Groups)
 	mapAddressesFlag(cmd, &opt.MapAddresses)
+	noPacksFlag(cmd, &opt.NoPacks)
 	f.StringVar(&jsonOut, "json", "", "also write the full report (per image sizes) to this JSON file")
 	// link.go's init (which sets linkCmd) runs first: files initialise
 	// in name order.

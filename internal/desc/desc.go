@@ -35,9 +35,13 @@ const (
 	// parts.
 	SchemaVersion      = 1
 	SchemaVersionDense = 2
-	ProtRX             = "r-x"
-	ProtR              = "r--"
-	ProtRW             = "rw-"
+	// SchemaVersionPack is a description with packs (Library.Pack), so
+	// that a loader knowing only 2 refuses it instead of mapping a pack
+	// member's code from a sub-page address.
+	SchemaVersionPack = 3
+	ProtRX            = "r-x"
+	ProtR             = "r--"
+	ProtRW            = "rw-"
 )
 
 // Config describes one unikernel.
@@ -181,10 +185,28 @@ type Library struct {
 	// so that the image's private parts share fewer pages. The map's
 	// region is Region moved back by Shift.
 	Shift int64 `json:"shift,omitempty"`
+	// Pack, set for a library whose code lies in a pack of the library
+	// map (pages holding the shared parts of small libraries side by
+	// side), is the pack's start in the map. Such a library (a pack
+	// member) has a region at a 16-byte aligned address with no tramp
+	// part and a shared part of Shared.Size bytes but no blob of its own:
+	// its pages are mapped by the image's pack pages (PackPage) of the
+	// same pack, one library entry per page, each a shared part of one
+	// page holding the pack's bytes there. A pack and its members move
+	// together (one base) and never by Shift.
+	Pack     uint64 `json:"pack,omitempty"`
+	PackPage bool   `json:"pack_page,omitempty"`
 	// NoASLR, when set, says why this library cannot be moved (the loader
 	// then keeps it at Region.Start even under --aslr).
 	NoASLR string `json:"no_aslr,omitempty"`
 }
+
+// InPack reports whether the library is a pack member (its code mapped
+// by its pack's pages, not a blob of its own).
+func (l *Library) InPack() bool { return l.Pack != 0 && !l.PackPage }
+
+// PackPageName is the name of the pack page entry for the page at addr.
+func PackPageName(addr uint64) string { return fmt.Sprintf("pack-%x", addr) }
 
 // MapRegion is the library's region in the library map: Region moved
 // back by Shift.

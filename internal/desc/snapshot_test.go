@@ -36,6 +36,9 @@ func FuzzParse(f *testing.F) {
 		`"snapshot":{"monitor":"process","mem_size":1048576,"boot_area":65536,"regs":{"rip":1073741824},` +
 		`"pages":[{"addr":536870912,"digest":"` + d + `"}]}}`))
 	f.Add([]byte(`{"schema_version":1,"snapshot":{"pages":[{"addr":1}]}}`))
+	if pack, err := json.Marshal(packConfig()); err == nil {
+		f.Add(pack)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
 		if err != nil {

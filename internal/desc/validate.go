@@ -8,8 +8,8 @@ const pageMask = 0xfff
 // that do not overlap, parts that fit their capacities, and addresses that
 // name an existing library and fall inside its region.
 func (c *Config) Validate() error {
-	if c.SchemaVersion != SchemaVersion && c.SchemaVersion != SchemaVersionDense {
-		return fmt.Errorf("description: schema_version %d, want %d or %d", c.SchemaVersion, SchemaVersion, SchemaVersionDense)
+	if c.SchemaVersion != SchemaVersion && c.SchemaVersion != SchemaVersionDense && c.SchemaVersion != SchemaVersionPack {
+		return fmt.Errorf("description: schema_version %d, want %d, %d or %d", c.SchemaVersion, SchemaVersion, SchemaVersionDense, SchemaVersionPack)
 	}
 	if len(c.Libraries) == 0 {
 		return fmt.Errorf("description: no libraries")
@@ -17,9 +17,25 @@ func (c *Config) Validate() error {
 	if c.Boot != "" && c.Boot != BootLinux64 {
 		return fmt.Errorf("description: unknown boot protocol %q (want %q or none)", c.Boot, BootLinux64)
 	}
+	packPages := map[uint64]Library{} // pack page -> its entry
+	for _, l := range c.Libraries {
+		if l.PackPage {
+			packPages[l.Region.Start] = l
+		}
+	}
 	for i, l := range c.Libraries {
 		r := l.Region
-		if r.Start&pageMask != 0 || r.TrampSize&pageMask != 0 || r.SharedSize&pageMask != 0 || (!r.Dense() && r.PrivateSize&pageMask != 0) {
+		if l.Pack != 0 {
+			if c.SchemaVersion < SchemaVersionPack {
+				return fmt.Errorf("description: library %q: in a pack in a schema_version %d description", l.Name, c.SchemaVersion)
+			}
+			if err := checkPacked(l, packPages); err != nil {
+				return err
+			}
+		}
+		if l.InPack() {
+			// Its sub-page region was checked by checkPacked.
+		} else if r.Start&pageMask != 0 || r.TrampSize&pageMask != 0 || r.SharedSize&pageMask != 0 || (!r.Dense() && r.PrivateSize&pageMask != 0) {
 			return fmt.Errorf("description: library %q: region not page-aligned", l.Name)
 		}
 		if r.End() < r.Start || r.PrivateEnd() < r.PrivateAddr() {
@@ -31,14 +47,18 @@ func (c *Config) Validate() error {
 		if r.Dense() && (r.PrivateStart&15 != 0 || r.PrivateSize&15 != 0 || r.PrivateStart < r.End() || r.PrivateEnd()-r.Start >= 1<<31) {
 			return fmt.Errorf("description: library %q: private part [%#x,%#x) is not 16-byte aligned after the region within 2 GiB", l.Name, r.PrivateStart, r.PrivateEnd())
 		}
-		if l.Shift != 0 && (l.Shift&pageMask != 0 || !r.Dense() || l.App) {
+		if l.Shift != 0 && (l.Shift&pageMask != 0 || (!r.Dense() && !l.PackPage) || l.App) {
 			return fmt.Errorf("description: library %q: shift %d from its map region: only a dense library moves, by whole pages", l.Name, l.Shift)
 		}
 		if l.Tramp.Size > r.TrampSize || l.Shared.Size > r.SharedSize || l.Private.MemSize > r.PrivateSize || l.Private.FileSize > l.Private.MemSize {
 			return fmt.Errorf("description: library %q: a part exceeds its region", l.Name)
 		}
 		for j := 0; j < i; j++ {
-			if Overlap(r, c.Libraries[j].Region) {
+			o := c.Libraries[j]
+			if l.Pack != 0 && o.Pack == l.Pack && l.PackPage != o.PackPage {
+				continue // a member lies in its pack's pages
+			}
+			if Overlap(r, o.Region) {
 				return fmt.Errorf("description: libraries %q and %q overlap", c.Libraries[j].Name, l.Name)
 			}
 		}
@@ -94,6 +114,31 @@ func (c *Config) Validate() error {
 	if c.Snapshot != nil {
 		if err := c.Snapshot.Validate(); err != nil {
 			return fmt.Errorf("description: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkPacked checks a pack member or pack page: its shape, and for a
+// member that every page of its code is a pack page of its pack.
+func checkPacked(l Library, packPages map[uint64]Library) error {
+	r := l.Region
+	if l.App || r.TrampSize != 0 || l.Tramp.Size != 0 || l.MapRegion().Start < l.Pack {
+		return fmt.Errorf("description: library %q: in the pack at %#x but an app, before its pack or with a tramp part", l.Name, l.Pack)
+	}
+	if l.PackPage {
+		if r.Start&pageMask != 0 || r.SharedSize != pageMask+1 || r.PrivateSize != 0 || r.Dense() || l.Shared.Size != pageMask+1 ||
+			l.Private.MemSize != 0 || len(l.Relocs) != 0 || l.Tramp.Split || l.Init != nil {
+			return fmt.Errorf("description: pack page %q at %#x: not one page of code and nothing else", l.Name, r.Start)
+		}
+		return nil
+	}
+	if r.Start&15 != 0 || r.SharedSize&15 != 0 || !r.Dense() || len(l.Shared.Segments) != 0 || l.Shared.Digest != "" || r.End() <= r.Start {
+		return fmt.Errorf("description: library %q: in a pack, its region at %#x must be 16-byte aligned code (no segments or blob of its own) with a dense private part", l.Name, r.Start)
+	}
+	for pg := r.Start &^ pageMask; pg < r.Start+r.SharedSize; pg += pageMask + 1 {
+		if p, ok := packPages[pg]; !ok || p.Pack != l.Pack || p.Shift != l.Shift {
+			return fmt.Errorf("description: library %q: its code at %#x lies on no page of its pack at %#x moved as it is", l.Name, pg, l.Pack)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package libmap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -287,6 +288,11 @@ func FuzzParse(f *testing.F) {
 	m.Place("b", ver("2", 100000, 0))
 	data, _ := m.Marshal()
 	f.Add(data)
+	m.PlacePacked("c", small("3", 300, 20))
+	m.PlacePacked("d", small("4", 200, 0))
+	m.Seal(func(addr, n uint64) ([]byte, error) { return bytes.Repeat([]byte{1}, int(n)), nil })
+	data, _ = m.Marshal()
+	f.Add(data)
 	f.Add([]byte(`{"schema_version":1,"libraries":[]}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -309,6 +315,17 @@ func FuzzParse(f *testing.F) {
 		if _, err := m.Place("fuzzlib", ver("x", 12345, 678)); err == nil {
 			if err := m.Validate(); err != nil {
 				t.Fatalf("placement broke the map: %v", err)
+			}
+		}
+		if _, err := m.PlacePacked("fuzzsmall", small("y", 123, 45)); err == nil {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("a packed placement broke the map: %v", err)
+			}
+			if err := m.Seal(func(addr, n uint64) ([]byte, error) { return make([]byte, n), nil }); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Validate(); err != nil {
+				t.Fatalf("sealing broke the map: %v", err)
 			}
 		}
 	})
@@ -448,5 +465,109 @@ func TestADensePartThatFitsInAPageIsNeverSplitAcrossTwo(t *testing.T) {
 	}
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func small(label string, shared, private uint64) Version {
+	return Version{Version: label, Need: Need{Shared: shared, Private: private}}
+}
+
+// Small versions placed by one link share the pages of one pack, side by
+// side (64-byte aligned, none crossing a page boundary it need not); the
+// link seals the pack with its bytes; later versions go to a new pack and
+// nothing placed before moves; a map is never stored with an open pack.
+func TestSmallVersionsShareAPackThatTheLinkPlacingThemSeals(t *testing.T) {
+	m := New()
+	a, err := m.PlacePacked("a", small("1", 500, 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.PlacePacked("b", small("1", 700, 0))
+	c, _ := m.PlacePacked("c", small("1", 3000, 16))
+	big, _ := m.PlacePacked("big", small("1", PackLimit+1, 16))
+	if a.Pack == 0 || b.Pack != a.Pack || c.Pack != a.Pack || big.Pack != 0 {
+		t.Fatalf("packs: a %#x b %#x c %#x big %#x", a.Pack, b.Pack, c.Pack, big.Pack)
+	}
+	if a.Region.Start != a.Pack || b.Region.Start != a.Region.Start+512 || a.Region.SharedSize != 512 || a.Region.TrampSize != 0 {
+		t.Fatalf("a at %#x (+%#x), b at %#x", a.Region.Start, a.Region.SharedSize, b.Region.Start)
+	}
+	if c.Region.Start != a.Pack+abi.PageSize {
+		t.Fatalf("c (3000 bytes after %#x) at %#x, want the next page", b.Region.End(), c.Region.Start)
+	}
+	if big.Region.Start%abi.PageSize != 0 || big.Region.Start < a.Pack+PackRoom {
+		t.Fatalf("a large version at %#x, inside the pack's room", big.Region.Start)
+	}
+	if !a.Region.Dense() || !c.Region.Dense() || desc.Overlap(a.Region, b.Region) {
+		t.Fatal("members' private parts are not dense, or members overlap")
+	}
+	if _, err := m.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := m.Marshal(); true {
+		if _, err := Parse(data); err == nil || !strings.Contains(err.Error(), "sealed") {
+			t.Fatalf("a map with an open pack parsed: %v", err)
+		}
+	}
+	content := bytes.Repeat([]byte{0xab}, int(c.Region.End()-a.Pack))
+	if err := m.Seal(func(addr, n uint64) ([]byte, error) { return content[:n], nil }); err != nil {
+		t.Fatal(err)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := back.PackAt(a.Pack); p == nil || !bytes.Equal(p.Content, content) {
+		t.Fatal("the sealed content does not round-trip")
+	}
+	// The next link: the same versions go where they went, a new one
+	// to a new pack, and nothing moves.
+	again, _ := back.PlacePacked("b", small("1", 700, 0))
+	d, _ := back.PlacePacked("d", small("1", 100, 16))
+	b2, _ := back.PlacePacked("b", small("2", 600, 0))
+	if again.Region != b.Region || again.Pack != b.Pack {
+		t.Fatalf("b moved: %+v, was %+v", again.Region, b.Region)
+	}
+	if d.Pack == a.Pack || b2.Pack != d.Pack || b2.Region.Start == b.Region.Start {
+		t.Fatalf("a sealed pack took a member: d in %#x, b v2 in %#x at %#x", d.Pack, b2.Pack, b2.Region.Start)
+	}
+	if p := back.PackAt(a.Pack); !bytes.Equal(p.Content, content) {
+		t.Fatal("a sealed pack changed")
+	}
+}
+
+// A pack member's region must lie in its pack's sealed bytes; a pack
+// must be sealed, whole pages, and in a map that says it has packs.
+func TestMapValidationRefusesBadPacks(t *testing.T) {
+	mk := func() *Map {
+		m := New()
+		m.PlacePacked("a", small("1", 500, 40))
+		m.Seal(func(addr, n uint64) ([]byte, error) { return make([]byte, n), nil })
+		return m
+	}
+	if err := mk().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, spoil := range map[string]func(m *Map){
+		"schema":    func(m *Map) { m.SchemaVersion = SchemaVersionDense },
+		"unaligned": func(m *Map) { m.Packs[0].Start += 16 },
+		"unsealed":  func(m *Map) { m.Packs[0].Content = nil },
+		"no pack":   func(m *Map) { m.Libraries[0].Regions[0].Pack += abi.PageSize },
+		"outside":   func(m *Map) { m.Libraries[0].Regions[0].SharedSize += 64 },
+		"two":       func(m *Map) { r := &m.Libraries[0].Regions[0]; r.Versions = append(r.Versions, small("2", 1, 1)) },
+		"overlap": func(m *Map) {
+			m.PlaceDense("z", small("1", 10, 10), false)
+			m.Libraries[1].Regions[0].Start = m.Packs[0].Start
+		},
+		"big content": func(m *Map) { m.Packs[0].Content = make([]byte, m.Packs[0].Size+1) },
+	} {
+		m := mk()
+		spoil(m)
+		if err := m.Validate(); err == nil {
+			t.Errorf("%s: a bad pack validated", name)
+		}
 	}
 }

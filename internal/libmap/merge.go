@@ -1,6 +1,7 @@
 package libmap
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 )
@@ -29,6 +30,15 @@ func (m *Map) Merge(other *Map, otherName string) error {
 		out.Policy = other.Policy
 	}
 	out.SchemaVersion = max(out.SchemaVersion, other.SchemaVersion)
+	for _, op := range other.Packs {
+		if p := out.PackAt(op.Start); p != nil {
+			if p.Size != op.Size || !bytes.Equal(p.Content, op.Content) {
+				return &ConflictError{Library: fmt.Sprintf("pack@%#x", op.Start), Reason: "the pack's room or sealed bytes differ from " + otherName + "'s"}
+			}
+			continue
+		}
+		out.Packs = append(out.Packs, Pack{Start: op.Start, Size: op.Size, Content: append([]byte(nil), op.Content...)})
+	}
 	for _, ol := range other.Libraries {
 		l := out.Library(ol.Name)
 		if l == nil {
@@ -38,7 +48,7 @@ func (m *Map) Merge(other *Map, otherName string) error {
 		n := min(len(l.Regions), len(ol.Regions))
 		for i := 0; i < n; i++ {
 			a, b := l.Regions[i].Region, ol.Regions[i].Region
-			if a != b {
+			if a != b || l.Regions[i].Pack != ol.Regions[i].Pack {
 				return &ConflictError{Library: ol.Name, Reason: fmt.Sprintf(
 					"region %d is at %#x (tramp %#x, shared %#x, private %#x) here but at %#x (tramp %#x, shared %#x, private %#x) in %s",
 					i+1, a.Start, a.TrampSize, a.SharedSize, a.PrivateSize, b.Start, b.TrampSize, b.SharedSize, b.PrivateSize, otherName)}
@@ -50,7 +60,7 @@ func (m *Map) Merge(other *Map, otherName string) error {
 			}
 		}
 		for _, r := range ol.Regions[n:] {
-			l.Regions = append(l.Regions, Region{Region: r.Region, Versions: append([]Version(nil), r.Versions...)})
+			l.Regions = append(l.Regions, Region{Region: r.Region, Pack: r.Pack, Versions: append([]Version(nil), r.Versions...)})
 		}
 	}
 	if err := out.Validate(); err != nil {
@@ -97,6 +107,9 @@ func overlapping(merged, local *Map) string {
 
 func (m *Map) clone() *Map {
 	out := &Map{SchemaVersion: m.SchemaVersion, Policy: m.Policy}
+	for _, p := range m.Packs {
+		out.Packs = append(out.Packs, Pack{Start: p.Start, Size: p.Size, Content: append([]byte(nil), p.Content...)})
+	}
 	for _, l := range m.Libraries {
 		out.Libraries = append(out.Libraries, cloneLibrary(l))
 	}
@@ -106,7 +119,7 @@ func (m *Map) clone() *Map {
 func cloneLibrary(l Library) Library {
 	c := Library{Name: l.Name}
 	for _, r := range l.Regions {
-		c.Regions = append(c.Regions, Region{Region: r.Region, Versions: append([]Version(nil), r.Versions...)})
+		c.Regions = append(c.Regions, Region{Region: r.Region, Pack: r.Pack, Versions: append([]Version(nil), r.Versions...)})
 	}
 	return c
 }

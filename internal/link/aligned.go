@@ -41,6 +41,7 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	}
 	sort.Strings(collections)
 	sort.Strings(nonAlloc)
+	l.m = m
 	out, cfg, err := l.ldAligned(ctx, libs, collections, nonAlloc, res)
 	if err != nil {
 		return err
@@ -71,6 +72,7 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
+	addPackPages(cfg, libs)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
@@ -99,13 +101,20 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if res.Config, err = im.Config(); err != nil {
 		return fmt.Errorf("link %s: the finished image does not read back: %w", l.opt.Output, err)
 	}
+	if err := sealPack(m, out, libs); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
 	return publish(out, l.opt.Output)
 }
 
 // ldAligned writes the script for libs, runs ld and describes the image
 // (before the trampoline pass): the image's path and description.
 func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, nonAlloc []string, res *Result) (string, *desc.Config, error) {
-	res.Script = alignedScript(libs, collections, nonAlloc, l.opt.Entry, l.platformTables())
+	var err error
+	if l.fills, err = l.packFills(l.m, libs); err != nil {
+		return "", nil, err
+	}
+	res.Script = alignedScript(libs, l.fills, collections, nonAlloc, l.opt.Entry, l.platformTables())
 	l.script = res.Script
 	if err := os.WriteFile(filepath.Join(l.work, "image.ld"), []byte(res.Script), 0o644); err != nil {
 		return "", nil, fmt.Errorf("link: %w", err)
@@ -143,6 +152,9 @@ func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, non
 	if err := l.dropUnloaded(ctx, out); err != nil {
 		return "", nil, err
 	}
+	if err := fillPacks(out, l.fills); err != nil {
+		return "", nil, fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
 	cfg, err := l.describe(out, libs)
 	if err != nil {
 		return "", nil, fmt.Errorf("link %s: %w", l.opt.Output, err)
@@ -174,15 +186,26 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 			// data arena lies above; its private parts stay in its
 			// regions.
 			dense := l.opt.Platform != PlatformUnikraft
-			pl, err := m.PlaceDense(o.Name, libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need}, dense)
+			v := libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need}
+			var pl libmap.Placement
+			// A small version's code goes into a pack: its need there is
+			// its bytes (each input section charged its alignment), not
+			// whole pages of code.
+			packNeed := libmap.Need{Shared: o.text + o.rodata + stubAlign + tramp.Stubs, Private: need.Private}
+			if dense && !l.opt.NoPacks && len(o.members) == 0 && packNeed.Shared <= libmap.PackLimit {
+				v.Need = packNeed
+				pl, err = m.PlacePacked(o.Name, v)
+			} else {
+				pl, err = m.PlaceDense(o.Name, v, dense)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
 			}
 			if pl.New {
 				res.NewRegions = append(res.NewRegions, o.Name)
 			}
-			p.region = pl.Region
-			if dense && p.region.Dense() && !l.opt.MapAddresses {
+			p.region, p.pack = pl.Region, pl.Pack
+			if dense && p.region.Dense() && !l.opt.MapAddresses && p.pack == 0 {
 				// The image's parts need only this version's room: the
 				// rest of the map's region is for other versions, and
 				// other libraries of this image may lie there
@@ -303,10 +326,22 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 		}
 		cfg.Libraries = append(cfg.Libraries, lib)
 		if lib.Region.Dense() {
-			cfg.SchemaVersion = desc.SchemaVersionDense
+			cfg.SchemaVersion = max(cfg.SchemaVersion, desc.SchemaVersionDense)
+		}
+		if lib.Pack != 0 {
+			cfg.SchemaVersion = desc.SchemaVersionPack
+		}
+	}
+	pack := map[uint64]bool{}
+	for _, pgs := range packPages(libs) {
+		for _, pg := range pgs {
+			pack[pg] = true
 		}
 	}
 	for i, s := range segs {
+		if !used[i] && s.Flags&elf.PF_W == 0 && pack[s.Vaddr&^(abi.PageSize-1)] && pack[(s.End()-1)&^(abi.PageSize-1)] {
+			used[i] = true // a pack's pages (addPackPages)
+		}
 		if !used[i] {
 			return nil, fmt.Errorf("loaded segment [%#x,%#x) lies in no library's region", s.Vaddr, s.End())
 		}
@@ -334,7 +369,7 @@ func (l *linker) describe(path string, libs []*placed) (*desc.Config, error) {
 }
 
 func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Library, error) {
-	lib := desc.Library{Name: p.name, App: p.app, Region: p.region, Shift: p.shift}
+	lib := desc.Library{Name: p.name, App: p.app, Region: p.region, Shift: p.shift, Pack: p.pack}
 	if p.obj != nil {
 		lib.Version, lib.Origin, lib.ObjectSHA256 = p.obj.Version, p.obj.Origin, p.obj.sha256
 		for _, m := range p.obj.members {
@@ -349,8 +384,8 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 	var sharedEnd, privStart, privFile, privEnd uint64
 	for i, s := range segs {
 		inArena := r.Dense() && s.Vaddr >= r.PrivateStart && s.Vaddr < r.PrivateEnd()
-		if !inArena && (s.Vaddr < r.Start || s.Vaddr >= limit) {
-			continue
+		if !inArena && (s.Vaddr < r.Start || s.Vaddr >= limit || p.pack != 0) {
+			continue // (a pack member's code: its pack's segment)
 		}
 		if !inArena && s.End() > limit {
 			return lib, fmt.Errorf("library %q: segment [%#x,%#x) passes its region's end %#x", p.name, s.Vaddr, s.End(), limit)
@@ -416,6 +451,10 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 	}
 	if sharedEnd > 0 {
 		lib.Shared.Size = sharedEnd - r.SharedAddr()
+	}
+	if p.pack != 0 {
+		// Its bytes, mapped by its pack's pages.
+		lib.Shared.Size = r.SharedSize
 	}
 	if p.app {
 		// The app's parts are as large as they came out.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ type BenchOptions struct {
 	// MapAddresses keeps the aligned links' libraries at their map
 	// regions (Options.MapAddresses).
 	MapAddresses bool
+	// NoPacks is Options.NoPacks for the aligned links.
+	NoPacks bool
 	// Progress, if set, is called after each link, never concurrently.
 	Progress func(done, total int)
 }
@@ -157,8 +160,10 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 		defer os.RemoveAll(out)
 	}
 	mapPath := filepath.Join(out, "map.json")
-	if _, err := os.Stat(mapPath); err == nil {
-		return nil, fmt.Errorf("link bench: %s exists; give an --out without a map (Bench measures from an empty map)", mapPath)
+	for _, p := range []string{mapPath, aloneMap(mapPath)} {
+		if _, err := os.Stat(p); err == nil {
+			return nil, fmt.Errorf("link bench: %s exists; give an --out without a map (Bench measures from an empty map)", p)
+		}
 	}
 	for _, l := range BenchLayouts {
 		if err := os.MkdirAll(filepath.Join(out, l), 0o755); err != nil {
@@ -266,6 +271,11 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 	return rep, nil
 }
 
+// aloneMap is the map of the aligned-alone links, beside mapPath.
+func aloneMap(mapPath string) string {
+	return strings.TrimSuffix(mapPath, ".json") + "-alone.json"
+}
+
 func ratio(a, b uint64) float64 {
 	if b == 0 {
 		return 0
@@ -284,12 +294,14 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	if err != nil {
 		return nil, err
 	}
-	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: bo.Groups, MapAddresses: bo.MapAddresses}
+	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: bo.Groups, MapAddresses: bo.MapAddresses, NoPacks: bo.NoPacks}
 	if layout == LayoutAligned || layout == LayoutAlignedAlone {
 		opt.Layout, opt.MapPath = LayoutAligned, mapPath
 	}
 	if layout == LayoutAlignedAlone {
-		opt.Tramp = NoRewrite{DefaultTrampoliner}
+		// A map of its own: its packs (libmap.Pack) hold code the
+		// trampoline pass has not rewritten.
+		opt.Tramp, opt.MapPath = NoRewrite{DefaultTrampoliner}, aloneMap(mapPath)
 	}
 	res, err := Link(ctx, opt)
 	if err != nil {

@@ -29,79 +29,152 @@ import (
 // library of the image (code or private part) and staying inside the map
 // and the data arena. The map never learns of it: adding a library
 // moves nothing.
+//
+// A pack (libmap.Pack) moves as one: its members in the image, their
+// private parts, and the pack pages they touch, whose other bytes no
+// other library may lie on.
 func fitPrivateParts(libs []*placed) {
-	var parts []*placed
+	const page = abi.PageSize
+	type unit struct {
+		libs []*placed
+		size uint64
+		code []desc.Region // the pack pages the unit's members touch
+	}
+	var units []*unit
+	packs := map[uint64]*unit{}
 	for _, p := range libs {
-		if !p.app && p.region.Dense() && p.region.PrivateSize > 0 {
-			parts = append(parts, p)
+		switch {
+		case p.pack != 0:
+			u := packs[p.pack]
+			if u == nil {
+				u = &unit{}
+				packs[p.pack] = u
+				units = append(units, u)
+			}
+			u.libs = append(u.libs, p)
+			u.size += p.region.PrivateSize
+		case !p.app && p.region.Dense() && p.region.PrivateSize > 0:
+			units = append(units, &unit{libs: []*placed{p}, size: p.region.PrivateSize})
 		}
 	}
-	if len(parts) < 2 {
+	for start, pgs := range packPages(libs) {
+		for _, pg := range pgs {
+			packs[start].code = append(packs[start].code, desc.Region{Start: pg, SharedSize: page})
+		}
+	}
+	if len(units) == 0 {
 		return
 	}
-	sort.SliceStable(parts, func(i, j int) bool {
-		a, b := parts[i].region, parts[j].region
-		if a.PrivateSize != b.PrivateSize {
-			return a.PrivateSize > b.PrivateSize
+	low := func(u *unit) uint64 {
+		lo := ^uint64(0)
+		for _, p := range u.libs {
+			if p.region.PrivateSize > 0 {
+				lo = min(lo, p.region.PrivateStart)
+			}
 		}
-		return a.PrivateStart < b.PrivateStart
+		return lo
+	}
+	sort.SliceStable(units, func(i, j int) bool {
+		if units[i].size != units[j].size {
+			return units[i].size > units[j].size
+		}
+		return low(units[i]) < low(units[j])
 	})
-	const page = abi.PageSize
 	taken := map[uint64]bool{} // private pages already used
 	var fixed []desc.Region    // regions already placed (every non-moving library too)
 	for _, p := range libs {
-		if p.app || !p.region.Dense() || p.region.PrivateSize == 0 {
+		if p.pack == 0 && (p.app || !p.region.Dense() || p.region.PrivateSize == 0) {
 			fixed = append(fixed, p.region)
 		}
 	}
-	pagesOf := func(r desc.Region) (lo, hi uint64) {
-		return r.PrivateStart &^ (page - 1), (r.PrivateEnd() + page - 1) &^ (page - 1)
+	pagesOf := func(u *unit, s int64) []uint64 {
+		var out []uint64
+		seen := map[uint64]bool{}
+		for _, p := range u.libs {
+			r := p.region
+			if r.PrivateSize == 0 {
+				continue
+			}
+			for pg := r.PrivateStart &^ (page - 1); pg < r.PrivateEnd(); pg += page {
+				q := uint64(int64(pg) + s)
+				if !seen[q] {
+					seen[q] = true
+					out = append(out, q)
+				}
+			}
+		}
+		return out
 	}
-	take := func(r desc.Region) {
-		lo, hi := pagesOf(r)
-		for pg := lo; pg < hi; pg += page {
+	regionsOf := func(u *unit, s int64) []desc.Region {
+		var out []desc.Region
+		for _, p := range u.libs {
+			out = append(out, shifted(p.region, s))
+		}
+		for _, c := range u.code {
+			c.Start = uint64(int64(c.Start) + s)
+			out = append(out, c)
+		}
+		return out
+	}
+	take := func(u *unit) {
+		for _, pg := range pagesOf(u, 0) {
 			taken[pg] = true
 		}
+		fixed = append(fixed, regionsOf(u, 0)...)
 	}
-	ok := func(r desc.Region) bool {
-		if r.Start < abi.MapBase || r.End() > abi.AppRegionBase || r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit {
-			return false
-		}
-		for _, f := range fixed {
-			if f.End() > f.Start && desc.Overlap(r, f) {
+	ok := func(rs []desc.Region) bool {
+		for _, r := range rs {
+			if r.Start < abi.MapBase || r.End() > abi.AppRegionBase || (r.Dense() && (r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit)) {
 				return false
+			}
+			for _, f := range fixed {
+				if (f.End() > f.Start || f.Dense()) && desc.Overlap(r, f) {
+					return false
+				}
 			}
 		}
 		return true
 	}
-	for i, p := range parts {
-		if i == 0 {
-			take(p.region)
-			fixed = append(fixed, p.region)
+	move := func(u *unit, s int64) {
+		for _, p := range u.libs {
+			p.shift += s
+			p.region = shifted(p.region, s)
+		}
+		for i := range u.code {
+			u.code[i].Start = uint64(int64(u.code[i].Start) + s)
+		}
+	}
+	for i, u := range units {
+		own := pagesOf(u, 0)
+		if i == 0 || len(own) == 0 {
+			take(u)
 			continue
 		}
-		lo, hi := pagesOf(p.region)
-		n := (hi - lo) / page
+		n := uint64(len(own))
 		// Candidate shifts: none, and each that lays one of its pages on
 		// a page already taken.
 		cands := []int64{0}
 		for pg := range taken {
-			for k := uint64(0); k < n; k++ {
-				cands = append(cands, int64(pg)-int64(lo+k*page))
+			for _, o := range own {
+				cands = append(cands, int64(pg)-int64(o))
 			}
 		}
 		sort.Slice(cands, func(i, j int) bool {
 			return abs(cands[i]) < abs(cands[j]) || (abs(cands[i]) == abs(cands[j]) && cands[i] < cands[j])
 		})
 		best, bestNew := int64(0), n+1
+		tried := map[int64]bool{}
 		for _, s := range cands {
-			r := shifted(p.region, s)
-			if !ok(r) {
+			if tried[s] {
+				continue
+			}
+			tried[s] = true
+			if !ok(regionsOf(u, s)) {
 				continue
 			}
 			var added uint64
-			for pg := lo; pg < hi; pg += page {
-				if !taken[uint64(int64(pg)+s)] {
+			for _, pg := range pagesOf(u, s) {
+				if !taken[pg] {
 					added++
 				}
 			}
@@ -111,26 +184,28 @@ func fitPrivateParts(libs []*placed) {
 		}
 		if bestNew > n {
 			// Nothing fits near: the first free pages above the others.
-			var top uint64
+			var top, lo uint64
 			for pg := range taken {
 				top = max(top, pg+page)
 			}
+			lo = own[0]
+			for _, o := range own {
+				lo = min(lo, o)
+			}
+			best = 0 // (a full arena: the map's place)
 			for s := int64(top) - int64(lo); ; s += int64(page) {
-				r := shifted(p.region, s)
-				if r.PrivateEnd() > abi.DataArenaLimit {
-					best = 0 // (a full arena: the map's place)
+				rs := regionsOf(u, s)
+				if len(rs) > 0 && rs[0].PrivateEnd() > abi.DataArenaLimit {
 					break
 				}
-				if ok(r) {
+				if ok(rs) {
 					best = s
 					break
 				}
 			}
 		}
-		p.shift = best
-		p.region = shifted(p.region, best)
-		take(p.region)
-		fixed = append(fixed, p.region)
+		move(u, best)
+		take(u)
 	}
 }
 
@@ -186,7 +261,7 @@ func refit(libs []*placed, cfg *desc.Config) (undo func()) {
 		if p.region.Dense() {
 			p.region = shifted(p.region, -p.shift)
 			p.shift = 0
-			if n, ok := size[p.name]; ok {
+			if n, ok := size[p.name]; ok && p.pack == 0 {
 				p.region.PrivateSize = min(p.region.PrivateSize, (max(n, 16)+15)&^15)
 				p.region.SharedSize = min(p.region.SharedSize, max(pageUp(shared[p.name]), abi.PageSize))
 			}

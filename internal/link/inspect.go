@@ -37,6 +37,12 @@ type Inspection struct {
 	DensePrivateBytes uint64 `json:"dense_private_bytes,omitempty"`
 	MapPrivatePages   uint64 `json:"map_private_pages,omitempty"`
 	Moved             int    `json:"moved_libraries,omitempty"`
+	// PackPages is the pack pages (bytes) the image maps
+	// (desc.Library.PackPage), PackBytes the code of its pack members
+	// (desc.Library.InPack) they hold, Packed how many those are.
+	PackPages uint64 `json:"pack_pages,omitempty"`
+	PackBytes uint64 `json:"pack_bytes,omitempty"`
+	Packed    int    `json:"packed_libraries,omitempty"`
 	// ASLR says what `run --aslr` randomises in this image and how much.
 	ASLR   string       `json:"aslr,omitempty"`
 	Config *desc.Config `json:"-"`
@@ -87,6 +93,9 @@ type LibraryInspection struct {
 	// the first library in it.
 	Padding uint64 `json:"padding"`
 	NoASLR  string `json:"no_aslr,omitempty"`
+	// Pack is the start of the pack holding its code (a pack member or a
+	// pack page, desc.Library.Pack).
+	Pack uint64 `json:"pack,omitempty"`
 	// ASLRBits is the entropy of the library's base under `run --aslr`
 	// (whole bits: the image's slide, which moves every library that is
 	// not pinned and the app as one): 0 if it is pinned.
@@ -131,7 +140,7 @@ func Inspect(path string) (*Inspection, error) {
 	arena := map[uint64]bool{} // dense private pages counted so far
 	for _, l := range cfg.Libraries {
 		li := LibraryInspection{Name: l.Name, Version: l.Version, Origin: l.Origin, App: l.App, Region: l.Region, Shift: l.Shift,
-			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR, Members: l.Members}
+			Tramp: l.Tramp.Size + l.Tramp.StubSize + l.Tramp.SlotSize, Stubs: l.Tramp.StubSize, Slots: l.Tramp.SlotSize, NoASLR: l.NoASLR, Members: l.Members, Pack: l.Pack}
 		stubs := stubStart(l)
 		switch {
 		case l.NoASLR == "" && cfg.Boot == "":
@@ -141,8 +150,24 @@ func Inspect(path string) (*Inspection, error) {
 		}
 		r := l.Region
 		shared := map[uint64]bool{} // pages: code and rodata may share one
+		if l.InPack() {
+			// Its code: its bytes in its pack's pages, which the pack
+			// page entries count.
+			li.Code = l.Shared.Size
+			if l.Tramp.StubSize > 0 {
+				li.Code = l.Tramp.StubOff
+			}
+			in.Packed++
+			in.PackBytes += li.Code + li.Stubs
+		}
 		for i, s := range segs {
-			if !r.Holds(s.Vaddr) {
+			if l.PackPage && s.Vaddr < r.End() && s.End() > r.Start {
+				shared[r.Start] = true
+				in.PackPages += abi.PageSize
+				in.Segments[i].Library, in.Segments[i].Part = "pack", "pack"
+				continue
+			}
+			if !r.Holds(s.Vaddr) || l.PackPage || (l.InPack() && s.Vaddr < r.PrivateAddr()) {
 				continue
 			}
 			part := ""

@@ -77,6 +77,11 @@ type Options struct {
 	// whole pages so that their private parts share fewer pages
 	// (desc.Library.Shift, fitPrivateParts).
 	MapAddresses bool
+	// NoPacks gives every library of an aligned unipool-platform link
+	// page-aligned code of its own. Otherwise the code of a small library
+	// version new to the map goes into a pack (libmap.Pack): pages
+	// shared with the other small libraries placed by the same link.
+	NoPacks bool
 	// Trace asks for Result.Inputs (ld's link map, parsed).
 	Trace   bool
 	LD      string // the ld binary (default "ld")
@@ -259,6 +264,9 @@ type linker struct {
 	// symbols they and the platform's tables define.
 	frags         []fragment
 	scriptDefined map[string]bool
+	// fills are the pack bytes of members this image does not link.
+	fills []packFill
+	m     *libmap.Map // the map of an aligned link, locked
 }
 
 // stage links each object into the work directory under a short,

@@ -69,6 +69,9 @@ func trimSplit(path string, cfg *desc.Config, reserved []desc.Tramp) (map[uint64
 		if err := zero(stubs+used, stubs+res.StubSize); err != nil {
 			return nil, err
 		}
+		if l.InPack() {
+			continue // in its pack's segment, which keeps its pages
+		}
 		loads[stubs] = used
 		l.Shared.Size = pageUp(res.StubOff + used)
 		var segs []desc.Segment

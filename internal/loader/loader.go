@@ -243,7 +243,7 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 		p.private = data
 	}
 	for _, l := range u.Config.Libraries {
-		if l.Shared.Size == 0 {
+		if l.Shared.Size == 0 || l.InPack() {
 			continue
 		}
 		if l.Shared.Digest == "" {
@@ -380,7 +380,7 @@ func (p *Prepared) Plan(opt Options) (*Layout, error) {
 			}
 			lay.Mappings = append(lay.Mappings, m)
 		}
-		if l.Shared.Size > 0 {
+		if l.Shared.Size > 0 && !l.InPack() { // (a pack member's code: its pack's pages)
 			shared := base + r.TrampSize
 			segs := l.Shared.Segments
 			if len(segs) == 0 {
@@ -558,15 +558,19 @@ func (p *Prepared) bases(opt Options, pl *placer, img imageRanges) ([]uint64, er
 		}
 	}
 	if opt.ASLRPerLibrary {
-		for i, l := range libs {
-			if l.NoASLR != "" {
-				continue
+		for _, g := range p.aslrGroups() {
+			l := libs[g.libs[0]]
+			what := "library " + l.Name
+			if l.Pack != 0 {
+				what = fmt.Sprintf("the pack at %#x", l.Pack)
 			}
-			base, err := pl.placeSpans(regionSpans(l.Region), "library "+l.Name)
+			base, err := pl.placeSpans(g.spans, what)
 			if err != nil {
 				return nil, fmt.Errorf("unikernel %q: %w", p.u.Name, err)
 			}
-			b[i] = base
+			for _, i := range g.libs {
+				b[i] = base + libs[i].Region.Start - g.lo
+			}
 		}
 		return b, nil
 	}
@@ -582,19 +586,60 @@ func (p *Prepared) bases(opt Options, pl *placer, img imageRanges) ([]uint64, er
 	return b, nil
 }
 
+// aslrGroup is what --aslr-per-library moves by one base: a library,
+// or a pack (desc.Library.Pack) with its members, which must stay where
+// their code lies in its pages.
+type aslrGroup struct {
+	libs  []int  // indices into the description's libraries
+	lo    uint64 // the lowest region start
+	spans []span // from lo, ascending by their ends
+}
+
+// aslrGroups lists the groups of the libraries that move under
+// --aslr-per-library.
+func (p *Prepared) aslrGroups() []aslrGroup {
+	var gs []aslrGroup
+	byPack := map[uint64]int{}
+	for i, l := range p.cfg.Libraries {
+		if l.NoASLR != "" {
+			continue
+		}
+		k, ok := byPack[l.Pack]
+		if l.Pack == 0 || !ok {
+			k = len(gs)
+			gs = append(gs, aslrGroup{lo: l.Region.Start})
+			if l.Pack != 0 {
+				byPack[l.Pack] = k
+			}
+		}
+		gs[k].libs = append(gs[k].libs, i)
+		gs[k].lo = min(gs[k].lo, l.Region.Start&^(abi.PageSize-1))
+	}
+	for k := range gs {
+		g := &gs[k]
+		for _, i := range g.libs {
+			r := p.cfg.Libraries[i].Region
+			for _, sp := range regionSpans(r) {
+				g.spans = append(g.spans, span{pageDown(r.Start - g.lo + sp.lo), pageUp(r.Start - g.lo + sp.hi)})
+			}
+		}
+		sort.Slice(g.spans, func(a, b int) bool { return g.spans[a].hi < g.spans[b].hi })
+	}
+	return gs
+}
+
 // libraryExtent is the extent of one library's spans (regionSpans).
 func libraryExtent(r desc.Region) uint64 {
 	sp := regionSpans(r)
 	return sp[len(sp)-1].hi
 }
 
-// largestLibraryExtent is the largest extent of a moving library.
+// largestLibraryExtent is the largest extent of what moves on its own
+// under --aslr-per-library (a library, or a pack with its members).
 func (p *Prepared) largestLibraryExtent() uint64 {
 	var ext uint64
-	for _, l := range p.cfg.Libraries {
-		if l.NoASLR == "" {
-			ext = max(ext, libraryExtent(l.Region))
-		}
+	for _, g := range p.aslrGroups() {
+		ext = max(ext, g.spans[len(g.spans)-1].hi)
 	}
 	return ext
 }

@@ -101,8 +101,11 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 	seen := map[digest.Digest]bool{}
 	for i := range c.Libraries {
 		lib := &c.Libraries[i]
-		lib.Shared.Size = pageUp(lib.Shared.Size)
 		lib.Shared.Digest = ""
+		if lib.InPack() {
+			continue // mapped by its pack's pages
+		}
+		lib.Shared.Size = pageUp(lib.Shared.Size)
 		if lib.Shared.Size == 0 {
 			continue
 		}

@@ -197,10 +197,16 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 		return nil
 	}
 	for _, l := range c.Libraries {
-		if l.Shared.Size&pageMask != 0 {
+		if l.InPack() {
+			// Its code is mapped by its pack's page entries.
+			if l.Shared.Digest != "" {
+				return fmt.Errorf("library %q: in a pack, but has a shared blob %s", l.Name, l.Shared.Digest)
+			}
+		} else if l.Shared.Size&pageMask != 0 {
 			return fmt.Errorf("library %q: shared size %#x is not a page multiple", l.Name, l.Shared.Size)
 		}
-		if l.Shared.Size == 0 {
+		if l.InPack() {
+		} else if l.Shared.Size == 0 {
 			if l.Shared.Digest != "" {
 				return fmt.Errorf("library %q: empty shared part has a blob %s", l.Name, l.Shared.Digest)
 			}

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,7 +14,45 @@ import (
 // checkMap refuses an image whose libraries are not where the pool's map
 // put them: a blob is shared only among images that agree on its address.
 func (p *Pool) checkMap(im *image) error {
-	return p.checkMapConfig("image "+im.path, im.config)
+	if err := p.checkMapConfig("image "+im.path, im.config); err != nil {
+		return err
+	}
+	return p.checkPackPages(im)
+}
+
+// checkPackPages refuses an image whose pack pages (desc.Library.PackPage)
+// do not hold the bytes the map sealed for them: every image must map
+// the same pages for a pack to be pooled once.
+func (p *Pool) checkPackPages(im *image) error {
+	var m *libmap.Map
+	for _, l := range im.config.Libraries {
+		if !l.PackPage {
+			continue
+		}
+		if m == nil {
+			var err error
+			if m, err = libmap.Load(p.MapPath()); err != nil {
+				return fmt.Errorf("image %s: %w", im.path, err)
+			}
+		}
+		pk := m.PackAt(l.Pack)
+		want := make([]byte, pageMask+1)
+		at := l.MapRegion().Start
+		if pk != nil && at >= pk.Start && at < pk.Start+pk.Size {
+			off := at - pk.Start
+			if off < uint64(len(pk.Content)) {
+				copy(want, pk.Content[off:])
+			}
+		}
+		got, err := im.read(l.Region.Start, pageMask+1, false)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("image %s: pack page %q at %#x does not hold the bytes the library map %s sealed for its pack at %#x", im.path, l.Name, l.Region.Start, p.MapPath(), l.Pack)
+		}
+	}
+	return nil
 }
 
 // checkMapConfig checks c's libraries against the map; what names the
@@ -56,6 +95,12 @@ func checkConfigAgainstMap(m *libmap.Map, mapPath, poolDir, what string, c *desc
 		if l.App {
 			continue
 		}
+		if l.PackPage {
+			if pk, at := m.PackAt(l.Pack), l.MapRegion().Start; pk == nil || at < pk.Start || at >= pk.Start+pk.Size {
+				return fmt.Errorf("%s: pack page %q at %#x lies in no pack at %#x of the library map %s", what, l.Name, l.Region.Start, l.Pack, mapPath)
+			}
+			continue
+		}
 		var regions []desc.Region
 		if ml := m.Library(l.Name); ml != nil {
 			for _, r := range ml.Regions {
@@ -63,8 +108,10 @@ func checkConfigAgainstMap(m *libmap.Map, mapPath, poolDir, what string, c *desc
 			}
 		}
 		found := false
-		for _, r := range regions {
-			found = found || l.MapRegion().Within(r)
+		if ml := m.Library(l.Name); ml != nil {
+			for _, r := range ml.Regions {
+				found = found || (l.MapRegion().Within(r.Region) && r.Pack == l.Pack)
+			}
 		}
 		if !found {
 			r := l.MapRegion()

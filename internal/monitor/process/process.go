@@ -100,7 +100,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 			}
 			for _, l := range u.Config.Libraries {
 				var digests []string
-				if l.Shared.Size > 0 {
+				if l.Shared.Size > 0 && !l.InPack() { // (a pack member: its pack's pages)
 					digests = append(digests, l.Shared.Digest)
 				}
 				if l.Init != nil && !opt.Snapshot {

@@ -1,0 +1,154 @@
+package link
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/unipool/unipool/internal/abi"
+	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/elfimage"
+	"github.com/unipool/unipool/internal/libmap"
+	"github.com/unipool/unipool/internal/pool"
+)
+
+func library(t *testing.T, cfg *desc.Config, name string) desc.Library {
+	t.Helper()
+	for _, l := range cfg.Libraries {
+		if l.Name == name {
+			return l
+		}
+	}
+	t.Fatalf("no library %q in the description", name)
+	return desc.Library{}
+}
+
+// Two small libraries placed by one link share a pack page. An image that
+// links only one of them carries the other's bytes there (from the map's
+// sealed pack), so the page is byte-identical in both images and the pool
+// stores it once; pool add refuses a pack page that is not what the map
+// sealed. Without packs, each small library has pages of its own.
+func TestAPackPageIsTheSameInEveryImageThatUsesAnyOfItsMembers(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	sa := buildLib(t, dir, "uksmalla", `
+int smalla_count = 3;
+int smalla_next(void) { return ++smalla_count; }
+`)
+	sb := buildLib(t, dir, "uksmallb", `
+static int b;
+int smallb_next(int i) { b += i; return b * 7 + smalla_next(); }
+`)
+	sc := buildLib(t, dir, "uksmallc", `
+int smallc_twice(int i) { return 2 * i; }
+`)
+	objs := func(paths ...string) []Object {
+		o, err := ObjectsFromPaths(paths, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	poolDir := filepath.Join(dir, "pool")
+	p, err := pool.Init(poolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapPath := p.MapPath()
+	a := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, sa, sb, sc, g.alloc, g.app), Output: filepath.Join(dir, "a"), MapPath: mapPath})
+	b := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, sa, sb, g.alloc, g.app), Output: filepath.Join(dir, "b"), MapPath: mapPath})
+	la, lb := library(t, a.Config, "uksmallc"), library(t, a.Config, "uksmallb")
+	if la.Pack == 0 || lb.Pack != la.Pack || la.Region.Start%abi.PageSize == 0 && lb.Region.Start%abi.PageSize == 0 {
+		t.Fatalf("uksmallb at %#x (pack %#x), uksmallc at %#x (pack %#x): not side by side in one pack", lb.Region.Start, lb.Pack, la.Region.Start, la.Pack)
+	}
+	bb := library(t, b.Config, "uksmallb")
+	if bb.Pack != lb.Pack || bb.MapRegion() != lb.MapRegion() {
+		t.Fatalf("uksmallb moved in the map: %+v, was %+v", bb.MapRegion(), lb.MapRegion())
+	}
+	ia, err := elfimage.Open(filepath.Join(dir, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := elfimage.Open(filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// uksmallc's code, which b does not link, lies on the page b maps.
+	pc := library(t, a.Config, "uksmallc")
+	if pc.Region.Start&^(abi.PageSize-1) != lb.Region.Start&^(abi.PageSize-1) {
+		t.Skipf("uksmallc at %#x is not on uksmallb's page %#x", pc.Region.Start, lb.Region.Start)
+	}
+	pageA, _ := ia.Page(lb.Region.Start)
+	pageB, ok := ib.Page(bb.Region.Start)
+	if !ok || !bytes.Equal(pageA, pageB) {
+		t.Fatal("the pack page differs between an image with both members and one with one")
+	}
+	off := pc.Region.Start & (abi.PageSize - 1)
+	if bytes.Count(pageB[off:off+16], []byte{0}) == 16 {
+		t.Fatal("b's pack page lacks uksmallc's code")
+	}
+	pages := 0
+	for _, l := range b.Config.Libraries {
+		if l.PackPage && l.Pack == bb.Pack {
+			pages++
+		}
+	}
+	if pages == 0 {
+		t.Fatal("b's description has no pack page entry")
+	}
+	in, err := Inspect(filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Packed == 0 || in.PackPages == 0 || in.PackBytes == 0 {
+		t.Fatalf("inspect reports no packs: %+v", in)
+	}
+
+	// The pool: one blob for the pack page, whichever image brought it.
+	for _, n := range []string{"a", "b"} {
+		if _, err := pool.Add(poolDir, filepath.Join(dir, n), pool.AddOptions{InitBlobs: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digests := map[string]string{}
+	for _, n := range []string{"a", "b"} {
+		c, err := p.Resolve(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range c.Libraries {
+			if l.PackPage {
+				if d, ok := digests[l.Name]; ok && d != l.Shared.Digest {
+					t.Fatalf("pack page %s is two blobs", l.Name)
+				}
+				digests[l.Name] = l.Shared.Digest
+			}
+			if l.InPack() && l.Shared.Digest != "" {
+				t.Fatalf("pack member %s has a blob of its own", l.Name)
+			}
+		}
+	}
+	m, err := libmap.Load(mapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.PackAt(bb.Pack).Content[off] ^= 0xff
+	data, _ := m.Marshal()
+	if err := os.WriteFile(mapPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = pool.Add(poolDir, filepath.Join(dir, "b"), pool.AddOptions{Name: "b2"})
+	if err == nil || !strings.Contains(err.Error(), "does not hold the bytes the library map") {
+		t.Fatalf("pool add of a pack page the map did not seal: %v", err)
+	}
+
+	// Without packs: pages of its own.
+	noMap := filepath.Join(dir, "nopack.json")
+	c := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, sa, sb, g.alloc, g.app), Output: filepath.Join(dir, "c"), MapPath: noMap, NoPacks: true})
+	if l := library(t, c.Config, "uksmallb"); l.Pack != 0 || l.Region.Start%abi.PageSize != 0 {
+		t.Fatalf("--no-packs: uksmallb at %#x in pack %#x", l.Region.Start, l.Pack)
+	}
+}
