@@ -492,20 +492,32 @@ func (m *Map) PlacePacked(name string, v Version) (Placement, error) {
 		return Placement{}, fmt.Errorf("library map: library %q: %w", name, err)
 	}
 	size := (max(v.Need.Shared, 16) + 15) &^ 15
+	// The first gap between the pack's members (or the room after them)
+	// that holds the version's bytes without touching more pages than
+	// they need.
 	at := func(p Pack) (uint64, bool) {
-		off := uint64(0)
+		var used [][2]uint64
 		for _, l := range m.Libraries {
 			for _, r := range l.Regions {
 				if r.Pack == p.Start {
-					off = max(off, r.End()-p.Start)
+					used = append(used, [2]uint64{r.Start - p.Start, r.End() - p.Start})
 				}
 			}
 		}
-		off = (off + PackAlign - 1) &^ (PackAlign - 1)
-		if pageUp(off%abi.PageSize+size) > pageUp(size) {
-			off = pageUp(off)
+		sort.Slice(used, func(i, j int) bool { return used[i][0] < used[j][0] })
+		used = append(used, [2]uint64{p.Size, p.Size})
+		lo := uint64(0)
+		for _, u := range used {
+			off := (lo + PackAlign - 1) &^ (PackAlign - 1)
+			if pageUp(off%abi.PageSize+size) > pageUp(size) {
+				off = pageUp(off)
+			}
+			if off+size <= u[0] {
+				return p.Start + off, true
+			}
+			lo = max(lo, u[1])
 		}
-		return p.Start + off, off+size <= p.Size
+		return 0, false
 	}
 	start, ok := uint64(0), false
 	if m.open > 0 {
