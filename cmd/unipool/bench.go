@@ -21,7 +21,7 @@ import (
 func init() {
 	root := &cobra.Command{Use: "bench", Short: "Measure memory, TLB flushes, CPU and load time of N unikernels per approach"}
 	root.AddCommand(benchMemoryCommand(), benchTLBCommand(), benchASLRCommand(), benchPlotCommand(),
-		benchStartCommand(), benchDistributeCommand())
+		benchStartCommand(), benchDistributeCommand(), benchMonitorProcessCommand())
 	commands = append(commands, root)
 }
 
@@ -35,8 +35,10 @@ func benchMemoryCommand() *cobra.Command {
 		Long: `Builds a corpus of N unikernels (--inputs distinct: each its own request, the
 expected line from a Go reference), links it packed, dce and aligned, pools the aligned
 images, then for each mode starts all N (held resident) and samples every second what
-the host pays: the instances' PSS, the monitor's growth and the kernel's part (page
-tables, kernel stacks, slab), with the drop of MemAvailable and KSM's counters, until
+the host pays: the instances' PSS, the monitor's (the process monitor runs each mode
+as a process of its own: its whole PSS; --monitor-in-process and the kvm monitor: the
+bench process's growth) and the kernel's part (what the mode's memory cgroup is charged:
+page tables, kernel stacks, slab), with the drop of MemAvailable and KSM's counters, until
 memory is stable or --ksm-wait runs out. Then a census of every present page gives the
 ideals (all-zero pages apart). Also counts ksmd's CPU time, remote TLB shootdowns by
 the process that issued them (tlb:tlb_flush), and load times, and writes
@@ -71,6 +73,36 @@ Modes: ` + modeNames(),
 		return nil
 	}
 	return mem
+}
+
+// benchMonitorProcessCommand is `bench monitor-process`: one mode's
+// monitor, a process of its own that `bench memory` starts and measures.
+func benchMonitorProcessCommand() *cobra.Command {
+	var spec string
+	var hold time.Duration
+	c := &cobra.Command{
+		Use:    "monitor-process --spec FILE",
+		Short:  "Run one bench mode's fleet held, as bench memory's monitor process (JSON lines on stdout; a line on stdin ends the hold)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var s bench.MonitorSpec
+			data, err := os.ReadFile(spec)
+			if err == nil {
+				err = json.Unmarshal(data, &s)
+			}
+			if err != nil {
+				return fmt.Errorf("bench monitor-process: %s: %w", spec, err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return bench.RunMonitorProcess(ctx, s, hold, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	c.Flags().StringVar(&spec, "spec", "", "the mode and its fleet (JSON, written by bench memory)")
+	c.Flags().DurationVar(&hold, "hold", 0, "hold the fleet this long (0: until a line or the end of stdin)")
+	c.MarkFlagRequired("spec")
+	return c
 }
 
 // benchTLBCommand is `bench tlb`: TLB flushes per mode and issuer.
@@ -175,6 +207,7 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().BoolVar(&o.ModesLayoutsOnly, "modes-layouts-only", false, "link only the layouts --modes run (default: packed, dce and aligned, for the page analysis)")
 	c.Flags().Var(negBool{&o.HostWideKernel}, "cgroup", "run each mode's fleet in a memory cgroup of its own and take the kernel part from what the kernel charges it (false: host-wide meminfo rises, which other processes move)")
 	c.Flags().Lookup("cgroup").NoOptDefVal = "true"
+	c.Flags().BoolVar(&o.InProcessMonitor, "monitor-in-process", false, "run the process monitor inside the bench process and count that process's growth as the monitor's (the figure before the monitor ran as a process of its own: for comparison)")
 }
 
 // negBool is a boolean flag that sets *b to its negation.

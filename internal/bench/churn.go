@@ -53,7 +53,7 @@ func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monito
 	var mu sync.Mutex
 	live := map[int]bool{}
 	var ever []int
-	mr := &ModeResult{Mode: m.Name}
+	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "growth"}
 	var loads []float64
 	var wg sync.WaitGroup
 	arrive := func(u monitor.Unikernel) {

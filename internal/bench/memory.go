@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -115,6 +116,11 @@ type MemoryOptions struct {
 	// HostWideKernel measures the kernel part by host-wide meminfo rises
 	// even where a memory cgroup per mode could be made (`--cgroup=false`).
 	HostWideKernel bool
+	// InProcessMonitor runs the process monitor inside the bench process
+	// and counts that process's growth as the monitor's, as bench memory
+	// did before it ran the monitor as a process of its own
+	// (`--monitor-in-process`: the old figure, side by side).
+	InProcessMonitor bool
 }
 
 // enterGroup moves this process (the monitor) into a memory cgroup of
@@ -253,6 +259,16 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		expect[u.Name] = u.Expect
 	}
 	loaded := map[string]*measure.Census{} // layout ("" the pool) -> contents its images have at load
+	// The process monitor runs as a process of its own (monitorproc.go),
+	// from a copy of this binary; the kvm monitor keeps its guests in its
+	// own memory, which the census reads through it: it runs here.
+	var exe string
+	if o.Monitor == "process" && o.Churn.Rate == 0 && !o.InProcessMonitor {
+		if exe, err = monitorExecutable(filepath.Join(o.Work, "monitor")); err != nil {
+			return nil, err
+		}
+		defer os.Remove(exe)
+	}
 	for _, m := range o.Modes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -282,6 +298,8 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 				}
 			}
 			mr, err = runChurn(ctx, mon, resolve, m, o.Churn, expect, o.HostWideKernel, o.Log)
+		} else if exe != "" {
+			mr, err = runModeProcess(ctx, fleet, exe, m, o, session, loaded[m.Layout])
 		} else {
 			mr, err = runMode(ctx, mon, resolve, m, o, session, loaded[m.Layout], expect)
 		}
@@ -390,25 +408,9 @@ func loadedContents(uks []monitor.Unikernel) (*measure.Census, error) {
 // they are held: samples until stable, then the page census.
 func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor.Unikernel, error), m Mode, o MemoryOptions, session *ksm.Session,
 	loaded *measure.Census, expect map[string]string) (*ModeResult, error) {
-	if session != nil {
-		// A clean slate: unmerge what an earlier mode merged, then run
-		// ksmd only for KSM modes.
-		os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("2"), 0)
-		if m.KSM {
-			os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
-		}
-	}
-	ksmdPID := -1
-	var ksmdCPU0 float64
-	if m.KSM {
-		pid, err := measure.FindTask("ksmd")
-		if err != nil {
-			return nil, fmt.Errorf("a KSM mode without ksmd: %w", err)
-		}
-		ksmdPID = pid
-		ksmdCPU0, _ = measure.CPUTime(ksmdPID)
-	} else if pid, err := measure.FindTask("ksmd"); err == nil {
-		ksmdPID = pid // charged to ksmd even where ksmd should be idle
+	ksmdPID, ksmdCPU0, err := ksmFor(m, session)
+	if err != nil {
+		return nil, err
 	}
 	self := os.Getpid()
 	base, err := measure.TakeBaseline([]int{self})
@@ -424,7 +426,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 	group := enterGroup(m, o.HostWideKernel, o.Log)
 	defer leaveGroup(group, m, o.Log)
 	t0 := time.Now()
-	mr := &ModeResult{Mode: m.Name}
+	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "growth"}
 	if group != nil {
 		mr.Cgroup = group.Dir()
 	}
@@ -503,6 +505,13 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 		}
 		loads = append(loads, float64(r.LoadTime)/1e6)
 	}
+	mr.tally(loads)
+	return mr, nil
+}
+
+// tally sets the load times from loads (ms) and the figures the samples
+// give.
+func (mr *ModeResult) tally(loads []float64) {
 	sort.Float64s(loads)
 	if n := len(loads); n > 0 {
 		var sum float64
@@ -520,6 +529,146 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 		}
 		mr.FinalKSM = mr.Samples[n-1].KSM
 	}
+	if mr.Instances > 0 {
+		mr.MonitorPerInstance = mr.Final.Monitor / uint64(mr.Instances)
+		mr.KernelPerInstance = mr.Final.Kernel.Total / uint64(mr.Instances)
+		mr.BeyondGuestPerInstance = mr.MonitorPerInstance + mr.KernelPerInstance
+	}
+}
+
+// ksmFor switches ksmd on for a KSM mode only (after unmerging what an
+// earlier mode merged) and returns ksmd's pid (-1: none) and CPU time.
+func ksmFor(m Mode, session *ksm.Session) (int, float64, error) {
+	if session != nil {
+		// A clean slate: unmerge what an earlier mode merged, then run
+		// ksmd only for KSM modes.
+		os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("2"), 0)
+		if m.KSM {
+			os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
+		}
+	}
+	if m.KSM {
+		pid, err := measure.FindTask("ksmd")
+		if err != nil {
+			return -1, 0, fmt.Errorf("a KSM mode without ksmd: %w", err)
+		}
+		cpu, _ := measure.CPUTime(pid)
+		return pid, cpu, nil
+	}
+	if pid, err := measure.FindTask("ksmd"); err == nil {
+		return pid, 0, nil // charged to ksmd even where ksmd should be idle
+	}
+	return -1, 0, nil
+}
+
+// runModeProcess is runMode with the monitor as a process of its own
+// (monitorproc.go), started in the mode's memory cgroup: the monitor
+// column is its whole PSS, and nothing the bench holds (the fleet, the
+// census, the samples) is in any column.
+func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o MemoryOptions, session *ksm.Session, loaded *measure.Census) (*ModeResult, error) {
+	ksmdPID, ksmdCPU0, err := ksmFor(m, session)
+	if err != nil {
+		return nil, err
+	}
+	base, err := measure.TakeBaseline(nil)
+	if err != nil {
+		return nil, err
+	}
+	var group *measure.FleetGroup
+	if !o.HostWideKernel {
+		if group, err = measure.NewFleetGroup(m.Name); err != nil {
+			fmt.Fprintf(o.Log, "mode %s: the kernel part is host-wide meminfo rises (other processes move them): %v\n", m.Name, err)
+			group = nil
+		}
+	}
+	defer func() {
+		if err := group.Close(); err != nil {
+			fmt.Fprintf(o.Log, "mode %s: %v\n", m.Name, err)
+		}
+	}()
+	start := func(cmd *exec.Cmd) error { return cmd.Start() }
+	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "process"}
+	if group != nil {
+		start = group.Start
+		mr.Cgroup = group.Dir()
+	}
+	tr, trErr := tlbtrace.Start()
+	if trErr != nil {
+		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
+	}
+	t0 := time.Now()
+	p, err := startMonitorProcess(exe, filepath.Dir(exe), specFor(fleet, m, o.Monitor, o), o.Log, start)
+	if err != nil {
+		if tr != nil {
+			tr.Stop()
+		}
+		return nil, err
+	}
+	msg, err := p.next()
+	if err != nil {
+		p.kill()
+		if tr != nil {
+			tr.Stop()
+		}
+		return nil, err
+	}
+	var pids []int
+	if msg.Resident != nil {
+		pids = msg.Resident
+		maxWait := 10 * time.Second
+		if m.KSM {
+			maxWait = o.KSMWait
+		}
+		fl := measure.Fleet{Instances: pids, Monitors: []int{p.Pid()}, Group: group}
+		if group != nil {
+			mr.OutsideGroup = outside(group, append([]int{p.Pid()}, pids...))
+		}
+		s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait, KSM: m.KSM, MinScans: 3}
+		mr.Samples, mr.TimeToStable = s.Run(ctx, func() (measure.Host, int) {
+			h, missing, _ := measure.TakeHost(fl, base)
+			return h, missing
+		})
+		mr.SharedBytes = measure.SumShared(pids)
+		for _, pid := range pids {
+			if b, err := measure.SharedMappingRSS(pid); err == nil {
+				mr.PoolBytes += b
+			}
+		}
+		if loaded != nil {
+			c := loaded.Fork()
+			for _, pid := range pids {
+				if err := c.AddProcess(pid, measure.InstanceArea); err != nil {
+					fmt.Fprintf(o.Log, "mode %s: census of %d: %v\n", m.Name, pid, err)
+				}
+			}
+			id := c.Ideals()
+			mr.Census, mr.Ideals, mr.Private = &c.Counts, &id, c.Private
+			c.Close()
+		}
+		p.release()
+	}
+	monitorPID := p.Pid()
+	outcomes, err := p.finish()
+	mr.Seconds = time.Since(t0).Seconds()
+	if tr != nil {
+		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID, monitorPID, pids, mr.Seconds)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ksmdPID > 0 && m.KSM {
+		ksmdCPU1, _ := measure.CPUTime(ksmdPID)
+		mr.KsmdCPU = ksmdCPU1 - ksmdCPU0
+	}
+	mr.Instances = len(outcomes)
+	var loads []float64
+	for _, r := range outcomes {
+		if !r.OK {
+			mr.Failed++
+		}
+		loads = append(loads, float64(r.LoadTime)/1e6)
+	}
+	mr.tally(loads)
 	return mr, nil
 }
 

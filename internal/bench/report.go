@@ -25,6 +25,17 @@ type ModeResult struct {
 	PeakBytes  uint64       `json:"peak_bytes"`
 	FirstBytes uint64       `json:"first_bytes"`
 	Final      measure.Host `json:"final"`
+	// MonitorMeasured says what Final.Monitor is: "process" (the monitor
+	// ran as a process of its own, started in the mode's cgroup: its
+	// whole PSS) or "growth" (it ran inside the bench process: what that
+	// process grew by, harness included; the kvm monitor, churn).
+	MonitorMeasured string `json:"monitor_measured,omitempty"`
+	// What the host pays per instance beyond the guest's own pages, from
+	// Final: the monitor's part, the kernel's, and their sum (issue 16's
+	// goal: ≤ 64 KiB).
+	MonitorPerInstance     uint64 `json:"monitor_per_instance_bytes,omitempty"`
+	KernelPerInstance      uint64 `json:"kernel_per_instance_bytes,omitempty"`
+	BeyondGuestPerInstance uint64 `json:"beyond_guest_per_instance_bytes,omitempty"`
 	// Cgroup is the memory cgroup the mode's fleet ran in (the kernel
 	// part is what the kernel charged it); empty where there was none
 	// and the kernel part is host-wide rises. OutsideGroup counts the

@@ -33,7 +33,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -103,7 +105,14 @@ type FleetGroup struct {
 	g    *cgroup.Group
 	from string // the group this process came from
 	pid  int
+	// entered: this process is in the group (EnterFleetGroup) and goes
+	// back on Close; a group made by NewFleetGroup holds only the
+	// processes started in it (Start).
+	entered bool
 }
+
+// moving serialises moves of this process between groups (Start).
+var moving sync.Mutex
 
 var fleetGroups atomic.Int64
 
@@ -127,7 +136,44 @@ func EnterFleetGroup(label string) (*FleetGroup, error) {
 		g.Remove()
 		return nil, fmt.Errorf("measure: %w", err)
 	}
+	return &FleetGroup{g: g, from: own, pid: pid, entered: true}, nil
+}
+
+// NewFleetGroup makes a fresh memory cgroup for a fleet whose monitor is
+// a process of its own (Start), nested under the one this process is in;
+// this process stays where it is, so nothing the measuring process
+// allocates is charged to the fleet.
+func NewFleetGroup(label string) (*FleetGroup, error) {
+	pid := os.Getpid()
+	name := fmt.Sprintf("%s%d-%d-%s", fleetGroupPrefix, pid, fleetGroups.Add(1), sanitize(label))
+	g, own, err := cgroup.NewNested(name)
+	if err != nil {
+		return nil, fmt.Errorf("measure: no memory cgroup for the fleet: %w", err)
+	}
+	removeStale(filepath.Dir(g.Dir))
 	return &FleetGroup{g: g, from: own, pid: pid}, nil
+}
+
+// Start starts cmd in the group: from its fork on, everything the new
+// process and its children allocate (its task, kernel stack, page
+// tables, pages) is charged to the group. This process moves into the
+// group for the fork only (the one way that also works on cgroup v1) and
+// back at once.
+func (f *FleetGroup) Start(cmd *exec.Cmd) error {
+	moving.Lock()
+	defer moving.Unlock()
+	if !f.entered {
+		if err := f.g.Add(f.pid); err != nil {
+			return fmt.Errorf("measure: %w", err)
+		}
+	}
+	err := cmd.Start()
+	if !f.entered {
+		if berr := cgroup.Move(f.from, f.pid); berr != nil && err == nil {
+			err = fmt.Errorf("measure: back from the fleet's group: %w", berr)
+		}
+	}
+	return err
 }
 
 func sanitize(s string) string {
@@ -190,8 +236,10 @@ func (f *FleetGroup) Close() error {
 	if f == nil {
 		return nil
 	}
-	if err := cgroup.Move(f.from, f.pid); err != nil {
-		return fmt.Errorf("measure: back from the fleet's group: %w", err)
+	if f.entered {
+		if err := cgroup.Move(f.from, f.pid); err != nil {
+			return fmt.Errorf("measure: back from the fleet's group: %w", err)
+		}
 	}
 	if err := f.g.Remove(); err != nil {
 		return fmt.Errorf("measure: %w", err)

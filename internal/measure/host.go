@@ -68,7 +68,18 @@ type Host struct {
 	// cgroup holding the fleet is charged as anonymous pages.
 	InstancesAnon uint64 `json:"instances_anon_bytes"`
 	Monitor       uint64 `json:"monitor_bytes"`
-	Kernel        Kernel `json:"kernel"`
+	// MonitorAnon and MonitorFile split Monitor (before GuestBytes moves
+	// to Instances) into its anonymous PSS (heap, stacks, runtime) and
+	// its file PSS (the binary's pages it touched, each split among the
+	// processes that map it).
+	MonitorAnon uint64 `json:"monitor_anon_bytes"`
+	MonitorFile uint64 `json:"monitor_file_bytes"`
+	// MonitorProcesses says what Monitor is: "own" (the monitor
+	// processes' whole PSS: they do nothing but run the fleet) or
+	// "growth" (what processes that were there before the fleet grew by:
+	// a monitor running inside a measuring harness).
+	MonitorProcesses string `json:"monitor_processes,omitempty"`
+	Kernel           Kernel `json:"kernel"`
 	// Total = Instances + Monitor + Kernel.Total.
 	Total uint64 `json:"total_bytes"`
 	// AvailDrop is how much MemAvailable fell since the baseline: on a
@@ -98,6 +109,7 @@ type Baseline struct {
 	// the fleet (in-process monitors: the bench itself); Host counts only
 	// their growth when MonitorGrowth is set.
 	MonitorPSS, MonitorPTE, MonitorStacks uint64
+	MonitorAnon, MonitorFile              uint64
 }
 
 // TakeBaseline settles this process's heap and reads meminfo and the
@@ -112,6 +124,8 @@ func TakeBaseline(monitors []int) (Baseline, error) {
 	for _, pid := range monitors {
 		if r, err := ReadRollup(pid); err == nil {
 			b.MonitorPSS += r.PSS
+			b.MonitorAnon += r.PSSAnon
+			b.MonitorFile += r.PSSFile
 		}
 		if pt, st, err := ProcessKernel(pid); err == nil {
 			b.MonitorPTE += pt
@@ -133,8 +147,12 @@ type Fleet struct {
 	Instances []int // instance processes (empty for the kvm monitor)
 	Monitors  []int // monitor processes
 	// MonitorGrowth counts only what the monitors grew by since the
-	// baseline (the bench runs the monitor in its own process, whose
-	// harness memory is not the monitor's).
+	// baseline: for a monitor that runs inside the measuring process (the
+	// kvm monitor under bench), whose harness memory is not the
+	// monitor's. The growth is only as good as the harness is still: its
+	// own heap (census, samples, fleet bookkeeping) and the Go runtime's
+	// state move it. Where it can, a measurement runs the monitor as a
+	// process of its own and counts its whole PSS (MonitorGrowth unset).
 	MonitorGrowth bool
 	// GuestBytes, for monitors that hold guests in their own memory (kvm),
 	// is the guests' memory: it moves from Monitor to Instances.
@@ -162,7 +180,7 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 			h.Kernel.Stacks += st
 		}
 	}
-	var mon, monPTE, monStacks uint64
+	var mon, monAnon, monFile, monPTE, monStacks uint64
 	for _, pid := range f.Monitors {
 		r, err := ReadRollup(pid)
 		if err != nil {
@@ -170,13 +188,19 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 			continue
 		}
 		mon += r.PSS
+		monAnon += r.PSSAnon
+		monFile += r.PSSFile
 		if pt, st, err := ProcessKernel(pid); err == nil {
 			monPTE += pt
 			monStacks += st
 		}
 	}
+	h.MonitorProcesses = "own"
 	if f.MonitorGrowth {
+		h.MonitorProcesses = "growth"
 		mon -= min(mon, base.MonitorPSS)
+		monAnon -= min(monAnon, base.MonitorAnon)
+		monFile -= min(monFile, base.MonitorFile)
 		monPTE -= min(monPTE, base.MonitorPTE)
 		monStacks -= min(monStacks, base.MonitorStacks)
 	}
@@ -187,6 +211,7 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 	g := min(f.GuestBytes, mon)
 	h.Instances += g
 	h.Monitor = mon - g
+	h.MonitorAnon, h.MonitorFile = monAnon, monFile
 	mi, err := Meminfo()
 	if err != nil {
 		return h, missing, err

@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestBenchMemoryCountsTheMonitorAsAProcessOfItsOwnAndNothingOfTheBench:
+// `bench memory` runs each mode's process monitor as a process of its own
+// in the mode's memory cgroup: the monitor column is that process's whole
+// PSS (anonymous + file), and the group's anonymous charge is the
+// instances' and the monitor's anonymous pages and nothing else (none of
+// the bench's own heap: fleet, census, samples).
+func TestBenchMemoryCountsTheMonitorAsAProcessOfItsOwnAndNothingOfTheBench(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bench memory reads other processes' memory: needs root")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	env := []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
+	out := filepath.Join(dir, "out")
+	cli(t, bin, env, "bench", "memory", "--count", "4", "--seed", "5", "--modes", "shared,packed-naive", "--modes-layouts-only",
+		"--work", filepath.Join(dir, "work"), "--out", out)
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Modes []struct {
+			Mode            string `json:"mode"`
+			Instances       int    `json:"instances"`
+			Failed          int    `json:"failed"`
+			MonitorMeasured string `json:"monitor_measured"`
+			Outside         int    `json:"instances_outside_cgroup"`
+			Cgroup          string `json:"cgroup"`
+			PerInstance     uint64 `json:"beyond_guest_per_instance_bytes"`
+			Final           struct {
+				InstancesAnon uint64 `json:"instances_anon_bytes"`
+				Monitor       uint64 `json:"monitor_bytes"`
+				MonitorAnon   uint64 `json:"monitor_anon_bytes"`
+				MonitorFile   uint64 `json:"monitor_file_bytes"`
+				Processes     string `json:"monitor_processes"`
+				Kernel        struct {
+					Total uint64 `json:"total_bytes"`
+				} `json:"kernel"`
+				Cgroup *struct {
+					Anon uint64 `json:"anon_bytes"`
+				} `json:"cgroup"`
+			} `json:"final"`
+		} `json:"modes"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Modes) != 2 {
+		t.Fatalf("%d modes in results.json, want 2", len(res.Modes))
+	}
+	for _, m := range res.Modes {
+		f := m.Final
+		t.Logf("%s: monitor %d KiB (anon %d, file %d), kernel %d KiB, %d KiB per instance beyond its pages",
+			m.Mode, f.Monitor>>10, f.MonitorAnon>>10, f.MonitorFile>>10, f.Kernel.Total>>10, m.PerInstance>>10)
+		if m.Instances != 4 || m.Failed != 0 || m.Outside != 0 {
+			t.Errorf("%s: %d instances, %d failed, %d outside the group; want 4, 0, 0", m.Mode, m.Instances, m.Failed, m.Outside)
+		}
+		if m.MonitorMeasured != "process" || f.Processes != "own" {
+			t.Errorf("%s: monitor measured as %q/%q, want a process of its own", m.Mode, m.MonitorMeasured, f.Processes)
+		}
+		// A whole process: its runtime and the binary's pages it runs.
+		if f.MonitorAnon == 0 || f.MonitorFile == 0 || f.Monitor < f.MonitorAnon+f.MonitorFile {
+			t.Errorf("%s: monitor %d, anon %d, file %d", m.Mode, f.Monitor, f.MonitorAnon, f.MonitorFile)
+		}
+		if m.PerInstance != f.Monitor/4+f.Kernel.Total/4 {
+			t.Errorf("%s: %d bytes per instance beyond its pages, want (monitor + kernel) / 4", m.Mode, m.PerInstance)
+		}
+		if m.Cgroup == "" || f.Cgroup == nil {
+			t.Logf("%s: no memory cgroup here", m.Mode)
+			continue
+		}
+		perProcess := f.InstancesAnon + f.MonitorAnon
+		diff := int64(f.Cgroup.Anon) - int64(perProcess)
+		if diff < -(1<<20) || diff > 1<<20 {
+			t.Errorf("%s: the group's anonymous charge %d KiB is not the instances' and the monitor's %d KiB (±1 MiB): something else is in it",
+				m.Mode, f.Cgroup.Anon>>10, perProcess>>10)
+		}
+	}
+}

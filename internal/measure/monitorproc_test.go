@@ -1,0 +1,158 @@
+package measure
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the test binary play a monitor process: with
+// MEASURE_TEST_ROLE=monitor it reads "touch N" lines and writes N MiB of
+// fresh anonymous memory (small pages, each written), answering "ok".
+func TestMain(m *testing.M) {
+	if os.Getenv("MEASURE_TEST_ROLE") == "monitor" {
+		syntheticMonitor(os.Stdin, os.Stdout)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func syntheticMonitor(in io.Reader, out io.Writer) {
+	var keep [][]byte
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "touch" {
+			n, _ := strconv.Atoi(f[1])
+			if n > 0 {
+				b, err := unix.Mmap(-1, 0, n<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+				if err != nil {
+					fmt.Fprintln(out, "error", err)
+					continue
+				}
+				unix.Madvise(b, unix.MADV_NOHUGEPAGE) // 4 KiB pages: one PTE page per 2 MiB
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = byte(i>>12) | 1
+				}
+				keep = append(keep, b)
+			}
+			fmt.Fprintln(out, "ok")
+		}
+	}
+	runtime.KeepAlive(keep)
+}
+
+// TestAMonitorProcessIsMeasuredWholeAndTheMeasurersOwnHeapIsInNoColumn:
+// a synthetic monitor process whose answer is known (it writes exactly
+// 32 MiB of anonymous memory in 4 KiB pages between two readings), started
+// in a fleet group it alone is in, while the measuring process allocates
+// 64 MiB of its own heap: the monitor column rises by 32 MiB, its page
+// tables by the 16 PTE pages 32 MiB needs, the group's anonymous charge by
+// 32 MiB; the measurer's 64 MiB are in none of them (counting the
+// measurer's own growth, as bench memory did, would have put them in).
+func TestAMonitorProcessIsMeasuredWholeAndTheMeasurersOwnHeapIsInNoColumn(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "MEASURE_TEST_ROLE=monitor")
+	in, _ := cmd.StdinPipe()
+	outPipe, _ := cmd.StdoutPipe()
+	out := bufio.NewReader(outPipe)
+	var g *FleetGroup
+	if os.Geteuid() == 0 {
+		if g, err = NewFleetGroup("synthetic"); err != nil && !GroupsUnavailable(err) {
+			t.Fatal(err)
+		}
+	}
+	if g != nil {
+		defer g.Close()
+		err = g.Start(cmd)
+	} else {
+		t.Log("no fleet group here (not root, or no memory cgroup): the per-process part only")
+		err = cmd.Start()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	touch := func(mib int) {
+		t.Helper()
+		fmt.Fprintf(in, "touch %d\n", mib)
+		if line, err := out.ReadString('\n'); err != nil || line != "ok\n" {
+			t.Fatalf("the synthetic monitor: %q %v", line, err)
+		}
+	}
+	touch(0) // it is up
+	pid := cmd.Process.Pid
+	if g != nil {
+		if inGroup(t, 0, g.Dir()) {
+			t.Fatalf("the measuring process moved into %s", g.Dir())
+		}
+		if !inGroup(t, pid, g.Dir()) {
+			t.Fatalf("the monitor process %d is not in %s", pid, g.Dir())
+		}
+	}
+	self := os.Getpid()
+	base, err := TakeBaseline([]int{self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := Fleet{Monitors: []int{pid}, Group: g}
+	h0, missing, err := TakeHost(fl, base)
+	if err != nil || missing > 0 {
+		t.Fatal(err, missing)
+	}
+
+	ballast := make([]byte, 64<<20) // the measurer's own heap: census, samples, bookkeeping
+	for i := range ballast {
+		ballast[i] = byte(i) | 1
+	}
+	touch(32)
+	h1, _, err := TakeHost(fl, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := TakeHost(Fleet{Monitors: []int{self}, MonitorGrowth: true}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.KeepAlive(ballast)
+
+	const want = 32 << 20
+	within := func(what string, got, lo, hi uint64) {
+		t.Helper()
+		if got < lo || got > hi {
+			t.Errorf("%s rose by %d KiB, want %d..%d KiB", what, got>>10, lo>>10, hi>>10)
+		}
+	}
+	t.Logf("monitor %d -> %d KiB (anon %d -> %d, file %d -> %d), page tables %d -> %d KiB; the measurer's own growth %d KiB",
+		h0.Monitor>>10, h1.Monitor>>10, h0.MonitorAnon>>10, h1.MonitorAnon>>10, h0.MonitorFile>>10, h1.MonitorFile>>10,
+		h0.Kernel.PageTables>>10, h1.Kernel.PageTables>>10, old.Monitor>>10)
+	if h1.MonitorProcesses != "own" {
+		t.Errorf("monitor counted as %q", h1.MonitorProcesses)
+	}
+	within("the monitor column", h1.Monitor-h0.Monitor, want, want+512<<10)
+	within("the monitor's anonymous PSS", h1.MonitorAnon-h0.MonitorAnon, want, want+512<<10)
+	// 32 MiB of 4 KiB pages: 16 PTE pages (one more if the range
+	// straddles a PMD page's 1 GiB).
+	within("the monitor's page tables", h1.Kernel.PageTables-h0.Kernel.PageTables, 16<<12, 18<<12)
+	if old.Monitor < 64<<20 {
+		t.Errorf("the measurer's own growth is %d KiB: the ballast did not land in this process", old.Monitor>>10)
+	}
+	if g != nil {
+		within("the group's anonymous charge", h1.Cgroup.Anon-h0.Cgroup.Anon, want, want+512<<10)
+		// The group is charged the page tables too (and nothing of the
+		// measurer's 64 MiB, which would show as anon above).
+		within("the group's kernel charge", h1.Cgroup.Kernel-h0.Cgroup.Kernel, 16<<12, 16<<12+512<<10)
+	}
+}
