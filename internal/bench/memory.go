@@ -417,6 +417,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 	if err != nil {
 		return nil, err
 	}
+	benchRuntime := &BenchRuntime{Baseline: measure.ReadGoRuntime()} // TakeBaseline settled
 	tr, trErr := tlbtrace.Start()
 	if trErr != nil {
 		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
@@ -462,8 +463,10 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 					fl.GuestBytes = guests.GuestBytes()
 				}
 				h, missing, _ := measure.TakeHost(fl, base)
+				benchRuntime.Final = measure.ReadGoRuntime()
 				return h, missing
 			})
+			mr.BenchRuntime = benchRuntime
 			mr.SharedBytes = measure.SumShared(fl.Instances)
 			for _, pid := range fl.Instances {
 				if b, err := measure.SharedMappingRSS(pid); err == nil {

@@ -33,9 +33,13 @@ type ModeResult struct {
 	// What the host pays per instance beyond the guest's own pages, from
 	// Final: the monitor's part, the kernel's, and their sum (issue 16's
 	// goal: ≤ 64 KiB).
-	MonitorPerInstance     uint64 `json:"monitor_per_instance_bytes,omitempty"`
-	KernelPerInstance      uint64 `json:"kernel_per_instance_bytes,omitempty"`
-	BeyondGuestPerInstance uint64 `json:"beyond_guest_per_instance_bytes,omitempty"`
+	// BenchRuntime, where the monitor ran inside the bench process, is
+	// that process's Go runtime at the baseline and at the last sample:
+	// what its growth (the monitor column) was made of.
+	BenchRuntime           *BenchRuntime `json:"bench_runtime,omitempty"`
+	MonitorPerInstance     uint64        `json:"monitor_per_instance_bytes,omitempty"`
+	KernelPerInstance      uint64        `json:"kernel_per_instance_bytes,omitempty"`
+	BeyondGuestPerInstance uint64        `json:"beyond_guest_per_instance_bytes,omitempty"`
 	// Cgroup is the memory cgroup the mode's fleet ran in (the kernel
 	// part is what the kernel charged it); empty where there was none
 	// and the kernel part is host-wide rises. OutsideGroup counts the
@@ -64,6 +68,13 @@ type ModeResult struct {
 	Private  map[string]measure.PrivatePages `json:"private_by_place,omitempty"`
 	Samples  []Sample                        `json:"samples"`
 	FinalKSM any                             `json:"final_ksm,omitempty"`
+}
+
+// BenchRuntime is the bench process's Go runtime before a mode's fleet
+// and at its last sample.
+type BenchRuntime struct {
+	Baseline measure.GoRuntime `json:"baseline"`
+	Final    measure.GoRuntime `json:"final"`
 }
 
 // TLB is a mode's TLB flushes (tlb:tlb_flush), from the start of its

@@ -266,3 +266,35 @@ func HostOf(guest, monitor, pageTables uint64, held, after map[string]int64) Hos
 	h.AvailDrop = after["MemAvailable"] - held["MemAvailable"]
 	return h
 }
+
+// GoRuntime is what this process's Go runtime holds, in bytes
+// (runtime.MemStats): for a monitor running inside a measuring process,
+// where its growth comes from.
+type GoRuntime struct {
+	// HeapLive is the live heap (HeapAlloc, read right after a GC).
+	HeapLive uint64 `json:"heap_live_bytes"`
+	// HeapInuse is the heap's spans in use: the live objects and the
+	// free slots of those spans (fragmentation).
+	HeapInuse uint64 `json:"heap_inuse_bytes"`
+	// HeapRetained is free heap not yet returned to the OS.
+	HeapRetained uint64 `json:"heap_retained_bytes"`
+	StackInuse   uint64 `json:"stack_inuse_bytes"`
+	// Metadata is the runtime's own structures: GC metadata, spans,
+	// mcaches, buckets, other.
+	Metadata uint64 `json:"metadata_bytes"`
+	// Sys is everything the runtime obtained from the OS (mapped, not
+	// necessarily resident).
+	Sys        uint64 `json:"sys_bytes"`
+	Goroutines int    `json:"goroutines"`
+	NumGC      uint32 `json:"num_gc"`
+}
+
+// ReadGoRuntime reads this process's Go runtime figures (call Settle
+// first for a live heap).
+func ReadGoRuntime() GoRuntime {
+	var s runtime.MemStats
+	runtime.ReadMemStats(&s)
+	return GoRuntime{HeapLive: s.HeapAlloc, HeapInuse: s.HeapInuse, HeapRetained: s.HeapIdle - s.HeapReleased,
+		StackInuse: s.StackInuse, Metadata: s.GCSys + s.MSpanInuse + s.MCacheInuse + s.BuckHashSys + s.OtherSys,
+		Sys: s.Sys, Goroutines: runtime.NumGoroutine(), NumGC: s.NumGC}
+}
