@@ -600,7 +600,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
 	}
 	t0 := time.Now()
-	p, err := startMonitorProcess(exe, filepath.Dir(exe), specFor(fleet, m, o.Monitor, o), o.Log, start)
+	p, err := startMonitorProcess(exe, filepath.Join(o.Out, "monitor-"+m.Name+".json"), specFor(fleet, m, o.Monitor, o), o.Log, start)
 	if err != nil {
 		if tr != nil {
 			tr.Stop()

@@ -160,52 +160,44 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 
 // monitorProcess is a running monitor process, seen from the bench.
 type monitorProcess struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *json.Decoder
-	spec string // the spec file
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *json.Decoder
 }
 
 // Pid is the monitor process.
 func (p *monitorProcess) Pid() int { return p.cmd.Process.Pid }
 
-// startMonitorProcess writes spec into dir and starts exe (a copy of this
+// startMonitorProcess writes spec to specPath (kept: `unipool bench
+// monitor-process --spec FILE --hold D` runs the same monitor again, e.g.
+// under an independent cross-check) and starts exe (a copy of this
 // binary: monitorExecutable) on it; start starts the command (in the
 // mode's memory cgroup).
-func startMonitorProcess(exe, dir string, spec MonitorSpec, log io.Writer, start func(*exec.Cmd) error) (*monitorProcess, error) {
-	data, err := json.Marshal(spec)
+func startMonitorProcess(exe, specPath string, spec MonitorSpec, log io.Writer, start func(*exec.Cmd) error) (*monitorProcess, error) {
+	data, err := json.MarshalIndent(spec, "", " ")
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(dir, "monitor-spec-*.json")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(specPath), 0o755); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := os.WriteFile(specPath, data, 0o644); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	cmd := exec.Command(exe, "bench", "monitor-process", "--spec", f.Name())
+	cmd := exec.Command(exe, "bench", "monitor-process", "--spec", specPath)
 	cmd.Stderr = log
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		os.Remove(f.Name())
 		return nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		os.Remove(f.Name())
 		return nil, err
 	}
 	if err := start(cmd); err != nil {
-		os.Remove(f.Name())
 		return nil, fmt.Errorf("bench: start the monitor process: %w", err)
 	}
-	return &monitorProcess{cmd: cmd, in: in, out: json.NewDecoder(out), spec: f.Name()}, nil
+	return &monitorProcess{cmd: cmd, in: in, out: json.NewDecoder(out)}, nil
 }
 
 // next reads the monitor process's next message.
@@ -232,7 +224,6 @@ func (p *monitorProcess) finish() ([]Outcome, error) {
 		msg, err = p.next()
 	}
 	werr := p.cmd.Wait()
-	os.Remove(p.spec)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +239,6 @@ func (p *monitorProcess) kill() {
 	p.cmd.Process.Kill()
 	p.in.Close()
 	p.cmd.Wait()
-	os.Remove(p.spec)
 }
 
 // monitorExecutable copies this binary into dir for the monitor
