@@ -253,6 +253,8 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	res.PrivateTable(out)
 	fmt.Fprintln(out)
 	res.KernelTable(out)
+	fmt.Fprintln(out)
+	res.PerInstanceTable(out)
 	if len(res.Layouts) > 0 {
 		fmt.Fprintln(out, "\nloaded pages per layout:")
 		sort.Slice(res.Layouts, func(i, j int) bool { return res.Layouts[i].Layout < res.Layouts[j].Layout })

@@ -48,7 +48,7 @@ func Run(ctx context.Context, o Options, out, log io.Writer) error {
 	for _, m := range res.Modes {
 		fmt.Fprintf(out, "  %-7s %d/%d printed their expected line\n", m.Mode, m.Instances-m.Failed, m.Instances)
 	}
-	fmt.Fprintln(out, "\nwhat the host pays, all resident (instances' PSS + the monitor's growth + kernel: page tables, stacks, slab):")
+	fmt.Fprintln(out, "\nwhat the host pays, all resident (instances' PSS + the monitor process's PSS + kernel: page tables, stacks, slab):")
 	res.Table(out)
 	if len(res.Modes) == 2 && res.Modes[0].FinalBytes > 0 {
 		fmt.Fprintf(out, "\nsharing at load time costs the host %.1fx less than naive loading; the ideal for load-time sharing is %.1f MiB "+
