@@ -151,8 +151,12 @@ func TestAMonitorProcessIsMeasuredWholeAndTheMeasurersOwnHeapIsInNoColumn(t *tes
 	}
 	if g != nil {
 		within("the group's anonymous charge", h1.Cgroup.Anon-h0.Cgroup.Anon, want, want+512<<10)
-		// The group is charged the page tables too (and nothing of the
-		// measurer's 64 MiB, which would show as anon above).
-		within("the group's kernel charge", h1.Cgroup.Kernel-h0.Cgroup.Kernel, 16<<12, 16<<12+512<<10)
+		// The group is charged the page tables too, but kernel charges
+		// go through per-CPU batches of 64 pages (package comment): the
+		// reading is that close only.
+		batch := int64(runtime.NumCPU()) * 256 << 10
+		if d := int64(h1.Cgroup.Kernel) - int64(h0.Cgroup.Kernel); d < 16<<12-batch || d > 16<<12+batch {
+			t.Errorf("the group's kernel charge rose by %d KiB, want 64 KiB ± %d KiB", d>>10, batch>>10)
+		}
 	}
 }
