@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,5 +159,37 @@ func TestAMonitorProcessIsMeasuredWholeAndTheMeasurersOwnHeapIsInNoColumn(t *tes
 		if d := int64(h1.Cgroup.Kernel) - int64(h0.Cgroup.Kernel); d < 16<<12-batch || d > 16<<12+batch {
 			t.Errorf("the group's kernel charge rose by %d KiB, want 64 KiB ± %d KiB", d>>10, batch>>10)
 		}
+	}
+}
+
+// TestAMeasurersOwnGrowthIsReadBeforeTheGarbageOfReadingTheInstances: where
+// the monitor is the measuring process itself (its growth counted), its
+// PSS is read before the instances' files, whose reading allocates
+// megabytes: with the GC off (the worst case of GC timing), the growth of
+// a process that allocated nothing since its baseline stays under 1 MiB
+// while reading 3000 instances. Read after them, it held their garbage
+// (tens of MiB here; with the GC on, anything up to the live heap,
+// depending on when the GC ran: bench memory's monitor column moved by
+// more than 10 MiB between runs).
+func TestAMeasurersOwnGrowthIsReadBeforeTheGarbageOfReadingTheInstances(t *testing.T) {
+	self := os.Getpid()
+	pids := make([]int, 3000)
+	for i := range pids {
+		pids[i] = self
+	}
+	base, err := TakeBaseline([]int{self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	Settle()
+	h, _, err := TakeHost(Fleet{Instances: pids, Monitors: []int{self}, MonitorGrowth: true}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := TakeHost(Fleet{Monitors: []int{self}, MonitorGrowth: true}, base)
+	t.Logf("growth read first: %d KiB; read again after the 3000 readings: %d KiB", h.Monitor>>10, after.Monitor>>10)
+	if h.Monitor > 1<<20 {
+		t.Errorf("the measurer's growth read as %d KiB: the garbage of reading the instances is in it", h.Monitor>>10)
 	}
 }
