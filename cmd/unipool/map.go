@@ -69,9 +69,16 @@ func runMapShow(cmd *cobra.Command, fl mapShowFlags) error {
 				}
 				vs = append(vs, fmt.Sprintf("%s (%s/%s/%s)", label, linkSize(v.Need.Tramp), linkSize(v.Need.Shared), linkSize(v.Need.Private)))
 			}
-			fmt.Fprintf(tw, "%s\t[%#x,%#x)\t%s\t%s\t%s\t%s\n", l.Name, r.Start, r.End(),
+			name := l.Name
+			if r.Pack != 0 {
+				name += fmt.Sprintf(" (in the pack at %#x)", r.Pack)
+			}
+			fmt.Fprintf(tw, "%s\t[%#x,%#x)\t%s\t%s\t%s\t%s\n", name, r.Start, r.End(),
 				linkSize(r.TrampSize), linkSize(r.SharedSize), linkSize(r.PrivateSize), strings.Join(vs, ", "))
 		}
+	}
+	for _, p := range m.Packs {
+		fmt.Fprintf(tw, "pack\t[%#x,%#x)\t\t%s sealed\t\t\n", p.Start, p.Start+p.Size, linkSize(uint64(len(p.Content))))
 	}
 	return tw.Flush()
 }
