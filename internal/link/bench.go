@@ -104,6 +104,12 @@ type LayoutBench struct {
 	PrivateBytes    uint64 `json:"private_bytes,omitempty"`
 	MapPrivatePages uint64 `json:"map_private_pages,omitempty"`
 	Moved           int    `json:"moved_libraries,omitempty"`
+	// Pack pages mapped (counted in SharedPages), the code of the pack
+	// members they hold (bytes, in SharedBytes), and how many members
+	// (Inspection.PackPages, PackBytes, Packed).
+	PackPages uint64 `json:"pack_pages,omitempty"`
+	PackBytes uint64 `json:"pack_bytes,omitempty"`
+	Packed    int    `json:"packed_libraries,omitempty"`
 }
 
 // ImageBench is one image of one layout.
@@ -124,6 +130,12 @@ type ImageBench struct {
 	PrivateBytes    uint64 `json:"private_bytes,omitempty"`
 	MapPrivatePages uint64 `json:"map_private_pages,omitempty"`
 	Moved           int    `json:"moved_libraries,omitempty"`
+	// Pack pages mapped (counted in SharedPages), the code of the pack
+	// members they hold (bytes, in SharedBytes), and how many members
+	// (Inspection.PackPages, PackBytes, Packed).
+	PackPages uint64 `json:"pack_pages,omitempty"`
+	PackBytes uint64 `json:"pack_bytes,omitempty"`
+	Packed    int    `json:"packed_libraries,omitempty"`
 }
 
 // benchImage is one linked image and what the page census needs of it.
@@ -335,6 +347,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 		bi.size.PrivateBytes += l.Private
 	}
 	bi.size.MapPrivatePages, bi.size.Moved = in.MapPrivatePages/abi.PageSize, in.Moved
+	bi.size.PackPages, bi.size.PackBytes, bi.size.Packed = in.PackPages/abi.PageSize, in.PackBytes, in.Packed
 	if in.Moved == 0 {
 		bi.size.MapPrivatePages = 0
 	}
@@ -395,6 +408,9 @@ func census(layout string, ims []*benchImage) LayoutBench {
 		lb.SharedBytes += im.size.SharedBytes
 		lb.PrivateBytes += im.size.PrivateBytes
 		lb.Moved += im.size.Moved
+		lb.PackPages += im.size.PackPages
+		lb.PackBytes += im.size.PackBytes
+		lb.Packed += im.size.Packed
 		if im.size.Moved > 0 {
 			lb.MapPrivatePages += im.size.MapPrivatePages
 		} else {
