@@ -127,6 +127,7 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	if f.host != "" {
 		return runHost(cmd, f, names)
 	}
+	monitor.LeanGC() // this process is the monitor from here on
 	uks, opt, err := f.unikernels(names)
 	if err != nil {
 		return err

@@ -618,6 +618,9 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 	var pids []int
 	if msg.Resident != nil {
 		pids = msg.Resident
+		// What starting the fleet cost the monitor on a CPU (its
+		// threads', the kernel's work for them included).
+		mr.MonitorCPU, _ = measure.CPUTime(p.Pid())
 		maxWait := 10 * time.Second
 		if m.KSM {
 			maxWait = o.KSMWait

@@ -90,6 +90,7 @@ func specFor(fleet *Fleet, m Mode, monitorName string, o MemoryOptions) MonitorS
 // outcomes. Like `unipool run`, it keeps no instance's output once its
 // outcome is known.
 func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration, in io.Reader, out io.Writer) error {
+	monitor.LeanGC() // as `unipool run`'s monitor does
 	enc := json.NewEncoder(out)
 	fail := func(err error) error {
 		enc.Encode(monitorMessage{Error: err.Error()})

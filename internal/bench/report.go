@@ -30,6 +30,9 @@ type ModeResult struct {
 	// whole PSS) or "growth" (it ran inside the bench process: what that
 	// process grew by, harness included; the kvm monitor, churn).
 	MonitorMeasured string `json:"monitor_measured,omitempty"`
+	// MonitorCPU is the monitor process's CPU time (user + system) from
+	// its start to the fleet held (monitor_measured "process" only).
+	MonitorCPU float64 `json:"monitor_cpu_to_held_s,omitempty"`
 	// What the host pays per instance beyond the guest's own pages, from
 	// Final: the monitor's part, the kernel's, and their sum (issue 16's
 	// goal: ≤ 64 KiB).
