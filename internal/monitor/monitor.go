@@ -277,8 +277,9 @@ var lastReturn atomic.Int64
 // the heap's peak while the fleet is resolved and started lower, and with
 // it the fragmentation and GC metadata the monitor keeps for the whole
 // run: 1000 held unikernels, process monitor, the monitor's anonymous PSS
-// 12.1-12.7 -> 10.3 MiB, its CPU time to the held fleet unchanged (8.0-8.6
-// s either way; docs/notes/monitor-memory.md, Session 8).
+// 12.1-12.7 -> 10.3-10.6 MiB, its CPU time to the held fleet within the
+// noise of a shared machine (8.0-8.6 s either way in one pair of runs,
+// 12.2 -> 13.0 s in a busier one; docs/notes/monitor-memory.md, Session 8).
 const MonitorGCPercent = 25
 
 // LeanGC sets this process's GC target to MonitorGCPercent, unless GOGC
