@@ -60,7 +60,12 @@ func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monito
 		defer wg.Done()
 		var mine []int
 		opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Timeout: time.Minute,
-			Hold: time.Duration(c.Lifetime * float64(time.Second)),
+			// The callback ends the hold after the lifetime; Hold is only
+			// an upper bound. Were it the lifetime too, the monitor's
+			// timer could end the hold (and Run return) before the
+			// callback ran, and the callback would then mark an ended
+			// instance live for good.
+			Hold: time.Duration(c.Lifetime*float64(time.Second)) + time.Minute,
 			Resident: func(p []int) {
 				mine = p
 				mu.Lock()
