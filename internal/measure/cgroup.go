@@ -125,18 +125,16 @@ const fleetGroupPrefix = "unipool-measure-"
 // why, where the host has no memory cgroup or this process may not make
 // one (not root).
 func EnterFleetGroup(label string) (*FleetGroup, error) {
-	pid := os.Getpid()
-	name := fmt.Sprintf("%s%d-%d-%s", fleetGroupPrefix, pid, fleetGroups.Add(1), sanitize(label))
-	g, own, err := cgroup.NewNested(name)
+	fg, err := NewFleetGroup(label)
 	if err != nil {
-		return nil, fmt.Errorf("measure: no memory cgroup for the fleet: %w", err)
+		return nil, err
 	}
-	removeStale(filepath.Dir(g.Dir))
-	if err := g.Add(pid); err != nil {
-		g.Remove()
+	if err := fg.g.Add(fg.pid); err != nil {
+		fg.g.Remove()
 		return nil, fmt.Errorf("measure: %w", err)
 	}
-	return &FleetGroup{g: g, from: own, pid: pid, entered: true}, nil
+	fg.entered = true
+	return fg, nil
 }
 
 // NewFleetGroup makes a fresh memory cgroup for a fleet whose monitor is

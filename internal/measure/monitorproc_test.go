@@ -166,7 +166,7 @@ func TestAMonitorProcessIsMeasuredWholeAndTheMeasurersOwnHeapIsInNoColumn(t *tes
 // the monitor is the measuring process itself (its growth counted), its
 // PSS is read before the instances' files, whose reading allocates
 // megabytes: with the GC off (the worst case of GC timing), the growth of
-// a process that allocated nothing since its baseline stays under 1 MiB
+// a process that allocated nothing since its baseline stays within a few MiB
 // while reading 3000 instances. Read after them, it held their garbage
 // (tens of MiB here; with the GC on, anything up to the live heap,
 // depending on when the GC ran: bench memory's monitor column moved by
@@ -188,8 +188,14 @@ func TestAMeasurersOwnGrowthIsReadBeforeTheGarbageOfReadingTheInstances(t *testi
 		t.Fatal(err)
 	}
 	after, _, _ := TakeHost(Fleet{Monitors: []int{self}, MonitorGrowth: true}, base)
-	t.Logf("growth read first: %d KiB; read again after the 3000 readings: %d KiB", h.Monitor>>10, after.Monitor>>10)
-	if h.Monitor > 1<<20 {
+	t.Logf("growth read first: %d KiB (anon %d, file %d); read again after the 3000 readings: %d KiB", h.Monitor>>10, h.MonitorAnon>>10, h.MonitorFile>>10, after.Monitor>>10)
+	// A fault of a scavenged heap chunk can add ~2 MiB of anonymous memory
+	// to any reading (seen in about 1 run of 3 here); the
+	// garbage is more than ten times that.
+	if h.Monitor > 4<<20 {
 		t.Errorf("the measurer's growth read as %d KiB: the garbage of reading the instances is in it", h.Monitor>>10)
+	}
+	if after.Monitor < h.Monitor+32<<20 {
+		t.Errorf("read after the 3000 readings the growth is %d KiB, not tens of MiB above %d KiB: the test shows nothing", after.Monitor>>10, h.Monitor>>10)
 	}
 }
