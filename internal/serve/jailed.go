@@ -368,6 +368,7 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	monitor.LeanGC() // a jail is a monitor process, as `unipool run` is
 
 	var outMu sync.Mutex
 	enc := json.NewEncoder(out)
