@@ -93,23 +93,7 @@ type LayoutBench struct {
 	AvgLoadedOverPkd float64       `json:"avg_loaded_over_packed,omitempty"`
 	// Pages by part over all images (aligned layouts only): where an
 	// aligned image's pages go.
-	TrampPages   uint64 `json:"tramp_pages,omitempty"`
-	SharedPages  uint64 `json:"shared_pages,omitempty"`
-	PrivatePages uint64 `json:"private_pages,omitempty"`
-	// What those parts hold (bytes: code, rodata and stubs; data and
-	// bss), the pages the dense private parts would take at the map's
-	// addresses, and the libraries the links moved from them
-	// (desc.Library.Shift).
-	SharedBytes     uint64 `json:"shared_bytes,omitempty"`
-	PrivateBytes    uint64 `json:"private_bytes,omitempty"`
-	MapPrivatePages uint64 `json:"map_private_pages,omitempty"`
-	Moved           int    `json:"moved_libraries,omitempty"`
-	// Pack pages mapped (counted in SharedPages), the code of the pack
-	// members they hold (bytes, in SharedBytes), and how many members
-	// (Inspection.PackPages, PackBytes, Packed).
-	PackPages uint64 `json:"pack_pages,omitempty"`
-	PackBytes uint64 `json:"pack_bytes,omitempty"`
-	Packed    int    `json:"packed_libraries,omitempty"`
+	PageParts
 }
 
 // ImageBench is one image of one layout.
@@ -118,24 +102,49 @@ type ImageBench struct {
 	FileBytes uint64 `json:"file_bytes"`
 	Loaded    uint64 `json:"loaded_bytes"`
 	// Pages by part of an aligned image's regions (none for packed and
-	// dce): tramp tables, shared parts (code + rodata), private parts.
-	TrampPages   uint64 `json:"tramp_pages,omitempty"`
-	SharedPages  uint64 `json:"shared_pages,omitempty"`
-	PrivatePages uint64 `json:"private_pages,omitempty"`
-	// What those parts hold (bytes: code, rodata and stubs; data and
-	// bss), the pages the dense private parts would take at the map's
-	// addresses, and the libraries the links moved from them
-	// (desc.Library.Shift).
+	// dce).
+	PageParts
+}
+
+// PageParts is where an aligned image's pages go (none for packed and
+// dce): tramp tables, shared parts (code + rodata), private parts, in
+// pages; what those parts hold (bytes: code, rodata and stubs; data and
+// bss); the pages the dense private parts would take at the map's
+// addresses and the libraries the link moved from them
+// (desc.Library.Shift); pack pages mapped (counted in SharedPages), the
+// code of the pack members they hold (bytes, in SharedBytes) and how
+// many members (Inspection.PackPages, PackBytes, Packed).
+type PageParts struct {
+	TrampPages      uint64 `json:"tramp_pages,omitempty"`
+	SharedPages     uint64 `json:"shared_pages,omitempty"`
+	PrivatePages    uint64 `json:"private_pages,omitempty"`
 	SharedBytes     uint64 `json:"shared_bytes,omitempty"`
 	PrivateBytes    uint64 `json:"private_bytes,omitempty"`
 	MapPrivatePages uint64 `json:"map_private_pages,omitempty"`
 	Moved           int    `json:"moved_libraries,omitempty"`
-	// Pack pages mapped (counted in SharedPages), the code of the pack
-	// members they hold (bytes, in SharedBytes), and how many members
-	// (Inspection.PackPages, PackBytes, Packed).
-	PackPages uint64 `json:"pack_pages,omitempty"`
-	PackBytes uint64 `json:"pack_bytes,omitempty"`
-	Packed    int    `json:"packed_libraries,omitempty"`
+	PackPages       uint64 `json:"pack_pages,omitempty"`
+	PackBytes       uint64 `json:"pack_bytes,omitempty"`
+	Packed          int    `json:"packed_libraries,omitempty"`
+}
+
+// add sums an image's parts into a layout's. An image whose libraries
+// stay at the map's addresses counts its private pages as where they
+// would be at the map's addresses.
+func (p *PageParts) add(o PageParts) {
+	p.TrampPages += o.TrampPages
+	p.SharedPages += o.SharedPages
+	p.PrivatePages += o.PrivatePages
+	p.SharedBytes += o.SharedBytes
+	p.PrivateBytes += o.PrivateBytes
+	p.Moved += o.Moved
+	p.PackPages += o.PackPages
+	p.PackBytes += o.PackBytes
+	p.Packed += o.Packed
+	if o.Moved > 0 {
+		p.MapPrivatePages += o.MapPrivatePages
+	} else {
+		p.MapPrivatePages += o.PrivatePages
+	}
 }
 
 // benchImage is one linked image and what the page census needs of it.
@@ -402,20 +411,7 @@ func census(layout string, ims []*benchImage) LayoutBench {
 		lb.ReadOnlyBytes += uint64(len(im.pages)) * abi.PageSize
 		lb.FileBytes += im.size.FileBytes
 		lb.LoadedBytes += im.size.Loaded
-		lb.TrampPages += im.size.TrampPages
-		lb.SharedPages += im.size.SharedPages
-		lb.PrivatePages += im.size.PrivatePages
-		lb.SharedBytes += im.size.SharedBytes
-		lb.PrivateBytes += im.size.PrivateBytes
-		lb.Moved += im.size.Moved
-		lb.PackPages += im.size.PackPages
-		lb.PackBytes += im.size.PackBytes
-		lb.Packed += im.size.Packed
-		if im.size.Moved > 0 {
-			lb.MapPrivatePages += im.size.MapPrivatePages
-		} else {
-			lb.MapPrivatePages += im.size.PrivatePages
-		}
+		lb.add(im.size.PageParts)
 		lb.Images = append(lb.Images, im.size)
 		pages := map[string]map[uint64]bool{} // library -> its read-only pages
 		for _, s := range im.res.Inputs {
