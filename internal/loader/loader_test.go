@@ -16,7 +16,7 @@ import (
 
 // testUnikernel builds a two-library description (lib "a" in the map, an
 // app) whose tramp slot and data reloc point at each other.
-func testUnikernel(t *testing.T) monitor.Unikernel {
+func testUnikernel(t testing.TB) monitor.Unikernel {
 	t.Helper()
 	dir := t.TempDir()
 	shared := make([]byte, 2*abi.PageSize)

@@ -13,7 +13,7 @@ import (
 	"github.com/unipool/unipool/internal/monitor"
 )
 
-func withSnapshot(t *testing.T, pages ...uint64) monitor.Unikernel {
+func withSnapshot(t testing.TB, pages ...uint64) monitor.Unikernel {
 	u := testUnikernel(t)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: SnapshotBootArea,
 		Regs: desc.Regs{RIP: abi.MapBase + abi.PageSize + 7, RSP: 0x2001_0000}, Console: "early\n"}
