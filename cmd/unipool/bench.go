@@ -35,10 +35,11 @@ func benchMemoryCommand() *cobra.Command {
 		Long: `Builds a corpus of N unikernels (--inputs distinct: each its own request, the
 expected line from a Go reference), links it packed, dce and aligned, pools the aligned
 images, then for each mode starts all N (held resident) and samples every second what
-the host pays: the instances' PSS, the monitor's (the process monitor runs each mode
-as a process of its own: its whole PSS; --monitor-in-process and the kvm monitor: the
-bench process's growth) and the kernel's part (what the mode's memory cgroup is charged:
-page tables, kernel stacks, slab), with the drop of MemAvailable and KSM's counters, until
+the host pays: the instances' PSS, the monitor's (each mode's monitor runs as a process
+of its own: its whole PSS; the kvm monitor's guests live in it, and their pages, read
+from outside, are the instances'; --monitor-in-process: the bench process's growth)
+and the kernel's part (what the mode's memory cgroup is charged: page tables, kernel
+stacks, slab; KVM's structures and second-level page tables), with the drop of MemAvailable and KSM's counters, until
 memory is stable or --ksm-wait runs out. Then a census of every present page gives the
 ideals (all-zero pages apart). Also counts ksmd's CPU time, remote TLB shootdowns by
 the process that issued them (tlb:tlb_flush), and load times, and writes
@@ -207,7 +208,7 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().BoolVar(&o.ModesLayoutsOnly, "modes-layouts-only", false, "link only the layouts --modes run (default: packed, dce and aligned, for the page analysis)")
 	c.Flags().Var(negBool{&o.HostWideKernel}, "cgroup", "run each mode's fleet in a memory cgroup of its own and take the kernel part from what the kernel charges it (false: host-wide meminfo rises, which other processes move)")
 	c.Flags().Lookup("cgroup").NoOptDefVal = "true"
-	c.Flags().BoolVar(&o.InProcessMonitor, "monitor-in-process", false, "run the process monitor inside the bench process and count that process's growth as the monitor's (the figure before the monitor ran as a process of its own: for comparison)")
+	c.Flags().BoolVar(&o.InProcessMonitor, "monitor-in-process", false, "run the monitor (process or kvm) inside the bench process and count that process's growth as the monitor's (the figure before the monitor ran as a process of its own: for comparison)")
 }
 
 // negBool is a boolean flag that sets *b to its negation.

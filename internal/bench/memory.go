@@ -116,7 +116,7 @@ type MemoryOptions struct {
 	// HostWideKernel measures the kernel part by host-wide meminfo rises
 	// even where a memory cgroup per mode could be made (`--cgroup=false`).
 	HostWideKernel bool
-	// InProcessMonitor runs the process monitor inside the bench process
+	// InProcessMonitor runs the monitor (process or kvm) inside the bench process
 	// and counts that process's growth as the monitor's, as bench memory
 	// did before it ran the monitor as a process of its own
 	// (`--monitor-in-process`: the old figure, side by side).
@@ -259,11 +259,11 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		expect[u.Name] = u.Expect
 	}
 	loaded := map[string]*measure.Census{} // layout ("" the pool) -> contents its images have at load
-	// The process monitor runs as a process of its own (monitorproc.go),
-	// from a copy of this binary; the kvm monitor keeps its guests in its
-	// own memory, which the census reads through it: it runs here.
+	// The monitor runs as a process of its own (monitorproc.go), from a
+	// copy of this binary; the kvm monitor's guests live in that process,
+	// which names their ranges for the bench to read.
 	var exe string
-	if o.Monitor == "process" && o.Churn.Rate == 0 && !o.InProcessMonitor {
+	if o.Churn.Rate == 0 && !o.InProcessMonitor {
 		if exe, err = monitorExecutable(filepath.Join(o.Work, "monitor")); err != nil {
 			return nil, err
 		}
@@ -616,8 +616,13 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		return nil, err
 	}
 	var pids []int
+	var guests []measure.GuestSet
 	if msg.Resident != nil {
 		pids = msg.Resident
+		if msg.Guests != nil || (len(pids) == 1 && pids[0] == p.Pid()) {
+			// The kvm monitor: its VMs live in the monitor process.
+			guests, pids = []measure.GuestSet{{Pid: p.Pid(), Ranges: msg.Guests}}, nil
+		}
 		// What starting the fleet cost the monitor on a CPU (its
 		// threads', the kernel's work for them included).
 		mr.MonitorCPU, _ = measure.CPUTime(p.Pid())
@@ -625,7 +630,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		if m.KSM {
 			maxWait = o.KSMWait
 		}
-		fl := measure.Fleet{Instances: pids, Monitors: []int{p.Pid()}, Group: group}
+		fl := measure.Fleet{Instances: pids, Monitors: []int{p.Pid()}, Guests: guests, Group: group}
 		if group != nil {
 			mr.OutsideGroup = outside(group, append([]int{p.Pid()}, pids...))
 		}
@@ -645,6 +650,11 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 			for _, pid := range pids {
 				if err := c.AddProcess(pid, measure.InstanceArea); err != nil {
 					fmt.Fprintf(o.Log, "mode %s: census of %d: %v\n", m.Name, pid, err)
+				}
+			}
+			for _, g := range guests {
+				if err := c.AddGuests(g); err != nil {
+					fmt.Fprintf(o.Log, "mode %s: census of the guests in %d: %v\n", m.Name, g.Pid, err)
 				}
 			}
 			id := c.Ideals()

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/unipool/unipool/internal/launch"
+	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -58,10 +59,14 @@ type Outcome struct {
 
 // monitorMessage is one line the monitor process writes on its stdout.
 type monitorMessage struct {
-	Resident []int     `json:"resident,omitempty"` // the fleet is held: the instance processes
-	Outcomes []Outcome `json:"outcomes,omitempty"`
-	Done     bool      `json:"done,omitempty"` // the fleet has ended: Outcomes are every instance's
-	Error    string    `json:"error,omitempty"`
+	Resident []int `json:"resident,omitempty"` // the fleet is held: the instance processes
+	// Guests, with Resident, are the guests' ranges in the monitor
+	// process, for a monitor that holds its guests in its own memory (kvm:
+	// Resident is then the monitor process itself).
+	Guests   []measure.GuestRange `json:"guests,omitempty"`
+	Outcomes []Outcome            `json:"outcomes,omitempty"`
+	Done     bool                 `json:"done,omitempty"` // the fleet has ended: Outcomes are every instance's
+	Error    string               `json:"error,omitempty"`
 }
 
 // specFor is what mode m's monitor process runs of fleet.
@@ -85,7 +90,8 @@ func specFor(fleet *Fleet, m Mode, monitorName string, o MemoryOptions) MonitorS
 // RunMonitorProcess is the monitor process's side (`unipool bench
 // monitor-process`): resolve the spec's unikernels (their descriptions
 // and verified blobs are the monitor's memory), run them held, write
-// {"resident": pids} on out once they are, keep them until in says
+// {"resident": pids} on out once they are (the kvm monitor: its own pid
+// and "guests", the guests' ranges in its address space), keep them until in says
 // anything or ends (or, with hold > 0, for hold), then write the
 // outcomes. Like `unipool run`, it keeps no instance's output once its
 // outcome is known.
@@ -126,6 +132,7 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 	var mu sync.Mutex
 	outcomes := make([]Outcome, len(uks))
 	var encErr error
+	var guests []measure.GuestRange
 	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot,
 		Hold: 24 * time.Hour, Timeout: spec.Timeout, IgnoreFreePageReports: spec.IgnoreFreePageReports,
 		DropResults: true,
@@ -135,9 +142,10 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 			outcomes[i] = Outcome{Unikernel: r.Unikernel, OK: ok, Error: r.Error, LoadTime: r.LoadTime}
 			mu.Unlock()
 		},
+		Guests: func(g monitor.HeldGuests) { guests = measure.GuestRanges(g) },
 		Resident: func(pids []int) {
 			mu.Lock()
-			encErr = enc.Encode(monitorMessage{Resident: pids})
+			encErr = enc.Encode(monitorMessage{Resident: pids, Guests: guests})
 			mu.Unlock()
 			if hold > 0 {
 				select {

@@ -27,8 +27,10 @@ type ModeResult struct {
 	Final      measure.Host `json:"final"`
 	// MonitorMeasured says what Final.Monitor is: "process" (the monitor
 	// ran as a process of its own, started in the mode's cgroup: its
-	// whole PSS) or "growth" (it ran inside the bench process: what that
-	// process grew by, harness included; the kvm monitor, churn).
+	// whole PSS; the kvm monitor's guests, read from outside, moved to
+	// the instances) or "growth" (it ran inside the bench process: what
+	// that process grew by, harness included; --monitor-in-process,
+	// churn).
 	MonitorMeasured string `json:"monitor_measured,omitempty"`
 	// MonitorCPU is the monitor process's CPU time (user + system) from
 	// its start to the fleet held (monitor_measured "process" only).

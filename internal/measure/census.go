@@ -507,6 +507,11 @@ func Take(f Fleet, base Baseline, loaded *Census, guests monitor.HeldGuests) (Sn
 	if guests != nil {
 		guests.Ranges(func(b []byte, runtime bool) { c.AddMemory(b, AreaOf(runtime)) })
 	}
+	for _, g := range f.Guests {
+		if err := c.AddGuests(g); err != nil {
+			return s, err
+		}
+	}
 	id := c.Ideals()
 	s.Census, s.Ideals = &c.Counts, &id
 	return s, nil

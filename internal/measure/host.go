@@ -157,6 +157,10 @@ type Fleet struct {
 	// GuestBytes, for monitors that hold guests in their own memory (kvm),
 	// is the guests' memory: it moves from Monitor to Instances.
 	GuestBytes uint64
+	// Guests, for such monitors measured from another process, are the
+	// guests' ranges in the monitor processes: TakeHost reads their
+	// resident memory (GuestSet.Bytes) and adds it to GuestBytes.
+	Guests []GuestSet
 	// Group, if the fleet runs in a memory cgroup of its own, gives the
 	// kernel part (else the host-wide rises do).
 	Group *FleetGroup
@@ -213,7 +217,16 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 	if len(f.Instances) > 0 {
 		h.Kernel.Stacks += monStacks
 	}
-	g := min(f.GuestBytes, mon)
+	guests := f.GuestBytes
+	for _, s := range f.Guests {
+		b, err := s.Bytes()
+		if err != nil {
+			missing++
+			continue
+		}
+		guests += b
+	}
+	g := min(guests, mon)
 	h.Instances += g
 	h.Monitor = mon - g
 	h.MonitorAnon, h.MonitorFile = monAnon, monFile

@@ -19,8 +19,12 @@ import (
 // MEASURE_TEST_ROLE=monitor it reads "touch N" lines and writes N MiB of
 // fresh anonymous memory (small pages, each written), answering "ok".
 func TestMain(m *testing.M) {
-	if os.Getenv("MEASURE_TEST_ROLE") == "monitor" {
+	switch os.Getenv("MEASURE_TEST_ROLE") {
+	case "monitor":
 		syntheticMonitor(os.Stdin, os.Stdout)
+		os.Exit(0)
+	case "guests":
+		syntheticGuestMonitor(os.Stdin, os.Stdout, os.Getenv("MEASURE_TEST_FILE"))
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

@@ -357,25 +357,11 @@ func readMeminfo() (map[string]int64, error) { return measure.Meminfo() }
 // heldVMs are the held VMs as monitor.HeldGuests.
 type heldVMs []*instance
 
-// GuestBytes is what Measure calls GuestPrivate + Shared.
+// GuestBytes is what Measure calls GuestPrivate + Shared, read by the
+// reader a measurement in another process uses (measure.GuestSet).
 func (h heldVMs) GuestBytes() uint64 {
-	filePages := map[string]bool{}
-	seenSet := map[*blobSet]bool{}
-	var guest uint64
-	for _, in := range h {
-		if in.m == nil {
-			continue
-		}
-		g, _ := in.m.residentPrivate(filePages)
-		guest += g
-		if set := in.m.set; set != nil && !seenSet[set] {
-			seenSet[set] = true
-			for _, p := range set.parts {
-				filePresent(set.mem[p.off:p.off+p.size], p.path, 0, filePages)
-			}
-		}
-	}
-	return guest + uint64(len(filePages))*pageSize
+	b, _ := measure.GuestSet{Pid: os.Getpid(), Ranges: measure.GuestRanges(h)}.Bytes()
+	return b
 }
 
 // Ranges walks every VM's private ranges and the blobs it maps.
