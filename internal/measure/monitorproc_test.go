@@ -151,7 +151,7 @@ func TestAMonitorProcessIsMeasuredWholeAndTheMeasurersOwnHeapIsInNoColumn(t *tes
 	// 32 MiB of 4 KiB pages: 16 PTE pages (one more if the range
 	// straddles a PMD page's 1 GiB).
 	within("the monitor's page tables", h1.Kernel.PageTables-h0.Kernel.PageTables, 16<<12, 18<<12)
-	if old.Monitor < 64<<20 {
+	if old.Monitor < 56<<20 { // the 64 MiB, less what the GC took back of earlier tests' heap
 		t.Errorf("the measurer's own growth is %d KiB: the ballast did not land in this process", old.Monitor>>10)
 	}
 	if g != nil {
