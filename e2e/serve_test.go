@@ -12,36 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unipool/unipool/internal/testcli"
 )
-
-// Guest-side port I/O for the hand-made unikernels (the guest ABI).
-const guestIO = `
-static inline void outb(unsigned short p, unsigned char v) { __asm__ volatile("outb %0,%1" :: "a"(v), "Nd"(p)); }
-static inline void outl(unsigned short p, unsigned v) { __asm__ volatile("outl %0,%1" :: "a"(v), "Nd"(p)); }
-static void puts_(const char *s) { while (*s) outb(0x3f8, *s++); }
-static void putn_(unsigned long n) { char b[24]; int i = 23; b[i] = 0; do { b[--i] = '0' + n % 10; n /= 10; } while (n); puts_(b + i); }
-static void exit_(int code) { outl(0x501, code); for (;;) __asm__ volatile("hlt"); }
-static inline unsigned long rdtsc_(void) { unsigned lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return (unsigned long)hi << 32 | lo; }
-`
-
-// compile builds a relocatable guest object from C source.
-func compile(t *testing.T, dir, name, src string) string {
-	t.Helper()
-	c, o, obj := filepath.Join(dir, name+".c"), filepath.Join(dir, name+"-cc.o"), filepath.Join(dir, name+".o")
-	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range [][]string{
-		{"gcc", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
-			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-c", "-o", o, c},
-		{"ld", "-r", "-o", obj, o},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", cmd, err, out)
-		}
-	}
-	return obj
-}
 
 // serveFleet pools count small unikernels app0..app(count-1) sharing the
 // library libcount: appK prints "appK: N" (N computed through the
@@ -53,7 +26,7 @@ func compile(t *testing.T, dir, name, src string) string {
 func serveFleet(t *testing.T, bin, dir string, count, spinSeconds int) (string, map[string]string) {
 	t.Helper()
 	pool := filepath.Join(dir, "pool")
-	lib := compile(t, dir, "libcount", guestIO+`
+	lib := testcli.Object(t, dir, "libcount", testcli.GuestIO+`
 unsigned long count_calls;
 unsigned long count_square(unsigned long k) { count_calls++; return k * k + count_calls; }
 `)
@@ -68,7 +41,7 @@ unsigned long count_square(unsigned long k) { count_calls++; return k * k + coun
 			// At 2.5 GHz of TSC.
 			spin = fmt.Sprintf(`unsigned long t0 = rdtsc_(); while (rdtsc_() - t0 < %dUL) ;`, uint64(spinSeconds)*2500000000)
 		}
-		objs[k] = compile(t, dir, fmt.Sprintf("app%d", k), guestIO+fmt.Sprintf(`
+		objs[k] = testcli.Object(t, dir, fmt.Sprintf("app%d", k), testcli.GuestIO+fmt.Sprintf(`
 unsigned long count_square(unsigned long k);
 void _start(void) { %s puts_("app%d: "); putn_(count_square(%d)); puts_("\n"); exit_(0); }
 `, spin, k, k))

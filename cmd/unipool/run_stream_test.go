@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // runStart starts the CLI with its stdout on a pipe the test reads as the
@@ -91,11 +92,11 @@ const runSpinBody = `puts_("spinning\n"); for (;;) ;`
 var runSpinLine = regexp.MustCompile(`^spin/\d+: (spinning|s(p(i(n(n(i(ng?)?)?)?)?)?)? \[cut: cancelled\])\n$`)
 
 func TestRunPrintsEachInstanceAsItEndsAndOneSummaryLineOnInterrupt(t *testing.T) {
-	runNeedTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := runTestBinary(t)
 	dir := t.TempDir()
-	hi := runPlainImage(t, dir, "hi", `puts_("hi\n"); exit_(0);`)
-	spin := runPlainImage(t, dir, "spin", runSpinBody)
+	hi := testcli.PlainImage(t, dir, "hi", `puts_("hi\n"); exit_(0);`)
+	spin := testcli.PlainImage(t, dir, "spin", runSpinBody)
 	cmd, out, stderr := runStart(t, bin, "run", "--image", hi, "--image", spin)
 
 	// spin never ends, so a run that printed only at its end would print
@@ -133,9 +134,9 @@ func TestRunPrintsEachInstanceAsItEndsAndOneSummaryLineOnInterrupt(t *testing.T)
 var summaryRE = regexp.MustCompile(`^unipool: interrupted: (\d+) of (\d+) instances cancelled \((\d+) before they started, (\d+) while running\); of the (\d+) that ended before, 0 failed, 0 exited non-zero\n$`)
 
 func TestRunInterruptedAmongManyInstancesSummarisesTheCancelledInOneLine(t *testing.T) {
-	runNeedTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := runTestBinary(t)
-	spin := runPlainImage(t, t.TempDir(), "spin", runSpinBody)
+	spin := testcli.PlainImage(t, t.TempDir(), "spin", runSpinBody)
 	const n = 3000
 
 	cmd, out, stderr := runStart(t, bin, "run", "-n", strconv.Itoa(n), "--image", spin)
@@ -171,9 +172,9 @@ func TestRunInterruptedAmongManyInstancesSummarisesTheCancelledInOneLine(t *test
 }
 
 func TestRunJSONStaysOneValidListWhenInterrupted(t *testing.T) {
-	runNeedTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := runTestBinary(t)
-	spin := runPlainImage(t, t.TempDir(), "spin", runSpinBody)
+	spin := testcli.PlainImage(t, t.TempDir(), "spin", runSpinBody)
 	const n = 500
 	cmd, out, stderr := runStart(t, bin, "run", "--json", "-n", strconv.Itoa(n), "--image", spin)
 	runWaitForGuest(t, cmd)

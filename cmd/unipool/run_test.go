@@ -33,43 +33,10 @@ func runCLI(t *testing.T, bin string, args ...string) (string, string, int) {
 	return testcli.Run(t, testcli.Limit, nil, bin, args...)
 }
 
-func runNeedTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
-}
-
-// Guest-side port I/O for the test programs (the guest ABI).
-const runGuestIO = `
-static inline void outb(unsigned short p, unsigned char v) { __asm__ volatile("outb %0,%1" :: "a"(v), "Nd"(p)); }
-static inline void outl(unsigned short p, unsigned v) { __asm__ volatile("outl %0,%1" :: "a"(v), "Nd"(p)); }
-static void puts_(const char *s) { while (*s) outb(0x3f8, *s++); }
-static void exit_(int code) { outl(0x501, code); for (;;) __asm__ volatile("hlt"); }
-`
-
-// runPlainImage compiles a static image (ld's default layout at 0x400000)
-// whose _start runs body.
-func runPlainImage(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	src, img := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
-	if err := os.WriteFile(src, []byte(runGuestIO+"void _start(void) {"+body+"}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("gcc", "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-pie", "-no-pie",
-		"-fno-stack-protector", "-o", img, src).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return img
-}
-
 func TestRunPrintsAnImagesOutputAndExitsZero(t *testing.T) {
-	runNeedTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := runTestBinary(t)
-	img := runPlainImage(t, t.TempDir(), "hello", `puts_("hello from an image\n"); exit_(0);`)
+	img := testcli.PlainImage(t, t.TempDir(), "hello", `puts_("hello from an image\n"); exit_(0);`)
 	stdout, stderr, code := runCLI(t, bin, "run", "--image", img)
 	if code != 0 || stdout != "hello from an image\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -89,11 +56,11 @@ func TestRunPrintsAnImagesOutputAndExitsZero(t *testing.T) {
 }
 
 func TestRunExitsNonZeroWhenAnInstanceDoesAndSaysWhich(t *testing.T) {
-	runNeedTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := runTestBinary(t)
 	dir := t.TempDir()
-	three := runPlainImage(t, dir, "three", `exit_(3);`)
-	scribble := runPlainImage(t, dir, "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
+	three := testcli.PlainImage(t, dir, "three", `exit_(3);`)
+	scribble := testcli.PlainImage(t, dir, "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
 	_, stderr, code := runCLI(t, bin, "run", "--image", three)
 	if code != 1 || !strings.Contains(stderr, "instance 0 of three: exit code 3") {
 		t.Errorf("exit 3 guest: status %d, stderr %q", code, stderr)
@@ -105,9 +72,9 @@ func TestRunExitsNonZeroWhenAnInstanceDoesAndSaysWhich(t *testing.T) {
 }
 
 func TestRunJSONReportsEachInstance(t *testing.T) {
-	runNeedTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := runTestBinary(t)
-	img := runPlainImage(t, t.TempDir(), "hi", `puts_("hi\n"); exit_(0);`)
+	img := testcli.PlainImage(t, t.TempDir(), "hi", `puts_("hi\n"); exit_(0);`)
 	stdout, stderr, code := runCLI(t, bin, "run", "--json", "-n", "2", "--image", img)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
@@ -132,60 +99,19 @@ func TestRunJSONReportsEachInstance(t *testing.T) {
 }
 
 func TestRunUnknownNameSaysHowToListThePool(t *testing.T) {
-	runNeedTools(t, "gcc", "ld")
+	testcli.NeedTools(t, "gcc", "ld")
 	bin := runTestBinary(t)
-	pool := runPooledDemo(t, bin)
+	pool := testcli.PooledDemo(t, bin)
 	_, stderr, code := runCLI(t, bin, "run", "--pool", pool, "nosuch")
 	if code != 1 || !strings.Contains(stderr, `no unikernel "nosuch"`) || !strings.Contains(stderr, "unipool pool ls") {
 		t.Fatalf("status %d, stderr %q", code, stderr)
 	}
 }
 
-// runPooledDemo links a two-library unikernel "demo" (the app calls
-// libgreet) aligned to a new pool's map and adds it, all through the CLI.
-func runPooledDemo(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	pool := filepath.Join(dir, "pool")
-	srcs := map[string]string{
-		"libgreet": runGuestIO + `int greet_count;
-void greet(void) { puts_("hello from libgreet\n"); greet_count++; }
-`,
-		"appdemo": runGuestIO + `void greet(void); extern int greet_count;
-void _start(void) { greet(); greet(); exit_(greet_count == 2 ? 0 : 1); }
-`,
-	}
-	var objs []string
-	for _, name := range []string{"libgreet", "appdemo"} {
-		src, o, obj := filepath.Join(dir, name+".c"), filepath.Join(dir, name+"-cc.o"), filepath.Join(dir, name+".o")
-		if err := os.WriteFile(src, []byte(srcs[name]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range [][]string{
-			{"gcc", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
-				"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-c", "-o", o, src},
-			{"ld", "-r", "-o", obj, o},
-		} {
-			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-				t.Fatalf("%v: %v\n%s", c, err, out)
-			}
-		}
-		objs = append(objs, obj)
-	}
-	img := filepath.Join(dir, "demo.elf")
-	if _, stderr, code := runCLI(t, bin, append([]string{"link", "--layout", "aligned", "--pool", pool, "-o", img}, objs...)...); code != 0 {
-		t.Fatalf("unipool link: status %d: %s", code, stderr)
-	}
-	if _, stderr, code := runCLI(t, bin, "pool", "add", "--pool", pool, "--name", "demo", img); code != 0 {
-		t.Fatalf("unipool pool add: status %d: %s", code, stderr)
-	}
-	return pool
-}
-
 func TestRunPooledUnikernelSharedNaiveAndASLR(t *testing.T) {
-	runNeedTools(t, "gcc", "ld")
+	testcli.NeedTools(t, "gcc", "ld")
 	bin := runTestBinary(t)
-	pool := runPooledDemo(t, bin)
+	pool := testcli.PooledDemo(t, bin)
 	want := "hello from libgreet\nhello from libgreet\n"
 	for _, flags := range [][]string{{}, {"--load", "naive"}, {"--load", "naive", "--ksm"}, {"--aslr"}} {
 		args := append([]string{"run", "--pool", pool, "--json", "-n", "2"}, flags...)
@@ -209,9 +135,9 @@ func TestRunPooledUnikernelSharedNaiveAndASLR(t *testing.T) {
 }
 
 func TestRunRefusesACorruptPoolBlobNamingIt(t *testing.T) {
-	runNeedTools(t, "gcc", "ld")
+	testcli.NeedTools(t, "gcc", "ld")
 	bin := runTestBinary(t)
-	pool := runPooledDemo(t, bin)
+	pool := testcli.PooledDemo(t, bin)
 	stdout, stderr, code := runCLI(t, bin, "pool", "inspect", "--pool", pool, "--json", "demo")
 	if code != 0 {
 		t.Fatalf("pool inspect: %d %s", code, stderr)
@@ -268,7 +194,7 @@ func TestRunRefusesACorruptPoolBlobNamingIt(t *testing.T) {
 // unikernel with its input (plain, and with --aslr) and find its expect
 // line in the output.
 func TestCorpusUnikernelsPrintTheirExpectedLine(t *testing.T) {
-	runNeedTools(t, "gcc", "ld", "objcopy")
+	testcli.NeedTools(t, "gcc", "ld", "objcopy")
 	bin := runTestBinary(t)
 	dir := t.TempDir()
 	corpusDir, pool := filepath.Join(dir, "corpus"), filepath.Join(dir, "pool")

@@ -41,87 +41,13 @@ func cli(t *testing.T, bin string, args ...string) (stdout, stderr string, statu
 	return testcli.Run(t, testcli.Limit, nil, bin, args...)
 }
 
-func needTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
-}
-
-const guestIO = `
-static inline void outb(unsigned short p, unsigned char v) { __asm__ volatile("outb %0,%1" :: "a"(v), "Nd"(p)); }
-static inline void outl(unsigned short p, unsigned v) { __asm__ volatile("outl %0,%1" :: "a"(v), "Nd"(p)); }
-static void puts_(const char *s) { while (*s) outb(0x3f8, *s++); }
-static void exit_(int code) { outl(0x501, code); for (;;) __asm__ volatile("hlt"); }
-`
-
-// plainImage compiles a static image at ld's default 0x400000 whose
-// _start runs body.
-func plainImage(t *testing.T, name, body string) string {
-	t.Helper()
-	dir := t.TempDir()
-	src, img := filepath.Join(dir, name+".c"), filepath.Join(dir, name)
-	if err := os.WriteFile(src, []byte(guestIO+"void _start(void) {"+body+"}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("gcc", "-O2", "-static", "-nostdlib", "-ffreestanding", "-fno-pie", "-no-pie",
-		"-fno-stack-protector", "-o", img, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return img
-}
-
-// pooledDemo links a two-library unikernel "demo" (the app calls libgreet,
-// which keeps a counter in its private data) aligned to a new pool's map
-// and adds it, through the CLI.
-func pooledDemo(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	pool := filepath.Join(dir, "pool")
-	srcs := map[string]string{
-		"libgreet": guestIO + `int greet_count;
-void greet(void) { puts_("hello from libgreet\n"); greet_count++; }
-`,
-		"appdemo": guestIO + `void greet(void); extern int greet_count;
-void _start(void) { greet(); greet(); exit_(greet_count == 2 ? 0 : 1); }
-`,
-	}
-	var objs []string
-	for _, name := range []string{"libgreet", "appdemo"} {
-		src, o, obj := filepath.Join(dir, name+".c"), filepath.Join(dir, name+"-cc.o"), filepath.Join(dir, name+".o")
-		if err := os.WriteFile(src, []byte(srcs[name]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range [][]string{
-			{"gcc", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
-				"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-c", "-o", o, src},
-			{"ld", "-r", "-o", obj, o},
-		} {
-			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-				t.Fatalf("%v: %v\n%s", c, err, out)
-			}
-		}
-		objs = append(objs, obj)
-	}
-	img := filepath.Join(dir, "demo.elf")
-	if _, stderr, code := cli(t, bin, append([]string{"link", "--layout", "aligned", "--pool", pool, "-o", img}, objs...)...); code != 0 {
-		t.Fatalf("unipool link: status %d: %s", code, stderr)
-	}
-	if _, stderr, code := cli(t, bin, "pool", "add", "--pool", pool, "--name", "demo", img); code != 0 {
-		t.Fatalf("unipool pool add: status %d: %s", code, stderr)
-	}
-	return pool
-}
-
 func TestCLISaysToUseKVMHostWhereKVMCannotRunGuests(t *testing.T) {
 	if Usable() == nil {
 		t.Skip("this host's KVM runs guests")
 	}
-	needTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := cliBinary(t)
-	img := plainImage(t, "hi", `puts_("hi\n"); exit_(0);`)
+	img := testcli.PlainImage(t, t.TempDir(), "hi", `puts_("hi\n"); exit_(0);`)
 	_, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--image", img)
 	if want := "scripts/kvmhost -- unipool run --monitor kvm --image " + img; code != 1 || !strings.Contains(stderr, want) {
 		t.Fatalf("status %d, stderr %q; want 1 and the same command under scripts/kvmhost: %q", code, stderr, want)
@@ -138,9 +64,9 @@ func TestKVMHostHintQuotesTheCommandForTheShell(t *testing.T) {
 
 func TestCLIRunsPooledUnikernelInOneLoaderProcessSharedNaiveAndASLR(t *testing.T) {
 	needKVM(t)
-	needTools(t, "gcc", "ld")
+	testcli.NeedTools(t, "gcc", "ld")
 	bin := cliBinary(t)
-	pool := pooledDemo(t, bin)
+	pool := testcli.PooledDemo(t, bin)
 	want := "hello from libgreet\nhello from libgreet\n"
 	for _, flags := range [][]string{{}, {"--load", "naive"}, {"--load", "naive", "--ksm"}, {"--aslr"}} {
 		args := append([]string{"run", "--monitor", "kvm", "--timeout", "60s", "--pool", pool, "--json", "-n", "3"}, flags...)
@@ -173,19 +99,19 @@ func TestCLIRunsPooledUnikernelInOneLoaderProcessSharedNaiveAndASLR(t *testing.T
 
 func TestCLIRunsImageUnderKVMAndReportsItsExitCodeAndFaults(t *testing.T) {
 	needKVM(t)
-	needTools(t, "gcc")
+	testcli.NeedTools(t, "gcc")
 	bin := cliBinary(t)
-	three := plainImage(t, "three", `puts_("three\n"); exit_(3);`)
+	three := testcli.PlainImage(t, t.TempDir(), "three", `puts_("three\n"); exit_(3);`)
 	stdout, stderr, code := cli(t, bin, "run", "--monitor", "kvm", "--timeout", "60s", "--image", three)
 	if code != 1 || stdout != "three\n" || !strings.Contains(stderr, "instance 0 of three: exit code 3") {
 		t.Errorf("exit-3 guest: status %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	scribble := plainImage(t, "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
+	scribble := testcli.PlainImage(t, t.TempDir(), "scribble", `*(volatile char *)(unsigned long)_start = 0; exit_(0);`)
 	_, stderr, code = cli(t, bin, "run", "--monitor", "kvm", "--timeout", "60s", "--image", scribble)
 	if code != 1 || !strings.Contains(stderr, "page fault: write to read-only address 0x40") {
 		t.Errorf("self-writing guest: status %d, stderr %q", code, stderr)
 	}
-	spin := plainImage(t, "spin", `for (;;) ;`)
+	spin := testcli.PlainImage(t, t.TempDir(), "spin", `for (;;) ;`)
 	_, stderr, code = cli(t, bin, "run", "--monitor", "kvm", "--timeout", "500ms", "--image", spin)
 	if code != 1 || !strings.Contains(stderr, "timeout") {
 		t.Errorf("spinning guest: status %d, stderr %q", code, stderr)
@@ -197,12 +123,12 @@ func TestCLIRunsImageUnderKVMAndReportsItsExitCodeAndFaults(t *testing.T) {
 // /dev/kvm handed in as a descriptor), each printing what it should.
 func TestCLIServesVMsInJailsOfAtMostN(t *testing.T) {
 	needKVM(t)
-	needTools(t, "gcc", "ld")
+	testcli.NeedTools(t, "gcc", "ld")
 	if os.Geteuid() != 0 {
 		t.Skip("jails need root")
 	}
 	bin := cliBinary(t)
-	pool := pooledDemo(t, bin)
+	pool := testcli.PooledDemo(t, bin)
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	d := exec.Command(bin, "serve", "--monitor", "kvm", "--socket", sock, "--pool", pool, "--vms-per-process", "2", "--jail-memory", "512M")
 	var derr strings.Builder

@@ -10,6 +10,7 @@ import (
 
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // TestAMultibootKernelStartsIn32BitModeWithTheMagicAndItsInfo: the
@@ -19,7 +20,7 @@ import (
 // it prints nothing unless the entry state is the Multiboot one.
 func TestAMultibootKernelStartsIn32BitModeWithTheMagicAndItsInfo(t *testing.T) {
 	needKVM(t)
-	needTools(t, "as", "ld")
+	testcli.NeedTools(t, "as", "ld")
 	bin := cliBinary(t)
 	dir := t.TempDir()
 	obj, img := filepath.Join(dir, "k.o"), filepath.Join(dir, "k.elf")
@@ -130,7 +131,7 @@ _start:
 // started beside it in the same process runs to its end.
 func TestAGuestTouchingAHoleBetweenItsMappingsEndsWithAReportAndNoOtherVM(t *testing.T) {
 	needKVM(t)
-	needTools(t, "as", "ld")
+	testcli.NeedTools(t, "as", "ld")
 	bin := cliBinary(t)
 	dir := t.TempDir()
 	build := func(name, addr string) string {
