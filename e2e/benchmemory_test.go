@@ -86,3 +86,64 @@ func TestBenchMemoryCountsTheMonitorAsAProcessOfItsOwnAndNothingOfTheBench(t *te
 		}
 	}
 }
+
+// TestBenchMemoryUnderChurnCountsTheMonitorAsAProcessOfItsOwn: `bench
+// memory --arrivals` runs the arrivals in a monitor process of its own
+// too; every sample counts that process's whole PSS, and the instances
+// resident at the time.
+func TestBenchMemoryUnderChurnCountsTheMonitorAsAProcessOfItsOwn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bench memory reads other processes' memory: needs root")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	env := []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
+	out := filepath.Join(dir, "out")
+	cli(t, bin, env, "bench", "memory", "--count", "2", "--seed", "5", "--modes", "shared", "--modes-layouts-only",
+		"--arrivals", "10", "--lifetime", "1s", "--duration", "2s", "--work", filepath.Join(dir, "work"), "--out", out)
+	data, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Modes []struct {
+			Instances       int    `json:"instances"`
+			Failed          int    `json:"failed"`
+			MonitorMeasured string `json:"monitor_measured"`
+			FinalBytes      uint64 `json:"final_bytes"`
+			Samples         []struct {
+				Resident int `json:"resident"`
+				Host     struct {
+					Instances uint64 `json:"instances_bytes"`
+					Monitor   uint64 `json:"monitor_bytes"`
+					File      uint64 `json:"monitor_file_bytes"`
+					Processes string `json:"monitor_processes"`
+				} `json:"host"`
+			} `json:"samples"`
+		} `json:"modes"`
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Modes) != 1 {
+		t.Fatalf("%d modes, want 1", len(res.Modes))
+	}
+	m := res.Modes[0]
+	if m.Instances < 5 || m.Failed != 0 || m.MonitorMeasured != "process" || m.FinalBytes == 0 {
+		t.Fatalf("%d instances, %d failed, monitor measured as %q, final %d: want about 20, none, a process of its own", m.Instances, m.Failed, m.MonitorMeasured, m.FinalBytes)
+	}
+	busy := 0
+	for _, s := range m.Samples {
+		if s.Resident == 0 {
+			continue
+		}
+		busy++
+		// A whole process, the binary's pages it runs included.
+		if s.Host.Processes != "own" || s.Host.File == 0 || s.Host.Instances == 0 {
+			t.Errorf("a sample with %d resident: instances %d, monitor %d (file %d) counted as %q", s.Resident, s.Host.Instances, s.Host.Monitor, s.Host.File, s.Host.Processes)
+		}
+	}
+	if busy == 0 {
+		t.Errorf("no sample saw an instance resident")
+	}
+}

@@ -26,10 +26,12 @@ type Churn struct {
 	Duration float64 `json:"duration_s"`
 }
 
-// runChurn runs one mode under churn: unikernel i%len(uks) arrives i-th.
-// It samples what the host pays once a second until the last instance
-// has ended. FinalBytes is the mean over the steady state (from one
-// lifetime after the first arrival to the last arrival).
+// runChurn runs one mode under churn inside the bench process (the
+// monitor too: its growth is the monitor column; --monitor-in-process):
+// unikernel i%len(uks) arrives i-th. It samples what the host pays once
+// a second until the last instance has ended. FinalBytes is the mean over
+// the steady state (from one lifetime after the first arrival to the last
+// arrival).
 func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor.Unikernel, error), m Mode, c Churn, expect map[string]string,
 	hostWide bool, logw io.Writer) (*ModeResult, error) {
 	log := func(f string, a ...any) { fmt.Fprintf(logw, f+"\n", a...) }
@@ -50,71 +52,166 @@ func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monito
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	live := map[int]bool{}
-	var ever []int
 	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "growth"}
 	var loads []float64
+	st := newChurnState(self)
+	var mu sync.Mutex
+	start := time.Now()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		churnArrivals(ctx, mon, uks, m, c, time.Minute, false, churnEvents{
+			resident: func(id int, pids []int, g monitor.HeldGuests) {
+				var ranges []measure.GuestRange
+				if g != nil {
+					ranges = measure.GuestRanges(g)
+				}
+				st.arrived(id, pids, ranges)
+			},
+			ended: st.ended,
+			finished: func(_ int, rs []monitor.Result, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				mr.Instances++
+				if err != nil || len(rs) == 0 {
+					mr.Failed++
+					return
+				}
+				for _, r := range rs {
+					if r.ExitCode != 0 || r.Error != "" || !containsLine(r.Output, expect[r.Unikernel]) {
+						mr.Failed++
+					}
+					loads = append(loads, float64(r.LoadTime)/1e6)
+				}
+			}})
+	}()
+	mr.Samples = st.sample(ctx, finished, start, base, group, true)
+	mr.Seconds = time.Since(start).Seconds()
+	if tr != nil {
+		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID(), self, st.ever, mr.Seconds)
+	}
+	return mr, mr.churnTally(c, loads)
+}
+
+func ksmdPID() int {
+	if pid, err := measure.FindTask("ksmd"); err == nil {
+		return pid
+	}
+	return -1
+}
+
+// churnEvents are what churnArrivals tells of each arrival (id: its
+// place in the arrivals): resident once its instance runs and is held
+// (the processes that hold it; for a monitor that holds its guests in its
+// own memory, that process and the guests), ended when it has ended,
+// finished with its results. They may run concurrently.
+type churnEvents struct {
+	resident func(id int, pids []int, guests monitor.HeldGuests)
+	ended    func(id int)
+	finished func(id int, rs []monitor.Result, err error)
+}
+
+// churnArrivals runs the arrivals of c on mon until the last instance has
+// ended: unikernel i%len(uks) arrives i-th, at Poisson times, and stays
+// resident for the lifetime after its request.
+func churnArrivals(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, m Mode, c Churn, timeout time.Duration, ignoreReports bool, ev churnEvents) {
 	var wg sync.WaitGroup
-	arrive := func(u monitor.Unikernel) {
+	arrive := func(id int, u monitor.Unikernel) {
 		defer wg.Done()
-		var mine []int
-		opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Timeout: time.Minute,
+		var guests monitor.HeldGuests
+		opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Timeout: timeout,
+			IgnoreFreePageReports: ignoreReports,
 			// The callback ends the hold after the lifetime; Hold is only
 			// an upper bound. Were it the lifetime too, the monitor's
 			// timer could end the hold (and Run return) before the
 			// callback ran, and the callback would then mark an ended
 			// instance live for good.
-			Hold: time.Duration(c.Lifetime*float64(time.Second)) + time.Minute,
+			Hold:   time.Duration(c.Lifetime*float64(time.Second)) + time.Minute,
+			Guests: func(g monitor.HeldGuests) { guests = g },
 			Resident: func(p []int) {
-				mine = p
-				mu.Lock()
-				for _, pid := range p {
-					live[pid] = true
-					ever = append(ever, pid)
-				}
-				mu.Unlock()
+				ev.resident(id, p, guests)
 				select { // warm for the lifetime, then the hold ends
 				case <-time.After(time.Duration(c.Lifetime * float64(time.Second))):
 				case <-ctx.Done():
 				}
 			}}
 		rs, err := mon.Run(ctx, []monitor.Unikernel{u}, opt)
-		mu.Lock()
-		defer mu.Unlock()
-		for _, pid := range mine {
-			delete(live, pid)
-		}
-		mr.Instances++
-		if err != nil || len(rs) == 0 {
-			mr.Failed++
-			return
-		}
-		for _, r := range rs {
-			if r.ExitCode != 0 || r.Error != "" || !containsLine(r.Output, expect[r.Unikernel]) {
-				mr.Failed++
-			}
-			loads = append(loads, float64(r.LoadTime)/1e6)
-		}
+		ev.ended(id)
+		ev.finished(id, rs, err)
 	}
 	start := time.Now()
-	done := make(chan struct{})
-	go func() { // the arrivals
-		defer close(done)
-		rng := rand.New(rand.NewPCG(1, uint64(len(uks))))
-		next := time.Duration(0)
-		for i := 0; ; i++ {
-			next += time.Duration(rng.ExpFloat64() / c.Rate * float64(time.Second))
-			if next.Seconds() > c.Duration || ctx.Err() != nil {
-				return
-			}
-			time.Sleep(time.Until(start.Add(next)))
-			wg.Add(1)
-			go arrive(uks[i%len(uks)])
+	rng := rand.New(rand.NewPCG(1, uint64(len(uks))))
+	next := time.Duration(0)
+	for i := 0; ; i++ {
+		next += time.Duration(rng.ExpFloat64() / c.Rate * float64(time.Second))
+		if next.Seconds() > c.Duration || ctx.Err() != nil {
+			break
 		}
-	}()
-	finished := make(chan struct{})
-	go func() { <-done; wg.Wait(); close(finished) }()
+		time.Sleep(time.Until(start.Add(next)))
+		wg.Add(1)
+		go arrive(i, uks[i%len(uks)])
+	}
+	wg.Wait()
+}
+
+// churnState is which arrivals are resident, seen by the sampler.
+type churnState struct {
+	monitor int // the monitor process
+	mu      sync.Mutex
+	live    map[int]churnArrival // by arrival
+	ever    []int                // every instance process
+}
+
+type churnArrival struct {
+	pids   []int
+	guests []measure.GuestRange
+}
+
+func newChurnState(monitorPID int) *churnState {
+	return &churnState{monitor: monitorPID, live: map[int]churnArrival{}}
+}
+
+func (s *churnState) arrived(id int, pids []int, guests []measure.GuestRange) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var own []int
+	for _, p := range pids {
+		if p != s.monitor { // the kvm monitor: the VM lives in the monitor process
+			own = append(own, p)
+		}
+	}
+	s.live[id] = churnArrival{pids: own, guests: guests}
+	s.ever = append(s.ever, own...)
+}
+
+func (s *churnState) ended(id int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, id)
+}
+
+// fleet is the resident part now: the instance processes, the guests in
+// the monitor process, and how many arrivals are resident.
+func (s *churnState) fleet() (pids []int, guests []measure.GuestSet, resident int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ranges []measure.GuestRange
+	for _, a := range s.live {
+		pids = append(pids, a.pids...)
+		ranges = append(ranges, a.guests...)
+	}
+	slices.Sort(pids)
+	if len(ranges) > 0 {
+		guests = []measure.GuestSet{{Pid: s.monitor, Ranges: ranges}}
+	}
+	return pids, guests, len(s.live)
+}
+
+// sample measures the resident part once a second until finished is
+// closed (and once more then). growth: the monitor is this process (its
+// growth counted, after a GC).
+func (s *churnState) sample(ctx context.Context, finished <-chan struct{}, start time.Time, base measure.Baseline, group *measure.FleetGroup, growth bool) []Sample {
+	var samples []Sample
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for running := true; running; {
@@ -126,30 +223,21 @@ func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monito
 			running = false
 		case <-tick.C:
 		}
-		mu.Lock()
-		pids := make([]int, 0, len(live))
-		for pid := range live {
-			pids = append(pids, pid)
+		pids, guests, resident := s.fleet()
+		fl := measure.Fleet{Instances: pids, Monitors: []int{s.monitor}, MonitorGrowth: growth, Guests: guests, Group: group}
+		if growth {
+			measure.Settle()
 		}
-		mu.Unlock()
-		slices.Sort(pids)
-		fl := measure.Fleet{Instances: pids, Monitors: []int{self}, MonitorGrowth: true, Group: group}
-		if len(pids) > 0 && pids[0] == self { // kvm: the VMs live in this process
-			fl.Instances = nil
-		}
-		measure.Settle()
 		h, missing, _ := measure.TakeHost(fl, base)
-		mr.Samples = append(mr.Samples, Sample{T: time.Since(start).Seconds(), Host: h, PSS: h.Instances, AvailDelta: h.AvailDrop,
-			Missing: missing, Resident: len(pids)})
+		samples = append(samples, Sample{T: time.Since(start).Seconds(), Host: h, PSS: h.Instances, AvailDelta: h.AvailDrop,
+			Missing: missing, Resident: resident})
 	}
-	mr.Seconds = time.Since(start).Seconds()
-	if tr != nil {
-		ksmdPID := -1
-		if pid, err := measure.FindTask("ksmd"); err == nil {
-			ksmdPID = pid
-		}
-		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID, self, ever, mr.Seconds)
-	}
+	return samples
+}
+
+// churnTally sets the figures of a churn run from its samples and load
+// times (ms).
+func (mr *ModeResult) churnTally(c Churn, loads []float64) error {
 	var sum float64
 	var n int
 	for _, s := range mr.Samples {
@@ -182,7 +270,7 @@ func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monito
 		mr.LoadMeanMs, mr.LoadP95Ms = s/float64(k), loads[min(k-1, k*95/100)]
 	}
 	if mr.Instances == 0 {
-		return nil, fmt.Errorf("no instance arrived in %.0f s at %.2f per second", c.Duration, c.Rate)
+		return fmt.Errorf("no instance arrived in %.0f s at %.2f per second", c.Duration, c.Rate)
 	}
-	return mr, nil
+	return nil
 }

@@ -263,7 +263,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 	// copy of this binary; the kvm monitor's guests live in that process,
 	// which names their ranges for the bench to read.
 	var exe string
-	if o.Churn.Rate == 0 && !o.InProcessMonitor {
+	if !o.InProcessMonitor {
 		if exe, err = monitorExecutable(filepath.Join(o.Work, "monitor")); err != nil {
 			return nil, err
 		}
@@ -297,7 +297,11 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 					os.WriteFile(filepath.Join(ksm.Dir, "run"), []byte("1"), 0)
 				}
 			}
-			mr, err = runChurn(ctx, mon, resolve, m, o.Churn, expect, o.HostWideKernel, o.Log)
+			if exe != "" {
+				mr, err = runChurnProcess(ctx, fleet, exe, m, o)
+			} else {
+				mr, err = runChurn(ctx, mon, resolve, m, o.Churn, expect, o.HostWideKernel, o.Log)
+			}
 		} else if exe != "" {
 			mr, err = runModeProcess(ctx, fleet, exe, m, o, session, loaded[m.Layout])
 		} else {
@@ -577,22 +581,14 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 	if err != nil {
 		return nil, err
 	}
-	var group *measure.FleetGroup
-	if !o.HostWideKernel {
-		if group, err = measure.NewFleetGroup(m.Name); err != nil {
-			fmt.Fprintf(o.Log, "mode %s: the kernel part is host-wide meminfo rises (other processes move them): %v\n", m.Name, err)
-			group = nil
-		}
-	}
+	group, start := modeGroup(m, o)
 	defer func() {
 		if err := group.Close(); err != nil {
 			fmt.Fprintf(o.Log, "mode %s: %v\n", m.Name, err)
 		}
 	}()
-	start := func(cmd *exec.Cmd) error { return cmd.Start() }
 	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "process"}
 	if group != nil {
-		start = group.Start
 		mr.Cgroup = group.Dir()
 	}
 	tr, trErr := tlbtrace.Start()
@@ -686,6 +682,116 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 	}
 	mr.tally(loads)
 	return mr, nil
+}
+
+// modeGroup makes mode m's memory cgroup for its monitor process (nil,
+// and a line in the log saying why, where there is none) and says how to
+// start a process in it.
+func modeGroup(m Mode, o MemoryOptions) (*measure.FleetGroup, func(*exec.Cmd) error) {
+	start := func(cmd *exec.Cmd) error { return cmd.Start() }
+	if o.HostWideKernel {
+		return nil, start
+	}
+	group, err := measure.NewFleetGroup(m.Name)
+	if err != nil {
+		fmt.Fprintf(o.Log, "mode %s: the kernel part is host-wide meminfo rises (other processes move them): %v\n", m.Name, err)
+		return nil, start
+	}
+	return group, group.Start
+}
+
+// runChurnProcess is runChurn with the monitor as a process of its own
+// (monitorproc.go), started in the mode's memory cgroup: it runs the
+// arrivals and tells the bench of each arrival resident (its instance
+// processes, or its guests' ranges in the kvm monitor) and ended; the
+// bench samples what is resident once a second, the monitor column the
+// monitor process's whole PSS (less its guests').
+func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o MemoryOptions) (*ModeResult, error) {
+	base, err := measure.TakeBaseline(nil)
+	if err != nil {
+		return nil, err
+	}
+	group, start := modeGroup(m, o)
+	defer func() {
+		if err := group.Close(); err != nil {
+			fmt.Fprintf(o.Log, "mode %s: %v\n", m.Name, err)
+		}
+	}()
+	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "process"}
+	if group != nil {
+		mr.Cgroup = group.Dir()
+	}
+	tr, trErr := tlbtrace.Start()
+	if trErr != nil {
+		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
+	}
+	spec := specFor(fleet, m, o.Monitor, o)
+	c := o.Churn
+	spec.Churn = &c
+	t0 := time.Now()
+	p, err := startMonitorProcess(exe, filepath.Join(o.Out, "monitor-"+m.Name+".json"), spec, o.Log, start)
+	if err != nil {
+		if tr != nil {
+			tr.Stop()
+		}
+		return nil, err
+	}
+	st := newChurnState(p.Pid())
+	finished := make(chan struct{})
+	var outcomes []Outcome
+	var readErr error
+	go func() {
+		defer close(finished)
+		for {
+			msg, err := p.next()
+			switch {
+			case err != nil:
+				readErr = err
+				return
+			case msg.Done:
+				outcomes = msg.Outcomes
+				return
+			case msg.Arrival != nil:
+				st.arrived(*msg.Arrival, msg.Resident, msg.Guests)
+			case msg.Ended != nil:
+				st.ended(*msg.Ended)
+			}
+		}
+	}()
+	go func() { // an interrupted bench ends the arrivals
+		select {
+		case <-ctx.Done():
+			p.cmd.Process.Signal(os.Interrupt)
+		case <-finished:
+		}
+	}()
+	mr.Samples = st.sample(ctx, finished, t0, base, group, false)
+	mr.Seconds = time.Since(t0).Seconds()
+	p.in.Close()
+	werr := p.cmd.Wait()
+	if tr != nil {
+		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID(), p.Pid(), st.ever, mr.Seconds)
+	}
+	if readErr != nil {
+		return nil, readErr
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("bench: the monitor process: %w", werr)
+	}
+	if group != nil {
+		mr.OutsideGroup = outside(group, []int{p.Pid()})
+	}
+	var loads []float64
+	for _, r := range outcomes {
+		mr.Instances++
+		if !r.OK {
+			mr.Failed++
+		}
+		if r.Error == "" {
+			loads = append(loads, float64(r.LoadTime)/1e6)
+		}
+	}
+	return mr, mr.churnTally(c, loads)
 }
 
 // outside counts the pids not in g: the fleet's processes the group's

@@ -39,6 +39,9 @@ type MonitorSpec struct {
 	Unikernels            []SpecUnikernel `json:"unikernels"`
 	IgnoreFreePageReports bool            `json:"ignore_free_page_reports,omitempty"`
 	Timeout               time.Duration   `json:"timeout_ns"`
+	// Churn, if set, runs the fleet under churn (`bench memory
+	// --arrivals`) instead of holding it all at once.
+	Churn *Churn `json:"churn,omitempty"`
 }
 
 // SpecUnikernel is one unikernel of a MonitorSpec.
@@ -65,8 +68,12 @@ type monitorMessage struct {
 	// Resident is then the monitor process itself).
 	Guests   []measure.GuestRange `json:"guests,omitempty"`
 	Outcomes []Outcome            `json:"outcomes,omitempty"`
-	Done     bool                 `json:"done,omitempty"` // the fleet has ended: Outcomes are every instance's
-	Error    string               `json:"error,omitempty"`
+	// Arrival, under churn, is the arrival Resident (and Guests) are of;
+	// Ended is an arrival that has ended.
+	Arrival *int   `json:"arrival,omitempty"`
+	Ended   *int   `json:"ended,omitempty"`
+	Done    bool   `json:"done,omitempty"` // the fleet has ended: Outcomes are every instance's
+	Error   string `json:"error,omitempty"`
 }
 
 // specFor is what mode m's monitor process runs of fleet.
@@ -129,6 +136,9 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 		return fail(err)
 	}
 	m := spec.Mode
+	if spec.Churn != nil && spec.Churn.Rate > 0 {
+		return churnMonitorProcess(ctx, spec, mon, uks, enc)
+	}
 	var mu sync.Mutex
 	outcomes := make([]Outcome, len(uks))
 	var encErr error
@@ -161,6 +171,51 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 	if _, err := mon.Run(ctx, uks, opt); err != nil {
 		return fail(err)
 	}
+	if encErr != nil {
+		return encErr
+	}
+	return enc.Encode(monitorMessage{Outcomes: outcomes, Done: true})
+}
+
+// churnMonitorProcess runs the spec's churn (churnArrivals) and tells
+// of every arrival as it becomes resident ({"arrival": i, "resident":
+// pids, "guests": ranges}) and ends ({"ended": i}), then the outcomes.
+func churnMonitorProcess(ctx context.Context, spec MonitorSpec, mon monitor.Monitor, uks []monitor.Unikernel, enc *json.Encoder) error {
+	var mu sync.Mutex
+	var encErr error
+	send := func(msg monitorMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := enc.Encode(msg); err != nil && encErr == nil {
+			encErr = err
+		}
+	}
+	var outcomes []Outcome
+	churnArrivals(ctx, mon, uks, spec.Mode, *spec.Churn, spec.Timeout, spec.IgnoreFreePageReports, churnEvents{
+		resident: func(id int, pids []int, g monitor.HeldGuests) {
+			var ranges []measure.GuestRange
+			if g != nil {
+				ranges = measure.GuestRanges(g)
+			}
+			send(monitorMessage{Arrival: &id, Resident: pids, Guests: ranges})
+		},
+		ended: func(id int) { send(monitorMessage{Ended: &id}) },
+		finished: func(id int, rs []monitor.Result, err error) {
+			u := spec.Unikernels[id%len(spec.Unikernels)]
+			o := Outcome{Unikernel: u.Name}
+			switch {
+			case err != nil:
+				o.Error = err.Error()
+			case len(rs) == 0:
+				o.Error = "no result"
+			default:
+				r := rs[0]
+				o.OK, o.Error, o.LoadTime = r.ExitCode == 0 && r.Error == "" && containsLine(r.Output, u.Expect), r.Error, r.LoadTime
+			}
+			mu.Lock()
+			outcomes = append(outcomes, o)
+			mu.Unlock()
+		}})
 	if encErr != nil {
 		return encErr
 	}
