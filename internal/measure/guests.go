@@ -69,16 +69,28 @@ type GuestSet struct {
 // however many ranges map it. Each such page is wholly in the process's
 // PSS as long as no other process maps the files.
 func (s GuestSet) Bytes() (uint64, error) {
+	m, err := s.Read()
+	return m.Anon + m.File, err
+}
+
+// GuestMemory is the guests' own resident memory (GuestSet.Bytes), its
+// anonymous pages and its file pages apart.
+type GuestMemory struct {
+	Anon, File uint64
+}
+
+// Read is Bytes, its anonymous and file pages apart.
+func (s GuestSet) Read() (GuestMemory, error) {
 	if len(s.Ranges) == 0 {
-		return 0, nil
+		return GuestMemory{}, nil
 	}
 	vmas, err := readVMAs(s.Pid)
 	if err != nil {
-		return 0, err
+		return GuestMemory{}, err
 	}
 	pm, err := os.Open(fmt.Sprintf("/proc/%d/pagemap", s.Pid))
 	if err != nil {
-		return 0, fmt.Errorf("measure: %w", err)
+		return GuestMemory{}, fmt.Errorf("measure: %w", err)
 	}
 	defer pm.Close()
 	var anon uint64
@@ -107,10 +119,10 @@ func (s GuestSet) Bytes() (uint64, error) {
 			}
 		})
 		if err != nil {
-			return 0, err
+			return GuestMemory{}, err
 		}
 	}
-	return anon + uint64(len(files))*PageSize, nil
+	return GuestMemory{Anon: anon, File: uint64(len(files)) * PageSize}, nil
 }
 
 // AddGuests counts every present page of s's ranges (read from

@@ -194,6 +194,10 @@ func TestGuestsInAMonitorProcessAreReadFromOutsideAndLeaveItsPSSForTheInstances(
 	if h1.Instances != want {
 		t.Errorf("the instances column is %d KiB, want %d", h1.Instances>>10, want>>10)
 	}
+	if h1.InstancesAnon != want-2<<20 || h1.MonitorAnon+h1.MonitorFile > h1.Monitor+64<<10 {
+		t.Errorf("instances anon %d KiB (want %d: the file's 2 MiB are not); monitor anon %d + file %d KiB, monitor %d KiB: the guests' pages are still in its parts",
+			h1.InstancesAnon>>10, (want-2<<20)>>10, h1.MonitorAnon>>10, h1.MonitorFile>>10, h1.Monitor>>10)
+	}
 	if h1.Monitor < h0.Monitor || h1.Monitor > h0.Monitor+512<<10 {
 		t.Errorf("the monitor column went %d -> %d KiB: want no more than the JSON it wrote (≤ 512 KiB), not the guests' %d KiB nor the measurer's 64 MiB",
 			h0.Monitor>>10, h1.Monitor>>10, want>>10)

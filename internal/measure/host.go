@@ -68,10 +68,12 @@ type Host struct {
 	// cgroup holding the fleet is charged as anonymous pages.
 	InstancesAnon uint64 `json:"instances_anon_bytes"`
 	Monitor       uint64 `json:"monitor_bytes"`
-	// MonitorAnon and MonitorFile split Monitor (before GuestBytes moves
-	// to Instances) into its anonymous PSS (heap, stacks, runtime) and
-	// its file PSS (the binary's pages it touched, each split among the
-	// processes that map it).
+	// MonitorAnon and MonitorFile split Monitor into its anonymous PSS
+	// (heap, stacks, runtime) and its file PSS (the binary's pages it
+	// touched, each split among the processes that map it). Guests read
+	// from outside (Fleet.Guests) are in neither (their anonymous pages
+	// are in InstancesAnon); with Fleet.GuestBytes (a monitor measured
+	// in-process) the split is before the guests move to Instances.
 	MonitorAnon uint64 `json:"monitor_anon_bytes"`
 	MonitorFile uint64 `json:"monitor_file_bytes"`
 	// MonitorProcesses says what Monitor is: "own" (the monitor
@@ -217,14 +219,19 @@ func TakeHost(f Fleet, base Baseline) (Host, int, error) {
 	if len(f.Instances) > 0 {
 		h.Kernel.Stacks += monStacks
 	}
+	// Guests read from outside leave the monitor's anonymous and file
+	// parts with their own pages; GuestBytes (in-process) is not split.
 	guests := f.GuestBytes
 	for _, s := range f.Guests {
-		b, err := s.Bytes()
+		m, err := s.Read()
 		if err != nil {
 			missing++
 			continue
 		}
-		guests += b
+		a, fl := min(m.Anon, monAnon), min(m.File, monFile)
+		monAnon, monFile = monAnon-a, monFile-fl
+		h.InstancesAnon += a
+		guests += m.Anon + m.File
 	}
 	g := min(guests, mon)
 	h.Instances += g
