@@ -33,3 +33,33 @@ func TestAllocatorsTouchOnlyTheHeapTheyHandOut(t *testing.T) {
 		t.Log(strings.TrimSpace(out))
 	})
 }
+
+// Free-page reporting gives a freed buffer back whole: the buddy allocator
+// keeps the list links of free blocks of 1 KiB and up in its table, not in
+// the block, so none of a freed 64 KiB buffer's pages stays resident; and
+// when everything is freed, the table entries of the heap freed at its end
+// are given back too (the heap then keeps the allocator's first page).
+// TLSF keeps a header in each free block: its figures are logged.
+func TestFreePageReportingGivesBackAFreedBufferAndItsTableEntriesWhole(t *testing.T) {
+	forEachSet(t, func(t *testing.T, i int, exe string) {
+		out := runDriver(t, exe, "giveback", "1")
+		t.Log(strings.TrimSpace(out))
+		if !strings.Contains(t.Name(), "ukallocbuddy") {
+			return
+		}
+		var buf, all int
+		for _, l := range strings.Split(out, "\n") {
+			fmt.Sscanf(l, "freed-buffer-resident %d", &buf)
+			fmt.Sscanf(l, "all-freed-resident %d", &all)
+		}
+		if !strings.Contains(out, "all-freed-resident") {
+			t.Fatalf("no figures in the driver's output:\n%s", out)
+		}
+		if buf != 0 {
+			t.Errorf("%d pages of a freed 64 KiB buffer stay resident after free-page reporting, want 0", buf)
+		}
+		if all > 1 {
+			t.Errorf("%d pages of the heap stay resident once everything is freed and reported, want at most 1 (the allocator's own)", all)
+		}
+	})
+}

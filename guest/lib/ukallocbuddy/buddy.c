@@ -27,21 +27,30 @@
 #endif
 #define MIN_SIZE ((uintptr_t)1 << BUDDY_MIN_ORDER)
 #define MAX_ORDER 46 /* 64 TiB */
+#define PAGE_SIZE ((uintptr_t)4096) /* what free-page reporting gives back */
 
 #define META_FREE 0x80
 #define META_ORDER(m) (((m) & 0x3f) - 1)
 #define META(k, free) ((uint8_t)(((k) + 1) | ((free) ? META_FREE : 0)))
 
+/* A free block's list links: the block's first 16 bytes, or for a block
+ * of order TABLE_LINKS_ORDER and up, bytes LINK_OFF.. of its entries in
+ * the table, which are otherwise zero (one byte per MIN_SIZE block, only
+ * the first used). Such a block then holds nothing of the allocator's, so
+ * free-page reporting can give back every whole page of it, its first
+ * too: a freed buffer keeps none of its pages resident. */
 struct free_block {
-	struct free_block *next, *prev;
+	uintptr_t next, prev; /* block addresses, 0 at the ends */
 };
+#define LINK_OFF 8
+#define TABLE_LINKS_ORDER (BUDDY_MIN_ORDER + 5) /* 32 table bytes: room for both */
 
 struct buddy {
 	uintptr_t start, end;  /* managed bytes, MIN_SIZE aligned */
 	uintptr_t top;         /* [start, top) is tiled by blocks; above: untouched */
 	uintptr_t clean;       /* from here up the heap and its table entries are zero (never written) */
 	uint8_t *meta;         /* one byte per MIN_SIZE block of [start, end) */
-	struct free_block *free[MAX_ORDER + 1];
+	uintptr_t free[MAX_ORDER + 1]; /* list heads: block addresses */
 	size_t free_bytes;
 };
 
@@ -58,27 +67,39 @@ static size_t idx(uintptr_t a)
 	return (a - B.start) >> BUDDY_MIN_ORDER;
 }
 
+/* Where the links of the free order-k block at a are. The table is 8-byte
+ * aligned (it follows struct buddy) and a table-linked block's entries
+ * start at a multiple of 32 bytes, so the links are aligned. */
+static struct free_block *links(int k, uintptr_t a)
+{
+	if (k >= TABLE_LINKS_ORDER)
+		return (struct free_block *)(void *)(B.meta + idx(a) + LINK_OFF);
+	return (struct free_block *)a;
+}
+
 static void list_push(int k, uintptr_t a)
 {
-	struct free_block *b = (struct free_block *)a;
-	b->prev = NULL;
+	struct free_block *b = links(k, a);
+	b->prev = 0;
 	b->next = B.free[k];
 	if (b->next)
-		b->next->prev = b;
-	B.free[k] = b;
+		links(k, b->next)->prev = a;
+	B.free[k] = a;
 	B.meta[idx(a)] = META(k, 1);
 	B.free_bytes += (size_t)1 << k;
 }
 
 static void list_remove(int k, uintptr_t a)
 {
-	struct free_block *b = (struct free_block *)a;
+	struct free_block *b = links(k, a);
 	if (b->prev)
-		b->prev->next = b->next;
+		links(k, b->prev)->next = b->next;
 	else
 		B.free[k] = b->next;
 	if (b->next)
-		b->next->prev = b->prev;
+		links(k, b->next)->prev = b->prev;
+	if (k >= TABLE_LINKS_ORDER)
+		b->next = b->prev = 0; /* a block's entries past its first are zero */
 	B.meta[idx(a)] = 0;
 	B.free_bytes -= (size_t)1 << k;
 }
@@ -124,7 +145,9 @@ static void init(void *base, size_t len)
 	 * heap is taken into use (take_up), so memory need not be fresh. */
 	size_t nmeta = len / (MIN_SIZE + 1) + 1;
 	B.meta = (uint8_t *)lo;
-	B.start = (lo + nmeta + MIN_SIZE - 1) & ~(MIN_SIZE - 1);
+	/* The blocks start on a page of their own: once everything is freed
+	 * and reported, no page of them stays resident for the table's tail. */
+	B.start = (lo + nmeta + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	B.end = hi & ~(MIN_SIZE - 1);
 	if (B.start >= B.end) {
 		B.start = B.end = 0;
@@ -200,7 +223,7 @@ static void *alloc_order(int k)
 		B.meta[idx(a)] = META(k, 0);
 		return (void *)a;
 	}
-	uintptr_t a = (uintptr_t)B.free[j];
+	uintptr_t a = B.free[j];
 	list_remove(j, a);
 	while (j > k) {
 		j--;
@@ -347,12 +370,30 @@ size_t uk_alloc_free_bytes(void)
 void uk_alloc_walk_free(void (*fn)(void *addr, size_t len, void *arg), void *arg)
 {
 	for (int k = BUDDY_MIN_ORDER; k <= MAX_ORDER; k++)
-		for (struct free_block *b = B.free[k]; b; b = b->next)
-			if (((size_t)1 << k) > sizeof *b)
-				fn(b + 1, ((size_t)1 << k) - sizeof *b, arg);
-	/* Freed at the end of the heap: written, now above the top. */
-	if (B.clean > B.top)
+		for (uintptr_t b = B.free[k]; b; b = links(k, b)->next) {
+			size_t off = k >= TABLE_LINKS_ORDER ? 0 : sizeof(struct free_block);
+			if (((size_t)1 << k) > off)
+				fn((void *)(b + off), ((size_t)1 << k) - off, arg);
+		}
+	/* Freed at the end of the heap: written, now above the top, and its
+	 * table entries, all zero now. take_up clears entries below the clean
+	 * mark before any is read and calloc clears memory below it, so all of
+	 * that may read back as anything. The mark first moves up to whole
+	 * pages of both (what is above it was never written: only its zeros
+	 * are lost, and they are cleared again when taken in), so that the
+	 * pages it ends in are reported too. */
+	if (B.clean > B.top) {
+		uintptr_t c = (B.clean + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		uintptr_t t = ((uintptr_t)(B.meta + idx(B.clean)) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		uintptr_t ct = B.start + ((t - (uintptr_t)B.meta) << BUDDY_MIN_ORDER);
+		if (ct > c)
+			c = ct;
+		if (c > B.end || c < B.clean)
+			c = B.end;
+		B.clean = c;
 		fn((void *)B.top, B.clean - B.top, arg);
+		fn(B.meta + idx(B.top), idx(B.clean) - idx(B.top), arg);
+	}
 }
 
 int uk_alloc_check(void)
@@ -370,9 +411,14 @@ int uk_alloc_check(void)
 			return -2; /* bad order or misaligned block */
 		if (a + sz > B.top)
 			return -3;
-		for (uintptr_t i = a + MIN_SIZE; i < a + sz; i += MIN_SIZE)
+		for (uintptr_t i = a + MIN_SIZE; i < a + sz; i += MIN_SIZE) {
+			size_t e = idx(i) - idx(a);
+			if ((m & META_FREE) && k >= TABLE_LINKS_ORDER && e >= LINK_OFF &&
+			    e < LINK_OFF + sizeof(struct free_block))
+				continue; /* its list links */
 			if (B.meta[idx(i)])
 				return -4; /* a block start inside a block */
+		}
 		if (m & META_FREE) {
 			if (free_buddy(a, k))
 				return -5; /* two free buddies left unmerged */
@@ -383,12 +429,12 @@ int uk_alloc_check(void)
 	}
 	for (int k = 0; k <= MAX_ORDER; k++) {
 		size_t n = 0;
-		for (struct free_block *b = B.free[k], *prev = NULL; b; prev = b, b = b->next) {
-			if (b->prev != prev)
-				return -8;
-			if ((uintptr_t)b < B.start || (uintptr_t)b >= B.top ||
-			    B.meta[idx((uintptr_t)b)] != META(k, 1))
+		for (uintptr_t b = B.free[k], prev = 0; b; prev = b, b = links(k, b)->next) {
+			if (b < B.start || b >= B.top || (b & (MIN_SIZE - 1)) ||
+			    B.meta[idx(b)] != META(k, 1))
 				return -6; /* listed but not a free block of this order */
+			if (links(k, b)->prev != prev)
+				return -8;
 			if (++n > nfree[k])
 				return -7;
 		}

@@ -1437,6 +1437,80 @@ static void cmd_split1(const char *line)
 	free(buf);
 }
 
+/* Free-page reporting as ukboot does it: each reported range's whole pages
+ * are given back (here: madvise on the driver's own anonymous heap). */
+static void give_back_pages(void *addr, size_t len, void *arg)
+{
+	(void)arg;
+	uintptr_t a = (uintptr_t)addr, ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (a + ps - 1) & ~(ps - 1), hi = (a + len) & ~(ps - 1);
+	if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED))
+		fail("madvise: %s", strerror(errno));
+}
+
+/* giveback: what free-page reporting leaves resident. A 64 KiB buffer is
+ * written and freed while a block above it keeps the heap's top up:
+ * "freed-buffer-resident" counts its pages left after the report. Then
+ * 1 MiB of small blocks is written and everything is freed:
+ * "all-freed-resident" counts the heap's pages left after the report. */
+static void cmd_giveback(void)
+{
+	size_t heaplen = 8 << 20;
+	unsigned char *heap = mmap(NULL, heaplen, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (heap == MAP_FAILED)
+		fail("mmap: %s", strerror(errno));
+	g_uk_alloc_init_zeroed(heap, heaplen);
+	void *low = g_uk_alloc_malloc(100);
+	unsigned char *buf = g_uk_alloc_malloc(64 << 10);
+	void *high = g_uk_alloc_malloc(100);
+	if (!low || !buf || !high)
+		fail("malloc failed");
+	memset(buf, 0x5a, 64 << 10);
+	g_uk_alloc_free(buf);
+	g_uk_alloc_walk_free(give_back_pages, NULL);
+	if (g_uk_alloc_check())
+		fail("allocator check %d after giving back", g_uk_alloc_check());
+	{
+		uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+		uintptr_t lo = ((uintptr_t)buf + ps - 1) & ~(ps - 1), hi = ((uintptr_t)buf + (64 << 10)) & ~(ps - 1);
+		printf("freed-buffer-resident %zu\n", resident_pages((unsigned char *)lo, hi - lo));
+	}
+	static void *small[1 << 14];
+	size_t n = 0;
+	for (size_t bytes = 0; bytes < (1 << 20) && n < sizeof small / sizeof *small; n++) {
+		size_t s = 16 + below(200);
+		if (!(small[n] = g_uk_alloc_malloc(s)))
+			fail("malloc(%zu) failed", s);
+		memset(small[n], 0x33, s);
+		bytes += s;
+	}
+	while (n)
+		g_uk_alloc_free(small[--n]);
+	g_uk_alloc_free(high);
+	g_uk_alloc_free(low);
+	g_uk_alloc_walk_free(give_back_pages, NULL);
+	if (g_uk_alloc_check())
+		fail("allocator check %d after giving back", g_uk_alloc_check());
+	/* The heap is usable again, the given-back table too. */
+	for (int i = 0; i < 1000; i++)
+		if (!(small[i] = g_uk_alloc_malloc(16 + below(200))))
+			fail("malloc after giving back failed");
+	if (g_uk_alloc_check())
+		fail("allocator check %d after reuse", g_uk_alloc_check());
+	for (int i = 0; i < 1000; i++)
+		g_uk_alloc_free(small[i]);
+	g_uk_alloc_walk_free(give_back_pages, NULL);
+	printf("all-freed-resident %zu\n", resident_pages(heap, heaplen));
+	{ /* which, to tell what stayed */
+		unsigned char vec[2048];
+		if (!mincore(heap, heaplen, vec))
+			for (size_t i = 0; i < heaplen / 4096; i++)
+				if (vec[i] & 1)
+					printf("resident page %zu\n", i);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -1447,7 +1521,7 @@ int main(int argc, char **argv)
 	rng = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
 	int n = argc > 3 ? atoi(argv[3]) : 1000;
 	/* Heap for the guest libc's own malloc (strdup, ...). */
-	if (strcmp(cmd, "alloc") && strcmp(cmd, "touch") && strcmp(cmd, "boot") && strcmp(cmd, "badboot")) {
+	if (strcmp(cmd, "alloc") && strcmp(cmd, "touch") && strcmp(cmd, "giveback") && strcmp(cmd, "boot") && strcmp(cmd, "badboot")) {
 		static unsigned char heap[8 << 20];
 		g_uk_alloc_init(heap, sizeof heap);
 	}
@@ -1469,6 +1543,8 @@ int main(int argc, char **argv)
 		cmd_alloc(n, argc > 4 ? strtoull(argv[4], NULL, 0) : 8 << 20, argc > 5 && !strcmp(argv[5], "zeroed"));
 	else if (!strcmp(cmd, "touch"))
 		cmd_touch(n);
+	else if (!strcmp(cmd, "giveback"))
+		cmd_giveback();
 	else if (!strcmp(cmd, "rand"))
 		cmd_rand(rng);
 	else if (!strcmp(cmd, "boot"))
