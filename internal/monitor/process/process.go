@@ -199,10 +199,12 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 	n = max(1, min(n, len(insts)))
 	idle := make(chan struct{}, n)
 	release := make(chan struct{})
+	pages := newPageFiles()
+	defer pages.close()
 	tracers := make([]*tracer, n)
 	for i := range tracers {
 		tracers[i] = &tracer{
-			files: fds, timeout: opt.Timeout, ksm: opt.KSM, ignoreReports: opt.IgnoreFreePageReports, hold: opt.Hold > 0,
+			files: fds, pages: pages, timeout: opt.Timeout, ksm: opt.KSM, ignoreReports: opt.IgnoreFreePageReports, hold: opt.Hold > 0,
 			stopped: func() bool { return ctx.Err() != nil },
 			idle:    idle, release: release,
 			started: opt.Started, finished: opt.Finished, drop: opt.DropResults && opt.Finished != nil,

@@ -19,6 +19,7 @@ import (
 type tracer struct {
 	insts   []*instance
 	files   map[string]uintptr // fds of the pool blobs, opened once per run
+	pages   *pageFiles         // snapshot page blobs, held open for the run
 	timeout time.Duration
 	ksm     bool
 	// ignoreReports: free-page reports change nothing (Options.IgnoreFreePageReports).
@@ -141,17 +142,25 @@ func (t *tracer) start(in *instance) {
 		}
 		fd, ok := t.files[m.File]
 		if !ok && lay.Resume != nil && m.COW {
-			// Snapshot pages are many small files: a run of a thousand
-			// unikernels would hold tens of thousands open, so each
-			// instance opens its own and closes them once mapped.
-			f, err := os.Open(m.File)
+			// Snapshot pages: held open for the run, shared by the
+			// instances that map them (pagefiles.go); past the bound
+			// each instance opens its own and closes it once mapped.
+			var err error
+			if t.pages != nil {
+				fd, ok, err = t.pages.fd(m.File)
+			}
+			if !ok && err == nil {
+				var f *os.File
+				if f, err = os.Open(m.File); err == nil {
+					defer f.Close()
+					fd, ok = f.Fd(), true
+				}
+			}
 			if err != nil {
 				in.fail("load: snapshot page at %#x: %v", m.Addr, err)
 				in.setState(stReaped)
 				return
 			}
-			defer f.Close()
-			fd, ok = f.Fd(), true
 		}
 		if !ok {
 			in.fail("load: blob file %s was not opened for this run", m.File)

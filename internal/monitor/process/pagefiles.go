@@ -1,0 +1,70 @@
+package process
+
+import (
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// pageFiles holds a run's snapshot page blobs open, one descriptor per
+// blob for every instance that maps it. An instance maps a snapshot's
+// library pages (the data arena) copy-on-write from their blobs; had each
+// instance opened its own, each mapping would hold a file object (struct
+// file) of its own, kernel memory the instance's cgroup pays for every
+// page it maps. Shared, the instances of one unikernel, and of any
+// unikernels whose snapshots hold the same page, hold one between them, as
+// they do for every other blob of the run. Up to max are held (a bound on
+// the monitor's descriptors); beyond it an instance opens its own.
+type pageFiles struct {
+	mu   sync.Mutex
+	open map[string]*os.File
+	max  int
+}
+
+// newPageFiles bounds the held descriptors by a quarter of the process's
+// descriptor limit: the run's other blobs are held open too.
+func newPageFiles() *pageFiles {
+	max := 1024
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur != unix.RLIM_INFINITY {
+		max = int(min(lim.Cur/4, 1<<16))
+	}
+	return &pageFiles{open: map[string]*os.File{}, max: max}
+}
+
+// fd returns the held descriptor of path, opening it if there is room; ok
+// false: none held (the bound is reached), the caller opens its own.
+func (p *pageFiles) fd(path string) (fd uintptr, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.open[path]; f != nil {
+		return f.Fd(), true, nil
+	}
+	if len(p.open) >= p.max {
+		return 0, false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, err
+	}
+	p.open[path] = f
+	return f.Fd(), true, nil
+}
+
+// held reports how many descriptors are held.
+func (p *pageFiles) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.open)
+}
+
+// close closes what is held; the instances' mappings keep their files.
+func (p *pageFiles) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for path, f := range p.open {
+		f.Close()
+		delete(p.open, path)
+	}
+}
