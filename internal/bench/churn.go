@@ -103,8 +103,9 @@ func ksmdPID() int {
 // churnEvents are what churnArrivals tells of each arrival (id: its
 // place in the arrivals): resident once its instance runs and is held
 // (the processes that hold it; for a monitor that holds its guests in its
-// own memory, that process and the guests), ended when it has ended,
-// finished with its results. They may run concurrently.
+// own memory, that process and the guests), ended when its hold ends
+// (before its memory goes; possibly twice), finished with its results.
+// They may run concurrently.
 type churnEvents struct {
 	resident func(id int, pids []int, guests monitor.HeldGuests)
 	ended    func(id int)
@@ -134,9 +135,13 @@ func churnArrivals(ctx context.Context, mon monitor.Monitor, uks []monitor.Unike
 				case <-time.After(time.Duration(c.Lifetime * float64(time.Second))):
 				case <-ctx.Done():
 				}
+				// Ended before the monitor unmaps it: a measurer must
+				// not read its guest's ranges once their addresses may
+				// hold something else.
+				ev.ended(id)
 			}}
 		rs, err := mon.Run(ctx, []monitor.Unikernel{u}, opt)
-		ev.ended(id)
+		ev.ended(id) // (again, if it was never resident)
 		ev.finished(id, rs, err)
 	}
 	start := time.Now()

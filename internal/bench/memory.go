@@ -728,7 +728,6 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 	spec := specFor(fleet, m, o.Monitor, o)
 	c := o.Churn
 	spec.Churn = &c
-	t0 := time.Now()
 	p, err := startMonitorProcess(exe, filepath.Join(o.Out, "monitor-"+m.Name+".json"), spec, o.Log, start)
 	if err != nil {
 		if tr != nil {
@@ -736,6 +735,19 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 		}
 		return nil, err
 	}
+	// The monitor resolves the fleet first: the clock (and the steady
+	// state's window) starts with the arrivals, as in-process.
+	if msg, err := p.next(); err != nil || !msg.Arriving {
+		p.kill()
+		if tr != nil {
+			tr.Stop()
+		}
+		if err == nil {
+			err = fmt.Errorf("bench: the monitor process said %+v before its arrivals", msg)
+		}
+		return nil, err
+	}
+	t0 := time.Now()
 	st := newChurnState(p.Pid())
 	finished := make(chan struct{})
 	var outcomes []Outcome

@@ -70,10 +70,13 @@ type monitorMessage struct {
 	Outcomes []Outcome            `json:"outcomes,omitempty"`
 	// Arrival, under churn, is the arrival Resident (and Guests) are of;
 	// Ended is an arrival that has ended.
-	Arrival *int   `json:"arrival,omitempty"`
-	Ended   *int   `json:"ended,omitempty"`
-	Done    bool   `json:"done,omitempty"` // the fleet has ended: Outcomes are every instance's
-	Error   string `json:"error,omitempty"`
+	Arrival *int `json:"arrival,omitempty"`
+	Ended   *int `json:"ended,omitempty"`
+	// Arriving, under churn, says the fleet is resolved and the arrivals
+	// start.
+	Arriving bool   `json:"arriving,omitempty"`
+	Done     bool   `json:"done,omitempty"` // the fleet has ended: Outcomes are every instance's
+	Error    string `json:"error,omitempty"`
 }
 
 // specFor is what mode m's monitor process runs of fleet.
@@ -177,8 +180,8 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 	return enc.Encode(monitorMessage{Outcomes: outcomes, Done: true})
 }
 
-// churnMonitorProcess runs the spec's churn (churnArrivals) and tells
-// of every arrival as it becomes resident ({"arrival": i, "resident":
+// churnMonitorProcess runs the spec's churn (churnArrivals): it says
+// {"arriving": true} as the arrivals start, then tells of every arrival as it becomes resident ({"arrival": i, "resident":
 // pids, "guests": ranges}) and ends ({"ended": i}), then the outcomes.
 func churnMonitorProcess(ctx context.Context, spec MonitorSpec, mon monitor.Monitor, uks []monitor.Unikernel, enc *json.Encoder) error {
 	var mu sync.Mutex
@@ -191,6 +194,8 @@ func churnMonitorProcess(ctx context.Context, spec MonitorSpec, mon monitor.Moni
 		}
 	}
 	var outcomes []Outcome
+	// The fleet is resolved: the arrivals start now (the bench's clock).
+	send(monitorMessage{Arriving: true})
 	churnArrivals(ctx, mon, uks, spec.Mode, *spec.Churn, spec.Timeout, spec.IgnoreFreePageReports, churnEvents{
 		resident: func(id int, pids []int, g monitor.HeldGuests) {
 			var ranges []measure.GuestRange
