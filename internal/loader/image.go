@@ -136,6 +136,17 @@ func readPlainImage(path string) (*plainImage, error) {
 	return img, nil
 }
 
+// appStart is abi.AppRegionBase for an image whose code starts there (an
+// aligned image), else 0.
+func (img *plainImage) appStart() uint64 {
+	for _, s := range img.segments {
+		if s.Addr == abi.AppRegionBase {
+			return abi.AppRegionBase
+		}
+	}
+	return 0
+}
+
 func (p *Prepared) planImage(opt Options) (*Layout, error) {
 	lay := &Layout{Entry: p.image.entry}
 	if opt.Load == monitor.LoadStock {
@@ -179,8 +190,12 @@ func (p *Prepared) planImage(opt Options) (*Layout, error) {
 			}
 		}
 		// A plain image's per-instance memory is at the legacy base:
-		// packed images lie below it, in the same GiB.
-		if err := lay.addPrivateMemory(bi, opt, pl, 0); err != nil {
+		// packed images lie below it, in the same GiB. An aligned image
+		// (the KSM baselines run them as plain images) has it after its
+		// app, as when it is loaded from the pool: else each of its
+		// instances pays a page-table page and a page-middle directory
+		// (GiB 0) more than the same image loaded from the pool.
+		if err := lay.addPrivateMemory(bi, opt, pl, p.image.appStart()); err != nil {
 			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 		}
 	}

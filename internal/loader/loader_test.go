@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -232,6 +233,40 @@ func TestPlainImageSegmentsAreCopied(t *testing.T) {
 	}
 	if _, err := Plan(monitor.Unikernel{Name: "x", Image: src}, Options{}); err == nil {
 		t.Fatal("a C file accepted as image")
+	}
+}
+
+// An aligned image run as a plain image (the KSM baselines) has its
+// per-instance memory after its app, in the app's 2 MiB, as when it is
+// loaded from the pool; a packed image at the legacy base below the map.
+func TestPlainImagePerInstanceMemoryFollowsAnAlignedAppAndIsAtTheLegacyBaseOtherwise(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.c")
+	os.WriteFile(src, []byte("int counter = 5; void _start(void) { for (;;) counter++; }\n"), 0o644)
+	for _, c := range []struct {
+		base, boot uint64
+	}{{abi.PackedBase, abi.LegacyPrivateBase}, {abi.AppRegionBase, abi.PrivateBase}} {
+		img := filepath.Join(dir, fmt.Sprintf("img-%x", c.base))
+		out, err := exec.Command("gcc", "-static", "-nostdlib", "-fno-pie", "-no-pie", "-O2", "-Wl,-z,norelro",
+			fmt.Sprintf("-Wl,-Ttext-segment=%#x", c.base), "-o", img, src).CombinedOutput()
+		if err != nil {
+			t.Fatalf("gcc: %v\n%s", err, out)
+		}
+		lay, err := Plan(monitor.Unikernel{Name: "img", Image: img}, Options{Load: monitor.LoadNaive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lay.BootInfo != c.boot {
+			t.Errorf("image at %#x: boot info at %#x, want %#x", c.base, lay.BootInfo, c.boot)
+		}
+		for _, m := range lay.Mappings {
+			if (m.Part == PartStack || m.Part == PartHeap) && (m.Addr < c.boot || m.Addr >= abi.PrivateLimitFor(c.base)) {
+				t.Errorf("image at %#x: %s at %#x, outside [%#x,%#x)", c.base, m.Part, m.Addr, c.boot, abi.PrivateLimitFor(c.base))
+			}
+		}
 	}
 }
 
