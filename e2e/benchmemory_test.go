@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -12,7 +13,8 @@ import (
 // in the mode's memory cgroup: the monitor column is that process's whole
 // PSS (anonymous + file), and the group's anonymous charge is the
 // instances' and the monitor's anonymous pages and nothing else (none of
-// the bench's own heap: fleet, census, samples).
+// the bench's own heap: fleet, census, samples). shared-no-packs runs the
+// same unikernels from the fleet's second pool (linked --no-packs).
 func TestBenchMemoryCountsTheMonitorAsAProcessOfItsOwnAndNothingOfTheBench(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("bench memory reads other processes' memory: needs root")
@@ -21,13 +23,16 @@ func TestBenchMemoryCountsTheMonitorAsAProcessOfItsOwnAndNothingOfTheBench(t *te
 	dir := t.TempDir()
 	env := []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
 	out := filepath.Join(dir, "out")
-	cli(t, bin, env, "bench", "memory", "--count", "4", "--seed", "5", "--modes", "shared,packed-naive", "--modes-layouts-only",
+	cli(t, bin, env, "bench", "memory", "--count", "4", "--seed", "5", "--modes", "shared,packed-naive,shared-no-packs", "--modes-layouts-only",
 		"--work", filepath.Join(dir, "work"), "--out", out)
 	data, err := os.ReadFile(filepath.Join(out, "results.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var res struct {
+		Layouts []struct {
+			Layout string `json:"layout"`
+		} `json:"layouts"`
 		Modes []struct {
 			Mode            string `json:"mode"`
 			Instances       int    `json:"instances"`
@@ -54,8 +59,15 @@ func TestBenchMemoryCountsTheMonitorAsAProcessOfItsOwnAndNothingOfTheBench(t *te
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Modes) != 2 {
-		t.Fatalf("%d modes in results.json, want 2", len(res.Modes))
+	if len(res.Modes) != 3 {
+		t.Fatalf("%d modes in results.json, want 3", len(res.Modes))
+	}
+	var layouts []string
+	for _, l := range res.Layouts {
+		layouts = append(layouts, l.Layout)
+	}
+	if !slices.Contains(layouts, "aligned-no-packs") {
+		t.Errorf("page analysis of layouts %v: no aligned-no-packs", layouts)
 	}
 	for _, m := range res.Modes {
 		f := m.Final

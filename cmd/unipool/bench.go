@@ -52,7 +52,11 @@ second for --duration, each stays resident for --lifetime after its request, and
 memory is sampled over the whole time (about RATE × lifetime resident in the steady
 state).
 
-Modes: ` + modeNames(),
+Modes (in the order they run; the default is all of them): ` + modeNames() + `.
+Also (named in --modes only): ` + extraModeNames() + `; shared-no-packs runs "shared" on
+the aligned images linked with --no-packs against a pool and map of their own (the
+layout before packs; building the fleet links and pools them too), so --modes
+shared,shared-no-packs gives both side by side in one run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd, o, modes)
@@ -178,6 +182,14 @@ func benchPlotCommand() *cobra.Command {
 		},
 	}
 	return plot
+}
+
+func extraModeNames() string {
+	var n []string
+	for _, m := range bench.ExtraModes {
+		n = append(n, m.Name)
+	}
+	return strings.Join(n, ", ")
 }
 
 func modeNames() string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unipool/unipool/internal/ksm"
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/tlbtrace"
 )
@@ -146,5 +147,28 @@ func TestKernelTableUnderChurnShowsThePeakSampleNotTheEmptyFinalOne(t *testing.T
 	r.KernelTable(&sb)
 	if !strings.Contains(string(sb), "shared  cgroup     3.0            3.0") {
 		t.Fatalf("no peak row in\n%s", sb)
+	}
+}
+
+func TestAKSMModeThatEndsBeforeKsmdFinishedItsScansSaysItDidNotConverge(t *testing.T) {
+	samples := func(scans ...uint64) []Sample {
+		var ss []Sample
+		for _, n := range scans {
+			ss = append(ss, Sample{KSM: &ksm.Counters{FullScans: n}})
+		}
+		return ss
+	}
+	m := Mode{Name: "aligned-ksm", KSM: true}
+	var log strings.Builder
+	slow := &ModeResult{Samples: samples(7, 7, 7, 8), KSMOthers: []ksm.Process{{Pid: 42, Command: "qemu-system-x86", RmapItems: 300000}}}
+	slow.ksmVerdict(m, 90*time.Second, &log)
+	if !slow.KSMNotConverged || slow.KSMFullScans != 1 || !strings.Contains(log.String(), "NOT CONVERGED") || !strings.Contains(log.String(), "qemu-system-x86 (pid 42") {
+		t.Fatalf("one full scan in the wait: converged=%v scans=%d, log %q", !slow.KSMNotConverged, slow.KSMFullScans, log.String())
+	}
+	log.Reset()
+	done := &ModeResult{Samples: samples(7, 9, 10, 12)}
+	done.ksmVerdict(m, 90*time.Second, &log)
+	if done.KSMNotConverged || done.KSMFullScans != 5 || log.Len() != 0 {
+		t.Fatalf("five full scans: converged=%v scans=%d, log %q", !done.KSMNotConverged, done.KSMFullScans, log.String())
 	}
 }

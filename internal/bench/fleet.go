@@ -22,6 +22,18 @@ type Fleet struct {
 	Images  map[string][]string // layout -> image path per unikernel (corpus order)
 	PoolDir string
 	Names   []string // pool names, corpus order
+	// NoPacksPoolDir, if not "", is a second pool of the same unikernels
+	// (same names): their aligned images linked without packs against its
+	// own map (Images[LayoutAlignedNoPacks]), for the mode shared-no-packs.
+	NoPacksPoolDir string
+}
+
+// poolFor is the pool mode m runs from.
+func (f *Fleet) poolFor(m Mode) string {
+	if m.NoPacks {
+		return f.NoPacksPoolDir
+	}
+	return f.PoolDir
 }
 
 // FleetOptions say what to build.
@@ -38,6 +50,9 @@ type FleetOptions struct {
 	Flavor        string
 	Configs       int
 	AppsPerConfig int // corpus.Options.AppsPerConfig
+	// NoPacks also links the aligned images without packs against a map
+	// of their own and pools them apart (Fleet.NoPacksPoolDir).
+	NoPacks bool
 }
 
 // BuildFleet builds the corpus, links every unikernel in every layout
@@ -76,51 +91,8 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 		}
 	}
 	for _, layout := range layouts {
-		dir := filepath.Join(o.Work, "images", layout)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
-		}
-		paths := make([]string, len(c.Unikernels))
-		bar := newBar(o.Log, len(c.Unikernels), "linking "+layout)
-		work := make(chan int)
-		var mu sync.Mutex
-		var firstErr error
-		var wg sync.WaitGroup
-		for w := 0; w < o.Jobs; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					u := c.Unikernels[i]
-					objs, sums, err := link.ObjectsFromCorpus(c.Dir, u.Name)
-					out := filepath.Join(dir, u.Name+".img")
-					if err == nil {
-						_, err = link.Link(ctx, link.Options{Layout: layout, Objects: objs, SHA256: sums, Output: out,
-							MapPath: p.MapPath(), Cmdline: u.Input, Fragments: c.Fragments(&u)})
-					}
-					mu.Lock()
-					if err != nil && firstErr == nil {
-						firstErr = fmt.Errorf("bench: link %s (%s): %w", u.Name, layout, err)
-					}
-					paths[i] = out
-					bar.Add(1)
-					mu.Unlock()
-				}
-			}()
-		}
-		for i := range c.Unikernels {
-			if ctx.Err() != nil {
-				break
-			}
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		bar.Finish()
-		if firstErr != nil {
-			return nil, firstErr
-		}
-		if err := ctx.Err(); err != nil {
+		paths, err := linkAll(ctx, c, o, layout, layout, p.MapPath(), false)
+		if err != nil {
 			return nil, err
 		}
 		f.Images[layout] = paths
@@ -134,7 +106,78 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 		bar.Add(1)
 	}
 	bar.Finish()
+	if o.NoPacks {
+		f.NoPacksPoolDir = filepath.Join(o.Work, "pool-no-packs")
+		os.RemoveAll(f.NoPacksPoolDir)
+		np, err := pool.Init(f.NoPacksPoolDir)
+		if err != nil {
+			return nil, err
+		}
+		paths, err := linkAll(ctx, c, o, LayoutAlignedNoPacks, link.LayoutAligned, np.MapPath(), true)
+		if err != nil {
+			return nil, err
+		}
+		f.Images[LayoutAlignedNoPacks] = paths
+		bar = newBar(o.Log, len(c.Unikernels), "pooling "+LayoutAlignedNoPacks)
+		for i, u := range c.Unikernels {
+			if _, err := pool.Add(f.NoPacksPoolDir, paths[i], pool.AddOptions{Name: u.Name, Cmdline: u.Input, InitBlobs: true}); err != nil {
+				return nil, fmt.Errorf("bench: pool add %s (%s): %w", u.Name, LayoutAlignedNoPacks, err)
+			}
+			bar.Add(1)
+		}
+		bar.Finish()
+	}
 	return f, nil
+}
+
+// linkAll links every unikernel of c in layout against the map at mapPath
+// (noPacks: link.Options.NoPacks) into Work/images/name, o.Jobs at a time.
+func linkAll(ctx context.Context, c *corpus.Corpus, o FleetOptions, name, layout, mapPath string, noPacks bool) ([]string, error) {
+	dir := filepath.Join(o.Work, "images", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	paths := make([]string, len(c.Unikernels))
+	bar := newBar(o.Log, len(c.Unikernels), "linking "+name)
+	work := make(chan int)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < o.Jobs; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				u := c.Unikernels[i]
+				objs, sums, err := link.ObjectsFromCorpus(c.Dir, u.Name)
+				out := filepath.Join(dir, u.Name+".img")
+				if err == nil {
+					_, err = link.Link(ctx, link.Options{Layout: layout, Objects: objs, SHA256: sums, Output: out,
+						MapPath: mapPath, Cmdline: u.Input, Fragments: c.Fragments(&u), NoPacks: noPacks})
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = fmt.Errorf("bench: link %s (%s): %w", u.Name, name, err)
+				}
+				paths[i] = out
+				bar.Add(1)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range c.Unikernels {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	bar.Finish()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return paths, ctx.Err()
 }
 
 // LoadFleet takes the fleet BuildFleet left in work as it is (no build, no
@@ -184,7 +227,28 @@ func LoadFleet(work string, layouts []string, inputs string) (*Fleet, error) {
 	for _, u := range c.Unikernels {
 		f.Names = append(f.Names, u.Name)
 	}
+	// The no-packs pool, if the fleet was built with it: both its pool
+	// and its images, else neither.
+	if np := filepath.Join(work, "pool-no-packs"); exists(np) {
+		if _, err := pool.Open(np); err != nil {
+			return nil, fmt.Errorf("bench: the fleet in %s: %w", work, err)
+		}
+		var paths []string
+		for _, u := range c.Unikernels {
+			p := filepath.Join(work, "images", LayoutAlignedNoPacks, u.Name+".img")
+			if !exists(p) {
+				return nil, fmt.Errorf("bench: the fleet in %s has a no-packs pool but no %s image of %s", work, LayoutAlignedNoPacks, u.Name)
+			}
+			paths = append(paths, p)
+		}
+		f.NoPacksPoolDir, f.Images[LayoutAlignedNoPacks] = np, paths
+	}
 	return f, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // truncate keeps the first n unikernels (all when n is 0 or more than

@@ -33,7 +33,26 @@ type Mode struct {
 	// Snapshot starts every instance from its pooled boot snapshot
 	// (`unipool snapshot`): the pages boot wrote are shared too.
 	Snapshot bool
+	// NoPacks runs the fleet's second pool: its aligned images linked with
+	// link.Options.NoPacks (every library on pages of its own: the layout
+	// before packs) against a map of their own (Fleet.NoPacksPoolDir), so
+	// one run measures the layout with and without packs side by side.
+	NoPacks bool `json:",omitempty"`
 }
+
+// source names what a mode's instances are made of: a layout's images,
+// the pool, or the no-packs pool. Modes of one source share a census of
+// the pages their images hold as loaded.
+func (m Mode) source() string {
+	if m.NoPacks {
+		return LayoutAlignedNoPacks
+	}
+	return m.Layout
+}
+
+// LayoutAlignedNoPacks names the fleet's aligned images linked without
+// packs (images/aligned-no-packs, pooled in pool-no-packs).
+const LayoutAlignedNoPacks = "aligned-no-packs"
 
 // Modes are the approaches compared, in the order they run.
 //
@@ -66,10 +85,18 @@ var Modes = []Mode{
 // the same images as "shared", without sharing. The demo compares the two.
 var NaiveMode = Mode{Name: "naive", Load: monitor.LoadNaive}
 
+// NoPacksMode is "shared" on the aligned layout before packs (the fleet's
+// no-packs pool): not run by default (it costs a second aligned link and
+// pool); `--modes shared,shared-no-packs` measures both in one run.
+var NoPacksMode = Mode{Name: "shared-no-packs", Load: monitor.LoadShared, NoPacks: true}
+
+// ExtraModes can be named in --modes but do not run by default.
+var ExtraModes = []Mode{NaiveMode, NoPacksMode}
+
 // ModeByName finds a mode.
 func ModeByName(name string) (Mode, error) {
 	var names []string
-	for _, m := range append(Modes, NaiveMode) {
+	for _, m := range append(slices.Clone(Modes), ExtraModes...) {
 		if m.Name == name {
 			return m, nil
 		}
@@ -163,12 +190,13 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		o.Modes = Modes
 	}
 	layouts := map[string]bool{}
-	needKSM := false
+	needKSM, noPacks := false, false
 	for _, m := range o.Modes {
 		if m.Layout != "" {
 			layouts[m.Layout] = true
 		}
 		needKSM = needKSM || m.KSM
+		noPacks = noPacks || m.NoPacks
 	}
 	var session *ksm.Session
 	if needKSM {
@@ -197,6 +225,9 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		if fleet, err = LoadFleet(o.Work, lay, o.Inputs); err != nil {
 			return nil, err
 		}
+		if noPacks && fleet.NoPacksPoolDir == "" {
+			return nil, fmt.Errorf("bench: mode %s needs the fleet's no-packs pool, and the fleet in %s has none: build it with that mode in --modes", NoPacksMode.Name, o.Work)
+		}
 		fleet.truncate(o.Count)
 	}
 	if fleet == nil {
@@ -211,7 +242,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		}
 		var err error
 		fleet, err = BuildFleet(ctx, FleetOptions{Count: o.Count, Seed: o.Seed, Inputs: o.Inputs, Work: o.Work, Layouts: lay, Jobs: o.Jobs, Log: o.Log,
-			Flavor: o.Flavor, Configs: o.Configs, AppsPerConfig: o.AppsPerConfig})
+			Flavor: o.Flavor, Configs: o.Configs, AppsPerConfig: o.AppsPerConfig, NoPacks: noPacks})
 		if err != nil {
 			return nil, err
 		}
@@ -239,7 +270,7 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 	}
 	res := &Results{Count: len(fleet.Names), Apps: len(apps), Seed: o.Seed, Monitor: o.Monitor, Inputs: fleet.Corpus.Inputs,
 		FreePageReportsIgnored: o.IgnoreFreePageReports}
-	for _, l := range []string{link.LayoutPacked, link.LayoutDCE, link.LayoutAligned} {
+	for _, l := range []string{link.LayoutPacked, link.LayoutDCE, link.LayoutAligned, LayoutAlignedNoPacks} {
 		if fleet.Images[l] == nil {
 			continue
 		}
@@ -278,14 +309,14 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 		// monitor holds and the blob descriptors it keeps open are the
 		// monitor's memory (and the kernel's, in the mode's group).
 		resolve := func() ([]monitor.Unikernel, error) { return fleetUnikernels(fleet, m) }
-		if loaded[m.Layout] == nil {
+		if loaded[m.source()] == nil {
 			// What the images hold as loaded, cold (a snapshot's pages are
 			// run-time pages, not an image's).
-			cold, err := fleetUnikernels(fleet, Mode{Layout: m.Layout})
+			cold, err := fleetUnikernels(fleet, Mode{Layout: m.Layout, NoPacks: m.NoPacks})
 			if err != nil {
 				return nil, err
 			}
-			if loaded[m.Layout], err = loadedContents(cold); err != nil {
+			if loaded[m.source()], err = loadedContents(cold); err != nil {
 				return nil, err
 			}
 		}
@@ -303,9 +334,9 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 				mr, err = runChurn(ctx, mon, resolve, m, o.Churn, expect, o.HostWideKernel, o.Log)
 			}
 		} else if exe != "" {
-			mr, err = runModeProcess(ctx, fleet, exe, m, o, session, loaded[m.Layout])
+			mr, err = runModeProcess(ctx, fleet, exe, m, o, session, loaded[m.source()])
 		} else {
-			mr, err = runMode(ctx, mon, resolve, m, o, session, loaded[m.Layout], expect)
+			mr, err = runMode(ctx, mon, resolve, m, o, session, loaded[m.source()], expect)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bench: mode %s: %w", m.Name, err)
@@ -373,7 +404,7 @@ func fleetUnikernels(fleet *Fleet, m Mode) ([]monitor.Unikernel, error) {
 			// instance gets its own in a fresh boot info, as a cold boot.
 			resolve = launch.ResolveSnapshots
 		}
-		uks, err := resolve(fleet.PoolDir, fleet.Names, "")
+		uks, err := resolve(fleet.poolFor(m), fleet.Names, "")
 		if err != nil {
 			return nil, err
 		}
@@ -432,6 +463,9 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 	defer leaveGroup(group, m, o.Log)
 	t0 := time.Now()
 	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "growth"}
+	if m.KSM {
+		mr.ksmOthers([]int{self})
+	}
 	if group != nil {
 		mr.Cgroup = group.Dir()
 	}
@@ -458,7 +492,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 				mr.OutsideGroup = outside(group, fl.Instances)
 			}
 			s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait,
-				KSM: m.KSM, MinScans: 3}
+				KSM: m.KSM, MinScans: ksmMinScans}
 			mr.Samples, mr.TimeToStable = s.Run(ctx, func() (measure.Host, int) {
 				// The monitor's garbage is not what it holds: a GC first,
 				// as at the baseline.
@@ -471,6 +505,9 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 				return h, missing
 			})
 			mr.BenchRuntime = benchRuntime
+			if m.KSM {
+				mr.ksmOthers(append([]int{self}, p...))
+			}
 			mr.SharedBytes = measure.SumShared(fl.Instances)
 			for _, pid := range fl.Instances {
 				if b, err := measure.SharedMappingRSS(pid); err == nil {
@@ -513,7 +550,54 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 		loads = append(loads, float64(r.LoadTime)/1e6)
 	}
 	mr.tally(loads)
+	mr.ksmVerdict(m, o.KSMWait, o.Log)
 	return mr, nil
+}
+
+// ksmMinScans is how many full scans a KSM mode waits for (within
+// --ksm-wait) before its memory may be called stable: KSM merges a page
+// only once it has seen it unchanged over two scans.
+const ksmMinScans = 3
+
+// ksmOthers adds the processes, other than fleet, whose memory ksmd scans
+// (ksm.Mergeable) to mr.KSMOthers, each once.
+func (mr *ModeResult) ksmOthers(fleet []int) {
+	skip := map[int]bool{os.Getpid(): true}
+	for _, p := range fleet {
+		skip[p] = true
+	}
+	others, _ := ksm.Mergeable(skip)
+	for _, o := range others {
+		if !slices.ContainsFunc(mr.KSMOthers, func(x ksm.Process) bool { return x.Pid == o.Pid }) {
+			mr.KSMOthers = append(mr.KSMOthers, o)
+		}
+	}
+}
+
+// ksmVerdict sets how many full scans ksmd finished while mode m was
+// sampled and whether it converged, and says in log what would make its
+// merged figures partial or not the fleet's alone.
+func (mr *ModeResult) ksmVerdict(m Mode, wait time.Duration, log io.Writer) {
+	if !m.KSM || len(mr.Samples) == 0 {
+		return
+	}
+	first, last := mr.Samples[0].KSM, mr.Samples[len(mr.Samples)-1].KSM
+	if first != nil && last != nil && last.FullScans >= first.FullScans {
+		mr.KSMFullScans = last.FullScans - first.FullScans
+	}
+	if mr.KSMFullScans+1 < ksmMinScans { // the first sample may fall in a scan
+		mr.KSMNotConverged = true
+		fmt.Fprintf(log, "mode %s: KSM NOT CONVERGED: ksmd finished %d full scans in --ksm-wait %s (merging takes %d): its merged figures are partial; raise --ksm-wait or --ksm-pages-to-scan\n",
+			m.Name, mr.KSMFullScans, wait, ksmMinScans)
+	}
+	if len(mr.KSMOthers) > 0 {
+		var names []string
+		for _, o := range mr.KSMOthers {
+			names = append(names, fmt.Sprintf("%s (pid %d, %d rmap items)", o.Command, o.Pid, o.RmapItems))
+		}
+		fmt.Fprintf(log, "mode %s: ksmd also scanned the memory of %d other processes: %s; they lengthen every full scan and the fleet's pages can merge with theirs (an emulated KVM host's QEMU with mem-merge on is one)\n",
+			m.Name, len(mr.KSMOthers), strings.Join(names, ", "))
+	}
 }
 
 // tally sets the load times from loads (ms) and the figures the samples
@@ -588,6 +672,9 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		}
 	}()
 	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "process"}
+	if m.KSM {
+		mr.ksmOthers(nil)
+	}
 	if group != nil {
 		mr.Cgroup = group.Dir()
 	}
@@ -630,11 +717,14 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		if group != nil {
 			mr.OutsideGroup = outside(group, append([]int{p.Pid()}, pids...))
 		}
-		s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait, KSM: m.KSM, MinScans: 3}
+		s := Sampler{Period: time.Second, Window: 5, Tolerance: 0.01, MinTime: 3 * time.Second, MaxTime: maxWait, KSM: m.KSM, MinScans: ksmMinScans}
 		mr.Samples, mr.TimeToStable = s.Run(ctx, func() (measure.Host, int) {
 			h, missing, _ := measure.TakeHost(fl, base)
 			return h, missing
 		})
+		if m.KSM {
+			mr.ksmOthers(append([]int{p.Pid()}, pids...))
+		}
 		mr.SharedBytes = measure.SumShared(pids)
 		for _, pid := range pids {
 			if b, err := measure.SharedMappingRSS(pid); err == nil {
@@ -681,6 +771,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		loads = append(loads, float64(r.LoadTime)/1e6)
 	}
 	mr.tally(loads)
+	mr.ksmVerdict(m, o.KSMWait, o.Log)
 	return mr, nil
 }
 

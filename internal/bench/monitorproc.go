@@ -83,7 +83,7 @@ type monitorMessage struct {
 func specFor(fleet *Fleet, m Mode, monitorName string, o MemoryOptions) MonitorSpec {
 	s := MonitorSpec{Monitor: monitorName, Mode: m, IgnoreFreePageReports: o.IgnoreFreePageReports, Timeout: 5 * time.Minute}
 	if m.Layout == "" {
-		s.Pool = fleet.PoolDir
+		s.Pool = fleet.poolFor(m)
 	}
 	for i, u := range fleet.Corpus.Unikernels {
 		su := SpecUnikernel{Name: u.Name, Cmdline: u.Input, Expect: u.Expect}

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"github.com/unipool/unipool/internal/ksm"
 	"io"
 	"os"
 	"path/filepath"
@@ -73,6 +74,17 @@ type ModeResult struct {
 	Private  map[string]measure.PrivatePages `json:"private_by_place,omitempty"`
 	Samples  []Sample                        `json:"samples"`
 	FinalKSM any                             `json:"final_ksm,omitempty"`
+	// KSMFullScans is how many full scans ksmd finished while a KSM mode
+	// was sampled; KSMNotConverged says the sampling stopped at --ksm-wait
+	// before ksmd had finished the scans that merging takes (the merged
+	// figures are then partial).
+	KSMFullScans    uint64 `json:"ksm_full_scans,omitempty"`
+	KSMNotConverged bool   `json:"ksm_not_converged,omitempty"`
+	// KSMOthers are the processes outside the fleet whose memory ksmd
+	// scanned too during a KSM mode (found before it started or while it
+	// was held): they lengthen every full scan, and the fleet's pages can
+	// merge with theirs.
+	KSMOthers []ksm.Process `json:"ksm_other_processes,omitempty"`
 }
 
 // BenchRuntime is the bench process's Go runtime before a mode's fleet

@@ -162,3 +162,66 @@ func write(name, v string) error {
 	}
 	return nil
 }
+
+// ProcDir is where the kernel lists processes.
+var ProcDir = "/proc"
+
+// Process is a process with memory KSM scans (madvise MADV_MERGEABLE,
+// prctl PR_SET_MEMORY_MERGE, or QEMU's guest RAM with mem-merge on).
+type Process struct {
+	Pid       int    `json:"pid"`
+	Command   string `json:"command"`
+	RmapItems uint64 `json:"rmap_items"` // pages ksmd tracks for it (Linux 6.1+)
+}
+
+// Mergeable lists the processes, other than those in skip, whose memory
+// ksmd scans: a full scan walks all of them, so gigabytes of another
+// process (an emulated host's RAM) make every full scan take minutes, and
+// a measured fleet's pages can merge with theirs. It reads
+// /proc/PID/ksm_stat (Linux 6.1+); on kernels without it, it finds none.
+func Mergeable(skip map[int]bool) ([]Process, error) {
+	ents, err := os.ReadDir(ProcDir)
+	if err != nil {
+		return nil, fmt.Errorf("ksm: %w", err)
+	}
+	var out []Process
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || skip[pid] {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(ProcDir, e.Name(), "ksm_stat"))
+		if err != nil {
+			continue // gone, or no ksm_stat on this kernel
+		}
+		p, ok := parseStat(string(b))
+		if !ok {
+			continue
+		}
+		p.Pid = pid
+		comm, _ := os.ReadFile(filepath.Join(ProcDir, e.Name(), "comm"))
+		p.Command = strings.TrimSpace(string(comm))
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parseStat reads one ksm_stat: whether the process has mergeable memory
+// (ksm_mergeable: yes, or rmap items where the kernel has no such line).
+func parseStat(s string) (Process, bool) {
+	var p Process
+	mergeable := false
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(strings.Replace(line, ":", " ", 1))
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "ksm_rmap_items":
+			p.RmapItems, _ = strconv.ParseUint(f[1], 10, 64)
+		case "ksm_mergeable":
+			mergeable = f[1] == "yes"
+		}
+	}
+	return p, mergeable || p.RmapItems > 0
+}

@@ -58,3 +58,30 @@ func TestMissingKSMIsAClearError(t *testing.T) {
 		t.Fatal("missing KSM not reported")
 	}
 }
+
+func TestMergeableListsProcessesWithMergeableMemoryButNotSkippedOnes(t *testing.T) {
+	old := ProcDir
+	ProcDir = t.TempDir()
+	t.Cleanup(func() { ProcDir = old })
+	proc := func(pid, comm, stat string) {
+		d := filepath.Join(ProcDir, pid)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "comm"), []byte(comm+"\n"), 0o644)
+		if stat != "" {
+			os.WriteFile(filepath.Join(d, "ksm_stat"), []byte(stat), 0o644)
+		}
+	}
+	proc("10", "qemu-system-x86", "ksm_rmap_items 0\nksm_zero_pages 0\nksm_merging_pages 0\nksm_process_profit 0\nksm_merge_any: no\nksm_mergeable: yes\n")
+	proc("11", "bash", "ksm_rmap_items 0\nksm_merge_any: no\nksm_mergeable: no\n")
+	proc("12", "old", "ksm_rmap_items 512\nksm_zero_pages 0\n") // a kernel without ksm_mergeable
+	proc("13", "instance", "ksm_rmap_items 40\nksm_mergeable: yes\n")
+	proc("14", "nostat", "")
+	os.MkdirAll(filepath.Join(ProcDir, "self"), 0o755)
+	got, err := Mergeable(map[int]bool{13: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != (Process{Pid: 10, Command: "qemu-system-x86"}) || got[1] != (Process{Pid: 12, Command: "old", RmapItems: 512}) {
+		t.Fatalf("Mergeable = %+v, want qemu (10) and old (12)", got)
+	}
+}
