@@ -18,3 +18,6 @@ run distinct $A d1000
 run repeated $A r1000
 run distinct $B d1000-rev
 run repeated $B r1000-rev
+# A third run of each fleet (05:18 UTC):
+run distinct $A d1000-3
+run repeated $B r1000-3rev
