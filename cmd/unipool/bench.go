@@ -40,7 +40,11 @@ of its own: its whole PSS; the kvm monitor's guests live in it, and their pages,
 from outside, are the instances'; --monitor-in-process: the bench process's growth)
 and the kernel's part (what the mode's memory cgroup is charged: page tables, kernel
 stacks, slab; KVM's structures and second-level page tables), with the drop of MemAvailable and KSM's counters, until
-memory is stable or --ksm-wait runs out. Then a census of every present page gives the
+memory is stable (a KSM mode: also after ksmd has finished 3 full scans) or --ksm-wait
+runs out. A KSM mode that ran out first says "KSM NOT CONVERGED" (results.json:
+ksm_not_converged), and one whose ksmd also scanned other processes' memory names them
+(ksm_other_processes): ksmd scans every mergeable process on the host, so an emulated
+host's QEMU with mem-merge on makes its full scans take minutes. Then a census of every present page gives the
 ideals (all-zero pages apart). Also counts ksmd's CPU time, remote TLB shootdowns by
 the process that issued them (tlb:tlb_flush), and load times, and writes
 DIR/results.json, DIR/memory.csv, DIR/memory.png (memory over time, one line per mode)
@@ -206,7 +210,7 @@ func addBenchFlags(c *cobra.Command, o *bench.MemoryOptions, modes *string, coun
 	c.Flags().StringVar(&o.Inputs, "inputs", "distinct", "corpus inputs: distinct (each unikernel its own request) or repeated (app.json cases)")
 	c.Flags().StringVar(&o.Monitor, "monitor", "process", "monitor: process or kvm")
 	c.Flags().StringVar(modes, "modes", modeNames(), "comma-separated modes to run, in order")
-	c.Flags().DurationVar(&o.KSMWait, "ksm-wait", wait, "longest a KSM mode waits for memory to be stable")
+	c.Flags().DurationVar(&o.KSMWait, "ksm-wait", wait, "longest a KSM mode waits for ksmd's 3 full scans and memory to be stable")
 	c.Flags().IntVar(&o.PagesToScan, "ksm-pages-to-scan", 0, "ksmd pages_to_scan during KSM modes (0: keep the kernel's)")
 	c.Flags().StringVar(&o.Out, "out", "bench-out", "output folder")
 	c.Flags().StringVar(&o.Work, "work", "", "folder for the corpus, images and pool (default OUT/work)")
