@@ -224,6 +224,10 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 	for _, t := range tracers {
 		t.startedAll = func() {
 			if starting.Add(-1) == 0 {
+				// Every instance is built: the snapshot page files
+				// they map stay open through their mappings, and no
+				// instance will ask for one again.
+				pages.close()
 				go monitor.ReturnStartGarbage()
 			}
 		}
