@@ -224,10 +224,14 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 	for _, t := range tracers {
 		t.startedAll = func() {
 			if starting.Add(-1) == 0 {
-				// Every instance is built: the snapshot page files
-				// they map stay open through their mappings, and no
-				// instance will ask for one again.
+				// Every instance is built: the blob and snapshot page
+				// files they map stay open through their mappings, and
+				// no instance will ask for one again.
 				pages.close()
+				for path, f := range files {
+					f.Close()
+					delete(files, path)
+				}
 				go monitor.ReturnStartGarbage()
 			}
 		}
