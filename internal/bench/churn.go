@@ -12,7 +12,6 @@ import (
 
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
-	"github.com/unipool/unipool/internal/tlbtrace"
 )
 
 // Churn says how instances came and went in `bench memory --arrivals`:
@@ -34,16 +33,12 @@ type Churn struct {
 // arrival).
 func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor.Unikernel, error), m Mode, c Churn, expect map[string]string,
 	hostWide bool, logw io.Writer) (*ModeResult, error) {
-	log := func(f string, a ...any) { fmt.Fprintf(logw, f+"\n", a...) }
 	self := os.Getpid()
 	base, err := measure.TakeBaseline([]int{self})
 	if err != nil {
 		return nil, err
 	}
-	tr, trErr := tlbtrace.Start()
-	if trErr != nil {
-		log("mode %s: TLB flushes not counted: %v", m.Name, trErr)
-	}
+	tr := startTLBTrace(m, logw)
 	// After the tracer: its tracefs instance (files, buffers) is not
 	// the fleet's.
 	group := enterGroup(m, hostWide, logw)

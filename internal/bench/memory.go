@@ -165,7 +165,19 @@ func enterGroup(m Mode, hostWide bool, log io.Writer) *measure.FleetGroup {
 	return g
 }
 
-// leaveGroup moves this process back and removes mode m's group.
+// startTLBTrace starts counting TLB flushes for mode m; nil, and a line in
+// the log saying why, where they cannot be counted.
+func startTLBTrace(m Mode, log io.Writer) *tlbtrace.Tracer {
+	tr, err := tlbtrace.Start()
+	if err != nil {
+		fmt.Fprintf(log, "mode %s: TLB flushes not counted: %v\n", m.Name, err)
+		return nil
+	}
+	return tr
+}
+
+// leaveGroup removes mode m's group (moving this process back out first
+// if it entered it), saying in the log why it could not.
 func leaveGroup(g *measure.FleetGroup, m Mode, log io.Writer) {
 	if err := g.Close(); err != nil {
 		fmt.Fprintf(log, "mode %s: %v\n", m.Name, err)
@@ -453,10 +465,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 		return nil, err
 	}
 	benchRuntime := &BenchRuntime{Baseline: measure.ReadGoRuntime()} // TakeBaseline settled
-	tr, trErr := tlbtrace.Start()
-	if trErr != nil {
-		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
-	}
+	tr := startTLBTrace(m, o.Log)
 	// After the tracer: its tracefs instance (files, buffers) is not
 	// the fleet's.
 	group := enterGroup(m, o.HostWideKernel, o.Log)
@@ -666,11 +675,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		return nil, err
 	}
 	group, start := modeGroup(m, o)
-	defer func() {
-		if err := group.Close(); err != nil {
-			fmt.Fprintf(o.Log, "mode %s: %v\n", m.Name, err)
-		}
-	}()
+	defer leaveGroup(group, m, o.Log)
 	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "process"}
 	if m.KSM {
 		mr.ksmOthers(nil)
@@ -678,10 +683,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 	if group != nil {
 		mr.Cgroup = group.Dir()
 	}
-	tr, trErr := tlbtrace.Start()
-	if trErr != nil {
-		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
-	}
+	tr := startTLBTrace(m, o.Log)
 	t0 := time.Now()
 	p, err := startMonitorProcess(exe, filepath.Join(o.Out, "monitor-"+m.Name+".json"), specFor(fleet, m, o.Monitor, o), o.Log, start)
 	if err != nil {
@@ -803,19 +805,12 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 		return nil, err
 	}
 	group, start := modeGroup(m, o)
-	defer func() {
-		if err := group.Close(); err != nil {
-			fmt.Fprintf(o.Log, "mode %s: %v\n", m.Name, err)
-		}
-	}()
+	defer leaveGroup(group, m, o.Log)
 	mr := &ModeResult{Mode: m.Name, MonitorMeasured: "process"}
 	if group != nil {
 		mr.Cgroup = group.Dir()
 	}
-	tr, trErr := tlbtrace.Start()
-	if trErr != nil {
-		fmt.Fprintf(o.Log, "mode %s: TLB flushes not counted: %v\n", m.Name, trErr)
-	}
+	tr := startTLBTrace(m, o.Log)
 	spec := specFor(fleet, m, o.Monitor, o)
 	c := o.Churn
 	spec.Churn = &c
