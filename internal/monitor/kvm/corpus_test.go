@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unipool/unipool/internal/corpus"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -17,27 +18,10 @@ import (
 // DIR/corpus/corpus.json and DIR/pool) outside the emulated KVM host, where
 // compiling is fast, and runs this test where KVM works.
 func TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor(t *testing.T) {
-	dir := os.Getenv("UNIPOOL_KVM_SAMPLE")
-	if dir == "" {
-		t.Skip("UNIPOOL_KVM_SAMPLE not set (scripts/test.sh sets it)")
-	}
-	needKVM(t)
-	data, err := os.ReadFile(filepath.Join(dir, "corpus", "corpus.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var corpus struct {
-		Unikernels []struct{ Name, Input, Expect string } `json:"unikernels"`
-	}
-	if err := json.Unmarshal(data, &corpus); err != nil {
-		t.Fatalf("corpus.json: %v", err)
-	}
-	if len(corpus.Unikernels) == 0 {
-		t.Fatal("corpus.json names no unikernels")
-	}
+	dir, unikernels := kvmSample(t)
 	bin := cliBinary(t)
 	pool := filepath.Join(dir, "pool")
-	for _, u := range corpus.Unikernels {
+	for _, u := range unikernels {
 		outputs := map[string]string{}
 		for _, run := range [][]string{{"--monitor", "process"}, {"--monitor", "kvm", "-n", "2"}, {"--monitor", "kvm", "--load", "naive"}} {
 			args := append([]string{"run", "--json", "--timeout", "60s", "--pool", pool, "--cmdline", u.Input}, run...)
@@ -73,27 +57,13 @@ func TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor(t *test
 // set, its own command line delivered. Output and exit code must be those
 // of a cold boot.
 func TestCorpusSampleFromSnapshotsPrintsUnderKVMWhatColdBootsPrint(t *testing.T) {
-	dir := os.Getenv("UNIPOOL_KVM_SAMPLE")
-	if dir == "" {
-		t.Skip("UNIPOOL_KVM_SAMPLE not set (scripts/test.sh sets it)")
-	}
-	needKVM(t)
-	data, err := os.ReadFile(filepath.Join(dir, "corpus", "corpus.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var corpus struct {
-		Unikernels []struct{ Name, Input string } `json:"unikernels"`
-	}
-	if err := json.Unmarshal(data, &corpus); err != nil {
-		t.Fatalf("corpus.json: %v", err)
-	}
+	dir, unikernels := kvmSample(t)
 	pool := filepath.Join(t.TempDir(), "pool")
 	if out, err := exec.Command("cp", "-a", filepath.Join(dir, "pool"), pool).CombinedOutput(); err != nil {
 		t.Fatalf("copy the sample pool: %v\n%s", err, out)
 	}
 	bin := cliBinary(t)
-	for _, u := range corpus.Unikernels {
+	for _, u := range unikernels {
 		if _, stderr, code := cli(t, bin, "snapshot", "--pool", pool, u.Name); code != 0 {
 			t.Fatalf("snapshot %s: status %d, stderr %q", u.Name, code, stderr)
 		}
@@ -115,4 +85,27 @@ func TestCorpusSampleFromSnapshotsPrintsUnderKVMWhatColdBootsPrint(t *testing.T)
 			}
 		}
 	}
+}
+
+// kvmSample is the pooled corpus sample scripts/test.sh builds outside the
+// emulated KVM host for the tests that run inside it
+// (UNIPOOL_KVM_SAMPLE=DIR: DIR/corpus, a corpus of a few unikernels, and
+// DIR/pool, each of them pooled): DIR and the corpus's unikernels. It
+// skips the test where there is no sample and fails it where the sample
+// names no unikernel.
+func kvmSample(t *testing.T) (string, []corpus.Unikernel) {
+	t.Helper()
+	dir := os.Getenv("UNIPOOL_KVM_SAMPLE")
+	if dir == "" {
+		t.Skip("UNIPOOL_KVM_SAMPLE not set (scripts/test.sh sets it)")
+	}
+	needKVM(t)
+	c, err := corpus.Load(filepath.Join(dir, "corpus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Unikernels) == 0 {
+		t.Fatalf("%s names no unikernels", filepath.Join(c.Dir, corpus.FileName))
+	}
+	return dir, c.Unikernels
 }

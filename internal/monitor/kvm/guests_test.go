@@ -2,7 +2,6 @@ package kvm
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,22 +22,8 @@ import (
 // census of the guests' memory read in place, the shared blob set counted
 // for both VMs.
 func TestHeldGuestsReadByTheirRangesAreWhatTheMonitorCountsOfThem(t *testing.T) {
-	dir := os.Getenv("UNIPOOL_KVM_SAMPLE")
-	if dir == "" {
-		t.Skip("UNIPOOL_KVM_SAMPLE not set (scripts/test.sh sets it)")
-	}
-	needKVM(t)
-	data, err := os.ReadFile(filepath.Join(dir, "corpus", "corpus.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var corpus struct {
-		Unikernels []struct{ Name, Input string } `json:"unikernels"`
-	}
-	if err := json.Unmarshal(data, &corpus); err != nil || len(corpus.Unikernels) == 0 {
-		t.Fatalf("corpus.json: %v (%d unikernels)", err, len(corpus.Unikernels))
-	}
-	u := corpus.Unikernels[0]
+	dir, unikernels := kvmSample(t)
+	u := unikernels[0]
 	uks, err := launch.Resolve(filepath.Join(dir, "pool"), []string{u.Name}, "")
 	if err != nil {
 		t.Fatal(err)
