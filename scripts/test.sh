@@ -15,7 +15,7 @@ REPO=$PWD
 # KVM test packages: compiled here, run inside the emulated KVM host (or on
 # this machine when its KVM runs guests), in this order, each binary under
 # its own -test.timeout. Add a package here to run its KVM tests there.
-KVM_TESTS="internal/kvm internal/monitor/kvm"
+KVM_TESTS="internal/kvm internal/monitor/microvm"
 KVM_TEST_TIMEOUT=10m   # per test binary, inside the emulated host
 KVMHOST_TIMEOUT=1500   # seconds, the whole emulated-host run (boot included; healthy: ~2-5 min)
 
@@ -142,7 +142,7 @@ show() { grep --line-buffered -E '^(--- |ok|PASS|FAIL|panic|kvmhost:|@@ )' | sed
 
 if UNIPOOL_REQUIRE_KVM=1 "$kvm_tmp/internal-monitor-kvm.test" -test.run '^TestThisHostRunsKVMGuests$' >/dev/null 2>&1; then
 	say "this machine's KVM runs guests: the corpus sample under both monitors"
-	if ! (cd internal/monitor/kvm && UNIPOOL_KVM_UNIKRAFT="$kvm_ukraft" "$kvm_tmp/internal-monitor-kvm.test" -test.run 'TestCorpusSample|TestUnikraft' -test.v \
+	if ! (cd internal/monitor/microvm && UNIPOOL_KVM_UNIKRAFT="$kvm_ukraft" "$kvm_tmp/internal-monitor-kvm.test" -test.run 'TestCorpusSample|TestUnikraft' -test.v \
 		-test.timeout "$KVM_TEST_TIMEOUT") 2>&1 | tee "$LOGS/kvm-tests.log" | show; then
 		say "KVM tests FAILED; log: $LOGS/kvm-tests.log"
 		exit 1

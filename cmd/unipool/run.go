@@ -21,7 +21,7 @@ import (
 	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
-	_ "github.com/unipool/unipool/internal/monitor/kvm"
+	_ "github.com/unipool/unipool/internal/monitor/microvm"
 	"github.com/unipool/unipool/internal/monitor/process"
 	"github.com/unipool/unipool/internal/pool"
 )

@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/unipool/unipool/internal/monitor"
-	kvmmon "github.com/unipool/unipool/internal/monitor/kvm"
+	"github.com/unipool/unipool/internal/monitor/microvm"
 )
 
 // runKVMMeasure is `run --monitor kvm --measure`: every VM of a mode runs
 // in this one process, so the report is this process's PSS, the guests'
 // own pages, and what each VM costs the loader and the kernel beyond them.
 func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error {
-	rep, err := kvmmon.Monitor{}.Measure(ctx, uks, opt, modes)
+	rep, err := microvm.Monitor{}.Measure(ctx, uks, opt, modes)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/unipool/unipool/internal/bench"
 	"github.com/unipool/unipool/internal/link"
 	"github.com/unipool/unipool/internal/monitor"
-	"github.com/unipool/unipool/internal/monitor/kvm"
+	"github.com/unipool/unipool/internal/monitor/microvm"
 )
 
 // Options are the demo's flags.
@@ -62,7 +62,7 @@ func Run(ctx context.Context, o Options, out, log io.Writer) error {
 	fmt.Fprintln(out, "management (the Go runtime), and \"other\" is every other process on this host:")
 	res.TLBTable(out)
 	if o.KVM != "off" {
-		if err := kvm.Usable(); err != nil {
+		if err := microvm.Usable(); err != nil {
 			if o.KVM == "on" {
 				return fmt.Errorf("demo: KVM monitor: %w", err)
 			}

@@ -1,4 +1,4 @@
-package kvm
+package microvm
 
 import (
 	"encoding/binary"

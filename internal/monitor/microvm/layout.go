@@ -1,4 +1,4 @@
-// Package kvm is the kvm monitor: it runs every instance of a `unipool run`
+// Package microvm is the KVM monitor: it runs every instance of a `unipool run`
 // call as a microVM over /dev/kvm, all in this one process, each VM with
 // one vCPU on its own locked OS thread.
 //
@@ -16,7 +16,7 @@
 // vm.go (builds one VM from a loader.Layout), monitor.go (the
 // monitor.Monitor: threads, timeouts, hold), measure.go (memory per VM),
 // probe.go (does this host's KVM run guests at all).
-package kvm
+package microvm
 
 // Guest-physical layout of a VM. Everything the guest may write lives in
 // one private slot at GPA 0; pool blobs live in read-only slots above 4 GiB.
