@@ -332,6 +332,13 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 				return nil, err
 			}
 		}
+		ld := loaded[m.source()]
+		if m.Snapshot && ld != nil {
+			// The repeats census also knows what the snapshots store.
+			if ld, err = storedContents(ld, resolve); err != nil {
+				return nil, err
+			}
+		}
 		var mr *ModeResult
 		if o.Churn.Rate > 0 {
 			if session != nil {
@@ -346,9 +353,9 @@ func Memory(ctx context.Context, o MemoryOptions) (*Results, error) {
 				mr, err = runChurn(ctx, mon, resolve, m, o.Churn, expect, o.HostWideKernel, o.Log)
 			}
 		} else if exe != "" {
-			mr, err = runModeProcess(ctx, fleet, exe, m, o, session, loaded[m.source()])
+			mr, err = runModeProcess(ctx, fleet, exe, m, o, session, ld)
 		} else {
-			mr, err = runMode(ctx, mon, resolve, m, o, session, loaded[m.source()], expect)
+			mr, err = runMode(ctx, mon, resolve, m, o, session, ld, expect)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("bench: mode %s: %w", m.Name, err)
@@ -450,6 +457,27 @@ func loadedContents(uks []monitor.Unikernel) (*measure.Census, error) {
 	return c, nil
 }
 
+// storedContents is a census that knows loaded's contents and every page
+// the snapshots of resolve's unikernels store (their stack and heap
+// pages too), for the repeats census.
+func storedContents(loaded *measure.Census, resolve func() ([]monitor.Unikernel, error)) (*measure.Census, error) {
+	uks, err := resolve()
+	if err != nil {
+		return nil, err
+	}
+	c := loaded.Fork()
+	for _, u := range uks {
+		lay, err := loader.Plan(u, loader.Options{Load: monitor.LoadShared, Snapshot: true})
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		if err := c.AddStoredLayout(lay); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
 // runMode starts the fleet (resolve gives it, after the baseline and
 // inside the mode's group) in one mode and measures what the host pays while
 // they are held: samples until stable, then the page census.
@@ -534,7 +562,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 					guests.Ranges(func(b []byte, runtime bool) { c.AddMemory(b, measure.AreaOf(runtime)) })
 				}
 				id := c.Ideals()
-				mr.Census, mr.Ideals, mr.Private = &c.Counts, &id, c.Private
+				mr.Census, mr.Ideals, mr.Private, mr.Repeats = &c.Counts, &id, c.Private, c.Repeats()
 				c.Close()
 			}
 		}}
@@ -746,7 +774,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 				}
 			}
 			id := c.Ideals()
-			mr.Census, mr.Ideals, mr.Private = &c.Counts, &id, c.Private
+			mr.Census, mr.Ideals, mr.Private, mr.Repeats = &c.Counts, &id, c.Private, c.Repeats()
 			c.Close()
 		}
 		p.release()

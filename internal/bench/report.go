@@ -71,9 +71,13 @@ type ModeResult struct {
 	// Private is the census of the instances' own pages (not the page
 	// cache) by place: how many, how many all-zero, how many a merging
 	// daemon could take back (duplicates), how many KSM merged.
-	Private  map[string]measure.PrivatePages `json:"private_by_place,omitempty"`
-	Samples  []Sample                        `json:"samples"`
-	FinalKSM any                             `json:"final_ksm,omitempty"`
+	Private map[string]measure.PrivatePages `json:"private_by_place,omitempty"`
+	// Repeats is the census of the instances' non-zero private pages by
+	// app, place and page: how many hold a content another private page
+	// holds too, or that the pool stores, or a file page holds.
+	Repeats  []measure.PageRepeats `json:"private_repeats,omitempty"`
+	Samples  []Sample              `json:"samples"`
+	FinalKSM any                   `json:"final_ksm,omitempty"`
 	// KSMFullScans is how many full scans ksmd finished while a KSM mode
 	// was sampled; KSMNotConverged says the sampling stopped at --ksm-wait
 	// before ksmd had finished the scans that merging takes (the merged
@@ -366,6 +370,61 @@ func (r *Results) PrivateTable(out io.Writer) {
 		}
 		if len(places) > 0 {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%d\t%d\t%d\t\n", m.Mode, "all", tot.Pages, mib(tot.Pages*measure.PageSize), tot.Zero, tot.Duplicate, tot.KSM)
+		}
+	}
+	tw.Flush()
+}
+
+// RepeatsTable prints, per mode, the groups (app, place, page) of the
+// instances' non-zero private pages that hold the most repeated contents
+// (rows), and every group summed by place and page: where what KSM merges
+// lies, and whether the pool already had it.
+func (r *Results) RepeatsTable(out io.Writer, rows int) {
+	any := false
+	for _, m := range r.Modes {
+		any = any || len(m.Repeats) > 0
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintln(out, "repeated private pages (the census: non-zero anonymous pages of the instances; repeated = another private page holds the content too, every copy counted;")
+	fmt.Fprintln(out, "other app = of them, a page of another app's instance; stored = the pool stores the content: an image page as loaded, a snapshot page; file page = a page-cache page an instance maps holds it),")
+	fmt.Fprintf(out, "by place and page, then the %d app groups with the most repeated pages:\n", rows)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "mode\tapp\tplace\tpage\tpages\trepeated\tother app\tstored\tfile page\t\n")
+	for _, m := range r.Modes {
+		if len(m.Repeats) == 0 {
+			continue
+		}
+		by := map[measure.PageGroup]*measure.PageRepeats{}
+		var keys []measure.PageGroup
+		for _, g := range m.Repeats {
+			k := measure.PageGroup{App: "all", Place: g.Place, Page: g.Page}
+			s := by[k]
+			if s == nil {
+				s = &measure.PageRepeats{PageGroup: k}
+				by[k] = s
+				keys = append(keys, k)
+			}
+			s.Pages, s.Repeated, s.OtherApp, s.Stored, s.FilePage = s.Pages+g.Pages, s.Repeated+g.Repeated, s.OtherApp+g.OtherApp, s.Stored+g.Stored, s.FilePage+g.FilePage
+		}
+		sort.Slice(keys, func(i, j int) bool {
+			if keys[i].Place != keys[j].Place {
+				return keys[i].Place < keys[j].Place
+			}
+			return keys[i].Page < keys[j].Page
+		})
+		row := func(g measure.PageRepeats) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", m.Mode, g.App, g.Place, g.Page, g.Pages, g.Repeated, g.OtherApp, g.Stored, g.FilePage)
+		}
+		for _, k := range keys {
+			row(*by[k])
+		}
+		for i, g := range m.Repeats {
+			if i == rows || g.Repeated == 0 {
+				break
+			}
+			row(g)
 		}
 	}
 	tw.Flush()

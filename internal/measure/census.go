@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -83,6 +84,53 @@ type Census struct {
 	Private    map[string]PrivatePages
 	private    map[[32]byte]struct{} // contents seen in private pages
 	kpageflags *os.File
+	// What the repeats census (Repeats) needs: every non-zero private
+	// page's content and group, the contents of the file pages the
+	// instances map, and the contents the pool stores (AddStoredLayout).
+	privatePages []privatePage
+	filePages    map[[32]byte]struct{}
+	stored       map[[32]byte]struct{}
+}
+
+// privatePage is one non-zero private page as AddProcess found it.
+type privatePage struct {
+	hash  [32]byte
+	group PageGroup
+}
+
+// PageGroup names a group of private pages for the repeats census: the
+// app (the instance's process name up to its last '-': "lz4pack" of
+// "lz4pack-0001"), the place (as in Private) and the page within the
+// place: for the heap its index from the heap's start ("0" to "3", then
+// "4+"), for the stack from its top ("top", "top-1", then "below");
+// empty elsewhere.
+type PageGroup struct {
+	App   string `json:"app"`
+	Place string `json:"place"`
+	Page  string `json:"page,omitempty"`
+}
+
+// PageRepeats counts the private pages of a group by whether their
+// content is held elsewhere too: what merging identical pages (KSM) takes
+// back and what the loader could have shared instead of copying.
+type PageRepeats struct {
+	PageGroup
+	Pages uint64 `json:"pages"` // non-zero private pages (Private counts the all-zero ones)
+	// Repeated pages hold a non-zero content that another private page
+	// (any instance, any place) holds too; every copy counts (Duplicate
+	// of PrivatePages counts all but the first).
+	Repeated uint64 `json:"repeated_pages"`
+	// OtherApp pages (of Repeated) hold a content a private page of
+	// another app holds too.
+	OtherApp uint64 `json:"other_app_pages"`
+	// Stored pages hold a content the pool stores for the fleet (an
+	// image page as loaded, a snapshot page: AddStoredLayout), whether
+	// repeated or not: a page the instance left as it got it, or wrote
+	// back as it was.
+	Stored uint64 `json:"stored_pages"`
+	// FilePage pages hold the content of a file page an instance maps
+	// (a pool blob's page in the page cache).
+	FilePage uint64 `json:"file_page_pages"`
 }
 
 // Counts are a census's numbers, in pages.
@@ -127,11 +175,39 @@ func NewCensus() *Census {
 		files: map[string][]byte{}, private: map[[32]byte]struct{}{}}
 }
 
+// AddStoredLayout records every page of lay (run-time pages too: a
+// snapshot's stack and heap) as a content the pool stores, for Repeats.
+func (c *Census) AddStoredLayout(lay *loader.Layout) error {
+	if c.stored == nil {
+		c.stored = map[[32]byte]struct{}{}
+	}
+	for _, m := range lay.Mappings {
+		data := m.Data
+		if m.File != "" && len(m.Data) == 0 {
+			f, err := os.Open(m.File)
+			if err != nil {
+				return fmt.Errorf("measure: %w", err)
+			}
+			data = make([]byte, m.Size)
+			n, _ := f.ReadAt(data, int64(m.Offset))
+			f.Close()
+			data = data[:n]
+		}
+		for off := uint64(0); off < uint64(len(data)); off += PageSize {
+			page := data[off:min(uint64(len(data)), off+PageSize)]
+			if !isZero(page) {
+				c.stored[hashPage(page)] = struct{}{}
+			}
+		}
+	}
+	return nil
+}
+
 // Fork is an empty census that knows c's load-time contents (shared, not
 // copied: add no more of them to either).
 func (c *Census) Fork() *Census {
 	return &Census{loaded: c.loaded, seen: map[[32]byte]struct{}{}, seenLoaded: map[[32]byte]struct{}{}, files: c.files,
-		private: map[[32]byte]struct{}{}}
+		private: map[[32]byte]struct{}{}, stored: c.stored}
 }
 
 // Ideals computes the ideals from the classes.
@@ -234,9 +310,28 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 		return fmt.Errorf("census: %w", err)
 	}
 	defer mem.Close()
+	app := ""
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		app = strings.TrimSpace(string(b))
+		if i := strings.LastIndexByte(app, '-'); i > 0 {
+			app = app[:i]
+		}
+	}
+	if c.filePages == nil {
+		c.filePages = map[[32]byte]struct{}{}
+	}
 	sc := bufio.NewScanner(maps)
 	page := make([]byte, PageSize)
 	var places placer
+	// The private pages of this process, their page in the place named
+	// once the place's extent is known.
+	type found struct {
+		addr  uint64
+		place string
+		hash  [32]byte
+	}
+	var mine []found
+	extent := map[string][2]uint64{}
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 || !strings.HasPrefix(f[1], "r") {
@@ -262,6 +357,11 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 			continue
 		}
 		place := places.of(start, end, len(f) >= 6)
+		if e, ok := extent[place]; !ok {
+			extent[place] = [2]uint64{start, end}
+		} else {
+			extent[place] = [2]uint64{min(e[0], start), max(e[1], end)}
+		}
 		entries := make([]byte, 8*((end-start)/PageSize))
 		if _, err := pm.ReadAt(entries, int64(start/PageSize*8)); err != nil {
 			continue
@@ -278,10 +378,89 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 			c.Add(page, ar)
 			if e&PagemapFile == 0 {
 				c.addPrivate(page, place, c.isKSM(e))
+				if !isZero(page) {
+					mine = append(mine, found{a, place, hashPage(page)})
+				}
+			} else if !isZero(page) {
+				c.filePages[hashPage(page)] = struct{}{}
 			}
 		}
 	}
+	for _, p := range mine {
+		c.privatePages = append(c.privatePages, privatePage{p.hash, PageGroup{App: app, Place: p.place, Page: pageInPlace(p.place, p.addr, extent[p.place])}})
+	}
 	return sc.Err()
+}
+
+// pageInPlace names the page at addr of a place spanning ext: the heap's
+// by its index from the start, the stack's from its top.
+func pageInPlace(place string, addr uint64, ext [2]uint64) string {
+	switch place {
+	case "heap":
+		if i := (addr - ext[0]) / PageSize; i < 4 {
+			return strconv.FormatUint(i, 10)
+		}
+		return "4+"
+	case "stack":
+		switch (ext[1] - addr) / PageSize {
+		case 1:
+			return "top"
+		case 2:
+			return "top-1"
+		}
+		return "below"
+	}
+	return ""
+}
+
+// Repeats is the repeats census of the non-zero private pages AddProcess
+// found, by group, most repeated first.
+func (c *Census) Repeats() []PageRepeats {
+	count := map[[32]byte]int{}
+	apps := map[[32]byte]map[string]struct{}{}
+	for _, p := range c.privatePages {
+		count[p.hash]++
+		if apps[p.hash] == nil {
+			apps[p.hash] = map[string]struct{}{}
+		}
+		apps[p.hash][p.group.App] = struct{}{}
+	}
+	by := map[PageGroup]*PageRepeats{}
+	var out []*PageRepeats
+	for _, p := range c.privatePages {
+		r := by[p.group]
+		if r == nil {
+			r = &PageRepeats{PageGroup: p.group}
+			by[p.group] = r
+			out = append(out, r)
+		}
+		r.Pages++
+		if count[p.hash] > 1 {
+			r.Repeated++
+			if len(apps[p.hash]) > 1 {
+				r.OtherApp++
+			}
+		}
+		if _, ok := c.stored[p.hash]; ok {
+			r.Stored++
+		} else if _, ok := c.loaded[p.hash]; ok {
+			r.Stored++
+		}
+		if _, ok := c.filePages[p.hash]; ok {
+			r.FilePage++
+		}
+	}
+	res := make([]PageRepeats, len(out))
+	for i, r := range out {
+		res[i] = *r
+	}
+	sort.SliceStable(res, func(i, j int) bool {
+		if res[i].Repeated != res[j].Repeated {
+			return res[i].Repeated > res[j].Repeated
+		}
+		return res[i].Pages > res[j].Pages
+	})
+	return res
 }
 
 // AddMemory counts the present pages of b, memory of this process (the

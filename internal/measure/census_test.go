@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/unipool/unipool/internal/loader"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -204,5 +206,79 @@ func TestHostCountsInstancesMonitorAndKernelApart(t *testing.T) {
 	g, _, _ := TakeHost(Fleet{Monitors: []int{Self}, MonitorGrowth: true}, base)
 	if g.Monitor >= h.Monitor {
 		t.Fatalf("growth %d not below the whole %d", g.Monitor, h.Monitor)
+	}
+}
+
+func TestRepeatsSayWhichPrivatePagesAnotherPageThePoolOrAFilePageHoldsToo(t *testing.T) {
+	const n = 6
+	b, err := unix.Mmap(-1, 0, n*PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	// Private: X X X (repeated), Y Y (repeated, and the pool stores Y),
+	// Z (once, and a file page holds it).
+	for i, v := range []byte("XXXYYZ") {
+		copy(b[i*PageSize:], page(v))
+	}
+	fd, err := unix.MemfdCreate("census-test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Pwrite(fd, page('Z'), 0); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := unix.Mmap(fd, 0, PageSize, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(fb)
+	if fb[0] != 'Z' { // present
+		t.Fatal("the file page does not read back")
+	}
+	lo, flo := uint64(uintptrOf(b)), uint64(uintptrOf(fb))
+	c := NewCensus()
+	if err := c.AddStoredLayout(&loader.Layout{Mappings: []loader.Mapping{{Addr: 0, Size: 2 * PageSize, Data: append(page('Y'), make([]byte, PageSize)...)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddProcess(Self, func(a uint64) Area {
+		if a >= lo && a < lo+n*PageSize || a >= flo && a < flo+PageSize {
+			return Runtime
+		}
+		return Outside
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []PageRepeats
+	for _, r := range c.Repeats() {
+		if r.Place == "other" {
+			got = append(got, r)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("groups %+v, want one in place other", c.Repeats())
+	}
+	if g := got[0]; g.Pages != 6 || g.Repeated != 5 || g.OtherApp != 0 || g.Stored != 2 || g.FilePage != 1 {
+		t.Fatalf("%+v, want 6 pages, 5 repeated (none in another app), 2 stored, 1 a file page's", g)
+	}
+}
+
+func TestAPageIsNamedFromTheHeapsStartAndTheStacksTop(t *testing.T) {
+	heap := [2]uint64{0x10000, 0x20000}
+	stack := [2]uint64{0x8000, 0xc000}
+	for _, c := range []struct {
+		place string
+		addr  uint64
+		ext   [2]uint64
+		want  string
+	}{
+		{"heap", 0x10000, heap, "0"}, {"heap", 0x13000, heap, "3"}, {"heap", 0x14000, heap, "4+"},
+		{"stack", 0xb000, stack, "top"}, {"stack", 0xa000, stack, "top-1"}, {"stack", 0x8000, stack, "below"},
+		{"data arena", 0x7000_0000, [2]uint64{0x7000_0000, 0x7001_0000}, ""},
+	} {
+		if got := pageInPlace(c.place, c.addr, c.ext); got != c.want {
+			t.Errorf("%s %#x: %q, want %q", c.place, c.addr, got, c.want)
+		}
 	}
 }
