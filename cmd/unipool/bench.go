@@ -271,6 +271,8 @@ func runBench(cmd *cobra.Command, o bench.MemoryOptions, modes string) error {
 	fmt.Fprintln(out)
 	res.RepeatsTable(out, 12)
 	fmt.Fprintln(out)
+	res.PageTableTable(out)
+	fmt.Fprintln(out)
 	res.KernelTable(out)
 	fmt.Fprintln(out)
 	res.PerInstanceTable(out)

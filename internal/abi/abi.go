@@ -46,6 +46,21 @@ const (
 	// memory per instance process less than with the legacy addresses).
 	// The map hands out no region from here to DataArenaLimit.
 	AppRegionBase = 0x6000_0000
+	// AppRegionLimit bounds the app's code (tramp, code, read-only data:
+	// at most 512 KiB) in an image linked since the near arena exists:
+	// the near arena follows it. (Images linked before may have their app
+	// up to PrivateBase; none of them uses a library whose private part
+	// is in the near arena, which did not exist when they were linked.)
+	AppRegionLimit = NearArenaBase
+	// NearArenaBase and NearArenaLimit bound the near part of the map's
+	// data arena: between the app and the per-instance memory, in the
+	// same 2 MiB, so an instance's libraries' private parts, its app and
+	// its boot info, stack and first heap pages share one page-table
+	// page (with the far arena alone, the private parts took one more
+	// per instance). The map hands out private parts here first, and in
+	// the far arena (DataArenaBase) once the near one is full.
+	NearArenaBase  = 0x6008_0000
+	NearArenaLimit = PrivateBase
 	// PrivateBase is the start of per-instance guest memory of an image
 	// whose app is at AppRegionBase: the boot-info page, then the stack,
 	// then the heap, up to PrivateLimit (heap + stack of about 255 MiB at
@@ -66,7 +81,7 @@ const (
 	MapBase = 0x4000_0000
 	// MapLimit bounds the library map (the map refuses to grow past it).
 	MapLimit = 0x1_0000_0000
-	// DataArenaBase and DataArenaLimit bound the map's data arena: the
+	// DataArenaBase and DataArenaLimit bound the map's (far) data arena: the
 	// private parts (trampoline slots, data, bss) of libraries placed
 	// densely (desc.Region.PrivateStart), packed next to each other so
 	// that the libraries of an image share private pages. A library's
@@ -74,7 +89,9 @@ const (
 	// reaches any library's data PC-relatively until the trampoline pass
 	// redirects it, so every byte of the arena lies within a rel32 of
 	// the app region and of every dense region (MapBase up to
-	// DataArenaBase).
+	// DataArenaBase). Maps filled before the near arena existed have
+	// their private parts here; the map goes on here once the near arena
+	// is full.
 	DataArenaBase  = 0x7000_0000
 	DataArenaLimit = 0x8000_0000
 	// ASLRBase and ASLRSize bound the window where --aslr places library
@@ -102,6 +119,34 @@ const (
 	DefaultMemSize = 8 << 20
 )
 
+// Arenas are the parts of the map's data arena, nearest first: a dense
+// private part lies wholly inside one of them.
+var Arenas = [2][2]uint64{{NearArenaBase, NearArenaLimit}, {DataArenaBase, DataArenaLimit}}
+
+// ArenaLimit is the end of the arena part [start, start+size) lies in, 0
+// when it lies in none (or straddles two).
+func ArenaLimit(start, size uint64) uint64 {
+	for _, a := range Arenas {
+		if start >= a[0] && start < a[1] && size <= a[1]-start {
+			return a[1]
+		}
+	}
+	return 0
+}
+
+// InArena says whether [start, start+size) lies inside one arena part.
+func InArena(start, size uint64) bool { return ArenaLimit(start, size) != 0 }
+
+// IsArena says whether addr lies in the data arena (either part).
+func IsArena(addr uint64) bool {
+	for _, a := range Arenas {
+		if addr >= a[0] && addr < a[1] {
+			return true
+		}
+	}
+	return false
+}
+
 // PrivateBaseFor is where the per-instance memory of an image whose app
 // region starts at appStart begins: PrivateBase for an app at
 // AppRegionBase, else (legacy images, Unikraft images, plain images: 0)
@@ -109,6 +154,17 @@ const (
 func PrivateBaseFor(appStart uint64) uint64 {
 	if appStart == AppRegionBase {
 		return PrivateBase
+	}
+	return LegacyPrivateBase
+}
+
+// AppLimitFor is the end of the room for the code (tramp, code,
+// read-only data) of an app whose region starts at appStart:
+// AppRegionLimit for an app at AppRegionBase (the near arena follows),
+// else LegacyPrivateBase.
+func AppLimitFor(appStart uint64) uint64 {
+	if appStart == AppRegionBase {
+		return AppRegionLimit
 	}
 	return LegacyPrivateBase
 }

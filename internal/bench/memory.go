@@ -562,7 +562,7 @@ func runMode(ctx context.Context, mon monitor.Monitor, resolve func() ([]monitor
 					guests.Ranges(func(b []byte, runtime bool) { c.AddMemory(b, measure.AreaOf(runtime)) })
 				}
 				id := c.Ideals()
-				mr.Census, mr.Ideals, mr.Private, mr.Repeats = &c.Counts, &id, c.Private, c.Repeats()
+				mr.Census, mr.Ideals, mr.Private, mr.Repeats, mr.Tables = &c.Counts, &id, c.Private, c.Repeats(), c.Tables
 				c.Close()
 			}
 		}}
@@ -774,7 +774,7 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 				}
 			}
 			id := c.Ideals()
-			mr.Census, mr.Ideals, mr.Private, mr.Repeats = &c.Counts, &id, c.Private, c.Repeats()
+			mr.Census, mr.Ideals, mr.Private, mr.Repeats, mr.Tables = &c.Counts, &id, c.Private, c.Repeats(), c.Tables
 			c.Close()
 		}
 		p.release()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/unipool/unipool/internal/measure"
@@ -75,9 +76,12 @@ type ModeResult struct {
 	// Repeats is the census of the instances' non-zero private pages by
 	// app, place and page: how many hold a content another private page
 	// holds too, or that the pool stores, or a file page holds.
-	Repeats  []measure.PageRepeats `json:"private_repeats,omitempty"`
-	Samples  []Sample              `json:"samples"`
-	FinalKSM any                   `json:"final_ksm,omitempty"`
+	Repeats []measure.PageRepeats `json:"private_repeats,omitempty"`
+	// Tables is the census's last-level page-table pages by the places
+	// they hold (measure.Census.Tables), over the instances.
+	Tables   map[string]uint64 `json:"page_table_leaves_by_place,omitempty"`
+	Samples  []Sample          `json:"samples"`
+	FinalKSM any               `json:"final_ksm,omitempty"`
 	// KSMFullScans is how many full scans ksmd finished while a KSM mode
 	// was sampled; KSMNotConverged says the sampling stopped at --ksm-wait
 	// before ksmd had finished the scans that merging takes (the merged
@@ -426,6 +430,48 @@ func (r *Results) RepeatsTable(out io.Writer, rows int) {
 			}
 			row(g)
 		}
+	}
+	tw.Flush()
+}
+
+// PageTableTable prints, per mode, the page-table pages the instances'
+// present guest pages need (the census: one last-level page per 2 MiB that
+// holds one, one middle page per GiB), per instance and by the places that
+// share a last-level page.
+func (r *Results) PageTableTable(out io.Writer) {
+	any := false
+	for _, m := range r.Modes {
+		any = any || (m.Census != nil && m.Census.TableLeaves > 0)
+	}
+	if !any {
+		return
+	}
+	fmt.Fprintln(out, "page-table pages of the instances' guest memory (the census: a last-level page per 2 MiB with a present page, a middle page per GiB; the stub, the vDSO and the levels above are not counted):")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "mode\tleaf\tmiddle\tper instance\tleaves by the places they hold\t\n")
+	for _, m := range r.Modes {
+		if m.Census == nil || m.Census.TableLeaves == 0 {
+			continue
+		}
+		places := make([]string, 0, len(m.Tables))
+		for p := range m.Tables {
+			places = append(places, p)
+		}
+		sort.Slice(places, func(i, j int) bool {
+			if m.Tables[places[i]] != m.Tables[places[j]] {
+				return m.Tables[places[i]] > m.Tables[places[j]]
+			}
+			return places[i] < places[j]
+		})
+		var by []string
+		for _, p := range places {
+			by = append(by, fmt.Sprintf("%s %d", p, m.Tables[p]))
+		}
+		per := 0.0
+		if m.Instances > 0 {
+			per = float64(m.Census.TableLeaves+m.Census.TableMiddles) / float64(m.Instances)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%s\t\n", m.Mode, m.Census.TableLeaves, m.Census.TableMiddles, per, strings.Join(by, ", "))
 	}
 	tw.Flush()
 }

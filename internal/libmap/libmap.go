@@ -44,6 +44,10 @@ const (
 	// knows only 2 would take a pack member's region for a page-aligned
 	// one.
 	SchemaVersionPack = 3
+	// SchemaVersionNearArena is a map with a private part in the near
+	// arena (abi.NearArenaBase): a reader that knows only 3 would refuse
+	// it as outside its data arena; this says why.
+	SchemaVersionNearArena = 4
 )
 
 // Default slack policy: a part gets half its size again, and at least
@@ -171,8 +175,8 @@ func Parse(data []byte) (*Map, error) {
 // unique names, page-aligned regions inside [abi.MapBase, abi.MapLimit)
 // that overlap no other, versions that fit their region.
 func (m *Map) Validate() error {
-	if m.SchemaVersion != SchemaVersion && m.SchemaVersion != SchemaVersionDense && m.SchemaVersion != SchemaVersionPack {
-		return fmt.Errorf("library map: schema_version %d, want %d, %d or %d", m.SchemaVersion, SchemaVersion, SchemaVersionDense, SchemaVersionPack)
+	if m.SchemaVersion < SchemaVersion || m.SchemaVersion > SchemaVersionNearArena {
+		return fmt.Errorf("library map: schema_version %d, want %d to %d", m.SchemaVersion, SchemaVersion, SchemaVersionNearArena)
 	}
 	if len(m.Packs) > 0 && m.SchemaVersion < SchemaVersionPack {
 		return fmt.Errorf("library map: packs in a schema_version %d map", m.SchemaVersion)
@@ -243,10 +247,12 @@ func (m *Map) Validate() error {
 			if d.Dense() && m.SchemaVersion < SchemaVersionDense {
 				return fmt.Errorf("library map: library %q: region at %#x has a dense private part, which schema_version %d maps cannot have", l.Name, d.Start, m.SchemaVersion)
 			}
-			if d.Dense() && (d.PrivateStart%16 != 0 || d.PrivateSize%16 != 0 || d.PrivateStart < abi.DataArenaBase ||
-				d.PrivateSize > abi.DataArenaLimit-d.PrivateStart) {
-				return fmt.Errorf("library map: library %q: private part [%#x,+%#x) not 16-byte aligned inside the data arena [%#x,%#x)",
-					l.Name, d.PrivateStart, d.PrivateSize, uint64(abi.DataArenaBase), uint64(abi.DataArenaLimit))
+			if d.Dense() && (d.PrivateStart%16 != 0 || d.PrivateSize%16 != 0 || !abi.InArena(d.PrivateStart, d.PrivateSize)) {
+				return fmt.Errorf("library map: library %q: private part [%#x,+%#x) not 16-byte aligned inside the data arena [%#x,%#x) or [%#x,%#x)",
+					l.Name, d.PrivateStart, d.PrivateSize, uint64(abi.NearArenaBase), uint64(abi.NearArenaLimit), uint64(abi.DataArenaBase), uint64(abi.DataArenaLimit))
+			}
+			if d.Dense() && d.PrivateStart < abi.DataArenaBase && m.SchemaVersion < SchemaVersionNearArena {
+				return fmt.Errorf("library map: library %q: private part at %#x is in the near arena, which schema_version %d maps cannot have", l.Name, d.PrivateStart, m.SchemaVersion)
 			}
 			for _, v := range r.Versions {
 				if !v.Need.fits(d) {
@@ -314,12 +320,18 @@ func (m *Map) End() uint64 {
 	return end
 }
 
-// ArenaEnd is the first address of the data arena no private part uses yet.
-func (m *Map) ArenaEnd() uint64 {
-	end := uint64(abi.DataArenaBase)
+// ArenaEnd is the first address of the (far) data arena no private part
+// uses yet.
+func (m *Map) ArenaEnd() uint64 { return m.arenaEnd(abi.Arenas[1]) }
+
+// NearArenaEnd is the first address of the near arena no private part uses yet.
+func (m *Map) NearArenaEnd() uint64 { return m.arenaEnd(abi.Arenas[0]) }
+
+func (m *Map) arenaEnd(a [2]uint64) uint64 {
+	end := a[0]
 	for _, l := range m.Libraries {
 		for _, r := range l.Regions {
-			if r.Dense() {
+			if r.Dense() && r.PrivateStart >= a[0] && r.PrivateStart < a[1] {
 				end = max(end, r.PrivateEnd())
 			}
 		}
@@ -422,18 +434,29 @@ func (m *Map) newRegion(n Need, dense bool) (desc.Region, error) {
 		PrivateSize: m.Policy.Capacity(n.Private),
 	}
 	if dense {
-		r.PrivateStart, r.PrivateSize = m.ArenaEnd(), (max(n.Private, 16)+15)&^15
-		if off := r.PrivateStart % abi.PageSize; pageUp(off+r.PrivateSize) > pageUp(r.PrivateSize) {
-			// A part touches no more pages than its size needs (one
-			// for a part that fits in a page): straddling one more
-			// page boundary would make every image that uses it
-			// touch one more page. It starts on the next page
-			// instead (the skipped bytes cost address space only).
-			r.PrivateStart += abi.PageSize - off
-		}
-		if r.PrivateSize > abi.DataArenaLimit-r.PrivateStart {
-			return desc.Region{}, fmt.Errorf("the data arena is full: a private part of %#x bytes at %#x would pass its limit %#x",
-				r.PrivateSize, r.PrivateStart, uint64(abi.DataArenaLimit))
+		// The near arena (in the app's 2 MiB) while the part fits
+		// there, else the far one.
+		r.PrivateSize = (max(n.Private, 16) + 15) &^ 15
+		for i, a := range abi.Arenas {
+			r.PrivateStart = m.arenaEnd(a)
+			if off := r.PrivateStart % abi.PageSize; pageUp(off+r.PrivateSize) > pageUp(r.PrivateSize) {
+				// A part touches no more pages than its size needs (one
+				// for a part that fits in a page): straddling one more
+				// page boundary would make every image that uses it
+				// touch one more page. It starts on the next page
+				// instead (the skipped bytes cost address space only).
+				r.PrivateStart += abi.PageSize - off
+			}
+			if r.PrivateStart <= a[1] && r.PrivateSize <= a[1]-r.PrivateStart {
+				if i == 0 {
+					m.SchemaVersion = max(m.SchemaVersion, SchemaVersionNearArena)
+				}
+				break
+			}
+			if i == len(abi.Arenas)-1 {
+				return desc.Region{}, fmt.Errorf("the data arena is full: a private part of %#x bytes at %#x would pass its limit %#x",
+					r.PrivateSize, r.PrivateStart, a[1])
+			}
 		}
 	}
 	size := r.End() - r.Start

@@ -385,8 +385,8 @@ func TestDenseRegionsPackPrivatePartsInTheDataArena(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Region.PrivateStart != abi.DataArenaBase || a.Region.PrivateSize != 112 {
-		t.Errorf("a's private part at %#x+%#x, want the arena's start, 112 bytes", a.Region.PrivateStart, a.Region.PrivateSize)
+	if a.Region.PrivateStart != abi.NearArenaBase || a.Region.PrivateSize != 112 {
+		t.Errorf("a's private part at %#x+%#x, want the near arena's start, 112 bytes", a.Region.PrivateStart, a.Region.PrivateSize)
 	}
 	if b.Region.PrivateStart != a.Region.PrivateEnd() || b.Region.Start != a.Region.End() {
 		t.Errorf("b at %+v does not follow a at %+v", b.Region, a.Region)
@@ -412,12 +412,16 @@ func TestDenseRegionsPackPrivatePartsInTheDataArena(t *testing.T) {
 	if err != nil || back.Library("b").Regions[0].Region != b.Region {
 		t.Fatalf("round trip: %v", err)
 	}
-	if back.SchemaVersion != SchemaVersionDense {
-		t.Errorf("a map with dense regions says schema_version %d, want %d (readers of 1 must refuse it)", back.SchemaVersion, SchemaVersionDense)
+	if back.SchemaVersion != SchemaVersionNearArena {
+		t.Errorf("a map with private parts in the near arena says schema_version %d, want %d (readers of 1 to 3 must refuse it)", back.SchemaVersion, SchemaVersionNearArena)
 	}
-	old := strings.Replace(string(data), `"schema_version": 2`, `"schema_version": 1`, 1)
+	old := strings.Replace(string(data), `"schema_version": 4`, `"schema_version": 1`, 1)
 	if _, err := Parse([]byte(old)); err == nil || !strings.Contains(err.Error(), "dense") {
 		t.Errorf("a schema 1 map with a dense region: %v", err)
+	}
+	old = strings.Replace(string(data), `"schema_version": 4`, `"schema_version": 3`, 1)
+	if _, err := Parse([]byte(old)); err == nil || !strings.Contains(err.Error(), "near arena") {
+		t.Errorf("a schema 3 map with a private part in the near arena: %v", err)
 	}
 	// Two private parts overlapping are refused.
 	back.Library("b").Regions[0].PrivateStart = a.Region.PrivateStart + 16
@@ -439,8 +443,8 @@ func TestADensePartThatFitsInAPageIsNeverSplitAcrossTwo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.Region.PrivateStart != abi.DataArenaBase+abi.PageSize {
-		t.Errorf("b's 208 bytes at %#x after a's end %#x: want the next page %#x", b.Region.PrivateStart, a.Region.PrivateEnd(), uint64(abi.DataArenaBase+abi.PageSize))
+	if b.Region.PrivateStart != abi.NearArenaBase+abi.PageSize {
+		t.Errorf("b's 208 bytes at %#x after a's end %#x: want the next page %#x", b.Region.PrivateStart, a.Region.PrivateEnd(), uint64(abi.NearArenaBase+abi.PageSize))
 	}
 	// Three pages from 0x10d0 into a page would touch four: c starts on
 	// the next page.
@@ -448,7 +452,7 @@ func TestADensePartThatFitsInAPageIsNeverSplitAcrossTwo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Region.PrivateStart != abi.DataArenaBase+2*abi.PageSize {
+	if c.Region.PrivateStart != abi.NearArenaBase+2*abi.PageSize {
 		t.Errorf("c (three pages) at %#x after b's end %#x: want the next page", c.Region.PrivateStart, b.Region.PrivateEnd())
 	}
 	// 16 bytes, then 2.5 pages from 16 bytes into a page (three pages
@@ -569,5 +573,48 @@ func TestMapValidationRefusesBadPacks(t *testing.T) {
 		if err := m.Validate(); err == nil {
 			t.Errorf("%s: a bad pack validated", name)
 		}
+	}
+}
+
+// Private parts go to the near arena (in the app's 2 MiB) while they fit
+// there, then to the far one; a map filled before the near arena existed
+// (its private parts in the far arena) puts its new ones in the near
+// arena, and its old ones stay where they are.
+func TestPrivatePartsFillTheNearArenaFirstThenTheFarOne(t *testing.T) {
+	m := New()
+	room := uint64(abi.NearArenaLimit - abi.NearArenaBase)
+	a, err := m.PlaceDense("a", ver("1", 5000, room-abi.PageSize), true)
+	if err != nil || a.Region.PrivateStart != abi.NearArenaBase {
+		t.Fatalf("a: %+v, %v", a.Region, err)
+	}
+	b, err := m.PlaceDense("b", ver("1", 5000, 2*abi.PageSize), true)
+	if err != nil || b.Region.PrivateStart != abi.DataArenaBase {
+		t.Fatalf("b (two pages, one left near): %+v, %v; want the far arena's start", b.Region, err)
+	}
+	c, err := m.PlaceDense("c", ver("1", 5000, 100), true)
+	if err != nil || c.Region.PrivateStart != a.Region.PrivateEnd() {
+		t.Fatalf("c (100 bytes): %+v, %v; want the near arena's end %#x", c.Region, err, a.Region.PrivateEnd())
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A map of schema 3 whose private parts are all in the far arena.
+	old := New()
+	old.SchemaVersion = SchemaVersionPack
+	old.Libraries = []Library{{Name: "x", Regions: []Region{{Region: desc.Region{Start: abi.MapBase, TrampSize: abi.PageSize, SharedSize: abi.PageSize,
+		PrivateStart: abi.DataArenaBase, PrivateSize: 64}, Versions: []Version{ver("1", 100, 64)}}}}}
+	if err := old.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	y, err := old.PlaceDense("y", ver("1", 100, 64), true)
+	if err != nil || y.Region.PrivateStart != abi.NearArenaBase || old.SchemaVersion != SchemaVersionNearArena {
+		t.Fatalf("y in an old map: %+v, %v, schema %d", y.Region, err, old.SchemaVersion)
+	}
+	if x := old.Library("x").Regions[0].Region; x.PrivateStart != abi.DataArenaBase {
+		t.Errorf("x moved to %#x", x.PrivateStart)
+	}
+	if err := old.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

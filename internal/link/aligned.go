@@ -235,27 +235,56 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 		// highest private part of this image's libraries, so it shares
 		// that page. Its address is in no map: only this image uses
 		// it, and no library of this image lies above it.
-		placeAppPrivate(app, libs)
+		placeAppPrivate(app, libs, app.privateNeed())
 	}
 	return libs, nil
 }
 
-// placeAppPrivate puts the app's private part right after the highest
-// private part of the image's libraries; its size is known after the
-// link (describeLibrary).
-func placeAppPrivate(app *placed, libs []*placed) {
-	start := uint64(abi.DataArenaBase)
+// placeAppPrivate puts the app's private part (about need bytes) right
+// after the highest private part of the image's libraries
+// (appPrivatePlace); its size is known after the link (describeLibrary).
+func placeAppPrivate(app *placed, libs []*placed, need uint64) {
+	top := uint64(0)
 	for _, p := range libs {
 		if p != app && p.region.Dense() {
-			start = max(start, p.region.PrivateEnd())
+			top = max(top, p.region.PrivateEnd())
 		}
 	}
-	start = (start + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
+	start, limit := appPrivatePlace(top, need)
 	app.region.PrivateStart, app.region.PrivateSize = 0, 0
-	if start < abi.DataArenaLimit {
-		app.region.PrivateStart, app.region.PrivateSize = start, abi.DataArenaLimit-start
+	if limit != 0 {
+		app.region.PrivateStart, app.region.PrivateSize = start, limit-start
 	}
 }
+
+// appPrivatePlace is where an app's private part of about need bytes
+// goes when the image's libraries' private parts end at top (0: none):
+// right after top if it fits the arena part top is in, the near arena
+// (in the app's 2 MiB) first; else after top in the far arena (or at its
+// start). limit is the end of its room, 0 if no arena holds it.
+func appPrivatePlace(top, need uint64) (start, limit uint64) {
+	align := func(a uint64) uint64 { return (a + appPrivateAlign - 1) &^ (appPrivateAlign - 1) }
+	start = align(max(top, abi.NearArenaBase))
+	if limit = abi.ArenaLimit(start, need); limit != 0 {
+		return start, limit
+	}
+	start = align(max(top, abi.DataArenaBase))
+	return start, abi.ArenaLimit(start, need)
+}
+
+// privateNeed estimates the room the app's private part needs before the
+// link: its slots, data and bss, and room for the image-wide sections.
+func (p *placed) privateNeed() uint64 {
+	n := p.slotCap + slotAlign + appImageWide
+	if p.obj != nil {
+		n += p.obj.private
+	}
+	return n
+}
+
+// appImageWide is the room the estimate of an app's private part leaves
+// for the image-wide sections (tables, init arrays) that follow its data.
+const appImageWide = 16 << 10
 
 // appBase is where the image's app region starts: abi.AppRegionBase, in
 // the map's GiB, with the per-instance memory in its 2 MiB; a Unikraft
@@ -379,7 +408,9 @@ func describeLibrary(p *placed, segs []elfimage.Segment, used []bool) (desc.Libr
 	r := p.region
 	limit := r.End()
 	if p.app {
-		limit = abi.PrivateBaseFor(r.Start)
+		// (Below the near arena: the libraries' private parts there
+		// are theirs.)
+		limit = abi.AppLimitFor(r.Start)
 	}
 	var sharedEnd, privStart, privFile, privEnd uint64
 	for i, s := range segs {
@@ -528,7 +559,7 @@ func pageUp(n uint64) uint64 { return (n + abi.PageSize - 1) &^ (abi.PageSize - 
 func coverTBSS(cfg *desc.Config, va uint64) bool {
 	for i := range cfg.Libraries {
 		l := &cfg.Libraries[i]
-		if l.App && l.Region.Dense() && va >= l.Region.PrivateAddr() && va < abi.DataArenaLimit {
+		if l.App && l.Region.Dense() && va >= l.Region.PrivateAddr() && va < abi.ArenaLimit(l.Region.PrivateAddr(), 0) {
 			l.Region.PrivateSize = (va+1+15)&^15 - l.Region.PrivateAddr()
 			return true
 		}

@@ -83,7 +83,7 @@ func TestLibrariesKeepTheirTablesAndPrivateDataInPagesTheyShare(t *testing.T) {
 		if r.TrampSize != 0 || !l.Tramp.Split || l.Tramp.Size != 0 {
 			t.Errorf("%s: tramp area %#x, table %+v: want a split table and no tramp page", l.Name, r.TrampSize, l.Tramp)
 		}
-		if !r.Dense() || r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit {
+		if !r.Dense() || !abi.InArena(r.PrivateStart, r.PrivateSize) {
 			t.Errorf("%s: private part [%#x,%#x) not in the data arena", l.Name, r.PrivateStart, r.PrivateEnd())
 		}
 		if l.Tramp.StubSize > 0 && !l.InPack() { // (a member's stubs: in its pack's r-x pages)
@@ -116,5 +116,42 @@ func TestLibrariesKeepTheirTablesAndPrivateDataInPagesTheyShare(t *testing.T) {
 	// Under --aslr the image slides as one: the private parts stay dense.
 	if !strings.Contains(in.ASLR, "one slide of") || !strings.Contains(in.ASLR, "stay on the pages they share") {
 		t.Errorf("inspect's ASLR: %q", in.ASLR)
+	}
+}
+
+// An image linked against a fresh map has every private part (its
+// libraries' and its app's) and its app's code in the 2 MiB of the
+// per-instance memory (abi.PrivateBase): an instance's private parts,
+// app, boot info, stack and first heap pages need one page-table page,
+// not one more for a data arena of their own.
+func TestAFreshMapPutsEveryPrivatePartInThe2MiBOfTheAppAndTheInstancesMemory(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	small := buildLib(t, dir, "small", `
+static int counter[100];
+int small_get(int i) { return counter[i % 100]++; }
+`)
+	out := filepath.Join(dir, "image")
+	res := mustLink(t, Options{Layout: LayoutAligned, Objects: append(g.objects(false), Object{Path: small, Name: "small"}),
+		Output: out, MapPath: filepath.Join(dir, "map.json")})
+	const chunk = 2 << 20
+	home := uint64(abi.PrivateBase) &^ (chunk - 1)
+	in := func(a, n uint64) bool { return a >= home && a+n <= home+chunk }
+	privates := 0
+	for _, l := range res.Config.Libraries {
+		r := l.Region
+		if l.App && !in(r.Start, l.Shared.Size+r.TrampSize) {
+			t.Errorf("the app's code at %#x+%#x: not in the 2 MiB at %#x", r.Start, l.Shared.Size, home)
+		}
+		if r.Dense() && l.Private.MemSize > 0 {
+			privates++
+			if !in(r.PrivateStart, l.Private.MemSize) || r.PrivateStart < abi.NearArenaBase {
+				t.Errorf("%s: private part at %#x+%#x: not in the near arena of the 2 MiB at %#x", l.Name, r.PrivateStart, l.Private.MemSize, home)
+			}
+		}
+	}
+	if privates < 3 {
+		t.Errorf("%d private parts, want the guest's and small's", privates)
 	}
 }

@@ -122,9 +122,14 @@ func fitPrivateParts(libs []*placed) {
 		}
 		fixed = append(fixed, regionsOf(u, 0)...)
 	}
-	ok := func(rs []desc.Region) bool {
-		for _, r := range rs {
-			if r.Start < abi.MapBase || r.End() > abi.AppRegionBase || (r.Dense() && (r.PrivateStart < abi.DataArenaBase || r.PrivateEnd() > abi.DataArenaLimit)) {
+	// ok says whether the regions rs (a unit's, shifted from orig) lie
+	// in the map and their private parts in the arena part (near or far)
+	// they were in: a shift across arenas would put the library's code
+	// far from the rest of the image (one more page table).
+	ok := func(rs, orig []desc.Region) bool {
+		for i, r := range rs {
+			if r.Start < abi.MapBase || r.End() > abi.AppRegionBase ||
+				(r.Dense() && abi.ArenaLimit(r.PrivateStart, r.PrivateSize) != abi.ArenaLimit(orig[i].PrivateStart, 0)) {
 				return false
 			}
 			for _, f := range fixed {
@@ -169,7 +174,7 @@ func fitPrivateParts(libs []*placed) {
 				continue
 			}
 			tried[s] = true
-			if !ok(regionsOf(u, s)) {
+			if !ok(regionsOf(u, s), regionsOf(u, 0)) {
 				continue
 			}
 			var added uint64
@@ -184,21 +189,26 @@ func fitPrivateParts(libs []*placed) {
 		}
 		if bestNew > n {
 			// Nothing fits near: the first free pages above the others.
-			var top, lo uint64
-			for pg := range taken {
-				top = max(top, pg+page)
-			}
-			lo = own[0]
+			// (Above the others in the unit's arena part.)
+			lo := own[0]
 			for _, o := range own {
 				lo = min(lo, o)
 			}
+			limit := abi.ArenaLimit(lo, 0)
+			top := lo
+			for pg := range taken {
+				if abi.ArenaLimit(pg, 0) == limit {
+					top = max(top, pg+page)
+				}
+			}
+			orig := regionsOf(u, 0)
 			best = 0 // (a full arena: the map's place)
 			for s := int64(top) - int64(lo); ; s += int64(page) {
 				rs := regionsOf(u, s)
-				if len(rs) > 0 && rs[0].PrivateEnd() > abi.DataArenaLimit {
+				if len(rs) > 0 && rs[0].PrivateEnd() > limit {
 					break
 				}
-				if ok(rs) {
+				if ok(rs, orig) {
 					best = s
 					break
 				}
@@ -271,7 +281,7 @@ func refit(libs []*placed, cfg *desc.Config) (undo func()) {
 	if app == nil || !app.region.Dense() {
 		return undo
 	}
-	placeAppPrivate(app, libs)
+	placeAppPrivate(app, libs, appSize)
 	if a, lo, hi := appHole(libs, appSize); a != nil {
 		a.region.PrivateStart, a.region.PrivateSize = lo, hi-lo
 	}
@@ -343,8 +353,8 @@ func appHole(libs []*placed, size uint64) (app *placed, lo, hi uint64) {
 	need := (size+appPrivateAlign-1)&^(appPrivateAlign-1) + appPrivateAlign
 	for i, sp := range parts {
 		g0 := (sp.hi + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
-		g1 := uint64(abi.DataArenaLimit)
-		if i+1 < len(parts) {
+		g1 := abi.ArenaLimit(sp.lo, 0)
+		if i+1 < len(parts) && parts[i+1].lo < g1 {
 			g1 = parts[i+1].lo
 		}
 		if g1 > g0 && g1-g0 >= need && ownPages(g0, need) == 0 {

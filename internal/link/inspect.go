@@ -249,7 +249,8 @@ func mapPrivatePages(cfg *desc.Config) (bytes, pages uint64, moved int) {
 	for _, l := range cfg.Libraries {
 		if l.App && l.Region.Dense() {
 			bytes += l.Private.MemSize
-			add((max(top, abi.DataArenaBase)+appPrivateAlign-1)&^(appPrivateAlign-1), l.Private.MemSize)
+			start, _ := appPrivatePlace(top, l.Private.MemSize)
+			add(start, l.Private.MemSize)
 		}
 	}
 	return bytes, uint64(len(seen)) * abi.PageSize, moved

@@ -215,7 +215,7 @@ func alignedScript(libs []*placed, fills []packFill, collections, nonAlloc []str
 		if !p.app {
 			w("  ASSERT(. <= %#x, \"unipool: library %s: shared part exceeds its region's capacity %#x\")\n", r.SharedAddr()+r.SharedSize, p.name, r.SharedSize)
 		} else {
-			w("  ASSERT(. <= %#x, \"unipool: the app's code overflows into per-instance memory\")\n", abi.PrivateBaseFor(r.Start))
+			w("  ASSERT(. <= %#x, \"unipool: the app's code overflows into the near data arena or per-instance memory\")\n", abi.AppLimitFor(r.Start))
 		}
 		if !r.Dense() {
 			privatePart(w, i, p, collections, tables)

@@ -81,7 +81,12 @@ type Census struct {
 	// Private counts, by place (placer), the pages that are an
 	// instance's own (anonymous: not in the page cache), as AddProcess
 	// finds them.
-	Private    map[string]PrivatePages
+	Private map[string]PrivatePages
+	// Tables counts, by the places whose present pages share it, the
+	// last-level page-table pages (one per 2 MiB with a present guest
+	// page) of each process AddProcess reads: "app+boot info+stack" is a
+	// page table the app and the per-instance memory share.
+	Tables     map[string]uint64
 	private    map[[32]byte]struct{} // contents seen in private pages
 	kpageflags *os.File
 	// What the repeats census (Repeats) needs: every non-zero private
@@ -142,6 +147,14 @@ type Counts struct {
 	Runtime        uint64 `json:"runtime_pages"`
 	Distinct       uint64 `json:"distinct_pages"`              // distinct contents among the non-zero pages
 	LoadedDistinct uint64 `json:"image_loaded_distinct_pages"` // distinct contents among ImageLoaded
+	// TableLeaves and TableMiddles are the page-table pages the present
+	// guest pages of the processes AddProcess reads need at the last
+	// level (one per 2 MiB that holds one) and at the level above it
+	// (one per GiB): what a layout decides of the kernel's page tables.
+	// The processes' other mappings (the stub, the vDSO) and the levels
+	// above are the same in every layout and not counted.
+	TableLeaves  uint64 `json:"page_table_leaf_pages,omitempty"`
+	TableMiddles uint64 `json:"page_table_middle_pages,omitempty"`
 }
 
 // PrivatePages are the private pages of one place.
@@ -332,6 +345,8 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 	}
 	var mine []found
 	extent := map[string][2]uint64{}
+	chunks := map[uint64]map[string]bool{}
+	defer c.addTables(chunks)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 || !strings.HasPrefix(f[1], "r") {
@@ -376,6 +391,10 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 				continue
 			}
 			c.Add(page, ar)
+			if chunks[a>>21] == nil {
+				chunks[a>>21] = map[string]bool{}
+			}
+			chunks[a>>21][strings.TrimSuffix(place, copiedSuffix)] = true
 			if e&PagemapFile == 0 {
 				c.addPrivate(page, place, c.isKSM(e))
 				if !isZero(page) {
@@ -390,6 +409,26 @@ func (c *Census) AddProcess(pid int, area func(addr uint64) Area) error {
 		c.privatePages = append(c.privatePages, privatePage{p.hash, PageGroup{App: app, Place: p.place, Page: pageInPlace(p.place, p.addr, extent[p.place])}})
 	}
 	return sc.Err()
+}
+
+// addTables counts the page-table pages of one process's chunks (2 MiB
+// areas with a present guest page, by the places they hold).
+func (c *Census) addTables(chunks map[uint64]map[string]bool) {
+	if c.Tables == nil {
+		c.Tables = map[string]uint64{}
+	}
+	gib := map[uint64]bool{}
+	for n, ps := range chunks {
+		names := make([]string, 0, len(ps))
+		for p := range ps {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+		c.Tables[strings.Join(names, "+")]++
+		c.TableLeaves++
+		gib[n>>9] = true
+	}
+	c.TableMiddles += uint64(len(gib))
 }
 
 // pageInPlace names the page at addr of a place spanning ext: the heap's
@@ -585,6 +624,8 @@ func (pl *placer) gap() { pl.runtimeEnd = 0 }
 func (pl *placer) of(start, end uint64, file bool) string {
 	var p string
 	switch {
+	case abi.IsArena(start):
+		p = "data arena"
 	case start >= abi.LegacyAppRegionBase && start < abi.LegacyPrivateBase, start >= abi.AppRegionBase && start < abi.PrivateBase:
 		p = "app"
 	case start >= abi.LegacyPrivateBase && start < abi.MapBase, start >= abi.PrivateBase && start < abi.PrivateLimit:
@@ -596,8 +637,6 @@ func (pl *placer) of(start, end uint64, file bool) string {
 		if pl.runtimeRun <= len(runtimePlaces) {
 			p = runtimePlaces[pl.runtimeRun-1]
 		}
-	case start >= abi.DataArenaBase && start < abi.DataArenaLimit:
-		p = "data arena"
 	case start >= abi.MapBase && start < abi.DataArenaBase:
 		p = "libraries"
 	case start >= abi.ASLRBase && start < abi.ASLRBase+abi.ASLRSize:
@@ -606,10 +645,12 @@ func (pl *placer) of(start, end uint64, file bool) string {
 		p = "other"
 	}
 	if file {
-		p += " (copied from a pool blob)"
+		p += copiedSuffix
 	}
 	return p
 }
+
+const copiedSuffix = " (copied from a pool blob)"
 
 func hashPage(p []byte) [32]byte {
 	if len(p) == PageSize {
