@@ -124,6 +124,18 @@ func TestCensusReadsAProcesssPresentPages(t *testing.T) {
 	if got := p.Private["other"]; got.Pages != 8 || got.Zero != 3 || got.Duplicate != 3 || len(p.Private) != 1 {
 		t.Fatalf("private pages %+v, want 8 in place other, 3 all-zero, 3 duplicates", p.Private)
 	}
+	// Their page tables: one last-level page per 2 MiB they lie in, one
+	// middle page per GiB.
+	leaves, middles := uint64(1), uint64(1)
+	if last := lo + 7*PageSize; last>>21 != lo>>21 {
+		leaves++
+		if last>>30 != lo>>30 {
+			middles++
+		}
+	}
+	if p.TableLeaves != leaves || p.TableMiddles != middles || p.Tables["other"] != leaves {
+		t.Errorf("page tables: %d leaves, %d middles, by place %v; want %d, %d", p.TableLeaves, p.TableMiddles, p.Tables, leaves, middles)
+	}
 }
 
 func TestPrivatePagesAreNamedByTheirPlaceInTheGuest(t *testing.T) {
@@ -139,6 +151,8 @@ func TestPrivatePagesAreNamedByTheirPlaceInTheGuest(t *testing.T) {
 		{0x2005_0000, 0x2005_1000, true, "stack (copied from a pool blob)"}, // a snapshot page, right after
 		{0x2005_2000, 0x2081_2000, false, "heap"},
 		{0x4000_0000, 0x4000_1000, true, "libraries (copied from a pool blob)"},
+		{0x6000_0000, 0x6000_1000, true, "app (copied from a pool blob)"},
+		{0x6008_0000, 0x6008_1000, true, "data arena (copied from a pool blob)"}, // the near arena
 		{0x7000_1000, 0x7000_2000, true, "data arena (copied from a pool blob)"},
 		{0x1_0000_0000, 0x1_0000_1000, false, "aslr window"},
 	} {
