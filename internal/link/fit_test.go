@@ -173,3 +173,23 @@ func TestFitPrivatePartsMovesByWholePagesWithoutOverlapOrMorePages(t *testing.T)
 		t.Errorf("%d pages after, %d before", after, before)
 	}
 }
+
+// A library whose private part is in the near arena stays there, even
+// where a page already taken in the far arena would save it a page: the
+// shift would carry its code 256 MiB away from the rest of the image (one
+// more page table for every instance, for one private page).
+func TestFitPrivatePartsNeverMovesAPartToTheOtherArena(t *testing.T) {
+	const P = abi.PageSize
+	mk := func(name string, start, priv, size uint64) *placed {
+		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
+	}
+	libs := []*placed{
+		mk("old", abi.MapBase, abi.DataArenaBase, 2*P+0x100),       // far: pages 0-2, room on page 2
+		mk("new", abi.MapBase+16*P, abi.NearArenaBase+0x800, 0x100), // near: would fit on far page 2
+		{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}},
+	}
+	fitPrivateParts(libs)
+	if libs[1].shift != 0 || libs[1].region.PrivateStart != abi.NearArenaBase+0x800 {
+		t.Errorf("new moved by %#x to %#x: want it where the map put it, in the near arena", libs[1].shift, libs[1].region.PrivateStart)
+	}
+}
