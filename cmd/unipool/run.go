@@ -132,9 +132,12 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	if err != nil {
 		return err
 	}
-	// The blob files stay open to the end; the descriptions go once the
-	// monitor has planned their instances.
-	defer launch.Closer(uks)()
+	// The blob files stay open until every instance is built (the
+	// instances' mappings keep them then; opt.Built below) or the run
+	// ends; the descriptions go once the monitor has planned their
+	// instances.
+	closeBlobs := sync.OnceFunc(launch.Closer(uks))
+	defer closeBlobs()
 	mon, err := monitor.Open(f.monitor)
 	if err != nil {
 		return err
@@ -163,6 +166,7 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	}
 	opt.Finished = func(_ int, r monitor.Result) { p.result(r) }
 	opt.DropResults = true
+	opt.Built = closeBlobs
 	if _, err := mon.Run(ctx, uks, opt); err != nil {
 		p.mu.Lock()
 		defer p.mu.Unlock()

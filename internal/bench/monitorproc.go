@@ -113,6 +113,7 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 		return err
 	}
 	var uks []monitor.Unikernel
+	closeBlobs := func() {}
 	if spec.Pool != "" {
 		resolve := launch.Resolve
 		if spec.Mode.Snapshot {
@@ -129,6 +130,10 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 		for i := range uks {
 			uks[i].Cmdline = spec.Unikernels[i].Cmdline
 		}
+		// The verified blob files go once every instance is built (the
+		// instances' mappings keep them), as under `unipool run`.
+		closeBlobs = sync.OnceFunc(launch.Closer(uks))
+		defer closeBlobs()
 	} else {
 		for _, u := range spec.Unikernels {
 			uks = append(uks, monitor.Unikernel{Name: u.Name, Image: u.Image, Cmdline: u.Cmdline})
@@ -149,6 +154,7 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot,
 		Hold: 24 * time.Hour, Timeout: spec.Timeout, IgnoreFreePageReports: spec.IgnoreFreePageReports,
 		DropResults: true,
+		Built:       func() { closeBlobs() },
 		Finished: func(i int, r monitor.Result) {
 			ok := r.ExitCode == 0 && r.Error == "" && containsLine(r.Output, spec.Unikernels[i].Expect)
 			mu.Lock()

@@ -117,6 +117,14 @@ type Options struct {
 	// own memory (kvm) once they are all held, before Resident: a
 	// measurement reads the guests' memory through it.
 	Guests func(HeldGuests)
+	// Built, if set, is called once every instance has been built (its
+	// memory mapped), before any is held or has necessarily ended (process
+	// monitor; the kvm monitor does not call it). The blob files the
+	// caller verified (Unikernel.Blobs) may be closed then: the
+	// instances' mappings keep them, and the monitor opens none again.
+	// A caller that holds them to the run's end holds a descriptor and
+	// a kernel file object per blob for every held instance's life.
+	Built func()
 	// Dump, if set, is handed each instance's whole memory as its guest
 	// sees it, read the moment the guest writes its exit code, with the
 	// secrets it was given (process monitor; for tests that look for

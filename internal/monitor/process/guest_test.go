@@ -96,7 +96,7 @@ func runLayouts(t testing.TB, opt monitor.Options, lays ...*loader.Layout) []mon
 		}
 		jobs = append(jobs, job{uk: "test", index: i, plan: func() (*loader.Layout, error) { return lay, nil }})
 	}
-	return (&Monitor{}).run(context.Background(), jobs, files, opt)
+	return (&Monitor{}).run(context.Background(), jobs, &runFiles{m: files}, opt)
 }
 
 // runCode runs one guest made of src.

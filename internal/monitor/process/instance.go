@@ -123,6 +123,7 @@ func (in *instance) finish() {
 	in.mu.Unlock()
 	if in.timer != nil {
 		in.timer.Stop()
+		in.timer = nil // a held instance keeps no timer
 	}
 	if !in.entered.IsZero() && in.runTime == 0 {
 		in.runTime = time.Since(in.entered)
@@ -163,6 +164,7 @@ func (in *instance) reaped(ws unix.WaitStatus) {
 	in.mu.Unlock()
 	if in.timer != nil {
 		in.timer.Stop()
+		in.timer = nil
 	}
 	if prev == stFinished {
 		return

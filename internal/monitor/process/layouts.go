@@ -177,6 +177,12 @@ func (c *layoutCache) forget(uk string) {
 	for _, f := range []string{"\x00entropy", "\x00entropy-given", "\x00entropy-group"} {
 		delete(c.floats, uk+f)
 	}
+	if len(c.users) == 0 && c.settled {
+		// Nothing is kept and nothing more will be: the maps' tables
+		// go too (a map keeps its table at its largest, ~150 KiB for
+		// a tracer's 500 unikernels, for the whole hold otherwise).
+		*c = layoutCache{settled: true}
+	}
 }
 
 // intern returns one copy of s per process while any holder keeps it

@@ -34,8 +34,12 @@ func TestSnapshotPageFilesAreOpenedOncePerRunUpToTheirBound(t *testing.T) {
 		t.Fatalf("held %d, want 2", p.held())
 	}
 	p.close()
-	if p.held() != 0 {
-		t.Fatalf("held %d after close", p.held())
+	if p.held() != 0 || p.open != nil {
+		t.Fatalf("held %d after close (table kept: %v)", p.held(), p.open != nil)
+	}
+	// Closed (every instance built): an instance built after opens its own.
+	if _, ok, err := p.fd(paths[0]); ok || err != nil {
+		t.Fatalf("after close: held %v, %v; want not held, no error", ok, err)
 	}
 	if _, ok, err := newPageFiles().fd(filepath.Join(dir, "missing")); ok || err == nil {
 		t.Fatalf("a missing page file: held %v, error %v; want an error", ok, err)

@@ -43,6 +43,9 @@ type Monitor struct {
 	// built, if set, sees each instance as its guest is about to run, on
 	// its tracer thread (tests).
 	built func(*instance)
+	// holding, if set, sees the run's state once every instance is held,
+	// before opt.Resident (tests).
+	holding func(tracers []*tracer, files *runFiles)
 }
 
 // job is one instance to run, with its layout still to be planned.
@@ -63,12 +66,8 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	if err := monitor.CheckLoad(opt.Load, true); err != nil {
 		return nil, fmt.Errorf("process monitor: %w", err)
 	}
-	files := map[string]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	files := &runFiles{m: map[string]*os.File{}}
+	defer files.close()
 	var jobs []job
 	global := uint64(0)
 	tsc := hostTSCKHz()
@@ -77,25 +76,25 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 		if err != nil {
 			return nil, fmt.Errorf("process monitor: %w", err)
 		}
-		if opt.Load == monitor.LoadStock && u.Image != "" && files[u.Image] == nil {
+		if opt.Load == monitor.LoadStock && u.Image != "" && files.m[u.Image] == nil {
 			// Stock loading maps the image file itself, as Linux does.
 			f, err := os.Open(u.Image)
 			if err != nil {
 				return nil, fmt.Errorf("process monitor: unikernel %q: %w", u.Name, err)
 			}
-			files[u.Image] = f
+			files.m[u.Image] = f
 		}
 		if opt.Load == monitor.LoadShared && u.Config != nil {
 			open := func(d, what string) error {
 				path := u.BlobPath(d)
-				if files[path] != nil {
+				if files.m[path] != nil {
 					return nil
 				}
 				f, err := u.OpenBlob(d)
 				if err != nil {
 					return fmt.Errorf("process monitor: unikernel %q: %s: %w", u.Name, what, err)
 				}
-				files[path] = f
+				files.m[path] = f
 				return nil
 			}
 			for _, l := range u.Config.Libraries {
@@ -150,7 +149,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 
 // run executes jobs on the tracer threads and returns their results in
 // job order (none with opt.DropResults: they went to opt.Finished).
-func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options) []monitor.Result {
+func (m *Monitor) run(ctx context.Context, jobs []job, files *runFiles, opt monitor.Options) []monitor.Result {
 	insts := m.runWith(ctx, jobs, files, opt, nil)
 	if m.ran != nil {
 		m.ran(insts)
@@ -167,10 +166,10 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files map[string]*os.File
 
 // runWith runs jobs, setup (if not nil) adjusting each instance first, and
 // returns the finished instances in job order.
-func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.File, opt monitor.Options, setup func(*instance)) []*instance {
+func (m *Monitor) runWith(ctx context.Context, jobs []job, files *runFiles, opt monitor.Options, setup func(*instance)) []*instance {
 	// Raw fds, taken once here: every tracer passes them to its children.
-	fds := make(map[string]uintptr, len(files))
-	for path, f := range files {
+	fds := make(map[string]uintptr, len(files.m))
+	for path, f := range files.m {
 		fds[path] = f.Fd()
 	}
 	insts := make([]*instance, len(jobs))
@@ -228,9 +227,9 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 				// files they map stay open through their mappings, and
 				// no instance will ask for one again.
 				pages.close()
-				for path, f := range files {
-					f.Close()
-					delete(files, path)
+				files.close()
+				if opt.Built != nil {
+					opt.Built()
 				}
 				go monitor.ReturnStartGarbage()
 			}
@@ -258,12 +257,29 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files map[string]*os.
 		for range tracers {
 			<-idle
 		}
+		if m.holding != nil {
+			m.holding(tracers, files)
+		}
 		holdResident(ctx, insts, opt)
 		close(release)
 	}
 	wg.Wait()
 	close(done)
 	return insts
+}
+
+// runFiles are the files a run's instances map (pool blobs, plain images
+// loaded stock), opened once and passed to every instance as descriptors.
+type runFiles struct{ m map[string]*os.File }
+
+// close closes them; the instances' mappings keep their files. The map
+// goes too: its table is ~100 KiB for the blobs of 1000 unikernels, which
+// the monitor would otherwise keep for the whole run.
+func (r *runFiles) close() {
+	for _, f := range r.m {
+		f.Close()
+	}
+	r.m = nil
 }
 
 // holdResident keeps the finished instances stopped, memory intact, for

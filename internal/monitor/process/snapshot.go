@@ -56,31 +56,27 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 	if mem == 0 {
 		mem = loader.DefaultMemSize
 	}
-	files := map[string]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	files := &runFiles{m: map[string]*os.File{}}
+	defer files.close()
 	for _, l := range u.Config.Libraries {
 		for _, d := range []string{l.Shared.Digest, initDigest(l)} {
-			if d == "" || files[u.BlobPath(d)] != nil {
+			if d == "" || files.m[u.BlobPath(d)] != nil {
 				continue
 			}
 			f, err := os.Open(u.BlobPath(d))
 			if err != nil {
 				return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
 			}
-			files[u.BlobPath(d)] = f
+			files.m[u.BlobPath(d)] = f
 		}
 	}
-	if c := u.Config; len(c.Arena) > 0 && c.Private != nil && files[u.BlobPath(c.Private.Digest)] == nil {
+	if c := u.Config; len(c.Arena) > 0 && c.Private != nil && files.m[u.BlobPath(c.Private.Digest)] == nil {
 		// The data-arena pages are mapped from it (desc.Config.Arena).
 		f, err := os.Open(u.BlobPath(c.Private.Digest))
 		if err != nil {
 			return nil, fmt.Errorf("process monitor: unikernel %q: private blob: %w", u.Name, err)
 		}
-		files[u.BlobPath(c.Private.Digest)] = f
+		files.m[u.BlobPath(c.Private.Digest)] = f
 	}
 	capt := &Capture{MemSize: mem, BootArea: loader.SnapshotBootArea}
 	lo := loader.Options{

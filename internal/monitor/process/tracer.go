@@ -99,6 +99,9 @@ func (t *tracer) run() {
 		}
 	}
 	t.layouts.settle()
+	// Every instance of this thread is built: no descriptor is asked for
+	// again (the run closes the files once every thread is here).
+	t.files = nil
 	if t.startedAll != nil {
 		t.startedAll()
 	}
