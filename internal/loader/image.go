@@ -33,12 +33,16 @@ type load struct {
 	prot                      int
 }
 
-func readPlainImage(path string) (*plainImage, error) {
+func readPlainImage(path string, withData bool) (*plainImage, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
 	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
 	f, err := elf.NewFile(fh)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
@@ -92,9 +96,14 @@ func readPlainImage(path string) (*plainImage, error) {
 		if p.Flags&elf.PF_X != 0 {
 			prot |= ProtExec
 		}
-		data := make([]byte, p.Filesz)
-		if _, err := io.ReadFull(p.Open(), data); err != nil {
-			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, err)
+		var data []byte
+		if withData {
+			data = make([]byte, p.Filesz)
+			if _, err := io.ReadFull(p.Open(), data); err != nil {
+				return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, err)
+			}
+		} else if p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(fi.Size()) {
+			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, io.ErrUnexpectedEOF)
 		}
 		segs = append(segs, seg{lo: lo, hi: hi, vaddr: p.Vaddr, prot: prot, data: data})
 		img.loads = append(img.loads, load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: prot})
@@ -110,12 +119,19 @@ func readPlainImage(path string) (*plainImage, error) {
 		}
 		lo := segs[i].lo
 		var data []byte
-		for _, s := range segs[i:j] {
-			end := s.vaddr - lo + uint64(len(s.data))
-			if uint64(len(data)) < end {
-				data = append(data, make([]byte, end-uint64(len(data)))...)
+		if j == i+1 && segs[i].vaddr == lo {
+			// One segment from its page's start: its bytes as read
+			// (a copy less per image: the garbage of loading 1000
+			// images sets how often the monitor's collector runs).
+			data = segs[i].data
+		} else {
+			for _, s := range segs[i:j] {
+				end := s.vaddr - lo + uint64(len(s.data))
+				if uint64(len(data)) < end {
+					data = append(data, make([]byte, end-uint64(len(data)))...)
+				}
+				copy(data[s.vaddr-lo:], s.data)
 			}
-			copy(data[s.vaddr-lo:], s.data)
 		}
 		img.segments = append(img.segments, Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage})
 		i = j

@@ -219,9 +219,24 @@ type Prepared struct {
 // Prepare reads what every instance of u needs. Shared blobs are only read
 // when naive is true (naive loading copies them).
 func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
+	return prepare(u, naive, true)
+}
+
+// Check makes Prepare's checks without reading what Prepare reads (a
+// plain image's segments: their headers only; a description's private
+// blob, and its shared ones for naive loads: their sizes), so that a
+// monitor can refuse a bad unikernel before it starts any instance and
+// read its files only when it plans the first (process monitor: a fleet's
+// files were all in its heap at once otherwise).
+func Check(u monitor.Unikernel, naive bool) error {
+	_, err := prepare(u, naive, false)
+	return err
+}
+
+func prepare(u monitor.Unikernel, naive, withData bool) (*Prepared, error) {
 	p := &Prepared{u: u, blobs: map[string][]byte{}}
 	if u.Image != "" {
-		img, err := readPlainImage(u.Image)
+		img, err := readPlainImage(u.Image, withData)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +251,13 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 	}
 	p.cfg = u.Config
 	if u.Config.Private != nil {
-		data, err := readBlob(u, u.Config.Private.Digest)
+		var data []byte
+		var err error
+		if withData {
+			data, err = readBlob(u, u.Config.Private.Digest)
+		} else {
+			_, err = statBlob(u, u.Config.Private.Digest)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("unikernel %q: private blob: %w", u.Name, err)
 		}
@@ -258,7 +279,7 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 			return nil, fmt.Errorf("unikernel %q: library %q: blob %s is %d bytes, description says %d",
 				u.Name, l.Name, path, fi.Size(), l.Shared.Size)
 		}
-		if naive {
+		if naive && withData {
 			if _, ok := p.blobs[l.Shared.Digest]; !ok {
 				data, err := readBlob(u, l.Shared.Digest)
 				if err != nil {

@@ -2,12 +2,14 @@ package loader
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -233,6 +235,34 @@ func TestPlainImageSegmentsAreCopied(t *testing.T) {
 	}
 	if _, err := Plan(monitor.Unikernel{Name: "x", Image: src}, Options{}); err == nil {
 		t.Fatal("a C file accepted as image")
+	}
+	// Check (a monitor's look before it starts anything) refuses what
+	// Prepare refuses, reading the headers only: a file whose segments
+	// are cut off too.
+	if err := Check(monitor.Unikernel{Name: "img", Image: img}, true); err != nil {
+		t.Fatalf("Check of a good image: %v", err)
+	}
+	if err := Check(monitor.Unikernel{Name: "x", Image: src}, false); err == nil {
+		t.Fatal("Check: a C file accepted as image")
+	}
+	data, _ := os.ReadFile(img)
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end uint64
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Filesz > 0 {
+			end = max(end, p.Off+p.Filesz)
+		}
+	}
+	cut := filepath.Join(dir, "cut")
+	os.WriteFile(cut, data[:end-1], 0o644)
+	if err := Check(monitor.Unikernel{Name: "cut", Image: cut}, false); err == nil || !strings.Contains(err.Error(), cut) {
+		t.Errorf("Check of an image whose last segment is cut off: %v, want an error naming it", err)
+	}
+	if _, err := Prepare(monitor.Unikernel{Name: "cut", Image: cut}, false); err == nil {
+		t.Errorf("Prepare of an image whose last segment is cut off: no error")
 	}
 }
 

@@ -133,6 +133,9 @@ func TestAnELF32ImageWithoutAUsableMultibootHeaderIsRefusedByName(t *testing.T) 
 		if err == nil || !strings.Contains(err.Error(), img) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one naming %s and saying %q", c.what, err, img, c.want)
 		}
+		if err := Check(monitor.Unikernel{Name: "mb", Image: img}, false); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Check: error %v, want Prepare's (%q)", c.what, err, c.want)
+		}
 	}
 }
 

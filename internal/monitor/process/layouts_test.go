@@ -189,3 +189,49 @@ _start:
 		}
 	}
 }
+
+// A unikernel's files (a plain image's bytes) are read when its first
+// instance is planned and dropped with its last, not all read before the
+// first start: the monitor of 1000 plain images had all of them in its
+// heap at once (200 MB), a peak it keeps part of for the whole run.
+func TestAFleetsImagesAreNotAllInTheMonitorAtOnce(t *testing.T) {
+	const size, images = 4 << 20, 6
+	var uks []monitor.Unikernel
+	for i := range images {
+		img := plainImage(t, fmt.Sprintf(`
+	.data
+big:	.fill %d, 1, 0x%02x
+	.text
+	.globl _start
+_start:
+	mov big+%d(%%rip), %%al
+	mov $0x501, %%dx
+	mov $7, %%eax
+	out %%eax, %%dx
+	hlt
+`, size, 0x10+i, size-1))
+		uks = append(uks, monitor.Unikernel{Name: fmt.Sprint("img", i), Image: img})
+	}
+	before := heapInUse()
+	var first uint64
+	m := &Monitor{Threads: 1, built: func(in *instance) {
+		if first == 0 {
+			first = heapInUse()
+		}
+	}}
+	rs, err := m.Run(context.Background(), uks, monitor.Options{N: 2, Load: monitor.LoadNaive, Timeout: guestTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Error != "" || r.ExitCode != 7 {
+			t.Fatalf("%s/%d: exit %d error %q", r.Unikernel, r.Instance, r.ExitCode, r.Error)
+		}
+	}
+	// The first unikernel's image (its second instance is still to be
+	// planned), and what planning the first made of it; not the others.
+	if grew := int64(first) - int64(before); grew > 2*size+size/2 {
+		t.Errorf("as the first of %d instances of %d images of %d MiB was built, the monitor's heap had grown by %d KiB (the fleet's images are %d MiB)",
+			images*2, images, size>>20, grew>>10, images*size>>20)
+	}
+}
