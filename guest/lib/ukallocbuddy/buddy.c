@@ -7,6 +7,11 @@
  * and whether it is free. Nothing is stored in front of a payload, so a
  * 4 KiB request takes exactly a 4 KiB block.
  *
+ * The table runs downwards and ends where the allocator's state starts,
+ * which the blocks follow on the same page, half way in: the state, the
+ * first blocks' entries and the first blocks (stdout's, made before any
+ * request) are one page that every request writes, not two.
+ *
  * The heap is handed out from its low end as it is needed: [start, top) is
  * tiled by blocks (in use or on a free list), [top, end) is untouched, and
  * neither it nor its part of the table is ever read or written until a
@@ -49,31 +54,36 @@ struct buddy {
 	uintptr_t start, end;  /* managed bytes, MIN_SIZE aligned */
 	uintptr_t top;         /* [start, top) is tiled by blocks; above: untouched */
 	uintptr_t clean;       /* from here up the heap and its table entries are zero (never written) */
-	uint8_t *meta;         /* one byte per MIN_SIZE block of [start, end) */
+	uint8_t *meta_end;     /* one byte per MIN_SIZE block of [start, end), downwards from here (M) */
 	uintptr_t free[MAX_ORDER + 1]; /* list heads: block addresses */
 	size_t free_bytes;
 };
 
-/* The state lives at the start of the heap it manages (init), next to the
- * first table entries, not in the library's data: every allocation writes
- * it, so a page of its own in the data arena would be one more page each
- * instance copies from a snapshot; the heap's first page is written anyway.
- * Only the pointer is static, set before the ready point. */
+/* The state lives in the heap it manages (init), between the first table
+ * entries and the first blocks, not in the library's data: every
+ * allocation writes it, so a page of its own in the data arena would be
+ * one more page each instance copies from a snapshot; the page of the
+ * first blocks is written anyway. Only the pointer is static, set before
+ * the ready point. */
 static struct buddy none, *bs = &none;
 #define B (*bs)
+/* The table entry of block index i: the table runs down from meta_end. */
+#define M(i) (B.meta_end[-1 - (ptrdiff_t)(i)])
 
 static size_t idx(uintptr_t a)
 {
 	return (a - B.start) >> BUDDY_MIN_ORDER;
 }
 
-/* Where the links of the free order-k block at a are. The table is 8-byte
- * aligned (it follows struct buddy) and a table-linked block's entries
- * start at a multiple of 32 bytes, so the links are aligned. */
+/* Where the links of the free order-k block at a are: its entries
+ * LINK_OFF.. LINK_OFF+15, the bytes from meta_end - idx - LINK_OFF - 16 up
+ * (the table runs down). meta_end is 8-byte aligned (struct buddy starts
+ * there) and a table-linked block's index is a multiple of 32, so the
+ * links are aligned. */
 static struct free_block *links(int k, uintptr_t a)
 {
 	if (k >= TABLE_LINKS_ORDER)
-		return (struct free_block *)(void *)(B.meta + idx(a) + LINK_OFF);
+		return (struct free_block *)(void *)(B.meta_end - idx(a) - LINK_OFF - sizeof(struct free_block));
 	return (struct free_block *)a;
 }
 
@@ -85,7 +95,7 @@ static void list_push(int k, uintptr_t a)
 	if (b->next)
 		links(k, b->next)->prev = a;
 	B.free[k] = a;
-	B.meta[idx(a)] = META(k, 1);
+	M(idx(a)) = META(k, 1);
 	B.free_bytes += (size_t)1 << k;
 }
 
@@ -100,7 +110,7 @@ static void list_remove(int k, uintptr_t a)
 		links(k, b->next)->prev = b->prev;
 	if (k >= TABLE_LINKS_ORDER)
 		b->next = b->prev = 0; /* a block's entries past its first are zero */
-	B.meta[idx(a)] = 0;
+	M(idx(a)) = 0;
 	B.free_bytes -= (size_t)1 << k;
 }
 
@@ -130,24 +140,29 @@ void uk_alloc_init_zeroed(void *base, size_t len)
 static void init(void *base, size_t len)
 {
 	uintptr_t lo = (uintptr_t)base, hi = lo + len;
-	uintptr_t st = (lo + _Alignof(struct buddy) - 1) & ~(uintptr_t)(_Alignof(struct buddy) - 1);
 	bs = &none;
-	if (hi < lo || st < lo || hi - st < sizeof(struct buddy) + 4 * MIN_SIZE) {
+	if (hi < lo || hi - lo < PAGE_SIZE + sizeof(struct buddy) + 4 * MIN_SIZE) {
 		memset(&none, 0, sizeof none);
 		return;
 	}
-	bs = (struct buddy *)st;
-	memset(bs, 0, sizeof *bs);
-	lo = st + sizeof(struct buddy);
-	len = hi - lo;
-	/* The table comes first; it needs a byte per block of what follows,
-	 * so len / (MIN_SIZE + 1) bytes suffice. It is cleared only as the
-	 * heap is taken into use (take_up), so memory need not be fresh. */
+	/* The table needs a byte per block of what follows it, so
+	 * len / (MIN_SIZE + 1) + 1 bytes suffice; it is cleared only as the
+	 * heap is taken into use (take_up), so memory need not be fresh. It
+	 * runs down from the state, and the blocks start right after the
+	 * state, half way into a page: a first block of up to half a page
+	 * (stdout's) shares the page with the state and the entries of the
+	 * first blocks. (Up to a page of the heap is left out for that.) */
 	size_t nmeta = len / (MIN_SIZE + 1) + 1;
-	B.meta = (uint8_t *)lo;
-	/* The blocks start on a page of their own: once everything is freed
-	 * and reported, no page of them stays resident for the table's tail. */
-	B.start = (lo + nmeta + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	uintptr_t st = lo + nmeta + sizeof(struct buddy);
+	st = ((st + PAGE_SIZE / 2 - 1) & ~(PAGE_SIZE - 1)) + PAGE_SIZE / 2;
+	if (st >= hi || st < lo) {
+		memset(&none, 0, sizeof none);
+		return;
+	}
+	bs = (struct buddy *)(st - sizeof(struct buddy));
+	memset(bs, 0, sizeof *bs);
+	B.meta_end = (uint8_t *)bs;
+	B.start = st;
 	B.end = hi & ~(MIN_SIZE - 1);
 	if (B.start >= B.end) {
 		B.start = B.end = 0;
@@ -164,7 +179,7 @@ static void take_up(uintptr_t t)
 {
 	uintptr_t dirty = t < B.clean ? t : B.clean;
 	if (dirty > B.top)
-		memset(B.meta + idx(B.top), 0, idx(dirty) - idx(B.top));
+		memset(B.meta_end - idx(dirty), 0, idx(dirty) - idx(B.top));
 	B.top = t;
 	if (t > B.clean)
 		B.clean = t;
@@ -204,7 +219,7 @@ static uintptr_t free_buddy(uintptr_t a, int k)
 	uintptr_t b = a ^ ((uintptr_t)1 << k);
 	if (b < B.start || b + ((uintptr_t)1 << k) > B.top)
 		return 0;
-	return B.meta[idx(b)] == META(k, 1) ? b : 0;
+	return M(idx(b)) == META(k, 1) ? b : 0;
 }
 
 /* A block of order k: the smallest free one that fits, split down, else a
@@ -220,7 +235,7 @@ static void *alloc_order(int k)
 		uintptr_t a = carve(k);
 		if (!a)
 			return NULL;
-		B.meta[idx(a)] = META(k, 0);
+		M(idx(a)) = META(k, 0);
 		return (void *)a;
 	}
 	uintptr_t a = B.free[j];
@@ -229,7 +244,7 @@ static void *alloc_order(int k)
 		j--;
 		list_push(j, a + ((uintptr_t)1 << j));
 	}
-	B.meta[idx(a)] = META(k, 0);
+	M(idx(a)) = META(k, 0);
 	return (void *)a;
 }
 
@@ -246,7 +261,7 @@ static int block_order(void *p)
 	uintptr_t a = (uintptr_t)p;
 	if (a < B.start || a >= B.top || (a & (MIN_SIZE - 1)))
 		__builtin_trap();
-	uint8_t m = B.meta[idx(a)];
+	uint8_t m = M(idx(a));
 	if (!m || (m & META_FREE))
 		__builtin_trap();
 	return META_ORDER(m);
@@ -257,7 +272,7 @@ static void free_block(uintptr_t a, int k)
 	uintptr_t b;
 	while ((b = free_buddy(a, k))) {
 		list_remove(k, b);
-		B.meta[idx(a > b ? a : b)] = 0;
+		M(idx(a > b ? a : b)) = 0;
 		a = a < b ? a : b;
 		k++;
 	}
@@ -268,13 +283,13 @@ static void free_block(uintptr_t a, int k)
 	/* The last block goes back above the top, and so does every free
 	 * block that then ends at the top: memory freed at the end of the
 	 * heap can be carved again in any size. */
-	B.meta[idx(a)] = 0;
+	M(idx(a)) = 0;
 	B.top = a;
 	for (int j = BUDDY_MIN_ORDER; j <= MAX_ORDER; j++) {
 		uintptr_t x = B.top - ((uintptr_t)1 << j);
 		if (x < B.start || x > B.top)
 			break;
-		if ((x & (((uintptr_t)1 << j) - 1)) || B.meta[idx(x)] != META(j, 1))
+		if ((x & (((uintptr_t)1 << j) - 1)) || M(idx(x)) != META(j, 1))
 			continue;
 		list_remove(j, x);
 		B.top = x;
@@ -287,7 +302,7 @@ void uk_alloc_free(void *p)
 	if (!p)
 		return;
 	int k = block_order(p);
-	B.meta[idx((uintptr_t)p)] = 0;
+	M(idx((uintptr_t)p)) = 0;
 	free_block((uintptr_t)p, k);
 }
 
@@ -324,7 +339,7 @@ void *uk_alloc_realloc(void *p, size_t size)
 			k--;
 			list_push(k, a + ((uintptr_t)1 << k));
 		}
-		B.meta[idx(a)] = META(k, 0);
+		M(idx(a)) = META(k, 0);
 		return p;
 	}
 	/* Grow in place while we are the lower buddy and the upper is free. */
@@ -340,7 +355,7 @@ void *uk_alloc_realloc(void *p, size_t size)
 		}
 		g++;
 	}
-	B.meta[idx(a)] = META(g, 0);
+	M(idx(a)) = META(g, 0);
 	if (g == want)
 		return p;
 	void *q = alloc_order(want);
@@ -384,15 +399,18 @@ void uk_alloc_walk_free(void (*fn)(void *addr, size_t len, void *arg), void *arg
 	 * pages it ends in are reported too. */
 	if (B.clean > B.top) {
 		uintptr_t c = (B.clean + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-		uintptr_t t = ((uintptr_t)(B.meta + idx(B.clean)) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-		uintptr_t ct = B.start + ((t - (uintptr_t)B.meta) << BUDDY_MIN_ORDER);
+		/* The table runs down: the entries of [top, clean) end at
+		 * meta_end - idx(top) and start at meta_end - idx(clean), which
+		 * moves down to a page boundary. */
+		uintptr_t t = (uintptr_t)(B.meta_end - idx(B.clean)) & ~(PAGE_SIZE - 1);
+		uintptr_t ct = B.start + (((uintptr_t)B.meta_end - t) << BUDDY_MIN_ORDER);
 		if (ct > c)
 			c = ct;
 		if (c > B.end || c < B.clean)
 			c = B.end;
 		B.clean = c;
 		fn((void *)B.top, B.clean - B.top, arg);
-		fn(B.meta + idx(B.top), idx(B.clean) - idx(B.top), arg);
+		fn(B.meta_end - idx(B.clean), idx(B.clean) - idx(B.top), arg);
 	}
 }
 
@@ -402,7 +420,7 @@ int uk_alloc_check(void)
 	if (B.top < B.start || B.top > B.end || (B.top & (MIN_SIZE - 1)))
 		return -10;
 	for (uintptr_t a = B.start; a < B.top;) {
-		uint8_t m = B.meta[idx(a)];
+		uint8_t m = M(idx(a));
 		if (!m)
 			return -1; /* a gap between blocks */
 		int k = META_ORDER(m);
@@ -416,7 +434,7 @@ int uk_alloc_check(void)
 			if ((m & META_FREE) && k >= TABLE_LINKS_ORDER && e >= LINK_OFF &&
 			    e < LINK_OFF + sizeof(struct free_block))
 				continue; /* its list links */
-			if (B.meta[idx(i)])
+			if (M(idx(i)))
 				return -4; /* a block start inside a block */
 		}
 		if (m & META_FREE) {
@@ -431,7 +449,7 @@ int uk_alloc_check(void)
 		size_t n = 0;
 		for (uintptr_t b = B.free[k], prev = 0; b; prev = b, b = links(k, b)->next) {
 			if (b < B.start || b >= B.top || (b & (MIN_SIZE - 1)) ||
-			    B.meta[idx(b)] != META(k, 1))
+			    M(idx(b)) != META(k, 1))
 				return -6; /* listed but not a free block of this order */
 			if (links(k, b)->prev != prev)
 				return -8;
