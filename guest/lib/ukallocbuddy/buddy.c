@@ -8,9 +8,10 @@
  * 4 KiB request takes exactly a 4 KiB block.
  *
  * The table runs downwards and ends where the allocator's state starts,
- * which the blocks follow on the same page, half way in: the state, the
- * first blocks' entries and the first blocks (stdout's, made before any
- * request) are one page that every request writes, not two.
+ * which the blocks follow on the same page, a quarter into it: the state,
+ * the first blocks' entries, a quarter page of small blocks and a first
+ * block of up to half a page (stdout's, made before any request) are one
+ * page that every request writes, not two.
  *
  * The heap is handed out from its low end as it is needed: [start, top) is
  * tiled by blocks (in use or on a free list), [top, end) is untouched, and
@@ -149,12 +150,14 @@ static void init(void *base, size_t len)
 	 * len / (MIN_SIZE + 1) + 1 bytes suffice; it is cleared only as the
 	 * heap is taken into use (take_up), so memory need not be fresh. It
 	 * runs down from the state, and the blocks start right after the
-	 * state, half way into a page: a first block of up to half a page
-	 * (stdout's) shares the page with the state and the entries of the
-	 * first blocks. (Up to a page of the heap is left out for that.) */
+	 * state, a quarter into a page: a first block of up to half a page
+	 * (stdout's) goes to the page's second half, the small blocks made
+	 * next fill the quarter before it, and all of them share the page
+	 * with the state and the entries of the first 600 blocks. (Up to a
+	 * page of the heap is left out for that.) */
 	size_t nmeta = len / (MIN_SIZE + 1) + 1;
 	uintptr_t st = lo + nmeta + sizeof(struct buddy);
-	st = ((st + PAGE_SIZE / 2 - 1) & ~(PAGE_SIZE - 1)) + PAGE_SIZE / 2;
+	st += (PAGE_SIZE / 4 - st) & (PAGE_SIZE - 1);
 	if (st >= hi || st < lo) {
 		memset(&none, 0, sizeof none);
 		return;

@@ -1192,11 +1192,18 @@ static void cmd_touch(int n)
 	if (r0 > 1)
 		fail("init alone made %zu pages of an %zu-byte heap resident", r0, heaplen);
 	/* A first block of half a page, written (stdout's, made before any
-	 * request): the allocator's state shares its page. */
+	 * request), then small ones (a command line, argv): the allocator's
+	 * state shares its page with them. */
 	void *first = g_uk_alloc_malloc(2048 - 64);
 	if (!first)
 		fail("malloc of the first block failed");
 	memset(first, 0x11, 2048 - 64);
+	for (int i = 0; i < 4; i++) {
+		void *s = g_uk_alloc_malloc(100);
+		if (!s)
+			fail("malloc of a small first block failed");
+		memset(s, 0x22, 100);
+	}
 	printf("first-block-resident %zu\n", resident_pages(heap, heaplen));
 	/* What a small request does: a command line, argv, a few strings
 	 * and a buffer that grows, some of it freed. */
