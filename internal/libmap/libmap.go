@@ -576,6 +576,9 @@ func (m *Map) OpenPack() *Pack {
 
 // Seal closes the open pack (if any) with its content: read returns the
 // n linked bytes at addr, from the pack's start to its last member's end.
+// A pack that nothing follows in the map keeps only the pages its members
+// use as its room (a place that opens a pack after its other new regions
+// gives the next link that room back).
 func (m *Map) Seal(read func(addr, n uint64) ([]byte, error)) error {
 	p := m.OpenPack()
 	if p == nil {
@@ -597,6 +600,15 @@ func (m *Map) Seal(read func(addr, n uint64) ([]byte, error)) error {
 		return fmt.Errorf("library map: sealing the pack at %#x: %d bytes, want %d", p.Start, len(b), end-p.Start)
 	}
 	p.Content = append([]byte(nil), b...)
+	if p.Start+p.Size == m.End() {
+		// Nothing lies after the pack: its room shrinks to the pages
+		// its members use, so the next region starts right after them
+		// instead of after a whole PackRoom. No region or image has
+		// an address in the room given up (the pack was opened by
+		// this link and nothing was placed after it), so nothing
+		// moves.
+		p.Size = max(pageUp(end-p.Start), abi.PageSize)
+	}
 	m.open = 0
 	return nil
 }

@@ -618,3 +618,41 @@ func TestPrivatePartsFillTheNearArenaFirstThenTheFarOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Sealing gives back the room a pack's members do not use only when
+// nothing lies after the pack: a pack that a region follows keeps its
+// room (shrinking it would move nothing, but the room is no longer at
+// the map's end), and one that ends the map keeps its members' pages.
+func TestASealedPackKeepsOnlyItsPagesWhenNothingFollowsIt(t *testing.T) {
+	seal := func(m *Map) {
+		if err := m.Seal(func(addr, n uint64) ([]byte, error) { return make([]byte, n), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New()
+	a, _ := m.PlacePacked("a", small("1", 500, 40))
+	c, _ := m.PlacePacked("c", small("1", 3800, 16))
+	seal(m)
+	if p := m.PackAt(a.Pack); p.Size != 2*abi.PageSize || m.End() != a.Pack+2*abi.PageSize {
+		t.Fatalf("sealed pack at %#x: room %#x, map end %#x; want two pages (c ends at %#x)", p.Start, p.Size, m.End(), c.Region.End())
+	}
+	d, _ := m.PlacePacked("d", small("1", 100, 16))
+	if d.Pack != a.Pack+2*abi.PageSize {
+		t.Fatalf("the next pack at %#x, want right after the sealed one's pages", d.Pack)
+	}
+	seal(m)
+	m2 := New()
+	b, _ := m2.PlacePacked("b", small("1", 500, 40))
+	big, _ := m2.PlaceDense("big", small("1", 3*PackLimit, 16), true)
+	seal(m2)
+	if p := m2.PackAt(b.Pack); p.Size != PackRoom || big.Region.Start != b.Pack+PackRoom {
+		t.Fatalf("a pack followed by a region: room %#x, the region at %#x", p.Size, big.Region.Start)
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(data); err != nil {
+		t.Fatal(err)
+	}
+}

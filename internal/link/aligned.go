@@ -167,6 +167,22 @@ func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, non
 func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 	var libs []*placed
 	var app *placed
+	// A place job records one library version in the map. The versions
+	// that go into a pack are placed after every other: the pack this
+	// link opens then lies after the link's other new regions, and its
+	// members' private parts lie side by side in the data arena (no
+	// large library's private part between them), so the pack's room
+	// shrinks to its pages when it is sealed (libmap.Map.Seal) and an
+	// image using some of its members touches fewer private pages.
+	type job struct {
+		p      *placed
+		v      libmap.Version
+		need   libmap.Need
+		dense  bool
+		packed bool
+		isNew  bool
+	}
+	var jobs []*job
 	for i, o := range l.objs {
 		tramp, err := l.opt.Tramp.Estimate(o.Path, l.mode.pie, o.tables)
 		if err != nil {
@@ -186,35 +202,50 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 			// data arena lies above; its private parts stay in its
 			// regions.
 			dense := l.opt.Platform != PlatformUnikraft
-			v := libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need}
-			var pl libmap.Placement
+			j := &job{p: p, need: need, dense: dense, v: libmap.Version{Version: o.Version, ObjectSHA256: o.sha256, Origin: o.Origin, Need: need}}
 			// A small version's code goes into a pack: its need there is
 			// its bytes (each input section charged its alignment), not
 			// whole pages of code.
 			packNeed := libmap.Need{Shared: o.text + o.rodata + stubAlign + tramp.Stubs, Private: need.Private}
 			if dense && !l.opt.NoPacks && len(o.members) == 0 && packNeed.Shared <= libmap.PackLimit {
-				v.Need = packNeed
-				pl, err = m.PlacePacked(o.Name, v)
+				j.v.Need, j.packed = packNeed, true
+			}
+			jobs = append(jobs, j)
+		}
+		libs = append(libs, p)
+	}
+	for _, packed := range []bool{false, true} {
+		for _, j := range jobs {
+			if j.packed != packed {
+				continue
+			}
+			var pl libmap.Placement
+			var err error
+			if j.packed {
+				pl, err = m.PlacePacked(j.p.name, j.v)
 			} else {
-				pl, err = m.PlaceDense(o.Name, v, dense)
+				pl, err = m.PlaceDense(j.p.name, j.v, j.dense)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
 			}
-			if pl.New {
-				res.NewRegions = append(res.NewRegions, o.Name)
-			}
+			j.isNew = pl.New
+			p := j.p
 			p.region, p.pack = pl.Region, pl.Pack
-			if dense && p.region.Dense() && !l.opt.MapAddresses && p.pack == 0 {
+			if j.dense && p.region.Dense() && !l.opt.MapAddresses && p.pack == 0 {
 				// The image's parts need only this version's room: the
 				// rest of the map's region is for other versions, and
 				// other libraries of this image may lie there
 				// (fitPrivateParts).
-				p.region.PrivateSize = min(p.region.PrivateSize, (max(need.Private, 16)+15)&^15)
-				p.region.SharedSize = min(p.region.SharedSize, pageUp(need.Shared))
+				p.region.PrivateSize = min(p.region.PrivateSize, (max(j.need.Private, 16)+15)&^15)
+				p.region.SharedSize = min(p.region.SharedSize, pageUp(j.need.Shared))
 			}
 		}
-		libs = append(libs, p)
+	}
+	for _, j := range jobs {
+		if j.isNew {
+			res.NewRegions = append(res.NewRegions, j.p.name)
+		}
 	}
 	if app == nil {
 		// No object is the app: the image-wide sections still need

@@ -152,3 +152,87 @@ int smallc_twice(int i) { return 2 * i; }
 		t.Fatalf("--no-packs: uksmallb at %#x in pack %#x", l.Region.Start, l.Pack)
 	}
 }
+
+// A link places the versions that go into a pack after its other new
+// regions: the pack lies after a large library the link places between
+// two small ones in link order, its members' private parts lie side by
+// side in the data arena (the large one's is not between them), and once
+// sealed the pack keeps only the pages its members use, so the next
+// link's new regions start right after them. Nothing placed before moves.
+func TestALinkOpensItsPackAfterItsOtherNewRegionsAndTheSealedPackGivesBackItsUnusedRoom(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	sa := buildLib(t, dir, "uksmalla", `
+int smalla_count = 3;
+int smalla_next(void) { return ++smalla_count; }
+`)
+	big := buildLib(t, dir, "ukbig", `
+const char big_table[12000] = {1, 2, 3};
+int big_state[300];
+int big_get(int i) { big_state[i % 300] += i; return big_table[i % 12000] + big_state[i % 300]; }
+`)
+	sb := buildLib(t, dir, "uksmallb", `
+static int b;
+int smallb_next(int i) { b += i; return b * 7 + smalla_next() + big_get(i); }
+`)
+	sc := buildLib(t, dir, "uksmallc", `
+int smallc_twice(int i) { return 2 * i; }
+`)
+	objs := func(paths ...string) []Object {
+		o, err := ObjectsFromPaths(paths, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	mapPath := filepath.Join(dir, "map.json")
+	mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, sa, big, sb, g.alloc, g.app), Output: filepath.Join(dir, "a"), MapPath: mapPath})
+	m, err := libmap.Load(mapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	region := func(m *libmap.Map, name string) libmap.Region {
+		t.Helper()
+		l := m.Library(name)
+		if l == nil || len(l.Regions) != 1 {
+			t.Fatalf("library %q: %+v", name, l)
+		}
+		return l.Regions[0]
+	}
+	ra, rb, rbig := region(m, "uksmalla"), region(m, "uksmallb"), region(m, "ukbig")
+	if ra.Pack == 0 || rb.Pack != ra.Pack || rbig.Pack != 0 {
+		t.Fatalf("packs: uksmalla %#x, uksmallb %#x, ukbig %#x", ra.Pack, rb.Pack, rbig.Pack)
+	}
+	if rbig.Start > ra.Pack {
+		t.Fatalf("ukbig at %#x, after the pack at %#x that the link opened before it", rbig.Start, ra.Pack)
+	}
+	lo, hi := min(ra.PrivateStart, rb.PrivateStart), max(ra.PrivateEnd(), rb.PrivateEnd())
+	if rbig.PrivateStart < hi && rbig.PrivateEnd() > lo {
+		t.Fatalf("ukbig's private part [%#x,%#x) lies between the pack members' [%#x,%#x)", rbig.PrivateStart, rbig.PrivateEnd(), lo, hi)
+	}
+	pk := m.PackAt(ra.Pack)
+	if want := (uint64(len(pk.Content)) + abi.PageSize - 1) &^ (abi.PageSize - 1); pk.Size != want || pk.Size >= libmap.PackRoom {
+		t.Fatalf("the sealed pack at %#x keeps %#x bytes of room for %d bytes of content, want %#x", pk.Start, pk.Size, len(pk.Content), want)
+	}
+	if m.End() != pk.Start+pk.Size {
+		t.Fatalf("the map ends at %#x, not at the sealed pack's end %#x", m.End(), pk.Start+pk.Size)
+	}
+	mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, sa, sc, g.alloc, g.app), Output: filepath.Join(dir, "c"), MapPath: mapPath})
+	m2, err := libmap.Load(mapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := region(m2, "uksmallc")
+	if rc.Pack != pk.Start+pk.Size {
+		t.Fatalf("the next link's pack at %#x, not right after the sealed one's pages (%#x)", rc.Pack, pk.Start+pk.Size)
+	}
+	for _, n := range []string{"uksmalla", "uksmallb", "ukbig"} {
+		if r := region(m2, n); r.Region != region(m, n).Region {
+			t.Fatalf("%s moved: %+v, was %+v", n, r.Region, region(m, n).Region)
+		}
+	}
+	if p := m2.PackAt(pk.Start); p.Size != pk.Size || !bytes.Equal(p.Content, pk.Content) {
+		t.Fatal("the sealed pack changed")
+	}
+}
