@@ -123,6 +123,9 @@ type Region struct {
 	// part, exactly the version's room), and it holds that one version.
 	Pack     uint64    `json:"pack,omitempty"`
 	Versions []Version `json:"versions"`
+	// Uses counts the links that used this pack region (Map.Use): a
+	// placement hint for PlaceCopy, no part of any image's layout.
+	Uses uint64 `json:"uses,omitempty"`
 }
 
 // Version is one build of a library (one object), identified by its
@@ -510,41 +513,10 @@ func (m *Map) PlacePacked(name string, v Version) (Placement, error) {
 			}
 		}
 	}
-	reg, err := m.newRegion(Need{Private: v.Need.Private}, true)
-	if err != nil {
-		return Placement{}, fmt.Errorf("library map: library %q: %w", name, err)
-	}
-	size := (max(v.Need.Shared, 16) + 15) &^ 15
-	// The first gap between the pack's members (or the room after them)
-	// that holds the version's bytes without touching more pages than
-	// they need.
-	at := func(p Pack) (uint64, bool) {
-		var used [][2]uint64
-		for _, l := range m.Libraries {
-			for _, r := range l.Regions {
-				if r.Pack == p.Start {
-					used = append(used, [2]uint64{r.Start - p.Start, r.End() - p.Start})
-				}
-			}
-		}
-		sort.Slice(used, func(i, j int) bool { return used[i][0] < used[j][0] })
-		used = append(used, [2]uint64{p.Size, p.Size})
-		lo := uint64(0)
-		for _, u := range used {
-			off := (lo + PackAlign - 1) &^ (PackAlign - 1)
-			if pageUp(off%abi.PageSize+size) > pageUp(size) {
-				off = pageUp(off)
-			}
-			if off+size <= u[0] {
-				return p.Start + off, true
-			}
-			lo = max(lo, u[1])
-		}
-		return 0, false
-	}
+	size := packSize(v)
 	start, ok := uint64(0), false
 	if m.open > 0 {
-		start, ok = at(m.Packs[m.open-1])
+		start, ok = m.packRoom(m.Packs[m.open-1], size)
 	}
 	if !ok {
 		p := Pack{Start: m.End(), Size: PackRoom}
@@ -553,9 +525,57 @@ func (m *Map) PlacePacked(name string, v Version) (Placement, error) {
 		}
 		m.Packs = append(m.Packs, p)
 		m.open = len(m.Packs)
-		start, _ = at(p)
+		start, _ = m.packRoom(p, size)
 	}
-	reg.Start, reg.TrampSize, reg.SharedSize = start, 0, size
+	return m.addPackRegion(name, v, start)
+}
+
+// packSize is the room version v's code takes in a pack.
+func packSize(v Version) uint64 { return (max(v.Need.Shared, 16) + 15) &^ 15 }
+
+// packRoom returns where in pack p the first gap between its members
+// (or the room after them) holds size bytes without touching more pages
+// than they need.
+func (m *Map) packRoom(p Pack, size uint64) (uint64, bool) {
+	used := m.packMembers(p)
+	used = append(used, [2]uint64{p.Start + p.Size, p.Start + p.Size})
+	lo := p.Start
+	for _, u := range used {
+		off := (lo + PackAlign - 1) &^ (PackAlign - 1)
+		if pageUp(off%abi.PageSize+size) > pageUp(size) {
+			off = pageUp(off)
+		}
+		if off+size <= u[0] {
+			return off, true
+		}
+		lo = max(lo, u[1])
+	}
+	return 0, false
+}
+
+// packMembers lists the code ranges of pack p's members, sorted.
+func (m *Map) packMembers(p Pack) [][2]uint64 {
+	var used [][2]uint64
+	for _, l := range m.Libraries {
+		for _, r := range l.Regions {
+			if r.Pack == p.Start {
+				used = append(used, [2]uint64{r.Start, r.End()})
+			}
+		}
+	}
+	sort.Slice(used, func(i, j int) bool { return used[i][0] < used[j][0] })
+	return used
+}
+
+// addPackRegion gives version v of library name a region of its own at
+// start in the open pack, its private part dense in the data arena.
+func (m *Map) addPackRegion(name string, v Version, start uint64) (Placement, error) {
+	reg, err := m.newRegion(Need{Private: v.Need.Private}, true)
+	if err != nil {
+		return Placement{}, fmt.Errorf("library map: library %q: %w", name, err)
+	}
+	reg.Start, reg.TrampSize, reg.SharedSize = start, 0, packSize(v)
+	lib := m.Library(name)
 	if lib == nil {
 		m.Libraries = append(m.Libraries, Library{Name: name})
 		lib = &m.Libraries[len(m.Libraries)-1]
@@ -563,6 +583,78 @@ func (m *Map) PlacePacked(name string, v Version) (Placement, error) {
 	lib.Regions = append(lib.Regions, Region{Region: reg, Pack: m.Packs[m.open-1].Start, Versions: []Version{v}})
 	m.SchemaVersion = max(m.SchemaVersion, SchemaVersionPack)
 	return Placement{Region: reg, New: true, Added: true, Pack: m.Packs[m.open-1].Start}, nil
+}
+
+// CopyMinUses is how many links must have used a pack member's region
+// before PlaceCopy copies it next to the members of another link: a
+// region few images use would be left to one image, and a copy only one
+// image uses shares with nobody.
+const CopyMinUses = 3
+
+// PackedRegions returns the pack regions that hold version v of library
+// name, oldest first (Uses set).
+func (m *Map) PackedRegions(name string, v Version) []Region {
+	lib := m.Library(name)
+	if lib == nil {
+		return nil
+	}
+	var out []Region
+	for _, r := range lib.Regions {
+		if r.Pack != 0 && r.has(v) && v.Need.fits(r.Region) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Use records that a link used the pack region of library name at start
+// (Region.Uses).
+func (m *Map) Use(name string, start uint64) {
+	if lib := m.Library(name); lib != nil {
+		for i := range lib.Regions {
+			if r := &lib.Regions[i]; r.Pack != 0 && r.Start == start {
+				r.Uses++
+			}
+		}
+	}
+}
+
+// PlaceCopy gives version v of library name, already in a sealed pack,
+// a second region in the pack this map is filling (opened by this link
+// for its new versions), if its code fits there touching fewer than
+// limit pages that the open pack's members do not touch already: the
+// link's image then maps the copy beside its other members instead of
+// limit pages of the old pack it uses for v alone. Images linked before
+// keep the old region (nothing moves); later links choose between the
+// two. It returns false, changing nothing, when no pack is open or the
+// copy would not save a page.
+func (m *Map) PlaceCopy(name string, v Version, limit int) (Placement, bool, error) {
+	if m.open == 0 || v.Need.Tramp != 0 || v.Need.Shared > PackLimit || len(m.PackedRegions(name, v)) == 0 {
+		return Placement{}, false, nil
+	}
+	p := m.Packs[m.open-1]
+	size := packSize(v)
+	start, ok := m.packRoom(p, size)
+	if !ok {
+		return Placement{}, false, nil
+	}
+	touched := map[uint64]bool{}
+	for _, u := range m.packMembers(p) {
+		for pg := u[0] &^ (abi.PageSize - 1); pg < u[1]; pg += abi.PageSize {
+			touched[pg] = true
+		}
+	}
+	added := 0
+	for pg := start &^ (abi.PageSize - 1); pg < start+size; pg += abi.PageSize {
+		if !touched[pg] {
+			added++
+		}
+	}
+	if added >= limit {
+		return Placement{}, false, nil
+	}
+	pl, err := m.addPackRegion(name, v, start)
+	return pl, err == nil, err
 }
 
 // OpenPack is the pack this map is filling (the one PlacePacked opened

@@ -656,3 +656,51 @@ func TestASealedPackKeepsOnlyItsPagesWhenNothingFollowsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// PlaceCopy gives a version already in a sealed pack a second region in
+// the open pack only if that touches fewer new pages there than the
+// caller's limit; the old region and pack stay as they were, Use counts
+// links per pack region, and a merge keeps the larger count.
+func TestAPackMemberIsCopiedIntoTheOpenPackOnlyWhenThatSavesPages(t *testing.T) {
+	seal := func(m *Map) {
+		if err := m.Seal(func(addr, n uint64) ([]byte, error) { return bytes.Repeat([]byte{7}, int(n)), nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New()
+	va := small("1", 1500, 32)
+	a, _ := m.PlacePacked("a", va)
+	m.Use("a", a.Region.Start)
+	seal(m)
+	if _, ok, err := m.PlaceCopy("a", va, 1); ok || err != nil {
+		t.Fatalf("a copy without an open pack: %v %v", ok, err)
+	}
+	if _, ok, _ := m.PlaceCopy("nope", small("1", 100, 16), 1); ok {
+		t.Fatal("a copy of a version no pack holds")
+	}
+	other := m.clone()
+	m.Use("a", a.Region.Start)
+	d, _ := m.PlacePacked("d", small("1", 3000, 16))
+	if _, ok, _ := m.PlaceCopy("a", va, 1); ok {
+		t.Fatal("a copy that needs a page of its own (d leaves 1096 bytes) was placed for a limit of 1")
+	}
+	m.PlacePacked("e", small("1", 500, 16))
+	c, ok, err := m.PlaceCopy("a", va, 2)
+	if !ok || err != nil || c.Pack != d.Pack || c.Region.Start == a.Region.Start {
+		t.Fatalf("copy: %+v %v %v", c, ok, err)
+	}
+	seal(m)
+	regs := m.PackedRegions("a", va)
+	if len(regs) != 2 || regs[0].Region != a.Region || regs[0].Uses != 2 || regs[1].Region != c.Region {
+		t.Fatalf("a's pack regions %+v", regs)
+	}
+	if p := m.PackAt(a.Pack); !bytes.Equal(p.Content, bytes.Repeat([]byte{7}, len(p.Content))) || p.Start != a.Pack {
+		t.Fatal("the old pack changed")
+	}
+	if err := other.Merge(m, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if r := other.PackedRegions("a", va); len(r) != 2 || r[0].Uses != 2 {
+		t.Fatalf("merged: %+v", r)
+	}
+}

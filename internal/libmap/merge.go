@@ -58,9 +58,11 @@ func (m *Map) Merge(other *Map, otherName string) error {
 					l.Regions[i].Versions = append(l.Regions[i].Versions, v)
 				}
 			}
+			// Uses is a hint; the larger count is the one more links saw.
+			l.Regions[i].Uses = max(l.Regions[i].Uses, ol.Regions[i].Uses)
 		}
 		for _, r := range ol.Regions[n:] {
-			l.Regions = append(l.Regions, Region{Region: r.Region, Pack: r.Pack, Versions: append([]Version(nil), r.Versions...)})
+			l.Regions = append(l.Regions, Region{Region: r.Region, Pack: r.Pack, Versions: append([]Version(nil), r.Versions...), Uses: r.Uses})
 		}
 	}
 	if err := out.Validate(); err != nil {
@@ -119,7 +121,7 @@ func (m *Map) clone() *Map {
 func cloneLibrary(l Library) Library {
 	c := Library{Name: l.Name}
 	for _, r := range l.Regions {
-		c.Regions = append(c.Regions, Region{Region: r.Region, Pack: r.Pack, Versions: append([]Version(nil), r.Versions...)})
+		c.Regions = append(c.Regions, Region{Region: r.Region, Pack: r.Pack, Versions: append([]Version(nil), r.Versions...), Uses: r.Uses})
 	}
 	return c
 }

@@ -162,26 +162,140 @@ func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, non
 	return out, cfg, nil
 }
 
+// A place job records one library version of the image in the map.
+type job struct {
+	p      *placed
+	v      libmap.Version
+	need   libmap.Need
+	dense  bool
+	packed bool // its code goes into a pack
+	isNew  bool
+	regs   []libmap.Region // the pack regions that hold it already
+}
+
+func (j *job) setPlacement(pl libmap.Placement, mapAddresses bool) {
+	j.isNew = pl.New
+	p := j.p
+	p.region, p.pack = pl.Region, pl.Pack
+	if j.dense && p.region.Dense() && !mapAddresses && p.pack == 0 {
+		// The image's parts need only this version's room: the
+		// rest of the map's region is for other versions, and
+		// other libraries of this image may lie there
+		// (fitPrivateParts).
+		p.region.PrivateSize = min(p.region.PrivateSize, (max(j.need.Private, 16)+15)&^15)
+		p.region.SharedSize = min(p.region.SharedSize, pageUp(j.need.Shared))
+	}
+}
+
+// placePackMembers places the image's small versions (libmap.PlacePacked)
+// after its other new regions: the pack this link opens then lies after
+// them, and its members' private parts lie side by side in the data arena
+// (no large library's private part between them), so the pack's room
+// shrinks to its pages when it is sealed (libmap.Map.Seal).
+//
+// Placed by co-use: a version that some packs hold already goes to the
+// one of them that adds the fewest pages to the pack pages the image's
+// other members touch (the newest on a tie; versions with fewer choices
+// first). The versions new to the map go into the pack this link opens.
+// If it opens one, a version that lies alone (for this image) on pages of
+// an older pack used by at least libmap.CopyMinUses links is copied into
+// the new pack when that saves the image pages (libmap.PlaceCopy),
+// largest first: the members this image uses together then share pages,
+// and later images that use them together too can map the copy. Nothing
+// placed before moves; every use is counted (libmap.Map.Use).
+func placePackMembers(m *libmap.Map, jobs []*job, mapAddresses bool) error {
+	const page = abi.PageSize
+	pagesOf := func(r desc.Region) []uint64 {
+		var out []uint64
+		for pg := r.Start &^ (page - 1); pg < r.End(); pg += page {
+			out = append(out, pg)
+		}
+		return out
+	}
+	var old, fresh []*job
+	for _, j := range jobs {
+		if j.regs = m.PackedRegions(j.p.name, j.v); len(j.regs) > 0 {
+			old = append(old, j)
+		} else {
+			fresh = append(fresh, j)
+		}
+	}
+	sort.SliceStable(old, func(a, b int) bool { return len(old[a].regs) < len(old[b].regs) })
+	touched := map[uint64]bool{}
+	chosen := map[*job]libmap.Region{}
+	for _, j := range old {
+		best, bestAdded := -1, 0
+		for i := len(j.regs) - 1; i >= 0; i-- {
+			added := 0
+			for _, pg := range pagesOf(j.regs[i].Region) {
+				if !touched[pg] {
+					added++
+				}
+			}
+			if best < 0 || added < bestAdded {
+				best, bestAdded = i, added
+			}
+		}
+		r := j.regs[best]
+		chosen[j] = r
+		for _, pg := range pagesOf(r.Region) {
+			touched[pg] = true
+		}
+		j.setPlacement(libmap.Placement{Region: r.Region, Pack: r.Pack}, mapAddresses)
+	}
+	for _, j := range fresh {
+		pl, err := m.PlacePacked(j.p.name, j.v)
+		if err != nil {
+			return err
+		}
+		j.setPlacement(pl, mapAddresses)
+	}
+	if m.OpenPack() != nil {
+		on := map[uint64]int{} // how many of the image's old members touch each page
+		for _, j := range old {
+			for _, pg := range pagesOf(chosen[j].Region) {
+				on[pg]++
+			}
+		}
+		var alone []*job
+		for _, j := range old {
+			if chosen[j].Uses < libmap.CopyMinUses {
+				continue
+			}
+			ok := true
+			for _, pg := range pagesOf(chosen[j].Region) {
+				ok = ok && on[pg] == 1
+			}
+			if ok {
+				alone = append(alone, j)
+			}
+		}
+		sort.SliceStable(alone, func(a, b int) bool { return alone[a].v.Need.Shared > alone[b].v.Need.Shared })
+		for _, j := range alone {
+			pl, ok, err := m.PlaceCopy(j.p.name, j.v, len(pagesOf(chosen[j].Region)))
+			if err != nil {
+				return err
+			}
+			if ok {
+				j.setPlacement(pl, mapAddresses)
+			}
+		}
+	}
+	for _, j := range jobs {
+		if j.p.pack != 0 {
+			m.Use(j.p.name, j.p.region.Start)
+		}
+	}
+	return nil
+}
+
 // place gives every library its region: map libraries from m (recording
 // new versions and regions), the app at its base (appBase).
 func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 	var libs []*placed
 	var app *placed
-	// A place job records one library version in the map. The versions
-	// that go into a pack are placed after every other: the pack this
-	// link opens then lies after the link's other new regions, and its
-	// members' private parts lie side by side in the data arena (no
-	// large library's private part between them), so the pack's room
-	// shrinks to its pages when it is sealed (libmap.Map.Seal) and an
-	// image using some of its members touches fewer private pages.
-	type job struct {
-		p      *placed
-		v      libmap.Version
-		need   libmap.Need
-		dense  bool
-		packed bool
-		isNew  bool
-	}
+	// The versions that go into a pack are placed after every other
+	// (placePackMembers).
 	var jobs []*job
 	for i, o := range l.objs {
 		tramp, err := l.opt.Tramp.Estimate(o.Path, l.mode.pie, o.tables)
@@ -214,33 +328,20 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 		}
 		libs = append(libs, p)
 	}
-	for _, packed := range []bool{false, true} {
-		for _, j := range jobs {
-			if j.packed != packed {
-				continue
-			}
-			var pl libmap.Placement
-			var err error
-			if j.packed {
-				pl, err = m.PlacePacked(j.p.name, j.v)
-			} else {
-				pl, err = m.PlaceDense(j.p.name, j.v, j.dense)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
-			}
-			j.isNew = pl.New
-			p := j.p
-			p.region, p.pack = pl.Region, pl.Pack
-			if j.dense && p.region.Dense() && !l.opt.MapAddresses && p.pack == 0 {
-				// The image's parts need only this version's room: the
-				// rest of the map's region is for other versions, and
-				// other libraries of this image may lie there
-				// (fitPrivateParts).
-				p.region.PrivateSize = min(p.region.PrivateSize, (max(j.need.Private, 16)+15)&^15)
-				p.region.SharedSize = min(p.region.SharedSize, pageUp(j.need.Shared))
-			}
+	var packed []*job
+	for _, j := range jobs {
+		if j.packed {
+			packed = append(packed, j)
+			continue
 		}
+		pl, err := m.PlaceDense(j.p.name, j.v, j.dense)
+		if err != nil {
+			return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
+		}
+		j.setPlacement(pl, l.opt.MapAddresses)
+	}
+	if err := placePackMembers(m, packed, l.opt.MapAddresses); err != nil {
+		return nil, fmt.Errorf("link %s: %s: %w", l.opt.Output, l.opt.MapPath, err)
 	}
 	for _, j := range jobs {
 		if j.isNew {
