@@ -123,8 +123,10 @@ type Region struct {
 	// part, exactly the version's room), and it holds that one version.
 	Pack     uint64    `json:"pack,omitempty"`
 	Versions []Version `json:"versions"`
-	// Uses counts the links that used this pack region (Map.Use): a
-	// placement hint for PlaceCopy, no part of any image's layout.
+	// Uses counts the links that used this pack region, up to
+	// CopyMinUses (Map.Use): a placement hint for PlaceCopy, no part of
+	// any image's layout. A link that places nothing new may still
+	// raise it (the map file then changes; its layout does not).
 	Uses uint64 `json:"uses,omitempty"`
 }
 
@@ -608,15 +610,29 @@ func (m *Map) PackedRegions(name string, v Version) []Region {
 }
 
 // Use records that a link used the pack region of library name at start
-// (Region.Uses).
+// (Region.Uses). The count stops at CopyMinUses, all PlaceCopy asks, so
+// the links of a fleet whose regions have reached it (and relinks of
+// known images then) leave the map file as it is.
 func (m *Map) Use(name string, start uint64) {
 	if lib := m.Library(name); lib != nil {
 		for i := range lib.Regions {
-			if r := &lib.Regions[i]; r.Pack != 0 && r.Start == start {
+			if r := &lib.Regions[i]; r.Pack != 0 && r.Start == start && r.Uses < CopyMinUses {
 				r.Uses++
 			}
 		}
 	}
+}
+
+// WithoutUses returns a copy of m with every Region.Uses zero: the map's
+// layout alone.
+func (m *Map) WithoutUses() *Map {
+	c := m.clone()
+	for i := range c.Libraries {
+		for j := range c.Libraries[i].Regions {
+			c.Libraries[i].Regions[j].Uses = 0
+		}
+	}
+	return c
 }
 
 // PlaceCopy gives version v of library name, already in a sealed pack,

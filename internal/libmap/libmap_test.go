@@ -703,4 +703,13 @@ func TestAPackMemberIsCopiedIntoTheOpenPackOnlyWhenThatSavesPages(t *testing.T) 
 	if r := other.PackedRegions("a", va); len(r) != 2 || r[0].Uses != 2 {
 		t.Fatalf("merged: %+v", r)
 	}
+	for i := 0; i < 10; i++ {
+		m.Use("a", a.Region.Start)
+	}
+	if r := m.PackedRegions("a", va); r[0].Uses != CopyMinUses {
+		t.Fatalf("uses %d after 12 links, want it to stop at %d", r[0].Uses, CopyMinUses)
+	}
+	if w := m.WithoutUses(); w.PackedRegions("a", va)[0].Uses != 0 || m.PackedRegions("a", va)[0].Uses == 0 {
+		t.Fatal("WithoutUses")
+	}
 }

@@ -181,11 +181,20 @@ func TestLinkingNewLibrariesNeverMovesOldRegions(t *testing.T) {
 			}
 		}
 	}
-	// Linking the first image again changes nothing in the map.
-	before, _ := os.ReadFile(mapPath)
+	// Linking the first image again changes nothing in the map's layout
+	// (the pack regions' use counts, a placement hint, may grow).
+	layout := func() string {
+		m, err := libmap.Load(mapPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := m.WithoutUses().Marshal()
+		return string(b)
+	}
+	before := layout()
 	again := mustLink(t, Options{Layout: LayoutAligned, Objects: g.objects(false), Output: filepath.Join(dir, "a2"), MapPath: mapPath, Groups: noGroups})
-	after, _ := os.ReadFile(mapPath)
-	if len(again.NewRegions) != 0 || string(before) != string(after) {
+	after := layout()
+	if len(again.NewRegions) != 0 || before != after {
 		t.Errorf("relinking a known image changed the map (new regions %v)", again.NewRegions)
 	}
 	a1, _ := os.ReadFile(filepath.Join(dir, "a"))
