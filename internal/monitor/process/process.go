@@ -188,10 +188,14 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 		l.p = r.p
 	}
 	p := l.p
+	last := false
 	if l.left--; l.left <= 0 {
-		l.p = nil
+		l.p, last = nil, true
 	}
 	l.mu.Unlock()
+	if last {
+		return p.PlanLast(lo)
+	}
 	return p.Plan(lo)
 }
 
