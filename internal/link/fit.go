@@ -149,9 +149,21 @@ func fitPrivateParts(libs []*placed) {
 			u.code[i].Start = uint64(int64(u.code[i].Start) + s)
 		}
 	}
+	// A unit without private pages (a pack whose members in this image
+	// have no private part) never moves: its pack pages are fixed before
+	// any other unit moves, or one could be moved onto them, where the
+	// image carries the pack's other bytes.
+	for _, u := range units {
+		if len(pagesOf(u, 0)) == 0 {
+			take(u)
+		}
+	}
 	for i, u := range units {
 		own := pagesOf(u, 0)
-		if i == 0 || len(own) == 0 {
+		if len(own) == 0 {
+			continue
+		}
+		if i == 0 {
 			take(u)
 			continue
 		}

@@ -193,3 +193,34 @@ func TestFitPrivatePartsNeverMovesAPartToTheOtherArena(t *testing.T) {
 		t.Errorf("new moved by %#x to %#x: want it where the map put it, in the near arena", libs[1].shift, libs[1].region.PrivateStart)
 	}
 }
+
+// A pack whose members in this image have no private part never moves,
+// and no other library may be moved onto its pages: the image carries the
+// pack's other members' bytes there. (A 1000-unikernel fleet failed to
+// link when a library with a private part was moved first, its code onto
+// such a pack's page: ld refused the overlapping sections.)
+func TestFitPrivatePartsNeverMovesALibraryOntoAPackThatCannotMove(t *testing.T) {
+	const P = abi.PageSize
+	base := uint64(abi.DataArenaBase)
+	mk := func(name string, start, priv, size uint64) *placed {
+		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
+	}
+	libs := []*placed{
+		mk("a", abi.MapBase, base, 3*P+0x100), // private pages 0-3, room on page 3
+		// z's private part would fit on page 3 (a shift of -2 pages),
+		// which would lay its code over the pack page at MapBase+14P.
+		mk("z", abi.MapBase+16*P, base+5*P+0x800, 0x100),
+		{name: "p", pack: abi.MapBase + 14*P, region: desc.Region{Start: abi.MapBase + 14*P + 0x200, SharedSize: 0x100}},
+		{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}},
+	}
+	fitPrivateParts(libs)
+	if libs[2].shift != 0 {
+		t.Errorf("the pack member moved by %d", libs[2].shift)
+	}
+	packPage := desc.Region{Start: abi.MapBase + 14*P, SharedSize: P}
+	for _, p := range libs[:2] {
+		if desc.Overlap(p.region, packPage) {
+			t.Errorf("%s (moved by %#x) lies on the pack's page: %+v", p.name, p.shift, p.region)
+		}
+	}
+}
