@@ -184,7 +184,7 @@ func TestFitPrivatePartsNeverMovesAPartToTheOtherArena(t *testing.T) {
 		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
 	}
 	libs := []*placed{
-		mk("old", abi.MapBase, abi.DataArenaBase, 2*P+0x100),       // far: pages 0-2, room on page 2
+		mk("old", abi.MapBase, abi.DataArenaBase, 2*P+0x100),        // far: pages 0-2, room on page 2
 		mk("new", abi.MapBase+16*P, abi.NearArenaBase+0x800, 0x100), // near: would fit on far page 2
 		{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}},
 	}
