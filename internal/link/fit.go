@@ -116,7 +116,16 @@ func fitPrivateParts(libs []*placed) {
 		}
 		return out
 	}
+	// Every unit not placed yet keeps its place at the map's addresses
+	// (shift 0) reserved: a unit that finds no better place stays there
+	// (a pack whose members have no private part in this image always
+	// does), so no unit placed before it may take it.
+	pending := map[*unit]bool{}
+	for _, u := range units {
+		pending[u] = true
+	}
 	take := func(u *unit) {
+		delete(pending, u)
 		for _, pg := range pagesOf(u, 0) {
 			taken[pg] = true
 		}
@@ -126,15 +135,27 @@ func fitPrivateParts(libs []*placed) {
 	// in the map and their private parts in the arena part (near or far)
 	// they were in: a shift across arenas would put the library's code
 	// far from the rest of the image (one more page table).
-	ok := func(rs, orig []desc.Region) bool {
+	clash := func(r, f desc.Region) bool { return (f.End() > f.Start || f.Dense()) && desc.Overlap(r, f) }
+	ok := func(u *unit, s int64) bool {
+		rs, orig := regionsOf(u, s), regionsOf(u, 0)
 		for i, r := range rs {
 			if r.Start < abi.MapBase || r.End() > abi.AppRegionBase ||
 				(r.Dense() && abi.ArenaLimit(r.PrivateStart, r.PrivateSize) != abi.ArenaLimit(orig[i].PrivateStart, 0)) {
 				return false
 			}
 			for _, f := range fixed {
-				if (f.End() > f.Start || f.Dense()) && desc.Overlap(r, f) {
+				if clash(r, f) {
 					return false
+				}
+			}
+			for v := range pending {
+				if v == u {
+					continue
+				}
+				for _, f := range regionsOf(v, 0) {
+					if clash(r, f) {
+						return false
+					}
 				}
 			}
 		}
@@ -149,21 +170,9 @@ func fitPrivateParts(libs []*placed) {
 			u.code[i].Start = uint64(int64(u.code[i].Start) + s)
 		}
 	}
-	// A unit without private pages (a pack whose members in this image
-	// have no private part) never moves: its pack pages are fixed before
-	// any other unit moves, or one could be moved onto them, where the
-	// image carries the pack's other bytes.
-	for _, u := range units {
-		if len(pagesOf(u, 0)) == 0 {
-			take(u)
-		}
-	}
 	for i, u := range units {
 		own := pagesOf(u, 0)
-		if len(own) == 0 {
-			continue
-		}
-		if i == 0 {
+		if i == 0 || len(own) == 0 {
 			take(u)
 			continue
 		}
@@ -186,7 +195,7 @@ func fitPrivateParts(libs []*placed) {
 				continue
 			}
 			tried[s] = true
-			if !ok(regionsOf(u, s), regionsOf(u, 0)) {
+			if !ok(u, s) {
 				continue
 			}
 			var added uint64
@@ -213,14 +222,13 @@ func fitPrivateParts(libs []*placed) {
 					top = max(top, pg+page)
 				}
 			}
-			orig := regionsOf(u, 0)
-			best = 0 // (a full arena: the map's place)
+			best = 0 // (a full arena: the map's place, kept for it)
 			for s := int64(top) - int64(lo); ; s += int64(page) {
 				rs := regionsOf(u, s)
 				if len(rs) > 0 && rs[0].PrivateEnd() > limit {
 					break
 				}
-				if ok(rs, orig) {
+				if ok(u, s) {
 					best = s
 					break
 				}

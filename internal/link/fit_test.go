@@ -2,6 +2,8 @@ package link
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -221,6 +223,96 @@ func TestFitPrivatePartsNeverMovesALibraryOntoAPackThatCannotMove(t *testing.T) 
 	for _, p := range libs[:2] {
 		if desc.Overlap(p.region, packPage) {
 			t.Errorf("%s (moved by %#x) lies on the pack's page: %+v", p.name, p.shift, p.region)
+		}
+	}
+}
+
+// For random images drawn from a random map (libraries and packs back to
+// back, private parts packed in the arena, each image a random subset),
+// fitPrivateParts moves only by whole pages, a pack as one, and leaves no
+// two libraries of the image on each other: no code or private part
+// overlaps another's, and no library's code lies on a page of a pack the
+// image uses (the image carries that pack's other bytes there). (A
+// 1000-unikernel fleet failed to link when a pack that found no other
+// place fell back to its map place, which a library moved before it had
+// taken.)
+func TestFitPrivatePartsNeverLaysALibraryOnAnotherForRandomImages(t *testing.T) {
+	const P = abi.PageSize
+	for seed := uint64(0); seed < 3000; seed++ {
+		r := rand.New(rand.NewPCG(seed, 19))
+		var all []*placed
+		// Private parts from a few pages below the near arena's end (a
+		// full arena: a unit may find no place but its own).
+		code, priv := uint64(abi.MapBase), uint64(abi.NearArenaLimit)-uint64(2+r.IntN(24))*P
+		addPriv := func(reg *desc.Region) {
+			if r.IntN(4) == 0 || priv+2*P+16 > abi.NearArenaLimit {
+				return // no private part
+			}
+			priv = (priv + 15) &^ 15
+			reg.PrivateStart = priv
+			reg.PrivateSize = 16 + uint64(r.IntN(int(2*P)))
+			priv += reg.PrivateSize
+		}
+		for n := 0; n < 4+r.IntN(12); n++ {
+			if r.IntN(3) == 0 { // a pack of 1-3 members on 1-2 pages
+				start, at := code, code
+				for m := 0; m < 1+r.IntN(3); m++ {
+					reg := desc.Region{Start: at, SharedSize: 64 + uint64(r.IntN(int(P/2)))}
+					addPriv(&reg)
+					if reg.PrivateSize == 0 {
+						reg.PrivateStart = 0
+					}
+					all = append(all, &placed{name: fmt.Sprintf("k%d_%d", n, m), pack: start, region: reg})
+					at = (reg.Start + reg.SharedSize + 63) &^ 63
+				}
+				code = (at + P - 1) &^ (P - 1)
+				continue
+			}
+			reg := desc.Region{Start: code, SharedSize: P * uint64(1+r.IntN(6))}
+			addPriv(&reg)
+			if reg.PrivateSize == 0 {
+				reg.PrivateStart = 0
+				reg.PrivateSize = 0
+			}
+			all = append(all, &placed{name: fmt.Sprintf("l%d", n), region: reg})
+			code += reg.SharedSize
+		}
+		var libs []*placed
+		for _, p := range all {
+			if r.IntN(3) != 0 {
+				q := *p
+				libs = append(libs, &q)
+			}
+		}
+		libs = append(libs, &placed{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}})
+		fitPrivateParts(libs)
+		packShift := map[uint64]int64{}
+		for i, p := range libs {
+			if p.shift%P != 0 {
+				t.Fatalf("seed %d: %s moved by %d", seed, p.name, p.shift)
+			}
+			if p.pack != 0 {
+				if s, ok := packShift[p.pack]; ok && s != p.shift {
+					t.Fatalf("seed %d: pack %#x's members moved apart (%d, %d)", seed, p.pack, s, p.shift)
+				}
+				packShift[p.pack] = p.shift
+			}
+			for _, q := range libs[:i] {
+				if desc.Overlap(p.region, q.region) {
+					t.Fatalf("seed %d: %s and %s overlap: %+v %+v", seed, q.name, p.name, q.region, p.region)
+				}
+			}
+		}
+		for _, q := range libs {
+			if q.pack == 0 {
+				continue
+			}
+			page := desc.Region{Start: q.region.Start &^ (P - 1), SharedSize: (q.region.End()+P-1)&^(P-1) - q.region.Start&^(P-1)}
+			for _, p := range libs {
+				if p.pack != q.pack && !p.app && desc.Overlap(p.region, page) {
+					t.Fatalf("seed %d: %s (moved by %#x) lies on a page of %s's pack: %+v", seed, p.name, p.shift, q.name, p.region)
+				}
+			}
 		}
 	}
 }
