@@ -1,10 +1,8 @@
 /* Three build-time implementations with identical results:
  * - default: one 256-entry table per polynomial in read-only data;
- * - CRC32_SLICE8: slicing-by-8, eight tables per polynomial derived in the
- *   init phase (IEEE's) or at first use (Castagnoli's), in bss;
+ * - CRC32_SLICE8: slicing-by-8, eight tables derived at first use (bss);
  * - CRC32_BITWISE: no tables at all, a bit at a time (smallest, slowest). */
 #include <ukcrc32.h>
-#include <uk/boot.h>
 
 #define POLY_IEEE 0xedb88320u
 #define POLY_CASTAGNOLI 0x82f63b78u
@@ -45,19 +43,6 @@ static void slice_init(uint32_t poly, int which)
 			t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xff];
 	slice_ready[which] = 1;
 }
-
-/* IEEE's tables, what every user of the library asks for, are derived in
- * the init phase: they do not depend on the request, so `unipool snapshot`
- * keeps them, and every instance of every unikernel linking this variant
- * maps the same pages from the pool instead of deriving its own copy during
- * its request. A cold boot derives them at the same point. Castagnoli's
- * (crc32c, few users) stay derived at first use. */
-static void slice_init_ieee(void)
-{
-	if (!slice_ready[0])
-		slice_init(POLY_IEEE, 0);
-}
-UK_INIT_PHASE(slice_init_ieee);
 
 static uint32_t crc_run(uint32_t poly, int which, uint32_t crc,
 			const uint8_t *p, size_t n)
