@@ -124,7 +124,10 @@ func TestGuestsInAMonitorProcessAreReadFromOutsideAndLeaveItsPSSForTheInstances(
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "MEASURE_TEST_ROLE=guests", "MEASURE_TEST_FILE="+file)
+	// GOMAXPROCS=1: the synthetic monitor's own growth while it answers
+	// (the Go runtime's threads and their stacks) stays small and the same
+	// on a loaded machine.
+	cmd.Env = append(os.Environ(), "MEASURE_TEST_ROLE=guests", "MEASURE_TEST_FILE="+file, "GOMAXPROCS=1")
 	in, _ := cmd.StdinPipe()
 	outPipe, _ := cmd.StdoutPipe()
 	out := bufio.NewReader(outPipe)
@@ -198,8 +201,12 @@ func TestGuestsInAMonitorProcessAreReadFromOutsideAndLeaveItsPSSForTheInstances(
 		t.Errorf("instances anon %d KiB (want %d: the file's 2 MiB are not); monitor anon %d + file %d KiB, monitor %d KiB: the guests' pages are still in its parts",
 			h1.InstancesAnon>>10, (want-2<<20)>>10, h1.MonitorAnon>>10, h1.MonitorFile>>10, h1.Monitor>>10)
 	}
-	if h1.Monitor < h0.Monitor || h1.Monitor > h0.Monitor+512<<10 {
-		t.Errorf("the monitor column went %d -> %d KiB: want no more than the JSON it wrote (≤ 512 KiB), not the guests' %d KiB nor the measurer's 64 MiB",
+	// The monitor's own growth while it answered (its JSON, the Go
+	// runtime's heap and threads: ~0.5 MiB, more on a loaded machine) is
+	// bounded at 1 MiB, far below the guests' 4-5 MiB and the measurer's
+	// 64 MiB, either of which counted here would fail the test.
+	if h1.Monitor < h0.Monitor || h1.Monitor > h0.Monitor+1<<20 {
+		t.Errorf("the monitor column went %d -> %d KiB: want no more than its own growth while answering (≤ 1 MiB), not the guests' %d KiB nor the measurer's 64 MiB",
 			h0.Monitor>>10, h1.Monitor>>10, want>>10)
 	}
 	if raw.PSS < h0.Monitor+want {
