@@ -258,6 +258,45 @@ func TestCorpusSamplePrintsExpectedLinesInEveryMode(t *testing.T) {
 				t.Errorf("bench start --loads: %s: %+v, want 4 instances, none failed, a load time", l.Load, l)
 			}
 		}
+		// The daemon starts instances from snapshots too (the API's
+		// "snapshot"), in its own process and in jails, whose roots then
+		// hold the snapshots' page blobs: the same lines as cold boots.
+		four := names[:min(4, len(names))]
+		for _, jailed := range []bool{false, true} {
+			if jailed && os.Geteuid() != 0 {
+				continue
+			}
+			var args []string
+			if jailed {
+				args = []string{"--vms-per-process", "2", "--jail-memory", "256M"}
+			}
+			sock := filepath.Join(t.TempDir(), "api.sock")
+			startDaemon(t, bin, filepath.Join(dir, "pool"), sock, args...)
+			out := cli(t, bin, nil, append([]string{"run", "--host", sock, "--json", "--timeout", "60s", "--snapshot", "-n", "2"}, four...)...)
+			var rs []struct {
+				result
+				Load  int64 `json:"load_time_ns"`
+				Ready int64 `json:"ready_time_ns"`
+			}
+			if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 2*len(four) {
+				t.Fatalf("run --host --snapshot (jailed %v): %v, %d results for %d unikernels x 2\n%s", jailed, err, len(rs), len(four), out)
+			}
+			for _, w := range rs {
+				if b := cold[w.Unikernel]; w.ExitCode != b.ExitCode || w.Output != b.Output || w.Error != "" {
+					t.Errorf("daemon (jailed %v): %s from its snapshot: exit %d, error %q, printed %q; cold: exit %d, printed %q",
+						jailed, w.Unikernel, w.ExitCode, w.Error, w.Output, b.ExitCode, b.Output)
+				}
+				// An instance resumed at its ready point is ready when it
+				// is loaded; a cold boot gets there later.
+				if w.Load <= 0 || w.Ready != w.Load {
+					t.Errorf("daemon (jailed %v): %s: load %d ns, ready %d ns: not started from its snapshot", jailed, w.Unikernel, w.Load, w.Ready)
+				}
+			}
+			cmd := exec.Command(bin, "run", "--host", sock, "--snapshot", "--aslr", names[0])
+			if msg, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(msg), "fixes the layout") {
+				t.Errorf("run --host --snapshot --aslr: err %v, said %q; want a refusal naming the fixed layout", err, msg)
+			}
+		}
 		// A snapshot fixes its layout: no --aslr, said clearly.
 		cmd := exec.Command(bin, "run", "--snapshot", "--aslr", names[0])
 		cmd.Env = append(os.Environ(), env...)

@@ -116,7 +116,7 @@ full), and the load time per instance.`,
 func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 	f.opt.ASLR = f.opt.ASLR || f.opt.ASLRPerLibrary
 	if f.opt.Snapshot && f.opt.ASLR {
-		return fmt.Errorf("--snapshot with --aslr: a snapshot fixes the layout it was taken with (its pointers hold the map's addresses), so its instances cannot be re-randomised; run either cold with --aslr or from the snapshot without it")
+		return fmt.Errorf("--snapshot with --aslr: %s", monitor.SnapshotFixesLayout)
 	}
 	if f.opt.Snapshot && len(f.images) > 0 {
 		return fmt.Errorf("--snapshot with --image: only pooled unikernels have snapshots")
@@ -180,7 +180,7 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 
 // runHost is `run --host`: the daemon on that socket starts the instances.
 func runHost(cmd *cobra.Command, f *runFlags, names []string) error {
-	for _, fl := range []string{"pool", "monitor", "image", "measure", "snapshot"} {
+	for _, fl := range []string{"pool", "monitor", "image", "measure"} {
 		if cmd.Flags().Changed(fl) {
 			return fmt.Errorf("--%s does not go with --host: the daemon has its own pool and monitor", fl)
 		}
@@ -195,7 +195,7 @@ func runHost(cmd *cobra.Command, f *runFlags, names []string) error {
 	}
 	req := api.StartRequest{Unikernels: names, Count: opt.N, Cmdline: f.cmdline, MemSize: opt.MemSize,
 		TimeoutMS: opt.Timeout.Milliseconds(), Load: f.load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM, Seed: opt.Seed,
-		HoldMS: opt.Hold.Milliseconds()}
+		HoldMS: opt.Hold.Milliseconds(), Snapshot: opt.Snapshot}
 	if opt.Timeout > 0 && req.TimeoutMS == 0 {
 		req.TimeoutMS = 1
 	}

@@ -61,6 +61,10 @@ type StartRequest struct {
 	ASLRPerLibrary bool   `json:"aslr_per_library,omitempty"`
 	KSM            bool   `json:"ksm,omitempty"`
 	Seed           uint64 `json:"seed,omitempty"` // 0: random
+	// Snapshot starts every instance from its unikernel's pooled boot
+	// snapshot (`unipool snapshot`; run --snapshot) instead of booting it.
+	// Not with ASLR: a snapshot fixes the layout it was taken with.
+	Snapshot bool `json:"snapshot,omitempty"`
 	// HoldMS keeps the instances resident after their guests end, like a
 	// warm pool: once every instance of a group has ended (the batch; under
 	// serve --vms-per-process, each jail's share of it), the group's guest
@@ -236,6 +240,9 @@ func ParseStartRequest(data []byte) (StartRequest, error) {
 	case "", monitor.LoadShared, monitor.LoadNaive:
 	default:
 		return StartRequest{}, fmt.Errorf(`"load": %q, want %q or %q`, r.Load, monitor.LoadShared, monitor.LoadNaive)
+	}
+	if r.Snapshot && (r.ASLR || r.ASLRPerLibrary) {
+		return StartRequest{}, errors.New(`"snapshot" with "aslr": ` + monitor.SnapshotFixesLayout)
 	}
 	return r, nil
 }

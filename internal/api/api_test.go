@@ -14,19 +14,21 @@ func TestStartRequestDefaultsCountToOne(t *testing.T) {
 
 func TestStartRequestRefusalsNameTheField(t *testing.T) {
 	for body, want := range map[string]string{
-		``:                                              "empty body",
-		`[]`:                                            "bad JSON",
-		`{"unikernels": ["a"]} {}`:                      "more than one value",
-		`{"unikernels": ["a"], "bogus": 1}`:             "unknown field",
-		`{"unikernels": []}`:                            `"unikernels"`,
-		`{"unikernels": ["a/b"]}`:                       "no slashes",
-		`{"unikernels": ["a"], "count": -1}`:            `"count"`,
-		`{"unikernels": ["a"], "count": 10001}`:         `"count"`,
-		`{"unikernels": ["a"], "load": "copy"}`:         `"load"`,
-		`{"unikernels": ["a"], "timeout_ms": -5}`:       `"timeout_ms"`,
-		`{"unikernels": ["a"], "hold_ms": -5}`:          `"hold_ms"`,
-		`{"unikernels": ["a"], "cmdline": "x\u0000y"}`:  "NUL",
-		`{"unikernels": ["a"], "mem_size_bytes": 1e12}`: "mem_size_bytes",
+		``:                                                      "empty body",
+		`[]`:                                                    "bad JSON",
+		`{"unikernels": ["a"]} {}`:                              "more than one value",
+		`{"unikernels": ["a"], "bogus": 1}`:                     "unknown field",
+		`{"unikernels": []}`:                                    `"unikernels"`,
+		`{"unikernels": ["a/b"]}`:                               "no slashes",
+		`{"unikernels": ["a"], "count": -1}`:                    `"count"`,
+		`{"unikernels": ["a"], "count": 10001}`:                 `"count"`,
+		`{"unikernels": ["a"], "load": "copy"}`:                 `"load"`,
+		`{"unikernels": ["a"], "timeout_ms": -5}`:               `"timeout_ms"`,
+		`{"unikernels": ["a"], "hold_ms": -5}`:                  `"hold_ms"`,
+		`{"unikernels": ["a"], "cmdline": "x\u0000y"}`:          "NUL",
+		`{"unikernels": ["a"], "mem_size_bytes": 1e12}`:         "mem_size_bytes",
+		`{"unikernels": ["a"], "snapshot": true, "aslr": true}`: "fixes the layout",
+		`{"unikernels": ["a"], "snapshot": true, "aslr_per_library": true}`:     "fixes the layout",
 		`{"unikernels": ["a"], "cmdline": "` + strings.Repeat("x", 5000) + `"}`: `"cmdline"`,
 	} {
 		_, err := ParseStartRequest([]byte(body))
@@ -62,10 +64,14 @@ func FuzzParseStartRequest(f *testing.F) {
 	f.Add([]byte(`{"unikernels": ["hello", "sha256"], "count": 3, "cmdline": "-v", "timeout_ms": 100, "hold_ms": 50, "load": "naive"}`))
 	f.Add([]byte(`{"unikernels": ["a"], "mem_size_bytes": 16777216, "aslr": true, "seed": 7}`))
 	f.Add([]byte(`{"unikernels": null}`))
+	f.Add([]byte(`{"unikernels": ["a"], "snapshot": true, "count": 2}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := ParseStartRequest(body)
 		if err != nil {
 			return
+		}
+		if r.Snapshot && (r.ASLR || r.ASLRPerLibrary) {
+			t.Fatalf("accepted a snapshot start with ASLR: %+v", r)
 		}
 		if len(r.Unikernels) == 0 || len(r.Unikernels) > MaxNames || r.Count < 1 || r.Count > MaxCount ||
 			len(r.Cmdline) > MaxCmdlineLen || r.MemSize > MaxMemSize || r.TimeoutMS < 0 || r.TimeoutMS > MaxTimeoutMS {
@@ -95,6 +101,13 @@ func FuzzParseID(f *testing.F) {
 			t.Fatalf("%q parsed as 0", s)
 		}
 	})
+}
+
+func TestStartRequestCarriesSnapshot(t *testing.T) {
+	r, err := ParseStartRequest([]byte(`{"unikernels": ["hello"], "snapshot": true, "count": 3}`))
+	if err != nil || !r.Snapshot || r.Count != 3 {
+		t.Fatalf("%+v %v: want snapshot taken, as run --host --snapshot sends it", r, err)
+	}
 }
 
 func TestStartRequestCarriesPerLibraryASLR(t *testing.T) {

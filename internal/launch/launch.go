@@ -65,19 +65,11 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 			return fail(fmt.Errorf("%w; refusing to run it. `unipool pool add` of its image again "+
 				"(or of any image with this blob) rewrites the blob; `unipool pool verify` checks the whole pool", err))
 		}
-		if s := cfg.Snapshot; s != nil && snapshots {
+		if snapshots {
 			// Snapshot pages are many small blobs: checked here, read
 			// by path later (not held open, one descriptor each).
-			for _, pg := range s.Pages {
-				if err := p.VerifyBlob(pg.Digest); err != nil {
-					return fail(fmt.Errorf("unikernel %q: snapshot page at %#x: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, pg.Addr, err))
-				}
-			}
-			if z := s.Zero; z != "" && !zeroOK[z] {
-				if err := p.VerifyBlob(z); err != nil {
-					return fail(fmt.Errorf("unikernel %q: snapshot zero blob: %w; refusing to run it (`unipool pool verify` checks the whole pool)", name, err))
-				}
-				zeroOK[z] = true
+			if err := VerifySnapshot(name, cfg, p.VerifyBlob, zeroOK); err != nil {
+				return fail(fmt.Errorf("%w; refusing to run it (`unipool pool verify` checks the whole pool)", err))
 			}
 		}
 		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline})
@@ -101,6 +93,45 @@ func Blobs(cfg *desc.Config) map[string]string {
 		m[cfg.Private.Digest] = "private blob"
 	}
 	return m
+}
+
+// SnapshotBlobs lists the blobs of cfg's snapshot (its pages and its zero
+// blob): digest -> what it is. Nil without a snapshot.
+func SnapshotBlobs(cfg *desc.Config) map[string]string {
+	s := cfg.Snapshot
+	if s == nil {
+		return nil
+	}
+	m := map[string]string{}
+	for _, pg := range s.Pages {
+		m[pg.Digest] = fmt.Sprintf("snapshot page at %#x", pg.Addr)
+	}
+	if s.Zero != "" {
+		m[s.Zero] = "snapshot zero blob"
+	}
+	return m
+}
+
+// VerifySnapshot checks, with verify (which re-hashes a blob's file), every
+// blob of cfg's snapshot; zeroOK holds the zero blobs already checked (one
+// for every snapshot of a pool) and gets cfg's.
+func VerifySnapshot(name string, cfg *desc.Config, verify func(dgst string) error, zeroOK map[string]bool) error {
+	s := cfg.Snapshot
+	if s == nil {
+		return nil
+	}
+	for _, pg := range s.Pages {
+		if err := verify(pg.Digest); err != nil {
+			return fmt.Errorf("unikernel %q: snapshot page at %#x: %w", name, pg.Addr, err)
+		}
+	}
+	if z := s.Zero; z != "" && !zeroOK[z] {
+		if err := verify(z); err != nil {
+			return fmt.Errorf("unikernel %q: snapshot zero blob: %w", name, err)
+		}
+		zeroOK[z] = true
+	}
+	return nil
 }
 
 // OpenBlobs opens (with open, which checks each on its descriptor) every

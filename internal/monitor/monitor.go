@@ -77,6 +77,11 @@ func (u Unikernel) OpenBlob(digest string) (*os.File, error) {
 	return os.Open(u.BlobPath(digest))
 }
 
+// SnapshotFixesLayout is why instances from a snapshot cannot use ASLR,
+// said by every front end that refuses the combination (run, the daemon).
+const SnapshotFixesLayout = "a snapshot fixes the layout it was taken with (its pointers hold the map's addresses), " +
+	"so its instances cannot be re-randomised; start them either cold with ASLR or from the snapshot without it"
+
 // Options are run's flags.
 type Options struct {
 	N       int           // instances per unikernel

@@ -47,6 +47,7 @@ type jailJob struct {
 	ASLRPerLibrary bool            `json:"aslr_per_library,omitempty"`
 	KSM            bool            `json:"ksm,omitempty"`
 	Seed           uint64          `json:"seed,omitempty"`
+	Snapshot       bool            `json:"snapshot,omitempty"` // from each unikernel's snapshot
 	TimeoutNS      int64           `json:"timeout_ns,omitempty"`
 	HoldNS         int64           `json:"hold_ns,omitempty"` // keep the ended instances resident
 	MaxOutput      int             `json:"max_output,omitempty"`
@@ -154,12 +155,17 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 	root := filepath.Join(d.cfg.JailDir, name)
 
 	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM,
-		Seed: opt.Seed, TimeoutNS: int64(opt.Timeout), HoldNS: int64(opt.Hold), MaxOutput: opt.MaxOutput, N: n}
+		Seed: opt.Seed, Snapshot: opt.Snapshot, TimeoutNS: int64(opt.Timeout), HoldNS: int64(opt.Hold), MaxOutput: opt.MaxOutput, N: n}
 	blobs := map[string]string{}
 	for _, u := range members {
 		job.Unikernels = append(job.Unikernels, jailUnikernel{Name: u.Name, Config: u.Config, Cmdline: u.Cmdline})
 		for dgst := range launch.Blobs(u.Config) {
 			blobs[dgst] = u.BlobPath(dgst)
+		}
+		if opt.Snapshot {
+			for dgst := range launch.SnapshotBlobs(u.Config) {
+				blobs[dgst] = u.BlobPath(dgst)
+			}
 		}
 	}
 	defer jail.Cleanup(root)
@@ -349,6 +355,14 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 	open := func(dgst string) (*os.File, error) {
 		return pool.OpenBlobFile("jail "+root, jail.BlobPath(dgst), dgst)
 	}
+	verify := func(dgst string) error {
+		f, err := open(dgst)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	zeroOK := map[string]bool{}
 	uks := make([]monitor.Unikernel, 0, len(job.Unikernels))
 	for _, u := range job.Unikernels {
 		if u.Config == nil {
@@ -356,6 +370,14 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		}
 		if err := launch.OpenBlobs(u.Name, u.Config, open, verified); err != nil {
 			return err
+		}
+		if job.Snapshot {
+			if u.Config.Snapshot == nil {
+				return fmt.Errorf("jail %s: unikernel %q has no snapshot", root, u.Name)
+			}
+			if err := launch.VerifySnapshot(u.Name, u.Config, verify, zeroOK); err != nil {
+				return err
+			}
 		}
 		uks = append(uks, monitor.Unikernel{Name: u.Name, Config: u.Config, BlobPath: jail.BlobPath, Blobs: verified, Cmdline: u.Cmdline})
 	}
@@ -408,7 +430,7 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		}
 		cancel() // the daemon is gone
 	}()
-	opt := monitor.Options{N: job.N, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, ASLRPerLibrary: job.ASLRPerLibrary, KSM: job.KSM, Seed: job.Seed,
+	opt := monitor.Options{N: job.N, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, ASLRPerLibrary: job.ASLRPerLibrary, KSM: job.KSM, Seed: job.Seed, Snapshot: job.Snapshot,
 		Timeout: time.Duration(job.TimeoutNS), MaxOutput: job.MaxOutput, DropResults: true,
 		Started: func(i, pid int, stop func()) {
 			stopMu.Lock()

@@ -189,13 +189,17 @@ func (d *Daemon) Start(req api.StartRequest) (api.StartResponse, error) {
 	if err := d.budgetFor(n); err != nil {
 		return api.StartResponse{}, err
 	}
-	uks, err := launch.Resolve(d.cfg.Pool, req.Unikernels, req.Cmdline)
+	resolve := launch.Resolve
+	if req.Snapshot {
+		resolve = launch.ResolveSnapshots
+	}
+	uks, err := resolve(d.cfg.Pool, req.Unikernels, req.Cmdline)
 	if err != nil {
 		return api.StartResponse{}, errorf(400, "%v", err)
 	}
 	opt := monitor.Options{
 		N: req.Count, MemSize: req.MemSize, Load: req.Load, ASLR: req.ASLR || req.ASLRPerLibrary, ASLRPerLibrary: req.ASLRPerLibrary, KSM: req.KSM, Seed: req.Seed,
-		Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, MaxOutput: d.cfg.ConsoleCap,
+		Snapshot: req.Snapshot, Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, MaxOutput: d.cfg.ConsoleCap,
 	}
 	if opt.Timeout == 0 {
 		opt.Timeout = d.cfg.DefaultTimeout
