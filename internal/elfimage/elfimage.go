@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -293,28 +294,126 @@ func (im *Image) Page(vaddr uint64) (page []byte, ok bool) {
 // BootInfoVersion is the boot-info version an image's guest accepts: the
 // uint32 at abi.BootInfoVersionSymbol, or 1 for an image linked before
 // ukplat said (or one with no symbol table).
+//
+// It finds the symbol by walking the symbol table's raw entries, without
+// building a []elf.Symbol and a string per symbol (elf.File.Symbols): a
+// plain-image monitor reads it for every image it checks and prepares,
+// and an aligned image's table of ~800 symbols made ~90 KB of garbage per
+// read. Its answer is the same as the first symbol of that name
+// Symbols would give (FuzzBootInfoVersion).
 func BootInfoVersion(f *elf.File) (uint32, error) {
-	syms, err := f.Symbols()
-	if err != nil {
+	sym, ok := findSymbol(f, abi.BootInfoVersionSymbol)
+	if !ok {
 		return 1, nil
 	}
-	for _, s := range syms {
-		if s.Name != abi.BootInfoVersionSymbol || s.Section == elf.SHN_UNDEF || int(s.Section) >= len(f.Sections) {
-			continue
-		}
-		sec := f.Sections[s.Section]
-		if sec.Type != elf.SHT_PROGBITS || s.Value < sec.Addr || s.Value+4 > sec.Addr+sec.Size {
-			return 0, fmt.Errorf("%s is not 4 bytes of data in %s", abi.BootInfoVersionSymbol, sec.Name)
-		}
-		b := make([]byte, 4)
-		if _, err := sec.ReadAt(b, int64(s.Value-sec.Addr)); err != nil {
-			return 0, fmt.Errorf("%s: %w", abi.BootInfoVersionSymbol, err)
-		}
-		v := binary.LittleEndian.Uint32(b)
-		if v == 0 || v > abi.BootInfoVersion {
-			return 0, fmt.Errorf("the guest accepts boot info version %d; this unipool writes versions 1 to %d (a newer unipool linked it?)", v, abi.BootInfoVersion)
-		}
-		return v, nil
+	sec := f.Sections[sym.Section]
+	if sec.Type != elf.SHT_PROGBITS || sym.Value < sec.Addr || sym.Value+4 > sec.Addr+sec.Size {
+		return 0, fmt.Errorf("%s is not 4 bytes of data in %s", abi.BootInfoVersionSymbol, sec.Name)
 	}
-	return 1, nil
+	b := make([]byte, 4)
+	if _, err := sec.ReadAt(b, int64(sym.Value-sec.Addr)); err != nil {
+		return 0, fmt.Errorf("%s: %w", abi.BootInfoVersionSymbol, err)
+	}
+	v := binary.LittleEndian.Uint32(b)
+	if v == 0 || v > abi.BootInfoVersion {
+		return 0, fmt.Errorf("the guest accepts boot info version %d; this unipool writes versions 1 to %d (a newer unipool linked it?)", v, abi.BootInfoVersion)
+	}
+	return v, nil
+}
+
+// findSymbol is the first symbol called name in f's symbol table
+// (SHT_SYMTAB) that is defined in one of f's sections (not SHN_UNDEF, an
+// index below len(f.Sections)); ok is false if there is none, or no
+// readable table (as elf.File.Symbols fails). It reads both tables in
+// pieces through one 4 KiB buffer: first the string table, for where the
+// name starts (a string ends at its NUL; ld shares tails, so a name may
+// start inside a longer string), then the symbols, for one that names
+// such a place.
+func findSymbol(f *elf.File, name string) (elf.Symbol, bool) {
+	tab := f.SectionByType(elf.SHT_SYMTAB)
+	if f.Class != elf.ELFCLASS64 || tab == nil || tab.Type == elf.SHT_NOBITS || tab.Flags&elf.SHF_COMPRESSED != 0 ||
+		tab.Link == 0 || tab.Link >= uint32(len(f.Sections)) {
+		// ELF32 (a multiboot kernel), tables Symbols reads in a way of
+		// its own (zeros, compressed), or none it can read: as Symbols.
+		return findSymbolSlow(f, name)
+	}
+	strs := f.Sections[tab.Link]
+	if strs.Type == elf.SHT_NOBITS || strs.Flags&elf.SHF_COMPRESSED != 0 {
+		return findSymbolSlow(f, name)
+	}
+	size := tab.Size
+	if size == 0 || size%elf.Sym64Size != 0 || size > maxImageSize || strs.Size > maxImageSize {
+		return elf.Symbol{}, false
+	}
+	// Symbols reads both tables whole or fails: so does this, before it
+	// looks at an entry (their last bytes read means all are there).
+	buf := make([]byte, 4096)
+	if _, err := tab.ReadAt(buf[:1], int64(size-1)); err != nil {
+		return elf.Symbol{}, false
+	}
+	if strs.Size > 0 {
+		if _, err := strs.ReadAt(buf[:1], int64(strs.Size-1)); err != nil {
+			return elf.Symbol{}, false
+		}
+	}
+	want := len(name) + 1 // the name and its NUL
+	if want > len(buf)/2 {
+		return findSymbolSlow(f, name)
+	}
+	// Where the name starts: pieces overlap by want-1 bytes, so a match
+	// across two pieces is seen whole in the second.
+	var at []uint64
+	for off := uint64(0); off+uint64(want) <= strs.Size; {
+		n := min(uint64(len(buf)), strs.Size-off)
+		if _, err := strs.ReadAt(buf[:n], int64(off)); err != nil {
+			return elf.Symbol{}, false
+		}
+		for i := 0; i+want <= int(n); i++ {
+			if buf[i+want-1] == 0 && string(buf[i:i+want-1]) == name {
+				at = append(at, off+uint64(i))
+			}
+		}
+		if off+n == strs.Size {
+			break
+		}
+		off += n - uint64(want-1)
+	}
+	if len(at) == 0 {
+		return elf.Symbol{}, false
+	}
+	// The symbols, entry 0 (all zeros) aside, in order.
+	per := uint64(len(buf) / elf.Sym64Size * elf.Sym64Size)
+	for off := uint64(elf.Sym64Size); off < size; {
+		n := min(per, size-off)
+		if _, err := tab.ReadAt(buf[:n], int64(off)); err != nil {
+			return elf.Symbol{}, false
+		}
+		for e := buf[:n]; len(e) > 0; e = e[elf.Sym64Size:] {
+			shndx := elf.SectionIndex(f.ByteOrder.Uint16(e[6:8]))
+			if shndx == elf.SHN_UNDEF || int(shndx) >= len(f.Sections) {
+				continue
+			}
+			if _, found := slices.BinarySearch(at, uint64(f.ByteOrder.Uint32(e[0:4]))); !found {
+				continue
+			}
+			return elf.Symbol{Name: name, Info: e[4], Other: e[5], Section: shndx,
+				Value: f.ByteOrder.Uint64(e[8:16]), Size: f.ByteOrder.Uint64(e[16:24])}, true
+		}
+		off += n
+	}
+	return elf.Symbol{}, false
+}
+
+// findSymbolSlow is findSymbol through elf.File.Symbols.
+func findSymbolSlow(f *elf.File, name string) (elf.Symbol, bool) {
+	syms, err := f.Symbols()
+	if err != nil {
+		return elf.Symbol{}, false
+	}
+	for _, s := range syms {
+		if s.Name == name && s.Section != elf.SHN_UNDEF && int(s.Section) < len(f.Sections) {
+			return s, true
+		}
+	}
+	return elf.Symbol{}, false
 }

@@ -140,6 +140,16 @@ func readPlainImage(path string, withData bool) (*plainImage, error) {
 	if len(img.segments) == 0 {
 		return nil, fmt.Errorf("image %s: no loadable segments", path)
 	}
+	if !img.linux && !img.multiboot {
+		// Consecutive segments of one protection in one 2 MiB may be
+		// one host mapping (Mapping.JoinNext): an aligned image has a
+		// segment per library region, slack between them. (Unikraft
+		// images keep theirs: the KVM monitor makes guest memory of
+		// them.)
+		for i := 0; i+1 < len(img.segments); i++ {
+			img.segments[i].JoinNext = joinable(img.segments[i], img.segments[i+1])
+		}
+	}
 	// Packed images live below the app region, aligned images (run as
 	// plain images by the KSM baselines) in the app region and the map:
 	// anything but the per-instance area and the ASLR window.
@@ -208,8 +218,13 @@ func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 			lay.ASLRSpan = pl.spanSize
 			// The image itself stays where it was linked; its
 			// per-instance areas move.
-			for _, m := range lay.Mappings {
-				pl.reserve(m.Addr, m.Addr+m.Size)
+			for i, m := range lay.Mappings {
+				end := m.Addr + m.Size
+				if m.JoinNext {
+					// The gap to the next segment is mapped with them.
+					end = lay.Mappings[i+1].Addr
+				}
+				pl.reserve(m.Addr, end)
 			}
 		}
 		// A plain image's per-instance memory is at the legacy base:

@@ -164,7 +164,8 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 		add(&first, fmt.Sprintf("munmap %#x-%#x", m[0], m[1]), 0, unix.SYS_MUNMAP, m[0], m[1]-m[0])
 	}
 	var writes []memWrite
-	for _, m := range lay.Mappings {
+	for i := 0; i < len(lay.Mappings); i++ {
+		m := lay.Mappings[i]
 		what := "mapping " + what(m)
 		if m.File != "" {
 			fd, ok := fds[m.File]
@@ -200,18 +201,28 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			continue
 		}
 		// Private memory is mapped writable, filled, then given its
-		// protection.
-		add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
+		// protection. Mappings the loader joins (a plain image's
+		// segments: JoinNext) are one mapping, the gaps between them
+		// zero; all-zero pages are not written (DataRuns).
+		j := i
+		for lay.Mappings[j].JoinNext && j+1 < len(lay.Mappings) {
+			j++
+		}
+		size := lay.Mappings[j].Addr + lay.Mappings[j].Size - m.Addr
+		add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, size, unix.PROT_READ|unix.PROT_WRITE,
 			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0)
-		if len(m.Data) > 0 {
-			writes = append(writes, memWrite{m.Addr, m.Data})
+		for _, x := range lay.Mappings[i : j+1] {
+			for _, r := range x.DataRuns() {
+				writes = append(writes, memWrite{x.Addr + r[0], x.Data[r[0]:r[1]]})
+			}
 		}
 		if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
-			add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, m.Size, uint64(m.Prot))
+			add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, size, uint64(m.Prot))
 		}
 		if opt.ksm {
-			add(&second, what, 0, unix.SYS_MADVISE, m.Addr, m.Size, unix.MADV_MERGEABLE)
+			add(&second, what, 0, unix.SYS_MADVISE, m.Addr, size, unix.MADV_MERGEABLE)
 		}
+		i = j
 	}
 	if page := discardPage(lay); page != 0 {
 		// The stub's page again, read-only and shared, next to the
