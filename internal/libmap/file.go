@@ -1,6 +1,7 @@
 package libmap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,25 +17,53 @@ const maxMapFile = 256 << 20
 // LockSuffix names the lock file beside the map ("map.json.lock").
 const LockSuffix = ".lock"
 
-// Load reads and validates the map at path. A missing file is an empty
+// UsesSuffix names the file beside the map that keeps its pack regions'
+// use counts (Region.Uses; "map.json.uses"). The counts are a placement
+// hint of this host's links, no part of the map's layout: the map file
+// holds the layout alone (MarshalLayout), so a link that places nothing
+// new leaves it byte for byte as it was (and a registry gets no new map
+// tag for it) while the counts still grow.
+const UsesSuffix = ".uses"
+
+// Load reads and validates the map at path, with the use counts of the
+// file beside it (UsesSuffix) if there is one. A missing map is an empty
 // map (the first link creates it); anything unreadable or invalid is an
 // error naming the file.
 func Load(path string) (*Map, error) {
-	data, err := os.ReadFile(path)
+	m, _, _, err := load(path)
+	return m, err
+}
+
+// load is Load, also returning the bytes of the map file and of the count
+// file beside it (nil for a file that does not exist).
+func load(path string) (m *Map, data, uses []byte, err error) {
+	data, err = os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return New(), nil
+		return New(), nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("library map %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("library map %s: %w", path, err)
 	}
 	if len(data) > maxMapFile {
-		return nil, fmt.Errorf("library map %s: %d bytes, too large", path, len(data))
+		return nil, nil, nil, fmt.Errorf("library map %s: %d bytes, too large", path, len(data))
 	}
-	m, err := Parse(data)
+	if m, err = Parse(data); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	uses, err = os.ReadFile(path + UsesSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, data, nil, nil
+	}
+	if err == nil && len(uses) > maxMapFile {
+		err = fmt.Errorf("%d bytes, too large", len(uses))
+	}
+	if err == nil {
+		err = m.applyUses(uses)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("library map use counts %s: %w", path+UsesSuffix, err)
 	}
-	return m, nil
+	return m, data, uses, nil
 }
 
 // Update runs fn on the current map under an exclusive lock and, if fn
@@ -48,13 +77,9 @@ func Update(path string, fn func(*Map) error) error {
 		return err
 	}
 	defer unlock()
-	m, err := Load(path)
+	m, file, uses, err := load(path)
 	if err != nil {
 		return err
-	}
-	before, err := m.Marshal()
-	if err != nil {
-		return fmt.Errorf("library map %s: %w", path, err)
 	}
 	if err := fn(m); err != nil {
 		return err
@@ -62,16 +87,29 @@ func Update(path string, fn func(*Map) error) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: refusing to write: %w", path, err)
 	}
-	after, err := m.Marshal()
+	// The layout to the map file, the counts beside it, each only if it
+	// differs from the file (a map file written with the counts inside,
+	// before they moved out, is written once more, without them).
+	layout, err := m.MarshalLayout()
 	if err != nil {
 		return fmt.Errorf("library map %s: %w", path, err)
 	}
-	if string(before) == string(after) {
-		if _, err := os.Stat(path); err == nil {
-			return nil
+	if file == nil || !bytes.Equal(file, layout) {
+		if err := writeAtomic(path, layout); err != nil {
+			return err
 		}
 	}
-	return writeAtomic(path, after)
+	switch after := m.marshalUses(); {
+	case bytes.Equal(after, uses):
+	case after == nil:
+		// No counts (a map that replaced the one they were for).
+		if err := os.Remove(path + UsesSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("library map use counts %s: %w", path+UsesSuffix, err)
+		}
+	default:
+		return writeAtomic(path+UsesSuffix, after)
+	}
+	return nil
 }
 
 // lock takes an exclusive flock on file, creating it.

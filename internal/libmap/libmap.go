@@ -13,7 +13,9 @@
 // (thousands of apps × their slack). Every image puts its app at
 // abi.AppRegionBase instead, with the same [tramp][shared][private] layout.
 //
-// The map is a JSON file (map.json in the pool); Update is the only writer:
+// The map is a JSON file (map.json in the pool; the pack regions' use
+// counts, a placement hint, beside it in map.json.uses); Update is the
+// only writer:
 // it takes an flock on "<file>.lock", re-reads the file under the lock and
 // replaces it atomically (temporary file, fsync, rename, fsync of the
 // directory), so concurrent writers serialize and a reader never sees half
@@ -125,8 +127,9 @@ type Region struct {
 	Versions []Version `json:"versions"`
 	// Uses counts the links that used this pack region, up to
 	// CopyMinUses (Map.Use): a placement hint for PlaceCopy, no part of
-	// any image's layout. A link that places nothing new may still
-	// raise it (the map file then changes; its layout does not).
+	// any image's layout. It is kept in the file beside the map
+	// (UsesSuffix), not in the map file (MarshalLayout): a link that
+	// places nothing new may raise it and leaves the map file as it was.
 	Uses uint64 `json:"uses,omitempty"`
 }
 
@@ -291,7 +294,69 @@ func (n Need) fits(r desc.Region) bool {
 	return n.Tramp <= r.TrampSize && n.Shared <= r.SharedSize && n.Private <= r.PrivateSize
 }
 
-// Marshal encodes the map the way it is stored (indented, stable order).
+// MarshalLayout encodes the map's layout the way the map file stores it
+// and a push sends it: Marshal without the use counts (UsesSuffix).
+func (m *Map) MarshalLayout() ([]byte, error) { return m.WithoutUses().Marshal() }
+
+// usesFile is the form of the use counts beside the map (UsesSuffix): the
+// pack regions that links used, by start address.
+type usesFile struct {
+	PackRegions []regionUses `json:"pack_regions"`
+}
+
+type regionUses struct {
+	Start uint64 `json:"start"`
+	Uses  uint64 `json:"uses"`
+}
+
+// marshalUses encodes the map's nonzero use counts (usesFile), sorted by
+// address; nil if there are none.
+func (m *Map) marshalUses() []byte {
+	var f usesFile
+	for _, l := range m.Libraries {
+		for _, r := range l.Regions {
+			if r.Pack != 0 && r.Uses > 0 {
+				f.PackRegions = append(f.PackRegions, regionUses{r.Start, r.Uses})
+			}
+		}
+	}
+	if len(f.PackRegions) == 0 {
+		return nil
+	}
+	sort.Slice(f.PackRegions, func(i, j int) bool { return f.PackRegions[i].Start < f.PackRegions[j].Start })
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		panic(err) // two integers per entry
+	}
+	return append(b, '\n')
+}
+
+// applyUses raises the map's pack regions' use counts to those in data (a
+// usesFile); a count for an address that is no pack region of the map is
+// ignored (a hint, kept beside a map that may have been replaced).
+func (m *Map) applyUses(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f usesFile
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("corrupted use counts: %w", err)
+	}
+	at := map[uint64]uint64{}
+	for _, e := range f.PackRegions {
+		at[e.Start] = max(at[e.Start], min(e.Uses, CopyMinUses))
+	}
+	for i := range m.Libraries {
+		for j := range m.Libraries[i].Regions {
+			if r := &m.Libraries[i].Regions[j]; r.Pack != 0 {
+				r.Uses = max(r.Uses, at[r.Start])
+			}
+		}
+	}
+	return nil
+}
+
+// Marshal encodes the whole map, use counts included (indented, stable
+// order); the map file holds MarshalLayout, the counts lie beside it.
 func (m *Map) Marshal() ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

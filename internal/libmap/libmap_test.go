@@ -713,3 +713,84 @@ func TestAPackMemberIsCopiedIntoTheOpenPackOnlyWhenThatSavesPages(t *testing.T) 
 		t.Fatal("WithoutUses")
 	}
 }
+
+// The map file holds the map's layout alone: a link that places nothing
+// new but uses pack regions (raising their use counts, a placement hint)
+// leaves it byte for byte as it was, so a registry gets no new map tag
+// for it; the counts go to the file beside it and Load gives them back.
+// (Session 10 kept the counts in the map file: every link rewrote it
+// until the fleet's pack regions reached CopyMinUses.)
+func TestALinkThatPlacesNothingNewLeavesTheMapFileAsItWas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "map.json")
+	va := small("1", 1500, 32)
+	var start uint64
+	if err := Update(path, func(m *Map) error {
+		a, err := m.PlacePacked("a", va)
+		start = a.Region.Start
+		m.Use("a", start)
+		if err != nil {
+			return err
+		}
+		return m.Seal(func(addr, n uint64) ([]byte, error) { return bytes.Repeat([]byte{7}, int(n)), nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= CopyMinUses+1; i++ {
+		if err := Update(path, func(m *Map) error {
+			if p, err := m.PlacePacked("a", va); err != nil || p.New || p.Region.Start != start {
+				return fmt.Errorf("relink placed a at %+v (%v)", p, err)
+			}
+			m.Use("a", start)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := os.ReadFile(path); !bytes.Equal(now, first) {
+			t.Fatalf("link %d placed nothing new and rewrote the map file:\n%s\nwas\n%s", i, now, first)
+		}
+		m, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.PackedRegions("a", va); len(r) != 1 || r[0].Uses != uint64(min(i, CopyMinUses)) {
+			t.Fatalf("after %d links the map loads with %+v, want %d uses", i, r, min(i, CopyMinUses))
+		}
+	}
+	if bytes.Contains(first, []byte(`"uses"`)) {
+		t.Errorf("the map file holds use counts:\n%s", first)
+	}
+	// A map file written with the counts inside (session 10) reads with
+	// them, and the next update writes it once more without them.
+	m, _ := Load(path)
+	old, _ := m.Marshal()
+	if !bytes.Contains(old, []byte(`"uses"`)) {
+		t.Fatal("Marshal drops the counts")
+	}
+	os.Remove(path + UsesSuffix)
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(path, func(m *Map) error {
+		if r := m.PackedRegions("a", va); r[0].Uses != CopyMinUses {
+			return fmt.Errorf("an old map file's counts read as %+v", r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, first) {
+		t.Errorf("an old map file was not rewritten to its layout:\n%s", now)
+	}
+	if m, err := Load(path); err != nil || m.PackedRegions("a", va)[0].Uses != CopyMinUses {
+		t.Errorf("the counts of an old map file were lost: %v", err)
+	}
+	// A corrupt count file is an error naming it.
+	os.WriteFile(path+UsesSuffix, []byte("{nope"), 0o644)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path+UsesSuffix) {
+		t.Errorf("a corrupt count file: %v", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -93,6 +95,15 @@ func TestAWellUsedPackMemberIsCopiedBesideTheNewMembersOfAnImageThatUsesItAloneO
 	}
 }
 
+func mustMarshal(t *testing.T, m *libmap.Map) []byte {
+	t.Helper()
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // map2 is a deep copy of m (through its file form).
 func map2(m *libmap.Map) *libmap.Map {
 	data, err := m.Marshal()
@@ -111,7 +122,10 @@ func map2(m *libmap.Map) *libmap.Map {
 // never change (its room only shrinks at its own seal, before any other
 // link sees it), every version of an image gets a region that holds it,
 // no two members of an image overlap, and the map stays valid and reads
-// back as written.
+// back as written. Each link runs through the map file (libmap.Update):
+// the file holds the layout alone and changes only when the layout does
+// (a link that places nothing new leaves it byte for byte), and the use
+// counts (beside it) load back as the link left them.
 func FuzzPackPolicyKeepsTheMapAppendOnly(f *testing.F) {
 	for _, s := range []int64{1, 2, 3, 4, 42, 1000} {
 		f.Add(s)
@@ -127,19 +141,54 @@ func FuzzPackPolicyKeepsTheMapAppendOnly(f *testing.F) {
 		for i := 0; i < 24; i++ {
 			universe = append(universe, ver{fmt.Sprintf("uk%d", i%14), uint64(16 + r.Intn(libmap.PackLimit-16))})
 		}
+		var pastVs []map[string]uint64
+		var pastOrders [][]string
 		m := libmap.New()
+		path := filepath.Join(t.TempDir(), "map.json")
 		for link := 0; link < 30; link++ {
 			before := map2(m)
 			vs := map[string]uint64{}
 			var order []string
-			for k := r.Intn(8) + 1; k > 0; k-- {
-				v := universe[r.Intn(len(universe))]
-				if _, dup := vs[v.name]; !dup {
-					vs[v.name] = v.size
-					order = append(order, v.name)
+			// Half the links an image linked before (it places nothing).
+			if link > 0 && r.Intn(2) == 0 {
+				i := r.Intn(len(pastVs))
+				vs, order = pastVs[i], pastOrders[i]
+			} else {
+				for k := r.Intn(8) + 1; k > 0; k-- {
+					v := universe[r.Intn(len(universe))]
+					if _, dup := vs[v.name]; !dup {
+						vs[v.name] = v.size
+						order = append(order, v.name)
+					}
 				}
+				pastVs, pastOrders = append(pastVs, vs), append(pastOrders, order)
 			}
-			img := policyLink(t, m, vs, order)
+			fileBefore, _ := os.ReadFile(path)
+			var img map[string]*placed
+			if err := libmap.Update(path, func(fm *libmap.Map) error {
+				img = policyLink(t, fm, vs, order)
+				m = fm
+				return nil
+			}); err != nil {
+				t.Fatalf("link %d: %v", link, err)
+			}
+			fileAfter, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layoutBefore, _ := before.MarshalLayout()
+			layoutAfter, _ := m.MarshalLayout()
+			if !bytes.Equal(fileAfter, layoutAfter) {
+				t.Fatalf("link %d: the map file is not the map's layout", link)
+			}
+			if link > 0 && bytes.Equal(layoutBefore, layoutAfter) != bytes.Equal(fileBefore, fileAfter) {
+				t.Fatalf("link %d: the layout changed %v, the map file %v", link, !bytes.Equal(layoutBefore, layoutAfter), !bytes.Equal(fileBefore, fileAfter))
+			}
+			if loaded, err := libmap.Load(path); err != nil {
+				t.Fatalf("link %d: %v", link, err)
+			} else if a, b := mustMarshal(t, loaded), mustMarshal(t, m); !bytes.Equal(a, b) {
+				t.Fatalf("link %d: the map loads back as\n%s\nnot as the link left it\n%s", link, a, b)
+			}
 			if err := m.Validate(); err != nil {
 				t.Fatalf("link %d: %v", link, err)
 			}

@@ -175,7 +175,9 @@ func (p *Pool) Push(ctx context.Context, repo string, names []string, opt Remote
 // putMap stores m as the registry's map: under a tag of its own content
 // (which no other pusher overwrites: pull merges them all) and as MapTag.
 func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map) error {
-	mapData, err := m.Marshal()
+	// The layout only: this host's use counts (a placement hint) would
+	// give the registry a new map tag for every link that raised one.
+	mapData, err := m.MarshalLayout()
 	if err != nil {
 		return err
 	}
@@ -724,11 +726,11 @@ func commitPull(ctx context.Context, r *remoteRepo, p *Pool, st *staging, plan [
 	defer l.unlock()
 	if remoteMap != nil {
 		err := libmap.Update(p.MapPath(), func(m *libmap.Map) error {
-			before, _ := m.Marshal()
+			before, _ := m.MarshalLayout()
 			if err := m.Merge(remoteMap, mapName); err != nil {
 				return err
 			}
-			after, _ := m.Marshal()
+			after, _ := m.MarshalLayout()
 			res.MapChanged = !bytes.Equal(before, after)
 			return nil
 		})
