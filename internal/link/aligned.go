@@ -375,14 +375,29 @@ func (l *linker) place(m *libmap.Map, res *Result) ([]*placed, error) {
 // placeAppPrivate puts the app's private part (about need bytes) right
 // after the highest private part of the image's libraries
 // (appPrivatePlace); its size is known after the link (describeLibrary).
+//
+// An empty part (placed.privateEmpty: no byte on any page) above the
+// others does not count: the app's room then ends below it, if that
+// leaves need bytes.
 func placeAppPrivate(app *placed, libs []*placed, need uint64) {
-	top := uint64(0)
+	top, all := uint64(0), uint64(0)
 	for _, p := range libs {
 		if p != app && p.region.Dense() {
-			top = max(top, p.region.PrivateEnd())
+			all = max(all, p.region.PrivateEnd())
+			if !p.privateEmpty() {
+				top = max(top, p.region.PrivateEnd())
+			}
 		}
 	}
 	start, limit := appPrivatePlace(top, need)
+	for _, p := range libs {
+		if r := p.region; p != app && r.Dense() && r.PrivateSize > 0 && r.PrivateEnd() > start && r.PrivateStart < limit {
+			limit = max(start, r.PrivateStart&^(appPrivateAlign-1))
+		}
+	}
+	if limit != 0 && limit-start < need {
+		start, limit = appPrivatePlace(all, need)
+	}
 	app.region.PrivateStart, app.region.PrivateSize = 0, 0
 	if limit != 0 {
 		app.region.PrivateStart, app.region.PrivateSize = start, limit-start

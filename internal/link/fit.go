@@ -33,13 +33,85 @@ import (
 // A pack (libmap.Pack) moves as one: its members in the image, their
 // private parts, and the pack pages they touch, whose other bytes no
 // other library may lie on.
+//
+// A pack's members' parts lie side by side in the arena, so an image
+// that uses some of them has a rigid run of pages with holes where the
+// others' parts are. Placed by size among the rest, a pack came late
+// and found no pages to share; placed first, at the map's addresses,
+// the single libraries fill its holes. fitPrivateParts tries both
+// orders (fitOrders) and keeps the one that takes fewer private pages
+// (the size order on a tie), so a pack never costs the image pages it
+// would not take placed by size.
 func fitPrivateParts(libs []*placed) {
-	const page = abi.PageSize
-	type unit struct {
-		libs []*placed
-		size uint64
-		code []desc.Region // the pack pages the unit's members touch
+	units := fitUnits(libs)
+	if len(units) == 0 {
+		return
 	}
+	type saved struct {
+		region desc.Region
+		shift  int64
+	}
+	save := func() ([]saved, [][]desc.Region) {
+		s := make([]saved, len(libs))
+		for i, p := range libs {
+			s[i] = saved{p.region, p.shift}
+		}
+		c := make([][]desc.Region, len(units))
+		for i, u := range units {
+			c[i] = append([]desc.Region(nil), u.code...)
+		}
+		return s, c
+	}
+	restore := func(s []saved, c [][]desc.Region) {
+		for i, p := range libs {
+			p.region, p.shift = s[i].region, s[i].shift
+		}
+		for i, u := range units {
+			u.code = append(u.code[:0], c[i]...)
+		}
+	}
+	s0, c0 := save()
+	var bestS []saved
+	var bestC [][]desc.Region
+	bestPages := -1
+	for _, order := range fitOrders(units) {
+		restore(s0, c0)
+		fitInOrder(libs, order)
+		if n := unitPages(units); bestPages < 0 || n < bestPages {
+			bestPages = n
+			bestS, bestC = save()
+		}
+	}
+	restore(bestS, bestC)
+}
+
+// fitUnit is what fitPrivateParts moves as one: a dense library, or the
+// members of one pack in the image.
+type fitUnit struct {
+	libs []*placed
+	size uint64
+	code []desc.Region // the pack pages the unit's members touch
+	pack bool
+}
+
+// hasBytes says whether a private part of the unit holds bytes. The
+// pages of a unit's empty parts (placed.privateEmpty) count for nothing
+// if it has one that holds bytes; a unit of empty parts only is placed by
+// their pages (onto pages the image takes anyway).
+func (u *fitUnit) hasBytes() bool {
+	for _, p := range u.libs {
+		if p.region.PrivateSize > 0 && !p.privateEmpty() {
+			return true
+		}
+	}
+	return false
+}
+
+// fitUnits lists the image's units, largest private part first (the
+// lowest map address on a tie).
+func fitUnits(libs []*placed) []*fitUnit {
+	const page = abi.PageSize
+	type unit = fitUnit
 	var units []*unit
 	packs := map[uint64]*unit{}
 	for _, p := range libs {
@@ -47,7 +119,7 @@ func fitPrivateParts(libs []*placed) {
 		case p.pack != 0:
 			u := packs[p.pack]
 			if u == nil {
-				u = &unit{}
+				u = &unit{pack: true}
 				packs[p.pack] = u
 				units = append(units, u)
 			}
@@ -63,7 +135,7 @@ func fitPrivateParts(libs []*placed) {
 		}
 	}
 	if len(units) == 0 {
-		return
+		return nil
 	}
 	low := func(u *unit) uint64 {
 		lo := ^uint64(0)
@@ -80,6 +152,52 @@ func fitPrivateParts(libs []*placed) {
 		}
 		return low(units[i]) < low(units[j])
 	})
+	return units
+}
+
+// fitOrders lists the orders fitPrivateParts tries: the units by size
+// (fitUnits), and, if the image has a pack, its packs first (by size),
+// then the rest by size.
+func fitOrders(units []*fitUnit) [][]*fitUnit {
+	orders := [][]*fitUnit{units}
+	var packsFirst, rest []*fitUnit
+	for _, u := range units {
+		if u.pack {
+			packsFirst = append(packsFirst, u)
+		} else {
+			rest = append(rest, u)
+		}
+	}
+	other := append(packsFirst, rest...)
+	for i := range units {
+		if units[i] != other[i] {
+			return append(orders, other)
+		}
+	}
+	return orders
+}
+
+// unitPages counts the private pages the units' libraries take.
+func unitPages(units []*fitUnit) int {
+	pages := map[uint64]bool{}
+	for _, u := range units {
+		for _, p := range u.libs {
+			if r := p.region; r.PrivateSize > 0 && !p.privateEmpty() {
+				for pg := r.PrivateStart &^ (abi.PageSize - 1); pg < r.PrivateEnd(); pg += abi.PageSize {
+					pages[pg] = true
+				}
+			}
+		}
+	}
+	return len(pages)
+}
+
+// fitInOrder is fitPrivateParts for one order of the units: the first
+// stays where the map put it, every other goes where it adds the fewest
+// pages.
+func fitInOrder(libs []*placed, units []*fitUnit) {
+	const page = abi.PageSize
+	type unit = fitUnit
 	taken := map[uint64]bool{} // private pages already used
 	var fixed []desc.Region    // regions already placed (every non-moving library too)
 	for _, p := range libs {
@@ -90,9 +208,10 @@ func fitPrivateParts(libs []*placed) {
 	pagesOf := func(u *unit, s int64) []uint64 {
 		var out []uint64
 		seen := map[uint64]bool{}
+		real := u.hasBytes()
 		for _, p := range u.libs {
 			r := p.region
-			if r.PrivateSize == 0 {
+			if r.PrivateSize == 0 || real && p.privateEmpty() {
 				continue
 			}
 			for pg := r.PrivateStart &^ (page - 1); pg < r.PrivateEnd(); pg += page {
@@ -239,6 +358,16 @@ func fitPrivateParts(libs []*placed) {
 	}
 }
 
+// privateEmpty says whether the library's private part holds nothing (no
+// data, no slots): the map gives it 16 bytes all the same, but no page of
+// the image holds a byte of it (the arena pages an image loads are its
+// parts' segments), so a page it alone lies on costs nothing and another
+// part may share it. (A pack's members that call nobody and keep no
+// state, hex or base64 tables, are most of them.)
+func (p *placed) privateEmpty() bool {
+	return p.obj != nil && p.obj.private == 0 && p.slotCap == 0
+}
+
 func shifted(r desc.Region, s int64) desc.Region {
 	r.Start = uint64(int64(r.Start) + s)
 	r.PrivateStart = uint64(int64(r.PrivateStart) + s)
@@ -322,7 +451,7 @@ func privatePages(libs []*placed, appSize uint64) int {
 		if p.app {
 			n = appSize
 		}
-		if !r.Dense() || n == 0 {
+		if !r.Dense() || n == 0 || p.privateEmpty() {
 			continue
 		}
 		for pg := r.PrivateStart &^ (abi.PageSize - 1); pg < r.PrivateStart+n; pg += abi.PageSize {
@@ -349,7 +478,7 @@ func appHole(libs []*placed, size uint64) (app *placed, lo, hi uint64) {
 		}
 		if r := p.region; r.Dense() && r.PrivateSize > 0 {
 			parts = append(parts, span{r.PrivateStart, r.PrivateEnd()})
-			for pg := r.PrivateStart &^ (page - 1); pg < r.PrivateEnd(); pg += page {
+			for pg := r.PrivateStart &^ (page - 1); pg < r.PrivateEnd() && !p.privateEmpty(); pg += page {
 				taken[pg] = true
 			}
 		}
