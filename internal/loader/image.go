@@ -240,6 +240,20 @@ func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 	if err := lay.check(); err != nil {
 		return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
 	}
+	if !p.image.linux && !p.image.multiboot && opt.Load != monitor.LoadStock {
+		// The image's last segment and the boot-info page after it, in
+		// one 2 MiB (an aligned image's data arena, and its instance's
+		// memory after its app): one host mapping too. (A packed
+		// image's memory lies at the legacy base, far from it.)
+		for i := 0; i+1 < len(lay.Mappings); i++ {
+			if m, next := &lay.Mappings[i], lay.Mappings[i+1]; m.Part == PartImage && next.Part == PartBootInfo && joinable(*m, next) {
+				m.JoinNext = true
+			}
+		}
+		if err := lay.check(); err != nil {
+			return nil, fmt.Errorf("image %s: %w", p.u.Image, err)
+		}
+	}
 	return lay, nil
 }
 

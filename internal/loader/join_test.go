@@ -107,6 +107,11 @@ func TestAPlainImagesSegmentsOfOneProtectionIn2MiBAreOneHostMapping(t *testing.T
 	if gaps == 0 {
 		t.Error("no gap joined")
 	}
+	// The data arena's last page and the instance's boot info after the
+	// app, in one 2 MiB: one host mapping too.
+	if m := lastImageMapping(t, lay); !m.JoinNext {
+		t.Errorf("aligned image: the data arena at %#x is not joined with the boot info after it", m.Addr)
+	}
 	packed := segmentImage(t, []seg{
 		{vaddr: abi.PackedBase, flags: elf.PF_R, data: filled(0x100, 1)},
 		{vaddr: abi.PackedBase + 0x1000, flags: rx, data: filled(0x3000, 2)},
@@ -119,6 +124,9 @@ func TestAPlainImagesSegmentsOfOneProtectionIn2MiBAreOneHostMapping(t *testing.T
 	}
 	if n, _ := hostMappings(lay); n != 4 {
 		t.Errorf("packed image: %d host mappings, want 4 (one per protection)", n)
+	}
+	if m := lastImageMapping(t, lay); m.JoinNext {
+		t.Errorf("packed image: its data at %#x joined with a boot info in another 2 MiB", m.Addr)
 	}
 	// Under ASLR the per-instance areas never land in a joined gap (the
 	// layout's check refuses a join with anything else).
@@ -170,4 +178,20 @@ func TestDataRunsLeaveOutAllZeroPages(t *testing.T) {
 	if r := (&Mapping{Data: make([]byte, 3*abi.PageSize)}).DataRuns(); len(r) != 0 {
 		t.Errorf("all-zero data: runs %#x", r)
 	}
+}
+
+// lastImageMapping is lay's image mapping of the highest address; the
+// mapping after it must be the boot info.
+func lastImageMapping(t *testing.T, lay *Layout) Mapping {
+	t.Helper()
+	for i := len(lay.Mappings) - 1; i >= 0; i-- {
+		if lay.Mappings[i].Part == PartImage {
+			if i+1 == len(lay.Mappings) || lay.Mappings[i+1].Part != PartBootInfo {
+				t.Fatalf("the mapping after the image is not its boot info")
+			}
+			return lay.Mappings[i]
+		}
+	}
+	t.Fatal("no image mapping")
+	return Mapping{}
 }

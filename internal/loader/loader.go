@@ -76,7 +76,8 @@ type Mapping struct {
 	// their pages. Data then holds the same bytes with the patches
 	// applied, for a monitor that copies instead.
 	COW bool
-	// JoinNext (a plain image's segments) says that a monitor whose
+	// JoinNext (a plain image's segments, and its last one before the
+	// boot-info page in the same 2 MiB) says that a monitor whose
 	// mappings are the host's (the process monitor) may map this
 	// mapping, the gap after it and the next one as one anonymous
 	// mapping, the gap zero and never written: both are anonymous with
@@ -85,7 +86,7 @@ type Mapping struct {
 	// mapping instead of two (a VMA with its anon_vma: 384 bytes of
 	// kernel memory charged to the instance's memory cgroup, measured).
 	// An aligned image run as a plain image (the KSM baselines) has a
-	// segment per library region: 10-19 mappings an instance, 3-4 so.
+	// segment per library region: 10-19 mappings an instance, 2-3 so.
 	JoinNext bool
 	Patches  []Patch
 	// Library and Part say what the range holds.
@@ -1001,7 +1002,8 @@ func (lay *Layout) check() error {
 				return fmt.Errorf("mappings %s/%s and %s/%s overlap at %#x", prev.Library, prev.Part, m.Library, m.Part, m.Addr)
 			}
 		}
-		if m.JoinNext && (i+1 == len(lay.Mappings) || !joinable(m, lay.Mappings[i+1])) {
+		if m.JoinNext && (i+1 == len(lay.Mappings) || !joinable(m, lay.Mappings[i+1]) ||
+			m.Part != lay.Mappings[i+1].Part && (m.Part != PartImage || lay.Mappings[i+1].Part != PartBootInfo)) {
 			return fmt.Errorf("mapping %s/%s at %#x: joined with a next mapping it cannot join", m.Library, m.Part, m.Addr)
 		}
 	}
@@ -1010,11 +1012,12 @@ func (lay *Layout) check() error {
 
 // joinable says whether a monitor may map a, the gap after it and b as
 // one anonymous mapping (Mapping.JoinNext): both anonymous (copied, not a
-// file's), of one part, the same protection, b after a and the gap in one
-// 2 MiB.
+// file's), the same protection, b after a and the gap in one 2 MiB. A
+// layout joins an image's segments, and its last one with the boot-info
+// page after it (check refuses other joins).
 func joinable(a, b Mapping) bool {
 	end := a.Addr + a.Size
-	return a.File == "" && b.File == "" && a.Prot == b.Prot && a.Part == b.Part && end <= b.Addr &&
+	return a.File == "" && b.File == "" && a.Prot == b.Prot && end <= b.Addr &&
 		(end == b.Addr || end>>21 == (b.Addr-1)>>21)
 }
 
