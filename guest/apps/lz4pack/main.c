@@ -30,6 +30,7 @@ UK_SCRATCH(hc_state, sizeof(LZ4_streamHC_t));
 
 static void lz4pack_init(void)
 {
+	crc32_prepare(); /* the CRC-32 every request computes: its tables */
 	if (!fast_state)
 		fast_state = LZ4_createStream();
 	if (!hc_state)

@@ -1,6 +1,7 @@
 /* Three build-time implementations with identical results:
  * - default: one 256-entry table per polynomial in read-only data;
- * - CRC32_SLICE8: slicing-by-8, eight tables derived at first use (bss);
+ * - CRC32_SLICE8: slicing-by-8, eight tables per polynomial derived at
+ *   first use (bss), or earlier by crc32_prepare / crc32c_prepare;
  * - CRC32_BITWISE: no tables at all, a bit at a time (smallest, slowest). */
 #include <ukcrc32.h>
 
@@ -21,6 +22,12 @@ static uint32_t crc_run(uint32_t poly, int which, uint32_t crc,
 			crc = (crc >> 1) ^ (poly & (0u - (crc & 1)));
 	}
 	return ~crc;
+}
+
+static void derive(uint32_t poly, int which)
+{
+	(void)poly;
+	(void)which;
 }
 #elif defined(CRC32_SLICE8) && CRC32_SLICE8
 static uint32_t slice[2][8][256];
@@ -44,13 +51,18 @@ static void slice_init(uint32_t poly, int which)
 	slice_ready[which] = 1;
 }
 
+static void derive(uint32_t poly, int which)
+{
+	if (!slice_ready[which])
+		slice_init(poly, which);
+}
+
 static uint32_t crc_run(uint32_t poly, int which, uint32_t crc,
 			const uint8_t *p, size_t n)
 {
 	uint32_t(*t)[256];
 
-	if (!slice_ready[which])
-		slice_init(poly, which);
+	derive(poly, which);
 	t = slice[which];
 	crc = ~crc;
 	while (n >= 8) {
@@ -84,7 +96,25 @@ static uint32_t crc_run(uint32_t poly, int which, uint32_t crc,
 		crc = (crc >> 8) ^ t[(crc ^ *p++) & 0xff];
 	return ~crc;
 }
+
+static void derive(uint32_t poly, int which)
+{
+	(void)poly;
+	(void)which;
+}
 #endif
+
+/* What the variant derives before its first CRC (slicing-by-8's tables;
+ * the others have nothing to derive): see ukcrc32.h. */
+void crc32_prepare(void)
+{
+	derive(POLY_IEEE, 0);
+}
+
+void crc32c_prepare(void)
+{
+	derive(POLY_CASTAGNOLI, 1);
+}
 
 uint32_t crc32_update(uint32_t crc, const void *data, size_t n)
 {
