@@ -234,6 +234,14 @@ func (f *runFlags) unikernels(names []string) ([]monitor.Unikernel, monitor.Opti
 		if opt.Snapshot {
 			resolve = launch.ResolveSnapshots
 		}
+		if f.monitor == process.Name && !f.measure {
+			// Every check made now, each description read again when the
+			// monitor needs it (monitor.Unikernel.Describe): a fleet's
+			// descriptions are never all in the monitor at once.
+			resolve = func(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
+				return launch.ResolveLater(dir, names, cmdline, opt.Snapshot)
+			}
+		}
 		var err error
 		if uks, err = resolve(d, names, f.cmdline); err != nil {
 			return nil, opt, err

@@ -27,6 +27,7 @@ import (
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/monitor/process"
 )
 
 // MonitorSpec is what a monitor process runs: one mode's fleet.
@@ -118,6 +119,13 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 		resolve := launch.Resolve
 		if spec.Mode.Snapshot {
 			resolve = launch.ResolveSnapshots
+		}
+		if spec.Monitor == process.Name {
+			// The process monitor reads each description when it needs
+			// it (monitor.Unikernel.Describe), as `unipool run` does.
+			resolve = func(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
+				return launch.ResolveLater(dir, names, cmdline, spec.Mode.Snapshot)
+			}
 		}
 		names := make([]string, len(spec.Unikernels))
 		for i, u := range spec.Unikernels {

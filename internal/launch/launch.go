@@ -19,29 +19,35 @@ import (
 // monitors use those descriptors; Close closes them). cmdline, when not empty,
 // replaces every description's default command line.
 func Resolve(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
-	return resolve(dir, names, cmdline, false)
+	return resolve(dir, names, cmdline, false, false)
 }
 
 // ResolveSnapshots is Resolve for instances started from snapshots: every
 // name must have one, and its pages are verified too.
 func ResolveSnapshots(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
-	uks, err := resolve(dir, names, cmdline, true)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range uks {
-		if u.Config.Snapshot == nil {
-			return nil, fmt.Errorf("unikernel %q has no snapshot (`unipool snapshot %s` takes one)", u.Name, u.Name)
-		}
-	}
-	return uks, nil
+	return resolve(dir, names, cmdline, true, false)
 }
 
-func resolve(dir string, names []string, cmdline string, snapshots bool) ([]monitor.Unikernel, error) {
+// ResolveLater is Resolve (ResolveSnapshots with snapshots) for a monitor
+// that reads each description when it needs it (the process monitor:
+// monitor.Unikernel.Describe): it makes every check Resolve makes, so a
+// bad unikernel is refused here, before any instance starts, then lets
+// each description go; its unikernels hold Describe instead of Config.
+// A thousand descriptions parsed and held at once were ~25 MB of live
+// heap while a fleet started, whose spans and GC metadata the monitor
+// kept for the rest of its run.
+func ResolveLater(dir string, names []string, cmdline string, snapshots bool) ([]monitor.Unikernel, error) {
+	return resolve(dir, names, cmdline, snapshots, true)
+}
+
+func resolve(dir string, names []string, cmdline string, snapshots, later bool) ([]monitor.Unikernel, error) {
 	p, err := pool.Open(dir)
 	if err != nil {
 		return nil, err
 	}
+	// The parsed index is not needed once the names are resolved
+	// (Describe reads by digest); the unikernels keep p (BlobPath).
+	defer p.DropIndex()
 	// One verified descriptor per blob, shared by every unikernel of the
 	// call: the monitors map and read these, never the paths.
 	verified := map[string]*os.File{}
@@ -52,9 +58,9 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 		}
 		return nil, err
 	}
-	var uks []monitor.Unikernel
+	uks := make([]monitor.Unikernel, 0, len(names))
 	for _, name := range names {
-		cfg, err := p.Resolve(name)
+		ref, cfg, err := p.ResolveRef(name)
 		if errors.Is(err, pool.ErrNotFound) {
 			return fail(fmt.Errorf("no unikernel %q in pool %s (`unipool pool ls` lists what is there)", name, dir))
 		}
@@ -65,6 +71,9 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 			return fail(fmt.Errorf("%w; refusing to run it. `unipool pool add` of its image again "+
 				"(or of any image with this blob) rewrites the blob; `unipool pool verify` checks the whole pool", err))
 		}
+		if snapshots && cfg.Snapshot == nil {
+			return fail(fmt.Errorf("unikernel %q has no snapshot (`unipool snapshot %s` takes one)", name, name))
+		}
 		if snapshots {
 			// Snapshot pages are many small blobs: checked here, read
 			// by path later (not held open, one descriptor each).
@@ -72,7 +81,12 @@ func resolve(dir string, names []string, cmdline string, snapshots bool) ([]moni
 				return fail(fmt.Errorf("%w; refusing to run it (`unipool pool verify` checks the whole pool)", err))
 			}
 		}
-		uks = append(uks, monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline})
+		u := monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline}
+		if later {
+			u.Config = nil
+			u.Describe = func() (*desc.Config, error) { return p.Describe(ref) }
+		}
+		uks = append(uks, u)
 	}
 	return uks, nil
 }

@@ -58,6 +58,27 @@ type Unikernel struct {
 	// Image is the path of a plain ELF image (instead of Config).
 	Image   string
 	Cmdline string // the guest's command line
+	// Describe, when Config is nil, reads the description again
+	// (launch.ResolveLater: its blobs verified, as Resolve's are): a
+	// monitor that takes it calls it when it needs the description and
+	// holds that no longer, so a fleet's descriptions are not all in its
+	// heap at once. Monitors that take none use Config only (Described
+	// gives them one).
+	Describe func() (*desc.Config, error)
+}
+
+// Described returns u with its description read (Config set), u itself if
+// it has one or is a plain image.
+func (u Unikernel) Described() (Unikernel, error) {
+	if u.Config != nil || u.Describe == nil {
+		return u, nil
+	}
+	c, err := u.Describe()
+	if err != nil {
+		return u, fmt.Errorf("unikernel %q: %w", u.Name, err)
+	}
+	u.Config = c
+	return u, nil
 }
 
 // OpenBlob returns the file of a blob: a new descriptor of the verified

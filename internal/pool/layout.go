@@ -310,6 +310,15 @@ func (p *Pool) readIndex() (*ocispec.Index, error) {
 	return &out, nil
 }
 
+// DropIndex lets the parsed index go (a later lookup reads the file
+// again): a caller that has resolved its names and keeps the pool for its
+// blobs' paths does not keep ~1 MiB of parsed index for 1000 unikernels.
+func (p *Pool) DropIndex() {
+	p.mu.Lock()
+	p.idxCache, p.idxKey = nil, indexKey{}
+	p.mu.Unlock()
+}
+
 // sharedIndex is readIndex without the copy: the parsed index shared with
 // every other reader of this file version, which the caller must not
 // change. A lookup by name (resolve) reads it in place: a copy of the

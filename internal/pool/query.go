@@ -90,6 +90,35 @@ func (p *Pool) Resolve(name string) (*desc.Config, error) {
 	return c, err
 }
 
+// Ref is what reads a resolved unikernel's description again
+// (Describe): its manifest's digest and size, nothing of the index.
+type Ref struct {
+	Manifest digest.Digest
+	Size     int64
+}
+
+// ResolveRef is Resolve that also returns the description's Ref, so that a
+// caller can let the description go and read it again when it needs it
+// (a monitor starting a thousand unikernels holds none of them at once).
+func (p *Pool) ResolveRef(name string) (Ref, *desc.Config, error) {
+	md, _, c, err := p.resolve(name)
+	if err != nil {
+		return Ref{}, nil, err
+	}
+	return Ref{Manifest: md.Digest, Size: md.Size}, c, nil
+}
+
+// Describe reads the description r names again, with its manifest and
+// config checked against their digests and each other as Resolve checks
+// them: the same bytes Resolve read, or an error.
+func (p *Pool) Describe(r Ref) (*desc.Config, error) {
+	_, c, err := p.loadDescription(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: r.Manifest, Size: r.Size})
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: manifest %s: %w", p.dir, r.Manifest, err)
+	}
+	return c, nil
+}
+
 func (p *Pool) resolve(name string) (*ocispec.Descriptor, *ocispec.Manifest, *desc.Config, error) {
 	l, err := p.lock(false)
 	if err != nil {
