@@ -77,7 +77,13 @@ func (t *tracer) run() {
 		}
 		return
 	}
+	uks := make([]string, len(t.insts))
+	for i, in := range t.insts {
+		uks[i] = in.uk
+	}
+	t.layouts.expect(uks)
 	for _, in := range t.insts {
+		t.layouts.starting(in.uk)
 		if t.stopped() {
 			in.fail("cancelled before it started")
 			in.mu.Lock()
