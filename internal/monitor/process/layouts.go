@@ -84,8 +84,14 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 	} else {
 		k.Mappings = make([]loader.Mapping, len(lay.Mappings))
 		for i, m := range lay.Mappings {
+			// Library and part names repeat across the fleet: one copy
+			// each. Blob paths and digests are not interned: a snapshot
+			// fleet maps thousands of distinct page blobs, and a unique
+			// handle (a weak-pointer special and its map node, which the
+			// runtime never gives back to the host) per string was ~1
+			// MiB of the pool monitor's memory for its whole run; the
+			// kept mappings go with the unikernel's last instance anyway.
 			m.Data, m.Patches = nil, nil
-			m.File, m.Digest = c.intern(m.File), c.intern(m.Digest)
 			m.Library, m.Part = c.intern(m.Library), c.intern(m.Part)
 			k.Mappings[i] = m
 		}
@@ -224,8 +230,8 @@ func (c *layoutCache) forget(uk string) {
 }
 
 // intern returns one copy of s per process while any holder keeps it
-// (unique.Make): the blob paths and library names of a fleet's
-// unikernels repeat across its instances and tracers.
+// (unique.Make): the library and part names of a fleet's unikernels
+// repeat across its instances and tracers.
 func (c *layoutCache) intern(s string) string {
 	if s == "" {
 		return ""

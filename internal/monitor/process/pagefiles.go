@@ -16,9 +16,14 @@ import (
 // unikernels whose snapshots hold the same page, hold one between them, as
 // they do for every other blob of the run. Up to max are held (a bound on
 // the monitor's descriptors); beyond it an instance opens its own.
+//
+// The descriptors are raw (unix.Open), not *os.File: each os.File of a
+// thousand-unikernel snapshot fleet's ~4,000 page blobs held a cleanup
+// special and the runtime's per-file state, memory the Go runtime keeps
+// (and the host pays for) after the files are closed: ~0.6 MiB.
 type pageFiles struct {
 	mu   sync.Mutex
-	open map[string]*os.File
+	open map[string]int
 	max  int
 }
 
@@ -30,7 +35,7 @@ func newPageFiles() *pageFiles {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil && lim.Cur != unix.RLIM_INFINITY {
 		max = int(min(lim.Cur/4, 1<<16))
 	}
-	return &pageFiles{open: map[string]*os.File{}, max: max}
+	return &pageFiles{open: map[string]int{}, max: max}
 }
 
 // fd returns the held descriptor of path, opening it if there is room; ok
@@ -38,18 +43,18 @@ func newPageFiles() *pageFiles {
 func (p *pageFiles) fd(path string) (fd uintptr, ok bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if f := p.open[path]; f != nil {
-		return f.Fd(), true, nil
+	if n, ok := p.open[path]; ok {
+		return uintptr(n), true, nil
 	}
 	if p.open == nil || len(p.open) >= p.max { // closed, or the bound reached
 		return 0, false, nil
 	}
-	f, err := os.Open(path)
+	n, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, false, err
+		return 0, false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	p.open[path] = f
-	return f.Fd(), true, nil
+	p.open[path] = n
+	return uintptr(n), true, nil
 }
 
 // held reports how many descriptors are held.
@@ -66,8 +71,8 @@ func (p *pageFiles) held() int {
 func (p *pageFiles) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, f := range p.open {
-		f.Close()
+	for _, fd := range p.open {
+		unix.Close(fd)
 	}
 	p.open = nil
 }
