@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/pool"
@@ -51,10 +53,36 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 	// One verified descriptor per blob, shared by every unikernel of the
 	// call: the monitors map and read these, never the paths.
 	verified := map[string]*os.File{}
+	// Later: the same as raw descriptors (monitor.Unikernel.BlobFds).
+	var fds map[string]int
+	if later {
+		fds = map[string]int{}
+	}
+	open := p.OpenBlob
+	if later {
+		// Each verified file is kept as a raw descriptor and its
+		// os.File closed at once: only one os.File at a time.
+		open = func(dgst string) (*os.File, error) {
+			f, err := p.OpenBlob(dgst)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+			if err != nil {
+				return nil, fmt.Errorf("blob %s: %w", dgst, err)
+			}
+			fds[dgst] = fd
+			return nil, nil
+		}
+	}
 	zeroOK := map[string]bool{} // zero blobs verified (one for every snapshot)
 	fail := func(err error) ([]monitor.Unikernel, error) {
 		for _, f := range verified {
 			f.Close()
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 		return nil, err
 	}
@@ -67,7 +95,7 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		if err != nil {
 			return fail(err)
 		}
-		if err := OpenBlobs(name, cfg, p.OpenBlob, verified); err != nil {
+		if err := openBlobs(name, cfg, open, verified, fds); err != nil {
 			return fail(fmt.Errorf("%w; refusing to run it. `unipool pool add` of its image again "+
 				"(or of any image with this blob) rewrites the blob; `unipool pool verify` checks the whole pool", err))
 		}
@@ -83,7 +111,7 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		}
 		u := monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline}
 		if later {
-			u.Config = nil
+			u.Config, u.Blobs, u.BlobFds = nil, nil, fds
 			u.Describe = func() (*desc.Config, error) { return p.Describe(ref) }
 		}
 		uks = append(uks, u)
@@ -151,15 +179,23 @@ func VerifySnapshot(name string, cfg *desc.Config, verify func(dgst string) erro
 // OpenBlobs opens (with open, which checks each on its descriptor) every
 // blob of cfg that verified does not hold yet, and adds it there.
 func OpenBlobs(name string, cfg *desc.Config, open func(dgst string) (*os.File, error), verified map[string]*os.File) error {
+	return openBlobs(name, cfg, open, verified, nil)
+}
+
+// openBlobs is OpenBlobs; a blob in fds is held there (open, which adds
+// it, returns no file).
+func openBlobs(name string, cfg *desc.Config, open func(dgst string) (*os.File, error), verified map[string]*os.File, fds map[string]int) error {
 	for dgst, what := range Blobs(cfg) {
-		if verified[dgst] != nil {
+		if _, ok := fds[dgst]; ok || verified[dgst] != nil {
 			continue
 		}
 		f, err := open(dgst)
 		if err != nil {
 			return fmt.Errorf("unikernel %q: %s: %w", name, what, err)
 		}
-		verified[dgst] = f
+		if f != nil {
+			verified[dgst] = f
+		}
 	}
 	return nil
 }
@@ -173,7 +209,9 @@ func Close(uks []monitor.Unikernel) { Closer(uks)() }
 // thousand of them are ~15 MiB a monitor would hold for the whole run).
 func Closer(uks []monitor.Unikernel) func() {
 	var files []*os.File
+	var fds []int
 	seen := map[*os.File]bool{}
+	seenFd := map[int]bool{}
 	for _, u := range uks {
 		for _, f := range u.Blobs {
 			if !seen[f] {
@@ -181,10 +219,19 @@ func Closer(uks []monitor.Unikernel) func() {
 				files = append(files, f)
 			}
 		}
+		for _, fd := range u.BlobFds {
+			if !seenFd[fd] {
+				seenFd[fd] = true
+				fds = append(fds, fd)
+			}
+		}
 	}
 	return func() {
 		for _, f := range files {
 			f.Close()
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}
 }

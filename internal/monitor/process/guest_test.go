@@ -81,16 +81,17 @@ func runLayouts(t testing.TB, opt monitor.Options, lays ...*loader.Layout) []mon
 	if opt.Timeout == 0 {
 		opt.Timeout = guestTimeout
 	}
-	files := map[string]*os.File{}
+	// Raw descriptors, as Run holds them; the run closes them once every
+	// instance is built.
+	files := map[string]int{}
 	var jobs []job
 	for i, lay := range lays {
 		for _, m := range lay.Mappings {
-			if m.File != "" && files[m.File] == nil {
-				f, err := os.Open(m.File)
+			if _, ok := files[m.File]; m.File != "" && !ok {
+				f, err := unix.Open(m.File, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { f.Close() })
 				files[m.File] = f
 			}
 		}

@@ -3,7 +3,6 @@ package process
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -56,23 +55,23 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 	if mem == 0 {
 		mem = loader.DefaultMemSize
 	}
-	files := &runFiles{m: map[string]*os.File{}}
+	files := &runFiles{m: map[string]int{}}
 	defer files.close()
 	for _, l := range u.Config.Libraries {
 		for _, d := range []string{l.Shared.Digest, initDigest(l)} {
-			if d == "" || files.m[u.BlobPath(d)] != nil {
+			if d == "" || opened(files, u.BlobPath(d)) {
 				continue
 			}
-			f, err := os.Open(u.BlobPath(d))
+			f, err := u.OpenBlobFd(d)
 			if err != nil {
 				return nil, fmt.Errorf("process monitor: unikernel %q: library %q: %w", u.Name, l.Name, err)
 			}
 			files.m[u.BlobPath(d)] = f
 		}
 	}
-	if c := u.Config; len(c.Arena) > 0 && c.Private != nil && files.m[u.BlobPath(c.Private.Digest)] == nil {
+	if c := u.Config; len(c.Arena) > 0 && c.Private != nil && !opened(files, u.BlobPath(c.Private.Digest)) {
 		// The data-arena pages are mapped from it (desc.Config.Arena).
-		f, err := os.Open(u.BlobPath(c.Private.Digest))
+		f, err := u.OpenBlobFd(c.Private.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("process monitor: unikernel %q: private blob: %w", u.Name, err)
 		}
@@ -136,4 +135,10 @@ func (in *instance) takeCapture(regs *unix.PtraceRegs, insn trapInsn) {
 		}
 	}
 	c.done = true
+}
+
+// opened says whether files holds path.
+func opened(files *runFiles, path string) bool {
+	_, ok := files.m[path]
+	return ok
 }
