@@ -124,9 +124,7 @@ int small_next(void) { return ++small_count; }
 func TestFitPrivatePartsMovesByWholePagesWithoutOverlapOrMorePages(t *testing.T) {
 	const P = abi.PageSize
 	base := uint64(abi.DataArenaBase)
-	mk := func(name string, start, priv, size uint64) *placed {
-		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
-	}
+	mk := denseLib
 	libs := []*placed{
 		mk("a", abi.MapBase, base, 3*P+0x100),             // pages 0-3
 		mk("b", abi.MapBase+16*P, base+5*P+0x800, 0x100),  // page 5, offset 0x800: free on page 3
@@ -182,9 +180,7 @@ func TestFitPrivatePartsMovesByWholePagesWithoutOverlapOrMorePages(t *testing.T)
 // more page table for every instance, for one private page).
 func TestFitPrivatePartsNeverMovesAPartToTheOtherArena(t *testing.T) {
 	const P = abi.PageSize
-	mk := func(name string, start, priv, size uint64) *placed {
-		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
-	}
+	mk := denseLib
 	libs := []*placed{
 		mk("old", abi.MapBase, abi.DataArenaBase, 2*P+0x100),        // far: pages 0-2, room on page 2
 		mk("new", abi.MapBase+16*P, abi.NearArenaBase+0x800, 0x100), // near: would fit on far page 2
@@ -204,9 +200,7 @@ func TestFitPrivatePartsNeverMovesAPartToTheOtherArena(t *testing.T) {
 func TestFitPrivatePartsNeverMovesALibraryOntoAPackThatCannotMove(t *testing.T) {
 	const P = abi.PageSize
 	base := uint64(abi.DataArenaBase)
-	mk := func(name string, start, priv, size uint64) *placed {
-		return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * P, PrivateStart: priv, PrivateSize: size}}
-	}
+	mk := denseLib
 	libs := []*placed{
 		mk("a", abi.MapBase, base, 3*P+0x100), // private pages 0-3, room on page 3
 		// z's private part would fit on page 3 (a shift of -2 pages),
@@ -373,4 +367,10 @@ func TestTheAppsPrivatePartGoesBelowAnEmptyPartAboveTheOthers(t *testing.T) {
 	if app.region.PrivateStart < empty.region.PrivateEnd() {
 		t.Errorf("an app part of 3 pages at %#x+%#x: want it above the empty part at %#x", app.region.PrivateStart, app.region.PrivateSize, empty.region.PrivateStart)
 	}
+}
+
+// denseLib is a library placed at start with a shared part of 4 pages and
+// a dense private part of size at priv (the fit tests' libraries).
+func denseLib(name string, start, priv, size uint64) *placed {
+	return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * abi.PageSize, PrivateStart: priv, PrivateSize: size}}
 }

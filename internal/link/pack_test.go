@@ -45,13 +45,7 @@ int smallb_next(int i) { b += i; return b * 7 + smalla_next(); }
 	sc := buildLib(t, dir, "uksmallc", `
 int smallc_twice(int i) { return 2 * i; }
 `)
-	objs := func(paths ...string) []Object {
-		o, err := ObjectsFromPaths(paths, nil, nil, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
+	objs := func(paths ...string) []Object { return objectsOf(t, paths...) }
 	poolDir := filepath.Join(dir, "pool")
 	p, err := pool.Init(poolDir)
 	if err != nil {
@@ -179,13 +173,7 @@ int smallb_next(int i) { b += i; return b * 7 + smalla_next() + big_get(i); }
 	sc := buildLib(t, dir, "uksmallc", `
 int smallc_twice(int i) { return 2 * i; }
 `)
-	objs := func(paths ...string) []Object {
-		o, err := ObjectsFromPaths(paths, nil, nil, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
+	objs := func(paths ...string) []Object { return objectsOf(t, paths...) }
 	mapPath := filepath.Join(dir, "map.json")
 	mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, sa, big, sb, g.alloc, g.app), Output: filepath.Join(dir, "a"), MapPath: mapPath})
 	m, err := libmap.Load(mapPath)
@@ -235,4 +223,14 @@ int smallc_twice(int i) { return 2 * i; }
 	if p := m2.PackAt(pk.Start); p.Size != pk.Size || !bytes.Equal(p.Content, pk.Content) {
 		t.Fatal("the sealed pack changed")
 	}
+}
+
+// objectsOf is ObjectsFromPaths of paths, failing t on an error.
+func objectsOf(t *testing.T, paths ...string) []Object {
+	t.Helper()
+	o, err := ObjectsFromPaths(paths, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
