@@ -295,6 +295,8 @@ func poolStatsCmd(pf *poolFlags) *cobra.Command {
 			if sn := s.Snapshots; sn.Unikernels > 0 {
 				fmt.Fprintf(w, "snapshots\t%d\t(%d page uses, %d distinct pages, %s; uses per page %s)\n", sn.Unikernels, sn.PageUses, sn.PageBlobs,
 					poolBytes(int64(sn.PageBlobs)*desc.SnapshotPageSize), poolRatio(int64(sn.PageUses), int64(sn.PageBlobs)))
+				fmt.Fprintf(w, "snapshot page files\t%d\t(%d page packs; %d files mapped by the snapshots, %s per snapshot)\n", sn.Files, sn.Packs, sn.FileUses,
+					poolRatio(int64(sn.FileUses), int64(sn.Unikernels)))
 				fmt.Fprintf(w, "snapshot pages by sharers\t%s\n", sharedByLine(sn.SharedBy))
 			}
 			fmt.Fprintf(w, "unreferenced\t%d blobs\t(%s; `pool gc` removes them)\n", s.UnreferencedBlobs, poolBytes(s.UnreferencedBytes))

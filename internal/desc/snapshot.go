@@ -11,8 +11,18 @@ import (
 // MediaTypeSnapshotPage is a layer holding one 4 KiB page of a snapshot.
 const MediaTypeSnapshotPage = "application/vnd.unipool.snapshot.page.v1"
 
-// SnapshotPageSize is the size of every snapshot page blob.
+// SnapshotPageSize is the size of every snapshot page (and of every page
+// blob of MediaTypeSnapshotPage).
 const SnapshotPageSize = 0x1000
+
+// MediaTypeSnapshotPack is a layer holding a page pack: the pages one
+// snapshot stored that the pool did not hold before, in guest-address
+// order, SnapshotPageSize bytes each. Pages of any later snapshot that
+// are the same reference them there (Page.Blob, Page.Offset).
+const MediaTypeSnapshotPack = "application/vnd.unipool.snapshot.pages.v1"
+
+// MaxSnapshotPackSize bounds a page pack (and a page's offset in one).
+const MaxSnapshotPackSize = 1 << 36
 
 // MediaTypeSnapshotZero is the layer of a snapshot's zero blob
 // (Snapshot.Zero): SnapshotZeroSize bytes of zeros.
@@ -25,8 +35,13 @@ const SnapshotZeroSize = 256 << 10
 // Snapshot is a unikernel booted up to its ready point (abi.PortReady) and
 // stopped there: its vCPU state, its devices' state and its private memory.
 // The memory is content-addressed page by page: every page that is not all
-// zeros is a pool blob of its own (Pages), so a page that is the same in
-// many unikernels is stored, and mapped copy-on-write, once. Pages of the
+// zeros has its digest (Pages) and lies in a pool blob: the pages a
+// snapshot stored first are one page pack (MediaTypeSnapshotPack), and a
+// page some other snapshot stored before is referenced in that one's pack,
+// so a page that is the same in many unikernels is stored, and mapped
+// copy-on-write, once, and an instance maps few files (consecutive pages
+// of one pack as one mapping). Snapshots taken before packs existed have
+// each page as a blob of its own (Page.Blob empty). Pages of the
 // private ranges not listed are zero. The layout is the one the snapshot
 // was taken with: the map's region bases (no ASLR), MemSize, BootArea.
 type Snapshot struct {
@@ -87,7 +102,20 @@ type Regs struct {
 // Page is one stored page of a snapshot.
 type Page struct {
 	Addr   uint64 `json:"addr"`   // guest virtual address, page-aligned
-	Digest string `json:"digest"` // its blob, "sha256:<hex>"
+	Digest string `json:"digest"` // its content, "sha256:<hex>"
+	// Blob is the page pack holding it, at Offset (page-aligned). Empty:
+	// the page is a blob of its own, Digest (MediaTypeSnapshotPage), and
+	// Offset is 0.
+	Blob   string `json:"blob,omitempty"`
+	Offset uint64 `json:"offset,omitempty"`
+}
+
+// BlobDigest is the blob the page lies in: its pack, or its own blob.
+func (p *Page) BlobDigest() string {
+	if p.Blob != "" {
+		return p.Blob
+	}
+	return p.Digest
 }
 
 // Validate checks what a loader relies on: ascending, page-aligned,
@@ -108,6 +136,15 @@ func (s *Snapshot) Validate() error {
 		}
 		if !isDigest(p.Digest) {
 			return fmt.Errorf("snapshot: page at %#x: digest %q is not sha256:<64 hex digits>", p.Addr, p.Digest)
+		}
+		if p.Blob == "" && p.Offset != 0 {
+			return fmt.Errorf("snapshot: page at %#x: offset %#x without a pack blob", p.Addr, p.Offset)
+		}
+		if p.Blob != "" && !isDigest(p.Blob) {
+			return fmt.Errorf("snapshot: page at %#x: pack blob %q is not sha256:<64 hex digits>", p.Addr, p.Blob)
+		}
+		if p.Offset&pageMask != 0 || p.Offset >= MaxSnapshotPackSize {
+			return fmt.Errorf("snapshot: page at %#x: offset %#x in its pack is not page-aligned or too large", p.Addr, p.Offset)
 		}
 	}
 	if s.Zero != "" && !isDigest(s.Zero) {

@@ -8,9 +8,13 @@ import (
 
 func TestSnapshotValidateRefusesWhatALoaderCannotMap(t *testing.T) {
 	d := "sha256:" + strings.Repeat("ab", 32)
-	good := Snapshot{MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d}, {Addr: 0x2000_1000, Digest: d}}}
+	good := Snapshot{MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d}, {Addr: 0x2000_1000, Digest: d},
+		{Addr: 0x2000_2000, Digest: d, Blob: d, Offset: 0x3000}}}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good snapshot refused: %v", err)
+	}
+	if b := good.Pages[0].BlobDigest(); b != d {
+		t.Errorf("a page of its own: blob %s, want its digest", b)
 	}
 	for want, s := range map[string]Snapshot{
 		"mem_size":         {MemSize: 0, BootArea: 1 << 16},
@@ -19,6 +23,10 @@ func TestSnapshotValidateRefusesWhatALoaderCannotMap(t *testing.T) {
 		"does not follow":  {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_1000, Digest: d}, {Addr: 0x2000_1000, Digest: d}}},
 		"is not sha256":    {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: "sha256:XYZ"}}},
 		"64 hex digits":    {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: "md5:" + strings.Repeat("ab", 32)}}},
+		"without a pack":   {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d, Offset: 0x1000}}},
+		"pack blob":        {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d, Blob: "sha256:12"}}},
+		"in its pack":      {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d, Blob: d, Offset: 0x10}}},
+		"too large":        {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: d, Blob: d, Offset: MaxSnapshotPackSize}}},
 	} {
 		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%+v: err %v, want %q", s, err, want)
@@ -36,6 +44,8 @@ func FuzzParse(f *testing.F) {
 		`"snapshot":{"monitor":"process","mem_size":1048576,"boot_area":65536,"regs":{"rip":1073741824},` +
 		`"pages":[{"addr":536870912,"digest":"` + d + `"}]}}`))
 	f.Add([]byte(`{"schema_version":1,"snapshot":{"pages":[{"addr":1}]}}`))
+	f.Add([]byte(`{"schema_version":1,"snapshot":{"monitor":"process","mem_size":1048576,"boot_area":65536,` +
+		`"pages":[{"addr":536870912,"digest":"` + d + `","blob":"` + d + `","offset":8192}]}}`))
 	if pack, err := json.Marshal(packConfig()); err == nil {
 		f.Add(pack)
 	}

@@ -76,7 +76,7 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 			return nil, nil
 		}
 	}
-	zeroOK := map[string]bool{} // zero blobs verified (one for every snapshot)
+	snapOK := map[string]bool{} // snapshot blobs verified (the zero blob, shared packs)
 	fail := func(err error) ([]monitor.Unikernel, error) {
 		for _, f := range verified {
 			f.Close()
@@ -105,7 +105,7 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		if snapshots {
 			// Snapshot pages are many small blobs: checked here, read
 			// by path later (not held open, one descriptor each).
-			if err := VerifySnapshot(name, cfg, p.VerifyBlob, zeroOK); err != nil {
+			if err := VerifySnapshot(name, cfg, p.VerifyBlob, snapOK); err != nil {
 				return fail(fmt.Errorf("%w; refusing to run it (`unipool pool verify` checks the whole pool)", err))
 			}
 		}
@@ -137,8 +137,9 @@ func Blobs(cfg *desc.Config) map[string]string {
 	return m
 }
 
-// SnapshotBlobs lists the blobs of cfg's snapshot (its pages and its zero
-// blob): digest -> what it is. Nil without a snapshot.
+// SnapshotBlobs lists the blobs of cfg's snapshot (the page packs and
+// page blobs its pages lie in, and its zero blob): digest -> what it is.
+// Nil without a snapshot.
 func SnapshotBlobs(cfg *desc.Config) map[string]string {
 	s := cfg.Snapshot
 	if s == nil {
@@ -146,7 +147,13 @@ func SnapshotBlobs(cfg *desc.Config) map[string]string {
 	}
 	m := map[string]string{}
 	for _, pg := range s.Pages {
-		m[pg.Digest] = fmt.Sprintf("snapshot page at %#x", pg.Addr)
+		if b := pg.BlobDigest(); m[b] == "" {
+			if pg.Blob != "" {
+				m[b] = fmt.Sprintf("snapshot page pack (page at %#x)", pg.Addr)
+			} else {
+				m[b] = fmt.Sprintf("snapshot page at %#x", pg.Addr)
+			}
+		}
 	}
 	if s.Zero != "" {
 		m[s.Zero] = "snapshot zero blob"
@@ -155,23 +162,32 @@ func SnapshotBlobs(cfg *desc.Config) map[string]string {
 }
 
 // VerifySnapshot checks, with verify (which re-hashes a blob's file), every
-// blob of cfg's snapshot; zeroOK holds the zero blobs already checked (one
-// for every snapshot of a pool) and gets cfg's.
-func VerifySnapshot(name string, cfg *desc.Config, verify func(dgst string) error, zeroOK map[string]bool) error {
+// blob of cfg's snapshot (each page pack once, however many of its pages
+// the snapshot uses); ok holds the blobs already checked (the zero blob,
+// packs that other snapshots of the call share) and gets cfg's.
+func VerifySnapshot(name string, cfg *desc.Config, verify func(dgst string) error, ok map[string]bool) error {
 	s := cfg.Snapshot
 	if s == nil {
 		return nil
 	}
 	for _, pg := range s.Pages {
-		if err := verify(pg.Digest); err != nil {
+		b := pg.BlobDigest()
+		if ok[b] {
+			continue
+		}
+		if err := verify(b); err != nil {
+			if pg.Blob != "" {
+				return fmt.Errorf("unikernel %q: snapshot page pack %s (page at %#x): %w", name, b, pg.Addr, err)
+			}
 			return fmt.Errorf("unikernel %q: snapshot page at %#x: %w", name, pg.Addr, err)
 		}
+		ok[b] = true
 	}
-	if z := s.Zero; z != "" && !zeroOK[z] {
+	if z := s.Zero; z != "" && !ok[z] {
 		if err := verify(z); err != nil {
 			return fmt.Errorf("unikernel %q: snapshot zero blob: %w", name, err)
 		}
-		zeroOK[z] = true
+		ok[z] = true
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/monitor"
@@ -18,8 +20,9 @@ const SnapshotBootArea = 64 << 10
 // planSnapshot lays out an instance started from the description's
 // snapshot. The layout is the cold one the snapshot was taken with (the
 // map's bases, its memory size and boot area), except that every private
-// range holds the snapshot's memory: each stored page its pool blob mapped
-// copy-on-write, every other page zero. The boot-info area is this
+// range holds the snapshot's memory: each stored page mapped copy-on-write
+// from the pool blob it lies in (consecutive pages of one page pack as one
+// mapping), every other page zero. The boot-info area is this
 // instance's own (command line, seed, instance id), written fresh, and the
 // guest resumes at its ready point with the snapshot's registers.
 func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
@@ -100,14 +103,21 @@ func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string)
 				// written, 200 unikernels). A copy in its anonymous
 				// memory costs the same page and no mapping of its own
 				// (see copiedPage).
-				data, err := copiedPage(blobPath(pg.Digest))
+				data, err := copiedPage(blobPath(pg.BlobDigest()), pg.Offset)
 				if err != nil {
 					return fmt.Errorf("%s page at %#x: %w", m.Part, pg.Addr, err)
 				}
 				out = append(out, Mapping{Addr: pg.Addr, Size: abi.PageSize, Prot: m.Prot, Data: data, Library: m.Library, Part: m.Part})
+			} else if n := len(out); n > 0 && out[n-1].COW && out[n-1].Digest == pg.BlobDigest() && out[n-1].Digest != s.Zero &&
+				out[n-1].Addr+out[n-1].Size == pg.Addr && out[n-1].Offset+out[n-1].Size == pg.Offset &&
+				out[n-1].Prot == m.Prot && out[n-1].Library == m.Library && out[n-1].Part == m.Part {
+				// The next page of the same blob: one mapping for both
+				// (consecutive pages of a page pack), one kernel mapping
+				// an instance pays instead of two.
+				out[n-1].Size += abi.PageSize
 			} else {
-				out = append(out, Mapping{Addr: pg.Addr, Size: abi.PageSize, Prot: m.Prot, File: blobPath(pg.Digest),
-					Digest: pg.Digest, COW: true, Library: m.Library, Part: m.Part})
+				out = append(out, Mapping{Addr: pg.Addr, Size: abi.PageSize, Prot: m.Prot, File: blobPath(pg.BlobDigest()),
+					Digest: pg.BlobDigest(), Offset: pg.Offset, COW: true, Library: m.Library, Part: m.Part})
 			}
 			at = pg.Addr + abi.PageSize
 			next++
@@ -123,7 +133,7 @@ func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string)
 	return lay.check()
 }
 
-// copiedPage reads a stored page for an instance to copy into its
+// copiedPage reads a stored page (at off in its blob) for an instance to copy into its
 // anonymous stack or heap. Mapped copy-on-write from its blob, as a
 // library's data pages are, it would be copied anyway (the instance writes
 // it) and cost a mapping of its own, a split of the anonymous one around
@@ -131,14 +141,29 @@ func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string)
 // ~0.5 KiB a page, for nothing shared. Adjacent anonymous mappings of one
 // protection merge. Given back (free-page reporting), such a page reads
 // as zero, which the guest ABI allows.
-func copiedPage(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+func copiedPage(path string, off uint64) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if len(data) != abi.PageSize {
-		return nil, fmt.Errorf("%s: %d bytes, not a page", path, len(data))
+	defer f.Close()
+	// Mapped and copied, not read at the offset: the process monitor
+	// plans in its tracer thread, whose seccomp filter allows read, fstat
+	// and mmap but not pread.
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
+	if off&(abi.PageSize-1) != 0 || off >= uint64(fi.Size()) || uint64(fi.Size())-off < abi.PageSize {
+		return nil, fmt.Errorf("%s: not a page at %#x (%d bytes)", path, off, fi.Size())
+	}
+	m, err := unix.Mmap(int(f.Fd()), int64(off), abi.PageSize, unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("%s: page at %#x: mmap: %w", path, off, err)
+	}
+	data := make([]byte, abi.PageSize)
+	copy(data, m)
+	unix.Munmap(m)
 	return data, nil
 }
 

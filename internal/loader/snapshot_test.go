@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -278,5 +279,94 @@ func TestSnapshotCopiesItsStackAndHeapPagesIntoAnonymousMemory(t *testing.T) {
 	os.Remove(stackBlob)
 	if _, err := Plan(u, Options{Snapshot: true}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("stack page at %#x", top)) {
 		t.Errorf("a missing stack page blob: err %v", err)
+	}
+}
+
+// withPack is withSnapshot with every page in one page pack (a blob whose
+// page at offset o holds 'A'+o/4096 over and over), at the offsets given,
+// and library a's private part two pages long.
+func withPack(t testing.TB, pages map[uint64]uint64) (monitor.Unikernel, string) {
+	u := withSnapshot(t)
+	u.Config.Libraries[0].Private.MemSize = 2 * abi.PageSize
+	pack := "sha256:" + strings.Repeat("9", 64)
+	var data []byte
+	for i := 0; i < 8; i++ {
+		data = append(data, bytes.Repeat([]byte{byte('A' + i)}, abi.PageSize)...)
+	}
+	path := filepath.Join(t.TempDir(), "pack")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []uint64
+	for a := range pages {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	for _, a := range addrs {
+		off := pages[a]
+		u.Config.Snapshot.Pages = append(u.Config.Snapshot.Pages, desc.Page{Addr: a, Digest: "sha256:" + strings.Repeat(string(rune('a'+off/abi.PageSize)), 64), Blob: pack, Offset: off})
+	}
+	base := u.BlobPath
+	u.BlobPath = func(d string) string {
+		if d == pack {
+			return path
+		}
+		return base(d)
+	}
+	return u, pack
+}
+
+// Consecutive pages of a page pack at consecutive addresses of one private
+// part are one copy-on-write mapping of the pack at the first one's offset
+// (an instance maps the pack once, not a file per page); pages that are
+// not consecutive in the pack are mappings of their own; a heap page in
+// the pack is copied from its offset.
+func TestSnapshotMapsConsecutivePackPagesAsOneMapping(t *testing.T) {
+	aPriv := uint64(abi.MapBase + 5*abi.PageSize)
+	appData := uint64(abi.AppRegionBase + 5*abi.PageSize)
+	cold, err := Plan(withSnapshot(t), Options{MemSize: 1 << 20, BootArea: SnapshotBootArea, Cmdline: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heap uint64
+	for _, m := range cold.Mappings {
+		if m.Part == PartHeap {
+			heap = m.Addr
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		pages map[uint64]uint64
+		want  []Mapping // the pack's mappings
+	}{
+		{"consecutive", map[uint64]uint64{aPriv: 0x1000, aPriv + abi.PageSize: 0x2000, appData: 0x3000, heap: 0x5000},
+			[]Mapping{{Addr: aPriv, Size: 2 * abi.PageSize, Offset: 0x1000}, {Addr: appData, Size: abi.PageSize, Offset: 0x3000}}},
+		{"reversed", map[uint64]uint64{aPriv: 0x2000, aPriv + abi.PageSize: 0x1000, appData: 0x3000, heap: 0x5000},
+			[]Mapping{{Addr: aPriv, Size: abi.PageSize, Offset: 0x2000}, {Addr: aPriv + abi.PageSize, Size: abi.PageSize, Offset: 0x1000},
+				{Addr: appData, Size: abi.PageSize, Offset: 0x3000}}},
+		{"same page twice", map[uint64]uint64{aPriv: 0x1000, aPriv + abi.PageSize: 0x1000, appData: 0x2000, heap: 0x5000},
+			[]Mapping{{Addr: aPriv, Size: abi.PageSize, Offset: 0x1000}, {Addr: aPriv + abi.PageSize, Size: abi.PageSize, Offset: 0x1000},
+				{Addr: appData, Size: abi.PageSize, Offset: 0x2000}}},
+	} {
+		u, pack := withPack(t, tc.pages)
+		lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []Mapping
+		for _, m := range lay.Mappings {
+			if m.Digest == pack {
+				if !m.COW || m.File != u.BlobPath(pack) {
+					t.Errorf("%s: %+v is not the pack mapped copy-on-write", tc.name, m)
+				}
+				got = append(got, Mapping{Addr: m.Addr, Size: m.Size, Offset: m.Offset})
+			}
+			if m.Addr == heap && (m.File != "" || !bytes.Equal(m.Data, bytes.Repeat([]byte{'F'}, abi.PageSize))) {
+				t.Errorf("%s: the heap's page %+v is not a copy of the pack's page at 0x5000", tc.name, m)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: the pack's mappings %+v, want %+v", tc.name, got, tc.want)
+		}
 	}
 }

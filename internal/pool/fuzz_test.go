@@ -227,3 +227,28 @@ func FuzzWireManifest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSnapPages: the snapshot page index is the pool's own derived
+// file, but it is read from disk; what parseSnapPages accepts names
+// blobs by digest and pages inside them.
+func FuzzParseSnapPages(f *testing.F) {
+	d := string(digest.SHA256.FromBytes(make([]byte, desc.SnapshotPageSize)))
+	e := string(digest.SHA256.FromString("pack"))
+	f.Add([]byte(`{"index":"` + e + `","pages":{"` + d + `":{"blob":"` + e + `","offset":4096,"pack":true}},"sizes":{"` + e + `":8192}}`))
+	f.Add([]byte(`{"index":"` + e + `","pages":{"` + d + `":{"blob":"` + d + `"}},"sizes":{"` + d + `":4096}}`))
+	f.Add([]byte(`{"index":"` + e + `","pages":{"` + d + `":{"blob":"sha256:../../x","offset":4095}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sp, err := parseSnapPages(data)
+		if err != nil {
+			return
+		}
+		for pd, at := range sp.Pages {
+			if digest.Digest(pd).Validate() != nil || digest.Digest(at.Blob).Validate() != nil || !isBlobName(digest.Digest(at.Blob).Encoded()) {
+				t.Fatalf("accepted page %q in blob %q", pd, at.Blob)
+			}
+			if size := sp.Sizes[at.Blob]; at.Offset%desc.SnapshotPageSize != 0 || at.Offset+desc.SnapshotPageSize > uint64(size) {
+				t.Fatalf("accepted page %s at %#x of a %d-byte blob", pd, at.Offset, size)
+			}
+		}
+	})
+}

@@ -143,11 +143,11 @@ func parseManifest(data []byte) (*ocispec.Manifest, error) {
 			return nil, fmt.Errorf("layers[%d]: %w", i, err)
 		}
 		switch l.MediaType {
-		case desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotZero:
+		case desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotPack, desc.MediaTypeSnapshotZero:
 		case desc.MediaTypePrivate:
 			private++
 		default:
-			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q, %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate, desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotZero)
+			return nil, fmt.Errorf("layers[%d]: mediaType %q, want %q, %q, %q, %q, %q or %q", i, l.MediaType, desc.MediaTypeShared, desc.MediaTypeInit, desc.MediaTypePrivate, desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotPack, desc.MediaTypeSnapshotZero)
 		}
 	}
 	if private != 1 {
@@ -249,6 +249,19 @@ func checkDescription(m *ocispec.Manifest, c *desc.Config) error {
 	}
 	if c.Snapshot != nil {
 		for _, pg := range c.Snapshot.Pages {
+			if pg.Blob != "" {
+				// In a page pack: whole pages, this one inside it.
+				k := key{desc.MediaTypeSnapshotPack, digest.Digest(pg.Blob)}
+				ld, ok := layers[k]
+				if !ok {
+					return fmt.Errorf("snapshot page at %#x: pack %q is not a layer of the manifest", pg.Addr, pg.Blob)
+				}
+				if ld.Size <= 0 || ld.Size&pageMask != 0 || ld.Size > desc.MaxSnapshotPackSize || pg.Offset+desc.SnapshotPageSize > uint64(ld.Size) {
+					return fmt.Errorf("snapshot page at %#x: offset %#x is not a page of its pack %s (%d bytes)", pg.Addr, pg.Offset, ld.Digest, ld.Size)
+				}
+				used[k] = true
+				continue
+			}
 			k := key{desc.MediaTypeSnapshotPage, digest.Digest(pg.Digest)}
 			ld, ok := layers[k]
 			if !ok {

@@ -301,6 +301,8 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 				role = "init (" + l.Annotations[AnnotationLibrary] + ")"
 			case desc.MediaTypeSnapshotPage:
 				role = "snapshot page"
+			case desc.MediaTypeSnapshotPack:
+				role = "snapshot page pack"
 			case desc.MediaTypeSnapshotZero:
 				role = "snapshot zero blob"
 			}
@@ -309,8 +311,23 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 		if !ok {
 			continue
 		}
-		if _, _, err := p.loadDescription(md); err != nil {
+		_, c, err := p.loadDescription(md)
+		if err != nil {
 			add(Problem{Unikernel: u, Blob: string(m.Config.Digest), File: p.BlobPath(string(m.Config.Digest)), What: err.Error()})
+			continue
+		}
+		// A page in a pack: the pack's digest covers its bytes, the
+		// page's own digest (what later snapshots share it by) is
+		// checked here.
+		if c.Snapshot != nil {
+			for _, pg := range c.Snapshot.Pages {
+				if pg.Blob == "" || good[digest.Digest(pg.Blob)] == 0 {
+					continue // a page blob of its own, or a pack reported above
+				}
+				if err := checkPackedPage(p.BlobPath(pg.Blob), pg.Offset, pg.Digest); err != nil {
+					add(Problem{Unikernel: u, Blob: pg.Blob, File: p.BlobPath(pg.Blob), What: fmt.Sprintf("snapshot page at %#x: %v", pg.Addr, err)})
+				}
+			}
 		}
 	}
 	return r, nil

@@ -250,8 +250,15 @@ func (p *Pool) Inspect(name string) (*Description, error) {
 	}
 	d.Blobs = append(d.Blobs, Blob{Role: "private", Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
 	if c.Snapshot != nil {
-		for _, pg := range c.Snapshot.Pages {
-			d.Blobs = append(d.Blobs, Blob{Role: "snapshot", Digest: digest.Digest(pg.Digest), Size: desc.SnapshotPageSize})
+		// The blobs its pages lie in, each once: page packs and (taken
+		// before packs) page blobs of their own.
+		for _, l := range m.Layers {
+			switch l.MediaType {
+			case desc.MediaTypeSnapshotPack:
+				d.Blobs = append(d.Blobs, Blob{Role: "snapshot pack", Digest: l.Digest, Size: l.Size})
+			case desc.MediaTypeSnapshotPage:
+				d.Blobs = append(d.Blobs, Blob{Role: "snapshot", Digest: l.Digest, Size: l.Size})
+			}
 		}
 		if z := c.Snapshot.Zero; z != "" {
 			d.Blobs = append(d.Blobs, Blob{Role: "snapshot zero", Digest: digest.Digest(z), Size: desc.SnapshotZeroSize})

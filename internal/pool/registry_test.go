@@ -23,6 +23,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
 	"github.com/unipool/unipool/internal/registry"
 )
@@ -550,4 +551,64 @@ func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlaces
 			t.Errorf("round %d: the pulled map has %v (%v), want libA, libB, libC, libBig", round, m, err)
 		}
 	}
+}
+
+// A snapshot's page packs are layers of its manifest, its own and the
+// ones it references pages in: pulled alone, world brings hello's pack
+// too, and the pulled pool verifies (each packed page against its
+// digest) and lets a new snapshot reference the pulled pages.
+func TestPullOfASnapshotBringsThePacksOfOtherSnapshotsItReferences(t *testing.T) {
+	f := images(t)
+	reg := startRegistry(t, false)
+	ctx := context.Background()
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	p := mustOpen(t, dir)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
+	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SetSnapshot("world", s, map[uint64][]byte{0x2002_0000: page(2), 0x2002_1000: page(3)}); err != nil {
+		t.Fatal(err)
+	}
+	repo := reg.Host + "/unipool/snap"
+	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	if _, err := Pull(ctx, other, repo, []string{"world"}, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	q := mustOpen(t, other)
+	mustVerify(t, q)
+	w, err := q.Resolve("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.Resolve("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Snapshot.Pages[0].Blob != h.Snapshot.Pages[0].Blob {
+		t.Fatalf("world's page 2 %+v is not in hello's pack %s", w.Snapshot.Pages[0], h.Snapshot.Pages[0].Blob)
+	}
+	if _, err := os.Stat(q.BlobPath(h.Snapshot.Pages[0].Blob)); err != nil {
+		t.Fatalf("hello's pack was not pulled with world: %v", err)
+	}
+	if _, err := Pull(ctx, other, repo, []string{"hello"}, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	r, err := q.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nh, err := q.Resolve("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NewPages != 0 || nh.Snapshot.Pages[0] != h.Snapshot.Pages[0] || nh.Snapshot.Pages[1].Blob != w.Snapshot.Pages[1].Blob {
+		t.Errorf("hello's snapshot in the pulled pool %+v (%d new pages): want pages 1 and 3 where world's pull put them", nh.Snapshot.Pages, r.NewPages)
+	}
+	mustVerify(t, q)
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/opencontainers/go-digest"
@@ -11,13 +12,16 @@ import (
 	"github.com/unipool/unipool/internal/desc"
 )
 
-// SetSnapshot stores a snapshot of the pooled unikernel name: every page
-// as a blob of its own (pages lists their contents by address; a page the
-// pool already holds, from this or any other unikernel, is stored once),
-// then a new description carrying s, whose page digests it fills in, and
-// a new manifest naming the pages as layers. The unikernel's other blobs
-// stay as they are; a snapshot it had before is replaced (its pages stay
-// until GC). Like Add, blobs come first and index.json last.
+// SetSnapshot stores a snapshot of the pooled unikernel name (pages
+// lists its non-zero pages' contents by address): the pages the pool
+// holds nowhere yet as one page pack (in address order), every other page
+// referenced where the pool holds it (another snapshot's pack, or an old
+// snapshot's page blob), then a new description carrying s, whose pages
+// it fills in, and a new manifest naming the blobs they lie in as layers.
+// The unikernel's other blobs stay as they are; a snapshot it had before
+// is replaced (its blobs stay until GC, and while another snapshot
+// references a page in them). Like Add, blobs come first and index.json
+// last; the snapshot page index (SnapPagesFile) follows it.
 func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byte) (*AddResult, error) {
 	l, err := p.lock(true)
 	if err != nil {
@@ -41,6 +45,14 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: unikernel %q: %w", p.dir, name, err)
 	}
+	idxDigest, err := p.indexDigest()
+	if err != nil {
+		return nil, err
+	}
+	sp, err := p.snapshotPages(idx, idxDigest)
+	if err != nil {
+		return nil, err
+	}
 	res := &AddResult{Name: name, Replaced: c.Snapshot != nil}
 	addrs := make([]uint64, 0, len(pages))
 	for a := range pages {
@@ -51,26 +63,60 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	snap.Pages = nil
 	var layers []ocispec.Descriptor
 	for _, l := range m.Layers {
-		if l.MediaType != desc.MediaTypeSnapshotPage && l.MediaType != desc.MediaTypeSnapshotZero {
+		switch l.MediaType {
+		case desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotPack, desc.MediaTypeSnapshotZero:
+		default:
 			layers = append(layers, l)
 		}
 	}
-	seen := map[digest.Digest]bool{}
+	// Each page: where the pool holds it, else the next page of the pack.
+	var pack []byte
+	inPack := map[string]uint64{} // digest -> offset in pack
+	var packed []int              // indexes into snap.Pages of pages in pack
+	seen := map[string]bool{}     // blobs named as layers
 	for _, a := range addrs {
 		data := pages[a]
 		if len(data) != desc.SnapshotPageSize {
 			return nil, fmt.Errorf("snapshot of %q: page at %#x is %d bytes, want %d", name, a, len(data), desc.SnapshotPageSize)
 		}
-		before := res.NewBlobs
-		d, err := p.storeBlob(data, res)
+		d := string(digest.SHA256.FromBytes(data))
+		if off, ok := inPack[d]; ok {
+			packed = append(packed, len(snap.Pages))
+			snap.Pages = append(snap.Pages, desc.Page{Addr: a, Digest: d, Offset: off})
+			continue
+		}
+		if where, ok := p.reusable(sp, d, data); ok {
+			pg := desc.Page{Addr: a, Digest: d}
+			mt := desc.MediaTypeSnapshotPage
+			if where.Pack {
+				pg.Blob, pg.Offset, mt = where.Blob, where.Offset, desc.MediaTypeSnapshotPack
+			}
+			snap.Pages = append(snap.Pages, pg)
+			if !seen[where.Blob] {
+				seen[where.Blob] = true
+				layers = append(layers, ocispec.Descriptor{MediaType: mt, Digest: digest.Digest(where.Blob), Size: sp.Sizes[where.Blob]})
+			}
+			continue
+		}
+		inPack[d] = uint64(len(pack))
+		packed = append(packed, len(snap.Pages))
+		snap.Pages = append(snap.Pages, desc.Page{Addr: a, Digest: d, Offset: uint64(len(pack))})
+		pack = append(pack, data...)
+	}
+	if len(pack) > 0 {
+		if len(pack) > desc.MaxSnapshotPackSize {
+			return nil, fmt.Errorf("snapshot of %q: %d bytes of new pages, more than a pack holds", name, len(pack))
+		}
+		d, err := p.storeBlob(pack, res)
 		if err != nil {
 			return nil, err
 		}
-		res.NewPages += res.NewBlobs - before
-		snap.Pages = append(snap.Pages, desc.Page{Addr: a, Digest: string(d)})
-		if !seen[d] {
-			seen[d] = true
-			layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPage, Digest: d, Size: desc.SnapshotPageSize})
+		for _, i := range packed {
+			snap.Pages[i].Blob = string(d)
+		}
+		res.NewPages = len(inPack)
+		if !seen[string(d)] {
+			layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPack, Digest: d, Size: int64(len(pack))})
 		}
 	}
 	if s.Zero != "" {
@@ -110,6 +156,14 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	if err := p.writeIndex(idx); err != nil {
 		return nil, err
 	}
+	// The page index follows: this snapshot's pages added. Were index.json
+	// changed without it (a crash here), the next snapshot rebuilds it.
+	sp.add(&nm, &nc)
+	if newDigest, err := p.indexDigest(); err == nil {
+		if err := sp.write(p.path(SnapPagesFile), newDigest); err != nil {
+			os.Remove(p.path(SnapPagesFile))
+		}
+	}
 	return res, nil
 }
 
@@ -119,9 +173,18 @@ type SnapshotStats struct {
 	Unikernels int `json:"unikernels"` // with a snapshot
 	PageUses   int `json:"page_uses"`  // (unikernel, page) pairs
 	PageBlobs  int `json:"page_blobs"` // distinct pages stored
+	// Files are the blobs the pages lie in (page packs and, from
+	// snapshots taken before packs, page blobs of their own); Packs the
+	// page packs among them.
+	Files int `json:"files"`
+	Packs int `json:"packs"`
+	// FileUses are (unikernel, file) pairs: the distinct files the
+	// unikernels' instances map their snapshot pages from, summed.
+	FileUses int `json:"file_uses"`
 	// SharedBy[k] is how many distinct pages k unikernels use (k >= 1).
 	SharedBy map[int]int `json:"shared_by"`
 	users    map[string]int
+	files    map[string]bool // blob -> is a pack
 }
 
 func (st *SnapshotStats) add(c *desc.Config) {
@@ -129,15 +192,21 @@ func (st *SnapshotStats) add(c *desc.Config) {
 		return
 	}
 	if st.users == nil {
-		st.users, st.SharedBy = map[string]int{}, map[int]int{}
+		st.users, st.SharedBy, st.files = map[string]int{}, map[int]int{}, map[string]bool{}
 	}
 	st.Unikernels++
 	mine := map[string]bool{}
+	myFiles := map[string]bool{}
 	for _, pg := range c.Snapshot.Pages {
 		st.PageUses++
 		if !mine[pg.Digest] {
 			mine[pg.Digest] = true
 			st.users[pg.Digest]++
+		}
+		if b := pg.BlobDigest(); !myFiles[b] {
+			myFiles[b] = true
+			st.FileUses++
+			st.files[b] = st.files[b] || pg.Blob != ""
 		}
 	}
 }
@@ -146,5 +215,11 @@ func (st *SnapshotStats) finish() {
 	st.PageBlobs = len(st.users)
 	for _, n := range st.users {
 		st.SharedBy[n]++
+	}
+	st.Files = len(st.files)
+	for _, pack := range st.files {
+		if pack {
+			st.Packs++
+		}
 	}
 }

@@ -2,9 +2,14 @@ package pool
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/unipool/unipool/internal/desc"
 )
@@ -51,8 +56,8 @@ func TestSnapshotPagesAreStoredOnceAcrossUnikernelsAndVerify(t *testing.T) {
 	}
 	mustVerify(t, p)
 	// A damaged page is named.
-	os.WriteFile(p.BlobPath(h.Snapshot.Pages[1].Digest), page(9), 0o644)
-	if err := p.VerifyBlob(h.Snapshot.Pages[1].Digest); err == nil || !strings.Contains(err.Error(), "does not match") {
+	os.WriteFile(p.BlobPath(h.Snapshot.Pages[1].BlobDigest()), page(9), 0o644)
+	if err := p.VerifyBlob(h.Snapshot.Pages[1].BlobDigest()); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("damaged page: %v", err)
 	}
 }
@@ -112,6 +117,193 @@ func TestSnapshotZeroBlobIsStoredOnceAndKeptWithItsSnapshots(t *testing.T) {
 	bad.Zero = "sha256:" + strings.Repeat("a", 64)
 	if _, err := p.SetSnapshot("hello", &bad, nil); err == nil || !strings.Contains(err.Error(), "zero blob") {
 		t.Errorf("a zero blob that is not zeros: %v", err)
+	}
+	mustVerify(t, p)
+}
+
+// A snapshot's pages new to the pool are one page pack, in address order;
+// a page another snapshot stored is referenced in that one's pack, so the
+// page is stored once and a snapshot's pages lie in few files. The pack
+// stays while any description references a page in it (GC), and the page
+// index behind the lookup is rebuilt from the descriptions when missing,
+// and not trusted when wrong.
+func TestSnapshotNewPagesAreOnePackAndOthersPagesAreReferencedInTheirs(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	mustAdd(t, dir, f.solo, AddOptions{})
+	p := mustOpen(t, dir)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
+	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2), 0x2003_0000: page(1)}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.Resolve("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := h.Snapshot.Pages
+	pack := hp[0].Blob
+	if pack == "" || hp[1].Blob != pack || hp[2].Blob != pack || hp[0].Offset != 0 || hp[1].Offset != 0x1000 || hp[2].Offset != 0 {
+		t.Fatalf("hello's pages %+v: want one pack, page 1 at 0 (twice), page 2 at 0x1000", hp)
+	}
+	data, err := os.ReadFile(p.BlobPath(pack))
+	if err != nil || !bytes.Equal(data, append(page(1), page(2)...)) {
+		t.Fatalf("hello's pack: %d bytes, %v; want pages 1 and 2", len(data), err)
+	}
+	r, err := p.SetSnapshot("world", s, map[uint64][]byte{0x2002_0000: page(3), 0x2002_1000: page(2), 0x2002_2000: page(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Resolve("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp := w.Snapshot.Pages
+	if r.NewPages != 2 || wp[1].Blob != pack || wp[1].Offset != 0x1000 || wp[0].Blob == pack || wp[2].Blob != wp[0].Blob || wp[0].Offset != 0 || wp[2].Offset != 0x1000 {
+		t.Fatalf("world's pages %+v (%d new): want pages 3 and 4 in a pack of its own, page 2 in hello's at 0x1000", wp, r.NewPages)
+	}
+	st, err := p.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn := st.Snapshots; sn.Files != 2 || sn.Packs != 2 || sn.FileUses != 3 || sn.PageBlobs != 4 || sn.PageUses != 6 {
+		t.Errorf("snapshot stats %+v: want 4 pages in 2 packs, mapped from 3 (unikernel, file) pairs", sn)
+	}
+	// hello goes; its pack stays for world.
+	if err := p.Remove("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GC(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.BlobPath(pack)); err != nil {
+		t.Fatalf("hello's pack went with hello, world references it: %v", err)
+	}
+	mustVerify(t, p)
+	// The page index is derived: gone, it is rebuilt (solo's page 4 is
+	// world's); wrong, it is not believed (page 3 said to be at hello's
+	// page 2: solo stores it anew).
+	os.Remove(dir + "/" + SnapPagesFile)
+	if _, err := p.SetSnapshot("solo", s, map[uint64][]byte{0x2002_0000: page(4)}); err != nil {
+		t.Fatal(err)
+	}
+	so, err := p.Resolve("solo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg := so.Snapshot.Pages[0]; pg.Blob != wp[0].Blob || pg.Offset != 0x1000 {
+		t.Errorf("solo's page 4 %+v: want world's pack at 0x1000 (index rebuilt)", pg)
+	}
+	raw, err := os.ReadFile(dir + "/" + SnapPagesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := parseSnapPages(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d3 := string(digest.SHA256.FromBytes(page(3)))
+	sp.Pages[d3] = pageAt{Blob: pack, Offset: 0x1000, Pack: true}
+	if err := sp.write(dir+"/"+SnapPagesFile, sp.Index); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SetSnapshot("solo", s, map[uint64][]byte{0x2002_0000: page(3)}); err != nil {
+		t.Fatal(err)
+	}
+	if so, err = p.Resolve("solo"); err != nil {
+		t.Fatal(err)
+	}
+	if pg := so.Snapshot.Pages[0]; pg.Blob == pack || pg.Digest != d3 {
+		t.Errorf("solo's page 3 %+v: referenced where a wrong index said", pg)
+	}
+	mustVerify(t, p)
+}
+
+// setOldSnapshot stores a snapshot as pools did before page packs: each
+// page a blob of its own, named by its digest alone.
+func setOldSnapshot(t *testing.T, p *Pool, name string, s *desc.Snapshot, pages map[uint64][]byte) {
+	t.Helper()
+	idx, err := p.readIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := -1
+	for i, md := range idx.Manifests {
+		if md.Annotations[ocispec.AnnotationRefName] == name {
+			at = i
+		}
+	}
+	m, c, err := p.loadDescription(idx.Manifests[at])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &AddResult{}
+	snap := *s
+	var addrs []uint64
+	for a := range pages {
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+	nm := *m
+	for _, a := range addrs {
+		d, err := p.storeBlob(pages[a], res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Pages = append(snap.Pages, desc.Page{Addr: a, Digest: string(d)})
+		nm.Layers = append(nm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPage, Digest: d, Size: desc.SnapshotPageSize})
+	}
+	nc := *c
+	nc.Snapshot = &snap
+	cfg, cd, err := p.storeConfig(&nc, name, "", res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nm.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: cd, Size: int64(len(cfg))}
+	mData, _ := json.Marshal(nm)
+	md, err := p.storeBlob(mData, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.Manifests[at].Digest, idx.Manifests[at].Size = md, int64(len(mData))
+	if err := p.writeIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A pool's snapshots from before page packs (a blob per page) stay
+// valid, and a new snapshot references their page blobs instead of
+// storing those pages again.
+func TestSnapshotReferencesPageBlobsOfSnapshotsTakenBeforePacks(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	p := mustOpen(t, dir)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
+	setOldSnapshot(t, p, "hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)})
+	mustVerify(t, p)
+	r, err := p.SetSnapshot("world", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Resolve("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := string(digest.SHA256.FromBytes(page(1)))
+	if pg := w.Snapshot.Pages[0]; r.NewPages != 1 || pg.Blob != "" || pg.Digest != d1 || w.Snapshot.Pages[1].Blob == "" {
+		t.Errorf("world's pages %+v (%d new): want page 1 as hello's page blob, page 5 in a pack", w.Snapshot.Pages, r.NewPages)
+	}
+	if err := p.Remove("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GC(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.BlobPath(d1)); err != nil {
+		t.Errorf("hello's page blob went, world references it: %v", err)
 	}
 	mustVerify(t, p)
 }

@@ -362,7 +362,7 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 		}
 		return f.Close()
 	}
-	zeroOK := map[string]bool{}
+	snapOK := map[string]bool{}
 	uks := make([]monitor.Unikernel, 0, len(job.Unikernels))
 	for _, u := range job.Unikernels {
 		if u.Config == nil {
@@ -375,7 +375,7 @@ func RunJailWorker(root string, in io.Reader, out io.Writer) error {
 			if u.Config.Snapshot == nil {
 				return fmt.Errorf("jail %s: unikernel %q has no snapshot", root, u.Name)
 			}
-			if err := launch.VerifySnapshot(u.Name, u.Config, verify, zeroOK); err != nil {
+			if err := launch.VerifySnapshot(u.Name, u.Config, verify, snapOK); err != nil {
 				return err
 			}
 		}

@@ -16,6 +16,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/unipool/unipool/guest"
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/corpus"
@@ -183,10 +185,7 @@ func snapshotMemory(t *testing.T, u monitor.Unikernel) [][]byte {
 	var runs [][]byte
 	var end uint64
 	for _, pg := range pages {
-		data, err := os.ReadFile(u.BlobPath(pg.Digest))
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := storedPage(t, u, pg)
 		if len(runs) > 0 && pg.Addr == end {
 			runs[len(runs)-1] = append(runs[len(runs)-1], data...)
 		} else {
@@ -195,6 +194,24 @@ func snapshotMemory(t *testing.T, u monitor.Unikernel) [][]byte {
 		end = pg.Addr + uint64(len(data))
 	}
 	return runs
+}
+
+// storedPage is a snapshot page as the pool stores it: at its offset in
+// its page pack (or its blob of its own), checked against its digest.
+func storedPage(t *testing.T, u monitor.Unikernel, pg desc.Page) []byte {
+	t.Helper()
+	data, err := os.ReadFile(u.BlobPath(pg.BlobDigest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg.Offset+abi.PageSize > uint64(len(data)) {
+		t.Fatalf("page at %#x: offset %#x outside its %d-byte blob", pg.Addr, pg.Offset, len(data))
+	}
+	page := data[pg.Offset : pg.Offset+abi.PageSize]
+	if d := digest.FromBytes(page); string(d) != pg.Digest {
+		t.Fatalf("page at %#x hashes to %s, the description says %s", pg.Addr, d, pg.Digest)
+	}
+	return page
 }
 
 func holds(runs [][]byte, b []byte) bool {
@@ -274,11 +291,7 @@ func TestSnapshotInstancesKeepNoHeapPageTheirRequestLeftAsTheSnapshotHadIt(t *te
 			if pg.Addr < abi.PrivateBase || pg.Addr >= abi.PrivateLimit {
 				continue // not the heap or stack
 			}
-			data, err := os.ReadFile(uk.BlobPath(pg.Digest))
-			if err != nil {
-				t.Fatal(err)
-			}
-			stored[pg.Addr] = data
+			stored[pg.Addr] = storedPage(t, uk, pg)
 		}
 		var same []string
 		held := 0
