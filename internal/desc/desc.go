@@ -190,10 +190,14 @@ type Library struct {
 	// side), is the pack's start in the map. Such a library (a pack
 	// member) has a region at a 16-byte aligned address with no tramp
 	// part and a shared part of Shared.Size bytes but no blob of its own:
-	// its pages are mapped by the image's pack pages (PackPage) of the
-	// same pack, one library entry per page, each a shared part of one
-	// page holding the pack's bytes there. A pack and its members move
-	// together (one base) and never by Shift.
+	// its pages are mapped by pack page entries (PackPage) of the same
+	// pack, each a shared part of whole pages holding the pack's bytes
+	// there. An image's own description (the linker's) has one entry per
+	// page its members touch; a pooled one (pool add) one entry for the
+	// whole pack, its sealed pages in one blob, so an instance maps a
+	// pack with one host mapping whichever members it uses (descriptions
+	// pooled before that keep an entry per page, and load as they are).
+	// A pack and its members move together (one base).
 	Pack     uint64 `json:"pack,omitempty"`
 	PackPage bool   `json:"pack_page,omitempty"`
 	// NoASLR, when set, says why this library cannot be moved (the loader
@@ -205,7 +209,12 @@ type Library struct {
 // by its pack's pages, not a blob of its own).
 func (l *Library) InPack() bool { return l.Pack != 0 && !l.PackPage }
 
-// PackPageName is the name of the pack page entry for the page at addr.
+// MaxPackSize bounds a pack page entry's shared part: a pack's room in
+// the library map (libmap.PackRoom) at most.
+const MaxPackSize = 16 << 12
+
+// PackPageName is the name of the pack page entry for the page at addr
+// (of a whole pack's entry: the pack's first page).
 func PackPageName(addr uint64) string { return fmt.Sprintf("pack-%x", addr) }
 
 // MapRegion is the library's region in the library map: Region moved

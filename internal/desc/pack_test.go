@@ -11,8 +11,9 @@ func packConfig() *Config {
 }
 
 // A pack member is 16-byte aligned code with no blob of its own, lying on
-// pack pages of its pack moved as it is; a pack page is one page of code
-// and nothing else; both need a description that says it has packs.
+// pack pages of its pack moved as it is; a pack page entry is whole pages
+// of code (one, or a whole pack of at most MaxPackSize) and nothing else;
+// both need a description that says it has packs.
 func TestValidateChecksPackMembersAndPackPages(t *testing.T) {
 	if err := packConfig().Validate(); err != nil {
 		t.Fatal(err)
@@ -30,22 +31,46 @@ func TestValidateChecksPackMembersAndPackPages(t *testing.T) {
 		t.Fatalf("a pack moved as one by whole pages: %v", err)
 	}
 	for name, spoil := range map[string]func(c *Config){
-		"schema":         func(c *Config) { c.SchemaVersion = SchemaVersionDense },
-		"segments":       func(c *Config) { c.Libraries[0].Shared.Segments = []Segment{{Off: 0, Size: 0x1000, Prot: ProtRX}} },
-		"blob":           func(c *Config) { c.Libraries[0].Shared.Digest = "sha256:00" },
-		"unaligned":      func(c *Config) { c.Libraries[0].Region.Start += 8 },
-		"no page":        func(c *Config) { c.Libraries = c.Libraries[:1] },
-		"other pack":     func(c *Config) { c.Libraries[1].Pack += 0x1000 },
-		"moved apart":    func(c *Config) { c.Libraries[1].Shift = 0x1000 },
-		"page private":   func(c *Config) { c.Libraries[1].Region.PrivateSize = 0x1000 },
-		"page two pages": func(c *Config) { c.Libraries[1].Region.SharedSize = 0x2000; c.Libraries[1].Shared.Size = 0x2000 },
-		"not dense":      func(c *Config) { c.Libraries[0].Region.PrivateStart = 0 },
-		"before pack":    func(c *Config) { c.Libraries[0].Pack = 0x40002000; c.Libraries[1].Pack = 0x40002000 },
+		"schema":       func(c *Config) { c.SchemaVersion = SchemaVersionDense },
+		"segments":     func(c *Config) { c.Libraries[0].Shared.Segments = []Segment{{Off: 0, Size: 0x1000, Prot: ProtRX}} },
+		"blob":         func(c *Config) { c.Libraries[0].Shared.Digest = "sha256:00" },
+		"unaligned":    func(c *Config) { c.Libraries[0].Region.Start += 8 },
+		"no page":      func(c *Config) { c.Libraries = c.Libraries[:1] },
+		"other pack":   func(c *Config) { c.Libraries[1].Pack += 0x1000 },
+		"moved apart":  func(c *Config) { c.Libraries[1].Shift = 0x1000 },
+		"page private": func(c *Config) { c.Libraries[1].Region.PrivateSize = 0x1000 },
+		"page sizes":   func(c *Config) { c.Libraries[1].Region.SharedSize = 0x2000 },
+		"page too large": func(c *Config) {
+			c.Libraries[1].Region.SharedSize = MaxPackSize + 0x1000
+			c.Libraries[1].Shared.Size = MaxPackSize + 0x1000
+		},
+		"page partial": func(c *Config) { c.Libraries[1].Region.SharedSize = 0x1800; c.Libraries[1].Shared.Size = 0x1800 },
+		"not dense":    func(c *Config) { c.Libraries[0].Region.PrivateStart = 0 },
+		"before pack":  func(c *Config) { c.Libraries[0].Pack = 0x40002000; c.Libraries[1].Pack = 0x40002000 },
 	} {
 		c := packConfig()
 		spoil(c)
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: a bad pack validated", name)
 		}
+	}
+}
+
+// A pooled description maps a whole pack with one entry (the pool's
+// wholePacks): members on any of its pages lie in it; a member past its
+// end lies on no page of its pack.
+func TestValidateTakesAWholePackAsOneEntry(t *testing.T) {
+	c := packConfig()
+	pg := &c.Libraries[1]
+	pg.Name, pg.Region.Start = PackPageName(0x40000000), 0x40000000
+	pg.Region.SharedSize, pg.Shared.Size, pg.Shared.Segments[0].Size = 0x3000, 0x3000, 0x3000
+	c.Libraries = append(c.Libraries, Library{Name: "n", Region: Region{Start: 0x40002f00, SharedSize: 0x100, PrivateStart: 0x70000030, PrivateSize: 0x10},
+		Shared: Shared{Size: 0x100}, Pack: 0x40000000})
+	if err := c.Validate(); err != nil {
+		t.Fatalf("two members in one whole pack entry: %v", err)
+	}
+	c.Libraries[2].Region.Start = 0x40003000
+	if err := c.Validate(); err == nil {
+		t.Fatal("a member past its whole pack's entry validated")
 	}
 }

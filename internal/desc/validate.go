@@ -17,10 +17,10 @@ func (c *Config) Validate() error {
 	if c.Boot != "" && c.Boot != BootLinux64 {
 		return fmt.Errorf("description: unknown boot protocol %q (want %q or none)", c.Boot, BootLinux64)
 	}
-	packPages := map[uint64]Library{} // pack page -> its entry
+	var packPages []Library // the pack page entries
 	for _, l := range c.Libraries {
 		if l.PackPage {
-			packPages[l.Region.Start] = l
+			packPages = append(packPages, l)
 		}
 	}
 	for i, l := range c.Libraries {
@@ -119,17 +119,18 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// checkPacked checks a pack member or pack page: its shape, and for a
-// member that every page of its code is a pack page of its pack.
-func checkPacked(l Library, packPages map[uint64]Library) error {
+// checkPacked checks a pack member or pack page entry: its shape, and
+// for a member that every page of its code lies in a pack page entry of
+// its pack, moved as it is.
+func checkPacked(l Library, packPages []Library) error {
 	r := l.Region
 	if l.App || r.TrampSize != 0 || l.Tramp.Size != 0 || l.MapRegion().Start < l.Pack {
 		return fmt.Errorf("description: library %q: in the pack at %#x but an app, before its pack or with a tramp part", l.Name, l.Pack)
 	}
 	if l.PackPage {
-		if r.Start&pageMask != 0 || r.SharedSize != pageMask+1 || r.PrivateSize != 0 || r.Dense() || l.Shared.Size != pageMask+1 ||
-			l.Private.MemSize != 0 || len(l.Relocs) != 0 || l.Tramp.Split || l.Init != nil {
-			return fmt.Errorf("description: pack page %q at %#x: not one page of code and nothing else", l.Name, r.Start)
+		if r.Start&pageMask != 0 || r.SharedSize == 0 || r.SharedSize&pageMask != 0 || r.SharedSize > MaxPackSize || r.PrivateSize != 0 ||
+			r.Dense() || l.Shared.Size != r.SharedSize || l.Private.MemSize != 0 || len(l.Relocs) != 0 || l.Tramp.Split || l.Init != nil {
+			return fmt.Errorf("description: pack page %q at %#x: not whole pages of code (at most %#x bytes) and nothing else", l.Name, r.Start, MaxPackSize)
 		}
 		return nil
 	}
@@ -137,7 +138,11 @@ func checkPacked(l Library, packPages map[uint64]Library) error {
 		return fmt.Errorf("description: library %q: in a pack, its region at %#x must be 16-byte aligned code (no segments or blob of its own) with a dense private part", l.Name, r.Start)
 	}
 	for pg := r.Start &^ pageMask; pg < r.Start+r.SharedSize; pg += pageMask + 1 {
-		if p, ok := packPages[pg]; !ok || p.Pack != l.Pack || p.Shift != l.Shift {
+		found := false
+		for _, p := range packPages {
+			found = found || (p.Pack == l.Pack && p.Shift == l.Shift && pg >= p.Region.Start && pg < p.Region.Start+p.Region.SharedSize)
+		}
+		if !found {
 			return fmt.Errorf("description: library %q: its code at %#x lies on no page of its pack at %#x moved as it is", l.Name, pg, l.Pack)
 		}
 	}

@@ -2,6 +2,7 @@ package link
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/elfimage"
 	"github.com/unipool/unipool/internal/libmap"
+	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/pool"
 )
 
@@ -233,4 +236,116 @@ func objectsOf(t *testing.T, paths ...string) []Object {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// A pooled unikernel maps each pack it uses with one host mapping: the
+// image's description has an entry per pack page its members touch (here
+// the pack's first and last pages, members on both), the pool stores the
+// whole sealed pack as one blob named by one entry, and the loader's
+// plan maps it once, read-only and executable. The blob is the map's
+// sealed bytes, the same for every image that uses any member; an
+// instance's shared mappings are one per pack plus the segments of the
+// libraries with blobs of their own.
+func TestAnInstanceMapsAPackWhoseMembersLieOnSeveralPagesWithOneMapping(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	// Five members of about 3 KiB each: a pack of four pages or more.
+	var objsAll []string
+	for i, n := range []string{"ukpka", "ukpkb", "ukpkc", "ukpkd", "ukpke"} {
+		objsAll = append(objsAll, buildLib(t, dir, n, fmt.Sprintf(`
+const char %[1]s_table[3000] = {%[2]d, 2, 3};
+int %[1]s_get(int i) { return %[1]s_table[i %% 3000] + %[2]d; }
+`, n, i+1)))
+	}
+	objs := func(paths ...string) []Object { return objectsOf(t, paths...) }
+	poolDir := filepath.Join(dir, "pool")
+	p, err := pool.Init(poolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(append([]string{g.plat, g.boot, g.libc}, append(objsAll, g.alloc, g.app)...)...),
+		Output: filepath.Join(dir, "all"), MapPath: p.MapPath()})
+	// Only the first and last members: the pages between hold the others.
+	ends := mustLink(t, Options{Layout: LayoutAligned, Objects: objs(g.plat, g.boot, g.libc, objsAll[0], objsAll[4], g.alloc, g.app),
+		Output: filepath.Join(dir, "ends"), MapPath: p.MapPath()})
+	pa, pe := library(t, all.Config, "ukpka"), library(t, all.Config, "ukpke")
+	if pa.Pack == 0 || pe.Pack != pa.Pack || pe.Region.Start-pa.Region.Start < 3*abi.PageSize {
+		t.Fatalf("ukpka at %#x (pack %#x), ukpke at %#x (pack %#x): want them pages apart in one pack", pa.Region.Start, pa.Pack, pe.Region.Start, pe.Pack)
+	}
+	linked := 0
+	for _, l := range ends.Config.Libraries {
+		if l.PackPage {
+			linked++
+		}
+	}
+	if linked < 2 {
+		t.Fatalf("the image's own description has %d pack page entries, want one per page its members touch (2 or more)", linked)
+	}
+	m, err := libmap.Load(p.MapPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := m.PackAt(pa.Pack)
+	for _, n := range []string{"all", "ends"} {
+		if _, err := pool.Add(poolDir, filepath.Join(dir, n), pool.AddOptions{InitBlobs: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := p.Verify(); err != nil || !r.OK() {
+		t.Fatalf("verify: %v %+v", err, r)
+	}
+	var digest string
+	for _, n := range []string{"all", "ends"} {
+		c, err := p.Resolve(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries []desc.Library
+		for _, l := range c.Libraries {
+			if l.PackPage {
+				entries = append(entries, l)
+			}
+		}
+		if len(entries) != 1 || entries[0].Region.Start != pk.Start+uint64(entries[0].Shift) || entries[0].Shared.Size != (uint64(len(pk.Content))+abi.PageSize-1)&^(abi.PageSize-1) {
+			t.Fatalf("%s: pooled pack entries %+v, want one for the whole pack at %#x (%d bytes sealed)", n, entries, pk.Start, len(pk.Content))
+		}
+		blob, err := os.ReadFile(p.BlobPath(entries[0].Shared.Digest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(blob[:len(pk.Content)], pk.Content) || bytes.Count(blob[len(pk.Content):], []byte{0}) != len(blob)-len(pk.Content) {
+			t.Fatalf("%s: the pack's blob is not the map's sealed bytes", n)
+		}
+		if digest != "" && entries[0].Shared.Digest != digest {
+			t.Fatalf("%s: the pack is blob %s, another image's %s", n, entries[0].Shared.Digest, digest)
+		}
+		digest = entries[0].Shared.Digest
+
+		lay, err := loader.Plan(monitor.Unikernel{Name: n, Config: c, BlobPath: p.BlobPath}, loader.Options{Load: monitor.LoadShared})
+		if err != nil {
+			t.Fatal(err)
+		}
+		packMaps, shared, want := 0, 0, 1
+		for _, l := range c.Libraries {
+			if !l.PackPage && !l.InPack() && l.Shared.Size > 0 {
+				want += max(1, len(l.Shared.Segments))
+			}
+		}
+		for _, mp := range lay.Mappings {
+			if mp.Part != loader.PartShared {
+				continue
+			}
+			shared++
+			if mp.Library == entries[0].Name {
+				packMaps++
+				if mp.Size != entries[0].Shared.Size || mp.Prot != loader.ProtRead|loader.ProtExec || mp.File == "" {
+					t.Fatalf("%s: the pack's mapping %+v, want its %#x bytes r-x from its blob", n, mp, entries[0].Shared.Size)
+				}
+			}
+		}
+		if packMaps != 1 || shared != want {
+			t.Fatalf("%s: %d mappings of the pack, %d shared mappings in all; want 1 and %d", n, packMaps, shared, want)
+		}
+	}
 }

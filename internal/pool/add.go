@@ -86,6 +86,11 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 
 	res := &AddResult{Name: name}
 	c := im.config
+	// Each pack as one blob, mapped whole (wholePacks).
+	packs, err := p.wholePacks(im, c)
+	if err != nil {
+		return nil, err
+	}
 	c.Name = name
 	if opt.Cmdline != "" {
 		c.Cmdline = opt.Cmdline
@@ -109,9 +114,11 @@ func Add(dir, imagePath string, opt AddOptions) (*AddResult, error) {
 		if lib.Shared.Size == 0 {
 			continue
 		}
-		data, err := im.read(lib.Region.SharedAddr(), lib.Shared.Size, false)
-		if err != nil {
-			return nil, fmt.Errorf("library %q: shared part: %w", lib.Name, err)
+		data, ok := packs[lib.Region.Start]
+		if !lib.PackPage || !ok {
+			if data, err = im.read(lib.Region.SharedAddr(), lib.Shared.Size, false); err != nil {
+				return nil, fmt.Errorf("library %q: shared part: %w", lib.Name, err)
+			}
 		}
 		d, err := p.storeBlob(data, res)
 		if err != nil {

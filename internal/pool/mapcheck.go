@@ -96,8 +96,9 @@ func checkConfigAgainstMap(m *libmap.Map, mapPath, poolDir, what string, c *desc
 			continue
 		}
 		if l.PackPage {
-			if pk, at := m.PackAt(l.Pack), l.MapRegion().Start; pk == nil || at < pk.Start || at >= pk.Start+pk.Size {
-				return fmt.Errorf("%s: pack page %q at %#x lies in no pack at %#x of the library map %s", what, l.Name, l.Region.Start, l.Pack, mapPath)
+			// One page of the pack, or the whole pack (wholePacks).
+			if pk, at := m.PackAt(l.Pack), l.MapRegion().Start; pk == nil || at < pk.Start || at+l.Region.SharedSize > pk.Start+pk.Size || at+l.Region.SharedSize < at {
+				return fmt.Errorf("%s: pack page %q at %#x (%#x bytes) lies in no pack at %#x of the library map %s", what, l.Name, l.Region.Start, l.Region.SharedSize, l.Pack, mapPath)
 			}
 			continue
 		}
@@ -134,4 +135,119 @@ func describeRegions(rs []desc.Region) string {
 		s += fmt.Sprintf("%#x (tramp %#x, shared %#x, private %#x)", r.Start, r.TrampSize, r.SharedSize, r.PrivateSize)
 	}
 	return s
+}
+
+// wholePacks replaces in c, an image's description whose pack pages
+// checkPackPages found to be what the map sealed, the pack page entries
+// of each pack (one per page the image's members touch) by one entry for
+// the whole pack: its sealed pages (libmap.Pack.Content, to the page) at
+// the pack's place in the image, stored as one blob. An instance then
+// maps the pack with one host mapping (a VMA) whichever members it uses;
+// the pages it never touches cost it nothing, and they are the same
+// sealed bytes in every image, so they tell nothing about another image.
+// It returns each whole pack's bytes by its entry's start; the pages the
+// image carries must be those bytes (checked here too).
+//
+// A pack keeps its entries per page (as descriptions pooled before this
+// did, which load as they are) where one entry cannot replace them: its
+// entries are not the description's last (an address would name them by
+// index), an address names one, or its whole pages would overlap another
+// library of the image.
+func (p *Pool) wholePacks(im *image, c *desc.Config) (map[uint64][]byte, error) {
+	first := len(c.Libraries)
+	for first > 0 && c.Libraries[first-1].PackPage {
+		first--
+	}
+	for _, l := range c.Libraries[:first] {
+		if l.PackPage {
+			return nil, nil // not all at the end
+		}
+	}
+	if first == len(c.Libraries) || addrNamesFrom(c, first) {
+		return nil, nil
+	}
+	m, err := libmap.Load(p.MapPath())
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", im.path, err)
+	}
+	var order []uint64 // pack starts, as the image lists them
+	byPack := map[uint64][]desc.Library{}
+	for _, l := range c.Libraries[first:] {
+		if _, ok := byPack[l.Pack]; !ok {
+			order = append(order, l.Pack)
+		}
+		byPack[l.Pack] = append(byPack[l.Pack], l)
+	}
+	kept := append([]desc.Library(nil), c.Libraries...)
+	libs := append([]desc.Library(nil), c.Libraries[:first]...)
+	blobs := map[uint64][]byte{}
+	for _, start := range order {
+		pages := byPack[start]
+		pk := m.PackAt(start)
+		if pk == nil {
+			return nil, fmt.Errorf("image %s: no pack at %#x in the library map %s", im.path, start, p.MapPath())
+		}
+		shift := pages[0].Shift
+		size := pageUp(uint64(len(pk.Content)))
+		for _, l := range pages {
+			if l.Shift != shift {
+				return nil, fmt.Errorf("image %s: pack at %#x: its pages moved by %d and %d", im.path, start, shift, l.Shift)
+			}
+			size = max(size, l.MapRegion().Start+l.Region.SharedSize-start)
+		}
+		if size > pk.Size || size > desc.MaxPackSize {
+			return nil, fmt.Errorf("image %s: pack at %#x: its pages reach %#x bytes past its start, beyond its room %#x in the library map %s", im.path, start, size, pk.Size, p.MapPath())
+		}
+		data := make([]byte, size)
+		copy(data, pk.Content)
+		at := uint64(int64(start) + shift) // where the image has it
+		for _, l := range pages {
+			got, err := im.read(l.Region.Start, l.Region.SharedSize, false)
+			if err != nil {
+				return nil, err
+			}
+			if off := l.Region.Start - at; !bytes.Equal(got, data[off:off+l.Region.SharedSize]) {
+				return nil, fmt.Errorf("image %s: pack page %q at %#x does not hold the bytes the library map %s sealed for its pack at %#x", im.path, l.Name, l.Region.Start, p.MapPath(), start)
+			}
+		}
+		libs = append(libs, desc.Library{
+			Name:     desc.PackPageName(at),
+			Region:   desc.Region{Start: at, SharedSize: size},
+			Shared:   desc.Shared{Size: size, Segments: []desc.Segment{{Off: 0, Size: size, Prot: desc.ProtRX}}},
+			Shift:    shift,
+			Pack:     start,
+			PackPage: true,
+		})
+		blobs[at] = data
+	}
+	c.Libraries = libs
+	if err := c.Validate(); err != nil {
+		// A whole pack overlaps another library the image moved into
+		// its room: keep its pages as the link gave them.
+		c.Libraries = kept
+		return nil, nil
+	}
+	return blobs, nil
+}
+
+// addrNamesFrom reports whether an address of c names library from or
+// a later one.
+func addrNamesFrom(c *desc.Config, from int) bool {
+	names := func(a desc.Addr) bool { return a.Lib >= from }
+	if names(c.Entry) || (c.TLS != nil && names(c.TLS.Image)) {
+		return true
+	}
+	for _, l := range c.Libraries {
+		for _, s := range l.Tramp.Slots {
+			if names(s.Target) {
+				return true
+			}
+		}
+		for _, r := range l.Relocs {
+			if names(r.Target) {
+				return true
+			}
+		}
+	}
+	return false
 }
