@@ -150,9 +150,11 @@ func describeRegions(rs []desc.Region) string {
 //
 // A pack keeps its entries per page (as descriptions pooled before this
 // did, which load as they are) where one entry cannot replace them: its
-// entries are not the description's last (an address would name them by
-// index), an address names one, or its whole pages would overlap another
-// library of the image.
+// whole pages would overlap another library of the image (a pack the
+// image moved, with its members' private parts, next to another pack
+// it uses). Every pack does if the pack page entries are not the
+// description's last or an address names one (the entries' indices
+// would change).
 func (p *Pool) wholePacks(im *image, c *desc.Config) (map[uint64][]byte, error) {
 	first := len(c.Libraries)
 	for first > 0 && c.Libraries[first-1].PackPage {
@@ -178,8 +180,21 @@ func (p *Pool) wholePacks(im *image, c *desc.Config) (map[uint64][]byte, error) 
 		}
 		byPack[l.Pack] = append(byPack[l.Pack], l)
 	}
-	kept := append([]desc.Library(nil), c.Libraries...)
-	libs := append([]desc.Library(nil), c.Libraries[:first]...)
+	kept := c.Libraries
+	// chosen: the entries decided so far (a whole pack, or its pages),
+	// then, for the packs not yet decided, their pages.
+	chosen := map[uint64][]desc.Library{}
+	try := func() []desc.Library {
+		libs := append([]desc.Library(nil), kept[:first]...)
+		for _, start := range order {
+			if e, ok := chosen[start]; ok {
+				libs = append(libs, e...)
+			} else {
+				libs = append(libs, byPack[start]...)
+			}
+		}
+		return libs
+	}
 	blobs := map[uint64][]byte{}
 	for _, start := range order {
 		pages := byPack[start]
@@ -210,22 +225,25 @@ func (p *Pool) wholePacks(im *image, c *desc.Config) (map[uint64][]byte, error) 
 				return nil, fmt.Errorf("image %s: pack page %q at %#x does not hold the bytes the library map %s sealed for its pack at %#x", im.path, l.Name, l.Region.Start, p.MapPath(), start)
 			}
 		}
-		libs = append(libs, desc.Library{
+		chosen[start] = []desc.Library{{
 			Name:     desc.PackPageName(at),
 			Region:   desc.Region{Start: at, SharedSize: size},
 			Shared:   desc.Shared{Size: size, Segments: []desc.Segment{{Off: 0, Size: size, Prot: desc.ProtRX}}},
 			Shift:    shift,
 			Pack:     start,
 			PackPage: true,
-		})
+		}}
+		c.Libraries = try()
+		if c.Validate() != nil {
+			// Its whole pages overlap another library of the image.
+			chosen[start] = pages
+			continue
+		}
 		blobs[at] = data
 	}
-	c.Libraries = libs
+	c.Libraries = try()
 	if err := c.Validate(); err != nil {
-		// A whole pack overlaps another library the image moved into
-		// its room: keep its pages as the link gave them.
-		c.Libraries = kept
-		return nil, nil
+		return nil, fmt.Errorf("image %s: with its packs as whole blobs: %w", im.path, err)
 	}
 	return blobs, nil
 }
