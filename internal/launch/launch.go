@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/pool"
 )
@@ -32,9 +33,11 @@ func ResolveSnapshots(dir string, names []string, cmdline string) ([]monitor.Uni
 
 // ResolveLater is Resolve (ResolveSnapshots with snapshots) for a monitor
 // that reads each description when it needs it (the process monitor:
-// monitor.Unikernel.Describe): it makes every check Resolve makes, so a
-// bad unikernel is refused here, before any instance starts, then lets
-// each description go; its unikernels hold Describe instead of Config.
+// monitor.Unikernel.Describe): it makes every check Resolve makes, and
+// the loader's (loader.Check: the monitor's own checks, so it need not
+// read the description to make them), so a bad unikernel is refused
+// here, before any instance starts, then lets each description go; its
+// unikernels hold Describe instead of Config, and Checked.
 // A thousand descriptions parsed and held at once were ~25 MB of live
 // heap while a fleet started, whose spans and GC metadata the monitor
 // kept for the rest of its run.
@@ -111,7 +114,14 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		}
 		u := monitor.Unikernel{Name: name, Config: cfg, BlobPath: p.BlobPath, Blobs: verified, Cmdline: cmdline}
 		if later {
-			u.Config, u.Blobs, u.BlobFds = nil, nil, fds
+			// The monitor's checks, on this parse: it then reads the
+			// description once, to plan (monitor.Unikernel.Checked),
+			// not once more to check it.
+			u.Blobs, u.BlobFds = nil, fds
+			if err := loader.Check(u, false); err != nil {
+				return fail(err)
+			}
+			u.Config, u.Checked = nil, true
 			u.Describe = func() (*desc.Config, error) { return p.Describe(ref) }
 		}
 		uks = append(uks, u)

@@ -70,6 +70,13 @@ type Unikernel struct {
 	// heap at once. Monitors that take none use Config only (Described
 	// gives them one).
 	Describe func() (*desc.Config, error)
+	// Checked says the description Describe returns has passed
+	// loader.Check already, on the parse that verified its blobs
+	// (launch.ResolveLater): a monitor that would read it only to check
+	// it reads it once, when its first instance is planned. Describe
+	// returns the same description or an error (pool.Describe checks
+	// its bytes against their digests).
+	Checked bool
 }
 
 // Described returns u with its description read (Config set), u itself if

@@ -35,6 +35,7 @@ import (
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/monitor/process"
 )
 
 // Config is the daemon's settings (serve's flags).
@@ -192,6 +193,15 @@ func (d *Daemon) Start(req api.StartRequest) (api.StartResponse, error) {
 	resolve := launch.Resolve
 	if req.Snapshot {
 		resolve = launch.ResolveSnapshots
+	}
+	if d.cfg.Monitor == process.Name && d.cfg.VMsPerProcess == 0 {
+		// Every check made now, each description read again when the
+		// monitor plans its first instance (monitor.Unikernel.Describe),
+		// as under `unipool run`: a batch's descriptions are never all in
+		// the daemon at once. (A jail's job carries the descriptions.)
+		resolve = func(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
+			return launch.ResolveLater(dir, names, cmdline, req.Snapshot)
+		}
 	}
 	uks, err := resolve(d.cfg.Pool, req.Unikernels, req.Cmdline)
 	if err != nil {

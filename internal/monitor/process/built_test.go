@@ -60,7 +60,7 @@ func TestABuiltFleetKeepsNothingItNeededOnlyToBuildIt(t *testing.T) {
 			}
 			for i, tr := range tracers {
 				if tr.files != nil || tr.pages.open != nil {
-					t.Errorf("tracer %d keeps %d blob descriptors and %d page files in its tables while the fleet is held", i, len(tr.files), len(tr.pages.open))
+					t.Errorf("tracer %d keeps the run's blob descriptors (%v) and %d page files in its tables while the fleet is held", i, tr.files != nil, len(tr.pages.open))
 				}
 				if c := tr.layouts; c.mappings != nil || c.maps != nil || c.floats != nil || c.users != nil || c.shapes != nil || c.traps != nil || c.groups != nil {
 					t.Errorf("tracer %d's layout cache keeps its tables while the fleet is held", i)

@@ -148,3 +148,81 @@ func TestADescriptionReadLaterIsStillCheckedBeforeAnyInstanceStarts(t *testing.T
 		t.Errorf("flaky's instance: error %q, want the unikernel and why its description could not be read", rs[1].Error)
 	}
 }
+
+// allocated is what the process has allocated in all (TotalAlloc).
+func allocated() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
+
+// A unikernel checked when it was resolved (launch.ResolveLater:
+// monitor.Unikernel.Checked) has its description read once, when its
+// first instance is planned, not once more before the run to be checked:
+// what the monitor allocates to start such a fleet is about one
+// description per unikernel. Read to be checked too, each of a 1000
+// descriptions of a snapshot fleet was parsed three times (resolved,
+// checked, planned), ~160 KB of garbage and ~1 ms of CPU per parse.
+// Its blobs are taken for the run when it is read: one that cannot be
+// opened then fails that unikernel's instances alone, naming it.
+func TestACheckedDescriptionIsReadOnceToPlanNotAgainToCheck(t *testing.T) {
+	const kernels, pages = 4, 30000
+	dir := t.TempDir()
+	base := pooled(t, dir, "app", callLibc+exitSeven)
+	var plain []monitor.Unikernel
+	for i := range kernels {
+		u := base
+		u.Name = fmt.Sprint("app", i)
+		plain = append(plain, u)
+	}
+	before := allocated()
+	one := heavyCopy(base.Config, pages)
+	size := allocated() - before
+	runtime.KeepAlive(one)
+	if size < 2<<20 {
+		t.Fatalf("a heavy description is %d KiB allocated, want >= 2 MiB", size>>10)
+	}
+
+	var calls atomic.Int32
+	uks := describedLater(plain, pages, &calls)
+	for i := range uks {
+		uks[i].Checked = true
+	}
+	before = allocated()
+	rs, err := (&Monitor{Threads: 1}).Run(context.Background(), uks, monitor.Options{N: 2, Timeout: guestTimeout})
+	grew := allocated() - before
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Error != "" || r.ExitCode != 7 {
+			t.Fatalf("%s/%d: exit %d error %q", r.Unikernel, r.Instance, r.ExitCode, r.Error)
+		}
+	}
+	if n := calls.Load(); n != kernels {
+		t.Errorf("%d checked unikernels' descriptions were read %d times, want %d (once to plan)", kernels, n, kernels)
+	}
+	if grew > kernels*size*3/2 {
+		t.Errorf("starting %d instances of %d checked unikernels allocated %d KiB, want < %d (one description: %d KiB)",
+			2*kernels, kernels, grew>>10, kernels*size*3/2>>10, size>>10)
+	}
+
+	// A blob that cannot be opened when the description is read.
+	bad := base
+	bad.Name = "bad"
+	bad.BlobPath = func(string) string { return dir + "/missing-blob" }
+	uks = describedLater([]monitor.Unikernel{base, bad}, 1, &calls)
+	for i := range uks {
+		uks[i].Checked = true
+	}
+	rs, err = (&Monitor{}).Run(context.Background(), uks, monitor.Options{Timeout: guestTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Error != "" || rs[0].ExitCode != 7 {
+		t.Fatalf("results %+v: want the good unikernel's instance to run", rs)
+	}
+	if !strings.Contains(rs[1].Error, `"bad"`) || !strings.Contains(rs[1].Error, "missing-blob") {
+		t.Errorf("the bad unikernel's instance: error %q, want one naming it and the file", rs[1].Error)
+	}
+}

@@ -68,66 +68,36 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	if err := monitor.CheckLoad(opt.Load, true); err != nil {
 		return nil, fmt.Errorf("process monitor: %w", err)
 	}
-	files := &runFiles{m: map[string]int{}}
+	files := &runFiles{m: map[string]int{}, load: opt.Load, snapshot: opt.Snapshot}
 	defer files.close()
 	var jobs []job
 	global := uint64(0)
 	tsc := hostTSCKHz()
 	for _, later := range uks {
-		// Checked now, so that a bad unikernel fails the run before any
-		// instance starts; read again when its first instance is planned
-		// (prepareLater). A description the caller lets the monitor read
-		// (Describe) is read here for the checks and let go again: held
-		// from here to their first instances, 1000 of them were ~25 MB
-		// of live heap while the fleet started.
-		u, err := later.Described()
-		if err != nil {
-			return nil, fmt.Errorf("process monitor: %w", err)
-		}
-		if err := loader.Check(u, opt.Load == monitor.LoadNaive); err != nil {
-			return nil, fmt.Errorf("process monitor: %w", err)
-		}
 		p := &prepareLater{u: later, naive: opt.Load == monitor.LoadNaive, left: opt.N}
-		if _, ok := files.m[u.Image]; opt.Load == monitor.LoadStock && u.Image != "" && !ok {
-			// Stock loading maps the image file itself, as Linux does.
-			f, err := unix.Open(u.Image, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if later.Checked && later.Config == nil && later.Describe != nil {
+			// Checked on the parse that verified its blobs
+			// (launch.ResolveLater): read once, when its first
+			// instance is planned, and its blobs taken for the run
+			// then (a parse of each of 1000 descriptions only to
+			// check it was ~1 s of the monitor's CPU to a held fleet).
+			p.files = files
+		} else {
+			// Checked now, so that a bad unikernel fails the run before
+			// any instance starts; read again when its first instance is
+			// planned (prepareLater). A description the caller lets the
+			// monitor read (Describe) is read here for the checks and let
+			// go again: held from here to their first instances, 1000 of
+			// them were ~25 MB of live heap while the fleet started.
+			u, err := later.Described()
 			if err != nil {
-				return nil, fmt.Errorf("process monitor: unikernel %q: %w", u.Name, &os.PathError{Op: "open", Path: u.Image, Err: err})
+				return nil, fmt.Errorf("process monitor: %w", err)
 			}
-			files.m[u.Image] = f
-		}
-		if opt.Load == monitor.LoadShared && u.Config != nil {
-			open := func(d, what string) error {
-				path := u.BlobPath(d)
-				if _, ok := files.m[path]; ok {
-					return nil
-				}
-				f, err := u.OpenBlobFd(d)
-				if err != nil {
-					return fmt.Errorf("process monitor: unikernel %q: %s: %w", u.Name, what, err)
-				}
-				files.m[path] = f
-				return nil
+			if err := loader.Check(u, opt.Load == monitor.LoadNaive); err != nil {
+				return nil, fmt.Errorf("process monitor: %w", err)
 			}
-			for _, l := range u.Config.Libraries {
-				var digests []string
-				if l.Shared.Size > 0 && !l.InPack() { // (a pack member: its pack's pages)
-					digests = append(digests, l.Shared.Digest)
-				}
-				if l.Init != nil && !opt.Snapshot {
-					digests = append(digests, l.Init.Digest)
-				}
-				for _, d := range digests {
-					if err := open(d, fmt.Sprintf("library %q", l.Name)); err != nil {
-						return nil, err
-					}
-				}
-			}
-			if c := u.Config; len(c.Arena) > 0 && c.Private != nil && !opt.Snapshot {
-				// The data-arena pages are mapped from it (desc.Config.Arena).
-				if err := open(c.Private.Digest, "private blob"); err != nil {
-					return nil, err
-				}
+			if err := files.take(u); err != nil {
+				return nil, fmt.Errorf("process monitor: %w", err)
 			}
 		}
 		for i := 0; i < opt.N; i++ {
@@ -174,6 +144,10 @@ type prepareLater struct {
 	naive bool
 	p     *loader.Prepared
 	left  int // instances not planned yet
+	// files, when set, takes the blobs u's instances map for the run
+	// once its description is read (a unikernel checked before the run:
+	// monitor.Unikernel.Checked).
+	files *runFiles
 }
 
 func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
@@ -192,6 +166,12 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 			if err != nil {
 				ch <- prepared{nil, err}
 				return
+			}
+			if l.files != nil {
+				if err := l.files.take(u); err != nil {
+					ch <- prepared{nil, err}
+					return
+				}
 			}
 			p, err := loader.Prepare(u, l.naive)
 			ch <- prepared{p, err}
@@ -235,11 +215,6 @@ func (m *Monitor) run(ctx context.Context, jobs []job, files *runFiles, opt moni
 // runWith runs jobs, setup (if not nil) adjusting each instance first, and
 // returns the finished instances in job order.
 func (m *Monitor) runWith(ctx context.Context, jobs []job, files *runFiles, opt monitor.Options, setup func(*instance)) []*instance {
-	// Raw fds, taken once here: every tracer passes them to its children.
-	fds := make(map[string]uintptr, len(files.m))
-	for path, f := range files.m {
-		fds[path] = uintptr(f)
-	}
 	insts := make([]*instance, len(jobs))
 	for i, j := range jobs {
 		insts[i] = &instance{uk: j.uk, index: j.index, idx: i, plan: j.plan, hold: opt.Hold > 0, syscallNr: -1,
@@ -271,7 +246,7 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files *runFiles, opt 
 	tracers := make([]*tracer, n)
 	for i := range tracers {
 		tracers[i] = &tracer{
-			files: fds, pages: pages, timeout: opt.Timeout, ksm: opt.KSM, ignoreReports: opt.IgnoreFreePageReports, hold: opt.Hold > 0,
+			files: files, pages: pages, timeout: opt.Timeout, ksm: opt.KSM, ignoreReports: opt.IgnoreFreePageReports, hold: opt.Hold > 0,
 			stopped: func() bool { return ctx.Err() != nil },
 			idle:    idle, release: release,
 			started: opt.Started, finished: opt.Finished, drop: opt.DropResults && opt.Finished != nil,
@@ -340,12 +315,81 @@ func (m *Monitor) runWith(ctx context.Context, jobs []job, files *runFiles, opt 
 // loaded stock), opened once and passed to every instance as descriptors:
 // raw ones, not os.Files (each of which costs the Go runtime memory it
 // keeps: ~190 bytes for each of a fleet's thousands of blobs).
-type runFiles struct{ m map[string]int }
+type runFiles struct {
+	mu sync.Mutex
+	m  map[string]int // path -> descriptor
+	// What the run loads: which of a unikernel's files its instances map.
+	load     string
+	snapshot bool
+}
+
+// take opens the files u's instances map, those not held yet: a plain
+// image's file (stock loading), or a description's shared and init blobs
+// and, for its data-arena pages, its private blob (shared loading).
+func (r *runFiles) take(u monitor.Unikernel) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		return fmt.Errorf("unikernel %q: the run's files are closed (every instance was built)", u.Name)
+	}
+	if _, ok := r.m[u.Image]; r.load == monitor.LoadStock && u.Image != "" && !ok {
+		// Stock loading maps the image file itself, as Linux does.
+		f, err := unix.Open(u.Image, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("unikernel %q: %w", u.Name, &os.PathError{Op: "open", Path: u.Image, Err: err})
+		}
+		r.m[u.Image] = f
+	}
+	if r.load != monitor.LoadShared || u.Config == nil {
+		return nil
+	}
+	open := func(d, what string) error {
+		path := u.BlobPath(d)
+		if _, ok := r.m[path]; ok {
+			return nil
+		}
+		f, err := u.OpenBlobFd(d)
+		if err != nil {
+			return fmt.Errorf("unikernel %q: %s: %w", u.Name, what, err)
+		}
+		r.m[path] = f
+		return nil
+	}
+	for _, l := range u.Config.Libraries {
+		if l.Shared.Size > 0 && !l.InPack() { // (a pack member: its pack's pages)
+			if err := open(l.Shared.Digest, fmt.Sprintf("library %q", l.Name)); err != nil {
+				return err
+			}
+		}
+		if l.Init != nil && !r.snapshot {
+			if err := open(l.Init.Digest, fmt.Sprintf("library %q", l.Name)); err != nil {
+				return err
+			}
+		}
+	}
+	if c := u.Config; len(c.Arena) > 0 && c.Private != nil && !r.snapshot {
+		// The data-arena pages are mapped from it (desc.Config.Arena).
+		if err := open(c.Private.Digest, "private blob"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fd returns the descriptor held for path.
+func (r *runFiles) fd(path string) (uintptr, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.m[path]
+	return uintptr(f), ok
+}
 
 // close closes them; the instances' mappings keep their files. The map
 // goes too: its table is ~100 KiB for the blobs of 1000 unikernels, which
 // the monitor would otherwise keep for the whole run.
 func (r *runFiles) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, f := range r.m {
 		unix.Close(f)
 	}

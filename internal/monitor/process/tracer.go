@@ -18,8 +18,8 @@ import (
 // call of its instances there.
 type tracer struct {
 	insts   []*instance
-	files   map[string]uintptr // fds of the pool blobs, opened once per run
-	pages   *pageFiles         // snapshot page blobs, held open for the run
+	files   *runFiles  // the pool blobs' descriptors, opened once per run
+	pages   *pageFiles // snapshot page blobs, held open for the run
 	timeout time.Duration
 	ksm     bool
 	// ignoreReports: free-page reports change nothing (Options.IgnoreFreePageReports).
@@ -149,7 +149,7 @@ func (t *tracer) start(in *instance) {
 		if _, ok := fdOf[m.File]; ok {
 			continue
 		}
-		fd, ok := t.files[m.File]
+		fd, ok := t.files.fd(m.File)
 		if !ok && lay.Resume != nil && m.COW {
 			// Snapshot pages: held open for the run, shared by the
 			// instances that map them (pagefiles.go); past the bound
