@@ -159,9 +159,12 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	// The page index follows: this snapshot's pages added. Were index.json
 	// changed without it (a crash here), the next snapshot rebuilds it.
 	sp.add(&nm, &nc)
+	cachePages(p.dir, nil)
 	if newDigest, err := p.indexDigest(); err == nil {
 		if err := sp.write(p.path(SnapPagesFile), newDigest); err != nil {
 			os.Remove(p.path(SnapPagesFile))
+		} else {
+			cachePages(p.dir, sp)
 		}
 	}
 	return res, nil

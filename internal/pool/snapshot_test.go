@@ -185,6 +185,7 @@ func TestSnapshotNewPagesAreOnePackAndOthersPagesAreReferencedInTheirs(t *testin
 	// world's); wrong, it is not believed (page 3 said to be at hello's
 	// page 2: solo stores it anew).
 	os.Remove(dir + "/" + SnapPagesFile)
+	cachePages(dir, nil)
 	if _, err := p.SetSnapshot("solo", s, map[uint64][]byte{0x2002_0000: page(4)}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +209,7 @@ func TestSnapshotNewPagesAreOnePackAndOthersPagesAreReferencedInTheirs(t *testin
 	if err := sp.write(dir+"/"+SnapPagesFile, sp.Index); err != nil {
 		t.Fatal(err)
 	}
+	cachePages(dir, nil) // as another process: read from the file
 	if _, err := p.SetSnapshot("solo", s, map[uint64][]byte{0x2002_0000: page(3)}); err != nil {
 		t.Fatal(err)
 	}
