@@ -157,7 +157,11 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 		// Say what is held, so other tools can measure it meanwhile.
 		hold := opt.Hold
 		opt.Resident = func(pids []int) {
-			p.line(fmt.Sprintf("unipool: holding %d finished instances resident for %v (pids %s)", len(pids), hold, pidList(pids)))
+			msg := fmt.Sprintf("unipool: holding %d finished instances resident for %v (pids %s)", len(pids), hold, pidList(pids))
+			// Held, the monitor only waits: the code that started the
+			// fleet goes back to the host (the line is made first).
+			monitor.ReturnCodePages()
+			p.line(msg)
 			select {
 			case <-time.After(hold):
 			case <-ctx.Done():
