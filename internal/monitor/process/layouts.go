@@ -206,6 +206,12 @@ func (c *layoutCache) settle() {
 			c.forget(uk)
 		}
 	}
+	if len(c.users) == 0 {
+		// Every instance ended before the starts did (their last
+		// release forgot each unikernel, unsettled): the tables go
+		// now, as forget lets them go once settled.
+		*c = layoutCache{settled: true}
+	}
 }
 
 // forget drops the kept parts of uk.
