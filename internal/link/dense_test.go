@@ -10,7 +10,7 @@ import (
 	"github.com/unipool/unipool/internal/elfimage"
 )
 
-func TestReadOnlyDataSharesTheLastPageOfItsCode(t *testing.T) {
+func TestReadOnlyDataSharesTheFirstPageOfItsCodeAndTheStubsFollowTheCode(t *testing.T) {
 	needToolchain(t)
 	dir := t.TempDir()
 	g := buildGuest(t, dir)
@@ -30,19 +30,29 @@ int small_get(int i) { return table[i % sizeof table]; }
 		t.Fatal("no .text.small or .rodata.small")
 	}
 	l := res.Config.Libraries[slicesIndex(res.Config, "small")]
-	codeEnd := pageUp(text.Addr + text.Size)
-	if ro.Addr >= codeEnd {
-		t.Errorf("rodata at %#x, after the code's last page (which ends at %#x): a page wasted", ro.Addr, codeEnd)
+	if ro.Addr != l.Region.SharedAddr() {
+		t.Errorf("rodata at %#x, want first in the shared part (%#x)", ro.Addr, l.Region.SharedAddr())
 	}
+	roEnd := pageUp(ro.Addr + ro.Size)
+	if text.Addr >= roEnd {
+		t.Errorf("code at %#x, after the rodata's last page (which ends at %#x): a page wasted", text.Addr, roEnd)
+	}
+	// Read-only data's whole pages r--, then one r-x run: the page the
+	// data shares with the code, the code, the trampoline stubs (one host
+	// mapping, where code | rodata | stubs took two r-x and one r--).
+	roOnly := (ro.Addr + ro.Size) &^ (abi.PageSize - 1)
 	want := []desc.Segment{
-		{Off: 0, Size: codeEnd - l.Region.SharedAddr(), Prot: desc.ProtRX},
-		{Off: codeEnd - l.Region.SharedAddr(), Size: pageUp(ro.Addr+ro.Size) - codeEnd, Prot: desc.ProtR},
+		{Off: 0, Size: roOnly - l.Region.SharedAddr(), Prot: desc.ProtR},
+		{Off: roOnly - l.Region.SharedAddr(), Size: l.Shared.Size - (roOnly - l.Region.SharedAddr()), Prot: desc.ProtRX},
 	}
 	if len(l.Shared.Segments) != 2 || l.Shared.Segments[0] != want[0] || l.Shared.Segments[1] != want[1] {
-		t.Errorf("shared segments %+v, want %+v (the shared page with the code, the rest of the rodata read-only)", l.Shared.Segments, want)
+		t.Errorf("shared segments %+v, want %+v (the rodata's whole pages read-only, the page it shares with the code and the rest r-x)", l.Shared.Segments, want)
 	}
-	if l.Shared.Size != pageUp(ro.Addr+ro.Size)-l.Region.SharedAddr() {
-		t.Errorf("shared part %#x bytes, want up to the end of the rodata's page", l.Shared.Size)
+	if stubs := im.ELF().Section(".stubs.small"); stubs != nil && (stubs.Addr < text.Addr+text.Size || pageUp(stubs.Addr+stubs.Size) != l.Region.SharedAddr()+l.Shared.Size) {
+		t.Errorf("stubs at [%#x,%#x): want after the code, ending the shared part (%#x bytes)", stubs.Addr, stubs.Addr+stubs.Size, l.Shared.Size)
+	}
+	if l.Shared.Size != pageUp(text.Addr+text.Size)-l.Region.SharedAddr() && im.ELF().Section(".stubs.small") == nil {
+		t.Errorf("shared part %#x bytes, want up to the end of the code's page", l.Shared.Size)
 	}
 	in, err := Inspect(out)
 	if err != nil {
