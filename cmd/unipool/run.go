@@ -161,7 +161,6 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 			// Held, the monitor only waits: the code that started the
 			// fleet goes back to the host (the line is made first).
 			monitor.ReturnCodePages()
-			defer monitor.ResumeCodePages()
 			p.line(msg)
 			select {
 			case <-time.After(hold):

@@ -178,7 +178,6 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 				// the fleet goes back to the host, as under `unipool run
 				// --hold`, before the bench is told (and measures).
 				monitor.ReturnCodePages()
-				defer monitor.ResumeCodePages()
 			}
 			if err == nil {
 				_, err = out.Write(append(msg, '\n'))

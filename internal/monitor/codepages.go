@@ -21,9 +21,9 @@ import (
 // code, while the ~13 MiB of its binary that resolving, planning and
 // starting a thousand unikernels ran stayed resident, paid by the host
 // for the whole hold (two thirds of the held monitor process's PSS). Code
-// run after it is read back a page at a time (madvise MADV_RANDOM: no
-// read-around), until ResumeCodePages; the caller calls it last. It
-// returns how many bytes it asked the kernel to page out.
+// run after it is read back (with its neighbours: the kernel's
+// fault-around), so the caller calls it last. It returns how many bytes
+// it asked the kernel to page out.
 func ReturnCodePages() uint64 {
 	maps, err := executableMappings()
 	if err != nil {
@@ -35,15 +35,6 @@ func ReturnCodePages() uint64 {
 	}
 	defer pagemap.Close()
 	var n uint64
-	defer func() {
-		// Code run from here on is read back a page at a time, not with
-		// its neighbours (read-around and fault-around would bring back
-		// ~2 MiB for the little a held monitor runs); ResumeCodePages
-		// ends that.
-		for _, m := range maps {
-			unix.Syscall(unix.SYS_MADVISE, m.lo, m.hi-m.lo, unix.MADV_RANDOM)
-		}
-	}()
 	pageout := func(lo, hi uintptr) {
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, lo, hi-lo, unix.MADV_PAGEOUT); e == 0 {
 			n += uint64(hi - lo)
@@ -124,17 +115,4 @@ func executableMappings() ([]exeMapping, error) {
 		out = append(out, exeMapping{lo: uintptr(a), hi: uintptr(b), writable: strings.Contains(fs[1], "w")})
 	}
 	return out, sc.Err()
-}
-
-// ResumeCodePages ends what ReturnCodePages began: the process's code is
-// read back with its neighbours again (MADV_NORMAL), for a monitor that
-// goes on working once its fleet's hold ends.
-func ResumeCodePages() {
-	maps, err := executableMappings()
-	if err != nil {
-		return
-	}
-	for _, m := range maps {
-		unix.Syscall(unix.SYS_MADVISE, m.lo, m.hi-m.lo, unix.MADV_NORMAL)
-	}
 }
