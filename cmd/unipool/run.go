@@ -157,11 +157,7 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 		// Say what is held, so other tools can measure it meanwhile.
 		hold := opt.Hold
 		opt.Resident = func(pids []int) {
-			msg := fmt.Sprintf("unipool: holding %d finished instances resident for %v (pids %s)", len(pids), hold, pidList(pids))
-			// Held, the monitor only waits: the code that started the
-			// fleet goes back to the host (the line is made first).
-			monitor.ReturnCodePages()
-			p.line(msg)
+			p.line(fmt.Sprintf("unipool: holding %d finished instances resident for %v (pids %s)", len(pids), hold, pidList(pids)))
 			select {
 			case <-time.After(hold):
 			case <-ctx.Done():

@@ -172,17 +172,7 @@ func RunMonitorProcess(ctx context.Context, spec MonitorSpec, hold time.Duration
 		Guests: func(g monitor.HeldGuests) { guests = measure.GuestRanges(g) },
 		Resident: func(pids []int) {
 			mu.Lock()
-			msg, err := json.Marshal(monitorMessage{Resident: pids, Guests: guests})
-			if err == nil && spec.Monitor == process.Name {
-				// Held, the monitor only waits: the code that started
-				// the fleet goes back to the host, as under `unipool run
-				// --hold`, before the bench is told (and measures).
-				monitor.ReturnCodePages()
-			}
-			if err == nil {
-				_, err = out.Write(append(msg, '\n'))
-			}
-			encErr = err
+			encErr = enc.Encode(monitorMessage{Resident: pids, Guests: guests})
 			mu.Unlock()
 			if hold > 0 {
 				select {
