@@ -348,4 +348,57 @@ int %[1]s_get(int i) { return %[1]s_table[i %% 3000] + %[2]d; }
 			t.Fatalf("%s: %d mappings of the pack, %d shared mappings in all; want 1 and %d", n, packMaps, shared, want)
 		}
 	}
+	checkWholePackUpkeep(t, p, digest, []string{"all", "ends"})
+}
+
+// checkWholePackUpkeep checks pool maintenance of a whole-pack blob that
+// the pooled images names all map: verify names its file when a byte of
+// it is wrong (one problem per image using it), GC keeps it while one of
+// them is pooled and removes it with the last.
+func checkWholePackUpkeep(t *testing.T, p *pool.Pool, blob string, names []string) {
+	t.Helper()
+	path := p.BlobPath(blob)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), good...)
+	bad[len(bad)/2] ^= 1
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bad, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := 0
+	for _, pr := range r.Problems {
+		if pr.File == path && pr.Blob == blob {
+			named++
+		}
+	}
+	if named == 0 || named != len(r.Problems) {
+		t.Fatalf("verify of a whole pack with one byte flipped: %v; want problems naming %s only", r.Problems, path)
+	}
+	if err := os.WriteFile(path, good, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.Verify(); err != nil || !r.OK() {
+		t.Fatalf("verify after the pack's bytes are back: %v %v", r, err)
+	}
+	for i, n := range names {
+		if err := p.Remove(n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.GC(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := os.Stat(path)
+		if last := i == len(names)-1; last != os.IsNotExist(err) {
+			t.Fatalf("after removing %d of %d images using it and gc: the whole pack's blob: %v", i+1, len(names), err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -99,6 +100,16 @@ func FuzzDescription(f *testing.F) {
 	_, manifest, config := seedPool(f)
 	f.Add(config)
 	f.Add([]byte(`{"schema_version":1,"layout":"aligned","libraries":[{"name":"a","region":{"start":4096,"shared_size":4096},"shared":{"size":4096}}],"entry":{"lib":0,"off":8192}}`))
+	// With a snapshot whose pages lie in a pack (at offsets) and in a
+	// page blob of their own (the seed's own description, a snapshot added).
+	if sc, err := desc.Parse(config); err == nil {
+		pd := "sha256:" + strings.Repeat("ab", 32)
+		sc.Snapshot = &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16, Pages: []desc.Page{
+			{Addr: 0x2000_0000, Digest: pd, Blob: pd, Offset: 0x1000}, {Addr: 0x2000_1000, Digest: pd}}}
+		if data, err := json.Marshal(sc); err == nil {
+			f.Add(data)
+		}
+	}
 	m, err := parseManifest(manifest)
 	if err != nil {
 		f.Fatal(err)
@@ -133,7 +144,34 @@ func FuzzDescription(f *testing.F) {
 		if c.Private != nil {
 			mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypePrivate, Digest: digest.Digest(c.Private.Digest), Size: c.Private.Size})
 		}
+		// The snapshot's blobs as layers: a page blob of its own at a
+		// page's size, a page pack at a size the input chooses (its
+		// length, so that packed pages lie inside it or not).
+		packSize := int64(len(data))
+		if s := c.Snapshot; s != nil {
+			named := map[string]bool{}
+			for _, pg := range s.Pages {
+				if b := pg.BlobDigest(); !named[b] {
+					named[b] = true
+					if pg.Blob != "" {
+						mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPack, Digest: digest.Digest(b), Size: packSize})
+					} else {
+						mm.Layers = append(mm.Layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPage, Digest: digest.Digest(b), Size: desc.SnapshotPageSize})
+					}
+				}
+			}
+		}
 		if checkDescription(&mm, c) == nil {
+			if s := c.Snapshot; s != nil {
+				for _, pg := range s.Pages {
+					if pg.Blob != "" && (pg.Offset%desc.SnapshotPageSize != 0 || packSize%desc.SnapshotPageSize != 0 || pg.Offset+desc.SnapshotPageSize > uint64(packSize)) {
+						t.Fatalf("snapshot page at %#x: offset %#x in a pack of %d bytes accepted", pg.Addr, pg.Offset, packSize)
+					}
+					if pg.Blob == "" && pg.Offset != 0 {
+						t.Fatalf("snapshot page at %#x: offset %#x in a page blob of its own accepted", pg.Addr, pg.Offset)
+					}
+				}
+			}
 			for _, l := range c.Libraries {
 				if l.Tramp.Size > 0 && l.Tramp.BlobOff+l.Tramp.Size > uint64(c.Private.Size) {
 					t.Fatalf("library %q: tramp table outside the private blob accepted", l.Name)

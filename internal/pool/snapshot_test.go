@@ -309,3 +309,80 @@ func TestSnapshotReferencesPageBlobsOfSnapshotsTakenBeforePacks(t *testing.T) {
 	}
 	mustVerify(t, p)
 }
+
+// Pool upkeep of page packs: verify names the pack's file when one byte of
+// a page in it is wrong (for the snapshot that stored it and the one that
+// references its page there), and when a description says a page that is
+// not what its offset holds; GC keeps a pack while any snapshot references
+// a page in it and removes it once none does.
+func TestVerifyAndGCOfPagePacks(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	p := mustOpen(t, dir)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
+	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SetSnapshot("world", s, map[uint64][]byte{0x2002_0000: page(2), 0x2002_1000: page(3)}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.Resolve("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Resolve("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack, own := h.Snapshot.Pages[0].Blob, w.Snapshot.Pages[1].Blob
+	if pg := w.Snapshot.Pages[0]; pg.Blob != pack || pg.Offset != 0x1000 || own == pack {
+		t.Fatalf("world's pages %+v: want page 2 in hello's pack %s at 0x1000", w.Snapshot.Pages, pack)
+	}
+	mustVerify(t, p)
+	path := p.BlobPath(pack)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), good...)
+	bad[0x1000+17] ^= 0x80
+	os.Chmod(path, 0o644)
+	if err := os.WriteFile(path, bad, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]bool{}
+	for _, pr := range r.Problems {
+		if pr.File != path || pr.Blob != pack {
+			t.Errorf("verify: %s; want problems naming %s only", pr, path)
+		}
+		users[pr.Unikernel] = true
+	}
+	if !users["hello"] || !users["world"] {
+		t.Errorf("verify of a pack with a byte flipped: %v; want it named for hello and world", r.Problems)
+	}
+	os.Chmod(path, 0o644)
+	if err := os.WriteFile(path, good, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, p)
+	// rm then gc: hello's pack stays for world, and goes with it.
+	for _, n := range []string{"hello", "world"} {
+		if err := p.Remove(n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.GC(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := os.Stat(path)
+		if _, ownErr := os.Stat(p.BlobPath(own)); (n == "hello") != (err == nil) || (n == "hello") != (ownErr == nil) {
+			t.Fatalf("after rm %s and gc: hello's pack: %v, world's: %v", n, err, ownErr)
+		}
+	}
+	mustVerify(t, p)
+}

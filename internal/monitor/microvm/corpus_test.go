@@ -10,6 +10,7 @@ import (
 
 	"github.com/unipool/unipool/internal/corpus"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/pool"
 )
 
 // TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor runs
@@ -55,10 +56,19 @@ func TestCorpusSamplePrintsItsExpectLineUnderKVMAsUnderTheProcessMonitor(t *test
 // snapshot` does) and starts every unikernel from its snapshot under KVM:
 // its pages mapped copy-on-write into the VM's private slot, its registers
 // set, its own command line delivered. Output and exit code must be those
-// of a cold boot.
+// of a cold boot. The pages of a snapshot taken after another lie partly
+// in that one's page pack at offsets (a page stored once); the test
+// fails unless some unikernel maps such a page at a non-zero offset of
+// another snapshot's pack, and unless some library pack is one whole-pack
+// blob, so that both pool forms are what KVM runs here.
 func TestCorpusSampleFromSnapshotsPrintsUnderKVMWhatColdBootsPrint(t *testing.T) {
 	dir, unikernels := kvmSample(t)
 	pool := filepath.Join(t.TempDir(), "pool")
+	defer func() {
+		if !t.Failed() {
+			checkSampleUsesPacks(t, pool, unikernels)
+		}
+	}()
 	if out, err := exec.Command("cp", "-a", filepath.Join(dir, "pool"), pool).CombinedOutput(); err != nil {
 		t.Fatalf("copy the sample pool: %v\n%s", err, out)
 	}
@@ -84,6 +94,47 @@ func TestCorpusSampleFromSnapshotsPrintsUnderKVMWhatColdBootsPrint(t *testing.T)
 					u.Name, r.Instance, r.ExitCode, r.Error, r.Output, cold.ExitCode, cold.Output)
 			}
 		}
+	}
+}
+
+// checkSampleUsesPacks fails t unless the snapshotted pool at dir has a
+// snapshot page at a non-zero offset of another unikernel's page pack and
+// a library pack pooled as one whole blob of more than one page.
+func checkSampleUsesPacks(t *testing.T, dir string, unikernels []corpus.Unikernel) {
+	t.Helper()
+	p, err := pool.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]string{} // pack -> the unikernel whose snapshot stored it (its first page at offset 0)
+	var cross, whole int
+	for pass := 0; pass < 2; pass++ {
+		for _, u := range unikernels {
+			c, err := p.Resolve(u.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Snapshot == nil {
+				t.Fatalf("%s: no snapshot in %s", u.Name, dir)
+			}
+			for _, pg := range c.Snapshot.Pages {
+				if pass == 0 && pg.Blob != "" && pg.Offset == 0 && own[pg.Blob] == "" {
+					own[pg.Blob] = u.Name
+				}
+				if pass == 1 && pg.Blob != "" && pg.Offset != 0 && own[pg.Blob] != "" && own[pg.Blob] != u.Name {
+					cross++
+				}
+			}
+			for _, l := range c.Libraries {
+				if pass == 1 && l.PackPage && l.Region.SharedSize > 0x1000 {
+					whole++
+				}
+			}
+		}
+	}
+	t.Logf("pages mapped at a non-zero offset of another snapshot's pack: %d; whole-pack entries: %d", cross, whole)
+	if cross == 0 || whole == 0 {
+		t.Errorf("the sample's snapshots map %d pages from other snapshots' packs at an offset and %d whole packs: the KVM paths for them were not run", cross, whole)
 	}
 }
 
