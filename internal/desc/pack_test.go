@@ -46,7 +46,21 @@ func TestValidateChecksPackMembersAndPackPages(t *testing.T) {
 		},
 		"page partial": func(c *Config) { c.Libraries[1].Region.SharedSize = 0x1800; c.Libraries[1].Shared.Size = 0x1800 },
 		"not dense":    func(c *Config) { c.Libraries[0].Region.PrivateStart = 0 },
-		"before pack":  func(c *Config) { c.Libraries[0].Pack = 0x40002000; c.Libraries[1].Pack = 0x40002000 },
+		"past its room": func(c *Config) {
+			// Member and page a pack's room past the pack's start.
+			c.Libraries[0].Region.Start += MaxPackSize
+			c.Libraries[1].Region.Start += MaxPackSize
+		},
+		"member too large": func(c *Config) {
+			// A member over more pages than a pack has, each page an entry.
+			c.Libraries[0].Region.SharedSize, c.Libraries[0].Shared.Size = MaxPackSize+0x1000, MaxPackSize+0x1000
+			for pg := uint64(0x40002000); pg < 0x40001040+MaxPackSize+0x1000; pg += 0x1000 {
+				e := c.Libraries[1]
+				e.Name, e.Region.Start = PackPageName(pg), pg
+				c.Libraries = append(c.Libraries, e)
+			}
+		},
+		"before pack": func(c *Config) { c.Libraries[0].Pack = 0x40002000; c.Libraries[1].Pack = 0x40002000 },
 	} {
 		c := packConfig()
 		spoil(c)

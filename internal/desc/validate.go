@@ -127,6 +127,13 @@ func checkPacked(l Library, packPages []Library) error {
 	if l.App || r.TrampSize != 0 || l.Tramp.Size != 0 || l.MapRegion().Start < l.Pack {
 		return fmt.Errorf("description: library %q: in the pack at %#x but an app, before its pack or with a tramp part", l.Name, l.Pack)
 	}
+	// A pack's members and pages lie in its room in the map (at most
+	// MaxPackSize: libmap.PackRoom), so a member's code spans a bounded
+	// number of pages, each looked up among the pack page entries.
+	if off := l.MapRegion().Start - l.Pack; r.SharedSize > MaxPackSize || off > MaxPackSize-r.SharedSize {
+		return fmt.Errorf("description: library %q: %#x bytes at %#x past its pack's start %#x in the map: outside a pack's room (%#x bytes)",
+			l.Name, r.SharedSize, off, l.Pack, MaxPackSize)
+	}
 	if l.PackPage {
 		if r.Start&pageMask != 0 || r.SharedSize == 0 || r.SharedSize&pageMask != 0 || r.SharedSize > MaxPackSize || r.PrivateSize != 0 ||
 			r.Dense() || l.Shared.Size != r.SharedSize || l.Private.MemSize != 0 || len(l.Relocs) != 0 || l.Tramp.Split || l.Init != nil {
