@@ -48,3 +48,19 @@ func TestValidateRefusesAShiftThatIsNotWholePagesOrOfALibraryThatCannotMove(t *t
 		t.Errorf("a dense library moved by -2 pages: %v", err)
 	}
 }
+
+func TestValidateRefusesMoreLibrariesThanTheBoundBeforeComparingThem(t *testing.T) {
+	libs := make([]Library, MaxLibraries+1)
+	for i := range libs {
+		// All at one address: a pairwise check would report an overlap.
+		libs[i] = Library{Name: "ukx", Region: Region{Start: 0x4000_0000, SharedSize: 0x1000, PrivateSize: 0x1000}}
+	}
+	cfg := Config{SchemaVersion: SchemaVersionDense, Libraries: libs}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "at most 4096") {
+		t.Errorf("%d libraries: %v, want refused by the bound", len(libs), err)
+	}
+	cfg.Libraries = libs[:2]
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "overlap") {
+		t.Errorf("2 overlapping libraries: %v, want an overlap", err)
+	}
+}

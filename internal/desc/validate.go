@@ -4,6 +4,11 @@ import "fmt"
 
 const pageMask = 0xfff
 
+// MaxLibraries bounds a description's library entries (libraries, pack
+// pages, the app): a unikernel of unipool's corpus has ~30, a Unikraft one
+// ~100.
+const MaxLibraries = 4096
+
 // Validate checks the invariants a loader relies on: page-aligned regions
 // that do not overlap, parts that fit their capacities, and addresses that
 // name an existing library and fall inside its region.
@@ -13,6 +18,12 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Libraries) == 0 {
 		return fmt.Errorf("description: no libraries")
+	}
+	if len(c.Libraries) > MaxLibraries {
+		// The checks below compare every pair of libraries: bounded, a
+		// hostile description (pulled from a registry) is refused in
+		// milliseconds, not minutes.
+		return fmt.Errorf("description: %d libraries, at most %d", len(c.Libraries), MaxLibraries)
 	}
 	if c.Boot != "" && c.Boot != BootLinux64 {
 		return fmt.Errorf("description: unknown boot protocol %q (want %q or none)", c.Boot, BootLinux64)
