@@ -17,11 +17,7 @@ import (
 func page(b byte) []byte { return bytes.Repeat([]byte{b}, desc.SnapshotPageSize) }
 
 func TestSnapshotPagesAreStoredOnceAcrossUnikernelsAndVerify(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	p := mustOpen(t, dir)
+	p := helloWorldPool(t)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16, Regs: desc.Regs{RIP: 0x1000_0000}}
 	r1, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2), 0x2003_0000: page(1)})
 	if err != nil {
@@ -84,11 +80,7 @@ func TestSnapshotOfAnUnknownNameOrABadPageIsRefused(t *testing.T) {
 // manifest (so verify, GC and push see it), and a snapshot naming any other
 // digest as its zero blob is refused.
 func TestSnapshotZeroBlobIsStoredOnceAndKeptWithItsSnapshots(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	p := mustOpen(t, dir)
+	p := helloWorldPool(t)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16, Zero: desc.SnapshotZeroDigest()}
 	r1, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1)})
 	if err != nil {
@@ -278,11 +270,7 @@ func setOldSnapshot(t *testing.T, p *Pool, name string, s *desc.Snapshot, pages 
 // valid, and a new snapshot references their page blobs instead of
 // storing those pages again.
 func TestSnapshotReferencesPageBlobsOfSnapshotsTakenBeforePacks(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	p := mustOpen(t, dir)
+	p := helloWorldPool(t)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	setOldSnapshot(t, p, "hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)})
 	mustVerify(t, p)
@@ -316,11 +304,7 @@ func TestSnapshotReferencesPageBlobsOfSnapshotsTakenBeforePacks(t *testing.T) {
 // not what its offset holds; GC keeps a pack while any snapshot references
 // a page in it and removes it once none does.
 func TestVerifyAndGCOfPagePacks(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	p := mustOpen(t, dir)
+	p := helloWorldPool(t)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {
 		t.Fatal(err)
@@ -385,4 +369,15 @@ func TestVerifyAndGCOfPagePacks(t *testing.T) {
 		}
 	}
 	mustVerify(t, p)
+}
+
+// helloWorldPool is a new pool holding the fixture's hello and world, the
+// two unikernels the snapshot tests snapshot.
+func helloWorldPool(t *testing.T) *Pool {
+	t.Helper()
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	return mustOpen(t, dir)
 }
