@@ -94,31 +94,20 @@ func (u Unikernel) Described() (Unikernel, error) {
 }
 
 // OpenBlob returns the file of a blob: a new descriptor of the verified
-// file in u.Blobs when there is one, else the path opened read-only. The
-// caller closes it.
+// file (u.BlobFds, u.Blobs) when there is one, else the path opened
+// read-only (OpenBlobFd, as an os.File). The caller closes it.
 func (u Unikernel) OpenBlob(digest string) (*os.File, error) {
-	if _, ok := u.BlobFds[digest]; ok {
-		fd, err := u.OpenBlobFd(digest)
-		if err != nil {
-			return nil, err
-		}
-		name := digest
-		if u.BlobPath != nil {
-			name = u.BlobPath(digest)
-		}
-		return os.NewFile(uintptr(fd), name), nil
+	fd, err := u.OpenBlobFd(digest)
+	if err != nil {
+		return nil, err
 	}
-	if f := u.Blobs[digest]; f != nil {
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", f.Name(), err)
-		}
-		return os.NewFile(uintptr(fd), f.Name()), nil
+	name := digest
+	if _, raw := u.BlobFds[digest]; !raw && u.Blobs[digest] != nil {
+		name = u.Blobs[digest].Name()
+	} else if u.BlobPath != nil {
+		name = u.BlobPath(digest)
 	}
-	if u.BlobPath == nil {
-		return nil, fmt.Errorf("unikernel %q: no file for blob %s", u.Name, digest)
-	}
-	return os.Open(u.BlobPath(digest))
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // OpenBlobFd is OpenBlob as a raw descriptor (close-on-exec), with no
