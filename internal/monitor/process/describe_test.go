@@ -56,12 +56,7 @@ func TestAFleetsDescriptionsAreNotAllInTheMonitorAtOnce(t *testing.T) {
 	const kernels, pages = 6, 30000
 	dir := t.TempDir()
 	base := pooled(t, dir, "app", callLibc+exitSeven)
-	var plain []monitor.Unikernel
-	for i := range kernels {
-		u := base
-		u.Name = fmt.Sprint("app", i)
-		plain = append(plain, u)
-	}
+	plain := namedCopies(base, kernels)
 	// How big one description is in the heap.
 	before := heapInUse()
 	one := heavyCopy(base.Config, pages)
@@ -169,12 +164,7 @@ func TestACheckedDescriptionIsReadOnceToPlanNotAgainToCheck(t *testing.T) {
 	const kernels, pages = 4, 30000
 	dir := t.TempDir()
 	base := pooled(t, dir, "app", callLibc+exitSeven)
-	var plain []monitor.Unikernel
-	for i := range kernels {
-		u := base
-		u.Name = fmt.Sprint("app", i)
-		plain = append(plain, u)
-	}
+	plain := namedCopies(base, kernels)
 	before := allocated()
 	one := heavyCopy(base.Config, pages)
 	size := allocated() - before
@@ -225,4 +215,14 @@ func TestACheckedDescriptionIsReadOnceToPlanNotAgainToCheck(t *testing.T) {
 	if !strings.Contains(rs[1].Error, `"bad"`) || !strings.Contains(rs[1].Error, "missing-blob") {
 		t.Errorf("the bad unikernel's instance: error %q, want one naming it and the file", rs[1].Error)
 	}
+}
+
+// namedCopies is n copies of u named app0, app1, ...
+func namedCopies(u monitor.Unikernel, n int) []monitor.Unikernel {
+	out := make([]monitor.Unikernel, n)
+	for i := range out {
+		out[i] = u
+		out[i].Name = fmt.Sprint("app", i)
+	}
+	return out
 }
