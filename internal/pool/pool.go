@@ -59,13 +59,16 @@ func DefaultDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "unipool", "pool"), nil
 }
 
+// errNotPool is Open's answer for a directory with no oci-layout file.
+var errNotPool = errors.New("not a pool")
+
 // Open opens an existing pool. It fails, naming the directory, if dir is
 // not a pool (no oci-layout file, or one of another version).
 func Open(dir string) (*Pool, error) {
 	p := &Pool{dir: dir}
 	data, err := os.ReadFile(p.path(ocispec.ImageLayoutFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("pool %s: not a pool (no %s); `unipool pool add` creates one", dir, ocispec.ImageLayoutFile)
+		return nil, fmt.Errorf("pool %s: %w (no %s); `unipool pool add` creates one", dir, errNotPool, ocispec.ImageLayoutFile)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", dir, err)
@@ -78,9 +81,12 @@ func Open(dir string) (*Pool, error) {
 
 // Init opens the pool at dir, creating an empty one first if dir holds none.
 func Init(dir string) (*Pool, error) {
+	// Only a missing oci-layout makes a pool to create. Open's own answer
+	// decides, not a second look at the file: another process may create
+	// the pool between the two, and that must not read as "not a pool".
 	if p, err := Open(dir); err == nil {
 		return p, nil
-	} else if _, serr := os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile)); !errors.Is(serr, fs.ErrNotExist) {
+	} else if !errors.Is(err, errNotPool) {
 		return nil, err
 	}
 	p := &Pool{dir: dir}
