@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
@@ -121,6 +124,67 @@ func checkConfigAgainstMap(m *libmap.Map, mapPath, poolDir, what string, c *desc
 		}
 	}
 	return nil
+}
+
+// sealedPages checks that every pack page entry of c, a pooled
+// description (one pulled from a registry), names as its blob the bytes
+// m sealed for its pack there: the pack's content from the entry's map
+// address, zero past it, for the entry's size. Pool add makes those
+// blobs from the map (wholePacks, after checkPackPages); a pulled
+// description names them by digest only, so without this one whose pack
+// blob holds other bytes would be mapped as the pack into every instance
+// of it (the blob is content-addressed, so no other unikernel's mapping
+// changes, but its members' code would not be the code the map placed).
+// checkConfigAgainstMap has put every entry inside its pack; what names
+// the unikernel, for errors. The digests of the sealed ranges are kept
+// (many unikernels use one pack), so a pull of a fleet hashes each pack
+// range once.
+type sealedPages struct {
+	m       *libmap.Map
+	mapPath string
+	mu      sync.Mutex
+	digests map[[3]uint64]digest.Digest // pack start, offset, size
+}
+
+func newSealedPages(m *libmap.Map, mapPath string) *sealedPages {
+	return &sealedPages{m: m, mapPath: mapPath, digests: map[[3]uint64]digest.Digest{}}
+}
+
+func (s *sealedPages) check(what string, c *desc.Config) error {
+	for _, l := range c.Libraries {
+		if !l.PackPage {
+			continue
+		}
+		pk, at, size := s.m.PackAt(l.Pack), l.MapRegion().Start, l.Shared.Size
+		if pk == nil || at < pk.Start || size > pk.Size || at-pk.Start > pk.Size-size {
+			return fmt.Errorf("%s: pack page %q at %#x (%#x bytes) lies in no pack at %#x of the library map %s", what, l.Name, l.Region.Start, size, l.Pack, s.mapPath)
+		}
+		key := [3]uint64{pk.Start, at - pk.Start, size}
+		s.mu.Lock()
+		want, ok := s.digests[key]
+		s.mu.Unlock()
+		if !ok {
+			want = digest.SHA256.FromBytes(sealedBytes(pk, at-pk.Start, size))
+			s.mu.Lock()
+			s.digests[key] = want
+			s.mu.Unlock()
+		}
+		if digest.Digest(l.Shared.Digest) != want {
+			return fmt.Errorf("%s: pack %q at %#x: its blob %s is not the %#x bytes the library map %s sealed for its pack at %#x (those are %s): refused",
+				what, l.Name, l.Region.Start, l.Shared.Digest, size, s.mapPath, pk.Start, want)
+		}
+	}
+	return nil
+}
+
+// sealedBytes is the size bytes of pk from off: its sealed content,
+// zero past its end.
+func sealedBytes(pk *libmap.Pack, off, size uint64) []byte {
+	b := make([]byte, size)
+	if off < uint64(len(pk.Content)) {
+		copy(b, pk.Content[off:])
+	}
+	return b
 }
 
 func describeRegions(rs []desc.Region) string {

@@ -600,6 +600,10 @@ func pullNames(names, tags []string) ([]string, error) {
 func planPull(ctx context.Context, r *remoteRepo, dir string, names []string, merged *libmap.Map, mapPath string, jobs int) ([]pulled, error) {
 	plan := make([]pulled, len(names))
 	local := localBlobs{dir}
+	// Pack blobs against the merged map's sealed bytes: a pack the map on
+	// disk has at commit has the same bytes (Merge refuses a pack that
+	// differs), so this check holds there too.
+	sealed := newSealedPages(merged, mapPath)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	for i, name := range names {
@@ -609,6 +613,9 @@ func planPull(ctx context.Context, r *remoteRepo, dir string, names []string, me
 				return fmt.Errorf("unikernel %s: %w", name, err)
 			}
 			if err := checkConfigAgainstMap(merged, mapPath, dir, "unikernel "+name, u.config); err != nil {
+				return err
+			}
+			if err := sealed.check("unikernel "+name, u.config); err != nil {
 				return err
 			}
 			plan[i] = *u

@@ -1,0 +1,162 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/unipool/unipool/internal/desc"
+)
+
+// forge stores in p a unikernel named to: from's description and manifest
+// as edit leaves them (a hostile pool's, pushed as it is: push checks
+// blobs against their digests and descriptions against their manifests,
+// not against the map).
+func forge(t *testing.T, p *Pool, from, to string, edit func(m *ocispec.Manifest, c *desc.Config, res *AddResult)) {
+	t.Helper()
+	idx, err := p.readIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ent ocispec.Descriptor
+	for _, md := range idx.Manifests {
+		if md.Annotations[ocispec.AnnotationRefName] == from {
+			ent = md
+		}
+	}
+	m, c, err := p.loadDescription(ent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := &AddResult{}
+	edit(m, c, res)
+	c.Name = to
+	cfg, cd, err := p.storeConfig(c, to, "forged ", res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: cd, Size: int64(len(cfg))}
+	if err := checkDescription(m, c); err != nil {
+		t.Fatalf("the forged description does not pass the checks it is meant to pass: %v", err)
+	}
+	mData, _ := json.Marshal(m)
+	md, err := p.storeBlob(mData, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent.Digest, ent.Size = md, int64(len(mData))
+	ent.Annotations = map[string]string{ocispec.AnnotationRefName: to}
+	idx.Manifests = append(idx.Manifests, ent)
+	if err := p.writeIndex(idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// packedHello is a pool holding "hello" linked with packs by the real
+// toolchain (`unipool link --layout aligned`: its two small libraries
+// share one pack page), pooled by `pool add` (the pack one whole blob).
+func packedHello(t *testing.T) string {
+	t.Helper()
+	images(t) // skips without gcc/binutils
+	bin := cli(t)
+	work := t.TempDir()
+	srcs := map[string]string{
+		"libuka.o": `static const char greeting[] = "hello from uka";
+int a_counter = 42;
+int a_len(void) { int n = 0; while (greeting[n]) n++; return n + a_counter; }`,
+		"libukb.o": `static const unsigned int table[64] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
+int a_len(void);
+unsigned int b_sum(int n) { unsigned s = a_len(); for (int i = 0; i < n && i < 64; i++) s += table[i]; return s; }`,
+		"apphello.o": `int a_len(void); unsigned int b_sum(int);
+void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm__ volatile("hlt"); }`,
+	}
+	for obj, src := range srcs {
+		c := filepath.Join(work, obj+".c")
+		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "gcc", "-c", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
+			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-o", filepath.Join(work, obj), c)
+	}
+	dir := filepath.Join(work, "pool")
+	o := func(n string) string { return filepath.Join(work, n) }
+	run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
+	mustAdd(t, dir, o("hello.elf"), AddOptions{})
+	return dir
+}
+
+// A pulled description whose pack blob is not the bytes the map sealed
+// for the pack is refused before any blob is downloaded, naming the
+// unikernel, the pack and the blob; the pool stays as it was.
+func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
+	src := packedHello(t)
+	p := mustOpen(t, src)
+	var pack desc.Library
+	h, err := p.Resolve("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range h.Libraries {
+		if l.PackPage {
+			pack = l
+		}
+	}
+	if pack.Shared.Digest == "" {
+		t.Fatalf("hello has no pack entry: %+v", h.Libraries)
+	}
+	var forged digest.Digest
+	forge(t, p, "hello", "evil", func(m *ocispec.Manifest, c *desc.Config, res *AddResult) {
+		data, err := os.ReadFile(p.BlobPath(pack.Shared.Digest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[0] ^= 0xcc // the first member's first instruction
+		if forged, err = p.storeBlob(data, res); err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.Libraries {
+			if c.Libraries[i].Shared.Digest == pack.Shared.Digest {
+				c.Libraries[i].Shared.Digest = string(forged)
+			}
+		}
+		for i := range m.Layers {
+			if m.Layers[i].Digest == digest.Digest(pack.Shared.Digest) {
+				m.Layers[i].Digest = forged
+			}
+		}
+	})
+	reg := startRegistry(t, false)
+	ctx := context.Background()
+	repo := reg.Host + "/packs"
+	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	if _, err := Pull(ctx, dst, repo, []string{"hello"}, reg.opt); err != nil {
+		t.Fatalf("pull of the true hello: %v", err)
+	}
+	before := poolState(t, dst)
+	_, off := reg.blobGets(t, 0)
+	_, err = Pull(ctx, dst, repo, []string{"evil"}, reg.opt)
+	if err == nil || !strings.Contains(err.Error(), "unikernel evil") || !strings.Contains(err.Error(), `pack "`+pack.Name+`"`) ||
+		!strings.Contains(err.Error(), string(forged)) || !strings.Contains(err.Error(), "sealed") {
+		t.Fatalf("pull of a unikernel whose pack blob is not the map's sealed bytes: %v; want it refused naming evil, %s and %s", err, pack.Name, forged)
+	}
+	t.Logf("refused: %v", err)
+	if after := poolState(t, dst); after != before {
+		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
+	}
+	if gets, _ := reg.blobGets(t, off); len(gets) != 0 {
+		t.Errorf("the refused pull downloaded %v", gets)
+	}
+	if _, err := os.Stat(filepath.Join(dst, stagingDir, forged.Encoded())); err == nil {
+		t.Error("the forged pack blob is in the staging folder")
+	}
+	mustVerify(t, mustOpen(t, dst))
+}
