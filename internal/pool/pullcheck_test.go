@@ -160,3 +160,70 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 	}
 	mustVerify(t, mustOpen(t, dst))
 }
+
+// A pulled description that names a page of a snapshot page pack by a
+// digest the page's bytes do not have is refused, whether the pack comes
+// with it or is in the pool already, naming the unikernel, the page and
+// the pack; the pool stays as it was.
+func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
+	f := images(t)
+	src := newPool(t)
+	mustAdd(t, src, f.hello, AddOptions{})
+	p := mustOpen(t, src)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
+	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {
+		t.Fatal(err)
+	}
+	lie := string(digest.SHA256.FromBytes(page(9)))
+	var pack string
+	forge(t, p, "hello", "evil", func(m *ocispec.Manifest, c *desc.Config, res *AddResult) {
+		pages := append([]desc.Page(nil), c.Snapshot.Pages...)
+		pages[1].Digest = lie // page(2)'s bytes, said to be page(9)'s
+		pack = pages[1].Blob
+		snap := *c.Snapshot
+		snap.Pages = pages
+		c.Snapshot = &snap
+	})
+	if pack == "" {
+		t.Fatal("hello's snapshot page is not in a pack")
+	}
+	reg := startRegistry(t, false)
+	ctx := context.Background()
+	repo := reg.Host + "/snaps"
+	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, err error, dst, before string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "unikernel evil") || !strings.Contains(err.Error(), "snapshot page at 0x20021000") ||
+			!strings.Contains(err.Error(), pack) || !strings.Contains(err.Error(), lie) {
+			t.Fatalf("%s: %v; want it refused naming evil, the page at 0x20021000, its pack %s and the digest %s", what, err, pack, lie)
+		}
+		t.Logf("%s: refused: %v", what, err)
+		if before == "" {
+			// A new pool: made empty (as a pull does before it
+			// downloads), no blob or unikernel in it.
+			ents, _ := os.ReadDir(filepath.Join(dst, "blobs", "sha256"))
+			if q, err := Open(dst); err != nil || len(ents) != 0 {
+				t.Errorf("%s: the pool after a refused pull: %v, %d blobs", what, err, len(ents))
+			} else if names, _ := q.List(); len(names) != 0 {
+				t.Errorf("%s: the pool after a refused pull lists %v", what, names)
+			}
+		} else if after := poolState(t, dst); after != before {
+			t.Errorf("%s: a refused pull changed the pool:\n%s\nwas\n%s", what, after, before)
+		}
+	}
+	// The pack downloaded with it (checked in the staging folder).
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	_, err := Pull(ctx, fresh, repo, []string{"evil"}, reg.opt)
+	check("pull into a new pool", err, fresh, "")
+	// The pack in the pool already (hello's, pulled first).
+	dst := filepath.Join(t.TempDir(), "dst")
+	if _, err := Pull(ctx, dst, repo, []string{"hello"}, reg.opt); err != nil {
+		t.Fatal(err)
+	}
+	before := poolState(t, dst)
+	_, err = Pull(ctx, dst, repo, []string{"evil"}, reg.opt)
+	check("pull into a pool that holds the pack", err, dst, before)
+	mustVerify(t, mustOpen(t, dst))
+}

@@ -564,6 +564,12 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 		return fail(err)
 	}
 
+	// Every packed snapshot page against its digest, before the pool
+	// takes any of it.
+	if err := checkPulledPages(p, st, plan, ps); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", repo, err)
+	}
+
 	// Commit, under the pool's lock.
 	if err := commitPull(ctx, r, p, st, plan, needs, ps, remoteMap, mapName, res); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", repo, err)
@@ -720,6 +726,47 @@ func stageBlobs(ctx context.Context, r *remoteRepo, p *Pool, st *staging, needs 
 		return nil, err
 	}
 	return ps, nil
+}
+
+// checkPulledPages hashes each snapshot page that plan's descriptions
+// place in a page pack against the digest they give it, in the pack as
+// the pull verified it (in the pool or the staging folder; a pack's
+// bytes are fixed by its digest, so the file the commit moves into place
+// holds the same). Pack digests alone leave a page's own digest
+// unchecked: a description that names a page of a pack by a digest its
+// bytes do not have maps the right bytes (the pack's), but the pool's
+// snapshot page index (snapshot-pages.json, which believes the digests
+// of the pool's descriptions) would then place that digest there, and
+// every later snapshot holding the page would store it again. Pages
+// that are blobs of their own are named by their digest, verified as
+// they were staged. A (pack, offset, digest) is hashed once per pull.
+func checkPulledPages(p *Pool, st *staging, plan []pulled, ps *pullState) error {
+	type at struct {
+		blob   string
+		offset uint64
+		digest string
+	}
+	checked := map[at]bool{}
+	for _, u := range plan {
+		if u.config.Snapshot == nil {
+			continue
+		}
+		for _, pg := range u.config.Snapshot.Pages {
+			k := at{pg.Blob, pg.Offset, pg.Digest}
+			if pg.Blob == "" || checked[k] {
+				continue
+			}
+			path := st.path(digest.Digest(pg.Blob))
+			if ps.inPool[digest.Digest(pg.Blob)] {
+				path = p.BlobPath(pg.Blob)
+			}
+			if err := checkPackedPage(path, pg.Offset, pg.Digest); err != nil {
+				return fmt.Errorf("unikernel %s: snapshot page at %#x in pack %s: %w: refused", u.name, pg.Addr, pg.Blob, err)
+			}
+			checked[k] = true
+		}
+	}
+	return nil
 }
 
 // commitPull, under the pool's lock, merges the registry's map into the
