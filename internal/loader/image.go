@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"bytes"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -25,6 +26,8 @@ type plainImage struct {
 	// loaded by its physical addresses.
 	multiboot bool
 	bootInfo  uint32 // the boot-info version its guest accepts
+	// reads: its segments have Reads, not Data (PrepareReads).
+	reads bool
 }
 
 // load is one PT_LOAD segment (its bytes are in segments).
@@ -33,7 +36,16 @@ type load struct {
 	prot                      int
 }
 
-func readPlainImage(path string, withData bool) (*plainImage, error) {
+// imageRead is what readPlainImage reads of an image besides its headers.
+type imageRead int
+
+const (
+	imageHeaders imageRead = iota // the headers only (Check)
+	imageData                     // the segments' bytes (Mapping.Data)
+	imageReads                    // where they are in the file, all-zero pages left out (Mapping.Reads)
+)
+
+func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
@@ -57,18 +69,13 @@ func readPlainImage(path string, withData bool) (*plainImage, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f)}
+	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f), reads: read == imageReads}
 	if !img.linux && !img.multiboot {
 		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
 	}
-	type seg struct {
-		lo, hi, vaddr uint64
-		prot          int
-		prog          *elf.Prog
-	}
-	var segs []seg
+	var segs []loadSeg
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_TLS {
 			img.tls = p
@@ -99,10 +106,11 @@ func readPlainImage(path string, withData bool) (*plainImage, error) {
 		if p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(fi.Size()) {
 			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, io.ErrUnexpectedEOF)
 		}
-		segs = append(segs, seg{lo: lo, hi: hi, vaddr: p.Vaddr, prot: prot, prog: p})
+		segs = append(segs, loadSeg{lo: lo, hi: hi, vaddr: p.Vaddr, prot: prot, prog: p})
 		img.loads = append(img.loads, load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: prot})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].vaddr < segs[j].vaddr })
+	var buf []byte // imageReads: one buffer for every segment
 	// Segments that share a page become one mapping with the union of
 	// their protections; each segment's bytes land at their exact address.
 	for i := 0; i < len(segs); {
@@ -113,7 +121,16 @@ func readPlainImage(path string, withData bool) (*plainImage, error) {
 		}
 		lo := segs[i].lo
 		var data []byte
-		if withData {
+		var reads []Read
+		if read == imageReads {
+			if buf == nil {
+				buf = make([]byte, readsBuffer)
+			}
+			if reads, err = fileReads(fh, lo, hi-lo, segs[i:j], buf); err != nil {
+				return nil, fmt.Errorf("image %s: %w", path, err)
+			}
+		}
+		if read == imageData {
 			// Sized once and each segment read in place: the garbage of
 			// loading 1000 images sets how often the monitor's collector
 			// runs (growing the merged bytes segment by segment, with a
@@ -134,7 +151,11 @@ func readPlainImage(path string, withData bool) (*plainImage, error) {
 				}
 			}
 		}
-		img.segments = append(img.segments, Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage})
+		m := Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage}
+		if read == imageReads {
+			m.Source, m.Reads = path, reads
+		}
+		img.segments = append(img.segments, m)
 		i = j
 	}
 	if len(img.segments) == 0 {
@@ -163,6 +184,66 @@ func readPlainImage(path string, withData bool) (*plainImage, error) {
 	return img, nil
 }
 
+// loadSeg is a PT_LOAD segment of a plain image, its pages [lo, hi).
+type loadSeg struct {
+	lo, hi, vaddr uint64
+	prot          int
+	prog          *elf.Prog
+}
+
+// readsBuffer is the buffer fileReads reads an image through.
+const readsBuffer = 16 << 10
+
+// fileReads are the reads that fill the mapping [lo, lo+size) made of
+// segs (sorted by address) from the image file: each segment's file bytes
+// at its place, less the pages that are all zero once loaded, as DataRuns
+// leaves them out of Data (a page that two segments share is left out
+// only if the bytes of both are zero). Runs adjacent in the mapping and
+// the file are one read. It reads the file through buf (a page multiple).
+func fileReads(fh io.ReaderAt, lo, size uint64, segs []loadSeg, buf []byte) ([]Read, error) {
+	nonzero := make([]bool, size/abi.PageSize)
+	for _, s := range segs {
+		at, left, off := s.vaddr-lo, s.prog.Filesz, s.prog.Off
+		for left > 0 {
+			// Up to the end of buf's worth of the mapping's pages.
+			n := min(left, uint64(len(buf))-at%abi.PageSize)
+			if _, err := fh.ReadAt(buf[:n], int64(off)); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, fmt.Errorf("segment at %#x: %w", s.vaddr, err)
+			}
+			for b := uint64(0); b < n; {
+				pg := (at + b) / abi.PageSize
+				end := min(n, (pg+1)*abi.PageSize-at)
+				if !nonzero[pg] && !bytes.Equal(buf[b:end], zeroPage[:end-b]) {
+					nonzero[pg] = true
+				}
+				b = end
+			}
+			at, left, off = at+n, left-n, off+n
+		}
+	}
+	var reads []Read
+	for _, s := range segs {
+		at, end := s.vaddr-lo, s.vaddr-lo+s.prog.Filesz
+		for at < end {
+			pg := at / abi.PageSize
+			next := min(end, (pg+1)*abi.PageSize)
+			if nonzero[pg] {
+				fileOff := s.prog.Off + (at - (s.vaddr - lo))
+				if k := len(reads); k > 0 && reads[k-1].Off+reads[k-1].Len == at && reads[k-1].FileOff+reads[k-1].Len == fileOff {
+					reads[k-1].Len += next - at
+				} else {
+					reads = append(reads, Read{Off: at, FileOff: fileOff, Len: next - at})
+				}
+			}
+			at = next
+		}
+	}
+	return reads, nil
+}
+
 // appStart is abi.AppRegionBase for an image whose code starts there (an
 // aligned image), else 0.
 func (img *plainImage) appStart() uint64 {
@@ -179,6 +260,9 @@ func (img *plainImage) appStart() uint64 {
 func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 	lay := &Layout{Entry: p.image.entry}
 	if opt.Load == monitor.LoadStock {
+		if p.image.reads {
+			return nil, fmt.Errorf("image %s: prepared for reads (PrepareReads): stock loading needs its bytes (Prepare)", p.u.Image)
+		}
 		if err := p.image.stockMappings(lay); err != nil {
 			return nil, err
 		}

@@ -25,13 +25,15 @@ func Runtime(pid int) []Rule {
 // traces it with a handful of ptrace requests (never ATTACH or SEIZE, nor
 // POKE), reads and writes its memory, reads /proc files (opened read-only,
 // never created), kills with SIGKILL. The stub it builds inherits the
-// filter, so the calls injected into it (mmap of the pool fds, mprotect,
-// madvise, close, close_range, prlimit of itself, prctl name and no_new_privs,
+// filter, so the calls injected into it (mmap of the pool fds, pread64 of
+// a copied plain image's file into the guest's memory, mprotect, madvise,
+// close, close_range, prlimit of itself, prctl name and no_new_privs,
 // seccomp's own filter) are allowed too; then the stub's own filter
-// refuses everything.
+// refuses everything. (pread64 reads no more than read and a read-only
+// openat already do.)
 func Tracer(pid int) []Rule {
 	rs := Runtime(pid)
-	rs = append(rs, Allow(unix.SYS_WAIT4, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV,
+	rs = append(rs, Allow(unix.SYS_WAIT4, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV, unix.SYS_PREAD64,
 		unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_PIPE2, unix.SYS_DUP3, unix.SYS_DUP2, unix.SYS_CHDIR,
 		unix.SYS_EXECVE, unix.SYS_RT_SIGACTION, unix.SYS_CLOSE_RANGE)...)
 	const vfork = unix.CLONE_VM | unix.CLONE_VFORK | uint32(unix.SIGCHLD)

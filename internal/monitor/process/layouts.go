@@ -91,7 +91,7 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 			// runtime never gives back to the host) per string was ~1
 			// MiB of the pool monitor's memory for its whole run; the
 			// kept mappings go with the unikernel's last instance anyway.
-			m.Data, m.Patches = nil, nil
+			m.Data, m.Patches, m.Reads = nil, nil, nil
 			m.Library, m.Part = c.intern(m.Library), c.intern(m.Part)
 			k.Mappings[i] = m
 		}

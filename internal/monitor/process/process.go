@@ -173,7 +173,13 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 					return
 				}
 			}
-			p, err := loader.Prepare(u, l.naive)
+			prepare := loader.Prepare
+			if l.naive {
+				// A copied plain image: its instances read its bytes
+				// from the file (build), the monitor holds none.
+				prepare = loader.PrepareReads
+			}
+			p, err := prepare(u, l.naive)
 			ch <- prepared{p, err}
 		}()
 		r := <-ch
@@ -332,8 +338,10 @@ func (r *runFiles) take(u monitor.Unikernel) error {
 	if r.m == nil {
 		return fmt.Errorf("unikernel %q: the run's files are closed (every instance was built)", u.Name)
 	}
-	if _, ok := r.m[u.Image]; r.load == monitor.LoadStock && u.Image != "" && !ok {
-		// Stock loading maps the image file itself, as Linux does.
+	if _, ok := r.m[u.Image]; (r.load == monitor.LoadStock || r.load == monitor.LoadNaive) && u.Image != "" && !ok {
+		// Stock loading maps the image file itself, as Linux does; a
+		// copying (naive) load has the instance read it
+		// (loader.PrepareReads).
 		f, err := unix.Open(u.Image, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("unikernel %q: %w", u.Name, &os.PathError{Op: "open", Path: u.Image, Err: err})

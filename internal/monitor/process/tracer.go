@@ -143,6 +143,21 @@ func (t *tracer) start(in *instance) {
 	var fds []uintptr
 	fdOf := map[string]int{}
 	for _, m := range lay.Mappings {
+		if m.Source != "" && len(m.Reads) > 0 {
+			// A copied plain image's file, which the instance reads
+			// (build).
+			if _, ok := fdOf[m.Source]; !ok {
+				fd, ok := t.files.fd(m.Source)
+				if !ok {
+					in.fail("load: image file %s was not opened for this run", m.Source)
+					in.setState(stReaped)
+					t.report(in)
+					return
+				}
+				fdOf[m.Source] = len(fds)
+				fds = append(fds, fd)
+			}
+		}
 		if m.File == "" {
 			continue
 		}
