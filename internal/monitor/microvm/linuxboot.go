@@ -133,8 +133,11 @@ func (h *host) buildIdentityMemory(m *machine) error {
 			if err != nil {
 				return err
 			}
-			if mp.Offset&pageMask != 0 || mp.Offset+mp.Size > pageUp(size) {
-				return fmt.Errorf("mapping %s: [%#x,+%#x) outside blob %s (%d bytes)", what(mp), mp.Offset, mp.Size, mp.File, size)
+			if mp.Offset&pageMask != 0 {
+				return fmt.Errorf("mapping %s: offset %#x in blob %s is not page-aligned", what(mp), mp.Offset, mp.File)
+			}
+			if err := mp.CheckFileRange(size); err != nil {
+				return err
 			}
 			pieces = append(pieces, cowPiece{off: mp.Addr, size: mp.Size, fd: int(f.Fd()), fileOff: int64(mp.Offset)})
 			file[i] = true

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -208,8 +207,11 @@ func (h *host) buildMemory(m *machine) error {
 		// memory slot cannot be copy-on-write per VM.
 		if mp.File != "" && !mp.COW {
 			part, _ := m.set.part(blobID(mp))
-			if mp.Offset&pageMask != 0 || mp.Offset+mp.Size > part.size {
-				return fmt.Errorf("mapping %s: [%#x,+%#x) outside blob %s (%d bytes)", what(mp), mp.Offset, mp.Size, part.path, part.size)
+			if mp.Offset&pageMask != 0 {
+				return fmt.Errorf("mapping %s: offset %#x in blob %s is not page-aligned", what(mp), mp.Offset, part.path)
+			}
+			if err := mp.CheckFileRange(part.size); err != nil { // part.size: the file's, to the page
+				return err
 			}
 			p.gpa, p.blob = m.set.gpa+part.off+mp.Offset, true
 			m.placed = append(m.placed, p)
@@ -316,7 +318,16 @@ func (h *host) cowPieceOf(mp *loader.Mapping, gpa uint64, once bool) (_ cowPiece
 	if err != nil {
 		return cowPiece{}, false, err
 	}
-	if mp.Offset&pageMask != 0 || mp.Offset+pageUp(mp.Size) > pageUp(size) || gpa&pageMask != 0 {
+	// Inside the file (the size its descriptor had when opened): before,
+	// a range past the file's end was copied from mp.Data, which for a
+	// snapshot page is nothing (the page read as zeros).
+	if err := mp.CheckFileRange(size); err != nil {
+		if once {
+			f.Close()
+		}
+		return cowPiece{}, false, err
+	}
+	if mp.Offset&pageMask != 0 || gpa&pageMask != 0 {
 		if once {
 			f.Close()
 		}
@@ -327,44 +338,6 @@ func (h *host) cowPieceOf(mp *loader.Mapping, gpa uint64, once bool) (_ cowPiece
 		piece.own = f
 	}
 	return piece, true, nil
-}
-
-// mapCOW backs dst, a range of the private slot, with the mapping's init
-// blob mapped private (copy-on-write) and writes the instance's patches:
-// pages the guest only reads stay one page-cache copy for every VM, and
-// only the pages written (patched, or by the guest) become its own.
-// It reports whether the range is file-backed (false: copied instead).
-//
-// Under a snapshot (once) the files are its many page blobs: each is
-// opened for the mapping and closed right after, not kept for the call.
-func (h *host) mapCOW(dst []byte, mp *loader.Mapping, once bool) (bool, error) {
-	open := h.initFile
-	if once {
-		open = openOnce
-	}
-	f, size, err := open(mp.File)
-	if err != nil {
-		return false, err
-	}
-	if once {
-		defer f.Close()
-	}
-	if mp.Offset&pageMask != 0 || mp.Offset+uint64(len(dst)) > pageUp(size) {
-		// Not mappable page for page: copy, as a naive loader would.
-		copy(dst, mp.Data)
-		return false, nil
-	}
-	if _, err := unix.MmapPtr(int(f.Fd()), int64(mp.Offset), unsafe.Pointer(&dst[0]), uintptr(len(dst)),
-		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED); err != nil {
-		return false, fmt.Errorf("init blob %s: mmap: %w", mp.File, err)
-	}
-	for _, pt := range mp.Patches {
-		if pt.Off+8 > uint64(len(dst)) {
-			return false, fmt.Errorf("init blob %s: patch at %#x outside %s", mp.File, pt.Off, what(mp))
-		}
-		binary.LittleEndian.PutUint64(dst[pt.Off:], pt.Value)
-	}
-	return true, nil
 }
 
 // initBlob is an init blob opened for the call, and its size.

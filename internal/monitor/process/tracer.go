@@ -2,6 +2,7 @@ package process
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"time"
@@ -141,7 +142,13 @@ func (t *tracer) start(in *instance) {
 	in.lay = lay
 	in.output = append(in.output, lay.Console...)
 	var fds []uintptr
+	var sizes []uint64 // of fds' files, by fstat
 	fdOf := map[string]int{}
+	refuse := func(err error) {
+		in.fail("load: unikernel %q: %v", in.uk, err)
+		in.setState(stReaped)
+		t.report(in)
+	}
 	for _, m := range lay.Mappings {
 		if m.Source != "" && len(m.Reads) > 0 {
 			// A copied plain image's file, which the instance reads
@@ -161,7 +168,11 @@ func (t *tracer) start(in *instance) {
 		if m.File == "" {
 			continue
 		}
-		if _, ok := fdOf[m.File]; ok {
+		if i, ok := fdOf[m.File]; ok {
+			if err := m.CheckFileRange(sizes[i]); err != nil {
+				refuse(err)
+				return
+			}
 			continue
 		}
 		fd, ok := t.files.fd(m.File)
@@ -181,8 +192,7 @@ func (t *tracer) start(in *instance) {
 				}
 			}
 			if err != nil {
-				in.fail("load: snapshot page at %#x: %v", m.Addr, err)
-				in.setState(stReaped)
+				refuse(fmt.Errorf("snapshot page at %#x: %w", m.Addr, err))
 				return
 			}
 		}
@@ -192,8 +202,22 @@ func (t *tracer) start(in *instance) {
 			t.report(in)
 			return
 		}
+		// Every mapping inside its file, by the size of the descriptor
+		// mapped (fstat once per file and instance): a blob shorter than
+		// its description says is refused here, not a SIGBUS where the
+		// guest touches the page.
+		var st unix.Stat_t
+		if err := unix.Fstat(int(fd), &st); err != nil {
+			refuse(fmt.Errorf("%s: fstat: %w", m.File, err))
+			return
+		}
+		if err := m.CheckFileRange(uint64(st.Size)); err != nil {
+			refuse(err)
+			return
+		}
 		fdOf[m.File] = len(fds)
 		fds = append(fds, fd)
+		sizes = append(sizes, uint64(st.Size))
 	}
 	pid, err := spawn(fds)
 	if pid > 0 {
