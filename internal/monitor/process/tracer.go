@@ -142,7 +142,7 @@ func (t *tracer) start(in *instance) {
 	in.lay = lay
 	in.output = append(in.output, lay.Console...)
 	var fds []uintptr
-	var sizes []uint64 // of fds' files, by fstat
+	sizes := map[string]uint64{} // of the files mapped, by fstat of their descriptors
 	fdOf := map[string]int{}
 	refuse := func(err error) {
 		in.fail("load: unikernel %q: %v", in.uk, err)
@@ -168,56 +168,57 @@ func (t *tracer) start(in *instance) {
 		if m.File == "" {
 			continue
 		}
-		if i, ok := fdOf[m.File]; ok {
-			if err := m.CheckFileRange(sizes[i]); err != nil {
-				refuse(err)
-				return
-			}
-			continue
-		}
-		fd, ok := t.files.fd(m.File)
-		if !ok && lay.Resume != nil && m.COW {
-			// Snapshot pages: held open for the run, shared by the
-			// instances that map them (pagefiles.go); past the bound
-			// each instance opens its own and closes it once mapped.
-			var err error
-			if t.pages != nil {
-				fd, ok, err = t.pages.fd(m.File)
-			}
-			if !ok && err == nil {
-				var f *os.File
-				if f, err = os.Open(m.File); err == nil {
-					defer f.Close()
-					fd, ok = f.Fd(), true
+		i, ok := fdOf[m.File]
+		if !ok {
+			fd, ok := t.files.fd(m.File)
+			if !ok && lay.Resume != nil && m.COW {
+				// Snapshot pages: held open for the run, shared by the
+				// instances that map them (pagefiles.go); past the bound
+				// each instance opens its own and closes it once mapped.
+				var err error
+				if t.pages != nil {
+					fd, ok, err = t.pages.fd(m.File)
+				}
+				if !ok && err == nil {
+					var f *os.File
+					if f, err = os.Open(m.File); err == nil {
+						defer f.Close()
+						fd, ok = f.Fd(), true
+					}
+				}
+				if err != nil {
+					refuse(fmt.Errorf("snapshot page at %#x: %w", m.Addr, err))
+					return
 				}
 			}
-			if err != nil {
-				refuse(fmt.Errorf("snapshot page at %#x: %w", m.Addr, err))
+			if !ok {
+				in.fail("load: blob file %s was not opened for this run", m.File)
+				in.setState(stReaped)
+				t.report(in)
 				return
 			}
-		}
-		if !ok {
-			in.fail("load: blob file %s was not opened for this run", m.File)
-			in.setState(stReaped)
-			t.report(in)
-			return
+			i = len(fds)
+			fdOf[m.File] = i
+			fds = append(fds, fd)
 		}
 		// Every mapping inside its file, by the size of the descriptor
 		// mapped (fstat once per file and instance): a blob shorter than
 		// its description says is refused here, not a SIGBUS where the
 		// guest touches the page.
-		var st unix.Stat_t
-		if err := unix.Fstat(int(fd), &st); err != nil {
-			refuse(fmt.Errorf("%s: fstat: %w", m.File, err))
-			return
+		size, ok := sizes[m.File]
+		if !ok {
+			var st unix.Stat_t
+			if err := unix.Fstat(int(fds[i]), &st); err != nil {
+				refuse(fmt.Errorf("%s: fstat: %w", m.File, err))
+				return
+			}
+			size = uint64(st.Size)
+			sizes[m.File] = size
 		}
-		if err := m.CheckFileRange(uint64(st.Size)); err != nil {
+		if err := m.CheckFileRange(size); err != nil {
 			refuse(err)
 			return
 		}
-		fdOf[m.File] = len(fds)
-		fds = append(fds, fd)
-		sizes = append(sizes, uint64(st.Size))
 	}
 	pid, err := spawn(fds)
 	if pid > 0 {
