@@ -26,9 +26,10 @@ func init() {
 		Long: `Snapshot boots each named unikernel under the process monitor up to its
 ready point (the guest writes port 0x502 once boot is done, before it reads
 its command line), stops it there, and stores its private memory in the pool
-as content-addressed page blobs (all-zero pages are not stored; a page any
-other snapshot has is stored once), with its registers and console output in
-its description. ` + "`run --snapshot`" + ` then starts instances from it: the pages
+by content (all-zero pages are not stored; a page any other snapshot has is
+stored once), with its registers and console output in its description. The
+new pages of up to 64 snapshots taken by one command are stored as one page
+pack (one pool file). ` + "`run --snapshot`" + ` then starts instances from it: the pages
 mapped copy-on-write, the instance's own command line and seed delivered, the
 guest resumed at its ready point.
 
@@ -58,16 +59,13 @@ ready point (the canary into its TCB, the seed by ukrand on first use).`,
 				opt.MemSize = n
 			}
 			opt.Timeout = timeout
-			var results []*snapshot.Result
-			for _, name := range names {
-				res, err := snapshot.Take(cmd.Context(), d, name, opt)
-				if err != nil {
-					return err
-				}
-				results = append(results, res)
+			results, err := snapshot.TakeMany(cmd.Context(), d, names, opt, func(res *snapshot.Result) {
 				if !asJSON {
 					printSnapshot(cmd.OutOrStdout(), res)
 				}
+			})
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())

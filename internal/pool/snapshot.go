@@ -12,17 +12,45 @@ import (
 	"github.com/unipool/unipool/internal/desc"
 )
 
+// SnapshotItem is one unikernel's snapshot for SetSnapshots: its name,
+// the snapshot (pages filled in by SetSnapshots) and its non-zero pages'
+// contents by address.
+type SnapshotItem struct {
+	Name     string
+	Snapshot *desc.Snapshot
+	Pages    map[uint64][]byte
+}
+
 // SetSnapshot stores a snapshot of the pooled unikernel name (pages
-// lists its non-zero pages' contents by address): the pages the pool
-// holds nowhere yet as one page pack (in address order), every other page
-// referenced where the pool holds it (another snapshot's pack, or an old
-// snapshot's page blob), then a new description carrying s, whose pages
-// it fills in, and a new manifest naming the blobs they lie in as layers.
-// The unikernel's other blobs stay as they are; a snapshot it had before
-// is replaced (its blobs stay until GC, and while another snapshot
-// references a page in them). Like Add, blobs come first and index.json
-// last; the snapshot page index (SnapPagesFile) follows it.
+// lists its non-zero pages' contents by address): SetSnapshots of one.
 func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byte) (*AddResult, error) {
+	res, err := p.SetSnapshots([]SnapshotItem{{Name: name, Snapshot: s, Pages: pages}})
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// SetSnapshots stores the snapshots of several pooled unikernels at once:
+// the pages the pool holds nowhere yet, of every snapshot of the batch, as
+// one page pack (each snapshot's in address order, the batch's snapshots in
+// their order), every other page referenced where the pool holds it
+// (another snapshot's pack, or an old snapshot's page blob); a page two
+// snapshots of the batch have is stored once, where the first put it. Then
+// for each a new description carrying its snapshot, whose pages it fills
+// in, and a new manifest naming the blobs they lie in as layers. One pack
+// for a batch, not one per snapshot: a run of the batch's unikernels maps
+// their pages from one file (one open file in the monitor, one inode and
+// dentry) where it held one per unikernel. The unikernels' other blobs
+// stay as they are; a snapshot one had before is replaced (its blobs stay
+// until GC, and while another snapshot references a page in them). Like
+// Add, blobs come first and index.json last (once, for the batch); the
+// snapshot page index (SnapPagesFile) follows it. A name given twice is
+// refused.
+func (p *Pool) SetSnapshots(items []SnapshotItem) ([]*AddResult, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
 	l, err := p.lock(true)
 	if err != nil {
 		return nil, err
@@ -32,19 +60,6 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	if err != nil {
 		return nil, err
 	}
-	at := -1
-	for i, md := range idx.Manifests {
-		if md.Annotations[ocispec.AnnotationRefName] == name {
-			at = i
-		}
-	}
-	if at < 0 {
-		return nil, fmt.Errorf("pool %s: %w %q", p.dir, ErrNotFound, name)
-	}
-	m, c, err := p.loadDescription(idx.Manifests[at])
-	if err != nil {
-		return nil, fmt.Errorf("pool %s: unikernel %q: %w", p.dir, name, err)
-	}
 	idxDigest, err := p.indexDigest()
 	if err != nil {
 		return nil, err
@@ -53,112 +68,169 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 	if err != nil {
 		return nil, err
 	}
-	res := &AddResult{Name: name, Replaced: c.Snapshot != nil}
-	addrs := make([]uint64, 0, len(pages))
-	for a := range pages {
-		addrs = append(addrs, a)
+	type state struct {
+		at     int // index.json entry
+		m      *ocispec.Manifest
+		c      *desc.Config
+		snap   desc.Snapshot
+		layers []ocispec.Descriptor
+		seen   map[string]bool // blobs named as layers
+		packed []int           // indexes into snap.Pages of pages in the batch's pack
+		res    *AddResult
 	}
-	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
-	snap := *s
-	snap.Pages = nil
-	var layers []ocispec.Descriptor
-	for _, l := range m.Layers {
-		switch l.MediaType {
-		case desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotPack, desc.MediaTypeSnapshotZero:
-		default:
-			layers = append(layers, l)
-		}
-	}
-	// Each page: where the pool holds it, else the next page of the pack.
+	sts := make([]*state, len(items))
+	given := map[string]bool{}
 	var pack []byte
 	inPack := map[string]uint64{} // digest -> offset in pack
-	var packed []int              // indexes into snap.Pages of pages in pack
-	seen := map[string]bool{}     // blobs named as layers
-	for _, a := range addrs {
-		data := pages[a]
-		if len(data) != desc.SnapshotPageSize {
-			return nil, fmt.Errorf("snapshot of %q: page at %#x is %d bytes, want %d", name, a, len(data), desc.SnapshotPageSize)
+	for i, it := range items {
+		name, s := it.Name, it.Snapshot
+		if given[name] {
+			return nil, fmt.Errorf("pool %s: snapshots: %q given twice", p.dir, name)
 		}
-		d := string(digest.SHA256.FromBytes(data))
-		if off, ok := inPack[d]; ok {
-			packed = append(packed, len(snap.Pages))
-			snap.Pages = append(snap.Pages, desc.Page{Addr: a, Digest: d, Offset: off})
-			continue
-		}
-		if where, ok := p.reusable(sp, d, data); ok {
-			pg := desc.Page{Addr: a, Digest: d}
-			mt := desc.MediaTypeSnapshotPage
-			if where.Pack {
-				pg.Blob, pg.Offset, mt = where.Blob, where.Offset, desc.MediaTypeSnapshotPack
+		given[name] = true
+		at := -1
+		for j, md := range idx.Manifests {
+			if md.Annotations[ocispec.AnnotationRefName] == name {
+				at = j
 			}
-			snap.Pages = append(snap.Pages, pg)
-			if !seen[where.Blob] {
-				seen[where.Blob] = true
-				layers = append(layers, ocispec.Descriptor{MediaType: mt, Digest: digest.Digest(where.Blob), Size: sp.Sizes[where.Blob]})
-			}
-			continue
 		}
-		inPack[d] = uint64(len(pack))
-		packed = append(packed, len(snap.Pages))
-		snap.Pages = append(snap.Pages, desc.Page{Addr: a, Digest: d, Offset: uint64(len(pack))})
-		pack = append(pack, data...)
+		if at < 0 {
+			return nil, fmt.Errorf("pool %s: %w %q", p.dir, ErrNotFound, name)
+		}
+		m, c, err := p.loadDescription(idx.Manifests[at])
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: unikernel %q: %w", p.dir, name, err)
+		}
+		st := &state{at: at, m: m, c: c, snap: *s, seen: map[string]bool{},
+			res: &AddResult{Name: name, Replaced: c.Snapshot != nil}}
+		sts[i] = st
+		st.snap.Pages = nil
+		for _, l := range m.Layers {
+			switch l.MediaType {
+			case desc.MediaTypeSnapshotPage, desc.MediaTypeSnapshotPack, desc.MediaTypeSnapshotZero:
+			default:
+				st.layers = append(st.layers, l)
+			}
+		}
+		addrs := make([]uint64, 0, len(it.Pages))
+		for a := range it.Pages {
+			addrs = append(addrs, a)
+		}
+		sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+		// Each page: where the pool holds it, else in the pack (where
+		// this batch put it already, or as its next page).
+		for _, a := range addrs {
+			data := it.Pages[a]
+			if len(data) != desc.SnapshotPageSize {
+				return nil, fmt.Errorf("snapshot of %q: page at %#x is %d bytes, want %d", name, a, len(data), desc.SnapshotPageSize)
+			}
+			d := string(digest.SHA256.FromBytes(data))
+			if off, ok := inPack[d]; ok {
+				st.packed = append(st.packed, len(st.snap.Pages))
+				st.snap.Pages = append(st.snap.Pages, desc.Page{Addr: a, Digest: d, Offset: off})
+				continue
+			}
+			if where, ok := p.reusable(sp, d, data); ok {
+				pg := desc.Page{Addr: a, Digest: d}
+				mt := desc.MediaTypeSnapshotPage
+				if where.Pack {
+					pg.Blob, pg.Offset, mt = where.Blob, where.Offset, desc.MediaTypeSnapshotPack
+				}
+				st.snap.Pages = append(st.snap.Pages, pg)
+				if !st.seen[where.Blob] {
+					st.seen[where.Blob] = true
+					st.layers = append(st.layers, ocispec.Descriptor{MediaType: mt, Digest: digest.Digest(where.Blob), Size: sp.Sizes[where.Blob]})
+				}
+				continue
+			}
+			inPack[d] = uint64(len(pack))
+			st.packed = append(st.packed, len(st.snap.Pages))
+			st.snap.Pages = append(st.snap.Pages, desc.Page{Addr: a, Digest: d, Offset: uint64(len(pack))})
+			pack = append(pack, data...)
+			st.res.NewPages++
+		}
 	}
 	if len(pack) > 0 {
 		if len(pack) > desc.MaxSnapshotPackSize {
-			return nil, fmt.Errorf("snapshot of %q: %d bytes of new pages, more than a pack holds", name, len(pack))
+			return nil, fmt.Errorf("snapshots of %d unikernels: %d bytes of new pages, more than a pack holds", len(items), len(pack))
 		}
-		d, err := p.storeBlob(pack, res)
+		var packRes AddResult // counted per snapshot below
+		counted := false
+		d, err := p.storeBlob(pack, &packRes)
 		if err != nil {
 			return nil, err
 		}
-		for _, i := range packed {
-			snap.Pages[i].Blob = string(d)
-		}
-		res.NewPages = len(inPack)
-		if !seen[string(d)] {
-			layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPack, Digest: d, Size: int64(len(pack))})
+		for _, st := range sts {
+			if len(st.packed) == 0 {
+				continue
+			}
+			for _, i := range st.packed {
+				st.snap.Pages[i].Blob = string(d)
+			}
+			if !st.seen[string(d)] {
+				st.seen[string(d)] = true
+				st.layers = append(st.layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotPack, Digest: d, Size: int64(len(pack))})
+			}
+			if packRes.NewBlobs > 0 && st.res.NewPages > 0 {
+				// The pack's bytes, by the pages each snapshot added; the
+				// file, by the first that added one.
+				st.res.NewBytes += int64(st.res.NewPages) * desc.SnapshotPageSize
+				if !counted {
+					st.res.NewBlobs, counted = 1, true
+				}
+			}
 		}
 	}
-	if s.Zero != "" {
-		d, err := p.storeBlob(make([]byte, desc.SnapshotZeroSize), res)
+	var nms []*ocispec.Manifest
+	var ncs []*desc.Config
+	for i, st := range sts {
+		name, res := items[i].Name, st.res
+		if s := items[i].Snapshot; s.Zero != "" {
+			d, err := p.storeBlob(make([]byte, desc.SnapshotZeroSize), res)
+			if err != nil {
+				return nil, err
+			}
+			if string(d) != s.Zero {
+				return nil, fmt.Errorf("snapshot of %q: zero blob %s, but %d zero bytes are %s", name, s.Zero, desc.SnapshotZeroSize, d)
+			}
+			st.layers = append(st.layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotZero, Digest: d, Size: desc.SnapshotZeroSize})
+		}
+		nc := *st.c
+		snap := st.snap
+		nc.Snapshot = &snap
+		cfgData, cd, err := p.storeConfig(&nc, fmt.Sprintf("snapshot of %q", name), "", res)
 		if err != nil {
 			return nil, err
 		}
-		if string(d) != s.Zero {
-			return nil, fmt.Errorf("snapshot of %q: zero blob %s, but %d zero bytes are %s", name, s.Zero, desc.SnapshotZeroSize, d)
+		nm := *st.m
+		nm.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: cd, Size: int64(len(cfgData))}
+		nm.Layers = st.layers
+		if err := checkDescription(&nm, &nc); err != nil {
+			return nil, fmt.Errorf("snapshot of %q: the description is inconsistent: %w", name, err)
 		}
-		layers = append(layers, ocispec.Descriptor{MediaType: desc.MediaTypeSnapshotZero, Digest: d, Size: desc.SnapshotZeroSize})
+		mData, err := json.Marshal(nm)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot of %q: manifest: %w", name, err)
+		}
+		md, err := p.storeBlob(mData, res)
+		if err != nil {
+			return nil, err
+		}
+		res.Manifest, res.Blobs = md, len(st.layers)+2
+		ent := idx.Manifests[st.at]
+		ent.Digest, ent.Size = md, int64(len(mData))
+		idx.Manifests[st.at] = ent
+		nms, ncs = append(nms, &nm), append(ncs, &nc)
 	}
-	nc := *c
-	nc.Snapshot = &snap
-	cfgData, cd, err := p.storeConfig(&nc, fmt.Sprintf("snapshot of %q", name), "", res)
-	if err != nil {
-		return nil, err
-	}
-	nm := *m
-	nm.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: cd, Size: int64(len(cfgData))}
-	nm.Layers = layers
-	if err := checkDescription(&nm, &nc); err != nil {
-		return nil, fmt.Errorf("snapshot of %q: the description is inconsistent: %w", name, err)
-	}
-	mData, err := json.Marshal(nm)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot of %q: manifest: %w", name, err)
-	}
-	md, err := p.storeBlob(mData, res)
-	if err != nil {
-		return nil, err
-	}
-	res.Manifest, res.Blobs = md, len(layers)+2
-	ent := idx.Manifests[at]
-	ent.Digest, ent.Size = md, int64(len(mData))
-	idx.Manifests[at] = ent
 	if err := p.writeIndex(idx); err != nil {
 		return nil, err
 	}
-	// The page index follows: this snapshot's pages added. Were index.json
-	// changed without it (a crash here), the next snapshot rebuilds it.
-	sp.add(&nm, &nc)
+	// The page index follows: these snapshots' pages added. Were
+	// index.json changed without it (a crash here), the next snapshot
+	// rebuilds it.
+	for i := range nms {
+		sp.add(nms[i], ncs[i])
+	}
 	cachePages(p.dir, nil)
 	if newDigest, err := p.indexDigest(); err == nil {
 		if err := sp.write(p.path(SnapPagesFile), newDigest); err != nil {
@@ -167,7 +239,11 @@ func (p *Pool) SetSnapshot(name string, s *desc.Snapshot, pages map[uint64][]byt
 			cachePages(p.dir, sp)
 		}
 	}
-	return res, nil
+	out := make([]*AddResult, len(sts))
+	for i, st := range sts {
+		out[i] = st.res
+	}
+	return out, nil
 }
 
 // SnapshotStats says how much snapshots take and how much their pages are

@@ -381,3 +381,104 @@ func helloWorldPool(t *testing.T) *Pool {
 	mustAdd(t, dir, f.world, AddOptions{})
 	return mustOpen(t, dir)
 }
+
+// A batch of snapshots stores the new pages of all of them as one pack: a
+// page two of them have is stored once (where the first put it), a page an
+// earlier snapshot stored is referenced in its pack; verify and GC keep
+// the batch's pack while any of them references it.
+func TestSnapshotBatchStoresItsNewPagesAsOnePack(t *testing.T) {
+	f := images(t)
+	dir := newPool(t)
+	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.world, AddOptions{})
+	mustAdd(t, dir, f.solo, AddOptions{})
+	p := mustOpen(t, dir)
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
+	if _, err := p.SetSnapshot("solo", s, map[uint64][]byte{0x2002_0000: page(9)}); err != nil {
+		t.Fatal(err)
+	}
+	so, err := p.Resolve("solo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := so.Snapshot.Pages[0].Blob
+	res, err := p.SetSnapshots([]SnapshotItem{
+		{Name: "hello", Snapshot: s, Pages: map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}},
+		{Name: "world", Snapshot: s, Pages: map[uint64][]byte{0x2002_0000: page(3), 0x2002_1000: page(2), 0x2002_2000: page(9)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.Resolve("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := p.Resolve("world")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp, wp := h.Snapshot.Pages, w.Snapshot.Pages
+	pack := hp[0].Blob
+	if pack == "" || pack == old || hp[1].Blob != pack || hp[0].Offset != 0 || hp[1].Offset != 0x1000 {
+		t.Fatalf("hello's pages %+v: want pages 1 and 2 at 0 and 0x1000 of a new pack", hp)
+	}
+	if wp[0].Blob != pack || wp[0].Offset != 0x2000 || wp[1].Blob != pack || wp[1].Offset != 0x1000 || wp[2].Blob != old || wp[2].Offset != 0 {
+		t.Fatalf("world's pages %+v: want page 3 at 0x2000 of the batch's pack %s, page 2 at hello's 0x1000 there, page 9 in solo's pack", wp, pack)
+	}
+	data, err := os.ReadFile(p.BlobPath(pack))
+	if err != nil || !bytes.Equal(data, bytes.Join([][]byte{page(1), page(2), page(3)}, nil)) {
+		t.Fatalf("the batch's pack: %d bytes, %v; want pages 1, 2, 3", len(data), err)
+	}
+	if res[0].NewPages != 2 || res[1].NewPages != 1 || res[0].NewBlobs+res[1].NewBlobs != 2+2+1 {
+		// each: a description and a manifest; the pack once
+		t.Errorf("results %+v %+v: want 2 and 1 new pages, the pack counted once", res[0], res[1])
+	}
+	st, err := p.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn := st.Snapshots; sn.Files != 2 || sn.Packs != 2 || sn.FileUses != 4 {
+		t.Errorf("snapshot stats %+v: want 2 packs, mapped from 4 (unikernel, file) pairs", sn)
+	}
+	mustVerify(t, p)
+	if err := p.Remove("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GC(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.BlobPath(pack)); err != nil {
+		t.Fatalf("the batch's pack went with hello, world references it: %v", err)
+	}
+	mustVerify(t, p)
+	if err := p.Remove("world"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GC(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.BlobPath(pack)); !os.IsNotExist(err) {
+		t.Errorf("the batch's pack is kept with no snapshot referencing it: %v", err)
+	}
+	if _, err := os.Stat(p.BlobPath(old)); err != nil {
+		t.Errorf("solo's pack went: %v", err)
+	}
+	mustVerify(t, p)
+	// A name twice, or one the pool does not hold, is refused, and
+	// nothing is stored.
+	before, err := os.ReadFile(dir + "/index.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, items := range [][]SnapshotItem{
+		{{Name: "solo", Snapshot: s, Pages: map[uint64][]byte{0x2002_0000: page(5)}}, {Name: "solo", Snapshot: s}},
+		{{Name: "solo", Snapshot: s, Pages: map[uint64][]byte{0x2002_0000: page(5)}}, {Name: "nobody", Snapshot: s}},
+	} {
+		if _, err := p.SetSnapshots(items); err == nil {
+			t.Errorf("%s, %s: stored", items[0].Name, items[1].Name)
+		}
+	}
+	if after, err := os.ReadFile(dir + "/index.json"); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("a refused batch changed index.json (%v)", err)
+	}
+}

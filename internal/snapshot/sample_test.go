@@ -142,6 +142,7 @@ func buildSample() (*sample, error) {
 	if err != nil {
 		return nil, err
 	}
+	var names []string
 	for _, u := range c.Unikernels {
 		objs, sums, err := link.ObjectsFromCorpus(c.Dir, u.Name)
 		if err != nil {
@@ -155,10 +156,12 @@ func buildSample() (*sample, error) {
 		if _, err := pool.Add(s.pool, img, pool.AddOptions{Name: u.Name, Cmdline: u.Input, InitBlobs: true}); err != nil {
 			return nil, err
 		}
-		if _, err := Take(ctx, s.pool, u.Name, Options{Timeout: time.Minute}); err != nil {
-			return nil, fmt.Errorf("snapshot %s: %w", u.Name, err)
-		}
 		s.byApp[u.App] = u
+		names = append(names, u.Name)
+	}
+	// One batch: the sample's snapshots' new pages in one pack.
+	if _, err := TakeMany(ctx, s.pool, names, Options{Timeout: time.Minute}, nil); err != nil {
+		return nil, fmt.Errorf("snapshots: %w", err)
 	}
 	if len(s.byApp) != len(sampleApps) {
 		return nil, fmt.Errorf("want one unikernel per app of %v, got %+v", sampleApps, c.Unikernels)
@@ -347,4 +350,26 @@ func resident(t *testing.T, pid int, addr uint64) bool {
 		t.Fatal(err)
 	}
 	return binary.LittleEndian.Uint64(e[:])&(1<<63|1<<62) != 0
+}
+
+// TestSnapshotsTakenTogetherMapTheirPagesFromOnePack: the sample's
+// snapshots, taken by one TakeMany, store their pages in one page pack,
+// which each references; started from
+// them, each app prints what its cold boot prints (the other tests).
+func TestSnapshotsTakenTogetherMapTheirPagesFromOnePack(t *testing.T) {
+	s := pooledSample(t)
+	files := map[string]bool{}
+	for _, u := range s.byApp {
+		ru := s.resolved(t, u)
+		for _, pg := range ru.Config.Snapshot.Pages {
+			if pg.Blob == "" {
+				t.Errorf("%s: page at %#x in a page blob of its own, not a pack", u.Name, pg.Addr)
+			}
+			files[pg.BlobDigest()] = true
+			storedPage(t, ru, pg)
+		}
+	}
+	if len(files) != 1 {
+		t.Errorf("the sample's %d snapshots map their pages from %d files, want 1 pack", len(s.byApp), len(files))
+	}
 }
