@@ -1,6 +1,9 @@
 package desc
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
 
 const pageMask = 0xfff
 
@@ -20,20 +23,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("description: no libraries")
 	}
 	if len(c.Libraries) > MaxLibraries {
-		// The checks below compare every pair of libraries: bounded, a
-		// hostile description (pulled from a registry) is refused in
-		// milliseconds, not minutes.
+		// Bounded, a hostile description (pulled from a registry) is
+		// refused before anything is checked of its entries.
 		return fmt.Errorf("description: %d libraries, at most %d", len(c.Libraries), MaxLibraries)
 	}
 	if c.Boot != "" && c.Boot != BootLinux64 {
 		return fmt.Errorf("description: unknown boot protocol %q (want %q or none)", c.Boot, BootLinux64)
 	}
-	var packPages []Library // the pack page entries
-	for _, l := range c.Libraries {
-		if l.PackPage {
-			packPages = append(packPages, l)
-		}
-	}
+	packPages := indexPackPages(c.Libraries)
+	// The first library that overlaps one before it (sorted, swept: not
+	// every pair compared); the checks below find which one it overlaps.
+	overlapAt := firstOverlap(c.Libraries)
 	for i, l := range c.Libraries {
 		r := l.Region
 		if l.Pack != 0 {
@@ -64,10 +64,10 @@ func (c *Config) Validate() error {
 		if l.Tramp.Size > r.TrampSize || l.Shared.Size > r.SharedSize || l.Private.MemSize > r.PrivateSize || l.Private.FileSize > l.Private.MemSize {
 			return fmt.Errorf("description: library %q: a part exceeds its region", l.Name)
 		}
-		for j := 0; j < i; j++ {
+		for j := 0; i == overlapAt && j < i; j++ {
 			o := c.Libraries[j]
-			if l.Pack != 0 && o.Pack == l.Pack && l.PackPage != o.PackPage {
-				continue // a member lies in its pack's pages
+			if overlapExempt(l, o) {
+				continue
 			}
 			if Overlap(r, o.Region) {
 				return fmt.Errorf("description: libraries %q and %q overlap", c.Libraries[j].Name, l.Name)
@@ -133,7 +133,7 @@ func (c *Config) Validate() error {
 // checkPacked checks a pack member or pack page entry: its shape, and
 // for a member that every page of its code lies in a pack page entry of
 // its pack, moved as it is.
-func checkPacked(l Library, packPages []Library) error {
+func checkPacked(l Library, packPages packPageIndex) error {
 	r := l.Region
 	if l.App || r.TrampSize != 0 || l.Tramp.Size != 0 || l.MapRegion().Start < l.Pack {
 		return fmt.Errorf("description: library %q: in the pack at %#x but an app, before its pack or with a tramp part", l.Name, l.Pack)
@@ -156,15 +156,187 @@ func checkPacked(l Library, packPages []Library) error {
 		return fmt.Errorf("description: library %q: in a pack, its region at %#x must be 16-byte aligned code (no segments or blob of its own) with a dense private part", l.Name, r.Start)
 	}
 	for pg := r.Start &^ pageMask; pg < r.Start+r.SharedSize; pg += pageMask + 1 {
-		found := false
-		for _, p := range packPages {
-			found = found || (p.Pack == l.Pack && p.Shift == l.Shift && pg >= p.Region.Start && pg < p.Region.Start+p.Region.SharedSize)
-		}
-		if !found {
+		if !packPages.covers(l.Pack, l.Shift, pg) {
 			return fmt.Errorf("description: library %q: its code at %#x lies on no page of its pack at %#x moved as it is", l.Name, pg, l.Pack)
 		}
 	}
 	return nil
+}
+
+// packPageIndex is a description's pack page entries by pack and shift,
+// each group sorted by start with the running maximum of their ends, so
+// that a member's page is looked up in O(log n), not among every entry.
+type packPageIndex map[packShift][]pageRun
+
+type packShift struct {
+	pack  uint64
+	shift int64
+}
+
+type pageRun struct {
+	start uint64
+	end   uint64 // the largest end (start + shared size, as uint64 sums wrap) of the group's runs up to this one
+}
+
+func indexPackPages(libs []Library) packPageIndex {
+	ix := packPageIndex{}
+	for _, l := range libs {
+		if l.PackPage {
+			k := packShift{l.Pack, l.Shift}
+			ix[k] = append(ix[k], pageRun{l.Region.Start, l.Region.Start + l.Region.SharedSize})
+		}
+	}
+	for _, runs := range ix {
+		sort.Slice(runs, func(i, j int) bool { return runs[i].start < runs[j].start })
+		for i := 1; i < len(runs); i++ {
+			runs[i].end = max(runs[i].end, runs[i-1].end)
+		}
+	}
+	return ix
+}
+
+// covers reports whether a pack page entry of pack moved by shift holds
+// the address pg (start <= pg < start + shared size).
+func (ix packPageIndex) covers(pack uint64, shift int64, pg uint64) bool {
+	runs := ix[packShift{pack, shift}]
+	k := sort.Search(len(runs), func(i int) bool { return runs[i].start > pg }) - 1
+	return k >= 0 && runs[k].end > pg
+}
+
+// overlapExempt says whether Validate does not compare l and o: a pack
+// member and a pack page entry of its pack (the member lies in its
+// pack's pages).
+func overlapExempt(l, o Library) bool {
+	return l.Pack != 0 && o.Pack == l.Pack && l.PackPage != o.PackPage
+}
+
+// firstOverlap returns the smallest i such that library i overlaps
+// (Overlap) a library before it that overlapExempt does not exempt, or
+// len(libs) if none does: the first pair Validate's checks in library
+// order would find, without comparing every pair. The first prefix of
+// libs that holds an overlap is found by binary search, each prefix
+// checked by one sweep over its ranges sorted by start: O(n log² n).
+func firstOverlap(libs []Library) int {
+	lo, hi := 0, len(libs) // the answer is in [lo, hi]; libs[:lo] holds none
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if overlaps(libs[:mid+1]) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// libSpan is one address range of a library (a dense one has two: its
+// contiguous part and its private part), as Overlap compares them.
+type libSpan struct {
+	lo, hi uint64
+	lib    int
+	class  packClass
+}
+
+// packClass is a library's kind for overlapExempt: a member or a page
+// entry of a pack (pack 0: neither).
+type packClass struct {
+	pack uint64
+	page bool
+}
+
+// spanHeap is the sweep's active ranges, the one that ends first on top
+// (a binary heap by end).
+type spanHeap []libSpan
+
+func (h *spanHeap) push(s libSpan) {
+	*h = append(*h, s)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if a[p].hi <= a[i].hi {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *spanHeap) pop() libSpan {
+	a := *h
+	top := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a = a[:n]
+	for i := 0; ; {
+		m, l, r := i, 2*i+1, 2*i+2
+		if l < n && a[l].hi < a[m].hi {
+			m = l
+		}
+		if r < n && a[r].hi < a[m].hi {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		a[m], a[i] = a[i], a[m]
+		i = m
+	}
+	*h = a
+	return top
+}
+
+// overlaps reports whether two libraries of libs overlap, but for pairs
+// overlapExempt exempts. Ranges sorted by (start, end): each range
+// overlaps exactly the earlier ones still active (ending after its
+// start; of two ranges starting at one address, the empty one, sorted
+// first, overlaps neither, as in Overlap), so it is enough to count the
+// active ranges of other libraries and of the class it is exempt from.
+// A range that wraps (end below start) only adds overlaps: Validate
+// refuses its library before it compares it.
+func overlaps(libs []Library) bool {
+	spans := make([]libSpan, 0, len(libs)+len(libs)/2)
+	for i, l := range libs {
+		r := l.Region
+		var cl packClass
+		if l.Pack != 0 {
+			cl = packClass{l.Pack, l.PackPage}
+		}
+		spans = append(spans, libSpan{r.Start, r.End(), i, cl})
+		if r.Dense() {
+			spans = append(spans, libSpan{r.PrivateStart, r.PrivateEnd(), i, cl})
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool {
+		if spans[i].lo != spans[j].lo {
+			return spans[i].lo < spans[j].lo
+		}
+		return spans[i].hi < spans[j].hi
+	})
+	var active spanHeap
+	byLib := make([]int, len(libs))
+	byClass := map[packClass]int{}
+	for _, s := range spans {
+		for len(active) > 0 && active[0].hi <= s.lo {
+			e := active.pop()
+			byLib[e.lib]--
+			if e.class.pack != 0 {
+				byClass[e.class]--
+			}
+		}
+		others := len(active) - byLib[s.lib]
+		if s.class.pack != 0 {
+			others -= byClass[packClass{s.class.pack, !s.class.page}]
+		}
+		if others > 0 {
+			return true
+		}
+		active.push(s)
+		byLib[s.lib]++
+		if s.class.pack != 0 {
+			byClass[s.class]++
+		}
+	}
+	return false
 }
 
 func (c *Config) checkAddr(a Addr) error {

@@ -114,6 +114,21 @@ func FuzzDescription(f *testing.F) {
 			f.Add(data)
 		}
 	}
+	// A pack (a member on its page entry) beside a dense library and a
+	// contiguous one: material for the overlap sweep (desc.firstOverlap).
+	packed := &desc.Config{SchemaVersion: desc.SchemaVersionPack, Layout: "aligned", Libraries: []desc.Library{
+		{Name: "m", Region: desc.Region{Start: 0x40001040, SharedSize: 0x200, PrivateStart: 0x70000010, PrivateSize: 0x20},
+			Shared: desc.Shared{Size: 0x200}, Private: desc.Part{MemSize: 0x20}, Pack: 0x40000000},
+		{Name: desc.PackPageName(0x40001000), Region: desc.Region{Start: 0x40001000, SharedSize: 0x1000},
+			Shared: desc.Shared{Size: 0x1000, Segments: []desc.Segment{{Off: 0, Size: 0x1000, Prot: desc.ProtRX}}}, Pack: 0x40000000, PackPage: true},
+		{Name: "d", Region: desc.Region{Start: 0x40002000, SharedSize: 0x1000, PrivateStart: 0x70000030, PrivateSize: 0x20},
+			Shared: desc.Shared{Size: 0x1000}, Private: desc.Part{MemSize: 0x20}},
+		{Name: "c", Region: desc.Region{Start: 0x40003000, SharedSize: 0x1000, PrivateSize: 0x1000},
+			Shared: desc.Shared{Size: 0x1000}, Private: desc.Part{MemSize: 0x1000}},
+	}}
+	if data, err := json.Marshal(packed); err == nil {
+		f.Add(data)
+	}
 	m, err := parseManifest(manifest)
 	if err != nil {
 		f.Fatal(err)
@@ -125,6 +140,15 @@ func FuzzDescription(f *testing.F) {
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("Parse accepted what Validate rejects: %v", err)
+		}
+		// Accepted: no two libraries overlap but a pack member and its
+		// pack's page entries (Validate sweeps; here every pair).
+		for i, l := range c.Libraries {
+			for _, o := range c.Libraries[:i] {
+				if !(l.Pack != 0 && o.Pack == l.Pack && l.PackPage != o.PackPage) && desc.Overlap(l.Region, o.Region) {
+					t.Fatalf("libraries %q and %q overlap, accepted", o.Name, l.Name)
+				}
+			}
 		}
 		out, err := json.Marshal(c)
 		if err != nil {
