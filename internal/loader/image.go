@@ -26,8 +26,8 @@ type plainImage struct {
 	// loaded by its physical addresses.
 	multiboot bool
 	bootInfo  uint32 // the boot-info version its guest accepts
-	// reads: its segments have Reads, not Data (PrepareReads).
-	reads bool
+	// reads, when set, stand for the segments' Data (PrepareReads).
+	reads *ImageReads
 }
 
 // load is one PT_LOAD segment (its bytes are in segments).
@@ -42,7 +42,7 @@ type imageRead int
 const (
 	imageHeaders imageRead = iota // the headers only (Check)
 	imageData                     // the segments' bytes (Mapping.Data)
-	imageReads                    // where they are in the file, all-zero pages left out (Mapping.Reads)
+	imageReads                    // where they are in the file, all-zero pages left out (Layout.Reads)
 )
 
 func readPlainImage(path string, read imageRead) (*plainImage, error) {
@@ -69,13 +69,27 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f), reads: read == imageReads}
+	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f)}
+	if read == imageReads {
+		img.reads = &ImageReads{From: path}
+	}
 	if !img.linux && !img.multiboot {
 		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
 	}
-	var segs []loadSeg
+	// Sized once: an aligned image has a segment per library region
+	// (~20), and growing three slices by appends was ~25 KB of garbage
+	// per image read.
+	n := 0
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Memsz != 0 {
+			n++
+		}
+	}
+	segs := make([]loadSeg, 0, n)
+	img.loads = make([]load, 0, n)
+	img.segments = make([]Mapping, 0, n)
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_TLS {
 			img.tls = p
@@ -121,12 +135,11 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 		}
 		lo := segs[i].lo
 		var data []byte
-		var reads []Read
 		if read == imageReads {
 			if buf == nil {
 				buf = make([]byte, readsBuffer)
 			}
-			if reads, err = fileReads(fh, lo, hi-lo, segs[i:j], buf); err != nil {
+			if img.reads.Runs, err = fileReads(img.reads.Runs, fh, lo, hi-lo, segs[i:j], buf); err != nil {
 				return nil, fmt.Errorf("image %s: %w", path, err)
 			}
 		}
@@ -151,11 +164,7 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 				}
 			}
 		}
-		m := Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage}
-		if read == imageReads {
-			m.Source, m.Reads = path, reads
-		}
-		img.segments = append(img.segments, m)
+		img.segments = append(img.segments, Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage})
 		i = j
 	}
 	if len(img.segments) == 0 {
@@ -191,16 +200,19 @@ type loadSeg struct {
 	prog          *elf.Prog
 }
 
-// readsBuffer is the buffer fileReads reads an image through.
-const readsBuffer = 16 << 10
+// readsBuffer is the buffer fileReads reads an image through: a page (a
+// read a page costs little beside the garbage of a larger buffer per
+// image).
+const readsBuffer = abi.PageSize
 
-// fileReads are the reads that fill the mapping [lo, lo+size) made of
-// segs (sorted by address) from the image file: each segment's file bytes
-// at its place, less the pages that are all zero once loaded, as DataRuns
-// leaves them out of Data (a page that two segments share is left out
-// only if the bytes of both are zero). Runs adjacent in the mapping and
-// the file are one read. It reads the file through buf (a page multiple).
-func fileReads(fh io.ReaderAt, lo, size uint64, segs []loadSeg, buf []byte) ([]Read, error) {
+// fileReads appends to reads those that fill the mapping [lo, lo+size)
+// made of segs (sorted by address) from the image file: each segment's
+// file bytes at its place, less the pages that are all zero once loaded,
+// as DataRuns leaves them out of Data (a page that two segments share is
+// left out only if the bytes of both are zero). Runs adjacent in memory
+// and the file are one read. It reads the file through buf (a page
+// multiple).
+func fileReads(reads []Read, fh io.ReaderAt, lo, size uint64, segs []loadSeg, buf []byte) ([]Read, error) {
 	nonzero := make([]bool, size/abi.PageSize)
 	for _, s := range segs {
 		at, left, off := s.vaddr-lo, s.prog.Filesz, s.prog.Off
@@ -224,7 +236,7 @@ func fileReads(fh io.ReaderAt, lo, size uint64, segs []loadSeg, buf []byte) ([]R
 			at, left, off = at+n, left-n, off+n
 		}
 	}
-	var reads []Read
+	first := len(reads) // (no read of an earlier mapping is joined with one of this)
 	for _, s := range segs {
 		at, end := s.vaddr-lo, s.vaddr-lo+s.prog.Filesz
 		for at < end {
@@ -232,10 +244,10 @@ func fileReads(fh io.ReaderAt, lo, size uint64, segs []loadSeg, buf []byte) ([]R
 			next := min(end, (pg+1)*abi.PageSize)
 			if nonzero[pg] {
 				fileOff := s.prog.Off + (at - (s.vaddr - lo))
-				if k := len(reads); k > 0 && reads[k-1].Off+reads[k-1].Len == at && reads[k-1].FileOff+reads[k-1].Len == fileOff {
+				if k := len(reads); k > first && reads[k-1].Addr+reads[k-1].Len == lo+at && reads[k-1].FileOff+reads[k-1].Len == fileOff {
 					reads[k-1].Len += next - at
 				} else {
-					reads = append(reads, Read{Off: at, FileOff: fileOff, Len: next - at})
+					reads = append(reads, Read{Addr: lo + at, FileOff: fileOff, Len: next - at})
 				}
 			}
 			at = next
@@ -258,9 +270,9 @@ func (img *plainImage) appStart() uint64 {
 // planImage lays out an instance of a plain image; last: p is not planned
 // from again, so the layout may own its bytes (PlanLast).
 func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
-	lay := &Layout{Entry: p.image.entry}
+	lay := &Layout{Entry: p.image.entry, Reads: p.image.reads}
 	if opt.Load == monitor.LoadStock {
-		if p.image.reads {
+		if p.image.reads != nil {
 			return nil, fmt.Errorf("image %s: prepared for reads (PrepareReads): stock loading needs its bytes (Prepare)", p.u.Image)
 		}
 		if err := p.image.stockMappings(lay); err != nil {

@@ -89,24 +89,29 @@ type Mapping struct {
 	// segment per library region: 10-19 mappings an instance, 2-3 so.
 	JoinNext bool
 	Patches  []Patch
-	// Source and Reads stand for Data in the layout of a plain image
-	// prepared by PrepareReads (the process monitor's copying loads):
-	// the instance reads its bytes from the image file itself, so the
-	// monitor holds none of them. Each Read puts Source's bytes
-	// [FileOff, FileOff+Len) at Addr+Off; the rest up to Size is zero.
-	// All-zero pages are left out, as DataRuns leaves them out of Data.
-	Source string
-	Reads  []Read
 	// Library and Part say what the range holds.
 	Library string
 	Part    string
 }
 
+// ImageReads stand for the image mappings' Data in the layout of a plain
+// image prepared by PrepareReads (the process monitor's copying loads):
+// the instance reads the bytes from the image file itself, so the
+// monitor holds none of them. Each Read puts From's bytes [FileOff,
+// FileOff+Len) at Addr, in an image mapping (no Data, no File) whose
+// other bytes are zero; all-zero pages are left out, as DataRuns leaves
+// them out of Data. (A pointer in the Layout, not a field per Mapping: a
+// monitor keeps every instance's mappings for the whole run.)
+type ImageReads struct {
+	From string
+	Runs []Read // sorted by Addr
+}
+
 // Read is a run of a plain image's file bytes an instance reads into its
-// mapping (Mapping.Reads).
+// memory (ImageReads).
 type Read struct {
-	Off     uint64 // in the mapping
-	FileOff uint64 // in Mapping.Source
+	Addr    uint64
+	FileOff uint64
 	Len     uint64
 }
 
@@ -130,7 +135,9 @@ type Layout struct {
 	// address and the mapping placed there, whose other fields (its Addr
 	// aside) are shared with other instances of the unikernel, sorted by
 	// address.
-	Placed   []Placed
+	Placed []Placed
+	// Reads, when set, fill the image mappings (PrepareReads).
+	Reads    *ImageReads
 	Entry    uint64
 	StackTop uint64
 	BootInfo uint64            // address of struct uk_bootinfo (%rdi); BootLinux64: of the zero page (%rsi)
@@ -253,7 +260,7 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 
 // PrepareReads is Prepare for a monitor whose instances read a plain
 // image's bytes from the image file themselves (the process monitor's
-// copying loads: Mapping.Source and Reads instead of Data). The image is
+// copying loads: Layout.Reads instead of the mappings' Data). The image is
 // read once, through one small buffer, to leave its all-zero pages out;
 // the monitor keeps none of its bytes. Read into the monitor's heap, the
 // bytes of a fleet's images were garbage that set how often the collector
@@ -1028,14 +1035,6 @@ func (lay *Layout) check() error {
 		if uint64(len(m.Data)) > m.Size {
 			return fmt.Errorf("mapping %s/%s: %d bytes of data for %d bytes", m.Library, m.Part, len(m.Data), m.Size)
 		}
-		if len(m.Reads) > 0 && (m.Source == "" || m.File != "" || m.Data != nil) {
-			return fmt.Errorf("mapping %s/%s at %#x: reads need a source and neither a file nor data", m.Library, m.Part, m.Addr)
-		}
-		for _, r := range m.Reads {
-			if r.Len == 0 || r.Off+r.Len < r.Off || r.Off+r.Len > m.Size || r.FileOff+r.Len < r.FileOff {
-				return fmt.Errorf("mapping %s/%s at %#x: read of %d bytes at %#x outside its %d bytes", m.Library, m.Part, m.Addr, r.Len, r.Off, m.Size)
-			}
-		}
 		if i > 0 {
 			prev := lay.Mappings[i-1]
 			if prev.Addr+prev.Size > m.Addr {
@@ -1045,6 +1044,20 @@ func (lay *Layout) check() error {
 		if m.JoinNext && (i+1 == len(lay.Mappings) || !joinable(m, lay.Mappings[i+1]) ||
 			m.Part != lay.Mappings[i+1].Part && (m.Part != PartImage || lay.Mappings[i+1].Part != PartBootInfo)) {
 			return fmt.Errorf("mapping %s/%s at %#x: joined with a next mapping it cannot join", m.Library, m.Part, m.Addr)
+		}
+	}
+	if r := lay.Reads; r != nil {
+		if r.From == "" {
+			return fmt.Errorf("reads of an image with no file")
+		}
+		end := uint64(0)
+		for _, rd := range r.Runs {
+			m := lay.Find(rd.Addr)
+			if rd.Len == 0 || rd.Addr < end || rd.Addr+rd.Len < rd.Addr || rd.FileOff+rd.Len < rd.FileOff ||
+				m == nil || m.Part != PartImage || m.File != "" || m.Data != nil || rd.Addr+rd.Len > m.Addr+m.Size {
+				return fmt.Errorf("read of %d bytes at %#x: not in order, or not inside an image mapping without data", rd.Len, rd.Addr)
+			}
+			end = rd.Addr + rd.Len
 		}
 	}
 	return nil

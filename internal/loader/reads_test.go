@@ -67,52 +67,60 @@ func TestReadsPutTheBytesOfDataInThePagesDataRunsWrites(t *testing.T) {
 	if len(withData.Mappings) != len(withReads.Mappings) {
 		t.Fatalf("%d mappings with reads, %d with data", len(withReads.Mappings), len(withData.Mappings))
 	}
-	images, pages := 0, 0
+	reads := withReads.Reads
+	if withData.Reads != nil || reads == nil || reads.From != img {
+		t.Fatalf("reads: with data %v, prepared for reads %+v; want none, and reads from %s", withData.Reads, reads, img)
+	}
+	// The memory each makes: Data's bytes; the reads' bytes.
+	fromData, fromReads := map[uint64][]byte{}, map[uint64][]byte{} // page -> bytes, pages written only
+	images := 0
 	for i, d := range withData.Mappings {
 		r := withReads.Mappings[i]
 		if d.Part != PartImage {
-			if r.Reads != nil || !bytes.Equal(r.Data, d.Data) {
+			if !bytes.Equal(r.Data, d.Data) {
 				t.Errorf("mapping %s at %#x differs", d.Part, d.Addr)
 			}
 			continue
 		}
 		images++
-		if r.Data != nil || r.Source != img || r.Addr != d.Addr || r.Size != d.Size || r.JoinNext != d.JoinNext {
-			t.Fatalf("image mapping at %#x: data %d bytes, source %q, [%#x+%#x] join %v; want no data, source %s, [%#x+%#x] join %v",
-				r.Addr, len(r.Data), r.Source, r.Addr, r.Size, r.JoinNext, img, d.Addr, d.Size, d.JoinNext)
+		if r.Data != nil || r.Addr != d.Addr || r.Size != d.Size || r.JoinNext != d.JoinNext {
+			t.Fatalf("image mapping at %#x: data %d bytes, [%#x+%#x] join %v; want no data, [%#x+%#x] join %v",
+				r.Addr, len(r.Data), r.Addr, r.Size, r.JoinNext, d.Addr, d.Size, d.JoinNext)
 		}
-		want := make([]byte, d.Size)
-		copy(want, d.Data)
-		got := make([]byte, d.Size)
-		written := make([]bool, d.Size/abi.PageSize)
-		for k, rd := range r.Reads {
-			if k > 0 && r.Reads[k-1].Off+r.Reads[k-1].Len >= rd.Off {
-				t.Errorf("mapping at %#x: read %d at %#x does not follow the one before (ends at %#x): not sorted or not joined",
-					d.Addr, k, rd.Off, r.Reads[k-1].Off+r.Reads[k-1].Len)
-			}
-			copy(got[rd.Off:rd.Off+rd.Len], file[rd.FileOff:rd.FileOff+rd.Len])
-			for p := rd.Off / abi.PageSize; p*abi.PageSize < rd.Off+rd.Len; p++ {
-				written[p] = true
-			}
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("mapping at %#x: the reads' bytes differ from Data's", d.Addr)
-		}
-		wantWritten := make([]bool, d.Size/abi.PageSize)
 		for _, run := range d.DataRuns() {
-			for p := run[0] / abi.PageSize; p*abi.PageSize < run[1]; p++ {
-				wantWritten[p] = true
-			}
-		}
-		for p := range written {
-			if written[p] != wantWritten[p] {
-				t.Errorf("mapping at %#x, page %d: read %v, DataRuns writes it %v", d.Addr, p, written[p], wantWritten[p])
-			}
-			if written[p] {
-				pages++
+			for off := run[0] &^ (abi.PageSize - 1); off < run[1]; off += abi.PageSize {
+				pg := make([]byte, abi.PageSize)
+				copy(pg, d.Data[off:min(uint64(len(d.Data)), off+abi.PageSize)])
+				fromData[d.Addr+off] = pg
 			}
 		}
 	}
+	for k, rd := range reads.Runs {
+		if k > 0 && reads.Runs[k-1].Addr+reads.Runs[k-1].Len >= rd.Addr {
+			t.Errorf("read %d at %#x does not follow the one before (ends at %#x): not sorted or not joined",
+				k, rd.Addr, reads.Runs[k-1].Addr+reads.Runs[k-1].Len)
+		}
+		for a := rd.Addr; a < rd.Addr+rd.Len; {
+			pa := a &^ (abi.PageSize - 1)
+			if fromReads[pa] == nil {
+				fromReads[pa] = make([]byte, abi.PageSize)
+			}
+			n := min(rd.Addr+rd.Len, pa+abi.PageSize) - a
+			copy(fromReads[pa][a-pa:], file[rd.FileOff+(a-rd.Addr):][:n])
+			a += n
+		}
+	}
+	for pa, want := range fromData {
+		if got := fromReads[pa]; !bytes.Equal(got, want) {
+			t.Errorf("page %#x: the reads' bytes differ from Data's (or it is not read)", pa)
+		}
+	}
+	for pa := range fromReads {
+		if fromData[pa] == nil {
+			t.Errorf("page %#x is read, DataRuns does not write it", pa)
+		}
+	}
+	pages := len(fromReads)
 	// The code's pages 1, 3, 5; the shared page of ro and rw, and rw's
 	// page 3 (its page 2 is zero); the all-zero segment: none.
 	if images != 3 || pages != 5 {
@@ -155,19 +163,30 @@ func TestPrepareReadsAllocatesFarLessThanTheImage(t *testing.T) {
 }
 
 // A read the file no longer holds is the build's to catch (a short read);
-// one that lies outside its mapping is refused by the layout's check.
+// one that lies outside an image mapping without data, or out of order,
+// is refused by the layout's check.
 func TestLayoutRefusesReadsOutsideTheirMapping(t *testing.T) {
-	lay := &Layout{Mappings: []Mapping{{Addr: abi.MapBase, Size: abi.PageSize, Prot: ProtRead, Source: "img",
-		Reads: []Read{{Off: 0x800, FileOff: 0, Len: abi.PageSize}}}}}
+	lay := &Layout{Mappings: []Mapping{{Addr: abi.MapBase, Size: abi.PageSize, Prot: ProtRead, Part: PartImage},
+		{Addr: abi.MapBase + abi.PageSize, Size: abi.PageSize, Prot: ProtRead, Part: PartStack}},
+		Reads: &ImageReads{From: "img", Runs: []Read{{Addr: abi.MapBase + 0x800, FileOff: 0, Len: abi.PageSize}}}}
 	if err := lay.check(); err == nil {
 		t.Error("a read past its mapping's end accepted")
 	}
-	lay.Mappings[0].Reads[0].Len = 0x800
+	lay.Reads.Runs[0].Len = 0x800
 	if err := lay.check(); err != nil {
 		t.Errorf("a read that fits: %v", err)
 	}
+	lay.Reads.Runs = append(lay.Reads.Runs, Read{Addr: abi.MapBase, FileOff: 0, Len: 0x10})
+	if err := lay.check(); err == nil {
+		t.Error("reads out of order accepted")
+	}
+	lay.Reads.Runs[1] = Read{Addr: abi.MapBase + abi.PageSize, Len: 0x10}
+	if err := lay.check(); err == nil {
+		t.Error("a read into the stack accepted")
+	}
+	lay.Reads.Runs = lay.Reads.Runs[:1]
 	lay.Mappings[0].Data = []byte{1}
 	if err := lay.check(); err == nil {
-		t.Error("reads and data in one mapping accepted")
+		t.Error("reads into a mapping with data accepted")
 	}
 }

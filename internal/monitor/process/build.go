@@ -215,20 +215,6 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			for _, r := range x.DataRuns() {
 				writes = append(writes, memWrite{x.Addr + r[0], x.Data[r[0]:r[1]]})
 			}
-			if len(x.Reads) > 0 {
-				// A copied plain image's bytes: the instance reads them
-				// from the image file into the mapping just made (the
-				// kernel copies them from the page cache; the monitor
-				// never holds them).
-				fd, ok := fds[x.Source]
-				if !ok {
-					return nil, fmt.Errorf("%s: file %s not passed to the instance", what, x.Source)
-				}
-				for _, rd := range x.Reads {
-					add(&first, fmt.Sprintf("%s: read %d bytes at %#x of %s", what, rd.Len, rd.FileOff, x.Source), rd.Len,
-						unix.SYS_PREAD64, uint64(fd), x.Addr+rd.Off, rd.Len, rd.FileOff)
-				}
-			}
 		}
 		if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
 			add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, size, uint64(m.Prot))
@@ -237,6 +223,21 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			add(&second, what, 0, unix.SYS_MADVISE, m.Addr, size, unix.MADV_MERGEABLE)
 		}
 		i = j
+	}
+	if r := lay.Reads; r != nil && len(r.Runs) > 0 {
+		// A copied plain image's bytes: the instance reads them from the
+		// image file into its image mappings, made above (the kernel
+		// copies them from the page cache; the monitor never holds
+		// them). What an error says: the call, the bytes it read and
+		// the bytes it had to.
+		fd, ok := fds[r.From]
+		if !ok {
+			return nil, fmt.Errorf("image file %s not passed to the instance", r.From)
+		}
+		what := "read of the image file " + r.From
+		for _, rd := range r.Runs {
+			add(&first, what, rd.Len, unix.SYS_PREAD64, uint64(fd), rd.Addr, rd.Len, rd.FileOff)
+		}
 	}
 	if page := discardPage(lay); page != 0 {
 		// The stub's page again, read-only and shared, next to the

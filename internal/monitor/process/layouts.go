@@ -75,6 +75,7 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 	}
 	c.users[uk]++
 	k := *lay
+	k.Reads = nil // (the image's reads: done)
 	if prev := c.mappings[uk]; prev != nil && slices.EqualFunc(prev, lay.Mappings, sameMapping) {
 		k.Mappings = prev
 	} else if placed := c.place(uk, lay.Mappings); placed != nil {
@@ -91,7 +92,7 @@ func (c *layoutCache) keep(uk string, lay *loader.Layout) *loader.Layout {
 			// runtime never gives back to the host) per string was ~1
 			// MiB of the pool monitor's memory for its whole run; the
 			// kept mappings go with the unikernel's last instance anyway.
-			m.Data, m.Patches, m.Reads = nil, nil, nil
+			m.Data, m.Patches = nil, nil
 			m.Library, m.Part = c.intern(m.Library), c.intern(m.Part)
 			k.Mappings[i] = m
 		}

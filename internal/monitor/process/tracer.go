@@ -149,22 +149,19 @@ func (t *tracer) start(in *instance) {
 		in.setState(stReaped)
 		t.report(in)
 	}
-	for _, m := range lay.Mappings {
-		if m.Source != "" && len(m.Reads) > 0 {
-			// A copied plain image's file, which the instance reads
-			// (build).
-			if _, ok := fdOf[m.Source]; !ok {
-				fd, ok := t.files.fd(m.Source)
-				if !ok {
-					in.fail("load: image file %s was not opened for this run", m.Source)
-					in.setState(stReaped)
-					t.report(in)
-					return
-				}
-				fdOf[m.Source] = len(fds)
-				fds = append(fds, fd)
-			}
+	if r := lay.Reads; r != nil {
+		// A copied plain image's file, which the instance reads (build).
+		fd, ok := t.files.fd(r.From)
+		if !ok {
+			in.fail("load: image file %s was not opened for this run", r.From)
+			in.setState(stReaped)
+			t.report(in)
+			return
 		}
+		fdOf[r.From] = len(fds)
+		fds = append(fds, fd)
+	}
+	for _, m := range lay.Mappings {
 		if m.File == "" {
 			continue
 		}
