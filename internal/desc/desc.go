@@ -324,6 +324,21 @@ type TLS struct {
 // Parse decodes and validates a Config. Errors say what is wrong; callers
 // add the file name.
 func Parse(data []byte) (*Config, error) {
+	c, err := ParseOnce(data)
+	if err != nil {
+		return nil, err
+	}
+	c.compact()
+	return c, nil
+}
+
+// ParseOnce decodes and validates a Config as Parse does, without
+// compacting it: for a description read to be used once and let go (a
+// monitor reads one to plan a unikernel's instances and drops it once
+// they are planned), where interning its strings (a snapshot's page
+// digests, one per page) and copying its lists to their exact lengths
+// only make garbage and work.
+func ParseOnce(data []byte) (*Config, error) {
 	var c Config
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("description: %w", err)
@@ -331,7 +346,6 @@ func Parse(data []byte) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	c.compact()
 	return &c, nil
 }
 

@@ -89,9 +89,15 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		}
 		return nil, err
 	}
+	resolveRef := p.ResolveRef
+	if later {
+		// Each description is checked here and let go: parsed for
+		// that one use, not compacted.
+		resolveRef = p.ResolveRefOnce
+	}
 	uks := make([]monitor.Unikernel, 0, len(names))
 	for _, name := range names {
-		ref, cfg, err := p.ResolveRef(name)
+		ref, cfg, err := resolveRef(name)
 		if errors.Is(err, pool.ErrNotFound) {
 			return fail(fmt.Errorf("no unikernel %q in pool %s (`unipool pool ls` lists what is there)", name, dir))
 		}

@@ -255,7 +255,7 @@ type Prepared struct {
 // Prepare reads what every instance of u needs. Shared blobs are only read
 // when naive is true (naive loading copies them).
 func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
-	return prepare(u, naive, imageData)
+	return prepare(u, naive, imageData, true)
 }
 
 // PrepareReads is Prepare for a monitor whose instances read a plain
@@ -270,7 +270,18 @@ func Prepare(u monitor.Unikernel, naive bool) (*Prepared, error) {
 // an image cannot be loaded stock (its last file page's tail is zeroed
 // by a patch made of the bytes): use Prepare for that.
 func PrepareReads(u monitor.Unikernel, naive bool) (*Prepared, error) {
-	return prepare(u, naive, imageReads)
+	return prepare(u, naive, imageReads, true)
+}
+
+// PrepareChecked is Prepare for a unikernel whose description has passed
+// Check already (monitor.Unikernel.Checked: Describe returns the
+// description Check passed, or an error): the description is not
+// validated again (its blobs are still stat'ed and read as Prepare's are).
+func PrepareChecked(u monitor.Unikernel, naive bool) (*Prepared, error) {
+	if !u.Checked {
+		return nil, fmt.Errorf("unikernel %q: PrepareChecked of a unikernel not checked", u.Name)
+	}
+	return prepare(u, naive, imageData, false)
 }
 
 // Check makes Prepare's checks without reading what Prepare reads (a
@@ -280,11 +291,11 @@ func PrepareReads(u monitor.Unikernel, naive bool) (*Prepared, error) {
 // read its files only when it plans the first (process monitor: a fleet's
 // files were all in its heap at once otherwise).
 func Check(u monitor.Unikernel, naive bool) error {
-	_, err := prepare(u, naive, imageHeaders)
+	_, err := prepare(u, naive, imageHeaders, true)
 	return err
 }
 
-func prepare(u monitor.Unikernel, naive bool, read imageRead) (*Prepared, error) {
+func prepare(u monitor.Unikernel, naive bool, read imageRead, validate bool) (*Prepared, error) {
 	p := &Prepared{u: u, blobs: map[string][]byte{}}
 	withData := read != imageHeaders
 	if u.Image != "" {
@@ -298,8 +309,10 @@ func prepare(u monitor.Unikernel, naive bool, read imageRead) (*Prepared, error)
 	if u.Config == nil {
 		return nil, fmt.Errorf("unikernel %q: no description and no image", u.Name)
 	}
-	if err := u.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("unikernel %q: %w", u.Name, err)
+	if validate {
+		if err := u.Config.Validate(); err != nil {
+			return nil, fmt.Errorf("unikernel %q: %w", u.Name, err)
+		}
 	}
 	p.cfg = u.Config
 	if u.Config.Private != nil {

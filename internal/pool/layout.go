@@ -435,6 +435,12 @@ func (p *Pool) readBlob(d ocispec.Descriptor) ([]byte, error) {
 // loadDescription reads a unikernel's manifest and description and checks
 // they agree.
 func (p *Pool) loadDescription(md ocispec.Descriptor) (*ocispec.Manifest, *desc.Config, error) {
+	return p.loadDescriptionWith(md, desc.Parse)
+}
+
+// loadDescriptionWith is loadDescription with the description parsed by
+// parse (desc.ParseOnce: a description for one use).
+func (p *Pool) loadDescriptionWith(md ocispec.Descriptor, parse func([]byte) (*desc.Config, error)) (*ocispec.Manifest, *desc.Config, error) {
 	data, err := p.readBlob(md)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest: %w", err)
@@ -447,7 +453,7 @@ func (p *Pool) loadDescription(md ocispec.Descriptor) (*ocispec.Manifest, *desc.
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := desc.Parse(data)
+	c, err := parse(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s (%s): %w", m.Config.Digest, p.BlobPath(string(m.Config.Digest)), err)
 	}

@@ -86,7 +86,7 @@ var ErrNotFound = errors.New("no such unikernel")
 // blobs it names (Shared.Digest, Private) are files at BlobPath; a caller
 // that maps one checks it first with VerifyBlob.
 func (p *Pool) Resolve(name string) (*desc.Config, error) {
-	_, _, c, err := p.resolve(name)
+	_, _, c, err := p.resolve(name, desc.Parse)
 	return c, err
 }
 
@@ -95,31 +95,63 @@ func (p *Pool) Resolve(name string) (*desc.Config, error) {
 type Ref struct {
 	Manifest digest.Digest
 	Size     int64
+	// config is the description's config blob as its manifest named it
+	// when ResolveRef read, parsed and checked the two against their
+	// digests and each other: Describe reads that blob alone, by its
+	// digest (the bytes checked then, or an error), not the manifest
+	// again. Empty in a Ref made elsewhere: Describe reads both.
+	config ocispec.Descriptor
 }
 
 // ResolveRef is Resolve that also returns the description's Ref, so that a
 // caller can let the description go and read it again when it needs it
 // (a monitor starting a thousand unikernels holds none of them at once).
 func (p *Pool) ResolveRef(name string) (Ref, *desc.Config, error) {
-	md, _, c, err := p.resolve(name)
+	return p.resolveRef(name, desc.Parse)
+}
+
+// ResolveRefOnce is ResolveRef for a caller that checks the description
+// and lets it go, reading it again by its Ref when it needs it
+// (launch.ResolveLater): the description is for that one use
+// (desc.ParseOnce: not compacted).
+func (p *Pool) ResolveRefOnce(name string) (Ref, *desc.Config, error) {
+	return p.resolveRef(name, desc.ParseOnce)
+}
+
+func (p *Pool) resolveRef(name string, parse func([]byte) (*desc.Config, error)) (Ref, *desc.Config, error) {
+	md, m, c, err := p.resolve(name, parse)
 	if err != nil {
 		return Ref{}, nil, err
 	}
-	return Ref{Manifest: md.Digest, Size: md.Size}, c, nil
+	return Ref{Manifest: md.Digest, Size: md.Size, config: m.Config}, c, nil
 }
 
-// Describe reads the description r names again, with its manifest and
-// config checked against their digests and each other as Resolve checks
-// them: the same bytes Resolve read, or an error.
+// Describe reads the description r names again, checked against its
+// digest as Resolve checks it: the same description, or an error. A Ref
+// from ResolveRef reads the config blob alone (its manifest was read and
+// checked against it then, and the monitor plans from the config only);
+// any other reads the manifest and checks the two as Resolve does. The
+// description is for one use (desc.ParseOnce: not compacted).
 func (p *Pool) Describe(r Ref) (*desc.Config, error) {
-	_, c, err := p.loadDescription(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: r.Manifest, Size: r.Size})
+	if r.config.Digest == "" {
+		_, c, err := p.loadDescriptionWith(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: r.Manifest, Size: r.Size}, desc.ParseOnce)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: manifest %s: %w", p.dir, r.Manifest, err)
+		}
+		return c, nil
+	}
+	data, err := p.readBlob(r.config)
 	if err != nil {
-		return nil, fmt.Errorf("pool %s: manifest %s: %w", p.dir, r.Manifest, err)
+		return nil, fmt.Errorf("pool %s: manifest %s: config: %w", p.dir, r.Manifest, err)
+	}
+	c, err := desc.ParseOnce(data)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: manifest %s: config %s (%s): %w", p.dir, r.Manifest, r.config.Digest, p.BlobPath(string(r.config.Digest)), err)
 	}
 	return c, nil
 }
 
-func (p *Pool) resolve(name string) (*ocispec.Descriptor, *ocispec.Manifest, *desc.Config, error) {
+func (p *Pool) resolve(name string, parse func([]byte) (*desc.Config, error)) (*ocispec.Descriptor, *ocispec.Manifest, *desc.Config, error) {
 	l, err := p.lock(false)
 	if err != nil {
 		return nil, nil, nil, err
@@ -134,7 +166,7 @@ func (p *Pool) resolve(name string) (*ocispec.Descriptor, *ocispec.Manifest, *de
 			continue
 		}
 		md := idx.Manifests[i]
-		m, c, err := p.loadDescription(md)
+		m, c, err := p.loadDescriptionWith(md, parse)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("pool %s: unikernel %q: %w (`unipool pool add` of its image again replaces its description)", p.dir, name, err)
 		}
@@ -231,7 +263,7 @@ type Description struct {
 
 // Inspect returns a unikernel's description and the blobs it references.
 func (p *Pool) Inspect(name string) (*Description, error) {
-	md, m, c, err := p.resolve(name)
+	md, m, c, err := p.resolve(name, desc.Parse)
 	if err != nil {
 		return nil, err
 	}

@@ -179,6 +179,11 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 				// from the file (build), the monitor holds none.
 				prepare = loader.PrepareReads
 			}
+			if l.files != nil {
+				// Checked on the parse that verified its blobs:
+				// Describe returned the same description.
+				prepare = loader.PrepareChecked
+			}
 			p, err := prepare(u, l.naive)
 			ch <- prepared{p, err}
 		}()
