@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/libmap"
 )
 
 // Remove drops a unikernel from the index. Its blobs stay until GC.
@@ -274,6 +275,10 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 		}
 		return false
 	}
+	// Pack blobs against the map's sealed bytes, as add makes them and
+	// pull checks them; the map read once, when a pack entry needs it.
+	var sealed *sealedPages
+	mapBad := false
 	for _, md := range idx.Manifests {
 		u := md.Annotations[ocispec.AnnotationRefName]
 		r.Unikernels++
@@ -315,6 +320,23 @@ func (p *Pool) Verify() (*VerifyReport, error) {
 		if err != nil {
 			add(Problem{Unikernel: u, Blob: string(m.Config.Digest), File: p.BlobPath(string(m.Config.Digest)), What: err.Error()})
 			continue
+		}
+		for _, l := range c.Libraries {
+			if !l.PackPage || mapBad {
+				continue
+			}
+			if sealed == nil {
+				m, err := libmap.Load(p.MapPath())
+				if err != nil {
+					add(Problem{File: p.MapPath(), What: err.Error()})
+					mapBad = true
+					continue
+				}
+				sealed = newSealedPages(m, p.MapPath())
+			}
+			if err := sealed.checkEntry("description", l); err != nil {
+				add(Problem{Unikernel: u, Blob: l.Shared.Digest, File: p.BlobPath(l.Shared.Digest), What: err.Error()})
+			}
 		}
 		// A page in a pack: the pack's digest covers its bytes, the
 		// page's own digest (what later snapshots share it by) is

@@ -152,27 +152,34 @@ func newSealedPages(m *libmap.Map, mapPath string) *sealedPages {
 
 func (s *sealedPages) check(what string, c *desc.Config) error {
 	for _, l := range c.Libraries {
-		if !l.PackPage {
-			continue
+		if l.PackPage {
+			if err := s.checkEntry(what, l); err != nil {
+				return err
+			}
 		}
-		pk, at, size := s.m.PackAt(l.Pack), l.MapRegion().Start, l.Shared.Size
-		if pk == nil || at < pk.Start || size > pk.Size || at-pk.Start > pk.Size-size {
-			return fmt.Errorf("%s: pack page %q at %#x (%#x bytes) lies in no pack at %#x of the library map %s", what, l.Name, l.Region.Start, size, l.Pack, s.mapPath)
-		}
-		key := [3]uint64{pk.Start, at - pk.Start, size}
+	}
+	return nil
+}
+
+// checkEntry is check for one pack page entry l.
+func (s *sealedPages) checkEntry(what string, l desc.Library) error {
+	pk, at, size := s.m.PackAt(l.Pack), l.MapRegion().Start, l.Shared.Size
+	if pk == nil || at < pk.Start || size > pk.Size || at-pk.Start > pk.Size-size {
+		return fmt.Errorf("%s: pack page %q at %#x (%#x bytes) lies in no pack at %#x of the library map %s", what, l.Name, l.Region.Start, size, l.Pack, s.mapPath)
+	}
+	key := [3]uint64{pk.Start, at - pk.Start, size}
+	s.mu.Lock()
+	want, ok := s.digests[key]
+	s.mu.Unlock()
+	if !ok {
+		want = digest.SHA256.FromBytes(sealedBytes(pk, at-pk.Start, size))
 		s.mu.Lock()
-		want, ok := s.digests[key]
+		s.digests[key] = want
 		s.mu.Unlock()
-		if !ok {
-			want = digest.SHA256.FromBytes(sealedBytes(pk, at-pk.Start, size))
-			s.mu.Lock()
-			s.digests[key] = want
-			s.mu.Unlock()
-		}
-		if digest.Digest(l.Shared.Digest) != want {
-			return fmt.Errorf("%s: pack %q at %#x: its blob %s is not the %#x bytes the library map %s sealed for its pack at %#x (those are %s): refused",
-				what, l.Name, l.Region.Start, l.Shared.Digest, size, s.mapPath, pk.Start, want)
-		}
+	}
+	if digest.Digest(l.Shared.Digest) != want {
+		return fmt.Errorf("%s: pack %q at %#x: its blob %s is not the %#x bytes the library map %s sealed for its pack at %#x (those are %s)",
+			what, l.Name, l.Region.Start, l.Shared.Digest, size, s.mapPath, pk.Start, want)
 	}
 	return nil
 }

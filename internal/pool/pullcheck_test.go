@@ -91,12 +91,11 @@ void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm
 	return dir
 }
 
-// A pulled description whose pack blob is not the bytes the map sealed
-// for the pack is refused before any blob is downloaded, naming the
-// unikernel, the pack and the blob; the pool stays as it was.
-func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
-	src := packedHello(t)
-	p := mustOpen(t, src)
+// forgePack stores in p, which holds hello with a pack, "evil": hello
+// with one byte of its pack blob flipped (the first member's first
+// instruction). It returns hello's pack entry and evil's pack blob.
+func forgePack(t *testing.T, p *Pool) (desc.Library, digest.Digest) {
+	t.Helper()
 	var pack desc.Library
 	h, err := p.Resolve("hello")
 	if err != nil {
@@ -116,7 +115,7 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data[0] ^= 0xcc // the first member's first instruction
+		data[0] ^= 0xcc
 		if forged, err = p.storeBlob(data, res); err != nil {
 			t.Fatal(err)
 		}
@@ -131,6 +130,16 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 			}
 		}
 	})
+	return pack, forged
+}
+
+// A pulled description whose pack blob is not the bytes the map sealed
+// for the pack is refused before any blob is downloaded, naming the
+// unikernel, the pack and the blob; the pool stays as it was.
+func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
+	src := packedHello(t)
+	p := mustOpen(t, src)
+	pack, forged := forgePack(t, p)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	repo := reg.Host + "/packs"
@@ -143,7 +152,7 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 	}
 	before := poolState(t, dst)
 	_, off := reg.blobGets(t, 0)
-	_, err = Pull(ctx, dst, repo, []string{"evil"}, reg.opt)
+	_, err := Pull(ctx, dst, repo, []string{"evil"}, reg.opt)
 	if err == nil || !strings.Contains(err.Error(), "unikernel evil") || !strings.Contains(err.Error(), `pack "`+pack.Name+`"`) ||
 		!strings.Contains(err.Error(), string(forged)) || !strings.Contains(err.Error(), "sealed") {
 		t.Fatalf("pull of a unikernel whose pack blob is not the map's sealed bytes: %v; want it refused naming evil, %s and %s", err, pack.Name, forged)
@@ -226,4 +235,22 @@ func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
 	_, err = Pull(ctx, dst, repo, []string{"evil"}, reg.opt)
 	check("pull into a pool that holds the pack", err, dst, before)
 	mustVerify(t, mustOpen(t, dst))
+}
+
+// pool verify reports such a pack blob in a local pool (one written by
+// hand: add and pull refuse it), naming the unikernel, the pack and the
+// blob, and nothing for the unikernel whose pack is the map's.
+func TestVerifyReportsAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
+	p := mustOpen(t, packedHello(t))
+	mustVerify(t, p)
+	pack, forged := forgePack(t, p)
+	r, err := p.Verify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 1 || r.Problems[0].Unikernel != "evil" || r.Problems[0].Blob != string(forged) ||
+		!strings.Contains(r.Problems[0].What, `pack "`+pack.Name+`"`) || !strings.Contains(r.Problems[0].What, "sealed") {
+		t.Fatalf("verify of a pool whose evil has a pack blob that is not the map's: %+v; want one problem naming evil, %s and %s", r.Problems, pack.Name, forged)
+	}
+	t.Logf("reported: %+v", r.Problems[0])
 }

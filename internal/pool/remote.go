@@ -622,7 +622,7 @@ func planPull(ctx context.Context, r *remoteRepo, dir string, names []string, me
 				return err
 			}
 			if err := sealed.check("unikernel "+name, u.config); err != nil {
-				return err
+				return fmt.Errorf("%w: refused", err)
 			}
 			plan[i] = *u
 			return nil
