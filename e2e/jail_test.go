@@ -91,7 +91,19 @@ func TestJailedInstancesSeeOnlyTheirOwnBlobsAndAJailDyingHurtsNoOther(t *testing
 	}
 	// What /proc says of the victim, read at once.
 	nspid := statusField(t, victim.PID, "NSpid")
-	ppid, _ := strconv.Atoi(statusField(t, victim.PID, "PPid")[0])
+	// The jail's process: PID 1 of the instance's namespace, an ancestor
+	// (the instance is a fork of its tracer thread's zygote, itself the
+	// jail process's child).
+	ppid := victim.PID
+	for range 4 {
+		if ns := statusField(t, ppid, "NSpid"); ns[len(ns)-1] == "1" {
+			break
+		}
+		ppid, _ = strconv.Atoi(statusField(t, ppid, "PPid")[0])
+	}
+	if ns := statusField(t, ppid, "NSpid"); ns[len(ns)-1] != "1" {
+		t.Fatalf("no ancestor of instance %d is PID 1 of its namespace (got to %d, NSpid %v)", victim.PID, ppid, ns)
+	}
 	// The first jail holds app0's instances 0 and 1: its root has the
 	// blobs app0 maps, and nothing else at all.
 	root := fmt.Sprintf("/proc/%d/root", victim.PID)

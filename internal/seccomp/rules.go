@@ -21,17 +21,22 @@ func Runtime(pid int) []Rule {
 
 // Tracer is the process monitor's tracer thread: it forks and execs the
 // instance stub (vfork-style clone, and the stub's one fork of itself:
-// no new threads, no namespaces),
-// traces it with a handful of ptrace requests (never ATTACH or SEIZE, nor
-// POKE), reads and writes its memory, reads /proc files (opened read-only,
-// never created), kills with SIGKILL. The stub it builds inherits the
-// filter, so the calls injected into it (mmap of the pool fds, pread64 of
-// a copied plain image's file into the guest's memory, mprotect, madvise,
-// close, close_range, prlimit of itself, prctl name and no_new_privs,
-// seccomp's own filter) are allowed too; then the stub's own filter
+// no new threads, no namespaces), the thread's zygote, which forks the
+// instances (process/zygote.go), and
+// traces them with a handful of ptrace requests (never ATTACH or SEIZE, nor
+// POKE), reads and writes their memory, reads /proc files (opened read-only,
+// never created), kills with SIGKILL, and sends the instances their files
+// over the socket sock (its end of a socketpair whose other end the
+// zygote holds as its fd 0). The zygote and the instances inherit the
+// filter, so the calls injected into them (mmap of the pool fds, pread64
+// of a copied plain image's file into the guest's memory, mprotect,
+// madvise, close, close_range, recvmsg of their files from fd 0, the
+// zygote's fork, prlimit of itself, prctl name and no_new_privs, SIGCHLD
+// ignored, seccomp's own filter) are allowed too; then the guest filter
 // refuses everything. (pread64 reads no more than read and a read-only
-// openat already do.)
-func Tracer(pid int) []Rule {
+// openat already do; recvmsg from fd 0 receives nothing the monitor did
+// not send, and in the monitor fd 0 is stdin.)
+func Tracer(pid, sock int) []Rule {
 	rs := Runtime(pid)
 	rs = append(rs, Allow(unix.SYS_WAIT4, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV, unix.SYS_PREAD64,
 		unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_PIPE2, unix.SYS_DUP3, unix.SYS_DUP2, unix.SYS_CHDIR,
@@ -39,10 +44,15 @@ func Tracer(pid int) []Rule {
 	const vfork = unix.CLONE_VM | unix.CLONE_VFORK | uint32(unix.SIGCHLD)
 	rs = append(rs, Rule{Nr: unix.SYS_CLONE, Args: []Arg{Eq(0, vfork)}})
 	// The exec'd stub forks itself once, a traced sibling that becomes the
-	// instance process, so that it gets a small fd table of its own
+	// zygote, so that it gets a small fd table of its own
 	// (process.refork): a plain fork, no new thread, no namespace.
 	const refork = unix.CLONE_PARENT | unix.CLONE_PTRACE | uint32(unix.SIGCHLD)
 	rs = append(rs, Rule{Nr: unix.SYS_CLONE, Args: []Arg{Eq(0, refork)}})
+	// The zygote forks each instance: its traced child.
+	const instance = unix.CLONE_PTRACE | uint32(unix.SIGCHLD)
+	rs = append(rs, Rule{Nr: unix.SYS_CLONE, Args: []Arg{Eq(0, instance)}})
+	rs = append(rs, Rule{Nr: unix.SYS_SENDMSG, Args: []Arg{Eq(0, uint32(sock))}},
+		Rule{Nr: unix.SYS_RECVMSG, Args: []Arg{Eq(0, 0)}})
 	for _, req := range []uint32{unix.PTRACE_TRACEME, unix.PTRACE_CONT, unix.PTRACE_GETREGS, unix.PTRACE_SETREGS,
 		unix.PTRACE_GETREGSET, unix.PTRACE_SETREGSET, unix.PTRACE_GETSIGINFO, unix.PTRACE_SETOPTIONS, unix.PTRACE_GETEVENTMSG} {
 		rs = append(rs, Rule{Nr: unix.SYS_PTRACE, Args: []Arg{Eq(0, req)}})

@@ -47,7 +47,7 @@ func verdict(t *testing.T, rules []Rule, arch uint32, nr uintptr, args ...uint64
 const allow, eperm = unix.SECCOMP_RET_ALLOW, retErrno
 
 func TestTracerFilterChecksArguments(t *testing.T) {
-	rules := Tracer(1234)
+	rules := Tracer(1234, 99)
 	for _, c := range []struct {
 		what string
 		nr   uintptr
@@ -64,6 +64,13 @@ func TestTracerFilterChecksArguments(t *testing.T) {
 		{"thread clone", unix.SYS_CLONE, []uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}, eperm},
 		{"clone into a new user namespace", unix.SYS_CLONE, []uint64{unix.CLONE_NEWUSER | uint64(unix.SIGCHLD)}, eperm},
 		{"clone3", unix.SYS_CLONE3, nil, eperm},
+		{"the zygote's fork of an instance", unix.SYS_CLONE, []uint64{unix.CLONE_PTRACE | uint64(unix.SIGCHLD)}, allow},
+		{"a fork into a new PID namespace", unix.SYS_CLONE, []uint64{unix.CLONE_PTRACE | unix.CLONE_NEWPID | uint64(unix.SIGCHLD)}, eperm},
+		{"sendmsg on the instances' socket", unix.SYS_SENDMSG, []uint64{99, 0, unix.MSG_DONTWAIT}, allow},
+		{"sendmsg on another fd", unix.SYS_SENDMSG, []uint64{98, 0, 0}, eperm},
+		{"sendto", unix.SYS_SENDTO, []uint64{99, 0, 0}, eperm},
+		{"recvmsg from the zygote's fd 0", unix.SYS_RECVMSG, []uint64{0, 0, unix.MSG_DONTWAIT}, allow},
+		{"recvmsg from another fd", unix.SYS_RECVMSG, []uint64{99, 0, 0}, eperm},
 		{"open read-only", unix.SYS_OPENAT, []uint64{0, 0, unix.O_RDONLY | unix.O_CLOEXEC}, allow},
 		{"open for writing", unix.SYS_OPENAT, []uint64{0, 0, unix.O_WRONLY}, eperm},
 		{"open to create", unix.SYS_OPENAT, []uint64{0, 0, unix.O_RDONLY | unix.O_CREAT}, eperm},
@@ -112,10 +119,10 @@ func TestVCPUFilterAllowsOnlyItsIoctls(t *testing.T) {
 
 func TestOtherArchitecturesAndX32AreKilled(t *testing.T) {
 	const auditArchI386 = 0x40000003
-	if got := verdict(t, Tracer(1), auditArchI386, unix.SYS_GETPID); got != unix.SECCOMP_RET_KILL_PROCESS {
+	if got := verdict(t, Tracer(1, 99), auditArchI386, unix.SYS_GETPID); got != unix.SECCOMP_RET_KILL_PROCESS {
 		t.Errorf("i386: %#x", got)
 	}
-	if got := verdict(t, Tracer(1), auditArchX8664, 0x40000000|unix.SYS_GETPID); got != unix.SECCOMP_RET_KILL_PROCESS {
+	if got := verdict(t, Tracer(1, 99), auditArchX8664, 0x40000000|unix.SYS_GETPID); got != unix.SECCOMP_RET_KILL_PROCESS {
 		t.Errorf("x32: %#x", got)
 	}
 }
@@ -135,7 +142,7 @@ func TestInstalledTracerFilterRefusesOnItsThreadOnly(t *testing.T) {
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		var p probe
-		if err := InstallThread(Tracer(os.Getpid())); err != nil {
+		if err := InstallThread(Tracer(os.Getpid(), 99)); err != nil {
 			p.seccomp = "install: " + err.Error()
 			ch <- p
 			return

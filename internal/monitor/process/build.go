@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -16,48 +15,13 @@ import (
 	"github.com/unipool/unipool/internal/loader"
 )
 
-// Building an instance: fork the stub, strip its address space to the
-// stub page, make the layout's mappings, confine it, enter the guest.
-
-// spawn forks and execs the stub with files as fds 0..n-1 (and the stub
-// itself as fd n) and returns the pid of the instance process: a fork of
-// the exec'd stub (refork), stopped. It must run on the tracer thread.
-func spawn(files []uintptr) (int, error) {
-	stub, err := stubExecutable()
-	if err != nil {
-		return 0, err
-	}
-	// The stub's fd goes last; build closes it with the blob fds.
-	all := append(files[:len(files):len(files)], stub)
-	path := fmt.Sprintf("/proc/self/fd/%d", len(all)-1)
-	pid, err := syscall.ForkExec(path, []string{"unipool-instance"}, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
-		Files: all,
-		Sys:   &syscall.SysProcAttr{Ptrace: true},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("start instance process: %w", err)
-	}
-	_, ws, err := waitPid(pid, false)
-	if err != nil {
-		return pid, err
-	}
-	if !ws.Stopped() || ws.StopSignal() != unix.SIGTRAP {
-		return pid, fmt.Errorf("instance process %d: expected the exec stop, got %s", pid, describeStatus(ws))
-	}
-	// EXITKILL: if the monitor dies, its instances die with it rather than
-	// run on untraced (their traps would then kill them anyway, but a
-	// runaway loop would not). TRACEEXIT: a process killed by seccomp
-	// stops once more, so the report can say which system call it made.
-	if err := unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACEEXIT); err != nil {
-		return pid, fmt.Errorf("ptrace(SETOPTIONS, %d): %w", pid, err)
-	}
-	return refork(pid, len(all))
-}
+// Building an instance: fork the zygote (zygote.go: the stub, stripped to
+// its page and confined), make the layout's mappings, unmap the stub,
+// enter the guest.
 
 // refork replaces the exec'd stub pid by a fork of it, made from the stub,
-// and returns the fork's pid, stopped and traced by this thread.
+// and returns the fork's pid, stopped and traced by this thread: the
+// zygote, whose forks, the instances, copy its fd table.
 //
 // Why: a forked process gets a copy of its parent's fd table sized to the
 // parent's highest open fd, and the table never shrinks: neither exec nor
@@ -137,20 +101,14 @@ type buildOptions struct {
 // stays clear of every guest address.
 const batchAddr = stubAddr + 0x10_0000
 
-// build makes lay's address space in the stopped child pid, whose fds
-// 0..len(fds)-1 are the files named in fds, and leaves it ready to enter
+// build makes lay's address space in the stopped child pid, a fork of the
+// zygote whose fds zygoteFirstFd+i are the files named i in fds (zygote
+// passFiles), and leaves it ready to enter
 // the guest: regs is the register state to resume with. The system calls
 // go in two batches, one round trip each, around the copy of the private
 // bytes; a dozen mappings would otherwise cost a hundred round trips.
 func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*unix.PtraceRegs, error) {
 	r, err := newRemote(pid)
-	if err != nil {
-		return nil, err
-	}
-	// Drop everything exec left besides the stub page: the initial stack,
-	// the vDSO and its data pages. The guest has no use for them and the
-	// measurements should not count them.
-	extra, err := foreignMappings(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -160,15 +118,16 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 		copy(c.args[:], args)
 		*calls = append(*calls, c)
 	}
-	for _, m := range extra {
-		add(&first, fmt.Sprintf("munmap %#x-%#x", m[0], m[1]), 0, unix.SYS_MUNMAP, m[0], m[1]-m[0])
+	fdOf := func(name string) (uint64, bool) {
+		i, ok := fds[name]
+		return uint64(zygoteFirstFd + i), ok
 	}
 	var writes []memWrite
 	for i := 0; i < len(lay.Mappings); i++ {
 		m := lay.Mappings[i]
 		what := "mapping " + what(m)
 		if m.File != "" {
-			fd, ok := fds[m.File]
+			fd, ok := fdOf(m.File)
 			if !ok {
 				return nil, fmt.Errorf("%s: file %s not passed to the instance", what, m.File)
 			}
@@ -179,7 +138,7 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 				// until this instance writes them. Only ASLR patches do
 				// so at load time.
 				add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
-					unix.MAP_PRIVATE|unix.MAP_FIXED_NOREPLACE, uint64(fd), m.Offset)
+					unix.MAP_PRIVATE|unix.MAP_FIXED_NOREPLACE, fd, m.Offset)
 				for _, pt := range m.Patches {
 					writes = append(writes, memWrite{m.Addr + pt.Off, binary.LittleEndian.AppendUint64(nil, pt.Value)})
 				}
@@ -197,7 +156,7 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			// Shared and read-only, straight from the pool file: every
 			// instance maps the same page-cache pages.
 			add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, uint64(m.Prot),
-				unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, uint64(fd), m.Offset)
+				unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, fd, m.Offset)
 			continue
 		}
 		// Private memory is mapped writable, filled, then given its
@@ -230,13 +189,13 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 		// copies them from the page cache; the monitor never holds
 		// them). What an error says: the call, the bytes it read and
 		// the bytes it had to.
-		fd, ok := fds[r.From]
+		fd, ok := fdOf(r.From)
 		if !ok {
 			return nil, fmt.Errorf("image file %s not passed to the instance", r.From)
 		}
 		what := "read of the image file " + r.From
 		for _, rd := range r.Runs {
-			add(&first, what, rd.Len, unix.SYS_PREAD64, uint64(fd), rd.Addr, rd.Len, rd.FileOff)
+			add(&first, what, rd.Len, unix.SYS_PREAD64, fd, rd.Addr, rd.Len, rd.FileOff)
 		}
 	}
 	if page := discardPage(lay); page != 0 {
@@ -244,21 +203,17 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 		// stack: its `syscall` is where the monitor makes the madvise
 		// of the guest's free-page reports (see discard).
 		add(&first, "the discard page", page, unix.SYS_MMAP, page, abi.PageSize, unix.PROT_READ|unix.PROT_EXEC,
-			unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, uint64(len(fds)), 0)
+			unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, zygoteStubFd, 0)
 	}
 	// The blob fds are no longer needed once mapped, and a guest that
-	// could make system calls should find none.
-	for fd := range len(fds) + 1 { // the blobs', then the stub's (see spawn)
-		add(&second, fmt.Sprintf("close fd %d", fd), 0, unix.SYS_CLOSE, uint64(fd))
-	}
-	// The scratch area: a zero rlimit, the name, then the call tables.
-	rlimAddr, nameAddr, tableAddr := uint64(batchAddr), uint64(batchAddr+16), uint64(batchAddr+64)
+	// could make system calls should find none: all go, the zygote's
+	// socket and stub among them.
+	add(&second, "close_range(0, ~0)", 0, unix.SYS_CLOSE_RANGE, 0, uint64(^uint32(0)), 0)
+	// The scratch area: the name, then the call tables. (No core files
+	// and no new privileges: the zygote's, inherited.)
+	nameAddr, tableAddr := uint64(batchAddr), uint64(batchAddr+64)
 	comm := append([]byte(opt.name)[:min(len(opt.name), 15)], 0)
-	// No core files: a guest killed by seccomp would otherwise dump its
-	// whole memory into the monitor's working directory.
-	add(&second, "prlimit(RLIMIT_CORE)", 0, unix.SYS_PRLIMIT64, 0, unix.RLIMIT_CORE, rlimAddr, 0)
 	add(&second, "prctl(PR_SET_NAME)", 0, unix.SYS_PRCTL, unix.PR_SET_NAME, nameAddr)
-	add(&second, "prctl(PR_SET_NO_NEW_PRIVS)", 0, unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1)
 	tableSize := uint64(max(len(first), len(second))) * batchEntrySize
 	size := (tableAddr + tableSize - batchAddr + abi.PageSize - 1) &^ (abi.PageSize - 1)
 
@@ -269,7 +224,7 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	if err := r.batch(tableAddr, first); err != nil {
 		return nil, err
 	}
-	writes = append(writes, memWrite{rlimAddr, make([]byte, 16)}, memWrite{nameAddr, comm})
+	writes = append(writes, memWrite{nameAddr, comm})
 	if err := writeMem(pid, writes); err != nil {
 		return nil, err
 	}
@@ -279,7 +234,9 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	if _, err := r.call(unix.SYS_MUNMAP, batchAddr, size); err != nil {
 		return nil, fmt.Errorf("scratch area: munmap: %w", err)
 	}
-	if err := confine(r, lay); err != nil {
+	// The instance's last system call: under the zygote's filter, which
+	// from now on lets nothing through but a discard page's madvise.
+	if err := r.unmapStub(); err != nil {
 		return nil, err
 	}
 	// Enter the guest as the ABI says: %rip at the entry, %rsp at the top
@@ -340,59 +297,6 @@ func discard(pid int, lay *loader.Layout, page uint64, regs *unix.PtraceRegs, st
 		n += r[1] - r[0]
 	}
 	return n, nil
-}
-
-// confine installs the seccomp filter that kills the child on any further
-// system call but the munmap of the stub, which it then makes, the child's
-// last, and the madvise of free-page reports from the discard page
-// (seccomp.go). The filter's arguments go at the top of the
-// guest's stack, whose bytes are put back before the guest runs (zeros on
-// a cold boot; a snapshot's stack page, which the guest writes anyway).
-func confine(r *remote, lay *loader.Layout) error {
-	scratch, err := scratchArea(lay)
-	if err != nil {
-		return err
-	}
-	saved := make([]byte, scratchSize)
-	if n, err := readMem(r.pid, scratch, saved); err != nil || n != scratchSize {
-		return fmt.Errorf("scratch area: read %d of %d bytes: %v", n, scratchSize, err)
-	}
-	filter := seccompFilter(discardPage(lay))
-	fprogAddr, filterAddr := scratch, scratch+16
-	if err := writeMem(r.pid, []memWrite{
-		{fprogAddr, sockFprog(len(filter)/8, filterAddr)},
-		{filterAddr, filter},
-	}); err != nil {
-		return err
-	}
-	if _, err := r.call(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, fprogAddr); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
-	}
-	if err := writeMem(r.pid, []memWrite{{scratch, saved}}); err != nil {
-		return err
-	}
-	return r.unmapStub()
-}
-
-// scratchSize is the room confine needs: the sock_fprog, then the filter.
-const scratchSize = 512
-
-// scratchArea picks scratchSize bytes of writable guest memory (the top of
-// the stack, anonymous or a snapshot's copy-on-write page: a page the
-// guest writes first thing) to hold the arguments of the confining system
-// calls. Anywhere else it would make a page of its own in every instance.
-func scratchArea(lay *loader.Layout) (uint64, error) {
-	for _, m := range lay.Mappings {
-		if (m.File == "" || m.COW) && m.Prot&unix.PROT_WRITE != 0 && m.Addr < lay.StackTop && lay.StackTop <= m.Addr+m.Size && lay.StackTop-m.Addr >= scratchSize {
-			return lay.StackTop - scratchSize, nil
-		}
-	}
-	for _, m := range lay.Mappings {
-		if m.File == "" && m.Prot&unix.PROT_WRITE != 0 && m.Size >= scratchSize {
-			return m.Addr + m.Size - scratchSize, nil
-		}
-	}
-	return 0, fmt.Errorf("layout has no writable private memory for the stack")
 }
 
 // foreignMappings lists the child's mappings other than the stub page,

@@ -42,9 +42,11 @@ func (r *remote) call(nr uintptr, args ...uint64) (uint64, error) {
 	return ret, nil
 }
 
-// unmapStub makes the child's last system call, under its seccomp filter:
-// munmap of the stub's page, from the stub (the one call the filter lets
-// through). The stub's page tables go with it: three page-table pages per
+// unmapStub makes the child's last system call, under the zygote's seccomp
+// filter: munmap of the stub's page, from the stub. Once it is gone no
+// call can come from the stub's addresses, the only ones the filter lets
+// anything through from but a discard page's madvise. The stub's page
+// tables go with it: three page-table pages per
 // instance, as it lies far from the guest. The call cannot return into the
 // stub: fetching the int3 after it faults, and that SIGSEGV, at the
 // address after the `syscall`, is its end. It stays pending and is dropped

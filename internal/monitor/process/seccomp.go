@@ -12,17 +12,30 @@ import (
 // The guest ABI has no system calls: a guest talks to its monitor only
 // through the port I/O, hlt and wrmsr it traps on. So the filter kills the
 // process on whatever system call it attempts, whatever the architecture
-// or number (int $0x80 included), with two exceptions no guest can turn
-// against anyone but itself:
-//   - the monitor's own last call, munmap of the stub's page made from the
-//     stub itself (stubUnmapIP, the address after its `syscall`). Once that
-//     page is gone nothing can run at that address again (the guest can map
-//     nothing), and the stub's page tables go with it;
-//   - madvise(MADV_DONTNEED) from the discard page (discardIP): the monitor
-//     makes it for the guest's free-page reports (abi.PortDiscard), on the
-//     ranges loader.Layout.Discardable allows. A guest that jumps there
-//     itself can only drop pages of its own process: they read back as
-//     zero or as their file (a pool blob) has them.
+// or number (int $0x80 included), but:
+//   - any x86-64 system call made from the stub's page at stubAddr, from
+//     either of its two `syscall` instructions (stubUnmapIP, stubBatchIP:
+//     the addresses after them). Those are the monitor's: it builds every
+//     instance by injecting calls there, and its last, the munmap of that
+//     page (unmapStub), is made before the guest is entered. From then on
+//     nothing can run at those addresses: the page is gone and the guest
+//     can map nothing (the only call it could make is the madvise below,
+//     which maps nothing), so no guest ever gets past this rule. The
+//     filter is installed once, in the tracer thread's zygote, before any
+//     instance exists, and every instance inherits it through fork: one
+//     filter shared by all instances of a thread (zygote.go), where a
+//     filter of its own cost each instance 6-10 KiB of kernel memory;
+//   - madvise(MADV_DONTNEED) from a `syscall` at offset stubCodeOff of a
+//     page (discardIP): the monitor makes it from an instance's discard
+//     page (the stub's page mapped again beside the stack, its address
+//     per instance, hence not named here) for the guest's free-page
+//     reports (abi.PortDiscard), on the ranges loader.Layout.Discardable
+//     allows. A guest can make that call too: by jumping to its discard
+//     page, as it always could, or from a `syscall` of its own code at
+//     that page offset. Either way it gets one thing only, madvise
+//     (DONTNEED) of its own address space: pages it drops read back as
+//     zero or as their file (a pool blob) has them. No other process's
+//     memory, no mapping, no file changes.
 
 // offsets into struct seccomp_data.
 const (
@@ -34,9 +47,13 @@ const (
 
 const auditArchX8664 = 0xc000003e
 
-// stubUnmapIP is the %rip seccomp sees for the stub's munmap: after the
-// `syscall` at stubSyscall.
-const stubUnmapIP = stubSyscall + 2
+// stubUnmapIP is the %rip seccomp sees for a call made from the stub's
+// first `syscall` (remote.call), the munmap of the stub among them; and
+// stubBatchIP for one of the batch (remote.batch).
+const (
+	stubUnmapIP = stubSyscall + 2
+	stubBatchIP = stubSyscall + stubBatchSyscallOff + 2
+)
 
 // stubSize is the size of the stub's mapping.
 const stubSize = abi.PageSize
@@ -47,10 +64,9 @@ const stubSize = abi.PageSize
 func discardIP(page uint64) uint64 { return page + stubCodeOff + 2 }
 
 // seccompFilter returns the classic-BPF program as the kernel reads it:
-// struct sock_filter { u16 code; u8 jt, jf; u32 k; }. discardPage is the
-// instance's discard page, 0 for none.
-func seccompFilter(discardPage uint64) []byte {
-	raw, err := bpf.Assemble(seccompProgram(discardPage))
+// struct sock_filter { u16 code; u8 jt, jf; u32 k; }.
+func seccompFilter() []byte {
+	raw, err := bpf.Assemble(seccompProgram())
 	if err != nil {
 		panic(err) // a fixed program: a test assembles it
 	}
@@ -63,48 +79,35 @@ func seccompFilter(discardPage uint64) []byte {
 	return out
 }
 
-// seccompProgram allows munmap(stubAddr, stubSize) from stubUnmapIP and,
-// with a discard page, madvise(*, *, MADV_DONTNEED) from its discardIP,
-// and kills on anything else.
-func seccompProgram(discardPage uint64) []bpf.Instruction {
-	type check struct {
-		off uint32
-		val uint32
+// seccompProgram allows any x86-64 call from stubUnmapIP or stubBatchIP,
+// and madvise(*, *, MADV_DONTNEED) from a discardIP, and kills on
+// anything else.
+func seccompProgram() []bpf.Instruction {
+	const allow, kill = unix.SECCOMP_RET_ALLOW, unix.SECCOMP_RET_KILL_PROCESS
+	ld := func(off uint32) bpf.Instruction { return bpf.LoadAbsolute{Off: off, Size: 4} }
+	// Indexes: 16 is allow, 17 kill; a jump skips from the next one.
+	return []bpf.Instruction{
+		/* 0 */ ld(seccompArch),
+		/* 1 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: auditArchX8664, SkipTrue: 15}, // kill
+		/* 2 */ ld(seccompIP + 4),
+		/* 3 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(stubAddr >> 32), SkipTrue: 3}, // 7
+		/* 4 */ ld(seccompIP),
+		/* 5 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(stubUnmapIP & 0xffffffff), SkipTrue: 10}, // allow
+		/* 6 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(stubBatchIP & 0xffffffff), SkipTrue: 9}, // allow
+		// Not the stub: madvise(MADV_DONTNEED) from a discard page, or
+		// nothing. (x32's numbers have bit 30 set: not equal.)
+		/* 7 */ ld(seccompNr),
+		/* 8 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.SYS_MADVISE, SkipTrue: 8}, // kill
+		/* 9 */ ld(seccompArgs + 16),
+		/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.MADV_DONTNEED, SkipTrue: 6}, // kill
+		/* 11 */ ld(seccompArgs + 20),
+		/* 12 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 4}, // kill
+		/* 13 */ ld(seccompIP),
+		/* 14 */ bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: abi.PageSize - 1},
+		/* 15 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: stubCodeOff + 2, SkipTrue: 0, SkipFalse: 1},
+		/* 16 */ bpf.RetConstant{Val: allow},
+		/* 17 */ bpf.RetConstant{Val: kill},
 	}
-	rules := [][]check{{
-		{seccompArch, auditArchX8664},
-		{seccompNr, unix.SYS_MUNMAP}, // x32's numbers have bit 30 set: not equal
-		{seccompIP, uint32(stubUnmapIP & 0xffffffff)},
-		{seccompIP + 4, uint32(stubUnmapIP >> 32)},
-		{seccompArgs, uint32(stubAddr & 0xffffffff)},
-		{seccompArgs + 4, uint32(stubAddr >> 32)},
-		{seccompArgs + 8, stubSize},
-		{seccompArgs + 12, 0},
-	}}
-	if discardPage != 0 {
-		ip := discardIP(discardPage)
-		rules = append(rules, []check{
-			{seccompArch, auditArchX8664},
-			{seccompNr, unix.SYS_MADVISE},
-			{seccompIP, uint32(ip & 0xffffffff)},
-			{seccompIP + 4, uint32(ip >> 32)},
-			{seccompArgs + 16, unix.MADV_DONTNEED},
-			{seccompArgs + 20, 0},
-		})
-	}
-	// Each rule allows when all its tests pass; a failing test jumps to
-	// the next rule, after the last one to the kill at the end.
-	var prog []bpf.Instruction
-	for _, checks := range rules {
-		for i, c := range checks {
-			left := len(checks) - i - 1 // tests after this one, two instructions each
-			prog = append(prog,
-				bpf.LoadAbsolute{Off: c.off, Size: 4},
-				bpf.JumpIf{Cond: bpf.JumpEqual, Val: c.val, SkipFalse: uint8(2*left + 1)})
-		}
-		prog = append(prog, bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW})
-	}
-	return append(prog, bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS})
 }
 
 // sockFprog encodes struct sock_fprog { u16 len; (pad) ; u64 filter } for a

@@ -15,17 +15,12 @@ import (
 	"github.com/unipool/unipool/internal/monitor"
 )
 
-// guestVerdict runs the guest's filter in x/net/bpf's VM on one system
+// verdictOf runs the guest's filter in x/net/bpf's VM on one system
 // call. The VM loads words big-endian, so each 32-bit field of the
 // seccomp_data is written that way (the value the kernel's load sees).
-func guestVerdict(t *testing.T, arch uint32, nr uint32, ip uint64, args ...uint64) uint32 {
+func verdictOf(t *testing.T, arch uint32, nr uint32, ip uint64, args ...uint64) uint32 {
 	t.Helper()
-	return verdictOf(t, seccompProgram(0), arch, nr, ip, args...)
-}
-
-func verdictOf(t *testing.T, prog []bpf.Instruction, arch uint32, nr uint32, ip uint64, args ...uint64) uint32 {
-	t.Helper()
-	vm, err := bpf.NewVM(prog)
+	vm, err := bpf.NewVM(seccompProgram())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +41,19 @@ func verdictOf(t *testing.T, prog []bpf.Instruction, arch uint32, nr uint32, ip 
 	return uint32(v)
 }
 
-func TestGuestFilterKillsEveryCallButTheStubsOwnUnmap(t *testing.T) {
+// The one filter every instance of a thread shares (installed in the
+// zygote) lets through the calls made from the stub's two `syscall`s,
+// whatever they are, and madvise(DONTNEED) from a discard page's
+// `syscall`; it kills everything else, from anywhere else, of any other
+// architecture.
+func TestGuestFilterAllowsTheStubAndDiscardPagesOnly(t *testing.T) {
 	const kill, allow = unix.SECCOMP_RET_KILL_PROCESS, unix.SECCOMP_RET_ALLOW
 	const i386 = 0x40000003
+	const page = 0x2001_0000
+	dontneed := []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}
+	if stubCode[stubBatchSyscallOff] != 0x0f || stubCode[stubBatchSyscallOff+1] != 0x05 || stubCode[0] != 0x0f || stubCode[1] != 0x05 {
+		t.Fatalf("the stub's system calls are not at 0 and %#x: % x", stubBatchSyscallOff, stubCode)
+	}
 	for _, c := range []struct {
 		what string
 		arch uint32
@@ -58,58 +63,36 @@ func TestGuestFilterKillsEveryCallButTheStubsOwnUnmap(t *testing.T) {
 		want uint32
 	}{
 		{"the stub's munmap of itself", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, allow},
+		{"mmap from the stub", auditArchX8664, unix.SYS_MMAP, stubUnmapIP, []uint64{0x2000_0000, 0x1000, 3, 0x22, ^uint64(0), 0}, allow},
+		{"mmap from the stub's batch", auditArchX8664, unix.SYS_MMAP, stubBatchIP, []uint64{0x2000_0000, 0x1000, 3, 0x22, ^uint64(0), 0}, allow},
+		{"the zygote's fork from the stub", auditArchX8664, unix.SYS_CLONE, stubUnmapIP, []uint64{unix.CLONE_PTRACE | uint64(unix.SIGCHLD)}, allow},
 		{"munmap of the stub from guest code", auditArchX8664, unix.SYS_MUNMAP, 0x1000_0010, []uint64{stubAddr, stubSize}, kill},
-		{"munmap from the stub's batch", auditArchX8664, unix.SYS_MUNMAP, stubBatch + 0x23, []uint64{stubAddr, stubSize}, kill},
-		{"munmap of guest memory from the stub", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{0x2000_0000, stubSize}, kill},
-		{"munmap of more than the stub", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, 1 << 40}, kill},
-		{"munmap with the address's high half changed", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr + 1<<32, stubSize}, kill},
-		{"mprotect from the stub", auditArchX8664, unix.SYS_MPROTECT, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
-		{"write", auditArchX8664, unix.SYS_WRITE, 0x1000_0010, []uint64{1, 0x2000_0000, 1}, kill},
-		{"x32 munmap from the stub", auditArchX8664, unix.SYS_MUNMAP | 0x40000000, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+		{"munmap from the stub page's other bytes", auditArchX8664, unix.SYS_MUNMAP, stubUnmapIP + 1, []uint64{stubAddr, stubSize}, kill},
+		{"mmap from the stub's address in guest memory", auditArchX8664, unix.SYS_MMAP, stubUnmapIP & 0xffffffff, []uint64{0x2000_0000, 0x1000}, kill},
+		{"mmap from the stub's address + 4 GiB", auditArchX8664, unix.SYS_MMAP, stubUnmapIP + 1<<32, []uint64{0x2000_0000, 0x1000}, kill},
+		{"write from guest code", auditArchX8664, unix.SYS_WRITE, 0x1000_0010, []uint64{1, 0x2000_0000, 1}, kill},
+		{"write from a discard page", auditArchX8664, unix.SYS_WRITE, discardIP(page), []uint64{1, 0x2000_0000, 1}, kill},
+		{"madvise(DONTNEED) from a discard page", auditArchX8664, unix.SYS_MADVISE, discardIP(page), dontneed, allow},
+		{"madvise(DONTNEED) from another discard page", auditArchX8664, unix.SYS_MADVISE, discardIP(0x7_4020_3000), dontneed, allow},
+		{"madvise(DONTNEED) from a discard page's batch", auditArchX8664, unix.SYS_MADVISE, page + stubCodeOff + stubBatchSyscallOff + 2, dontneed, kill},
+		{"madvise(DONTNEED) from guest code", auditArchX8664, unix.SYS_MADVISE, 0x1000_0010, dontneed, kill},
+		{"madvise(REMOVE) from a discard page", auditArchX8664, unix.SYS_MADVISE, discardIP(page), []uint64{0x2004_0000, 0x1000, unix.MADV_REMOVE}, kill},
+		{"madvise(MERGEABLE) from a discard page", auditArchX8664, unix.SYS_MADVISE, discardIP(page), []uint64{0x2004_0000, 0x1000, unix.MADV_MERGEABLE}, kill},
+		{"madvise with advice's high half set", auditArchX8664, unix.SYS_MADVISE, discardIP(page), []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED | 1<<32}, kill},
+		{"munmap from a discard page", auditArchX8664, unix.SYS_MUNMAP, discardIP(page), dontneed, kill},
+		{"mprotect from a discard page", auditArchX8664, unix.SYS_MPROTECT, discardIP(page), []uint64{0x2004_0000, 0x1000, 7}, kill},
+		{"x32 madvise from a discard page", auditArchX8664, unix.SYS_MADVISE | 0x40000000, discardIP(page), dontneed, kill},
+		{"i386 madvise from a discard page", i386, unix.SYS_MADVISE, discardIP(page), dontneed, kill},
 		{"i386 munmap (91) from the stub", i386, 91, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
-		{"i386 call numbered as x86-64 munmap", i386, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+		{"i386 call numbered as x86-64 munmap from the stub", i386, unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, kill},
+		{"i386 call from the batch", i386, unix.SYS_MMAP, stubBatchIP, nil, kill},
 	} {
-		if got := guestVerdict(t, c.arch, c.nr, c.ip, c.args...); got != c.want {
+		if got := verdictOf(t, c.arch, c.nr, c.ip, c.args...); got != c.want {
 			t.Errorf("%s: verdict %#x, want %#x", c.what, got, c.want)
 		}
 	}
-	if len(seccompFilter(0)) != 8*len(seccompProgram(0)) {
-		t.Errorf("the encoded filter is %d bytes for %d instructions", len(seccompFilter(0)), len(seccompProgram(0)))
-	}
-}
-
-// With a discard page the filter lets one more call through: madvise with
-// MADV_DONTNEED made from that page's `syscall` (free-page reports); the
-// stub's munmap still passes and everything else is still killed.
-func TestGuestFilterAllowsOnlyDontneedFromTheDiscardPage(t *testing.T) {
-	const kill, allow = unix.SECCOMP_RET_KILL_PROCESS, unix.SECCOMP_RET_ALLOW
-	const page = 0x2001_0000
-	prog := seccompProgram(page)
-	ip := discardIP(page)
-	for _, c := range []struct {
-		what string
-		nr   uint32
-		ip   uint64
-		args []uint64
-		want uint32
-	}{
-		{"madvise(DONTNEED) from the discard page", unix.SYS_MADVISE, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, allow},
-		{"the stub's munmap of itself", unix.SYS_MUNMAP, stubUnmapIP, []uint64{stubAddr, stubSize}, allow},
-		{"madvise(DONTNEED) from guest code", unix.SYS_MADVISE, 0x1000_0010, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
-		{"madvise(DONTNEED) from the stub", unix.SYS_MADVISE, stubUnmapIP, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
-		{"madvise(REMOVE) from the discard page", unix.SYS_MADVISE, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_REMOVE}, kill},
-		{"madvise with advice's high half set", unix.SYS_MADVISE, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED | 1<<32}, kill},
-		{"madvise(DONTNEED) from the discard page's IP + 4 GiB", unix.SYS_MADVISE, ip + 1<<32, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
-		{"munmap from the discard page", unix.SYS_MUNMAP, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
-		{"mprotect from the discard page", unix.SYS_MPROTECT, ip, []uint64{0x2004_0000, 0x1000, 7}, kill},
-		{"x32 madvise from the discard page", unix.SYS_MADVISE | 0x40000000, ip, []uint64{0x2004_0000, 0x1000, unix.MADV_DONTNEED}, kill},
-	} {
-		if got := verdictOf(t, prog, auditArchX8664, c.nr, c.ip, c.args...); got != c.want {
-			t.Errorf("%s: verdict %#x, want %#x", c.what, got, c.want)
-		}
-	}
-	if got := verdictOf(t, prog, 0x40000003, unix.SYS_MADVISE, ip, 0x2004_0000, 0x1000, unix.MADV_DONTNEED); got != kill {
-		t.Errorf("i386 call from the discard page: verdict %#x, want kill", got)
+	if len(seccompFilter()) != 8*len(seccompProgram()) {
+		t.Errorf("the encoded filter is %d bytes for %d instructions", len(seccompFilter()), len(seccompProgram()))
 	}
 }
 

@@ -29,8 +29,11 @@ const (
 	stubAfterTrap = stubSyscall + 3 // %rip after its int3 trapped
 	// stubBatch runs %r12 system calls from a table at %rbx (see batchCall)
 	// and traps after the last one or the first that fails.
-	stubBatch     = stubSyscall + 3
-	stubBatchDone = stubSyscall + 0x3b // %rip after its int3 trapped
+	stubBatch = stubSyscall + 3
+	// stubBatchSyscallOff is where the batch's `syscall` lies from
+	// stubSyscall.
+	stubBatchSyscallOff = 0x23
+	stubBatchDone       = stubSyscall + 0x3b // %rip after its int3 trapped
 )
 
 // stubSource is stubCode in assembly (stub_test.go assembles it and

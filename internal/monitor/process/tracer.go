@@ -35,6 +35,7 @@ type tracer struct {
 	release <-chan struct{} // hold: closed when held instances may go
 
 	layouts layoutCache // the shapes of the instances' layouts, shared
+	zyg     zygote      // forks this thread's instances (zygote.go)
 
 	startedAll func() // called once this tracer has started all its instances
 
@@ -66,9 +67,19 @@ func (t *tracer) run() {
 	// Confine the thread before it serves any guest: whatever a guest
 	// makes the tracer do happens under the filter. The stub is made
 	// first (memfd_create is not in it).
+	// The socketpair that passes each instance its files (zygote
+	// passFiles) is made first too: the filter names the monitor's end.
 	_, err := stubExecutable()
 	if err == nil {
-		err = seccomp.ConfineThread(seccomp.Tracer(os.Getpid()))
+		var sp [2]int
+		if sp, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+			t.zyg.sock, t.zyg.peer = sp[0], sp[1]
+			defer unix.Close(sp[0])
+			defer unix.Close(sp[1])
+		}
+	}
+	if err == nil {
+		err = seccomp.ConfineThread(seccomp.Tracer(os.Getpid(), t.zyg.sock))
 	}
 	if err != nil {
 		for _, in := range t.insts {
@@ -123,6 +134,7 @@ func (t *tracer) run() {
 	}
 	for len(t.live) > 0 && t.poll(false) {
 	}
+	t.zyg.stop()
 	for _, in := range t.insts {
 		t.report(in)
 	}
@@ -217,7 +229,7 @@ func (t *tracer) start(in *instance) {
 			return
 		}
 	}
-	pid, err := spawn(fds)
+	pid, err := t.zyg.fork(fds)
 	if pid > 0 {
 		in.mu.Lock()
 		in.pid, in.st = pid, stBuilding
@@ -228,7 +240,7 @@ func (t *tracer) start(in *instance) {
 	}
 	if err != nil {
 		in.fail("load: %v", err)
-		t.end(in)
+		t.end(in, err)
 		return
 	}
 	regs, err := build(pid, lay, fdOf, buildOptions{ksm: t.ksm, name: "uk:" + in.uk})
@@ -269,13 +281,22 @@ func (t *tracer) start(in *instance) {
 		if !in.killed() {
 			in.fail("load: %v", err)
 		}
-		t.end(in)
+		t.end(in, err)
 	}
 }
 
-// end finishes an instance the tracer gave up on.
-func (t *tracer) end(in *instance) {
+// end finishes an instance the tracer gave up on. err is why: if it is
+// the process's end, seen by a wait of the build (a *diedError), that
+// wait reaped it, and no later wait will report it (the zygote, a child
+// of this thread, keeps wait(-1) from ever failing with ECHILD).
+func (t *tracer) end(in *instance, err error) {
 	in.finish()
+	var died *diedError
+	if errors.As(err, &died) {
+		delete(t.live, in.pid)
+		in.reaped(died.ws)
+		t.report(in)
+	}
 	t.settle(in)
 }
 
@@ -319,6 +340,9 @@ func (t *tracer) poll(nohang bool) bool {
 	}
 	in := t.live[pid]
 	if in == nil {
+		if pid == t.zyg.pid && (ws.Exited() || ws.Signaled()) {
+			t.zyg.pid = 0 // killed from outside: the next fork makes another
+		}
 		return true
 	}
 	switch {
