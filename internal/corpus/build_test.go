@@ -3,6 +3,7 @@ package corpus
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,6 +162,10 @@ func TestRebuildTakesEveryObjectFromCache(t *testing.T) {
 	}
 }
 
+// sourceEdits counts TestChangedSourceRebuildsOnlyItsLibrary's runs in this
+// test binary.
+var sourceEdits int
+
 func TestChangedSourceRebuildsOnlyItsLibrary(t *testing.T) {
 	needToolchain(t)
 	needArchive(t, "/usr/lib/x86_64-linux-gnu/libz.a")
@@ -173,7 +178,12 @@ func TestChangedSourceRebuildsOnlyItsLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(rand, append(data, []byte("unsigned long uk_rand_extra;\n")...), 0o644); err != nil {
+	// A symbol no earlier run of this test added: the objects cache is
+	// one per test binary (sharedCache), so under -count=N a repeated
+	// edit would find its object cached and build nothing.
+	sourceEdits++
+	extra := fmt.Sprintf("unsigned long uk_rand_extra_%d;\n", sourceEdits)
+	if err := os.WriteFile(rand, append(data, []byte(extra)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	o.Out = t.TempDir()
