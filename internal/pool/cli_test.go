@@ -197,6 +197,54 @@ func killAtRandom(t *testing.T, limit time.Duration, args ...string) bool {
 	return err == nil
 }
 
+// killWhileRemoving runs `unipool pool gc` on dir and kills it once it has
+// removed a blob and before it has finished: it watches the blob directory
+// shrink, not the clock, so that a fast machine cannot finish every gc
+// before its kill. It reports whether the kill landed (false: the gc
+// finished before it was seen removing anything).
+func killWhileRemoving(t *testing.T, dir string) bool {
+	t.Helper()
+	bd := filepath.Join(dir, "blobs", "sha256")
+	count := func() int {
+		ents, err := os.ReadDir(bd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := count()
+	cmd := exec.Command(cli(t), "pool", "--pool", dir, "gc")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("unipool pool gc: %v", err)
+			}
+			return false
+		default:
+		}
+		if count() < before {
+			cmd.Process.Signal(syscall.SIGKILL)
+			err := <-done
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return true
+				}
+			}
+			if err != nil {
+				t.Fatalf("unipool pool gc: %v", err)
+			}
+			return false
+		}
+	}
+}
+
 func timed(t *testing.T, args ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -280,7 +328,7 @@ func TestKillDuringGCLeavesConsistentPool(t *testing.T) {
 	unipool(t, dir, "add", f.big)
 	garbage(t, dir, 250)
 	d := timed(t, "pool", "--pool", dir, "gc")
-	killed := 0
+	killed, midRemoval := 0, 0
 	for i := range 20 {
 		// Real unreferenced blobs too: a replaced and a removed unikernel
 		// (made in-process: what is under test is the killed gc).
@@ -292,17 +340,24 @@ func TestKillDuringGCLeavesConsistentPool(t *testing.T) {
 		}
 		garbage(t, dir, 250)
 		want["tmp"] = 3
-		if !killAtRandom(t, d*2, "pool", "--pool", dir, "gc") {
+		if i%2 == 0 {
+			// Anywhere in its run, start and scan included.
+			if !killAtRandom(t, d*2, "pool", "--pool", dir, "gc") {
+				killed++
+			}
+		} else if killWhileRemoving(t, dir) {
+			// Between two removals, however fast this machine runs it.
 			killed++
+			midRemoval++
 		}
 		checkPool(t, dir, want)
 		if t.Failed() {
 			t.Fatalf("after iteration %d", i)
 		}
 	}
-	t.Logf("gc took %v; %d of 20 were killed before they finished", d, killed)
-	if killed == 0 {
-		t.Error("no gc was killed: the test exercised nothing")
+	t.Logf("gc took %v; %d of 20 were killed before they finished, %d of them between removals", d, killed, midRemoval)
+	if midRemoval == 0 {
+		t.Error("no gc was killed while it removed blobs: the test exercised nothing")
 	}
 	unipool(t, dir, "gc")
 	s, err := mustOpen(t, dir).Stats()
