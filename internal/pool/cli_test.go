@@ -186,15 +186,23 @@ func killAtRandom(t *testing.T, limit time.Duration, args ...string) bool {
 	}
 	time.Sleep(time.Duration(mrand.Int64N(int64(limit))))
 	cmd.Process.Signal(syscall.SIGKILL)
-	err := cmd.Wait()
+	return !killed(t, cmd.Wait(), args...)
+}
+
+// killed reports whether a command that was sent SIGKILL died of a signal
+// (false: it had finished, successfully); any other failure fails t.
+func killed(t *testing.T, err error, args ...string) bool {
+	t.Helper()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return false
+			return true
 		}
+	}
+	if err != nil {
 		t.Fatalf("unipool %s: %v", strings.Join(args, " "), err)
 	}
-	return err == nil
+	return false
 }
 
 // killWhileRemoving runs `unipool pool gc` on dir and kills it once it has
@@ -213,7 +221,8 @@ func killWhileRemoving(t *testing.T, dir string) bool {
 		return len(ents)
 	}
 	before := count()
-	cmd := exec.Command(cli(t), "pool", "--pool", dir, "gc")
+	args := []string{"pool", "--pool", dir, "gc"}
+	cmd := exec.Command(cli(t), args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -223,24 +232,14 @@ func killWhileRemoving(t *testing.T, dir string) bool {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("unipool pool gc: %v", err)
+				t.Fatalf("unipool %s: %v", strings.Join(args, " "), err)
 			}
-			return false
+			return false // finished before it was seen removing
 		default:
 		}
 		if count() < before {
 			cmd.Process.Signal(syscall.SIGKILL)
-			err := <-done
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return true
-				}
-			}
-			if err != nil {
-				t.Fatalf("unipool pool gc: %v", err)
-			}
-			return false
+			return killed(t, <-done, args...)
 		}
 	}
 }

@@ -15,27 +15,15 @@ func TestLinkedImagesShareLibraryBlobsInThePool(t *testing.T) {
 	bin := cli(t)
 	work := t.TempDir()
 	srcs := map[string]string{
-		"libuka.o": `static const char greeting[] = "hello from uka";
-int a_counter = 42;
-int a_len(void) { int n = 0; while (greeting[n]) n++; return n + a_counter; }`,
-		"libukb.o": `static const unsigned int table[64] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
-int a_len(void);
-unsigned int b_sum(int n) { unsigned s = a_len(); for (int i = 0; i < n && i < 64; i++) s += table[i]; return s; }`,
+		"libuka.o":   helloLibA,
+		"libukb.o":   helloLibB,
+		"apphello.o": helloApp,
 		"libukc.o": `long c_state = 7;
 long c_next(void) { c_state = c_state * 6364136223846793005L + 1; return c_state; }`,
-		"apphello.o": `int a_len(void); unsigned int b_sum(int);
-void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm__ volatile("hlt"); }`,
 		"appworld.o": `int a_len(void); unsigned int b_sum(int); long c_next(void);
 void _start(void) { volatile long x = a_len() + b_sum(4) + c_next(); (void)x; for (;;) __asm__ volatile("hlt"); }`,
 	}
-	for obj, src := range srcs {
-		c := filepath.Join(work, obj+".c")
-		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		run(t, "gcc", "-c", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
-			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-o", filepath.Join(work, obj), c)
-	}
+	compileObjects(t, work, srcs)
 	dir := filepath.Join(work, "pool")
 	o := func(n string) string { return filepath.Join(work, n) }
 	// --no-packs: each library a blob of its own (packs: internal/link's
@@ -73,5 +61,32 @@ void _start(void) { volatile long x = a_len() + b_sum(4) + c_next(); (void)x; fo
 	}
 	if s.LibraryUses != 5 || s.LibraryBlobs != 3 || s.AppBlobs != 2 {
 		t.Errorf("stats %+v: want 5 library uses in 3 blobs, and 2 app blobs", s)
+	}
+}
+
+// The sources of hello's two libraries and its app, linked by the pool
+// tests that need the real toolchain's output.
+const (
+	helloLibA = `static const char greeting[] = "hello from uka";
+int a_counter = 42;
+int a_len(void) { int n = 0; while (greeting[n]) n++; return n + a_counter; }`
+	helloLibB = `static const unsigned int table[64] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
+int a_len(void);
+unsigned int b_sum(int n) { unsigned s = a_len(); for (int i = 0; i < n && i < 64; i++) s += table[i]; return s; }`
+	helloApp = `int a_len(void); unsigned int b_sum(int);
+void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm__ volatile("hlt"); }`
+)
+
+// compileObjects compiles each source of srcs (object name to C) into
+// work/NAME as a library of the map is built.
+func compileObjects(t *testing.T, work string, srcs map[string]string) {
+	t.Helper()
+	for obj, src := range srcs {
+		c := filepath.Join(work, obj+".c")
+		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "gcc", "-c", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
+			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-o", filepath.Join(work, obj), c)
 	}
 }

@@ -66,24 +66,7 @@ func packedHello(t *testing.T) string {
 	images(t) // skips without gcc/binutils
 	bin := cli(t)
 	work := t.TempDir()
-	srcs := map[string]string{
-		"libuka.o": `static const char greeting[] = "hello from uka";
-int a_counter = 42;
-int a_len(void) { int n = 0; while (greeting[n]) n++; return n + a_counter; }`,
-		"libukb.o": `static const unsigned int table[64] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
-int a_len(void);
-unsigned int b_sum(int n) { unsigned s = a_len(); for (int i = 0; i < n && i < 64; i++) s += table[i]; return s; }`,
-		"apphello.o": `int a_len(void); unsigned int b_sum(int);
-void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm__ volatile("hlt"); }`,
-	}
-	for obj, src := range srcs {
-		c := filepath.Join(work, obj+".c")
-		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		run(t, "gcc", "-c", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
-			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-o", filepath.Join(work, obj), c)
-	}
+	compileObjects(t, work, map[string]string{"libuka.o": helloLibA, "libukb.o": helloLibB, "apphello.o": helloApp})
 	dir := filepath.Join(work, "pool")
 	o := func(n string) string { return filepath.Join(work, n) }
 	run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
