@@ -42,10 +42,7 @@ func (p *Pool) checkPackPages(im *image) error {
 		want := make([]byte, pageMask+1)
 		at := l.MapRegion().Start
 		if pk != nil && at >= pk.Start && at < pk.Start+pk.Size {
-			off := at - pk.Start
-			if off < uint64(len(pk.Content)) {
-				copy(want, pk.Content[off:])
-			}
+			want = sealedBytes(pk, at-pk.Start, pageMask+1)
 		}
 		got, err := im.read(l.Region.Start, pageMask+1, false)
 		if err != nil {
