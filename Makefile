@@ -6,7 +6,7 @@ GO ?= go
 all: build
 
 build:
-	$(GO) build -o bin/unipool ./cmd/unipool
+	$(GO) build -o bin/ ./cmd/unipool ./cmd/unipool-vmm
 
 deps:
 	./scripts/deps.sh

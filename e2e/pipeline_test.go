@@ -36,12 +36,7 @@ func build(t *testing.T) string {
 			t.Skipf("%s not installed (scripts/deps.sh installs it)", tool)
 		}
 	}
-	bin := filepath.Join(t.TempDir(), "unipool")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/unipool").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testcli.Build(t)
 }
 
 func cli(t *testing.T, bin string, env []string, args ...string) string {

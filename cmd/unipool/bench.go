@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unipool/unipool/internal/bench"
+	"github.com/unipool/unipool/internal/vmmproc"
 )
 
 func init() {
@@ -85,7 +86,8 @@ shared,shared-no-packs gives both side by side in one run.`,
 }
 
 // benchMonitorProcessCommand is `bench monitor-process`: one mode's
-// monitor, a process of its own that `bench memory` starts and measures.
+// monitor, as the lean binary unipool-vmm (which `bench memory` starts
+// and measures) runs it, here in the whole CLI (for comparison).
 func benchMonitorProcessCommand() *cobra.Command {
 	var spec string
 	var hold time.Duration
@@ -95,17 +97,13 @@ func benchMonitorProcessCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var s bench.MonitorSpec
-			data, err := os.ReadFile(spec)
-			if err == nil {
-				err = json.Unmarshal(data, &s)
-			}
+			s, err := vmmproc.ReadSpec(spec)
 			if err != nil {
-				return fmt.Errorf("bench monitor-process: %s: %w", spec, err)
+				return fmt.Errorf("bench monitor-process: %w", err)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return bench.RunMonitorProcess(ctx, s, hold, cmd.InOrStdin(), cmd.OutOrStdout())
+			return vmmproc.Run(ctx, s, hold, cmd.InOrStdin(), cmd.OutOrStdout())
 		},
 	}
 	c.Flags().StringVar(&spec, "spec", "", "the mode and its fleet (JSON, written by bench memory)")

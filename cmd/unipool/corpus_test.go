@@ -10,6 +10,7 @@ import (
 
 	"github.com/unipool/unipool/internal/corpus"
 	"github.com/unipool/unipool/internal/progress"
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // TestCorpusBuildCLIMakesLinkableUnikernelsFromTheEmbeddedTree drives the
@@ -22,10 +23,7 @@ func TestCorpusBuildCLIMakesLinkableUnikernelsFromTheEmbeddedTree(t *testing.T) 
 		}
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "unipool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testcli.Build(t)
 	out, cache := filepath.Join(tmp, "corpus"), filepath.Join(tmp, "cache")
 	run := func(args ...string) (string, string) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/corpus"
+	"github.com/unipool/unipool/internal/testcli"
 	"github.com/unipool/unipool/internal/unikraft"
 )
 
@@ -26,10 +27,7 @@ func TestCorpusBuildFlavorUnikraftMakesAFleetThatLinkBenchSharesAligned(t *testi
 		t.Skipf("needs Unikraft: %v", err)
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "unipool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testcli.Build(t)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(bin, args...).CombinedOutput()

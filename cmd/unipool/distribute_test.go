@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/unipool/unipool/internal/bench"
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // TestBenchDistributeShipsAFleetBothWaysThroughARealRegistry drives the
@@ -22,10 +23,7 @@ func TestBenchDistributeShipsAFleetBothWaysThroughARealRegistry(t *testing.T) {
 		}
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "unipool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testcli.Build(t)
 	out := filepath.Join(tmp, "out")
 	cmd := exec.Command(bin, "bench", "distribute", "--count", "3", "--add", "1", "--kills", "2", "--out", out)
 	var stdout, stderr strings.Builder

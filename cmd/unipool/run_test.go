@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,14 +15,11 @@ import (
 // End-to-end tests of `unipool run`: the real CLI, images and objects
 // built with the system's gcc and ld, the pool on disk.
 
-// runTestBinary compiles unipool into the test's temporary folder.
+// runTestBinary compiles unipool (and unipool-vmm beside it) into the
+// test's temporary folder.
 func runTestBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "unipool")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testcli.Build(t)
 }
 
 // runCLI runs the unipool binary and returns stdout, stderr and its exit

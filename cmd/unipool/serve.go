@@ -65,7 +65,7 @@ that dies fails its own instances only.`,
 	f.StringVar(&cfg.JailDir, "jail-dir", "", "where the jails' root directories are made (default POOL/.jail; must be on the pool's file system)")
 	f.IntVar(&cfg.JailUID, "jail-uid", 900000, "first host uid (and gid) given to jails; each jail gets its own")
 	f.StringVar(&fl.jailMem, "jail-memory", "", "each jail's cgroup memory limit (e.g. 512M; default none)")
-	commands = append(commands, cmd, jailWorkerCmd())
+	commands = append(commands, cmd)
 }
 
 // runServe runs the daemon until SIGTERM or SIGINT.
@@ -106,18 +106,4 @@ func runServe(cmd *cobra.Command, cfg serve.Config, fl serveFlags) error {
 	err = d.Serve(ctx, l, fl.grace)
 	fmt.Fprintf(cmd.ErrOrStderr(), "unipool: daemon on %s stopped\n", fl.socket)
 	return err
-}
-
-// jailWorkerCmd is a jail's process (serve --vms-per-process starts it in
-// its namespaces): not for users.
-func jailWorkerCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    serve.WorkerCommand + " ROOT",
-		Short:  "A jail's process (started by serve --vms-per-process)",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return serve.RunJailWorker(args[0], os.Stdin, os.Stdout)
-		},
-	}
 }

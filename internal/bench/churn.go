@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
@@ -12,18 +11,8 @@ import (
 
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
+	"github.com/unipool/unipool/internal/vmmproc"
 )
-
-// Churn says how instances came and went in `bench memory --arrivals`:
-// arrivals at Rate per second (a Poisson process) for Duration seconds,
-// each instance running its request, then staying resident (warm) for
-// Lifetime seconds before it ends, as a FaaS host keeps a finished
-// function instance around for the next request.
-type Churn struct {
-	Rate     float64 `json:"arrivals_per_s"`
-	Lifetime float64 `json:"lifetime_s"`
-	Duration float64 `json:"duration_s"`
-}
 
 // runChurn runs one mode under churn inside the bench process (the
 // monitor too: its growth is the monitor column; --monitor-in-process):
@@ -55,16 +44,16 @@ func runChurn(ctx context.Context, mon monitor.Monitor, resolve func() ([]monito
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		churnArrivals(ctx, mon, uks, m, c, time.Minute, false, churnEvents{
-			resident: func(id int, pids []int, g monitor.HeldGuests) {
+		vmmproc.ChurnArrivals(ctx, mon, uks, m.run(), c, time.Minute, false, vmmproc.ChurnEvents{
+			Resident: func(id int, pids []int, g monitor.HeldGuests) {
 				var ranges []measure.GuestRange
 				if g != nil {
 					ranges = measure.GuestRanges(g)
 				}
 				st.arrived(id, pids, ranges)
 			},
-			ended: st.ended,
-			finished: func(_ int, rs []monitor.Result, err error) {
+			Ended: st.ended,
+			Finished: func(_ int, rs []monitor.Result, err error) {
 				mu.Lock()
 				defer mu.Unlock()
 				mr.Instances++
@@ -93,65 +82,6 @@ func ksmdPID() int {
 		return pid
 	}
 	return -1
-}
-
-// churnEvents are what churnArrivals tells of each arrival (id: its
-// place in the arrivals): resident once its instance runs and is held
-// (the processes that hold it; for a monitor that holds its guests in its
-// own memory, that process and the guests), ended when its hold ends
-// (before its memory goes; possibly twice), finished with its results.
-// They may run concurrently.
-type churnEvents struct {
-	resident func(id int, pids []int, guests monitor.HeldGuests)
-	ended    func(id int)
-	finished func(id int, rs []monitor.Result, err error)
-}
-
-// churnArrivals runs the arrivals of c on mon until the last instance has
-// ended: unikernel i%len(uks) arrives i-th, at Poisson times, and stays
-// resident for the lifetime after its request.
-func churnArrivals(ctx context.Context, mon monitor.Monitor, uks []monitor.Unikernel, m Mode, c Churn, timeout time.Duration, ignoreReports bool, ev churnEvents) {
-	var wg sync.WaitGroup
-	arrive := func(id int, u monitor.Unikernel) {
-		defer wg.Done()
-		var guests monitor.HeldGuests
-		opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot, Timeout: timeout,
-			IgnoreFreePageReports: ignoreReports,
-			// The callback ends the hold after the lifetime; Hold is only
-			// an upper bound. Were it the lifetime too, the monitor's
-			// timer could end the hold (and Run return) before the
-			// callback ran, and the callback would then mark an ended
-			// instance live for good.
-			Hold:   time.Duration(c.Lifetime*float64(time.Second)) + time.Minute,
-			Guests: func(g monitor.HeldGuests) { guests = g },
-			Resident: func(p []int) {
-				ev.resident(id, p, guests)
-				select { // warm for the lifetime, then the hold ends
-				case <-time.After(time.Duration(c.Lifetime * float64(time.Second))):
-				case <-ctx.Done():
-				}
-				// Ended before the monitor unmaps it: a measurer must
-				// not read its guest's ranges once their addresses may
-				// hold something else.
-				ev.ended(id)
-			}}
-		rs, err := mon.Run(ctx, []monitor.Unikernel{u}, opt)
-		ev.ended(id) // (again, if it was never resident)
-		ev.finished(id, rs, err)
-	}
-	start := time.Now()
-	rng := rand.New(rand.NewPCG(1, uint64(len(uks))))
-	next := time.Duration(0)
-	for i := 0; ; i++ {
-		next += time.Duration(rng.ExpFloat64() / c.Rate * float64(time.Second))
-		if next.Seconds() > c.Duration || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Until(start.Add(next)))
-		wg.Add(1)
-		go arrive(i, uks[i%len(uks)])
-	}
-	wg.Wait()
 }
 
 // churnState is which arrivals are resident, seen by the sampler.

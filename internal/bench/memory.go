@@ -19,6 +19,7 @@ import (
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/tlbtrace"
+	"github.com/unipool/unipool/internal/vmmproc"
 )
 
 // Mode is one way of running the fleet.
@@ -864,7 +865,7 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 	t0 := time.Now()
 	st := newChurnState(p.Pid())
 	finished := make(chan struct{})
-	var outcomes []Outcome
+	var outcomes []vmmproc.Outcome
 	var readErr error
 	go func() {
 		defer close(finished)

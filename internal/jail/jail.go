@@ -70,12 +70,22 @@ func Prepare(root string, blobs map[string]string) error {
 // lived in its own mount namespace and went with it).
 func Cleanup(root string) error { return os.RemoveAll(root) }
 
-// Command is the jail's process: the running executable again (through
-// /proc/self/exe, so no path outside the jail is needed) with args, in new
-// namespaces, its root user mapped to host uid and gid id, killed when its
-// parent dies. The caller adds Stdin/Stdout/ExtraFiles and starts it.
-func Command(id int, args ...string) *exec.Cmd {
-	cmd := exec.Command("/proc/self/exe", args...)
+// ExeFD is the descriptor a jail's process is started from (Command) and
+// that Enter closes.
+const ExeFD = 3
+
+// Command is the jail's process: the executable open as exe (the lean
+// monitor binary) with args, in new namespaces, its root user mapped to
+// host uid and gid id, killed when its parent dies. It runs exe through
+// its descriptor (/proc/self/fd/ExeFD in the new process), so no path
+// outside the jail need be searchable by the jail's uid (exe need only be
+// executable by others); Enter closes that descriptor. The caller adds
+// Stdin/Stdout, appends to ExtraFiles (descriptors ExeFD+1, ...) and
+// starts it.
+func Command(exe *os.File, id int, args ...string) *exec.Cmd {
+	cmd := exec.Command(fmt.Sprintf("/proc/self/fd/%d", ExeFD), args...)
+	cmd.Args[0] = filepath.Base(exe.Name())
+	cmd.ExtraFiles = []*os.File{exe}
 	cmd.Env = []string{}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -133,7 +143,8 @@ func Unexpose(view string) error {
 	return os.Remove(view)
 }
 
-// Enter, called by the jail's process first thing, makes root (a path
+// Enter, called by the jail's process first thing, closes the
+// descriptor it was started from (ExeFD) and makes root (a path
 // under Expose's view) its root directory: its mounts become private to
 // its namespace, root is bind-mounted onto itself with a fresh /proc (of
 // its own PID namespace) and pivoted to, the old root detached, and the
@@ -145,6 +156,10 @@ func Enter(root string) error {
 			return fmt.Errorf("jail %s: %s: %w", root, what, err)
 		}
 		return nil
+	}
+	// The executable's descriptor (Command): a file outside the root.
+	if err := step("close the executable's descriptor", unix.Close(ExeFD)); err != nil {
+		return err
 	}
 	if err := step("make mounts private", unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
 		return err

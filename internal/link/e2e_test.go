@@ -19,12 +19,7 @@ func buildCLI(t *testing.T) string {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go toolchain to build the CLI")
 	}
-	bin := filepath.Join(t.TempDir(), "unipool")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/unipool/unipool/cmd/unipool")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testcli.Build(t)
 }
 
 type runResult struct {

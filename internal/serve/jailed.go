@@ -2,78 +2,31 @@ package serve
 
 // The jailer mode (serve --vms-per-process N): a start request's instances
 // run in jails of at most N instances each (internal/jail): one process
-// per jail, in its own namespaces and cgroup, whose root holds only the
-// blobs its instances map. The daemon talks to each jail over its stdin
-// (the job, then stop requests) and stdout (an event per instance start
-// and end), one JSON object per line. A jail that dies fails its own
-// instances and no other.
+// per jail, the lean monitor binary unipool-vmm (vmmproc.RunJailWorker),
+// in its own namespaces and cgroup, whose root holds only the blobs its
+// instances map. The daemon talks to each jail over its stdin (the job,
+// then stop requests) and stdout (an event per instance start and end),
+// one JSON object per line (vmmproc.JailJob, JailStop, JailEvent). A jail
+// that dies fails its own instances and no other.
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/jail"
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/monitor"
-	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/vmmproc"
 )
-
-// WorkerCommand is the hidden subcommand a jail's process runs.
-const WorkerCommand = "jail-worker"
-
-// jailJob is what the daemon hands a jail: its unikernels, N instances of
-// each (instance i is unikernel i/N's), and the run's options.
-type jailJob struct {
-	Monitor        string          `json:"monitor"`
-	KVMFD          int             `json:"kvm_fd,omitempty"` // an open /dev/kvm, for the kvm monitor
-	Unikernels     []jailUnikernel `json:"unikernels"`
-	N              int             `json:"n"`
-	MemSize        uint64          `json:"mem_size,omitempty"`
-	Load           string          `json:"load,omitempty"`
-	ASLR           bool            `json:"aslr,omitempty"`
-	ASLRPerLibrary bool            `json:"aslr_per_library,omitempty"`
-	KSM            bool            `json:"ksm,omitempty"`
-	Seed           uint64          `json:"seed,omitempty"`
-	Snapshot       bool            `json:"snapshot,omitempty"` // from each unikernel's snapshot
-	TimeoutNS      int64           `json:"timeout_ns,omitempty"`
-	HoldNS         int64           `json:"hold_ns,omitempty"` // keep the ended instances resident
-	MaxOutput      int             `json:"max_output,omitempty"`
-}
-
-type jailUnikernel struct {
-	Name    string       `json:"name"`
-	Config  *desc.Config `json:"config"`
-	Cmdline string       `json:"cmdline,omitempty"`
-}
-
-// jailEvent is one line a jail writes: an instance started (with the pid
-// that holds it, in the jail's PID namespace) or finished.
-type jailEvent struct {
-	Event  string          `json:"event"` // "started", "finished", "resident" (all ended, held)
-	I      int             `json:"i"`
-	PID    int             `json:"pid,omitempty"`
-	Result *monitor.Result `json:"result,omitempty"`
-}
-
-// jailStop is what the daemon writes to stop instance I of a jail, or,
-// with Release, to end the jail's hold.
-type jailStop struct {
-	Stop    int  `json:"stop"`
-	Release bool `json:"release,omitempty"`
-}
 
 var jailSeq atomic.Uint64
 
@@ -154,11 +107,11 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 	name := fmt.Sprintf("%d-%d", os.Getpid(), seq)
 	root := filepath.Join(d.cfg.JailDir, name)
 
-	job := jailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM,
+	job := vmmproc.JailJob{Monitor: d.cfg.Monitor, MemSize: opt.MemSize, Load: opt.Load, ASLR: opt.ASLR, ASLRPerLibrary: opt.ASLRPerLibrary, KSM: opt.KSM,
 		Seed: opt.Seed, Snapshot: opt.Snapshot, TimeoutNS: int64(opt.Timeout), HoldNS: int64(opt.Hold), MaxOutput: opt.MaxOutput, N: n}
 	blobs := map[string]string{}
 	for _, u := range members {
-		job.Unikernels = append(job.Unikernels, jailUnikernel{Name: u.Name, Config: u.Config, Cmdline: u.Cmdline})
+		job.Unikernels = append(job.Unikernels, vmmproc.JailUnikernel{Name: u.Name, Config: u.Config, Cmdline: u.Cmdline})
 		for dgst := range launch.Blobs(u.Config) {
 			blobs[dgst] = u.BlobPath(dgst)
 		}
@@ -178,7 +131,7 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 	}
 	defer cg.Remove()
 
-	cmd := jail.Command(id, WorkerCommand, filepath.Join(d.jailView, name))
+	cmd := jail.Command(d.jailExe, id, vmmproc.JailWorkerCommand, filepath.Join(d.jailView, name))
 	cmd.Stderr = os.Stderr
 	if d.cfg.Monitor == "kvm" {
 		dev, err := os.OpenFile(kvm.DevicePath, os.O_RDWR, 0)
@@ -186,8 +139,8 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 			return fmt.Errorf("jail %s: %w", root, err)
 		}
 		defer dev.Close()
-		cmd.ExtraFiles = []*os.File{dev}
-		job.KVMFD = 3
+		cmd.ExtraFiles = append(cmd.ExtraFiles, dev)
+		job.KVMFD = 2 + len(cmd.ExtraFiles)
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -229,16 +182,16 @@ func (d *Daemon) runJail(ids []uint64, members []monitor.Unikernel, n int, opt m
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	for sc.Scan() {
-		var ev jailEvent
+		var ev vmmproc.JailEvent
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.I < 0 || ev.I >= len(ids) {
 			continue
 		}
 		switch ev.Event {
 		case "started":
 			i := ev.I
-			d.onStarted(ids[i], pids.host(ev.PID), func() { send(jailStop{Stop: i}) })
+			d.onStarted(ids[i], pids.host(ev.PID), func() { send(vmmproc.JailStop{Stop: i}) })
 		case "resident":
-			d.setResident(ids, &holdGroup{release: func() { send(jailStop{Release: true}) }})
+			d.setResident(ids, &holdGroup{release: func() { send(vmmproc.JailStop{Release: true}) }})
 		case "finished":
 			if ev.Result != nil && !done[ev.I] {
 				done[ev.I] = true
@@ -324,146 +277,4 @@ func (d *Daemon) dropJail(cg *jail.Cgroup) {
 			return
 		}
 	}
-}
-
-// maxJailInstances bounds the instances a jail's job may ask for.
-const maxJailInstances = 1 << 20
-
-// RunJailWorker is a jail's process (`unipool jail-worker ROOT`): it
-// enters the jail at root, reads its job from in, runs the instances with
-// the job's monitor and reports each on out. Stop requests arrive on in;
-// in closing (the daemon gone) stops everything.
-func RunJailWorker(root string, in io.Reader, out io.Writer) error {
-	if err := jail.Enter(root); err != nil {
-		return err
-	}
-	r := bufio.NewReaderSize(in, 1<<20)
-	line, err := r.ReadBytes('\n')
-	if err != nil {
-		return fmt.Errorf("jail %s: reading the job: %w", root, err)
-	}
-	var job jailJob
-	if err := json.Unmarshal(line, &job); err != nil {
-		return fmt.Errorf("jail %s: the job: %w", root, err)
-	}
-	if job.KVMFD > 0 {
-		kvm.UseDevice(job.KVMFD)
-	}
-	// Every blob is checked again here, on the descriptor the monitor
-	// maps: the jail trusts no check made outside it.
-	verified := map[string]*os.File{}
-	open := func(dgst string) (*os.File, error) {
-		return pool.OpenBlobFile("jail "+root, jail.BlobPath(dgst), dgst)
-	}
-	verify := func(dgst string) error {
-		f, err := open(dgst)
-		if err != nil {
-			return err
-		}
-		return f.Close()
-	}
-	snapOK := map[string]bool{}
-	uks := make([]monitor.Unikernel, 0, len(job.Unikernels))
-	for _, u := range job.Unikernels {
-		if u.Config == nil {
-			return fmt.Errorf("jail %s: unikernel %q without a description", root, u.Name)
-		}
-		if err := launch.OpenBlobs(u.Name, u.Config, open, verified); err != nil {
-			return err
-		}
-		if job.Snapshot {
-			if u.Config.Snapshot == nil {
-				return fmt.Errorf("jail %s: unikernel %q has no snapshot", root, u.Name)
-			}
-			if err := launch.VerifySnapshot(u.Name, u.Config, verify, snapOK); err != nil {
-				return err
-			}
-		}
-		uks = append(uks, monitor.Unikernel{Name: u.Name, Config: u.Config, BlobPath: jail.BlobPath, Blobs: verified, Cmdline: u.Cmdline})
-	}
-	defer launch.Close(uks)
-	if job.N < 1 || len(uks)*job.N > maxJailInstances {
-		return fmt.Errorf("jail %s: %d instances of %d unikernels: want 1 to %d in all", root, job.N, len(uks), maxJailInstances)
-	}
-	total := len(uks) * job.N
-	mon, err := monitor.Open(job.Monitor)
-	if err != nil {
-		return err
-	}
-	monitor.LeanGC() // a jail is a monitor process, as `unipool run` is
-
-	var outMu sync.Mutex
-	enc := json.NewEncoder(out)
-	emit := func(ev jailEvent) {
-		outMu.Lock()
-		defer outMu.Unlock()
-		enc.Encode(ev)
-	}
-	var stopMu sync.Mutex
-	stops := make([]func(), total)
-	stopAsked := make([]bool, total)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	release := make(chan struct{})
-	var releaseOnce sync.Once
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			var s jailStop
-			if json.Unmarshal(sc.Bytes(), &s) != nil {
-				continue
-			}
-			if s.Release {
-				releaseOnce.Do(func() { close(release) })
-				continue
-			}
-			if s.Stop < 0 || s.Stop >= total {
-				continue
-			}
-			stopMu.Lock()
-			stop := stops[s.Stop]
-			stopAsked[s.Stop] = true
-			stopMu.Unlock()
-			if stop != nil {
-				stop()
-			}
-		}
-		cancel() // the daemon is gone
-	}()
-	opt := monitor.Options{N: job.N, MemSize: job.MemSize, Load: job.Load, ASLR: job.ASLR, ASLRPerLibrary: job.ASLRPerLibrary, KSM: job.KSM, Seed: job.Seed, Snapshot: job.Snapshot,
-		Timeout: time.Duration(job.TimeoutNS), MaxOutput: job.MaxOutput, DropResults: true,
-		Started: func(i, pid int, stop func()) {
-			stopMu.Lock()
-			stops[i] = stop
-			asked := stopAsked[i]
-			stopMu.Unlock()
-			emit(jailEvent{Event: "started", I: i, PID: pid})
-			if asked {
-				stop()
-			}
-		},
-		Finished: func(i int, res monitor.Result) {
-			emit(jailEvent{Event: "finished", I: i, Result: &res})
-		},
-	}
-	if job.HoldNS > 0 {
-		// Every instance has ended; the monitor holds them until the
-		// daemon releases the jail, the hold elapses or the daemon goes.
-		opt.Hold = time.Duration(job.HoldNS)
-		opt.Resident = func([]int) {
-			emit(jailEvent{Event: "resident"})
-			t := time.NewTimer(opt.Hold)
-			defer t.Stop()
-			select {
-			case <-release:
-			case <-t.C:
-			case <-ctx.Done():
-			}
-		}
-	}
-	_, err = mon.Run(ctx, uks, opt)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/monitor/process"
+	"github.com/unipool/unipool/internal/vmmproc"
 )
 
 // Config is the daemon's settings (serve's flags).
@@ -104,6 +105,7 @@ type Daemon struct {
 	loadPos  int
 	jails    []*jail.Cgroup // running jails' groups
 	jailView string         // where jails find their directories (jail.Expose)
+	jailExe  *os.File       // the lean monitor binary a jail's process runs (vmmproc.Executable)
 }
 
 // instance is one row of the table.
@@ -147,19 +149,31 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	var view string
+	var exe *os.File
 	if cfg.VMsPerProcess > 0 {
 		if os.Geteuid() != 0 {
 			return nil, fmt.Errorf("--vms-per-process: jails need root (namespaces, cgroups, host uids)")
 		}
+		// A jail's process is the lean monitor binary, opened here once:
+		// each jail runs it from this descriptor (jail.Command).
+		path, err := vmmproc.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("--vms-per-process: %w", err)
+		}
+		if exe, err = os.Open(path); err != nil {
+			return nil, fmt.Errorf("--vms-per-process: %w", err)
+		}
 		if err := os.MkdirAll(cfg.JailDir, 0o711); err != nil {
+			exe.Close()
 			return nil, fmt.Errorf("--jail-dir: %w", err)
 		}
 		if view, err = jail.Expose(cfg.JailDir); err != nil {
+			exe.Close()
 			return nil, fmt.Errorf("--jail-dir: %w", err)
 		}
 	}
 	ctx, kill := context.WithCancel(context.Background())
-	return &Daemon{cfg: cfg, mon: mon, runCtx: ctx, kill: kill, jailView: view,
+	return &Daemon{cfg: cfg, mon: mon, runCtx: ctx, kill: kill, jailView: view, jailExe: exe,
 		insts: map[uint64]*instance{}, batches: map[uint64]*batch{}}, nil
 }
 
@@ -626,5 +640,8 @@ func (d *Daemon) Shutdown(grace time.Duration) {
 		if err := jail.Unexpose(d.jailView); err != nil {
 			fmt.Fprintf(os.Stderr, "unipool: %v\n", err)
 		}
+	}
+	if d.jailExe != nil {
+		d.jailExe.Close()
 	}
 }

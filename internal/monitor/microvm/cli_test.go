@@ -27,11 +27,7 @@ func cliBinary(t *testing.T) string {
 		}
 		return bin
 	}
-	bin := filepath.Join(t.TempDir(), "unipool")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/unipool").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testcli.Build(t)
 }
 
 // cli runs the CLI; a run that hangs fails the test within testcli.Limit,
