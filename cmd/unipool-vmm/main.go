@@ -28,10 +28,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/vmmproc"
 )
 
 func main() {
+	// As unipool's main: monitors hold every verified blob open, and the
+	// KVM monitor two descriptors per VM.
+	launch.RaiseFileLimit()
 	if len(os.Args) == 3 && os.Args[1] == vmmproc.JailWorkerCommand {
 		if err := vmmproc.RunJailWorker(os.Args[2], os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", vmmproc.Binary, err)
