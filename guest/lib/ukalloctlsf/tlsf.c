@@ -44,21 +44,40 @@ struct block {
 	struct block *next_free, *prev_free; /* free blocks only */
 };
 
-/* The control block lives in the data arena, so its pages are what an
- * instance from a snapshot copies when it allocates: what every malloc and
- * free writes (top, last, free_bytes, the bitmaps) comes first, then the
- * list heads, small sizes first, so a request that allocates only small
- * blocks or from the top writes one page of it, not three. */
-static struct {
+/* The control block lives in the heap it manages (init), not in the
+ * library's data: every malloc and free writes it, so in the data arena its
+ * page would be one more page each instance copies (from a snapshot, or
+ * cold), while the page of the first blocks (stdout's, made before any
+ * request) is written anyway. Its fixed part (struct tlsf: what every
+ * malloc and free writes, and the bitmaps) sits a little into a page, the
+ * first blocks right after it on the same page; the list heads run
+ * downwards from it, small sizes first, so the heads of small blocks share
+ * that page too and those of large ones lie on the pages below, written
+ * only when a large block is free between used ones. A head is defined
+ * only where its bitmap bit is set (an empty list's head is never read), so
+ * the pages of heads of empty lists are garbage free-page reporting can give
+ * back. Only the pointer is static, set before the ready point. */
+struct tlsf {
 	struct block *first;
 	struct block *last; /* the block that ends at top, or NULL */
 	uintptr_t top, end;
 	uintptr_t clean; /* from here up the pool is zero (never written) */
+	uintptr_t base;  /* the heap's start: [base, the heads) is never used */
 	size_t free_bytes;
 	uint64_t fl_bitmap;
 	uint64_t sl_bitmap[FL_COUNT];
-	struct block *heads[FL_COUNT][SL_COUNT];
-} T;
+};
+#define PAGE_SIZE ((uintptr_t)4096) /* what free-page reporting gives back */
+#define HEADS_BYTES ((uintptr_t)FL_COUNT * SL_COUNT * sizeof(struct block *))
+/* Where in its page struct tlsf starts: the heads of the smallest sizes
+ * (blocks under 4 KiB with TLSF_SL_LOG2 5) lie before it on that page. */
+#define HOT_HEADS_BYTES ((uintptr_t)1024)
+
+static struct tlsf none, *tp = &none;
+#define T (*tp)
+/* The head of list (fl, sl): the heads run down from struct tlsf. Read it
+ * only where its bit in sl_bitmap is set. */
+#define HEAD(fl, sl) (((struct block **)(void *)tp)[-1 - ((ptrdiff_t)(fl) * SL_COUNT + (sl))])
 
 static size_t bsize(const struct block *b)
 {
@@ -129,13 +148,13 @@ static void insert_free(struct block *b)
 {
 	int fl, sl;
 	mapping(bsize(b), &fl, &sl);
-	struct block *h = T.heads[fl][sl];
+	struct block *h = T.sl_bitmap[fl] & (1ULL << sl) ? HEAD(fl, sl) : NULL;
 	b->size |= F_FREE;
 	b->prev_free = NULL;
 	b->next_free = h;
 	if (h)
 		h->prev_free = b;
-	T.heads[fl][sl] = b;
+	HEAD(fl, sl) = b;
 	T.fl_bitmap |= 1ULL << fl;
 	T.sl_bitmap[fl] |= 1ULL << sl;
 	T.free_bytes += bsize(b);
@@ -148,10 +167,10 @@ static void remove_free(struct block *b)
 	if (b->prev_free)
 		b->prev_free->next_free = b->next_free;
 	else
-		T.heads[fl][sl] = b->next_free;
+		HEAD(fl, sl) = b->next_free;
 	if (b->next_free)
 		b->next_free->prev_free = b->prev_free;
-	if (!T.heads[fl][sl]) {
+	if (!HEAD(fl, sl)) {
 		T.sl_bitmap[fl] &= ~(1ULL << sl);
 		if (!T.sl_bitmap[fl])
 			T.fl_bitmap &= ~(1ULL << fl);
@@ -174,7 +193,7 @@ static struct block *find_free(size_t s)
 		fl = __builtin_ctzll(flmap);
 		slmap = T.sl_bitmap[fl];
 	}
-	return T.heads[fl][__builtin_ctzll(slmap)];
+	return HEAD(fl, __builtin_ctzll(slmap));
 }
 
 /* Frees the unlisted block b: merges it with free neighbours and lists
@@ -230,30 +249,41 @@ static void init(void *base, size_t len);
 void uk_alloc_init(void *base, size_t len)
 {
 	init(base, len);
-	T.clean = T.end; /* nothing known: clear whatever calloc hands out */
+	if (tp != &none)
+		T.clean = T.end; /* nothing known: clear whatever calloc hands out */
 }
 
 void uk_alloc_init_zeroed(void *base, size_t len)
 {
 	init(base, len);
-	T.clean = T.top;
+	if (tp != &none)
+		T.clean = T.top;
 }
 
 static void init(void *base, size_t len)
 {
-	/* T is bss, zero as loaded (guest ABI): cleared only if an earlier
-	 * init used it, since writing zeros would make its untouched pages
-	 * each instance's own. */
-	if (T.first || T.top || T.end)
-		memset(&T, 0, sizeof T);
-	uintptr_t lo = ((uintptr_t)base + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
-	uintptr_t hi = ((uintptr_t)base + len) & ~(uintptr_t)(ALIGN - 1);
-	if (hi < lo || hi - lo < HDR + MIN_PAYLOAD)
+	/* none stays zero (bss, as loaded): no pool, every malloc fails.
+	 * The heads need no clearing: a head is read only where its bitmap
+	 * bit is set. */
+	tp = &none;
+	uintptr_t lo = (uintptr_t)base, hi = lo + len;
+	if (hi < lo)
 		return;
-	if (hi - lo > HDR + MAX_SIZE)
-		hi = lo + HDR + (MAX_SIZE & ~(ALIGN - 1));
-	T.first = (struct block *)lo;
-	T.top = lo;
+	/* struct tlsf at HOT_HEADS_BYTES into a page, all the heads below it
+	 * in the heap. */
+	uintptr_t t = lo + HEADS_BYTES;
+	t += (HOT_HEADS_BYTES - t) & (PAGE_SIZE - 1);
+	uintptr_t first = (t + sizeof(struct tlsf) + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
+	hi &= ~(uintptr_t)(ALIGN - 1);
+	if (t < lo || first < t || first > hi || hi - first < HDR + MIN_PAYLOAD)
+		return;
+	if (hi - first > HDR + MAX_SIZE)
+		hi = first + HDR + (MAX_SIZE & ~(ALIGN - 1));
+	tp = (struct tlsf *)t;
+	memset(tp, 0, sizeof *tp);
+	T.base = lo;
+	T.first = (struct block *)first;
+	T.top = first;
 	T.end = hi;
 }
 
@@ -413,14 +443,45 @@ size_t uk_alloc_free_bytes(void)
 
 void uk_alloc_walk_free(void (*fn)(void *addr, size_t len, void *arg), void *arg)
 {
+	if (tp == &none)
+		return;
 	for (int fl = 0; fl < FL_COUNT; fl++)
-		for (int sl = 0; sl < SL_COUNT; sl++)
-			for (struct block *b = T.heads[fl][sl]; b; b = b->next_free)
+		for (uint64_t m = T.sl_bitmap[fl]; m; m &= m - 1)
+			for (struct block *b = HEAD(fl, __builtin_ctzll(m)); b; b = b->next_free)
 				if (bsize(b) > MIN_PAYLOAD)
 					fn((char *)payload(b) + MIN_PAYLOAD, bsize(b) - MIN_PAYLOAD, arg);
-	/* Freed at the end of the pool: written, now above the top. */
-	if (T.clean > T.top)
+	/* The whole pages below struct tlsf that hold no head of a
+	 * non-empty list: garbage (the heads of empty lists, and the unused
+	 * start of the heap). */
+	uintptr_t pg = (T.base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), run = pg;
+	uintptr_t below = (uintptr_t)tp & ~(PAGE_SIZE - 1);
+	for (; pg < below; pg += PAGE_SIZE) {
+		int used = 0;
+		for (int fl = 0; fl < FL_COUNT && !used; fl++)
+			for (uint64_t m = T.sl_bitmap[fl]; m && !used; m &= m - 1) {
+				uintptr_t h = (uintptr_t)&HEAD(fl, __builtin_ctzll(m));
+				used = h >= pg && h < pg + PAGE_SIZE;
+			}
+		if (used) {
+			if (pg > run)
+				fn((void *)run, pg - run, arg);
+			run = pg + PAGE_SIZE;
+		}
+	}
+	if (below > run)
+		fn((void *)run, below - run, arg);
+	/* Freed at the end of the pool: written, now above the top. calloc
+	 * clears memory below the clean mark, so all of it may read back as
+	 * anything; the mark first moves up to a whole page (what is above
+	 * it was never written: only its zeros are lost, and calloc clears
+	 * them again), so that the page it ends in is reported too. */
+	if (T.clean > T.top) {
+		uintptr_t c = (T.clean + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		if (c > T.end || c < T.clean)
+			c = T.end;
+		T.clean = c;
 		fn((void *)T.top, T.clean - T.top, arg);
+	}
 }
 
 int uk_alloc_check(void)
@@ -450,7 +511,8 @@ int uk_alloc_check(void)
 				return -4; /* two free neighbours left unmerged */
 			int fl, sl, found = 0;
 			mapping(bsize(b), &fl, &sl);
-			for (struct block *f = T.heads[fl][sl]; f; f = f->next_free)
+			for (struct block *f = T.sl_bitmap[fl] & (1ULL << sl) ? HEAD(fl, sl) : NULL; f;
+			     f = f->next_free)
 				if (f == b)
 					found = 1;
 			if (!found)
@@ -465,8 +527,10 @@ int uk_alloc_check(void)
 		if (!!(T.fl_bitmap & (1ULL << fl)) != !!T.sl_bitmap[fl])
 			return -7;
 		for (int sl = 0; sl < SL_COUNT; sl++) {
-			struct block *h = T.heads[fl][sl];
-			if (!!(T.sl_bitmap[fl] & (1ULL << sl)) != !!h)
+			if (!(T.sl_bitmap[fl] & (1ULL << sl)))
+				continue; /* an empty list: its head is garbage */
+			struct block *h = HEAD(fl, sl);
+			if (!h)
 				return -8; /* bitmap disagrees with the list */
 			for (struct block *f = h, *pf = NULL; f; pf = f, f = f->next_free) {
 				int rfl, rsl;

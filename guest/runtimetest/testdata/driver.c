@@ -1516,6 +1516,9 @@ static void cmd_giveback(void)
 		g_uk_alloc_free(small[i]);
 	g_uk_alloc_walk_free(give_back_pages, NULL);
 	printf("all-freed-resident %zu\n", resident_pages(heap, heaplen));
+	/* The page of the first block: the allocator's own page is that one
+	 * (its state shares it with the first blocks). */
+	printf("first-block-page %zu\n", (size_t)(((uintptr_t)low - (uintptr_t)heap) / 4096));
 	{ /* which, to tell what stayed */
 		unsigned char vec[2048];
 		if (!mincore(heap, heaplen, vec))
