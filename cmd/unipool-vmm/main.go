@@ -17,6 +17,11 @@
 //
 // is a jail's process (`unipool serve --vms-per-process`, which starts it
 // in the jail's namespaces: vmmproc.RunJailWorker).
+//
+// With $UNIPOOL_RUN_REQUEST_FD set it is `unipool run` without --host:
+// the CLI checks its flags and execs this with its own command line and
+// the request in that descriptor (vmmproc.ExecRun, RunLocal); its
+// messages and exit status are unipool's.
 package main
 
 import (
@@ -36,6 +41,16 @@ func main() {
 	// As unipool's main: monitors hold every verified blob open, and the
 	// KVM monitor two descriptors per VM.
 	launch.RaiseFileLimit()
+	if req, ok, err := vmmproc.TakeRunRequest(); ok {
+		if err == nil {
+			err = vmmproc.RunLocal(context.Background(), req, os.Stdout, os.Stderr)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "unipool:", err) // as unipool run says it
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) == 3 && os.Args[1] == vmmproc.JailWorkerCommand {
 		if err := vmmproc.RunJailWorker(os.Args[2], os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", vmmproc.Binary, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/unipool/unipool/internal/api"
 	"github.com/unipool/unipool/internal/serve"
+	"github.com/unipool/unipool/internal/vmmproc"
 )
 
 // The daemon's clients: run --host (in run.go), ps, stop, logs, metrics.
@@ -202,9 +203,9 @@ func runOnHost(ctx context.Context, stdout, stderr io.Writer, host string, req a
 		}
 		return err
 	}
-	p := &runPrinter{out: stdout, errw: stderr, json: asJSON, total: len(is)}
+	p := vmmproc.NewPrinter(stdout, stderr, asJSON, len(is))
 	for _, in := range is {
-		p.result(in.Result)
+		p.Result(in.Result)
 	}
-	return p.close()
+	return p.Close()
 }

@@ -234,14 +234,3 @@ func TestCorpusUnikernelsPrintTheirExpectedLine(t *testing.T) {
 		}
 	}
 }
-
-func TestPidListFoldsConsecutivePidsIntoRanges(t *testing.T) {
-	for _, c := range []struct {
-		pids []int
-		want string
-	}{{nil, ""}, {[]int{7}, "7"}, {[]int{3, 4, 5, 9, 11, 12}, "3-5,9,11-12"}} {
-		if got := pidList(c.pids); got != c.want {
-			t.Errorf("pidList(%v) = %q, want %q", c.pids, got, c.want)
-		}
-	}
-}

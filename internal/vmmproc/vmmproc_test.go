@@ -3,6 +3,7 @@ package vmmproc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/monitor"
 )
@@ -135,5 +138,47 @@ func TestTheLeanBinaryImportsNothingOfTheCLI(t *testing.T) {
 				t.Errorf("unipool-vmm imports %s", dep)
 			}
 		}
+	}
+}
+
+func TestPidListFoldsConsecutivePidsIntoRanges(t *testing.T) {
+	for _, c := range []struct {
+		pids []int
+		want string
+	}{{nil, ""}, {[]int{7}, "7"}, {[]int{3, 4, 5, 9, 11, 12}, "3-5,9,11-12"}} {
+		if got := pidList(c.pids); got != c.want {
+			t.Errorf("pidList(%v) = %q, want %q", c.pids, got, c.want)
+		}
+	}
+}
+
+// The request ExecRun hands the lean binary comes back whole from its
+// descriptor, which is closed, and the variable is gone (an instance's
+// own `unipool run` would not take it).
+func TestTakeRunRequestReadsTheDescriptorExecRunFills(t *testing.T) {
+	if _, ok, _ := TakeRunRequest(); ok {
+		t.Fatalf("%s set in the test's environment", RunRequestEnv)
+	}
+	want := RunRequest{Monitor: "process", Names: []string{"a", "b"}, Load: "shared", N: 3, Hold: time.Second, JSON: true, Measure: true, Modes: []string{"naive"}}
+	data, _ := json.Marshal(want)
+	fd, err := unix.MemfdCreate("test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(fd, data)
+	unix.Seek(fd, 0, io.SeekStart)
+	t.Setenv(RunRequestEnv, fmt.Sprint(fd))
+	got, ok, err := TakeRunRequest()
+	if !ok || err != nil {
+		t.Fatalf("ok %v, %v", ok, err)
+	}
+	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
+		t.Errorf("got %s, want %s", g, w)
+	}
+	if _, set := os.LookupEnv(RunRequestEnv); set {
+		t.Errorf("%s still set", RunRequestEnv)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+		t.Errorf("descriptor %d still open", fd)
 	}
 }
