@@ -858,7 +858,9 @@ func (a arenaPages) mappings(file func(page uint64, pg *arenaPage) (uint64, bool
 		// Sized once: grown page by page, a run's bytes were copied
 		// again at every growth (~100 KB of garbage per snapshot
 		// instance planned, more than half of what planning it made).
-		m.Data = make([]byte, 0, m.Size)
+		// A run of 3 to 8 pages would take a size class of its own
+		// (desc.Scratch).
+		m.Data = desc.Scratch(int64(m.Size))[:0]
 		for _, p := range pages[i:j] {
 			m.Data = append(m.Data, a[p].data...)
 			for _, l := range a[p].libs {
@@ -1198,7 +1200,7 @@ func readBlob(u monitor.Unikernel, digest string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := make([]byte, fi.Size())
+	data := desc.Scratch(fi.Size())
 	if _, err := f.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}

@@ -707,3 +707,23 @@ func TestArenaMappingsAllocateARunsBytesOnce(t *testing.T) {
 		t.Errorf("mappings allocated %d bytes for a %d-byte run, want at most %d", got, pages*abi.PageSize, bound)
 	}
 }
+
+// A run of 3 to 8 pages is allocated past 32 KiB (desc.Scratch): a large
+// object, not one of the size classes between, which the runtime would
+// keep metadata for after the plans are gone.
+func TestArenaMappingsTakeMidSizedRunsOutOfTheSizeClasses(t *testing.T) {
+	for pages := uint64(1); pages <= 10; pages++ {
+		a := arenaPages{}
+		for i := range pages {
+			a.put(abi.MapBase+i*abi.PageSize, abi.PageSize, []byte{byte(i + 1)}, "lib", 0)
+		}
+		ms := a.mappings(nil)
+		if len(ms) != 1 || uint64(len(ms[0].Data)) != pages*abi.PageSize || ms[0].Data[(pages-1)*abi.PageSize] != byte(pages) {
+			t.Fatalf("%d pages: %d mappings, want one of their bytes", pages, len(ms))
+		}
+		size := pages * abi.PageSize
+		if c := uint64(cap(ms[0].Data)); size > 8<<10 && size <= 32<<10 && c <= 32<<10 {
+			t.Errorf("a run of %d pages: capacity %d, want past 32 KiB", pages, c)
+		}
+	}
+}

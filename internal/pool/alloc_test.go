@@ -1,8 +1,10 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -72,5 +74,28 @@ func TestOpeningABlobAllocatesNoReadBufferOfItsOwn(t *testing.T) {
 	})
 	if per > 8<<10 {
 		t.Errorf("opening a 4 KiB blob allocates %d bytes, want < 8 KiB", per)
+	}
+}
+
+// A description file of 8-32 KiB is read into a large object
+// (desc.Scratch), not one of the size classes between, which the runtime
+// would keep metadata for after the description is let go.
+func TestMidSizedMetadataFilesAreReadOutOfTheSizeClasses(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{300, 9000, 20000, 32 << 10, 40000} {
+		path := filepath.Join(dir, fmt.Sprint(n))
+		if err := os.WriteFile(path, bytes.Repeat([]byte{'x'}, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data, err := readLimited(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) != n {
+			t.Fatalf("%d bytes read as %d", n, len(data))
+		}
+		if n > 8<<10 && n <= 32<<10 && cap(data) <= 32<<10 {
+			t.Errorf("a %d-byte file read into capacity %d, want past 32 KiB", n, cap(data))
+		}
 	}
 }

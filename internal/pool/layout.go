@@ -402,7 +402,7 @@ func readLimited(path string) ([]byte, error) {
 	if st.Size() > maxMetaSize {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d a description file may have", path, st.Size(), maxMetaSize)
 	}
-	data := make([]byte, st.Size())
+	data := desc.Scratch(st.Size())
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
