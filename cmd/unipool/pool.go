@@ -18,6 +18,7 @@ import (
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/pool/distribution"
 	"github.com/unipool/unipool/internal/snapshot"
 )
 
@@ -329,7 +330,7 @@ func poolInitCmd(pf *poolFlags) *cobra.Command {
 }
 
 func poolPushCmd(pf *poolFlags) *cobra.Command {
-	var remote pool.RemoteOptions
+	var remote distribution.RemoteOptions
 	var pushJSON bool
 	push := &cobra.Command{
 		Use:   "push REPOSITORY [NAME...]",
@@ -348,7 +349,7 @@ func poolPushCmd(pf *poolFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := p.Push(cmd.Context(), args[0], args[1:], o)
+			res, err := distribution.Push(cmd.Context(), p, args[0], args[1:], o)
 			if err != nil {
 				return err
 			}
@@ -365,7 +366,7 @@ func poolPushCmd(pf *poolFlags) *cobra.Command {
 }
 
 func poolPullCmd(pf *poolFlags) *cobra.Command {
-	var remote pool.RemoteOptions
+	var remote distribution.RemoteOptions
 	var pullJSON bool
 	pull := &cobra.Command{
 		Use:   "pull REPOSITORY [NAME...]",
@@ -385,7 +386,7 @@ func poolPullCmd(pf *poolFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := pool.Pull(cmd.Context(), d, args[0], args[1:], o)
+			res, err := distribution.Pull(cmd.Context(), d, args[0], args[1:], o)
 			if err != nil {
 				return err
 			}
@@ -412,7 +413,7 @@ Credentials: --username NAME reads the password from stdin (never give it as an
 argument); otherwise the docker config ($DOCKER_CONFIG/config.json, else
 ~/.docker/config.json: auths, credsStore, credHelpers).`
 
-func poolRemoteFlags(cmd *cobra.Command, o *pool.RemoteOptions) {
+func poolRemoteFlags(cmd *cobra.Command, o *distribution.RemoteOptions) {
 	cmd.Flags().BoolVar(&o.PlainHTTP, "plain-http", false, "use http, not https (a registry without TLS)")
 	cmd.Flags().StringVar(&o.CAFile, "ca-file", "", "PEM file of CA certificates to trust besides the system's")
 	cmd.Flags().StringVar(&o.Username, "username", "", "registry user; the password is read from stdin")
@@ -421,7 +422,7 @@ func poolRemoteFlags(cmd *cobra.Command, o *pool.RemoteOptions) {
 
 // poolCredentials reads the password from stdin when --username is given:
 // one line, or the whole input without its final newline.
-func poolCredentials(cmd *cobra.Command, o pool.RemoteOptions) (pool.RemoteOptions, error) {
+func poolCredentials(cmd *cobra.Command, o distribution.RemoteOptions) (distribution.RemoteOptions, error) {
 	if o.Username == "" {
 		return o, nil
 	}

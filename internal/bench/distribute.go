@@ -27,6 +27,7 @@ import (
 
 	"github.com/unipool/unipool/internal/link"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/pool/distribution"
 	"github.com/unipool/unipool/internal/registry"
 )
 
@@ -70,18 +71,18 @@ type Shipment struct {
 
 // KillRun is the killed-and-resumed pull.
 type KillRun struct {
-	Kills         int             `json:"kills"`
-	Blobs         int             `json:"blobs"` // the pull stages this many in all
-	KilledAfterMs []int64         `json:"killed_after_ms"`
-	TargetAtKill  []int           `json:"kill_drawn_at_staged"`  // each kill came once this many blobs were staged
-	FinishedFirst int             `json:"finished_before_kill"`  // runs that completed before their kill
-	StagedAtKill  []int           `json:"staged_at_kill"`        // verified blobs in .pull after each kill
-	PartialAtKill []int64         `json:"partial_bytes_at_kill"` // bytes of cut downloads in .pull after each kill
-	PoolAtKill    []int           `json:"unikernels_at_kill"`    // unikernels in the pool after each kill (0 or all)
-	Final         pool.PullResult `json:"final"`
-	Verified      bool            `json:"verified"`
-	Unikernels    int             `json:"unikernels"`
-	SameManifests bool            `json:"same_manifests"`
+	Kills         int                     `json:"kills"`
+	Blobs         int                     `json:"blobs"` // the pull stages this many in all
+	KilledAfterMs []int64                 `json:"killed_after_ms"`
+	TargetAtKill  []int                   `json:"kill_drawn_at_staged"`  // each kill came once this many blobs were staged
+	FinishedFirst int                     `json:"finished_before_kill"`  // runs that completed before their kill
+	StagedAtKill  []int                   `json:"staged_at_kill"`        // verified blobs in .pull after each kill
+	PartialAtKill []int64                 `json:"partial_bytes_at_kill"` // bytes of cut downloads in .pull after each kill
+	PoolAtKill    []int                   `json:"unikernels_at_kill"`    // unikernels in the pool after each kill (0 or all)
+	Final         distribution.PullResult `json:"final"`
+	Verified      bool                    `json:"verified"`
+	Unikernels    int                     `json:"unikernels"`
+	SameManifests bool                    `json:"same_manifests"`
 }
 
 // MethodPlain is the pool pushed with plain descriptions (--compare-plain).
@@ -177,7 +178,7 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 	out, _ := exec.Command(registry.Binary, "--version").Output()
 	res.Registry = strings.TrimSpace(string(out)) + ", TLS (own CA), htpasswd"
 	fmt.Fprintf(o.Log, "registry %s on %s (log %s)\n", res.Registry, reg.Host, reg.LogFile)
-	ropt := pool.RemoteOptions{CAFile: reg.CAFile, Username: "unipool", Password: hex.EncodeToString(pw), Jobs: o.Transfers}
+	ropt := distribution.RemoteOptions{CAFile: reg.CAFile, Username: "unipool", Password: hex.EncodeToString(pw), Jobs: o.Transfers}
 	poolRepo, imageRepo, plainRepo := reg.Host+"/fleet/pool", reg.Host+"/fleet/images", reg.Host+"/fleet/pool-plain"
 
 	first, added := fleet.Names[:o.Count], fleet.Names[o.Count:]
@@ -201,7 +202,7 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 		paths := fleet.Images[link.LayoutPacked][step*o.Count : step*o.Count+len(names)]
 		fmt.Fprintf(o.Log, "%s: pushing %d unikernels to %s and %d whole images to %s\n", stepName, len(names), poolRepo, len(names), imageRepo)
 		t0 := time.Now()
-		if _, err := src.Push(ctx, poolRepo, names, ropt); err != nil {
+		if _, err := distribution.Push(ctx, src, poolRepo, names, ropt); err != nil {
 			return nil, err
 		}
 		res.PushSeconds[0] += time.Since(t0).Seconds()
@@ -234,7 +235,7 @@ func Distribute(ctx context.Context, o DistributeOptions) (*DistributeResults, e
 			popt := ropt
 			popt.PlainDescriptions = true
 			t0 = time.Now()
-			if _, err := src.Push(ctx, plainRepo, names, popt); err != nil {
+			if _, err := distribution.Push(ctx, src, plainRepo, names, popt); err != nil {
 				return nil, err
 			}
 			res.PushSeconds[2] += time.Since(t0).Seconds()
@@ -282,8 +283,8 @@ func sameManifests(a, b *pool.Pool, names []string) bool {
 // pushImages pushes each image as kraftkit packages a unikernel: an OCI
 // image whose one layer is an uncompressed tar holding the kernel, and an
 // image config.
-func pushImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names, paths []string) error {
-	repo, _, err := pool.Repository(ref, ropt)
+func pushImages(ctx context.Context, ref string, ropt distribution.RemoteOptions, names, paths []string) error {
+	repo, _, err := distribution.Repository(ref, ropt)
 	if err != nil {
 		return err
 	}
@@ -367,8 +368,8 @@ func pushImage(ctx context.Context, repo *remote.Repository, locks *digestLocks,
 
 // pullImages copies each image into an OCI layout, as a host storing
 // whole images does (blobs it already holds are not fetched).
-func pullImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names []string, store *oci.Store) (*Shipment, error) {
-	repo, tr, err := pool.Repository(ref, ropt)
+func pullImages(ctx context.Context, ref string, ropt distribution.RemoteOptions, names []string, store *oci.Store) (*Shipment, error) {
+	repo, tr, err := distribution.Repository(ref, ropt)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +414,7 @@ func pullImages(ctx context.Context, ref string, ropt pool.RemoteOptions, names 
 // still find work to cut.
 // After each kill the pool must verify and hold all of names or none.
 // Then it pulls to completion.
-func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry, repo string, ropt pool.RemoteOptions, src *pool.Pool, names []string, total int) (*KillRun, error) {
+func killedPull(ctx context.Context, o DistributeOptions, reg *registry.Registry, repo string, ropt distribution.RemoteOptions, src *pool.Pool, names []string, total int) (*KillRun, error) {
 	dir := filepath.Join(o.Scratch, "host-c", "pool")
 	os.RemoveAll(filepath.Dir(dir))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -569,9 +570,9 @@ func (r *DistributeResults) Table(w io.Writer) {
 
 // pullPool pulls names from repo into the pool at dir and says what the
 // pull shipped, as method's shipment of step.
-func pullPool(ctx context.Context, dir, repo string, names []string, opt pool.RemoteOptions, method, step string) (*pool.PullResult, Shipment, error) {
+func pullPool(ctx context.Context, dir, repo string, names []string, opt distribution.RemoteOptions, method, step string) (*distribution.PullResult, Shipment, error) {
 	t0 := time.Now()
-	pr, err := pool.Pull(ctx, dir, repo, names, opt)
+	pr, err := distribution.Pull(ctx, dir, repo, names, opt)
 	if err != nil {
 		return nil, Shipment{}, err
 	}

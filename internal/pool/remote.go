@@ -5,32 +5,28 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
-	mrand "math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
-	"oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/content"
-	"oras.land/oras-go/v2/errdef"
-	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
 )
+
+// The registry side of push and pull (the oras-go client, HTTP, TLS,
+// credentials) lives in package pool/distribution, so that what links
+// package pool (the monitor, unipool-vmm) does not link it. Here stay
+// what the pool enforces on what enters it: the checks of manifests and
+// descriptions, the staging folder, the commit under the pool's lock.
 
 // Registry artifacts besides the unikernels.
 const (
@@ -53,405 +49,9 @@ const (
 // not download them again. `pool gc` empties it when no pull runs.
 const stagingDir = ".pull"
 
-// tagRE is the OCI distribution spec's tag grammar.
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
-
-// PushResult says what Push sent.
-type PushResult struct {
-	Names    []string `json:"names"`
-	Transfer Transfer `json:"transfer"`
-}
-
-// Push copies the named unikernels (every one if names is empty) to the
-// repository repo ("host[:port]/path"), each tagged with its name, and the
-// library map tagged MapTag. Blobs the registry has are not sent again. A
-// registry map that disagrees with the pool's (a library placed elsewhere)
-// is refused, naming the library; otherwise the registry gets the union.
-func (p *Pool) Push(ctx context.Context, repo string, names []string, opt RemoteOptions) (*PushResult, error) {
-	r, err := openRemote(repo, opt)
-	if err != nil {
-		return nil, fmt.Errorf("push %s: %w", repo, err)
-	}
-	fail := func(what string, err error) (*PushResult, error) {
-		if what != "" {
-			what += ": "
-		}
-		return nil, fmt.Errorf("push %s: %s%w", repo, what, r.explain(err))
-	}
-	l, err := p.lock(false)
-	if err != nil {
-		return nil, err
-	}
-	defer l.unlock()
-	idx, err := p.readIndex()
-	if err != nil {
-		return nil, err
-	}
-	if len(names) == 0 {
-		for _, m := range idx.Manifests {
-			names = append(names, m.Annotations[ocispec.AnnotationRefName])
-		}
-	}
-	src := &poolSource{p: p, idx: idx, wire: map[string]ocispec.Descriptor{}, extra: map[digest.Digest][]byte{}}
-	for _, name := range names {
-		if !tagRE.MatchString(name) || isMapTag(name) {
-			return nil, fmt.Errorf("push %s: unikernel name %q is not a valid registry tag", repo, name)
-		}
-		md, ok := src.find(name)
-		if !ok {
-			return nil, fmt.Errorf("pool %s: %w %q", p.dir, ErrNotFound, name)
-		}
-		// Push only what verifies: a registry must not receive a damaged blob
-		// under a digest it does not match.
-		m, _, err := p.loadDescription(md)
-		if err != nil {
-			return nil, fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
-		}
-		// The wire form (wire.go): the description compressed, in the
-		// manifest.
-		mData, err1 := p.readBlob(md)
-		cData, err2 := p.readBlob(m.Config)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("push %s: unikernel %q: %w", repo, name, err)
-		}
-		if wire, gz, ok := wireManifest(mData, cData); ok && !opt.PlainDescriptions {
-			wd := content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, wire)
-			wd.ArtifactType = desc.ArtifactType
-			src.wire[name] = wd
-			src.extra[wd.Digest] = wire
-			src.extra[digest.SHA256.FromBytes(gz)] = gz
-		}
-	}
-	// The map first: a registry must never hold unikernels its map
-	// does not place.
-	local, err := libmap.Load(p.MapPath())
-	if err != nil {
-		return nil, fmt.Errorf("push %s: %w", repo, err)
-	}
-	remoteMap, err := fetchMaps(ctx, r, repo, nil, p.MapPath())
-	if err != nil {
-		return fail("", err)
-	}
-	if remoteMap != nil {
-		if err := local.Merge(remoteMap, "the registry's map ("+repo+":"+MapTag+"*)"); err != nil {
-			return nil, fmt.Errorf("push %s: the pool's library map %s disagrees with the registry's: %w", repo, p.MapPath(), err)
-		}
-	}
-	if len(local.Libraries) > 0 {
-		if err := putMap(ctx, r, local); err != nil {
-			return fail("library map", err)
-		}
-	}
-	// Every unikernel shares most of its blobs with the others: ask the
-	// registry about each blob once, not once per unikernel.
-	dst := &onceTarget{Target: r, known: map[digest.Digest]bool{}}
-	// Several unikernels at once: each has only a few blobs the registry
-	// lacks, so one at a time leaves the wire idle between requests.
-	copyOpt := oras.DefaultCopyOptions
-	copyOpt.Concurrency = 2
-	res := &PushResult{}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opt.jobs())
-	for _, name := range names {
-		g.Go(func() error {
-			err := retryStorageRace(gctx, func() error {
-				_, err := oras.Copy(gctx, src, name, dst, name, copyOpt)
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("unikernel %s: %w", name, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return fail("", err)
-	}
-	res.Names = append(res.Names, names...)
-	res.Transfer = r.transfer.snapshot()
-	return res, nil
-}
-
-// putMap stores m as the registry's map: under a tag of its own content
-// (which no other pusher overwrites: pull merges them all) and as MapTag.
-func putMap(ctx context.Context, r *remoteRepo, m *libmap.Map) error {
-	// The layout only: this host's use counts (a placement hint) would
-	// give the registry a new map tag for every link that raised one.
-	mapData, err := m.MarshalLayout()
-	if err != nil {
-		return err
-	}
-	layer := content.NewDescriptorFromBytes(MediaTypeMap, mapData)
-	return retryStorageRace(ctx, func() error {
-		if err := pushIfMissing(ctx, r, layer, mapData); err != nil {
-			return err
-		}
-		md, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, ArtifactTypeMap, oras.PackManifestOptions{Layers: []ocispec.Descriptor{layer}})
-		if err != nil {
-			return err
-		}
-		if err := r.Tag(ctx, md, MapTagPrefix+md.Digest.Encoded()); err != nil {
-			return err
-		}
-		return r.Tag(ctx, md, MapTag)
-	})
-}
-
-// retryStorageRace runs fn again, at most 5 more times after a short random
-// pause, while it fails with what the registry's filesystem storage answers
-// a request that races with another pusher writing the same blob into the
-// same repository: it rewrites the blob's link file in place (truncate, then
-// write), so a reader in between finds it empty. A manifest put then fails
-// 400 "blob unknown" (or "digest invalid") for a blob that is there; a blob
-// HEAD fails 500, which the client's transport already retries (client.go).
-// Any other error, and the same error once the tries are spent, is returned.
-func retryStorageRace(ctx context.Context, fn func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		if err == nil || attempt >= 5 || !isStorageRace(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(10+mrand.IntN(40)<<attempt) * time.Millisecond):
-		}
-	}
-}
-
-// isStorageRace says whether err is a registry's answer that a blob it
-// holds is unknown (see retryStorageRace).
-func isStorageRace(err error) bool {
-	var er *errcode.ErrorResponse
-	if !errors.As(err, &er) {
-		return false
-	}
-	for _, e := range er.Errors {
-		switch e.Code {
-		case errcode.ErrorCodeManifestBlobUnknown, errcode.ErrorCodeBlobUnknown, errcode.ErrorCodeDigestInvalid:
-			return true
-		}
-	}
-	return false
-}
-
-// isMapTag says whether a tag names a library map, not a unikernel.
-func isMapTag(tag string) bool { return tag == MapTag || strings.HasPrefix(tag, MapTagPrefix) }
-
-func pushIfMissing(ctx context.Context, dst content.Storage, d ocispec.Descriptor, data []byte) error {
-	ok, err := dst.Exists(ctx, d)
-	if err != nil || ok {
-		return err
-	}
-	return dst.Push(ctx, d, bytes.NewReader(data))
-}
-
-// onceTarget remembers which blobs a registry has (asked or pushed), and
-// never asks about a blob while it is being pushed: the registry answers a
-// HEAD that races with the upload of the same blob with a 500 ("invalid
-// checksum digest format"), and a manifest's layers may repeat a digest
-// (one content, two media types) as unikernels pushed at once share blobs.
-type onceTarget struct {
-	oras.Target
-	mu    sync.Mutex
-	known map[digest.Digest]bool
-	// busy: a blob being asked about or pushed; closed when that ends.
-	busy map[digest.Digest]chan struct{}
-}
-
-func (t *onceTarget) Exists(ctx context.Context, d ocispec.Descriptor) (bool, error) {
-	if d.MediaType == ocispec.MediaTypeImageManifest {
-		// Manifests are always asked about: they carry the tag.
-		return t.Target.Exists(ctx, d)
-	}
-	for {
-		t.mu.Lock()
-		if t.known[d.Digest] {
-			t.mu.Unlock()
-			return true, nil
-		}
-		if ch, ok := t.busy[d.Digest]; ok {
-			t.mu.Unlock()
-			select {
-			case <-ch:
-				continue // pushed (known now) or failed (ask again)
-			case <-ctx.Done():
-				return false, ctx.Err()
-			}
-		}
-		if t.busy == nil {
-			t.busy = map[digest.Digest]chan struct{}{}
-		}
-		t.busy[d.Digest] = make(chan struct{})
-		t.mu.Unlock()
-		break
-	}
-	ok, err := t.Target.Exists(ctx, d)
-	if err != nil || ok {
-		t.done(d.Digest, ok && err == nil)
-		return ok, err
-	}
-	// Missing: it stays busy until this caller's Push ends.
-	return false, nil
-}
-
-func (t *onceTarget) done(dg digest.Digest, known bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if known {
-		t.known[dg] = true
-	}
-	if ch, ok := t.busy[dg]; ok {
-		delete(t.busy, dg)
-		close(ch)
-	}
-}
-
-func (t *onceTarget) Push(ctx context.Context, d ocispec.Descriptor, r io.Reader) error {
-	err := t.Target.Push(ctx, d, r)
-	if d.MediaType != ocispec.MediaTypeImageManifest {
-		t.done(d.Digest, err == nil || errors.Is(err, errdef.ErrAlreadyExists))
-	}
-	return err
-}
-
-// poolSource is the pool as an oras source: unikernels resolve by name,
-// blobs are the pool's files.
-type poolSource struct {
-	p   *Pool
-	idx *ocispec.Index
-	// wire: the manifest each unikernel is pushed as, when not the pool's
-	// own; extra: the content of those manifests and their compressed
-	// descriptions.
-	wire  map[string]ocispec.Descriptor
-	extra map[digest.Digest][]byte
-}
-
-func (s *poolSource) find(name string) (ocispec.Descriptor, bool) {
-	for _, m := range s.idx.Manifests {
-		if m.Annotations[ocispec.AnnotationRefName] == name {
-			return m, true
-		}
-	}
-	return ocispec.Descriptor{}, false
-}
-
-func (s *poolSource) Resolve(_ context.Context, ref string) (ocispec.Descriptor, error) {
-	if d, ok := s.wire[ref]; ok {
-		return d, nil
-	}
-	if d, ok := s.find(ref); ok {
-		return ocispec.Descriptor{MediaType: d.MediaType, ArtifactType: d.ArtifactType, Digest: d.Digest, Size: d.Size}, nil
-	}
-	return ocispec.Descriptor{}, fmt.Errorf("%s: %w", ref, errdef.ErrNotFound)
-}
-
-func (s *poolSource) Fetch(_ context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
-	if data, ok := s.extra[d.Digest]; ok {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}
-	f, err := os.Open(s.p.BlobPath(string(d.Digest)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s: %w", d.Digest, errdef.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// oras verifies size and digest of what it reads against d.
-	return f, nil
-}
-
-func (s *poolSource) Exists(_ context.Context, d ocispec.Descriptor) (bool, error) {
-	if _, ok := s.extra[d.Digest]; ok {
-		return true, nil
-	}
-	return fileExists(s.p.BlobPath(string(d.Digest))), nil
-}
-
-// fetchMaps returns the union of the registry's library maps (MapTag and
-// every MapTagPrefix tag; tags lists the repository's tags, nil to list
-// them here), or nil if it has none. Maps that disagree are refused,
-// naming the library.
-func fetchMaps(ctx context.Context, r *remoteRepo, repo string, tags []string, local string) (*libmap.Map, error) {
-	if tags == nil {
-		var er *errcode.ErrorResponse
-		if err := r.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil && !(errors.As(err, &er) && er.StatusCode == http.StatusNotFound) {
-			return nil, fmt.Errorf("list tags: %w", err)
-		}
-	}
-	var union *libmap.Map
-	seen := map[digest.Digest]bool{}
-	for _, tag := range tags {
-		if !isMapTag(tag) {
-			continue
-		}
-		md, m, err := fetchMap(ctx, r, tag, local)
-		if err != nil {
-			return nil, err
-		}
-		if m == nil || seen[md.Digest] {
-			continue
-		}
-		seen[md.Digest] = true
-		if union == nil {
-			union = m
-		} else if err := union.Merge(m, "the registry's map "+repo+":"+tag); err != nil {
-			return nil, fmt.Errorf("the registry's library maps disagree: %w", err)
-		}
-	}
-	return union, nil
-}
-
-// fetchMap returns the library map tagged tag, or nil if there is none.
-// Its content is read from the file at local when that is the same map
-// (same digest), else from the registry.
-func fetchMap(ctx context.Context, r *remoteRepo, tag, local string) (ocispec.Descriptor, *libmap.Map, error) {
-	var md ocispec.Descriptor
-	var data []byte
-	var err error
-	for attempt := 0; ; attempt++ {
-		md, data, err = oras.FetchBytes(ctx, r, tag, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
-		// The registry's filesystem storage writes a tag's link file in
-		// place: read while another pusher tags the map, it answers 500
-		// ("invalid checksum digest format"). Ask again, a few times.
-		var er *errcode.ErrorResponse
-		if attempt >= 5 || !errors.As(err, &er) || er.StatusCode != http.StatusInternalServerError {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return md, nil, ctx.Err()
-		case <-time.After(time.Duration(20<<attempt) * time.Millisecond):
-		}
-	}
-	if errors.Is(err, errdef.ErrNotFound) {
-		return md, nil, nil
-	}
-	if err != nil {
-		return md, nil, fmt.Errorf("library map %s: %w", tag, err)
-	}
-	var m ocispec.Manifest
-	if err := decodeStrict(data, &m); err != nil || m.ArtifactType != ArtifactTypeMap || len(m.Layers) != 1 || m.Layers[0].MediaType != MediaTypeMap {
-		return md, nil, fmt.Errorf("library map %s: manifest %s is not a unipool map (%v)", tag, md.Digest, err)
-	}
-	if m.Layers[0].Size > 256<<20 {
-		return md, nil, fmt.Errorf("library map %s: %d bytes, too large", tag, m.Layers[0].Size)
-	}
-	mapData := readMatching(local, m.Layers[0])
-	if mapData == nil {
-		if mapData, err = content.FetchAll(ctx, r, m.Layers[0]); err != nil { // checks size and digest
-			return md, nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
-		}
-	}
-	remoteMap, err := libmap.Parse(mapData)
-	if err != nil {
-		return md, nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
-	}
-	return md, remoteMap, nil
-}
-
-// PullResult says what Pull did.
-type PullResult struct {
+// PullStats says what PullFrom did (distribution.PullResult adds what
+// went over the wire).
+type PullStats struct {
 	Names []string `json:"names"`
 	// MapChanged: the pool's map took libraries, regions or versions
 	// from the registry's.
@@ -471,10 +71,39 @@ type PullResult struct {
 	// Continued: downloads an interrupted pull had begun, continued from
 	// where it stopped; ContinuedFrom: the bytes they already had (not
 	// counted in FetchedBytes).
-	Continued     int      `json:"continued_blobs"`
-	ContinuedFrom int64    `json:"continued_from_bytes"`
-	Transfer      Transfer `json:"transfer"`
+	Continued     int   `json:"continued_blobs"`
+	ContinuedFrom int64 `json:"continued_from_bytes"`
 }
+
+// Registry is a repository as PullFrom reads it; package
+// pool/distribution implements it over an oras-go client.
+type Registry interface {
+	// Tags lists the repository's tags.
+	Tags(ctx context.Context) ([]string, error)
+	// Maps returns the union of the repository's library maps (MapTag and
+	// every MapTagPrefix tag among tags), or nil if it has none; local is
+	// the pool's map file, read instead of the registry's copy when it is
+	// the same map.
+	Maps(ctx context.Context, tags []string, local string) (*libmap.Map, error)
+	// FetchManifest reads the manifest ref names (at most MaxMetaSize
+	// bytes), checked against its digest.
+	FetchManifest(ctx context.Context, ref string) (ocispec.Descriptor, []byte, error)
+	// FetchBlob reads blob d whole, checked against its size and digest.
+	FetchBlob(ctx context.Context, d ocispec.Descriptor) ([]byte, error)
+	// GetBlob GETs blob d from byte off on (a Range request when off > 0).
+	// whole says the body is the whole blob (the registry ignored the
+	// range, or none was asked for); else it starts at off. Unchecked: the
+	// staging folder verifies what it keeps.
+	GetBlob(ctx context.Context, d ocispec.Descriptor, off int64) (body io.ReadCloser, whole bool, err error)
+	// Explain turns the client's errors into what to do about them.
+	Explain(err error) error
+}
+
+// MaxMetaSize bounds what is read whole (manifests, configs, maps).
+const MaxMetaSize = maxMetaSize
+
+// IsMapTag says whether a tag names a library map, not a unikernel.
+func IsMapTag(tag string) bool { return tag == MapTag || strings.HasPrefix(tag, MapTagPrefix) }
 
 // pulled is one unikernel as the registry describes it, checked.
 type pulled struct {
@@ -489,8 +118,10 @@ type pulled struct {
 	localConfig bool
 }
 
-// Pull brings the unikernels tagged names (every tag but the maps' if
-// names is empty) from the repository into the pool at dir (creating it).
+// PullFrom brings the unikernels tagged names (every tag but the maps' if
+// names is empty) from the repository repo, read through r, into the pool
+// at dir (creating it), with jobs downloads at once. distribution.Pull
+// opens r and calls it.
 //
 // It reads every manifest and description first and checks them as add
 // does, and merges the registry's library map with the pool's: a library
@@ -502,16 +133,12 @@ type pulled struct {
 // together or not at all, and until then nothing of theirs is in the pool.
 // A pull that is interrupted keeps what it verified in .pull and the next
 // pull resumes from there. Pulls into one pool may run at once.
-func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptions) (*PullResult, error) {
-	r, err := openRemote(repo, opt)
+func PullFrom(ctx context.Context, dir, repo string, r Registry, names []string, jobs int) (*PullStats, error) {
+	fail := func(err error) (*PullStats, error) {
+		return nil, fmt.Errorf("pull %s: %w", repo, r.Explain(err))
+	}
+	tags, err := r.Tags(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", repo, err)
-	}
-	fail := func(err error) (*PullResult, error) {
-		return nil, fmt.Errorf("pull %s: %w", repo, r.explain(err))
-	}
-	var tags []string
-	if err := r.Tags(ctx, "", func(t []string) error { tags = append(tags, t...); return nil }); err != nil {
 		return fail(fmt.Errorf("list tags: %w", err))
 	}
 	if names, err = pullNames(names, tags); err != nil {
@@ -520,7 +147,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 
 	// The maps: refuse a disagreement before anything is downloaded.
 	mapPath := filepath.Join(dir, MapFile)
-	remoteMap, err := fetchMaps(ctx, r, repo, tags, mapPath)
+	remoteMap, err := r.Maps(ctx, tags, mapPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -536,7 +163,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	}
 
 	// Every manifest and description, checked.
-	plan, err := planPull(ctx, r, dir, names, merged, mapPath, opt.jobs())
+	plan, err := planPull(ctx, r, dir, names, merged, mapPath, jobs)
 	if err != nil {
 		return fail(err)
 	}
@@ -550,7 +177,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 		return nil, err
 	}
 	defer st.close()
-	res := &PullResult{}
+	res := &PullStats{}
 	for _, u := range plan {
 		if u.localConfig {
 			res.LocalConfigs++
@@ -559,7 +186,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 
 	// The blobs, each once, in the order the manifests list them.
 	needs := pullNeeds(plan)
-	ps, err := stageBlobs(ctx, r, p, st, needs, opt.jobs(), res)
+	ps, err := stageBlobs(ctx, r, p, st, needs, jobs, res)
 	if err != nil {
 		return fail(err)
 	}
@@ -574,7 +201,6 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 	if err := commitPull(ctx, r, p, st, plan, needs, ps, remoteMap, mapName, res); err != nil {
 		return nil, fmt.Errorf("pull %s: %w", repo, err)
 	}
-	res.Transfer = r.transfer.snapshot()
 	return res, nil
 }
 
@@ -583,7 +209,7 @@ func Pull(ctx context.Context, dir, repo string, names []string, opt RemoteOptio
 func pullNames(names, tags []string) ([]string, error) {
 	if len(names) == 0 {
 		for _, t := range tags {
-			if !isMapTag(t) {
+			if !IsMapTag(t) {
 				names = append(names, t)
 			}
 		}
@@ -603,7 +229,7 @@ func pullNames(names, tags []string) ([]string, error) {
 
 // planPull reads every named unikernel's manifest and description, several
 // at a time, and checks each description against the merged map.
-func planPull(ctx context.Context, r *remoteRepo, dir string, names []string, merged *libmap.Map, mapPath string, jobs int) ([]pulled, error) {
+func planPull(ctx context.Context, r Registry, dir string, names []string, merged *libmap.Map, mapPath string, jobs int) ([]pulled, error) {
 	plan := make([]pulled, len(names))
 	local := localBlobs{dir}
 	// Pack blobs against the merged map's sealed bytes: a pack the map on
@@ -676,7 +302,7 @@ type pullState struct {
 // stageBlobs brings every needed blob the pool lacks into the staging
 // folder, several at a time, each verified as it streams; it counts what
 // it fetched, resumed and continued in res.
-func stageBlobs(ctx context.Context, r *remoteRepo, p *Pool, st *staging, needs []pullNeed, jobs int, res *PullResult) (*pullState, error) {
+func stageBlobs(ctx context.Context, r Registry, p *Pool, st *staging, needs []pullNeed, jobs int, res *PullStats) (*pullState, error) {
 	var mu sync.Mutex
 	ps := &pullState{inPool: map[digest.Digest]bool{}, staged: map[digest.Digest]bool{}}
 	mark := func(m map[digest.Digest]bool, d digest.Digest) {
@@ -772,7 +398,7 @@ func checkPulledPages(p *Pool, st *staging, plan []pulled, ps *pullState) error 
 // commitPull, under the pool's lock, merges the registry's map into the
 // pool's, checks every description against the map now on disk, moves the
 // staged blobs into place and writes index.json once.
-func commitPull(ctx context.Context, r *remoteRepo, p *Pool, st *staging, plan []pulled, needs []pullNeed, ps *pullState, remoteMap *libmap.Map, mapName string, res *PullResult) error {
+func commitPull(ctx context.Context, r Registry, p *Pool, st *staging, plan []pulled, needs []pullNeed, ps *pullState, remoteMap *libmap.Map, mapName string, res *PullStats) error {
 	l, err := p.lock(true)
 	if err != nil {
 		return err
@@ -814,7 +440,7 @@ func commitPull(ctx context.Context, r *remoteRepo, p *Pool, st *staging, plan [
 				continue
 			}
 			if err := st.fetch(ctx, r, n.d); err != nil {
-				return fmt.Errorf("%s: %w", n.what, r.explain(err))
+				return fmt.Errorf("%s: %w", n.what, r.Explain(err))
 			}
 		}
 		if err := os.Rename(st.path(n.d.Digest), dst); err != nil {
@@ -901,8 +527,8 @@ func readMatching(path string, d ocispec.Descriptor) []byte {
 // fetchUnikernel reads a unikernel's manifest from the registry and its
 // description from the pool at local when it holds it (else from the
 // registry), and checks them.
-func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local localBlobs) (*pulled, error) {
-	root, mData, err := oras.FetchBytes(ctx, r, name, oras.FetchBytesOptions{MaxBytes: maxMetaSize})
+func fetchUnikernel(ctx context.Context, r Registry, name string, local localBlobs) (*pulled, error) {
+	root, mData, err := r.FetchManifest(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -931,7 +557,7 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local local
 				if len(gz) > 0 {
 					return nil, fmt.Errorf("manifest %s: config %s: the data it embeds does not match its digest: refused", root.Digest, packed.Digest)
 				}
-				if gz, err = content.FetchAll(ctx, r, packed); err != nil { // checks size and digest
+				if gz, err = r.FetchBlob(ctx, packed); err != nil { // checks size and digest
 					return nil, fmt.Errorf("config %s: %w", packed.Digest, err)
 				}
 			}
@@ -942,7 +568,7 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local local
 		if mData, err = withConfig(wData, wc, cData); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", root.Digest, err)
 		}
-		root = content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, mData)
+		root = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mData), Size: int64(len(mData))}
 	}
 	m, err := parseManifest(mData)
 	if err != nil {
@@ -955,7 +581,7 @@ func fetchUnikernel(ctx context.Context, r *remoteRepo, name string, local local
 		cData = local.read(m.Config)
 		fromPool = cData != nil
 		if cData == nil {
-			if cData, err = content.FetchAll(ctx, r, m.Config); err != nil { // checks size and digest
+			if cData, err = r.FetchBlob(ctx, m.Config); err != nil { // checks size and digest
 				return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 			}
 		}
@@ -1038,14 +664,14 @@ const partialSuffix = ".partial"
 // again. The whole file is hashed and checked against d's size and digest
 // before it is renamed to its digest: nothing unverified is ever taken as
 // a blob. One pull at a time writes a partial file (flock).
-func (s *staging) fetch(ctx context.Context, r *remoteRepo, d ocispec.Descriptor) error {
+func (s *staging) fetch(ctx context.Context, r Registry, d ocispec.Descriptor) error {
 	_, err := s.fetchFrom(ctx, r, d)
 	return err
 }
 
 // fetchFrom is fetch, also saying from which byte the download continued
 // (0: the whole blob came).
-func (s *staging) fetchFrom(ctx context.Context, r *remoteRepo, d ocispec.Descriptor) (from int64, err error) {
+func (s *staging) fetchFrom(ctx context.Context, r Registry, d ocispec.Descriptor) (from int64, err error) {
 	final := s.path(d.Digest)
 	if d.Digest.Validate() != nil || d.Digest.Algorithm() != digest.SHA256 {
 		return 0, fmt.Errorf("blob %q: not a sha256 digest", d.Digest)
@@ -1122,7 +748,7 @@ func (s *staging) lockPartial(path string) (*os.File, error) {
 // the hash of all of f and the byte the download continued from. A cut
 // download keeps what arrived. The size is checked here, the digest by
 // the caller.
-func (s *staging) download(ctx context.Context, r *remoteRepo, d ocispec.Descriptor, f *os.File, cont bool) (hash.Hash, int64, error) {
+func (s *staging) download(ctx context.Context, r Registry, d ocispec.Descriptor, f *os.File, cont bool) (hash.Hash, int64, error) {
 	h := sha256.New()
 	var off int64
 	if !cont {
@@ -1154,7 +780,7 @@ func (s *staging) download(ctx context.Context, r *remoteRepo, d ocispec.Descrip
 	}
 	from := off
 	if off < d.Size {
-		body, whole, err := r.getBlob(ctx, d, off)
+		body, whole, err := r.GetBlob(ctx, d, off)
 		if err != nil {
 			return nil, from, err
 		}

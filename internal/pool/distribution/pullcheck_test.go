@@ -1,4 +1,4 @@
-package pool
+package distribution
 
 import (
 	"context"
@@ -12,15 +12,17 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/pool"
 )
 
 // forge stores in p a unikernel named to: from's description and manifest
 // as edit leaves them (a hostile pool's, pushed as it is: push checks
 // blobs against their digests and descriptions against their manifests,
-// not against the map).
-func forge(t *testing.T, p *Pool, from, to string, edit func(m *ocispec.Manifest, c *desc.Config, res *AddResult)) {
+// not against the map). It writes the pool's files itself, as a hostile
+// pool's owner would.
+func forge(t *testing.T, p *pool.Pool, from, to string, edit func(m *ocispec.Manifest, c *desc.Config)) {
 	t.Helper()
-	idx, err := p.readIndex()
+	idx, err := p.Index()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,32 +32,57 @@ func forge(t *testing.T, p *Pool, from, to string, edit func(m *ocispec.Manifest
 			ent = md
 		}
 	}
-	m, c, err := p.loadDescription(ent)
+	mData, cData, err := p.ReadVerified(ent)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := &AddResult{}
-	edit(m, c, res)
+	var m ocispec.Manifest
+	if err := json.Unmarshal(mData, &m); err != nil {
+		t.Fatal(err)
+	}
+	c, err := desc.Parse(cData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&m, c)
 	c.Name = to
-	cfg, cd, err := p.storeConfig(c, to, "forged ", res)
+	cfg, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: cd, Size: int64(len(cfg))}
-	if err := checkDescription(m, c); err != nil {
+	if _, err := desc.Parse(cfg); err != nil {
+		t.Fatalf("the forged description does not validate: %v", err)
+	}
+	m.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: storeBlob(t, p, cfg), Size: int64(len(cfg))}
+	mData, _ = json.Marshal(&m)
+	ent.Digest, ent.Size = storeBlob(t, p, mData), int64(len(mData))
+	ent.Annotations = map[string]string{ocispec.AnnotationRefName: to}
+	if _, _, err := p.ReadVerified(ent); err != nil {
 		t.Fatalf("the forged description does not pass the checks it is meant to pass: %v", err)
 	}
-	mData, _ := json.Marshal(m)
-	md, err := p.storeBlob(mData, res)
+	idx.Manifests = append(idx.Manifests, ent)
+	data, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ent.Digest, ent.Size = md, int64(len(mData))
-	ent.Annotations = map[string]string{ocispec.AnnotationRefName: to}
-	idx.Manifests = append(idx.Manifests, ent)
-	if err := p.writeIndex(idx); err != nil {
+	if err := os.WriteFile(filepath.Join(p.Dir(), ocispec.ImageIndexFile), append(data, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// storeBlob writes data into p as a blob (read-only, as the pool stores
+// them) and returns its digest.
+func storeBlob(t *testing.T, p *pool.Pool, data []byte) digest.Digest {
+	t.Helper()
+	d := digest.SHA256.FromBytes(data)
+	path := p.BlobPath(string(d))
+	if _, err := os.Stat(path); err == nil {
+		return d
+	}
+	if err := os.WriteFile(path, data, blobPerm); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // packedHello is a pool holding "hello" linked with packs by the real
@@ -70,14 +97,14 @@ func packedHello(t *testing.T) string {
 	dir := filepath.Join(work, "pool")
 	o := func(n string) string { return filepath.Join(work, n) }
 	run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
-	mustAdd(t, dir, o("hello.elf"), AddOptions{})
+	mustAdd(t, dir, o("hello.elf"), pool.AddOptions{})
 	return dir
 }
 
 // forgePack stores in p, which holds hello with a pack, "evil": hello
 // with one byte of its pack blob flipped (the first member's first
 // instruction). It returns hello's pack entry and evil's pack blob.
-func forgePack(t *testing.T, p *Pool) (desc.Library, digest.Digest) {
+func forgePack(t *testing.T, p *pool.Pool) (desc.Library, digest.Digest) {
 	t.Helper()
 	var pack desc.Library
 	h, err := p.Resolve("hello")
@@ -93,15 +120,13 @@ func forgePack(t *testing.T, p *Pool) (desc.Library, digest.Digest) {
 		t.Fatalf("hello has no pack entry: %+v", h.Libraries)
 	}
 	var forged digest.Digest
-	forge(t, p, "hello", "evil", func(m *ocispec.Manifest, c *desc.Config, res *AddResult) {
+	forge(t, p, "hello", "evil", func(m *ocispec.Manifest, c *desc.Config) {
 		data, err := os.ReadFile(p.BlobPath(pack.Shared.Digest))
 		if err != nil {
 			t.Fatal(err)
 		}
 		data[0] ^= 0xcc
-		if forged, err = p.storeBlob(data, res); err != nil {
-			t.Fatal(err)
-		}
+		forged = storeBlob(t, p, data)
 		for i := range c.Libraries {
 			if c.Libraries[i].Shared.Digest == pack.Shared.Digest {
 				c.Libraries[i].Shared.Digest = string(forged)
@@ -126,7 +151,7 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	repo := reg.Host + "/packs"
-	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+	if _, err := Push(ctx, p, repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
@@ -160,7 +185,7 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
 	f := images(t)
 	src := newPool(t)
-	mustAdd(t, src, f.hello, AddOptions{})
+	mustAdd(t, src, f.hello, pool.AddOptions{})
 	p := mustOpen(t, src)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {
@@ -168,7 +193,7 @@ func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
 	}
 	lie := string(digest.SHA256.FromBytes(page(9)))
 	var pack string
-	forge(t, p, "hello", "evil", func(m *ocispec.Manifest, c *desc.Config, res *AddResult) {
+	forge(t, p, "hello", "evil", func(m *ocispec.Manifest, c *desc.Config) {
 		pages := append([]desc.Page(nil), c.Snapshot.Pages...)
 		pages[1].Digest = lie // page(2)'s bytes, said to be page(9)'s
 		pack = pages[1].Blob
@@ -182,7 +207,7 @@ func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	repo := reg.Host + "/snaps"
-	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+	if _, err := Push(ctx, p, repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	check := func(what string, err error, dst, before string) {
@@ -196,7 +221,7 @@ func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
 			// A new pool: made empty (as a pull does before it
 			// downloads), no blob or unikernel in it.
 			ents, _ := os.ReadDir(filepath.Join(dst, "blobs", "sha256"))
-			if q, err := Open(dst); err != nil || len(ents) != 0 {
+			if q, err := pool.Open(dst); err != nil || len(ents) != 0 {
 				t.Errorf("%s: the pool after a refused pull: %v, %d blobs", what, err, len(ents))
 			} else if names, _ := q.List(); len(names) != 0 {
 				t.Errorf("%s: the pool after a refused pull lists %v", what, names)

@@ -1,4 +1,4 @@
-package pool
+package distribution
 
 import (
 	"bytes"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
+	"github.com/unipool/unipool/internal/pool"
 	"github.com/unipool/unipool/internal/registry"
 )
 
@@ -102,15 +103,15 @@ func TestPushThenPullThroughARealRegistryRecreatesUnikernelsAndMap(t *testing.T)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
+	mustAdd(t, dir, f.hello, pool.AddOptions{})
+	mustAdd(t, dir, f.world, pool.AddOptions{})
 	p := mustOpen(t, dir)
 	repo := reg.Host + "/unipool/test"
-	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+	if _, err := Push(ctx, p, repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
-	if got := reg.tags("unipool/test"); len(got) != 4 || got[0] != "hello" || got[1] != MapTag || !strings.HasPrefix(got[2], MapTagPrefix) || got[3] != "world" {
-		t.Errorf("registry storage has tags %v, want hello, %s, %s<digest>, world", got, MapTag, MapTagPrefix)
+	if got := reg.tags("unipool/test"); len(got) != 4 || got[0] != "hello" || got[1] != pool.MapTag || !strings.HasPrefix(got[2], pool.MapTagPrefix) || got[3] != "world" {
+		t.Errorf("registry storage has tags %v, want hello, %s, %s<digest>, world", got, pool.MapTag, pool.MapTagPrefix)
 	}
 
 	other := filepath.Join(t.TempDir(), "other")
@@ -189,9 +190,9 @@ func TestPullRefusesAMapThatPlacesALibraryElsewhereNamingItAndLeavesThePoolUncha
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.hello, pool.AddOptions{})
 	repo := reg.Host + "/fleet"
-	if _, err := mustOpen(t, dir).Push(ctx, repo, nil, reg.opt); err != nil {
+	if _, err := Push(ctx, mustOpen(t, dir), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	third := filepath.Join(t.TempDir(), "third")
@@ -207,8 +208,8 @@ func TestPullRefusesAMapThatPlacesALibraryElsewhereNamingItAndLeavesThePoolUncha
 		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
 	}
 	// And push refuses to overwrite the registry's map with it.
-	mustAdd(t, third, f.solo, AddOptions{})
-	if _, err := mustOpen(t, third).Push(ctx, repo, nil, reg.opt); err == nil || !strings.Contains(err.Error(), `library "libB"`) {
+	mustAdd(t, third, f.solo, pool.AddOptions{})
+	if _, err := Push(ctx, mustOpen(t, third), repo, nil, reg.opt); err == nil || !strings.Contains(err.Error(), `library "libB"`) {
 		t.Errorf("push of a disagreeing map: %v", err)
 	}
 }
@@ -217,14 +218,14 @@ func TestPushRefusesADamagedUnikernel(t *testing.T) {
 	f := images(t)
 	reg := startRegistry(t, false)
 	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
+	mustAdd(t, dir, f.hello, pool.AddOptions{})
 	p := mustOpen(t, dir)
 	d, _ := p.Inspect("hello")
 	path := p.BlobPath(string(d.Blobs[1].Digest)) // the config
 	data, _ := os.ReadFile(path)
 	data[10] ^= 1
 	os.WriteFile(path, data, 0o644)
-	_, err := p.Push(context.Background(), reg.Host+"/x", nil, reg.opt)
+	_, err := Push(context.Background(), p, reg.Host+"/x", nil, reg.opt)
 	if err == nil || !strings.Contains(err.Error(), string(d.Blobs[1].Digest)) {
 		t.Errorf("push of a damaged unikernel: %v", err)
 	}
@@ -241,10 +242,10 @@ func pushed(t *testing.T, plainHTTP bool) (reg *testRegistry, repo, src, dst str
 	f := images(t)
 	reg = startRegistry(t, plainHTTP)
 	src = newPool(t)
-	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.world, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.world, pool.AddOptions{InitBlobs: true})
 	repo = reg.Host + "/fleet"
-	if _, err := mustOpen(t, src).Push(context.Background(), repo, nil, reg.opt); err != nil {
+	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	dst = filepath.Join(t.TempDir(), "dst")
@@ -403,11 +404,11 @@ func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
 	f := images(t)
 	reg := startRegistry(t, false)
 	src := newPool(t)
-	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.world, AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.big, AddOptions{Name: "big", InitBlobs: true})
+	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.world, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.big, pool.AddOptions{Name: "big", InitBlobs: true})
 	repo := reg.Host + "/fleet"
-	if _, err := mustOpen(t, src).Push(context.Background(), repo, nil, reg.opt); err != nil {
+	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
@@ -445,11 +446,11 @@ func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) 
 	f := images(t)
 	reg := startRegistry(t, false)
 	src := newPool(t)
-	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.world, AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.big, AddOptions{Name: "big", InitBlobs: true})
+	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.world, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.big, pool.AddOptions{Name: "big", InitBlobs: true})
 	repo := reg.Host + "/fleet"
-	if _, err := mustOpen(t, src).Push(context.Background(), repo, nil, reg.opt); err != nil {
+	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
@@ -476,7 +477,7 @@ func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) 
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		// Killed or not, the pool is whole: all three unikernels or none.
-		if _, err := os.Stat(filepath.Join(dst, "oci-layout")); err == nil { // Init writes it last
+		if _, err := os.Stat(filepath.Join(dst, "oci-layout")); err == nil { // pool.Init writes it last
 			q := mustOpen(t, dst)
 			mustVerify(t, q)
 			if rows, _ := q.Summaries(); len(rows) != 0 && len(rows) != 3 {
@@ -515,11 +516,11 @@ func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlaces
 		libs  []testLib
 	}
 	srcs := []src{{f.hello, []testLib{testLibA, testLibB}}, {f.big, []testLib{testLibA, f.bigLib}}, {f.world, []testLib{testLibA, testLibB, testLibC}}}
-	var pools []*Pool
+	var pools []*pool.Pool
 	for _, s := range srcs {
 		dir := filepath.Join(t.TempDir(), "pool")
 		writeMap(t, dir, s.libs...)
-		mustAdd(t, dir, s.image, AddOptions{})
+		mustAdd(t, dir, s.image, pool.AddOptions{})
 		pools = append(pools, mustOpen(t, dir))
 	}
 	for round := 0; round < 3; round++ {
@@ -530,7 +531,7 @@ func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlaces
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = p.Push(ctx, repo, nil, reg.opt)
+				_, errs[i] = Push(ctx, p, repo, nil, reg.opt)
 			}()
 		}
 		wg.Wait()
@@ -546,7 +547,7 @@ func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlaces
 		if len(res.Names) != 3 {
 			t.Errorf("round %d: pulled %v", round, res.Names)
 		}
-		m, err := libmap.Load(filepath.Join(dst, MapFile))
+		m, err := libmap.Load(filepath.Join(dst, pool.MapFile))
 		if err != nil || len(m.Libraries) != 4 {
 			t.Errorf("round %d: the pulled map has %v (%v), want libA, libB, libC, libBig", round, m, err)
 		}
@@ -562,8 +563,8 @@ func TestPullOfASnapshotBringsThePacksOfOtherSnapshotsItReferences(t *testing.T)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
+	mustAdd(t, dir, f.hello, pool.AddOptions{})
+	mustAdd(t, dir, f.world, pool.AddOptions{})
 	p := mustOpen(t, dir)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {
@@ -573,7 +574,7 @@ func TestPullOfASnapshotBringsThePacksOfOtherSnapshotsItReferences(t *testing.T)
 		t.Fatal(err)
 	}
 	repo := reg.Host + "/unipool/snap"
-	if _, err := p.Push(ctx, repo, nil, reg.opt); err != nil {
+	if _, err := Push(ctx, p, repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(t.TempDir(), "other")

@@ -1,4 +1,4 @@
-package pool
+package distribution
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"oras.land/oras-go/v2/content"
 
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/pool"
 )
 
 // registryManifest is the manifest the registry holds under tag.
@@ -41,13 +42,13 @@ func TestPushSendsEachDescriptionCompressedInsideItsManifestAndPullRestoresThePo
 	s := mustOpen(t, src)
 	a, _ := s.Inspect("world")
 	_, m := registryManifest(t, reg, repo, "world")
-	var cfg Blob
+	var cfg pool.Blob
 	for _, b := range a.Blobs {
 		if b.Role == "config" {
 			cfg = b
 		}
 	}
-	if m.Config.MediaType != MediaTypeConfigGzip || m.Config.Annotations[AnnotationConfigDigest] != string(cfg.Digest) {
+	if m.Config.MediaType != pool.MediaTypeConfigGzip || m.Config.Annotations[pool.AnnotationConfigDigest] != string(cfg.Digest) {
 		t.Fatalf("the registry's manifest of world has config %+v, want the compressed description of %s", m.Config, cfg.Digest)
 	}
 	if len(m.Config.Data) == 0 || int64(len(m.Config.Data)) != m.Config.Size || int64(len(m.Config.Data)) >= cfg.Size {
@@ -84,11 +85,11 @@ func TestPullReadsARegistryWrittenTheWayEarlierVersionsPushed(t *testing.T) {
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	src := newPool(t)
-	mustAdd(t, src, f.hello, AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
 	repo := reg.Host + "/old"
 	o := reg.opt
 	o.PlainDescriptions = true
-	if _, err := mustOpen(t, src).Push(ctx, repo, nil, o); err != nil {
+	if _, err := Push(ctx, mustOpen(t, src), repo, nil, o); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := mustOpen(t, src).Inspect("hello")
@@ -138,10 +139,10 @@ func TestPullRefusesACompressedDescriptionThatIsNotTheOneItsManifestNames(t *tes
 	// A gzip bomb: far more than a description may have.
 	var bomb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
-	zw.Write(make([]byte, maxMetaSize+1))
+	zw.Write(make([]byte, pool.MaxMetaSize+1))
 	zw.Close()
 	huge := *world
-	d := content.NewDescriptorFromBytes(MediaTypeConfigGzip, bomb.Bytes())
+	d := content.NewDescriptorFromBytes(pool.MediaTypeConfigGzip, bomb.Bytes())
 	huge.Config = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, Data: bomb.Bytes(), Annotations: world.Config.Annotations}
 	push("huge", huge)
 

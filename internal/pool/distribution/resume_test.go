@@ -1,4 +1,4 @@
-package pool
+package distribution
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/unipool/unipool/internal/pool"
 )
 
 // cuttingProxy stands between a client and the real registry, passing
@@ -106,12 +107,12 @@ func TestAPullCutOffInsideABlobContinuesFromTheByteItHadAndFetchesOnlyTheRest(t 
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	src := newPool(t)
-	mustAdd(t, src, f.big, AddOptions{InitBlobs: true})
-	if _, err := mustOpen(t, src).Push(ctx, reg.Host+"/big", nil, reg.opt); err != nil {
+	mustAdd(t, src, f.big, pool.AddOptions{InitBlobs: true})
+	if _, err := Push(ctx, mustOpen(t, src), reg.Host+"/big", nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := mustOpen(t, src).Inspect("big")
-	var target Blob
+	var target pool.Blob
 	for _, b := range a.Blobs {
 		if b.Role == "shared" && b.Library == "libBig" {
 			target = b
