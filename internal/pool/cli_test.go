@@ -16,67 +16,50 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
-// unipool runs the CLI on a pool and returns its stdout, failing the test
-// if it exits non-zero.
-func unipool(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := unipoolErr(t, dir, args...)
-	if err != nil {
-		t.Fatalf("unipool %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func unipoolErr(t *testing.T, dir string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(cli(t), append([]string{"pool", "--pool", dir}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
 func TestCLICommandsEndToEnd(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	out := unipool(t, dir, "add", f.hello)
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	out := pooltest.Unipool(t, dir, "add", f.Hello)
 	if !strings.HasPrefix(out, "added hello: sha256:") {
 		t.Errorf("add: %q", out)
 	}
-	unipool(t, dir, "add", f.world, "--name", "w", "--cmdline", "a b", "--mem", "16M")
-	if out := unipool(t, dir, "ls"); !strings.Contains(out, "hello") || !strings.Contains(out, "w ") {
+	pooltest.Unipool(t, dir, "add", f.World, "--name", "w", "--cmdline", "a b", "--mem", "16M")
+	if out := pooltest.Unipool(t, dir, "ls"); !strings.Contains(out, "hello") || !strings.Contains(out, "w ") {
 		t.Errorf("ls: %q", out)
 	}
 	var rows []struct {
 		Name      string `json:"name"`
 		Libraries int    `json:"libraries"`
 	}
-	if err := json.Unmarshal([]byte(unipool(t, dir, "ls", "--json")), &rows); err != nil || len(rows) != 2 || rows[1].Name != "w" || rows[1].Libraries != 4 {
+	if err := json.Unmarshal([]byte(pooltest.Unipool(t, dir, "ls", "--json")), &rows); err != nil || len(rows) != 2 || rows[1].Name != "w" || rows[1].Libraries != 4 {
 		t.Errorf("ls --json: %+v %v", rows, err)
 	}
-	out = unipool(t, dir, "inspect", "w")
+	out = pooltest.Unipool(t, dir, "inspect", "w")
 	for _, want := range []string{"libC", "0x40020000", `"a b"`, "16.0 MiB", "private"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect w lacks %q:\n%s", want, out)
 		}
 	}
 	var d Description
-	if err := json.Unmarshal([]byte(unipool(t, dir, "inspect", "w", "--json")), &d); err != nil || d.Config.MemSize != 16<<20 || d.Config.Cmdline != "a b" {
+	if err := json.Unmarshal([]byte(pooltest.Unipool(t, dir, "inspect", "w", "--json")), &d); err != nil || d.Config.MemSize != 16<<20 || d.Config.Cmdline != "a b" {
 		t.Errorf("inspect --json: %+v %v", d.Config, err)
 	}
 	var s Stats
-	if err := json.Unmarshal([]byte(unipool(t, dir, "stats", "--json")), &s); err != nil || s.Unikernels != 2 || s.LibraryBlobs != 3 {
+	if err := json.Unmarshal([]byte(pooltest.Unipool(t, dir, "stats", "--json")), &s); err != nil || s.Unikernels != 2 || s.LibraryBlobs != 3 {
 		t.Errorf("stats --json: %+v %v", s, err)
 	}
-	if out := unipool(t, dir, "verify"); !strings.Contains(out, "0 problems") {
+	if out := pooltest.Unipool(t, dir, "verify"); !strings.Contains(out, "0 problems") {
 		t.Errorf("verify: %q", out)
 	}
-	unipool(t, dir, "rm", "w")
-	if out, err := unipoolErr(t, dir, "inspect", "w"); err == nil || !strings.Contains(out, `no such unikernel "w"`) {
+	pooltest.Unipool(t, dir, "rm", "w")
+	if out, err := pooltest.UnipoolErr(t, dir, "inspect", "w"); err == nil || !strings.Contains(out, `no such unikernel "w"`) {
 		t.Errorf("inspect after rm: %v %q", err, out)
 	}
 	// w had an init blob of its own (its app's) besides its 5 other blobs.
-	if out := unipool(t, dir, "gc"); !strings.HasPrefix(out, "removed 6 blobs") {
+	if out := pooltest.Unipool(t, dir, "gc"); !strings.HasPrefix(out, "removed 6 blobs") {
 		t.Errorf("gc: %q", out)
 	}
 	// A flipped byte: verify names the blob and exits non-zero.
@@ -86,19 +69,19 @@ func TestCLICommandsEndToEnd(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	data[7] ^= 1
 	os.WriteFile(path, data, 0o644)
-	out, err := unipoolErr(t, dir, "verify")
+	out, err := pooltest.UnipoolErr(t, dir, "verify")
 	if err == nil || !strings.Contains(out, c.Libraries[2].Shared.Digest) || !strings.Contains(out, "does not match its digest") {
 		t.Errorf("verify of a damaged pool: %v\n%s", err, out)
 	}
-	if out, err := unipoolErr(t, dir, "add", f.hello, "--mem", "lots"); err == nil || !strings.Contains(out, "--mem") {
+	if out, err := pooltest.UnipoolErr(t, dir, "add", f.Hello, "--mem", "lots"); err == nil || !strings.Contains(out, "--mem") {
 		t.Errorf("add --mem lots: %v %q", err, out)
 	}
 }
 
 func TestCLIUsesEnvironmentPool(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	cmd := exec.Command(cli(t), "pool", "add", f.solo)
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	cmd := exec.Command(pooltest.CLI(t), "pool", "add", f.Solo)
 	cmd.Env = append(os.Environ(), EnvPool+"="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("add with $%s: %v\n%s", EnvPool, err, out)
@@ -135,12 +118,12 @@ func checkPool(t *testing.T, dir string, want map[string]int) {
 }
 
 func TestConcurrentAddsLeaveConsistentPool(t *testing.T) {
-	f := images(t)
-	cli(t)
+	f := pooltest.Images(t)
+	pooltest.CLI(t)
 	// No pool yet (only the map the linker wrote): the adds race to create it.
-	dir := newPool(t)
-	imgs := []string{f.hello, f.world, f.solo, f.big}
-	libs := map[string]int{f.hello: 3, f.world: 4, f.solo: 1, f.big: 3}
+	dir := pooltest.NewPool(t)
+	imgs := []string{f.Hello, f.World, f.Solo, f.Big}
+	libs := map[string]int{f.Hello: 3, f.World: 4, f.Solo: 1, f.Big: 3}
 	want := map[string]int{}
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
@@ -152,7 +135,7 @@ func TestConcurrentAddsLeaveConsistentPool(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = unipoolErr(t, dir, "add", img, "--name", name)
+			outs[i], errs[i] = pooltest.UnipoolErr(t, dir, "add", img, "--name", name)
 		}()
 	}
 	wg.Wait()
@@ -180,7 +163,7 @@ func TestConcurrentAddsLeaveConsistentPool(t *testing.T) {
 // in [0, limit) and reports whether the command finished before the kill.
 func killAtRandom(t *testing.T, limit time.Duration, args ...string) bool {
 	t.Helper()
-	cmd := exec.Command(cli(t), args...)
+	cmd := exec.Command(pooltest.CLI(t), args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +205,7 @@ func killWhileRemoving(t *testing.T, dir string) bool {
 	}
 	before := count()
 	args := []string{"pool", "--pool", dir, "gc"}
-	cmd := exec.Command(cli(t), args...)
+	cmd := exec.Command(pooltest.CLI(t), args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,31 +230,31 @@ func killWhileRemoving(t *testing.T, dir string) bool {
 func timed(t *testing.T, args ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	if out, err := exec.Command(cli(t), args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(pooltest.CLI(t), args...).CombinedOutput(); err != nil {
 		t.Fatalf("unipool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return time.Since(start)
 }
 
 func TestKillDuringAddLeavesConsistentPool(t *testing.T) {
-	f := images(t)
-	cli(t)
-	dir := newPool(t)
+	f := pooltest.Images(t)
+	pooltest.CLI(t)
+	dir := pooltest.NewPool(t)
 	want := map[string]int{"hello": 3, "world": 4}
-	unipool(t, dir, "add", f.hello)
-	unipool(t, dir, "add", f.world)
+	pooltest.Unipool(t, dir, "add", f.Hello)
+	pooltest.Unipool(t, dir, "add", f.World)
 	// The big image takes long enough (hashing, writing and fsyncing 6 MiB)
 	// for random kills to land inside it.
-	d := timed(t, "pool", "--pool", dir, "add", f.big, "--name", "big-warm")
+	d := timed(t, "pool", "--pool", dir, "add", f.Big, "--name", "big-warm")
 	want["big-warm"] = 3
-	unipool(t, dir, "rm", "big-warm")
-	unipool(t, dir, "gc")
+	pooltest.Unipool(t, dir, "rm", "big-warm")
+	pooltest.Unipool(t, dir, "gc")
 	delete(want, "big-warm")
 	killed := 0
 	for i := range 20 {
-		img, libs := f.big, 3
+		img, libs := f.Big, 3
 		if i%4 == 3 {
-			img, libs = f.world, 4
+			img, libs = f.World, 4
 		}
 		name := fmt.Sprintf("k%d", i%3) // some adds replace an earlier one
 		if killAtRandom(t, d*3/2, "pool", "--pool", dir, "add", img, "--name", name) {
@@ -299,7 +282,7 @@ func TestKillDuringAddLeavesConsistentPool(t *testing.T) {
 	if killed == 0 {
 		t.Error("no add was killed: the test exercised nothing")
 	}
-	unipool(t, dir, "gc")
+	pooltest.Unipool(t, dir, "gc")
 	checkPool(t, dir, want)
 }
 
@@ -318,22 +301,22 @@ func garbage(t *testing.T, dir string, n int) {
 }
 
 func TestKillDuringGCLeavesConsistentPool(t *testing.T) {
-	f := images(t)
-	cli(t)
-	dir := newPool(t)
+	f := pooltest.Images(t)
+	pooltest.CLI(t)
+	dir := pooltest.NewPool(t)
 	want := map[string]int{"hello": 3, "world": 4, "big": 3}
-	unipool(t, dir, "add", f.hello)
-	unipool(t, dir, "add", f.world)
-	unipool(t, dir, "add", f.big)
+	pooltest.Unipool(t, dir, "add", f.Hello)
+	pooltest.Unipool(t, dir, "add", f.World)
+	pooltest.Unipool(t, dir, "add", f.Big)
 	garbage(t, dir, 250)
 	d := timed(t, "pool", "--pool", dir, "gc")
 	killed, midRemoval := 0, 0
 	for i := range 20 {
 		// Real unreferenced blobs too: a replaced and a removed unikernel
 		// (made in-process: what is under test is the killed gc).
-		mustAdd(t, dir, f.solo, AddOptions{Name: "tmp"})
-		mustAdd(t, dir, f.hello, AddOptions{Name: "tmp"})
-		mustAdd(t, dir, f.solo, AddOptions{Name: "gone"})
+		mustAdd(t, dir, f.Solo, AddOptions{Name: "tmp"})
+		mustAdd(t, dir, f.Hello, AddOptions{Name: "tmp"})
+		mustAdd(t, dir, f.Solo, AddOptions{Name: "gone"})
 		if err := mustOpen(t, dir).Remove("gone"); err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +341,7 @@ func TestKillDuringGCLeavesConsistentPool(t *testing.T) {
 	if midRemoval == 0 {
 		t.Error("no gc was killed while it removed blobs: the test exercised nothing")
 	}
-	unipool(t, dir, "gc")
+	pooltest.Unipool(t, dir, "gc")
 	s, err := mustOpen(t, dir).Stats()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 // A resolved unikernel's description can be let go and read again by its
@@ -15,10 +17,10 @@ import (
 // manifest alone reads both and checks them as Resolve does; and the
 // parsed index goes on DropIndex.
 func TestADescriptionIsReadAgainByItsRefAsResolveReadsIt(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
 	p := mustOpen(t, dir)
 	ref, c, err := p.ResolveRef("world")
 	if err != nil {
@@ -89,9 +91,9 @@ func TestADescriptionIsReadAgainByItsRefAsResolveReadsIt(t *testing.T) {
 // resolves as ResolveRef does, with the description parsed for that one
 // use: the same description and Ref, its strings not interned.
 func TestResolveRefOnceIsResolveRefNotCompacted(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.world, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.World, AddOptions{})
 	p := mustOpen(t, dir)
 	ref, want, err := p.ResolveRef("world")
 	if err != nil {

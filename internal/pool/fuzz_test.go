@@ -11,15 +11,16 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 // seedPool returns the index, a manifest and a config of a real pool, for
 // seeding the fuzzers with valid inputs to mutate (nil if gcc is missing).
 func seedPool(f *testing.F) (index, manifest, config []byte) {
-	fx := images(f)
+	fx := pooltest.Images(f)
 	dir := filepath.Join(f.TempDir(), "pool")
-	writeMap(f, dir, testLibA, testLibB, testLibC, fx.bigLib)
-	if _, err := Add(dir, fx.world, AddOptions{}); err != nil {
+	pooltest.WriteMap(f, dir, pooltest.LibA, pooltest.LibB, pooltest.LibC, fx.BigLib)
+	if _, err := Add(dir, fx.World, AddOptions{}); err != nil {
 		f.Fatal(err)
 	}
 	p := &Pool{dir: dir}
@@ -218,8 +219,8 @@ func FuzzDescription(f *testing.F) {
 // FuzzReadImage feeds files to the image reader add uses, and splits
 // what it accepts as add would.
 func FuzzReadImage(f *testing.F) {
-	fx := images(f)
-	for _, p := range []string{fx.hello, fx.solo} {
+	fx := pooltest.Images(f)
+	for _, p := range []string{fx.Hello, fx.Solo} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -19,8 +19,11 @@ import (
 // allocate without limit.
 const maxMetaSize = 64 << 20
 
-// decodeStrict decodes one JSON value into v and refuses trailing data.
-func decodeStrict(data []byte, v any) error {
+// DecodeStrict decodes one JSON value into v and refuses trailing data
+// (anything but white space after the value). The pool reads its own JSON
+// (index.json, manifests, configs) so; package distribution reads what it
+// pulls the same way.
+func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
 		return err
@@ -38,7 +41,7 @@ func decodeStrict(data []byte, v any) error {
 // parseLayout checks the oci-layout file.
 func parseLayout(data []byte) error {
 	var l ocispec.ImageLayout
-	if err := decodeStrict(data, &l); err != nil {
+	if err := DecodeStrict(data, &l); err != nil {
 		return fmt.Errorf("not valid JSON: %w", err)
 	}
 	if l.Version != ocispec.ImageLayoutVersion {
@@ -67,7 +70,7 @@ func checkDescriptor(d ocispec.Descriptor) error {
 // manifest: an image manifest with a sha256 digest and a unique ref name.
 func parseIndex(data []byte) (*ocispec.Index, error) {
 	var idx ocispec.Index
-	if err := decodeStrict(data, &idx); err != nil {
+	if err := DecodeStrict(data, &idx); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if idx.SchemaVersion != 2 {
@@ -119,7 +122,7 @@ func checkName(name string) error {
 // and whose layers are shared blobs plus exactly one private blob.
 func parseManifest(data []byte) (*ocispec.Manifest, error) {
 	var m ocispec.Manifest
-	if err := decodeStrict(data, &m); err != nil {
+	if err := DecodeStrict(data, &m); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if m.SchemaVersion != 2 {

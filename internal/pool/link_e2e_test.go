@@ -1,9 +1,10 @@
 package pool
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 // The poster's case through the real toolchain: two unikernels linked by
@@ -11,27 +12,27 @@ import (
 // (ukc) inserted in the middle of the link order. Added to the pool, the
 // libraries they share are the same blobs; only the apps and ukc differ.
 func TestLinkedImagesShareLibraryBlobsInThePool(t *testing.T) {
-	images(t) // skips without gcc/binutils
-	bin := cli(t)
+	pooltest.Images(t) // skips without gcc/binutils
+	bin := pooltest.CLI(t)
 	work := t.TempDir()
 	srcs := map[string]string{
-		"libuka.o":   helloLibA,
-		"libukb.o":   helloLibB,
-		"apphello.o": helloApp,
+		"libuka.o":   pooltest.HelloLibA,
+		"libukb.o":   pooltest.HelloLibB,
+		"apphello.o": pooltest.HelloApp,
 		"libukc.o": `long c_state = 7;
 long c_next(void) { c_state = c_state * 6364136223846793005L + 1; return c_state; }`,
 		"appworld.o": `int a_len(void); unsigned int b_sum(int); long c_next(void);
 void _start(void) { volatile long x = a_len() + b_sum(4) + c_next(); (void)x; for (;;) __asm__ volatile("hlt"); }`,
 	}
-	compileObjects(t, work, srcs)
+	pooltest.CompileObjects(t, work, srcs)
 	dir := filepath.Join(work, "pool")
 	o := func(n string) string { return filepath.Join(work, n) }
 	// --no-packs: each library a blob of its own (packs: internal/link's
 	// TestAPackPageIsTheSameInEveryImageThatUsesAnyOfItsMembers).
-	run(t, bin, "link", "--layout", "aligned", "--no-packs", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
-	run(t, bin, "link", "--layout", "aligned", "--no-packs", "--pool", dir, "-o", o("world.elf"), o("appworld.o"), o("libuka.o"), o("libukc.o"), o("libukb.o"))
-	unipool(t, dir, "add", o("hello.elf"))
-	unipool(t, dir, "add", o("world.elf"))
+	pooltest.Run(t, bin, "link", "--layout", "aligned", "--no-packs", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
+	pooltest.Run(t, bin, "link", "--layout", "aligned", "--no-packs", "--pool", dir, "-o", o("world.elf"), o("appworld.o"), o("libuka.o"), o("libukc.o"), o("libukb.o"))
+	pooltest.Unipool(t, dir, "add", o("hello.elf"))
+	pooltest.Unipool(t, dir, "add", o("world.elf"))
 
 	p := mustOpen(t, dir)
 	mustVerify(t, p)
@@ -61,32 +62,5 @@ void _start(void) { volatile long x = a_len() + b_sum(4) + c_next(); (void)x; fo
 	}
 	if s.LibraryUses != 5 || s.LibraryBlobs != 3 || s.AppBlobs != 2 {
 		t.Errorf("stats %+v: want 5 library uses in 3 blobs, and 2 app blobs", s)
-	}
-}
-
-// The sources of hello's two libraries and its app, linked by the pool
-// tests that need the real toolchain's output.
-const (
-	helloLibA = `static const char greeting[] = "hello from uka";
-int a_counter = 42;
-int a_len(void) { int n = 0; while (greeting[n]) n++; return n + a_counter; }`
-	helloLibB = `static const unsigned int table[64] = {1, 2, 3, 5, 8, 13, 21, 34, 55, 89};
-int a_len(void);
-unsigned int b_sum(int n) { unsigned s = a_len(); for (int i = 0; i < n && i < 64; i++) s += table[i]; return s; }`
-	helloApp = `int a_len(void); unsigned int b_sum(int);
-void _start(void) { volatile int x = a_len() + b_sum(3); (void)x; for (;;) __asm__ volatile("hlt"); }`
-)
-
-// compileObjects compiles each source of srcs (object name to C) into
-// work/NAME as a library of the map is built.
-func compileObjects(t *testing.T, work string, srcs map[string]string) {
-	t.Helper()
-	for obj, src := range srcs {
-		c := filepath.Join(work, obj+".c")
-		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		run(t, "gcc", "-c", "-O2", "-ffreestanding", "-nostdlib", "-fpie", "-mno-red-zone", "-ffunction-sections",
-			"-fdata-sections", "-fno-plt", "-fno-stack-protector", "-o", filepath.Join(work, obj), c)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
@@ -70,9 +71,9 @@ func imageBytes(t *testing.T, path string, vaddr, n uint64) []byte {
 }
 
 func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.world, AddOptions{Name: "w", Cmdline: "x=1", MemSize: 8 << 20})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.World, AddOptions{Name: "w", Cmdline: "x=1", MemSize: 8 << 20})
 	p := mustOpen(t, dir)
 	c, err := p.Resolve("w")
 	if err != nil {
@@ -81,7 +82,7 @@ func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
 	if c.Name != "w" || c.Cmdline != "x=1" || c.MemSize != 8<<20 {
 		t.Errorf("name/cmdline/mem = %q %q %d, want w x=1 8MiB", c.Name, c.Cmdline, c.MemSize)
 	}
-	st, _ := os.Stat(f.world)
+	st, _ := os.Stat(f.World)
 	if c.Image == nil || c.Image.Size != st.Size() {
 		t.Errorf("image ref %+v, want size %d", c.Image, st.Size())
 	}
@@ -98,16 +99,16 @@ func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
 		if uint64(len(blob)) != l.Shared.Size || len(blob)%0x1000 != 0 {
 			t.Errorf("library %s: shared blob %#x bytes, description %#x, want equal whole pages", l.Name, len(blob), l.Shared.Size)
 		}
-		if want := imageBytes(t, f.world, r.SharedAddr(), l.Shared.Size); !bytes.Equal(blob, want) {
+		if want := imageBytes(t, f.World, r.SharedAddr(), l.Shared.Size); !bytes.Equal(blob, want) {
 			t.Errorf("library %s: shared blob differs from the image's bytes at %#x", l.Name, r.SharedAddr())
 		}
 		if l.Tramp.BlobOff%privateAlign != 0 || l.Private.BlobOff%privateAlign != 0 {
 			t.Errorf("library %s: private blob offsets %#x %#x not %d-byte aligned", l.Name, l.Tramp.BlobOff, l.Private.BlobOff, privateAlign)
 		}
-		if got, want := priv[l.Tramp.BlobOff:l.Tramp.BlobOff+l.Tramp.Size], imageBytes(t, f.world, r.TrampAddr(), l.Tramp.Size); !bytes.Equal(got, want) {
+		if got, want := priv[l.Tramp.BlobOff:l.Tramp.BlobOff+l.Tramp.Size], imageBytes(t, f.World, r.TrampAddr(), l.Tramp.Size); !bytes.Equal(got, want) {
 			t.Errorf("library %s: tramp table in the private blob differs from the image", l.Name)
 		}
-		if got, want := priv[l.Private.BlobOff:l.Private.BlobOff+l.Private.FileSize], imageBytes(t, f.world, r.PrivateAddr(), l.Private.FileSize); !bytes.Equal(got, want) {
+		if got, want := priv[l.Private.BlobOff:l.Private.BlobOff+l.Private.FileSize], imageBytes(t, f.World, r.PrivateAddr(), l.Private.FileSize); !bytes.Equal(got, want) {
 			t.Errorf("library %s: private data in the private blob differs from the image", l.Name)
 		}
 	}
@@ -128,7 +129,7 @@ func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
 			if at := r.PrivateAddr(); at >= a.Addr && at+l.Private.FileSize <= a.Addr+a.Size {
 				found = true
 				off := a.BlobOff + at - a.Addr
-				if got, want := priv[off:off+l.Private.FileSize], imageBytes(t, f.world, at, l.Private.FileSize); !bytes.Equal(got, want) {
+				if got, want := priv[off:off+l.Private.FileSize], imageBytes(t, f.World, at, l.Private.FileSize); !bytes.Equal(got, want) {
 					t.Errorf("library %s: its data in the arena pages of the private blob differs from the image", l.Name)
 				}
 			}
@@ -149,10 +150,10 @@ func TestAddSplitsImageIntoBlobsThatHoldItsBytes(t *testing.T) {
 }
 
 func TestImagesSharingLibrariesStoreThemOnce(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	r1 := mustAdd(t, dir, f.hello, AddOptions{})
-	r2 := mustAdd(t, dir, f.world, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	r1 := mustAdd(t, dir, f.Hello, AddOptions{})
+	r2 := mustAdd(t, dir, f.World, AddOptions{})
 	// hello: app, libA, libB shared + private + config + manifest = 6 new.
 	// world: libA and libB are already there: app, libC, private, config,
 	// manifest = 5 new.
@@ -182,17 +183,17 @@ func TestImagesSharingLibrariesStoreThemOnce(t *testing.T) {
 		t.Errorf("stats: referenced %d - stored %d, want the two shared pages of libA and libB; ratio %.2f", s.BytesReferenced, s.BytesStored, s.DedupRatio)
 	}
 	// Adding the same image again stores nothing new but the index.
-	if r := mustAdd(t, dir, f.world, AddOptions{}); r.NewBlobs != 0 || !r.Replaced {
+	if r := mustAdd(t, dir, f.World, AddOptions{}); r.NewBlobs != 0 || !r.Replaced {
 		t.Errorf("re-add: %+v, want no new blobs, replaced", r)
 	}
 }
 
 func TestListInspectRemoveAndGC(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	mustAdd(t, dir, f.solo, AddOptions{Name: "solo-1"})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
+	mustAdd(t, dir, f.Solo, AddOptions{Name: "solo-1"})
 	p := mustOpen(t, dir)
 	ents, err := p.List()
 	if err != nil {
@@ -257,10 +258,10 @@ func TestListInspectRemoveAndGC(t *testing.T) {
 }
 
 func TestReaddingANameReplacesIt(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{Name: "u"})
-	res := mustAdd(t, dir, f.world, AddOptions{Name: "u"})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{Name: "u"})
+	res := mustAdd(t, dir, f.World, AddOptions{Name: "u"})
 	if !res.Replaced {
 		t.Error("second add under the same name did not say it replaced")
 	}
@@ -275,25 +276,25 @@ func TestReaddingANameReplacesIt(t *testing.T) {
 }
 
 func TestAddRefusesRegionsTheMapDisagreesWith(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	dir := filepath.Join(t.TempDir(), "pool")
-	moved := testLibB
-	moved.region.Start += 0x10_0000
-	writeMap(t, dir, testLibA, moved)
-	_, err := Add(dir, f.hello, AddOptions{})
-	if err == nil || !strings.Contains(err.Error(), `"libB"`) || !strings.Contains(err.Error(), filepath.Join(dir, MapFile)) || !strings.Contains(err.Error(), f.hello) {
+	moved := pooltest.LibB
+	moved.Region.Start += 0x10_0000
+	pooltest.WriteMap(t, dir, pooltest.LibA, moved)
+	_, err := Add(dir, f.Hello, AddOptions{})
+	if err == nil || !strings.Contains(err.Error(), `"libB"`) || !strings.Contains(err.Error(), filepath.Join(dir, MapFile)) || !strings.Contains(err.Error(), f.Hello) {
 		t.Errorf("add with libB moved in the map: %v; want an error naming the image, libB and the map", err)
 	}
-	writeMap(t, dir, testLibA)
-	if _, err := Add(dir, f.hello, AddOptions{}); err == nil || !strings.Contains(err.Error(), "no region") {
+	pooltest.WriteMap(t, dir, pooltest.LibA)
+	if _, err := Add(dir, f.Hello, AddOptions{}); err == nil || !strings.Contains(err.Error(), "no region") {
 		t.Errorf("add with libB missing from the map: %v", err)
 	}
 	os.Remove(filepath.Join(dir, MapFile))
-	if _, err := Add(dir, f.hello, AddOptions{}); err == nil || !strings.Contains(err.Error(), "no library map") {
+	if _, err := Add(dir, f.Hello, AddOptions{}); err == nil || !strings.Contains(err.Error(), "no library map") {
 		t.Errorf("add with no map: %v", err)
 	}
 	// An image of only its app needs no map.
-	mustAdd(t, dir, f.solo, AddOptions{})
+	mustAdd(t, dir, f.Solo, AddOptions{})
 	p := mustOpen(t, dir)
 	if ents, _ := p.List(); len(ents) != 1 {
 		t.Errorf("refused adds left entries: %+v", ents)
@@ -308,7 +309,7 @@ func withSection(t *testing.T, image string, content []byte) string {
 	sec := filepath.Join(dir, "sec")
 	os.WriteFile(sec, content, 0o644)
 	out := filepath.Join(dir, filepath.Base(image))
-	run(t, "objcopy", "--update-section", desc.SectionName+"="+sec, image, out)
+	pooltest.Run(t, "objcopy", "--update-section", desc.SectionName+"="+sec, image, out)
 	return out
 }
 
@@ -331,30 +332,30 @@ func sectionConfig(t *testing.T, image string) *desc.Config {
 }
 
 func TestAddRejectsBadImagesNamingTheFile(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
 	tmp := t.TempDir()
 	notELF := filepath.Join(tmp, "notelf")
 	os.WriteFile(notELF, []byte("#!/bin/sh\necho hi\n"), 0o644)
 	noSection := filepath.Join(tmp, "nosection")
-	run(t, "objcopy", "--remove-section", desc.SectionName, f.hello, noSection)
-	data, _ := os.ReadFile(f.hello)
+	pooltest.Run(t, "objcopy", "--remove-section", desc.SectionName, f.Hello, noSection)
+	data, _ := os.ReadFile(f.Hello)
 	truncated := filepath.Join(tmp, "truncated")
 	os.WriteFile(truncated, data[:0x4800], 0o644)
-	badJSON := withSection(t, f.hello, []byte(`{"schema_version": 1, "libraries": [`))
-	c := sectionConfig(t, f.hello)
+	badJSON := withSection(t, f.Hello, []byte(`{"schema_version": 1, "libraries": [`))
+	c := sectionConfig(t, f.Hello)
 	c.Libraries[2].Region = c.Libraries[1].Region
 	overlap, _ := jsonMarshal(c)
-	invalid := withSection(t, f.hello, overlap)
-	c = sectionConfig(t, f.hello)
+	invalid := withSection(t, f.Hello, overlap)
+	c = sectionConfig(t, f.Hello)
 	c.Libraries[1].Shared.Size = 0 // libA's code would be lost
 	c.Libraries[1].Shared.Segments = nil
 	lossy, _ := jsonMarshal(c)
-	lost := withSection(t, f.hello, lossy)
-	c = sectionConfig(t, f.hello)
+	lost := withSection(t, f.Hello, lossy)
+	c = sectionConfig(t, f.Hello)
 	c.Entry.Off += 4
 	wrongEntry, _ := jsonMarshal(c)
-	entry := withSection(t, f.hello, wrongEntry)
+	entry := withSection(t, f.Hello, wrongEntry)
 
 	for _, tc := range []struct{ name, path, want string }{
 		{"missing", filepath.Join(tmp, "nope"), "no such file"},
@@ -380,9 +381,9 @@ func TestAddRejectsBadImagesNamingTheFile(t *testing.T) {
 }
 
 func TestCorruptIndexIsReportedAndBlocksWrites(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
 	p := mustOpen(t, dir)
 	index := filepath.Join(dir, "index.json")
 	os.WriteFile(index, []byte(`{"schemaVersion": 2, "manifests": [{"mediaType": "appli`), 0o644)
@@ -390,7 +391,7 @@ func TestCorruptIndexIsReportedAndBlocksWrites(t *testing.T) {
 	for name, err := range map[string]error{
 		"resolve": func() error { _, err := p.Resolve("hello"); return err }(),
 		"list":    func() error { _, err := p.List(); return err }(),
-		"add":     func() error { _, err := Add(dir, f.world, AddOptions{}); return err }(),
+		"add":     func() error { _, err := Add(dir, f.World, AddOptions{}); return err }(),
 		"gc":      func() error { _, err := p.GC(); return err }(),
 		"rm":      p.Remove("hello"),
 	} {
@@ -411,10 +412,10 @@ func TestCorruptIndexIsReportedAndBlocksWrites(t *testing.T) {
 }
 
 func TestVerifyNamesABlobWithOneFlippedByte(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
 	p := mustOpen(t, dir)
 	c, _ := p.Resolve("world")
 	bad := c.Libraries[1].Shared.Digest // libA: both unikernels use it
@@ -452,15 +453,15 @@ func TestVerifyNamesABlobWithOneFlippedByte(t *testing.T) {
 		t.Errorf("verify problems %v: want the damaged blob once and each of its 2 users", r.Problems)
 	}
 	// Adding an image that has the same library repairs the blob.
-	mustAdd(t, dir, f.hello, AddOptions{Name: "again"})
+	mustAdd(t, dir, f.Hello, AddOptions{Name: "again"})
 	mustVerify(t, p)
 }
 
 func TestVerifyNamesMissingBlobsAndBadDescriptions(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
 	p := mustOpen(t, dir)
 	h, _ := p.Inspect("hello")
 	w, _ := p.Inspect("world")
@@ -541,10 +542,10 @@ func TestBlobPathStaysInsideThePool(t *testing.T) {
 }
 
 func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	r1 := mustAdd(t, dir, f.hello, AddOptions{InitBlobs: true})
-	r2 := mustAdd(t, dir, f.world, AddOptions{InitBlobs: true})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	r1 := mustAdd(t, dir, f.Hello, AddOptions{InitBlobs: true})
+	r2 := mustAdd(t, dir, f.World, AddOptions{InitBlobs: true})
 	// hello: app, libA, libB shared; app and libA init (libB has neither
 	// table nor data); private, config, manifest = 8 new.
 	// world: libA and libB are there, and its app's init blob is hello's
@@ -582,8 +583,8 @@ func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
 			t.Errorf("library %s: init blob %#x bytes (description %#x)", l.Name, len(ib), l.Init.Size)
 			continue
 		}
-		if !bytes.Equal(ib[:l.Tramp.Size], imageBytes(t, f.world, r.TrampAddr(), l.Tramp.Size)) ||
-			!bytes.Equal(ib[l.InitDataOff():l.InitDataOff()+l.Private.FileSize], imageBytes(t, f.world, r.PrivateAddr(), l.Private.FileSize)) {
+		if !bytes.Equal(ib[:l.Tramp.Size], imageBytes(t, f.World, r.TrampAddr(), l.Tramp.Size)) ||
+			!bytes.Equal(ib[l.InitDataOff():l.InitDataOff()+l.Private.FileSize], imageBytes(t, f.World, r.PrivateAddr(), l.Private.FileSize)) {
 			t.Errorf("library %s: init blob differs from the image's table or data", l.Name)
 		}
 	}
@@ -604,7 +605,7 @@ func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
 		t.Errorf("stats %+v, %v: want 5 init uses in 3 blobs of 4 pages", s, err)
 	}
 	// Without the option the same image has none.
-	mustAdd(t, dir, f.world, AddOptions{Name: "plain"})
+	mustAdd(t, dir, f.World, AddOptions{Name: "plain"})
 	if c, _ := p.Resolve("plain"); c.Libraries[1].Init != nil {
 		t.Error("init blob stored without InitBlobs")
 	}
@@ -612,15 +613,15 @@ func TestInitBlobsHoldTablesAndDataAndAreStoredOnce(t *testing.T) {
 }
 
 func TestAnOpenPoolSeesWhatOtherWritersAdd(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
 	p := mustOpen(t, dir)
 	if _, err := p.Resolve("hello"); err != nil {
 		t.Fatal(err)
 	}
 	// Another process (here: another Pool value) adds and removes.
-	mustAdd(t, dir, f.world, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
 	if _, err := p.Resolve("world"); err != nil {
 		t.Errorf("resolve after another writer added world: %v", err)
 	}

@@ -54,7 +54,7 @@ type pageAt struct {
 // it reuses.
 func parseSnapPages(data []byte) (*snapPages, error) {
 	var sp snapPages
-	if err := decodeStrict(data, &sp); err != nil {
+	if err := DecodeStrict(data, &sp); err != nil {
 		return nil, err
 	}
 	if !isDigestString(sp.Index) {

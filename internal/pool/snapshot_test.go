@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/unipool/unipool/internal/desc"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 func page(b byte) []byte { return bytes.Repeat([]byte{b}, desc.SnapshotPageSize) }
@@ -59,9 +60,9 @@ func TestSnapshotPagesAreStoredOnceAcrossUnikernelsAndVerify(t *testing.T) {
 }
 
 func TestSnapshotOfAnUnknownNameOrABadPageIsRefused(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
 	p := mustOpen(t, dir)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("nope", s, nil); err == nil {
@@ -120,11 +121,11 @@ func TestSnapshotZeroBlobIsStoredOnceAndKeptWithItsSnapshots(t *testing.T) {
 // index behind the lookup is rebuilt from the descriptions when missing,
 // and not trusted when wrong.
 func TestSnapshotNewPagesAreOnePackAndOthersPagesAreReferencedInTheirs(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	mustAdd(t, dir, f.solo, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
+	mustAdd(t, dir, f.Solo, AddOptions{})
 	p := mustOpen(t, dir)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2), 0x2003_0000: page(1)}); err != nil {
@@ -375,10 +376,10 @@ func TestVerifyAndGCOfPagePacks(t *testing.T) {
 // two unikernels the snapshot tests snapshot.
 func helloWorldPool(t *testing.T) *Pool {
 	t.Helper()
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
 	return mustOpen(t, dir)
 }
 
@@ -387,11 +388,11 @@ func helloWorldPool(t *testing.T) *Pool {
 // earlier snapshot stored is referenced in its pack; verify and GC keep
 // the batch's pack while any of them references it.
 func TestSnapshotBatchStoresItsNewPagesAsOnePack(t *testing.T) {
-	f := images(t)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, AddOptions{})
-	mustAdd(t, dir, f.world, AddOptions{})
-	mustAdd(t, dir, f.solo, AddOptions{})
+	f := pooltest.Images(t)
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, AddOptions{})
+	mustAdd(t, dir, f.World, AddOptions{})
+	mustAdd(t, dir, f.Solo, AddOptions{})
 	p := mustOpen(t, dir)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("solo", s, map[uint64][]byte{0x2002_0000: page(9)}); err != nil {

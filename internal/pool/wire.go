@@ -87,7 +87,7 @@ type wireConfig struct {
 // is; withConfig then gives the pool's form.
 func poolManifest(data []byte) (out []byte, wc *wireConfig, err error) {
 	var m ocispec.Manifest
-	if err := decodeStrict(data, &m); err != nil {
+	if err := DecodeStrict(data, &m); err != nil {
 		return nil, nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if m.Config.MediaType != MediaTypeConfigGzip {
@@ -107,7 +107,7 @@ func poolManifest(data []byte) (out []byte, wc *wireConfig, err error) {
 // description cData (already checked to hash to wc.Digest).
 func withConfig(data []byte, wc *wireConfig, cData []byte) ([]byte, error) {
 	var m ocispec.Manifest
-	if err := decodeStrict(data, &m); err != nil {
+	if err := DecodeStrict(data, &m); err != nil {
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	m.Config = ocispec.Descriptor{MediaType: desc.MediaTypeConfig, Digest: wc.Digest, Size: int64(len(cData))}

@@ -399,6 +399,18 @@ func (p *Printer) abort() {
 	os.Exit(130)
 }
 
+// writeJSON writes a --measure report to w as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// newTable starts a --measure report's table: right-aligned columns.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+}
+
 // runMeasure prints the memory and load time of the instances loaded
 // shared and naive, side by side.
 func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error {
@@ -414,11 +426,9 @@ func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "load\tinstances\tfailed\texited non-zero\thost total\tinstances PSS\tmonitor\tkernel\tof which page tables\tMemAvailable drop\tzero pages\tload mean\tload median\t")
 	for _, m := range rep.Modes {
 		h := m.Host

@@ -2,11 +2,9 @@ package vmmproc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/unipool/unipool/internal/monitor"
@@ -22,11 +20,9 @@ func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, op
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return writeJSON(w, rep)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "load\tVMs\tfailed\texited non-zero\tloader PSS\tMemAvailable drop\tshared once\tguest private\tpage tables\tloader/VM\t(accounted)\tkernel/VM\tload mean\tload median\tload p99\t")
 	for _, m := range rep.Modes {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t%v\t\n", m.Load, m.VMs, m.Failed, m.NonZero,
@@ -40,7 +36,7 @@ func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, op
 		return err
 	}
 	fmt.Fprintln(w, "\nwhat the host pays (internal/measure: guests = instances; the loader's other growth = monitor; kernel = page tables, stacks, slab, KVM's second-level page tables):")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw = newTable(w)
 	fmt.Fprintln(tw, "load\thost total\tinstances\tmonitor\tkernel\tper VM: monitor + kernel\tMemAvailable drop\tzero pages\t")
 	for _, m := range rep.Modes {
 		h := m.Host

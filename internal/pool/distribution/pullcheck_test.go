@@ -13,6 +13,7 @@ import (
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 // forge stores in p a unikernel named to: from's description and manifest
@@ -90,13 +91,13 @@ func storeBlob(t *testing.T, p *pool.Pool, data []byte) digest.Digest {
 // share one pack page), pooled by `pool add` (the pack one whole blob).
 func packedHello(t *testing.T) string {
 	t.Helper()
-	images(t) // skips without gcc/binutils
-	bin := cli(t)
+	pooltest.Images(t) // skips without gcc/binutils
+	bin := pooltest.CLI(t)
 	work := t.TempDir()
-	compileObjects(t, work, map[string]string{"libuka.o": helloLibA, "libukb.o": helloLibB, "apphello.o": helloApp})
+	pooltest.CompileObjects(t, work, map[string]string{"libuka.o": pooltest.HelloLibA, "libukb.o": pooltest.HelloLibB, "apphello.o": pooltest.HelloApp})
 	dir := filepath.Join(work, "pool")
 	o := func(n string) string { return filepath.Join(work, n) }
-	run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
+	pooltest.Run(t, bin, "link", "--layout", "aligned", "--pool", dir, "-o", o("hello.elf"), o("apphello.o"), o("libuka.o"), o("libukb.o"))
 	mustAdd(t, dir, o("hello.elf"), pool.AddOptions{})
 	return dir
 }
@@ -183,9 +184,9 @@ func TestPullRefusesAPackBlobThatIsNotTheMapsSealedBytes(t *testing.T) {
 // with it or is in the pool already, naming the unikernel, the page and
 // the pack; the pool stays as it was.
 func TestPullRefusesASnapshotPageWhoseBytesAreNotItsDigest(t *testing.T) {
-	f := images(t)
-	src := newPool(t)
-	mustAdd(t, src, f.hello, pool.AddOptions{})
+	f := pooltest.Images(t)
+	src := pooltest.NewPool(t)
+	mustAdd(t, src, f.Hello, pool.AddOptions{})
 	p := mustOpen(t, src)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {

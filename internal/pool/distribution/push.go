@@ -3,7 +3,6 @@ package distribution
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -399,7 +398,7 @@ func fetchMap(ctx context.Context, r *remoteRepo, tag, local string) (ocispec.De
 		return md, nil, fmt.Errorf("library map %s: %w", tag, err)
 	}
 	var m ocispec.Manifest
-	if err := decodeStrict(data, &m); err != nil || m.ArtifactType != pool.ArtifactTypeMap || len(m.Layers) != 1 || m.Layers[0].MediaType != pool.MediaTypeMap {
+	if err := pool.DecodeStrict(data, &m); err != nil || m.ArtifactType != pool.ArtifactTypeMap || len(m.Layers) != 1 || m.Layers[0].MediaType != pool.MediaTypeMap {
 		return md, nil, fmt.Errorf("library map %s: manifest %s is not a unipool map (%v)", tag, md.Digest, err)
 	}
 	if m.Layers[0].Size > 256<<20 {
@@ -416,21 +415,4 @@ func fetchMap(ctx context.Context, r *remoteRepo, tag, local string) (ocispec.De
 		return md, nil, fmt.Errorf("library map %s: %w", m.Layers[0].Digest, err)
 	}
 	return md, remoteMap, nil
-}
-
-// decodeStrict decodes one JSON value into v and refuses trailing data
-// (as package pool reads its own JSON).
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON value")
-	}
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); err == nil {
-		return errors.New("trailing data after the JSON value")
-	}
-	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/libmap"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 	"github.com/unipool/unipool/internal/registry"
 )
 
@@ -99,12 +100,12 @@ func poolState(t *testing.T, dir string) string {
 }
 
 func TestPushThenPullThroughARealRegistryRecreatesUnikernelsAndMap(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, pool.AddOptions{})
-	mustAdd(t, dir, f.world, pool.AddOptions{})
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, pool.AddOptions{})
+	mustAdd(t, dir, f.World, pool.AddOptions{})
 	p := mustOpen(t, dir)
 	repo := reg.Host + "/unipool/test"
 	if _, err := Push(ctx, p, repo, nil, reg.opt); err != nil {
@@ -186,19 +187,19 @@ func TestPushThenPullThroughARealRegistryRecreatesUnikernelsAndMap(t *testing.T)
 }
 
 func TestPullRefusesAMapThatPlacesALibraryElsewhereNamingItAndLeavesThePoolUnchanged(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, pool.AddOptions{})
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, pool.AddOptions{})
 	repo := reg.Host + "/fleet"
 	if _, err := Push(ctx, mustOpen(t, dir), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	third := filepath.Join(t.TempDir(), "third")
-	moved := testLibB
-	moved.region.Start += 0x100000
-	writeMap(t, third, testLibA, moved)
+	moved := pooltest.LibB
+	moved.Region.Start += 0x100000
+	pooltest.WriteMap(t, third, pooltest.LibA, moved)
 	before := poolState(t, third)
 	_, err := Pull(ctx, third, repo, []string{"hello"}, reg.opt)
 	if err == nil || !strings.Contains(err.Error(), `library "libB"`) || !strings.Contains(err.Error(), "disagrees") {
@@ -208,17 +209,17 @@ func TestPullRefusesAMapThatPlacesALibraryElsewhereNamingItAndLeavesThePoolUncha
 		t.Errorf("a refused pull changed the pool:\n%s\nwas\n%s", after, before)
 	}
 	// And push refuses to overwrite the registry's map with it.
-	mustAdd(t, third, f.solo, pool.AddOptions{})
+	mustAdd(t, third, f.Solo, pool.AddOptions{})
 	if _, err := Push(ctx, mustOpen(t, third), repo, nil, reg.opt); err == nil || !strings.Contains(err.Error(), `library "libB"`) {
 		t.Errorf("push of a disagreeing map: %v", err)
 	}
 }
 
 func TestPushRefusesADamagedUnikernel(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, pool.AddOptions{})
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, pool.AddOptions{})
 	p := mustOpen(t, dir)
 	d, _ := p.Inspect("hello")
 	path := p.BlobPath(string(d.Blobs[1].Digest)) // the config
@@ -239,11 +240,11 @@ func TestPushRefusesADamagedUnikernel(t *testing.T) {
 // the pool as it was).
 func pushed(t *testing.T, plainHTTP bool) (reg *testRegistry, repo, src, dst string) {
 	t.Helper()
-	f := images(t)
+	f := pooltest.Images(t)
 	reg = startRegistry(t, plainHTTP)
-	src = newPool(t)
-	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.world, pool.AddOptions{InitBlobs: true})
+	src = pooltest.NewPool(t)
+	mustAdd(t, src, f.Hello, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.World, pool.AddOptions{InitBlobs: true})
 	repo = reg.Host + "/fleet"
 	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
@@ -358,13 +359,13 @@ func TestPullOfABlobTamperedWithInTheRegistryIsRefusedAndNothingEntersThePool(t 
 }
 
 func TestCLIPushPullWithTLSAndAPasswordOnStdinOrInTheDockerConfig(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
-	dir := newPool(t)
-	unipool(t, dir, "add", f.world)
+	dir := pooltest.NewPool(t)
+	pooltest.Unipool(t, dir, "add", f.World)
 	repo := reg.Host + "/fleet"
 	run := func(dir, stdin string, env []string, args ...string) (string, error) {
-		cmd := exec.Command(cli(t), append([]string{"pool", "--pool", dir}, args...)...)
+		cmd := exec.Command(pooltest.CLI(t), append([]string{"pool", "--pool", dir}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
@@ -389,7 +390,7 @@ func TestCLIPushPullWithTLSAndAPasswordOnStdinOrInTheDockerConfig(t *testing.T) 
 	if err != nil || !strings.HasPrefix(out, "pulled world (10 new blobs") || !strings.Contains(out, "downloaded 8 blobs") {
 		t.Errorf("pull with the docker config: %v %q", err, out)
 	}
-	if out := unipool(t, other, "verify"); !strings.Contains(out, "0 problems") {
+	if out := pooltest.Unipool(t, other, "verify"); !strings.Contains(out, "0 problems") {
 		t.Errorf("verify after pull: %q", out)
 	}
 	if out, err := run(other, "", env, "pull", "--ca-file", reg.CAFile, repo, "nothere"); err == nil || !strings.Contains(out, "nothere") {
@@ -401,12 +402,12 @@ func TestCLIPushPullWithTLSAndAPasswordOnStdinOrInTheDockerConfig(t *testing.T) 
 }
 
 func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
-	src := newPool(t)
-	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.world, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.big, pool.AddOptions{Name: "big", InitBlobs: true})
+	src := pooltest.NewPool(t)
+	mustAdd(t, src, f.Hello, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.World, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.Big, pool.AddOptions{Name: "big", InitBlobs: true})
 	repo := reg.Host + "/fleet"
 	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
@@ -419,7 +420,7 @@ func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(cli(t), append([]string{"pool", "--pool", dst, "pull", "--ca-file", reg.CAFile, "--username", reg.user, repo}, fl...)...)
+			cmd := exec.Command(pooltest.CLI(t), append([]string{"pool", "--pool", dst, "pull", "--ca-file", reg.CAFile, "--username", reg.user, repo}, fl...)...)
 			cmd.Stdin = strings.NewReader(reg.password)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Sprintf("pull %v: %v\n%s", fl, err, out)
@@ -443,19 +444,19 @@ func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
 }
 
 func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
-	src := newPool(t)
-	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.world, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.big, pool.AddOptions{Name: "big", InitBlobs: true})
+	src := pooltest.NewPool(t)
+	mustAdd(t, src, f.Hello, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.World, pool.AddOptions{InitBlobs: true})
+	mustAdd(t, src, f.Big, pool.AddOptions{Name: "big", InitBlobs: true})
 	repo := reg.Host + "/fleet"
 	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "dst")
 	pull := func() *exec.Cmd {
-		cmd := exec.Command(cli(t), "pool", "--pool", dst, "pull", "--json", "--jobs", "1", "--ca-file", reg.CAFile, "--username", reg.user, repo)
+		cmd := exec.Command(pooltest.CLI(t), "pool", "--pool", dst, "pull", "--json", "--jobs", "1", "--ca-file", reg.CAFile, "--username", reg.user, repo)
 		cmd.Stdin = strings.NewReader(reg.password)
 		return cmd
 	}
@@ -506,20 +507,20 @@ func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) 
 }
 
 func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlacesEveryLibrary(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
 	// Three pools, each whose map places only the libraries of its one
 	// unikernel; pushed at once, round after round, to one repository.
 	type src struct {
 		image string
-		libs  []testLib
+		libs  []pooltest.Lib
 	}
-	srcs := []src{{f.hello, []testLib{testLibA, testLibB}}, {f.big, []testLib{testLibA, f.bigLib}}, {f.world, []testLib{testLibA, testLibB, testLibC}}}
+	srcs := []src{{f.Hello, []pooltest.Lib{pooltest.LibA, pooltest.LibB}}, {f.Big, []pooltest.Lib{pooltest.LibA, f.BigLib}}, {f.World, []pooltest.Lib{pooltest.LibA, pooltest.LibB, pooltest.LibC}}}
 	var pools []*pool.Pool
 	for _, s := range srcs {
 		dir := filepath.Join(t.TempDir(), "pool")
-		writeMap(t, dir, s.libs...)
+		pooltest.WriteMap(t, dir, s.libs...)
 		mustAdd(t, dir, s.image, pool.AddOptions{})
 		pools = append(pools, mustOpen(t, dir))
 	}
@@ -559,12 +560,12 @@ func TestConcurrentPushersOfPoolsWithDifferentMapsLeaveTheRegistryAMapThatPlaces
 // too, and the pulled pool verifies (each packed page against its
 // digest) and lets a new snapshot reference the pulled pages.
 func TestPullOfASnapshotBringsThePacksOfOtherSnapshotsItReferences(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
-	dir := newPool(t)
-	mustAdd(t, dir, f.hello, pool.AddOptions{})
-	mustAdd(t, dir, f.world, pool.AddOptions{})
+	dir := pooltest.NewPool(t)
+	mustAdd(t, dir, f.Hello, pool.AddOptions{})
+	mustAdd(t, dir, f.World, pool.AddOptions{})
 	p := mustOpen(t, dir)
 	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: 1 << 16}
 	if _, err := p.SetSnapshot("hello", s, map[uint64][]byte{0x2002_0000: page(1), 0x2002_1000: page(2)}); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 // cuttingProxy stands between a client and the real registry, passing
@@ -103,11 +104,11 @@ func (c *countingCut) Read(p []byte) (int, error) {
 }
 
 func TestAPullCutOffInsideABlobContinuesFromTheByteItHadAndFetchesOnlyTheRest(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
-	src := newPool(t)
-	mustAdd(t, src, f.big, pool.AddOptions{InitBlobs: true})
+	src := pooltest.NewPool(t)
+	mustAdd(t, src, f.Big, pool.AddOptions{InitBlobs: true})
 	if _, err := Push(ctx, mustOpen(t, src), reg.Host+"/big", nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/unipool/unipool/internal/desc"
 	"github.com/unipool/unipool/internal/pool"
+	"github.com/unipool/unipool/internal/pool/pooltest"
 )
 
 // registryManifest is the manifest the registry holds under tag.
@@ -81,11 +82,11 @@ func TestPushSendsEachDescriptionCompressedInsideItsManifestAndPullRestoresThePo
 }
 
 func TestPullReadsARegistryWrittenTheWayEarlierVersionsPushed(t *testing.T) {
-	f := images(t)
+	f := pooltest.Images(t)
 	reg := startRegistry(t, false)
 	ctx := context.Background()
-	src := newPool(t)
-	mustAdd(t, src, f.hello, pool.AddOptions{InitBlobs: true})
+	src := pooltest.NewPool(t)
+	mustAdd(t, src, f.Hello, pool.AddOptions{InitBlobs: true})
 	repo := reg.Host + "/old"
 	o := reg.opt
 	o.PlainDescriptions = true
