@@ -13,6 +13,7 @@ import (
 	"github.com/unipool/unipool/internal/monitor"
 	_ "github.com/unipool/unipool/internal/monitor/microvm"
 	"github.com/unipool/unipool/internal/monitor/process"
+	"github.com/unipool/unipool/internal/monitorproc"
 	"github.com/unipool/unipool/internal/pool"
 	"github.com/unipool/unipool/internal/vmmproc"
 )
@@ -71,7 +72,9 @@ unipool at once.
 
 --measure runs the instances twice, loaded shared and then
 naive (only the --load mode when --load is given), holds each set resident once all have finished, and prints what the
-host pays for them (internal/measure): the instances, the monitor process and
+host pays for them (internal/measure): the instances, the monitor process (with
+the process monitor, each mode's a unipool-vmm process, as run's own; with kvm,
+this one) and
 the kernel (page tables, kernel stacks, slab) apart, the drop of MemAvailable,
 the ideals from the page census (every distinct non-zero page once; and for
 load-time sharing, the as-loaded image pages once, every written page in
@@ -133,11 +136,10 @@ func runRun(cmd *cobra.Command, f *runFlags, names []string) error {
 		if cmd.Flags().Changed("load") {
 			req.Modes = []string{f.load}
 		}
-		// --measure runs here: its reports would cost every monitor
-		// process of the lean binary ~0.4 MB of pages. The monitor it
-		// measures is this process, the CLI's pages with it.
-		vmmproc.MeasureRuns()
-		return vmmproc.RunLocal(cmd.Context(), req, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		// The reports stay here, in the CLI (they would cost every
+		// monitor process of the lean binary ~0.4 MB of pages); each
+		// mode's monitor is a unipool-vmm process, measured from here.
+		return monitorproc.RunMeasure(cmd.Context(), req, cmd.OutOrStdout(), cmd.ErrOrStderr())
 	}
 	// The monitor is the lean binary: this process becomes it (execve:
 	// the same pid, command line, output, signals and exit status), so

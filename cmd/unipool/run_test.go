@@ -130,6 +130,69 @@ func TestRunPooledUnikernelSharedNaiveAndASLR(t *testing.T) {
 	}
 }
 
+// run --measure measures, per load mode, a monitor process of its own:
+// the lean binary unipool-vmm beside unipool (the one run execs), not the
+// CLI; without it, it says where it looked and how to build it.
+func TestRunMeasureMeasuresAUnipoolVMMProcessPerMode(t *testing.T) {
+	testcli.NeedTools(t, "gcc", "ld")
+	bin := runTestBinary(t)
+	pool := testcli.PooledDemo(t, bin)
+	stdout, stderr, code := runCLI(t, bin, "run", "--pool", pool, "--measure", "--json", "-n", "3", "demo")
+	if code != 0 {
+		t.Fatalf("status %d, stderr %q", code, stderr)
+	}
+	var rep struct {
+		Modes []struct {
+			Load       string `json:"load"`
+			Instances  int    `json:"instances"`
+			Failed     int    `json:"failed"`
+			MonitorPid int    `json:"monitor_pid"`
+			MonitorExe string `json:"monitor_exe"`
+			Host       struct {
+				Instances uint64 `json:"instances_bytes"`
+				Monitor   uint64 `json:"monitor_bytes"`
+			} `json:"host"`
+		} `json:"modes"`
+		Ideal uint64 `json:"ideal_bytes"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	vmm := filepath.Join(filepath.Dir(bin), "unipool-vmm")
+	if len(rep.Modes) != 2 || rep.Modes[0].Load != monitor.LoadShared || rep.Modes[1].Load != monitor.LoadNaive || rep.Ideal == 0 {
+		t.Fatalf("report %+v: want shared then naive, an ideal", rep)
+	}
+	pids := map[int]bool{}
+	for _, m := range rep.Modes {
+		if m.Instances != 3 || m.Failed != 0 || m.Host.Monitor == 0 || m.Host.Instances == 0 {
+			t.Errorf("%s: %+v: want 3 instances measured, a monitor and instances PSS", m.Load, m)
+		}
+		if m.MonitorExe != vmm || m.MonitorPid == 0 || pids[m.MonitorPid] {
+			t.Errorf("%s: monitor pid %d, executable %q: want a process of its own running %s", m.Load, m.MonitorPid, m.MonitorExe, vmm)
+		}
+		pids[m.MonitorPid] = true
+	}
+	stdout, stderr, code = runCLI(t, bin, "run", "--pool", pool, "--measure", "--load", "naive", "demo")
+	if code != 0 || !strings.Contains(stdout, "naive: monitor = the monitor process ") || !strings.Contains(stdout, "("+vmm+")") ||
+		strings.Contains(stdout, "shared") {
+		t.Fatalf("--load naive: status %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// unipool alone: no lean binary to measure.
+	alone := filepath.Join(t.TempDir(), "unipool")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(filepath.Dir(alone), "unipool-vmm")
+	_, stderr, code = runCLI(t, alone, "run", "--pool", pool, "--measure", "demo")
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "make build") {
+		t.Fatalf("without unipool-vmm: status %d, stderr %q: want an error naming %s and `make build`", code, stderr, want)
+	}
+}
+
 func TestRunRefusesACorruptPoolBlobNamingIt(t *testing.T) {
 	testcli.NeedTools(t, "gcc", "ld")
 	bin := runTestBinary(t)

@@ -721,9 +721,9 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 		}
 		return nil, err
 	}
-	msg, err := p.next()
+	msg, err := p.Next()
 	if err != nil {
-		p.kill()
+		p.Kill()
 		if tr != nil {
 			tr.Stop()
 		}
@@ -778,10 +778,10 @@ func runModeProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Mem
 			mr.Census, mr.Ideals, mr.Private, mr.Repeats, mr.Tables = &c.Counts, &id, c.Private, c.Repeats(), c.Tables
 			c.Close()
 		}
-		p.release()
+		p.Release()
 	}
 	monitorPID := p.Pid()
-	outcomes, err := p.finish()
+	outcomes, err := p.Finish()
 	mr.Seconds = time.Since(t0).Seconds()
 	if tr != nil {
 		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID, monitorPID, pids, mr.Seconds)
@@ -852,8 +852,8 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 	}
 	// The monitor resolves the fleet first: the clock (and the steady
 	// state's window) starts with the arrivals, as in-process.
-	if msg, err := p.next(); err != nil || !msg.Arriving {
-		p.kill()
+	if msg, err := p.Next(); err != nil || !msg.Arriving {
+		p.Kill()
 		if tr != nil {
 			tr.Stop()
 		}
@@ -870,7 +870,7 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 	go func() {
 		defer close(finished)
 		for {
-			msg, err := p.next()
+			msg, err := p.Next()
 			switch {
 			case err != nil:
 				readErr = err
@@ -888,14 +888,13 @@ func runChurnProcess(ctx context.Context, fleet *Fleet, exe string, m Mode, o Me
 	go func() { // an interrupted bench ends the arrivals
 		select {
 		case <-ctx.Done():
-			p.cmd.Process.Signal(os.Interrupt)
+			p.Interrupt()
 		case <-finished:
 		}
 	}()
 	mr.Samples = st.sample(ctx, finished, t0, base, group, false)
 	mr.Seconds = time.Since(t0).Seconds()
-	p.in.Close()
-	werr := p.cmd.Wait()
+	werr := p.Wait()
 	if tr != nil {
 		mr.TLB = classifyFlushes(tr.Stop(), ksmdPID(), p.Pid(), st.ever, mr.Seconds)
 	}

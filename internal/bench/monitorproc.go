@@ -14,12 +14,12 @@ package bench
 // column's too, and a monitor pays for none of the CLI's.
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
 	"time"
 
+	"github.com/unipool/unipool/internal/monitorproc"
 	"github.com/unipool/unipool/internal/vmmproc"
 )
 
@@ -50,80 +50,16 @@ func (m Mode) run() vmmproc.Mode {
 	return vmmproc.Mode{Name: m.Name, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot}
 }
 
-// monitorProcess is a running monitor process, seen from the bench.
-type monitorProcess struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *json.Decoder
-}
-
-// Pid is the monitor process.
-func (p *monitorProcess) Pid() int { return p.cmd.Process.Pid }
-
-// startMonitorProcess writes spec to specPath (kept: `unipool-vmm --spec
-// FILE --hold D` runs the same monitor again, e.g. under an independent
-// cross-check) and starts exe (a copy of the lean monitor binary:
-// monitorExecutable) on it; start starts the command (in the mode's
-// memory cgroup).
-func startMonitorProcess(exe, specPath string, spec vmmproc.Spec, log io.Writer, start func(*exec.Cmd) error) (*monitorProcess, error) {
-	if err := vmmproc.WriteSpec(specPath, spec); err != nil {
+// startMonitorProcess starts exe (a copy of the lean monitor binary:
+// monitorExecutable) on spec, written to specPath
+// (internal/monitorproc: the parent's side, shared with `run
+// --measure`); start starts the command (in the mode's memory cgroup).
+func startMonitorProcess(exe, specPath string, spec vmmproc.Spec, log io.Writer, start func(*exec.Cmd) error) (*monitorproc.Process, error) {
+	p, err := monitorproc.Start(exe, specPath, spec, log, start)
+	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	cmd := exec.Command(exe, "--spec", specPath)
-	cmd.Stderr = log
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := start(cmd); err != nil {
-		return nil, fmt.Errorf("bench: start the monitor process: %w", err)
-	}
-	return &monitorProcess{cmd: cmd, in: in, out: json.NewDecoder(out)}, nil
-}
-
-// next reads the monitor process's next message.
-func (p *monitorProcess) next() (vmmproc.Message, error) {
-	var msg vmmproc.Message
-	if err := p.out.Decode(&msg); err != nil {
-		return msg, fmt.Errorf("bench: the monitor process (pid %d): %w", p.Pid(), err)
-	}
-	if msg.Error != "" {
-		return msg, fmt.Errorf("bench: the monitor process: %s", msg.Error)
-	}
-	return msg, nil
-}
-
-// release ends the hold; finish waits for the outcomes and the process's
-// end (a process that held nothing, every instance failed, sends them at
-// once).
-func (p *monitorProcess) release() { p.in.Write([]byte("release\n")) }
-
-func (p *monitorProcess) finish() ([]vmmproc.Outcome, error) {
-	p.in.Close()
-	msg, err := p.next()
-	for err == nil && !msg.Done {
-		msg, err = p.next()
-	}
-	werr := p.cmd.Wait()
-	if err != nil {
-		return nil, err
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("bench: the monitor process: %w", werr)
-	}
-	return msg.Outcomes, nil
-}
-
-// kill ends the monitor process (and with it its instances) after a
-// failure.
-func (p *monitorProcess) kill() {
-	p.cmd.Process.Kill()
-	p.in.Close()
-	p.cmd.Wait()
+	return p, nil
 }
 
 // monitorExecutable copies the lean monitor binary (unipool-vmm, next to

@@ -18,13 +18,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/launch"
-	"github.com/unipool/unipool/internal/measure"
 	"github.com/unipool/unipool/internal/monitor"
 	"github.com/unipool/unipool/internal/monitor/process"
 	"github.com/unipool/unipool/internal/pool"
@@ -115,19 +113,10 @@ type RunRequest struct {
 	Modes   []string `json:"modes,omitempty"`
 }
 
-// measureRun is runMeasure where MeasureRuns was called: in the CLI, not
-// the lean binary (the reports and censuses of `run --measure` are
-// ~140 KB of text and ~240 KB of pc tables and rodata that every
-// monitor process would map).
-var measureRun func(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error
-
-// MeasureRuns makes RunLocal serve `run --measure` in this binary.
-func MeasureRuns() { measureRun = runMeasure }
-
 // RunLocal is `unipool run` without --host: this process is the monitor.
 func RunLocal(parent context.Context, req RunRequest, stdout, stderr io.Writer) error {
 	monitor.LeanGC() // this process is the monitor from here on
-	uks, opt, err := req.unikernels()
+	uks, opt, err := req.Unikernels()
 	if err != nil {
 		return err
 	}
@@ -146,10 +135,8 @@ func RunLocal(parent context.Context, req RunRequest, stdout, stderr io.Writer) 
 	defer cancel()
 	defer runInterrupts(cancel, p)()
 	if req.Measure {
-		if measureRun == nil {
-			return fmt.Errorf("--measure: this binary does not measure (unipool does)")
-		}
-		return measureRun(ctx, stdout, req.Monitor, uks, opt, req.JSON, req.Modes)
+		// The measure reports stay out of the lean binary.
+		return fmt.Errorf("--measure: unipool measures (internal/monitorproc), not %s", Binary)
 	}
 	if opt.Hold > 0 {
 		// Say what is held, so other tools can measure it meanwhile.
@@ -176,8 +163,10 @@ func RunLocal(parent context.Context, req RunRequest, stdout, stderr io.Writer) 
 	return p.close()
 }
 
-// unikernels resolves the names and images to run, and the options.
-func (req RunRequest) unikernels() ([]monitor.Unikernel, monitor.Options, error) {
+// Unikernels resolves the names and images to run, and the options.
+// Under Measure every description is read now, every blob held open
+// (launch.Resolve): the caller closes them (launch.Closer).
+func (req RunRequest) Unikernels() ([]monitor.Unikernel, monitor.Options, error) {
 	opt := monitor.Options{N: req.N, MemSize: req.MemSize, Timeout: req.Timeout, Hold: req.Hold, Load: req.Load, KSM: req.KSM,
 		ASLR: req.ASLR, ASLRPerLibrary: req.ASLRPerLibrary, Snapshot: req.Snapshot, Seed: req.Seed}
 	if len(req.Names) == 0 && len(req.Images) == 0 {
@@ -399,73 +388,6 @@ func (p *Printer) abort() {
 	os.Exit(130)
 }
 
-// writeJSON writes a --measure report to w as indented JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// newTable starts a --measure report's table: right-aligned columns.
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-}
-
-// runMeasure prints the memory and load time of the instances loaded
-// shared and naive, side by side.
-func runMeasure(ctx context.Context, w io.Writer, monName string, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error {
-	switch monName {
-	case process.Name:
-	case "kvm":
-		return runKVMMeasure(ctx, w, uks, opt, asJSON, modes)
-	default:
-		return fmt.Errorf("--measure: monitor %q cannot be measured", monName)
-	}
-	rep, err := (&process.Monitor{}).Measure(ctx, uks, opt, modes)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSON(w, rep)
-	}
-	tw := newTable(w)
-	fmt.Fprintln(tw, "load\tinstances\tfailed\texited non-zero\thost total\tinstances PSS\tmonitor\tkernel\tof which page tables\tMemAvailable drop\tzero pages\tload mean\tload median\t")
-	for _, m := range rep.Modes {
-		h := m.Host
-		zero := "-"
-		if m.Ideals != nil {
-			zero = mib(m.Ideals.Zero)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%v\t\n", m.Load, m.Instances, m.Failed, m.NonZero,
-			mib(h.Total), mib(h.Instances), mib(h.Monitor), mib(h.Kernel.Total), mib(h.Kernel.PageTables),
-			mib(uint64(max(h.AvailDrop, 0))), zero, m.LoadMean.Round(time.Microsecond), m.LoadMedian.Round(time.Microsecond))
-	}
-	fmt.Fprintf(tw, "ideal, load-time sharing\t\t\t\t%s\t\t\t\t\t\t\t\t\t\n", mib(rep.IdealLoadTime))
-	fmt.Fprintf(tw, "ideal\t\t\t\t%s\t\t\t\t\t\t\t\t\t\n", mib(rep.Ideal))
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "host total = instances PSS + the monitor process's PSS + kernel (page tables, kernel stacks, slab);")
-	for _, m := range rep.Modes {
-		fmt.Fprintln(w, kernelSource(m.Load, m.Host, m.CgroupError))
-	}
-	fmt.Fprintln(w, "ideal = every distinct non-zero page once; load-time ideal = as-loaded image pages once, written and run-time pages in full")
-	if len(rep.Modes) == 2 && rep.Modes[0].Host.Total > 0 {
-		s, n := rep.Modes[0], rep.Modes[1]
-		fmt.Fprintf(w, "naive/shared host memory %.2fx; naive/shared median load time %.2fx\n",
-			float64(n.Host.Total)/float64(s.Host.Total), float64(n.LoadMedian)/float64(max(s.LoadMedian, 1)))
-	}
-	for _, m := range rep.Modes {
-		if m.Failed > 0 {
-			return fmt.Errorf("%d %s instances failed (run without --measure to see why)", m.Failed, m.Load)
-		}
-	}
-	return nil
-}
-
-func kib(b uint64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
-func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
-
 // pidList renders pids compactly: runs of consecutive pids as ranges.
 func pidList(pids []int) string {
 	var b strings.Builder
@@ -485,15 +407,4 @@ func pidList(pids []int) string {
 		i = j + 1
 	}
 	return b.String()
-}
-
-// kernelSource says where a mode's kernel part comes from: what the
-// kernel charged the fleet's own memory cgroup, or (where there was none,
-// and why) host-wide rises.
-func kernelSource(mode string, h measure.Host, cgroupErr string) string {
-	if c := h.Cgroup; c != nil {
-		return fmt.Sprintf("%s: kernel = charged to the fleet's memory cgroup (v%d) %s + KSM's rmap items %s; the cgroup's anonymous pages %s, page cache it brought in first %s (in no total)",
-			mode, c.Version, mib(h.Kernel.Charged), mib(h.Kernel.KSM), mib(c.Anon), mib(c.File))
-	}
-	return fmt.Sprintf("%s: kernel = host-wide meminfo rises (other processes move them): %s", mode, cgroupErr)
 }

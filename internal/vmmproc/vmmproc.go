@@ -42,6 +42,13 @@ type Spec struct {
 	// Churn, if set, runs the fleet under churn (`bench memory
 	// --arrivals`) instead of holding it all at once.
 	Churn *Churn `json:"churn,omitempty"`
+	// N, MemSize and Seed are `unipool run`'s -n, --mem and --seed (`run
+	// --measure` runs its fleets by specs): 0, one instance of each
+	// unikernel, the descriptions' memory size and the host CSPRNG's
+	// secrets.
+	N       int    `json:"n,omitempty"`
+	MemSize uint64 `json:"mem_size,omitempty"`
+	Seed    uint64 `json:"seed,omitempty"`
 }
 
 // Mode is how a mode of the bench runs its instances (the fields of
@@ -123,7 +130,19 @@ func Run(ctx context.Context, spec Spec, hold time.Duration, in io.Reader, out i
 	}
 	var uks []monitor.Unikernel
 	closeBlobs := func() {}
-	if spec.Pool != "" {
+	// The named unikernels from the pool, each unikernel with an Image
+	// from that file (`run --measure` may give both).
+	var names []string
+	for _, u := range spec.Unikernels {
+		if u.Image == "" {
+			names = append(names, u.Name)
+		}
+	}
+	var named []monitor.Unikernel
+	if len(names) > 0 {
+		if spec.Pool == "" {
+			return fail(fmt.Errorf("spec: unikernels named without a pool"))
+		}
 		resolve := launch.Resolve
 		if spec.Mode.Snapshot {
 			resolve = launch.ResolveSnapshots
@@ -135,23 +154,22 @@ func Run(ctx context.Context, spec Spec, hold time.Duration, in io.Reader, out i
 				return launch.ResolveLater(dir, names, cmdline, spec.Mode.Snapshot)
 			}
 		}
-		names := make([]string, len(spec.Unikernels))
-		for i, u := range spec.Unikernels {
-			names[i] = u.Name
-		}
 		var err error
-		if uks, err = resolve(spec.Pool, names, ""); err != nil {
+		if named, err = resolve(spec.Pool, names, ""); err != nil {
 			return fail(err)
-		}
-		for i := range uks {
-			uks[i].Cmdline = spec.Unikernels[i].Cmdline
 		}
 		// The verified blob files go once every instance is built (the
 		// instances' mappings keep them), as under `unipool run`.
-		closeBlobs = sync.OnceFunc(launch.Closer(uks))
+		closeBlobs = sync.OnceFunc(launch.Closer(named))
 		defer closeBlobs()
-	} else {
-		for _, u := range spec.Unikernels {
+	}
+	for _, u := range spec.Unikernels {
+		if u.Image == "" {
+			uk := named[0]
+			named = named[1:]
+			uk.Cmdline = u.Cmdline
+			uks = append(uks, uk)
+		} else {
 			uks = append(uks, monitor.Unikernel{Name: u.Name, Image: u.Image, Cmdline: u.Cmdline})
 		}
 	}
@@ -164,15 +182,16 @@ func Run(ctx context.Context, spec Spec, hold time.Duration, in io.Reader, out i
 		return runChurn(ctx, spec, mon, uks, enc)
 	}
 	var mu sync.Mutex
-	outcomes := make([]Outcome, len(uks))
+	n := max(spec.N, 1)
+	outcomes := make([]Outcome, len(uks)*n)
 	var encErr error
 	var guests []measure.GuestRange
-	opt := monitor.Options{N: 1, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot,
-		Hold: 24 * time.Hour, Timeout: spec.Timeout, IgnoreFreePageReports: spec.IgnoreFreePageReports,
+	opt := monitor.Options{N: n, Load: m.Load, KSM: m.KSM, ASLR: m.ASLR, ASLRPerLibrary: m.ASLRPerLibrary, Snapshot: m.Snapshot,
+		Hold: 24 * time.Hour, Timeout: spec.Timeout, IgnoreFreePageReports: spec.IgnoreFreePageReports, MemSize: spec.MemSize, Seed: spec.Seed,
 		DropResults: true,
 		Built:       func() { closeBlobs() },
 		Finished: func(i int, r monitor.Result) {
-			ok := Passed(r, spec.Unikernels[i].Expect)
+			ok := Passed(r, spec.Unikernels[i/n].Expect) // instance i%n of unikernel i/n
 			mu.Lock()
 			outcomes[i] = Outcome{Unikernel: r.Unikernel, OK: ok, Error: r.Error, LoadTime: r.LoadTime}
 			mu.Unlock()

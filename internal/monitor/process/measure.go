@@ -38,6 +38,11 @@ type Measurement struct {
 	// planning its layout to entering the guest.
 	LoadMean   time.Duration `json:"load_mean_ns"`
 	LoadMedian time.Duration `json:"load_median_ns"`
+	// MonitorPid and MonitorExe are the monitor process measured and its
+	// executable (/proc/PID/exe), where it is a process of its own
+	// (`unipool run --measure`: the lean binary unipool-vmm).
+	MonitorPid int    `json:"monitor_pid,omitempty"`
+	MonitorExe string `json:"monitor_exe,omitempty"`
 }
 
 // Report compares load modes with the ideals.

@@ -1,4 +1,4 @@
-package vmmproc
+package monitorproc
 
 import (
 	"context"
@@ -11,10 +11,14 @@ import (
 	"github.com/unipool/unipool/internal/monitor/microvm"
 )
 
-// runKVMMeasure is `run --monitor kvm --measure`: every VM of a mode runs
-// in this one process, so the report is this process's PSS, the guests'
-// own pages, and what each VM costs the loader and the kernel beyond them.
+// runKVMMeasure is `run --monitor kvm --measure`. Unlike the process
+// monitor's (Measure), it runs in this process, the CLI: its report is
+// the loader's growth before and after each VM (microvm.Monitor.Measure),
+// which only the process that holds the VMs can take. Every VM of a mode
+// runs here, so the report is this process's PSS, the guests' own pages,
+// and what each VM costs the loader and the kernel beyond them.
 func runKVMMeasure(ctx context.Context, w io.Writer, uks []monitor.Unikernel, opt monitor.Options, asJSON bool, modes []string) error {
+	monitor.LeanGC() // this process is the monitor from here on
 	rep, err := microvm.Monitor{}.Measure(ctx, uks, opt, modes)
 	if err != nil {
 		return err
