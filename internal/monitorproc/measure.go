@@ -65,7 +65,7 @@ func RunMeasure(ctx context.Context, req vmmproc.RunRequest, stdout, stderr io.W
 // never maps it and the modes' monitors run one after the other, so the
 // monitor's binary pages are its own unless other unipool-vmm processes
 // (runs, a daemon's jails) map them too, as they would for any run.
-func Measure(ctx context.Context, exe string, req vmmproc.RunRequest, log io.Writer) (*process.Report, error) {
+func Measure(ctx context.Context, exe string, req vmmproc.RunRequest, log io.Writer) (*Report, error) {
 	uks, _, err := req.Unikernels()
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func Measure(ctx context.Context, exe string, req vmmproc.RunRequest, log io.Wri
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	rep := &process.Report{}
+	rep := &Report{}
 	for _, mode := range req.Modes {
 		spec.Mode = vmmproc.Mode{Name: mode, Load: mode, KSM: req.KSM, ASLR: req.ASLR, ASLRPerLibrary: req.ASLRPerLibrary, Snapshot: req.Snapshot}
 		meas, err := measureMode(ctx, exe, filepath.Join(dir, "monitor-"+mode+".json"), spec, loaded, log)
@@ -107,10 +107,54 @@ func Measure(ctx context.Context, exe string, req vmmproc.RunRequest, log io.Wri
 	return rep, nil
 }
 
+// Measurement is what one load mode's instances, all held resident at
+// once, cost the host (internal/measure), and their load time.
+type Measurement struct {
+	Load      string `json:"load"`
+	Instances int    `json:"instances"`
+	Failed    int    `json:"failed"`
+	// NonZero counts the measured instances whose guest exited with a
+	// non-zero code: they ran and were measured, but did not succeed.
+	NonZero int `json:"exited_nonzero"`
+	// Host is what the host pays: the instances' PSS, the monitor
+	// process's PSS, and the kernel's part (page tables, kernel stacks,
+	// slab), each apart, with the drop of MemAvailable beside them.
+	Host measure.Host `json:"host"`
+	// CgroupError says why the mode's fleet did not run in a memory
+	// cgroup of its own (the kernel part is then host-wide rises).
+	CgroupError string `json:"cgroup_error,omitempty"`
+	// PSS is the instances' part (Host.Instances).
+	PSS uint64 `json:"pss_bytes"`
+	// MemAvailableDrop is Host.AvailDrop.
+	MemAvailableDrop int64 `json:"mem_available_drop_bytes"`
+	// Census and Ideals are the page census of the instances.
+	Census *measure.Counts `json:"census,omitempty"`
+	Ideals *measure.Ideals `json:"ideals,omitempty"`
+	// LoadMean and LoadMedian are the load time per instance: from
+	// planning its layout to entering the guest.
+	LoadMean   time.Duration `json:"load_mean_ns"`
+	LoadMedian time.Duration `json:"load_median_ns"`
+	// MonitorPid and MonitorExe are the monitor process measured and its
+	// executable (/proc/PID/exe), where it is a process of its own
+	// (`unipool run --measure`: the lean binary unipool-vmm).
+	MonitorPid int    `json:"monitor_pid,omitempty"`
+	MonitorExe string `json:"monitor_exe,omitempty"`
+}
+
+// Report compares load modes with the ideals.
+type Report struct {
+	Modes []Measurement `json:"modes"`
+	// Ideal and IdealLoadTime are measure.Ideals from the census of the
+	// shared run (else the first): every distinct non-zero page content
+	// once, and what sharing at load time reaches at best.
+	Ideal         uint64 `json:"ideal_bytes"`
+	IdealLoadTime uint64 `json:"ideal_load_time_bytes"`
+}
+
 // measureMode runs spec's fleet in a monitor process of exe and measures
 // it once it is held.
-func measureMode(ctx context.Context, exe, specPath string, spec vmmproc.Spec, loaded *measure.Census, log io.Writer) (process.Measurement, error) {
-	meas := process.Measurement{Load: spec.Mode.Load}
+func measureMode(ctx context.Context, exe, specPath string, spec vmmproc.Spec, loaded *measure.Census, log io.Writer) (Measurement, error) {
+	meas := Measurement{Load: spec.Mode.Load}
 	base, err := measure.TakeBaseline(nil)
 	if err != nil {
 		return meas, err
@@ -178,7 +222,7 @@ func measureMode(ctx context.Context, exe, specPath string, spec vmmproc.Spec, l
 
 // printReport prints rep: JSON with asJSON, else a table and what its
 // columns are.
-func printReport(w io.Writer, rep *process.Report, asJSON bool) error {
+func printReport(w io.Writer, rep *Report, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, rep)
 	}

@@ -258,54 +258,6 @@ func TestASLRGivesEachInstanceItsOwnBasesAndSeedRepeatsThem(t *testing.T) {
 	}
 }
 
-func TestMeasureChargesInstancesMonitorAndKernelAndCountsImagePagesOnce(t *testing.T) {
-	uk := pooled(t, t.TempDir(), "app", callLibc+exitSeven)
-	const n = 4
-	rep, err := (&Monitor{}).Measure(context.Background(), []monitor.Unikernel{uk}, monitor.Options{N: n},
-		[]string{monitor.LoadShared, monitor.LoadNaive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared, naive := rep.Modes[0], rep.Modes[1]
-	if shared.Instances != n || naive.Instances != n || shared.Failed+naive.Failed != 0 {
-		t.Fatalf("instances %d/%d failed %d/%d, want %d each, none failed", shared.Instances, naive.Instances, shared.Failed, naive.Failed, n)
-	}
-	// The guest exits 7: measured, not failed, and counted apart.
-	if shared.NonZero != n || naive.NonZero != n {
-		t.Errorf("exited non-zero %d/%d, want %d each (the guest exits 7)", shared.NonZero, naive.NonZero, n)
-	}
-	for _, m := range rep.Modes {
-		h := m.Host
-		// Every instance process has page tables of its own; the monitor
-		// (this process) has its Go runtime.
-		if h.Monitor < 1<<20 || h.Kernel.PageTables < n*abi.PageSize || h.Total != h.Instances+h.Monitor+h.Kernel.Total {
-			t.Errorf("%s: host %+v: want the monitor's MiBs, page tables of every instance, parts adding up", m.Load, h)
-		}
-		c := m.Census
-		if c == nil || c.ImageWritten != 0 || c.ImageLoaded < 2*n || c.Runtime < n {
-			t.Fatalf("%s: census %+v: want libc's and the app's code in every instance, nothing written over an image", m.Load, c)
-		}
-		// n instances of one image: each as-loaded content is one page
-		// however many instances hold it.
-		if c.LoadedDistinct*n != c.ImageLoaded {
-			t.Errorf("%s: %d as-loaded image pages, %d distinct: want one in %d", m.Load, c.ImageLoaded, c.LoadedDistinct, n)
-		}
-		if m.Ideals.LoadTime != (c.LoadedDistinct+c.Runtime)*abi.PageSize {
-			t.Errorf("%s: load-time ideal %d", m.Load, m.Ideals.LoadTime)
-		}
-	}
-	// Naive loading pays libc's and the app's code page once per instance.
-	if naive.Host.Instances < shared.Host.Instances+2*(n-1)*abi.PageSize {
-		t.Errorf("instances' PSS: naive %d, shared %d; want naive to hold the two code pages %d times more", naive.Host.Instances, shared.Host.Instances, n-1)
-	}
-	if rep.Ideal != shared.Ideals.Ideal || rep.IdealLoadTime != shared.Ideals.LoadTime {
-		t.Errorf("report ideals %d/%d, want the shared census's", rep.Ideal, rep.IdealLoadTime)
-	}
-	if shared.LoadMean <= 0 || naive.LoadMedian <= 0 {
-		t.Errorf("load times %v %v, want positive", shared.LoadMean, naive.LoadMedian)
-	}
-}
-
 func TestBootInfoCarriesInstanceIDSeedAndMonitor(t *testing.T) {
 	// Exit code = instance id; a zero seed or another monitor exits 99.
 	uk := pooled(t, t.TempDir(), "app", `
