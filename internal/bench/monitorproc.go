@@ -69,7 +69,7 @@ func startMonitorProcess(exe, specPath string, spec vmmproc.Spec, log io.Writer,
 // only the monitor pays for it (the file pages of a binary are split
 // among the processes that map them). The caller removes it.
 func monitorExecutable(dir string) (string, error) {
-	exe, err := vmmproc.CopyExecutable(dir)
+	exe, err := monitorproc.CopyExecutable(dir)
 	if err != nil {
 		return "", fmt.Errorf("bench: %w", err)
 	}
