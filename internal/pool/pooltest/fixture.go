@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/unipool/unipool/internal/testcli"
 )
 
 // dir holds what tests build once per test binary: images and the CLI.
@@ -103,15 +105,15 @@ var (
 	cliErr  string
 )
 
-// CLI builds cmd/unipool once into the fixture directory and returns its
-// path.
+// CLI builds cmd/unipool (with unipool-vmm beside it, as `make build`
+// installs them: testcli.BuildCLI) once into the fixture directory and
+// returns its path.
 func CLI(t testing.TB) string {
 	t.Helper()
 	cliOnce.Do(func() {
-		p := filepath.Join(dir, "unipool")
-		out, err := exec.Command("go", "build", "-o", p, "github.com/unipool/unipool/cmd/unipool").CombinedOutput()
+		p, err := testcli.BuildCLI(dir)
 		if err != nil {
-			cliErr = fmt.Sprintf("go build cmd/unipool: %v\n%s", err, out)
+			cliErr = err.Error()
 			return
 		}
 		cliPath = p
