@@ -62,8 +62,8 @@ const (
 	NearArenaBase  = 0x6008_0000
 	NearArenaLimit = PrivateBase
 	// PrivateBase is the start of per-instance guest memory of an image
-	// whose app is at AppRegionBase: the boot-info page, then the stack,
-	// then the heap, up to PrivateLimit (heap + stack of about 255 MiB at
+	// whose app is at AppRegionBase: a guard page, the stack (the boot
+	// info in its top page), a guard page, the heap, up to PrivateLimit (heap + stack of about 255 MiB at
 	// most). The app's code must end below it (its private part lies in
 	// the data arena).
 	PrivateBase  = 0x6010_0000
@@ -102,8 +102,9 @@ const (
 	// instance's regions: an aligned GiB drawn at random per instance
 	// (larger, by powers of two, until the image fits it), so the
 	// instance touches as few GiB (page-middle-directory pages) as
-	// without --aslr. Inside it the image slides as one, the heap and a
-	// 2 MiB chunk for boot info and stack each at their own random place
+	// without --aslr. Inside it the image slides as one, the heap at its
+	// own random place and the stack (boot info in its top page) at a
+	// random page of a random 2 MiB chunk
 	// (internal/loader/random.go says what that leaves to whom).
 	ASLRSpan = 1 << 30
 	// PageSize is the only page size unipool uses for layout.

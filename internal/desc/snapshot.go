@@ -54,6 +54,15 @@ type Snapshot struct {
 	// (abi.PrivateBaseFor the image's app) given to the boot info and
 	// the command line: it bounds the command line of a restored instance.
 	BootArea uint64 `json:"boot_area"`
+	// BootInfo is where the boot area lies: SnapshotBootInStack (since
+	// session 15), the top BootArea bytes of the stack mapping with the
+	// boot info BootStackRoom (loader) into them, the TLS area and the
+	// stack right below; unset, a boot-info area of its own at the
+	// per-instance memory's base, the stack after it (the loader keeps
+	// that layout for such a snapshot: Options.LegacyBootPage). The
+	// stored pages hold nothing of the boot area (zeroed at capture):
+	// every instance writes its own.
+	BootInfo string `json:"boot_info,omitempty"`
 	// Regs is the vCPU state at the ready point, %rip after the port write.
 	Regs Regs `json:"regs"`
 	// Console is what the guest wrote to COM1 before the ready point (the
@@ -70,6 +79,10 @@ type Snapshot struct {
 	// anonymous memory.
 	Zero string `json:"zero,omitempty"`
 }
+
+// SnapshotBootInStack is Snapshot.BootInfo of a snapshot whose boot area
+// is the top of its stack mapping.
+const SnapshotBootInStack = "stack-top"
 
 // Regs is the general-purpose register state, with the FS and GS bases
 // (the guest sets FS with wrmsr). Nothing else is live at the ready point:
@@ -126,6 +139,9 @@ func (s *Snapshot) Validate() error {
 	}
 	if s.BootArea == 0 || s.BootArea&pageMask != 0 {
 		return fmt.Errorf("snapshot: boot_area %#x is not a positive page multiple", s.BootArea)
+	}
+	if s.BootInfo != "" && s.BootInfo != SnapshotBootInStack {
+		return fmt.Errorf("snapshot: boot_info %q is no layout this unipool knows (%q, or unset); a newer unipool took it?", s.BootInfo, SnapshotBootInStack)
 	}
 	for i, p := range s.Pages {
 		if p.Addr&pageMask != 0 {

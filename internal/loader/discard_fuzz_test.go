@@ -61,7 +61,7 @@ func FuzzDiscardableNeverLeavesTheHeapAndStack(f *testing.F) {
 			prev = r[1]
 			for p := r[0]; p < r[1]; p += abi.PageSize {
 				m := lay.Find(p)
-				if !discardable(m) {
+				if !discardable(lay, m) {
 					t.Fatalf("page %#x given back, in %+v", p, m)
 				}
 				if len(given) < 1<<16 {
@@ -76,7 +76,7 @@ func FuzzDiscardableNeverLeavesTheHeapAndStack(f *testing.F) {
 			return
 		}
 		for p := lo; p+abi.PageSize <= end && p+abi.PageSize > p; p += abi.PageSize {
-			if discardable(lay.Find(p)) && !given[p] {
+			if discardable(lay, lay.Find(p)) && !given[p] {
 				t.Fatalf("heap or stack page %#x of the report %#x+%#x not given back (%x)", p, addr, size, ranges)
 			}
 		}
@@ -84,9 +84,12 @@ func FuzzDiscardableNeverLeavesTheHeapAndStack(f *testing.F) {
 }
 
 // discardable: a page of m may be dropped (and read back as zero or as
-// its snapshot page).
-func discardable(m *Mapping) bool {
+// its snapshot page); never the stack's top page(s), with the boot info.
+func discardable(lay *Layout, m *Mapping) bool {
 	if m == nil || (m.Part != PartHeap && m.Part != PartStack) || m.Prot&ProtWrite == 0 {
+		return false
+	}
+	if lay.BootEnd != 0 && m.Addr <= lay.BootInfo && lay.BootInfo < m.Addr+m.Size {
 		return false
 	}
 	return m.File == "" || m.COW

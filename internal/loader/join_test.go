@@ -107,10 +107,12 @@ func TestAPlainImagesSegmentsOfOneProtectionIn2MiBAreOneHostMapping(t *testing.T
 	if gaps == 0 {
 		t.Error("no gap joined")
 	}
-	// The data arena's last page and the instance's boot info after the
-	// app, in one 2 MiB: one host mapping too.
-	if m := lastImageMapping(t, lay); !m.JoinNext {
-		t.Errorf("aligned image: the data arena at %#x is not joined with the boot info after it", m.Addr)
+	// The instance's memory after the app starts with the guard page
+	// below the stack (the process monitor's discard page), the boot info
+	// in the stack's top page: the data arena's last page is joined with
+	// nothing after it.
+	if m := lastImageMapping(t, lay); m.JoinNext {
+		t.Errorf("aligned image: the data arena at %#x is joined with the stack after the guard page", m.Addr)
 	}
 	packed := segmentImage(t, []seg{
 		{vaddr: abi.PackedBase, flags: elf.PF_R, data: filled(0x100, 1)},
@@ -186,8 +188,8 @@ func lastImageMapping(t *testing.T, lay *Layout) Mapping {
 	t.Helper()
 	for i := len(lay.Mappings) - 1; i >= 0; i-- {
 		if lay.Mappings[i].Part == PartImage {
-			if i+1 == len(lay.Mappings) || lay.Mappings[i+1].Part != PartBootInfo {
-				t.Fatalf("the mapping after the image is not its boot info")
+			if i+1 == len(lay.Mappings) || lay.Mappings[i+1].Part != PartStack {
+				t.Fatalf("the mapping after the image is not its stack")
 			}
 			return lay.Mappings[i]
 		}

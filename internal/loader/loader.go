@@ -36,14 +36,14 @@ const (
 	PartBootInfo = "bootinfo"
 	PartStack    = "stack"
 	PartHeap     = "heap"
-	PartTLS      = "tls"   // the TLS block and TCB (under --aslr in the boot-info area, else the stack mapping's top)
+	PartTLS      = "tls"   // the TLS block and TCB (below the boot info at the stack mapping's top)
 	PartImage    = "image" // a segment of a plain ELF image
 )
 
 // The groups of regions --aslr places (Layout.Groups).
 const (
 	GroupImage = "image" // every library and the app: one slide
-	GroupAreas = "areas" // boot info (with TLS) and stack: one 2 MiB chunk
+	GroupAreas = "areas" // boot info, TLS and stack: one mapping in a 2 MiB chunk
 	GroupHeap  = "heap"
 )
 
@@ -140,8 +140,14 @@ type Layout struct {
 	Reads    *ImageReads
 	Entry    uint64
 	StackTop uint64
-	BootInfo uint64            // address of struct uk_bootinfo (%rdi); BootLinux64: of the zero page (%rsi)
-	Bases    map[string]uint64 // region base per library (descriptions only)
+	BootInfo uint64 // address of struct uk_bootinfo (%rdi); BootLinux64: of the zero page (%rsi)
+	// BootEnd, when not 0, is the end of the boot area [BootInfo,
+	// BootEnd) at the top of the stack mapping (boot info, command line,
+	// the rest zero): the instance's own in a page the stack shares
+	// (Options.LegacyBootPage unset). 0: the boot info has a mapping of
+	// its own (PartBootInfo).
+	BootEnd uint64
+	Bases   map[string]uint64 // region base per library (descriptions only)
 	// Areas is where each per-instance area starts ("bootinfo", "stack",
 	// "heap", "tls" if the instance has one).
 	Areas map[string]uint64
@@ -152,20 +158,21 @@ type Layout struct {
 	// EntropyGiven (under ASLR) is what is left of each region's
 	// entropy to someone who knows another region's base of the same
 	// instance, whichever it is (the least): 0 for a library when the
-	// image has another (they slide as one), the bits within the area
-	// chunk for the boot info and stack (0 for the TLS area, which lies
-	// in the boot-info area), the bits within the span for the heap.
+	// image has another (they slide as one), 0 for the stack, boot info
+	// and TLS area (at fixed offsets in one mapping; with
+	// LegacyBootPage, the bits within the area chunk for the boot info
+	// and stack), the bits within the span for the heap.
 	EntropyGiven map[string]float64
 	// EntropyGroup (under ASLR) is what is left of each region's entropy
 	// to someone who knows the base of a region outside its group
 	// (Groups): its bits within the span.
 	EntropyGroup map[string]float64
 	// Groups (under ASLR) are the regions that do not move independently
-	// of each other: GroupImage (one slide), GroupAreas (one 2 MiB chunk,
-	// each at its own page; TLS inside the boot info), GroupHeap.
+	// of each other: GroupImage (one slide), GroupAreas (boot info, TLS,
+	// stack: one mapping in a 2 MiB chunk), GroupHeap.
 	Groups map[string][]string
-	// TLSSize is the size of the TLS area at Areas["tls"] (under ASLR:
-	// inside the boot-info area; else at the top of the stack mapping).
+	// TLSSize is the size of the TLS area at Areas["tls"] (right below
+	// the boot info at the top of the stack mapping).
 	TLSSize uint64
 	// ASLRSpan (under ASLR) is the size of the span of the window that
 	// holds all of the instance's regions (aligned to its size).
@@ -214,7 +221,8 @@ type Options struct {
 	Load    string // monitor.LoadShared or monitor.LoadNaive
 	// ASLR randomises every region (each library, the app, boot info,
 	// stack, heap, TLS) in groups (random.go): the image by one slide,
-	// the heap, and boot info (TLS inside) and stack in one 2 MiB chunk.
+	// the heap, and the stack (boot info and TLS in its top page) in a
+	// 2 MiB chunk.
 	ASLR bool
 	// ASLRPerLibrary (with ASLR) gives each library and the app a base
 	// of its own instead of one slide for the image: an address of one
@@ -240,6 +248,11 @@ type Options struct {
 	// Snapshot starts the instance from the description's snapshot
 	// (snapshot.go) instead of its entry point.
 	Snapshot bool
+	// LegacyBootPage lays the boot info out as before session 15: a
+	// boot-info area of its own at the per-instance memory's base (under
+	// ASLR: its own page in the areas chunk), the stack after a guard
+	// page. Only a snapshot taken with that layout needs it.
+	LegacyBootPage bool
 }
 
 // Prepared is a unikernel whose files have been read once, so that planning
@@ -888,13 +901,166 @@ func (p *Prepared) appStart() uint64 {
 	return 0
 }
 
-// addPrivateMemory lays out the per-instance areas: the boot-info
+// BootStackRoom is the part of the boot area's first page left to the
+// TLS area and the stack's first frames below the boot info: the boot
+// info (and command line) starts BootStackRoom bytes into the first page
+// of the boot area, at the top of the stack mapping.
+const BootStackRoom = 0x800
+
+// addPrivateMemory lays out the per-instance areas: the stack mapping,
+// whose top page(s) hold the boot info and command line (the boot area:
+// opt.BootArea bytes, else the pages they need with BootStackRoom below
+// them) with the TLS area (block, TCB) right below the boot info and the
+// stack below that, and the heap. The boot info thus shares the page the
+// guest's first frames and its TCB write anyway: no page of its own. Without
+// ASLR the stack mapping follows a guard page at
+// abi.PrivateBaseFor(appStart) and the heap follows it after another, in
+// the same 2 MiB as the image's app; under ASLR the stack mapping is
+// placed in a 2 MiB chunk at a random page and the heap by pl at a random
+// base (with a guard page all around): the boot info and TLS move with the
+// stack.
+func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, appStart uint64) error {
+	if opt.LegacyBootPage {
+		return lay.addPrivateMemoryLegacy(bi, opt, pl, appStart)
+	}
+	mem := opt.MemSize
+	if mem == 0 {
+		mem = DefaultMemSize
+	}
+	stack := uint64(abi.DefaultStackSize)
+	if mem < stack+abi.PageSize*16 {
+		return fmt.Errorf("memory size %d too small (need at least %d)", mem, stack+abi.PageSize*16)
+	}
+	heapSize := pageDown(mem - stack)
+	if bi.Version == 0 {
+		bi.Version = abi.BootInfoVersion
+	}
+	bi.Magic = abi.BootInfoMagic
+	need := uint64(len(bi.Marshal())) + uint64(len(opt.Cmdline)) + 1
+	area := pageUp(need + BootStackRoom)
+	if opt.BootArea > 0 {
+		if need+BootStackRoom > opt.BootArea {
+			return fmt.Errorf("command line of %d bytes does not fit the boot-info area of %d bytes", len(opt.Cmdline), opt.BootArea)
+		}
+		area = pageUp(opt.BootArea)
+	}
+	// The TLS area (block, TCB, room to align it) right below the boot
+	// info: under ASLR always (ukplat's static reserve lies at a known
+	// offset in the image), else when it is small next to the stack (a
+	// TLS image too large for it stays where ukplat puts it: its reserve,
+	// else the heap). A version-1 guest knows no TLS area.
+	var tlsSize uint64
+	if bi.Version >= 2 {
+		align := max(bi.TLSAlign, tlsMinAlign)
+		if size := (bi.TLSMemSz+align-1)&^(align-1) + tlsTCBSize + align; opt.ASLR || size <= stack/8 {
+			tlsSize = size
+		}
+	}
+	stackMap := pageUp(stack + tlsSize + area - BootStackRoom)
+	if lay.Entropy == nil {
+		lay.Entropy = map[string]float64{}
+	}
+	if opt.ASLR && lay.EntropyGiven == nil {
+		lay.EntropyGiven, lay.EntropyGroup, lay.Groups = map[string]float64{}, map[string]float64{}, map[string][]string{}
+	}
+	lay.Areas = map[string]uint64{}
+	var stackAddr, heapAddr uint64
+	if opt.ASLR {
+		var err error
+		if heapAddr, err = pl.place(heapSize, PartHeap); err != nil {
+			return err
+		}
+		lay.Entropy[PartHeap] = pl.EntropyBits(heapSize)
+		lay.EntropyGiven[PartHeap] = pl.GivenSpanBits(heapSize)
+		lay.EntropyGroup[PartHeap] = pl.GivenSpanBits(heapSize)
+		lay.Groups[GroupHeap] = []string{PartHeap}
+		chunk := uint64(AreaChunk)
+		for stackMap+2*abi.PageSize > chunk/2 {
+			chunk *= 2
+		}
+		c, err := pl.drawChunk(chunk)
+		if err != nil {
+			return err
+		}
+		if stackAddr, err = pl.placeIn(c, chunk, []span{{0, stackMap}}, PartStack); err != nil {
+			return err
+		}
+		// The boot info and the TLS area lie at fixed offsets in the
+		// stack mapping: each has the stack's bits, and one of the three
+		// gives the others.
+		window, group, _ := pl.chunkBits(chunk, stackMap, 0)
+		for _, name := range []string{PartBootInfo, PartStack, PartTLS} {
+			lay.Entropy[name], lay.EntropyGroup[name], lay.EntropyGiven[name] = window, group, 0
+		}
+		lay.Groups[GroupAreas] = []string{PartBootInfo, PartTLS, PartStack}
+	} else {
+		stackAddr = abi.PrivateBaseFor(appStart) + abi.PageSize
+		heapAddr = stackAddr + stackMap + abi.PageSize
+		if limit := abi.PrivateLimitFor(appStart); heapAddr+heapSize > limit {
+			return fmt.Errorf("memory size %d MiB does not fit the per-instance memory [%#x,%#x)", mem>>20, stackAddr, limit)
+		}
+		for _, name := range []string{PartBootInfo, PartStack, PartHeap} {
+			lay.Entropy[name] = 0
+		}
+	}
+	if bi.Version == 1 {
+		// A guest linked against version 1 knows no canary field: it
+		// derives its canary from the seed, so the report says that one.
+		opt.Canary = canaryV1(opt.Seed)
+	}
+	top := stackAddr + stackMap
+	bootAddr := top - area + BootStackRoom
+	stackTop := bootAddr - tlsSize
+	if tlsSize > 0 {
+		bi.TLSArea, bi.TLSAreaSize = stackTop, tlsSize
+	}
+	bi.Cmdline, bi.CmdlineLen = bootAddr+uint64(len(bi.Marshal())), uint64(len(opt.Cmdline))
+	bi.HeapStart, bi.HeapSize = heapAddr, heapSize
+	bi.StackStart, bi.StackSize = stackAddr, stackTop-stackAddr
+	bi.InstanceID, bi.Seed, bi.TSCKHz, bi.Monitor = opt.InstanceID, opt.Seed, opt.TSCKHz, opt.Monitor
+	if bi.Version >= 2 {
+		bi.Canary = opt.Canary
+	}
+	// The stack's top page(s), from the one the stack starts in: zero up
+	// to the boot info, then the boot info and command line.
+	first := pageDown(stackTop)
+	data := make([]byte, bootAddr-first, bootAddr-first+need)
+	data = append(data, bi.Marshal()...)
+	data = append(data, opt.Cmdline...)
+	data = append(data, 0)
+
+	lay.BootInfo, lay.BootEnd = bootAddr, top
+	lay.StackTop = stackTop
+	lay.Canary, lay.Seed, lay.Seeded = opt.Canary, opt.Seed, opt.seeded
+	lay.Entropy["canary"], lay.Entropy["seed"] = CanaryBits, SeedBits
+	if bi.Version == 1 {
+		// Its canary follows from the seed it reads from its boot info:
+		// no secret of its own.
+		lay.Entropy["canary"] = 0
+	}
+	lay.Areas[PartBootInfo], lay.Areas[PartStack], lay.Areas[PartHeap] = bootAddr, stackAddr, heapAddr
+	if first > stackAddr {
+		lay.Mappings = append(lay.Mappings, Mapping{Addr: stackAddr, Size: first - stackAddr, Prot: ProtRead | ProtWrite, Part: PartStack})
+	}
+	lay.Mappings = append(lay.Mappings,
+		Mapping{Addr: first, Size: top - first, Prot: ProtRead | ProtWrite, Data: data, Part: PartStack},
+		Mapping{Addr: heapAddr, Size: heapSize, Prot: ProtRead | ProtWrite, Part: PartHeap},
+	)
+	if tlsSize > 0 {
+		lay.Areas[PartTLS], lay.TLSSize = stackTop, tlsSize
+	}
+	return nil
+}
+
+// addPrivateMemoryLegacy is the layout before session 15, which a
+// snapshot taken with it still needs (desc.Snapshot.BootInfo unset): the
+// per-instance areas are the boot-info
 // page(s) with the command line, the stack and the heap. Without ASLR they
 // follow each other from abi.PrivateBaseFor(appStart) with a guard page
 // between, in the same 2 MiB as the image's app; under ASLR each, and a
 // TLS area of its own, is placed by pl at a random base (with a guard page
 // all around).
-func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, appStart uint64) error {
+func (lay *Layout) addPrivateMemoryLegacy(bi abi.BootInfo, opt Options, pl *placer, appStart uint64) error {
 	mem := opt.MemSize
 	if mem == 0 {
 		mem = DefaultMemSize

@@ -141,6 +141,10 @@ func TestBootInfoCarriesCommandLineAndMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := lay.Find(lay.BootInfo)
+	if m == nil || m.Part != PartStack || lay.BootInfo/abi.PageSize != (lay.StackTop-8)/abi.PageSize {
+		t.Fatalf("boot info at %#x not in the stack's top page (stack top %#x, %+v)", lay.BootInfo, lay.StackTop, m)
+	}
+	m.Data = m.Data[lay.BootInfo-m.Addr:]
 	le := binary.LittleEndian
 	if le.Uint64(m.Data) != abi.BootInfoMagic || le.Uint64(m.Data[64:]) != 7 || le.Uint64(m.Data[72:]) != 9 {
 		t.Fatalf("boot info header wrong")
@@ -158,42 +162,66 @@ func TestBootInfoCarriesCommandLineAndMemory(t *testing.T) {
 	}
 }
 
-// Without ASLR the TLS area (TLS block and TCB, with the canary) is the
-// top of the stack mapping and the stack the guest is told of ends below
-// it: the canary shares the page the first frames write, in no data-arena
-// page of its own.
-func TestTLSAreaIsTheTopOfTheStackMappingWithoutASLR(t *testing.T) {
+// The boot info lies in the stack mapping's top page, BootStackRoom into
+// it, the TLS area (TLS block and TCB, with the canary) right below it and
+// the stack the guest is told of below that: the boot info and the canary
+// share the page the first frames write, no page of their own.
+func TestBootInfoAndTLSAreaAreTheTopOfTheStackMapping(t *testing.T) {
 	u := testUnikernel(t)
 	u.Config.BootInfoVersion = abi.BootInfoVersion
+	for _, aslr := range []bool{false, true} {
+		lay, err := Plan(u, Options{MemSize: 1 << 20, ASLR: aslr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		le := binary.LittleEndian
+		top := lay.Find(lay.BootInfo)
+		if top == nil || top.Part != PartStack || lay.BootEnd != top.Addr+top.Size || lay.BootInfo != lay.BootEnd-abi.PageSize+BootStackRoom {
+			t.Fatalf("aslr %v: boot info at %#x (end %#x) is not BootStackRoom into the stack's top page %+v", aslr, lay.BootInfo, lay.BootEnd, top)
+		}
+		bi := top.Data[lay.BootInfo-top.Addr:]
+		stackStart, stackSize := le.Uint64(bi[48:]), le.Uint64(bi[56:])
+		tls, tlsSize := le.Uint64(bi[136:]), le.Uint64(bi[144:])
+		stack := lay.Find(stackStart)
+		if stack == nil || stack.Part != PartStack || stack.Addr != stackStart || lay.Areas[PartStack] != stackStart {
+			t.Fatalf("aslr %v: stack_start %#x is not the stack mapping's start (%+v)", aslr, stackStart, stack)
+		}
+		if tlsSize == 0 || tlsSize > BootStackRoom || tls+tlsSize != lay.BootInfo {
+			t.Fatalf("aslr %v: TLS area %#x+%#x does not end at the boot info %#x", aslr, tls, tlsSize, lay.BootInfo)
+		}
+		if stackStart+stackSize != tls || lay.StackTop != tls || lay.StackTop%16 != 0 || stackSize < abi.DefaultStackSize {
+			t.Fatalf("aslr %v: stack %#x+%#x (top %#x) does not end where the TLS area %#x starts", aslr, stackStart, stackSize, lay.StackTop, tls)
+		}
+		if lay.Areas[PartTLS] != tls || lay.TLSSize != tlsSize || lay.Areas[PartBootInfo] != lay.BootInfo {
+			t.Fatalf("aslr %v: areas say TLS %#x+%#x, boot info %#x+%#x", aslr, lay.Areas[PartTLS], lay.TLSSize, tls, tlsSize)
+		}
+		for _, m := range lay.Mappings {
+			if m.Part == PartBootInfo {
+				t.Fatalf("aslr %v: a boot-info mapping of its own: %+v", aslr, m)
+			}
+		}
+	}
+
+	// A version-1 guest knows no TLS area: its stack ends at the boot info.
+	u.Config.BootInfoVersion = 1
 	lay, err := Plan(u, Options{MemSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	le := binary.LittleEndian
-	bi := lay.Find(lay.BootInfo).Data
-	stackStart, stackSize := le.Uint64(bi[48:]), le.Uint64(bi[56:])
-	tls, tlsSize := le.Uint64(bi[136:]), le.Uint64(bi[144:])
-	stack := lay.Find(stackStart)
-	if stack == nil || stack.Part != PartStack || stack.Addr != stackStart {
-		t.Fatalf("stack_start %#x is not the stack mapping's start (%+v)", stackStart, stack)
-	}
-	if tlsSize == 0 || tlsSize > abi.PageSize || tls+tlsSize != stack.Addr+stack.Size {
-		t.Fatalf("TLS area %#x+%#x is not the top of the stack mapping %#x+%#x", tls, tlsSize, stack.Addr, stack.Size)
-	}
-	if stackStart+stackSize != tls || lay.StackTop != tls || lay.StackTop%16 != 0 {
-		t.Fatalf("stack %#x+%#x (top %#x) does not end where the TLS area %#x starts", stackStart, stackSize, lay.StackTop, tls)
-	}
-	if lay.Areas[PartTLS] != tls || lay.TLSSize != tlsSize {
-		t.Fatalf("areas say TLS %#x+%#x, boot info %#x+%#x", lay.Areas[PartTLS], lay.TLSSize, tls, tlsSize)
+	if m := lay.Find(lay.StackTop - 8); m == nil || m.Part != PartStack || lay.StackTop != lay.BootInfo || lay.Areas[PartTLS] != 0 {
+		t.Fatalf("version 1: stack top %#x is not the boot info %#x (%+v)", lay.StackTop, lay.BootInfo, m)
 	}
 
-	// A version-1 guest knows no TLS area: its stack is the whole mapping.
-	u.Config.BootInfoVersion = 1
-	if lay, err = Plan(u, Options{MemSize: 1 << 20}); err != nil {
+	// A command line longer than the page: the boot area takes the pages
+	// it needs, the boot info still BootStackRoom into the first.
+	long := strings.Repeat("x", 5000)
+	if lay, err = Plan(u, Options{MemSize: 1 << 20, Cmdline: long}); err != nil {
 		t.Fatal(err)
 	}
-	if m := lay.Find(lay.StackTop - 8); m == nil || m.Part != PartStack || lay.StackTop != m.Addr+m.Size {
-		t.Fatalf("version 1: stack top %#x is not the stack mapping's end (%+v)", lay.StackTop, m)
+	m := lay.Find(lay.BootInfo)
+	if lay.BootInfo%abi.PageSize != BootStackRoom || m == nil || m.Addr+m.Size != lay.BootEnd ||
+		string(m.Data[lay.BootInfo-m.Addr+abi.BootInfoSizeV1:]) != long+"\x00" || lay.BootEnd-lay.BootInfo < uint64(len(long)) {
+		t.Fatalf("long command line: boot info %#x, end %#x, mapping %#x+%#x", lay.BootInfo, lay.BootEnd, m.Addr, m.Size)
 	}
 }
 
@@ -291,8 +319,9 @@ func TestPlainImagePerInstanceMemoryFollowsAnAlignedAppAndIsAtTheLegacyBaseOther
 		if err != nil {
 			t.Fatal(err)
 		}
-		if lay.BootInfo != c.boot {
-			t.Errorf("image at %#x: boot info at %#x, want %#x", c.base, lay.BootInfo, c.boot)
+		if lay.Areas[PartStack] != c.boot+abi.PageSize || lay.BootInfo/abi.PageSize != lay.StackTop/abi.PageSize {
+			t.Errorf("image at %#x: stack at %#x, boot info at %#x (stack top %#x), want the stack after a guard page at %#x, the boot info in its top page",
+				c.base, lay.Areas[PartStack], lay.BootInfo, lay.StackTop, c.boot)
 		}
 		for _, m := range lay.Mappings {
 			if (m.Part == PartStack || m.Part == PartHeap) && (m.Addr < c.boot || m.Addr >= abi.PrivateLimitFor(c.base)) {

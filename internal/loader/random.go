@@ -87,9 +87,10 @@ type span struct{ lo, hi uint64 }
 //     (drawn again on touching the image).
 //   - the area chunk: an aligned 2 MiB of the span (one page-table page),
 //     uniform among the span's, drawn again on touching the image or the
-//     heap; boot info and stack each at a page of their own in it, uniform
-//     among the chunk's positions. The TLS area (TCB) lies in the boot-info
-//     area, after the command line.
+//     heap; the stack mapping at a page in it, uniform among the chunk's
+//     positions. The boot info and the TLS area (TCB) lie in the stack
+//     mapping's top page, at fixed offsets (since session 15; before, the
+//     boot info had a page of its own in the chunk, the TLS area in it).
 //
 // So, stated honestly: an attacker who knows no address faces each
 // region's full bits (Layout.Entropy: log2 of its positions in the
@@ -97,8 +98,10 @@ type span struct{ lo, hi uint64 }
 // and the app's (the map is public: their offsets are not secret, as the
 // libraries of a Linux process follow each other from one mmap base), and
 // still faces the heap's and the areas' positions in the span; one who
-// knows the stack still faces the boot info's (and TLS's) position in the
-// chunk, about 9 bits, and the image's and the heap's in the span
+// knows the stack knows the boot info and the TLS area (and the other way
+// round: since session 15 they lie in its top page; before, about 9 bits
+// of the chunk were left between them), and still faces the image's and
+// the heap's positions in the span
 // (Layout.EntropyGiven is the least left given any other region's base,
 // Layout.EntropyGroup what is left given a base outside the region's group).
 //
@@ -116,8 +119,8 @@ type placer struct {
 	spanBase, spanSize uint64
 }
 
-// AreaChunk is the aligned part of the span that holds the boot info (and
-// TLS) and the stack: one page-table page for both.
+// AreaChunk is the aligned part of the span that holds the stack mapping
+// (boot info and TLS in its top page): one page-table page for it.
 const AreaChunk = 2 << 20
 
 // spanSlots is the number of page-aligned positions a range of size bytes

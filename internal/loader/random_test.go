@@ -82,17 +82,21 @@ func checkASLRPlacement(t *testing.T, uk monitor.Unikernel) {
 	}
 	spans := abi.ASLRSize / span
 	areaSize := func(l *Layout, part string) uint64 {
+		var size uint64
 		for _, m := range l.Mappings {
 			if m.Part == part && m.Library == "" {
-				return m.Size
+				size += m.Size // the stack: its body and its top page(s)
 			}
 		}
-		t.Fatalf("no %s area", part)
-		return 0
+		if size == 0 {
+			t.Fatalf("no %s area", part)
+		}
+		return size
 	}
-	bootSize, stackSize, heapSize := areaSize(lays[0], PartBootInfo), areaSize(lays[0], PartStack), areaSize(lays[0], PartHeap)
+	stackSize, heapSize := areaSize(lays[0], PartStack), areaSize(lays[0], PartHeap)
+	bootOff := lays[0].Areas[PartBootInfo] - lays[0].Areas[PartStack]
 	const chunk = AreaChunk
-	t.Logf("span %d MiB, image extent %d MiB, boot %d KiB, stack %d KiB, heap %d KiB", span>>20, img.extent()>>20, bootSize>>10, stackSize>>10, heapSize>>10)
+	t.Logf("span %d MiB, image extent %d MiB, stack %d KiB (boot info at %#x in it), heap %d KiB", span>>20, img.extent()>>20, stackSize>>10, bootOff, heapSize>>10)
 	slide := func(l *Layout) uint64 { return l.Bases["a"] - (p.cfg.Libraries[0].Region.Start - img.lo) }
 	inSpan := func(a uint64) uint64 { return (a - abi.ASLRBase) % span / abi.PageSize }
 	inWindow := func(a, size uint64) (float64, uint64) {
@@ -116,16 +120,24 @@ func checkASLRPlacement(t *testing.T, uk monitor.Unikernel) {
 		}
 		lo := (s - abi.ASLRBase) / span * span
 		for name, a := range map[string][2]uint64{"image": {s, img.extent()}, "heap": {l.Areas[PartHeap], heapSize},
-			"bootinfo": {l.Areas[PartBootInfo], bootSize}, "stack": {l.Areas[PartStack], stackSize}} {
+			"stack": {l.Areas[PartStack], stackSize}} {
 			if a[0]-abi.ASLRBase < lo || a[0]+a[1]-abi.ASLRBase > lo+span {
 				t.Fatalf("%s at %#x+%#x outside the instance's span [%#x,+%#x)", name, a[0], a[1], abi.ASLRBase+lo, span)
 			}
 		}
-		if l.Areas[PartBootInfo]/chunk != l.Areas[PartStack]/chunk || (l.Areas[PartStack]+stackSize-1)/chunk != l.Areas[PartStack]/chunk {
-			t.Fatalf("boot info at %#x and stack at %#x+%#x: not in one 2 MiB chunk", l.Areas[PartBootInfo], l.Areas[PartStack], stackSize)
+		if (l.Areas[PartStack]+stackSize-1)/chunk != l.Areas[PartStack]/chunk {
+			t.Fatalf("stack at %#x+%#x: not in one 2 MiB chunk", l.Areas[PartStack], stackSize)
 		}
-		if tls := l.Areas[PartTLS]; tls < l.Areas[PartBootInfo] || tls+l.TLSSize > l.Areas[PartBootInfo]+bootSize {
-			t.Fatalf("TLS area %#x+%#x outside the boot-info area %#x+%#x", tls, l.TLSSize, l.Areas[PartBootInfo], bootSize)
+		// The boot info and the TLS area below it at the top of the
+		// stack mapping, at the same offset in every instance: they move
+		// with the stack, in the page its first frames write.
+		boot, tls := l.Areas[PartBootInfo], l.Areas[PartTLS]
+		if l.TLSSize == 0 {
+			tls = boot // a version-1 guest: no TLS area
+		}
+		if boot-l.Areas[PartStack] != bootOff || boot >= l.Areas[PartStack]+stackSize || tls+l.TLSSize != boot ||
+			l.StackTop != tls || boot/abi.PageSize != l.StackTop/abi.PageSize {
+			t.Fatalf("boot info at %#x, TLS area %#x+%#x, stack top %#x: not the top page of the stack %#x+%#x", boot, tls, l.TLSSize, l.StackTop, l.Areas[PartStack], stackSize)
 		}
 		// The bits reported.
 		imgBits := math.Log2(float64(spans * spanSlots(span, img.extent())))
@@ -135,10 +147,9 @@ func checkASLRPlacement(t *testing.T, uk monitor.Unikernel) {
 			n := spanSlots(chunk, size)
 			return math.Log2(float64(spans * span / chunk * n)), math.Log2(float64(span / chunk * n)), math.Log2(float64(n - (size+other)/abi.PageSize - 1))
 		}
-		bw, bs, bo := area(bootSize, stackSize)
-		sw, ss, so := area(stackSize, bootSize)
+		sw, ss, _ := area(stackSize, 0)
 		want := map[string][3]float64{"a": {imgBits, 0, imgInSpan}, "app": {imgBits, 0, imgInSpan}, "heap": {heapBits, heapInSpan, heapInSpan},
-			"bootinfo": {bw, bo, bs}, "tls": {bw, 0, bs}, "stack": {sw, so, ss}}
+			"bootinfo": {sw, 0, ss}, "tls": {sw, 0, ss}, "stack": {sw, 0, ss}}
 		for name, w := range want {
 			got := [3]float64{l.Entropy[name], l.EntropyGiven[name], l.EntropyGroup[name]}
 			for k := range got {
@@ -155,10 +166,10 @@ func checkASLRPlacement(t *testing.T, uk monitor.Unikernel) {
 		}, int(spans)},
 		{"image in the window", func(l *Layout) (float64, uint64) { return inWindow(slide(l), img.extent()) }, 64},
 		{"heap in the window", func(l *Layout) (float64, uint64) { return inWindow(l.Areas[PartHeap], heapSize) }, 64},
-		{"bootinfo in the window", func(l *Layout) (float64, uint64) {
-			a := l.Areas[PartBootInfo]
-			per := span / chunk * spanSlots(chunk, bootSize)
-			slot := (a-abi.ASLRBase)/span*per + (a-abi.ASLRBase)%span/chunk*spanSlots(chunk, bootSize) + (a-abi.ASLRBase)%chunk/abi.PageSize
+		{"stack in the window", func(l *Layout) (float64, uint64) {
+			a := l.Areas[PartStack]
+			per := span / chunk * spanSlots(chunk, stackSize)
+			slot := (a-abi.ASLRBase)/span*per + (a-abi.ASLRBase)%span/chunk*spanSlots(chunk, stackSize) + (a-abi.ASLRBase)%chunk/abi.PageSize
 			return float64(slot) / float64(spans*per), slot
 		}, 64},
 		{"image in its span", func(l *Layout) (float64, uint64) {
@@ -173,7 +184,6 @@ func checkASLRPlacement(t *testing.T, uk monitor.Unikernel) {
 			c := (l.Areas[PartStack] - abi.ASLRBase) % span / chunk
 			return float64(c) / float64(span/chunk), c
 		}, 64},
-		{"bootinfo in its chunk", func(l *Layout) (float64, uint64) { return inChunk(l.Areas[PartBootInfo], bootSize) }, 64},
 		{"stack in its chunk", func(l *Layout) (float64, uint64) { return inChunk(l.Areas[PartStack], stackSize) }, 64},
 		{"canary", func(l *Layout) (float64, uint64) { return float64(l.Canary>>8) / (1 << 56), l.Canary >> 8 }, 64},
 		{"seed", func(l *Layout) (float64, uint64) { return float64(l.Seed) / (1 << 64), l.Seed }, 64},

@@ -42,6 +42,7 @@ func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
 	cold := opt
 	cold.Snapshot = false
 	cold.MemSize, cold.BootArea = s.MemSize, s.BootArea
+	cold.LegacyBootPage = s.BootInfo == ""
 	lay, err := p.Plan(cold)
 	if err != nil {
 		return nil, err
@@ -63,6 +64,17 @@ func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string)
 	var out []Mapping
 	next := 0 // the next snapshot page to place
 	for _, m := range lay.AllMappings() {
+		if lay.BootEnd != 0 && m.Addr <= lay.BootInfo && lay.BootInfo < m.Addr+m.Size {
+			// The stack's top: the snapshot's pages (its frames, the
+			// TCB) with this instance's boot area written over theirs
+			// (stored zero: ScrubBootArea).
+			var err error
+			if next, err = lay.mergeBootArea(&m, s, next, blobPath); err != nil {
+				return err
+			}
+			out = append(out, m)
+			continue
+		}
 		if (m.File != "" && !m.COW) || m.Part == PartBootInfo {
 			if next < len(s.Pages) && s.Pages[next].Addr < m.Addr+m.Size && m.Part != PartBootInfo {
 				return fmt.Errorf("page at %#x lies in %s, which is not private", s.Pages[next].Addr, lay.Describe(s.Pages[next].Addr))
@@ -133,6 +145,52 @@ func (lay *Layout) applySnapshot(s *desc.Snapshot, blobPath func(string) string)
 	return lay.check()
 }
 
+// mergeBootArea puts the snapshot's pages that lie in m (the stack
+// mapping holding the boot area, whose Data is this instance's boot area
+// from the page the stack starts in) under m's Data below the boot info:
+// m becomes one copied range. It returns the next snapshot page to place.
+func (lay *Layout) mergeBootArea(m *Mapping, s *desc.Snapshot, next int, blobPath func(string) string) (int, error) {
+	boot := lay.BootInfo - m.Addr
+	var merged []byte
+	for next < len(s.Pages) && s.Pages[next].Addr < m.Addr+m.Size {
+		pg := s.Pages[next]
+		if pg.Addr < m.Addr {
+			return next, fmt.Errorf("page at %#x lies in no private range", pg.Addr)
+		}
+		off := pg.Addr - m.Addr
+		if off < boot {
+			data, err := copiedPage(blobPath(pg.BlobDigest()), pg.Offset)
+			if err != nil {
+				return next, fmt.Errorf("stack page at %#x: %w", pg.Addr, err)
+			}
+			if merged == nil {
+				merged = make([]byte, max(uint64(len(m.Data)), boot))
+			}
+			copy(merged[off:min(off+abi.PageSize, boot)], data)
+		}
+		next++
+	}
+	if merged != nil {
+		copy(merged[boot:], m.Data[min(boot, uint64(len(m.Data))):])
+		m.Data = merged
+	}
+	return next, nil
+}
+
+// ScrubBootArea zeroes the bytes of b, guest memory from addr, that lie in
+// the boot area [BootInfo, BootEnd): a snapshot stores none of the boot
+// info or command line of the boot it was taken from (every instance
+// writes its own), so its pages depend on the image alone.
+func (lay *Layout) ScrubBootArea(addr uint64, b []byte) {
+	if lay.BootEnd == 0 {
+		return
+	}
+	lo, hi := max(addr, lay.BootInfo), min(addr+uint64(len(b)), lay.BootEnd)
+	if lo < hi {
+		clear(b[lo-addr : hi-addr])
+	}
+}
+
 // copiedPage reads a stored page (at off in its blob) for an instance to copy into its
 // anonymous stack or heap. Mapped copy-on-write from its blob, as a
 // library's data pages are, it would be copied anyway (the instance writes
@@ -184,7 +242,8 @@ func (lay *Layout) PrivateRanges() []Mapping {
 // Discardable is the part of [addr, addr+size) a guest may give back to
 // the host (abi.PortDiscard, free-page reporting): its whole pages that lie
 // in the instance's heap or stack, as [start, end) ranges in address order,
-// adjacent ones merged. Both monitors ask it before they drop a page, so a
+// adjacent ones merged; not the stack's top page(s), which hold the boot
+// info (and the TCB and first frames, never dead stack). Both monitors ask it before they drop a page, so a
 // guest can never make one drop anything else (the boot info, a library's
 // data, a shared blob, a monitor's own page).
 func (lay *Layout) Discardable(addr, size uint64) [][2]uint64 {
@@ -203,6 +262,9 @@ func (lay *Layout) Discardable(addr, size uint64) [][2]uint64 {
 		}
 		if m.File != "" && !m.COW || m.Prot&ProtWrite == 0 {
 			return
+		}
+		if lay.BootEnd != 0 && mAddr <= lay.BootInfo && lay.BootInfo < mAddr+m.Size {
+			return // the stack's top page(s): the boot info, the TCB, the first frames
 		}
 		a, b := max(lo, mAddr), min(hi, mAddr+m.Size)
 		if a >= b {

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ import (
 
 func withSnapshot(t testing.TB, pages ...uint64) monitor.Unikernel {
 	u := testUnikernel(t)
-	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: SnapshotBootArea,
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: SnapshotBootArea, BootInfo: desc.SnapshotBootInStack,
 		Regs: desc.Regs{RIP: abi.MapBase + abi.PageSize + 7, RSP: 0x2001_0000}, Console: "early\n"}
 	// The pages' blobs are files (the stack's and heap's are read), each
 	// page the letter of its digest over and over.
@@ -71,9 +72,10 @@ func TestSnapshotMapsItsPagesCopyOnWriteAndTheRestZero(t *testing.T) {
 			if m.COW || m.File == "" {
 				t.Errorf("shared part %+v is not the shared blob", m)
 			}
-		case m.Part == PartBootInfo:
-			if !strings.Contains(string(m.Data), "own request") || m.Size != SnapshotBootArea {
-				t.Errorf("boot info is not this instance's own, in the snapshot's boot area: %d bytes", m.Size)
+		case m.Addr <= lay.BootInfo && lay.BootInfo < m.Addr+m.Size:
+			if m.Part != PartStack || !strings.Contains(string(m.Data), "own request") || m.Addr+m.Size != lay.BootEnd ||
+				lay.BootEnd-lay.BootInfo != SnapshotBootArea-BootStackRoom || lay.BootInfo != cold.BootInfo {
+				t.Errorf("boot info is not this instance's own, in the snapshot's boot area at the stack's top: %+v", m)
 			}
 		case m.COW:
 			pages++
@@ -150,6 +152,65 @@ func TestSnapshotMapsPrivatePartZeroRunsFromTheZeroBlobButNotStackOrHeap(t *test
 	}
 }
 
+// The stack's top page holds the snapshot's frames and TCB below the boot
+// info (stored without the boot area: ScrubBootArea) and this instance's
+// boot info and command line from it: one copied page, both.
+func TestSnapshotStackTopPageIsTheSnapshotsBelowTheBootInfoAndTheInstancesAbove(t *testing.T) {
+	cold, err := Plan(withSnapshot(t), Options{MemSize: 1 << 20, BootArea: SnapshotBootArea, Cmdline: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := cold.BootInfo &^ (abi.PageSize - 1)
+	u := withSnapshot(t, first-abi.PageSize, first)
+	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request", InstanceID: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := lay.Find(first)
+	boot := lay.BootInfo - first
+	if m == nil || m.Addr != first || m.File != "" || uint64(len(m.Data)) <= boot || m.Addr+m.Size != lay.BootEnd {
+		t.Fatalf("the stack's top %+v", m)
+	}
+	if !bytes.Equal(m.Data[:boot], bytes.Repeat([]byte("b"), int(boot))) {
+		t.Errorf("below the boot info: not the snapshot's page")
+	}
+	bi := m.Data[boot:]
+	if binary.LittleEndian.Uint64(bi) != abi.BootInfoMagic || binary.LittleEndian.Uint64(bi[64:]) != 5 || !strings.Contains(string(bi), "own request\x00") {
+		t.Errorf("from the boot info: not this instance's own: %q", bi)
+	}
+	if below := lay.Find(first - abi.PageSize); below == nil || !bytes.Equal(below.Data, bytes.Repeat([]byte("a"), abi.PageSize)) {
+		t.Errorf("the page below: %+v", below)
+	}
+
+	// What a capture stores of that page: nothing from the boot info up.
+	page := bytes.Repeat([]byte{0xff}, 3*abi.PageSize)
+	lay.ScrubBootArea(first-abi.PageSize, page)
+	if bytes.Count(page, []byte{0xff}) != abi.PageSize+int(boot) || bytes.Count(page[abi.PageSize+boot:], []byte{0}) != 2*abi.PageSize-int(boot) {
+		t.Errorf("scrubbed: %d bytes left", bytes.Count(page, []byte{0xff}))
+	}
+}
+
+// A snapshot taken before the boot info moved into the stack's top page
+// (no boot_info in its description) keeps its layout: a boot-info area of
+// its own at the per-instance base, the stack after a guard page.
+func TestSnapshotWithoutBootInfoLayoutKeepsTheBootInfoPage(t *testing.T) {
+	u := withSnapshot(t)
+	u.Config.Snapshot.BootInfo = ""
+	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := lay.Find(lay.BootInfo)
+	if lay.BootInfo != abi.PrivateBase || lay.BootEnd != 0 || m == nil || m.Part != PartBootInfo || m.Size != SnapshotBootArea ||
+		lay.Areas[PartStack] != abi.PrivateBase+SnapshotBootArea+abi.PageSize || !strings.Contains(string(m.Data), "own request") {
+		t.Errorf("boot info at %#x (%+v), stack at %#x: not the legacy layout", lay.BootInfo, m, lay.Areas[PartStack])
+	}
+	u.Config.Snapshot.BootInfo = "heap"
+	if err := u.Config.Snapshot.Validate(); err == nil || !strings.Contains(err.Error(), "boot_info") {
+		t.Errorf("an unknown boot_info: %v", err)
+	}
+}
+
 func TestSnapshotRefusesASLRMemorySizeAndLongCommandLines(t *testing.T) {
 	u := withSnapshot(t)
 	for _, c := range []struct {
@@ -220,7 +281,8 @@ func TestDiscardableIsTheHeapAndStackPagesOfARangeOnly(t *testing.T) {
 		check("the app region", abi.AppRegionBase, 16*abi.PageSize, nil)
 		check("less than a page", heap+1, abi.PageSize, nil)
 		check("a wrapping range", heap+abi.PageSize, ^uint64(0), [][2]uint64{{heap + abi.PageSize, heap + heapSize}})
-		check("everything", 0, ^uint64(0), [][2]uint64{{stack, stack + abi.DefaultStackSize}, {heap, heap + heapSize}})
+		check("the stack's top page, with the boot info", lay.BootInfo&^(abi.PageSize-1), abi.PageSize, nil)
+		check("everything", 0, ^uint64(0), [][2]uint64{{stack, lay.StackTop &^ (abi.PageSize - 1)}, {heap, heap + heapSize}})
 	}
 }
 
@@ -266,7 +328,7 @@ func TestSnapshotCopiesItsStackAndHeapPagesIntoAnonymousMemory(t *testing.T) {
 	if m := lay.Find(appData); m == nil || !m.COW || m.File != u.BlobPath(u.Config.Snapshot.Pages[0].Digest) {
 		t.Errorf("the app's stored data page is %+v, want its blob copy-on-write", m)
 	}
-	if got := lay.Discardable(stack, abi.DefaultStackSize); len(got) != 1 || got[0] != [2]uint64{stack, stack + abi.DefaultStackSize} {
+	if got := lay.Discardable(stack, abi.DefaultStackSize); len(got) != 1 || got[0] != [2]uint64{stack, stack + abi.DefaultStackSize} || lay.BootInfo != cold.BootInfo {
 		t.Errorf("discardable stack %x, want the whole stack as one range", got)
 	}
 

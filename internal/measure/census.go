@@ -606,7 +606,8 @@ func (c *Census) Close() {
 // placer names the place of each mapping of an instance of the process
 // monitor, in address order (/proc/PID/maps): the app region, the
 // run-time memory (boot info, stack, heap: the runs of mappings between
-// guard gaps, in that order), the library regions, the map's data arena,
+// guard gaps, in that order; no boot-info run when the discard page comes
+// first, see gap), the library regions, the map's data arena,
 // the ASLR window; "(copied from a pool blob)" for a private copy of a
 // file page (a written init or snapshot page).
 type placer struct {
@@ -618,8 +619,16 @@ var runtimePlaces = []string{"boot info", "stack", "heap"}
 
 // gap ends the current run of run-time mappings: a mapping that is not the
 // guest's lies between them (the process monitor's discard page, in the
-// guard page below the stack).
-func (pl *placer) gap() { pl.runtimeEnd = 0 }
+// guard page below the stack). Before any run it says the instance has no
+// boot-info run: its boot info lies in the stack's top page (since session
+// 15; a snapshot taken before keeps the boot-info page before the
+// discard page), so the first run is the stack.
+func (pl *placer) gap() {
+	pl.runtimeEnd = 0
+	if pl.runtimeRun == 0 {
+		pl.runtimeRun = 1
+	}
+}
 
 func (pl *placer) of(start, end uint64, file bool) string {
 	var p string

@@ -181,6 +181,27 @@ func TestPrivatePagesAreNamedByTheirPlaceInTheGuest(t *testing.T) {
 			t.Errorf("with the discard page: %#x: %q, want %q", c.start, got, c.want)
 		}
 	}
+	// The boot info in the stack's top page (since session 15): the
+	// discard page in the guard page at the per-instance base, then the
+	// stack, then the heap; no boot-info run.
+	pl = placer{}
+	for _, c := range []struct {
+		start, end uint64
+		gap        bool
+		want       string
+	}{
+		{0x6010_0000, 0x6010_1000, true, ""},
+		{0x6010_1000, 0x6014_2000, false, "stack"},
+		{0x6014_3000, 0x6094_3000, false, "heap"},
+	} {
+		if c.gap {
+			pl.gap()
+			continue
+		}
+		if got := pl.of(c.start, c.end, false); got != c.want {
+			t.Errorf("boot info in the stack: %#x: %q, want %q", c.start, got, c.want)
+		}
+	}
 }
 
 func TestInstanceAreasFollowTheGuestAddressSpace(t *testing.T) {

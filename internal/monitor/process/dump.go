@@ -54,9 +54,14 @@ func (in *instance) dumpMemory() monitor.MemoryDump {
 		d.Extents[name] = [2]uint64{min(e[0], m.Addr), max(e[1], m.Addr+m.Size)}
 	}
 	if tls, ok := in.lay.Areas[loader.PartTLS]; ok && in.lay.TLSSize > 0 {
-		// Under --aslr the TLS area lies inside the boot-info area:
-		// an extent of its own all the same.
+		// The TLS area lies inside the stack mapping (a legacy
+		// snapshot's under --aslr: the boot-info area): an extent of
+		// its own all the same.
 		d.Extents[loader.PartTLS] = [2]uint64{tls, tls + in.lay.TLSSize}
+	}
+	if in.lay.BootEnd != 0 {
+		// So does the boot area, at the stack's top.
+		d.Extents[loader.PartBootInfo] = [2]uint64{in.lay.BootInfo, in.lay.BootEnd}
 	}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/maps", in.pid))
 	if err != nil {

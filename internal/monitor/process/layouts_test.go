@@ -87,11 +87,16 @@ func TestRunningInstancesKeepNoLayoutBytesAndShareOneShape(t *testing.T) {
 					}
 				}
 				// Find names what lies at the instance's own addresses.
-				for _, part := range []string{loader.PartStack, loader.PartHeap, loader.PartBootInfo} {
+				for _, part := range []string{loader.PartStack, loader.PartHeap} {
 					a := lay.Areas[part]
 					if m := lay.Find(a + 8); m == nil || m.Part != part || m.Addr != a {
 						t.Errorf("instance %d: Find(%s+8) = %+v, want the %s at %#x", in.index, part, m, part, a)
 					}
+				}
+				// The boot info: in the stack's top page.
+				if a := lay.Areas[loader.PartBootInfo]; a != lay.BootInfo || lay.Find(a+8) == nil || lay.Find(a+8).Part != loader.PartStack ||
+					lay.Find(a+8).Addr+lay.Find(a+8).Size != lay.BootEnd {
+					t.Errorf("instance %d: Find(bootinfo+8) = %+v, want the stack's top at %#x", in.index, lay.Find(a+8), a)
 				}
 			}
 			for _, mp := range lay.AllMappings() {

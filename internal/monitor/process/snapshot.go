@@ -18,6 +18,7 @@ import (
 type Capture struct {
 	MemSize  uint64
 	BootArea uint64
+	BootInfo string // desc.Snapshot.BootInfo
 	Regs     desc.Regs
 	Console  string
 	Pages    []CapturedPage // ascending by address
@@ -77,7 +78,7 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 		}
 		files.m[u.BlobPath(c.Private.Digest)] = f
 	}
-	capt := &Capture{MemSize: mem, BootArea: loader.SnapshotBootArea}
+	capt := &Capture{MemSize: mem, BootArea: loader.SnapshotBootArea, BootInfo: desc.SnapshotBootInStack}
 	lo := loader.Options{
 		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.BootArea,
 		Monitor: abi.MonitorProcess, TSCKHz: hostTSCKHz(),
@@ -126,6 +127,9 @@ func (in *instance) takeCapture(regs *unix.PtraceRegs, insn trapInsn) {
 			c.err = fmt.Errorf("reading %s at %#x (%d of %d bytes): %v", in.lay.Describe(m.Addr), m.Addr, n, m.Size, err)
 			return
 		}
+		// The boot area is the capture boot's own (its command line,
+		// instance id, seed): not stored.
+		in.lay.ScrubBootArea(m.Addr, buf)
 		for off := uint64(0); off < m.Size; off += abi.PageSize {
 			pg := buf[off : off+abi.PageSize]
 			if [abi.PageSize]byte(pg) == zero {
