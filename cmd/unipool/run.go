@@ -53,9 +53,9 @@ so in the order they end.
 Every instance's secrets are drawn from the host CSPRNG, each on its own:
 with --aslr the layout (in a random span of a 64 GiB window: the image —
 every library and the app — at one random slide, about 22 bits; the heap at
-its own random page, 24; boot info with TLS and the stack each at its own
-page of one random 2 MiB chunk, 24, of which ~9 are left to whoever knows
-the other; JSON: entropy_bits, entropy_bits_given_another_base,
+its own random page, 24; the stack at a random page of one random 2 MiB
+chunk, 24, the boot info and TLS on its top page (whoever knows one of the
+three knows the others); JSON: entropy_bits, entropy_bits_given_another_base,
 entropy_bits_given_another_group, aslr_groups), and always the stack canary
 (56 bits) and the guest's random seed (64 bits). The guest
 clears the canary and the seed from its boot info once taken. --seed makes
