@@ -43,26 +43,30 @@ const SnapshotZeroSize = 256 << 10
 // of one pack as one mapping). Snapshots taken before packs existed have
 // each page as a blob of its own (Page.Blob empty). Pages of the
 // private ranges not listed are zero. The layout is the one the snapshot
-// was taken with: the map's region bases (no ASLR), MemSize, BootArea.
+// was taken with: the map's region bases (no ASLR), MemSize, BootArea or
+// StackBootArea.
 type Snapshot struct {
 	// Monitor names the monitor it was taken under ("process").
 	Monitor string `json:"monitor"`
 	// MemSize is the guest heap+stack it was taken with; instances from
 	// the snapshot get the same.
 	MemSize uint64 `json:"mem_size"`
-	// BootArea is the bytes at the per-instance memory's base
-	// (abi.PrivateBaseFor the image's app) given to the boot info and
-	// the command line: it bounds the command line of a restored instance.
+	// BootArea (snapshots taken before session 15) is the bytes at the
+	// per-instance memory's base (abi.PrivateBaseFor the image's app)
+	// given to the boot info and the command line: it bounds the command
+	// line of a restored instance. The loader keeps that layout for such
+	// a snapshot (Options.LegacyBootPage). 0 in a snapshot with a
+	// StackBootArea, so that a unipool from before session 15 refuses it
+	// (its check wants a positive boot_area) instead of laying it out
+	// the old way.
 	BootArea uint64 `json:"boot_area"`
-	// BootInfo is where the boot area lies: SnapshotBootInStack (since
-	// session 15), the top BootArea bytes of the stack mapping with the
-	// boot info BootStackRoom (loader) into them, the TLS area and the
-	// stack right below; unset, a boot-info area of its own at the
-	// per-instance memory's base, the stack after it (the loader keeps
-	// that layout for such a snapshot: Options.LegacyBootPage). The
-	// stored pages hold nothing of the boot area (zeroed at capture):
-	// every instance writes its own.
-	BootInfo string `json:"boot_info,omitempty"`
+	// StackBootArea (since session 15) is the top bytes of the stack
+	// mapping given to the boot info and command line (the boot info
+	// loader.BootStackRoom into them, the TLS area and the stack right
+	// below). The stored pages hold nothing of it (zeroed at capture):
+	// every instance writes its own. Exactly one of BootArea and
+	// StackBootArea is set.
+	StackBootArea uint64 `json:"stack_boot_area,omitempty"`
 	// Regs is the vCPU state at the ready point, %rip after the port write.
 	Regs Regs `json:"regs"`
 	// Console is what the guest wrote to COM1 before the ready point (the
@@ -79,10 +83,6 @@ type Snapshot struct {
 	// anonymous memory.
 	Zero string `json:"zero,omitempty"`
 }
-
-// SnapshotBootInStack is Snapshot.BootInfo of a snapshot whose boot area
-// is the top of its stack mapping.
-const SnapshotBootInStack = "stack-top"
 
 // Regs is the general-purpose register state, with the FS and GS bases
 // (the guest sets FS with wrmsr). Nothing else is live at the ready point:
@@ -137,11 +137,11 @@ func (s *Snapshot) Validate() error {
 	if s.MemSize == 0 || s.MemSize&pageMask != 0 {
 		return fmt.Errorf("snapshot: mem_size %#x is not a positive page multiple", s.MemSize)
 	}
-	if s.BootArea == 0 || s.BootArea&pageMask != 0 {
-		return fmt.Errorf("snapshot: boot_area %#x is not a positive page multiple", s.BootArea)
+	if (s.BootArea == 0) == (s.StackBootArea == 0) {
+		return fmt.Errorf("snapshot: boot_area %#x and stack_boot_area %#x: want exactly one of them", s.BootArea, s.StackBootArea)
 	}
-	if s.BootInfo != "" && s.BootInfo != SnapshotBootInStack {
-		return fmt.Errorf("snapshot: boot_info %q is no layout this unipool knows (%q, or unset); a newer unipool took it?", s.BootInfo, SnapshotBootInStack)
+	if s.BootArea&pageMask != 0 || s.StackBootArea&pageMask != 0 {
+		return fmt.Errorf("snapshot: boot_area %#x or stack_boot_area %#x is not a page multiple", s.BootArea, s.StackBootArea)
 	}
 	for i, p := range s.Pages {
 		if p.Addr&pageMask != 0 {

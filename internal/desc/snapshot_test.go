@@ -13,12 +13,20 @@ func TestSnapshotValidateRefusesWhatALoaderCannotMap(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good snapshot refused: %v", err)
 	}
+	since15 := good
+	since15.BootArea, since15.StackBootArea = 0, 1<<16
+	if err := since15.Validate(); err != nil {
+		t.Fatalf("a snapshot with its boot area at the stack's top refused: %v", err)
+	}
 	if b := good.Pages[0].BlobDigest(); b != d {
 		t.Errorf("a page of its own: blob %s, want its digest", b)
 	}
 	for want, s := range map[string]Snapshot{
 		"mem_size":         {MemSize: 0, BootArea: 1 << 16},
 		"boot_area":        {MemSize: 1 << 20, BootArea: 100},
+		"stack_boot_area":  {MemSize: 1 << 20, StackBootArea: 100},
+		"exactly one":      {MemSize: 1 << 20, BootArea: 1 << 16, StackBootArea: 1 << 16},
+		"want exactly one": {MemSize: 1 << 20},
 		"not page-aligned": {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0010, Digest: d}}},
 		"does not follow":  {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_1000, Digest: d}, {Addr: 0x2000_1000, Digest: d}}},
 		"is not sha256":    {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0000, Digest: "sha256:XYZ"}}},

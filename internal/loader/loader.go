@@ -1053,7 +1053,7 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 }
 
 // addPrivateMemoryLegacy is the layout before session 15, which a
-// snapshot taken with it still needs (desc.Snapshot.BootInfo unset): the
+// snapshot taken with it still needs (desc.Snapshot.BootArea): the
 // per-instance areas are the boot-info
 // page(s) with the command line, the stack and the heap. Without ASLR they
 // follow each other from abi.PrivateBaseFor(appStart) with a guard page

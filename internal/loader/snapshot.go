@@ -41,8 +41,10 @@ func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
 	}
 	cold := opt
 	cold.Snapshot = false
-	cold.MemSize, cold.BootArea = s.MemSize, s.BootArea
-	cold.LegacyBootPage = s.BootInfo == ""
+	cold.MemSize, cold.BootArea = s.MemSize, s.StackBootArea
+	if s.StackBootArea == 0 {
+		cold.BootArea, cold.LegacyBootPage = s.BootArea, true
+	}
 	lay, err := p.Plan(cold)
 	if err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ import (
 
 func withSnapshot(t testing.TB, pages ...uint64) monitor.Unikernel {
 	u := testUnikernel(t)
-	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, BootArea: SnapshotBootArea, BootInfo: desc.SnapshotBootInStack,
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, StackBootArea: SnapshotBootArea,
 		Regs: desc.Regs{RIP: abi.MapBase + abi.PageSize + 7, RSP: 0x2001_0000}, Console: "early\n"}
 	// The pages' blobs are files (the stack's and heap's are read), each
 	// page the letter of its digest over and over.
@@ -191,11 +191,12 @@ func TestSnapshotStackTopPageIsTheSnapshotsBelowTheBootInfoAndTheInstancesAbove(
 }
 
 // A snapshot taken before the boot info moved into the stack's top page
-// (no boot_info in its description) keeps its layout: a boot-info area of
-// its own at the per-instance base, the stack after a guard page.
+// (boot_area, no stack_boot_area in its description) keeps its layout: a
+// boot-info area of its own at the per-instance base, the stack after a
+// guard page.
 func TestSnapshotWithoutBootInfoLayoutKeepsTheBootInfoPage(t *testing.T) {
 	u := withSnapshot(t)
-	u.Config.Snapshot.BootInfo = ""
+	u.Config.Snapshot.BootArea, u.Config.Snapshot.StackBootArea = SnapshotBootArea, 0
 	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +206,9 @@ func TestSnapshotWithoutBootInfoLayoutKeepsTheBootInfoPage(t *testing.T) {
 		lay.Areas[PartStack] != abi.PrivateBase+SnapshotBootArea+abi.PageSize || !strings.Contains(string(m.Data), "own request") {
 		t.Errorf("boot info at %#x (%+v), stack at %#x: not the legacy layout", lay.BootInfo, m, lay.Areas[PartStack])
 	}
-	u.Config.Snapshot.BootInfo = "heap"
-	if err := u.Config.Snapshot.Validate(); err == nil || !strings.Contains(err.Error(), "boot_info") {
-		t.Errorf("an unknown boot_info: %v", err)
+	u.Config.Snapshot.StackBootArea = SnapshotBootArea
+	if err := u.Config.Snapshot.Validate(); err == nil || !strings.Contains(err.Error(), "exactly one") {
+		t.Errorf("both boot areas: %v", err)
 	}
 }
 

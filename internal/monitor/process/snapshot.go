@@ -16,14 +16,15 @@ import (
 // registers, its console output so far, and every page of its private
 // memory that is not all zeros.
 type Capture struct {
-	MemSize  uint64
-	BootArea uint64
-	BootInfo string // desc.Snapshot.BootInfo
-	Regs     desc.Regs
-	Console  string
-	Pages    []CapturedPage // ascending by address
-	err      error
-	done     bool
+	MemSize uint64
+	// StackBootArea is the boot area at the stack's top it was taken
+	// with (desc.Snapshot.StackBootArea).
+	StackBootArea uint64
+	Regs          desc.Regs
+	Console       string
+	Pages         []CapturedPage // ascending by address
+	err           error
+	done          bool
 }
 
 // CapturedPage is one non-zero page.
@@ -78,9 +79,9 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 		}
 		files.m[u.BlobPath(c.Private.Digest)] = f
 	}
-	capt := &Capture{MemSize: mem, BootArea: loader.SnapshotBootArea, BootInfo: desc.SnapshotBootInStack}
+	capt := &Capture{MemSize: mem, StackBootArea: loader.SnapshotBootArea}
 	lo := loader.Options{
-		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.BootArea,
+		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.StackBootArea,
 		Monitor: abi.MonitorProcess, TSCKHz: hostTSCKHz(),
 	}
 	j := job{uk: u.Name, plan: func() (*loader.Layout, error) { return p.Plan(lo) }}
