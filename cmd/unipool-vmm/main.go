@@ -52,7 +52,7 @@ func main() {
 		return
 	}
 	if len(os.Args) == 3 && os.Args[1] == vmmproc.JailWorkerCommand {
-		if err := vmmproc.RunJailWorker(os.Args[2], os.Stdin, os.Stdout); err != nil {
+		if err := vmmproc.RunJailWorker(os.Args[2], vmmproc.PollableInput(os.Stdin), os.Stdout); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", vmmproc.Binary, err)
 			os.Exit(1)
 		}
@@ -85,5 +85,5 @@ func run(path string, hold time.Duration) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return vmmproc.Run(ctx, s, hold, os.Stdin, os.Stdout)
+	return vmmproc.Run(ctx, s, hold, vmmproc.PollableInput(os.Stdin), os.Stdout)
 }

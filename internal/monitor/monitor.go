@@ -344,6 +344,9 @@ func ReturnStartGarbage() {
 
 var lastReturn atomic.Int64
 
+// ownProcess says this process is a monitor of its own (LeanGC).
+var ownProcess atomic.Bool
+
 // MonitorGCPercent is the Go GC target of a process that runs a fleet
 // (LeanGC): collecting at 25% growth instead of the runtime's 100% keeps
 // the heap's peak while the fleet is resolved and started lower, and with
@@ -355,9 +358,13 @@ var lastReturn atomic.Int64
 const MonitorGCPercent = 25
 
 // LeanGC sets this process's GC target to MonitorGCPercent, unless GOGC
-// is set in the environment (the user's choice stands). A process that
-// runs a fleet (`unipool run`, bench's monitor process) calls it first.
+// is set in the environment (the user's choice stands), and marks the
+// process as a monitor of its own, whose held fleet is all it does
+// (HoldIdle). A process that runs a fleet (`unipool run`, bench's monitor
+// process, a jail) calls it first; the daemon, which serves more than one
+// fleet, does not.
 func LeanGC() {
+	ownProcess.Store(true)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(MonitorGCPercent)
 	}

@@ -374,9 +374,10 @@ func hold(ctx context.Context, opt monitor.Options) {
 	}
 	// What the run allocated that held VMs no longer need (build
 	// buffers, vCPU threads' stacks) goes back to the host now, not when
-	// the runtime's scavenger gets to it, as the process monitor's hold
-	// does: a held fleet is all this process has left to do.
-	debug.FreeOSMemory()
+	// the runtime's scavenger gets to it, and the threads the runtime
+	// keeps idle end, as the process monitor's hold does: a held fleet is
+	// all this process has left to do.
+	defer monitor.HoldIdle()()
 	t := time.NewTimer(opt.Hold)
 	defer t.Stop()
 	measured := make(chan struct{})

@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -424,9 +423,11 @@ func holdResident(ctx context.Context, insts []*instance, opt monitor.Options) {
 	sort.Ints(pids)
 	// What the run allocated that a held fleet no longer needs (the
 	// finished instances' layouts, layouts.go) goes back to the host now,
-	// not when the runtime's scavenger gets to it: holding is how a fleet
-	// is measured, and a held fleet is all the monitor has left to do.
-	debug.FreeOSMemory()
+	// not when the runtime's scavenger gets to it, and so do the threads
+	// the runtime made while the fleet started and keeps idle: holding is
+	// how a fleet is measured, and a held fleet is all the monitor has
+	// left to do (monitor.HoldIdle).
+	defer monitor.HoldIdle()()
 	measured := make(chan struct{})
 	if opt.Resident != nil {
 		go func() {
