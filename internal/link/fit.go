@@ -42,6 +42,13 @@ import (
 // orders (fitOrders) and keeps the one that takes fewer private pages
 // (the size order on a tie), so a pack never costs the image pages it
 // would not take placed by size.
+//
+// Among the placements that take the fewest pages, it keeps the one
+// whose libraries' initialised data lies on the fewest (hotSpan): each
+// order is tried again placing every unit where it adds the fewest pages
+// of data, and the libraries with data first (hotFirst). An instance
+// writes its libraries' data (a pointer to a state moved to the heap,
+// at least), each page of it a page of its own.
 func fitPrivateParts(libs []*placed) {
 	units := fitUnits(libs)
 	if len(units) == 0 {
@@ -73,16 +80,84 @@ func fitPrivateParts(libs []*placed) {
 	s0, c0 := save()
 	var bestS []saved
 	var bestC [][]desc.Region
-	bestPages := -1
-	for _, order := range fitOrders(units) {
+	bestPages, bestHot := -1, -1
+	try := func(order []*fitUnit, hot bool) {
 		restore(s0, c0)
-		fitInOrder(libs, order)
-		if n := unitPages(units); bestPages < 0 || n < bestPages {
-			bestPages = n
+		fitInOrderBy(libs, order, hot)
+		n, h := unitPages(units), unitHotPages(units)
+		if bestPages < 0 || n < bestPages || n == bestPages && h < bestHot {
+			bestPages, bestHot = n, h
 			bestS, bestC = save()
 		}
 	}
+	for _, order := range fitOrders(units) {
+		try(order, false)
+	}
+	for _, order := range fitOrders(units) {
+		try(order, true)
+	}
+	try(hotFirst(units), true)
 	restore(bestS, bestC)
+}
+
+// hotSpan is the part of the library's private part that an instance
+// writes first: its initialised data, after its slots (which only a load
+// that moves the image writes: --aslr). A library's state that lives on
+// the heap is reached through a pointer in its data, which its init
+// phase writes (ukboot_init_phase_*_to_heap); large bss (tables,
+// buffers, reserves) is written only if used, if at all. Empty (lo ==
+// hi) if it has no data.
+func (p *placed) hotSpan() (lo, hi uint64) {
+	r := p.region
+	if !r.Dense() || r.PrivateSize == 0 || p.obj == nil || p.obj.data == 0 {
+		return 0, 0
+	}
+	lo = r.PrivateStart
+	if p.slotCap > 0 {
+		lo += (p.slotCap + slotAlign - 1) &^ (slotAlign - 1)
+	}
+	lo = min(lo, r.PrivateEnd())
+	return lo, min(lo+p.obj.data, r.PrivateEnd())
+}
+
+// hotPages adds to pages those that p's hot span (shifted by s) lies on.
+func (p *placed) hotPages(s int64, pages map[uint64]bool) {
+	lo, hi := p.hotSpan()
+	for pg := lo &^ (abi.PageSize - 1); pg < hi; pg += abi.PageSize {
+		pages[uint64(int64(pg)+s)] = true
+	}
+}
+
+// unitHotPages counts the pages the units' libraries' initialised data
+// takes (hotSpan): the private pages an instance writes, when nothing
+// moves its image, are mostly these.
+func unitHotPages(units []*fitUnit) int {
+	pages := map[uint64]bool{}
+	for _, u := range units {
+		for _, p := range u.libs {
+			p.hotPages(0, pages)
+		}
+	}
+	return len(pages)
+}
+
+// hotFirst is the units with initialised data first (by size, as in
+// units), then the others.
+func hotFirst(units []*fitUnit) []*fitUnit {
+	var hot, cold []*fitUnit
+	for _, u := range units {
+		h := false
+		for _, p := range u.libs {
+			lo, hi := p.hotSpan()
+			h = h || hi > lo
+		}
+		if h {
+			hot = append(hot, u)
+		} else {
+			cold = append(cold, u)
+		}
+	}
+	return append(hot, cold...)
 }
 
 // fitUnit is what fitPrivateParts moves as one: a dense library, or the
@@ -195,11 +270,19 @@ func unitPages(units []*fitUnit) int {
 // fitInOrder is fitPrivateParts for one order of the units: the first
 // stays where the map put it, every other goes where it adds the fewest
 // pages.
-func fitInOrder(libs []*placed, units []*fitUnit) {
+func fitInOrder(libs []*placed, units []*fitUnit) { fitInOrderBy(libs, units, false) }
+
+// fitInOrderBy is fitInOrder; with hot, every unit after the first goes
+// where it adds the fewest pages holding initialised data (hotSpan), then
+// the fewest pages: an instance writes its libraries' data, seldom their
+// slots or large bss, so the data of an image is best on few pages.
+// (fitPrivateParts keeps this only where it takes no more pages.)
+func fitInOrderBy(libs []*placed, units []*fitUnit, hot bool) {
 	const page = abi.PageSize
 	type unit = fitUnit
-	taken := map[uint64]bool{} // private pages already used
-	var fixed []desc.Region    // regions already placed (every non-moving library too)
+	taken := map[uint64]bool{}    // private pages already used
+	hotTaken := map[uint64]bool{} // private pages with initialised data
+	var fixed []desc.Region       // regions already placed (every non-moving library too)
 	for _, p := range libs {
 		if p.pack == 0 && (p.app || !p.region.Dense() || p.region.PrivateSize == 0) {
 			fixed = append(fixed, p.region)
@@ -247,6 +330,9 @@ func fitInOrder(libs []*placed, units []*fitUnit) {
 		delete(pending, u)
 		for _, pg := range pagesOf(u, 0) {
 			taken[pg] = true
+		}
+		for _, p := range u.libs {
+			p.hotPages(0, hotTaken)
 		}
 		fixed = append(fixed, regionsOf(u, 0)...)
 	}
@@ -307,7 +393,7 @@ func fitInOrder(libs []*placed, units []*fitUnit) {
 		sort.Slice(cands, func(i, j int) bool {
 			return abs(cands[i]) < abs(cands[j]) || (abs(cands[i]) == abs(cands[j]) && cands[i] < cands[j])
 		})
-		best, bestNew := int64(0), n+1
+		best, bestNew, bestHot := int64(0), n+1, uint64(0)
 		tried := map[int64]bool{}
 		for _, s := range cands {
 			if tried[s] {
@@ -317,11 +403,27 @@ func fitInOrder(libs []*placed, units []*fitUnit) {
 			if !ok(u, s) {
 				continue
 			}
-			var added uint64
+			var added, addedHot uint64
 			for _, pg := range pagesOf(u, s) {
 				if !taken[pg] {
 					added++
 				}
+			}
+			if hot {
+				hp := map[uint64]bool{}
+				for _, p := range u.libs {
+					p.hotPages(s, hp)
+				}
+				for pg := range hp {
+					if !hotTaken[pg] {
+						addedHot++
+					}
+				}
+				if bestNew <= n && (addedHot > bestHot || addedHot == bestHot && added >= bestNew) {
+					continue
+				}
+				best, bestNew, bestHot = s, added, addedHot
+				continue
 			}
 			if added < bestNew {
 				best, bestNew = s, added
@@ -385,7 +487,8 @@ func abs(x int64) int64 {
 // private parts again by the sizes the link gave them (trimmed to 16
 // bytes; the estimates before the link are upper bounds) and puts the
 // app's part in a gap of their pages if one holds it (appHole), else
-// after them. If that takes fewer private pages than the first link, it
+// after them. If that takes fewer private pages than the first link (or
+// as many, with the initialised data on fewer: privateHotPages), it
 // leaves libs so and returns how to undo it; else it leaves them as they
 // were and returns nil.
 func refit(libs []*placed, cfg *desc.Config) (undo func()) {
@@ -411,7 +514,7 @@ func refit(libs []*placed, cfg *desc.Config) (undo func()) {
 			appSize = l.Region.PrivateSize
 		}
 	}
-	before := privatePages(libs, appSize)
+	before, beforeHot := privatePages(libs, appSize), privateHotPages(libs, appSize)
 	for _, p := range libs {
 		if p.app {
 			app = p
@@ -434,11 +537,29 @@ func refit(libs []*placed, cfg *desc.Config) (undo func()) {
 	if a, lo, hi := appHole(libs, appSize); a != nil {
 		a.region.PrivateStart, a.region.PrivateSize = lo, hi-lo
 	}
-	if privatePages(libs, appSize) >= before {
+	if n := privatePages(libs, appSize); n > before || n == before && privateHotPages(libs, appSize) >= beforeHot {
 		undo()
 		return nil
 	}
 	return undo
+}
+
+// privateHotPages counts the pages the initialised data of libs takes
+// (hotSpan; the app's whole part, appSize bytes from its start).
+func privateHotPages(libs []*placed, appSize uint64) int {
+	pages := map[uint64]bool{}
+	for _, p := range libs {
+		if p.app {
+			if r := p.region; r.Dense() && appSize > 0 {
+				for pg := r.PrivateStart &^ (abi.PageSize - 1); pg < r.PrivateStart+appSize; pg += abi.PageSize {
+					pages[pg] = true
+				}
+			}
+			continue
+		}
+		p.hotPages(0, pages)
+	}
+	return len(pages)
 }
 
 // privatePages counts the pages the dense private parts of libs take
@@ -486,6 +607,21 @@ func appHole(libs []*placed, size uint64) (app *placed, lo, hi uint64) {
 	if app == nil || !app.region.Dense() || size == 0 || len(parts) == 0 {
 		return nil, 0, 0
 	}
+	hot := map[uint64]bool{}
+	for _, p := range libs {
+		if !p.app {
+			p.hotPages(0, hot)
+		}
+	}
+	coldPages := func(a, n uint64) int {
+		k := 0
+		for pg := a &^ (page - 1); pg < a+n; pg += page {
+			if !hot[pg] {
+				k++
+			}
+		}
+		return k
+	}
 	ownPages := func(a, n uint64) int {
 		k := 0
 		for pg := a &^ (page - 1); pg < a+n; pg += page {
@@ -500,14 +636,21 @@ func appHole(libs []*placed, size uint64) (app *placed, lo, hi uint64) {
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].lo < parts[j].lo })
 	need := (size+appPrivateAlign-1)&^(appPrivateAlign-1) + appPrivateAlign
-	for i, sp := range parts {
-		g0 := (sp.hi + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
-		g1 := abi.ArenaLimit(sp.lo, 0)
-		if i+1 < len(parts) && parts[i+1].lo < g1 {
-			g1 = parts[i+1].lo
-		}
-		if g1 > g0 && g1-g0 >= need && ownPages(g0, need) == 0 {
-			return app, g0, g1
+	// The app's data is written: a gap on pages that hold the libraries'
+	// initialised data (written too) first, then any.
+	for _, onHot := range []bool{true, false} {
+		for i, sp := range parts {
+			g0 := (sp.hi + appPrivateAlign - 1) &^ (appPrivateAlign - 1)
+			g1 := abi.ArenaLimit(sp.lo, 0)
+			if i+1 < len(parts) && parts[i+1].lo < g1 {
+				g1 = parts[i+1].lo
+			}
+			if g1 <= g0 || g1-g0 < need {
+				continue
+			}
+			if ownPages(g0, need) == 0 && (!onHot || coldPages(g0, need) == 0) {
+				return app, g0, g1
+			}
 		}
 	}
 	return nil, 0, 0

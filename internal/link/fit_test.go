@@ -374,3 +374,53 @@ func TestTheAppsPrivatePartGoesBelowAnEmptyPartAboveTheOthers(t *testing.T) {
 func denseLib(name string, start, priv, size uint64) *placed {
 	return &placed{name: name, region: desc.Region{Start: start, SharedSize: 4 * abi.PageSize, PrivateStart: priv, PrivateSize: size}}
 }
+
+// The app's private part (its data, written by every instance) goes to a
+// gap on a page that holds a library's initialised data rather than to a
+// lower gap on a page that holds only another's slots: the instance then
+// writes one page for both.
+func TestTheAppsPrivatePartGoesToAGapOnAPageAnInstanceWrites(t *testing.T) {
+	const P = abi.PageSize
+	base := uint64(abi.NearArenaBase)
+	slots := &placed{name: "slots", obj: &object{}, slotCap: 0x200, region: desc.Region{Start: abi.MapBase, SharedSize: P, PrivateStart: base, PrivateSize: 0x200}}
+	data := &placed{name: "data", obj: &object{private: 0x48, data: 8}, slotCap: 0x30, region: desc.Region{Start: abi.MapBase + P, SharedSize: P, PrivateStart: base + P, PrivateSize: 0x80}}
+	app := &placed{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase, PrivateStart: base + 3*P, PrivateSize: 0x200}}
+	libs := []*placed{slots, data, app}
+	if lo, hi := data.hotSpan(); lo != base+P+0x30 || hi != base+P+0x38 {
+		t.Errorf("data's hot span %#x-%#x, want its 8 bytes of data after its 0x30 bytes of slots", lo, hi)
+	}
+	if lo, hi := slots.hotSpan(); lo != hi {
+		t.Errorf("slots' hot span %#x-%#x, want none (no data)", lo, hi)
+	}
+	a, lo, _ := appHole(libs, 0x100)
+	if a != app || lo&^(P-1) != base+P {
+		t.Fatalf("appHole: %v at %#x; want the app on data's page %#x", a != nil, lo, base+P)
+	}
+	// Without a library with data, the lowest gap, as before.
+	data.obj.data = 0
+	if a, lo, _ := appHole(libs, 0x100); a != app || lo&^(P-1) != base {
+		t.Fatalf("appHole without data: %v at %#x; want the lowest gap, on page %#x", a != nil, lo, base)
+	}
+}
+
+// Where two places take as many private pages, fitPrivateParts takes the
+// one that puts the libraries' initialised data on fewer pages: here one
+// library with data can join the page of another with data or the page
+// of a library with slots only, at the same count of pages.
+func TestFitPrivatePartsPutsDataTogetherOnATie(t *testing.T) {
+	const P = abi.PageSize
+	base := uint64(abi.NearArenaBase)
+	// (Code regions 8 pages apart: each may move by a few pages.)
+	big := &placed{name: "big", obj: &object{private: 0x800, data: 8}, region: desc.Region{Start: abi.MapBase + 8*P, SharedSize: P, PrivateStart: base, PrivateSize: 0x800}}
+	cold := &placed{name: "cold", obj: &object{}, slotCap: 0x700, region: desc.Region{Start: abi.MapBase + 16*P, SharedSize: P, PrivateStart: base + 2*P, PrivateSize: 0x700}}
+	// Its offset (0x900) fits after big's part and after cold's.
+	small := &placed{name: "small", obj: &object{private: 0x40, data: 8}, region: desc.Region{Start: abi.MapBase + 24*P, SharedSize: P, PrivateStart: base + 4*P + 0x900, PrivateSize: 0x40}}
+	app := &placed{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}}
+	libs := []*placed{big, cold, small, app}
+	fitPrivateParts(libs)
+	units := fitUnits(libs)
+	if n, h := unitPages(units), unitHotPages(units); n != 2 || h != 1 {
+		t.Errorf("%d private pages, %d with data; want 2 and 1 (small on big's page): big %#x, cold %#x, small %#x",
+			n, h, big.region.PrivateStart, cold.region.PrivateStart, small.region.PrivateStart)
+	}
+}

@@ -97,6 +97,10 @@ type object struct {
 	unikraftTables bool
 	// size estimates (upper bounds) of the library's parts
 	text, rodata, private, tls uint64
+	// data is the part of private that is initialised data (classData,
+	// an upper bound as private is): it follows the slots in the
+	// library's private part, before the bss.
+	data uint64
 	// defined global symbols (not COMMON), common symbols, and undefined
 	// global (non-weak) symbols it references.
 	defined, common, undefined map[string]bool
@@ -174,6 +178,9 @@ func parseObject(in Object, data []byte, tablePatterns []string) (*object, error
 			o.rodata += size
 		case classData, classBss:
 			o.private += size
+			if c == classData {
+				o.data += size
+			}
 		case classGlobal:
 			if s.Flags&elf.SHF_TLS != 0 {
 				o.tls += size
