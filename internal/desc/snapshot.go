@@ -62,11 +62,14 @@ type Snapshot struct {
 	BootArea uint64 `json:"boot_area"`
 	// StackBootArea (since session 15) is the top bytes of the stack
 	// mapping given to the boot info and command line (the boot info
-	// loader.BootStackRoom into them, the TLS area and the stack right
-	// below). The stored pages hold nothing of it (zeroed at capture):
+	// StackBootRoom into them, the TLS area and the stack right below). The stored pages hold nothing of it (zeroed at capture):
 	// every instance writes its own. Exactly one of BootArea and
 	// StackBootArea is set.
 	StackBootArea uint64 `json:"stack_boot_area,omitempty"`
+	// StackBootRoom (with StackBootArea) is how far into the boot area
+	// the boot info starts (loader.BootStackRoom when it was taken): the
+	// TLS area and the stack's first frames lie below it.
+	StackBootRoom uint64 `json:"stack_boot_room,omitempty"`
 	// Regs is the vCPU state at the ready point, %rip after the port write.
 	Regs Regs `json:"regs"`
 	// Console is what the guest wrote to COM1 before the ready point (the
@@ -142,6 +145,9 @@ func (s *Snapshot) Validate() error {
 	}
 	if s.BootArea&pageMask != 0 || s.StackBootArea&pageMask != 0 {
 		return fmt.Errorf("snapshot: boot_area %#x or stack_boot_area %#x is not a page multiple", s.BootArea, s.StackBootArea)
+	}
+	if (s.StackBootArea == 0) != (s.StackBootRoom == 0) || s.StackBootRoom%64 != 0 || s.StackBootRoom >= pageMask+1 {
+		return fmt.Errorf("snapshot: stack_boot_room %#x: want a multiple of 64 below a page, with stack_boot_area and only then", s.StackBootRoom)
 	}
 	for i, p := range s.Pages {
 		if p.Addr&pageMask != 0 {

@@ -14,7 +14,7 @@ func TestSnapshotValidateRefusesWhatALoaderCannotMap(t *testing.T) {
 		t.Fatalf("good snapshot refused: %v", err)
 	}
 	since15 := good
-	since15.BootArea, since15.StackBootArea = 0, 1<<16
+	since15.BootArea, since15.StackBootArea, since15.StackBootRoom = 0, 1<<16, 0xc00
 	if err := since15.Validate(); err != nil {
 		t.Fatalf("a snapshot with its boot area at the stack's top refused: %v", err)
 	}
@@ -24,7 +24,8 @@ func TestSnapshotValidateRefusesWhatALoaderCannotMap(t *testing.T) {
 	for want, s := range map[string]Snapshot{
 		"mem_size":         {MemSize: 0, BootArea: 1 << 16},
 		"boot_area":        {MemSize: 1 << 20, BootArea: 100},
-		"stack_boot_area":  {MemSize: 1 << 20, StackBootArea: 100},
+		"stack_boot_area":  {MemSize: 1 << 20, StackBootArea: 100, StackBootRoom: 0xc00},
+		"stack_boot_room":  {MemSize: 1 << 20, StackBootArea: 1 << 16},
 		"exactly one":      {MemSize: 1 << 20, BootArea: 1 << 16, StackBootArea: 1 << 16},
 		"want exactly one": {MemSize: 1 << 20},
 		"not page-aligned": {MemSize: 1 << 20, BootArea: 1 << 16, Pages: []Page{{Addr: 0x2000_0010, Digest: d}}},

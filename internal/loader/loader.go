@@ -248,6 +248,10 @@ type Options struct {
 	// Snapshot starts the instance from the description's snapshot
 	// (snapshot.go) instead of its entry point.
 	Snapshot bool
+	// BootRoom, when not 0, is the boot area's first bytes left to the
+	// TLS area and the stack instead of BootStackRoom (a snapshot's,
+	// desc.Snapshot.StackBootRoom).
+	BootRoom uint64
 	// LegacyBootPage lays the boot info out as before session 15: a
 	// boot-info area of its own at the per-instance memory's base (under
 	// ASLR: its own page in the areas chunk), the stack after a guard
@@ -904,8 +908,13 @@ func (p *Prepared) appStart() uint64 {
 // BootStackRoom is the part of the boot area's first page left to the
 // TLS area and the stack's first frames below the boot info: the boot
 // info (and command line) starts BootStackRoom bytes into the first page
-// of the boot area, at the top of the stack mapping.
-const BootStackRoom = 0x800
+// of the boot area, at the top of the stack mapping. 3 KiB: the 300
+// unikernels of bench's fleet touch as many stack pages as when the top
+// page was the stack's and TLS's alone (2 KiB: 44 more), and the boot
+// info and a command line of up to 863 bytes (the fleet's are at most
+// 235) fit the rest. A snapshot records the room it was taken with
+// (desc.Snapshot.StackBootRoom).
+const BootStackRoom = 0xc00
 
 // addPrivateMemory lays out the per-instance areas: the stack mapping,
 // whose top page(s) hold the boot info and command line (the boot area:
@@ -937,9 +946,16 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 	}
 	bi.Magic = abi.BootInfoMagic
 	need := uint64(len(bi.Marshal())) + uint64(len(opt.Cmdline)) + 1
-	area := pageUp(need + BootStackRoom)
+	room := uint64(BootStackRoom)
+	if opt.BootRoom != 0 {
+		room = opt.BootRoom
+	}
+	if room%tlsMinAlign != 0 || room >= abi.PageSize {
+		return fmt.Errorf("boot room %#x: not a multiple of %d below a page", room, tlsMinAlign)
+	}
+	area := pageUp(need + room)
 	if opt.BootArea > 0 {
-		if need+BootStackRoom > opt.BootArea {
+		if need+room > opt.BootArea {
 			return fmt.Errorf("command line of %d bytes does not fit the boot-info area of %d bytes", len(opt.Cmdline), opt.BootArea)
 		}
 		area = pageUp(opt.BootArea)
@@ -956,7 +972,7 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 			tlsSize = size
 		}
 	}
-	stackMap := pageUp(stack + tlsSize + area - BootStackRoom)
+	stackMap := pageUp(stack + tlsSize + area - room)
 	if lay.Entropy == nil {
 		lay.Entropy = map[string]float64{}
 	}
@@ -1009,7 +1025,7 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 		opt.Canary = canaryV1(opt.Seed)
 	}
 	top := stackAddr + stackMap
-	bootAddr := top - area + BootStackRoom
+	bootAddr := top - area + room
 	stackTop := bootAddr - tlsSize
 	if tlsSize > 0 {
 		bi.TLSArea, bi.TLSAreaSize = stackTop, tlsSize

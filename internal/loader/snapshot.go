@@ -41,7 +41,7 @@ func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
 	}
 	cold := opt
 	cold.Snapshot = false
-	cold.MemSize, cold.BootArea = s.MemSize, s.StackBootArea
+	cold.MemSize, cold.BootArea, cold.BootRoom = s.MemSize, s.StackBootArea, s.StackBootRoom
 	if s.StackBootArea == 0 {
 		cold.BootArea, cold.LegacyBootPage = s.BootArea, true
 	}

@@ -17,7 +17,7 @@ import (
 
 func withSnapshot(t testing.TB, pages ...uint64) monitor.Unikernel {
 	u := testUnikernel(t)
-	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, StackBootArea: SnapshotBootArea,
+	s := &desc.Snapshot{Monitor: "process", MemSize: 1 << 20, StackBootArea: SnapshotBootArea, StackBootRoom: BootStackRoom,
 		Regs: desc.Regs{RIP: abi.MapBase + abi.PageSize + 7, RSP: 0x2001_0000}, Console: "early\n"}
 	// The pages' blobs are files (the stack's and heap's are read), each
 	// page the letter of its digest over and over.
@@ -196,7 +196,7 @@ func TestSnapshotStackTopPageIsTheSnapshotsBelowTheBootInfoAndTheInstancesAbove(
 // guard page.
 func TestSnapshotWithoutBootInfoLayoutKeepsTheBootInfoPage(t *testing.T) {
 	u := withSnapshot(t)
-	u.Config.Snapshot.BootArea, u.Config.Snapshot.StackBootArea = SnapshotBootArea, 0
+	u.Config.Snapshot.BootArea, u.Config.Snapshot.StackBootArea, u.Config.Snapshot.StackBootRoom = SnapshotBootArea, 0, 0
 	lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
 	if err != nil {
 		t.Fatal(err)
@@ -209,6 +209,27 @@ func TestSnapshotWithoutBootInfoLayoutKeepsTheBootInfoPage(t *testing.T) {
 	u.Config.Snapshot.StackBootArea = SnapshotBootArea
 	if err := u.Config.Snapshot.Validate(); err == nil || !strings.Contains(err.Error(), "exactly one") {
 		t.Errorf("both boot areas: %v", err)
+	}
+}
+
+// A snapshot is laid out with the boot room it was taken with, whatever
+// BootStackRoom is now: the frames and TCB it resumes with stay where it
+// had them.
+func TestSnapshotKeepsItsBootRoom(t *testing.T) {
+	u := withSnapshot(t)
+	for _, room := range []uint64{0x800, BootStackRoom, 0xe00} {
+		u.Config.Snapshot.StackBootRoom = room
+		lay, err := Plan(u, Options{Snapshot: true, Cmdline: "own request"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lay.BootInfo%abi.PageSize != room || lay.BootEnd-lay.BootInfo != SnapshotBootArea-room {
+			t.Errorf("room %#x: boot info at %#x, end %#x", room, lay.BootInfo, lay.BootEnd)
+		}
+	}
+	u.Config.Snapshot.StackBootRoom = 0
+	if err := u.Config.Snapshot.Validate(); err == nil || !strings.Contains(err.Error(), "stack_boot_room") {
+		t.Errorf("no room: %v", err)
 	}
 }
 

@@ -114,7 +114,7 @@ func capture(ctx context.Context, dir, name string, opt Options) (pool.SnapshotI
 		return pool.SnapshotItem{}, nil, err
 	}
 	boot := time.Since(start)
-	s := &desc.Snapshot{Monitor: process.Name, MemSize: c.MemSize, StackBootArea: c.StackBootArea, Regs: c.Regs, Console: c.Console,
+	s := &desc.Snapshot{Monitor: process.Name, MemSize: c.MemSize, StackBootArea: c.StackBootArea, StackBootRoom: c.StackBootRoom, Regs: c.Regs, Console: c.Console,
 		Zero: desc.SnapshotZeroDigest()}
 	pages := make(map[uint64][]byte, len(c.Pages))
 	distinct := map[string]bool{}

@@ -20,6 +20,7 @@ type Capture struct {
 	// StackBootArea is the boot area at the stack's top it was taken
 	// with (desc.Snapshot.StackBootArea).
 	StackBootArea uint64
+	StackBootRoom uint64 // desc.Snapshot.StackBootRoom
 	Regs          desc.Regs
 	Console       string
 	Pages         []CapturedPage // ascending by address
@@ -79,9 +80,9 @@ func (m *Monitor) Capture(ctx context.Context, u monitor.Unikernel, opt monitor.
 		}
 		files.m[u.BlobPath(c.Private.Digest)] = f
 	}
-	capt := &Capture{MemSize: mem, StackBootArea: loader.SnapshotBootArea}
+	capt := &Capture{MemSize: mem, StackBootArea: loader.SnapshotBootArea, StackBootRoom: loader.BootStackRoom}
 	lo := loader.Options{
-		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.StackBootArea,
+		MemSize: mem, Load: monitor.LoadShared, BootArea: capt.StackBootArea, BootRoom: capt.StackBootRoom,
 		Monitor: abi.MonitorProcess, TSCKHz: hostTSCKHz(),
 	}
 	j := job{uk: u.Name, plan: func() (*loader.Layout, error) { return p.Plan(lo) }}

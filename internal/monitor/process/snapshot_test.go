@@ -53,7 +53,7 @@ func snapshotOf(t *testing.T, dir string, uk monitor.Unikernel) monitor.Unikerne
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &desc.Snapshot{Monitor: Name, MemSize: c.MemSize, StackBootArea: c.StackBootArea, Regs: c.Regs, Console: c.Console}
+	s := &desc.Snapshot{Monitor: Name, MemSize: c.MemSize, StackBootArea: c.StackBootArea, StackBootRoom: c.StackBootRoom, Regs: c.Regs, Console: c.Console}
 	paths := map[string]string{}
 	for _, pg := range c.Pages {
 		sum := sha256.Sum256(pg.Data)
@@ -94,7 +94,7 @@ func TestInstancesResumeFromTheSnapshotWithTheirOwnBootInfo(t *testing.T) {
 	// %rbx holds the boot info's address: BootStackRoom into the stack's
 	// top page.
 	if s.Console != "B" || s.Regs.RBX%abi.PageSize != loader.BootStackRoom || s.Regs.RBX < abi.PrivateBase || s.Regs.RBX >= abi.PrivateLimit ||
-		s.StackBootArea != loader.SnapshotBootArea || s.BootArea != 0 || len(s.Pages) == 0 {
+		s.StackBootArea != loader.SnapshotBootArea || s.StackBootRoom != loader.BootStackRoom || s.BootArea != 0 || len(s.Pages) == 0 {
 		t.Fatalf("snapshot: console %q, rbx %#x, %d pages", s.Console, s.Regs.RBX, len(s.Pages))
 	}
 	heapWord := false
