@@ -1,10 +1,11 @@
 package monitor
 
 import (
+	"bytes"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,17 +21,30 @@ import (
 // idle. A held fleet of 20 had 9-11 threads, 2-4 of them idle
 // (docs/notes/monitor-memory.md, Session 15).
 
-// threadsMetric counts the runtime's live threads.
-const threadsMetric = "/sched/threads/total:threads"
-
-// LiveThreads is how many OS threads the Go runtime has now.
+// LiveThreads is how many threads this process has now (num_threads of
+// /proc/self/stat; 0 if it cannot be read). (Not runtime/metrics' count:
+// linking that package adds ~40 KB to a monitor binary, all of whose
+// pages a monitor process pays.)
 func LiveThreads() int {
-	s := []metrics.Sample{{Name: threadsMetric}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
 		return 0
 	}
-	return int(s[0].Value.Uint64())
+	// pid (comm) state ppid ...: num_threads is the 20th field, the
+	// 18th after the command's closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 18 {
+		return 0
+	}
+	n, err := strconv.Atoi(string(f[17]))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // maxTrim bounds the threads one TrimIdleThreads ends.
@@ -73,7 +87,7 @@ func TrimIdleThreads() int {
 			// Returning locked ends this thread.
 		}()
 		t := <-tid
-		if t == 0 {
+		if t == 0 || before == 0 {
 			if mainHeld {
 				break // (cannot happen: the main thread is held)
 			}

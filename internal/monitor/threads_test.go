@@ -42,11 +42,12 @@ func TestTrimIdleThreadsOnOnePEndsTheIdleThreads(t *testing.T) {
 	ended := TrimIdleThreads()
 	after := LiveThreads()
 	t.Logf("threads %d -> %d (%d ended)", before, after, ended)
-	if ended < n {
-		t.Errorf("ended %d threads, want at least the %d left idle", ended, n)
+	// (The main thread may be among the idle ones: it is kept.)
+	if ended < n-1 {
+		t.Errorf("ended %d threads, want at least %d of the %d left idle", ended, n-1, n)
 	}
-	if after > before-n {
-		t.Errorf("%d threads after trimming %d, want at most %d", after, before, before-n)
+	if after > before-n+1 {
+		t.Errorf("%d threads after trimming %d, want at most %d", after, before, before-n+1)
 	}
 	// Nothing is in the way of more work afterwards: the runtime makes
 	// threads again as it needs them.
@@ -76,8 +77,8 @@ func TestHoldIdleRunsAMonitorProcessOnOnePAndUndoesIt(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("a monitor process's hold: GOMAXPROCS %d, want 1", got)
 	}
-	if after := LiveThreads(); after > before-4 {
-		t.Errorf("a monitor process's hold: %d threads, had %d with 4 idle, want at most %d", after, before, before-4)
+	if after := LiveThreads(); after > before-3 {
+		t.Errorf("a monitor process's hold: %d threads, had %d with 4 idle, want at most %d", after, before, before-3)
 	}
 	restore()
 	if got := runtime.GOMAXPROCS(0); got != 3 {
