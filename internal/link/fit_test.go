@@ -424,3 +424,79 @@ func TestFitPrivatePartsPutsDataTogetherOnATie(t *testing.T) {
 			n, h, big.region.PrivateStart, cold.region.PrivateStart, small.region.PrivateStart)
 	}
 }
+
+// For random images of dense libraries (some with initialised data, some
+// with slots only, some with neither), fitPrivateParts takes no more
+// private pages than the size order alone, and where it takes as many,
+// puts the initialised data on no more pages; no two libraries overlap
+// and every move is by whole pages.
+func TestFitPrivatePartsPutsDataOnNoMorePagesForRandomImages(t *testing.T) {
+	const P = abi.PageSize
+	fewer := 0
+	for seed := uint64(0); seed < 2000; seed++ {
+		r := rand.New(rand.NewPCG(seed, 15))
+		var all []*placed
+		code, priv := uint64(abi.MapBase), uint64(abi.NearArenaBase)
+		for n := 0; n < 4+r.IntN(14); n++ {
+			o := &object{}
+			var slots uint64
+			switch r.IntN(3) {
+			case 0: // data (and bss)
+				o.data = 8 + uint64(r.IntN(256))
+				o.private = o.data + uint64(r.IntN(int(2*P)))
+			case 1: // slots only
+				slots = 16 * uint64(1+r.IntN(64))
+			default: // slots and data
+				slots = 16 * uint64(1+r.IntN(16))
+				o.data = 8 + uint64(r.IntN(64))
+				o.private = o.data + uint64(r.IntN(512))
+			}
+			size := (slots + slotAlign + o.private + 15) &^ 15
+			if pageUp(priv%P+size) > pageUp(size) {
+				priv = pageUp(priv)
+			}
+			reg := desc.Region{Start: code, SharedSize: P * uint64(1+r.IntN(4)), PrivateStart: priv, PrivateSize: size}
+			all = append(all, &placed{name: fmt.Sprintf("l%d", n), obj: o, slotCap: slots, region: reg})
+			code += reg.SharedSize + P*uint64(r.IntN(3))
+			priv += size
+		}
+		var libs []*placed
+		for _, p := range all {
+			if r.IntN(3) != 0 {
+				q := *p
+				libs = append(libs, &q)
+			}
+		}
+		libs = append(libs, &placed{name: "app", app: true, region: desc.Region{Start: abi.AppRegionBase}})
+		var bySize []*placed
+		for _, p := range libs {
+			q := *p
+			bySize = append(bySize, &q)
+		}
+		fitInOrder(bySize, fitUnits(bySize))
+		fitPrivateParts(libs)
+		u, b := fitUnits(libs), fitUnits(bySize)
+		n, m := unitPages(u), unitPages(b)
+		h, k := unitHotPages(u), unitHotPages(b)
+		if n > m || n == m && h > k {
+			t.Fatalf("seed %d: %d private pages, %d with data; the size order alone %d, %d", seed, n, h, m, k)
+		}
+		if n == m && h < k {
+			fewer++
+		}
+		for i, p := range libs {
+			if p.shift%P != 0 {
+				t.Fatalf("seed %d: %s moved by %d", seed, p.name, p.shift)
+			}
+			for _, q := range libs[:i] {
+				if desc.Overlap(p.region, q.region) {
+					t.Fatalf("seed %d: %s and %s overlap: %+v %+v", seed, q.name, p.name, q.region, p.region)
+				}
+			}
+		}
+	}
+	if fewer == 0 {
+		t.Errorf("no random image had its data on fewer pages than in the size order alone")
+	}
+	t.Logf("%d of 2000 random images have their data on fewer pages at as many private pages", fewer)
+}
