@@ -103,7 +103,11 @@ func benchMonitorProcessCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return vmmproc.Run(ctx, s, hold, cmd.InOrStdin(), cmd.OutOrStdout())
+			in := cmd.InOrStdin()
+			if f, ok := in.(*os.File); ok {
+				in = vmmproc.PollableInput(f) // as unipool-vmm reads it
+			}
+			return vmmproc.Run(ctx, s, hold, in, cmd.OutOrStdout())
 		},
 	}
 	c.Flags().StringVar(&spec, "spec", "", "the mode and its fleet (JSON, written by bench memory)")
