@@ -932,15 +932,10 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 	if opt.LegacyBootPage {
 		return lay.addPrivateMemoryLegacy(bi, opt, pl, appStart)
 	}
-	mem := opt.MemSize
-	if mem == 0 {
-		mem = DefaultMemSize
+	mem, stack, heapSize, err := stackAndHeap(opt)
+	if err != nil {
+		return err
 	}
-	stack := uint64(abi.DefaultStackSize)
-	if mem < stack+abi.PageSize*16 {
-		return fmt.Errorf("memory size %d too small (need at least %d)", mem, stack+abi.PageSize*16)
-	}
-	heapSize := pageDown(mem - stack)
 	if bi.Version == 0 {
 		bi.Version = abi.BootInfoVersion
 	}
@@ -1068,6 +1063,21 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 	return nil
 }
 
+// stackAndHeap splits an instance's memory mem (opt.MemSize,
+// DefaultMemSize when 0) into the stack's size and the heap's (the rest,
+// whole pages).
+func stackAndHeap(opt Options) (mem, stack, heap uint64, err error) {
+	mem = opt.MemSize
+	if mem == 0 {
+		mem = DefaultMemSize
+	}
+	stack = uint64(abi.DefaultStackSize)
+	if mem < stack+abi.PageSize*16 {
+		return 0, 0, 0, fmt.Errorf("memory size %d too small (need at least %d)", mem, stack+abi.PageSize*16)
+	}
+	return mem, stack, pageDown(mem - stack), nil
+}
+
 // addPrivateMemoryLegacy is the layout before session 15, which a
 // snapshot taken with it still needs (desc.Snapshot.BootArea): the
 // per-instance areas are the boot-info
@@ -1077,15 +1087,10 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 // TLS area of its own, is placed by pl at a random base (with a guard page
 // all around).
 func (lay *Layout) addPrivateMemoryLegacy(bi abi.BootInfo, opt Options, pl *placer, appStart uint64) error {
-	mem := opt.MemSize
-	if mem == 0 {
-		mem = DefaultMemSize
+	mem, stack, heapSize, err := stackAndHeap(opt)
+	if err != nil {
+		return err
 	}
-	stack := uint64(abi.DefaultStackSize)
-	if mem < stack+abi.PageSize*16 {
-		return fmt.Errorf("memory size %d too small (need at least %d)", mem, stack+abi.PageSize*16)
-	}
-	heapSize := pageDown(mem - stack)
 	bootSize := pageUp(abi.BootInfoSize + uint64(len(opt.Cmdline)) + 1)
 	if opt.BootArea > 0 {
 		if bootSize > opt.BootArea {
