@@ -131,7 +131,8 @@ func BuildFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 }
 
 // linkAll links every unikernel of c in layout against the map at mapPath
-// (noPacks: link.Options.NoPacks) into Work/images/name, o.Jobs at a time.
+// (noPacks: link.Options.NoPacks) into Work/images/name, o.Jobs at a time;
+// the aligned links update the map in the corpus's order.
 func linkAll(ctx context.Context, c *corpus.Corpus, o FleetOptions, name, layout, mapPath string, noPacks bool) ([]string, error) {
 	dir := filepath.Join(o.Work, "images", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -139,6 +140,12 @@ func linkAll(ctx context.Context, c *corpus.Corpus, o FleetOptions, name, layout
 	}
 	paths := make([]string, len(c.Unikernels))
 	bar := newBar(o.Log, len(c.Unikernels), "linking "+name)
+	// The aligned links take the map in the corpus's order (link.Order),
+	// so the map and the images are the same whatever o.Jobs.
+	var order *link.Order
+	if layout == link.LayoutAligned {
+		order = link.NewOrder(len(c.Unikernels))
+	}
 	work := make(chan int)
 	var mu sync.Mutex
 	var firstErr error
@@ -149,11 +156,17 @@ func linkAll(ctx context.Context, c *corpus.Corpus, o FleetOptions, name, layout
 			defer wg.Done()
 			for i := range work {
 				u := c.Unikernels[i]
+				var turn *link.Turn
+				if order != nil {
+					turn = order.Turn(i)
+				}
 				objs, sums, err := link.ObjectsFromCorpus(c.Dir, u.Name)
 				out := filepath.Join(dir, u.Name+".img")
 				if err == nil {
 					_, err = link.Link(ctx, link.Options{Layout: layout, Objects: objs, SHA256: sums, Output: out,
-						MapPath: mapPath, Cmdline: u.Input, Fragments: c.Fragments(&u), NoPacks: noPacks})
+						MapPath: mapPath, Cmdline: u.Input, Fragments: c.Fragments(&u), NoPacks: noPacks, Turn: turn})
+				} else if turn != nil {
+					turn.Done()
 				}
 				mu.Lock()
 				if err != nil && firstErr == nil {

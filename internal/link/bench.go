@@ -195,11 +195,19 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 	type job struct {
 		uk     corpus.Unikernel
 		layout string
+		turn   *Turn
 	}
+	// The links against each map take it in the corpus's order (Order):
+	// the figures are the same whatever opt.Jobs.
+	orders := map[string]*Order{LayoutAligned: NewOrder(len(uks)), LayoutAlignedAlone: NewOrder(len(uks))}
 	var jobs []job
-	for _, u := range uks {
+	for i, u := range uks {
 		for _, l := range BenchLayouts {
-			jobs = append(jobs, job{u, l})
+			j := job{uk: u, layout: l}
+			if o := orders[l]; o != nil {
+				j.turn = o.Turn(i)
+			}
+			jobs = append(jobs, j)
 		}
 	}
 	images := map[string][]*benchImage{}
@@ -215,7 +223,7 @@ func Bench(ctx context.Context, opt BenchOptions) (*BenchReport, error) {
 			defer wg.Done()
 			for j := range next {
 				start := time.Now()
-				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout, opt)
+				im, err := benchLink(ctx, c.Dir, out, mapPath, j.uk, j.layout, j.turn, opt)
 				mu.Lock()
 				times[j.layout] += time.Since(start)
 				if err != nil && firstErr == nil {
@@ -306,7 +314,10 @@ func ratio(a, b uint64) float64 {
 
 // benchLink links one unikernel in one layout and reads what the census
 // needs.
-func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string, bo BenchOptions) (*benchImage, error) {
+func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Unikernel, layout string, turn *Turn, bo BenchOptions) (*benchImage, error) {
+	if turn != nil {
+		defer turn.Done() // also when the link is not reached
+	}
 	objs, sums, err := ObjectsFromCorpus(corpusDir, u.Name)
 	if err != nil {
 		return nil, err
@@ -315,7 +326,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	if err != nil {
 		return nil, err
 	}
-	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: bo.Groups, MapAddresses: bo.MapAddresses, NoPacks: bo.NoPacks}
+	opt := Options{Layout: layout, Objects: objs, SHA256: sums, Fragments: frags, Trace: true, Output: filepath.Join(out, layout, u.Name), Groups: bo.Groups, MapAddresses: bo.MapAddresses, NoPacks: bo.NoPacks, Turn: turn}
 	if layout == LayoutAligned || layout == LayoutAlignedAlone {
 		opt.Layout, opt.MapPath = LayoutAligned, mapPath
 	}

@@ -82,6 +82,12 @@ type Options struct {
 	// version new to the map goes into a pack (libmap.Pack): pages
 	// shared with the other small libraries placed by the same link.
 	NoPacks bool
+	// Turn, if set, is this link's place in a batch's Order: an aligned
+	// link takes the map only after the links before it in the batch
+	// are done, so the batch's map and images do not depend on how many
+	// links run at once. Link finishes the turn (Turn.Done) when it
+	// returns.
+	Turn *Turn
 	// Trace asks for Result.Inputs (ld's link map, parsed).
 	Trace   bool
 	LD      string // the ld binary (default "ld")
@@ -113,8 +119,11 @@ type Result struct {
 // link succeeds (written to a temporary file, then renamed). For an
 // aligned link the map is locked for the whole link and written only
 // after the image is complete, so a failed link leaves the map untouched
-// and concurrent links serialize on it.
+// and concurrent links serialize on it (in opt.Turn's order, if set).
 func Link(ctx context.Context, opt Options) (*Result, error) {
+	if opt.Turn != nil {
+		defer opt.Turn.Done()
+	}
 	if opt.Output == "" {
 		return nil, errors.New("link: no output file")
 	}
@@ -178,6 +187,11 @@ func Link(ctx context.Context, opt Options) (*Result, error) {
 	}
 	res := &Result{Layout: opt.Layout, Platform: opt.Platform, Entry: opt.Entry, Mode: l.mode.describe()}
 	if opt.Layout == LayoutAligned {
+		if opt.Turn != nil {
+			if err := opt.Turn.wait(ctx); err != nil {
+				return nil, fmt.Errorf("link %s: waiting for the links before it: %w", opt.Output, err)
+			}
+		}
 		err = libmap.Update(opt.MapPath, func(m *libmap.Map) error {
 			if opt.Policy != nil {
 				m.Policy = *opt.Policy
