@@ -20,7 +20,7 @@ type plainImage struct {
 	entry    uint64
 	segments []Mapping // page-aligned, merged, with their bytes
 	loads    []load    // the PT_LOAD headers as they are, for stock loading
-	tls      *elf.Prog
+	tls      *elf.ProgHeader
 	linux    bool // boots by the Linux protocol (a Unikraft image)
 	// multiboot: an ELF32 multiboot kernel (Unikraft's QEMU flavour),
 	// loaded by its physical addresses.
@@ -55,34 +55,38 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
-	f, err := elf.NewFile(fh)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	multiboot, err := isMultibootImage(f, fh)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	if !multiboot && (f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64) {
-		return nil, fmt.Errorf("image %s: not an ELF64 x86-64 executable (nor an ELF32 multiboot kernel)", path)
-	}
-	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
-	}
-	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f)}
-	if read == imageReads {
-		img.reads = &ImageReads{From: path}
-	}
-	if !img.linux && !img.multiboot {
-		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
+	h, lean := leanHeaders(fh, fi.Size())
+	multiboot := false
+	if !lean {
+		f, err := elf.NewFile(fh)
+		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
+		if multiboot, err = isMultibootImage(f, fh); err != nil {
+			return nil, fmt.Errorf("image %s: %w", path, err)
+		}
+		h = fullHeaders(f)
+		if !multiboot && !h.linux && h.class == elf.ELFCLASS64 && h.machine == elf.EM_X86_64 && (h.typ == elf.ET_EXEC || h.typ == elf.ET_DYN) {
+			if h.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
+				return nil, fmt.Errorf("image %s: %w", path, err)
+			}
+		}
+	}
+	if !multiboot && (h.class != elf.ELFCLASS64 || h.machine != elf.EM_X86_64) {
+		return nil, fmt.Errorf("image %s: not an ELF64 x86-64 executable (nor an ELF32 multiboot kernel)", path)
+	}
+	if h.typ != elf.ET_EXEC && h.typ != elf.ET_DYN {
+		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, h.typ)
+	}
+	img := &plainImage{path: path, entry: h.entry, multiboot: multiboot, linux: !multiboot && h.linux, bootInfo: h.bootInfo}
+	if read == imageReads {
+		img.reads = &ImageReads{From: path}
 	}
 	// Sized once: an aligned image has a segment per library region
 	// (~20), and growing three slices by appends was ~25 KB of garbage
 	// per image read.
 	n := 0
-	for _, p := range f.Progs {
+	for _, p := range h.progs {
 		if p.Type == elf.PT_LOAD && p.Memsz != 0 {
 			n++
 		}
@@ -90,9 +94,11 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	segs := make([]loadSeg, 0, n)
 	img.loads = make([]load, 0, n)
 	img.segments = make([]Mapping, 0, n)
-	for _, p := range f.Progs {
+	for i := range h.progs {
+		p := &h.progs[i]
 		if p.Type == elf.PT_TLS {
-			img.tls = p
+			t := *p // (not the headers: a prepared image keeps it)
+			img.tls = &t
 		}
 		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
 			continue
@@ -197,7 +203,7 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 type loadSeg struct {
 	lo, hi, vaddr uint64
 	prot          int
-	prog          *elf.Prog
+	prog          *elf.ProgHeader
 }
 
 // readsBuffer is the buffer fileReads reads an image through: a page (a
