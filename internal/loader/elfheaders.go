@@ -36,10 +36,10 @@ type elfHeaders struct {
 // elf.NewFile or elfimage.BootInfoVersion would refuse or read in a way
 // of its own: the caller reads such an image with elf.NewFile (and gets
 // its errors). Program headers and section headers are read through one
-// buffer of a header's size, a section's name only to compare it with ".uk_bootinfo".
+// buffer, a section's name only to compare it with ".uk_bootinfo".
 func leanHeaders(r io.ReaderAt, fileSize int64) (h elfHeaders, ok bool) {
 	const ehsize, phsize, shsize = 64, 56, 64
-	buf := make([]byte, ehsize) // (a header at a time: a page per read was 160 KB of a 20-image fleet's garbage)
+	buf := make([]byte, 4096)
 	if _, err := r.ReadAt(buf[:ehsize], 0); err != nil {
 		return h, false
 	}
