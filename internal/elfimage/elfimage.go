@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"sort"
@@ -307,59 +306,7 @@ func BootInfoVersion(f *elf.File) (uint32, error) {
 	if !ok {
 		return 1, nil
 	}
-	return bootInfoVersion(sym, f.Sections[sym.Section])
-}
-
-// BootInfoVersionOf is BootInfoVersion of a little-endian ELF64 image read
-// through r whose sections the caller has not parsed into an elf.File
-// (whose Section per section header, its name and its reader were ~35 KB
-// of garbage per read of an aligned image of ~100 sections): n is its
-// number of sections, tab the header of its first SHT_SYMTAB section (nil
-// if it has none), and section(i) reads the header of section i (0 <= i <
-// n). ok is false when only BootInfoVersion can say (a table it reads
-// the way elf.File.Symbols does: compressed, NOBITS, no string table):
-// the caller parses the image with elf.NewFile and asks it.
-func BootInfoVersionOf(r io.ReaderAt, n int, tab *elf.SectionHeader, section func(int) (elf.SectionHeader, error)) (v uint32, ok bool, err error) {
-	if tab == nil {
-		// No symbol table: Symbols fails, BootInfoVersion says 1.
-		return 1, true, nil
-	}
-	var strs *elf.Section
-	if tab.Link != 0 && tab.Link < uint32(n) {
-		h, err := section(int(tab.Link))
-		if err != nil {
-			return 0, false, nil
-		}
-		strs = readerSection(r, h)
-	}
-	sym, found, slow := findSymbolIn(elf.ELFCLASS64, binary.LittleEndian, n, readerSection(r, *tab), strs, abi.BootInfoVersionSymbol)
-	if slow {
-		return 0, false, nil
-	}
-	if !found {
-		return 1, true, nil
-	}
-	h, err := section(int(sym.Section))
-	if err != nil {
-		return 0, false, nil
-	}
-	if v, err = bootInfoVersion(sym, readerSection(r, h)); err != nil {
-		// (BootInfoVersion's error names the section.)
-		return 0, false, nil
-	}
-	return v, true, nil
-}
-
-// readerSection is the section of header h (not compressed: the caller
-// checks) read through r, as elf.NewFile makes it.
-func readerSection(r io.ReaderAt, h elf.SectionHeader) *elf.Section {
-	h.Size = h.FileSize
-	return &elf.Section{SectionHeader: h, ReaderAt: io.NewSectionReader(r, int64(h.Offset), int64(h.FileSize))}
-}
-
-// bootInfoVersion is the version sym (abi.BootInfoVersionSymbol) holds in
-// sec, the section it is defined in.
-func bootInfoVersion(sym elf.Symbol, sec *elf.Section) (uint32, error) {
+	sec := f.Sections[sym.Section]
 	if sec.Type != elf.SHT_PROGBITS || sym.Value < sec.Addr || sym.Value+4 > sec.Addr+sec.Size {
 		return 0, fmt.Errorf("%s is not 4 bytes of data in %s", abi.BootInfoVersionSymbol, sec.Name)
 	}
@@ -384,47 +331,34 @@ func bootInfoVersion(sym elf.Symbol, sec *elf.Section) (uint32, error) {
 // such a place.
 func findSymbol(f *elf.File, name string) (elf.Symbol, bool) {
 	tab := f.SectionByType(elf.SHT_SYMTAB)
-	var strs *elf.Section
-	if tab != nil && tab.Link != 0 && tab.Link < uint32(len(f.Sections)) {
-		strs = f.Sections[tab.Link]
-	}
-	sym, found, slow := findSymbolIn(f.Class, f.ByteOrder, len(f.Sections), tab, strs, name)
-	if slow {
-		return findSymbolSlow(f, name)
-	}
-	return sym, found
-}
-
-// findSymbolIn is findSymbol of a file of nsec sections, its first symbol
-// table tab and the string table strs tab links to (nil: none, or a link
-// out of range); slow says only findSymbolSlow can say.
-func findSymbolIn(class elf.Class, order binary.ByteOrder, nsec int, tab, strs *elf.Section, name string) (sym elf.Symbol, found, slow bool) {
-	if class != elf.ELFCLASS64 || tab == nil || tab.Type == elf.SHT_NOBITS || tab.Flags&elf.SHF_COMPRESSED != 0 || strs == nil {
+	if f.Class != elf.ELFCLASS64 || tab == nil || tab.Type == elf.SHT_NOBITS || tab.Flags&elf.SHF_COMPRESSED != 0 ||
+		tab.Link == 0 || tab.Link >= uint32(len(f.Sections)) {
 		// ELF32 (a multiboot kernel), tables Symbols reads in a way of
 		// its own (zeros, compressed), or none it can read: as Symbols.
-		return elf.Symbol{}, false, true
+		return findSymbolSlow(f, name)
 	}
+	strs := f.Sections[tab.Link]
 	if strs.Type == elf.SHT_NOBITS || strs.Flags&elf.SHF_COMPRESSED != 0 {
-		return elf.Symbol{}, false, true
+		return findSymbolSlow(f, name)
 	}
 	size := tab.Size
 	if size == 0 || size%elf.Sym64Size != 0 || size > maxImageSize || strs.Size > maxImageSize {
-		return elf.Symbol{}, false, false
+		return elf.Symbol{}, false
 	}
 	// Symbols reads both tables whole or fails: so does this, before it
 	// looks at an entry (their last bytes read means all are there).
 	buf := make([]byte, 4096)
 	if _, err := tab.ReadAt(buf[:1], int64(size-1)); err != nil {
-		return elf.Symbol{}, false, false
+		return elf.Symbol{}, false
 	}
 	if strs.Size > 0 {
 		if _, err := strs.ReadAt(buf[:1], int64(strs.Size-1)); err != nil {
-			return elf.Symbol{}, false, false
+			return elf.Symbol{}, false
 		}
 	}
 	want := len(name) + 1 // the name and its NUL
 	if want > len(buf)/2 {
-		return elf.Symbol{}, false, true
+		return findSymbolSlow(f, name)
 	}
 	// Where the name starts: pieces overlap by want-1 bytes, so a match
 	// across two pieces is seen whole in the second.
@@ -432,7 +366,7 @@ func findSymbolIn(class elf.Class, order binary.ByteOrder, nsec int, tab, strs *
 	for off := uint64(0); off+uint64(want) <= strs.Size; {
 		n := min(uint64(len(buf)), strs.Size-off)
 		if _, err := strs.ReadAt(buf[:n], int64(off)); err != nil {
-			return elf.Symbol{}, false, false
+			return elf.Symbol{}, false
 		}
 		for i := 0; i+want <= int(n); i++ {
 			if buf[i+want-1] == 0 && string(buf[i:i+want-1]) == name {
@@ -445,29 +379,29 @@ func findSymbolIn(class elf.Class, order binary.ByteOrder, nsec int, tab, strs *
 		off += n - uint64(want-1)
 	}
 	if len(at) == 0 {
-		return elf.Symbol{}, false, false
+		return elf.Symbol{}, false
 	}
 	// The symbols, entry 0 (all zeros) aside, in order.
 	per := uint64(len(buf) / elf.Sym64Size * elf.Sym64Size)
 	for off := uint64(elf.Sym64Size); off < size; {
 		n := min(per, size-off)
 		if _, err := tab.ReadAt(buf[:n], int64(off)); err != nil {
-			return elf.Symbol{}, false, false
+			return elf.Symbol{}, false
 		}
 		for e := buf[:n]; len(e) > 0; e = e[elf.Sym64Size:] {
-			shndx := elf.SectionIndex(order.Uint16(e[6:8]))
-			if shndx == elf.SHN_UNDEF || int(shndx) >= nsec {
+			shndx := elf.SectionIndex(f.ByteOrder.Uint16(e[6:8]))
+			if shndx == elf.SHN_UNDEF || int(shndx) >= len(f.Sections) {
 				continue
 			}
-			if _, found := slices.BinarySearch(at, uint64(order.Uint32(e[0:4]))); !found {
+			if _, found := slices.BinarySearch(at, uint64(f.ByteOrder.Uint32(e[0:4]))); !found {
 				continue
 			}
 			return elf.Symbol{Name: name, Info: e[4], Other: e[5], Section: shndx,
-				Value: order.Uint64(e[8:16]), Size: order.Uint64(e[16:24])}, true, false
+				Value: f.ByteOrder.Uint64(e[8:16]), Size: f.ByteOrder.Uint64(e[16:24])}, true
 		}
 		off += n
 	}
-	return elf.Symbol{}, false, false
+	return elf.Symbol{}, false
 }
 
 // findSymbolSlow is findSymbol through elf.File.Symbols.

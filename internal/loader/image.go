@@ -20,7 +20,7 @@ type plainImage struct {
 	entry    uint64
 	segments []Mapping // page-aligned, merged, with their bytes
 	loads    []load    // the PT_LOAD headers as they are, for stock loading
-	tls      *elf.ProgHeader
+	tls      *elf.Prog
 	linux    bool // boots by the Linux protocol (a Unikraft image)
 	// multiboot: an ELF32 multiboot kernel (Unikraft's QEMU flavour),
 	// loaded by its physical addresses.
@@ -55,38 +55,34 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
-	h, lean := leanHeaders(fh, fi.Size())
-	multiboot := false
-	if !lean {
-		f, err := elf.NewFile(fh)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", path, err)
-		}
-		if multiboot, err = isMultibootImage(f, fh); err != nil {
-			return nil, fmt.Errorf("image %s: %w", path, err)
-		}
-		h = fullHeaders(f)
-		if !multiboot && !h.linux && h.class == elf.ELFCLASS64 && h.machine == elf.EM_X86_64 && (h.typ == elf.ET_EXEC || h.typ == elf.ET_DYN) {
-			if h.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
-				return nil, fmt.Errorf("image %s: %w", path, err)
-			}
-		}
+	f, err := elf.NewFile(fh)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
-	if !multiboot && (h.class != elf.ELFCLASS64 || h.machine != elf.EM_X86_64) {
+	multiboot, err := isMultibootImage(f, fh)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
+	}
+	if !multiboot && (f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64) {
 		return nil, fmt.Errorf("image %s: not an ELF64 x86-64 executable (nor an ELF32 multiboot kernel)", path)
 	}
-	if h.typ != elf.ET_EXEC && h.typ != elf.ET_DYN {
-		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, h.typ)
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{path: path, entry: h.entry, multiboot: multiboot, linux: !multiboot && h.linux, bootInfo: h.bootInfo}
+	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f)}
 	if read == imageReads {
 		img.reads = &ImageReads{From: path}
+	}
+	if !img.linux && !img.multiboot {
+		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
+			return nil, fmt.Errorf("image %s: %w", path, err)
+		}
 	}
 	// Sized once: an aligned image has a segment per library region
 	// (~20), and growing three slices by appends was ~25 KB of garbage
 	// per image read.
 	n := 0
-	for _, p := range h.progs {
+	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD && p.Memsz != 0 {
 			n++
 		}
@@ -94,11 +90,9 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	segs := make([]loadSeg, 0, n)
 	img.loads = make([]load, 0, n)
 	img.segments = make([]Mapping, 0, n)
-	for i := range h.progs {
-		p := &h.progs[i]
+	for _, p := range f.Progs {
 		if p.Type == elf.PT_TLS {
-			t := *p // (not the headers: a prepared image keeps it)
-			img.tls = &t
+			img.tls = p
 		}
 		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
 			continue
@@ -203,7 +197,7 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 type loadSeg struct {
 	lo, hi, vaddr uint64
 	prot          int
-	prog          *elf.ProgHeader
+	prog          *elf.Prog
 }
 
 // readsBuffer is the buffer fileReads reads an image through: a page (a
