@@ -978,13 +978,9 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 	var stackAddr, heapAddr uint64
 	if opt.ASLR {
 		var err error
-		if heapAddr, err = pl.place(heapSize, PartHeap); err != nil {
+		if heapAddr, err = lay.placeHeap(pl, heapSize); err != nil {
 			return err
 		}
-		lay.Entropy[PartHeap] = pl.EntropyBits(heapSize)
-		lay.EntropyGiven[PartHeap] = pl.GivenSpanBits(heapSize)
-		lay.EntropyGroup[PartHeap] = pl.GivenSpanBits(heapSize)
-		lay.Groups[GroupHeap] = []string{PartHeap}
 		chunk := uint64(AreaChunk)
 		for stackMap+2*abi.PageSize > chunk/2 {
 			chunk *= 2
@@ -1063,6 +1059,20 @@ func (lay *Layout) addPrivateMemory(bi abi.BootInfo, opt Options, pl *placer, ap
 	return nil
 }
 
+// placeHeap places the heap at a random base under ASLR and records its
+// entropy and group.
+func (lay *Layout) placeHeap(pl *placer, heapSize uint64) (uint64, error) {
+	addr, err := pl.place(heapSize, PartHeap)
+	if err != nil {
+		return 0, err
+	}
+	lay.Entropy[PartHeap] = pl.EntropyBits(heapSize)
+	lay.EntropyGiven[PartHeap] = pl.GivenSpanBits(heapSize)
+	lay.EntropyGroup[PartHeap] = pl.GivenSpanBits(heapSize)
+	lay.Groups[GroupHeap] = []string{PartHeap}
+	return addr, nil
+}
+
 // stackAndHeap splits an instance's memory mem (opt.MemSize,
 // DefaultMemSize when 0) into the stack's size and the heap's (the rest,
 // whole pages).
@@ -1114,13 +1124,9 @@ func (lay *Layout) addPrivateMemoryLegacy(bi abi.BootInfo, opt Options, pl *plac
 		tlsOff := (uint64(len(bi.Marshal())) + uint64(len(opt.Cmdline)) + 1 + align - 1) &^ (align - 1)
 		bootSize = max(bootSize, pageUp(tlsOff+tlsSize))
 		var err error
-		if heapAddr, err = pl.place(heapSize, PartHeap); err != nil {
+		if heapAddr, err = lay.placeHeap(pl, heapSize); err != nil {
 			return err
 		}
-		lay.Entropy[PartHeap] = pl.EntropyBits(heapSize)
-		lay.EntropyGiven[PartHeap] = pl.GivenSpanBits(heapSize)
-		lay.EntropyGroup[PartHeap] = pl.GivenSpanBits(heapSize)
-		lay.Groups[GroupHeap] = []string{PartHeap}
 		chunk := uint64(AreaChunk)
 		for bootSize+stack+4*abi.PageSize > chunk/2 {
 			chunk *= 2

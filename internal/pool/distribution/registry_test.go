@@ -401,17 +401,25 @@ func TestCLIPushPullWithTLSAndAPasswordOnStdinOrInTheDockerConfig(t *testing.T) 
 	}
 }
 
-func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
+// pushedFleet starts a registry (TLS, with a password) and pushes to its
+// repository "fleet" a pool of three unikernels: hello, world and big.
+func pushedFleet(t *testing.T) (reg *testRegistry, src, repo string) {
+	t.Helper()
 	f := pooltest.Images(t)
-	reg := startRegistry(t, false)
-	src := pooltest.NewPool(t)
+	reg = startRegistry(t, false)
+	src = pooltest.NewPool(t)
 	mustAdd(t, src, f.Hello, pool.AddOptions{InitBlobs: true})
 	mustAdd(t, src, f.World, pool.AddOptions{InitBlobs: true})
 	mustAdd(t, src, f.Big, pool.AddOptions{Name: "big", InitBlobs: true})
-	repo := reg.Host + "/fleet"
+	repo = reg.Host + "/fleet"
 	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
 		t.Fatal(err)
 	}
+	return reg, src, repo
+}
+
+func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
+	reg, src, repo := pushedFleet(t)
 	dst := filepath.Join(t.TempDir(), "dst")
 	fleets := [][]string{{"hello", "world"}, {"world", "big"}, {"big", "hello"}, {"hello"}, {"hello", "world", "big"}}
 	var wg sync.WaitGroup
@@ -444,16 +452,7 @@ func TestConcurrentPullsOfOverlappingFleetsIntoOnePoolAllLand(t *testing.T) {
 }
 
 func TestAPullKilledAtRandomPointsResumesAndEndsWithAVerifiedPool(t *testing.T) {
-	f := pooltest.Images(t)
-	reg := startRegistry(t, false)
-	src := pooltest.NewPool(t)
-	mustAdd(t, src, f.Hello, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.World, pool.AddOptions{InitBlobs: true})
-	mustAdd(t, src, f.Big, pool.AddOptions{Name: "big", InitBlobs: true})
-	repo := reg.Host + "/fleet"
-	if _, err := Push(context.Background(), mustOpen(t, src), repo, nil, reg.opt); err != nil {
-		t.Fatal(err)
-	}
+	reg, _, repo := pushedFleet(t)
 	dst := filepath.Join(t.TempDir(), "dst")
 	pull := func() *exec.Cmd {
 		cmd := exec.Command(pooltest.CLI(t), "pool", "--pool", dst, "pull", "--json", "--jobs", "1", "--ca-file", reg.CAFile, "--username", reg.user, repo)
