@@ -46,6 +46,14 @@ func TestKernelPartIsTheCgroupsChargeWhereThereIsOne(t *testing.T) {
 	if h.Kernel.Source != "cgroup" || h.Kernel.Charged != 5<<20 || h.Kernel.Total != 8<<20 || h.Total != 20<<20 {
 		t.Fatalf("cgroup: %s charged %d total %d host %d", h.Kernel.Source, h.Kernel.Charged>>20, h.Kernel.Total>>20, h.Total>>20)
 	}
+	if h.Kernel.ChargedRest != 3<<20 {
+		t.Errorf("charged rest %d MiB, want 5 less page tables and stacks (2)", h.Kernel.ChargedRest>>20)
+	}
+	h.Kernel.PageTables = 6 << 20 // more than the group was charged: no rest, not an underflow
+	h.UseCgroup(CgroupMemory{Kernel: 4 << 20, Sock: 1 << 20})
+	if h.Kernel.ChargedRest != 0 {
+		t.Errorf("charged rest %d, want 0 where page tables and stacks exceed the charge", h.Kernel.ChargedRest)
+	}
 }
 
 func inGroup(t *testing.T, pid int, dir string) bool {

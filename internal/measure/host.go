@@ -50,6 +50,17 @@ type Kernel struct {
 	// cgroup (CgroupMemory.Kernel + Sock), where it ran in one
 	// (FleetGroup): nothing else on the host moves it.
 	Charged uint64 `json:"cgroup_charged_bytes"`
+	// ChargedRest is Charged less the fleet's page tables and kernel
+	// stacks (PageTables, Stacks; 0 if they exceed it): its slab, all of
+	// it (reclaimable caches too: /proc inodes and dentries), percpu
+	// and the rest. It is the fleet's slab part where the group's
+	// memory.stat has no slab lines (cgroup v1); Slab, the host-wide
+	// SUnreclaim rise, is moved by everything else on the host and
+	// leaves out reclaimable slab the group is charged (300 held
+	// packed-naive instances, the same binary twice: Slab 0.86 and 2.44
+	// MiB, ChargedRest 4.77 and 4.78; docs/notes/monitor-memory.md,
+	// session 16, slab16).
+	ChargedRest uint64 `json:"cgroup_charged_rest_bytes"`
 	// KSM is the kernel memory KSM keeps for the fleet's processes (its
 	// rmap items), which no cgroup is charged.
 	KSM uint64 `json:"ksm_metadata_bytes"`
@@ -99,6 +110,7 @@ type Host struct {
 func (h *Host) UseCgroup(m CgroupMemory) {
 	h.Cgroup = &m
 	h.Kernel.Charged = m.Kernel + m.Sock
+	h.Kernel.ChargedRest = h.Kernel.Charged - min(h.Kernel.Charged, h.Kernel.PageTables+h.Kernel.Stacks)
 	h.Kernel.Source = "cgroup"
 	h.Kernel.sum()
 	h.Total = h.Instances + h.Monitor + h.Kernel.Total
