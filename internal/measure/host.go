@@ -58,7 +58,7 @@ type Kernel struct {
 	// SUnreclaim rise, is moved by everything else on the host and
 	// leaves out reclaimable slab the group is charged (300 held
 	// packed-naive instances, the same binary twice: Slab 0.86 and 2.44
-	// MiB, ChargedRest 4.77 and 4.78; docs/notes/monitor-memory.md,
+	// MiB, ChargedRest 4.78 and 4.79; docs/notes/monitor-memory.md,
 	// session 16, slab16).
 	ChargedRest uint64 `json:"cgroup_charged_rest_bytes"`
 	// KSM is the kernel memory KSM keeps for the fleet's processes (its
