@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/unipool/unipool/internal/elfimage"
 	"github.com/unipool/unipool/internal/link"
 )
 
@@ -45,6 +46,10 @@ func inspectText(out io.Writer, in *link.Inspection) {
 	fmt.Fprintf(out, "%s: %s image (%s), entry %s\n", in.Path, in.Layout, in.Type, entry)
 	fmt.Fprintf(out, "file %s, loaded %s in %d segments (%s of it page padding)\n",
 		linkSize(uint64(in.FileSize)), linkSize(in.LoadedSize), len(in.Segments), linkSize(in.Padding))
+	if in.DeadListed > 0 || in.Layout == "aligned" {
+		fmt.Fprintf(out, "copying load: %d of %d non-zero pages (%d dead: no byte its unikernel can reach, %s)\n",
+			in.NonZeroPages-in.DeadPages, in.NonZeroPages, in.DeadPages, elfimage.DeadSectionName)
+	}
 	if len(in.Libraries) == 0 {
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEGMENT\tPROT\tFILE\tMEMORY")

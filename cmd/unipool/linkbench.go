@@ -95,6 +95,10 @@ func printLinkBench(w io.Writer, rep *link.BenchReport) {
 				fmt.Fprintf(w, "%s: %.1f libraries per image moved by whole pages from their map regions: private %.1f pages per image, %.1f at the map's addresses\n",
 					l.Layout, float64(l.Moved)/per, float64(l.PrivatePages)/per, float64(l.MapPrivatePages)/per)
 			}
+			if l.DeadPages > 0 {
+				fmt.Fprintf(w, "%s: a copying load copies %.1f of %.1f non-zero pages per image (%.1f dead: no byte its unikernel can reach)\n",
+					l.Layout, float64(l.NonZeroPages-l.DeadPages)/per, float64(l.NonZeroPages)/per, float64(l.DeadPages)/per)
+			}
 			if l.Packed > 0 {
 				fmt.Fprintf(w, "%s: %.1f libraries per image have their code in packs: %.1f pack pages per image for %.1f of their bytes\n",
 					l.Layout, float64(l.Packed)/per, float64(l.PackPages)/per, float64(l.PackBytes)/abi.PageSize/per)

@@ -3,6 +3,7 @@ package link
 import (
 	"context"
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,6 +62,15 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 			}
 		}
 	}
+	// What the final link's map says, before anything else runs ld.
+	mapName := alignedMap
+	if l.opt.Trace {
+		mapName = "ld.map"
+	}
+	mapText, err := os.ReadFile(filepath.Join(l.work, mapName))
+	if err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
 	reserved := make([]desc.Tramp, len(cfg.Libraries))
 	for i, lib := range cfg.Libraries {
 		reserved[i] = lib.Tramp
@@ -76,6 +86,25 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
+	var addDead []string
+	if l.opt.Platform != PlatformUnikraft && !l.opt.NoPageDCE {
+		// (Unikraft's boot code writes its page tables into its
+		// platform's code; its images keep every page.)
+		dead, err := l.deadPages(ctx, out, string(mapText), l.alignedArgs, libs)
+		var u untrusted
+		if errors.As(err, &u) {
+			res.Warnings = append(res.Warnings, u.Error())
+			dead, err = nil, nil
+		}
+		if err != nil {
+			return err
+		}
+		deadFile := filepath.Join(l.work, "unipool.dead")
+		if err := os.WriteFile(deadFile, elfimage.EncodeDeadPages(dead), 0o644); err != nil {
+			return fmt.Errorf("link: %w", err)
+		}
+		addDead = []string{"--add-section", elfimage.DeadSectionName + "=" + deadFile, "--set-section-flags", elfimage.DeadSectionName + "=readonly"}
+	}
 	js, err := marshalConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
@@ -84,7 +113,7 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err := os.WriteFile(secFile, js, 0o644); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
-	if err := l.objcopy(ctx, out, "--add-section", desc.SectionName+"="+secFile, "--set-section-flags", desc.SectionName+"=readonly"); err != nil {
+	if err := l.objcopy(ctx, out, append([]string{"--add-section", desc.SectionName + "=" + secFile, "--set-section-flags", desc.SectionName + "=readonly"}, addDead...)...); err != nil {
 		return err
 	}
 	// After objcopy, which lays segments out again from the sections.
@@ -106,6 +135,9 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	}
 	return publish(out, l.opt.Output)
 }
+
+// alignedMap is the aligned link's -Map when the link is not traced.
+const alignedMap = "aligned.map"
 
 // ldAligned writes the script for libs, runs ld and describes the image
 // (before the trampoline pass): the image's path and description.
@@ -139,12 +171,17 @@ func (l *linker) ldAligned(ctx context.Context, libs []*placed, collections, non
 		args = append(args, "-T", "image.ld")
 	}
 	args = append(args, fragmentArgs(frags)...)
+	if !l.opt.Trace {
+		// The input sections' addresses, for deadPages.
+		args = append(args, "-Map="+alignedMap)
+	}
 	args = append(args, "-o", out)
 	args = append(args, l.file...)
 	warns, err := l.ld(ctx, args)
 	if err != nil {
 		return "", nil, err
 	}
+	l.alignedArgs = args
 	res.Warnings = warns
 	if err := l.readTrace(res); err != nil {
 		return "", nil, err

@@ -125,6 +125,12 @@ type PageParts struct {
 	PackPages       uint64 `json:"pack_pages,omitempty"`
 	PackBytes       uint64 `json:"pack_bytes,omitempty"`
 	Packed          int    `json:"packed_libraries,omitempty"`
+	// NonZeroPages is the pages with a non-zero byte (what a copying
+	// load copied), DeadPages those of them the image lists dead
+	// (elfimage.DeadSectionName), which it leaves out
+	// (Inspection.NonZeroPages, DeadPages).
+	NonZeroPages int `json:"nonzero_pages,omitempty"`
+	DeadPages    int `json:"dead_pages,omitempty"`
 }
 
 // add sums an image's parts into a layout's. An image whose libraries
@@ -140,6 +146,8 @@ func (p *PageParts) add(o PageParts) {
 	p.PackPages += o.PackPages
 	p.PackBytes += o.PackBytes
 	p.Packed += o.Packed
+	p.NonZeroPages += o.NonZeroPages
+	p.DeadPages += o.DeadPages
 	if o.Moved > 0 {
 		p.MapPrivatePages += o.MapPrivatePages
 	} else {
@@ -368,6 +376,7 @@ func benchLink(ctx context.Context, corpusDir, out, mapPath string, u corpus.Uni
 	}
 	bi.size.MapPrivatePages, bi.size.Moved = in.MapPrivatePages/abi.PageSize, in.Moved
 	bi.size.PackPages, bi.size.PackBytes, bi.size.Packed = in.PackPages/abi.PageSize, in.PackBytes, in.Packed
+	bi.size.NonZeroPages, bi.size.DeadPages = in.NonZeroPages, in.DeadPages
 	if in.Moved == 0 {
 		bi.size.MapPrivatePages = 0
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -75,7 +76,10 @@ int main(void) {
 	return 3;
 }
 `)
-	objs := []string{g.plat, g.boot, g.libc, g.rand, g.alloc, zlib, app}
+	// A library nothing calls: its pages are the aligned image's dead
+	// pages, which a copying load leaves out.
+	dead := buildLib(t, dir, "ukdead", srcDead)
+	objs := []string{g.plat, g.boot, g.libc, g.rand, g.alloc, zlib, dead, app}
 	pool := filepath.Join(dir, "pool")
 
 	var want runResult
@@ -101,6 +105,16 @@ int main(void) {
 	insp := cli(t, bin, false, "inspect", img)
 	if !strings.Contains(insp, "zlib") || !strings.Contains(insp, "appcrc (app)") {
 		t.Errorf("inspect output:\n%s", insp)
+	}
+	if m := regexp.MustCompile(`copying load: (\d+) of (\d+) non-zero pages \((\d+) dead`).FindStringSubmatch(insp); m == nil || m[3] == "0" {
+		t.Errorf("inspect does not report dead pages of the aligned image:\n%s", insp)
+	}
+	// Run as a plain image by a copying load (the KSM baselines' load),
+	// its dead pages left out.
+	for _, extra := range [][]string{nil, {"--load", "naive"}} {
+		if got := runJSON(t, bin, append([]string{"--image", img}, extra...)...); got != want {
+			t.Errorf("aligned image copied %v: %+v, packed: %+v", extra, got, want)
+		}
 	}
 	if out := cli(t, bin, false, "map", "show", "--pool", pool); !strings.Contains(out, "1.2.13") {
 		t.Errorf("map show does not list zlib 1.2.13:\n%s", out)

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -43,6 +44,13 @@ type Inspection struct {
 	PackPages uint64 `json:"pack_pages,omitempty"`
 	PackBytes uint64 `json:"pack_bytes,omitempty"`
 	Packed    int    `json:"packed_libraries,omitempty"`
+	// NonZeroPages is the pages with a non-zero byte, which a copying
+	// load (the KSM baselines) copied; DeadPages those of them the
+	// image's link found nothing reachable on (elfimage.DeadSectionName),
+	// which it leaves out. DeadListed is every page the section lists.
+	NonZeroPages int `json:"nonzero_pages"`
+	DeadPages    int `json:"dead_pages"`
+	DeadListed   int `json:"dead_listed,omitempty"`
 	// ASLR says what `run --aslr` randomises in this image and how much.
 	ASLR   string       `json:"aslr,omitempty"`
 	Config *desc.Config `json:"-"`
@@ -124,6 +132,21 @@ func Inspect(path string) (*Inspection, error) {
 	}
 	in.LoadedSize = uint64(len(pages)) * abi.PageSize
 	in.Padding = in.LoadedSize - in.LoadedBytes
+	dead, err := im.DeadPages()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range dead {
+		in.DeadListed += int(r.Pages())
+	}
+	for p := range pages {
+		if pg, _ := im.Page(p); !bytes.Equal(pg, zeroPage[:]) {
+			in.NonZeroPages++
+			if elfimage.IsDead(dead, p) {
+				in.DeadPages++
+			}
+		}
+	}
 	cfg, err := im.Config()
 	if errors.Is(err, elfimage.ErrNoConfig) {
 		return in, nil
@@ -222,6 +245,8 @@ func Inspect(path string) (*Inspection, error) {
 	in.ASLR = aslrSummary(in)
 	return in, nil
 }
+
+var zeroPage [abi.PageSize]byte
 
 // mapPrivatePages counts what an aligned image's dense private parts
 // hold, the pages they would take with every library at its map region

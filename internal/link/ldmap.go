@@ -16,13 +16,33 @@ type InputSection struct {
 	Size    uint64 `json:"size"`
 }
 
-// parseLDMap reads the input-section lines of a GNU ld link map. ld
+// parseLDMap reads the input sections of the link's staged objects from
+// a GNU ld link map (parseMapSections).
+func (l *linker) parseLDMap(text string) []InputSection {
+	var out []InputSection
+	for _, s := range parseMapSections(text) {
+		m := stagedName.FindStringSubmatch(s.file)
+		if m == nil || m[0] != s.file {
+			continue
+		}
+		i, _ := strconv.Atoi(m[1])
+		if i < 1 || i > len(l.objs) {
+			continue
+		}
+		o := l.objs[i-1]
+		out = append(out, InputSection{Object: o.Path, Library: o.Name, Name: s.name, Output: s.output, Addr: s.addr, Size: s.size})
+	}
+	return out
+}
+
+// parseMapSections reads the input-section lines of a GNU ld link map. ld
 // writes "NAME ADDR SIZE FILE" on one line, or NAME alone on one line and
 // "ADDR SIZE FILE" on the next when NAME is long; output sections start
 // in column 0. Lines of other shapes (symbols, fill, assignments) are
-// skipped. Only files that are the link's staged objects are kept.
-func (l *linker) parseLDMap(text string) []InputSection {
-	var out []InputSection
+// skipped, and so are empty input sections. FILE may hold spaces
+// ("linker stubs").
+func parseMapSections(text string) []mapSection {
+	var out []mapSection
 	started := false
 	output, pending := "", ""
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -42,7 +62,7 @@ func (l *linker) parseLDMap(text string) []InputSection {
 			output, pending = f[0], ""
 			continue
 		}
-		if pending != "" && len(f) == 3 {
+		if pending != "" && len(f) >= 3 && strings.HasPrefix(f[0], "0x") {
 			f = append([]string{pending}, f...)
 		}
 		pending = ""
@@ -50,21 +70,19 @@ func (l *linker) parseLDMap(text string) []InputSection {
 			pending = f[0]
 			continue
 		}
-		if len(f) != 4 || !strings.HasPrefix(f[1], "0x") || !strings.HasPrefix(f[2], "0x") {
+		if len(f) < 4 || !strings.HasPrefix(f[1], "0x") || !strings.HasPrefix(f[2], "0x") {
 			continue
 		}
-		m := stagedName.FindStringSubmatch(f[3])
-		if m == nil || m[0] != f[3] {
-			continue
-		}
-		i, _ := strconv.Atoi(m[1])
 		addr, err1 := strconv.ParseUint(f[1][2:], 16, 64)
 		size, err2 := strconv.ParseUint(f[2][2:], 16, 64)
-		if err1 != nil || err2 != nil || i < 1 || i > len(l.objs) || size == 0 {
+		if err1 != nil || err2 != nil || size == 0 || mapStatements[f[0]] {
 			continue
 		}
-		o := l.objs[i-1]
-		out = append(out, InputSection{Object: o.Path, Library: o.Name, Name: f[0], Output: output, Addr: addr, Size: size})
+		out = append(out, mapSection{file: strings.Join(f[3:], " "), name: f[0], output: output, addr: addr, size: size})
 	}
 	return out
 }
+
+// mapStatements are the map's lines for the script's data statements and
+// padding, which are no input section.
+var mapStatements = map[string]bool{"*fill*": true, "BYTE": true, "SHORT": true, "LONG": true, "QUAD": true, "SQUAD": true, "FILL": true}

@@ -82,6 +82,10 @@ type Options struct {
 	// version new to the map goes into a pack (libmap.Pack): pages
 	// shared with the other small libraries placed by the same link.
 	NoPacks bool
+	// NoPageDCE leaves out an aligned unipool-platform image's list of
+	// dead pages (elfimage.DeadSectionName): a copying load then copies
+	// every page of its libraries.
+	NoPageDCE bool
 	// Turn, if set, is this link's place in a batch's Order: an aligned
 	// link takes the map only after the links before it in the batch
 	// are done, so the batch's map and images do not depend on how many
@@ -278,6 +282,8 @@ type linker struct {
 	// symbols they and the platform's tables define.
 	frags         []fragment
 	scriptDefined map[string]bool
+	// alignedArgs are the last aligned link's ld arguments (deadPages).
+	alignedArgs []string
 	// fills are the pack bytes of members this image does not link.
 	fills []packFill
 	m     *libmap.Map // the map of an aligned link, locked

@@ -28,6 +28,9 @@ type plainImage struct {
 	bootInfo  uint32 // the boot-info version its guest accepts
 	// reads, when set, stand for the segments' Data (PrepareReads).
 	reads *ImageReads
+	// dead are the pages its link found nothing reachable on
+	// (elfimage.DeadSectionName): a copying load leaves them out.
+	dead []elfimage.PageRange
 }
 
 // load is one PT_LOAD segment (its bytes are in segments).
@@ -77,6 +80,12 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
+	}
+	if img.dead, err = elfimage.ReadDeadPages(f, path); err != nil {
+		return nil, err
+	}
+	if elfimage.IsDead(img.dead, f.Entry) {
+		return nil, fmt.Errorf("image %s: %s section lists the entry's page %#x as dead", path, elfimage.DeadSectionName, pageDown(f.Entry))
 	}
 	// Sized once: an aligned image has a segment per library region
 	// (~20), and growing three slices by appends was ~25 KB of garbage
@@ -139,7 +148,7 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 			if buf == nil {
 				buf = make([]byte, readsBuffer)
 			}
-			if img.reads.Runs, err = fileReads(img.reads.Runs, fh, lo, hi-lo, segs[i:j], buf); err != nil {
+			if img.reads.Runs, err = fileReads(img.reads.Runs, fh, lo, hi-lo, segs[i:j], img.dead, buf); err != nil {
 				return nil, fmt.Errorf("image %s: %w", path, err)
 			}
 		}
@@ -161,6 +170,12 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 						err = io.ErrUnexpectedEOF
 					}
 					return nil, fmt.Errorf("image %s: segment at %#x: %w", path, s.vaddr, err)
+				}
+			}
+			// Dead pages read as zero: DataRuns leaves them out.
+			for off := uint64(0); off < size; off += abi.PageSize {
+				if elfimage.IsDead(img.dead, lo+off) {
+					clear(data[off:min(off+abi.PageSize, size)])
 				}
 			}
 		}
@@ -209,16 +224,25 @@ const readsBuffer = abi.PageSize
 // made of segs (sorted by address) from the image file: each segment's
 // file bytes at its place, less the pages that are all zero once loaded,
 // as DataRuns leaves them out of Data (a page that two segments share is
-// left out only if the bytes of both are zero). Runs adjacent in memory
-// and the file are one read. It reads the file through buf (a page
-// multiple).
-func fileReads(reads []Read, fh io.ReaderAt, lo, size uint64, segs []loadSeg, buf []byte) ([]Read, error) {
+// left out only if the bytes of both are zero), and less the pages in
+// dead (not read at all). Runs adjacent in memory and the file are one
+// read. It reads the file through buf (a page multiple).
+func fileReads(reads []Read, fh io.ReaderAt, lo, size uint64, segs []loadSeg, dead []elfimage.PageRange, buf []byte) ([]Read, error) {
 	nonzero := make([]bool, size/abi.PageSize)
 	for _, s := range segs {
 		at, left, off := s.vaddr-lo, s.prog.Filesz, s.prog.Off
 		for left > 0 {
 			// Up to the end of buf's worth of the mapping's pages.
 			n := min(left, uint64(len(buf))-at%abi.PageSize)
+			if len(dead) > 0 {
+				// Page by page; a dead page is not read (and stays
+				// out: nonzero false).
+				n = min(n, abi.PageSize-at%abi.PageSize)
+				if elfimage.IsDead(dead, lo+at) {
+					at, left, off = at+n, left-n, off+n
+					continue
+				}
+			}
 			if _, err := fh.ReadAt(buf[:n], int64(off)); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
