@@ -2,11 +2,13 @@ package loader
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
+	"unsafe"
 
 	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/elfimage"
@@ -16,36 +18,47 @@ import (
 // plainImage is a packed or dce image: loaded by copying its PT_LOAD
 // segments, the way a stock unikernel loader does.
 type plainImage struct {
-	path     string
-	entry    uint64
+	imageHeaders
 	segments []Mapping // page-aligned, merged, with their bytes
-	loads    []load    // the PT_LOAD headers as they are, for stock loading
-	tls      *elf.Prog
-	linux    bool // boots by the Linux protocol (a Unikraft image)
+	// reads, when set, stand for the segments' Data (PrepareReads).
+	reads *ImageReads
+}
+
+// imageHeaders is what a plain image's ELF headers say, read and checked
+// once (readImageHeaders): all its loads need besides its bytes. A
+// monitor keeps them from the check before its run to the image's first
+// instance (ImageHeaders) instead of parsing the image again: elf.NewFile
+// makes a Section, a reader and a name per section header, and buffers
+// sized by the image's header counts, ~35 KB of garbage per parse of an
+// aligned image (99 sections) against ~8 KB of a DCE one (25).
+type imageHeaders struct {
+	path  string
+	entry uint64
+	// progs are its PT_LOADs that take memory (Memsz != 0), in file
+	// order (stock loading maps them so).
+	progs []elf.ProgHeader
+	tls   elf.ProgHeader // its PT_TLS; Type 0 (PT_NULL) if none
+	linux bool           // boots by the Linux protocol (a Unikraft image)
 	// multiboot: an ELF32 multiboot kernel (Unikraft's QEMU flavour),
 	// loaded by its physical addresses.
 	multiboot bool
 	bootInfo  uint32 // the boot-info version its guest accepts
-	// reads, when set, stand for the segments' Data (PrepareReads).
-	reads *ImageReads
 	// dead are the pages its link found nothing reachable on
 	// (elfimage.DeadSectionName): a copying load leaves them out.
 	dead []elfimage.PageRange
-}
-
-// load is one PT_LOAD segment (its bytes are in segments).
-type load struct {
-	vaddr, off, filesz, memsz uint64
-	prot                      int
+	// The file's size and modification time when read: a load from
+	// these headers refuses a file that changed since.
+	size    int64
+	modTime int64
 }
 
 // imageRead is what readPlainImage reads of an image besides its headers.
 type imageRead int
 
 const (
-	imageHeaders imageRead = iota // the headers only (Check)
-	imageData                     // the segments' bytes (Mapping.Data)
-	imageReads                    // where they are in the file, all-zero pages left out (Layout.Reads)
+	imageHeadersOnly imageRead = iota // the headers only (Check)
+	imageData                         // the segments' bytes (Mapping.Data)
+	imageReads                        // where they are in the file, all-zero pages left out (Layout.Reads)
 )
 
 func readPlainImage(path string, read imageRead) (*plainImage, error) {
@@ -54,6 +67,17 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
 	defer fh.Close()
+	h, err := readImageHeaders(path, fh, nil)
+	if err != nil {
+		return nil, err
+	}
+	return h.image(fh, read)
+}
+
+// readImageHeaders reads and checks the ELF headers of the image file fh
+// (path, for messages), with debug/elf; its PT_LOAD list is taken from
+// store (nil: a slice of its own).
+func readImageHeaders(path string, fh *os.File, store *HeaderStore) (*imageHeaders, error) {
 	fi, err := fh.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", path, err)
@@ -72,36 +96,29 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("image %s: ELF type %v is not an executable", path, f.Type)
 	}
-	img := &plainImage{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f)}
-	if read == imageReads {
-		img.reads = &ImageReads{From: path}
-	}
-	if !img.linux && !img.multiboot {
-		if img.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
+	h := &imageHeaders{path: path, entry: f.Entry, multiboot: multiboot, linux: !multiboot && isUnikraftImage(f),
+		size: fi.Size(), modTime: fi.ModTime().UnixNano()}
+	if !h.linux && !h.multiboot {
+		if h.bootInfo, err = elfimage.BootInfoVersion(f); err != nil {
 			return nil, fmt.Errorf("image %s: %w", path, err)
 		}
 	}
-	if img.dead, err = elfimage.ReadDeadPages(f, path); err != nil {
+	if h.dead, err = elfimage.ReadDeadPages(f, path); err != nil {
 		return nil, err
 	}
-	if elfimage.IsDead(img.dead, f.Entry) {
+	if elfimage.IsDead(h.dead, f.Entry) {
 		return nil, fmt.Errorf("image %s: %s section lists the entry's page %#x as dead", path, elfimage.DeadSectionName, pageDown(f.Entry))
 	}
-	// Sized once: an aligned image has a segment per library region
-	// (~20), and growing three slices by appends was ~25 KB of garbage
-	// per image read.
 	n := 0
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD && p.Memsz != 0 {
 			n++
 		}
 	}
-	segs := make([]loadSeg, 0, n)
-	img.loads = make([]load, 0, n)
-	img.segments = make([]Mapping, 0, n)
+	h.progs = store.take(n)
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_TLS {
-			img.tls = p
+			h.tls = p.ProgHeader
 		}
 		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
 			continue
@@ -109,31 +126,130 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 		if p.Filesz > p.Memsz || p.Vaddr+p.Memsz < p.Vaddr {
 			return nil, fmt.Errorf("image %s: bad PT_LOAD at %#x", path, p.Vaddr)
 		}
-		if img.multiboot && p.Paddr != p.Vaddr {
+		if h.multiboot && p.Paddr != p.Vaddr {
 			// Multiboot loads by physical address and enters with
 			// paging off: guest-physical = guest-virtual here.
 			return nil, fmt.Errorf("image %s: multiboot segment linked at %#x but loaded at physical %#x; only identity-linked kernels are loaded", path, p.Vaddr, p.Paddr)
 		}
-		lo := pageDown(p.Vaddr)
-		hi := pageUp(p.Vaddr + p.Memsz)
-		prot := 0
-		if p.Flags&elf.PF_R != 0 {
-			prot |= ProtRead
-		}
-		if p.Flags&elf.PF_W != 0 {
-			prot |= ProtWrite
-		}
-		if p.Flags&elf.PF_X != 0 {
-			prot |= ProtExec
-		}
 		if p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(fi.Size()) {
 			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, io.ErrUnexpectedEOF)
 		}
-		segs = append(segs, loadSeg{lo: lo, hi: hi, vaddr: p.Vaddr, prot: prot, prog: p})
-		img.loads = append(img.loads, load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: prot})
+		h.progs = append(h.progs, p.ProgHeader)
 	}
-	sort.Slice(segs, func(i, j int) bool { return segs[i].vaddr < segs[j].vaddr })
+	return h, nil
+}
+
+// HeaderStore hands out the PT_LOAD lists of the images a monitor checks
+// (CheckImage) and keeps until their first instances from shared chunks
+// of a fixed size, instead of a slice per image sized by its PT_LOAD
+// count: kept across the collections of a fleet's start, those fell in
+// size classes the monitor used for nothing else (an aligned image has
+// ~27 PT_LOADs, 1.7 KB, a DCE image 4, in the classes every process
+// uses), and the Go runtime keeps span-set metadata for every size class
+// a process ever used: 4 span sets of the 2,048-byte class were the
+// aligned-ksm monitor's only (Session 16). A chunk goes when every image
+// given a part of it has gone. Not safe for concurrent use.
+type HeaderStore struct {
+	chunk []elf.ProgHeader // what is left of the current chunk
+}
+
+// headerChunk is how many PT_LOADs a HeaderStore chunk holds: at most
+// 4,096 bytes, the 4,096-byte size class.
+const headerChunk = 4096 / int(unsafe.Sizeof(elf.ProgHeader{}))
+
+// take is a slice of length 0 and capacity n.
+func (s *HeaderStore) take(n int) []elf.ProgHeader {
+	if s == nil || n > headerChunk {
+		return make([]elf.ProgHeader, 0, n)
+	}
+	if len(s.chunk) < n {
+		s.chunk = make([]elf.ProgHeader, headerChunk)
+	}
+	p := s.chunk[:0:n]
+	s.chunk = s.chunk[n:]
+	return p
+}
+
+// protOf is a segment's protection (Prot*) from its ELF flags.
+func protOf(f elf.ProgFlag) int {
+	prot := 0
+	if f&elf.PF_R != 0 {
+		prot |= ProtRead
+	}
+	if f&elf.PF_W != 0 {
+		prot |= ProtWrite
+	}
+	if f&elf.PF_X != 0 {
+		prot |= ProtExec
+	}
+	return prot
+}
+
+// maxSegsOnStack is how many PT_LOADs image sorts in an array on its
+// stack (an aligned image has ~27; more go to the heap).
+const maxSegsOnStack = 64
+
+// plainMappingsExtra is room for the mappings planImage adds to a plain
+// image's segments (boot info, stack, heap, TLS; multiboot and Linux
+// boot memory), so that an instance's layout takes them without growing.
+const plainMappingsExtra = 8
+
+// image lays the image out from its headers and reads what read says of
+// its bytes from fh, the file h was read from (not used for
+// imageHeadersOnly).
+func (h *imageHeaders) image(fh io.ReaderAt, read imageRead) (*plainImage, error) {
+	path := h.path
+	img := &plainImage{imageHeaders: *h}
+	if read == imageReads {
+		img.reads = &ImageReads{From: path}
+	}
+	// Sorted by address in an array on the stack: the list is the
+	// image's shape (a few PT_LOADs in a DCE image, ~27 in an aligned
+	// one), let go at once.
+	var onStack [maxSegsOnStack]loadSeg
+	segs := onStack[:0]
+	if len(h.progs) > len(onStack) {
+		segs = make([]loadSeg, 0, len(h.progs))
+	}
+	for i := range h.progs {
+		p := &h.progs[i]
+		segs = append(segs, loadSeg{lo: pageDown(p.Vaddr), hi: pageUp(p.Vaddr + p.Memsz), vaddr: p.Vaddr, prot: protOf(p.Flags), prog: p})
+	}
+	slices.SortFunc(segs, func(a, b loadSeg) int { return cmp.Compare(a.vaddr, b.vaddr) })
+	// The merged segments, with room for what an instance's layout adds
+	// (planImage takes them as its mappings).
+	merged := 0
+	for i := 0; i < len(segs); {
+		j, hi := i+1, segs[i].hi
+		for j < len(segs) && segs[j].lo < hi {
+			hi = max(hi, segs[j].hi)
+			j++
+		}
+		merged++
+		i = j
+	}
+	if read == imageHeadersOnly && merged <= maxSegsOnStack/2 {
+		// Checked only: the mappings are made on the stack and let go.
+		var checkOnly [maxSegsOnStack / 2]Mapping
+		if _, err := h.layOut(checkOnly[:0], segs, fh, read, nil); err != nil {
+			return nil, err
+		}
+		return img, nil
+	}
+	var err error
+	if img.segments, err = h.layOut(make([]Mapping, 0, merged+plainMappingsExtra), segs, fh, read, img.reads); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// layOut appends to segments the image's mappings, made of segs (sorted
+// by address): what read says of their bytes from fh, in their Data or as
+// reads (imageReads), and checks them.
+func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt, read imageRead, reads *ImageReads) ([]Mapping, error) {
+	path := h.path
 	var buf []byte // imageReads: one buffer for every segment
+	var err error
 	// Segments that share a page become one mapping with the union of
 	// their protections; each segment's bytes land at their exact address.
 	for i := 0; i < len(segs); {
@@ -148,7 +264,7 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 			if buf == nil {
 				buf = make([]byte, readsBuffer)
 			}
-			if img.reads.Runs, err = fileReads(img.reads.Runs, fh, lo, hi-lo, segs[i:j], img.dead, buf); err != nil {
+			if reads.Runs, err = fileReads(reads.Runs, fh, lo, hi-lo, segs[i:j], h.dead, buf); err != nil {
 				return nil, fmt.Errorf("image %s: %w", path, err)
 			}
 		}
@@ -174,45 +290,45 @@ func readPlainImage(path string, read imageRead) (*plainImage, error) {
 			}
 			// Dead pages read as zero: DataRuns leaves them out.
 			for off := uint64(0); off < size; off += abi.PageSize {
-				if elfimage.IsDead(img.dead, lo+off) {
+				if elfimage.IsDead(h.dead, lo+off) {
 					clear(data[off:min(off+abi.PageSize, size)])
 				}
 			}
 		}
-		img.segments = append(img.segments, Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage})
+		segments = append(segments, Mapping{Addr: lo, Size: hi - lo, Prot: prot, Data: data, Part: PartImage})
 		i = j
 	}
-	if len(img.segments) == 0 {
+	if len(segments) == 0 {
 		return nil, fmt.Errorf("image %s: no loadable segments", path)
 	}
-	if !img.linux && !img.multiboot {
+	if !h.linux && !h.multiboot {
 		// Consecutive segments of one protection in one 2 MiB may be
 		// one host mapping (Mapping.JoinNext): an aligned image has a
 		// segment per library region, slack between them. (Unikraft
 		// images keep theirs: the KVM monitor makes guest memory of
 		// them.)
-		for i := 0; i+1 < len(img.segments); i++ {
-			img.segments[i].JoinNext = joinable(img.segments[i], img.segments[i+1])
+		for i := 0; i+1 < len(segments); i++ {
+			segments[i].JoinNext = joinable(segments[i], segments[i+1])
 		}
 	}
 	// Packed images live below the app region, aligned images (run as
 	// plain images by the KSM baselines) in the app region and the map:
 	// anything but the per-instance area and the ASLR window.
-	for _, s := range img.segments {
+	for _, s := range segments {
 		end := s.Addr + s.Size
 		if s.Addr < abi.PageSize*16 || end > abi.MapLimit || (s.Addr < abi.MapBase && end > abi.LegacyPrivateBase) {
 			return nil, fmt.Errorf("image %s: segment [%#x,%#x) overlaps the per-instance area [%#x,%#x) or lies outside [%#x,%#x)",
 				path, s.Addr, end, abi.LegacyPrivateBase, abi.MapBase, abi.PageSize*16, abi.MapLimit)
 		}
 	}
-	return img, nil
+	return segments, nil
 }
 
 // loadSeg is a PT_LOAD segment of a plain image, its pages [lo, hi).
 type loadSeg struct {
 	lo, hi, vaddr uint64
 	prot          int
-	prog          *elf.Prog
+	prog          *elf.ProgHeader
 }
 
 // readsBuffer is the buffer fileReads reads an image through: a page (a
@@ -302,14 +418,19 @@ func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 		if err := p.image.stockMappings(lay); err != nil {
 			return nil, err
 		}
+	} else if last {
+		// The prepared segments (made with room for the mappings added
+		// below) are the layout's own: no copy, no growth.
+		lay.Mappings = p.image.segments
 	} else {
-		for _, s := range p.image.segments {
-			if !last {
-				// The prepared bytes stay p's: other instances' layouts
-				// are made from them.
-				s.Data = append([]byte(nil), s.Data...)
+		lay.Mappings = make([]Mapping, len(p.image.segments), cap(p.image.segments))
+		copy(lay.Mappings, p.image.segments)
+		for i := range lay.Mappings {
+			// The prepared bytes stay p's: other instances' layouts
+			// are made from them.
+			if d := lay.Mappings[i].Data; d != nil {
+				lay.Mappings[i].Data = append([]byte(nil), d...)
 			}
-			lay.Mappings = append(lay.Mappings, s)
 		}
 	}
 	if p.image.multiboot {
@@ -326,7 +447,7 @@ func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 		}
 	} else {
 		bi := abi.BootInfo{Version: p.image.bootInfo}
-		if t := p.image.tls; t != nil {
+		if t := p.image.tls; t.Type == elf.PT_TLS {
 			bi.TLSImage, bi.TLSFileSz, bi.TLSMemSz, bi.TLSAlign = t.Vaddr, t.Filesz, t.Memsz, t.Align
 		}
 		opt.secrets()
@@ -377,6 +498,12 @@ func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 	return lay, nil
 }
 
+// load is one PT_LOAD segment as stock loading maps it.
+type load struct {
+	vaddr, off, filesz, memsz uint64
+	prot                      int
+}
+
 // stockMappings lays the image out as Linux's ELF loader does
 // (binfmt_elf): each PT_LOAD's file pages mapped from the image file
 // MAP_PRIVATE, demand-paged; the rest of the last file page zeroed (a
@@ -384,7 +511,8 @@ func (p *Prepared) planImage(opt Options, last bool) (*Layout, error) {
 // for the bss beyond.
 func (img *plainImage) stockMappings(lay *Layout) error {
 	end := uint64(0)
-	for _, l := range img.loads {
+	for _, p := range img.progs {
+		l := load{vaddr: p.Vaddr, off: p.Off, filesz: p.Filesz, memsz: p.Memsz, prot: protOf(p.Flags)}
 		if (l.vaddr-l.off)%abi.PageSize != 0 {
 			return fmt.Errorf("image %s: segment at %#x: file offset %#x not congruent with its address modulo the page size; "+
 				"it cannot be mapped from the file", img.path, l.vaddr, l.off)

@@ -308,21 +308,76 @@ func PrepareChecked(u monitor.Unikernel, naive bool) (*Prepared, error) {
 // read its files only when it plans the first (process monitor: a fleet's
 // files were all in its heap at once otherwise).
 func Check(u monitor.Unikernel, naive bool) error {
-	_, err := prepare(u, naive, imageHeaders, true)
+	_, err := prepare(u, naive, imageHeadersOnly, true)
 	return err
 }
 
+// ImageHeaders are a plain image's ELF headers as CheckImage read and
+// checked them: what PrepareReadsFrom lays its instances out from.
+type ImageHeaders struct{ h *imageHeaders }
+
+// CheckImage is Check of a plain image (u.Image) that keeps what it read
+// of it: the few headers its loads need (its PT_LOADs, entry, TLS, boot
+// protocol), for PrepareReadsFrom, so that a monitor that checks its
+// unikernels before its run and prepares each at its first instance
+// parses each image once.
+// The headers' PT_LOAD list is taken from store (nil: a slice of its own).
+func CheckImage(u monitor.Unikernel, store *HeaderStore) (*ImageHeaders, error) {
+	if u.Image == "" {
+		return nil, fmt.Errorf("unikernel %q: CheckImage of a unikernel without an image", u.Name)
+	}
+	fh, err := os.Open(u.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", u.Image, err)
+	}
+	defer fh.Close()
+	h, err := readImageHeaders(u.Image, fh, store)
+	if err != nil {
+		return nil, err
+	}
+	// Laid out once, for the checks of its segments (they are not kept).
+	if _, err := h.image(fh, imageHeadersOnly); err != nil {
+		return nil, err
+	}
+	return &ImageHeaders{h}, nil
+}
+
+// PrepareReadsFrom is PrepareReads of u from the headers CheckImage read
+// of its image (h), without parsing the image again. It refuses an image
+// file whose size or modification time changed since.
+func PrepareReadsFrom(u monitor.Unikernel, h *ImageHeaders) (*Prepared, error) {
+	if h == nil || h.h.path != u.Image {
+		return nil, fmt.Errorf("unikernel %q: PrepareReadsFrom without the headers of its image %s", u.Name, u.Image)
+	}
+	fh, err := os.Open(u.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", u.Image, err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", u.Image, err)
+	}
+	if fi.Size() != h.h.size || fi.ModTime().UnixNano() != h.h.modTime {
+		return nil, fmt.Errorf("image %s: changed since it was checked", u.Image)
+	}
+	img, err := h.h.image(fh, imageReads)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{u: u, image: img}, nil
+}
+
 func prepare(u monitor.Unikernel, naive bool, read imageRead, validate bool) (*Prepared, error) {
-	p := &Prepared{u: u, blobs: map[string][]byte{}}
-	withData := read != imageHeaders
+	withData := read != imageHeadersOnly
 	if u.Image != "" {
 		img, err := readPlainImage(u.Image, read)
 		if err != nil {
 			return nil, err
 		}
-		p.image = img
-		return p, nil
+		return &Prepared{u: u, image: img}, nil
 	}
+	p := &Prepared{u: u, blobs: map[string][]byte{}}
 	if u.Config == nil {
 		return nil, fmt.Errorf("unikernel %q: no description and no image", u.Name)
 	}

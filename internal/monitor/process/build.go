@@ -94,6 +94,26 @@ func reap(pid int) {
 type buildOptions struct {
 	ksm  bool
 	name string // the process name (comm), at most 15 bytes
+	// scratch, when set, holds build's lists from one build to the next
+	// (a tracer's, while it starts its instances).
+	scratch *buildScratch
+}
+
+// buildScratch is what build lists for one instance, kept for the next:
+// the system calls of its two batches, the table they are written
+// through, the memory writes and their iovecs. Made per build, these
+// were a few slices sized by the instance's mapping count, grown by
+// appends, per instance: garbage in as many of the runtime's size
+// classes as a fleet has mapping counts (the runtime keeps span-set
+// metadata for every size class a process ever used). A tracer keeps one
+// while it starts its instances and lets it go after.
+type buildScratch struct {
+	first, second []batchCall
+	writes        []memWrite
+	words         []byte // the patched words' bytes (writes point into it)
+	table         []byte
+	local         []unix.Iovec
+	remote        []unix.RemoteIovec
 }
 
 // batchAddr is where build maps a scratch area for the tables of system
@@ -112,24 +132,44 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	var first, second []batchCall
-	add := func(calls *[]batchCall, what string, ret uint64, nr uintptr, args ...uint64) {
-		c := batchCall{nr: nr, what: what, ret: ret}
-		copy(c.args[:], args)
-		*calls = append(*calls, c)
+	sc := opt.scratch
+	if sc == nil {
+		sc = &buildScratch{}
 	}
+	// Room for every call: an mmap per mapping, image read and the
+	// discard page; an mprotect and a madvise per mapping, close_range
+	// and prctl.
+	nreads := 0
+	if lay.Reads != nil {
+		nreads = len(lay.Reads.Runs)
+	}
+	first, second := grow(sc.first, len(lay.Mappings)+nreads+1), grow(sc.second, 2*len(lay.Mappings)+2)
+	writes, words := sc.writes[:0], sc.words[:0]
+	defer func() {
+		// Kept without what they point to (mappings, bytes): the next
+		// build overwrites them.
+		clear(first)
+		clear(second)
+		clear(writes)
+		sc.first, sc.second, sc.writes, sc.words = first[:0], second[:0], writes[:0], words[:0]
+	}()
+	// A call's what is its mapping's, named only if it fails (batchCall.of).
+	add := func(calls *[]batchCall, of *loader.Mapping, what string, ret uint64, nr uintptr, args ...uint64) {
+		c := batchCall{nr: nr, of: of, what: what, ret: ret}
+		copy(c.args[:], args)
+		*calls = append(reserve(*calls, 1), c)
+	}
+	write := func(w memWrite) { writes = append(reserve(writes, 1), w) }
 	fdOf := func(name string) (uint64, bool) {
 		i, ok := fds[name]
 		return uint64(zygoteFirstFd + i), ok
 	}
-	var writes []memWrite
 	for i := 0; i < len(lay.Mappings); i++ {
-		m := lay.Mappings[i]
-		what := "mapping " + what(m)
+		m := &lay.Mappings[i]
 		if m.File != "" {
 			fd, ok := fdOf(m.File)
 			if !ok {
-				return nil, fmt.Errorf("%s: file %s not passed to the instance", what, m.File)
+				return nil, fmt.Errorf("mapping %s: file %s not passed to the instance", what(*m), m.File)
 			}
 			if m.COW {
 				// A library's tramp table or data from its init blob,
@@ -137,25 +177,26 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 				// with every instance of any image using that library,
 				// until this instance writes them. Only ASLR patches do
 				// so at load time.
-				add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
+				add(&first, m, "", m.Addr, unix.SYS_MMAP, m.Addr, m.Size, unix.PROT_READ|unix.PROT_WRITE,
 					unix.MAP_PRIVATE|unix.MAP_FIXED_NOREPLACE, fd, m.Offset)
 				for _, pt := range m.Patches {
-					writes = append(writes, memWrite{m.Addr + pt.Off, binary.LittleEndian.AppendUint64(nil, pt.Value)})
+					words = binary.LittleEndian.AppendUint64(reserve(words, 8), pt.Value)
+					write(memWrite{m.Addr + pt.Off, words[len(words)-8:]})
 				}
 				if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
-					add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, m.Size, uint64(m.Prot))
+					add(&second, m, "", 0, unix.SYS_MPROTECT, m.Addr, m.Size, uint64(m.Prot))
 				}
 				if opt.ksm {
 					// The pages the instance writes become anonymous
 					// copies: KSM may merge those (the data arena's
 					// pages are copy-on-write from the private blob).
-					add(&second, what, 0, unix.SYS_MADVISE, m.Addr, m.Size, unix.MADV_MERGEABLE)
+					add(&second, m, "", 0, unix.SYS_MADVISE, m.Addr, m.Size, unix.MADV_MERGEABLE)
 				}
 				continue
 			}
 			// Shared and read-only, straight from the pool file: every
 			// instance maps the same page-cache pages.
-			add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, m.Size, uint64(m.Prot),
+			add(&first, m, "", m.Addr, unix.SYS_MMAP, m.Addr, m.Size, uint64(m.Prot),
 				unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, fd, m.Offset)
 			continue
 		}
@@ -168,18 +209,18 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 			j++
 		}
 		size := lay.Mappings[j].Addr + lay.Mappings[j].Size - m.Addr
-		add(&first, what, m.Addr, unix.SYS_MMAP, m.Addr, size, unix.PROT_READ|unix.PROT_WRITE,
+		add(&first, m, "", m.Addr, unix.SYS_MMAP, m.Addr, size, unix.PROT_READ|unix.PROT_WRITE,
 			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0)
 		for _, x := range lay.Mappings[i : j+1] {
 			for _, r := range x.DataRuns() {
-				writes = append(writes, memWrite{x.Addr + r[0], x.Data[r[0]:r[1]]})
+				write(memWrite{x.Addr + r[0], x.Data[r[0]:r[1]]})
 			}
 		}
 		if m.Prot != unix.PROT_READ|unix.PROT_WRITE {
-			add(&second, what, 0, unix.SYS_MPROTECT, m.Addr, size, uint64(m.Prot))
+			add(&second, m, "", 0, unix.SYS_MPROTECT, m.Addr, size, uint64(m.Prot))
 		}
 		if opt.ksm {
-			add(&second, what, 0, unix.SYS_MADVISE, m.Addr, size, unix.MADV_MERGEABLE)
+			add(&second, m, "", 0, unix.SYS_MADVISE, m.Addr, size, unix.MADV_MERGEABLE)
 		}
 		i = j
 	}
@@ -193,27 +234,27 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 		if !ok {
 			return nil, fmt.Errorf("image file %s not passed to the instance", r.From)
 		}
-		what := "read of the image file " + r.From
 		for _, rd := range r.Runs {
-			add(&first, what, rd.Len, unix.SYS_PREAD64, fd, rd.Addr, rd.Len, rd.FileOff)
+			add(&first, nil, "read of the image file", rd.Len, unix.SYS_PREAD64, fd, rd.Addr, rd.Len, rd.FileOff)
+			first[len(first)-1].file = r.From
 		}
 	}
 	if page := discardPage(lay); page != 0 {
 		// The stub's page again, read-only and shared, next to the
 		// stack: its `syscall` is where the monitor makes the madvise
 		// of the guest's free-page reports (see discard).
-		add(&first, "the discard page", page, unix.SYS_MMAP, page, abi.PageSize, unix.PROT_READ|unix.PROT_EXEC,
+		add(&first, nil, "the discard page", page, unix.SYS_MMAP, page, abi.PageSize, unix.PROT_READ|unix.PROT_EXEC,
 			unix.MAP_SHARED|unix.MAP_FIXED_NOREPLACE, zygoteStubFd, 0)
 	}
 	// The blob fds are no longer needed once mapped, and a guest that
 	// could make system calls should find none: all go, the zygote's
 	// socket and stub among them.
-	add(&second, "close_range(0, ~0)", 0, unix.SYS_CLOSE_RANGE, 0, uint64(^uint32(0)), 0)
+	add(&second, nil, "close_range(0, ~0)", 0, unix.SYS_CLOSE_RANGE, 0, uint64(^uint32(0)), 0)
 	// The scratch area: the name, then the call tables. (No core files
 	// and no new privileges: the zygote's, inherited.)
 	nameAddr, tableAddr := uint64(batchAddr), uint64(batchAddr+64)
 	comm := append([]byte(opt.name)[:min(len(opt.name), 15)], 0)
-	add(&second, "prctl(PR_SET_NAME)", 0, unix.SYS_PRCTL, unix.PR_SET_NAME, nameAddr)
+	add(&second, nil, "prctl(PR_SET_NAME)", 0, unix.SYS_PRCTL, unix.PR_SET_NAME, nameAddr)
 	tableSize := uint64(max(len(first), len(second))) * batchEntrySize
 	size := (tableAddr + tableSize - batchAddr + abi.PageSize - 1) &^ (abi.PageSize - 1)
 
@@ -221,14 +262,14 @@ func build(pid int, lay *loader.Layout, fds map[string]int, opt buildOptions) (*
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, -1, 0); err != nil {
 		return nil, fmt.Errorf("scratch area: %w", err)
 	}
-	if err := r.batch(tableAddr, first); err != nil {
+	if err := r.batchWith(tableAddr, first, sc); err != nil {
 		return nil, err
 	}
-	writes = append(writes, memWrite{nameAddr, comm})
-	if err := writeMem(pid, writes); err != nil {
+	write(memWrite{nameAddr, comm})
+	if err := writeMemWith(pid, writes, sc); err != nil {
 		return nil, err
 	}
-	if err := r.batch(tableAddr, second); err != nil {
+	if err := r.batchWith(tableAddr, second, sc); err != nil {
 		return nil, err
 	}
 	if _, err := r.call(unix.SYS_MUNMAP, batchAddr, size); err != nil {

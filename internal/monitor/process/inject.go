@@ -3,8 +3,11 @@ package process
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/unipool/unipool/internal/loader"
 )
 
 // remote makes system calls inside a stopped tracee: it points %rip at the
@@ -141,7 +144,12 @@ func (e *diedError) Error() string { return fmt.Sprintf("%s (%s)", e.what, descr
 type batchCall struct {
 	nr   uintptr
 	args [6]uint64
-	what string // for errors: what the call was for
+	// For errors, what the call was for: the mapping of, else what
+	// (named only when the call fails: not a string per mapping and
+	// instance).
+	of   *loader.Mapping
+	what string
+	file string // what names a read of this file
 	// ret, if not zero, is the result the call must return (mmap's
 	// address: a kernel older than MAP_FIXED_NOREPLACE ignores the flag).
 	ret uint64
@@ -153,10 +161,68 @@ const batchEntrySize = 64
 // table (writable child memory, len(calls)*batchEntrySize bytes). It stops
 // at the first call that fails and says which.
 func (r *remote) batch(table uint64, calls []batchCall) error {
+	return r.batchWith(table, calls, nil)
+}
+
+// grow is s emptied, with room for n elements: s itself if it has it,
+// else a new slice (reserve).
+func grow[T any](s []T, n int) []T {
+	return reserve(s[:0], n)
+}
+
+// reserve is s with room for extra more elements: s itself if it has
+// it, else a copy in a new slice of scratchSmall bytes or, if that is too
+// small, of more than scratchLarge bytes, twice s's capacity at least.
+//
+// Why: a scratch list made or grown per instance by appends falls in as
+// many of the Go runtime's size classes as a fleet has sizes of instance
+// (mapping counts), and the runtime keeps span-set metadata for every
+// size class a process ever used: an aligned image's instance has ~7
+// times the mappings of a DCE one, so its monitor used classes the other
+// did not. Sized so, any list is in one small class or a large object
+// (one span class for every size).
+func reserve[T any](s []T, extra int) []T {
+	n := len(s) + extra
+	if cap(s) >= n {
+		return s
+	}
+	size := int(unsafe.Sizeof(*new(T)))
+	c := max(n, scratchSmall/size)
+	if c*size > scratchSmall {
+		c = max(n, 2*cap(s), scratchLarge/size+1)
+	}
+	return append(make([]T, 0, c), s...)
+}
+
+const (
+	scratchSmall = 8 << 10  // bytes: enough for most instances (an aligned image's ~80 calls)
+	scratchLarge = 32 << 10 // the Go runtime's largest small-object size
+)
+
+// describe says what c was for.
+func (c *batchCall) describe() string {
+	if c.of != nil {
+		return "mapping " + what(*c.of)
+	}
+	if c.file != "" {
+		return c.what + " " + c.file
+	}
+	return c.what
+}
+
+// batchWith is batch, the table's bytes made in sc's buffer (if sc is
+// not nil).
+func (r *remote) batchWith(table uint64, calls []batchCall, sc *buildScratch) error {
 	if len(calls) == 0 {
 		return nil
 	}
-	buf := make([]byte, len(calls)*batchEntrySize)
+	var buf []byte
+	if sc != nil {
+		sc.table = grow(sc.table, len(calls)*batchEntrySize)
+		buf = sc.table[:len(calls)*batchEntrySize]
+	} else {
+		buf = make([]byte, len(calls)*batchEntrySize)
+	}
 	for i, c := range calls {
 		e := buf[i*batchEntrySize:]
 		binary.LittleEndian.PutUint64(e, uint64(c.nr))
@@ -174,14 +240,14 @@ func (r *remote) batch(table uint64, calls []batchCall) error {
 	}
 	if left := r.regs.R12; left != 0 {
 		c := calls[len(calls)-int(left)]
-		return fmt.Errorf("%s: system call %d: %w", c.what, c.nr, unix.Errno(-int64(r.regs.Rax)))
+		return fmt.Errorf("%s: system call %d: %w", c.describe(), c.nr, unix.Errno(-int64(r.regs.Rax)))
 	}
 	if n, err := readMem(r.pid, table, buf); err != nil || n != len(buf) {
 		return fmt.Errorf("injected system calls: read their results: %v", err)
 	}
 	for i, c := range calls {
 		if got := binary.LittleEndian.Uint64(buf[i*batchEntrySize+56:]); c.ret != 0 && got != c.ret {
-			return fmt.Errorf("%s: system call %d returned %#x, want %#x", c.what, c.nr, got, c.ret)
+			return fmt.Errorf("%s: system call %d returned %#x, want %#x", c.describe(), c.nr, got, c.ret)
 		}
 	}
 	return nil

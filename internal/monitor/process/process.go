@@ -72,6 +72,7 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	var jobs []job
 	global := uint64(0)
 	tsc := hostTSCKHz()
+	var headers loader.HeaderStore // the checked plain images' headers, for their first instances
 	for _, later := range uks {
 		p := &prepareLater{u: later, naive: opt.Load == monitor.LoadNaive, left: opt.N}
 		if later.Checked && later.Config == nil && later.Describe != nil {
@@ -92,7 +93,14 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 			if err != nil {
 				return nil, fmt.Errorf("process monitor: %w", err)
 			}
-			if err := loader.Check(u, opt.Load == monitor.LoadNaive); err != nil {
+			if u.Image != "" && p.naive {
+				// A copied plain image: its headers are kept for its
+				// first instance (loader.PrepareReadsFrom), so that it
+				// is parsed once, not twice.
+				if p.headers, err = loader.CheckImage(u, &headers); err != nil {
+					return nil, fmt.Errorf("process monitor: %w", err)
+				}
+			} else if err := loader.Check(u, opt.Load == monitor.LoadNaive); err != nil {
 				return nil, fmt.Errorf("process monitor: %w", err)
 			}
 			if err := files.take(u); err != nil {
@@ -147,6 +155,9 @@ type prepareLater struct {
 	// once its description is read (a unikernel checked before the run:
 	// monitor.Unikernel.Checked).
 	files *runFiles
+	// headers, when set, are a copied plain image's headers as checked
+	// before the run: its instances are laid out from them.
+	headers *loader.ImageHeaders
 }
 
 func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
@@ -183,7 +194,12 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 				// Describe returned the same description.
 				prepare = loader.PrepareChecked
 			}
-			p, err := prepare(u, l.naive)
+			var p *loader.Prepared
+			if l.headers != nil {
+				p, err = loader.PrepareReadsFrom(u, l.headers)
+			} else {
+				p, err = prepare(u, l.naive)
+			}
 			ch <- prepared{p, err}
 		}()
 		r := <-ch
@@ -191,7 +207,7 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 			l.mu.Unlock()
 			return nil, r.err
 		}
-		l.p = r.p
+		l.p, l.headers = r.p, nil
 	}
 	p := l.p
 	last := false

@@ -121,11 +121,27 @@ const iovMax = 1024
 // kernel allows. The target pages must be writable: the monitor maps
 // private memory read-write, fills it, then sets its final protection.
 func writeMem(pid int, ws []memWrite) error {
+	return writeMemWith(pid, ws, nil)
+}
+
+// writeMemWith is writeMem, its iovecs made in sc's (if sc is not nil).
+func writeMemWith(pid int, ws []memWrite, sc *buildScratch) error {
+	n := min(len(ws), iovMax)
+	var local []unix.Iovec
+	var remote []unix.RemoteIovec
+	if sc != nil {
+		local, remote = grow(sc.local, n), grow(sc.remote, n)
+		defer func() {
+			clear(local[:cap(local)]) // (no bytes kept through them)
+			sc.local, sc.remote = local[:0], remote[:0]
+		}()
+	} else {
+		local, remote = make([]unix.Iovec, 0, n), make([]unix.RemoteIovec, 0, n)
+	}
 	for len(ws) > 0 {
 		batch := ws[:min(len(ws), iovMax)]
 		ws = ws[len(batch):]
-		local := make([]unix.Iovec, 0, len(batch))
-		remote := make([]unix.RemoteIovec, 0, len(batch))
+		local, remote = local[:0], remote[:0]
 		total := 0
 		for _, w := range batch {
 			if len(w.data) == 0 {

@@ -37,7 +37,8 @@ type tracer struct {
 	layouts layoutCache // the shapes of the instances' layouts, shared
 	zyg     zygote      // forks this thread's instances (zygote.go)
 
-	startedAll func() // called once this tracer has started all its instances
+	startedAll func()        // called once this tracer has started all its instances
+	scratch    *buildScratch // build's lists, while it starts its instances
 
 	started  func(i, pid int, stop func()) // Options.Started
 	finished func(i int, r monitor.Result) // Options.Finished
@@ -120,6 +121,7 @@ func (t *tracer) run() {
 	// Every instance of this thread is built: no descriptor is asked for
 	// again (the run closes the files once every thread is here).
 	t.files = nil
+	t.scratch = nil // (build's lists: no more builds)
 	if t.startedAll != nil {
 		t.startedAll()
 	}
@@ -243,7 +245,10 @@ func (t *tracer) start(in *instance) {
 		t.end(in, err)
 		return
 	}
-	regs, err := build(pid, lay, fdOf, buildOptions{ksm: t.ksm, name: "uk:" + in.uk})
+	if t.scratch == nil {
+		t.scratch = &buildScratch{}
+	}
+	regs, err := build(pid, lay, fdOf, buildOptions{ksm: t.ksm, name: "uk:" + in.uk, scratch: t.scratch})
 	// The instance holds its bytes now; of the layout the monitor keeps
 	// only its shape, shared with the unikernel's other instances
 	// (layouts.go). A monitor that kept every instance's copies would pay
