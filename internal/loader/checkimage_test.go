@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/unipool/unipool/internal/abi"
 	"github.com/unipool/unipool/internal/monitor"
 )
 
@@ -211,5 +212,37 @@ func TestHeaderStoreTakesPTLoadListsFromChunksOfOneSize(t *testing.T) {
 	}
 	if size := int(unsafe.Sizeof(elf.ProgHeader{})); size*headerChunk > 4096 || size*(headerChunk+1) <= 4096 {
 		t.Fatalf("a chunk of %d PT_LOADs of %d bytes is not the 4,096-byte class", headerChunk, size)
+	}
+}
+
+// Which pages of a mapping are all zero is kept on the stack for any
+// mapping up to 16 MiB: fileReads allocates nothing but the reads it
+// appends (a byte per page on the heap was a size class per mapping
+// size; an aligned image's mappings are MiBs).
+func TestFileReadsKeepsItsPagesOnTheStack(t *testing.T) {
+	for _, pages := range []uint64{1, 768, 4096} {
+		size := pages * abi.PageSize
+		file := make([]byte, size)
+		for pg := uint64(0); pg < pages; pg += 2 {
+			file[pg*abi.PageSize] = 1 // every other page not zero
+		}
+		prog := &elf.ProgHeader{Off: 0, Filesz: size, Memsz: size}
+		segs := []loadSeg{{lo: abi.MapBase, hi: abi.MapBase + size, vaddr: abi.MapBase, prot: ProtRead, prog: prog}}
+		buf := make([]byte, readsBuffer)
+		reads := make([]Read, 0, pages)
+		var err error
+		r := bytes.NewReader(file)
+		n := testing.AllocsPerRun(5, func() {
+			reads, err = fileReads(reads[:0], r, abi.MapBase, size, segs, nil, buf)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (pages + 1) / 2; uint64(len(reads)) != want {
+			t.Fatalf("%d pages: %d reads, want %d", pages, len(reads), want)
+		}
+		if n != 0 {
+			t.Errorf("%d pages: %v allocations, want 0", pages, n)
+		}
 	}
 }

@@ -344,7 +344,15 @@ const readsBuffer = abi.PageSize
 // dead (not read at all). Runs adjacent in memory and the file are one
 // read. It reads the file through buf (a page multiple).
 func fileReads(reads []Read, fh io.ReaderAt, lo, size uint64, segs []loadSeg, dead []elfimage.PageRange, buf []byte) ([]Read, error) {
-	nonzero := make([]bool, size/abi.PageSize)
+	// A bit per page of the mapping, on the stack up to 16 MiB (a slice
+	// of a byte per page, sized by the mapping, was a size class an
+	// aligned image's big mappings used and a DCE image's did not).
+	var onStack [64]uint64
+	nonzero := onStack[:]
+	if words := (size/abi.PageSize + 63) / 64; words > uint64(len(onStack)) {
+		nonzero = make([]uint64, words)
+	}
+	isNonzero := func(pg uint64) bool { return nonzero[pg/64]&(1<<(pg%64)) != 0 }
 	for _, s := range segs {
 		at, left, off := s.vaddr-lo, s.prog.Filesz, s.prog.Off
 		for left > 0 {
@@ -368,8 +376,8 @@ func fileReads(reads []Read, fh io.ReaderAt, lo, size uint64, segs []loadSeg, de
 			for b := uint64(0); b < n; {
 				pg := (at + b) / abi.PageSize
 				end := min(n, (pg+1)*abi.PageSize-at)
-				if !nonzero[pg] && !bytes.Equal(buf[b:end], zeroPage[:end-b]) {
-					nonzero[pg] = true
+				if !isNonzero(pg) && !bytes.Equal(buf[b:end], zeroPage[:end-b]) {
+					nonzero[pg/64] |= 1 << (pg % 64)
 				}
 				b = end
 			}
@@ -382,7 +390,7 @@ func fileReads(reads []Read, fh io.ReaderAt, lo, size uint64, segs []loadSeg, de
 		for at < end {
 			pg := at / abi.PageSize
 			next := min(end, (pg+1)*abi.PageSize)
-			if nonzero[pg] {
+			if isNonzero(pg) {
 				fileOff := s.prog.Off + (at - (s.vaddr - lo))
 				if k := len(reads); k > first && reads[k-1].Addr+reads[k-1].Len == lo+at && reads[k-1].FileOff+reads[k-1].Len == fileOff {
 					reads[k-1].Len += next - at
