@@ -17,9 +17,9 @@ import (
 
 // Parts of a Linux-boot layout.
 const (
-	PartZeroPage = "zero page"
-	PartCmdline  = "cmdline"
-	PartRAM      = "ram" // the e820 RAM the guest allocates from
+	PartZeroPage = "zero page" // boot_params, and the command line when it fits
+	PartCmdline  = "cmdline"   // a command line too long for the info page
+	PartRAM      = "ram"       // the e820 RAM the guest allocates from
 	// PartVGA is the legacy VGA hole: Unikraft's VGA console writes text
 	// to 0xb8000. Private, touched only if written.
 	PartVGA = "vga"
@@ -46,8 +46,9 @@ const (
 )
 
 // Guest-physical layout of a Linux-boot instance, in its per-instance
-// area (abi.LegacyPrivateBase): the zero page, the command line, then the RAM
-// on a 2 MiB boundary.
+// area (abi.LegacyPrivateBase): the zero page (with the command line in
+// its tail, or the command line's own pages after it when too long),
+// then the RAM on a 2 MiB boundary.
 const (
 	vgaStart = 0xa0000
 	vgaEnd   = 0xc0000
@@ -89,26 +90,46 @@ func ZeroPage(cmdAddr uint64, cmdline string, e820 []E820) ([]byte, error) {
 }
 
 // addLinuxBootMemory lays out a Linux-boot instance's own memory: the
-// zero page, the command line, the RAM (the one e820 RAM entry; the
-// image's own memory is described by the image, e.g. Unikraft's
-// .uk_bootinfo) and the VGA hole.
+// zero page with the command line in its tail, the RAM (the one e820 RAM
+// entry; the image's own memory is described by the image, e.g.
+// Unikraft's .uk_bootinfo) and the VGA hole.
 func (lay *Layout) addLinuxBootMemory(opt Options) error {
-	return lay.addFirmwareMemory(opt, BootLinux64, PartZeroPage, func(_, cmdAddr uint64, ram []E820) ([]byte, error) {
+	return lay.addFirmwareMemory(opt, BootLinux64, PartZeroPage, bpCmdlineOff, func(_, cmdAddr uint64, ram []E820) ([]byte, error) {
 		return ZeroPage(cmdAddr, opt.Cmdline, ram)
 	})
 }
+
+// bpCmdlineOff is where the command line goes in the zero page when it
+// fits: right after e820_table (0x2d0 + 128 entries of 20 bytes). What
+// boot_params has there (Linux's bootparam.h: _pad8[48], eddbuf[6] at
+// 0xd00, _pad9) a kernel uses only as far as eddbuf_entries says, 0 here;
+// Unikraft's lxboot.h declares it padding (_pad8[4096 - 3280]) and
+// lxboot.c reads nothing of it. 816 bytes: a command line of up to 815
+// and its NUL.
+const bpCmdlineOff = bpE820Table + e820MaxEntries*e820EntrySize
 
 // addFirmwareMemory lays out the own memory of an instance that boots by
 // a firmware-style protocol (Linux, multiboot): the protocol's info page
 // (made by info from its address, the command line's and the RAM), the
 // command line, the RAM on a 2 MiB boundary, the VGA hole. BootInfo is
 // the info page's address.
-func (lay *Layout) addFirmwareMemory(opt Options, boot, infoPart string, info func(infoAddr, cmdAddr uint64, ram []E820) ([]byte, error)) error {
+//
+// The command line goes into the info page at cmdOff (a part of it the
+// protocol's info leaves unused) when it fits with its NUL, so the guest
+// writes one private page for both, not two: the info page's Part stays
+// infoPart. A longer one gets pages of its own (Part PartCmdline) right
+// after the info page, as before. Either way the RAM starts at the same
+// 2 MiB boundary (for any command line under 2 MiB less a page), so the
+// memory map is the same.
+func (lay *Layout) addFirmwareMemory(opt Options, boot, infoPart string, cmdOff uint64, info func(infoAddr, cmdAddr uint64, ram []E820) ([]byte, error)) error {
 	mem := max(opt.MemSize, LinuxMinMem)
 	infoAddr := uint64(abi.LegacyPrivateBase)
-	cmdAddr := infoAddr + abi.PageSize
-	cmdSize := pageUp(uint64(len(opt.Cmdline)) + 1)
-	ramAddr := (cmdAddr + cmdSize + ramAlign - 1) &^ (ramAlign - 1)
+	cmdAddr, cmdSize := infoAddr+cmdOff, uint64(0) // cmdSize: pages of its own
+	if uint64(len(opt.Cmdline))+1 > abi.PageSize-cmdOff {
+		cmdAddr = infoAddr + abi.PageSize
+		cmdSize = pageUp(uint64(len(opt.Cmdline)) + 1)
+	}
+	ramAddr := (infoAddr + abi.PageSize + cmdSize + ramAlign - 1) &^ (ramAlign - 1)
 	ramSize := pageDown(mem)
 	if ramAddr+ramSize > abi.MapBase {
 		return fmt.Errorf("memory size %d MiB: the RAM would run into the library map at %#x", mem>>20, uint64(abi.MapBase))
@@ -121,10 +142,17 @@ func (lay *Layout) addFirmwareMemory(opt Options, boot, infoPart string, info fu
 	lay.BootInfo = infoAddr
 	lay.Mappings = append(lay.Mappings,
 		Mapping{Addr: vgaStart, Size: vgaEnd - vgaStart, Prot: ProtRead | ProtWrite, Part: PartVGA},
-		Mapping{Addr: infoAddr, Size: abi.PageSize, Prot: ProtRead | ProtWrite, Data: page, Part: infoPart},
-		Mapping{Addr: cmdAddr, Size: cmdSize, Prot: ProtRead | ProtWrite, Data: append([]byte(opt.Cmdline), 0), Part: PartCmdline},
-		Mapping{Addr: ramAddr, Size: ramSize, Prot: ProtRead | ProtWrite, Part: PartRAM},
-	)
+		Mapping{Addr: infoAddr, Size: abi.PageSize, Prot: ProtRead | ProtWrite, Data: page, Part: infoPart})
+	if cmdSize == 0 {
+		if len(page) != abi.PageSize || !allZero(page[cmdOff:]) {
+			return fmt.Errorf("%s: the info page does not leave [%#x,%#x) to the command line", boot, cmdOff, abi.PageSize)
+		}
+		copy(page[cmdOff:], opt.Cmdline) // the NUL after it: the page's zeros
+	} else {
+		lay.Mappings = append(lay.Mappings,
+			Mapping{Addr: cmdAddr, Size: cmdSize, Prot: ProtRead | ProtWrite, Data: append([]byte(opt.Cmdline), 0), Part: PartCmdline})
+	}
+	lay.Mappings = append(lay.Mappings, Mapping{Addr: ramAddr, Size: ramSize, Prot: ProtRead | ProtWrite, Part: PartRAM})
 	return nil
 }
 
@@ -147,4 +175,14 @@ func (p *Prepared) Boot() string {
 		return ""
 	}
 	return p.cfg.Boot
+}
+
+// allZero tells whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

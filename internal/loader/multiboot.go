@@ -45,10 +45,11 @@ const (
 	mbiMmapLength = 44
 	mbiMmapAddr   = 48
 	mbiLoaderName = 64
-	// Where the memory map and the boot loader's name go in the info
-	// page.
+	// Where the memory map, the boot loader's name and (when it fits:
+	// up to 2031 bytes) the command line go in the info page.
 	mbiMmapOff       = 0x100
 	mbiLoaderNameOff = 0x800
+	mbiCmdlineOff    = 0x810
 	mbMmapEntrySize  = 24 // u32 size (= 20, not counting itself), u64 addr, u64 len, u32 type
 
 	// MultibootLoaderName is what the info says loaded the kernel.
@@ -108,7 +109,10 @@ func isMultibootImage(f *elf.File, r io.ReaderAt) (bool, error) {
 
 // MultibootInfo encodes the multiboot information for a kernel with this
 // command line (at cmdAddr) and memory map, to be placed at infoAddr (one
-// page: the info, the map at +0x100, the loader's name at +0x800).
+// page: the info, the map at +0x100, the loader's name at +0x800; the
+// layout puts the command line at +0x810 when it fits). Unikraft's
+// multiboot.c reads the info's fields, the map, the name and the command
+// line by their pointers only.
 // mem_lower and mem_upper say 0: the guest has no conventional memory
 // below 640 KiB and no RAM contiguous from 1 MiB other than its own
 // image; the map is what describes its memory.
@@ -141,7 +145,8 @@ func MultibootInfo(infoAddr, cmdAddr uint64, mmap []E820) ([]byte, error) {
 
 // addMultibootMemory lays out a multiboot instance's own memory as
 // addLinuxBootMemory does, with the multiboot info where the zero page
-// would be. BootInfo is the info's address, for %ebx.
+// would be (the command line in its page from +0x810 when it fits).
+// BootInfo is the info's address, for %ebx.
 func (lay *Layout) addMultibootMemory(opt Options) error {
-	return lay.addFirmwareMemory(opt, BootMultiboot, PartMultibootInfo, MultibootInfo)
+	return lay.addFirmwareMemory(opt, BootMultiboot, PartMultibootInfo, mbiCmdlineOff, MultibootInfo)
 }

@@ -85,6 +85,9 @@ func TestAMultibootKernelIsLoadedAtItsAddressesWithTheInfoItsEntryReads(t *testi
 	if got, want := string(cmd[:bytes.IndexByte(cmd, 0)]), img+" a b"; got != want {
 		t.Errorf("command line %q, want %q", got, want)
 	}
+	if at := uint64(le.Uint32(mbi[16:])); at != lay.BootInfo+mbiCmdlineOff || lay.Find(at).Part != PartMultibootInfo {
+		t.Errorf("command line at %#x (%s), want in the info page at +%#x", at, lay.Find(at).Part, mbiCmdlineOff)
+	}
 	name := read(uint64(le.Uint32(mbi[64:])), 16)
 	if !bytes.HasPrefix(name, []byte(MultibootLoaderName+"\x00")) {
 		t.Errorf("boot loader name %q", name)
@@ -97,6 +100,48 @@ func TestAMultibootKernelIsLoadedAtItsAddressesWithTheInfoItsEntryReads(t *testi
 	ram := lay.Find(le.Uint64(e[4:]))
 	if le.Uint32(e[0:]) != 20 || le.Uint32(e[20:]) != 1 || ram == nil || ram.Part != PartRAM || ram.Size != le.Uint64(e[12:]) {
 		t.Errorf("memory map entry %x does not describe the RAM mapping %+v", e, ram)
+	}
+}
+
+// TestAMultibootCommandLineLiesInTheInfoPageWhenItFits: up to 2031
+// bytes go into the information page after the boot loader's name, one
+// page for both; a longer one gets pages of its own after it. The memory
+// map is the same either way.
+func TestAMultibootCommandLineLiesInTheInfoPageWhenItFits(t *testing.T) {
+	le := binary.LittleEndian
+	for _, c := range []struct {
+		cmdline string
+		parts   []string
+		cmdAddr uint64
+	}{
+		{"/tmp/hello-qemu.elf a b", []string{"vga:32", "multiboot info:1", "ram:4096"}, 0x2000_0810},
+		{strings.Repeat("x", 2031), []string{"vga:32", "multiboot info:1", "ram:4096"}, 0x2000_0810},
+		{strings.Repeat("y", 2032), []string{"vga:32", "multiboot info:1", "cmdline:1", "ram:4096"}, 0x2000_1000},
+		{strings.Repeat("z", 4096), []string{"vga:32", "multiboot info:1", "cmdline:2", "ram:4096"}, 0x2000_1000},
+	} {
+		lay := &Layout{}
+		if err := lay.addMultibootMemory(Options{Cmdline: c.cmdline}); err != nil {
+			t.Fatalf("%d bytes: %v", len(c.cmdline), err)
+		}
+		if got := firmwareParts(lay); strings.Join(got, " ") != strings.Join(c.parts, " ") {
+			t.Errorf("%d bytes: parts %q, want %q", len(c.cmdline), got, c.parts)
+		}
+		mbi := layoutBytes(t, lay, lay.BootInfo, abi.PageSize)
+		ptr := uint64(le.Uint32(mbi[mbiCmdline:]))
+		if ptr != c.cmdAddr {
+			t.Errorf("%d bytes: command line at %#x, want %#x", len(c.cmdline), ptr, c.cmdAddr)
+		}
+		if got := layoutBytes(t, lay, ptr, uint64(len(c.cmdline))+1); string(got) != c.cmdline+"\x00" {
+			t.Errorf("%d bytes: the guest reads %.40q... at the pointer", len(c.cmdline), got)
+		}
+		name := layoutBytes(t, lay, uint64(le.Uint32(mbi[mbiLoaderName:])), 8)
+		if string(name) != MultibootLoaderName+"\x00" {
+			t.Errorf("%d bytes: boot loader name %q", len(c.cmdline), name)
+		}
+		mmap := layoutBytes(t, lay, uint64(le.Uint32(mbi[mbiMmapAddr:])), mbMmapEntrySize)
+		if le.Uint32(mbi[mbiMmapLength:]) != mbMmapEntrySize || le.Uint64(mmap[4:]) != 0x2020_0000 || le.Uint64(mmap[12:]) != LinuxMinMem || le.Uint32(mmap[20:]) != 1 {
+			t.Errorf("%d bytes: memory map %x, want the RAM at 0x2020_0000", len(c.cmdline), mmap)
+		}
 	}
 }
 
