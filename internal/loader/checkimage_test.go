@@ -213,6 +213,31 @@ func TestHeaderStoreTakesPTLoadListsFromChunksOfOneSize(t *testing.T) {
 	if size := int(unsafe.Sizeof(elf.ProgHeader{})); size*headerChunk > 4096 || size*(headerChunk+1) <= 4096 {
 		t.Fatalf("a chunk of %d PT_LOADs of %d bytes is not the 4,096-byte class", headerChunk, size)
 	}
+	// The reads kept: copies at their length, from chunks.
+	runs := make([][]Read, images)
+	src := make([]Read, 30)
+	allocs = testing.AllocsPerRun(1, func() {
+		s = HeaderStore{}
+		for i := range runs {
+			for k := range n(i) {
+				src[k] = Read{Addr: uint64(i), FileOff: uint64(k)}
+			}
+			runs[i] = s.keepRuns(src[:n(i)])
+		}
+	})
+	if max := float64(total/runsChunk + images/4); allocs > max {
+		t.Errorf("%d lists of %d reads in all: %v allocations, want at most %v", images, total, allocs, max)
+	}
+	for i, l := range runs {
+		if len(l) != n(i) || cap(l) != n(i) {
+			t.Fatalf("reads %d: len %d cap %d, want %d", i, len(l), cap(l), n(i))
+		}
+		for k, r := range l {
+			if r.Addr != uint64(i) || r.FileOff != uint64(k) {
+				t.Fatalf("reads %d entry %d is %+v", i, k, r)
+			}
+		}
+	}
 }
 
 // Which pages of a mapping are all zero is kept on the stack for any

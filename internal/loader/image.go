@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -50,6 +51,7 @@ type imageHeaders struct {
 	// these headers refuses a file that changed since.
 	size    int64
 	modTime int64
+	store   *HeaderStore // where progs came from, and its reads go (nil: slices of their own)
 }
 
 // imageRead is what readPlainImage reads of an image besides its headers.
@@ -115,7 +117,7 @@ func readImageHeaders(path string, fh *os.File, store *HeaderStore) (*imageHeade
 			n++
 		}
 	}
-	h.progs = store.take(n)
+	h.progs, h.store = store.take(n), store
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_TLS {
 			h.tls = p.ProgHeader
@@ -140,33 +142,62 @@ func readImageHeaders(path string, fh *os.File, store *HeaderStore) (*imageHeade
 }
 
 // HeaderStore hands out the PT_LOAD lists of the images a monitor checks
-// (CheckImage) and keeps until their first instances from shared chunks
-// of a fixed size, instead of a slice per image sized by its PT_LOAD
-// count: kept across the collections of a fleet's start, those fell in
-// size classes the monitor used for nothing else (an aligned image has
-// ~27 PT_LOADs, 1.7 KB, a DCE image 4, in the classes every process
+// (CheckImage) and keeps until their first instances, and their reads
+// (PrepareReadsFrom, kept until their instances are built), from shared
+// chunks of a fixed size, instead of a slice per image sized by its
+// PT_LOAD or read count: kept across the collections of a fleet's start,
+// those fell in size classes the monitor used for nothing else (an
+// aligned image has ~27 PT_LOADs, 1.7 KB, and up to 32 reads, grown
+// through 768 bytes; a DCE image 4 of each, in the classes every process
 // uses), and the Go runtime keeps span-set metadata for every size class
-// a process ever used: 4 span sets of the 2,048-byte class were the
-// aligned-ksm monitor's only (Session 16). A chunk goes when every image
-// given a part of it has gone. Not safe for concurrent use.
+// a process ever used: 4 span sets of the 2,048-byte class and 2 of the
+// 768-byte one were the aligned-ksm monitor's only (Session 16). A chunk
+// goes when every image given a part of it has gone. Safe for concurrent
+// use.
 type HeaderStore struct {
-	chunk []elf.ProgHeader // what is left of the current chunk
+	mu    sync.Mutex
+	progs []elf.ProgHeader // what is left of the current chunks
+	runs  []Read
 }
 
-// headerChunk is how many PT_LOADs a HeaderStore chunk holds: at most
-// 4,096 bytes, the 4,096-byte size class.
-const headerChunk = 4096 / int(unsafe.Sizeof(elf.ProgHeader{}))
+// The chunks: at most 4,096 bytes, the 4,096-byte size class.
+var (
+	headerChunk = 4096 / int(unsafe.Sizeof(elf.ProgHeader{}))
+	runsChunk   = 4096 / int(unsafe.Sizeof(Read{}))
+)
 
 // take is a slice of length 0 and capacity n.
 func (s *HeaderStore) take(n int) []elf.ProgHeader {
-	if s == nil || n > headerChunk {
+	if s == nil {
 		return make([]elf.ProgHeader, 0, n)
 	}
-	if len(s.chunk) < n {
-		s.chunk = make([]elf.ProgHeader, headerChunk)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return chunkOf(&s.progs, n, headerChunk)
+}
+
+// keepRuns is a copy of runs, in a chunk.
+func (s *HeaderStore) keepRuns(runs []Read) []Read {
+	if s == nil {
+		return slices.Clone(runs)
 	}
-	p := s.chunk[:0:n]
-	s.chunk = s.chunk[n:]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(chunkOf(&s.runs, len(runs), runsChunk), runs...)
+}
+
+// chunkOf is n elements' room (length 0, capacity n) taken from *chunk,
+// or from a new chunk of size elements if it has not that much left (a
+// slice of its own if n is more than size).
+func chunkOf[T any](chunk *[]T, n, size int) []T {
+	if n > size {
+		return make([]T, 0, n)
+	}
+	if len(*chunk) < n {
+		*chunk = make([]T, size)
+	}
+	p := (*chunk)[:0:n]
+	*chunk = (*chunk)[n:]
 	return p
 }
 
@@ -231,22 +262,29 @@ func (h *imageHeaders) image(fh io.ReaderAt, read imageRead) (*plainImage, error
 	if read == imageHeadersOnly && merged <= maxSegsOnStack/2 {
 		// Checked only: the mappings are made on the stack and let go.
 		var checkOnly [maxSegsOnStack / 2]Mapping
-		if _, err := h.layOut(checkOnly[:0], segs, fh, read, nil); err != nil {
+		if _, _, err := h.layOut(checkOnly[:0], segs, fh, read, nil); err != nil {
 			return nil, err
 		}
 		return img, nil
 	}
+	// The reads are listed on the stack (an aligned image has up to ~32,
+	// a DCE one ~4), then kept at their length in the store's chunks.
+	var runsOnStack [64]Read
+	var runs []Read
 	var err error
-	if img.segments, err = h.layOut(make([]Mapping, 0, merged+plainMappingsExtra), segs, fh, read, img.reads); err != nil {
+	if img.segments, runs, err = h.layOut(make([]Mapping, 0, merged+plainMappingsExtra), segs, fh, read, runsOnStack[:0]); err != nil {
 		return nil, err
+	}
+	if read == imageReads {
+		img.reads.Runs = h.store.keepRuns(runs)
 	}
 	return img, nil
 }
 
 // layOut appends to segments the image's mappings, made of segs (sorted
 // by address): what read says of their bytes from fh, in their Data or as
-// reads (imageReads), and checks them.
-func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt, read imageRead, reads *ImageReads) ([]Mapping, error) {
+// reads appended to runs (imageReads), and checks them.
+func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt, read imageRead, runs []Read) ([]Mapping, []Read, error) {
 	path := h.path
 	var buf []byte // imageReads: one buffer for every segment
 	var err error
@@ -264,8 +302,8 @@ func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt
 			if buf == nil {
 				buf = make([]byte, readsBuffer)
 			}
-			if reads.Runs, err = fileReads(reads.Runs, fh, lo, hi-lo, segs[i:j], h.dead, buf); err != nil {
-				return nil, fmt.Errorf("image %s: %w", path, err)
+			if runs, err = fileReads(runs, fh, lo, hi-lo, segs[i:j], h.dead, buf); err != nil {
+				return nil, nil, fmt.Errorf("image %s: %w", path, err)
 			}
 		}
 		if read == imageData {
@@ -285,7 +323,7 @@ func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt
 					if err == io.EOF {
 						err = io.ErrUnexpectedEOF
 					}
-					return nil, fmt.Errorf("image %s: segment at %#x: %w", path, s.vaddr, err)
+					return nil, nil, fmt.Errorf("image %s: segment at %#x: %w", path, s.vaddr, err)
 				}
 			}
 			// Dead pages read as zero: DataRuns leaves them out.
@@ -299,7 +337,7 @@ func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt
 		i = j
 	}
 	if len(segments) == 0 {
-		return nil, fmt.Errorf("image %s: no loadable segments", path)
+		return nil, nil, fmt.Errorf("image %s: no loadable segments", path)
 	}
 	if !h.linux && !h.multiboot {
 		// Consecutive segments of one protection in one 2 MiB may be
@@ -317,11 +355,11 @@ func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt
 	for _, s := range segments {
 		end := s.Addr + s.Size
 		if s.Addr < abi.PageSize*16 || end > abi.MapLimit || (s.Addr < abi.MapBase && end > abi.LegacyPrivateBase) {
-			return nil, fmt.Errorf("image %s: segment [%#x,%#x) overlaps the per-instance area [%#x,%#x) or lies outside [%#x,%#x)",
+			return nil, nil, fmt.Errorf("image %s: segment [%#x,%#x) overlaps the per-instance area [%#x,%#x) or lies outside [%#x,%#x)",
 				path, s.Addr, end, abi.LegacyPrivateBase, abi.MapBase, abi.PageSize*16, abi.MapLimit)
 		}
 	}
-	return segments, nil
+	return segments, runs, nil
 }
 
 // loadSeg is a PT_LOAD segment of a plain image, its pages [lo, hi).
