@@ -2,7 +2,6 @@ package loader
 
 import (
 	"bytes"
-	"cmp"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -246,7 +245,14 @@ func (h *imageHeaders) image(fh io.ReaderAt, read imageRead) (*plainImage, error
 		p := &h.progs[i]
 		segs = append(segs, loadSeg{lo: pageDown(p.Vaddr), hi: pageUp(p.Vaddr + p.Memsz), vaddr: p.Vaddr, prot: protOf(p.Flags), prog: p})
 	}
-	slices.SortFunc(segs, func(a, b loadSeg) int { return cmp.Compare(a.vaddr, b.vaddr) })
+	// By insertion: PT_LOADs come sorted (the ELF spec asks it), and
+	// slices.SortFunc's code for this type was 12 KB of the monitor
+	// binary.
+	for i := 1; i < len(segs); i++ {
+		for j := i; j > 0 && segs[j].vaddr < segs[j-1].vaddr; j-- {
+			segs[j], segs[j-1] = segs[j-1], segs[j]
+		}
+	}
 	// The merged segments, with room for what an instance's layout adds
 	// (planImage takes them as its mappings).
 	merged := 0
