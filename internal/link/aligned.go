@@ -71,6 +71,19 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
+	// The liveness pass (ld once more, with --gc-sections) runs while
+	// the trampoline pass rewrites the image: it reads only the final
+	// link's inputs.
+	pageDCE := l.opt.Platform != PlatformUnikraft && !l.opt.NoPageDCE
+	var gc chan gcResult
+	if pageDCE {
+		gc = make(chan gcResult, 1)
+		args := l.alignedArgs
+		go func() {
+			removed, err := l.gcPass(ctx, args)
+			gc <- gcResult{removed, err}
+		}()
+	}
 	reserved := make([]desc.Tramp, len(cfg.Libraries))
 	for i, lib := range cfg.Libraries {
 		reserved[i] = lib.Tramp
@@ -87,10 +100,14 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
 	var addDead []string
-	if l.opt.Platform != PlatformUnikraft && !l.opt.NoPageDCE {
+	if pageDCE {
 		// (Unikraft's boot code writes its page tables into its
 		// platform's code; its images keep every page.)
-		dead, err := l.deadPages(ctx, out, string(mapText), l.alignedArgs, libs)
+		g := <-gc
+		if g.err != nil {
+			return g.err
+		}
+		dead, err := l.deadPages(out, string(mapText), g.removed, libs)
 		var u untrusted
 		if errors.As(err, &u) {
 			res.Warnings = append(res.Warnings, u.Error())

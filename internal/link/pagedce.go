@@ -47,6 +47,12 @@ func (u untrusted) Error() string { return string(u) }
 // gcRemoved matches ld's --print-gc-sections lines.
 var gcRemoved = regexp.MustCompile(`removing unused section '([^']*)' in file '([^']*)'`)
 
+// gcResult is what gcPass returns.
+type gcResult struct {
+	removed map[[2]string]int
+	err     error
+}
+
 // gcPass links once more with --gc-sections over the final aligned
 // link's arguments and returns the (object, section) pairs ld removes,
 // counted.
@@ -102,13 +108,9 @@ func (l *linker) mergeSections() (map[[2]string]bool, error) {
 
 // deadPages returns the pages of the finished aligned image at out
 // (before its description is added) that hold nothing its unikernel can
-// reach, merged into ranges; mapText is the final link's -Map, args its
-// ld arguments, libs its libraries.
-func (l *linker) deadPages(ctx context.Context, out, mapText string, args []string, libs []*placed) ([]elfimage.PageRange, error) {
-	removed, err := l.gcPass(ctx, args)
-	if err != nil {
-		return nil, err
-	}
+// reach, merged into ranges; mapText is the final link's -Map, removed
+// what gcPass found over its arguments, libs its libraries.
+func (l *linker) deadPages(out, mapText string, removed map[[2]string]int, libs []*placed) ([]elfimage.PageRange, error) {
 	merge, err := l.mergeSections()
 	if err != nil {
 		return nil, err
