@@ -8,7 +8,9 @@
 // slot; the guest's page tables map it writable, so a guest write reaches
 // KVM, which refuses it, and the VM is stopped with a report. Everything
 // else (tramp tables, data, boot info, stack, heap, page tables) is one
-// private slot per VM; init blobs are mapped into it copy-on-write.
+// private slot per VM; init blobs are mapped into it copy-on-write, and so
+// is the system page (GDT, TSS, IDT, exception stubs), the same in every
+// VM: one sealed memfd page for the whole process (sharedSystemFile).
 //
 // One file per concern: layout.go (fixed guest addresses), memory.go
 // (slots and blob mappings), pagetables.go, cpu.go (long-mode state),
@@ -28,8 +30,8 @@ package microvm
 const (
 	// gpaSystem is one page holding the GDT, the 64-bit TSS, the IDT and
 	// the exception stubs, mapped read-only and executable: the CPU only
-	// reads them (descriptors come pre-accessed, TR pre-loaded busy), and a
-	// single page keeps the per-VM cost down.
+	// reads them (descriptors come pre-accessed, TR pre-loaded busy), so
+	// every VM maps the process's one copy (sharedSystemFile).
 	gpaSystem = 0x1000
 	gpaGDT    = gpaSystem
 	gpaTSS    = gpaSystem + 0x80

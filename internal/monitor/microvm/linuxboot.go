@@ -3,7 +3,9 @@ package microvm
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"sort"
+	"sync"
 
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/loader"
@@ -24,7 +26,8 @@ import (
 const (
 	// gpaIdentityPT holds the boot page tables (PML4, PDPT, four PDs):
 	// the first 4 GiB identity-mapped with 2 MiB pages, as the boot
-	// protocol asks for the kernel, the zero page and the command line.
+	// protocol asks for the kernel, the zero page and the command line;
+	// the process's one copy, mapped copy-on-write (identityTablesPiece).
 	gpaIdentityPT = 0x4000
 	// identityLimit is the end of the identity map: a Linux-boot layout
 	// must lie below it.
@@ -118,7 +121,19 @@ func (h *host) buildIdentityMemory(m *machine) error {
 	}
 	once := m.layout.Resume != nil
 	backed := []span{{0, gpaPrivateData}}
+	// The low area: the system page (the process's one copy,
+	// systemPiece), the fault stack, the identity page tables (not for
+	// a multiboot guest) and the entry stack.
+	sysPiece, shared := systemPiece()
 	var pieces []cowPiece
+	if shared {
+		pieces = append(pieces, sysPiece)
+	}
+	tables := m.layout.Boot != loader.BootMultiboot || m.layout.Resume != nil
+	ptPiece, ptShared := identityTablesPiece()
+	if tables && ptShared {
+		pieces = append(pieces, ptPiece)
+	}
 	defer func() { closePieces(pieces) }()
 	file := make([]bool, len(m.layout.Mappings))
 	for i := range m.layout.Mappings {
@@ -168,16 +183,22 @@ func (h *host) buildIdentityMemory(m *machine) error {
 		return err
 	}
 	m.priv = priv
-	writeSystemArea(priv.mem)
-	pt := newPageTables(gpaIdentityPT)
-	if err := pt.Map(0, 0, identityLimit, pteWritable); err != nil {
-		return err
+	if !shared {
+		writeSystemArea(priv.mem)
 	}
-	if gpaIdentityPT+pt.Size() > linuxBootStack-pageSize {
-		return fmt.Errorf("identity page tables of %d bytes do not fit the low area", pt.Size())
+	// A multiboot guest starts with paging off and loads its own page
+	// tables before it turns paging on (multibootEntry: CR3 0): it is
+	// given none, and the six pages stay untouched.
+	if tables {
+		if !ptShared {
+			b, err := identityTables()
+			if err != nil {
+				return err
+			}
+			copy(priv.mem[gpaIdentityPT:], b)
+		}
+		m.cr3 = gpaIdentityPT
 	}
-	pt.Encode(priv.mem[gpaIdentityPT:])
-	m.cr3 = pt.CR3()
 	m.ptBase = uint64(len(priv.mem)) // the tables are in the low area
 
 	for i := range m.layout.Mappings {
@@ -268,4 +289,66 @@ func holesBetween(backed []span, top uint64) []span {
 type memSlot struct {
 	id              uint32
 	gpa, size, host uint64
+}
+
+// identityTables encodes the identity page tables of a Linux-boot guest
+// (PML4, PDPT, four PDs of 2 MiB pages at gpaIdentityPT), with every
+// entry's accessed bit and every leaf's dirty bit set: the CPU's page
+// walker then never writes them.
+func identityTables() ([]byte, error) {
+	pt := newPageTables(gpaIdentityPT)
+	if err := pt.Map(0, 0, identityLimit, pteWritable); err != nil {
+		return nil, err
+	}
+	if gpaIdentityPT+pt.Size() > linuxBootStack-pageSize {
+		return nil, fmt.Errorf("identity page tables of %d bytes do not fit the low area", pt.Size())
+	}
+	b := make([]byte, pt.Size())
+	pt.Encode(b)
+	for i := 0; i < len(b); i += 8 {
+		e := binary.LittleEndian.Uint64(b[i:])
+		if e == 0 {
+			continue
+		}
+		e |= pteAccessed
+		if e&pteHuge != 0 {
+			e |= pteDirty
+		}
+		binary.LittleEndian.PutUint64(b[i:], e)
+	}
+	return b, nil
+}
+
+// The identity tables are the same in every Linux-boot VM: the process
+// holds them once, in a sealed memfd, and each VM maps them copy-on-write
+// at gpaIdentityPT, like the system page; a Linux-boot guest runs on them
+// only until it loads its own (Unikraft: a few instructions). A table
+// page the host writes for the guest makes it the VM's own copy, as
+// before, and changes no other VM's: with A and D preset the walker has
+// nothing to write, but a host may check a walk's table accesses as
+// writes. The emulated host (QEMU 7.2 TCG's nested SVM, scripts/kvmhost)
+// does for a store's walk: 3 (stock Unikraft) or 4 (pooled) of the six
+// pages still become each VM's own there, the rest stay shared. (In a
+// read-only memory slot, such a walk exits as a write to GPA 0x4000:
+// that VM could not run at all.)
+var sharedIdentityTables = sync.OnceValues(func() (*os.File, error) {
+	b, err := identityTables()
+	if err != nil {
+		return nil, err
+	}
+	return sealedFile("unipool-identity-tables", b)
+})
+
+// identityTablesPiece is the copy-on-write piece of the identity tables;
+// ok is false where the VM writes its own copy.
+func identityTablesPiece() (_ cowPiece, ok bool) {
+	f, err := sharedIdentityTables()
+	if err != nil {
+		return cowPiece{}, false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return cowPiece{}, false
+	}
+	return cowPiece{off: gpaIdentityPT, size: uint64(fi.Size()), fd: int(f.Fd())}, true
 }

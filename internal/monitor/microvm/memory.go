@@ -400,3 +400,58 @@ func addSlots(vm *kvm.VM, priv *privateMemory, set *blobSet) error {
 }
 
 func hostAddr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(&b[0]))) }
+
+// The system page (GDT, TSS, IDT, exception stubs at gpaSystem) is the
+// same in every VM: writeSystemArea fills it from constants alone, with
+// every bit the CPU would set already set (descriptors accessed, the TSS
+// descriptor busy as KVM_SET_SREGS loads TR), and the CPU only reads it
+// (IDT gates and the TSS are read; exception frames go to the fault
+// stack, a private page). So the process holds it once, in a sealed
+// memfd, and each VM's private slot maps it copy-on-write at gpaSystem,
+// as it maps init blobs: every VM reads the one page-cache page, a page
+// per VM less. A guest that writes it anyway (its own page tables, or a
+// multiboot guest with paging off) gets its own copy, as before, and
+// changes no other VM's: the file is sealed against writes, so no one,
+// this process included, can change the shared page. Nothing in it
+// depends on an instance, an image or a layout.
+//
+// Not a read-only memory slot: KVM allocates every slot's metadata with
+// vmalloc (Linux 6.1: 12 KiB per slot, whatever its size, measured in the
+// emulated host, docs/results/kvm-session-16-lowarea16), three pages per
+// VM to save one; a copy-on-write piece of the private slot costs KVM
+// nothing (the host kernel: two more VMAs per VM).
+var sharedSystemFile = sync.OnceValues(func() (*os.File, error) {
+	var area [gpaSystem + pageSize]byte
+	writeSystemArea(area[:])
+	return sealedFile("unipool-system-page", area[gpaSystem:])
+})
+
+// sealedFile is a memfd holding data, sealed: nothing can write it, map
+// it writable and shared, or change its size.
+func sealedFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("%s: memfd_create: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: sealing its memfd: %w", name, err)
+	}
+	return f, nil
+}
+
+// systemPiece is the copy-on-write piece of a VM's private slot that
+// holds the system page; ok is false where this kernel has no sealed
+// memfds, and the VM writes its own copy then (writeSystemArea).
+func systemPiece() (_ cowPiece, ok bool) {
+	f, err := sharedSystemFile()
+	if err != nil {
+		return cowPiece{}, false
+	}
+	return cowPiece{off: gpaSystem, size: pageSize, fd: int(f.Fd())}, true
+}

@@ -177,3 +177,48 @@ func TestAHoleInThePrivateSlotIsMappedWithoutAccessBetweenItsPieces(t *testing.T
 		t.Error("a write to the blob's piece reached the file, or the piece does not hold the file")
 	}
 }
+
+// TestEveryVMReadsTheOneSystemPageAndAWriteStaysInItsOwnVM: two VMs'
+// private slots with the system piece both read the memfd's one page
+// (a file page, not one of their own); one VM writing its system page
+// gets its own copy, and neither the other VM nor the file sees it.
+func TestEveryVMReadsTheOneSystemPageAndAWriteStaysInItsOwnVM(t *testing.T) {
+	piece, ok := systemPiece()
+	if !ok {
+		t.Fatal("no shared system page on this kernel")
+	}
+	var vms [2]*privateMemory
+	for i := range vms {
+		priv, err := newPrivateMemory(gpaPrivateData, false, []cowPiece{piece})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer priv.close()
+		vms[i] = priv
+	}
+	want := make([]byte, gpaSystem+pageSize)
+	writeSystemArea(want)
+	for i, vm := range vms {
+		if string(vm.mem[gpaSystem:gpaSystem+pageSize]) != string(want[gpaSystem:]) {
+			t.Fatalf("VM %d does not read the system area at %#x", i, gpaSystem)
+		}
+		if e := pagemap(vm.mem[gpaSystem : gpaSystem+pageSize])[0]; e&pagemapPresent == 0 || e&pagemapFile == 0 {
+			t.Errorf("VM %d: its system page (pagemap %#x) is not the file's page", i, e)
+		}
+		if n := anonPresent(vm.mem[:gpaPrivateData]); n != 0 {
+			t.Errorf("VM %d: %d bytes of its own in the low area, want 0", i, n)
+		}
+	}
+	vms[0].mem[gpaSystem+8] ^= 0xff
+	if anonPresent(vms[0].mem[gpaSystem:gpaSystem+pageSize]) != pageSize {
+		t.Error("the written system page did not become the VM's own")
+	}
+	if vms[1].mem[gpaSystem+8] != want[gpaSystem+8] {
+		t.Error("one VM's write to its system page reached another VM")
+	}
+	f, _ := sharedSystemFile()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 8); err != nil || b[0] != want[gpaSystem+8] {
+		t.Errorf("one VM's write to its system page reached the shared file (%v)", err)
+	}
+}

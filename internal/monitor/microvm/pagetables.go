@@ -9,6 +9,8 @@ import (
 const (
 	ptePresent  = 1 << 0
 	pteWritable = 1 << 1
+	pteAccessed = 1 << 5
+	pteDirty    = 1 << 6 // on a leaf
 	pteHuge     = 1 << 7 // PS: a PDE mapping a 2 MiB page
 	pteNX       = 1 << 63
 	pteAddrMask = 0x000f_ffff_ffff_f000

@@ -257,7 +257,12 @@ func (h *host) buildMemory(m *machine) error {
 	// The copy-on-write ranges (init blobs, snapshot pages) are mapped
 	// with the slot, in one pass that replaces no mapping (see
 	// newPrivateMemory); the rest is copied.
+	// The system page: the process's one copy (systemPiece).
+	sysPiece, shared := systemPiece()
 	var pieces []cowPiece
+	if shared {
+		pieces = append(pieces, sysPiece)
+	}
 	cow := make([]bool, len(m.placed))
 	for i, p := range m.placed {
 		mp := &m.layout.Mappings[i]
@@ -279,7 +284,9 @@ func (h *host) buildMemory(m *machine) error {
 		return err
 	}
 	m.priv = priv
-	writeSystemArea(priv.mem)
+	if !shared {
+		writeSystemArea(priv.mem)
+	}
 	pt.Encode(priv.mem[pt.base:])
 	for i, p := range m.placed {
 		mp := &m.layout.Mappings[i]
