@@ -124,10 +124,6 @@ func (l *linker) deadPages(out, mapText string, removed map[[2]string]int, libs 
 	for _, s := range secs {
 		seen[[2]string{s.file, s.name}]++
 	}
-	im, err := elfimage.Open(out)
-	if err != nil {
-		return nil, err
-	}
 	// Pages with a byte of a live input section.
 	live := map[uint64]bool{}
 	mark := func(addr, size uint64) {
@@ -146,10 +142,22 @@ func (l *linker) deadPages(out, mapText string, removed map[[2]string]int, libs 
 	for _, f := range l.fills {
 		plain[f.section] = true
 	}
+	im, err := elfimage.Open(out)
+	if err != nil {
+		return nil, err
+	}
+	// The output sections a load puts in memory (not .comment and the
+	// other non-allocated ones, nor those the link removed).
+	loaded := map[string]bool{}
+	for _, s := range im.ELF().Sections {
+		if s.Flags&elf.SHF_ALLOC != 0 {
+			loaded[s.Name] = true
+		}
+	}
 	for _, s := range secs {
 		k := [2]string{s.file, s.name}
 		if staged[s.file] && seen[k] == 1 && removed[k] == 1 && !merge[k] {
-			if !plain[s.output] && s.output != ".tdata" && s.output != ".tbss" {
+			if loaded[s.output] && !plain[s.output] && s.output != ".tdata" && s.output != ".tbss" {
 				// A section ld removes that the image keeps
 				// elsewhere than a library's code or data (a
 				// table read by means --gc-sections does not

@@ -21,6 +21,14 @@ __asm__(".section .text.dead_big,\"ax\",@progbits\n.globl dead_big\ndead_big:\n.
 int live_get(int i) { return live_table[i % sizeof live_table]; }
 `
 
+// srcUnused is a library nothing calls, with a non-allocated section of
+// its own: ld's liveness pass removes that too, which must not cost the
+// image its list (nothing of it is loaded).
+const srcUnused = `
+int unused_fn(int i) { return i * 3; }
+__asm__(".section .ukinfo,\"\",@progbits\n.asciz \"unused library info\"\n");
+`
+
 const srcDeadApp = `
 extern int puts(const char *);
 extern int live_get(int);
@@ -37,13 +45,17 @@ func TestAlignedImageListsThePagesNothingReaches(t *testing.T) {
 	dir := t.TempDir()
 	g := buildGuest(t, dir)
 	dead := buildLib(t, dir, "ukdead", srcDead)
+	unused := buildLib(t, dir, "ukunused", srcUnused)
 	app := buildLib(t, dir, "appdce", srcDeadApp)
-	objs, err := ObjectsFromPaths([]string{g.plat, g.boot, g.libc, g.alloc, dead, app}, nil, nil, "")
+	objs, err := ObjectsFromPaths([]string{g.plat, g.boot, g.libc, g.alloc, dead, unused, app}, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "image")
-	mustLink(t, Options{Layout: LayoutAligned, Objects: objs, Output: out, MapPath: filepath.Join(dir, "map.json")})
+	res := mustLink(t, Options{Layout: LayoutAligned, Objects: objs, Output: out, MapPath: filepath.Join(dir, "map.json")})
+	for _, w := range res.Warnings {
+		t.Errorf("link warning: %s", w)
+	}
 	im, err := elfimage.Open(out)
 	if err != nil {
 		t.Fatal(err)
