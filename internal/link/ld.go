@@ -27,13 +27,8 @@ func (l *linker) realNames(msg string) string {
 // ld runs the linker in the work directory. A failure returns ld's
 // messages with real object names; success returns its warnings.
 func (l *linker) ld(ctx context.Context, args []string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, l.opt.LD, args...)
-	cmd.Dir = l.work
-	cmd.Env = append(cmd.Environ(), "LC_ALL=C")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	msg := strings.TrimSpace(l.realNames(out.String()))
+	out, err := l.runLD(ctx, args)
+	msg := strings.TrimSpace(l.realNames(out))
 	if err != nil {
 		if msg == "" {
 			msg = err.Error()
@@ -50,6 +45,18 @@ func (l *linker) ld(ctx context.Context, args []string) ([]string, error) {
 		}
 	}
 	return warns, nil
+}
+
+// runLD runs the linker in the work directory, in the C locale, and
+// returns what it printed (stdout and stderr, object names as staged).
+func (l *linker) runLD(ctx context.Context, args []string) (string, error) {
+	cmd := exec.CommandContext(ctx, l.opt.LD, args...)
+	cmd.Dir = l.work
+	cmd.Env = append(cmd.Environ(), "LC_ALL=C")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
 }
 
 // objcopy edits file in place.

@@ -1,12 +1,10 @@
 package link
 
 import (
-	"bytes"
 	"context"
 	"debug/elf"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -69,18 +67,13 @@ func (l *linker) gcPass(ctx context.Context, args []string) (map[[2]string]int, 
 		}
 		gcArgs = append(gcArgs, args[i])
 	}
-	cmd := exec.CommandContext(ctx, l.opt.LD, gcArgs...)
-	cmd.Dir = l.work
-	cmd.Env = append(cmd.Environ(), "LC_ALL=C")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	out, err := l.runLD(ctx, gcArgs)
 	os.Remove(filepath.Join(l.work, "image.gc"))
 	if err != nil {
-		return nil, fmt.Errorf("link %s: the liveness pass (ld --gc-sections) failed: %v\n%s", l.opt.Output, err, strings.TrimSpace(l.realNames(out.String())))
+		return nil, fmt.Errorf("link %s: the liveness pass (ld --gc-sections) failed: %v\n%s", l.opt.Output, err, strings.TrimSpace(l.realNames(out)))
 	}
 	removed := map[[2]string]int{}
-	for _, m := range gcRemoved.FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range gcRemoved.FindAllStringSubmatch(out, -1) {
 		removed[[2]string{m[2], m[1]}]++
 	}
 	return removed, nil
