@@ -9,6 +9,7 @@ import (
 
 	"github.com/unipool/unipool/internal/kvm"
 	"github.com/unipool/unipool/internal/loader"
+	"github.com/unipool/unipool/internal/monitor"
 )
 
 // A Linux-boot VM (loader.BootLinux64: Unikraft's kvm platform as
@@ -336,7 +337,7 @@ var sharedIdentityTables = sync.OnceValues(func() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sealedFile("unipool-identity-tables", b)
+	return monitor.SealedFile("unipool-identity-tables", b)
 })
 
 // identityTablesPiece is the copy-on-write piece of the identity tables;

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/kvm"
+	"github.com/unipool/unipool/internal/monitor"
 )
 
 // blobSet is the pool blobs of one unikernel, mapped into this process
@@ -423,27 +424,8 @@ func hostAddr(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(&b[0]))) }
 var sharedSystemFile = sync.OnceValues(func() (*os.File, error) {
 	var area [gpaSystem + pageSize]byte
 	writeSystemArea(area[:])
-	return sealedFile("unipool-system-page", area[gpaSystem:])
+	return monitor.SealedFile("unipool-system-page", area[gpaSystem:])
 })
-
-// sealedFile is a memfd holding data, sealed: nothing can write it, map
-// it writable and shared, or change its size.
-func sealedFile(name string, data []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("%s: memfd_create: %w", name, err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: sealing its memfd: %w", name, err)
-	}
-	return f, nil
-}
 
 // systemPiece is the copy-on-write piece of a VM's private slot that
 // holds the system page; ok is false where this kernel has no sealed

@@ -7,7 +7,7 @@ import (
 	"os"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/unipool/unipool/internal/monitor"
 )
 
 // Every instance starts as the stub: a static executable whose whole image
@@ -115,21 +115,9 @@ var (
 // /proc/PID/fd links).
 func stubExecutable() (uintptr, error) {
 	stubOnce.Do(func() {
-		fd, err := unix.MemfdCreate("unipool-stub", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		f, err := monitor.SealedFile("unipool-stub", stubELF())
 		if err != nil {
-			stubErr = fmt.Errorf("process monitor: memfd for the stub: %w", err)
-			return
-		}
-		f := os.NewFile(uintptr(fd), "unipool-stub")
-		if _, err := f.Write(stubELF()); err != nil {
-			f.Close()
-			stubErr = fmt.Errorf("process monitor: write the stub: %w", err)
-			return
-		}
-		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-			f.Close()
-			stubErr = fmt.Errorf("process monitor: seal the stub: %w", err)
+			stubErr = fmt.Errorf("process monitor: the stub: %w", err)
 			return
 		}
 		// f stays open for the life of the process: its fd is the stub.
