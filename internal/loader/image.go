@@ -258,14 +258,8 @@ func (h *imageHeaders) image(fh io.ReaderAt, read imageRead) (*plainImage, error
 	// The merged segments, with room for what an instance's layout adds
 	// (planImage takes them as its mappings).
 	merged := 0
-	for i := 0; i < len(segs); {
-		j, hi := i+1, segs[i].hi
-		for j < len(segs) && segs[j].lo < hi {
-			hi = max(hi, segs[j].hi)
-			j++
-		}
+	for i := 0; i < len(segs); i, _, _ = pageGroup(segs, i) {
 		merged++
-		i = j
 	}
 	if read == imageHeadersOnly && merged <= maxSegsOnStack/2 {
 		// Checked only: the mappings are made on the stack and let go.
@@ -289,6 +283,18 @@ func (h *imageHeaders) image(fh io.ReaderAt, read imageRead) (*plainImage, error
 	return img, nil
 }
 
+// pageGroup is the run segs[i:j] of segments (sorted by address) that
+// share pages with the one before, from segs[i]: one mapping, up to hi,
+// with the union of their protections.
+func pageGroup(segs []loadSeg, i int) (j int, hi uint64, prot int) {
+	j, hi, prot = i+1, segs[i].hi, segs[i].prot
+	for j < len(segs) && segs[j].lo < hi {
+		hi, prot = max(hi, segs[j].hi), prot|segs[j].prot
+		j++
+	}
+	return j, hi, prot
+}
+
 // layOut appends to segments the image's mappings, made of segs (sorted
 // by address): what read says of their bytes from fh, in their Data or as
 // reads appended to runs (imageReads), and checks them.
@@ -299,11 +305,7 @@ func (h *imageHeaders) layOut(segments []Mapping, segs []loadSeg, fh io.ReaderAt
 	// Segments that share a page become one mapping with the union of
 	// their protections; each segment's bytes land at their exact address.
 	for i := 0; i < len(segs); {
-		j, hi, prot := i+1, segs[i].hi, segs[i].prot
-		for j < len(segs) && segs[j].lo < hi {
-			hi, prot = max(hi, segs[j].hi), prot|segs[j].prot
-			j++
-		}
+		j, hi, prot := pageGroup(segs, i)
 		lo := segs[i].lo
 		var data []byte
 		if read == imageReads {
