@@ -130,7 +130,15 @@ func (l *linker) linkAligned(ctx context.Context, m *libmap.Map, res *Result) er
 	if err := os.WriteFile(secFile, js, 0o644); err != nil {
 		return fmt.Errorf("link: %w", err)
 	}
-	if err := l.objcopy(ctx, out, append([]string{"--add-section", desc.SectionName + "=" + secFile, "--set-section-flags", desc.SectionName + "=readonly"}, addDead...)...); err != nil {
+	// The relocations ld kept (--emit-relocs) were for the trampoline
+	// pass above; nothing reads them from the finished image, and every
+	// reader of it (a monitor's check, pool add) pays for each section
+	// header it parses.
+	add := append([]string{"--add-section", desc.SectionName + "=" + secFile, "--set-section-flags", desc.SectionName + "=readonly"}, addDead...)
+	if !l.opt.KeepRelocations {
+		add = append(add, dropRelocations)
+	}
+	if err := l.objcopy(ctx, out, add...); err != nil {
 		return err
 	}
 	// After objcopy, which lays segments out again from the sections.

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -86,6 +87,7 @@ int main(void) {
 	for i, layout := range []string{"packed", "dce"} {
 		img := filepath.Join(dir, "crc."+layout)
 		cli(t, bin, false, append([]string{"link", "--layout", layout, "-o", img, "--lib", "zlib=1.2.13:zlib1g-dev"}, objs...)...)
+		carriesNoRelocations(t, img)
 		got := runJSON(t, bin, "--image", img)
 		if got.Error != "" && strings.Contains(got.Error, "ptrace") {
 			t.Skipf("the process monitor cannot run here: %s", got.Error)
@@ -102,6 +104,7 @@ int main(void) {
 	}
 	img := filepath.Join(dir, "crc")
 	cli(t, bin, false, append([]string{"link", "--layout", "aligned", "--pool", pool, "-o", img, "--lib", "zlib=1.2.13:zlib1g-dev"}, objs...)...)
+	carriesNoRelocations(t, img)
 	insp := cli(t, bin, false, "inspect", img)
 	if !strings.Contains(insp, "zlib") || !strings.Contains(insp, "appcrc (app)") {
 		t.Errorf("inspect output:\n%s", insp)
@@ -124,6 +127,23 @@ int main(void) {
 		got := runJSON(t, bin, append([]string{"--pool", pool, "crc"}, extra...)...)
 		if got != want {
 			t.Errorf("aligned image %v: %+v, packed: %+v", extra, got, want)
+		}
+	}
+}
+
+// carriesNoRelocations fails t if the finished image at path still has a
+// relocation section (dropRelocations): nothing reads them after the
+// link, and every section header costs whoever parses the image.
+func carriesNoRelocations(t *testing.T, path string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_RELA || s.Type == elf.SHT_REL {
+			t.Errorf("%s: relocation section %s left in the finished image", path, s.Name)
 		}
 	}
 }

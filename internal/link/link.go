@@ -86,6 +86,11 @@ type Options struct {
 	// dead pages (elfimage.DeadSectionName): a copying load then copies
 	// every page of its libraries.
 	NoPageDCE bool
+	// KeepRelocations keeps in the finished image the relocations ld
+	// kept for the link's own passes (--emit-relocs), for tools and
+	// tests that read them; without it the image drops them
+	// (dropRelocations).
+	KeepRelocations bool
 	// Turn, if set, is this link's place in a batch's Order: an aligned
 	// link takes the map only after the links before it in the batch
 	// are done, so the batch's map and images do not depend on how many
@@ -386,8 +391,15 @@ func (l *linker) linkPacked(ctx context.Context, res *Result) error {
 	if err := l.readTrace(res); err != nil {
 		return err
 	}
+	var drop []string
+	if !l.opt.KeepRelocations {
+		drop = append(drop, dropRelocations)
+	}
 	if l.mode.pie {
-		if err := l.objcopy(ctx, out, "--remove-section=.rela.dyn"); err != nil {
+		drop = append(drop, "--remove-section=.rela.dyn")
+	}
+	if len(drop) > 0 {
+		if err := l.objcopy(ctx, out, drop...); err != nil {
 			return err
 		}
 	}
@@ -396,6 +408,16 @@ func (l *linker) linkPacked(ctx context.Context, res *Result) error {
 	}
 	return publish(out, l.opt.Output)
 }
+
+// dropRelocations is objcopy's flag that removes the relocation sections
+// ld kept (--emit-relocs) from a finished image: the aligned link's
+// trampoline pass reads them from its intermediate image, nothing reads
+// them after the link (a loader, pool add, inspect, link bench), and a
+// reader that parses the section headers (debug/elf in every monitor
+// that checks a plain image) pays for each one. Packed and DCE images
+// drop theirs too, so every layout's image carries the same kinds of
+// sections.
+const dropRelocations = "--remove-relocations=*"
 
 // publish copies the finished image to dst through a temporary file in
 // dst's directory and a rename, so dst is either absent, the old file, or

@@ -34,7 +34,8 @@ func testInsertingUkrand(t *testing.T, tramp Trampoliner) {
 
 	link := func(layout string, withRand bool, out string) *elfimage.Image {
 		t.Helper()
-		opt := Options{Layout: layout, Objects: g.objects(withRand), Output: filepath.Join(dir, out), Tramp: tramp}
+		// (appRelocSites reads the relocations.)
+		opt := Options{Layout: layout, Objects: g.objects(withRand), Output: filepath.Join(dir, out), Tramp: tramp, KeepRelocations: true}
 		if layout == LayoutAligned {
 			opt.MapPath = mapPath
 		}
