@@ -7,7 +7,8 @@
 //   - aligned: every library at its region in the global library map
 //     (internal/libmap), through a generated linker script, so identical
 //     library objects become identical pages at identical addresses in
-//     every image. The image keeps its relocations (--emit-relocs) and
+//     every image. ld keeps the relocations (--emit-relocs) for the
+//     trampoline pass; the finished image drops them (dropRelocations) and
 //     carries its description (desc.Config) in a ".unipool" section.
 //
 // All three use the same link mode (see linkMode), so they differ only by
