@@ -346,7 +346,8 @@ func (l *linker) platformTables() string {
 }
 
 // finishPlatform does what the platform's build does after ld: for
-// Unikraft, fill .uk_bootinfo (mkbootinfo.py).
+// Unikraft, fill .uk_bootinfo (mkbootinfo.py); then preset the accessed
+// and dirty bits of its boot page tables (presetUnikraftBootTables).
 func (l *linker) finishPlatform(out string) error {
 	if l.opt.Platform != PlatformUnikraft {
 		return nil
@@ -354,7 +355,163 @@ func (l *linker) finishPlatform(out string) error {
 	if err := fillUnikraftBootinfo(out); err != nil {
 		return fmt.Errorf("link %s: %w", l.opt.Output, err)
 	}
+	if _, err := presetUnikraftBootTables(out); err != nil {
+		return fmt.Errorf("link %s: %w", l.opt.Output, err)
+	}
 	return nil
+}
+
+// UnikraftBootPML4 is the root of Unikraft's boot page tables on x86-64
+// (plat/kvm/x86/pagetable64.S: the PML4, a PDPT, four PDs of 2 MiB pages
+// and one page table of 4 KiB pages for the first 2 MiB, identity-mapping
+// the first 4 GiB; with CONFIG_PAGING a PDPT of 1 GiB pages for the
+// direct map). lxboot.S loads it into CR3 at once, and Unikraft runs on
+// these tables for its whole life unless its paging API builds its own.
+const UnikraftBootPML4 = "x86_bpt_pml4"
+
+// x86-64 page-table entry bits (Intel SDM vol. 3, 4.5: 4-level paging).
+const (
+	ptePresent  = 1 << 0
+	pteAccessed = 1 << 5
+	pteDirty    = 1 << 6 // on a leaf
+	ptePageSize = 1 << 7 // PS: a PDPTE or PDE mapping a 1 GiB or 2 MiB page
+	pteAddrMask = 0x000f_ffff_ffff_f000
+)
+
+// presetUnikraftBootTables sets, in the image's bytes, the bits the
+// CPU's page walker would set in Unikraft's boot page tables: accessed
+// in every present entry reachable from UnikraftBootPML4, dirty in every
+// leaf. Unikraft writes them PRESENT|RW only, and they lie in its
+// platform library's code, which an aligned image's pool blob holds: a
+// walker that sets a bit writes the table page, and each VM that maps
+// the blob copy-on-write gets its own copy of every table page it walks
+// through. Preset, the walker has nothing to write, and a host whose
+// nested paging reads guest page tables as reads leaves them the blob's
+// pages. (A host that treats every guest page-table access as a write
+// copies the pages it walks anyway: AMD's nested paging and Intel's EPT
+// with accessed/dirty bits do, as KVM's own walker models them
+// (paging_tmpl.h), and so does the emulated host, QEMU's TCG with
+// nested SVM. There the copies now hold the blob's bytes.) Unikraft
+// itself reads neither bit. An image without the symbol is left alone;
+// tables outside the image's file bytes (built at run time) are skipped.
+// It returns the file offsets of the entries it changed.
+func presetUnikraftBootTables(file string) ([]int64, error) {
+	f, err := elf.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	root, ok := elfSymbol(f, UnikraftBootPML4)
+	var segs []fileSegment
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Filesz > 0 {
+			segs = append(segs, fileSegment{vaddr: p.Vaddr, off: p.Off, size: p.Filesz})
+		}
+	}
+	f.Close()
+	if !ok {
+		return nil, nil
+	}
+	img, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	changed, err := presetAccessedDirty(img, segs, root)
+	if err != nil || len(changed) == 0 {
+		return nil, err
+	}
+	w, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, off := range changed {
+		if _, err := w.WriteAt(img[off:off+8], off); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return changed, w.Close()
+}
+
+// elfSymbol is the value of the symbol name (local ones too).
+func elfSymbol(f *elf.File, name string) (uint64, bool) {
+	syms, err := f.Symbols()
+	if err != nil {
+		return 0, false
+	}
+	for _, s := range syms {
+		if s.Name == name && s.Section != elf.SHN_UNDEF {
+			return s.Value, true
+		}
+	}
+	return 0, false
+}
+
+// fileSegment is a loaded segment's bytes in the image file.
+type fileSegment struct{ vaddr, off, size uint64 }
+
+// presetAccessedDirty walks the 4-level page tables whose PML4 is at
+// root (an address of the image: tables are identity-mapped, as in
+// Unikraft's boot tables) in img, the image file's bytes laid out by
+// segs, and sets the accessed bit of every present entry and the dirty
+// bit of every leaf (a PT entry, or a PDPTE or PDE with PS), each table
+// once however many entries point to it. A table that is not a whole
+// page of the file's bytes is not walked (the guest builds it at run
+// time). It returns the file offsets of the entries it changed, in the
+// order walked.
+func presetAccessedDirty(img []byte, segs []fileSegment, root uint64) ([]int64, error) {
+	table := func(addr uint64) (int64, bool) {
+		if addr&0xfff != 0 {
+			return 0, false
+		}
+		for _, s := range segs {
+			if addr >= s.vaddr && addr+0x1000 <= s.vaddr+s.size && s.off+(addr-s.vaddr)+0x1000 <= uint64(len(img)) {
+				return int64(s.off + addr - s.vaddr), true
+			}
+		}
+		return 0, false
+	}
+	if _, ok := table(root); !ok {
+		return nil, fmt.Errorf("%s at %#x is not a page of the image's loaded bytes", UnikraftBootPML4, root)
+	}
+	var changed []int64
+	walked := map[uint64]bool{}
+	var walk func(addr uint64, level int) error
+	walk = func(addr uint64, level int) error {
+		off, ok := table(addr)
+		if !ok || walked[addr] {
+			return nil
+		}
+		walked[addr] = true
+		for i := int64(0); i < 512; i++ {
+			at := off + 8*i
+			e := binary.LittleEndian.Uint64(img[at:])
+			if e&ptePresent == 0 {
+				continue
+			}
+			leaf := level == 1 || (level == 2 || level == 3) && e&ptePageSize != 0
+			if level == 4 && e&ptePageSize != 0 {
+				return fmt.Errorf("boot page tables: PML4 entry %d at %#x has PS set (reserved)", i, addr+uint64(8*i))
+			}
+			set := e | pteAccessed
+			if leaf {
+				set |= pteDirty
+			}
+			if set != e {
+				binary.LittleEndian.PutUint64(img[at:], set)
+				changed = append(changed, at)
+			}
+			if !leaf {
+				if err := walk(e&pteAddrMask, level-1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(root, 4); err != nil {
+		return nil, err
+	}
+	return changed, nil
 }
 
 // unikraftSymbols are the symbols unikraftTablesScript and

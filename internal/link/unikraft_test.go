@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,5 +273,203 @@ int app_main(void) { return bump(); }
 		Objects: []Object{{Path: plat, Name: "plat"}, {Path: app, Name: "appx", App: true}}})
 	if res.Config.TLS == nil || res.Config.TLS.MemSize == 0 {
 		t.Fatalf("no TLS in the description: %+v", res.Config.TLS)
+	}
+}
+
+// TestPresetAccessedDirtySetsWhatTheWalkerWouldOnEveryReachableEntry: a
+// crafted set of tables in one segment (PML4, PDPT, PD, PT; a table
+// reached twice, a 1 GiB and a 2 MiB leaf, entries already accessed or
+// dirty, non-present entries with stray bits, a table outside the file):
+// every present entry reached gets A, every leaf D, nothing else changes,
+// a second pass changes nothing.
+func TestPresetAccessedDirtySetsWhatTheWalkerWouldOnEveryReachableEntry(t *testing.T) {
+	const base, pml4, pdpt, pd, pt = 0x40000000, 0x40001000, 0x40002000, 0x40003000, 0x40004000
+	img := make([]byte, 0x200+5*0x1000) // the segment starts 0x200 into the file
+	segs := []fileSegment{{vaddr: base, off: 0x200, size: 5 * 0x1000}}
+	for i := range img[:0x200] {
+		img[i] = 0xee // not the tables: never touched
+	}
+	le := binary.LittleEndian
+	put := func(table uint64, i int, e uint64) { le.PutUint64(img[0x200+table-base+uint64(8*i):], e) }
+	get := func(b []byte, table uint64, i int) uint64 { return le.Uint64(b[0x200+table-base+uint64(8*i):]) }
+	const rw = ptePresent | 2
+	put(pml4, 0, pdpt|rw)
+	put(pml4, 1, pdpt|rw)                    // the same PDPT again
+	put(pml4, 2, 0x7000_0000|rw)             // a table outside the file: not walked
+	put(pml4, 3, 0xdead_0000)                // not present: stray bits stay
+	put(pdpt, 0, pd|rw)                      //
+	put(pdpt, 1, 0x4000_0000|rw|ptePageSize) // 1 GiB leaf
+	put(pdpt, 2, 0x8000_0000|ptePresent|ptePageSize|pteAccessed)
+	put(pd, 0, pt|rw)
+	put(pd, 1, 0x20_0000|rw|ptePageSize) // 2 MiB leaf
+	put(pd, 2, 0x40_0000|rw|ptePageSize|pteAccessed|pteDirty)
+	put(pd, 3, pteDirty) // not present
+	put(pt, 0, 0)
+	put(pt, 1, 0x1000|rw)
+	put(pt, 2, 0x2000|ptePresent|pteAccessed)
+	put(pt, 3, 0x3000|rw|pteAccessed|pteDirty)
+	orig := append([]byte(nil), img...)
+
+	changed, err := presetAccessedDirty(img, segs, pml4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		table uint64
+		i     int
+		want  uint64
+	}{
+		{pml4, 0, pdpt | rw | pteAccessed}, {pml4, 1, pdpt | rw | pteAccessed}, {pml4, 2, 0x7000_0000 | rw | pteAccessed}, {pml4, 3, 0xdead_0000},
+		{pdpt, 0, pd | rw | pteAccessed}, {pdpt, 1, 0x4000_0000 | rw | ptePageSize | pteAccessed | pteDirty},
+		{pdpt, 2, 0x8000_0000 | ptePresent | ptePageSize | pteAccessed | pteDirty},
+		{pd, 0, pt | rw | pteAccessed}, {pd, 1, 0x20_0000 | rw | ptePageSize | pteAccessed | pteDirty},
+		{pd, 2, 0x40_0000 | rw | ptePageSize | pteAccessed | pteDirty}, {pd, 3, pteDirty},
+		{pt, 0, 0}, {pt, 1, 0x1000 | rw | pteAccessed | pteDirty}, {pt, 2, 0x2000 | ptePresent | pteAccessed | pteDirty},
+		{pt, 3, 0x3000 | rw | pteAccessed | pteDirty},
+	} {
+		if got := get(img, c.table, c.i); got != c.want {
+			t.Errorf("table %#x entry %d: %#x, want %#x (was %#x)", c.table, c.i, got, c.want, get(orig, c.table, c.i))
+		}
+	}
+	// The entries that changed and only those: PML4 0-2, PDPT 0-2, PD 0-1,
+	// PT 1-2 (the PDPT once, though reached twice).
+	if len(changed) != 10 {
+		t.Errorf("%d entries changed (%v), want 10", len(changed), changed)
+	}
+	at := map[int64]bool{}
+	for _, off := range changed {
+		at[off] = true
+	}
+	for i := range img {
+		if img[i] != orig[i] && !at[int64(i)&^7] {
+			t.Errorf("byte %#x changed (%#x -> %#x) outside the entries reported", i, orig[i], img[i])
+		}
+	}
+	for off := range at {
+		if e, o := le.Uint64(img[off:]), le.Uint64(orig[off:]); e&^o&^(pteAccessed|pteDirty) != 0 || o&^e != 0 {
+			t.Errorf("entry at file offset %#x: %#x -> %#x: more than A and D changed", off, o, e)
+		}
+	}
+	if again, err := presetAccessedDirty(img, segs, pml4); err != nil || len(again) != 0 {
+		t.Errorf("a second pass changed %v (%v), want nothing", again, err)
+	}
+	// A root outside the file's bytes, and PS in a PML4 entry, are refused.
+	if _, err := presetAccessedDirty(img, segs, 0x7000_0000); err == nil {
+		t.Error("a root outside the image was walked")
+	}
+	put(pml4, 4, pdpt|rw|ptePageSize)
+	if _, err := presetAccessedDirty(img, segs, pml4); err == nil || !strings.Contains(err.Error(), "PS") {
+		t.Errorf("PS in a PML4 entry: %v, want an error", err)
+	}
+}
+
+// bootTables walks the image's boot page tables from UnikraftBootPML4
+// (its value in symbols, an ELF file with the image's symbols) and lists
+// every present entry reached as index path -> entry.
+func bootTables(t *testing.T, path, symbols string) map[string]uint64 {
+	t.Helper()
+	sf, err := elf.Open(symbols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := symbolValue(t, sf, UnikraftBootPML4)
+	sf.Close()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	read := func(addr uint64) []byte {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_LOAD && addr >= p.Vaddr && addr+0x1000 <= p.Vaddr+p.Filesz {
+				b := make([]byte, 0x1000)
+				if _, err := p.ReadAt(b, int64(addr-p.Vaddr)); err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+		}
+		t.Fatalf("%s: table at %#x outside the image's file bytes", path, addr)
+		return nil
+	}
+	out := map[string]uint64{}
+	var walk func(addr uint64, level int, prefix string)
+	walk = func(addr uint64, level int, prefix string) {
+		b := read(addr)
+		for i := 0; i < 512; i++ {
+			e := binary.LittleEndian.Uint64(b[8*i:])
+			if e&ptePresent == 0 {
+				continue
+			}
+			key := fmt.Sprintf("%s/%d", prefix, i)
+			out[key] = e
+			if level > 1 && !(level < 4 && e&ptePageSize != 0) {
+				walk(e&pteAddrMask, level-1, key)
+			}
+		}
+	}
+	walk(root, 4, "")
+	return out
+}
+
+// TestUnikraftBootTablesAreUnikraftsOwnWithAccessedAndDirtyPreset: in
+// every layout, the linked image's boot page tables are those of
+// Unikraft's own image of the same build (the same present entries, the
+// same pages mapped, the same flags) but with A in every entry and D in
+// every leaf; Unikraft's image stays as its build wrote it.
+func TestUnikraftBootTablesAreUnikraftsOwnWithAccessedAndDirtyPreset(t *testing.T) {
+	needToolchain(t)
+	b := unikraft.HelloWorld(t, unikraft.NoRDSEED)
+	stockBytes, err := os.ReadFile(b.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unikraft's image is stripped; its .dbg beside it is the same link
+	// with symbols.
+	stock := bootTables(t, b.Image, b.Image+".dbg")
+	leaves := 0
+	for _, e := range stock {
+		if e&(pteAccessed|pteDirty) != 0 {
+			t.Fatalf("Unikraft's own tables already have A or D set (%#x): nothing to preset", e)
+		}
+		if e&ptePageSize != 0 {
+			leaves++
+		}
+	}
+	if len(stock) < 512 || leaves == 0 {
+		t.Fatalf("Unikraft's own boot tables: %d present entries, %d large leaves", len(stock), leaves)
+	}
+	dir := t.TempDir()
+	for _, layout := range Layouts {
+		t.Run(layout, func(t *testing.T) {
+			out := filepath.Join(dir, layout+".img")
+			mustLink(t, Options{Layout: layout, Objects: unikraftObjects(t, b), Fragments: b.Fragments,
+				Output: out, MapPath: filepath.Join(dir, "map.json")})
+			got := bootTables(t, out, out)
+			if len(got) != len(stock) {
+				t.Fatalf("%d present entries, Unikraft's image %d", len(got), len(stock))
+			}
+			for k, want := range stock {
+				e, ok := got[k]
+				if !ok {
+					t.Fatalf("entry %s: not present; Unikraft's %#x", k, want)
+				}
+				leaf := strings.Count(k, "/") == 4 || e&ptePageSize != 0
+				flags := want&^pteAddrMask | pteAccessed
+				if leaf {
+					flags |= pteDirty
+				}
+				if e&^pteAddrMask != flags || leaf && e&pteAddrMask != want&pteAddrMask {
+					t.Fatalf("entry %s: %#x, Unikraft's %#x: want its page and flags, A (and D on a leaf) set", k, e, want)
+				}
+			}
+			// A second pass finds nothing left to set.
+			if again, err := presetUnikraftBootTables(out); err != nil || len(again) != 0 {
+				t.Errorf("presetting the linked image again changed %d entries (%v)", len(again), err)
+			}
+		})
+	}
+	if now, err := os.ReadFile(b.Image); err != nil || !bytes.Equal(now, stockBytes) {
+		t.Errorf("Unikraft's own image changed (%v)", err)
 	}
 }

@@ -328,10 +328,14 @@ func identityTables() ([]byte, error) {
 // before, and changes no other VM's: with A and D preset the walker has
 // nothing to write, but a host may check a walk's table accesses as
 // writes. The emulated host (QEMU 7.2 TCG's nested SVM, scripts/kvmhost)
-// does for a store's walk: 3 (stock Unikraft) or 4 (pooled) of the six
-// pages still become each VM's own there, the rest stay shared. (In a
-// read-only memory slot, such a walk exits as a write to GPA 0x4000:
-// that VM could not run at all.)
+// does for every walk (its ptw_translate probes each table page as a
+// store), as KVM models nested paging with A/D bits (paging_tmpl.h:
+// AMD's NPT, Intel's EPT with A/D): each of the six pages a VM's walks
+// go through becomes its own copy there, preset or not (3 for stock
+// Unikraft, 4 pooled, either way: docs/notes/boot-info.md, ukpt17); the
+// preset keeps them shared on a host that reads guest tables as reads.
+// (In a read-only memory slot, such a walk exits as a write to GPA
+// 0x4000: that VM could not run at all.)
 var sharedIdentityTables = sync.OnceValues(func() (*os.File, error) {
 	b, err := identityTables()
 	if err != nil {
