@@ -2,7 +2,10 @@ package link
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/unipool/unipool/internal/abi"
@@ -152,5 +155,214 @@ func TestAlignedImageListsThePagesNothingReaches(t *testing.T) {
 	}
 	if listed < 4 || len(read) != nonzero-listed {
 		t.Errorf("%d pages read, %d listed dead of %d non-zero: want at least 4 dead, the rest read", len(read), listed, nonzero)
+	}
+}
+
+// srcStrs is a library of string literals (SHF_MERGE sections, which ld
+// merges: one copy of each string, a string that ends another stored as
+// its tail where its alignment allows), each longer than two pages: one
+// only a dead function refers to, one only a dead table holds, one the
+// live strs_sum reaches at an offset (and walks back from), one a live
+// table holds, and one the live code refers to that ld stores as the
+// tail of one only a dead function refers to. strs_sum hashes every byte
+// the live code reads.
+const srcStrs = `
+#define K1 "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+#define K8 K1 K1 K1 K1 K1 K1 K1 K1
+#define K64 K8 K8 K8 K8 K8 K8 K8 K8
+extern int puts(const char *);
+int strs_dead(void) { return puts("D" K64 K64 "dead end"); }
+int strs_tail_dead(void) { return puts("T-prefix" K64 K64 K64 "tail end"); }
+const char *const strs_dead_table[] = {"d" K64 K64 "dead table end"};
+const char *strs_dead_get(int i) { return strs_dead_table[i]; }
+const char *const strs_table[] = {"t" K64 K64 "table end", "u"};
+volatile int strs_i = 0;
+__attribute__((noipa)) const char *strs_offset(void) { return "O" K64 K64 "offset end" + 6000; }
+static unsigned long hash(const char *s, unsigned long h) {
+	while (*s) h = h * 31 + (unsigned char)*s++;
+	return h;
+}
+unsigned long strs_sum(void) {
+	unsigned long h = hash(strs_table[strs_i + 1], 0);
+	h = hash(strs_table[strs_i], h);
+	h = hash(K64 "tail end", h);
+	return hash(strs_offset() - 6000, h);
+}
+`
+
+// strsSum is what srcStrs's strs_sum returns.
+func strsSum() uint64 {
+	k1 := "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+	k64 := strings.Repeat(k1, 64)
+	var h uint64
+	for _, s := range []string{"u", "t" + k64 + k64 + "table end", k64 + "tail end", "O" + k64 + k64 + "offset end"} {
+		for _, c := range []byte(s) {
+			h = h*31 + uint64(c)
+		}
+	}
+	return h
+}
+
+const srcStrsApp = `
+extern void put_hex(unsigned long);
+extern unsigned long strs_sum(void);
+int main(void) { put_hex(strs_sum()); return 0; }
+`
+
+// String literals and other merged constants are dead or live by what
+// refers to them, not by the input section ld's map places them in: a
+// string only dead code refers to is left out, a string the live code
+// reaches (at an offset too, through a table too) is kept whole, and so
+// is a string ld stores inside one that only dead code refers to.
+func TestAlignedImageListsTheStringsNothingReaches(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	strs := buildLib(t, dir, "ukstrs", srcStrs)
+	app := buildLib(t, dir, "appstrs", srcStrsApp)
+	objs, err := ObjectsFromPaths([]string{g.plat, g.boot, g.libc, g.alloc, strs, app}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "image")
+	res := mustLink(t, Options{Layout: LayoutAligned, Objects: objs, Output: out, MapPath: filepath.Join(dir, "map.json")})
+	for _, w := range res.Warnings {
+		t.Errorf("link warning: %s", w)
+	}
+	im, err := elfimage.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges, err := im.DeadPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where each string is: found by its bytes.
+	find := func(b string) uint64 {
+		t.Helper()
+		var at []uint64
+		for _, s := range im.Segments() {
+			data, err := im.ReadAt(s.Vaddr, s.FileSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := 0; ; {
+				i := bytes.Index(data[off:], []byte(b))
+				if i < 0 {
+					break
+				}
+				at = append(at, s.Vaddr+uint64(off+i))
+				off += i + 1
+			}
+		}
+		if len(at) != 1 {
+			t.Fatalf("%q is at %#x in the image, want one place", b[:min(len(b), 20)], at)
+		}
+		return at[0]
+	}
+	const k = 64 * 64 // K64's length
+	k1 := "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+	long := find("T-prefix" + k1)
+	tail := find("tail end\x00") + 9 - (k + 9) // K64 "tail end", stored in the long one
+	if tail != long+8+2*k {
+		t.Fatalf("the live string K64 \"tail end\" at %#x is not the tail of the dead one at %#x: ld did not merge them", tail, long)
+	}
+	table := find("t" + k1)
+	cases := []struct {
+		what   string
+		lo, hi uint64
+		dead   bool
+	}{
+		{"only a dead function's", find("D" + k1), find("dead end\x00") + 9, true},
+		{"only a dead table's", find("d" + k1), find("dead table end\x00") + 15, true},
+		{"the dead one's head, before the live tail", long, tail, true},
+		{"the live tail", tail, tail + k + 9, false},
+		{"reached at an offset", find("O" + k1), find("offset end\x00") + 11, false},
+		{"a live table's", table, table + 1 + 2*k + 10, false},
+	}
+	for _, s := range cases {
+		if s.dead {
+			inside := 0
+			for p := pageUp(s.lo); p+abi.PageSize <= s.hi; p += abi.PageSize {
+				inside++
+				if !elfimage.IsDead(ranges, p) {
+					t.Errorf("page %#x inside the string %s [%#x,%#x) is not listed dead", p, s.what, s.lo, s.hi)
+				}
+			}
+			if inside < 1 {
+				t.Fatalf("the string %s at [%#x,%#x) has no whole page", s.what, s.lo, s.hi)
+			}
+			continue
+		}
+		for p := s.lo &^ (abi.PageSize - 1); p < s.hi; p += abi.PageSize {
+			if elfimage.IsDead(ranges, p) {
+				t.Errorf("page %#x holds a byte of the string %s [%#x,%#x) but is listed dead", p, s.what, s.lo, s.hi)
+			}
+		}
+	}
+	if a, ok := im.Symbol("strs_sum"); !ok || elfimage.IsDead(ranges, a) {
+		t.Errorf("strs_sum at %#x (%v) lies on a page listed dead", a, ok)
+	}
+}
+
+// extent is a referenced string's or constant's bytes in a gap of
+// merged contents.
+func TestMergedExtent(t *testing.T) {
+	g := &gap{span: span{0x1000, 0x1000 + 24}, data: []byte("\x00\x00abc\x00hello\x00\x00\x00A\x00B\x00\x00\x00\x01\x02\x03\x04\x05")}
+	for _, c := range []struct {
+		k          mergeKind
+		a, b       uint64
+		back       bool
+		start, end uint64
+	}{
+		{mergeKind{1, true}, 0x1002, 0x1002, false, 0x1002, 0x1006},  // "abc\0"
+		{mergeKind{1, true}, 0x1003, 0x1003, false, 0x1003, 0x1006},  // its tail "bc\0"
+		{mergeKind{1, true}, 0x1003, 0x1003, true, 0x1002, 0x1006},   // the string holding it
+		{mergeKind{1, true}, 0x1004, 0x1008, true, 0x1002, 0x100c},   // through "hello\0"
+		{mergeKind{2, true}, 0x100e, 0x100e, false, 0x100e, 0x1014},  // "A\0B\0" in 2-byte characters, and its zero
+		{mergeKind{1, true}, 0x1015, 0x1015, true, 0x1014, 0x1018},   // no zero before the gap's end
+		{mergeKind{4, false}, 0x1014, 0x1014, false, 0x1014, 0x1018}, // an element
+		{mergeKind{4, false}, 0x1016, 0x1016, true, 0x1013, 0x1018},  // the elements that may hold it
+		{mergeKind{0, false}, 0x1010, 0x1010, false, 0x1000, 0x1018}, // no size: everything
+	} {
+		if s, e := g.extent(c.k, c.a, c.b, c.back); s != c.start || e != c.end {
+			t.Errorf("extent(%+v, %#x, %#x, %v) = [%#x,%#x), want [%#x,%#x)", c.k, c.a, c.b, c.back, s, e, c.start, c.end)
+		}
+	}
+	if got := holes(span{10, 100}, []span{{50, 60}, {0, 20}, {55, 70}, {95, 120}}); len(got) != 2 || got[0] != (span{20, 50}) || got[1] != (span{70, 95}) {
+		t.Errorf("holes = %v", got)
+	}
+}
+
+// An aligned image run as a plain image (a copying load, which leaves
+// out its dead pages) reads every string its code reaches: the same hash
+// of them as the packed image's, and as computed here.
+func TestACopyingLoadKeepsTheStringsTheCodeReaches(t *testing.T) {
+	needToolchain(t)
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	strs := buildLib(t, dir, "ukstrs", srcStrs)
+	app := buildLib(t, dir, "appstrs", srcStrsApp)
+	objs := []string{g.plat, g.boot, g.libc, g.alloc, strs, app}
+	want := runResult{Output: fmt.Sprintf("%x\n", strsSum())}
+	packed := filepath.Join(dir, "strs.packed")
+	cli(t, bin, false, append([]string{"link", "--layout", "packed", "-o", packed}, objs...)...)
+	got := runJSON(t, bin, "--image", packed)
+	if got.Error != "" && strings.Contains(got.Error, "ptrace") {
+		t.Skipf("the process monitor cannot run here: %s", got.Error)
+	}
+	if got != want {
+		t.Fatalf("packed image: %+v, want %+v", got, want)
+	}
+	img := filepath.Join(dir, "strs")
+	cli(t, bin, false, append([]string{"link", "--layout", "aligned", "--map", filepath.Join(dir, "map.json"), "-o", img}, objs...)...)
+	if m := regexp.MustCompile(`copying load: (\d+) of (\d+) non-zero pages \((\d+) dead`).FindStringSubmatch(cli(t, bin, false, "inspect", img)); m == nil || m[3] == "0" {
+		t.Fatalf("inspect reports no dead page of the aligned image")
+	}
+	for _, extra := range [][]string{nil, {"--load", "naive"}} {
+		if got := runJSON(t, bin, append([]string{"--image", img}, extra...)...); got != want {
+			t.Errorf("aligned image copied %v: %+v, want %+v", extra, got, want)
+		}
 	}
 }
