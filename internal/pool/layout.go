@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/opencontainers/go-digest"
@@ -392,7 +393,11 @@ func (p *Pool) writeIndex(idx *ocispec.Index) error {
 }
 
 // readLimited reads a metadata file whole, refusing one past maxMetaSize.
-func readLimited(path string) ([]byte, error) {
+func readLimited(path string) ([]byte, error) { return readLimitedInto(path, nil) }
+
+// readLimitedInto is readLimited into buf when its capacity holds the file
+// (else into a new buffer, desc.Scratch).
+func readLimitedInto(path string, buf []byte) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -405,7 +410,12 @@ func readLimited(path string) ([]byte, error) {
 	if st.Size() > maxMetaSize {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d a description file may have", path, st.Size(), maxMetaSize)
 	}
-	data := desc.Scratch(st.Size())
+	var data []byte
+	if int64(cap(buf)) >= st.Size() {
+		data = buf[:st.Size()]
+	} else {
+		data = desc.Scratch(st.Size())
+	}
 	if _, err := f.ReadAt(data, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -414,12 +424,15 @@ func readLimited(path string) ([]byte, error) {
 
 // readBlob reads a small blob named by a descriptor and checks its size and
 // digest, so what the pool parses is what the index promised.
-func (p *Pool) readBlob(d ocispec.Descriptor) ([]byte, error) {
+func (p *Pool) readBlob(d ocispec.Descriptor) ([]byte, error) { return p.readBlobInto(d, nil) }
+
+// readBlobInto is readBlob into buf when its capacity holds the blob.
+func (p *Pool) readBlobInto(d ocispec.Descriptor, buf []byte) ([]byte, error) {
 	path := p.BlobPath(string(d.Digest))
 	if d.Size > maxMetaSize {
 		return nil, fmt.Errorf("blob %s (%s): %d bytes, too large for a description", d.Digest, path, d.Size)
 	}
-	data, err := readLimited(path)
+	data, err := readLimitedInto(path, buf)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s missing (no %s)", d.Digest, path)
 	}
@@ -435,6 +448,38 @@ func (p *Pool) readBlob(d ocispec.Descriptor) ([]byte, error) {
 	return data, nil
 }
 
+// metaBuffers are what a manifest or a description is read into to be
+// checked and parsed: the parse copies what it keeps (encoding/json makes
+// every string and list its own), so the bytes are garbage once it
+// returns, and one buffer serves read after read. A buffer per read
+// (desc.Scratch: 33 KB for most descriptions) was 85 MB of the 445 MB of
+// garbage a snapshot monitor made to a held fleet of 1000 (each
+// description read twice: checked, then planned), collections and CPU;
+// measured, it did not change the memory the monitor holds
+// (docs/notes/monitor-memory.md, Session 17 (snapmon17)).
+var metaBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// metaBufferMax bounds a buffer kept for reuse (a larger file's buffer
+// goes with its read).
+const metaBufferMax = 1 << 20
+
+// withBlob reads the small blob d names as readBlob does, into a reused
+// buffer (metaBuffers), and calls use with its bytes, which are use's
+// until it returns only (use must copy what it keeps). It returns the
+// read's error (use not called) or use's.
+func (p *Pool) withBlob(d ocispec.Descriptor, use func([]byte) error) (readErr, useErr error) {
+	bp := metaBuffers.Get().(*[]byte)
+	defer metaBuffers.Put(bp)
+	data, err := p.readBlobInto(d, *bp)
+	if err != nil {
+		return err, nil
+	}
+	if cap(data) > cap(*bp) && cap(data) <= metaBufferMax {
+		*bp = data[:0] // (a larger buffer from now on)
+	}
+	return nil, use(data)
+}
+
 // loadDescription reads a unikernel's manifest and description and checks
 // they agree.
 func (p *Pool) loadDescription(md ocispec.Descriptor) (*ocispec.Manifest, *desc.Config, error) {
@@ -444,19 +489,27 @@ func (p *Pool) loadDescription(md ocispec.Descriptor) (*ocispec.Manifest, *desc.
 // loadDescriptionWith is loadDescription with the description parsed by
 // parse (desc.ParseOnce: a description for one use).
 func (p *Pool) loadDescriptionWith(md ocispec.Descriptor, parse func([]byte) (*desc.Config, error)) (*ocispec.Manifest, *desc.Config, error) {
-	data, err := p.readBlob(md)
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest: %w", err)
+	// Both read into a reused buffer (withBlob): once parsed, their
+	// bytes are garbage.
+	var m *ocispec.Manifest
+	readErr, err := p.withBlob(md, func(data []byte) (err error) {
+		m, err = parseManifest(data)
+		return err
+	})
+	if readErr != nil {
+		return nil, nil, fmt.Errorf("manifest: %w", readErr)
 	}
-	m, err := parseManifest(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s (%s): %w", md.Digest, p.BlobPath(string(md.Digest)), err)
 	}
-	data, err = p.readBlob(m.Config)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: %w", err)
+	var c *desc.Config
+	readErr, err = p.withBlob(m.Config, func(data []byte) (err error) {
+		c, err = parse(data)
+		return err
+	})
+	if readErr != nil {
+		return nil, nil, fmt.Errorf("config: %w", readErr)
 	}
-	c, err := parse(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s (%s): %w", m.Config.Digest, p.BlobPath(string(m.Config.Digest)), err)
 	}

@@ -140,11 +140,14 @@ func (p *Pool) Describe(r Ref) (*desc.Config, error) {
 		}
 		return c, nil
 	}
-	data, err := p.readBlob(r.config)
-	if err != nil {
-		return nil, fmt.Errorf("pool %s: manifest %s: config: %w", p.dir, r.Manifest, err)
+	var c *desc.Config
+	readErr, err := p.withBlob(r.config, func(data []byte) (err error) {
+		c, err = desc.ParseOnce(data)
+		return err
+	})
+	if readErr != nil {
+		return nil, fmt.Errorf("pool %s: manifest %s: config: %w", p.dir, r.Manifest, readErr)
 	}
-	c, err := desc.ParseOnce(data)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: manifest %s: config %s (%s): %w", p.dir, r.Manifest, r.config.Digest, p.BlobPath(string(r.config.Digest)), err)
 	}
