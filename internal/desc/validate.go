@@ -217,10 +217,12 @@ func overlapExempt(l, o Library) bool {
 // libs that holds an overlap is found by binary search, each prefix
 // checked by one sweep over its ranges sorted by start: O(n log² n).
 func firstOverlap(libs []Library) int {
+	var sw overlapSweep
+	sw.init(libs)
 	lo, hi := 0, len(libs) // the answer is in [lo, hi]; libs[:lo] holds none
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if overlaps(libs[:mid+1]) {
+		if sw.overlaps(mid + 1) {
 			hi = mid
 		} else {
 			lo = mid + 1
@@ -285,37 +287,66 @@ func (h *spanHeap) pop() libSpan {
 	return top
 }
 
-// overlaps reports whether two libraries of libs overlap, but for pairs
-// overlapExempt exempts. Ranges sorted by (start, end): each range
-// overlaps exactly the earlier ones still active (ending after its
-// start; of two ranges starting at one address, the empty one, sorted
-// first, overlaps neither, as in Overlap), so it is enough to count the
-// active ranges of other libraries and of the class it is exempt from.
-// A range that wraps (end below start) only adds overlaps: Validate
-// refuses its library before it compares it.
-func overlaps(libs []Library) bool {
-	spans := make([]libSpan, 0, len(libs)+len(libs)/2)
+// overlapSweep is firstOverlap's state: the ranges of every library,
+// sorted once (a prefix's are these without the later libraries': leaving
+// some out keeps the order), and the lists each sweep reuses. Each probe
+// made, sorted and dropped lists and a map of its own before: 30 MB of
+// the garbage a snapshot monitor made checking 1000 descriptions
+// (docs/notes/monitor-memory.md, Session 17 (snapmon17)).
+type overlapSweep struct {
+	spans   []libSpan
+	active  spanHeap
+	byLib   []int
+	byClass map[packClass]int
+}
+
+func (sw *overlapSweep) init(libs []Library) {
+	sw.spans = make([]libSpan, 0, len(libs)+len(libs)/2)
+	packed := 0
 	for i, l := range libs {
 		r := l.Region
 		var cl packClass
 		if l.Pack != 0 {
 			cl = packClass{l.Pack, l.PackPage}
+			packed++
 		}
-		spans = append(spans, libSpan{r.Start, r.End(), i, cl})
+		sw.spans = append(sw.spans, libSpan{r.Start, r.End(), i, cl})
 		if r.Dense() {
-			spans = append(spans, libSpan{r.PrivateStart, r.PrivateEnd(), i, cl})
+			sw.spans = append(sw.spans, libSpan{r.PrivateStart, r.PrivateEnd(), i, cl})
 		}
 	}
-	sort.Slice(spans, func(i, j int) bool {
-		if spans[i].lo != spans[j].lo {
-			return spans[i].lo < spans[j].lo
+	sort.Slice(sw.spans, func(i, j int) bool {
+		if sw.spans[i].lo != sw.spans[j].lo {
+			return sw.spans[i].lo < sw.spans[j].lo
 		}
-		return spans[i].hi < spans[j].hi
+		return sw.spans[i].hi < sw.spans[j].hi
 	})
-	var active spanHeap
-	byLib := make([]int, len(libs))
-	byClass := map[packClass]int{}
-	for _, s := range spans {
+	sw.byLib = make([]int, len(libs))
+	sw.active = make(spanHeap, 0, len(sw.spans))
+	if packed > 0 {
+		sw.byClass = make(map[packClass]int, packed)
+	}
+}
+
+// overlaps reports whether two of the first n libraries overlap, but for
+// pairs overlapExempt exempts. Ranges sorted by (start, end): each range
+// overlaps exactly the earlier ones still active (ending after its
+// start; of two ranges starting at one address, the empty one, sorted
+// first, overlaps neither, as in Overlap; two equal ones overlap or not
+// whichever comes first), so it is enough to count the active ranges of
+// other libraries and of the class it is exempt from. A range that wraps
+// (end below start) only adds overlaps: Validate refuses its library
+// before it compares it.
+func (sw *overlapSweep) overlaps(n int) bool {
+	active := sw.active[:0]
+	defer func() { sw.active = active[:0] }()
+	byLib, byClass := sw.byLib[:n], sw.byClass
+	clear(byLib)
+	clear(byClass)
+	for _, s := range sw.spans {
+		if s.lib >= n {
+			continue
+		}
 		for len(active) > 0 && active[0].hi <= s.lo {
 			e := active.pop()
 			byLib[e.lib]--
