@@ -257,16 +257,25 @@ type Options struct {
 	// ASLR: its own page in the areas chunk), the stack after a guard
 	// page. Only a snapshot taken with that layout needs it.
 	LegacyBootPage bool
+	// snapshotCold is planSnapshot's cold plan, whose private ranges
+	// the snapshot's pages replace.
+	snapshotCold bool
 }
 
 // Prepared is a unikernel whose files have been read once, so that planning
 // many instances costs no I/O.
 type Prepared struct {
-	u       monitor.Unikernel
-	cfg     *desc.Config
-	private []byte            // the private blob
-	blobs   map[string][]byte // shared blob contents, for naive loading only
-	image   *plainImage
+	u           monitor.Unikernel
+	cfg         *desc.Config
+	private     []byte            // the private blob
+	privateSize uint64            // its size
+	blobs       map[string][]byte // shared blob contents, for naive loading only
+	image       *plainImage
+	// snapshotOnly: prepared for starts from the snapshot only
+	// (PrepareSnapshot): the private blob was not read, and a plan lays
+	// out its private ranges without their bytes (the snapshot's pages
+	// replace them).
+	snapshotOnly bool
 }
 
 // Prepare reads what every instance of u needs. Shared blobs are only read
@@ -299,6 +308,30 @@ func PrepareChecked(u monitor.Unikernel, naive bool) (*Prepared, error) {
 		return nil, fmt.Errorf("unikernel %q: PrepareChecked of a unikernel not checked", u.Name)
 	}
 	return prepare(u, naive, imageData, false)
+}
+
+// PrepareSnapshot is PrepareChecked for a unikernel whose instances all
+// start from its snapshot (Options.Snapshot): the private blob is stat'ed
+// as Check stats it, not read. A snapshot's instance maps or copies the
+// snapshot's pages over every private range (applySnapshot), so the cold
+// layout it starts from needs the ranges, not their bytes: the tramp
+// tables, data parts and data-arena pages a plan copied out of the blob,
+// relocated and compared with it page by page were thrown away at once.
+// That was over a quarter of the garbage a snapshot monitor made to a held
+// fleet of 1000 (the blob read whole, a 4 KiB copy per arena page, each
+// arena run's bytes: ~120 of 445 MB; docs/notes/monitor-memory.md,
+// Session 17 (snapmon17)). Plans from it are the plans from
+// PrepareChecked's; it plans nothing but snapshot starts.
+func PrepareSnapshot(u monitor.Unikernel) (*Prepared, error) {
+	if !u.Checked || u.Config == nil || u.Image != "" {
+		return nil, fmt.Errorf("unikernel %q: PrepareSnapshot of a unikernel not checked, or not pooled", u.Name)
+	}
+	p, err := prepare(u, false, imageHeadersOnly, false)
+	if err != nil {
+		return nil, err
+	}
+	p.snapshotOnly = true
+	return p, nil
 }
 
 // Check makes Prepare's checks without reading what Prepare reads (a
@@ -392,8 +425,12 @@ func prepare(u monitor.Unikernel, naive bool, read imageRead, validate bool) (*P
 		var err error
 		if withData {
 			data, err = readBlob(u, u.Config.Private.Digest)
+			p.privateSize = uint64(len(data))
 		} else {
-			_, err = statBlob(u, u.Config.Private.Digest)
+			var fi os.FileInfo
+			if fi, err = statBlob(u, u.Config.Private.Digest); err == nil {
+				p.privateSize = uint64(fi.Size())
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("unikernel %q: private blob: %w", u.Name, err)
@@ -467,6 +504,12 @@ func (p *Prepared) plan(opt Options, last bool) (*Layout, error) {
 	if opt.Snapshot {
 		return p.planSnapshot(opt)
 	}
+	if p.snapshotOnly && !opt.snapshotCold {
+		return nil, fmt.Errorf("unikernel %q: prepared for snapshot starts only (loader.PrepareSnapshot)", p.u.Name)
+	}
+	// Without the private blob's bytes (PrepareSnapshot): the private
+	// ranges are laid out, their contents not made.
+	withData := !p.snapshotOnly
 	if opt.MemSize == 0 {
 		opt.MemSize = p.cfg.MemSize
 	}
@@ -501,6 +544,8 @@ func (p *Prepared) plan(opt Options, last bool) (*Layout, error) {
 	}
 	addr := func(a desc.Addr) uint64 { return bases[a.Lib] + a.Off }
 	arena := arenaPages{}
+	// (Without the blob's bytes, the private parts' tables and data are
+	// not made: nil.)
 	for i, l := range p.cfg.Libraries {
 		base := bases[i]
 		lay.Bases[l.Name] = base
@@ -531,14 +576,16 @@ func (p *Prepared) plan(opt Options, last bool) (*Layout, error) {
 			if err != nil {
 				return nil, err
 			}
-			table = append([]byte(nil), table...)
 			var patches []Patch
-			for _, s := range l.Tramp.Slots {
-				v := addr(s.Target)
-				if binary.LittleEndian.Uint64(table[s.Off:]) != v {
-					patches = append(patches, Patch{s.Off, v})
+			if withData {
+				table = append([]byte(nil), table...)
+				for _, s := range l.Tramp.Slots {
+					v := addr(s.Target)
+					if binary.LittleEndian.Uint64(table[s.Off:]) != v {
+						patches = append(patches, Patch{s.Off, v})
+					}
+					binary.LittleEndian.PutUint64(table[s.Off:], v)
 				}
-				binary.LittleEndian.PutUint64(table[s.Off:], v)
 			}
 			m := Mapping{Addr: base, Size: pageUp(l.Tramp.Size),
 				Prot: ProtRead | ProtExec, Data: table, Library: l.Name, Part: PartTramp}
@@ -574,18 +621,21 @@ func (p *Prepared) plan(opt Options, last bool) (*Layout, error) {
 			if err != nil {
 				return nil, err
 			}
-			data := make([]byte, l.Private.FileSize, max(l.Private.FileSize, 8))
-			copy(data, init)
+			var data []byte
 			var patches []Patch
-			for _, rl := range l.Relocs {
-				if rl.Off+8 > uint64(len(data)) {
-					data = append(data, make([]byte, rl.Off+8-uint64(len(data)))...)
+			if withData {
+				data = make([]byte, l.Private.FileSize, max(l.Private.FileSize, 8))
+				copy(data, init)
+				for _, rl := range l.Relocs {
+					if rl.Off+8 > uint64(len(data)) {
+						data = append(data, make([]byte, rl.Off+8-uint64(len(data)))...)
+					}
+					v := addr(rl.Target)
+					if binary.LittleEndian.Uint64(data[rl.Off:]) != v {
+						patches = append(patches, Patch{rl.Off, v})
+					}
+					binary.LittleEndian.PutUint64(data[rl.Off:], v)
 				}
-				v := addr(rl.Target)
-				if binary.LittleEndian.Uint64(data[rl.Off:]) != v {
-					patches = append(patches, Patch{rl.Off, v})
-				}
-				binary.LittleEndian.PutUint64(data[rl.Off:], v)
 			}
 			at := base + (r.PrivateAddr() - r.Start)
 			size := pageUp(l.Private.MemSize)
@@ -593,7 +643,7 @@ func (p *Prepared) plan(opt Options, last bool) (*Layout, error) {
 				// Packed with other libraries' private parts: copied
 				// into the pages they share (one page per library
 				// only where ASLR moved them apart).
-				arena.put(at, l.Private.MemSize, data, l.Name, at-r.PrivateAddr())
+				arena.put(at, l.Private.MemSize, data, l.Name, at-r.PrivateAddr(), withData)
 				continue
 			}
 			if l.Init != nil && opt.Load == monitor.LoadShared && l.Private.FileSize > 0 {
@@ -648,9 +698,12 @@ func (p *Prepared) slice(off, n uint64, lib, what string) ([]byte, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	if off+n < off || off+n > uint64(len(p.private)) {
+	if off+n < off || off+n > p.privateSize {
 		return nil, fmt.Errorf("unikernel %q: library %q: %s [%#x,+%#x) outside the private blob (%d bytes)",
-			p.u.Name, lib, what, off, n, len(p.private))
+			p.u.Name, lib, what, off, n, p.privateSize)
+	}
+	if p.private == nil {
+		return nil, nil // (PrepareSnapshot: not read)
 	}
 	return p.private[off : off+n], nil
 }
@@ -837,13 +890,17 @@ type arenaPage struct {
 }
 
 // put copies a private part of size bytes at addr (data, then zeros),
-// delta bytes from where the map put it.
-func (a arenaPages) put(addr, size uint64, data []byte, lib string, delta uint64) {
+// delta bytes from where the map put it; without withData it only notes
+// the pages it lies on (their bytes are not made).
+func (a arenaPages) put(addr, size uint64, data []byte, lib string, delta uint64, withData bool) {
 	for off := uint64(0); off < size; {
 		page := (addr + off) &^ (abi.PageSize - 1)
 		pg := a[page]
 		if pg == nil {
-			pg = &arenaPage{data: make([]byte, abi.PageSize), delta: delta}
+			pg = &arenaPage{delta: delta}
+			if withData {
+				pg.data = make([]byte, abi.PageSize)
+			}
 			a[page] = pg
 		}
 		pg.mixed = pg.mixed || pg.delta != delta
@@ -851,7 +908,7 @@ func (a arenaPages) put(addr, size uint64, data []byte, lib string, delta uint64
 			pg.libs = append(pg.libs, lib)
 		}
 		n := min(page+abi.PageSize-(addr+off), size-off)
-		if off < uint64(len(data)) {
+		if off < uint64(len(data)) && pg.data != nil {
 			copy(pg.data[addr+off-page:], data[off:min(off+n, uint64(len(data)))])
 		}
 		off += n
@@ -865,12 +922,13 @@ func (a arenaPages) put(addr, size uint64, data []byte, lib string, delta uint64
 // by ASLR) as patches, so the instances of one unikernel share the arena
 // pages they never write; any other page is copied.
 func (p *Prepared) arenaMappings(a arenaPages, opt Options) []Mapping {
+	withData := !p.snapshotOnly
 	if opt.Load != monitor.LoadShared || len(p.cfg.Arena) == 0 || p.cfg.Private == nil {
-		return a.mappings(nil)
+		return a.mappings(nil, withData)
 	}
 	blobOff := func(page uint64) (uint64, bool) {
 		for _, r := range p.cfg.Arena {
-			if page >= r.Addr && page-r.Addr < r.Size && r.BlobOff+(page-r.Addr)+abi.PageSize <= uint64(len(p.private)) {
+			if page >= r.Addr && page-r.Addr < r.Size && r.BlobOff+(page-r.Addr)+abi.PageSize <= p.privateSize {
 				return r.BlobOff + (page - r.Addr), true
 			}
 		}
@@ -882,13 +940,16 @@ func (p *Prepared) arenaMappings(a arenaPages, opt Options) []Mapping {
 		}
 		return blobOff(page - pg.delta)
 	}
-	ms := a.mappings(file)
+	ms := a.mappings(file, withData)
 	for i := range ms {
 		m := &ms[i]
 		if !m.COW {
 			continue
 		}
 		m.File, m.Digest = p.u.BlobPath(p.cfg.Private.Digest), p.cfg.Private.Digest
+		if !withData {
+			continue
+		}
 		blob := p.private[m.Offset : m.Offset+m.Size]
 		for off := uint64(0); off < m.Size; off += 8 {
 			if v := binary.LittleEndian.Uint64(m.Data[off:]); v != binary.LittleEndian.Uint64(blob[off:]) {
@@ -902,8 +963,8 @@ func (p *Prepared) arenaMappings(a arenaPages, opt Options) []Mapping {
 // mappings are the pages as mappings, one per run of adjacent pages (and,
 // where file gives pages a blob offset, of pages at adjacent offsets:
 // those runs are marked COW at their Offset, the blob to be named by the
-// caller).
-func (a arenaPages) mappings(file func(page uint64, pg *arenaPage) (uint64, bool)) []Mapping {
+// caller). Without withData their bytes are not made (put made none).
+func (a arenaPages) mappings(file func(page uint64, pg *arenaPage) (uint64, bool), withData bool) []Mapping {
 	pages := make([]uint64, 0, len(a))
 	for p := range a {
 		pages = append(pages, p)
@@ -932,9 +993,13 @@ func (a arenaPages) mappings(file func(page uint64, pg *arenaPage) (uint64, bool
 		// instance planned, more than half of what planning it made).
 		// A run of 3 to 8 pages would take a size class of its own
 		// (desc.Scratch).
-		m.Data = desc.Scratch(int64(m.Size))[:0]
+		if withData {
+			m.Data = desc.Scratch(int64(m.Size))[:0]
+		}
 		for _, p := range pages[i:j] {
-			m.Data = append(m.Data, a[p].data...)
+			if withData {
+				m.Data = append(m.Data, a[p].data...)
+			}
 			for _, l := range a[p].libs {
 				if !seen[l] {
 					seen[l] = true

@@ -722,11 +722,11 @@ func TestArenaMappingsAllocateARunsBytesOnce(t *testing.T) {
 	const pages = 64
 	a := arenaPages{}
 	for i := range uint64(pages) {
-		a.put(abi.MapBase+i*abi.PageSize, abi.PageSize, []byte{byte(i)}, "lib", 0)
+		a.put(abi.MapBase+i*abi.PageSize, abi.PageSize, []byte{byte(i)}, "lib", 0, true)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	ms := a.mappings(nil)
+	ms := a.mappings(nil, true)
 	runtime.ReadMemStats(&after)
 	if len(ms) != 1 || ms[0].Size != pages*abi.PageSize || len(ms[0].Data) != pages*abi.PageSize || ms[0].Data[5*abi.PageSize] != 5 {
 		t.Fatalf("mappings of %d adjacent pages: %d mappings, want one of their bytes", pages, len(ms))
@@ -744,9 +744,9 @@ func TestArenaMappingsTakeMidSizedRunsOutOfTheSizeClasses(t *testing.T) {
 	for pages := uint64(1); pages <= 10; pages++ {
 		a := arenaPages{}
 		for i := range pages {
-			a.put(abi.MapBase+i*abi.PageSize, abi.PageSize, []byte{byte(i + 1)}, "lib", 0)
+			a.put(abi.MapBase+i*abi.PageSize, abi.PageSize, []byte{byte(i + 1)}, "lib", 0, true)
 		}
-		ms := a.mappings(nil)
+		ms := a.mappings(nil, true)
 		if len(ms) != 1 || uint64(len(ms[0].Data)) != pages*abi.PageSize || ms[0].Data[(pages-1)*abi.PageSize] != byte(pages) {
 			t.Fatalf("%d pages: %d mappings, want one of their bytes", pages, len(ms))
 		}

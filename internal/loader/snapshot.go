@@ -40,7 +40,7 @@ func (p *Prepared) planSnapshot(opt Options) (*Layout, error) {
 		return nil, fmt.Errorf("unikernel %q: its snapshot was taken with %d bytes of memory, not %d", p.u.Name, s.MemSize, opt.MemSize)
 	}
 	cold := opt
-	cold.Snapshot = false
+	cold.Snapshot, cold.snapshotCold = false, true
 	cold.MemSize, cold.BootArea, cold.BootRoom = s.MemSize, s.StackBootArea, s.StackBootRoom
 	if s.StackBootArea == 0 {
 		cold.BootArea, cold.LegacyBootPage = s.BootArea, true

@@ -193,6 +193,12 @@ func (l *prepareLater) plan(lo loader.Options) (*loader.Layout, error) {
 				// Checked on the parse that verified its blobs:
 				// Describe returned the same description.
 				prepare = loader.PrepareChecked
+				if lo.Snapshot {
+					// Every instance starts from the snapshot, whose
+					// pages replace the private ranges: their bytes
+					// are not made (loader.PrepareSnapshot).
+					prepare = func(u monitor.Unikernel, _ bool) (*loader.Prepared, error) { return loader.PrepareSnapshot(u) }
+				}
 			}
 			var p *loader.Prepared
 			if l.headers != nil {
