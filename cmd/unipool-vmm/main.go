@@ -85,5 +85,8 @@ func run(path string, hold time.Duration) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A process monitor's fleet starts on a fresh runtime once resolved:
+	// this program is exec'ed again with it (the same process).
+	vmmproc.ReexecAfterResolve = true
 	return vmmproc.Run(ctx, s, hold, vmmproc.PollableInput(os.Stdin), os.Stdout)
 }

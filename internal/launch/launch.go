@@ -43,13 +43,49 @@ func ResolveSnapshots(dir string, names []string, cmdline string) ([]monitor.Uni
 // heap while a fleet started, whose spans and GC metadata the monitor
 // kept for the rest of its run.
 func ResolveLater(dir string, names []string, cmdline string, snapshots bool) ([]monitor.Unikernel, error) {
-	return resolve(dir, names, cmdline, snapshots, true)
+	uks, _, err := resolveRefs(dir, names, cmdline, snapshots, true)
+	return uks, err
 }
 
-func resolve(dir string, names []string, cmdline string, snapshots, later bool) ([]monitor.Unikernel, error) {
+// ResolveLaterRefs is ResolveLater that also returns each unikernel's
+// description Ref, in names' order, so that a process can hand what it
+// resolved to the program it execs: there Later makes the same unikernels
+// from the refs and the raw descriptors of their blobs (BlobFds, one map
+// for all), without resolving again.
+func ResolveLaterRefs(dir string, names []string, cmdline string, snapshots bool) ([]monitor.Unikernel, []pool.Ref, error) {
+	return resolveRefs(dir, names, cmdline, snapshots, true)
+}
+
+// Later makes the unikernels ResolveLaterRefs returned, from its refs and
+// the descriptors it held their blobs in (fds: still open, in this
+// process): checked, each description read when its monitor needs it
+// (monitor.Unikernel.Describe, by its Ref: checked against its digest).
+func Later(dir string, names []string, refs []pool.Ref, fds map[string]int, cmdline string) ([]monitor.Unikernel, error) {
+	if len(refs) != len(names) {
+		return nil, fmt.Errorf("%d refs for %d unikernels", len(refs), len(names))
+	}
 	p, err := pool.Open(dir)
 	if err != nil {
 		return nil, err
+	}
+	uks := make([]monitor.Unikernel, len(names))
+	for i, name := range names {
+		ref := refs[i]
+		uks[i] = monitor.Unikernel{Name: name, BlobPath: p.BlobPath, BlobFds: fds, Cmdline: cmdline, Checked: true,
+			Describe: func() (*desc.Config, error) { return p.Describe(ref) }}
+	}
+	return uks, nil
+}
+
+func resolve(dir string, names []string, cmdline string, snapshots, later bool) ([]monitor.Unikernel, error) {
+	uks, _, err := resolveRefs(dir, names, cmdline, snapshots, later)
+	return uks, err
+}
+
+func resolveRefs(dir string, names []string, cmdline string, snapshots, later bool) ([]monitor.Unikernel, []pool.Ref, error) {
+	p, err := pool.Open(dir)
+	if err != nil {
+		return nil, nil, err
 	}
 	// The parsed index is not needed once the names are resolved
 	// (Describe reads by digest); the unikernels keep p (BlobPath).
@@ -81,14 +117,14 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		}
 	}
 	snapOK := map[string]bool{} // snapshot blobs verified (the zero blob, shared packs)
-	fail := func(err error) ([]monitor.Unikernel, error) {
+	fail := func(err error) ([]monitor.Unikernel, []pool.Ref, error) {
 		for _, f := range verified {
 			f.Close()
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	resolveRef := p.ResolveRef
 	if later {
@@ -97,6 +133,10 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 		resolveRef = p.ResolveRefOnce
 	}
 	uks := make([]monitor.Unikernel, 0, len(names))
+	var refs []pool.Ref
+	if later {
+		refs = make([]pool.Ref, 0, len(names))
+	}
 	for _, name := range names {
 		ref, cfg, err := resolveRef(name)
 		if errors.Is(err, pool.ErrNotFound) {
@@ -130,10 +170,11 @@ func resolve(dir string, names []string, cmdline string, snapshots, later bool) 
 			}
 			u.Config, u.Checked = nil, true
 			u.Describe = func() (*desc.Config, error) { return p.Describe(ref) }
+			refs = append(refs, ref)
 		}
 		uks = append(uks, u)
 	}
-	return uks, nil
+	return uks, refs, nil
 }
 
 // Blobs lists the blobs a description maps (not its snapshot pages):

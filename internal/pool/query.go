@@ -103,6 +103,22 @@ type Ref struct {
 	config ocispec.Descriptor
 }
 
+// RefState is a Ref as plain values (JSON), for a process that hands the
+// unikernels it resolved to the program it execs (vmmproc: a monitor
+// process that sheds its checking phase's runtime state); Ref gives the
+// Ref back, reading as the original does.
+type RefState struct {
+	Manifest digest.Digest      `json:"manifest"`
+	Size     int64              `json:"size"`
+	Config   ocispec.Descriptor `json:"config"`
+}
+
+// State is r as a RefState.
+func (r Ref) State() RefState { return RefState{Manifest: r.Manifest, Size: r.Size, Config: r.config} }
+
+// Ref is the Ref s is the state of.
+func (s RefState) Ref() Ref { return Ref{Manifest: s.Manifest, Size: s.Size, config: s.Config} }
+
 // ResolveRef is Resolve that also returns the description's Ref, so that a
 // caller can let the description go and read it again when it needs it
 // (a monitor starting a thousand unikernels holds none of them at once).

@@ -149,9 +149,11 @@ func Run(ctx context.Context, spec Spec, hold time.Duration, in io.Reader, out i
 		}
 		if spec.Monitor == process.Name {
 			// The process monitor reads each description when it needs
-			// it (monitor.Unikernel.Describe), as `unipool run` does.
+			// it (monitor.Unikernel.Describe), as `unipool run` does;
+			// unipool-vmm starts its fleet afresh after resolving it
+			// (ReexecAfterResolve).
 			resolve = func(dir string, names []string, cmdline string) ([]monitor.Unikernel, error) {
-				return launch.ResolveLater(dir, names, cmdline, spec.Mode.Snapshot)
+				return resolveNamed(spec, names)
 			}
 		}
 		var err error
