@@ -34,10 +34,15 @@ import (
 	"time"
 
 	"github.com/unipool/unipool/internal/launch"
+	"github.com/unipool/unipool/internal/loader"
 	"github.com/unipool/unipool/internal/vmmproc"
 )
 
 func main() {
+	// Started as the image checker (a monitor of this binary parses
+	// plain images' ELF headers in a child: loader.CheckImages), it
+	// checks and exits here.
+	loader.ServeImageChecks()
 	// As unipool's main: monitors hold every verified blob open, and the
 	// KVM monitor two descriptors per VM.
 	launch.RaiseFileLimit()

@@ -11,12 +11,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/unipool/unipool/internal/launch"
+	"github.com/unipool/unipool/internal/loader"
 )
 
 // commands is filled by the init functions of the command files.
 var commands []*cobra.Command
 
 func main() {
+	// Started as the image checker (a monitor of this binary parses
+	// plain images' ELF headers in a child: loader.CheckImages), it
+	// checks and exits here.
+	loader.ServeImageChecks()
 	// Monitors hold every verified blob open, and the KVM monitor two
 	// descriptors per VM: a fleet needs more than the default limit.
 	launch.RaiseFileLimit()

@@ -107,9 +107,6 @@ func readImageHeaders(path string, fh *os.File, store *HeaderStore) (*imageHeade
 	if h.dead, err = elfimage.ReadDeadPages(f, path); err != nil {
 		return nil, err
 	}
-	if elfimage.IsDead(h.dead, f.Entry) {
-		return nil, fmt.Errorf("image %s: %s section lists the entry's page %#x as dead", path, elfimage.DeadSectionName, pageDown(f.Entry))
-	}
 	n := 0
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD && p.Memsz != 0 {
@@ -121,23 +118,52 @@ func readImageHeaders(path string, fh *os.File, store *HeaderStore) (*imageHeade
 		if p.Type == elf.PT_TLS {
 			h.tls = p.ProgHeader
 		}
+		if p.Type == elf.PT_LOAD && p.Memsz != 0 {
+			h.progs = append(h.progs, p.ProgHeader)
+		}
+	}
+	if err := h.check(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// check makes the checks of h that need nothing but h (the file's size
+// included), whoever parsed the image: readImageHeaders here, or the
+// image checker process (CheckImages), whose answer the monitor trusts
+// no further than these checks and layOut's.
+func (h *imageHeaders) check() error {
+	path := h.path
+	if h.linux || h.multiboot {
+		if h.bootInfo != 0 {
+			return fmt.Errorf("image %s: a unipool boot-info version for an image that boots otherwise", path)
+		}
+	} else if h.bootInfo == 0 || h.bootInfo > abi.BootInfoVersion {
+		return fmt.Errorf("image %s: the guest accepts boot info version %d; this unipool writes versions 1 to %d", path, h.bootInfo, abi.BootInfoVersion)
+	}
+	if h.tls.Type != elf.PT_NULL && h.tls.Type != elf.PT_TLS {
+		return fmt.Errorf("image %s: a TLS header of type %v", path, h.tls.Type)
+	}
+	if elfimage.IsDead(h.dead, h.entry) {
+		return fmt.Errorf("image %s: %s section lists the entry's page %#x as dead", path, elfimage.DeadSectionName, pageDown(h.entry))
+	}
+	for _, p := range h.progs {
 		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
-			continue
+			return fmt.Errorf("image %s: a %v header of %#x bytes among the loads", path, p.Type, p.Memsz)
 		}
 		if p.Filesz > p.Memsz || p.Vaddr+p.Memsz < p.Vaddr {
-			return nil, fmt.Errorf("image %s: bad PT_LOAD at %#x", path, p.Vaddr)
+			return fmt.Errorf("image %s: bad PT_LOAD at %#x", path, p.Vaddr)
 		}
 		if h.multiboot && p.Paddr != p.Vaddr {
 			// Multiboot loads by physical address and enters with
 			// paging off: guest-physical = guest-virtual here.
-			return nil, fmt.Errorf("image %s: multiboot segment linked at %#x but loaded at physical %#x; only identity-linked kernels are loaded", path, p.Vaddr, p.Paddr)
+			return fmt.Errorf("image %s: multiboot segment linked at %#x but loaded at physical %#x; only identity-linked kernels are loaded", path, p.Vaddr, p.Paddr)
 		}
-		if p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(fi.Size()) {
-			return nil, fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, io.ErrUnexpectedEOF)
+		if p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(h.size) {
+			return fmt.Errorf("image %s: segment at %#x: %w", path, p.Vaddr, io.ErrUnexpectedEOF)
 		}
-		h.progs = append(h.progs, p.ProgHeader)
 	}
-	return h, nil
+	return nil
 }
 
 // HeaderStore hands out the PT_LOAD lists of the images a monitor checks

@@ -84,3 +84,20 @@ func VCPU(pid int, ioctls ...uintptr) []Rule {
 	}
 	return rs
 }
+
+// ImageChecker is the image checker process's thread (loader.CheckImages:
+// a monitor binary re-executed to parse untrusted ELF headers with
+// debug/elf): it opens files read-only (no create, truncate or append),
+// stats and reads them, reads its request from stdin and writes its answer
+// to stdout; it forks, execs, sends and connects nothing.
+func ImageChecker(pid int) []Rule {
+	rs := Runtime(pid)
+	// (os.Open makes the runtime's poller: epoll and its wakeup eventfd.)
+	rs = append(rs, Allow(unix.SYS_PREAD64, unix.SYS_FSTAT, unix.SYS_NEWFSTATAT, unix.SYS_LSEEK,
+		unix.SYS_EPOLL_CREATE1, unix.SYS_EVENTFD2)...)
+	rs = append(rs, Rule{Nr: unix.SYS_OPENAT, Args: []Arg{{Index: 2,
+		Mask: unix.O_ACCMODE | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND | unix.O_TMPFILE, AnyHigh: true}}})
+	rs = append(rs, Rule{Nr: unix.SYS_FCNTL, Args: []Arg{Eq(1, unix.F_GETFL)}},
+		Rule{Nr: unix.SYS_FCNTL, Args: []Arg{Eq(1, unix.F_SETFL)}})
+	return rs
+}

@@ -73,6 +73,23 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 	global := uint64(0)
 	tsc := hostTSCKHz()
 	var headers loader.HeaderStore // the checked plain images' headers, for their first instances
+	// The copied plain images (the naive loads), checked at once, each
+	// image parsed once: in a child process when this binary serves image
+	// checks (loader.CheckImages), so that debug/elf's garbage, whose
+	// size classes follow the images' shapes, is not this process's.
+	var checked []*loader.ImageHeaders
+	if opt.Load == monitor.LoadNaive {
+		var paths []string
+		for _, later := range uks {
+			if copiedPlain(later) {
+				paths = append(paths, later.Image)
+			}
+		}
+		var err error
+		if checked, err = loader.CheckImages(paths, &headers); err != nil {
+			return nil, fmt.Errorf("process monitor: %w", err)
+		}
+	}
 	for _, later := range uks {
 		p := &prepareLater{u: later, naive: opt.Load == monitor.LoadNaive, left: opt.N}
 		if later.Checked && later.Config == nil && later.Describe != nil {
@@ -93,13 +110,10 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 			if err != nil {
 				return nil, fmt.Errorf("process monitor: %w", err)
 			}
-			if u.Image != "" && p.naive {
-				// A copied plain image: its headers are kept for its
-				// first instance (loader.PrepareReadsFrom), so that it
-				// is parsed once, not twice.
-				if p.headers, err = loader.CheckImage(u, &headers); err != nil {
-					return nil, fmt.Errorf("process monitor: %w", err)
-				}
+			if p.naive && copiedPlain(later) {
+				// A copied plain image, checked above: its headers are
+				// kept for its first instance (loader.PrepareReadsFrom).
+				p.headers, checked = checked[0], checked[1:]
 			} else if err := loader.Check(u, opt.Load == monitor.LoadNaive); err != nil {
 				return nil, fmt.Errorf("process monitor: %w", err)
 			}
@@ -136,6 +150,12 @@ func (m *Monitor) Run(ctx context.Context, uks []monitor.Unikernel, opt monitor.
 		}
 	}
 	return m.run(ctx, jobs, files, opt), nil
+}
+
+// copiedPlain says whether Run checks u, under a naive load, as a copied
+// plain image (loader.CheckImages).
+func copiedPlain(u monitor.Unikernel) bool {
+	return u.Image != "" && !(u.Checked && u.Config == nil && u.Describe != nil)
 }
 
 // prepareLater is a unikernel's prepared files (loader.Prepare: a plain
