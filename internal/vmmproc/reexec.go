@@ -26,14 +26,15 @@ import (
 //
 // Why: resolving a fleet (a manifest and a description parsed and checked
 // per unikernel, every blob hashed) runs through many of the runtime's size
-// classes at once, and the runtime keeps, for good, the span-set metadata
-// of every size class it used and the blocks of the most sets it ever had
-// in use at once (a 2 KiB spine per set, a 4.6 KiB block per set in use).
-// Measured (docs/notes/monitor-memory.md, Session 17 (snapmon17)): that
-// high-water mark was reached while the first ten unikernels were
-// resolved, ~50 blocks above the plain-image monitor's, and halving the
-// start's garbage did not lower it; a held shared-snapshot monitor of 1000
-// holds ~190 KiB less anonymous memory when its run starts after an exec.
+// classes, and the runtime keeps, for good, the span-set metadata of every
+// set it ever used (a 2 KiB spine each) and the blocks of the most sets it
+// had in use at once (4.6 KiB each); the resolve's long-lived objects are
+// interleaved in the heap with the run's. Measured on a held shared-snapshot
+// monitor of 1000 (docs/notes/monitor-memory.md, Session 17 (snapmon17)):
+// started afresh, the run alone makes ~30 fewer span sets and ~13 fewer
+// blocks than the resolve and the run together (runtime metadata -143 KiB),
+// its heap -80 KiB, Pss_Anon ~200 KiB less; halving the start's garbage
+// instead had not lowered it.
 var ReexecAfterResolve bool
 
 // resolvedEnv names the descriptor of the resolved fleet (JSON) an exec
