@@ -36,6 +36,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"debug/elf"
@@ -113,6 +114,12 @@ func CheckImages(paths []string, store *HeaderStore) ([]*ImageHeaders, error) {
 	return checkApart(checkerExe, paths, store)
 }
 
+// checkerTimeout bounds a checker's answer: a parse of a fleet's images
+// takes milliseconds each; a checker that has not answered by then is
+// killed and the check fails, so that no image can hang a monitor's
+// start.
+var checkerTimeout = 2 * time.Minute
+
 // checkApart runs exe as the checker on paths. (syscall.ForkExec, as the
 // process monitor starts its zygotes: os/exec was ~30 KB more of the
 // monitor binary.)
@@ -162,8 +169,16 @@ func checkApart(exe string, paths []string, store *HeaderStore) ([]*ImageHeaders
 		errR.Close()
 		close(stderrDone)
 	}()
+	due := time.Now().Add(checkerTimeout)
+	if err := outR.SetReadDeadline(due); err != nil {
+		// Not pollable: nothing would bound the wait.
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 	r := bufio.NewReaderSize(outR, 4096)
 	hs, derr := readAnswer(r, paths, store)
+	if derr != nil && !time.Now().Before(due) {
+		derr = fmt.Errorf("image checker: no answer in %v", checkerTimeout)
+	}
 	if derr == nil {
 		if _, err := r.ReadByte(); err != io.EOF {
 			derr = errors.New("image checker: more than its answer")

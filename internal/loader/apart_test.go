@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"debug/elf"
 
@@ -318,5 +319,21 @@ func TestTheImageCheckerFilterRefusesWritesAndExecs(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/new"); err == nil {
 		t.Error("the confined thread created a file")
+	}
+}
+
+// A checker that does not answer is killed when its time is up, and the
+// check fails saying so: no image can hang a monitor's start.
+func TestACheckerThatDoesNotAnswerIsKilledAndTheCheckFails(t *testing.T) {
+	hang := t.TempDir() + "/hang"
+	if err := os.WriteFile(hang, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := checkerTimeout
+	checkerTimeout = 200 * time.Millisecond
+	defer func() { checkerTimeout = old }()
+	_, err := checkApart(hang, []string{readsImage(t)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no answer in 200ms") {
+		t.Fatalf("err %v, want the checker's time up", err)
 	}
 }
