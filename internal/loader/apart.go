@@ -453,19 +453,11 @@ func serveChecks(in io.Reader, out io.Writer) error {
 
 // checkOne is CheckImage's parse and checks of the image at path.
 func checkOne(path string) (*imageHeaders, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
-	}
-	defer fh.Close()
-	h, err := readImageHeaders(path, fh, nil)
+	h, err := CheckImage(monitor.Unikernel{Name: path, Image: path}, nil)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := h.image(fh, imageHeadersOnly); err != nil {
-		return nil, err
-	}
-	return h, nil
+	return h.h, nil
 }
 
 // limitedBuffer keeps the first 4 KiB written to it (the checker's
