@@ -193,10 +193,12 @@ func TestAMeasurersOwnGrowthIsReadBeforeTheGarbageOfReadingTheInstances(t *testi
 	}
 	after, _, _ := TakeHost(Fleet{Monitors: []int{self}, MonitorGrowth: true}, base)
 	t.Logf("growth read first: %d KiB (anon %d, file %d); read again after the 3000 readings: %d KiB", h.Monitor>>10, h.MonitorAnon>>10, h.MonitorFile>>10, after.Monitor>>10)
-	// A fault of a scavenged heap chunk can add ~2 MiB of anonymous memory
-	// to any reading (seen in about 1 run of 3 here); the
-	// garbage is more than ten times that.
-	if h.Monitor > 4<<20 {
+	// A fault of a scavenged heap chunk can add 2 MiB of anonymous memory
+	// to any reading (a transparent huge page: seen in about 1 run of 3
+	// alone, and twice in one reading, 4,112 KiB, after the package's
+	// other tests on a fresh clone); the garbage is ~72 MiB. The bound
+	// allows a few such faults and stays far below the garbage.
+	if h.Monitor > 16<<20 {
 		t.Errorf("the measurer's growth read as %d KiB: the garbage of reading the instances is in it", h.Monitor>>10)
 	}
 	if after.Monitor < h.Monitor+32<<20 {
