@@ -2,7 +2,7 @@ import json,sys
 D=sys.argv[1]
 modes=['packed-naive','dce-ksm','aligned-ksm','shared','shared-snapshot']
 rows={m:[] for m in modes}; diffs=[]
-for r in range(1,13):
+for r in range(1,19):
   try: d=json.load(open(f'{D}/run{r}/results.json'))
   except Exception as e: continue
   ms={m['mode']:m for m in d['modes']}
