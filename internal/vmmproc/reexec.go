@@ -1,13 +1,9 @@
 package vmmproc
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"slices"
-	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -54,27 +50,8 @@ type resolvedFleet struct {
 // line with r (resolvedEnv): the blob descriptors stay open across the
 // exec. It returns only if the exec failed, the descriptors as they were.
 func execResolved(r resolvedFleet) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	fd, err := unix.MemfdCreate("unipool-vmm-resolved", 0) // not close-on-exec: the new program reads it
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	for b := data; len(b) > 0; {
-		n, err := unix.Write(fd, b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
-		return err
-	}
 	setCloexec(r.Fds, false)
-	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), fmt.Sprintf("%s=%d", resolvedEnv, fd)))
+	err := execWithJSON("/proc/self/exe", "unipool-vmm-resolved", resolvedEnv, r)
 	setCloexec(r.Fds, true)
 	return err
 }
@@ -83,26 +60,11 @@ func execResolved(r resolvedFleet) error {
 // (ok): read from its descriptor, which it closes, resolvedEnv unset, the
 // blob descriptors close-on-exec again.
 func takeResolved() (r resolvedFleet, ok bool, err error) {
-	v, ok := os.LookupEnv(resolvedEnv)
-	if !ok {
-		return r, false, nil
+	ok, err = takeJSON(resolvedEnv, "resolved fleet", &r)
+	if ok && err == nil {
+		setCloexec(r.Fds, true)
 	}
-	os.Unsetenv(resolvedEnv)
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return r, true, fmt.Errorf("%s=%q: not a descriptor", resolvedEnv, v)
-	}
-	f := os.NewFile(uintptr(fd), "resolved fleet")
-	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err == nil {
-		err = json.Unmarshal(data, &r)
-	}
-	if err != nil {
-		return r, true, fmt.Errorf("the resolved fleet (%s=%d): %w", resolvedEnv, fd, err)
-	}
-	setCloexec(r.Fds, true)
-	return r, true, nil
+	return r, ok, err
 }
 
 func setCloexec(fds map[string]int, on bool) {

@@ -14,13 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/unipool/unipool/internal/launch"
 	"github.com/unipool/unipool/internal/monitor"
@@ -38,55 +35,15 @@ const RunRequestEnv = "UNIPOOL_RUN_REQUEST_FD"
 // the same pid, output, signals and exit status. It returns only if the
 // exec failed.
 func ExecRun(exe string, req RunRequest) error {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	// Not close-on-exec: the lean binary reads it (TakeRunRequest).
-	fd, err := unix.MemfdCreate("unipool-run-request", 0)
-	if err != nil {
-		return fmt.Errorf("exec %s: %w", exe, err)
-	}
-	for b := data; len(b) > 0; {
-		n, err := unix.Write(fd, b)
-		if err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("exec %s: %w", exe, err)
-		}
-		b = b[n:]
-	}
-	if _, err := unix.Seek(fd, 0, io.SeekStart); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("exec %s: %w", exe, err)
-	}
-	err = syscall.Exec(exe, os.Args, append(os.Environ(), fmt.Sprintf("%s=%d", RunRequestEnv, fd)))
-	unix.Close(fd)
-	return fmt.Errorf("exec %s: %w", exe, err)
+	return fmt.Errorf("exec %s: %w", exe, execWithJSON(exe, "unipool-run-request", RunRequestEnv, req))
 }
 
 // TakeRunRequest is the RunRequest ExecRun handed this process, if any
 // (ok): read from its descriptor, which it closes, and RunRequestEnv
 // unset.
 func TakeRunRequest() (req RunRequest, ok bool, err error) {
-	v, ok := os.LookupEnv(RunRequestEnv)
-	if !ok {
-		return req, false, nil
-	}
-	os.Unsetenv(RunRequestEnv)
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return req, true, fmt.Errorf("%s=%q: not a descriptor", RunRequestEnv, v)
-	}
-	f := os.NewFile(uintptr(fd), "run request")
-	defer f.Close()
-	data, err := io.ReadAll(f)
-	if err == nil {
-		err = json.Unmarshal(data, &req)
-	}
-	if err != nil {
-		return req, true, fmt.Errorf("the run request (%s=%d): %w", RunRequestEnv, fd, err)
-	}
-	return req, true, nil
+	ok, err = takeJSON(RunRequestEnv, "run request", &req)
+	return req, ok, err
 }
 
 // RunRequest is a `unipool run` without --host, its flags parsed and
