@@ -43,14 +43,11 @@ int main(void) { puts("live"); return live_get(1); }
 // inside the unreferenced function and table, none that holds a byte of
 // live code or data. A copying load leaves exactly those out; the
 // image's loaded bytes are those of a link without the list.
-func TestAlignedImageListsThePagesNothingReaches(t *testing.T) {
-	needToolchain(t)
-	dir := t.TempDir()
-	g := buildGuest(t, dir)
-	dead := buildLib(t, dir, "ukdead", srcDead)
-	unused := buildLib(t, dir, "ukunused", srcUnused)
-	app := buildLib(t, dir, "appdce", srcDeadApp)
-	objs, err := ObjectsFromPaths([]string{g.plat, g.boot, g.libc, g.alloc, dead, unused, app}, nil, nil, "")
+// linkAlignedDead links paths aligned (a map of its own in dir, no
+// warning), and returns their objects, the image and its dead-page list.
+func linkAlignedDead(t *testing.T, dir string, paths ...string) ([]Object, *elfimage.Image, []elfimage.PageRange) {
+	t.Helper()
+	objs, err := ObjectsFromPaths(paths, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +64,17 @@ func TestAlignedImageListsThePagesNothingReaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return objs, im, ranges
+}
+
+func TestAlignedImageListsThePagesNothingReaches(t *testing.T) {
+	needToolchain(t)
+	dir := t.TempDir()
+	g := buildGuest(t, dir)
+	dead := buildLib(t, dir, "ukdead", srcDead)
+	unused := buildLib(t, dir, "ukunused", srcUnused)
+	app := buildLib(t, dir, "appdce", srcDeadApp)
+	objs, im, ranges := linkAlignedDead(t, dir, g.plat, g.boot, g.libc, g.alloc, dead, unused, app)
 	sym := func(name string) uint64 {
 		a, ok := im.Symbol(name)
 		if !ok {
@@ -136,7 +144,7 @@ func TestAlignedImageListsThePagesNothingReaches(t *testing.T) {
 	}
 
 	// A copying load reads no dead page, and every other non-zero one.
-	pr, err := loader.PrepareReads(monitor.Unikernel{Name: "image", Image: out}, true)
+	pr, err := loader.PrepareReads(monitor.Unikernel{Name: "image", Image: filepath.Join(dir, "image")}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,23 +228,7 @@ func TestAlignedImageListsTheStringsNothingReaches(t *testing.T) {
 	g := buildGuest(t, dir)
 	strs := buildLib(t, dir, "ukstrs", srcStrs)
 	app := buildLib(t, dir, "appstrs", srcStrsApp)
-	objs, err := ObjectsFromPaths([]string{g.plat, g.boot, g.libc, g.alloc, strs, app}, nil, nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "image")
-	res := mustLink(t, Options{Layout: LayoutAligned, Objects: objs, Output: out, MapPath: filepath.Join(dir, "map.json")})
-	for _, w := range res.Warnings {
-		t.Errorf("link warning: %s", w)
-	}
-	im, err := elfimage.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ranges, err := im.DeadPages()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, im, ranges := linkAlignedDead(t, dir, g.plat, g.boot, g.libc, g.alloc, strs, app)
 	// Where each string is: found by its bytes.
 	find := func(b string) uint64 {
 		t.Helper()
